@@ -1,0 +1,19 @@
+//! The replicated state (Consul's state store): KV today, the catalog of
+//! nodes, services and checks next. It defines the Raft log payload
+//! (`Command`, `Proposal`) and how it applies, and the watch hub that wakes
+//! blocking queries.
+//!
+//! Invariant: this module does no IO, reads no clock, uses no randomness and
+//! spawns no tasks. The leader stamps any time-dependent value into a
+//! `Command` before proposing it, so every replica applies identically.
+
+pub mod command;
+pub mod kv;
+pub mod state;
+pub mod txn;
+pub mod watch;
+
+pub use command::{Command, CommandResult, Proposal};
+pub use kv::{KvEntry, KvTable};
+pub use state::{Changes, State};
+pub use watch::{KvWatch, KvWatchHub};

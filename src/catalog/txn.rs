@@ -1,0 +1,382 @@
+//! `/v1/txn`: a list of operations applied atomically. Every op runs
+//! against the live table while an undo log records what it changed; the
+//! first failure rolls everything back, so a failing op leaves nothing
+//! applied.
+
+use super::kv::{KvEntry, KvTable};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The KV verbs of Consul's transaction API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvVerb {
+    Set,
+    Cas,
+    Lock,
+    Unlock,
+    Get,
+    GetOrEmpty,
+    GetTree,
+    CheckIndex,
+    CheckSession,
+    CheckNotExists,
+    Delete,
+    DeleteTree,
+    DeleteCas,
+}
+
+impl KvVerb {
+    pub fn parse(s: &str) -> Option<KvVerb> {
+        Some(match s {
+            "set" => KvVerb::Set,
+            "cas" => KvVerb::Cas,
+            "lock" => KvVerb::Lock,
+            "unlock" => KvVerb::Unlock,
+            "get" => KvVerb::Get,
+            "get-or-empty" => KvVerb::GetOrEmpty,
+            "get-tree" => KvVerb::GetTree,
+            "check-index" => KvVerb::CheckIndex,
+            "check-session" => KvVerb::CheckSession,
+            "check-not-exists" => KvVerb::CheckNotExists,
+            "delete" => KvVerb::Delete,
+            "delete-tree" => KvVerb::DeleteTree,
+            "delete-cas" => KvVerb::DeleteCas,
+            _ => return None,
+        })
+    }
+
+    /// Whether the verb only reads (a transaction of only reads needs no Raft write).
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            KvVerb::Get
+                | KvVerb::GetOrEmpty
+                | KvVerb::GetTree
+                | KvVerb::CheckIndex
+                | KvVerb::CheckSession
+                | KvVerb::CheckNotExists
+        )
+    }
+}
+
+/// One KV operation of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvOp {
+    pub verb: KvVerb,
+    pub key: String,
+    pub value: Bytes,
+    pub flags: u64,
+    pub index: u64,
+    pub session: String,
+}
+
+/// One operation of a transaction. Node, service and check operations
+/// arrive with the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    Kv(KvOp),
+}
+
+impl TxnOp {
+    pub fn is_read(&self) -> bool {
+        match self {
+            TxnOp::Kv(op) => op.verb.is_read(),
+        }
+    }
+}
+
+/// The result of one successful op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnResultItem {
+    /// A KV entry; `with_value` is false for writes, whose results carry a null value.
+    Kv { entry: KvEntry, with_value: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnError {
+    pub op_index: usize,
+    pub what: String,
+}
+
+/// The outcome of a transaction: results when applied, errors when rolled back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnOutcome {
+    pub results: Vec<TxnResultItem>,
+    pub errors: Vec<TxnError>,
+}
+
+/// What an op changed, to undo it on failure.
+#[derive(Default)]
+struct Undo {
+    saved: HashMap<String, (Option<KvEntry>, Option<u64>)>,
+}
+
+impl Undo {
+    fn remember(&mut self, kv: &KvTable, key: &str) {
+        if !self.saved.contains_key(key) {
+            let entry = kv.entries.get(key).cloned();
+            let tomb = kv.tombstones.get(key).copied();
+            self.saved.insert(key.to_string(), (entry, tomb));
+        }
+    }
+
+    fn rollback(self, kv: &mut KvTable) {
+        for (key, (entry, tomb)) in self.saved {
+            match entry {
+                Some(e) => {
+                    kv.entries.insert(key.clone(), e);
+                }
+                None => {
+                    kv.entries.remove(&key);
+                }
+            }
+            match tomb {
+                Some(i) => {
+                    kv.tombstones.insert(key, i);
+                }
+                None => {
+                    kv.tombstones.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a transaction at raft `index`. `changed` receives the keys written.
+/// `session_exists` answers whether a session ID is live (sessions arrive
+/// with the coordination work; until then none exists).
+pub fn apply(
+    kv: &mut KvTable,
+    index: u64,
+    ops: &[TxnOp],
+    changed: &mut Vec<String>,
+    session_exists: &dyn Fn(&str) -> bool,
+) -> TxnOutcome {
+    let mut undo = Undo::default();
+    let mut results = Vec::new();
+    let mut touched = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let TxnOp::Kv(op) = op;
+        match apply_kv(kv, index, op, &mut undo, &mut results, &mut touched, session_exists) {
+            Ok(()) => {}
+            Err(what) => {
+                undo.rollback(kv);
+                return TxnOutcome { results: Vec::new(), errors: vec![TxnError { op_index: i, what }] };
+            }
+        }
+    }
+    changed.extend(touched);
+    TxnOutcome { results, errors: Vec::new() }
+}
+
+/// Runs a read-only transaction (every op `is_read`) without changing anything.
+pub fn read(kv: &KvTable, ops: &[TxnOp]) -> TxnOutcome {
+    let mut results = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let TxnOp::Kv(op) = op;
+        if let Err(what) = read_kv(kv, op, &mut results) {
+            return TxnOutcome { results: Vec::new(), errors: vec![TxnError { op_index: i, what }] };
+        }
+    }
+    TxnOutcome { results, errors: Vec::new() }
+}
+
+/// The read verbs, shared by read-only and read-write transactions.
+fn read_kv(kv: &KvTable, op: &KvOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
+    let key = op.key.as_str();
+    match op.verb {
+        KvVerb::Get => match kv.get(key) {
+            Some(e) => results.push(TxnResultItem::Kv { entry: e.clone(), with_value: true }),
+            None => return Err(format!("key {key:?} doesn't exist")),
+        },
+        KvVerb::GetOrEmpty => {
+            if let Some(e) = kv.get(key) {
+                results.push(TxnResultItem::Kv { entry: e.clone(), with_value: true });
+            }
+        }
+        KvVerb::GetTree => {
+            for e in kv.list(key) {
+                results.push(TxnResultItem::Kv { entry: e.clone(), with_value: true });
+            }
+        }
+        KvVerb::CheckIndex => match kv.get(key) {
+            Some(e) if e.modify_index == op.index => {
+                results.push(TxnResultItem::Kv { entry: e.clone(), with_value: false })
+            }
+            Some(e) => return Err(format!("current modify index {} != {}", e.modify_index, op.index)),
+            None => return Err(format!("key {key:?} doesn't exist")),
+        },
+        KvVerb::CheckSession => match kv.get(key) {
+            Some(e) if e.session.as_deref() == Some(op.session.as_str()) => {
+                results.push(TxnResultItem::Kv { entry: e.clone(), with_value: false })
+            }
+            Some(e) => {
+                return Err(format!(
+                    "current session {:?} != {:?}",
+                    e.session.clone().unwrap_or_default(),
+                    op.session
+                ))
+            }
+            None => return Err(format!("key {key:?} doesn't exist")),
+        },
+        KvVerb::CheckNotExists => {
+            if kv.get(key).is_some() {
+                return Err(format!("key {key:?} exists"));
+            }
+        }
+        _ => return Err(format!("verb {:?} is not a read", op.verb)),
+    }
+    Ok(())
+}
+
+fn apply_kv(
+    kv: &mut KvTable,
+    index: u64,
+    op: &KvOp,
+    undo: &mut Undo,
+    results: &mut Vec<TxnResultItem>,
+    touched: &mut Vec<String>,
+    session_exists: &dyn Fn(&str) -> bool,
+) -> Result<(), String> {
+    let key = op.key.as_str();
+    let push_written = |kv: &KvTable, results: &mut Vec<TxnResultItem>| {
+        if let Some(e) = kv.get(key) {
+            results.push(TxnResultItem::Kv { entry: e.clone(), with_value: false });
+        }
+    };
+    match op.verb {
+        KvVerb::Set => {
+            undo.remember(kv, key);
+            kv.set(index, key, op.value.clone(), op.flags);
+            touched.push(key.to_string());
+            push_written(kv, results);
+        }
+        KvVerb::Cas => {
+            undo.remember(kv, key);
+            if !kv.cas(index, key, op.value.clone(), op.flags, op.index) {
+                return Err(format!("failed to set key {key:?}, index is stale"));
+            }
+            touched.push(key.to_string());
+            push_written(kv, results);
+        }
+        KvVerb::Lock => {
+            if !session_exists(&op.session) {
+                return Err(format!("failed to lock key {key:?}: invalid session {:?}", op.session));
+            }
+            undo.remember(kv, key);
+            let held_by_other = kv.get(key).and_then(|e| e.session.as_deref()).is_some_and(|s| s != op.session);
+            if held_by_other {
+                return Err(format!("failed to lock key {key:?}, lock is already held"));
+            }
+            let relock = kv.get(key).and_then(|e| e.session.as_deref()) == Some(op.session.as_str());
+            kv.set(index, key, op.value.clone(), op.flags);
+            if let Some(e) = kv.entries.get_mut(key) {
+                if !relock {
+                    e.lock_index += 1;
+                }
+                e.session = Some(op.session.clone());
+            }
+            touched.push(key.to_string());
+            push_written(kv, results);
+        }
+        KvVerb::Unlock => {
+            let holder = kv.get(key).and_then(|e| e.session.clone());
+            if holder.as_deref() != Some(op.session.as_str()) {
+                return Err(format!("failed to unlock key {key:?}, lock isn't held, or is held by another session"));
+            }
+            undo.remember(kv, key);
+            kv.set(index, key, op.value.clone(), op.flags);
+            if let Some(e) = kv.entries.get_mut(key) {
+                e.session = None;
+            }
+            touched.push(key.to_string());
+            push_written(kv, results);
+        }
+        KvVerb::Get
+        | KvVerb::GetOrEmpty
+        | KvVerb::GetTree
+        | KvVerb::CheckIndex
+        | KvVerb::CheckSession
+        | KvVerb::CheckNotExists => read_kv(kv, op, results)?,
+        KvVerb::Delete => {
+            undo.remember(kv, key);
+            if kv.delete(index, key) {
+                touched.push(key.to_string());
+            }
+        }
+        KvVerb::DeleteTree => {
+            let keys: Vec<String> = kv.list(key).map(|e| e.key.clone()).collect();
+            for k in &keys {
+                undo.remember(kv, k);
+            }
+            for k in kv.delete_tree(index, key) {
+                touched.push(k);
+            }
+        }
+        KvVerb::DeleteCas => {
+            undo.remember(kv, key);
+            if !kv.delete_cas(index, key, op.index) {
+                return Err(format!("failed to delete key {key:?}, index is stale"));
+            }
+            touched.push(key.to_string());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(verb: KvVerb, key: &str, value: &str, index: u64) -> TxnOp {
+        TxnOp::Kv(KvOp {
+            verb,
+            key: key.into(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            flags: 0,
+            index,
+            session: String::new(),
+        })
+    }
+
+    #[test]
+    fn failing_op_rolls_back_everything() {
+        let mut kv = KvTable::default();
+        kv.set(1, "keep", Bytes::from_static(b"v"), 0);
+        let mut changed = Vec::new();
+        let out = apply(
+            &mut kv,
+            2,
+            &[
+                op(KvVerb::Set, "a", "1", 0),
+                op(KvVerb::Delete, "keep", "", 0),
+                op(KvVerb::Cas, "b", "2", 99),
+            ],
+            &mut changed,
+            &|_| false,
+        );
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].op_index, 2);
+        assert!(kv.get("a").is_none());
+        assert_eq!(kv.get("keep").unwrap().modify_index, 1);
+        assert!(kv.tombstones.is_empty());
+        assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn successful_txn_reports_results() {
+        let mut kv = KvTable::default();
+        let mut changed = Vec::new();
+        let out = apply(
+            &mut kv,
+            3,
+            &[op(KvVerb::Set, "a", "1", 0), op(KvVerb::Get, "a", "", 0), op(KvVerb::CheckNotExists, "zz", "", 0)],
+            &mut changed,
+            &|_| false,
+        );
+        assert!(out.errors.is_empty());
+        assert_eq!(out.results.len(), 2);
+        assert_eq!(changed, vec!["a"]);
+    }
+}

@@ -1,0 +1,152 @@
+//! The `consul` command line: Go-style flags (`goflag`), one file per
+//! subcommand, Consul's messages and exit codes. Every command except
+//! `agent` talks to a running agent over HTTP through `api::Client`.
+
+pub mod agent;
+pub mod goflag;
+pub mod keygen;
+pub mod kv;
+pub mod validate;
+pub mod version;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
+
+#[derive(Parser, Debug)]
+#[command(name = "consul", disable_help_subcommand = true, disable_version_flag = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs a Consul agent
+    Agent(agent::AgentArgs),
+    /// Interact with the key-value store
+    Kv(kv::KvArgs),
+    /// Generates a new encryption key
+    Keygen(keygen::KeygenArgs),
+    /// Validate config files/directories
+    Validate(validate::ValidateArgs),
+    /// Prints the Consul version
+    Version(version::VersionArgs),
+}
+
+/// Flags every command that talks to an agent takes (Consul's HTTP flags).
+#[derive(Args, Debug, Default, Clone)]
+pub struct HttpFlags {
+    #[arg(long = "http-addr", help = "The `address` and port of the Consul HTTP agent (CONSUL_HTTP_ADDR)")]
+    pub http_addr: Option<String>,
+    #[arg(long = "token", help = "ACL token to use in the request (CONSUL_HTTP_TOKEN)")]
+    pub token: Option<String>,
+    #[arg(long = "token-file", help = "File containing the ACL token to use in the request (CONSUL_HTTP_TOKEN_FILE)")]
+    pub token_file: Option<String>,
+    #[arg(long = "ca-file", hide = true)]
+    pub ca_file: Option<String>,
+    #[arg(long = "ca-path", hide = true)]
+    pub ca_path: Option<String>,
+    #[arg(long = "client-cert", hide = true)]
+    pub client_cert: Option<String>,
+    #[arg(long = "client-key", hide = true)]
+    pub client_key: Option<String>,
+    #[arg(long = "tls-server-name", hide = true)]
+    pub tls_server_name: Option<String>,
+    #[arg(long = "datacenter", help = "Name of the datacenter to query")]
+    pub datacenter: Option<String>,
+    #[arg(long = "stale", num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "Permit any Consul server (non-leader) to respond to this request")]
+    pub stale: Option<bool>,
+}
+
+impl HttpFlags {
+    pub fn client(&self) -> Result<crate::api::Client, String> {
+        let cfg = crate::api::ClientConfig::resolve(
+            self.http_addr.as_deref(),
+            self.token.as_deref(),
+            self.token_file.as_deref(),
+            self.datacenter.as_deref(),
+        )?;
+        crate::api::Client::new(cfg)
+    }
+
+    pub fn stale(&self) -> bool {
+        self.stale.unwrap_or(false)
+    }
+}
+
+const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
+
+Available commands are:
+    agent          Runs a Consul agent
+    keygen         Generates a new encryption key
+    kv             Interact with the key-value store
+    validate       Validate config files/directories
+    version        Prints the Consul version
+";
+
+/// Runs the CLI on `args` (argv including the program name) and returns
+/// the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let first = args.get(1).and_then(|a| a.to_str()).map(str::to_string);
+    match first.as_deref() {
+        None => {
+            eprint!("{USAGE}");
+            return 127;
+        }
+        Some("-v" | "-version" | "--version") => return version::run(&version::VersionArgs::default()),
+        Some("-h" | "-help" | "--help" | "help") => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Some(cmd) if Cli::command().find_subcommand(cmd).is_none() => {
+            eprint!("{USAGE}");
+            return 127;
+        }
+        _ => {}
+    }
+    let root = Cli::command();
+    let args = match goflag::normalize(&root, args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let matches = match root.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 1,
+                _ => 1,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return 1;
+        }
+    };
+    match cli.command {
+        Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
+        Command::Kv(k) => kv::run(k),
+        Command::Keygen(k) => keygen::run(&k),
+        Command::Validate(v) => validate::run(&v),
+        Command::Version(v) => version::run(&v),
+    }
+}
+
+/// Runs an async CLI command on a small runtime.
+pub fn block_on<F: std::future::Future<Output = i32>>(fut: F) -> i32 {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("Error starting the runtime: {e}");
+            1
+        }
+    }
+}

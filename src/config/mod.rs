@@ -1,0 +1,328 @@
+//! Agent configuration: reading config files and directories, merging them
+//! with flags in Consul's order, applying defaults and validating.
+//!
+//! Owns: the config file format (`file.rs`), merge rules (`merge.rs`), and
+//! the resolved `RuntimeConfig` (`runtime.rs`). Must not open sockets or
+//! spawn tasks; the only IO is reading config files (and, to pick a default
+//! advertise address, listing interface addresses).
+
+pub mod file;
+pub mod merge;
+pub mod runtime;
+
+pub use runtime::{LogLevel, RuntimeConfig};
+
+use file::{FileConfig, Support};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Where a config source comes from, in flag order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+/// The format of config files; by default chosen by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Hcl,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" => Some(Format::Json),
+            "hcl" => Some(Format::Hcl),
+            _ => None,
+        }
+    }
+}
+
+/// Everything `load` needs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub dev: bool,
+    pub sources: Vec<SourceSpec>,
+    pub format: Option<Format>,
+    /// Config keys set by command-line flags; merged last so they win.
+    pub flags: Option<Value>,
+    /// Config keys merged before any file (defaults a caller supplies).
+    pub defaults: Option<Value>,
+}
+
+/// A loaded configuration and the warnings produced while loading it.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: RuntimeConfig,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Error reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("Error parsing {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("Error parsing {path}: config key {key:?} is not supported yet by this agent; refusing to start rather than ignore it, because ignoring it would change security or semantics")]
+    Unsupported { path: String, key: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One parsed source, kept with its name for messages.
+struct Source {
+    name: String,
+    value: Value,
+    parsed: FileConfig,
+}
+
+/// Loads, merges and validates the configuration.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
+    load_with_interfaces(opts, &runtime::interface_addrs)
+}
+
+/// As `load`, with the interface list injected (tests use this to play the
+/// handbook's network environments).
+pub fn load_with_interfaces(
+    opts: &LoadOptions,
+    interfaces: &dyn Fn() -> Vec<std::net::IpAddr>,
+) -> Result<Loaded, ConfigError> {
+    let mut sources = Vec::new();
+    if let Some(defaults) = &opts.defaults {
+        let parsed = parse_value("defaults", defaults.clone())?;
+        sources.push(Source { name: "defaults".into(), value: defaults.clone(), parsed });
+    }
+    for spec in &opts.sources {
+        for path in expand(spec, opts.format)? {
+            sources.push(read_source(&path, opts.format)?);
+        }
+    }
+    if let Some(flags) = &opts.flags {
+        let parsed = parse_value("command-line flags", flags.clone())?;
+        sources.push(Source { name: "command-line flags".into(), value: flags.clone(), parsed });
+    }
+
+    let mut warnings = Vec::new();
+    let mut merged = Value::Object(Default::default());
+    for mut source in sources {
+        for (key, support) in source.parsed.unsupported_keys() {
+            match support {
+                Support::IgnoredWithWarning => warnings.push(format!(
+                    "The {key:?} field is accepted for compatibility but not supported yet; it is ignored (in {})",
+                    source.name
+                )),
+                Support::Refused => return Err(ConfigError::Unsupported { path: source.name, key }),
+            }
+        }
+        merge::normalize(&mut source.value);
+        merge::merge(&mut merged, source.value);
+    }
+    let file = parse_value("merged configuration", merged)?;
+    let config = runtime::build(file, opts.dev, &mut warnings, interfaces)?;
+    Ok(Loaded { config, warnings })
+}
+
+/// Lists the files a source names: a file itself, or a directory's config
+/// files in lexical order (not recursive, as Consul).
+fn expand(spec: &SourceSpec, format: Option<Format>) -> Result<Vec<PathBuf>, ConfigError> {
+    match spec {
+        SourceSpec::File(p) => Ok(vec![p.clone()]),
+        SourceSpec::Dir(dir) => {
+            let io = |source| ConfigError::Io { path: dir.display().to_string(), source };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let path = entry.path();
+                // Follow symlinks; skip directories.
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                if meta.is_dir() {
+                    continue;
+                }
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                let wanted = match format {
+                    Some(_) => true,
+                    None => ext == "json" || ext == "hcl",
+                };
+                if wanted {
+                    files.push(path);
+                }
+            }
+            files.sort();
+            Ok(files)
+        }
+    }
+}
+
+fn read_source(path: &Path, format: Option<Format>) -> Result<Source, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: name.clone(), source })?;
+    let format = format.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
+        Some("hcl") => Format::Hcl,
+        _ => Format::Json,
+    });
+    match format {
+        Format::Json => parse_json_text(&name, &text),
+        Format::Hcl => Err(ConfigError::Parse {
+            path: name,
+            message: "HCL config files are not supported yet; use JSON (-config-format=json)".into(),
+        }),
+    }
+}
+
+/// Parses one JSON source, naming the key and line of any problem.
+fn parse_json_text(name: &str, text: &str) -> Result<Source, ConfigError> {
+    let parse_err = |message: String| ConfigError::Parse { path: name.to_string(), message };
+    let value: Value = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    if !value.is_object() {
+        return Err(parse_err("the top level must be a JSON object".into()));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed: FileConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let line = e.inner().line();
+        let column = e.inner().column();
+        parse_err(describe(e.path().to_string(), &e.inner().to_string(), Some((line, column))))
+    })?;
+    Ok(Source { name: name.to_string(), value, parsed })
+}
+
+fn parse_value(name: &str, value: Value) -> Result<FileConfig, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
+        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), None) }
+    })
+}
+
+/// Rewrites serde's messages into Consul's kind: `invalid config key x.y`.
+fn describe(path: String, inner: &str, pos: Option<(usize, usize)>) -> String {
+    // serde_json appends " at line L column C" itself; strip it to re-add uniformly.
+    let msg = match inner.rfind(" at line ") {
+        Some(i) => &inner[..i],
+        None => inner,
+    };
+    let at = pos.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        // The path already ends with the unknown field in recent serde_path_to_error.
+        let key = if path.ends_with(field) || path == "." {
+            if path == "." { field.to_string() } else { path }
+        } else {
+            format!("{path}.{field}")
+        };
+        return format!("invalid config key {key}{at}");
+    }
+    if path == "." {
+        format!("{msg}{at}")
+    } else {
+        format!("{path}: {msg}{at}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_texts(files: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let mut f = std::fs::File::create(dir.path().join(name)).unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+        }
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            ..Default::default()
+        };
+        load_with_interfaces(&opts, &|| vec!["192.168.1.11".parse().unwrap()])
+    }
+
+    #[test]
+    fn handbook_server_config_parses() {
+        let text = r#"{
+            "bind_addr": "192.168.1.11", "datacenter": "dc1", "data_dir": "/var/consul",
+            "encrypt": "EXz7LFN8hpQ4id8EDYiFoQ==", "log_level": "INFO", "enable_syslog": true,
+            "enable_debug": true, "node_name": "ConsulServer1", "server": true, "bootstrap_expect": 3,
+            "leave_on_terminate": false, "skip_leave_on_interrupt": true, "rejoin_after_leave": true,
+            "retry_interval": "30s",
+            "retry_join": ["192.168.1.11:8301", "192.168.1.12:8301", "192.168.1.13:8301"]
+        }"#;
+        let loaded = load_texts(&[("config.json", text)]).unwrap();
+        let c = loaded.config;
+        assert!(c.server);
+        assert_eq!(c.bootstrap_expect, 3);
+        assert_eq!(c.retry_join.len(), 3);
+        assert_eq!(c.node_name, "ConsulServer1");
+        assert!(loaded.warnings.iter().any(|w| w.contains("enable_syslog")));
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_line() {
+        let err = load_texts(&[("a.json", "{\n \"data_dir\": \"/x\",\n \"bogus_key\": 1\n}")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("a.json"), "{msg}");
+        assert!(msg.contains("invalid config key bogus_key"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn nested_unknown_key_has_path() {
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"ports\": {\"htp\": 1}}")]).unwrap_err();
+        assert!(err.to_string().contains("invalid config key ports.htp"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\",\n\"bootstrap_expect\": \"3\"}")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bootstrap_expect"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn bad_duration_names_key() {
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"retry_interval\": \"30\"}")]).unwrap_err();
+        assert!(err.to_string().contains("retry_interval"), "{err}");
+    }
+
+    #[test]
+    fn refused_key() {
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"acl\": {\"enabled\": true, \"default_policy\": \"deny\"}}")])
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("acl.enabled"));
+    }
+
+    #[test]
+    fn invalid_json_names_line() {
+        let err = load_texts(&[("a.json", "{\n\"data_dir\": \"/x\",,\n}")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("a.json") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn directory_merge_in_lexical_order() {
+        let loaded = load_texts(&[
+            ("b.json", r#"{"datacenter": "dc2", "retry_join": ["b"], "service": {"name": "web"}}"#),
+            ("a.json", r#"{"data_dir": "/x", "datacenter": "dc1", "retry_join": ["a"], "services": [{"name": "db"}]}"#),
+            ("ignored.txt", "not json"),
+        ])
+        .unwrap();
+        assert_eq!(loaded.config.datacenter, "dc2");
+        assert_eq!(loaded.config.retry_join, vec!["a", "b"]);
+        let names: Vec<_> = loaded.config.services.iter().map(|s| s.name.clone().unwrap()).collect();
+        assert_eq!(names, vec!["db", "web"]);
+    }
+
+    #[test]
+    fn handbook_client_config_with_legacy_script_check() {
+        let text = r#"{"bind_addr": "192.168.1.21", "datacenter": "dc1", "data_dir": "/var/consul",
+            "node_name": "ConsulClient", "server": false,
+            "service": {"name": "Apache", "tags": ["HTTP"], "port": 80,
+              "check": {"script": "curl localhost >/dev/null 2>&1", "interval": "10s"}},
+            "rejoin_after_leave": true, "retry_join": ["192.168.1.11", "192.168.1.12", "192.168.1.13"]}"#;
+        let c = load_texts(&[("config.json", text)]).unwrap().config;
+        assert_eq!(c.services.len(), 1);
+        assert!(c.services[0].check.as_ref().unwrap().script.is_some());
+        assert!(c.leave_on_terminate && !c.skip_leave_on_interrupt);
+    }
+}

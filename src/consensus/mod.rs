@@ -1,0 +1,145 @@
+//! Consensus: openraft wired to our storage and state machine.
+//!
+//! Owns: the Raft type configuration (`typ`), the on-disk log (`wal`,
+//! `log_store`), the state machine and snapshots (`state_machine`,
+//! `snapshot`), write batching (`proposer`), grouped linearizable reads
+//! (`reads`) and the Raft transport (`network`). Must not define what
+//! commands mean: that is `catalog::State::apply`.
+
+pub mod log_store;
+pub mod network;
+pub mod proposer;
+pub mod reads;
+pub mod snapshot;
+pub mod state_machine;
+pub mod typ;
+pub mod wal;
+
+use log_store::LogStore;
+use proposer::Proposer;
+use reads::ReadBarrier;
+use state_machine::{StateMachine, Store};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use typ::{NodeId, Raft, RaftNode};
+
+/// What the consensus layer needs to start.
+#[derive(Clone, Debug)]
+pub struct ConsensusConfig {
+    /// `data_dir/raft`, or `None` to keep everything in memory (`-dev`).
+    pub raft_dir: Option<PathBuf>,
+    pub node_id: NodeId,
+    pub node: RaftNode,
+    pub datacenter: String,
+    /// Consul's `performance.raft_multiplier`; scales every Raft timeout.
+    pub raft_multiplier: u32,
+    /// Tighter timings for `-dev`.
+    pub dev: bool,
+    pub snapshot_threshold: u64,
+    pub trailing_logs: u64,
+    /// Form a single-voter cluster of this server if none exists yet.
+    pub bootstrap: bool,
+}
+
+impl ConsensusConfig {
+    /// Raft timings. Consul's Raft at multiplier 1 uses a 1 s heartbeat
+    /// timeout and election timeout and sends heartbeats at a tenth of that;
+    /// openraft's election timeout is randomised in [min, max), so
+    /// [1 s, 2 s) × multiplier matches HashiCorp Raft's [T, 2T).
+    pub fn raft_config(&self) -> Result<openraft::Config, String> {
+        let m = u64::from(self.raft_multiplier.max(1));
+        let (heartbeat, elect_min) = if self.dev { (50, 150) } else { (100 * m, 1000 * m) };
+        let cfg = openraft::Config {
+            cluster_name: self.datacenter.clone(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: elect_min,
+            election_timeout_max: elect_min * 2,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold.max(1)),
+            max_in_snapshot_log_to_keep: self.trailing_logs,
+            ..Default::default()
+        };
+        cfg.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// A running Raft node with its stores.
+#[derive(Clone)]
+pub struct Consensus {
+    pub raft: Raft,
+    pub store: Arc<Store>,
+    pub log: LogStore,
+    pub proposer: Proposer,
+    pub reads: ReadBarrier,
+    pub node_id: NodeId,
+    pub node: RaftNode,
+}
+
+impl Consensus {
+    pub async fn start(cfg: ConsensusConfig, tasks: &tokio_util::task::TaskTracker) -> Result<Consensus, String> {
+        let raft_config = Arc::new(cfg.raft_config()?);
+        let (log, snapshot_dir) = match &cfg.raft_dir {
+            Some(dir) => {
+                let (log, torn) = LogStore::open(dir)?;
+                if torn > 0 {
+                    tracing::warn!(target: "agent.server.raft", bytes = torn, "discarded a torn tail of the raft log (an unacknowledged write cut short by a crash)");
+                }
+                (log, Some(dir.join("snapshots")))
+            }
+            None => (LogStore::memory(), None),
+        };
+        let (sm, store) = StateMachine::open(snapshot_dir)?;
+        let raft = Raft::new(cfg.node_id, raft_config, network::Network, log.clone(), sm)
+            .await
+            .map_err(|e| format!("starting raft: {e}"))?;
+        if cfg.bootstrap {
+            let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
+            if !initialized {
+                let mut members = BTreeMap::new();
+                members.insert(cfg.node_id, cfg.node.clone());
+                tracing::info!(target: "agent.server.raft", node = %cfg.node, "bootstrapping a single-server raft cluster");
+                if let Err(e) = raft.initialize(members).await {
+                    return Err(format!("bootstrapping raft: {e}"));
+                }
+            }
+        }
+        let proposer = Proposer::spawn(raft.clone(), tasks);
+        let reads = ReadBarrier::spawn(raft.clone(), tasks);
+        Ok(Consensus { raft, store, log, proposer, reads, node_id: cfg.node_id, node: cfg.node })
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<(NodeId, RaftNode)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id).cloned()?;
+        Some((id, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// Waits (up to `timeout`) for a leader to be known.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if rx.borrow().current_leader.is_some() {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(target: "agent.server.raft", error = %e, "raft shutdown");
+        }
+    }
+}

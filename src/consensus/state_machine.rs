@@ -1,0 +1,244 @@
+//! openraft's state machine: applies committed log entries to the
+//! in-memory `catalog::State`, wakes the watchers of what changed, and
+//! builds and installs snapshots.
+//!
+//! Like Consul, the state lives in memory and is rebuilt on start from the
+//! newest snapshot plus the log after it.
+
+use super::snapshot::{self, StoredSnapshot};
+use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::catalog::{Changes, CommandResult, KvWatchHub, State};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, StorageIOError};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
+
+/// The replicated state as readers see it. Shared by the state machine
+/// (the only writer) and every reader.
+pub struct Store {
+    state: RwLock<State>,
+    kv_hub: Arc<KvWatchHub>,
+    applied_tx: watch::Sender<u64>,
+    meta: Mutex<AppliedMeta>,
+}
+
+#[derive(Clone, Default)]
+struct AppliedMeta {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl Store {
+    fn new(state: State, meta: AppliedMeta) -> Arc<Store> {
+        let applied = meta.last_applied.map(|l| l.index).unwrap_or(0);
+        Arc::new(Store {
+            state: RwLock::new(state),
+            kv_hub: KvWatchHub::new(),
+            applied_tx: watch::Sender::new(applied),
+            meta: Mutex::new(meta),
+        })
+    }
+
+    /// Runs `f` against the current state under a read lock. Keep `f`
+    /// short and copy out what is needed: writers wait while it runs.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    pub fn kv_hub(&self) -> &Arc<KvWatchHub> {
+        &self.kv_hub
+    }
+
+    /// The last applied raft index.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+
+    /// Notifies on every applied batch.
+    pub fn subscribe_applied(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    pub fn membership(&self) -> StoredMembership {
+        self.lock_meta().membership.clone()
+    }
+
+    fn lock_meta(&self) -> std::sync::MutexGuard<'_, AppliedMeta> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, changes: Changes, applied: Option<LogId>) {
+        for key in &changes.kv_keys {
+            self.kv_hub.key_changed(key);
+        }
+        for prefix in &changes.kv_trees {
+            self.kv_hub.tree_changed(prefix);
+        }
+        if let Some(l) = applied {
+            self.applied_tx.send_replace(l.index);
+        }
+    }
+}
+
+/// The openraft-facing state machine.
+pub struct StateMachine {
+    store: Arc<Store>,
+    snapshot_dir: Option<PathBuf>,
+    /// The newest snapshot, shared with builders (which replace it).
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, openraft::AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    /// Opens the state machine, loading the newest snapshot from
+    /// `snapshot_dir` (none with `-dev`).
+    pub fn open(snapshot_dir: Option<PathBuf>) -> Result<(StateMachine, Arc<Store>), String> {
+        let loaded = match &snapshot_dir {
+            Some(dir) => snapshot::load_latest(dir).map_err(|e| format!("{e}; refusing to start"))?,
+            None => None,
+        };
+        let (state, meta) = match &loaded {
+            Some(s) => {
+                let state: State =
+                    postcard::from_bytes(&s.data).map_err(|e| format!("decoding snapshot state: {e}"))?;
+                (state, AppliedMeta { last_applied: s.meta.last_log_id, membership: s.meta.last_membership.clone() })
+            }
+            None => (State::default(), AppliedMeta::default()),
+        };
+        let store = Store::new(state, meta);
+        Ok((StateMachine { store: store.clone(), snapshot_dir, current: Arc::new(Mutex::new(loaded)) }, store))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let m = self.store.lock_meta().clone();
+        Ok((m.last_applied, m.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut responses = Vec::new();
+        let mut changes = Changes::default();
+        let mut last = None;
+        let mut membership = None;
+        {
+            let mut state = self.store.state.write().unwrap_or_else(|e| e.into_inner());
+            for entry in entries {
+                last = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => responses.push(Vec::new()),
+                    EntryPayload::Normal(proposal) => {
+                        let index = entry.log_id.index;
+                        let results =
+                            proposal.commands().iter().map(|cmd| state.apply(index, cmd, &mut changes)).collect();
+                        responses.push(results);
+                    }
+                    EntryPayload::Membership(m) => {
+                        membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                        responses.push(Vec::new());
+                    }
+                }
+            }
+        }
+        {
+            let mut meta = self.store.lock_meta();
+            if last.is_some() {
+                meta.last_applied = last;
+            }
+            if let Some(m) = membership {
+                meta.membership = m;
+            }
+        }
+        self.store.publish(changes, last);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { store: self.store.clone(), snapshot_dir: self.snapshot_dir.clone(), current: self.current.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let state: State = postcard::from_bytes(&data).map_err(sm_err)?;
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        if let Some(dir) = &self.snapshot_dir {
+            let dir = dir.clone();
+            let s = stored.clone();
+            tokio::task::spawn_blocking(move || snapshot::save(&dir, &s)).await.map_err(snap_err)?.map_err(snap_err)?;
+        }
+        {
+            let mut guard = self.store.state.write().unwrap_or_else(|e| e.into_inner());
+            *guard = state;
+        }
+        {
+            let mut m = self.store.lock_meta();
+            m.last_applied = meta.last_log_id;
+            m.membership = meta.last_membership.clone();
+        }
+        // Everything may have changed: wake every watcher.
+        self.store.publish(Changes { kv_keys: Vec::new(), kv_trees: vec![String::new()] }, meta.last_log_id);
+        *lock(&self.current) = Some(stored);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let current = lock(&self.current);
+        Ok(current.as_ref().map(|s| Snapshot { meta: s.meta.clone(), snapshot: Box::new(Cursor::new(s.data.clone())) }))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Serializes the state at the applied index into a snapshot.
+pub struct SnapshotBuilder {
+    store: Arc<Store>,
+    snapshot_dir: Option<PathBuf>,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Take the state and its applied index under one lock so they match.
+        let (data, meta) = {
+            let state = self.store.state.read().unwrap_or_else(|e| e.into_inner());
+            let meta = self.store.lock_meta().clone();
+            (postcard::to_allocvec(&*state).map_err(snap_err)?, meta)
+        };
+        let snapshot_id = match meta.last_applied {
+            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
+            None => "0-0".to_string(),
+        };
+        let snap_meta = SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership, snapshot_id };
+        let stored = StoredSnapshot { meta: snap_meta.clone(), data };
+        if let Some(dir) = &self.snapshot_dir {
+            let dir = dir.clone();
+            let s = stored.clone();
+            tokio::task::spawn_blocking(move || snapshot::save(&dir, &s)).await.map_err(snap_err)?.map_err(snap_err)?;
+        }
+        let data = stored.data.clone();
+        *lock(&self.current) = Some(stored);
+        Ok(Snapshot { meta: snap_meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}

@@ -1,0 +1,207 @@
+//! The composition root of `consul agent`: start order, signals, shutdown
+//! order. Implements no domain behaviour of its own.
+//!
+//! Start: logging → data dir (lock, node id) → consensus (servers) → agent
+//! handle → HTTP. Stop: HTTP stops accepting → Raft shuts down → data dir
+//! lock released. SIGINT/SIGTERM follow `skip_leave_on_interrupt` and
+//! `leave_on_terminate` (Consul's defaults by role); a second signal exits
+//! at once.
+
+use crate::agent::{Agent, Delegate};
+use crate::config::{self, LoadOptions, Loaded, RuntimeConfig};
+use crate::consensus::{typ, Consensus, ConsensusConfig};
+use crate::datadir::DataDir;
+use crate::server::{Server, ServerSettings};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs the agent until it is told to stop; returns the process exit code.
+pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("consul").build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("==> Error starting agent: failed to start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(run_async(loaded, opts))
+}
+
+async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
+    let cfg = Arc::new(loaded.config);
+    crate::logging::init(cfg.log_level, cfg.log_json);
+    for w in &loaded.warnings {
+        tracing::warn!(target: "agent", "{w}");
+    }
+    match start(cfg.clone(), opts).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("==> Error starting agent: {e}");
+            1
+        }
+    }
+}
+
+async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String> {
+    let data_dir = match &cfg.data_dir {
+        Some(p) => Some(DataDir::open(p)?),
+        None => None,
+    };
+    let node_uuid = match &data_dir {
+        Some(d) => d.node_id(cfg.node_id.as_deref())?,
+        None => match &cfg.node_id {
+            Some(id) => uuid::Uuid::parse_str(id).map_err(|e| format!("node_id: {e}"))?,
+            None => uuid::Uuid::new_v4(),
+        },
+    };
+    if let Some(pid_file) = &cfg.pid_file {
+        std::fs::write(pid_file, format!("{}", std::process::id()))
+            .map_err(|e| format!("Could not write PID file {}: {e}", pid_file.display()))?;
+    }
+    if !cfg.server {
+        return Err("client mode (server = false) needs the gossip layer and server RPC, which are not available in this build yet; run with -server".into());
+    }
+    if cfg.bootstrap_expect > 1 {
+        return Err(format!(
+            "bootstrap_expect = {} needs multi-server Raft, which is not available in this build yet; use -bootstrap or bootstrap_expect = 1 for a single server",
+            cfg.bootstrap_expect
+        ));
+    }
+    print_banner(&cfg, &node_uuid);
+
+    let tasks = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let raft_node = typ::RaftNode {
+        addr: cfg.server_rpc_addr().to_string(),
+        name: cfg.node_name.clone(),
+        node_id: node_uuid.to_string(),
+    };
+    let consensus = Consensus::start(
+        ConsensusConfig {
+            raft_dir: data_dir.as_ref().map(DataDir::raft_dir),
+            node_id: typ::raft_id(&node_uuid),
+            node: raft_node,
+            datacenter: cfg.datacenter.clone(),
+            raft_multiplier: cfg.raft_multiplier,
+            dev: cfg.dev,
+            snapshot_threshold: cfg.raft_snapshot_threshold,
+            trailing_logs: cfg.raft_trailing_logs,
+            bootstrap: cfg.bootstrap || cfg.dev,
+        },
+        &tasks,
+    )
+    .await?;
+    let server = Arc::new(Server::new(
+        consensus.clone(),
+        ServerSettings {
+            datacenter: cfg.datacenter.clone(),
+            default_query_time: cfg.default_query_time,
+            max_query_time: cfg.max_query_time,
+        },
+    ));
+    let agent = Agent::new(cfg.clone(), node_uuid, Delegate::Server(server), shutdown.clone());
+    let http_shutdown = CancellationToken::new();
+    crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    println!("==> Consul agent running!");
+    println!("==> Log data will now stream in as it occurs:\n");
+    tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
+
+    let code = wait_for_signals(&agent, &cfg, opts).await;
+
+    // Shutdown order: stop accepting HTTP, then Raft, then wait for tasks.
+    http_shutdown.cancel();
+    shutdown.cancel();
+    consensus.shutdown().await;
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
+        tracing::warn!(target: "agent", "some tasks did not stop within 5s");
+    }
+    if let Some(pid_file) = &cfg.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    drop(data_dir);
+    tracing::info!(target: "agent", "shutdown complete");
+    Ok(code)
+}
+
+/// Waits for a signal (or a leave request) and returns the exit code.
+async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig, opts: LoadOptions) -> i32 {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!(target: "agent", "failed to install signal handlers");
+        return 1;
+    };
+    // SIGPIPE is ignored by the Rust runtime already.
+    let token = agent.shutdown_token();
+    loop {
+        let graceful = tokio::select! {
+            _ = int.recv() => {
+                println!("==> Caught signal: interrupt");
+                !cfg.skip_leave_on_interrupt
+            }
+            _ = term.recv() => {
+                println!("==> Caught signal: terminated");
+                cfg.leave_on_terminate
+            }
+            _ = hup.recv() => {
+                println!("==> Caught signal: hangup");
+                reload(&opts);
+                continue;
+            }
+            _ = token.cancelled() => {
+                // A leave request over the API: it already left gracefully.
+                return 0;
+            }
+        };
+        if !graceful {
+            tracing::info!(target: "agent", "Graceful shutdown disabled. Exiting");
+            return 1;
+        }
+        println!("==> Gracefully shutting down agent...");
+        tracing::info!(target: "agent", "Gracefully shutting down agent...");
+        // Leaving the cluster needs the gossip layer; with a single server
+        // there is no one to tell yet.
+        return 0;
+    }
+}
+
+/// SIGHUP: re-reads the configuration. Only the log level changes without
+/// a restart so far; services and checks join it with the agent work.
+fn reload(opts: &LoadOptions) {
+    match config::load(opts) {
+        Ok(loaded) => {
+            crate::logging::set_level(loaded.config.log_level);
+            tracing::info!(target: "agent", level = loaded.config.log_level.as_str(), "reloaded configuration");
+        }
+        Err(e) => tracing::error!(target: "agent", error = %e, "failed to reload configuration; keeping the running one"),
+    }
+}
+
+fn print_banner(cfg: &RuntimeConfig, node_id: &uuid::Uuid) {
+    let ports = &cfg.ports;
+    let client = cfg.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+    println!("==> Starting Consul agent...");
+    println!("              Version: '{}'", crate::version::CONSUL_VERSION);
+    println!("             Revision: '{}'", crate::version::revision());
+    println!("              Node ID: '{node_id}'");
+    println!("            Node name: '{}'", cfg.node_name);
+    println!("           Datacenter: '{}' (Segment: '<all>')", cfg.datacenter);
+    println!("               Server: {} (Bootstrap: {})", cfg.server, cfg.bootstrap);
+    println!(
+        "          Client Addr: [{client}] (HTTP: {}, HTTPS: -1, gRPC: -1, gRPC-TLS: -1, DNS: {})",
+        ports.http, ports.dns
+    );
+    println!(
+        "         Cluster Addr: {} (LAN: {}, WAN: {})",
+        cfg.advertise_addr, ports.serf_lan, ports.serf_wan
+    );
+    println!("    Gossip Encryption: {}", cfg.encrypt.is_some());
+    println!("     Auto-Encrypt-TLS: false");
+    println!("          ACL Enabled: false");
+    println!("           Data Store: {}", if cfg.dev { "memory (-dev)" } else { "disk" });
+    println!();
+}

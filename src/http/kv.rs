@@ -1,0 +1,159 @@
+//! `/v1/kv/<key>`: GET (recurse, keys, separator, raw), PUT (flags, cas,
+//! acquire, release) and DELETE (recurse, cas), as Consul's KVS endpoint.
+
+use super::error::{HttpError, HttpResult};
+use super::query::{query_options, Params};
+use super::response::{empty, json, with_meta};
+use super::Ctx;
+use crate::catalog::{Command, KvEntry};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use base64::Engine;
+use serde::Serialize;
+
+/// A KV entry as Consul's JSON has it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KvJson<'a> {
+    pub lock_index: u64,
+    pub key: &'a str,
+    pub flags: u64,
+    /// Base64, or null when empty (Go marshals a nil byte slice as null).
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<&'a str>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl<'a> KvJson<'a> {
+    pub fn new(e: &'a KvEntry, with_value: bool) -> Self {
+        KvJson {
+            lock_index: e.lock_index,
+            key: &e.key,
+            flags: e.flags,
+            value: (with_value && !e.value.is_empty())
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&e.value)),
+            session: e.session.as_deref(),
+            create_index: e.create_index,
+            modify_index: e.modify_index,
+        }
+    }
+}
+
+/// Extracts and decodes the key from the raw path.
+fn key_from_path(uri: &Uri) -> Result<String, HttpError> {
+    let raw = uri.path();
+    let rest = raw.strip_prefix("/v1/kv/").or_else(|| raw.strip_prefix("/v1/kv")).unwrap_or("");
+    let lower = rest.to_ascii_lowercase();
+    let traversal = |p: &str| p.split('/').any(|seg| seg == "..");
+    if traversal(rest) || lower.contains("%2e%2e") {
+        return Err(HttpError::bad_request("URL path contains invalid traversal sequence"));
+    }
+    percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| HttpError::bad_request("Invalid key: the key is not valid UTF-8"))
+}
+
+pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+    let params = Params::parse(uri.query());
+    ctx.agent.check_dc(params.dc())?;
+    let key = key_from_path(&uri)?;
+    match method {
+        Method::GET => get(&ctx, &params, &headers, &key).await,
+        Method::PUT => put(&ctx, &params, &headers, &key, body).await,
+        Method::DELETE => delete(&ctx, &params, &key).await,
+        _ => Err(super::method_not_allowed(&method, &["GET", "PUT", "DELETE"])),
+    }
+}
+
+async fn get(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str) -> HttpResult {
+    let opts = query_options(params, headers)?;
+    if params.has("keys") {
+        let sep = params.get("separator").or_else(|| params.get("seperator")).filter(|s| !s.is_empty());
+        let (meta, keys) = ctx.agent.kv_keys(key, sep, &opts).await?;
+        if keys.is_empty() && !key.is_empty() {
+            return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta));
+        }
+        return Ok(with_meta(json(params, &keys)?, &meta));
+    }
+    if params.has("recurse") {
+        let (meta, entries) = ctx.agent.kv_list(key, &opts).await?;
+        if entries.is_empty() {
+            return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta));
+        }
+        let out: Vec<KvJson> = entries.iter().map(|e| KvJson::new(e, true)).collect();
+        return Ok(with_meta(json(params, &out)?, &meta));
+    }
+    if key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    let (meta, entry) = ctx.agent.kv_get(key, &opts).await?;
+    let Some(entry) = entry else { return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta)) };
+    if params.has("raw") {
+        let mut resp = Response::new(Body::from(entry.value.clone()));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+        h.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
+        return Ok(with_meta(resp, &meta));
+    }
+    Ok(with_meta(json(params, &[KvJson::new(&entry, true)])?, &meta))
+}
+
+async fn put(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str, body: Body) -> HttpResult {
+    if key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    params.conflicting(&["cas", "acquire", "release"])?;
+    let flags = params.u64("flags", "flags")?.unwrap_or(0);
+    let cas = params.u64("cas", "cas index")?;
+    let limit = ctx.agent.config().limits.kv_max_value_size;
+    let value = read_limited(headers, body, limit).await?;
+    if let Some(session) = params.get("acquire").or_else(|| params.get("release")) {
+        // Sessions arrive with the coordination work; until then no session
+        // exists, so every lock operation names an invalid session.
+        return Err(crate::rpc::RpcError::Internal(format!("invalid session {session:?}")).into());
+    }
+    let cmd = match cas {
+        Some(index) => Command::KvCas { key: key.to_string(), value, flags, index },
+        None => Command::KvSet { key: key.to_string(), value, flags },
+    };
+    let ok = ctx.agent.kv_apply(cmd).await?;
+    json(params, &ok)
+}
+
+/// Reads a request body, refusing more than `limit` bytes with Consul's 413.
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, HttpError> {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > limit {
+            return Err(HttpError::too_large(format!(
+                "Request body({len} bytes) too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."
+            )));
+        }
+    }
+    axum::body::to_bytes(body, limit as usize).await.map_err(|_| {
+        HttpError::too_large(format!(
+            "Request body too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."
+        ))
+    })
+}
+
+async fn delete(ctx: &Ctx, params: &Params, key: &str) -> HttpResult {
+    params.conflicting(&["recurse", "cas"])?;
+    let recurse = params.has("recurse");
+    if !recurse && key.is_empty() {
+        return Err(HttpError::bad_request("Missing key name"));
+    }
+    let cmd = match params.u64("cas", "cas index")? {
+        Some(index) => Command::KvDeleteCas { key: key.to_string(), index },
+        None if recurse => Command::KvDeleteTree { prefix: key.to_string() },
+        None => Command::KvDelete { key: key.to_string() },
+    };
+    let is_cas = matches!(cmd, Command::KvDeleteCas { .. });
+    let ok = ctx.agent.kv_apply(cmd).await?;
+    json(params, &(ok || !is_cas))
+}

@@ -1,0 +1,148 @@
+//! The HTTP API: Consul's `/v1/...` paths, JSON shapes, headers and status
+//! codes, served with axum.
+//!
+//! Owns: routing (`routes` below, one table like Consul's
+//! `http_register.go`), request parsing (`query`, `decode`), response
+//! shapes (`response`) and the error mapping (`error`). Holds no state of
+//! its own: every handler calls the `agent::Agent` handle.
+
+pub mod decode;
+pub mod error;
+pub mod kv;
+pub mod metrics;
+pub mod query;
+pub mod response;
+pub mod status;
+pub mod txn;
+
+use crate::agent::Agent;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use error::HttpError;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct Ctx {
+    pub agent: Agent,
+}
+
+/// Consul's answer to a method an endpoint does not take.
+pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
+    let mut list: Vec<&str> = allowed.to_vec();
+    list.push("OPTIONS");
+    let mut e = HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed"));
+    e.allow = Some(list.join(","));
+    e
+}
+
+/// Endpoint families Consul has that this agent does not serve yet: they
+/// answer 501 with a clear message instead of a misleading 404.
+const NOT_YET: &[&str] = &[
+    "/v1/agent/",
+    "/v1/catalog/",
+    "/v1/health/",
+    "/v1/session/",
+    "/v1/event/",
+    "/v1/coordinate/",
+    "/v1/query",
+    "/v1/operator/",
+    "/v1/snapshot",
+    "/v1/connect/",
+    "/v1/config",
+    "/v1/discovery-chain/",
+    "/v1/internal/",
+    "/v1/namespace",
+    "/v1/partition",
+    "/v1/peering",
+    "/v1/exported-services",
+    "/v1/imported-services",
+];
+
+/// The route table: every `/v1` path this agent serves.
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/v1/kv", any(kv::handle))
+        .route("/v1/kv/", any(kv::handle))
+        .route("/v1/kv/{*key}", any(kv::handle))
+        .route("/v1/txn", any(txn::handle))
+        .route("/v1/status/leader", get(status::leader))
+        .route("/v1/status/peers", get(status::peers))
+        .route("/v1/agent/metrics", get(metrics::handle))
+        .route("/v1/acl/{*rest}", any(acl_disabled))
+        .fallback(fallback)
+        .layer(middleware::from_fn(finish))
+        .with_state(ctx)
+}
+
+async fn root() -> Response {
+    (StatusCode::OK, "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.")
+        .into_response()
+}
+
+async fn acl_disabled() -> Response {
+    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled").into_response()
+}
+
+async fn fallback(req: Request) -> Response {
+    let path = req.uri().path();
+    if NOT_YET.iter().any(|p| path.starts_with(p)) {
+        return HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{path}: this Consul endpoint is not implemented by this agent yet"),
+        )
+        .into_response();
+    }
+    HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint").into_response()
+}
+
+/// Finishes every response: axum's own 405s get Consul's text, and every
+/// answer carries the headers Consul always sets.
+async fn finish(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::CONTENT_TYPE) {
+        *resp.body_mut() = Body::from(format!("method {method} not allowed"));
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    resp.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static("allow"));
+    resp
+}
+
+/// Binds every HTTP address and serves until `shutdown` fires.
+pub async fn serve(
+    agent: Agent,
+    addrs: &[SocketAddr],
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Vec<SocketAddr>, String> {
+    let app = router(Ctx { agent });
+    let mut bound = Vec::new();
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("Error starting HTTP listener on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(target: "agent", address = %format!("http://{local}"), network = "tcp", "Started HTTP server");
+        bound.push(local);
+        let app = app.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(target: "agent.http", error = %e, "HTTP server stopped");
+            }
+        });
+    }
+    Ok(bound)
+}

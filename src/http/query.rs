@@ -1,0 +1,122 @@
+//! Query-string and header parsing shared by every endpoint: Consul's
+//! presence flags (`?recurse` with or without a value), blocking and
+//! consistency options, `?dc`, tokens and `?pretty`.
+
+use super::error::HttpError;
+use crate::rpc::{Consistency, QueryOptions};
+use axum::http::HeaderMap;
+
+/// The decoded query string, in order, repeated keys kept.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    pub fn parse(raw: Option<&str>) -> Params {
+        let pairs = raw
+            .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+            .unwrap_or_default();
+        Params { pairs }
+    }
+
+    /// Whether the key is present at all (Consul's `_, ok := query[k]`).
+    pub fn has(&self, key: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == key)
+    }
+
+    /// The first value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated key.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub fn pretty(&self) -> bool {
+        self.has("pretty")
+    }
+
+    pub fn dc(&self) -> Option<&str> {
+        self.get("dc").filter(|s| !s.is_empty())
+    }
+
+    /// The encoded query string (for Consul's "Conflicting flags" message).
+    pub fn encode(&self) -> String {
+        let mut sorted = self.pairs.clone();
+        sorted.sort();
+        form_urlencoded::Serializer::new(String::new()).extend_pairs(sorted).finish()
+    }
+
+    /// A `u64` parameter, if present.
+    pub fn u64(&self, key: &str, what: &str) -> Result<Option<u64>, HttpError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| HttpError::bad_request(format!("Invalid {what}: {v:?}"))),
+        }
+    }
+
+    /// Refuses a request that names more than one of `flags`.
+    pub fn conflicting(&self, flags: &[&str]) -> Result<(), HttpError> {
+        if flags.iter().filter(|f| self.has(f)).count() > 1 {
+            return Err(HttpError::bad_request(format!("Conflicting flags: {}\n", self.encode())));
+        }
+        Ok(())
+    }
+}
+
+/// The ACL token of a request: `X-Consul-Token`, `Authorization: Bearer`, or `?token`.
+pub fn token(params: &Params, headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()) {
+        return Some(t.to_string());
+    }
+    if let Some(auth) = headers.get("Authorization").and_then(|v| v.to_str().ok()) {
+        if let Some(t) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")) {
+            return Some(t.trim().to_string());
+        }
+    }
+    params.get("token").map(str::to_string)
+}
+
+/// Parses `index`, `wait`, `stale`, `consistent` and the token into query options.
+pub fn query_options(params: &Params, headers: &HeaderMap) -> Result<QueryOptions, HttpError> {
+    let min_index = match params.get("index") {
+        None | Some("") => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| HttpError::bad_request("Invalid index"))?,
+    };
+    let max_wait = match params.get("wait") {
+        None | Some("") => None,
+        Some(v) => Some(crate::duration::parse(v).map_err(|_| HttpError::bad_request("Invalid wait time"))?),
+    };
+    let stale = params.has("stale");
+    let consistent = params.has("consistent");
+    if stale && consistent {
+        return Err(HttpError::bad_request("Cannot specify ?stale with ?consistent, conflicting semantics."));
+    }
+    let consistency = if consistent {
+        Consistency::Consistent
+    } else if stale {
+        Consistency::Stale
+    } else {
+        Consistency::Default
+    };
+    Ok(QueryOptions { min_index, max_wait, consistency, token: token(params, headers) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_and_values() {
+        let p = Params::parse(Some("recurse&tag=a&tag=b&flags=5&x=%2Fy"));
+        assert!(p.has("recurse"));
+        assert_eq!(p.get("recurse"), Some(""));
+        assert_eq!(p.all("tag"), vec!["a", "b"]);
+        assert_eq!(p.u64("flags", "flags").unwrap(), Some(5));
+        assert_eq!(p.get("x"), Some("/y"));
+        assert!(p.u64("x", "flags").is_err());
+    }
+}

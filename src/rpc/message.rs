@@ -1,0 +1,72 @@
+//! Request options, response metadata and errors shared by every endpoint.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Which read guarantee a query asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Consul's default mode. Here it is linearizable (see docs/ARCHITECTURE.md).
+    #[default]
+    Default,
+    /// Any server may answer from its local state.
+    Stale,
+    /// The leader confirms leadership with a quorum before answering.
+    Consistent,
+}
+
+impl Consistency {
+    /// The value of `X-Consul-Effective-Consistency`.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Consistency::Default => "leader",
+            Consistency::Stale => "stale",
+            Consistency::Consistent => "consistent",
+        }
+    }
+}
+
+/// Options every read accepts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryOptions {
+    /// Block until the result's index exceeds this (0: don't block).
+    pub min_index: u64,
+    /// How long to block at most (`?wait`); `None` uses the default.
+    pub max_wait: Option<Duration>,
+    pub consistency: Consistency,
+    pub token: Option<String>,
+}
+
+/// Metadata every read returns (the `X-Consul-*` headers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMeta {
+    /// Never 0 (Consul rewrites 0 to 1 so clients never busy-loop).
+    pub index: u64,
+    pub known_leader: bool,
+    pub last_contact: Duration,
+    pub consistency: Consistency,
+}
+
+/// What can go wrong serving a request. The HTTP layer maps each to
+/// Consul's status code and text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RpcError {
+    #[error("No cluster leader")]
+    NoLeader,
+    #[error("No path to datacenter")]
+    NoPathToDatacenter,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("agent is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Internal(String),
+}

@@ -1,0 +1,75 @@
+//! Blocking queries (`?index=N&wait=D`): run the read; if its index has not
+//! passed N, sleep until something the read depends on changes or the wait
+//! (plus jitter, up to wait/16, as Consul) runs out, then run it again.
+//! Watchers are registered before each read so no change is missed.
+
+use super::Server;
+use crate::catalog::{KvWatch, State};
+use crate::rpc::{QueryMeta, QueryOptions, RpcError};
+use rand::Rng;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What a blocked query waits on.
+pub enum Interest {
+    Kv(KvWatch),
+}
+
+impl Interest {
+    fn notify(&self) -> &tokio::sync::Notify {
+        match self {
+            Interest::Kv(w) => w.notify(),
+        }
+    }
+}
+
+/// The wait a query asked for, clamped to `max_query_time`, plus jitter.
+pub fn wait_budget(requested: Option<Duration>, default: Duration, max: Duration) -> Duration {
+    let wait = requested.filter(|w| !w.is_zero()).unwrap_or(default).min(max);
+    let jitter_cap = wait.as_nanos() / 16;
+    let jitter = if jitter_cap > 0 {
+        Duration::from_nanos(rand::rng().random_range(0..jitter_cap as u64))
+    } else {
+        Duration::ZERO
+    };
+    wait + jitter
+}
+
+impl Server {
+    /// Runs `query` under Consul's blocking-query rules. `interest`
+    /// registers the watchers for exactly what `query` reads.
+    pub async fn blocking<T>(
+        &self,
+        opts: &QueryOptions,
+        interest: impl Fn() -> Interest,
+        query: impl Fn(&State) -> (u64, T),
+    ) -> Result<(QueryMeta, T), RpcError> {
+        let deadline = (opts.min_index > 0).then(|| {
+            Instant::now() + wait_budget(opts.max_wait, self.settings.default_query_time, self.settings.max_query_time)
+        });
+        let mut woke = false;
+        loop {
+            let watch = interest();
+            let notified = watch.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut meta = self.check_consistency(opts).await?;
+            let (index, value) = self.consensus.store.read(&query);
+            meta.index = index.max(1);
+            let Some(deadline) = deadline else { return Ok((meta, value)) };
+            if meta.index > opts.min_index || Instant::now() >= deadline {
+                return Ok((meta, value));
+            }
+            if woke {
+                crate::metrics::incr("consul.blocking_query.spurious_wakeups", 1);
+            }
+            tokio::select! {
+                _ = &mut notified => {
+                    woke = true;
+                    crate::metrics::incr("consul.blocking_query.wakeups", 1);
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
