@@ -15,6 +15,8 @@
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
+#![allow(clippy::result_large_err)]
+
 pub mod agent;
 pub mod api;
 pub mod catalog;

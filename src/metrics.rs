@@ -31,3 +31,29 @@ pub fn snapshot() -> Vec<(&'static str, u64)> {
     let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     reg.iter().map(|(k, v)| (*k, v.load(Ordering::Relaxed))).collect()
 }
+
+fn gauges() -> &'static Mutex<BTreeMap<&'static str, &'static std::sync::atomic::AtomicI64>> {
+    static REG: OnceLock<Mutex<BTreeMap<&'static str, &'static std::sync::atomic::AtomicI64>>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+fn gauge(name: &'static str) -> &'static std::sync::atomic::AtomicI64 {
+    let mut reg = gauges().lock().unwrap_or_else(|e| e.into_inner());
+    reg.entry(name).or_insert_with(|| Box::leak(Box::new(std::sync::atomic::AtomicI64::new(0))))
+}
+
+/// Moves a gauge up or down.
+pub fn gauge_add(name: &'static str, delta: i64) {
+    gauge(name).fetch_add(delta, Ordering::Relaxed);
+}
+
+/// Sets a gauge.
+pub fn gauge_set(name: &'static str, value: i64) {
+    gauge(name).store(value, Ordering::Relaxed);
+}
+
+/// Every gauge, by name.
+pub fn gauge_snapshot() -> Vec<(&'static str, i64)> {
+    let reg = gauges().lock().unwrap_or_else(|e| e.into_inner());
+    reg.iter().map(|(k, v)| (*k, v.load(Ordering::Relaxed))).collect()
+}

@@ -64,10 +64,12 @@ impl KvWatchHub {
             .entry(key.to_string())
             .or_insert_with(|| Slot { notify: Arc::new(Notify::new()), refs: 0 });
         slot.refs += 1;
+        crate::metrics::gauge_add("consul.blocking_query.watchers", 1);
         KvWatch { hub: self.clone(), kind, key: key.to_string(), notify: slot.notify.clone() }
     }
 
     fn unregister(&self, kind: Kind, key: &str) {
+        crate::metrics::gauge_add("consul.blocking_query.watchers", -1);
         let mut reg = lock(&self.registry);
         let map = reg.map(kind);
         if let Some(slot) = map.get_mut(key) {

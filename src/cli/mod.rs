@@ -19,6 +19,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once per process, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Runs a Consul agent

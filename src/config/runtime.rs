@@ -280,15 +280,13 @@ pub(super) fn build(
         warnings.push(
             "A cluster with 2 servers will provide no failure tolerance. See https://developer.hashicorp.com/consul/docs/install/performance#deployment-table".into(),
         );
-    } else if bootstrap_expect > 0 && bootstrap_expect % 2 == 0 {
+    } else if bootstrap_expect > 0 && bootstrap_expect.is_multiple_of(2) {
         warnings.push(
             "A cluster with an even number of servers does not achieve optimum fault tolerance. See https://developer.hashicorp.com/consul/docs/install/performance#deployment-table".into(),
         );
     }
-    if bootstrap {
-        if !dev {
-            warnings.push("bootstrap = true: do not enable unless necessary".into());
-        }
+    if bootstrap && !dev {
+        warnings.push("bootstrap = true: do not enable unless necessary".into());
     }
 
     let data_dir = match (&c.data_dir, dev) {
@@ -357,7 +355,7 @@ pub(super) fn build(
         ("ports.serf_wan", ports.serf_wan, true),
         ("ports.server", ports.server, false),
     ] {
-        let ok = (port >= 0 && port <= 65535) || (may_disable && port == -1);
+        let ok = (0..=65535).contains(&port) || (may_disable && port == -1);
         if !ok {
             return Err(invalid(format!("{name}: invalid port {port}")));
         }

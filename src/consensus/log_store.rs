@@ -37,8 +37,6 @@ struct Inner {
     /// `None` in memory mode (`-dev`).
     disk: Option<Disk>,
     index: RwLock<Index>,
-    /// Counts syncs, so tests can see that every acknowledged append was synced.
-    syncs: std::sync::atomic::AtomicU64,
 }
 
 struct Disk {
@@ -64,7 +62,7 @@ fn sto_write(e: impl std::fmt::Display) -> StorageError {
 impl LogStore {
     /// An in-memory log for `-dev`.
     pub fn memory() -> LogStore {
-        LogStore { inner: Arc::new(Inner { disk: None, index: RwLock::default(), syncs: Default::default() }) }
+        LogStore { inner: Arc::new(Inner { disk: None, index: RwLock::default() }) }
     }
 
     /// Opens the log under `raft_dir` (`wal/` and `meta/`), recovering a
@@ -120,15 +118,9 @@ impl LogStore {
             inner: Arc::new(Inner {
                 disk: Some(Disk { meta_dir, wal: Mutex::new(wal), reader }),
                 index: RwLock::new(idx),
-                syncs: Default::default(),
             }),
         };
         Ok((store, report.torn_tail_bytes))
-    }
-
-    /// Syncs performed so far (appends and vote saves).
-    pub fn syncs(&self) -> u64 {
-        self.inner.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The last log id and the last purged one (for `consul info`).
@@ -190,7 +182,7 @@ impl LogStore {
         let bytes = serde_json::to_vec(value).map_err(sto_write)?;
         wal::write_state_file(&disk.meta_dir.join(name), &bytes, durable).map_err(sto_write)?;
         if durable {
-            self.inner.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::incr("consul.raft.meta.syncs", 1);
         }
         Ok(())
     }
@@ -306,7 +298,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .await
                 .map_err(sto_write)?
                 .map_err(sto_write)?;
-                self.inner.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::incr("consul.raft.wal.syncs", 1);
+                crate::metrics::incr("consul.raft.wal.entries", locs.len() as u64);
                 locs
             }
         };

@@ -23,9 +23,17 @@ struct Counter {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
+struct Gauge {
+    name: String,
+    value: f64,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
 struct Summary {
     timestamp: String,
-    gauges: Vec<serde_json::Value>,
+    gauges: Vec<Gauge>,
     points: Vec<serde_json::Value>,
     counters: Vec<Counter>,
     samples: Vec<serde_json::Value>,
@@ -56,7 +64,10 @@ pub async fn handle(uri: Uri) -> HttpResult {
         &params,
         &Summary {
             timestamp: crate::logging::timestamp(),
-            gauges: Vec::new(),
+            gauges: crate::metrics::gauge_snapshot()
+                .into_iter()
+                .map(|(name, v)| Gauge { name: name.to_string(), value: v as f64, labels: BTreeMap::new() })
+                .collect(),
             points: Vec::new(),
             counters,
             samples: Vec::new(),

@@ -1,0 +1,63 @@
+//! Cross-cutting HTTP behaviour: status endpoints, ?pretty, ?dc, tokens,
+//! unknown paths, methods, ACL endpoints.
+
+use crate::harness::Agent;
+use hyper::Method;
+
+#[tokio::test]
+async fn status_endpoints() {
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    let leader: String = a.get("/v1/status/leader").await.json().unwrap();
+    assert_eq!(leader, format!("{}:8300", a.ip));
+    let peers: Vec<String> = a.get("/v1/status/peers").await.json().unwrap();
+    assert_eq!(peers, vec![format!("{}:8300", a.ip)]);
+}
+
+#[tokio::test]
+async fn pretty_dc_tokens_paths_methods() {
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    a.put("/v1/kv/p", b"v").await;
+    let r = a.get("/v1/kv/p?pretty").await;
+    let text = r.text();
+    assert!(text.starts_with("[\n    {\n        \"LockIndex\": 0,"), "{text}");
+    assert!(text.ends_with("]\n"));
+
+    let r = a.get("/v1/kv/p?dc=elsewhere").await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (500, "No path to datacenter"));
+    assert_eq!(a.get("/v1/kv/p?dc=dc1").await.status, 200);
+
+    // Tokens are accepted in every form (ACLs are off).
+    let c = a.client();
+    for (h, v) in [("X-Consul-Token", "abc"), ("Authorization", "Bearer abc")] {
+        let req = hyper::Request::builder()
+            .uri(format!("http://{}/v1/kv/p", a.addr()))
+            .header(h, v)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(c.request(Method::GET, "/v1/kv/p?token=abc", None).await.unwrap().status, 200);
+    assert_eq!(a.get("/v1/kv/p?unknown_param=1").await.status, 200, "unknown parameters are ignored");
+
+    let r = a.get("/v1/nope").await;
+    assert_eq!(r.status, 404);
+    let r = a.get("/v1/session/list").await;
+    assert_eq!(r.status, 501, "known but not yet implemented endpoints say so");
+    let r = a.get("/v1/acl/tokens").await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (401, "ACL support disabled"));
+
+    let r = c.request(Method::POST, "/v1/kv/p", None).await.unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.text(), "method POST not allowed");
+    let allow = r.headers["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("PUT") && allow.contains("DELETE"), "{allow}");
+    let r = c.request(Method::POST, "/v1/status/leader", None).await.unwrap();
+    assert_eq!(r.status, 405);
+
+    let r = a.get("/").await;
+    assert_eq!(r.status, 200);
+}

@@ -1,0 +1,13 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The integration test binary: every test starts real `consul` processes
+//! (see `harness`) and talks to them over loopback.
+
+mod harness;
+
+mod blocking;
+mod cli;
+mod config_errors;
+mod durability;
+mod http_api;
+mod kv;
+mod txn;
