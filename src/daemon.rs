@@ -11,6 +11,7 @@ use crate::agent::{Agent, Delegate};
 use crate::config::{self, LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
 use crate::datadir::DataDir;
+use crate::server::leader::{self, MemberInfo, MemberState};
 use crate::server::{Server, ServerSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,7 +103,26 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
             max_query_time: cfg.max_query_time,
         },
     ));
-    let agent = Agent::new(cfg.clone(), node_uuid, Delegate::Server(server), shutdown.clone());
+    let agent = Agent::new(
+        cfg.clone(),
+        node_uuid,
+        Delegate::Server(server.clone()),
+        shutdown.clone(),
+        data_dir.as_ref().map(DataDir::path),
+    );
+    for w in agent.load_local()? {
+        tracing::warn!(target: "agent", "{w}");
+    }
+    let self_member = MemberInfo {
+        name: cfg.node_name.clone(),
+        id: node_uuid.to_string(),
+        address: cfg.advertise_addr.to_string(),
+        status: MemberState::Alive,
+        server_port: Some(cfg.ports.server as u16),
+    };
+    let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> = Arc::new(move || vec![self_member.clone()]);
+    tasks.spawn(leader::run(server.clone(), members, Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
+    tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
     let http_shutdown = CancellationToken::new();
     crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
     println!("==> Consul agent running!");

@@ -6,7 +6,6 @@
 //! marker and `.lock`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -112,18 +111,7 @@ impl DataDir {
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    let res = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    res.map_err(|e| format!("writing {}: {e}", path.display()))
+    crate::fsutil::write_atomic(path, bytes, true).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod consensus;
 pub mod daemon;
 pub mod datadir;
 pub mod duration;
+pub mod fsutil;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -1,15 +1,30 @@
-//! The agent: this node's identity and the one handle the front ends
-//! (HTTP, DNS) use. It routes each request to its delegate: the local
-//! server in server mode (and, with the servers work, a remote server over
-//! RPC in client mode).
+//! The agent: this node's identity, the services and checks it owns
+//! (`local`, `persist`, `ae`), and the one handle the front ends (HTTP,
+//! DNS) use. Requests that need the replicated state go to its delegate:
+//! the local `server::Server` in server mode (a remote server over RPC for
+//! client agents, with the servers work).
 //!
 //! Must not know HTTP or DNS types.
 
+pub mod ae;
+pub mod definition;
+pub mod local;
+pub mod persist;
+
 use crate::catalog::txn::{TxnOp, TxnOutcome};
+use crate::catalog::types::{
+    Deregistration, HealthCheck, Node, NodeService, Registration, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX,
+};
 use crate::catalog::{Command, KvEntry};
 use crate::config::RuntimeConfig;
 use crate::rpc::{QueryMeta, QueryOptions, RpcError};
+use crate::server::catalog::{ServiceFilter, ServiceHealth};
 use crate::server::Server;
+use definition::{CheckDef, ServiceDef, Source};
+use local::LocalState;
+use persist::{CheckState, Persist};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +39,8 @@ struct Inner {
     node_id: uuid::Uuid,
     delegate: Delegate,
     shutdown: CancellationToken,
+    local: LocalState,
+    persist: Persist,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -32,9 +49,42 @@ pub struct Agent {
     inner: Arc<Inner>,
 }
 
+/// Why an agent-level operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Consul answers these with 500 (e.g. script checks disabled).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+}
+
+pub const SCRIPTS_DISABLED: &str =
+    "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
+
 impl Agent {
-    pub fn new(config: Arc<RuntimeConfig>, node_id: uuid::Uuid, delegate: Delegate, shutdown: CancellationToken) -> Agent {
-        Agent { inner: Arc::new(Inner { config: RwLock::new(config), node_id, delegate, shutdown }) }
+    pub fn new(
+        config: Arc<RuntimeConfig>,
+        node_id: uuid::Uuid,
+        delegate: Delegate,
+        shutdown: CancellationToken,
+        data_dir: Option<&Path>,
+    ) -> Agent {
+        let local = LocalState::new(&config.node_name);
+        Agent {
+            inner: Arc::new(Inner {
+                config: RwLock::new(config),
+                node_id,
+                delegate,
+                shutdown,
+                local,
+                persist: Persist::new(data_dir),
+            }),
+        }
     }
 
     /// The configuration in effect (replaced wholesale on reload).
@@ -42,17 +92,62 @@ impl Agent {
         self.inner.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    pub fn set_config(&self, cfg: Arc<RuntimeConfig>) {
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+    }
+
     pub fn node_id(&self) -> uuid::Uuid {
         self.inner.node_id
+    }
+
+    pub fn node_name(&self) -> String {
+        self.config().node_name.clone()
     }
 
     pub fn delegate(&self) -> &Delegate {
         &self.inner.delegate
     }
 
+    pub fn local(&self) -> &LocalState {
+        &self.inner.local
+    }
+
     /// Asks the agent to stop (as `consul leave` or a signal does).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    /// This node as the catalog should hold it.
+    pub fn node_record(&self) -> Node {
+        let cfg = self.config();
+        let lan = cfg.advertise_addr.to_string();
+        let wan = cfg.advertise_addr_wan.to_string();
+        let mut tagged = BTreeMap::new();
+        tagged.insert("lan".to_string(), lan.clone());
+        tagged.insert("wan".to_string(), wan.clone());
+        if cfg.advertise_addr.is_ipv4() {
+            tagged.insert("lan_ipv4".to_string(), lan.clone());
+        } else {
+            tagged.insert("lan_ipv6".to_string(), lan.clone());
+        }
+        if cfg.advertise_addr_wan.is_ipv4() {
+            tagged.insert("wan_ipv4".to_string(), wan);
+        } else {
+            tagged.insert("wan_ipv6".to_string(), wan);
+        }
+        for (k, v) in &cfg.tagged_addresses {
+            tagged.insert(k.clone(), v.clone());
+        }
+        Node {
+            id: self.inner.node_id.to_string(),
+            node: cfg.node_name.clone(),
+            address: lan,
+            datacenter: cfg.datacenter.clone(),
+            tagged_addresses: tagged,
+            meta: cfg.node_meta.clone(),
+            create_index: 0,
+            modify_index: 0,
+        }
     }
 
     /// Checks `?dc=`: only this datacenter is reachable until the WAN pool exists.
@@ -63,6 +158,226 @@ impl Agent {
             Some(_) => Err(RpcError::NoPathToDatacenter),
         }
     }
+
+    // ----- local services and checks -----------------------------------
+
+    fn scripts_allowed(&self, source: Source) -> bool {
+        let cfg = self.config();
+        cfg.enable_script_checks || (source == Source::Local && cfg.enable_local_script_checks)
+    }
+
+    /// Registers a service (and its checks) on this agent.
+    pub fn register_service(&self, mut def: ServiceDef, source: Source, replace_existing_checks: bool) -> Result<(), AgentError> {
+        def.normalize();
+        def.validate().map_err(|e| AgentError::BadRequest(e.to_string()))?;
+        if def.checks.iter().any(CheckDef::is_script) && !self.scripts_allowed(source) {
+            return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+        }
+        let persist = source == Source::Remote;
+        if persist {
+            self.inner.persist.save_service(&def).map_err(|e| AgentError::Refused(format!("failed to persist service: {e}")))?;
+        }
+        self.inner.local.add_service(def.clone(), source, persist, replace_existing_checks);
+        for c in &def.checks {
+            self.apply_saved_state(c);
+        }
+        tracing::info!(target: "agent", service = %def.id, "added service");
+        Ok(())
+    }
+
+    pub fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
+        let Some(checks) = self.inner.local.remove_service(id) else {
+            return Err(AgentError::NotFound(format!(
+                "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+            )));
+        };
+        let _ = self.inner.persist.remove_service(id);
+        for c in checks {
+            let _ = self.inner.persist.remove_check(&c);
+        }
+        tracing::info!(target: "agent", service = %id, "removed service");
+        Ok(())
+    }
+
+    /// Registers a check on this agent.
+    pub fn register_check(&self, def: CheckDef, source: Source) -> Result<(), AgentError> {
+        def.validate().map_err(|e| {
+            if e.starts_with("Status for checks") {
+                AgentError::BadRequest(e)
+            } else {
+                AgentError::BadRequest(format!("Invalid check: {e}"))
+            }
+        })?;
+        if !def.service_id.is_empty() && self.inner.local.service(&def.service_id).is_none() {
+            return Err(AgentError::BadRequest(format!("ServiceID {:?} does not exist", def.service_id)));
+        }
+        if def.is_script() && !self.scripts_allowed(source) {
+            return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+        }
+        let persist = source == Source::Remote;
+        if persist {
+            self.inner.persist.save_check(&def).map_err(|e| AgentError::Refused(format!("failed to persist check: {e}")))?;
+        }
+        self.inner.local.add_check(def.clone(), source, persist);
+        self.apply_saved_state(&def);
+        tracing::info!(target: "agent", check = %def.id, "added check");
+        Ok(())
+    }
+
+    pub fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
+        if !self.inner.local.remove_check(id) {
+            return Err(AgentError::NotFound(format!(
+                "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+            )));
+        }
+        let _ = self.inner.persist.remove_check(id);
+        tracing::info!(target: "agent", check = %id, "removed check");
+        Ok(())
+    }
+
+    /// `/v1/agent/check/pass|warn|fail|update`: sets a TTL check's state.
+    pub fn update_ttl_check(&self, id: &str, status: &str, output: &str) -> Result<(), AgentError> {
+        let Some(check) = self.inner.local.check(id) else {
+            return Err(AgentError::NotFound(format!(
+                "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+            )));
+        };
+        if !check.def.is_ttl() {
+            return Err(AgentError::Refused(format!("CheckID {id:?} does not have associated TTL")));
+        }
+        let max = self.config().check_output_max_size.max(1);
+        let output = truncate_output(output, max);
+        self.inner.local.update_check(id, status, &output, None);
+        let ttl_ms = check.def.ttl.map(|t| t.as_millis() as u64).unwrap_or(0);
+        let state = CheckState { status: status.to_string(), output, expires_unix_ms: unix_ms() + ttl_ms };
+        let _ = self.inner.persist.save_check_state(id, &state);
+        Ok(())
+    }
+
+    /// A check result from a check runner (status changes sync at once;
+    /// output-only changes wait for `check_update_interval`).
+    pub fn check_result(&self, id: &str, status: &str, output: &str) {
+        let cfg = self.config();
+        let output = if cfg.discard_check_output { String::new() } else { truncate_output(output, cfg.check_output_max_size.max(1)) };
+        let defer = Some(std::time::Instant::now() + cfg.check_update_interval);
+        self.inner.local.update_check(id, status, &output, defer);
+    }
+
+    /// Restores a persisted TTL state (or maintenance state) after a restart.
+    fn apply_saved_state(&self, def: &CheckDef) {
+        let Some(state) = self.inner.persist.load_check_state(&def.id) else { return };
+        if def.is_ttl() && state.expires_unix_ms > 0 && state.expires_unix_ms <= unix_ms() {
+            let output = format!("TTL expired (last output before timeout follows): {}", state.output);
+            self.inner.local.update_check(&def.id, CRITICAL, &output, None);
+            return;
+        }
+        self.inner.local.update_check(&def.id, &state.status, &state.output, None);
+    }
+
+    /// Node maintenance: a critical `_node_maintenance` check.
+    pub fn set_node_maintenance(&self, enable: bool, reason: &str) -> Result<(), AgentError> {
+        if enable {
+            if self.inner.local.check(NODE_MAINT).is_some() {
+                return Ok(());
+            }
+            let notes = if reason.is_empty() {
+                "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
+            } else {
+                reason.to_string()
+            };
+            let def = maintenance_check(NODE_MAINT, "Node Maintenance Mode", &notes, "");
+            self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
+            self.inner.local.add_check(def, Source::Local, true);
+            tracing::info!(target: "agent", "Node entered maintenance mode");
+        } else if self.inner.local.remove_check(NODE_MAINT) {
+            let _ = self.inner.persist.remove_check(NODE_MAINT);
+            tracing::info!(target: "agent", "Node left maintenance mode");
+        }
+        Ok(())
+    }
+
+    /// Service maintenance: a critical `_service_maintenance:<id>` check.
+    pub fn set_service_maintenance(&self, service_id: &str, enable: bool, reason: &str) -> Result<(), AgentError> {
+        if self.inner.local.service(service_id).is_none() {
+            return Err(AgentError::NotFound(format!("Unknown service ID {service_id:?}")));
+        }
+        let id = format!("{SERVICE_MAINT_PREFIX}{service_id}");
+        if enable {
+            if self.inner.local.check(&id).is_some() {
+                return Ok(());
+            }
+            let notes = if reason.is_empty() {
+                "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.".to_string()
+            } else {
+                reason.to_string()
+            };
+            let def = maintenance_check(&id, "Service Maintenance Mode", &notes, service_id);
+            self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
+            self.inner.local.add_check(def, Source::Local, true);
+            tracing::info!(target: "agent", service = %service_id, "Service entered maintenance mode");
+        } else if self.inner.local.remove_check(&id) {
+            let _ = self.inner.persist.remove_check(&id);
+            tracing::info!(target: "agent", service = %service_id, "Service left maintenance mode");
+        }
+        Ok(())
+    }
+
+    /// Loads the services and checks from the config and from the data dir
+    /// (API registrations and maintenance flags survive restarts). A script
+    /// check in the config that is not allowed stops the agent.
+    pub fn load_local(&self) -> Result<Vec<String>, String> {
+        let cfg = self.config();
+        let mut warnings = Vec::new();
+        if cfg.server {
+            self.inner.local.add_service(consul_service(&cfg), Source::Local, false, false);
+        }
+        for s in &cfg.services {
+            let def = definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
+            let name = def.name.clone();
+            self.register_service(def, Source::Local, false)
+                .map_err(|e| format!("Failed to register service {name:?}: {e}"))?;
+        }
+        for c in &cfg.checks {
+            let mut def = definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
+            if def.id.is_empty() {
+                def.id = def.name.clone();
+            }
+            let id = def.id.clone();
+            self.register_check(def, Source::Local).map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
+        }
+        let (services, errors) = self.inner.persist.load_services();
+        warnings.extend(errors.into_iter().map(|e| format!("skipping unreadable persisted service {e}")));
+        for def in services {
+            if self.inner.local.service(&def.id).is_some() {
+                warnings.push(format!("service {:?} exists in the configuration; ignoring the persisted copy", def.id));
+                continue;
+            }
+            if let Err(e) = self.register_service(def.clone(), Source::Remote, false) {
+                warnings.push(format!("failed to restore persisted service {:?}: {e}", def.id));
+            }
+        }
+        let (checks, errors) = self.inner.persist.load_checks();
+        warnings.extend(errors.into_iter().map(|e| format!("skipping unreadable persisted check {e}")));
+        for def in checks {
+            if self.inner.local.check(&def.id).is_some() {
+                continue;
+            }
+            let source = if def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) { Source::Local } else { Source::Remote };
+            if def.id.starts_with(SERVICE_MAINT_PREFIX) && self.inner.local.service(&def.service_id).is_none() {
+                let _ = self.inner.persist.remove_check(&def.id);
+                continue;
+            }
+            if def.is_ttl() || def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) {
+                self.inner.local.add_check(def.clone(), source, true);
+                self.apply_saved_state(&def);
+            } else if let Err(e) = self.register_check(def.clone(), source) {
+                warnings.push(format!("failed to restore persisted check {:?}: {e}", def.id));
+            }
+        }
+        Ok(warnings)
+    }
+
+    // ----- replicated state (through the delegate) ---------------------
 
     pub async fn kv_get(&self, key: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
         match &self.inner.delegate {
@@ -99,6 +414,90 @@ impl Agent {
         }
     }
 
+    pub async fn catalog_register(&self, reg: Registration) -> Result<(), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_register(reg).await,
+        }
+    }
+
+    pub async fn catalog_deregister(&self, d: Deregistration) -> Result<(), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_deregister(d).await,
+        }
+    }
+
+    pub async fn catalog_nodes(&self, node_meta: &[(String, String)], opts: &QueryOptions) -> Result<(QueryMeta, Vec<Node>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_nodes(node_meta, opts).await,
+        }
+    }
+
+    pub async fn catalog_services(
+        &self,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_services(node_meta, opts).await,
+        }
+    }
+
+    pub async fn catalog_service(
+        &self,
+        name: &str,
+        filter: &ServiceFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_service(name, filter, opts).await,
+        }
+    }
+
+    pub async fn catalog_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.catalog_node(name, opts).await,
+        }
+    }
+
+    pub async fn health_service(
+        &self,
+        name: &str,
+        filter: &ServiceFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.health_service(name, filter, opts).await,
+        }
+    }
+
+    pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.health_node(name, opts).await,
+        }
+    }
+
+    pub async fn health_checks(
+        &self,
+        service: &str,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.health_checks(service, node_meta, opts).await,
+        }
+    }
+
+    pub async fn health_state(
+        &self,
+        state: &str,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.health_state(state, node_meta, opts).await,
+        }
+    }
+
     /// `/v1/status/leader`: the leader's server address, or "".
     pub async fn status_leader(&self) -> Result<String, RpcError> {
         match &self.inner.delegate {
@@ -112,4 +511,43 @@ impl Agent {
             Delegate::Server(s) => Ok(s.peers()),
         }
     }
+}
+
+/// The `consul` service every server registers on its server port.
+fn consul_service(cfg: &RuntimeConfig) -> ServiceDef {
+    let meta = crate::server::leader::consul_meta();
+    ServiceDef {
+        id: "consul".into(),
+        name: "consul".into(),
+        port: cfg.ports.server as u16,
+        meta,
+        ..Default::default()
+    }
+}
+
+fn maintenance_check(id: &str, name: &str, notes: &str, service_id: &str) -> CheckDef {
+    CheckDef {
+        id: id.to_string(),
+        name: name.to_string(),
+        notes: notes.to_string(),
+        service_id: service_id.to_string(),
+        status: CRITICAL.to_string(),
+        ..Default::default()
+    }
+}
+
+/// Caps check output at `max` bytes (on a character boundary), noting the cut.
+pub fn truncate_output(output: &str, max: usize) -> String {
+    if output.len() <= max {
+        return output.to_string();
+    }
+    let mut end = max;
+    while end > 0 && !output.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} ... (captured {} of {} bytes)", &output[..end], end, output.len())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

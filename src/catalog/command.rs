@@ -5,6 +5,7 @@
 //! future reader can tell formats apart. A golden test pins the encoding.
 
 use super::txn::{TxnOp, TxnOutcome};
+use super::types::{Deregistration, Registration};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,10 @@ pub enum Command {
     Txn { ops: Vec<TxnOp> },
     /// Drops KV tombstones at or below `index`.
     TombstoneReap { index: u64 },
+    /// Registers a node, optionally a service, and checks in the catalog.
+    Register(Box<Registration>),
+    /// Removes a node (with everything on it), a service or a check.
+    Deregister(Deregistration),
 }
 
 impl Command {
@@ -36,6 +41,10 @@ impl Command {
                 })
                 .sum(),
             Command::TombstoneReap { .. } => 16,
+            Command::Register(r) => {
+                256 + r.checks.iter().map(|c| 128 + c.output.len() + c.notes.len()).sum::<usize>()
+            }
+            Command::Deregister(_) => 64,
         }
     }
 }
@@ -46,6 +55,8 @@ pub enum CommandResult {
     Bool(bool),
     Txn(TxnOutcome),
     Unit,
+    /// The command was refused; nothing changed.
+    Error(String),
 }
 
 /// One Raft log entry's payload: a batch of commands proposed together so

@@ -1,5 +1,5 @@
-//! The replicated state (Consul's state store): KV today, the catalog of
-//! nodes, services and checks next. It defines the Raft log payload
+//! The replicated state (Consul's state store): KV and the catalog of
+//! nodes, services and checks. It defines the Raft log payload
 //! (`Command`, `Proposal`) and how it applies, and the watch hub that wakes
 //! blocking queries.
 //!
@@ -9,11 +9,13 @@
 
 pub mod command;
 pub mod kv;
+pub mod registry;
 pub mod state;
 pub mod txn;
+pub mod types;
 pub mod watch;
 
 pub use command::{Command, CommandResult, Proposal};
 pub use kv::{KvEntry, KvTable};
 pub use state::{Changes, State};
-pub use watch::{KvWatch, KvWatchHub};
+pub use watch::{Watch, WatchHub};

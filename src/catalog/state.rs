@@ -3,6 +3,7 @@
 
 use super::command::{Command, CommandResult};
 use super::kv::KvTable;
+use super::registry::Registry;
 use super::txn;
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +19,13 @@ pub struct TableIndexes {
 pub struct Changes {
     pub kv_keys: Vec<String>,
     pub kv_trees: Vec<String>,
+    /// Catalog watch topics (see `registry::topic_*`).
+    pub topics: Vec<String>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.kv_keys.is_empty() && self.kv_trees.is_empty()
+        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty()
     }
 }
 
@@ -30,6 +33,7 @@ impl Changes {
 pub struct State {
     pub kv: KvTable,
     pub index: TableIndexes,
+    pub catalog: Registry,
 }
 
 impl State {
@@ -83,6 +87,20 @@ impl State {
                 self.kv.reap_tombstones(*upto);
                 CommandResult::Unit
             }
+            Command::Register(reg) => match self.catalog.register(index, reg) {
+                Ok(topics) => {
+                    changes.topics.extend(topics);
+                    CommandResult::Unit
+                }
+                Err(e) => CommandResult::Error(e),
+            },
+            Command::Deregister(d) => match self.catalog.deregister(index, d) {
+                Ok(topics) => {
+                    changes.topics.extend(topics);
+                    CommandResult::Unit
+                }
+                Err(e) => CommandResult::Error(e),
+            },
         }
     }
 

@@ -1,8 +1,9 @@
 //! Wake-ups for blocking queries. A reader registers interest in exactly
-//! what it reads (one key, or a key prefix, or a whole table) before it
-//! reads; the state machine notifies only the watchers whose data changed.
-//! So a watcher of `kv/a` sleeps through any number of writes to `kv/b`,
-//! and idle watchers cost no CPU.
+//! what it reads (one KV key or key prefix; one catalog topic such as a
+//! service name) before it reads; the state machine notifies only the
+//! watchers whose data changed. So a watcher of `kv/a` sleeps through any
+//! number of writes to `kv/b`, a watcher of service `web` through changes
+//! to `db`, and idle watchers cost no CPU.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,29 +36,29 @@ impl Registry {
     }
 }
 
-/// Per-key and per-prefix watchers of the KV table.
+/// Per-key and per-prefix watchers (one hub for KV keys, one for catalog topics).
 #[derive(Default)]
-pub struct KvWatchHub {
+pub struct WatchHub {
     registry: Mutex<Registry>,
     notified: AtomicU64,
 }
 
-impl KvWatchHub {
+impl WatchHub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
     /// Watches one key.
-    pub fn watch_key(self: &Arc<Self>, key: &str) -> KvWatch {
+    pub fn watch_key(self: &Arc<Self>, key: &str) -> Watch {
         self.register(Kind::Exact, key)
     }
 
     /// Watches every key under a prefix (the empty prefix is the whole table).
-    pub fn watch_prefix(self: &Arc<Self>, prefix: &str) -> KvWatch {
+    pub fn watch_prefix(self: &Arc<Self>, prefix: &str) -> Watch {
         self.register(Kind::Prefix, prefix)
     }
 
-    fn register(self: &Arc<Self>, kind: Kind, key: &str) -> KvWatch {
+    fn register(self: &Arc<Self>, kind: Kind, key: &str) -> Watch {
         let mut reg = lock(&self.registry);
         let slot = reg
             .map(kind)
@@ -65,7 +66,7 @@ impl KvWatchHub {
             .or_insert_with(|| Slot { notify: Arc::new(Notify::new()), refs: 0 });
         slot.refs += 1;
         crate::metrics::gauge_add("consul.blocking_query.watchers", 1);
-        KvWatch { hub: self.clone(), kind, key: key.to_string(), notify: slot.notify.clone() }
+        Watch { hub: self.clone(), kind, key: key.to_string(), notify: slot.notify.clone() }
     }
 
     fn unregister(&self, kind: Kind, key: &str) {
@@ -138,14 +139,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A registered interest; unregisters on drop.
-pub struct KvWatch {
-    hub: Arc<KvWatchHub>,
+pub struct Watch {
+    hub: Arc<WatchHub>,
     kind: Kind,
     key: String,
     notify: Arc<Notify>,
 }
 
-impl KvWatch {
+impl Watch {
     /// The notifier to wait on. Create and enable the `Notified` future
     /// before reading, so a change between the read and the wait is not lost.
     pub fn notify(&self) -> &Notify {
@@ -153,7 +154,7 @@ impl KvWatch {
     }
 }
 
-impl Drop for KvWatch {
+impl Drop for Watch {
     fn drop(&mut self) {
         self.hub.unregister(self.kind, &self.key);
     }
@@ -165,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_affected_watchers_wake() {
-        let hub = KvWatchHub::new();
+        let hub = WatchHub::new();
         let a = hub.watch_key("kv/a");
         let tree = hub.watch_prefix("kv/");
         let other = hub.watch_prefix("other/");
@@ -186,7 +187,7 @@ mod tests {
 
     #[test]
     fn slots_are_released_on_drop() {
-        let hub = KvWatchHub::new();
+        let hub = WatchHub::new();
         let a = hub.watch_key("x");
         let b = hub.watch_key("x");
         let c = hub.watch_prefix("");

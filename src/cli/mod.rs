@@ -3,9 +3,13 @@
 //! `agent` talks to a running agent over HTTP through `api::Client`.
 
 pub mod agent;
+pub mod catalog;
+pub mod columnize;
 pub mod goflag;
 pub mod keygen;
 pub mod kv;
+pub mod members;
+pub mod services;
 pub mod validate;
 pub mod version;
 
@@ -25,8 +29,14 @@ pub struct Cli {
 pub enum Command {
     /// Runs a Consul agent
     Agent(agent::AgentArgs),
+    /// Interact with the catalog
+    Catalog(catalog::CatalogArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
+    /// Lists the members of a Consul cluster
+    Members(members::MembersArgs),
+    /// Interact with services
+    Services(services::ServicesArgs),
     /// Generates a new encryption key
     Keygen(keygen::KeygenArgs),
     /// Validate config files/directories
@@ -80,11 +90,23 @@ const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
 
 Available commands are:
     agent          Runs a Consul agent
+    catalog        Interact with the catalog
     keygen         Generates a new encryption key
     kv             Interact with the key-value store
+    members        Lists the members of a Consul cluster
+    services       Interact with services
     validate       Validate config files/directories
     version        Prints the Consul version
 ";
+
+/// The clap command tree with Go's flag semantics where clap differs: a
+/// repeated single-value flag is not an error, the last one wins.
+fn command_tree() -> clap::Command {
+    fn go_style(cmd: clap::Command) -> clap::Command {
+        cmd.args_override_self(true).mut_subcommands(go_style)
+    }
+    go_style(Cli::command())
+}
 
 /// Runs the CLI on `args` (argv including the program name) and returns
 /// the exit code.
@@ -100,13 +122,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
             println!("{USAGE}");
             return 0;
         }
-        Some(cmd) if Cli::command().find_subcommand(cmd).is_none() => {
+        Some(cmd) if command_tree().find_subcommand(cmd).is_none() => {
             eprint!("{USAGE}");
             return 127;
         }
         _ => {}
     }
-    let root = Cli::command();
+    let root = command_tree();
     let args = match goflag::normalize(&root, args) {
         Ok(a) => a,
         Err(e) => {
@@ -135,7 +157,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     match cli.command {
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
+        Command::Catalog(c) => catalog::run(c),
         Command::Kv(k) => kv::run(k),
+        Command::Members(m) => members::run(m),
+        Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),

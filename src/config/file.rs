@@ -123,6 +123,8 @@ pub struct FileConfig {
     pub http_config: Option<HttpConfig>,
     pub disable_host_node_id: Option<bool>,
     pub primary_datacenter: Option<String>,
+    /// Consul's internal (undocumented) anti-entropy interval; tests use it.
+    pub ae_interval: Option<Dur>,
 
     // --- Documented, harmless to ignore for now (warned) ----------------
     pub enable_syslog: Option<bool>,

@@ -171,6 +171,20 @@ fn read_source(path: &Path, format: Option<Format>) -> Result<Source, ConfigErro
     }
 }
 
+/// Reads the service definitions (`service`/`services` blocks) of one
+/// config file, as `consul services register FILE` takes them.
+pub fn services_in_file(path: &Path) -> Result<Vec<file::ServiceDefinition>, ConfigError> {
+    let source = read_source(path, None)?;
+    let mut out = Vec::new();
+    if let Some(s) = source.parsed.service {
+        out.extend(s.0);
+    }
+    if let Some(s) = source.parsed.services {
+        out.extend(s.0);
+    }
+    Ok(out)
+}
+
 /// Parses one JSON source, naming the key and line of any problem.
 fn parse_json_text(name: &str, text: &str) -> Result<Source, ConfigError> {
     let parse_err = |message: String| ConfigError::Parse { path: name.to_string(), message };

@@ -222,6 +222,8 @@ pub struct RuntimeConfig {
     pub translate_wan_addrs: bool,
     pub tagged_addresses: BTreeMap<String, String>,
     pub http: HttpSettings,
+    /// Full anti-entropy sync interval.
+    pub ae_interval: Duration,
 }
 
 impl RuntimeConfig {
@@ -558,6 +560,7 @@ pub(super) fn build(
             allow_write_http_from: h.allow_write_http_from.unwrap_or_default(),
             response_headers: h.response_headers.unwrap_or_default(),
         },
+        ae_interval: c.ae_interval.map(|x| x.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60)),
     })
 }
 

@@ -8,7 +8,7 @@
 //! reads never trust local state before leadership is confirmed.
 
 use super::typ::{Entry, LogId, LogState, StorageError, TypeConfig, Vote};
-use super::wal::{self, Loc, Wal, WalError, WalReader};
+use super::wal::{Loc, Wal, WalError, WalReader};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError};
 use std::collections::{BTreeMap, VecDeque};
@@ -123,9 +123,14 @@ impl LogStore {
         Ok((store, report.torn_tail_bytes))
     }
 
-    /// The last log id and the last purged one (for `consul info`).
+    /// The last log id (for `consul info`).
     pub fn last_log_id(&self) -> Option<LogId> {
         self.read_index().last_log_id
+    }
+
+    /// The last committed log id this node knows of (for `consul info`).
+    pub fn committed(&self) -> Option<LogId> {
+        self.read_index().committed
     }
 
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -180,7 +185,7 @@ impl LogStore {
     fn save_meta<T: serde::Serialize>(&self, name: &str, value: &T, durable: bool) -> Result<(), StorageError> {
         let Some(disk) = &self.inner.disk else { return Ok(()) };
         let bytes = serde_json::to_vec(value).map_err(sto_write)?;
-        wal::write_state_file(&disk.meta_dir.join(name), &bytes, durable).map_err(sto_write)?;
+        crate::fsutil::write_atomic(&disk.meta_dir.join(name), &bytes, durable).map_err(sto_write)?;
         if durable {
             crate::metrics::incr("consul.raft.meta.syncs", 1);
         }
@@ -203,7 +208,7 @@ impl LogStore {
 }
 
 fn read_meta<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
-    match wal::read_state_file(path) {
+    match crate::fsutil::read_optional(path) {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => serde_json::from_slice(&bytes)
             .map(Some)

@@ -7,7 +7,7 @@
 
 use super::snapshot::{self, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::catalog::{Changes, CommandResult, KvWatchHub, State};
+use crate::catalog::{Changes, CommandResult, WatchHub, State};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, StorageIOError};
 use std::io::Cursor;
@@ -19,7 +19,8 @@ use tokio::sync::watch;
 /// (the only writer) and every reader.
 pub struct Store {
     state: RwLock<State>,
-    kv_hub: Arc<KvWatchHub>,
+    kv_hub: Arc<WatchHub>,
+    catalog_hub: Arc<WatchHub>,
     applied_tx: watch::Sender<u64>,
     meta: Mutex<AppliedMeta>,
 }
@@ -35,7 +36,8 @@ impl Store {
         let applied = meta.last_applied.map(|l| l.index).unwrap_or(0);
         Arc::new(Store {
             state: RwLock::new(state),
-            kv_hub: KvWatchHub::new(),
+            kv_hub: WatchHub::new(),
+            catalog_hub: WatchHub::new(),
             applied_tx: watch::Sender::new(applied),
             meta: Mutex::new(meta),
         })
@@ -48,8 +50,13 @@ impl Store {
         f(&guard)
     }
 
-    pub fn kv_hub(&self) -> &Arc<KvWatchHub> {
+    pub fn kv_hub(&self) -> &Arc<WatchHub> {
         &self.kv_hub
+    }
+
+    /// Watchers of catalog topics (`catalog::registry::topic_*`).
+    pub fn catalog_hub(&self) -> &Arc<WatchHub> {
+        &self.catalog_hub
     }
 
     /// The last applied raft index.
@@ -76,6 +83,9 @@ impl Store {
         }
         for prefix in &changes.kv_trees {
             self.kv_hub.tree_changed(prefix);
+        }
+        for topic in &changes.topics {
+            self.catalog_hub.key_changed(topic);
         }
         if let Some(l) = applied {
             self.applied_tx.send_replace(l.index);
@@ -196,7 +206,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             m.membership = meta.last_membership.clone();
         }
         // Everything may have changed: wake every watcher.
-        self.store.publish(Changes { kv_keys: Vec::new(), kv_trees: vec![String::new()] }, meta.last_log_id);
+        self.store.catalog_hub.tree_changed("");
+        self.store.publish(Changes { kv_trees: vec![String::new()], ..Changes::default() }, meta.last_log_id);
         *lock(&self.current) = Some(stored);
         Ok(())
     }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -82,10 +82,7 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-/// Makes a directory entry change (create, rename, delete) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub use crate::fsutil::sync_dir;
 
 impl Wal {
     /// Opens (creating if needed) the log in `dir`, recovering a torn tail.
@@ -371,35 +368,6 @@ fn later_valid_record(rest: &[u8]) -> bool {
         let index = u64::from_le_bytes(idx);
         check_record(r, index).is_ok()
     })
-}
-
-/// Reads a small state file written by `write_state_file`.
-pub fn read_state_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Replaces a small state file atomically: write a temp file, sync it
-/// (when `durable`), rename over the old one, sync the directory.
-pub fn write_state_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-    }
-    fs::rename(&tmp, path)?;
-    if durable {
-        if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

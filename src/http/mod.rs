@@ -6,14 +6,19 @@
 //! shapes (`response`) and the error mapping (`error`). Holds no state of
 //! its own: every handler calls the `agent::Agent` handle.
 
+pub mod agent;
+pub mod catalog;
 pub mod decode;
 pub mod error;
+pub mod health;
+pub mod input;
 pub mod kv;
 pub mod metrics;
 pub mod query;
 pub mod response;
 pub mod status;
 pub mod txn;
+pub mod views;
 
 use crate::agent::Agent;
 use axum::body::Body;
@@ -21,7 +26,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, put};
 use axum::Router;
 use error::HttpError;
 use std::net::SocketAddr;
@@ -48,7 +53,6 @@ pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
 const NOT_YET: &[&str] = &[
     "/v1/agent/",
     "/v1/catalog/",
-    "/v1/health/",
     "/v1/session/",
     "/v1/event/",
     "/v1/coordinate/",
@@ -77,6 +81,35 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/metrics", get(metrics::handle))
+        .route("/v1/agent/self", get(agent::self_))
+        .route("/v1/agent/members", get(agent::members))
+        .route("/v1/agent/services", get(agent::services))
+        .route("/v1/agent/service/register", put(agent::service_register))
+        .route("/v1/agent/service/deregister/{id}", put(agent::service_deregister))
+        .route("/v1/agent/service/maintenance/{id}", put(agent::service_maintenance))
+        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/checks", get(agent::checks))
+        .route("/v1/agent/check/register", put(agent::check_register))
+        .route("/v1/agent/check/deregister/{id}", put(agent::check_deregister))
+        .route("/v1/agent/check/pass/{id}", put(agent::check_pass))
+        .route("/v1/agent/check/warn/{id}", put(agent::check_warn))
+        .route("/v1/agent/check/fail/{id}", put(agent::check_fail))
+        .route("/v1/agent/check/update/{id}", put(agent::check_update))
+        .route("/v1/agent/maintenance", put(agent::maintenance))
+        .route("/v1/agent/health/service/id/{id}", get(agent::health_by_id))
+        .route("/v1/agent/health/service/name/{name}", get(agent::health_by_name))
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister))
+        .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/catalog/nodes", get(catalog::nodes))
+        .route("/v1/catalog/services", get(catalog::services))
+        .route("/v1/catalog/service/{name}", get(catalog::service))
+        .route("/v1/catalog/node/{name}", get(catalog::node))
+        .route("/v1/catalog/node-services/{name}", get(catalog::node_services))
+        .route("/v1/health/service/{name}", get(health::service))
+        .route("/v1/health/node/{name}", get(health::node))
+        .route("/v1/health/checks/{name}", get(health::checks))
+        .route("/v1/health/state/{state}", get(health::state))
         .route("/v1/acl/{*rest}", any(acl_disabled))
         .fallback(fallback)
         .layer(middleware::from_fn(finish))

@@ -105,6 +105,37 @@ pub fn query_options(params: &Params, headers: &HeaderMap) -> Result<QueryOption
     Ok(QueryOptions { min_index, max_wait, consistency, token: token(params, headers) })
 }
 
+/// `?node-meta=key:value` pairs (repeatable).
+pub fn node_meta(params: &Params) -> Result<Vec<(String, String)>, HttpError> {
+    params
+        .all("node-meta")
+        .into_iter()
+        .map(|kv| match kv.split_once(':') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(HttpError::bad_request(format!("Invalid node-meta {kv:?}: expected key:value"))),
+        })
+        .collect()
+}
+
+/// `?passing`: present or `true`/`1` filters, `false`/`0` doesn't.
+pub fn passing(params: &Params) -> Result<bool, HttpError> {
+    match params.get("passing") {
+        None => Ok(false),
+        Some("" | "true" | "1" | "True" | "TRUE" | "t" | "T") => Ok(true),
+        Some("false" | "0" | "False" | "FALSE" | "f" | "F") => Ok(false),
+        Some(v) => Err(HttpError::bad_request(format!("Invalid value for ?passing: {v:?}"))),
+    }
+}
+
+/// `?filter` arrives with the filtering work; until then it is refused
+/// rather than silently ignored (an unfiltered answer would mislead).
+pub fn no_filter(params: &Params) -> Result<(), HttpError> {
+    if params.get("filter").is_some_and(|f| !f.is_empty()) {
+        return Err(HttpError::bad_request("Failed to create boolean expression evaluator: ?filter is not supported by this agent yet"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,3 +151,4 @@ mod tests {
         assert!(p.u64("x", "flags").is_err());
     }
 }
+

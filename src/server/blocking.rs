@@ -4,22 +4,19 @@
 //! Watchers are registered before each read so no change is missed.
 
 use super::Server;
-use crate::catalog::{KvWatch, State};
+use crate::catalog::{Watch, State};
 use crate::rpc::{QueryMeta, QueryOptions, RpcError};
 use rand::Rng;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// What a blocked query waits on.
-pub enum Interest {
-    Kv(KvWatch),
-}
+/// What a blocked query waits on: one watch (a KV key or prefix, or a
+/// catalog topic).
+pub struct Interest(pub Watch);
 
 impl Interest {
     fn notify(&self) -> &tokio::sync::Notify {
-        match self {
-            Interest::Kv(w) => w.notify(),
-        }
+        self.0.notify()
     }
 }
 

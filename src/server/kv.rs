@@ -13,7 +13,7 @@ impl Server {
         let hub = self.consensus.store.kv_hub().clone();
         self.blocking(
             opts,
-            || Interest::Kv(hub.watch_key(key)),
+            || Interest(hub.watch_key(key)),
             |s| match s.kv.get(key) {
                 Some(e) => (e.modify_index, Some(e.clone())),
                 None => (s.kvs_index(), None),
@@ -27,7 +27,7 @@ impl Server {
         let hub = self.consensus.store.kv_hub().clone();
         self.blocking(
             opts,
-            || Interest::Kv(hub.watch_prefix(prefix)),
+            || Interest(hub.watch_prefix(prefix)),
             |s| {
                 let entries: Vec<KvEntry> = s.kv.list(prefix).cloned().collect();
                 (prefix_index(s, prefix), entries)
@@ -46,7 +46,7 @@ impl Server {
         let hub = self.consensus.store.kv_hub().clone();
         self.blocking(
             opts,
-            || Interest::Kv(hub.watch_prefix(prefix)),
+            || Interest(hub.watch_prefix(prefix)),
             |s| (prefix_index(s, prefix), s.kv.keys(prefix, separator)),
         )
         .await

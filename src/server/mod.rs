@@ -6,7 +6,10 @@
 //! `consensus`.
 
 pub mod blocking;
+pub mod catalog;
 pub mod kv;
+pub mod leader;
+pub mod stats;
 
 use crate::consensus::proposer::ProposeError;
 use crate::consensus::reads::ReadError;

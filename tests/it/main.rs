@@ -2,9 +2,11 @@
 //! The integration test binary: every test starts real `consul` processes
 //! (see `harness`) and talks to them over loopback.
 
+mod golden;
 mod harness;
 
 mod blocking;
+mod catalog;
 mod cli;
 mod config_errors;
 mod durability;

@@ -1,0 +1,468 @@
+//! The catalog tables: nodes, service instances and checks, with the
+//! per-table, per-service and per-node indexes that blocking queries report
+//! and wait on. Registration rules follow Consul's state store.
+
+use super::types::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Raft indexes of the catalog's last changes, by scope.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogIndexes {
+    pub nodes: u64,
+    pub services: u64,
+    pub checks: u64,
+    /// Last change to any instance of a service name, its checks or its nodes.
+    pub by_service: BTreeMap<String, u64>,
+    /// Last change to a node, its services or its checks.
+    pub by_node: BTreeMap<String, u64>,
+}
+
+/// Watch topics the catalog publishes (see `State::apply`).
+pub fn topic_service(name: &str) -> String {
+    format!("svc:{name}")
+}
+pub fn topic_node(name: &str) -> String {
+    format!("node:{name}")
+}
+pub const TOPIC_NODES: &str = "nodes";
+pub const TOPIC_SERVICES: &str = "services";
+pub const TOPIC_CHECKS: &str = "checks";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Registry {
+    nodes: BTreeMap<String, Node>,
+    /// (node, service id) → instance.
+    services: BTreeMap<(String, String), NodeService>,
+    /// Service name → its instances.
+    by_name: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// (node, check id) → check.
+    checks: BTreeMap<(String, String), HealthCheck>,
+    pub index: CatalogIndexes,
+}
+
+/// Records what changed during one apply.
+#[derive(Default)]
+struct Touch {
+    nodes: bool,
+    services: bool,
+    checks: bool,
+    service_names: BTreeSet<String>,
+    node_names: BTreeSet<String>,
+}
+
+impl Registry {
+    // ----- reads -------------------------------------------------------
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    /// The services on one node, by service ID.
+    pub fn node_services(&self, node: &str) -> impl Iterator<Item = &NodeService> {
+        let n = node.to_string();
+        self.services.range((n.clone(), String::new())..).take_while(move |((k, _), _)| *k == n).map(|(_, s)| s)
+    }
+
+    pub fn service(&self, node: &str, id: &str) -> Option<&NodeService> {
+        self.services.get(&(node.to_string(), id.to_string()))
+    }
+
+    /// Every instance of a service name, with its node.
+    pub fn service_instances<'a>(&'a self, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
+        let Some(keys) = self.by_name.get(name) else { return Vec::new() };
+        keys.iter()
+            .filter_map(|k| Some((self.nodes.get(&k.0)?, self.services.get(k)?)))
+            .collect()
+    }
+
+    /// Service names with the union of their tags.
+    pub fn service_names(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for s in self.services.values() {
+            out.entry(s.service.clone()).or_default().extend(s.tags.iter().cloned());
+        }
+        out
+    }
+
+    /// Checks of one node (node-level and service-level).
+    pub fn node_checks(&self, node: &str) -> impl Iterator<Item = &HealthCheck> {
+        let n = node.to_string();
+        self.checks.range((n.clone(), String::new())..).take_while(move |((k, _), _)| *k == n).map(|(_, c)| c)
+    }
+
+    /// Checks bound to instances of a service name.
+    pub fn service_checks(&self, name: &str) -> Vec<&HealthCheck> {
+        let Some(keys) = self.by_name.get(name) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (node, id) in keys {
+            out.extend(self.node_checks(node).filter(|c| &c.service_id == id));
+        }
+        out
+    }
+
+    pub fn checks(&self) -> impl Iterator<Item = &HealthCheck> {
+        self.checks.values()
+    }
+
+    pub fn check(&self, node: &str, id: &str) -> Option<&HealthCheck> {
+        self.checks.get(&(node.to_string(), id.to_string()))
+    }
+
+    /// The checks that decide an instance's health: the node's own checks
+    /// and the instance's checks.
+    pub fn instance_checks(&self, node: &str, service_id: &str) -> Vec<&HealthCheck> {
+        self.node_checks(node).filter(|c| c.service_id.is_empty() || c.service_id == service_id).collect()
+    }
+
+    /// The index a query on one service reports.
+    pub fn service_index(&self, name: &str) -> u64 {
+        self.index.by_service.get(name).copied().unwrap_or(self.index.services.max(self.index.checks))
+    }
+
+    /// The index a query on one node reports.
+    pub fn node_index(&self, name: &str) -> u64 {
+        self.index.by_node.get(name).copied().unwrap_or(self.index.nodes)
+    }
+
+    // ----- writes ------------------------------------------------------
+
+    /// Applies a registration at raft index `idx`; returns the topics whose
+    /// watchers must wake.
+    pub fn register(&mut self, idx: u64, reg: &Registration) -> Result<Vec<String>, String> {
+        let name = reg.node.node.clone();
+        if name.is_empty() {
+            return Err("Must provide node".into());
+        }
+        let mut touch = Touch::default();
+        // Validate everything first so a failed registration changes nothing.
+        if !reg.node.id.is_empty() {
+            if let Some(other) = self.nodes.values().find(|n| n.id.eq_ignore_ascii_case(&reg.node.id) && n.node != name) {
+                return Err(format!(
+                    "failed inserting node: Error while renaming Node ID: {:?}: Node name {:?} is reserved by node {:?} with name {:?}",
+                    reg.node.id, name, other.id, other.node
+                ));
+            }
+        }
+        if let Some(svc) = &reg.service {
+            if svc.service.is_empty() {
+                return Err("Must provide service name".into());
+            }
+        }
+        for c in &reg.checks {
+            if c.check_id.is_empty() {
+                return Err("Must provide a check ID".into());
+            }
+            if !valid_status(&c.status) {
+                return Err(format!("Invalid check status {:?}", c.status));
+            }
+            if !c.service_id.is_empty() {
+                let in_this_reg = reg.service.as_ref().is_some_and(|s| s.id == c.service_id);
+                if !in_this_reg && !self.services.contains_key(&(name.clone(), c.service_id.clone())) {
+                    return Err(format!("Missing service registration for check {:?} (service {:?})", c.check_id, c.service_id));
+                }
+            }
+        }
+
+        // Node.
+        match self.nodes.get(&name) {
+            Some(existing) if reg.skip_node_update => {
+                let _ = existing;
+            }
+            Some(existing) => {
+                let mut n = reg.node.clone();
+                n.create_index = existing.create_index;
+                n.modify_index = idx;
+                if reg.preserve_node_extras {
+                    n.tagged_addresses = existing.tagged_addresses.clone();
+                    n.meta = existing.meta.clone();
+                }
+                if !existing.same_content(&n) {
+                    self.nodes.insert(name.clone(), n);
+                    touch.nodes = true;
+                    touch.node_names.insert(name.clone());
+                    for s in self.node_services(&name) {
+                        touch.service_names.insert(s.service.clone());
+                    }
+                }
+            }
+            None => {
+                let mut n = reg.node.clone();
+                n.create_index = idx;
+                n.modify_index = idx;
+                self.nodes.insert(name.clone(), n);
+                touch.nodes = true;
+                touch.node_names.insert(name.clone());
+            }
+        }
+
+        // Service.
+        if let Some(svc) = &reg.service {
+            let key = (name.clone(), svc.id.clone());
+            let mut s = svc.clone();
+            match self.services.get(&key) {
+                Some(existing) if existing.same_content(&s) => {}
+                Some(existing) => {
+                    s.create_index = existing.create_index;
+                    s.modify_index = idx;
+                    if existing.service != s.service {
+                        touch.service_names.insert(existing.service.clone());
+                        let old = existing.service.clone();
+                        self.unlink_name(&old, &key);
+                    }
+                    self.link_name(&s.service, &key);
+                    touch.service_names.insert(s.service.clone());
+                    self.services.insert(key.clone(), s);
+                    touch.services = true;
+                    touch.node_names.insert(name.clone());
+                    // Service checks carry the service's name and tags.
+                    self.refresh_service_checks(idx, &key, &mut touch);
+                }
+                None => {
+                    s.create_index = idx;
+                    s.modify_index = idx;
+                    self.link_name(&s.service, &key);
+                    touch.service_names.insert(s.service.clone());
+                    self.services.insert(key, s);
+                    touch.services = true;
+                    touch.node_names.insert(name.clone());
+                }
+            }
+        }
+
+        // Checks.
+        for c in &reg.checks {
+            let mut c = c.clone();
+            c.node = name.clone();
+            if !c.service_id.is_empty() {
+                if let Some(s) = self.services.get(&(name.clone(), c.service_id.clone())) {
+                    c.service_name = s.service.clone();
+                    c.service_tags = s.tags.clone();
+                }
+            } else {
+                c.service_name.clear();
+                c.service_tags.clear();
+            }
+            self.put_check(idx, c, &mut touch);
+        }
+        Ok(self.finish(idx, touch))
+    }
+
+    fn put_check(&mut self, idx: u64, mut c: HealthCheck, touch: &mut Touch) {
+        let key = (c.node.clone(), c.check_id.clone());
+        match self.checks.get(&key) {
+            Some(existing) if existing.same_content(&c) => return,
+            Some(existing) => {
+                c.create_index = existing.create_index;
+                c.modify_index = idx;
+            }
+            None => {
+                c.create_index = idx;
+                c.modify_index = idx;
+            }
+        }
+        self.touch_check(&c, touch);
+        self.checks.insert(key, c);
+    }
+
+    fn touch_check(&self, c: &HealthCheck, touch: &mut Touch) {
+        touch.checks = true;
+        touch.node_names.insert(c.node.clone());
+        if c.service_id.is_empty() {
+            // A node check changes the health of every service on the node.
+            for s in self.node_services(&c.node) {
+                touch.service_names.insert(s.service.clone());
+            }
+        } else if !c.service_name.is_empty() {
+            touch.service_names.insert(c.service_name.clone());
+        }
+    }
+
+    fn refresh_service_checks(&mut self, idx: u64, key: &(String, String), touch: &mut Touch) {
+        let Some(s) = self.services.get(key).cloned() else { return };
+        let ids: Vec<String> = self.node_checks(&key.0).filter(|c| c.service_id == key.1).map(|c| c.check_id.clone()).collect();
+        for id in ids {
+            if let Some(existing) = self.checks.get(&(key.0.clone(), id)).cloned() {
+                let mut c = existing;
+                c.service_name = s.service.clone();
+                c.service_tags = s.tags.clone();
+                self.put_check(idx, c, touch);
+            }
+        }
+    }
+
+    fn link_name(&mut self, name: &str, key: &(String, String)) {
+        self.by_name.entry(name.to_string()).or_default().insert(key.clone());
+    }
+
+    fn unlink_name(&mut self, name: &str, key: &(String, String)) {
+        if let Some(set) = self.by_name.get_mut(name) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
+    }
+
+    /// Applies a deregistration at raft index `idx`. Removing something
+    /// that does not exist is not an error (as Consul).
+    pub fn deregister(&mut self, idx: u64, d: &Deregistration) -> Result<Vec<String>, String> {
+        if d.node.is_empty() {
+            return Err("Must provide node".into());
+        }
+        let mut touch = Touch::default();
+        match (&d.service_id, &d.check_id) {
+            (Some(sid), _) if !sid.is_empty() => self.remove_service(&d.node, sid, &mut touch),
+            (_, Some(cid)) if !cid.is_empty() => self.remove_check(&d.node, cid, &mut touch),
+            _ => self.remove_node(&d.node, &mut touch),
+        }
+        Ok(self.finish(idx, touch))
+    }
+
+    fn remove_check(&mut self, node: &str, id: &str, touch: &mut Touch) {
+        if let Some(c) = self.checks.remove(&(node.to_string(), id.to_string())) {
+            self.touch_check(&c, touch);
+        }
+    }
+
+    fn remove_service(&mut self, node: &str, id: &str, touch: &mut Touch) {
+        let key = (node.to_string(), id.to_string());
+        let Some(s) = self.services.remove(&key) else { return };
+        self.unlink_name(&s.service, &key);
+        touch.services = true;
+        touch.node_names.insert(node.to_string());
+        touch.service_names.insert(s.service.clone());
+        let ids: Vec<String> = self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
+        for cid in ids {
+            if let Some(c) = self.checks.remove(&(node.to_string(), cid)) {
+                touch.checks = true;
+                let _ = c;
+            }
+        }
+    }
+
+    fn remove_node(&mut self, node: &str, touch: &mut Touch) {
+        if self.nodes.remove(node).is_none() {
+            return;
+        }
+        touch.nodes = true;
+        touch.node_names.insert(node.to_string());
+        let sids: Vec<String> = self.node_services(node).map(|s| s.id.clone()).collect();
+        for sid in sids {
+            self.remove_service(node, &sid, touch);
+        }
+        let cids: Vec<String> = self.node_checks(node).map(|c| c.check_id.clone()).collect();
+        for cid in cids {
+            if self.checks.remove(&(node.to_string(), cid)).is_some() {
+                touch.checks = true;
+            }
+        }
+    }
+
+    /// Bumps indexes for what changed and lists the topics to wake.
+    fn finish(&mut self, idx: u64, touch: Touch) -> Vec<String> {
+        let mut topics = Vec::new();
+        if touch.nodes {
+            self.index.nodes = idx;
+            topics.push(TOPIC_NODES.to_string());
+        }
+        if touch.services {
+            self.index.services = idx;
+            topics.push(TOPIC_SERVICES.to_string());
+        }
+        if touch.checks {
+            self.index.checks = idx;
+            topics.push(TOPIC_CHECKS.to_string());
+        }
+        for name in touch.service_names {
+            if self.by_name.contains_key(&name) {
+                self.index.by_service.insert(name.clone(), idx);
+            } else {
+                self.index.by_service.remove(&name);
+            }
+            topics.push(topic_service(&name));
+        }
+        for node in touch.node_names {
+            if self.nodes.contains_key(&node) {
+                self.index.by_node.insert(node.clone(), idx);
+            } else {
+                self.index.by_node.remove(&node);
+            }
+            topics.push(topic_node(&node));
+        }
+        topics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Node {
+        Node { node: name.into(), address: "10.0.0.1".into(), datacenter: "dc1".into(), ..Default::default() }
+    }
+
+    fn svc(id: &str, name: &str) -> NodeService {
+        NodeService { id: id.into(), service: name.into(), port: 80, ..Default::default() }
+    }
+
+    fn check(id: &str, service_id: &str, status: &str) -> HealthCheck {
+        HealthCheck { check_id: id.into(), name: id.into(), service_id: service_id.into(), status: status.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn register_query_deregister() {
+        let mut r = Registry::default();
+        let reg = Registration {
+            node: node("n1"),
+            service: Some(svc("web1", "web")),
+            checks: vec![check("c1", "web1", PASSING), check("serfHealth", "", PASSING)],
+            skip_node_update: false,
+        };
+        let topics = r.register(5, &reg).unwrap();
+        assert!(topics.contains(&"svc:web".to_string()));
+        assert_eq!(r.service_instances("web").len(), 1);
+        assert_eq!(r.service_index("web"), 5);
+        assert_eq!(r.service_checks("web")[0].service_name, "web");
+        assert_eq!(r.instance_checks("n1", "web1").len(), 2);
+
+        // Re-registering the same content changes nothing.
+        assert!(r.register(6, &reg).unwrap().is_empty());
+        assert_eq!(r.service_index("web"), 5);
+
+        // Another service does not move web's index.
+        let reg2 = Registration { node: node("n2"), service: Some(svc("db1", "db")), ..Default::default() };
+        r.register(7, &reg2).unwrap();
+        assert_eq!(r.service_index("web"), 5);
+        assert_eq!(r.service_index("db"), 7);
+
+        // A node check on n1 moves web's index (its health changed).
+        let reg3 = Registration { node: node("n1"), checks: vec![check("serfHealth", "", CRITICAL)], skip_node_update: true, ..Default::default() };
+        r.register(8, &reg3).unwrap();
+        assert_eq!(r.service_index("web"), 8);
+        assert_eq!(r.service_index("db"), 7);
+
+        r.deregister(9, &Deregistration { node: "n1".into(), service_id: Some("web1".into()), check_id: None }).unwrap();
+        assert!(r.service_instances("web").is_empty());
+        assert!(r.check("n1", "c1").is_none());
+        assert!(r.check("n1", "serfHealth").is_some());
+        r.deregister(10, &Deregistration { node: "n1".into(), ..Default::default() }).unwrap();
+        assert!(r.node("n1").is_none());
+        assert_eq!(r.node_checks("n1").count(), 0);
+    }
+
+    #[test]
+    fn invalid_registrations_change_nothing() {
+        let mut r = Registry::default();
+        let bad = Registration { node: node("n1"), checks: vec![check("c", "missing-svc", PASSING)], ..Default::default() };
+        assert!(r.register(3, &bad).is_err());
+        assert!(r.node("n1").is_none());
+        let bad = Registration { node: node("n1"), checks: vec![check("c", "", "sunny")], ..Default::default() };
+        assert!(r.register(3, &bad).is_err());
+        assert_eq!(r.index, CatalogIndexes::default());
+    }
+}

@@ -1,0 +1,407 @@
+//! `/v1/agent/*`: this agent's own view: self, members, and the services and
+//! checks it owns (registration, TTL updates, maintenance).
+
+use super::decode;
+use super::error::{HttpError, HttpResult};
+use super::input::{AgentServiceIn, CheckIn, CheckUpdateIn};
+use super::kv::read_limited;
+use super::query::{no_filter, Params};
+use super::response::{empty_ok, json, json_status};
+use super::views::{agent_service, health_check};
+use super::Ctx;
+use crate::agent::definition::Source;
+use crate::agent::{Agent, AgentError};
+use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::IntoResponse;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+const MAX_BODY: u64 = 1024 * 1024;
+
+impl From<AgentError> for HttpError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::BadRequest(m) => HttpError::bad_request(m),
+            AgentError::NotFound(m) => HttpError::not_found(m),
+            AgentError::Refused(m) => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, m),
+            AgentError::Rpc(e) => e.into(),
+        }
+    }
+}
+
+/// The serf tags this agent gossips (Consul's set).
+pub fn member_tags(agent: &Agent) -> BTreeMap<String, String> {
+    let cfg = agent.config();
+    let mut t = BTreeMap::new();
+    t.insert("build".into(), format!("{}:{}", crate::version::CONSUL_VERSION, crate::version::revision()));
+    t.insert("dc".into(), cfg.datacenter.clone());
+    t.insert("id".into(), agent.node_id().to_string());
+    t.insert("role".into(), if cfg.server { "consul".into() } else { "node".into() });
+    t.insert("segment".into(), String::new());
+    t.insert("vsn".into(), crate::version::PROTOCOL.to_string());
+    t.insert("vsn_min".into(), crate::version::PROTOCOL_MIN.to_string());
+    t.insert("vsn_max".into(), crate::version::PROTOCOL_MAX.to_string());
+    if cfg.server {
+        t.insert("port".into(), cfg.ports.server.to_string());
+        t.insert("raft_vsn".into(), "3".into());
+        if cfg.bootstrap {
+            t.insert("bootstrap".into(), "1".into());
+        }
+        if cfg.bootstrap_expect > 0 {
+            t.insert("expect".into(), cfg.bootstrap_expect.to_string());
+        }
+        if cfg.ports.serf_wan > 0 {
+            t.insert("wan_join_port".into(), cfg.ports.serf_wan.to_string());
+        }
+    }
+    t
+}
+
+fn self_member(agent: &Agent) -> Value {
+    let cfg = agent.config();
+    json!({
+        "Name": cfg.node_name,
+        "Addr": cfg.advertise_addr.to_string(),
+        "Port": cfg.ports.serf_lan,
+        "Tags": member_tags(agent),
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+/// The Stats sections (`consul info` renders them).
+pub fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
+    let cfg = agent.config();
+    let mut out = BTreeMap::new();
+    let checks = agent.local().checks();
+    let mut a = BTreeMap::new();
+    a.insert("check_monitors".to_string(), checks.iter().filter(|c| c.def.is_script()).count().to_string());
+    a.insert("check_ttls".to_string(), checks.iter().filter(|c| c.def.is_ttl()).count().to_string());
+    a.insert("checks".to_string(), checks.len().to_string());
+    a.insert("services".to_string(), agent.local().services().len().to_string());
+    out.insert("agent".to_string(), a);
+    let mut b = BTreeMap::new();
+    b.insert("prerelease".to_string(), String::new());
+    b.insert("revision".to_string(), crate::version::revision());
+    b.insert("version".to_string(), crate::version::CONSUL_VERSION.to_string());
+    b.insert("version_metadata".to_string(), String::new());
+    out.insert("build".to_string(), b);
+    match agent.delegate() {
+        crate::agent::Delegate::Server(s) => {
+            out.insert("consul".to_string(), s.consul_stats(cfg.bootstrap));
+            out.insert("raft".to_string(), s.raft_stats());
+        }
+    }
+    let mut r = BTreeMap::new();
+    r.insert("arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"));
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    r.insert("cpu_count".to_string(), cpus.to_string());
+    r.insert("goroutines".to_string(), tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0).to_string());
+    r.insert("max_procs".to_string(), cpus.to_string());
+    r.insert("os".to_string(), std::env::consts::OS.to_string());
+    r.insert("version".to_string(), format!("rust-consul-rs-{}", crate::version::OWN_VERSION));
+    out.insert("runtime".to_string(), r);
+    out
+}
+
+pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let agent = &ctx.agent;
+    let cfg = agent.config();
+    let body = json!({
+        "Config": {
+            "Datacenter": cfg.datacenter,
+            "PrimaryDatacenter": cfg.primary_datacenter,
+            "NodeName": cfg.node_name,
+            "NodeID": agent.node_id().to_string(),
+            "Revision": crate::version::revision(),
+            "Server": cfg.server,
+            "Version": crate::version::CONSUL_VERSION,
+            "BuildDate": "",
+        },
+        "DebugConfig": {
+            "Datacenter": cfg.datacenter,
+            "NodeName": cfg.node_name,
+            "NodeID": agent.node_id().to_string(),
+            "ServerMode": cfg.server,
+            "Bootstrap": cfg.bootstrap,
+            "BootstrapExpect": cfg.bootstrap_expect,
+            "DataDir": cfg.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+            "ClientAddrs": cfg.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "BindAddr": cfg.bind_addr.to_string(),
+            "AdvertiseAddrLAN": cfg.advertise_addr.to_string(),
+            "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
+            "DNSDomain": cfg.domain,
+            "HTTPPort": cfg.ports.http,
+            "DNSPort": cfg.ports.dns,
+            "SerfPortLAN": cfg.ports.serf_lan,
+            "SerfPortWAN": cfg.ports.serf_wan,
+            "ServerPort": cfg.ports.server,
+            "EnableScriptChecks": cfg.enable_script_checks,
+            "EnableLocalScriptChecks": cfg.enable_local_script_checks,
+            "DisableRemoteExec": cfg.disable_remote_exec,
+            "LeaveOnTerm": cfg.leave_on_terminate,
+            "SkipLeaveOnInt": cfg.skip_leave_on_interrupt,
+            "RejoinAfterLeave": cfg.rejoin_after_leave,
+            "RetryJoinLAN": cfg.retry_join,
+            "LogLevel": cfg.log_level.as_str(),
+            "DevMode": cfg.dev,
+        },
+        "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+        "Member": self_member(agent),
+        "Stats": stats(agent),
+        "Meta": cfg.node_meta,
+    });
+    json(&params, &body)
+}
+
+pub async fn members(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    // Until the gossip layer runs, this agent only knows itself.
+    json(&params, &[self_member(&ctx.agent)])
+}
+
+pub async fn services(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    no_filter(&params)?;
+    let dc = ctx.agent.config().datacenter.clone();
+    let mut map = Map::new();
+    for s in ctx.agent.local().services() {
+        map.insert(s.def.id.clone(), agent_service(&s.node_service(), &dc));
+    }
+    json(&params, &map)
+}
+
+fn content_hash(v: &Value) -> String {
+    // FNV-1a over the canonical JSON: stable across calls with equal content.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// `/v1/agent/service/<id>`, with hash-based blocking (`?hash=&wait=`).
+pub async fn service(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let cfg = ctx.agent.config();
+    let wait = match params.get("wait") {
+        None | Some("") => cfg.default_query_time,
+        Some(w) => crate::duration::parse(w).map_err(|_| HttpError::bad_request("Invalid wait time"))?,
+    }
+    .min(cfg.max_query_time);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = ctx.agent.local().subscribe();
+    loop {
+        changes.borrow_and_update();
+        let Some(s) = ctx.agent.local().service(&id) else {
+            return Err(HttpError::not_found(format!("unknown service ID: {id}")));
+        };
+        let mut v = agent_service(&s.node_service(), &cfg.datacenter);
+        let hash = content_hash(&v);
+        if let Value::Object(m) = &mut v {
+            m.insert("ContentHash".into(), json!(hash));
+        }
+        let blocked = params.get("hash").is_some_and(|h| h == hash) && tokio::time::Instant::now() < deadline;
+        if !blocked {
+            let mut resp = json(&params, &v)?;
+            if let Ok(h) = HeaderValue::from_str(&hash) {
+                resp.headers_mut().insert("X-Consul-ContentHash", h);
+            }
+            return Ok(resp);
+        }
+        tokio::select! {
+            r = changes.changed() => { if r.is_err() { return Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "agent is shutting down")); } }
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+pub async fn service_register(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let body = read_limited(&headers, body, MAX_BODY).await?;
+    let input: AgentServiceIn =
+        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let def = input.into_def().map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let replace = params.has("replace-existing-checks");
+    ctx.agent.register_service(def, Source::Remote, replace)?;
+    Ok(empty_ok())
+}
+
+pub async fn service_deregister(State(ctx): State<Ctx>, Path(id): Path<String>) -> HttpResult {
+    ctx.agent.deregister_service(&id)?;
+    Ok(empty_ok())
+}
+
+pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    no_filter(&params)?;
+    let mut map = Map::new();
+    let services: BTreeMap<String, (String, Vec<String>)> = ctx
+        .agent
+        .local()
+        .services()
+        .into_iter()
+        .map(|s| (s.def.id.clone(), (s.def.name.clone(), s.def.tags.clone())))
+        .collect();
+    for c in ctx.agent.local().checks() {
+        let mut check = c.check.clone();
+        if let Some((name, tags)) = services.get(&check.service_id) {
+            check.service_name = name.clone();
+            check.service_tags = tags.clone();
+        }
+        let mut v = health_check(&check);
+        if let Value::Object(m) = &mut v {
+            m.remove("CreateIndex");
+            m.remove("ModifyIndex");
+        }
+        map.insert(c.def.id.clone(), v);
+    }
+    json(&params, &map)
+}
+
+pub async fn check_register(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> HttpResult {
+    let body = read_limited(&headers, body, MAX_BODY).await?;
+    let input: CheckIn = decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let mut def = input.into_def();
+    if def.name.is_empty() {
+        return Err(HttpError::bad_request("Missing check name"));
+    }
+    if def.id.is_empty() {
+        def.id = def.name.clone();
+    }
+    ctx.agent.register_check(def, Source::Remote)?;
+    Ok(empty_ok())
+}
+
+pub async fn check_deregister(State(ctx): State<Ctx>, Path(id): Path<String>) -> HttpResult {
+    ctx.agent.deregister_check(&id)?;
+    Ok(empty_ok())
+}
+
+async fn ttl(ctx: &Ctx, id: &str, status: &str, uri: &Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let note = params.get("note").unwrap_or("");
+    ctx.agent.update_ttl_check(id, status, note)?;
+    Ok(empty_ok())
+}
+
+pub async fn check_pass(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+    ttl(&ctx, &id, PASSING, &uri).await
+}
+
+pub async fn check_warn(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+    ttl(&ctx, &id, WARNING, &uri).await
+}
+
+pub async fn check_fail(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+    ttl(&ctx, &id, CRITICAL, &uri).await
+}
+
+pub async fn check_update(State(ctx): State<Ctx>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> HttpResult {
+    let body = read_limited(&headers, body, MAX_BODY).await?;
+    let input: CheckUpdateIn =
+        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let status = input.status.unwrap_or_default();
+    if !crate::catalog::types::valid_status(&status) {
+        return Err(HttpError::bad_request(format!("Invalid check status: {status:?}")));
+    }
+    ctx.agent.update_ttl_check(&id, &status, &input.output.unwrap_or_default())?;
+    Ok(empty_ok())
+}
+
+fn enable_param(params: &Params) -> Result<bool, HttpError> {
+    match params.get("enable") {
+        None | Some("") => Err(HttpError::bad_request("Missing value for enable")),
+        Some(v) => match v {
+            "true" | "1" | "True" | "TRUE" | "t" | "T" => Ok(true),
+            "false" | "0" | "False" | "FALSE" | "f" | "F" => Ok(false),
+            other => Err(HttpError::bad_request(format!("Invalid value for enable: {other:?}"))),
+        },
+    }
+}
+
+pub async fn maintenance(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let enable = enable_param(&params)?;
+    ctx.agent.set_node_maintenance(enable, params.get("reason").unwrap_or(""))?;
+    Ok(empty_ok())
+}
+
+pub async fn service_maintenance(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let enable = enable_param(&params)?;
+    ctx.agent.set_service_maintenance(&id, enable, params.get("reason").unwrap_or(""))?;
+    Ok(empty_ok())
+}
+
+/// `/v1/agent/health/service/id/<id>` and `/name/<name>`: the aggregate
+/// status of local instances as an HTTP code (200, 429, 503), for load balancers.
+fn local_health(ctx: &Ctx, service_id: &str) -> Option<(String, Value)> {
+    let s = ctx.agent.local().service(service_id)?;
+    let checks: Vec<_> = ctx
+        .agent
+        .local()
+        .checks()
+        .into_iter()
+        .filter(|c| c.def.service_id == service_id || c.def.service_id.is_empty())
+        .map(|c| c.check)
+        .collect();
+    let status = aggregate(checks.iter().map(|c| c.status.as_str())).to_string();
+    let dc = ctx.agent.config().datacenter.clone();
+    let v = json!({
+        "AggregatedStatus": status,
+        "Service": agent_service(&s.node_service(), &dc),
+        "Checks": checks.iter().map(health_check).collect::<Vec<_>>(),
+    });
+    Some((status, v))
+}
+
+fn status_code(status: &str) -> StatusCode {
+    match status {
+        PASSING => StatusCode::OK,
+        WARNING => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn wants_text(params: &Params, headers: &HeaderMap) -> bool {
+    params.get("format") == Some("text")
+        || headers.get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/plain"))
+}
+
+pub async fn health_by_id(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let Some((status, v)) = local_health(&ctx, &id) else {
+        return Err(HttpError::not_found(format!("ServiceId {id} not found")));
+    };
+    if wants_text(&params, &headers) {
+        return Ok((status_code(&status), status).into_response());
+    }
+    json_status(&params, status_code(&status), &v)
+}
+
+pub async fn health_by_name(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let ids: Vec<String> =
+        ctx.agent.local().services().into_iter().filter(|s| s.def.name == name).map(|s| s.def.id.clone()).collect();
+    if ids.is_empty() {
+        return Err(HttpError::not_found(format!("ServiceName {name} Not Found")));
+    }
+    let results: Vec<(String, Value)> = ids.iter().filter_map(|id| local_health(&ctx, id)).collect();
+    let worst = aggregate(results.iter().map(|(s, _)| s.as_str())).to_string();
+    if wants_text(&params, &headers) {
+        return Ok((status_code(&worst), worst).into_response());
+    }
+    let list: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
+    json_status(&params, status_code(&worst), &list)
+}
+

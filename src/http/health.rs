@@ -1,0 +1,67 @@
+//! `/v1/health/*`.
+
+use super::catalog::service_filter;
+use super::error::{HttpError, HttpResult};
+use super::query::{no_filter, node_meta, passing, query_options, Params};
+use super::response::{json, with_meta};
+use super::views::{health_check, node_service, NodeJson};
+use super::Ctx;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use serde_json::{json, Value};
+
+pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    ctx.agent.check_dc(params.dc())?;
+    no_filter(&params)?;
+    let opts = query_options(&params, &headers)?;
+    let mut filter = service_filter(&params)?;
+    filter.passing_only = passing(&params)?;
+    let (meta, entries) = ctx.agent.health_service(&name, &filter, &opts).await?;
+    let out: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "Node": NodeJson::new(&e.node),
+                "Service": node_service(&e.service),
+                "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut resp = with_meta(json(&params, &out)?, &meta);
+    resp.headers_mut().insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
+    Ok(resp)
+}
+
+pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    ctx.agent.check_dc(params.dc())?;
+    no_filter(&params)?;
+    let opts = query_options(&params, &headers)?;
+    let (meta, checks) = ctx.agent.health_node(&name, &opts).await?;
+    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    Ok(with_meta(json(&params, &out)?, &meta))
+}
+
+pub async fn checks(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    ctx.agent.check_dc(params.dc())?;
+    no_filter(&params)?;
+    let opts = query_options(&params, &headers)?;
+    let (meta, checks) = ctx.agent.health_checks(&name, &node_meta(&params)?, &opts).await?;
+    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    Ok(with_meta(json(&params, &out)?, &meta))
+}
+
+pub async fn state(State(ctx): State<Ctx>, Path(state): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    let params = Params::parse(uri.query());
+    ctx.agent.check_dc(params.dc())?;
+    no_filter(&params)?;
+    if !matches!(state.as_str(), "any" | "passing" | "warning" | "critical") {
+        return Err(HttpError::bad_request("Invalid check state"));
+    }
+    let opts = query_options(&params, &headers)?;
+    let (meta, checks) = ctx.agent.health_state(&state, &node_meta(&params)?, &opts).await?;
+    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    Ok(with_meta(json(&params, &out)?, &meta))
+}

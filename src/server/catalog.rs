@@ -1,0 +1,199 @@
+//! The catalog and health endpoints (Consul's `Catalog.*` and `Health.*`
+//! RPCs): registration, and reads that block on exactly what they read.
+
+use super::blocking::Interest;
+use super::Server;
+use crate::catalog::registry::{topic_node, topic_service, TOPIC_CHECKS, TOPIC_NODES, TOPIC_SERVICES};
+use crate::catalog::types::{aggregate, Deregistration, HealthCheck, Node, NodeService, Registration, PASSING};
+use crate::catalog::{Command, CommandResult};
+use crate::rpc::{QueryMeta, QueryOptions, RpcError};
+use std::collections::BTreeMap;
+
+/// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).
+#[derive(Clone, Debug, Default)]
+pub struct ServiceFilter {
+    /// Every tag must be present (repeated `?tag=`).
+    pub tags: Vec<String>,
+    /// Every `key:value` must match the node's meta.
+    pub node_meta: Vec<(String, String)>,
+    /// Only instances whose every check passes.
+    pub passing_only: bool,
+}
+
+fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> bool {
+    want.iter().all(|(k, v)| meta.get(k) == Some(v))
+}
+
+fn tags_match(tags: &[String], want: &[String]) -> bool {
+    want.iter().all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
+
+/// One entry of `/v1/health/service/<name>`.
+#[derive(Clone, Debug)]
+pub struct ServiceHealth {
+    pub node: Node,
+    pub service: NodeService,
+    pub checks: Vec<HealthCheck>,
+}
+
+impl Server {
+    pub async fn catalog_register(&self, reg: Registration) -> Result<(), RpcError> {
+        match self.apply(Command::Register(Box::new(reg))).await? {
+            CommandResult::Unit => Ok(()),
+            CommandResult::Error(e) => Err(RpcError::Internal(e)),
+            other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    pub async fn catalog_deregister(&self, d: Deregistration) -> Result<(), RpcError> {
+        match self.apply(Command::Deregister(d)).await? {
+            CommandResult::Unit => Ok(()),
+            CommandResult::Error(e) => Err(RpcError::Internal(e)),
+            other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    fn topic(&self, topic: String) -> impl Fn() -> Interest + '_ {
+        let hub = self.consensus.store.catalog_hub().clone();
+        move || Interest(hub.watch_key(&topic))
+    }
+
+    pub async fn catalog_nodes(&self, node_meta: &[(String, String)], opts: &QueryOptions) -> Result<(QueryMeta, Vec<Node>), RpcError> {
+        self.blocking(opts, self.topic(TOPIC_NODES.into()), |s| {
+            let nodes = s.catalog.nodes().filter(|n| meta_matches(&n.meta, node_meta)).cloned().collect();
+            (s.catalog.index.nodes, nodes)
+        })
+        .await
+    }
+
+    /// Service names with the union of their tags.
+    pub async fn catalog_services(
+        &self,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
+        self.blocking(opts, self.topic(TOPIC_SERVICES.into()), |s| {
+            let out = if node_meta.is_empty() {
+                s.catalog.service_names().into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+            } else {
+                let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for n in s.catalog.nodes().filter(|n| meta_matches(&n.meta, node_meta)) {
+                    for svc in s.catalog.node_services(&n.node) {
+                        let tags = out.entry(svc.service.clone()).or_default();
+                        for t in &svc.tags {
+                            if !tags.contains(t) {
+                                tags.push(t.clone());
+                            }
+                        }
+                    }
+                }
+                for tags in out.values_mut() {
+                    tags.sort();
+                }
+                out
+            };
+            (s.catalog.index.services, out)
+        })
+        .await
+    }
+
+    pub async fn catalog_service(
+        &self,
+        name: &str,
+        filter: &ServiceFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
+        self.blocking(opts, self.topic(topic_service(name)), |s| {
+            let out = s
+                .catalog
+                .service_instances(name)
+                .into_iter()
+                .filter(|(n, svc)| tags_match(&svc.tags, &filter.tags) && meta_matches(&n.meta, &filter.node_meta))
+                .map(|(n, svc)| (n.clone(), svc.clone()))
+                .collect();
+            (s.catalog.service_index(name), out)
+        })
+        .await
+    }
+
+    pub async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
+        self.blocking(opts, self.topic(topic_node(name)), |s| {
+            let out = s.catalog.node(name).map(|n| (n.clone(), s.catalog.node_services(name).cloned().collect()));
+            (s.catalog.node_index(name), out)
+        })
+        .await
+    }
+
+    pub async fn health_service(
+        &self,
+        name: &str,
+        filter: &ServiceFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
+        self.blocking(opts, self.topic(topic_service(name)), |s| {
+            let mut out = Vec::new();
+            for (n, svc) in s.catalog.service_instances(name) {
+                if !tags_match(&svc.tags, &filter.tags) || !meta_matches(&n.meta, &filter.node_meta) {
+                    continue;
+                }
+                let checks: Vec<HealthCheck> = s.catalog.instance_checks(&n.node, &svc.id).into_iter().cloned().collect();
+                if filter.passing_only && aggregate(checks.iter().map(|c| c.status.as_str())) != PASSING {
+                    continue;
+                }
+                out.push(ServiceHealth { node: n.clone(), service: svc.clone(), checks });
+            }
+            (s.catalog.service_index(name), out)
+        })
+        .await
+    }
+
+    pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        self.blocking(opts, self.topic(topic_node(name)), |s| {
+            (s.catalog.node_index(name), s.catalog.node_checks(name).cloned().collect())
+        })
+        .await
+    }
+
+    pub async fn health_checks(
+        &self,
+        service: &str,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        self.blocking(opts, self.topic(topic_service(service)), |s| {
+            let checks = s
+                .catalog
+                .service_checks(service)
+                .into_iter()
+                .filter(|c| node_meta.is_empty() || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta)))
+                .cloned()
+                .collect();
+            (s.catalog.service_index(service), checks)
+        })
+        .await
+    }
+
+    /// Checks in a state (`any`, `passing`, `warning`, `critical`).
+    pub async fn health_state(
+        &self,
+        state: &str,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+        self.blocking(opts, self.topic(TOPIC_CHECKS.into()), |s| {
+            let checks = s
+                .catalog
+                .checks()
+                .filter(|c| state == "any" || c.status == state)
+                .filter(|c| node_meta.is_empty() || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta)))
+                .cloned()
+                .collect();
+            (s.catalog.index.checks, checks)
+        })
+        .await
+    }
+}
