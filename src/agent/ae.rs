@@ -17,9 +17,13 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
     let trigger = local.trigger();
     let mut next_full = Instant::now();
     let mut backoff = Duration::from_millis(250);
+    // Whether the catalog's record of this node matches ours; until it does,
+    // every push carries the node's full record (Consul's nodeInfoInSync).
+    let mut node_in_sync = false;
     loop {
         let full = Instant::now() >= next_full;
-        let result = if full { full_sync(&agent).await } else { push_changes(&agent).await };
+        let result =
+            if full { full_sync(&agent, &mut node_in_sync).await } else { push_changes(&agent, &mut node_in_sync).await };
         match result {
             Ok(()) => {
                 backoff = Duration::from_millis(250);
@@ -52,26 +56,27 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
 }
 
 /// Reads the catalog's view of this node, marks differences, pushes them.
-async fn full_sync(agent: &Agent) -> Result<(), RpcError> {
+async fn full_sync(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcError> {
     let node = agent.node_name();
     let opts = QueryOptions::default();
     let (_, remote) = agent.catalog_node(&node, &opts).await?;
     let (_, remote_checks) = agent.health_node(&node, &opts).await?;
     let want_node = agent.node_record();
-    let node_in_sync = remote.as_ref().is_some_and(|(n, _)| n.same_content(&want_node));
+    *node_in_sync = remote.as_ref().is_some_and(|(n, _)| n.same_content(&want_node));
     let remote_services = remote.map(|(_, s)| s).unwrap_or_default();
     agent.local().compare(&remote_services, &remote_checks, Instant::now());
-    if !node_in_sync {
-        agent.catalog_register(Registration { node: want_node, ..Default::default() }).await?;
-        tracing::info!(target: "agent", "Synced node info");
-    }
-    push_changes(agent).await
+    push_changes(agent, node_in_sync).await
 }
 
 /// Pushes deletions and out-of-sync entries.
-async fn push_changes(agent: &Agent) -> Result<(), RpcError> {
+async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcError> {
     let local = agent.local();
     let node = agent.node_name();
+    if !*node_in_sync {
+        agent.catalog_register(Registration { node: agent.node_record(), ..Default::default() }).await?;
+        *node_in_sync = true;
+        tracing::info!(target: "agent", "Synced node info");
+    }
     let pending = local.pending(Instant::now());
     for id in pending.deleted_services {
         agent
