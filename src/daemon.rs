@@ -12,6 +12,8 @@ use crate::config::{self, LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
 use crate::datadir::DataDir;
 use crate::server::leader::{self, MemberInfo, MemberState};
+use crate::rpc::client::RpcClient;
+use crate::server::endpoints::RpcEndpoints;
 use crate::server::{Server, ServerSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +82,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         name: cfg.node_name.clone(),
         node_id: node_uuid.to_string(),
     };
+    let rpc = RpcClient::new();
     let consensus = Consensus::start(
         ConsensusConfig {
             raft_dir: data_dir.as_ref().map(DataDir::raft_dir),
@@ -92,6 +95,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
             trailing_logs: cfg.raft_trailing_logs,
             bootstrap: cfg.bootstrap || cfg.dev,
         },
+        rpc.clone(),
         &tasks,
     )
     .await?;
@@ -101,8 +105,18 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
             datacenter: cfg.datacenter.clone(),
             default_query_time: cfg.default_query_time,
             max_query_time: cfg.max_query_time,
+            rpc_hold_timeout: cfg.rpc_hold_timeout,
         },
+        rpc.clone(),
     ));
+    crate::rpc::server::serve(
+        cfg.server_bind_addr(),
+        Arc::new(RpcEndpoints(server.clone())),
+        cfg.limits.rpc_max_conns_per_client,
+        shutdown.clone(),
+        &tasks,
+    )
+    .await?;
     let agent = Agent::new(
         cfg.clone(),
         node_uuid,

@@ -21,6 +21,7 @@ use reads::ReadBarrier;
 use state_machine::{StateMachine, Store};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use typ::{NodeId, Raft, RaftNode};
@@ -75,10 +76,16 @@ pub struct Consensus {
     pub reads: ReadBarrier,
     pub node_id: NodeId,
     pub node: RaftNode,
+    /// When a leader's append last reached this server (unix ms; 0 = never).
+    last_contact_ms: Arc<AtomicU64>,
 }
 
 impl Consensus {
-    pub async fn start(cfg: ConsensusConfig, tasks: &tokio_util::task::TaskTracker) -> Result<Consensus, String> {
+    pub async fn start(
+        cfg: ConsensusConfig,
+        rpc: crate::rpc::client::RpcClient,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Result<Consensus, String> {
         let raft_config = Arc::new(cfg.raft_config()?);
         let (log, snapshot_dir) = match &cfg.raft_dir {
             Some(dir) => {
@@ -91,7 +98,7 @@ impl Consensus {
             None => (LogStore::memory(), None),
         };
         let (sm, store) = StateMachine::open(snapshot_dir)?;
-        let raft = Raft::new(cfg.node_id, raft_config, network::Network, log.clone(), sm)
+        let raft = Raft::new(cfg.node_id, raft_config, network::Network::new(rpc), log.clone(), sm)
             .await
             .map_err(|e| format!("starting raft: {e}"))?;
         if cfg.bootstrap {
@@ -107,7 +114,36 @@ impl Consensus {
         }
         let proposer = Proposer::spawn(raft.clone(), tasks);
         let reads = ReadBarrier::spawn(raft.clone(), tasks);
-        Ok(Consensus { raft, store, log, proposer, reads, node_id: cfg.node_id, node: cfg.node })
+        Ok(Consensus {
+            raft,
+            store,
+            log,
+            proposer,
+            reads,
+            node_id: cfg.node_id,
+            node: cfg.node,
+            last_contact_ms: Arc::default(),
+        })
+    }
+
+    /// Records that the leader just reached us (an AppendEntries arrived).
+    pub fn touch_contact(&self) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.last_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Time since the leader last reached this server: zero on the leader,
+    /// `None` if it never has.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.is_leader() {
+            return Some(Duration::ZERO);
+        }
+        let at = self.last_contact_ms.load(Ordering::Relaxed);
+        if at == 0 {
+            return None;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Some(Duration::from_millis(now.saturating_sub(at)))
     }
 
     /// The current leader as this node knows it.

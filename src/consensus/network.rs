@@ -1,58 +1,112 @@
-//! Raft's network: how this server reaches the other servers.
-//!
-//! A single-server cluster never calls it. Multi-server Raft over the
-//! server RPC port arrives with the servers work; until then every peer is
-//! reported unreachable, which openraft treats as a retryable failure.
+//! Raft's network: Raft RPCs between servers over the server RPC port,
+//! as opaque payloads inside `rpc::Request::Raft` (so `rpc` never needs
+//! openraft's types). Failing to connect is reported as unreachable, which
+//! openraft backs off from; a timeout or broken connection is a network
+//! error it retries.
 
 use super::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, NodeId, RaftNode,
     TypeConfig, VoteRequest, VoteResponse,
 };
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use crate::rpc::client::{CallError, RpcClient};
+use crate::rpc::message::{RaftRpc, Request, Response};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::net::SocketAddr;
 
-pub struct Network;
-
-pub struct PeerClient {
-    target: NodeId,
+pub struct Network {
+    client: RpcClient,
 }
 
-fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, RaftNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
-        "raft peer {target:016x}: multi-server raft transport is not available yet"
-    ))))
+impl Network {
+    pub fn new(client: RpcClient) -> Network {
+        Network { client }
+    }
+}
+
+pub struct PeerClient {
+    client: RpcClient,
+    target: NodeId,
+    addr: Result<SocketAddr, String>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, _node: &RaftNode) -> Self::Network {
-        PeerClient { target }
+    async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> Self::Network {
+        let addr = node.addr.parse::<SocketAddr>().map_err(|e| format!("bad raft address {:?}: {e}", node.addr));
+        PeerClient { client: self.client.clone(), target, addr }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Msg(String);
+
+impl PeerClient {
+    async fn send<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
+        &self,
+        kind: RaftRpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, RaftNode, E>> {
+        let addr = match &self.addr {
+            Ok(a) => *a,
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
+        };
+        let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let resp = self.client.call(addr, &Request::Raft(kind, payload), option.hard_ttl()).await;
+        let bytes = match resp {
+            Ok(Response::Raft(bytes)) => bytes,
+            Ok(other) => return Err(RPCError::Network(NetworkError::new(&Msg(other.unexpected().to_string())))),
+            Err(e @ CallError::Connect { .. }) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        let result: Result<Resp, E> = postcard::from_bytes(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+        self.send(RaftRpc::AppendEntries, &rpc, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest,
+        option: RPCOption,
     ) -> Result<InstallSnapshotResponse, RPCError<NodeId, RaftNode, RaftError<NodeId, InstallSnapshotError>>> {
-        Err(unreachable(self.target))
+        self.send(RaftRpc::InstallSnapshot, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest,
-        _option: RPCOption,
+        rpc: VoteRequest,
+        option: RPCOption,
     ) -> Result<VoteResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        Err(unreachable(self.target))
+        self.send(RaftRpc::Vote, &rpc, &option).await
+    }
+}
+
+/// Serves a Raft RPC that arrived over the wire (the receiving side of
+/// `PeerClient::send`).
+pub async fn serve(raft: &super::typ::Raft, kind: RaftRpc, payload: &[u8]) -> Result<Vec<u8>, String> {
+    fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(v).map_err(|e| format!("encoding raft response: {e}"))
+    }
+    fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+        postcard::from_bytes(b).map_err(|e| format!("malformed raft request: {e}"))
+    }
+    match kind {
+        RaftRpc::AppendEntries => enc(&raft.append_entries(dec::<AppendEntriesRequest>(payload)?).await),
+        RaftRpc::Vote => enc(&raft.vote(dec::<VoteRequest>(payload)?).await),
+        RaftRpc::InstallSnapshot => enc(&raft.install_snapshot(dec::<InstallSnapshotRequest>(payload)?).await),
     }
 }

@@ -1,6 +1,15 @@
-//! Request options, response metadata and errors shared by every endpoint.
+//! Request options, response metadata and errors shared by every endpoint,
+//! and the typed requests and responses the server RPC port carries
+//! (client agents forwarding to servers, followers forwarding to the
+//! leader, and Raft's own traffic as opaque bytes).
+//!
+//! Stable wire format: variants are only appended, never reordered.
 
+use crate::catalog::txn::{TxnOp, TxnOutcome};
+use crate::catalog::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
+use crate::catalog::{Command, CommandResult, KvEntry};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Which read guarantee a query asks for.
@@ -69,4 +78,119 @@ pub enum RpcError {
     ShuttingDown,
     #[error("{0}")]
     Internal(String),
+}
+
+/// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFilter {
+    /// Every tag must be present (repeated `?tag=`).
+    pub tags: Vec<String>,
+    /// Every `key:value` must match the node's meta.
+    pub node_meta: Vec<(String, String)>,
+    /// Only instances whose every check passes.
+    pub passing_only: bool,
+}
+
+/// One entry of `/v1/health/service/<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub node: Node,
+    pub service: NodeService,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// Which Raft RPC an opaque Raft payload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftRpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// Everything one agent can ask a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Ping,
+    /// Raft traffic between servers; the payload is encoded by `consensus::network`.
+    Raft(RaftRpc, Vec<u8>),
+    /// A follower forwards a write to the leader.
+    Propose(Command),
+    /// A follower asks the leader to confirm leadership and return the index
+    /// a linearizable read must wait for.
+    ReadIndex,
+    KvGet { key: String, opts: QueryOptions },
+    KvList { prefix: String, opts: QueryOptions },
+    KvKeys { prefix: String, separator: Option<String>, opts: QueryOptions },
+    KvApply(Command),
+    Txn { ops: Vec<TxnOp>, opts: QueryOptions },
+    CatalogRegister(Registration),
+    CatalogDeregister(Deregistration),
+    CatalogNodes { node_meta: Vec<(String, String)>, opts: QueryOptions },
+    CatalogServices { node_meta: Vec<(String, String)>, opts: QueryOptions },
+    CatalogService { name: String, filter: ServiceFilter, opts: QueryOptions },
+    CatalogNode { name: String, opts: QueryOptions },
+    HealthService { name: String, filter: ServiceFilter, opts: QueryOptions },
+    HealthNode { name: String, opts: QueryOptions },
+    HealthChecks { service: String, node_meta: Vec<(String, String)>, opts: QueryOptions },
+    HealthState { state: String, node_meta: Vec<(String, String)>, opts: QueryOptions },
+    StatusLeader,
+    StatusPeers,
+}
+
+/// The answer to a `Request`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Pong,
+    Raft(Vec<u8>),
+    Result(CommandResult),
+    ReadIndex(u64),
+    KvEntry(QueryMeta, Option<KvEntry>),
+    KvEntries(QueryMeta, Vec<KvEntry>),
+    Keys(QueryMeta, Vec<String>),
+    Bool(bool),
+    Txn(Option<QueryMeta>, TxnOutcome),
+    Unit,
+    Nodes(QueryMeta, Vec<Node>),
+    Services(QueryMeta, BTreeMap<String, Vec<String>>),
+    ServiceNodes(QueryMeta, Vec<(Node, NodeService)>),
+    NodeServices(QueryMeta, Option<(Node, Vec<NodeService>)>),
+    ServiceHealth(QueryMeta, Vec<ServiceHealth>),
+    Checks(QueryMeta, Vec<HealthCheck>),
+    Text(String),
+    Texts(Vec<String>),
+    Error(RpcError),
+}
+
+impl Response {
+    /// A response of an unexpected kind, as an error.
+    pub fn unexpected(self) -> RpcError {
+        match self {
+            Response::Error(e) => e,
+            other => RpcError::Internal(format!("unexpected RPC response {}", other.kind_name())),
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Response::Pong => "Pong",
+            Response::Raft(_) => "Raft",
+            Response::Result(_) => "Result",
+            Response::ReadIndex(_) => "ReadIndex",
+            Response::KvEntry(..) => "KvEntry",
+            Response::KvEntries(..) => "KvEntries",
+            Response::Keys(..) => "Keys",
+            Response::Bool(_) => "Bool",
+            Response::Txn(..) => "Txn",
+            Response::Unit => "Unit",
+            Response::Nodes(..) => "Nodes",
+            Response::Services(..) => "Services",
+            Response::ServiceNodes(..) => "ServiceNodes",
+            Response::NodeServices(..) => "NodeServices",
+            Response::ServiceHealth(..) => "ServiceHealth",
+            Response::Checks(..) => "Checks",
+            Response::Text(_) => "Text",
+            Response::Texts(_) => "Texts",
+            Response::Error(_) => "Error",
+        }
+    }
 }

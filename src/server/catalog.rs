@@ -6,19 +6,9 @@ use super::Server;
 use crate::catalog::registry::{topic_node, topic_service, TOPIC_CHECKS, TOPIC_NODES, TOPIC_SERVICES};
 use crate::catalog::types::{aggregate, Deregistration, HealthCheck, Node, NodeService, Registration, PASSING};
 use crate::catalog::{Command, CommandResult};
+pub use crate::rpc::{ServiceFilter, ServiceHealth};
 use crate::rpc::{QueryMeta, QueryOptions, RpcError};
 use std::collections::BTreeMap;
-
-/// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).
-#[derive(Clone, Debug, Default)]
-pub struct ServiceFilter {
-    /// Every tag must be present (repeated `?tag=`).
-    pub tags: Vec<String>,
-    /// Every `key:value` must match the node's meta.
-    pub node_meta: Vec<(String, String)>,
-    /// Only instances whose every check passes.
-    pub passing_only: bool,
-}
 
 fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> bool {
     want.iter().all(|(k, v)| meta.get(k) == Some(v))
@@ -26,14 +16,6 @@ fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> b
 
 fn tags_match(tags: &[String], want: &[String]) -> bool {
     want.iter().all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
-}
-
-/// One entry of `/v1/health/service/<name>`.
-#[derive(Clone, Debug)]
-pub struct ServiceHealth {
-    pub node: Node,
-    pub service: NodeService,
-    pub checks: Vec<HealthCheck>,
 }
 
 impl Server {

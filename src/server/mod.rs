@@ -1,21 +1,26 @@
 //! Server-mode duties: the endpoints that read and write the replicated
-//! state (with Consul's consistency modes and blocking queries), and,
-//! later, forwarding to the leader and the leader's own loops.
+//! state (with Consul's consistency modes and blocking queries), forwarding
+//! writes and read-index requests to the leader, the RPC dispatcher
+//! (`endpoints`), and the leader's own loops.
 //!
 //! Must not know HTTP: it speaks `rpc` types. Uses openraft only through
 //! `consensus`.
 
 pub mod blocking;
 pub mod catalog;
+pub mod endpoints;
 pub mod kv;
 pub mod leader;
 pub mod stats;
 
+use crate::catalog::{Command, CommandResult};
 use crate::consensus::proposer::ProposeError;
 use crate::consensus::reads::ReadError;
 use crate::consensus::Consensus;
-use crate::rpc::{Consistency, QueryMeta, QueryOptions, RpcError};
-use std::time::Duration;
+use crate::rpc::client::{CallError, RpcClient};
+use crate::rpc::{Consistency, QueryMeta, QueryOptions, Request, Response, RpcError};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Settings the server endpoints need.
 #[derive(Clone, Debug)]
@@ -23,44 +28,110 @@ pub struct ServerSettings {
     pub datacenter: String,
     pub default_query_time: Duration,
     pub max_query_time: Duration,
+    /// How long a request waits for a leader before failing (Consul's
+    /// `performance.rpc_hold_timeout`).
+    pub rpc_hold_timeout: Duration,
 }
 
 pub struct Server {
     pub(crate) consensus: Consensus,
     pub(crate) settings: ServerSettings,
+    pub(crate) rpc: RpcClient,
 }
 
+/// How long one forwarded call may take before it is abandoned.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between attempts while no leader is known.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 impl Server {
-    pub fn new(consensus: Consensus, settings: ServerSettings) -> Server {
-        Server { consensus, settings }
+    pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
+        Server { consensus, settings, rpc }
     }
 
     pub fn consensus(&self) -> &Consensus {
         &self.consensus
     }
 
+    fn leader_addr_of(&self) -> Option<(bool, SocketAddr)> {
+        let (id, node) = self.consensus.leader()?;
+        let addr = node.addr.parse().ok()?;
+        Some((id == self.consensus.node_id, addr))
+    }
+
     /// Checks the read guarantee `opts` asks for and reports leader facts.
+    /// Default and `?consistent` reads on a follower ask the leader for a
+    /// read index and wait until this server has applied it, so they are
+    /// linearizable without moving the read itself to the leader.
     pub(crate) async fn check_consistency(&self, opts: &QueryOptions) -> Result<QueryMeta, RpcError> {
-        let known_leader = self.consensus.leader().is_some();
-        let meta = QueryMeta { index: 0, known_leader, last_contact: Duration::ZERO, consistency: opts.consistency };
-        match opts.consistency {
-            Consistency::Stale => Ok(meta),
-            Consistency::Default | Consistency::Consistent => {
-                if !self.consensus.is_leader() {
-                    return Err(RpcError::NoLeader);
-                }
-                self.consensus.reads.confirm().await.map_err(read_error)?;
-                Ok(meta)
+        let meta = |c: &Consensus| QueryMeta {
+            index: 0,
+            known_leader: c.leader().is_some(),
+            last_contact: c.last_contact().unwrap_or(Duration::ZERO),
+            consistency: opts.consistency,
+        };
+        if opts.consistency == Consistency::Stale {
+            return Ok(meta(&self.consensus));
+        }
+        let deadline = Instant::now() + self.settings.rpc_hold_timeout;
+        loop {
+            let attempt = match self.leader_addr_of() {
+                Some((true, _)) => self.consensus.reads.confirm().await.map(|_| ()).map_err(read_error),
+                Some((false, addr)) => match self.rpc.call(addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
+                    Ok(Response::ReadIndex(index)) => self.wait_applied(index, deadline).await,
+                    Ok(other) => Err(other.unexpected()),
+                    Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
+                    Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
+                },
+                None => Err(RpcError::NoLeader),
+            };
+            match attempt {
+                Ok(()) => return Ok(meta(&self.consensus)),
+                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(RETRY_PAUSE).await,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Proposes a command and returns its result once applied.
-    pub(crate) async fn apply(&self, cmd: crate::catalog::Command) -> Result<crate::catalog::CommandResult, RpcError> {
-        if !self.consensus.is_leader() {
-            return Err(RpcError::NoLeader);
+    /// Waits until this server has applied `index` (a leader's read index).
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), RpcError> {
+        let mut applied = self.consensus.store.subscribe_applied();
+        loop {
+            if *applied.borrow_and_update() >= index {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline.into(), applied.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(RpcError::ShuttingDown),
+                Err(_) => return Err(RpcError::NoLeader),
+            }
         }
-        self.consensus.proposer.propose(cmd).await.map_err(propose_error)
+    }
+
+    /// Proposes a command (through the leader) and returns its result once
+    /// applied. Retries only when the command certainly was not applied
+    /// (no leader, or the leader could not be reached at all).
+    pub(crate) async fn apply(&self, cmd: Command) -> Result<CommandResult, RpcError> {
+        let deadline = Instant::now() + self.settings.rpc_hold_timeout;
+        loop {
+            let attempt = match self.leader_addr_of() {
+                Some((true, _)) => self.consensus.proposer.propose(cmd.clone()).await.map_err(propose_error),
+                Some((false, addr)) => match self.rpc.call(addr, &Request::Propose(cmd.clone()), FORWARD_TIMEOUT).await {
+                    Ok(Response::Result(r)) => Ok(r),
+                    Ok(other) => Err(other.unexpected()),
+                    Err(e @ CallError::Connect { .. }) => {
+                        tracing::debug!(target: "agent.server", error = %e, "leader unreachable; retrying");
+                        Err(RpcError::NoLeader)
+                    }
+                    Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
+                },
+                None => Err(RpcError::NoLeader),
+            };
+            match attempt {
+                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(RETRY_PAUSE).await,
+                other => return other,
+            }
+        }
     }
 
     /// `ip:port` of the leader's server RPC address, or "" when none is known.
@@ -77,7 +148,7 @@ impl Server {
     }
 }
 
-fn read_error(e: ReadError) -> RpcError {
+pub(crate) fn read_error(e: ReadError) -> RpcError {
     match e {
         ReadError::NotLeader { .. } => RpcError::NoLeader,
         ReadError::ShuttingDown => RpcError::ShuttingDown,
@@ -85,7 +156,7 @@ fn read_error(e: ReadError) -> RpcError {
     }
 }
 
-fn propose_error(e: ProposeError) -> RpcError {
+pub(crate) fn propose_error(e: ProposeError) -> RpcError {
     match e {
         ProposeError::NotLeader { .. } => RpcError::NoLeader,
         ProposeError::ShuttingDown => RpcError::ShuttingDown,

@@ -1,0 +1,138 @@
+//! A pool of multiplexed connections to servers' RPC ports: one connection
+//! per peer carries any number of concurrent requests, matched to their
+//! responses by id. A broken connection fails its pending calls and is
+//! replaced on the next call.
+
+use super::frame::{self, Kind};
+use super::message::{Request, Response};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("failed to connect to {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("RPC to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("connection to {0} closed")]
+    Closed(SocketAddr),
+    #[error("{0}")]
+    Codec(String),
+}
+
+impl CallError {
+    /// Whether the peer may simply be down (worth trying another server).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, CallError::Connect { .. } | CallError::Closed(_))
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+
+struct Conn {
+    tx: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+}
+
+#[derive(Clone, Default)]
+pub struct RpcClient {
+    conns: Arc<Mutex<HashMap<SocketAddr, Arc<Conn>>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RpcClient {
+    pub fn new() -> RpcClient {
+        RpcClient::default()
+    }
+
+    /// Sends `req` to `addr` and waits at most `timeout` for the answer.
+    pub async fn call(&self, addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Response, CallError> {
+        let payload = postcard::to_allocvec(req).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
+        let conn = self.conn(addr).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode(id, Kind::Request, &payload).map_err(|e| CallError::Codec(e.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        conn.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
+        if conn.tx.send(bytes).await.is_err() {
+            self.forget(addr, &conn);
+            return Err(CallError::Closed(addr));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => {
+                self.forget(addr, &conn);
+                Err(CallError::Closed(addr))
+            }
+            Err(_) => {
+                conn.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                Err(CallError::Timeout(addr))
+            }
+        }
+    }
+
+    fn forget(&self, addr: SocketAddr, conn: &Arc<Conn>) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if conns.get(&addr).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&addr);
+        }
+    }
+
+    async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, CallError> {
+        if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get(&addr) {
+            if !c.closed.load(Ordering::Relaxed) {
+                return Ok(c.clone());
+            }
+        }
+        let connect_err = |reason: String| CallError::Connect { addr, reason };
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        frame::write_preamble(&mut wr).await.map_err(|e| connect_err(e.to_string()))?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let conn = Arc::new(Conn { tx, pending: pending.clone(), closed: closed.clone() });
+        let closed_w = closed.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Some(bytes) = rx.recv().await {
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            closed_w.store(true, Ordering::Relaxed);
+        });
+        tokio::spawn(async move {
+            loop {
+                match frame::read_frame(&mut rd).await {
+                    Ok(f) if f.kind == Kind::Response => {
+                        let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&f.id);
+                        if let Some(w) = waiter {
+                            let resp = postcard::from_bytes::<Response>(&f.payload).unwrap_or_else(|e| {
+                                Response::Error(super::message::RpcError::Internal(format!("malformed RPC response: {e}")))
+                            });
+                            let _ = w.send(resp);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            closed.store(true, Ordering::Relaxed);
+            // Fail everything still waiting on this connection.
+            pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(addr, conn.clone());
+        Ok(conn)
+    }
+}
