@@ -190,13 +190,42 @@ fn resolve_location(base: &Uri, location: &str) -> String {
     } else if let Some(rest) = location.strip_prefix("//") {
         format!("{scheme}://{rest}")
     } else if location.starts_with('/') {
-        format!("{scheme}://{authority}{location}")
+        format!("{scheme}://{authority}{}", remove_dot_segments(location))
     } else {
         let path = base.path();
         let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
         let dir = if dir.is_empty() { "/" } else { dir };
-        format!("{scheme}://{authority}{dir}{location}")
+        format!("{scheme}://{authority}{}", remove_dot_segments(&format!("{dir}{location}")))
     }
+}
+
+/// RFC 3986 §5.2.4 on the path part (the query is left alone), as Go's
+/// `ResolveReference` does.
+fn remove_dot_segments(reference: &str) -> String {
+    let (path, query) = match reference.find(['?', '#']) {
+        Some(i) => reference.split_at(i),
+        None => (reference, ""),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}{query}", out.join("/"))
 }
 
 /// Rewrites the request for the next hop the way Go's client does.
@@ -308,6 +337,9 @@ mod tests {
         assert_eq!(resolve_location(&base, "//x/y"), "http://x/y");
         assert_eq!(resolve_location(&base, "/z"), "http://h:8/z");
         assert_eq!(resolve_location(&base, "c"), "http://h:8/a/c");
+        assert_eq!(resolve_location(&base, "../c?x=/../y"), "http://h:8/c?x=/../y");
+        assert_eq!(resolve_location(&base, "/p/./q/../r/"), "http://h:8/p/r/");
+        assert_eq!(resolve_location(&base, "../../.."), "http://h:8/");
     }
 
     #[test]
