@@ -76,11 +76,13 @@ pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+type HeaderList = Vec<(HeaderName, HeaderValue)>;
+
 struct Hop {
     url: String,
     method: Method,
     body: Option<Bytes>,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    headers: HeaderList,
     host_header: Option<HeaderValue>,
 }
 
@@ -135,7 +137,7 @@ pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: us
     }
 }
 
-fn build_headers(input: &BTreeMap<String, Vec<String>>) -> Result<(Vec<(HeaderName, HeaderValue)>, Option<HeaderValue>), String> {
+fn build_headers(input: &BTreeMap<String, Vec<String>>) -> Result<(HeaderList, Option<HeaderValue>), String> {
     let mut headers = Vec::new();
     let mut host = None;
     let mut has_user_agent = false;

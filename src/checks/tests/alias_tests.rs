@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// (node, service, min_index) of one call.
+type Call = (Option<String>, Option<String>, u64);
+
 struct FakeSource {
     state: watch::Sender<AliasHealth>,
     fail_next: AtomicU32,
-    calls: Mutex<Vec<(Option<String>, Option<String>, u64)>>,
+    calls: Mutex<Vec<Call>>,
 }
 
 impl FakeSource {

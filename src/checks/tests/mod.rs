@@ -2,6 +2,7 @@
 //! and real processes. Shared helpers live here; one file per concern.
 
 mod alias_tests;
+mod bench_tests;
 mod grpc_tests;
 mod http_tests;
 mod net_tests;
