@@ -117,7 +117,8 @@ pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: us
             if let Some(location) = response.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
                 redirects += 1;
                 let next = resolve_location(&uri, location);
-                if redirects > MAX_REDIRECTS {
+                // Go refuses the 10th redirect response (9 are followed).
+                if redirects >= MAX_REDIRECTS {
                     return (Status::Critical, format!("{op} {next:?}: stopped after {MAX_REDIRECTS} redirects"));
                 }
                 follow(&mut hop, code, &uri, next);
@@ -187,7 +188,7 @@ fn is_redirect(code: StatusCode) -> bool {
 fn resolve_location(base: &Uri, location: &str) -> String {
     let scheme = base.scheme_str().unwrap_or("http");
     let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
-    if location.contains("://") {
+    if has_scheme(location) {
         location.to_string()
     } else if let Some(rest) = location.strip_prefix("//") {
         format!("{scheme}://{rest}")
@@ -198,6 +199,18 @@ fn resolve_location(base: &Uri, location: &str) -> String {
         let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
         let dir = if dir.is_empty() { "/" } else { dir };
         format!("{scheme}://{authority}{}", remove_dot_segments(&format!("{dir}{location}")))
+    }
+}
+
+/// Whether a reference starts with `scheme:` (RFC 3986: a letter, then
+/// letters, digits, `+`, `-` or `.`).
+fn has_scheme(reference: &str) -> bool {
+    match reference.split_once(':') {
+        Some((scheme, _)) => {
+            let mut chars = scheme.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
     }
 }
 
@@ -342,6 +355,8 @@ mod tests {
         assert_eq!(resolve_location(&base, "../c?x=/../y"), "http://h:8/c?x=/../y");
         assert_eq!(resolve_location(&base, "/p/./q/../r/"), "http://h:8/p/r/");
         assert_eq!(resolve_location(&base, "../../.."), "http://h:8/");
+        assert_eq!(resolve_location(&base, "c?next=http://x/"), "http://h:8/a/c?next=http://x/");
+        assert_eq!(resolve_location(&base, "HTTPS://x/"), "HTTPS://x/");
     }
 
     #[test]
