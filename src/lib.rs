@@ -20,6 +20,7 @@
 pub mod agent;
 pub mod api;
 pub mod catalog;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod consensus;

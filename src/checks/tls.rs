@@ -1,0 +1,132 @@
+//! TLS client side of HTTPS, TCP+TLS and gRPC+TLS probes (rustls with the
+//! `ring` provider). Owns the trust roots (the system store, loaded once,
+//! plus CA certificates the agent adds) and the `tls_skip_verify` verifier.
+//! Must not know anything about the agent's own TLS listeners.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Trust roots shared by every check of one runner.
+#[derive(Debug, Default)]
+pub(crate) struct TlsRoots {
+    extra: Vec<CertificateDer<'static>>,
+    store: OnceLock<Arc<RootCertStore>>,
+}
+
+impl TlsRoots {
+    /// Adds the certificates of a PEM bundle; returns how many were added.
+    pub(crate) fn add_pem(&mut self, pem: &[u8]) -> Result<usize, String> {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("failed to parse CA certificate PEM: {e}"))?;
+            self.extra.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err("failed to parse CA certificate PEM: no certificate found".to_string());
+        }
+        // Rebuild on next use.
+        self.store = OnceLock::new();
+        Ok(added)
+    }
+
+    fn store(&self) -> Arc<RootCertStore> {
+        self.store
+            .get_or_init(|| {
+                let mut store = RootCertStore::empty();
+                let native = rustls_native_certs::load_native_certs();
+                for err in &native.errors {
+                    tracing::warn!(target: "agent", error = %err, "failed to load a system CA certificate for TLS checks");
+                }
+                let (ok, bad) = store.add_parsable_certificates(native.certs);
+                let (extra_ok, extra_bad) = store.add_parsable_certificates(self.extra.iter().cloned());
+                if bad + extra_bad > 0 {
+                    tracing::warn!(target: "agent", ignored = bad + extra_bad, "ignored unparsable CA certificates for TLS checks");
+                }
+                tracing::debug!(target: "agent", system = ok, extra = extra_ok, "loaded CA certificates for TLS checks");
+                Arc::new(store)
+            })
+            .clone()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+}
+
+/// How one probe wants its TLS.
+pub(crate) struct TlsParams<'a> {
+    pub(crate) skip_verify: bool,
+    /// SNI and the name the certificate must match; defaults to the host.
+    pub(crate) server_name: Option<&'a str>,
+    pub(crate) alpn: &'a [&'a [u8]],
+}
+
+fn client_config(roots: &TlsRoots, params: &TlsParams<'_>) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?;
+    let mut config = if params.skip_verify {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipVerify(provider()))).with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots.store()).with_no_client_auth()
+    };
+    config.alpn_protocols = params.alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// Runs a TLS handshake over `tcp`. Errors are check output text.
+pub(crate) async fn connect(roots: &TlsRoots, params: &TlsParams<'_>, host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+    let config = client_config(roots, params)?;
+    let name = params.server_name.filter(|n| !n.is_empty()).unwrap_or(host);
+    let server_name = ServerName::try_from(name.to_string()).map_err(|e| format!("tls: invalid server name {name:?}: {e}"))?;
+    TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.map_err(|e| format!("tls: {e}"))
+}
+
+/// `tls_skip_verify`: accepts any certificate, but still checks that the
+/// server holds the key of the certificate it sent.
+#[derive(Debug)]
+struct SkipVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
