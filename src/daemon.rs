@@ -127,6 +127,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     for w in agent.load_local()? {
         tracing::warn!(target: "agent", "{w}");
     }
+    agent.start_checks(&tasks);
     let self_member = MemberInfo {
         name: cfg.node_name.clone(),
         id: node_uuid.to_string(),

@@ -10,6 +10,7 @@ pub mod ae;
 pub mod definition;
 pub mod local;
 pub mod persist;
+pub mod runner;
 
 use crate::catalog::txn::{TxnOp, TxnOutcome};
 use crate::catalog::types::{
@@ -25,7 +26,7 @@ use local::LocalState;
 use persist::{CheckState, Persist};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio_util::sync::CancellationToken;
 
 /// Where requests that need the replicated state go.
@@ -41,6 +42,8 @@ struct Inner {
     shutdown: CancellationToken,
     local: LocalState,
     persist: Persist,
+    /// Runs the checks; set once at start (`start_checks`).
+    runner: OnceLock<crate::checks::Runner>,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -83,6 +86,7 @@ impl Agent {
                 shutdown,
                 local,
                 persist: Persist::new(data_dir),
+                runner: OnceLock::new(),
             }),
         }
     }
@@ -161,6 +165,40 @@ impl Agent {
 
     // ----- local services and checks -----------------------------------
 
+    /// Starts the check runners; their results flow into the local state.
+    /// Checks registered before this call are started now.
+    pub fn start_checks(&self, tasks: &tokio_util::task::TaskTracker) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::checks::CheckResult>(1024);
+        let alias = Arc::new(runner::AgentAlias { agent: Arc::downgrade(&self.inner) });
+        let r = crate::checks::Runner::new(tx, Some(alias), tasks.clone(), self.inner.shutdown.clone());
+        if self.inner.runner.set(r).is_err() {
+            return;
+        }
+        for c in self.inner.local.checks() {
+            self.run_check(&c.def, &c.check.status);
+        }
+        let agent = self.clone();
+        tasks.spawn(async move {
+            while let Some(r) = rx.recv().await {
+                // Results for checks removed meanwhile are ignored by the local state.
+                agent.check_result(&r.id, r.status.as_str(), &r.output);
+            }
+        });
+    }
+
+    fn run_check(&self, def: &CheckDef, status: &str) {
+        let Some(runner) = self.inner.runner.get() else { return };
+        if let Some(spec) = runner::spec_for(def, &self.config(), status) {
+            runner.start(spec);
+        }
+    }
+
+    fn stop_check(&self, id: &str) {
+        if let Some(runner) = self.inner.runner.get() {
+            runner.stop(id);
+        }
+    }
+
     fn scripts_allowed(&self, source: Source) -> bool {
         let cfg = self.config();
         cfg.enable_script_checks || (source == Source::Local && cfg.enable_local_script_checks)
@@ -177,9 +215,17 @@ impl Agent {
         if persist {
             self.inner.persist.save_service(&def).map_err(|e| AgentError::Refused(format!("failed to persist service: {e}")))?;
         }
+        let before: Vec<String> = self.inner.local.service_checks(&def.id).into_iter().map(|c| c.def.id).collect();
         self.inner.local.add_service(def.clone(), source, persist, replace_existing_checks);
         for c in &def.checks {
             self.apply_saved_state(c);
+            let status = self.inner.local.check(&c.id).map(|lc| lc.check.status).unwrap_or_default();
+            self.run_check(c, &status);
+        }
+        if replace_existing_checks {
+            for id in before.iter().filter(|id| !def.checks.iter().any(|c| &c.id == *id)) {
+                self.stop_check(id);
+            }
         }
         tracing::info!(target: "agent", service = %def.id, "added service");
         Ok(())
@@ -193,6 +239,7 @@ impl Agent {
         };
         let _ = self.inner.persist.remove_service(id);
         for c in checks {
+            self.stop_check(&c);
             let _ = self.inner.persist.remove_check(&c);
         }
         tracing::info!(target: "agent", service = %id, "removed service");
@@ -220,6 +267,8 @@ impl Agent {
         }
         self.inner.local.add_check(def.clone(), source, persist);
         self.apply_saved_state(&def);
+        let status = self.inner.local.check(&def.id).map(|lc| lc.check.status).unwrap_or_default();
+        self.run_check(&def, &status);
         tracing::info!(target: "agent", check = %def.id, "added check");
         Ok(())
     }
@@ -230,6 +279,7 @@ impl Agent {
                 "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
             )));
         }
+        self.stop_check(id);
         let _ = self.inner.persist.remove_check(id);
         tracing::info!(target: "agent", check = %id, "removed check");
         Ok(())
@@ -246,7 +296,13 @@ impl Agent {
             return Err(AgentError::Refused(format!("CheckID {id:?} does not have associated TTL")));
         }
         let max = self.config().check_output_max_size.max(1);
-        let output = truncate_output(output, max);
+        let mut output = truncate_output(output, max);
+        if let (Some(runner), Some(st)) = (self.inner.runner.get(), crate::checks::Status::parse(status)) {
+            // The runner resets the TTL timer; it may cut the output to the check's own limit.
+            if let Ok(stored) = runner.ttl_update(id, st, output.clone()) {
+                output = stored;
+            }
+        }
         self.inner.local.update_check(id, status, &output, None);
         let ttl_ms = check.def.ttl.map(|t| t.as_millis() as u64).unwrap_or(0);
         let state = CheckState { status: status.to_string(), output, expires_unix_ms: unix_ms() + ttl_ms };
@@ -367,7 +423,7 @@ impl Agent {
                 let _ = self.inner.persist.remove_check(&def.id);
                 continue;
             }
-            if def.is_ttl() || def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) {
+            if def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) {
                 self.inner.local.add_check(def.clone(), source, true);
                 self.apply_saved_state(&def);
             } else if let Err(e) = self.register_check(def.clone(), source) {

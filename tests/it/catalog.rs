@@ -262,3 +262,46 @@ async fn cli_catalog_members_services() {
     let out = a.cli(&["services", "deregister", "-id=web"]);
     assert_eq!(out.code, 1);
 }
+
+#[tokio::test]
+async fn ttl_checks_pass_warn_fail_and_expire() {
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    let body = json!({"Name": "ttl-check", "TTL": "2s", "Notes": "heartbeat"});
+    assert_eq!(a.put("/v1/agent/check/register", body.to_string().as_bytes()).await.status, 200);
+    let status = || async {
+        let v: Value = a.get("/v1/agent/checks").await.json().unwrap();
+        (v["ttl-check"]["Status"].as_str().unwrap_or("").to_string(), v["ttl-check"]["Output"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(status().await.0, "critical", "TTL checks start critical");
+    a.put("/v1/agent/check/pass/ttl-check?note=ok", b"").await;
+    assert_eq!(status().await, ("passing".into(), "ok".into()));
+    a.put("/v1/agent/check/warn/ttl-check", b"").await;
+    assert_eq!(status().await.0, "warning");
+    let upd = json!({"Status": "passing", "Output": "from update"});
+    assert_eq!(a.put("/v1/agent/check/update/ttl-check", upd.to_string().as_bytes()).await.status, 200);
+    assert_eq!(status().await, ("passing".into(), "from update".into()));
+    let bad = json!({"Status": "sunny"});
+    assert_eq!(a.put("/v1/agent/check/update/ttl-check", bad.to_string().as_bytes()).await.status, 400);
+    // Without renewal it expires to critical, keeping the last output.
+    let expired = wait_until(Duration::from_secs(10), || async {
+        let (s, o) = status().await;
+        s == "critical" && o.starts_with("TTL expired") && o.contains("from update")
+    })
+    .await;
+    assert!(expired, "{:?}", status().await);
+    // And the catalog follows.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            let v: Vec<Value> = a.get("/v1/health/state/critical").await.json().unwrap_or_default();
+            v.iter().any(|c| c["CheckID"] == "ttl-check")
+        })
+        .await
+    );
+    // A non-TTL check cannot be updated; an HTTP check on a closed port goes critical.
+    let http = json!({"Name": "web-check", "HTTP": "http://127.0.0.1:1/health", "Interval": "1s"});
+    assert_eq!(a.put("/v1/agent/check/register", http.to_string().as_bytes()).await.status, 200);
+    let r = a.put("/v1/agent/check/pass/web-check", b"").await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("does not have associated TTL"), "{}", r.text());
+}
