@@ -421,7 +421,7 @@ mod tests {
             node: node("n1"),
             service: Some(svc("web1", "web")),
             checks: vec![check("c1", "web1", PASSING), check("serfHealth", "", PASSING)],
-            skip_node_update: false,
+            ..Default::default()
         };
         let topics = r.register(5, &reg).unwrap();
         assert!(topics.contains(&"svc:web".to_string()));

@@ -108,6 +108,7 @@ pub enum RaftRpc {
 }
 
 /// Everything one agent can ask a server.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Ping,
@@ -138,6 +139,7 @@ pub enum Request {
 }
 
 /// The answer to a `Request`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Pong,
