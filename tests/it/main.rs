@@ -12,4 +12,5 @@ mod config_errors;
 mod durability;
 mod http_api;
 mod kv;
+mod raft_cluster;
 mod txn;
