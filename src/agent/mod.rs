@@ -7,6 +7,7 @@
 //! Must not know HTTP or DNS types.
 
 pub mod ae;
+pub mod client;
 pub mod definition;
 pub mod local;
 pub mod persist;
@@ -18,8 +19,7 @@ use crate::catalog::types::{
 };
 use crate::catalog::{Command, KvEntry};
 use crate::config::RuntimeConfig;
-use crate::rpc::{QueryMeta, QueryOptions, RpcError};
-use crate::server::catalog::{ServiceFilter, ServiceHealth};
+use crate::rpc::{QueryMeta, QueryOptions, Request, Response, RpcError, ServiceFilter, ServiceHealth};
 use crate::server::Server;
 use definition::{CheckDef, ServiceDef, Source};
 use local::LocalState;
@@ -32,7 +32,10 @@ use tokio_util::sync::CancellationToken;
 /// Where requests that need the replicated state go.
 #[derive(Clone)]
 pub enum Delegate {
+    /// This agent is a server: requests are served in process.
     Server(Arc<Server>),
+    /// This agent is a client: requests go to a known server over RPC.
+    Client(Arc<client::ServerPool>),
 }
 
 struct Inner {
@@ -435,15 +438,31 @@ impl Agent {
 
     // ----- replicated state (through the delegate) ---------------------
 
+    /// Sends a request to the delegate: the local server in process, or a
+    /// server over RPC for a client agent. Both take the same code path on
+    /// the server side (`Server::dispatch`).
+    pub async fn rpc(&self, req: Request) -> Result<Response, RpcError> {
+        let resp = match &self.inner.delegate {
+            Delegate::Server(s) => s.dispatch(req).await,
+            Delegate::Client(c) => c.call(req).await?,
+        };
+        match resp {
+            Response::Error(e) => Err(e),
+            other => Ok(other),
+        }
+    }
+
     pub async fn kv_get(&self, key: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.kv_get(key, opts).await,
+        match self.rpc(Request::KvGet { key: key.to_string(), opts: opts.clone() }).await? {
+            Response::KvEntry(m, e) => Ok((m, e)),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn kv_list(&self, prefix: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.kv_list(prefix, opts).await,
+        match self.rpc(Request::KvList { prefix: prefix.to_string(), opts: opts.clone() }).await? {
+            Response::KvEntries(m, e) => Ok((m, e)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -453,38 +472,45 @@ impl Agent {
         separator: Option<&str>,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<String>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.kv_keys(prefix, separator, opts).await,
+        let req = Request::KvKeys { prefix: prefix.to_string(), separator: separator.map(str::to_string), opts: opts.clone() };
+        match self.rpc(req).await? {
+            Response::Keys(m, k) => Ok((m, k)),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn kv_apply(&self, cmd: Command) -> Result<bool, RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.kv_apply(cmd).await,
+        match self.rpc(Request::KvApply(cmd)).await? {
+            Response::Bool(b) => Ok(b),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn txn(&self, ops: Vec<TxnOp>, opts: &QueryOptions) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.txn(ops, opts).await,
+        match self.rpc(Request::Txn { ops, opts: opts.clone() }).await? {
+            Response::Txn(m, o) => Ok((m, o)),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn catalog_register(&self, reg: Registration) -> Result<(), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_register(reg).await,
+        match self.rpc(Request::CatalogRegister(reg)).await? {
+            Response::Unit => Ok(()),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn catalog_deregister(&self, d: Deregistration) -> Result<(), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_deregister(d).await,
+        match self.rpc(Request::CatalogDeregister(d)).await? {
+            Response::Unit => Ok(()),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn catalog_nodes(&self, node_meta: &[(String, String)], opts: &QueryOptions) -> Result<(QueryMeta, Vec<Node>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_nodes(node_meta, opts).await,
+        match self.rpc(Request::CatalogNodes { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
+            Response::Nodes(m, n) => Ok((m, n)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -493,8 +519,9 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_services(node_meta, opts).await,
+        match self.rpc(Request::CatalogServices { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
+            Response::Services(m, s) => Ok((m, s)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -504,14 +531,17 @@ impl Agent {
         filter: &ServiceFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_service(name, filter, opts).await,
+        let req = Request::CatalogService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
+        match self.rpc(req).await? {
+            Response::ServiceNodes(m, s) => Ok((m, s)),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn catalog_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.catalog_node(name, opts).await,
+        match self.rpc(Request::CatalogNode { name: name.to_string(), opts: opts.clone() }).await? {
+            Response::NodeServices(m, n) => Ok((m, n)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -521,14 +551,17 @@ impl Agent {
         filter: &ServiceFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.health_service(name, filter, opts).await,
+        let req = Request::HealthService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
+        match self.rpc(req).await? {
+            Response::ServiceHealth(m, s) => Ok((m, s)),
+            other => Err(other.unexpected()),
         }
     }
 
     pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.health_node(name, opts).await,
+        match self.rpc(Request::HealthNode { name: name.to_string(), opts: opts.clone() }).await? {
+            Response::Checks(m, c) => Ok((m, c)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -538,8 +571,10 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.health_checks(service, node_meta, opts).await,
+        let req = Request::HealthChecks { service: service.to_string(), node_meta: node_meta.to_vec(), opts: opts.clone() };
+        match self.rpc(req).await? {
+            Response::Checks(m, c) => Ok((m, c)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -549,22 +584,26 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => s.health_state(state, node_meta, opts).await,
+        let req = Request::HealthState { state: state.to_string(), node_meta: node_meta.to_vec(), opts: opts.clone() };
+        match self.rpc(req).await? {
+            Response::Checks(m, c) => Ok((m, c)),
+            other => Err(other.unexpected()),
         }
     }
 
     /// `/v1/status/leader`: the leader's server address, or "".
     pub async fn status_leader(&self) -> Result<String, RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => Ok(s.leader_addr()),
+        match self.rpc(Request::StatusLeader).await? {
+            Response::Text(t) => Ok(t),
+            other => Err(other.unexpected()),
         }
     }
 
     /// `/v1/status/peers`: the Raft voters' server addresses.
     pub async fn status_peers(&self) -> Result<Vec<String>, RpcError> {
-        match &self.inner.delegate {
-            Delegate::Server(s) => Ok(s.peers()),
+        match self.rpc(Request::StatusPeers).await? {
+            Response::Texts(t) => Ok(t),
+            other => Err(other.unexpected()),
         }
     }
 }

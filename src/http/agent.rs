@@ -99,6 +99,13 @@ pub fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
             out.insert("consul".to_string(), s.consul_stats(cfg.bootstrap));
             out.insert("raft".to_string(), s.raft_stats());
         }
+        crate::agent::Delegate::Client(pool) => {
+            let mut c = BTreeMap::new();
+            c.insert("acl".to_string(), "disabled".to_string());
+            c.insert("known_servers".to_string(), pool.servers().len().to_string());
+            c.insert("server".to_string(), "false".to_string());
+            out.insert("consul".to_string(), c);
+        }
     }
     let mut r = BTreeMap::new();
     r.insert("arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"));
