@@ -6,7 +6,9 @@
 //! Must not know HTTP: it speaks `rpc` types. Uses openraft only through
 //! `consensus`.
 
+pub mod autopilot;
 pub mod blocking;
+pub mod bootstrap;
 pub mod catalog;
 pub mod endpoints;
 pub mod kv;

@@ -1,0 +1,198 @@
+//! Autopilot (leader only): keeps the Raft configuration equal to the
+//! healthy servers gossip knows. A new server joins as a non-voter and is
+//! promoted once it has caught up and stayed healthy for
+//! `server_stabilization_time`; servers that left are removed; failed
+//! servers are removed with `cleanup_dead_servers` only while the healthy
+//! voters keep a quorum; a stale entry (a server that came back with a new
+//! ID at the same address) is removed.
+
+use super::bootstrap::ServerMember;
+use super::Server;
+use crate::config::runtime::Autopilot as AutopilotSettings;
+use openraft::ChangeMembers;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Autopilot's memory between rounds.
+#[derive(Default)]
+pub struct AutopilotState {
+    /// When each non-voter was first seen caught up (for stabilization).
+    healthy_since: BTreeMap<u64, Instant>,
+}
+
+/// One server's health as `/v1/operator/autopilot/health` reports it.
+#[derive(Clone, Debug)]
+pub struct ServerHealth {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub serf_status: &'static str,
+    pub leader: bool,
+    pub voter: bool,
+    pub healthy: bool,
+    pub last_index: u64,
+    pub last_term: u64,
+    pub stable_since: Option<Duration>,
+}
+
+impl Server {
+    /// One reconcile round; a no-op unless this server is the leader.
+    pub async fn autopilot_round(
+        &self,
+        servers: &[ServerMember],
+        settings: &AutopilotSettings,
+        state: &mut AutopilotState,
+    ) -> Result<(), String> {
+        if !self.consensus.is_leader() {
+            state.healthy_since.clear();
+            return Ok(());
+        }
+        let metrics = self.consensus.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let nodes: BTreeMap<u64, _> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let my_id = self.consensus.node_id;
+        let by_id: BTreeMap<u64, &ServerMember> = servers.iter().filter_map(|s| Some((s.raft_id()?, s))).collect();
+
+        // 1. Servers gossip knows and Raft doesn't: add as non-voters.
+        for (id, s) in &by_id {
+            if s.alive && !nodes.contains_key(id) {
+                tracing::info!(target: "agent.server.autopilot", server = %s.name, address = %s.rpc_addr, "adding server as non-voter");
+                self.consensus.raft.add_learner(*id, s.raft_node(), false).await.map_err(|e| e.to_string())?;
+            }
+        }
+
+        // 2. Removals: left servers, stale entries, and (optionally) failed ones.
+        let mut remove: BTreeSet<u64> = BTreeSet::new();
+        for (id, node) in &nodes {
+            if *id == my_id {
+                continue;
+            }
+            match by_id.get(id) {
+                Some(s) if s.left => {
+                    tracing::info!(target: "agent.server.autopilot", server = %s.name, "removing server that left");
+                    remove.insert(*id);
+                }
+                Some(_) => {}
+                None => {
+                    // Same address now held by another live server ID: stale.
+                    if servers.iter().any(|s| s.alive && s.rpc_addr.to_string() == node.addr) {
+                        tracing::info!(target: "agent.server.autopilot", server = %node.name, address = %node.addr, "removing stale server entry (its address now belongs to another server ID)");
+                        remove.insert(*id);
+                    }
+                }
+            }
+        }
+        if settings.cleanup_dead_servers {
+            let failed: Vec<u64> = voters
+                .iter()
+                .filter(|id| **id != my_id && !remove.contains(id))
+                .filter(|id| by_id.get(id).is_some_and(|s| !s.alive && !s.left))
+                .copied()
+                .collect();
+            let healthy_voters = voters.iter().filter(|id| !remove.contains(id) && !failed.contains(id)).count();
+            let remaining = voters.len() - voters.iter().filter(|id| remove.contains(id)).count();
+            // Only while the healthy voters alone are a majority, and never below min_quorum.
+            if !failed.is_empty() && healthy_voters * 2 > remaining && healthy_voters >= settings.min_quorum as usize {
+                for id in failed {
+                    if let Some(s) = by_id.get(&id) {
+                        tracing::info!(target: "agent.server.autopilot", server = %s.name, "removing dead server");
+                    }
+                    remove.insert(id);
+                }
+            }
+        }
+
+        // 3. Promotions: caught-up non-voters that stayed healthy long enough.
+        let last_log = self.consensus.log.last_log_id().map(|l| l.index).unwrap_or(0);
+        let matched: BTreeMap<u64, u64> = metrics
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, m)| (*id, m.map(|l| l.index).unwrap_or(0))).collect())
+            .unwrap_or_default();
+        let now = Instant::now();
+        let mut promote = BTreeSet::new();
+        for id in nodes.keys().filter(|id| !voters.contains(id) && !remove.contains(id)) {
+            let alive = by_id.get(id).is_some_and(|s| s.alive);
+            let caught_up = matched.get(id).is_some_and(|m| last_log.saturating_sub(*m) <= settings.max_trailing_logs);
+            if alive && caught_up {
+                let since = *state.healthy_since.entry(*id).or_insert(now);
+                if now.duration_since(since) >= settings.server_stabilization_time {
+                    promote.insert(*id);
+                }
+            } else {
+                state.healthy_since.remove(id);
+            }
+        }
+        for id in &promote {
+            if let Some(n) = nodes.get(id) {
+                tracing::info!(target: "agent.server.autopilot", server = %n.name, "promoting server to voter");
+            }
+            state.healthy_since.remove(id);
+        }
+
+        let learner_removals: BTreeSet<u64> = remove.iter().filter(|id| !voters.contains(id)).copied().collect();
+        let new_voters: BTreeSet<u64> =
+            voters.iter().filter(|id| !remove.contains(id)).chain(promote.iter()).copied().collect();
+        if new_voters != voters {
+            self.consensus
+                .raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(new_voters), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !learner_removals.is_empty() {
+            self.consensus
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes(learner_removals), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Health of every server in the Raft configuration, for the operator API.
+    pub fn autopilot_health(&self, servers: &[ServerMember], settings: &AutopilotSettings, state: &AutopilotState) -> Vec<ServerHealth> {
+        let metrics = self.consensus.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let leader = metrics.current_leader;
+        let last_log = self.consensus.log.last_log_id();
+        let matched: BTreeMap<u64, u64> = metrics
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, m)| (*id, m.map(|l| l.index).unwrap_or(0))).collect())
+            .unwrap_or_default();
+        let now = Instant::now();
+        membership
+            .nodes()
+            .map(|(id, n)| {
+                let member = servers.iter().find(|s| s.raft_id() == Some(*id));
+                let serf_status = match member {
+                    Some(s) if s.alive => "alive",
+                    Some(s) if s.left => "left",
+                    Some(_) => "failed",
+                    None => "none",
+                };
+                let last_index = if Some(*id) == leader {
+                    last_log.map(|l| l.index).unwrap_or(0)
+                } else {
+                    matched.get(id).copied().unwrap_or(0)
+                };
+                let behind = last_log.map(|l| l.index).unwrap_or(0).saturating_sub(last_index);
+                ServerHealth {
+                    id: n.node_id.clone(),
+                    name: n.name.clone(),
+                    address: n.addr.clone(),
+                    serf_status,
+                    leader: Some(*id) == leader,
+                    voter: voters.contains(id),
+                    healthy: serf_status == "alive" && behind <= settings.max_trailing_logs,
+                    last_index,
+                    last_term: metrics.current_term,
+                    stable_since: state.healthy_since.get(id).map(|t| now.duration_since(*t)),
+                }
+            })
+            .collect()
+    }
+}
