@@ -138,6 +138,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> = Arc::new(move || vec![self_member.clone()]);
     tasks.spawn(leader::run(server.clone(), members, Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
     tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
+    tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
     let http_shutdown = CancellationToken::new();
     crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
     println!("==> Consul agent running!");

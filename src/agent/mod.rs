@@ -591,6 +591,38 @@ impl Agent {
         }
     }
 
+    pub async fn session_create(&self, s: crate::catalog::sessions::Session) -> Result<String, RpcError> {
+        match self.rpc(Request::SessionCreate(s)).await? {
+            Response::Text(id) => Ok(id),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub async fn session_destroy(&self, id: &str) -> Result<(), RpcError> {
+        match self.rpc(Request::SessionDestroy(id.to_string())).await? {
+            Response::Unit => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// `info`, `node` and `list` reads of sessions.
+    pub async fn session_query(&self, req: Request) -> Result<(QueryMeta, Vec<crate::catalog::sessions::Session>), RpcError> {
+        match self.rpc(req).await? {
+            Response::Sessions(m, s) => Ok((m, s)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub async fn session_renew(&self, id: &str) -> Result<Vec<crate::catalog::sessions::Session>, RpcError> {
+        match &self.inner.delegate {
+            Delegate::Server(s) => s.session_renew(id).await,
+            Delegate::Client(_) => match self.rpc(Request::SessionRenew(id.to_string())).await? {
+                Response::Sessions(_, s) => Ok(s),
+                other => Err(other.unexpected()),
+            },
+        }
+    }
+
     /// `/v1/status/leader`: the leader's server address, or "".
     pub async fn status_leader(&self) -> Result<String, RpcError> {
         match self.rpc(Request::StatusLeader).await? {

@@ -5,6 +5,7 @@
 //! future reader can tell formats apart. A golden test pins the encoding.
 
 use super::txn::{TxnOp, TxnOutcome};
+use super::sessions::Session;
 use super::types::{Deregistration, Registration};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,14 @@ pub enum Command {
     Register(Box<Registration>),
     /// Removes a node (with everything on it), a service or a check.
     Deregister(Deregistration),
+    /// Creates a session (its ID chosen by the proposer).
+    SessionCreate(Session),
+    /// Destroys a session, releasing or deleting its locks.
+    SessionDestroy { id: String },
+    /// `PUT /v1/kv/<key>?acquire=<session>`.
+    KvLock { key: String, value: Bytes, flags: u64, session: String },
+    /// `PUT /v1/kv/<key>?release=<session>`.
+    KvUnlock { key: String, value: Bytes, flags: u64, session: String },
 }
 
 impl Command {
@@ -45,6 +54,11 @@ impl Command {
                 256 + r.checks.iter().map(|c| 128 + c.output.len() + c.notes.len()).sum::<usize>()
             }
             Command::Deregister(_) => 64,
+            Command::SessionCreate(s) => 128 + s.name.len() + s.node.len(),
+            Command::SessionDestroy { .. } => 64,
+            Command::KvLock { key, value, session, .. } | Command::KvUnlock { key, value, session, .. } => {
+                32 + key.len() + value.len() + session.len()
+            }
         }
     }
 }

@@ -130,6 +130,51 @@ impl KvTable {
         keys
     }
 
+    /// Takes (or refreshes) a lock for `session`. Fails if another session
+    /// holds it. A new holder bumps `LockIndex`; the holder re-acquiring
+    /// only updates the value.
+    pub fn lock(&mut self, index: u64, key: &str, value: Bytes, flags: u64, session: &str) -> bool {
+        let holder = self.entries.get(key).and_then(|e| e.session.clone());
+        match holder.as_deref() {
+            Some(h) if h != session => return false,
+            _ => {}
+        }
+        let relock = holder.as_deref() == Some(session);
+        self.set(index, key, value, flags);
+        if let Some(e) = self.entries.get_mut(key) {
+            if !relock {
+                e.lock_index += 1;
+            }
+            e.session = Some(session.to_string());
+        }
+        true
+    }
+
+    /// Releases a lock held by `session`; fails if it doesn't hold it.
+    pub fn unlock(&mut self, index: u64, key: &str, value: Bytes, flags: u64, session: &str) -> bool {
+        if self.entries.get(key).and_then(|e| e.session.as_deref()) != Some(session) {
+            return false;
+        }
+        self.set(index, key, value, flags);
+        if let Some(e) = self.entries.get_mut(key) {
+            e.session = None;
+        }
+        true
+    }
+
+    /// Keys held by a session.
+    pub fn held_by(&self, session: &str) -> Vec<String> {
+        self.entries.values().filter(|e| e.session.as_deref() == Some(session)).map(|e| e.key.clone()).collect()
+    }
+
+    /// Releases a lock because its session died (value kept).
+    pub fn release_invalidated(&mut self, index: u64, key: &str) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.session = None;
+            e.modify_index = index;
+        }
+    }
+
     /// Drops tombstones at or below `index` (they only serve blocking
     /// queries, which have long since moved past them).
     pub fn reap_tombstones(&mut self, index: u64) -> usize {

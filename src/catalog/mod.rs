@@ -10,6 +10,7 @@
 pub mod command;
 pub mod kv;
 pub mod registry;
+pub mod sessions;
 pub mod state;
 pub mod txn;
 pub mod types;

@@ -4,7 +4,9 @@
 use super::command::{Command, CommandResult};
 use super::kv::KvTable;
 use super::registry::Registry;
+use super::sessions::{topic_node_sessions, topic_session, Behavior, Session, SessionTable, TOPIC_SESSIONS};
 use super::txn;
+use super::types::CRITICAL;
 use serde::{Deserialize, Serialize};
 
 /// Per-table raft indexes: the index of the last write to each table, so
@@ -19,13 +21,16 @@ pub struct TableIndexes {
 pub struct Changes {
     pub kv_keys: Vec<String>,
     pub kv_trees: Vec<String>,
-    /// Catalog watch topics (see `registry::topic_*`).
+    /// Catalog watch topics (see `registry::topic_*`, `sessions::topic_*`).
     pub topics: Vec<String>,
+    /// Keys whose lock was lost by an invalidated session, with the
+    /// session's lock delay (ns): they cannot be re-acquired for that long.
+    pub lock_delays: Vec<(String, u64)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty()
+        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty() && self.lock_delays.is_empty()
     }
 }
 
@@ -34,6 +39,7 @@ pub struct State {
     pub kv: KvTable,
     pub index: TableIndexes,
     pub catalog: Registry,
+    pub sessions: SessionTable,
 }
 
 impl State {
@@ -76,7 +82,8 @@ impl State {
             }
             Command::Txn { ops } => {
                 let mut touched = Vec::new();
-                let outcome = txn::apply(&mut self.kv, index, ops, &mut touched, &|_| false);
+                let sessions = &self.sessions;
+                let outcome = txn::apply(&mut self.kv, index, ops, &mut touched, &|id| sessions.get(id).is_some());
                 if !touched.is_empty() {
                     self.index.kvs = index;
                     changes.kv_keys.extend(touched);
@@ -90,6 +97,7 @@ impl State {
             Command::Register(reg) => match self.catalog.register(index, reg) {
                 Ok(topics) => {
                     changes.topics.extend(topics);
+                    self.check_node_sessions(index, &reg.node.node, changes);
                     CommandResult::Unit
                 }
                 Err(e) => CommandResult::Error(e),
@@ -97,16 +105,105 @@ impl State {
             Command::Deregister(d) => match self.catalog.deregister(index, d) {
                 Ok(topics) => {
                     changes.topics.extend(topics);
+                    self.check_node_sessions(index, &d.node, changes);
                     CommandResult::Unit
                 }
                 Err(e) => CommandResult::Error(e),
             },
+            Command::SessionCreate(s) => match self.validate_session(s) {
+                Ok(()) => {
+                    self.sessions.insert(index, s.clone());
+                    session_topics(s, changes);
+                    CommandResult::Unit
+                }
+                Err(e) => CommandResult::Error(e),
+            },
+            Command::SessionDestroy { id } => {
+                self.invalidate_session(index, id, changes);
+                CommandResult::Bool(true)
+            }
+            Command::KvLock { key, value, flags, session } => {
+                if self.sessions.get(session).is_none() {
+                    return CommandResult::Error(format!("invalid session {session:?}"));
+                }
+                let ok = self.kv.lock(index, key, value.clone(), *flags, session);
+                if ok {
+                    self.kv_written(index, key, changes);
+                }
+                CommandResult::Bool(ok)
+            }
+            Command::KvUnlock { key, value, flags, session } => {
+                if self.sessions.get(session).is_none() {
+                    return CommandResult::Error(format!("invalid session {session:?}"));
+                }
+                let ok = self.kv.unlock(index, key, value.clone(), *flags, session);
+                if ok {
+                    self.kv_written(index, key, changes);
+                }
+                CommandResult::Bool(ok)
+            }
         }
     }
 
     fn kv_written(&mut self, index: u64, key: &str, changes: &mut Changes) {
         self.index.kvs = index;
         changes.kv_keys.push(key.to_string());
+    }
+
+    /// A new session must name a registered node and checks of that node
+    /// that exist and are not critical (Consul's rules).
+    fn validate_session(&self, s: &Session) -> Result<(), String> {
+        if self.sessions.get(&s.id).is_some() {
+            return Err(format!("session {:?} already exists", s.id));
+        }
+        if self.catalog.node(&s.node).is_none() {
+            return Err(format!("Missing node registration for node {:?}", s.node));
+        }
+        for id in s.check_ids() {
+            match self.catalog.check(&s.node, id) {
+                None => return Err(format!("Missing check '{id}' registration")),
+                Some(c) if c.status == CRITICAL => return Err(format!("Check '{id}' is in critical state")),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Invalidates the sessions of `node` whose node is gone or whose
+    /// checks are missing or critical.
+    fn check_node_sessions(&mut self, index: u64, node: &str, changes: &mut Changes) {
+        let node_gone = self.catalog.node(node).is_none();
+        let doomed: Vec<String> = self
+            .sessions
+            .on_node(node)
+            .into_iter()
+            .filter(|s| {
+                node_gone
+                    || s.check_ids().any(|id| self.catalog.check(node, id).is_none_or(|c| c.status == CRITICAL))
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        for id in doomed {
+            self.invalidate_session(index, &id, changes);
+        }
+    }
+
+    /// Removes a session and releases or deletes the locks it held.
+    pub fn invalidate_session(&mut self, index: u64, id: &str, changes: &mut Changes) {
+        let Some(s) = self.sessions.remove(index, id) else { return };
+        for key in self.kv.held_by(id) {
+            match s.behavior {
+                Behavior::Release => self.kv.release_invalidated(index, &key),
+                Behavior::Delete => {
+                    self.kv.delete(index, &key);
+                }
+            }
+            self.kv_written(index, &key, changes);
+            if s.lock_delay_ns > 0 {
+                changes.lock_delays.push((key, s.lock_delay_ns));
+            }
+        }
+        session_topics(&s, changes);
     }
 
     /// The index a KV read reports for a missing key or an empty prefix:
@@ -116,10 +213,77 @@ impl State {
     }
 }
 
+fn session_topics(s: &Session, changes: &mut Changes) {
+    changes.topics.push(TOPIC_SESSIONS.to_string());
+    changes.topics.push(topic_session(&s.id));
+    changes.topics.push(topic_node_sessions(&s.node));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    fn session(id: &str, node: &str, behavior: Behavior) -> Session {
+        Session {
+            id: id.into(),
+            node: node.into(),
+            behavior,
+            lock_delay_ns: 15_000_000_000,
+            node_checks: vec!["serfHealth".into()],
+            ..Default::default()
+        }
+    }
+
+    fn register_node(s: &mut State, index: u64, node: &str, status: &str) {
+        use crate::catalog::types::{HealthCheck, Node, Registration};
+        let reg = Registration {
+            node: Node { node: node.into(), address: "10.0.0.1".into(), ..Default::default() },
+            checks: vec![HealthCheck { check_id: "serfHealth".into(), name: "Serf".into(), status: status.into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let mut c = Changes::default();
+        assert_eq!(s.apply(index, &Command::Register(Box::new(reg)), &mut c), CommandResult::Unit);
+    }
+
+    #[test]
+    fn locks_follow_their_session() {
+        let mut s = State::default();
+        let mut c = Changes::default();
+        let lock = |key: &str, session: &str| Command::KvLock { key: key.into(), value: Bytes::from_static(b"v"), flags: 0, session: session.into() };
+        assert!(matches!(s.apply(1, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c), CommandResult::Error(_)), "node must exist");
+        register_node(&mut s, 2, "n1", "passing");
+        assert_eq!(s.apply(3, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c), CommandResult::Unit);
+        assert_eq!(s.apply(4, &Command::SessionCreate(session("s2", "n1", Behavior::Delete)), &mut c), CommandResult::Unit);
+        assert_eq!(s.apply(5, &lock("a", "s1"), &mut c), CommandResult::Bool(true));
+        assert_eq!(s.apply(6, &lock("a", "s2"), &mut c), CommandResult::Bool(false), "held by s1");
+        assert_eq!(s.apply(7, &lock("a", "s1"), &mut c), CommandResult::Bool(true), "re-acquire by holder");
+        assert_eq!(s.kv.get("a").unwrap().lock_index, 1);
+        assert_eq!(s.apply(8, &lock("b", "s2"), &mut c), CommandResult::Bool(true));
+        // The node's serfHealth goes critical: both sessions die; a is released, b deleted.
+        let mut c = Changes::default();
+        register_node(&mut s, 9, "n1", CRITICAL);
+        let _ = &mut c;
+        assert!(s.sessions.get("s1").is_none() && s.sessions.get("s2").is_none());
+        assert_eq!(s.kv.get("a").unwrap().session, None);
+        assert_eq!(s.kv.get("a").unwrap().lock_index, 1);
+        assert!(s.kv.get("b").is_none());
+        // A critical check refuses new sessions.
+        let mut c = Changes::default();
+        assert!(matches!(s.apply(10, &Command::SessionCreate(session("s3", "n1", Behavior::Release)), &mut c), CommandResult::Error(e) if e.contains("critical")));
+    }
+
+    #[test]
+    fn invalidation_reports_lock_delays() {
+        let mut s = State::default();
+        register_node(&mut s, 1, "n1", "passing");
+        let mut c = Changes::default();
+        s.apply(2, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c);
+        s.apply(3, &Command::KvLock { key: "k".into(), value: Bytes::new(), flags: 0, session: "s1".into() }, &mut c);
+        let mut c = Changes::default();
+        s.apply(4, &Command::SessionDestroy { id: "s1".into() }, &mut c);
+        assert_eq!(c.lock_delays, vec![("k".to_string(), 15_000_000_000)]);
+    }
 
     #[test]
     fn failed_cas_changes_nothing() {

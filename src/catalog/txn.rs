@@ -265,30 +265,16 @@ fn apply_kv(
                 return Err(format!("failed to lock key {key:?}: invalid session {:?}", op.session));
             }
             undo.remember(kv, key);
-            let held_by_other = kv.get(key).and_then(|e| e.session.as_deref()).is_some_and(|s| s != op.session);
-            if held_by_other {
+            if !kv.lock(index, key, op.value.clone(), op.flags, &op.session) {
                 return Err(format!("failed to lock key {key:?}, lock is already held"));
-            }
-            let relock = kv.get(key).and_then(|e| e.session.as_deref()) == Some(op.session.as_str());
-            kv.set(index, key, op.value.clone(), op.flags);
-            if let Some(e) = kv.entries.get_mut(key) {
-                if !relock {
-                    e.lock_index += 1;
-                }
-                e.session = Some(op.session.clone());
             }
             touched.push(key.to_string());
             push_written(kv, results);
         }
         KvVerb::Unlock => {
-            let holder = kv.get(key).and_then(|e| e.session.clone());
-            if holder.as_deref() != Some(op.session.as_str()) {
-                return Err(format!("failed to unlock key {key:?}, lock isn't held, or is held by another session"));
-            }
             undo.remember(kv, key);
-            kv.set(index, key, op.value.clone(), op.flags);
-            if let Some(e) = kv.entries.get_mut(key) {
-                e.session = None;
+            if !kv.unlock(index, key, op.value.clone(), op.flags, &op.session) {
+                return Err(format!("failed to unlock key {key:?}, lock isn't held, or is held by another session"));
             }
             touched.push(key.to_string());
             push_written(kv, results);

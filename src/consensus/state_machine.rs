@@ -23,6 +23,11 @@ pub struct Store {
     catalog_hub: Arc<WatchHub>,
     applied_tx: watch::Sender<u64>,
     meta: Mutex<AppliedMeta>,
+    /// Keys whose lock holder was invalidated, and until when they may not
+    /// be re-acquired. Deliberately not replicated: each server records the
+    /// moment it applied the invalidation, and only the leader consults its
+    /// own copy before accepting a lock (as Consul does).
+    lock_delays: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 #[derive(Clone, Default)]
@@ -40,6 +45,7 @@ impl Store {
             catalog_hub: WatchHub::new(),
             applied_tx: watch::Sender::new(applied),
             meta: Mutex::new(meta),
+            lock_delays: Mutex::default(),
         })
     }
 
@@ -69,6 +75,20 @@ impl Store {
         self.applied_tx.subscribe()
     }
 
+    /// How long `key` may not be locked yet, if an invalidated session held it.
+    pub fn lock_delay(&self, key: &str) -> Option<std::time::Duration> {
+        let mut delays = self.lock_delays.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match delays.get(key) {
+            Some(until) if *until > now => Some(*until - now),
+            Some(_) => {
+                delays.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
     pub fn membership(&self) -> StoredMembership {
         self.lock_meta().membership.clone()
     }
@@ -78,6 +98,14 @@ impl Store {
     }
 
     fn publish(&self, changes: Changes, applied: Option<LogId>) {
+        if !changes.lock_delays.is_empty() {
+            let now = std::time::Instant::now();
+            let mut delays = self.lock_delays.lock().unwrap_or_else(|e| e.into_inner());
+            delays.retain(|_, until| *until > now);
+            for (key, ns) in &changes.lock_delays {
+                delays.insert(key.clone(), now + std::time::Duration::from_nanos(*ns));
+            }
+        }
         for key in &changes.kv_keys {
             self.kv_hub.key_changed(key);
         }

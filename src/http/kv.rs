@@ -113,14 +113,15 @@ async fn put(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str, body: B
     let cas = params.u64("cas", "cas index")?;
     let limit = ctx.agent.config().limits.kv_max_value_size;
     let value = read_limited(headers, body, limit).await?;
-    if let Some(session) = params.get("acquire").or_else(|| params.get("release")) {
-        // Sessions arrive with the coordination work; until then no session
-        // exists, so every lock operation names an invalid session.
-        return Err(crate::rpc::RpcError::Internal(format!("invalid session {session:?}")).into());
-    }
-    let cmd = match cas {
-        Some(index) => Command::KvCas { key: key.to_string(), value, flags, index },
-        None => Command::KvSet { key: key.to_string(), value, flags },
+    let cmd = if let Some(session) = params.get("acquire") {
+        Command::KvLock { key: key.to_string(), value, flags, session: session.to_string() }
+    } else if let Some(session) = params.get("release") {
+        Command::KvUnlock { key: key.to_string(), value, flags, session: session.to_string() }
+    } else {
+        match cas {
+            Some(index) => Command::KvCas { key: key.to_string(), value, flags, index },
+            None => Command::KvSet { key: key.to_string(), value, flags },
+        }
     };
     let ok = ctx.agent.kv_apply(cmd).await?;
     json(params, &ok)

@@ -16,6 +16,7 @@ pub mod kv;
 pub mod metrics;
 pub mod query;
 pub mod response;
+pub mod session;
 pub mod status;
 pub mod txn;
 pub mod views;
@@ -53,7 +54,6 @@ pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
 const NOT_YET: &[&str] = &[
     "/v1/agent/",
     "/v1/catalog/",
-    "/v1/session/",
     "/v1/event/",
     "/v1/coordinate/",
     "/v1/query",
@@ -106,6 +106,13 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/catalog/service/{name}", get(catalog::service))
         .route("/v1/catalog/node/{name}", get(catalog::node))
         .route("/v1/catalog/node-services/{name}", get(catalog::node_services))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/destroy/", put(session::destroy_missing))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
+        .route("/v1/session/renew/{id}", put(session::renew))
         .route("/v1/health/service/{name}", get(health::service))
         .route("/v1/health/node/{name}", get(health::node))
         .route("/v1/health/checks/{name}", get(health::checks))

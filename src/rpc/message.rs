@@ -5,6 +5,7 @@
 //!
 //! Stable wire format: variants are only appended, never reordered.
 
+use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
 use crate::catalog::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
 use crate::catalog::{Command, CommandResult, KvEntry};
@@ -136,6 +137,12 @@ pub enum Request {
     HealthState { state: String, node_meta: Vec<(String, String)>, opts: QueryOptions },
     StatusLeader,
     StatusPeers,
+    SessionCreate(Session),
+    SessionDestroy(String),
+    SessionInfo { id: String, opts: QueryOptions },
+    SessionNode { node: String, opts: QueryOptions },
+    SessionList { opts: QueryOptions },
+    SessionRenew(String),
 }
 
 /// The answer to a `Request`.
@@ -161,6 +168,7 @@ pub enum Response {
     Text(String),
     Texts(Vec<String>),
     Error(RpcError),
+    Sessions(QueryMeta, Vec<Session>),
 }
 
 impl Response {
@@ -193,6 +201,7 @@ impl Response {
             Response::Text(_) => "Text",
             Response::Texts(_) => "Texts",
             Response::Error(_) => "Error",
+            Response::Sessions(..) => "Sessions",
         }
     }
 }

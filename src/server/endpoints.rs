@@ -4,7 +4,7 @@
 
 use super::Server;
 use crate::consensus::network;
-use crate::rpc::message::{RaftRpc, Request, Response, RpcError};
+use crate::rpc::message::{QueryMeta, RaftRpc, Request, Response, RpcError};
 use crate::rpc::server::{BoxFut, Handler};
 use std::sync::Arc;
 
@@ -43,9 +43,9 @@ impl Server {
                 if !self.consensus.is_leader() {
                     return Response::Error(RpcError::NoLeader);
                 }
-                match self.consensus.proposer.propose(cmd).await {
+                match self.propose_as_leader(cmd).await {
                     Ok(r) => Response::Result(r),
-                    Err(e) => Response::Error(super::propose_error(e)),
+                    Err(e) => Response::Error(e),
                 }
             }
             Request::ReadIndex => {
@@ -87,6 +87,17 @@ impl Server {
             }
             Request::HealthState { state, node_meta, opts } => {
                 reply(self.health_state(&state, &node_meta, &opts).await, |(m, c)| Response::Checks(m, c))
+            }
+            Request::SessionCreate(s) => reply(self.session_create(s).await, Response::Text),
+            Request::SessionDestroy(id) => reply(self.session_destroy(&id).await, |_| Response::Unit),
+            Request::SessionInfo { id, opts } => reply(self.session_info(&id, &opts).await, |(m, s)| Response::Sessions(m, s)),
+            Request::SessionNode { node, opts } => {
+                reply(self.session_node(&node, &opts).await, |(m, s)| Response::Sessions(m, s))
+            }
+            Request::SessionList { opts } => reply(self.session_list(&opts).await, |(m, s)| Response::Sessions(m, s)),
+            Request::SessionRenew(id) => {
+                // A forwarded renewal is answered by the leader only (no second hop).
+                reply(self.renew_local(&id), |s| Response::Sessions(QueryMeta::default(), s))
             }
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),

@@ -56,6 +56,7 @@ impl Server {
     pub async fn kv_apply(&self, cmd: Command) -> Result<bool, RpcError> {
         match self.apply(cmd).await? {
             CommandResult::Bool(b) => Ok(b),
+            CommandResult::Error(e) => Err(RpcError::Internal(e)),
             other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
         }
     }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
+pub mod session;
 pub mod stats;
 
 use crate::catalog::{Command, CommandResult};
@@ -39,6 +40,7 @@ pub struct Server {
     pub(crate) consensus: Consensus,
     pub(crate) settings: ServerSettings,
     pub(crate) rpc: RpcClient,
+    pub(crate) session_timers: std::sync::Arc<session::SessionTimers>,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -48,7 +50,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
-        Server { consensus, settings, rpc }
+        Server { consensus, settings, rpc, session_timers: Default::default() }
     }
 
     pub fn consensus(&self) -> &Consensus {
@@ -117,7 +119,7 @@ impl Server {
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let attempt = match self.leader_addr_of() {
-                Some((true, _)) => self.consensus.proposer.propose(cmd.clone()).await.map_err(propose_error),
+                Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
                 Some((false, addr)) => match self.rpc.call(addr, &Request::Propose(cmd.clone()), FORWARD_TIMEOUT).await {
                     Ok(Response::Result(r)) => Ok(r),
                     Ok(other) => Err(other.unexpected()),
@@ -134,6 +136,19 @@ impl Server {
                 other => return other,
             }
         }
+    }
+
+    /// The leader's checks before a command goes to Raft (Consul's
+    /// pre-apply): a lock on a key still in its lock-delay is refused here,
+    /// by the leader's clock, never inside the state machine.
+    pub(crate) async fn propose_as_leader(&self, cmd: Command) -> Result<CommandResult, RpcError> {
+        if let Command::KvLock { key, .. } = &cmd {
+            if let Some(left) = self.consensus.store.lock_delay(key) {
+                tracing::debug!(target: "agent.server.kvs", key = %key, remaining = ?left, "lock refused: lock-delay in effect");
+                return Ok(CommandResult::Bool(false));
+            }
+        }
+        self.consensus.proposer.propose(cmd).await.map_err(propose_error)
     }
 
     /// `ip:port` of the leader's server RPC address, or "" when none is known.

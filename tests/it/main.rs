@@ -13,4 +13,5 @@ mod durability;
 mod http_api;
 mod kv;
 mod raft_cluster;
+mod sessions;
 mod txn;

@@ -1,0 +1,181 @@
+//! Session endpoints (Consul's `Session.*` RPCs) and the leader's TTL
+//! timers. A session with a TTL is destroyed by the leader when it has not
+//! been renewed for twice its TTL (Consul's grace factor): the TTL is a
+//! lower bound. Timers live only on the leader; a new leader restarts every
+//! timer at its full length, so a leader change never shortens a session.
+
+use super::blocking::Interest;
+use super::Server;
+use crate::catalog::sessions::{topic_node_sessions, topic_session, Session, TOPIC_SESSIONS};
+use crate::catalog::{Command, CommandResult};
+use crate::rpc::{QueryMeta, QueryOptions, Request, Response, RpcError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Consul invalidates a session after this many TTLs without renewal.
+const TTL_GRACE: u32 = 2;
+
+/// The leader's TTL deadlines, by session ID.
+#[derive(Default)]
+pub struct SessionTimers {
+    deadlines: Mutex<HashMap<String, Instant>>,
+    kick: tokio::sync::Notify,
+}
+
+impl SessionTimers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn ttl_of(s: &Session) -> Option<Duration> {
+    if s.ttl.is_empty() {
+        return None;
+    }
+    crate::duration::parse(&s.ttl).ok().filter(|d| !d.is_zero())
+}
+
+impl Server {
+    pub async fn session_create(&self, session: Session) -> Result<String, RpcError> {
+        let id = session.id.clone();
+        match self.apply(Command::SessionCreate(session)).await? {
+            CommandResult::Unit => Ok(id),
+            CommandResult::Error(e) => Err(RpcError::Internal(e)),
+            other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    pub async fn session_destroy(&self, id: &str) -> Result<(), RpcError> {
+        match self.apply(Command::SessionDestroy { id: id.to_string() }).await? {
+            CommandResult::Bool(_) | CommandResult::Unit => Ok(()),
+            CommandResult::Error(e) => Err(RpcError::Internal(e)),
+            other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    pub async fn session_info(&self, id: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
+        let hub = self.consensus.store.catalog_hub().clone();
+        let topic = topic_session(id);
+        self.blocking(opts, || Interest(hub.watch_key(&topic)), |s| {
+            (s.sessions.index, s.sessions.get(id).cloned().into_iter().collect())
+        })
+        .await
+    }
+
+    pub async fn session_node(&self, node: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
+        let hub = self.consensus.store.catalog_hub().clone();
+        let topic = topic_node_sessions(node);
+        self.blocking(opts, || Interest(hub.watch_key(&topic)), |s| {
+            (s.sessions.index, s.sessions.on_node(node).into_iter().cloned().collect())
+        })
+        .await
+    }
+
+    pub async fn session_list(&self, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
+        let hub = self.consensus.store.catalog_hub().clone();
+        self.blocking(opts, || Interest(hub.watch_key(TOPIC_SESSIONS)), |s| {
+            (s.sessions.index, s.sessions.list().cloned().collect())
+        })
+        .await
+    }
+
+    /// Renews a session's TTL. Timers live on the leader, so a follower
+    /// passes the renewal on.
+    pub async fn session_renew(&self, id: &str) -> Result<Vec<Session>, RpcError> {
+        let deadline = Instant::now() + self.settings.rpc_hold_timeout;
+        loop {
+            let attempt = match self.consensus.leader() {
+                Some((lid, _)) if lid == self.consensus.node_id => self.renew_local(id),
+                Some((_, node)) => match node.addr.parse() {
+                    Ok(addr) => match self.rpc.call(addr, &Request::SessionRenew(id.to_string()), Duration::from_secs(10)).await {
+                        Ok(Response::Sessions(_, s)) => Ok(s),
+                        Ok(other) => Err(other.unexpected()),
+                        Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
+                        Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
+                    },
+                    Err(_) => Err(RpcError::NoLeader),
+                },
+                None => Err(RpcError::NoLeader),
+            };
+            match attempt {
+                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Leader side of a renewal.
+    pub(crate) fn renew_local(&self, id: &str) -> Result<Vec<Session>, RpcError> {
+        if !self.consensus.is_leader() {
+            return Err(RpcError::NoLeader);
+        }
+        let Some(session) = self.consensus.store.read(|s| s.sessions.get(id).cloned()) else {
+            return Err(RpcError::NotFound(format!("Session id '{id}' not found")));
+        };
+        if let Some(ttl) = ttl_of(&session) {
+            self.session_timers.lock().insert(id.to_string(), Instant::now() + ttl * TTL_GRACE);
+            self.session_timers.kick.notify_one();
+        }
+        Ok(vec![session])
+    }
+}
+
+/// The leader's TTL loop: destroys sessions whose TTL lapsed.
+pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
+    let mut metrics = server.consensus.raft.metrics();
+    let hub = server.consensus.store.catalog_hub().clone();
+    let timers = server.session_timers.clone();
+    let mut was_leader = false;
+    loop {
+        let watch = hub.watch_key(TOPIC_SESSIONS);
+        let changed = watch.notify().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let is_leader = server.consensus.is_leader();
+        if !is_leader {
+            timers.lock().clear();
+        } else {
+            let sessions: Vec<Session> = server.consensus.store.read(|s| s.sessions.list().cloned().collect());
+            let now = Instant::now();
+            let mut map = timers.lock();
+            if !was_leader {
+                // A new leader starts every timer afresh at its full length.
+                map.clear();
+            }
+            map.retain(|id, _| sessions.iter().any(|s| &s.id == id));
+            for s in &sessions {
+                if let Some(ttl) = ttl_of(s) {
+                    map.entry(s.id.clone()).or_insert(now + ttl * TTL_GRACE);
+                }
+            }
+        }
+        was_leader = is_leader;
+        let expired: Vec<String> = {
+            let now = Instant::now();
+            timers.lock().iter().filter(|(_, d)| **d <= now).map(|(id, _)| id.clone()).collect()
+        };
+        for id in expired {
+            timers.lock().remove(&id);
+            tracing::info!(target: "agent.server.session", session = %id, "session TTL expired; destroying it");
+            if let Err(e) = server.session_destroy(&id).await {
+                tracing::warn!(target: "agent.server.session", session = %id, error = %e, "failed to destroy expired session");
+            }
+        }
+        let next = timers.lock().values().min().copied();
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = &mut changed => {}
+            _ = timers.kick.notified() => {}
+            r = metrics.changed() => { if r.is_err() { return; } }
+            _ = sleep => {}
+        }
+    }
+}
