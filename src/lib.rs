@@ -24,6 +24,7 @@ pub mod consensus;
 pub mod daemon;
 pub mod datadir;
 pub mod duration;
+pub mod gossip;
 pub mod http;
 pub mod logging;
 pub mod metrics;
