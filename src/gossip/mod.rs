@@ -9,3 +9,5 @@ pub mod codec;
 pub mod crypto;
 pub mod sim;
 pub mod swim;
+pub mod member;
+pub mod serf;

@@ -352,3 +352,47 @@ impl<M: Machine> Sim<M> {
         }
     }
 }
+
+/// The Serf layer (with its SWIM core) as a simulated machine.
+pub struct SerfMachine {
+    pub serf: super::serf::Serf,
+}
+
+impl Machine for SerfMachine {
+    type Timer = super::serf::SerfTimer;
+    type Event = super::serf::SerfEvent;
+
+    fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Time) -> Result<(), CodecError> {
+        self.serf.handle_packet(from, bytes, now)
+    }
+
+    fn handle_timer(&mut self, timer: Self::Timer, now: Time) {
+        self.serf.handle_timer(timer, now)
+    }
+
+    fn handle_stream(&mut self, from: SocketAddr, bytes: &[u8], now: Time) -> Vec<u8> {
+        self.serf.handle_stream(from, bytes, now).unwrap_or_else(|e| StreamMsg::Error(e.to_string()).encode())
+    }
+
+    fn handle_stream_reply(&mut self, token: u64, reply: Result<Vec<u8>, String>, now: Time) {
+        self.serf.handle_stream_reply(token, reply, now)
+    }
+
+    fn join_request(&mut self, now: Time) -> Vec<u8> {
+        self.serf.join_request(now)
+    }
+
+    fn handle_join_reply(&mut self, reply: Result<Vec<u8>, String>, now: Time) {
+        if let Ok(b) = reply {
+            let _ = self.serf.handle_join_reply(&b, now);
+        }
+    }
+
+    fn poll_output(&mut self, _now: Time) -> Option<Output<Self::Timer>> {
+        self.serf.poll_output()
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        self.serf.poll_event()
+    }
+}
