@@ -6,6 +6,8 @@
 //! `cargo test --release --test gossip_sim -- --nocapture` (the 10,000-node
 //! run is `#[ignore]`d: add `--ignored`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use consul::config::runtime::GossipSettings;
 use consul::gossip::sim::{sim_addr, Machine, Sim, SwimMachine};
 use consul::gossip::swim::message::{PushNode, PushPull, StreamMsg};

@@ -5,9 +5,50 @@
 //! See docs/gossip.md for the design, defaults, wire formats and measured
 //! figures.
 
+/// Which pool and agent role log lines belong to; picks Consul's log
+/// targets (`agent.server.memberlist.lan`, `agent.client.serf.lan`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogScope {
+    #[default]
+    ServerLan,
+    ServerWan,
+    ClientLan,
+}
+
+/// `glog!(scope, memberlist|serf, level, fields…, "message")`: a tracing
+/// event with the Consul target for that scope and layer.
+macro_rules! glog {
+    ($scope:expr, memberlist, $lvl:ident, $($arg:tt)+) => {
+        match $scope {
+            $crate::gossip::LogScope::ServerLan => tracing::$lvl!(target: "agent.server.memberlist.lan", $($arg)+),
+            $crate::gossip::LogScope::ServerWan => tracing::$lvl!(target: "agent.server.memberlist.wan", $($arg)+),
+            $crate::gossip::LogScope::ClientLan => tracing::$lvl!(target: "agent.client.memberlist.lan", $($arg)+),
+        }
+    };
+    ($scope:expr, serf, $lvl:ident, $($arg:tt)+) => {
+        match $scope {
+            $crate::gossip::LogScope::ServerLan => tracing::$lvl!(target: "agent.server.serf.lan", $($arg)+),
+            $crate::gossip::LogScope::ServerWan => tracing::$lvl!(target: "agent.server.serf.wan", $($arg)+),
+            $crate::gossip::LogScope::ClientLan => tracing::$lvl!(target: "agent.client.serf.lan", $($arg)+),
+        }
+    };
+}
+
 pub mod codec;
 pub mod crypto;
 pub mod sim;
 pub mod swim;
 pub mod member;
 pub mod serf;
+pub mod config;
+pub mod files;
+pub mod handle;
+pub mod transport;
+
+mod runtime;
+
+pub use config::{GossipConfig, Pool, WireDirection, WireTap};
+pub use handle::{Gossip, KeyringResponse, QueryEvent, QueryResponses, QueryResult};
+pub use member::{Member, MemberEvent, MemberStatus};
+pub use serf::query::{IncomingQuery, QueryParams, QueryRef};
+pub use serf::UserEvent;

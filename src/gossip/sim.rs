@@ -139,6 +139,9 @@ pub struct NetStats {
     pub decode_errors: u64,
 }
 
+/// Called with (node index, time, event) for every event a machine emits.
+pub type Observer<E> = Box<dyn FnMut(usize, Time, &E)>;
+
 pub struct Sim<M: Machine> {
     pub now: Time,
     pub nodes: Vec<SimNode<M>>,
@@ -153,7 +156,7 @@ pub struct Sim<M: Machine> {
     pub jitter: Duration,
     pub stats: NetStats,
     /// Called with (node index, time, event) for every event a machine emits.
-    pub observer: Option<Box<dyn FnMut(usize, Time, &M::Event)>>,
+    pub observer: Option<Observer<M::Event>>,
 }
 
 /// The simulated address of node `i` (10.0.0.0/8, port 8301).

@@ -6,7 +6,7 @@
 //! but `SerfEvent::User`.
 
 use super::message::{EventsAt, SerfMsg};
-use super::{Serf, SerfEvent, UserEvent, LOG};
+use super::{Serf, SerfEvent, UserEvent};
 use crate::gossip::swim::broadcast::BroadcastClass;
 
 /// Recent items by Lamport time: slot `ltime % len` holds the items of the
@@ -77,13 +77,13 @@ impl Serf {
             return false;
         }
         if self.event_ring.too_old(ltime, self.event_clock.time()) {
-            tracing::warn!(target: LOG, ltime, name = %name, "received an old event; ignoring");
+            glog!(self.cfg.swim.scope, serf, warn, ltime, name = %name, "received an old event; ignoring");
             return false;
         }
         if !self.event_ring.insert(ltime, (name.clone(), payload.clone())) {
             return false;
         }
-        tracing::debug!(target: LOG, name = %name, ltime, "EventUser");
+        glog!(self.cfg.swim.scope, serf, debug, name = %name, ltime, "EventUser");
         self.out_events.push_back(SerfEvent::User(UserEvent { ltime, name, payload, coalesce }));
         true
     }

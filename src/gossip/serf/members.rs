@@ -7,7 +7,7 @@
 //! broadcasts.
 
 use super::message::{decode_tags, SerfMsg};
-use super::{Intent, LeavePhase, MemberState, Serf, LOG};
+use super::{Intent, LeavePhase, MemberState, Serf};
 use crate::gossip::member::{Member, MemberEvent, MemberStatus};
 use crate::gossip::swim::broadcast::BroadcastClass;
 use crate::gossip::swim::Time;
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 impl Serf {
     pub(super) fn node_joined(&mut self, name: &str, addr: SocketAddr, meta: &[u8], _now: Time) {
         let tags = decode_tags(meta).unwrap_or_else(|e| {
-            tracing::warn!(target: LOG, node = %name, error = %e, "failed to decode member tags");
+            glog!(self.cfg.swim.scope, serf, warn, node = %name, error = %e, "failed to decode member tags");
             Default::default()
         });
         let intent = self.recent_intents.remove(name);
@@ -41,7 +41,7 @@ impl Serf {
         }
         let m = entry.member.clone();
         if name != self.cfg.name {
-            tracing::info!(target: LOG, member = %name, addr = %addr.ip(), "EventMemberJoin");
+            glog!(self.cfg.swim.scope, serf, info, member = %name, addr = %addr.ip(), "EventMemberJoin");
         }
         self.dirty = true;
         self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Join(m)));
@@ -51,12 +51,12 @@ impl Serf {
         let Some(entry) = self.members.get_mut(name) else { return };
         match decode_tags(meta) {
             Ok(t) => entry.member.tags = t,
-            Err(e) => tracing::warn!(target: LOG, node = %name, error = %e, "failed to decode member tags"),
+            Err(e) => glog!(self.cfg.swim.scope, serf, warn, node = %name, error = %e, "failed to decode member tags"),
         }
         entry.member.addr = addr.ip();
         entry.member.port = addr.port();
         let m = entry.member.clone();
-        tracing::info!(target: LOG, member = %name, "EventMemberUpdate");
+        glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberUpdate");
         self.dirty = true;
         self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Update(m)));
     }
@@ -74,11 +74,11 @@ impl Serf {
         entry.leave_time = Some(now);
         let ev = if graceful || entry.member.status == MemberStatus::Leaving {
             entry.member.status = MemberStatus::Left;
-            tracing::info!(target: LOG, member = %name, "EventMemberLeave");
+            glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberLeave");
             MemberEvent::Leave(entry.member.clone())
         } else {
             entry.member.status = MemberStatus::Failed;
-            tracing::info!(target: LOG, member = %name, "EventMemberFailed");
+            glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberFailed");
             MemberEvent::Failed(entry.member.clone())
         };
         self.dirty = true;
@@ -108,7 +108,7 @@ impl Serf {
         if node == self.cfg.name && self.leave == LeavePhase::None {
             // Somebody thinks we are leaving (an old intent of a previous
             // run, or a force-leave while we live): say we are here.
-            tracing::debug!(target: LOG, "refuting an older leave intent");
+            glog!(self.cfg.swim.scope, serf, debug, "refuting an older leave intent");
             let lt = self.member_clock.time();
             self.broadcast_join(lt, now);
             return false;
@@ -129,7 +129,7 @@ impl Serf {
                     entry.leave_time = Some(now);
                 }
                 let m = entry.member.clone();
-                tracing::info!(target: LOG, member = %node, "EventMemberLeave (forced)");
+                glog!(self.cfg.swim.scope, serf, info, member = %node, "EventMemberLeave (forced)");
                 self.dirty = true;
                 self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Leave(m)));
                 if prune {

@@ -35,7 +35,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const LOG: &str = "agent.server.serf";
 
 /// Serf settings; `SerfConfig::new` fills in Serf's and Consul's defaults.
 #[derive(Clone, Debug)]
@@ -186,13 +185,20 @@ pub struct Serf {
     rng: SmallRng,
     dirty: bool,
     bad_messages: u64,
+    /// Peers from the previous run's snapshot that we have not heard about
+    /// yet; kept in our snapshot so a restart that cannot reach anyone (or
+    /// stops early) does not forget them.
+    restored_peers: Vec<(String, SocketAddr)>,
 }
 
 impl Serf {
     /// Creates the Serf layer and its SWIM core. `restore` carries the
     /// clocks of a previous run (from the snapshot) so that our new
     /// intents and events are newer than anything we sent before, and so
-    /// events and queries we already processed are not delivered again.
+    /// events and queries we already processed are not delivered again;
+    /// its peers stay in our snapshot until we learn about them. (The
+    /// caller empties `alive` to forget them, as after a graceful leave
+    /// without `rejoin_after_leave`.)
     pub fn new(cfg: SerfConfig, seed: u64, now: Time, restore: Option<&SnapshotData>) -> Result<Serf, String> {
         let meta = message::encode_tags(&cfg.tags)?;
         let local = LocalNode { name: cfg.name.clone(), addr: cfg.addr, meta, incarnation: 1 };
@@ -216,6 +222,7 @@ impl Serf {
             rng: SmallRng::seed_from_u64(seed ^ 0x5e4f),
             dirty: true,
             bad_messages: 0,
+            restored_peers: Vec::new(),
             cfg,
         };
         if let Some(r) = restore {
@@ -224,6 +231,7 @@ impl Serf {
             s.query_clock.witness(r.query_time);
             s.event_min_time = r.event_time.saturating_add(1);
             s.query_min_time = r.query_time.saturating_add(1);
+            s.restored_peers = r.alive.iter().filter(|(n, _)| *n != s.cfg.name).cloned().collect();
         }
         s.timer(now + s.cfg.reap_interval, SerfTimer::Reap);
         s.timer(now + s.cfg.reconnect_interval, SerfTimer::Reconnect);
@@ -307,6 +315,7 @@ impl Serf {
             .filter(|m| m.member.name != self.cfg.name && matches!(m.member.status, MemberStatus::Alive | MemberStatus::Leaving))
             .map(|m| (m.member.name.clone(), m.member.socket_addr()))
             .collect();
+        alive.extend(self.restored_peers.iter().filter(|(n, _)| !self.members.contains_key(n)).cloned());
         alive.sort();
         SnapshotData {
             member_time: self.member_clock.time(),
@@ -374,11 +383,11 @@ impl Serf {
                 Ok(StreamMsg::Ok) => {}
                 Ok(_) => match self.swim.handle_push_pull_reply(&bytes, now) {
                     Ok(user) => self.merge_state(&user, false, false, now),
-                    Err(e) => tracing::debug!(target: LOG, token, error = %e, "push-pull reply rejected"),
+                    Err(e) => glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "push-pull reply rejected"),
                 },
-                Err(e) => tracing::debug!(target: LOG, token, error = %e, "bad stream reply"),
+                Err(e) => glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "bad stream reply"),
             },
-            Err(e) => tracing::debug!(target: LOG, token, error = %e, "stream request failed"),
+            Err(e) => glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "stream request failed"),
         }
         self.pump(now);
     }
@@ -430,7 +439,7 @@ impl Serf {
         }
         let msg = SerfMsg::Leave { ltime, node: local.clone(), prune: false };
         let id = self.swim.queue_broadcast(None, BroadcastClass::Intent, msg.encode());
-        tracing::info!(target: LOG, node = %local, "leaving: broadcasting leave intent");
+        glog!(self.cfg.swim.scope, serf, info, node = %local, "leaving: broadcasting leave intent");
         self.leave = LeavePhase::Intent { id, deadline: now + self.cfg.broadcast_timeout };
         self.leave_step(now);
         self.pump(now);
@@ -505,7 +514,7 @@ impl Serf {
             Err(e) => {
                 self.bad_messages += 1;
                 crate::metrics::incr("consul.serf.messages.bad", 1);
-                tracing::debug!(target: LOG, from = %from, error = %e, "failed to decode a serf message");
+                glog!(self.cfg.swim.scope, serf, debug, from = %from, error = %e, "failed to decode a serf message");
                 return;
             }
         };
@@ -565,7 +574,7 @@ impl Serf {
             Ok(s) => s,
             Err(e) => {
                 self.bad_messages += 1;
-                tracing::warn!(target: LOG, error = %e, "failed to decode remote serf state");
+                glog!(self.cfg.swim.scope, serf, warn, error = %e, "failed to decode remote serf state");
                 return;
             }
         };
@@ -616,7 +625,7 @@ impl Serf {
             .map(|m| m.member.name.clone())
             .collect();
         for name in expired {
-            tracing::info!(target: LOG, node = %name, "event: EventMemberReap");
+            glog!(self.cfg.swim.scope, serf, info, node = %name, "event: EventMemberReap");
             self.erase(&name);
         }
         let rit = self.cfg.recent_intent_timeout;
@@ -647,7 +656,7 @@ impl Serf {
         }
         let i = self.rng.random_range(0..failed.len());
         let Some((name, to)) = failed.get(i).cloned() else { return };
-        tracing::info!(target: LOG, node = %name, addr = %to, "attempting reconnect");
+        glog!(self.cfg.swim.scope, serf, info, node = %name, addr = %to, "attempting reconnect");
         let token = self.swim.token();
         let bytes = self.swim.encode_push_pull(true, self.local_state());
         self.outputs.push_back(Output::Stream { to, token, bytes });
@@ -683,7 +692,7 @@ impl Serf {
                         m.member.status = MemberStatus::Left;
                     }
                     self.dirty = true;
-                    tracing::info!(target: LOG, node = %local, "left the cluster");
+                    glog!(self.cfg.swim.scope, serf, info, node = %local, "left the cluster");
                     self.out_events.push_back(SerfEvent::LeaveDone);
                 } else {
                     self.timer(until, SerfTimer::LeaveStep);

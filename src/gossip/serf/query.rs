@@ -7,7 +7,7 @@
 //! collection state. Must not apply key operations (the runtime does).
 
 use super::message::{QueryMsg, SerfMsg};
-use super::{Serf, SerfEvent, SerfTimer, LOG};
+use super::{Serf, SerfEvent, SerfTimer};
 use crate::gossip::codec;
 use crate::gossip::swim::broadcast::BroadcastClass;
 use crate::gossip::swim::Time;
@@ -225,7 +225,7 @@ impl Serf {
     }
 
     fn passes_filters(&self, q: &QueryMsg) -> bool {
-        if !q.filter_nodes.is_empty() && !q.filter_nodes.iter().any(|n| *n == self.cfg.name) {
+        if !q.filter_nodes.is_empty() && !q.filter_nodes.contains(&self.cfg.name) {
             return false;
         }
         q.filter_tags.iter().all(|(tag, pattern)| self.tags.get(tag).is_some_and(|v| tag_matches(pattern, v)))
@@ -238,7 +238,7 @@ impl Serf {
             return false;
         }
         if self.query_ring.too_old(q.ltime, self.query_clock.time()) {
-            tracing::warn!(target: LOG, ltime = q.ltime, name = %q.name, "received an old query; ignoring");
+            glog!(self.cfg.swim.scope, serf, warn, ltime = q.ltime, name = %q.name, "received an old query; ignoring");
             return false;
         }
         if !self.query_ring.insert(q.ltime, q.id) {
@@ -259,7 +259,7 @@ impl Serf {
             let key = if q.payload.is_empty() { String::new() } else { codec::from_bytes::<String>(&q.payload).unwrap_or_default() };
             self.out_events.push_back(SerfEvent::Keyring(KeyringRequest { op, key, query: qref }));
         } else if q.name.starts_with(INTERNAL_PREFIX) {
-            tracing::debug!(target: LOG, name = %q.name, "ignoring unknown internal query");
+            glog!(self.cfg.swim.scope, serf, debug, name = %q.name, "ignoring unknown internal query");
         } else {
             self.out_events.push_back(SerfEvent::Query(IncomingQuery { query: qref, from: q.from, payload: q.payload }));
         }
@@ -268,7 +268,7 @@ impl Serf {
 
     pub(super) fn handle_query_response(&mut self, ltime: u64, id: u32, from: String, ack: bool, payload: Vec<u8>, now: Time) {
         let Some(p) = self.pending_queries.get_mut(&id) else {
-            tracing::debug!(target: LOG, id, from = %from, "response for an unknown or finished query");
+            glog!(self.cfg.swim.scope, serf, debug, id, from = %from, "response for an unknown or finished query");
             return;
         };
         if p.ltime != ltime || now > p.deadline {

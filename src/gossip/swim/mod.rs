@@ -40,7 +40,6 @@ use suspicion::Suspicion;
 /// driver's choosing (monotonic). The core only compares and adds times.
 pub type Time = Duration;
 
-const LOG: &str = "agent.server.memberlist";
 
 /// SWIM timings and limits (memberlist's names).
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +63,8 @@ pub struct SwimConfig {
     pub packet_budget: usize,
     /// Broadcasts kept at most (Serf's MaxQueueDepth); the most-sent go first.
     pub max_broadcasts: usize,
+    /// Log targets.
+    pub scope: crate::gossip::LogScope,
 }
 
 impl SwimConfig {
@@ -86,6 +87,7 @@ impl SwimConfig {
             awareness_max_multiplier: 8,
             packet_budget: 1400 - crate::gossip::crypto::ENVELOPE_OVERHEAD,
             max_broadcasts: 4096,
+            scope: crate::gossip::LogScope::ServerLan,
         }
     }
 }
@@ -431,7 +433,7 @@ impl Swim {
         match m {
             Msg::Ping { seq, target } => {
                 if !target.is_empty() && *target != *self.local {
-                    tracing::debug!(target: LOG, from = %from, target_node = %target, "got a ping for another node; ignoring");
+                    glog!(self.cfg.scope, memberlist, debug, from = %from, target_node = %target, "got a ping for another node; ignoring");
                     return;
                 }
                 self.send(from, &[Msg::Ack { seq }]);
@@ -469,7 +471,7 @@ impl Swim {
         if let Some((status, inc, old_addr, _)) = &prev {
             let moved = *old_addr != addr;
             if moved && !status.is_dead_or_left() {
-                tracing::warn!(target: LOG, node = %name, old = %old_addr, new = %addr, "conflicting address for a live node; ignoring the newer claim");
+                glog!(self.cfg.scope, memberlist, warn, node = %name, old = %old_addr, new = %addr, "conflicting address for a live node; ignoring the newer claim");
                 return;
             }
             // A dead node may come back at a new address with any
@@ -489,7 +491,7 @@ impl Swim {
             None => {
                 let node = NodeState { name, addr, meta, incarnation, status: NodeStatus::Alive, status_change: now };
                 self.nodes.insert_random(node.clone(), &mut self.rng);
-                tracing::debug!(target: LOG, node = %node.name, addr = %addr, "node joined");
+                glog!(self.cfg.scope, memberlist, debug, node = %node.name, addr = %addr, "node joined");
                 self.events.push_back(SwimEvent::Joined(node));
             }
             Some((status, _, old_addr, old_meta)) => {
@@ -556,7 +558,7 @@ impl Swim {
         if *from == self.local {
             self.counters.suspicions_raised += 1;
         }
-        tracing::debug!(target: LOG, node = %node_name, accuser = %from, "node suspected");
+        glog!(self.cfg.scope, memberlist, debug, node = %node_name, accuser = %from, "node suspected");
         self.events.push_back(SwimEvent::Suspected { node: node_name, from: from.clone() });
     }
 
@@ -584,7 +586,7 @@ impl Swim {
         n.status_change = now;
         let snapshot = n.clone();
         if left {
-            tracing::debug!(target: LOG, node = %node_name, "node left");
+            glog!(self.cfg.scope, memberlist, debug, node = %node_name, "node left");
             self.events.push_back(SwimEvent::Left(snapshot));
         } else {
             if *from == *self.local {
@@ -605,7 +607,7 @@ impl Swim {
         self.broadcast_alive_of(&me);
         self.awareness.apply(1);
         self.counters.refutations += 1;
-        tracing::debug!(target: LOG, incarnation = inc, "refuting a suspicion about this node");
+        glog!(self.cfg.scope, memberlist, debug, incarnation = inc, "refuting a suspicion about this node");
         self.events.push_back(SwimEvent::Refuted { incarnation: inc });
     }
 
@@ -643,7 +645,7 @@ impl Swim {
             return;
         }
         let inc = n.incarnation;
-        tracing::info!(target: LOG, node = %name, confirmations, "marking node as failed, suspect timeout reached");
+        glog!(self.cfg.scope, memberlist, info, node = %name, confirmations, "marking node as failed, suspect timeout reached");
         let local = self.local.clone();
         self.dead_node(inc, name, &local, now);
     }

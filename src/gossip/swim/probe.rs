@@ -77,7 +77,7 @@ impl Swim {
             .nodes
             .remove_where(|n| n.name != local && n.status.is_dead_or_left() && now.saturating_sub(n.status_change) > ttd);
         if forgotten > 0 {
-            tracing::debug!(target: super::LOG, forgotten, "forgot long-dead nodes");
+            glog!(self.cfg.scope, memberlist, debug, forgotten, "forgot long-dead nodes");
         }
         self.nodes.shuffle(&mut self.rng);
     }
@@ -131,18 +131,18 @@ impl Swim {
         if matches!(node.status, NodeStatus::Alive | NodeStatus::Suspect) {
             let inc = node.incarnation;
             let local = self.local.clone();
-            tracing::debug!(target: super::LOG, node = %p.target, "probe failed; suspecting node");
+            glog!(self.cfg.scope, memberlist, debug, node = %p.target, "probe failed; suspecting node");
             self.suspect_node(inc, &p.target, &local, now);
         }
     }
 
     pub(super) fn handle_ack(&mut self, seq: u32) {
         match self.acks.remove(&seq) {
-            Some(AckWait::Probe(p)) => {
-                if !p.indirect {
-                    self.awareness.apply(-1);
-                }
+            // Only a direct ack proves our own health (Lifeguard).
+            Some(AckWait::Probe(p)) if !p.indirect => {
+                self.awareness.apply(-1);
             }
+            Some(AckWait::Probe(_)) => {}
             Some(AckWait::Relay { requester, orig_seq, .. }) => self.send(requester, &[Msg::Ack { seq: orig_seq }]),
             None => {}
         }
