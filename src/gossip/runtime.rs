@@ -154,6 +154,8 @@ struct Actor {
     leave_reply: Option<oneshot::Sender<Result<(), String>>>,
     stop: bool,
     udp_throttle: Throttle,
+    /// The member generation the published view reflects.
+    view_gen: u64,
 }
 
 /// Everything `Gossip::start` prepared.
@@ -205,6 +207,7 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         leave_reply: None,
         stop: false,
         udp_throttle: Throttle::new(Duration::from_secs(10)),
+        view_gen: u64::MAX,
     };
     let accept_cancel = cancel.child_token();
     let stop_accept = accept_cancel.clone();
@@ -513,13 +516,13 @@ impl Actor {
                 progressed = true;
                 self.on_output(o);
             }
-            let mut members_changed = false;
             while let Some(ev) = self.serf.poll_event() {
                 progressed = true;
-                members_changed |= matches!(ev, SerfEvent::Member(_));
                 self.on_event(ev);
             }
-            if members_changed {
+            let generation = self.serf.members_generation();
+            if generation != self.view_gen {
+                self.view_gen = generation;
                 if let Ok(mut v) = self.view.write() {
                     v.local = self.serf.local_member();
                     v.members = self.serf.members();

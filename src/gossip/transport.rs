@@ -66,8 +66,13 @@ pub async fn read_frame(s: &mut TcpStream, max: usize) -> Result<Vec<u8>, String
     if len > max {
         return Err(format!("frame of {len} bytes exceeds the limit of {max} bytes"));
     }
-    let mut buf = vec![0u8; len];
-    s.read_exact(&mut buf).await.map_err(|e| format!("truncated frame ({len} bytes expected): {e}"))?;
+    // Grow the buffer as bytes arrive, so a peer that announces a large
+    // frame must actually send it before we hold that much memory.
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    (&mut *s).take(len as u64).read_to_end(&mut buf).await.map_err(|e| format!("failed to read a frame: {e}"))?;
+    if buf.len() != len {
+        return Err(format!("truncated frame: {} of {len} bytes", buf.len()));
+    }
     Ok(buf)
 }
 
@@ -141,5 +146,45 @@ impl Throttle {
                 Some(std::mem::take(&mut self.suppressed))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_are_bounded_and_truncation_is_an_error() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                let (mut s, _) = l.accept().await.unwrap();
+                out.push(read_frame(&mut s, 16).await);
+            }
+            out
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        write_frame(&mut c, b"hello").await.unwrap();
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        write_frame(&mut c2, &[0u8; 17]).await.unwrap();
+        let mut c3 = TcpStream::connect(addr).await.unwrap();
+        c3.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
+        drop(c3);
+        let r = server.await.unwrap();
+        assert_eq!(r[0].as_deref(), Ok(&b"hello"[..]));
+        assert!(r[1].as_ref().unwrap_err().contains("exceeds the limit"));
+        assert!(r[2].as_ref().unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn throttle_suppresses_and_counts() {
+        let mut t = Throttle::new(Duration::from_secs(60));
+        assert_eq!(t.allow(), Some(0));
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        t.last = Some(Instant::now() - Duration::from_secs(61));
+        assert_eq!(t.allow(), Some(2));
     }
 }

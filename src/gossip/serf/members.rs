@@ -43,7 +43,7 @@ impl Serf {
         if name != self.cfg.name {
             glog!(self.cfg.swim.scope, serf, info, member = %name, addr = %addr.ip(), "EventMemberJoin");
         }
-        self.dirty = true;
+        self.touch_members();
         self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Join(m)));
     }
 
@@ -57,7 +57,7 @@ impl Serf {
         entry.member.port = addr.port();
         let m = entry.member.clone();
         glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberUpdate");
-        self.dirty = true;
+        self.touch_members();
         self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Update(m)));
     }
 
@@ -81,7 +81,7 @@ impl Serf {
             glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberFailed");
             MemberEvent::Failed(entry.member.clone())
         };
-        self.dirty = true;
+        self.touch_members();
         self.out_events.push_back(super::SerfEvent::Member(ev));
     }
 
@@ -117,7 +117,7 @@ impl Serf {
         match entry.member.status {
             MemberStatus::Alive => {
                 entry.member.status = MemberStatus::Leaving;
-                self.dirty = true;
+                self.touch_members();
                 if prune {
                     // Prune only applies once the node is gone.
                 }
@@ -130,7 +130,7 @@ impl Serf {
                 }
                 let m = entry.member.clone();
                 glog!(self.cfg.swim.scope, serf, info, member = %node, "EventMemberLeave (forced)");
-                self.dirty = true;
+                self.touch_members();
                 self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Leave(m)));
                 if prune {
                     self.erase(node);
@@ -159,6 +159,7 @@ impl Serf {
         if entry.member.status == MemberStatus::Leaving {
             // The leave we saw is older than this join.
             entry.member.status = MemberStatus::Alive;
+            self.touch_members();
         }
         true
     }
@@ -172,10 +173,16 @@ impl Serf {
         self.swim.queue_broadcast(None, BroadcastClass::Intent, msg.encode());
     }
 
+    /// Records that the member list changed (for the snapshot and views).
+    pub(super) fn touch_members(&mut self) {
+        self.dirty = true;
+        self.members_gen += 1;
+    }
+
     /// Removes a member from the list for good.
     pub(super) fn erase(&mut self, name: &str) {
         if let Some(m) = self.members.remove(name) {
-            self.dirty = true;
+            self.touch_members();
             self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Reap(m.member)));
         }
     }

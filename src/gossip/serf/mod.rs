@@ -189,6 +189,8 @@ pub struct Serf {
     /// yet; kept in our snapshot so a restart that cannot reach anyone (or
     /// stops early) does not forget them.
     restored_peers: Vec<(String, SocketAddr)>,
+    /// Bumped on every change to any member's status, address or tags.
+    members_gen: u64,
 }
 
 impl Serf {
@@ -223,6 +225,7 @@ impl Serf {
             dirty: true,
             bad_messages: 0,
             restored_peers: Vec::new(),
+            members_gen: 0,
             cfg,
         };
         if let Some(r) = restore {
@@ -324,6 +327,11 @@ impl Serf {
             left: self.leave == LeavePhase::Done,
             alive,
         }
+    }
+
+    /// Changes whenever any member's status, address or tags change.
+    pub fn members_generation(&self) -> u64 {
+        self.members_gen
     }
 
     /// True once after anything a snapshot records has changed.
@@ -437,6 +445,7 @@ impl Serf {
             m.member.status = MemberStatus::Leaving;
             m.status_ltime = ltime;
         }
+        self.touch_members();
         let msg = SerfMsg::Leave { ltime, node: local.clone(), prune: false };
         let id = self.swim.queue_broadcast(None, BroadcastClass::Intent, msg.encode());
         glog!(self.cfg.swim.scope, serf, info, node = %local, "leaving: broadcasting leave intent");
@@ -691,7 +700,7 @@ impl Serf {
                     if let Some(m) = self.members.get_mut(&local) {
                         m.member.status = MemberStatus::Left;
                     }
-                    self.dirty = true;
+                    self.touch_members();
                     glog!(self.cfg.swim.scope, serf, info, node = %local, "left the cluster");
                     self.out_events.push_back(SerfEvent::LeaveDone);
                 } else {

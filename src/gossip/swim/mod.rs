@@ -61,7 +61,8 @@ pub struct SwimConfig {
     /// Largest plaintext UDP packet we build (UDPBufferSize minus the
     /// encryption envelope).
     pub packet_budget: usize,
-    /// Broadcasts kept at most (Serf's MaxQueueDepth); the most-sent go first.
+    /// Serf messages queued at most (Consul's MinQueueDepth 4096, or 2 × N
+    /// if larger); beyond it the most-sent are dropped first.
     pub max_broadcasts: usize,
     /// Log targets.
     pub scope: crate::gossip::LogScope,
@@ -233,6 +234,24 @@ impl Swim {
         s
     }
 
+    /// Creates the core with a known, converged member table: every node in
+    /// `members` is taken as alive at its incarnation, without gossiping
+    /// the news (everyone is assumed to know already). Used by the
+    /// simulator to start large clusters without a mass-join storm; the
+    /// protocol runs normally from there.
+    pub fn with_members(cfg: SwimConfig, local: LocalNode, members: &[NodeState], seed: u64, now: Time) -> Swim {
+        let mut s = Swim::new(cfg, local, seed, now);
+        for m in members {
+            if m.name == s.local || s.nodes.get(&m.name).is_some() {
+                continue;
+            }
+            let node = NodeState { status: NodeStatus::Alive, status_change: now, ..m.clone() };
+            s.nodes.insert_random(node.clone(), &mut s.rng);
+            s.events.push_back(SwimEvent::Joined(node));
+        }
+        s
+    }
+
     // ----- accessors -------------------------------------------------------
 
     pub fn config(&self) -> &SwimConfig {
@@ -377,7 +396,8 @@ impl Swim {
     /// Queues a message of the layer above for dissemination.
     pub fn queue_broadcast(&mut self, key: Option<BroadcastKey>, class: BroadcastClass, payload: Vec<u8>) -> u64 {
         let id = self.broadcasts.push(key, class, Msg::User(payload).encode());
-        self.broadcasts.prune(self.cfg.max_broadcasts);
+        // Consul's MinQueueDepth rule: keep at least 2 × N messages.
+        self.broadcasts.prune(self.cfg.max_broadcasts.max(2 * self.nodes.len()));
         id
     }
 
