@@ -456,3 +456,48 @@ async fn queries_and_events_over_sockets() {
     }
     assert!(nodes[0].join(&["127.0.9.1".into()]).await.1[0].1.contains("shut down"));
 }
+
+/// The figures benchmark 4 compares with serf 0.9.4 (same shape as
+/// deps-and-performance.md §B6): 5 agents with LAN timings on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_timing_figures_for_five_nodes() {
+    let mut nodes = Vec::new();
+    for i in 1..=4u8 {
+        nodes.push(start(cfg(10, i, &format!("lan{i}"), GossipSettings::lan())).await);
+    }
+    join_all(&nodes).await;
+    // A fifth agent starts and joins through node 1; time until the
+    // farthest member lists it (start included, as in §B6).
+    let t0 = Instant::now();
+    let fifth = start(cfg(10, 5, "lan5", GossipSettings::lan())).await;
+    let (n, errs) = fifth.join(&[nodes[0].addr().to_string()]).await;
+    assert_eq!(n, 1, "{errs:?}");
+    nodes.push(fifth);
+    wait_until(Duration::from_secs(10), || nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))).await.expect("join");
+    let join = t0.elapsed();
+
+    let t0 = Instant::now();
+    nodes[4].leave(Duration::from_secs(10)).await.unwrap();
+    wait_until(Duration::from_secs(10), || nodes[..4].iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Left))).await.expect("leave");
+    let leave = t0.elapsed();
+
+    let t0 = Instant::now();
+    nodes[1].shutdown().await;
+    let first = wait_until(Duration::from_secs(30), || [0usize, 2, 3].iter().any(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))).await.expect("first");
+    wait_until(Duration::from_secs(30), || [0usize, 2, 3].iter().all(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))).await.expect("all");
+    let all = t0.elapsed();
+    println!(
+        "NET LAN timings, 5 nodes: join visible everywhere {:.2}s; leave → left everywhere {:.2}s; kill → failed first {:.2}s, everywhere {:.2}s",
+        join.as_secs_f64(),
+        leave.as_secs_f64(),
+        first.as_secs_f64(),
+        all.as_secs_f64()
+    );
+    // 1 s probe + 0.5 s timeout + 4 s minimum suspicion (+ confirmations):
+    // the formula bound with the ×6 maximum is 1 + 1 + 24 s.
+    assert!(all < Duration::from_secs(26), "{all:?}");
+    assert!(all >= Duration::from_secs(4), "faster than the minimum suspicion timeout: {all:?}");
+    for i in [0usize, 2, 3] {
+        nodes[i].shutdown().await;
+    }
+}

@@ -277,3 +277,56 @@ fn stats_report_consul_info_keys() {
     assert_eq!(st["members"], "2");
     assert_eq!(st["coordinate_resets"], "0");
 }
+
+#[test]
+fn force_leave_of_a_live_member_is_refuted() {
+    let (mut sim, _) = cluster(4, &|_| {});
+    sim.with(0, |m, now| m.serf.force_leave("s2", false, now)).unwrap();
+    assert_eq!(status(&sim, 0, 2), Some(MemberStatus::Leaving));
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| {
+        (0..4).all(|i| status(s, i, 2) == Some(MemberStatus::Alive))
+    });
+    assert!(t.is_some(), "live member stuck as {:?}", status(&sim, 0, 2));
+}
+
+#[test]
+fn a_member_that_missed_an_event_gets_it_through_push_pull() {
+    let (mut sim, log) = cluster(4, &|_| {});
+    sim.nodes[3].isolated = true;
+    sim.with(0, |m, now| m.serf.user_event("missed", b"x", false, now)).unwrap();
+    sim.run_for(Duration::from_secs(2)); // gossip is over by now
+    sim.nodes[3].isolated = false;
+    let got = |l: &Log| l.borrow().iter().any(|(i, _, e)| *i == 3 && matches!(e, SerfEvent::User(u) if u.name == "missed"));
+    assert!(!got(&log), "an isolated node cannot have it yet");
+    let limit = SwimConfig::from_settings(&GossipSettings::lan()).push_pull_interval * 3;
+    let l2 = log.clone();
+    let t = sim.run_until_cond(Duration::from_millis(100), limit, move |_| got(&l2));
+    assert!(t.is_some(), "push-pull did not deliver the missed event");
+    assert!((0..4).all(|i| status(&sim, i, 3) == Some(MemberStatus::Alive)));
+}
+
+#[test]
+fn garbage_serf_payloads_are_counted_not_fatal() {
+    use crate::gossip::codec::PacketBuilder;
+    use crate::gossip::swim::message::{Msg, PushPull, StreamMsg};
+    use rand::RngCore;
+    let (mut sim, _) = cluster(2, &|_| {});
+    let from: SocketAddr = "10.9.9.9:8301".parse().unwrap();
+    let mut rng = SmallRng::seed_from_u64(3);
+    let now = sim.now;
+    let serf = &mut sim.machine_mut(0).serf;
+    for len in 0..200 {
+        let mut junk = vec![0u8; len];
+        rng.fill_bytes(&mut junk);
+        let mut p = PacketBuilder::new(1400);
+        p.try_push(&Msg::User(junk.clone()).encode());
+        serf.handle_packet(from, &p.finish(), now).unwrap();
+        let pp = StreamMsg::PushPull(PushPull { join: false, nodes: vec![], user: junk.clone() }).encode();
+        let _ = serf.handle_stream(from, &pp, now);
+        let _ = serf.handle_stream(from, &junk, now);
+        let _ = serf.handle_join_reply(&junk, now);
+        serf.handle_stream_reply(1, Ok(junk), now);
+    }
+    assert!(serf.bad_messages() > 100);
+    assert_eq!(serf.members().iter().filter(|m| m.status == MemberStatus::Alive).count(), 2);
+}
