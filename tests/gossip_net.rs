@@ -501,3 +501,23 @@ async fn lan_timing_figures_for_five_nodes() {
         nodes[i].shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_by_ip_uses_the_pool_port() {
+    // Same port on two loopback addresses, as agents on different hosts.
+    let mk = |i: u8| {
+        let mut c = cfg(11, i, &format!("ip{i}"), GossipSettings::dev());
+        c.bind = format!("127.0.11.{i}:18301").parse().unwrap();
+        c
+    };
+    let a = start(mk(1)).await;
+    let b = start(mk(2)).await;
+    let (n, errs) = b.join(&["127.0.11.1".to_string(), "localhost:1".to_string(), "not a host".to_string()]).await;
+    assert_eq!(n, 1, "{errs:?}");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    wait_until(Duration::from_secs(5), || count_alive(&a) == 2).await.expect("joined");
+    assert_eq!(a.local_member().port, 18301);
+    for g in [a, b] {
+        g.shutdown().await;
+    }
+}

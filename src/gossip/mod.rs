@@ -1,9 +1,19 @@
-//! Gossip membership for consul-rs: a SWIM failure detector with Lifeguard
-//! (`swim`), a Serf layer above it (`serf`), encryption (`crypto`), and the
-//! tokio transport and handle the agent uses.
+//! Gossip membership for consul-rs: one module per concern, two sans-IO
+//! cores and a tokio driver.
 //!
-//! See docs/gossip.md for the design, defaults, wire formats and measured
-//! figures.
+//! - `swim`: the SWIM failure detector with Lifeguard (no IO, no clock).
+//! - `serf`: tags, leave intents, Lamport clocks, user events, queries,
+//!   reaping and reconnect on top of `swim` (no IO, no clock).
+//! - `codec`, `crypto`, `transport`, `files`: bytes, the encryption
+//!   envelope and keyring, sockets and frames, the keyring/snapshot files.
+//! - `runtime` (private), `handle`, `config`, `member`: the driver task and
+//!   the `Gossip` handle the agent uses.
+//! - `sim`: a deterministic network + virtual clock for tests and
+//!   measurements.
+//!
+//! Must not reach into the agent, catalog or consensus: the agent wires
+//! membership into them. See docs/gossip.md for the design, defaults, wire
+//! formats and measured figures.
 
 /// Which pool and agent role log lines belong to; picks Consul's log
 /// targets (`agent.server.memberlist.lan`, `agent.client.serf.lan`, …).

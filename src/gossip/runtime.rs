@@ -252,8 +252,11 @@ impl Actor {
                         self.on_datagram(from, &bytes);
                     }
                     Err(e) => {
-                        // ICMP errors (port unreachable) surface here on Linux; harmless.
+                        // ICMP errors (port unreachable) surface here on Linux
+                        // and are harmless; a short pause keeps a persistent
+                        // error from spinning the loop.
                         glog!(self.scope, memberlist, debug, error = %e, "udp receive error");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 },
                 c = cmd_rx.recv() => match c {
@@ -398,6 +401,10 @@ impl Actor {
                 }
             }
             Command::Leave { reply } => {
+                if self.leave_reply.is_some() {
+                    let _ = reply.send(Err("a leave is already in progress".into()));
+                    return;
+                }
                 self.leave_reply = Some(reply);
                 self.serf.leave(now);
             }

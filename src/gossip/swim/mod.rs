@@ -241,6 +241,7 @@ impl Swim {
     /// protocol runs normally from there.
     pub fn with_members(cfg: SwimConfig, local: LocalNode, members: &[NodeState], seed: u64, now: Time) -> Swim {
         let mut s = Swim::new(cfg, local, seed, now);
+        s.nodes.reserve(members.len());
         for m in members {
             if m.name == s.local || s.nodes.get(&m.name).is_some() {
                 continue;

@@ -97,6 +97,12 @@ impl NodeTable {
         self.nodes.iter()
     }
 
+    /// Makes room for `extra` more nodes up front (large warm starts).
+    pub fn reserve(&mut self, extra: usize) {
+        self.nodes.reserve_exact(extra);
+        self.index.reserve(extra);
+    }
+
     /// Adds a node at a random position of the probe order.
     pub fn insert_random<R: Rng>(&mut self, node: NodeState, rng: &mut R) {
         let name = node.name.clone();
