@@ -159,9 +159,9 @@ fn one_thousand_members_join_and_failure() {
 
 /// Any size: `GOSSIP_SIM_N=5000 cargo test --release --test gossip_sim -- --ignored --nocapture sized`.
 /// Every simulated node holds the full table, so memory grows as N²
-/// (about 120 B per entry: 10,000 nodes need roughly 12 GB).
+/// (150-200 B per entry: 10,000 nodes need roughly 15-20 GB).
 #[test]
-#[ignore = "sized by GOSSIP_SIM_N (default 10,000: ~12 GB of RAM); run in release with --ignored"]
+#[ignore = "sized by GOSSIP_SIM_N (default 10,000: ~15-20 GB of RAM); run in release with --ignored"]
 fn sized_members_join_and_failure() {
     let n = std::env::var("GOSSIP_SIM_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let f = measure(n, 13);
