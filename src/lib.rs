@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod datadir;
 pub mod duration;
 pub mod fsutil;
+pub mod gossip;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -1,0 +1,395 @@
+//! `Gossip`: the cheap-to-clone handle the agent uses for one gossip pool.
+//! Starting it loads the keyring and snapshot files, binds the sockets and
+//! spawns the driver; every method talks to the driver over a channel or
+//! reads its published view.
+//!
+//! Owns: the public API and start-up order. Must not touch protocol state
+//! directly.
+
+use crate::gossip::config::GossipConfig;
+use crate::gossip::crypto::{Crypto, Keyring};
+use crate::gossip::files;
+use crate::gossip::member::{Member, MemberEvent};
+use crate::gossip::runtime::{self, Command, Prepared, Shared};
+use crate::gossip::serf::query::{IncomingQuery, KeyResponse, KeyringOp, QueryParams, QueryRef};
+use crate::gossip::serf::{Serf, SerfConfig, UserEvent};
+use crate::gossip::swim::SwimConfig;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// One item of a running query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryEvent {
+    Ack(String),
+    Response { from: String, payload: Vec<u8> },
+}
+
+/// Responses to a query as they arrive; ends at the query's timeout.
+pub struct QueryResponses {
+    pub id: u32,
+    rx: mpsc::Receiver<QueryEvent>,
+}
+
+/// All acks and responses of a finished query.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueryResult {
+    pub acks: Vec<String>,
+    pub responses: Vec<(String, Vec<u8>)>,
+}
+
+impl QueryResponses {
+    /// The next ack or response; `None` once the query timed out.
+    pub async fn next(&mut self) -> Option<QueryEvent> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the query's timeout and returns everything received.
+    pub async fn collect(mut self) -> QueryResult {
+        let mut r = QueryResult::default();
+        while let Some(ev) = self.rx.recv().await {
+            match ev {
+                QueryEvent::Ack(n) => r.acks.push(n),
+                QueryEvent::Response { from, payload } => r.responses.push((from, payload)),
+            }
+        }
+        r
+    }
+}
+
+/// The outcome of a cluster-wide keyring operation (Consul's
+/// `KeyringResponse` for one pool).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyringResponse {
+    /// Members alive when the operation started.
+    pub num_nodes: usize,
+    pub num_resp: usize,
+    pub num_err: usize,
+    /// Node → error message, for the nodes that failed.
+    pub messages: BTreeMap<String, String>,
+    /// Key → how many members have it installed (list).
+    pub keys: BTreeMap<String, usize>,
+    /// Key → how many members use it as primary.
+    pub primary_keys: BTreeMap<String, usize>,
+}
+
+impl KeyringResponse {
+    pub(crate) fn absorb(&mut self, from: &str, payload: &[u8]) {
+        self.num_resp += 1;
+        match KeyResponse::decode(payload) {
+            Ok(r) => {
+                if !r.result {
+                    self.num_err += 1;
+                    self.messages.insert(from.to_string(), r.message);
+                }
+                for k in r.keys {
+                    *self.keys.entry(k).or_default() += 1;
+                }
+                if !r.primary.is_empty() {
+                    *self.primary_keys.entry(r.primary).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                self.num_err += 1;
+                self.messages.insert(from.to_string(), format!("failed to decode the response: {e}"));
+            }
+        }
+    }
+
+    /// True when every member that answered succeeded and all answered.
+    pub fn all_ok(&self) -> bool {
+        self.num_err == 0 && self.num_resp >= self.num_nodes
+    }
+}
+
+/// A running gossip pool.
+#[derive(Clone)]
+pub struct Gossip {
+    inner: Arc<Shared>,
+    name: String,
+    default_port: u16,
+}
+
+impl std::fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gossip").field("name", &self.name).field("addr", &self.inner.addr).finish()
+    }
+}
+
+fn load_keyring(cfg: &GossipConfig) -> Result<Option<Keyring>, String> {
+    let scope = cfg.scope();
+    let from_file = match &cfg.keyring_file {
+        Some(p) => files::read_keyring(p)?,
+        None => None,
+    };
+    let keys = match from_file {
+        Some(file_keys) => {
+            if let Some(first) = cfg.keys.first() {
+                if !file_keys.iter().any(|k| k == first) {
+                    glog!(scope, serf, warn, "a keyring file exists; ignoring the configured encrypt key (use the keyring operations to change keys)");
+                }
+            }
+            file_keys
+        }
+        None => {
+            if let (Some(p), false) = (&cfg.keyring_file, cfg.keys.is_empty()) {
+                files::write_keyring(p, &cfg.keys)?;
+            }
+            cfg.keys.clone()
+        }
+    };
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    Keyring::new(&keys).map(Some)
+}
+
+impl Gossip {
+    /// Binds the sockets and starts the pool. Rejoins the snapshot's peers
+    /// in the background unless the snapshot says we left gracefully and
+    /// `rejoin_after_leave` is off.
+    pub async fn start(cfg: GossipConfig, tasks: &TaskTracker, cancel: CancellationToken) -> Result<Gossip, String> {
+        if cfg.node_name.is_empty() {
+            return Err("gossip node name must not be empty".into());
+        }
+        let scope = cfg.scope();
+        let keyring = load_keyring(&cfg)?;
+        let crypto = Crypto { keyring, verify_incoming: cfg.verify_incoming, verify_outgoing: cfg.verify_outgoing };
+        let snapshot = match &cfg.snapshot_path {
+            Some(p) => match files::read_snapshot(p) {
+                Ok(s) => s,
+                Err(e) => {
+                    glog!(scope, serf, warn, error = %e, "ignoring an unreadable snapshot");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (udp, tcp) = crate::gossip::transport::bind(cfg.bind).await?;
+        let bound = tcp.local_addr().map_err(|e| e.to_string())?;
+        let addr = match cfg.advertise {
+            Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
+            Some(a) => a,
+            None => bound,
+        };
+        if addr.ip().is_unspecified() {
+            return Err(format!("gossip advertise address {addr} must be a specific IP address"));
+        }
+        let mut swim = SwimConfig::from_settings(&cfg.settings);
+        swim.scope = scope;
+        let mut sc = SerfConfig::new(cfg.node_name.clone(), addr, cfg.tags.clone(), swim);
+        sc.reconnect_timeout = cfg.reconnect_timeout;
+        sc.tombstone_timeout = cfg.tombstone_timeout;
+        // After a graceful leave, the previous peers are forgotten unless
+        // the agent rejoins after leaving (Serf's rule); the clocks are kept.
+        let snapshot = snapshot.map(|mut s| {
+            if s.left && !cfg.rejoin_after_leave {
+                s.alive.clear();
+            }
+            s
+        });
+        let seed: u64 = rand::random();
+        let serf = Serf::new(sc, seed, Duration::ZERO, snapshot.as_ref())?;
+        let encrypted = crypto.encrypted();
+        glog!(scope, serf, info, node = %cfg.node_name, addr = %addr, encrypted, "gossip pool {} started", cfg.pool.label());
+        let rejoin = snapshot.filter(|s| !s.alive.is_empty());
+        let shared = runtime::spawn(Prepared { cfg: cfg.clone(), serf, udp, tcp, crypto: Arc::new(RwLock::new(crypto)), addr }, tasks, cancel);
+        let g = Gossip { inner: Arc::new(shared), name: cfg.node_name.clone(), default_port: addr.port() };
+        if let Some(s) = rejoin {
+            let g2 = g.clone();
+            tasks.spawn(async move {
+                for (name, peer) in s.alive {
+                    glog!(scope, serf, info, node = %name, addr = %peer, "attempting re-join to previously known node");
+                    let (n, _) = g2.join(&[peer.to_string()]).await;
+                    if n > 0 {
+                        glog!(scope, serf, info, node = %name, "re-joined to previously known node");
+                        return;
+                    }
+                }
+                glog!(scope, serf, warn, "failed to re-join any previously known node");
+            });
+        }
+        Ok(g)
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.cmd.send(make(tx)).await.map_err(|_| "gossip pool is shut down".to_string())?;
+        rx.await.map_err(|_| "gossip pool is shut down".to_string())
+    }
+
+    /// The address peers reach us at.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    pub fn local_member(&self) -> Member {
+        self.inner.view.read().map(|v| v.local.clone()).unwrap_or_else(|e| e.into_inner().local.clone())
+    }
+
+    /// Every known member (alive, leaving, left, failed), sorted by name.
+    pub fn members(&self) -> Vec<Member> {
+        self.inner.view.read().map(|v| v.members.clone()).unwrap_or_else(|e| e.into_inner().members.clone())
+    }
+
+    /// Whether the driver is still running.
+    pub fn is_running(&self) -> bool {
+        !self.inner.stopped.is_cancelled()
+    }
+
+    /// Joins through each address ("ip:port", "ip" with our port, or
+    /// "host[:port]"); returns how many succeeded and the errors.
+    pub async fn join(&self, addrs: &[String]) -> (usize, Vec<(String, String)>) {
+        let mut targets = Vec::new();
+        let mut errors = Vec::new();
+        for a in addrs {
+            match resolve(a, self.default_port).await {
+                Ok(sa) => targets.push((a.clone(), sa)),
+                Err(e) => errors.push((a.clone(), e)),
+            }
+        }
+        match self.call(|reply| Command::Join { targets, reply }).await {
+            Ok((n, mut errs)) => {
+                errors.append(&mut errs);
+                (n, errors)
+            }
+            Err(e) => {
+                for a in addrs {
+                    if !errors.iter().any(|(x, _)| x == a) {
+                        errors.push((a.clone(), e.clone()));
+                    }
+                }
+                (0, errors)
+            }
+        }
+    }
+
+    /// Leaves gracefully (others see `left`), then stops the pool. Gives up
+    /// waiting after `timeout` and stops anyway.
+    pub async fn leave(&self, timeout: Duration) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.cmd.send(Command::Leave { reply: tx }).await.map_err(|_| "gossip pool is shut down".to_string())?;
+        let r = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("gossip pool is shut down".into()),
+            Err(_) => Err(format!("timeout waiting for the leave to propagate ({timeout:?})")),
+        };
+        self.shutdown().await;
+        r
+    }
+
+    /// Failed → left; with `prune`, also removed from the member list.
+    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<(), String> {
+        let name = name.to_string();
+        self.call(|reply| Command::ForceLeave { name, prune, reply }).await?
+    }
+
+    /// Replaces our tags (≤ 512 bytes encoded).
+    pub async fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), String> {
+        self.call(|reply| Command::SetTags { tags, reply }).await?
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.inner.members_tx.subscribe()
+    }
+
+    /// Fires a user event (name + payload ≤ 512 bytes) to every member.
+    pub async fn user_event(&self, name: &str, payload: &[u8], coalesce: bool) -> Result<(), String> {
+        let (name, payload) = (name.to_string(), payload.to_vec());
+        self.call(|reply| Command::UserEvent { name, payload, coalesce, reply }).await?
+    }
+
+    pub fn subscribe_user_events(&self) -> broadcast::Receiver<UserEvent> {
+        self.inner.user_tx.subscribe()
+    }
+
+    /// User queries delivered to this node; answer with `respond`.
+    pub fn subscribe_queries(&self) -> broadcast::Receiver<IncomingQuery> {
+        self.inner.query_tx.subscribe()
+    }
+
+    pub async fn respond(&self, query: &QueryRef, payload: Vec<u8>) -> Result<(), String> {
+        let query = query.clone();
+        self.call(|reply| Command::Respond { query, payload, reply }).await?
+    }
+
+    /// Starts a query; its responses stream in until the timeout.
+    pub async fn query(&self, name: &str, payload: &[u8], params: QueryParams) -> Result<QueryResponses, String> {
+        let (name, payload) = (name.to_string(), payload.to_vec());
+        let (id, rx) = self.call(|reply| Command::Query { name, payload, params, reply }).await??;
+        Ok(QueryResponses { id, rx })
+    }
+
+    async fn keyring(&self, op: KeyringOp, key: &str) -> Result<KeyringResponse, String> {
+        let key = key.to_string();
+        self.call(|reply| Command::Keyring { op, key, reply }).await?
+    }
+
+    /// Every member reports its keys.
+    pub async fn keyring_list(&self) -> Result<KeyringResponse, String> {
+        self.keyring(KeyringOp::List, "").await
+    }
+
+    pub async fn keyring_install(&self, key: &str) -> Result<KeyringResponse, String> {
+        self.keyring(KeyringOp::Install, key).await
+    }
+
+    /// Makes an installed key the primary everywhere.
+    pub async fn keyring_use(&self, key: &str) -> Result<KeyringResponse, String> {
+        self.keyring(KeyringOp::Use, key).await
+    }
+
+    /// Removes a key everywhere; members refuse to remove their primary.
+    pub async fn keyring_remove(&self, key: &str) -> Result<KeyringResponse, String> {
+        self.keyring(KeyringOp::Remove, key).await
+    }
+
+    /// This node's keys, primary first (empty without encryption).
+    pub fn local_keys(&self) -> Vec<String> {
+        self.inner.crypto.read().map(|c| c.keyring.as_ref().map(|k| k.keys()).unwrap_or_default()).unwrap_or_default()
+    }
+
+    pub fn encrypted(&self) -> bool {
+        self.inner.crypto.read().map(|c| c.encrypted()).unwrap_or(false)
+    }
+
+    /// `consul info`'s serf section.
+    pub async fn stats(&self) -> Result<BTreeMap<String, String>, String> {
+        self.call(|reply| Command::Stats { reply }).await
+    }
+
+    /// Datagrams dropped (garbage, oversized, undecryptable).
+    pub fn dropped_packets(&self) -> u64 {
+        self.inner.counters.dropped_packets.load(Ordering::Relaxed)
+    }
+
+    /// Stream connections refused (bad frames, undecryptable, overload).
+    pub fn rejected_streams(&self) -> u64 {
+        self.inner.counters.rejected_streams.load(Ordering::Relaxed)
+    }
+
+    /// Stops at once without telling anyone (peers will see us fail).
+    pub async fn shutdown(&self) {
+        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+        self.inner.stopped.cancelled().await;
+    }
+}
+
+/// "ip:port", "ip" (default port), "[v6]:port", or "host[:port]".
+async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    let host = if s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) { s.to_string() } else { format!("{s}:{default_port}") };
+    let mut addrs = tokio::net::lookup_host(host.as_str()).await.map_err(|e| format!("failed to resolve {s}: {e}"))?;
+    addrs.next().ok_or_else(|| format!("failed to resolve {s}: no addresses"))
+}

@@ -1,0 +1,160 @@
+//! SWIM core tests on the deterministic simulator (small clusters; the
+//! large ones live in tests/gossip_sim.rs).
+
+use super::*;
+use crate::gossip::sim::{Sim, SwimMachine};
+
+pub(crate) fn lan() -> SwimConfig {
+    SwimConfig::from_settings(&GossipSettings::lan())
+}
+
+fn name(i: usize) -> String {
+    format!("n{i}")
+}
+
+fn cluster(n: usize, cfg: &SwimConfig, seed: u64) -> Sim<SwimMachine> {
+    let mut sim = Sim::new(seed);
+    for i in 0..n {
+        let cfg = cfg.clone();
+        sim.add(|addr, now| SwimMachine {
+            swim: Swim::new(cfg, LocalNode { name: name(i), addr, meta: vec![], incarnation: 1 }, seed ^ (i as u64 * 7919), now),
+        });
+    }
+    for i in 1..n {
+        sim.join(i, 0);
+    }
+    sim
+}
+
+fn status(sim: &Sim<SwimMachine>, at: usize, of: usize) -> Option<NodeStatus> {
+    sim.machine(at).swim.node(&name(of)).map(|n| n.status)
+}
+
+fn all_see(sim: &Sim<SwimMachine>, of: usize, want: NodeStatus) -> bool {
+    (0..sim.nodes.len()).filter(|i| *i != of && sim.is_up(*i)).all(|i| status(sim, i, of) == Some(want))
+}
+
+fn converged(sim: &Sim<SwimMachine>) -> bool {
+    let n = sim.nodes.len();
+    (0..n).all(|i| sim.machine(i).swim.nodes().filter(|x| x.status == NodeStatus::Alive).count() == n)
+}
+
+#[test]
+fn small_cluster_converges_after_joins() {
+    let mut sim = cluster(5, &lan(), 1);
+    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), converged);
+    assert!(t.is_some(), "5 nodes did not converge in 10 s");
+    assert!(t.unwrap() < Duration::from_secs(3), "took {:?}", t);
+}
+
+#[test]
+fn crashed_node_is_declared_dead_by_all_within_bound() {
+    let cfg = lan();
+    let mut sim = cluster(5, &cfg, 2);
+    sim.run_for(Duration::from_secs(5));
+    assert!(converged(&sim));
+    sim.crash(4);
+    let min = suspicion::suspicion_timeout(cfg.suspicion_mult, 5, cfg.probe_interval);
+    let bound = cfg.probe_interval * 2 + min * cfg.suspicion_max_timeout_mult;
+    let t = sim.run_until_cond(Duration::from_millis(50), bound * 2, |s| all_see(s, 4, NodeStatus::Dead));
+    let t = t.expect("crashed node never declared dead everywhere");
+    assert!(t <= bound, "detection took {t:?}, bound {bound:?}");
+    assert!(t >= min, "detection faster than the minimum suspicion timeout: {t:?}");
+}
+
+#[test]
+fn graceful_leave_is_left_not_dead() {
+    let mut sim = cluster(4, &lan(), 3);
+    sim.run_for(Duration::from_secs(5));
+    let id = sim.with(3, |m, now| m.swim.leave(now));
+    assert!(id.is_some());
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| all_see(s, 3, NodeStatus::Left));
+    assert!(t.is_some());
+    let id = id.unwrap();
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| !s.machine(3).swim.broadcast_pending(id));
+    assert!(t.is_some(), "leave broadcast still queued");
+    // The leaver keeps being Left (not refuted) even as gossip continues.
+    sim.run_for(Duration::from_secs(10));
+    assert!(all_see(&sim, 3, NodeStatus::Left));
+}
+
+#[test]
+fn partitioned_node_refutes_suspicion_when_it_comes_back() {
+    let mut sim = cluster(6, &lan(), 4);
+    sim.run_for(Duration::from_secs(5));
+    let inc_before = sim.machine(2).swim.incarnation();
+    sim.nodes[2].isolated = true;
+    // Long enough for suspicion to start, shorter than the suspicion timeout.
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| (0..6).any(|i| i != 2 && status(s, i, 2) == Some(NodeStatus::Suspect)))
+        .expect("nobody suspected the partitioned node");
+    sim.nodes[2].isolated = false;
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before);
+    assert!(t.is_some(), "no refutation");
+    let inc = sim.machine(2).swim.incarnation();
+    assert!((0..6).filter(|i| *i != 2).all(|i| sim.machine(i).swim.node("n2").unwrap().incarnation == inc));
+    assert!(sim.machine(2).swim.counters().refutations >= 1);
+}
+
+#[test]
+fn meta_updates_propagate_with_a_new_incarnation() {
+    let mut sim = cluster(5, &lan(), 5);
+    sim.run_for(Duration::from_secs(5));
+    sim.with(1, |m, now| m.swim.set_meta(b"role=consul".to_vec(), now));
+    // Gossip reaches everyone with high probability within a second or two;
+    // push-pull anti-entropy guarantees it within one push-pull interval.
+    let limit = lan().push_pull_interval + Duration::from_secs(5);
+    let t = sim.run_until_cond(Duration::from_millis(20), limit, |s| (0..5).all(|i| &*s.machine(i).swim.node("n1").unwrap().meta == b"role=consul"));
+    assert!(t.is_some());
+}
+
+#[test]
+fn dead_node_that_restarts_rejoins_by_refuting() {
+    let cfg = lan();
+    let mut sim = cluster(4, &cfg, 6);
+    sim.run_for(Duration::from_secs(5));
+    sim.crash(3);
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| all_see(s, 3, NodeStatus::Dead)).expect("dead");
+    // Same name, new process: fresh incarnation 1 at a new address.
+    let seed = 99;
+    let j = sim.add(|addr, now| SwimMachine { swim: Swim::new(cfg.clone(), LocalNode { name: name(3), addr, meta: vec![], incarnation: 1 }, seed, now) });
+    sim.join(j, 0);
+    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), |s| (0..3).all(|i| status(s, i, 3) == Some(NodeStatus::Alive)));
+    assert!(t.is_some(), "restarted node not alive again");
+}
+
+#[test]
+fn garbage_input_is_rejected_without_panicking() {
+    let mut sim = cluster(2, &lan(), 7);
+    sim.run_for(Duration::from_secs(2));
+    let mut rng = SmallRng::seed_from_u64(7);
+    let from: SocketAddr = "10.9.9.9:8301".parse().unwrap();
+    let m = &mut sim.machine_mut(0).swim;
+    let now = Duration::from_secs(3);
+    for len in 0..300 {
+        let mut b = vec![0u8; len];
+        rng.fill(&mut b[..]);
+        if len > 2 && len % 2 == 0 {
+            b[0] = b'G';
+            b[1] = 1;
+        }
+        let _ = m.handle_packet(from, &b, now);
+        let _ = m.handle_stream(&b, now);
+        let _ = m.handle_push_pull_reply(&b, now);
+    }
+    // A valid packet with a garbage tail is rejected as a whole.
+    let mut p = PacketBuilder::new(1000);
+    p.try_push(&Msg::Suspect { incarnation: 99, node: "n1".into(), from: "x".into() }.encode());
+    p.try_push(&[0xff, 0xff, 0xff]);
+    assert!(m.handle_packet(from, &p.finish(), now).is_err());
+    assert_eq!(m.node("n1").unwrap().status, NodeStatus::Alive);
+}
+
+#[test]
+fn retransmit_limit_and_push_pull_scale_follow_memberlist() {
+    assert_eq!(push_pull_scale(Duration::from_secs(30), 32), Duration::from_secs(30));
+    assert_eq!(push_pull_scale(Duration::from_secs(30), 64), Duration::from_secs(60));
+    assert_eq!(push_pull_scale(Duration::from_secs(30), 1000), Duration::from_secs(30 * 6));
+    let sim = cluster(1, &lan(), 8);
+    assert_eq!(sim.machine(0).swim.retransmit_limit(), 4);
+}
+
