@@ -11,7 +11,9 @@ use crate::agent::{Agent, Delegate};
 use crate::config::{self, LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
 use crate::datadir::DataDir;
-use crate::server::leader::{self, MemberInfo, MemberState};
+use crate::agent::client::ServerPool;
+use crate::cluster;
+use crate::server::leader::{self, MemberInfo};
 use crate::rpc::client::RpcClient;
 use crate::server::endpoints::RpcEndpoints;
 use crate::server::{Server, ServerSettings};
@@ -20,6 +22,9 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How long a graceful leave may take before the agent exits anyway.
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the agent until it is told to stop; returns the process exit code.
 pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
@@ -64,29 +69,100 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         std::fs::write(pid_file, format!("{}", std::process::id()))
             .map_err(|e| format!("Could not write PID file {}: {e}", pid_file.display()))?;
     }
-    if !cfg.server {
-        return Err("client mode (server = false) needs the gossip layer and server RPC, which are not available in this build yet; run with -server".into());
-    }
-    if cfg.bootstrap_expect > 1 {
-        return Err(format!(
-            "bootstrap_expect = {} needs multi-server Raft, which is not available in this build yet; use -bootstrap or bootstrap_expect = 1 for a single server",
-            cfg.bootstrap_expect
-        ));
-    }
     print_banner(&cfg, &node_uuid);
 
     let tasks = TaskTracker::new();
     let shutdown = CancellationToken::new();
+    let rpc = RpcClient::new();
+    let (server, consensus) = if cfg.server {
+        let (s, c) = start_server(&cfg, &node_uuid, data_dir.as_ref(), &rpc, &shutdown, &tasks).await?;
+        (Some(s), Some(c))
+    } else {
+        (None, None)
+    };
+    let pool = (!cfg.server).then(|| Arc::new(ServerPool::new(rpc.clone())));
+    let delegate = match (&server, &pool) {
+        (Some(s), _) => Delegate::Server(s.clone()),
+        (None, Some(p)) => Delegate::Client(p.clone()),
+        (None, None) => return Err("internal error: neither server nor client".into()),
+    };
+    let agent = Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
+    for w in agent.load_local()? {
+        tracing::warn!(target: "agent", "{w}");
+    }
+    agent.start_checks(&tasks);
+
+    // Gossip: the LAN pool for every agent, the WAN pool for servers.
+    let pools = cluster::start_pools(&cfg, agent.member_tags(), data_dir.as_ref().map(DataDir::path), &tasks, shutdown.clone()).await?;
+    agent.attach_gossip(pools.clone());
+    let kick = Arc::new(tokio::sync::Notify::new());
+    if let Some(server) = &server {
+        let lan = pools.lan.clone();
+        let dc = cfg.datacenter.clone();
+        let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> = Arc::new(move || cluster::member_infos(&lan.members(), &dc));
+        tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
+        tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
+    }
+    tasks.spawn(cluster::run_membership(cfg.clone(), pools.lan.clone(), server.clone(), pool.clone(), kick, shutdown.clone()));
+    tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
+    let lan_joins: Vec<String> = cfg.start_join.iter().chain(cfg.retry_join.iter()).cloned().collect();
+    tasks.spawn(cluster::join_at_start("LAN", pools.lan.clone(), lan_joins, cfg.retry_interval, cfg.retry_max, shutdown.clone()));
+    if let Some(wan) = &pools.wan {
+        let wan_joins: Vec<String> = cfg.start_join_wan.iter().chain(cfg.retry_join_wan.iter()).cloned().collect();
+        tasks.spawn(cluster::join_at_start("WAN", wan.clone(), wan_joins, cfg.retry_interval_wan, cfg.retry_max_wan, shutdown.clone()));
+    }
+
+    let http_shutdown = CancellationToken::new();
+    crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    println!("==> Consul agent running!");
+    println!("==> Log data will now stream in as it occurs:\n");
+    tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
+
+    let code = wait_for_signals(&agent, &cfg, opts).await;
+
+    // Shutdown order: stop accepting HTTP, stop gossip and the rest, then Raft.
+    http_shutdown.cancel();
+    if let Some(pools) = agent.gossip() {
+        pools.lan.shutdown().await;
+        if let Some(wan) = &pools.wan {
+            wan.shutdown().await;
+        }
+    }
+    shutdown.cancel();
+    if let Some(c) = &consensus {
+        c.shutdown().await;
+    }
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
+        tracing::warn!(target: "agent", "some tasks did not stop within 5s");
+    }
+    if let Some(pid_file) = &cfg.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    drop(data_dir);
+    tracing::info!(target: "agent", "shutdown complete");
+    Ok(code)
+}
+
+/// Starts the server parts: Raft with its stores, the server endpoints and
+/// the RPC listener.
+async fn start_server(
+    cfg: &Arc<RuntimeConfig>,
+    node_uuid: &uuid::Uuid,
+    data_dir: Option<&DataDir>,
+    rpc: &RpcClient,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<(Arc<Server>, Consensus), String> {
     let raft_node = typ::RaftNode {
         addr: cfg.server_rpc_addr().to_string(),
         name: cfg.node_name.clone(),
         node_id: node_uuid.to_string(),
     };
-    let rpc = RpcClient::new();
     let consensus = Consensus::start(
         ConsensusConfig {
-            raft_dir: data_dir.as_ref().map(DataDir::raft_dir),
-            node_id: typ::raft_id(&node_uuid),
+            raft_dir: data_dir.map(DataDir::raft_dir),
+            node_id: typ::raft_id(node_uuid),
             node: raft_node,
             datacenter: cfg.datacenter.clone(),
             raft_multiplier: cfg.raft_multiplier,
@@ -96,7 +172,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
             bootstrap: cfg.bootstrap || cfg.dev,
         },
         rpc.clone(),
-        &tasks,
+        tasks,
     )
     .await?;
     let server = Arc::new(Server::new(
@@ -114,53 +190,13 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         Arc::new(RpcEndpoints(server.clone())),
         cfg.limits.rpc_max_conns_per_client,
         shutdown.clone(),
-        &tasks,
+        tasks,
     )
     .await?;
-    let agent = Agent::new(
-        cfg.clone(),
-        node_uuid,
-        Delegate::Server(server.clone()),
-        shutdown.clone(),
-        data_dir.as_ref().map(DataDir::path),
-    );
-    for w in agent.load_local()? {
-        tracing::warn!(target: "agent", "{w}");
+    if cfg.bootstrap_expect > 1 {
+        println!("==> WARNING: Expect Mode enabled, expecting {} servers", cfg.bootstrap_expect);
     }
-    agent.start_checks(&tasks);
-    let self_member = MemberInfo {
-        name: cfg.node_name.clone(),
-        id: node_uuid.to_string(),
-        address: cfg.advertise_addr.to_string(),
-        status: MemberState::Alive,
-        server_port: Some(cfg.ports.server as u16),
-    };
-    let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> = Arc::new(move || vec![self_member.clone()]);
-    tasks.spawn(leader::run(server.clone(), members, Arc::new(tokio::sync::Notify::new()), shutdown.clone()));
-    tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
-    tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
-    let http_shutdown = CancellationToken::new();
-    crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
-    println!("==> Consul agent running!");
-    println!("==> Log data will now stream in as it occurs:\n");
-    tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
-
-    let code = wait_for_signals(&agent, &cfg, opts).await;
-
-    // Shutdown order: stop accepting HTTP, then Raft, then wait for tasks.
-    http_shutdown.cancel();
-    shutdown.cancel();
-    consensus.shutdown().await;
-    tasks.close();
-    if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
-        tracing::warn!(target: "agent", "some tasks did not stop within 5s");
-    }
-    if let Some(pid_file) = &cfg.pid_file {
-        let _ = std::fs::remove_file(pid_file);
-    }
-    drop(data_dir);
-    tracing::info!(target: "agent", "shutdown complete");
-    Ok(code)
+    Ok((server, consensus))
 }
 
 /// Waits for a signal (or a leave request) and returns the exit code.
@@ -199,9 +235,22 @@ async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig, opts: LoadOptions)
         }
         println!("==> Gracefully shutting down agent...");
         tracing::info!(target: "agent", "Gracefully shutting down agent...");
-        // Leaving the cluster needs the gossip layer; with a single server
-        // there is no one to tell yet.
-        return 0;
+        // A second signal, or a leave that takes too long, exits at once.
+        return tokio::select! {
+            r = agent.leave() => match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!(target: "agent", error = %e, "Error on leave");
+                    1
+                }
+            },
+            _ = int.recv() => 1,
+            _ = term.recv() => 1,
+            _ = tokio::time::sleep(GRACEFUL_TIMEOUT) => {
+                tracing::error!(target: "agent", "leave timed out, exiting");
+                1
+            }
+        };
     }
 }
 

@@ -47,6 +47,8 @@ struct Inner {
     persist: Persist,
     /// Runs the checks; set once at start (`start_checks`).
     runner: OnceLock<crate::checks::Runner>,
+    /// The gossip pools; set once at start (`attach_gossip`).
+    gossip: OnceLock<crate::cluster::Pools>,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -90,6 +92,7 @@ impl Agent {
                 local,
                 persist: Persist::new(data_dir),
                 runner: OnceLock::new(),
+                gossip: OnceLock::new(),
             }),
         }
     }
@@ -122,6 +125,34 @@ impl Agent {
     /// Asks the agent to stop (as `consul leave` or a signal does).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    /// The serf tags this agent gossips (Consul's set).
+    pub fn member_tags(&self) -> BTreeMap<String, String> {
+        let cfg = self.config();
+        let mut t = BTreeMap::new();
+        t.insert("build".into(), format!("{}:{}", crate::version::CONSUL_VERSION, crate::version::revision()));
+        t.insert("dc".into(), cfg.datacenter.clone());
+        t.insert("id".into(), self.node_id().to_string());
+        t.insert("role".into(), if cfg.server { "consul".into() } else { "node".into() });
+        t.insert("segment".into(), String::new());
+        t.insert("vsn".into(), crate::version::PROTOCOL.to_string());
+        t.insert("vsn_min".into(), crate::version::PROTOCOL_MIN.to_string());
+        t.insert("vsn_max".into(), crate::version::PROTOCOL_MAX.to_string());
+        if cfg.server {
+            t.insert("port".into(), cfg.ports.server.to_string());
+            t.insert("raft_vsn".into(), "3".into());
+            if cfg.bootstrap {
+                t.insert("bootstrap".into(), "1".into());
+            }
+            if cfg.bootstrap_expect > 0 {
+                t.insert("expect".into(), cfg.bootstrap_expect.to_string());
+            }
+            if cfg.ports.serf_wan > 0 {
+                t.insert("wan_join_port".into(), cfg.ports.serf_wan.to_string());
+            }
+        }
+        t
     }
 
     /// This node as the catalog should hold it.
@@ -164,6 +195,70 @@ impl Agent {
             Some(dc) if dc.eq_ignore_ascii_case(&self.config().datacenter) => Ok(()),
             Some(_) => Err(RpcError::NoPathToDatacenter),
         }
+    }
+
+    // ----- membership (gossip) ------------------------------------------
+
+    pub fn attach_gossip(&self, pools: crate::cluster::Pools) {
+        let _ = self.inner.gossip.set(pools);
+    }
+
+    pub fn gossip(&self) -> Option<&crate::cluster::Pools> {
+        self.inner.gossip.get()
+    }
+
+    /// The members of the LAN pool, or of the WAN pool (servers only).
+    pub fn members(&self, wan: bool) -> Result<Vec<crate::gossip::Member>, AgentError> {
+        let pools = self.gossip().ok_or_else(|| AgentError::Refused("gossip is not running".into()))?;
+        if wan {
+            let wan = pools.wan.as_ref().ok_or_else(|| AgentError::Refused("WAN members are only available on servers".into()))?;
+            return Ok(wan.members());
+        }
+        Ok(pools.lan.members())
+    }
+
+    /// `consul join`: returns how many nodes were contacted.
+    pub async fn join(&self, addrs: &[String], wan: bool) -> Result<usize, AgentError> {
+        let pools = self.gossip().ok_or_else(|| AgentError::Refused("gossip is not running".into()))?;
+        let g = if wan {
+            pools.wan.as_ref().ok_or_else(|| AgentError::Refused("Must be a server to join WAN".into()))?
+        } else {
+            &pools.lan
+        };
+        let (n, errors) = g.join(addrs).await;
+        if n == 0 {
+            let why = errors.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; ");
+            return Err(AgentError::Refused(why));
+        }
+        Ok(n)
+    }
+
+    pub async fn force_leave(&self, node: &str, prune: bool, wan: bool) -> Result<(), AgentError> {
+        let pools = self.gossip().ok_or_else(|| AgentError::Refused("gossip is not running".into()))?;
+        let g = if wan { pools.wan.as_ref().ok_or_else(|| AgentError::Refused("Must be a server to force-leave WAN members".into()))? } else { &pools.lan };
+        g.force_leave(node, prune).await.map_err(AgentError::Refused)
+    }
+
+    /// Leaves the cluster gracefully: a server first takes itself out of
+    /// the Raft configuration (so the remaining servers keep a working
+    /// quorum), then the agent leaves the gossip pools.
+    pub async fn leave(&self) -> Result<(), AgentError> {
+        if let Delegate::Server(server) = &self.inner.delegate {
+            tracing::info!(target: "agent.server", "server starting leave");
+            if let Err(e) = server.remove_self_from_raft(std::time::Duration::from_secs(5)).await {
+                tracing::warn!(target: "agent.server", error = %e, "failed to leave the raft configuration cleanly");
+            }
+        }
+        if let Some(pools) = self.gossip() {
+            if let Some(wan) = &pools.wan {
+                if let Err(e) = wan.leave(std::time::Duration::from_secs(5)).await {
+                    tracing::warn!(target: "agent", error = %e, "WAN leave failed");
+                }
+            }
+            pools.lan.leave(std::time::Duration::from_secs(5)).await.map_err(AgentError::Refused)?;
+        }
+        tracing::info!(target: "agent", "graceful leave complete");
+        Ok(())
     }
 
     // ----- local services and checks -----------------------------------

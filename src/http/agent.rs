@@ -32,41 +32,33 @@ impl From<AgentError> for HttpError {
     }
 }
 
-/// The serf tags this agent gossips (Consul's set).
-pub fn member_tags(agent: &Agent) -> BTreeMap<String, String> {
-    let cfg = agent.config();
-    let mut t = BTreeMap::new();
-    t.insert("build".into(), format!("{}:{}", crate::version::CONSUL_VERSION, crate::version::revision()));
-    t.insert("dc".into(), cfg.datacenter.clone());
-    t.insert("id".into(), agent.node_id().to_string());
-    t.insert("role".into(), if cfg.server { "consul".into() } else { "node".into() });
-    t.insert("segment".into(), String::new());
-    t.insert("vsn".into(), crate::version::PROTOCOL.to_string());
-    t.insert("vsn_min".into(), crate::version::PROTOCOL_MIN.to_string());
-    t.insert("vsn_max".into(), crate::version::PROTOCOL_MAX.to_string());
-    if cfg.server {
-        t.insert("port".into(), cfg.ports.server.to_string());
-        t.insert("raft_vsn".into(), "3".into());
-        if cfg.bootstrap {
-            t.insert("bootstrap".into(), "1".into());
-        }
-        if cfg.bootstrap_expect > 0 {
-            t.insert("expect".into(), cfg.bootstrap_expect.to_string());
-        }
-        if cfg.ports.serf_wan > 0 {
-            t.insert("wan_join_port".into(), cfg.ports.serf_wan.to_string());
-        }
-    }
-    t
+/// A gossip member in Consul's `/v1/agent/members` shape.
+pub fn member_json(m: &crate::gossip::Member) -> Value {
+    json!({
+        "Name": m.name,
+        "Addr": m.addr.to_string(),
+        "Port": m.port,
+        "Tags": m.tags,
+        "Status": m.status.code(),
+        "ProtocolMin": m.protocol_min,
+        "ProtocolMax": m.protocol_max,
+        "ProtocolCur": m.protocol_cur,
+        "DelegateMin": m.delegate_min,
+        "DelegateMax": m.delegate_max,
+        "DelegateCur": m.delegate_cur,
+    })
 }
 
 fn self_member(agent: &Agent) -> Value {
+    if let Some(pools) = agent.gossip() {
+        return member_json(&pools.lan.local_member());
+    }
     let cfg = agent.config();
     json!({
         "Name": cfg.node_name,
         "Addr": cfg.advertise_addr.to_string(),
         "Port": cfg.ports.serf_lan,
-        "Tags": member_tags(agent),
+        "Tags": agent.member_tags(),
         "Status": 1,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
@@ -78,7 +70,7 @@ fn self_member(agent: &Agent) -> Value {
 }
 
 /// The Stats sections (`consul info` renders them).
-pub fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
+pub async fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
     let cfg = agent.config();
     let mut out = BTreeMap::new();
     let checks = agent.local().checks();
@@ -116,6 +108,16 @@ pub fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
     r.insert("os".to_string(), std::env::consts::OS.to_string());
     r.insert("version".to_string(), format!("rust-consul-rs-{}", crate::version::OWN_VERSION));
     out.insert("runtime".to_string(), r);
+    if let Some(pools) = agent.gossip() {
+        if let Ok(s) = pools.lan.stats().await {
+            out.insert("serf_lan".to_string(), s);
+        }
+        if let Some(wan) = &pools.wan {
+            if let Ok(s) = wan.stats().await {
+                out.insert("serf_wan".to_string(), s);
+            }
+        }
+    }
     out
 }
 
@@ -164,7 +166,7 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
         },
         "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
         "Member": self_member(agent),
-        "Stats": stats(agent),
+        "Stats": stats(agent).await,
         "Meta": cfg.node_meta,
     });
     json(&params, &body)
@@ -172,8 +174,36 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
 
 pub async fn members(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    // Until the gossip layer runs, this agent only knows itself.
-    json(&params, &[self_member(&ctx.agent)])
+    no_filter(&params)?;
+    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    let members = ctx.agent.members(wan)?;
+    let out: Vec<Value> = members.iter().map(member_json).collect();
+    json(&params, &out)
+}
+
+pub async fn join(State(ctx): State<Ctx>, Path(addr): Path<String>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    ctx.agent.join(&[addr], wan).await?;
+    Ok(empty_ok())
+}
+
+pub async fn leave(State(ctx): State<Ctx>) -> HttpResult {
+    ctx.agent.leave().await?;
+    // The agent shuts down once the answer is on its way.
+    let token = ctx.agent.shutdown_token();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        token.cancel();
+    });
+    Ok(empty_ok())
+}
+
+pub async fn force_leave(State(ctx): State<Ctx>, Path(node): Path<String>, uri: Uri) -> HttpResult {
+    let params = Params::parse(uri.query());
+    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    ctx.agent.force_leave(&node, params.has("prune"), wan).await?;
+    Ok(empty_ok())
 }
 
 pub async fn services(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {

@@ -143,6 +143,8 @@ pub enum Request {
     SessionNode { node: String, opts: QueryOptions },
     SessionList { opts: QueryOptions },
     SessionRenew(String),
+    /// Removes a server from the Raft configuration (sent to the leader).
+    RaftRemovePeer { id: Option<String>, address: Option<String> },
 }
 
 /// The answer to a `Request`.

@@ -196,3 +196,86 @@ impl Server {
             .collect()
     }
 }
+
+impl Server {
+    /// Takes this server out of the Raft configuration before it leaves
+    /// (Consul's "server starting leave"): directly when it leads, else by
+    /// asking the leader. Waits until the configuration no longer holds it.
+    pub async fn remove_self_from_raft(&self, timeout: Duration) -> Result<(), String> {
+        let me = self.consensus.node_id;
+        let membership = self.consensus.store.membership();
+        let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
+        if !membership.membership().nodes().any(|(id, _)| *id == me) || voters.len() <= 1 {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = match self.consensus.leader() {
+                Some((lid, _)) if lid == me => self.remove_peer(me).await,
+                Some((_, node)) => match node.addr.parse() {
+                    Ok(addr) => match self
+                        .rpc
+                        .call(addr, &crate::rpc::Request::RaftRemovePeer { id: Some(self.consensus.node.node_id.clone()), address: None }, Duration::from_secs(5))
+                        .await
+                    {
+                        Ok(crate::rpc::Response::Unit) => Ok(()),
+                        Ok(other) => Err(other.unexpected().to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(_) => Err("bad leader address".into()),
+                },
+                None => Err("no leader".into()),
+            };
+            let gone = !self.consensus.store.membership().membership().nodes().any(|(id, _)| *id == me);
+            if gone || (attempt.is_ok() && self.consensus.is_leader()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return attempt.and(Err("timed out waiting to leave the raft configuration".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Removes a server from the Raft configuration (leader only).
+    pub async fn remove_peer(&self, id: u64) -> Result<(), String> {
+        if !self.consensus.is_leader() {
+            return Err("No cluster leader".into());
+        }
+        let membership = self.consensus.store.membership();
+        let m = membership.membership();
+        let voters: BTreeSet<u64> = m.voter_ids().collect();
+        if voters.contains(&id) {
+            let remaining: BTreeSet<u64> = voters.into_iter().filter(|v| *v != id).collect();
+            self.consensus
+                .raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(remaining), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else if m.nodes().any(|(n, _)| *n == id) {
+            self.consensus
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes([id].into_iter().collect()), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            return Err(format!("id {id:016x} was not found in the Raft configuration"));
+        }
+        Ok(())
+    }
+
+    /// Resolves a peer given by Consul's `-id` (node UUID) or `-address`.
+    pub fn find_peer(&self, id: Option<&str>, address: Option<&str>) -> Result<u64, String> {
+        let membership = self.consensus.store.membership();
+        for (rid, node) in membership.membership().nodes() {
+            if id.is_some_and(|i| i.eq_ignore_ascii_case(&node.node_id)) || address.is_some_and(|a| a == node.addr) {
+                return Ok(*rid);
+            }
+        }
+        match (id, address) {
+            (Some(i), _) => Err(format!("id {i:?} was not found in the Raft configuration")),
+            (_, Some(a)) => Err(format!("address {a:?} was not found in the Raft configuration")),
+            _ => Err("Must specify either ?id with the server's ID or ?address with IP:port of peer to remove".into()),
+        }
+    }
+}

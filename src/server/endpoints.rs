@@ -99,6 +99,17 @@ impl Server {
                 // A forwarded renewal is answered by the leader only (no second hop).
                 reply(self.renew_local(&id), |s| Response::Sessions(QueryMeta::default(), s))
             }
+            Request::RaftRemovePeer { id, address } => {
+                let result = match self.find_peer(id.as_deref(), address.as_deref()) {
+                    Ok(rid) => self.remove_peer(rid).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => Response::Unit,
+                    Err(e) if e == "No cluster leader" => Response::Error(RpcError::NoLeader),
+                    Err(e) => Response::Error(RpcError::Internal(e)),
+                }
+            }
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),
         }

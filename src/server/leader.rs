@@ -52,10 +52,14 @@ pub async fn run(
         }
         was_leader = is_leader;
         if is_leader {
-            for m in members() {
-                if let Err(e) = reconcile_member(&server, &m).await {
+            let list = members();
+            for m in &list {
+                if let Err(e) = reconcile_member(&server, m).await {
                     tracing::warn!(target: "agent.server", member = %m.name, error = %e, "failed to reconcile member");
                 }
+            }
+            if let Err(e) = reap_unknown(&server, &list).await {
+                tracing::warn!(target: "agent.server", error = %e, "failed to reap members");
             }
         }
         tokio::select! {
@@ -65,6 +69,29 @@ pub async fn run(
             _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
         }
     }
+}
+
+/// Nodes the catalog holds with a `serfHealth` check that gossip no longer
+/// knows (reaped, or pruned by force-leave) are deregistered, as Consul's
+/// leader does. Nodes registered without `serfHealth` (external services
+/// registered through the catalog API) are not ours to remove.
+async fn reap_unknown(server: &Server, members: &[MemberInfo]) -> Result<(), crate::rpc::RpcError> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let stale: Vec<String> = server.consensus.store.read(|s| {
+        s.catalog
+            .nodes()
+            .filter(|n| s.catalog.check(&n.node, SERF_HEALTH).is_some())
+            .filter(|n| !members.iter().any(|m| m.name == n.node))
+            .map(|n| n.node.clone())
+            .collect()
+    });
+    for node in stale {
+        tracing::info!(target: "agent.server", member = %node, "member reaped, deregistering");
+        server.catalog_deregister(Deregistration { node, ..Default::default() }).await?;
+    }
+    Ok(())
 }
 
 async fn reconcile_member(server: &Server, m: &MemberInfo) -> Result<(), crate::rpc::RpcError> {

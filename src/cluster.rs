@@ -1,0 +1,250 @@
+//! The glue between gossip membership and the rest of the agent: which
+//! servers a client agent may call, which members the leader reconciles
+//! into the catalog, when `bootstrap_expect` forms the cluster, and
+//! autopilot's view of the servers. Also the joins done at start
+//! (`start_join`, `retry_join`).
+//!
+//! Gossip never writes to Raft itself: this module reads members and calls
+//! the server's methods.
+
+use crate::agent::client::ServerPool;
+use crate::config::RuntimeConfig;
+use crate::gossip::{Gossip, GossipConfig, Member, MemberEvent, MemberStatus, Pool};
+use crate::server::autopilot::AutopilotState;
+use crate::server::bootstrap::{Bootstrap, ServerMember};
+use crate::server::leader::{MemberInfo, MemberState};
+use crate::server::Server;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// This agent's gossip pools.
+#[derive(Clone)]
+pub struct Pools {
+    pub lan: Gossip,
+    /// Servers only (and not with `ports.serf_wan = -1`).
+    pub wan: Option<Gossip>,
+}
+
+fn gossip_config(
+    cfg: &RuntimeConfig,
+    pool: Pool,
+    tags: BTreeMap<String, String>,
+    data_dir: Option<&Path>,
+) -> GossipConfig {
+    let (name, bind, advertise, settings, files) = match pool {
+        Pool::Lan => (
+            cfg.node_name.clone(),
+            SocketAddr::new(cfg.serf_bind_lan, cfg.ports.serf_lan as u16),
+            SocketAddr::new(cfg.advertise_addr, cfg.ports.serf_lan as u16),
+            cfg.gossip_lan.clone(),
+            ("local.keyring", "local.snapshot"),
+        ),
+        Pool::Wan => (
+            format!("{}.{}", cfg.node_name, cfg.datacenter),
+            SocketAddr::new(cfg.serf_bind_wan, cfg.ports.serf_wan as u16),
+            SocketAddr::new(cfg.advertise_addr_wan, cfg.ports.serf_wan as u16),
+            cfg.gossip_wan.clone(),
+            ("remote.keyring", "remote.snapshot"),
+        ),
+    };
+    let mut g = GossipConfig::new(name, bind, pool);
+    g.advertise = Some(advertise);
+    g.tags = tags;
+    g.settings = settings;
+    g.server = cfg.server;
+    g.keys = cfg.encrypt.iter().cloned().collect();
+    g.verify_incoming = cfg.encrypt_verify_incoming;
+    g.verify_outgoing = cfg.encrypt_verify_outgoing;
+    g.rejoin_after_leave = cfg.rejoin_after_leave;
+    g.reconnect_timeout = if pool == Pool::Lan { cfg.reconnect_timeout } else { cfg.reconnect_timeout_wan };
+    if let Some(dir) = data_dir {
+        let serf = dir.join("serf");
+        if !cfg.disable_keyring_file {
+            g.keyring_file = Some(serf.join(files.0));
+        }
+        g.snapshot_path = Some(serf.join(files.1));
+    }
+    g
+}
+
+/// Starts the LAN pool (and the WAN pool on servers).
+pub async fn start_pools(
+    cfg: &RuntimeConfig,
+    lan_tags: BTreeMap<String, String>,
+    data_dir: Option<&Path>,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<Pools, String> {
+    if let Some(dir) = data_dir {
+        std::fs::create_dir_all(dir.join("serf")).map_err(|e| format!("creating {}: {e}", dir.join("serf").display()))?;
+    }
+    let lan = Gossip::start(gossip_config(cfg, Pool::Lan, lan_tags.clone(), data_dir), tasks, shutdown.clone())
+        .await
+        .map_err(|e| format!("Failed to start LAN Serf: {e}"))?;
+    let wan = if cfg.server && cfg.ports.serf_wan > 0 {
+        let mut tags = lan_tags;
+        tags.remove("segment");
+        let g = Gossip::start(gossip_config(cfg, Pool::Wan, tags, data_dir), tasks, shutdown)
+            .await
+            .map_err(|e| format!("Failed to start WAN Serf: {e}"))?;
+        Some(g)
+    } else {
+        None
+    };
+    Ok(Pools { lan, wan })
+}
+
+fn is_server_in(m: &Member, dc: &str) -> bool {
+    m.tags.get("role").map(String::as_str) == Some("consul") && m.tags.get("dc").map(String::as_str) == Some(dc)
+}
+
+/// The servers of `dc` as gossip shows them.
+pub fn server_members(members: &[Member], dc: &str) -> Vec<ServerMember> {
+    members
+        .iter()
+        .filter(|m| is_server_in(m, dc))
+        .filter_map(|m| {
+            let port: u16 = m.tags.get("port")?.parse().ok()?;
+            Some(ServerMember {
+                name: m.name.clone(),
+                id: m.tags.get("id").cloned().unwrap_or_default(),
+                rpc_addr: SocketAddr::new(m.addr, port),
+                alive: matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving),
+                expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
+                left: m.status == MemberStatus::Left,
+            })
+        })
+        .collect()
+}
+
+/// Every LAN member of our datacenter, as the leader reconciles them.
+pub fn member_infos(members: &[Member], dc: &str) -> Vec<MemberInfo> {
+    members
+        .iter()
+        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(dc))
+        .map(|m| MemberInfo {
+            name: m.name.clone(),
+            id: m.tags.get("id").cloned().unwrap_or_default(),
+            address: m.addr.to_string(),
+            status: match m.status {
+                MemberStatus::Alive | MemberStatus::Leaving | MemberStatus::None => MemberState::Alive,
+                MemberStatus::Failed => MemberState::Failed,
+                MemberStatus::Left => MemberState::Left,
+            },
+            server_port: if m.tags.get("role").map(String::as_str) == Some("consul") {
+                m.tags.get("port").and_then(|p| p.parse().ok())
+            } else {
+                None
+            },
+        })
+        .collect()
+}
+
+/// Follows LAN membership: keeps a client's server pool current, and on
+/// servers kicks the leader's reconcile, runs `bootstrap_expect` until the
+/// cluster exists, and runs autopilot rounds.
+pub async fn run_membership(
+    cfg: Arc<RuntimeConfig>,
+    lan: Gossip,
+    server: Option<Arc<Server>>,
+    pool: Option<Arc<ServerPool>>,
+    reconcile_kick: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut events = lan.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut autopilot = AutopilotState::default();
+    let mut bootstrapped = cfg.bootstrap_expect <= 1;
+    let mut last_wait_log = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ev = events.recv() => {
+                match ev {
+                    Ok(MemberEvent::Join(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, address = %m.addr, "member joined"),
+                    Ok(MemberEvent::Leave(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member left"),
+                    Ok(MemberEvent::Failed(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member failed"),
+                    Ok(MemberEvent::Reap(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member reaped"),
+                    Ok(MemberEvent::Update(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let members = lan.members();
+        let servers = server_members(&members, &cfg.datacenter);
+        if let Some(pool) = &pool {
+            pool.set_servers(servers.iter().filter(|s| s.alive).map(|s| s.rpc_addr).collect());
+        }
+        let Some(server) = &server else { continue };
+        reconcile_kick.notify_one();
+        if !bootstrapped {
+            match server.maybe_bootstrap(cfg.bootstrap_expect, &servers).await {
+                Ok(Bootstrap::Bootstrapped(names)) => {
+                    tracing::info!(target: "agent.server", servers = %names.join(","), "found expected number of peers, bootstrapped the cluster");
+                    bootstrapped = true;
+                }
+                Ok(Bootstrap::AlreadyInCluster) => bootstrapped = true,
+                Ok(Bootstrap::ExistingCluster(msg)) => {
+                    tracing::info!(target: "agent.server", "{msg}");
+                    bootstrapped = true;
+                }
+                Ok(Bootstrap::Waiting { have, want }) => {
+                    if last_wait_log != Some(have) {
+                        tracing::warn!(target: "agent.server.raft", have, want, "no cluster leader yet: waiting for the expected number of servers before bootstrapping");
+                        last_wait_log = Some(have);
+                    }
+                }
+                Ok(Bootstrap::Conflict(msg)) => tracing::error!(target: "agent.server", "{msg}"),
+                Err(e) => tracing::warn!(target: "agent.server", error = %e, "bootstrap attempt failed; will retry"),
+            }
+        }
+        if let Err(e) = server.autopilot_round(&servers, &cfg.autopilot, &mut autopilot).await {
+            tracing::warn!(target: "agent.server.autopilot", error = %e, "autopilot round failed");
+        }
+    }
+}
+
+/// Joins the configured peers at start: `start_join` and `retry_join` are
+/// retried every `retry_interval` until one attempt reaches someone (or
+/// `retry_max` attempts fail, which stops the agent, as Consul).
+pub async fn join_at_start(
+    pool_name: &'static str,
+    gossip: Gossip,
+    addrs: Vec<String>,
+    interval: Duration,
+    max_attempts: u32,
+    shutdown: CancellationToken,
+) {
+    if addrs.is_empty() {
+        return;
+    }
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        tracing::info!(target: "agent", cluster = pool_name, "({pool_name}) joining: {:?}", addrs);
+        let (n, errors) = gossip.join(&addrs).await;
+        if n > 0 {
+            tracing::info!(target: "agent", cluster = pool_name, "Join completed. Synced with {n} initial agents");
+            return;
+        }
+        let why = errors.iter().map(|(a, e)| format!("{a}: {e}")).collect::<Vec<_>>().join("; ");
+        if max_attempts > 0 && attempt >= max_attempts {
+            tracing::error!(target: "agent", cluster = pool_name, error = %why, "max join retry exhausted, exiting");
+            shutdown.cancel();
+            return;
+        }
+        tracing::warn!(target: "agent", cluster = pool_name, retry_interval = %crate::duration::format(interval), error = %why, "Join cluster failed, will retry");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
