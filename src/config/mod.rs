@@ -1,19 +1,27 @@
-//! Agent configuration: reading config files and directories, merging them
-//! with flags in Consul's order, applying defaults and validating.
+//! Agent configuration: reading config files and directories (JSON or
+//! HCL), merging them with flags in Consul's order, applying defaults and
+//! validating.
 //!
-//! Owns: the config file format (`file.rs`), merge rules (`merge.rs`), and
-//! the resolved `RuntimeConfig` (`runtime.rs`). Must not open sockets or
-//! spawn tasks; the only IO is reading config files (and, to pick a default
-//! advertise address, listing interface addresses).
+//! Owns: the config file format (`file.rs`), HCL parsing (`hcl/`), merge
+//! rules (`merge.rs`), address keys and go-sockaddr templates (`addrs.rs`,
+//! `sockaddr/`, `netif.rs`) and the resolved `RuntimeConfig` (`runtime.rs`).
+//! Must not open sockets or spawn tasks; the only IO is reading config
+//! files (and, to pick a default advertise address or evaluate templates,
+//! listing interface addresses).
 
+pub mod addrs;
 pub mod file;
+pub mod hcl;
 pub mod merge;
+pub mod netif;
 pub mod runtime;
+pub mod sockaddr;
 
+pub use netif::{IfAddr, IfFlags};
 pub use runtime::{LogLevel, RuntimeConfig};
 
 use file::{FileConfig, Support};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Where a config source comes from, in flag order.
@@ -46,10 +54,18 @@ pub struct LoadOptions {
     pub dev: bool,
     pub sources: Vec<SourceSpec>,
     pub format: Option<Format>,
-    /// Config keys set by command-line flags; merged last so they win.
+    /// Config keys set by command-line flags. As in Consul, their lists
+    /// (`-retry-join`, ...) go before the files' lists and the rest is
+    /// merged after the files, so flags win.
     pub flags: Option<Value>,
+    /// `-hcl` fragments, merged after the flags in the order given.
+    pub hcl: Vec<String>,
     /// Config keys merged before any file (defaults a caller supplies).
     pub defaults: Option<Value>,
+    /// For `consul validate`: check go-sockaddr templates without
+    /// evaluating them and do not pick an advertise address from this
+    /// machine's interfaces, so the verdict does not depend on the machine.
+    pub validate_only: bool,
 }
 
 /// A loaded configuration and the warnings produced while loading it.
@@ -78,30 +94,42 @@ struct Source {
     parsed: FileConfig,
 }
 
-/// Loads, merges and validates the configuration.
+const FLAGS: &str = "command-line flags";
+
+/// Loads, merges and validates the configuration, reading this machine's
+/// interfaces if an address needs them.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    load_with_interfaces(opts, &runtime::interface_addrs)
+    load_with_interfaces(opts, &netif::interface_addrs)
 }
 
-/// As `load`, with the interface list injected (tests use this to play the
-/// handbook's network environments).
-pub fn load_with_interfaces(
-    opts: &LoadOptions,
-    interfaces: &dyn Fn() -> Vec<std::net::IpAddr>,
-) -> Result<Loaded, ConfigError> {
+/// As `load`, with the interface list injected: tests use this to play the
+/// handbook's network environments and to evaluate go-sockaddr templates
+/// against fake interfaces. `interfaces` is called at most once, and only
+/// when an address needs it (`bind_addr` 0.0.0.0 without an advertise
+/// address, or a template). `IfAddr::from_ips` turns plain addresses into
+/// such a list.
+pub fn load_with_interfaces(opts: &LoadOptions, interfaces: &dyn Fn() -> Vec<IfAddr>) -> Result<Loaded, ConfigError> {
+    let (flag_lists, flag_values) = match &opts.flags {
+        Some(flags) => split_lists(flags),
+        None => (None, None),
+    };
     let mut sources = Vec::new();
+    if let Some(lists) = flag_lists {
+        sources.push(value_source(FLAGS, lists)?);
+    }
     if let Some(defaults) = &opts.defaults {
-        let parsed = parse_value("defaults", defaults.clone())?;
-        sources.push(Source { name: "defaults".into(), value: defaults.clone(), parsed });
+        sources.push(value_source("defaults", defaults.clone())?);
     }
     for spec in &opts.sources {
         for path in expand(spec, opts.format)? {
             sources.push(read_source(&path, opts.format)?);
         }
     }
-    if let Some(flags) = &opts.flags {
-        let parsed = parse_value("command-line flags", flags.clone())?;
-        sources.push(Source { name: "command-line flags".into(), value: flags.clone(), parsed });
+    if let Some(values) = flag_values {
+        sources.push(value_source(FLAGS, values)?);
+    }
+    for (i, fragment) in opts.hcl.iter().enumerate() {
+        sources.push(parse_hcl_text(&format!("-hcl fragment {}", i + 1), fragment)?);
     }
 
     let mut warnings = Vec::new();
@@ -120,8 +148,29 @@ pub fn load_with_interfaces(
         merge::merge(&mut merged, source.value);
     }
     let file = parse_value("merged configuration", merged)?;
-    let config = runtime::build(file, opts.dev, &mut warnings, interfaces)?;
+    let net = if opts.validate_only { addrs::Network::CheckOnly } else { addrs::Network::live(interfaces) };
+    let config = runtime::build(file, opts.dev, &mut warnings, &net)?;
     Ok(Loaded { config, warnings })
+}
+
+/// Splits the flags' keys into the lists and everything else.
+fn split_lists(flags: &Value) -> (Option<Value>, Option<Value>) {
+    let Some(obj) = flags.as_object() else { return (None, Some(flags.clone())) };
+    let (mut lists, mut values) = (Map::new(), Map::new());
+    for (k, v) in obj {
+        if v.is_array() {
+            lists.insert(k.clone(), v.clone());
+        } else {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    let some = |m: Map<String, Value>| (!m.is_empty()).then_some(Value::Object(m));
+    (some(lists), some(values))
+}
+
+fn value_source(name: &str, value: Value) -> Result<Source, ConfigError> {
+    let parsed = parse_value(name, value.clone())?;
+    Ok(Source { name: name.to_string(), value, parsed })
 }
 
 /// Lists the files a source names: a file itself, or a directory's config
@@ -164,15 +213,12 @@ fn read_source(path: &Path, format: Option<Format>) -> Result<Source, ConfigErro
     });
     match format {
         Format::Json => parse_json_text(&name, &text),
-        Format::Hcl => Err(ConfigError::Parse {
-            path: name,
-            message: "HCL config files are not supported yet; use JSON (-config-format=json)".into(),
-        }),
+        Format::Hcl => parse_hcl_text(&name, &text),
     }
 }
 
 /// Reads the service definitions (`service`/`services` blocks) of one
-/// config file, as `consul services register FILE` takes them.
+/// config file, JSON or HCL, as `consul services register FILE` takes them.
 pub fn services_in_file(path: &Path) -> Result<Vec<file::ServiceDefinition>, ConfigError> {
     let source = read_source(path, None)?;
     let mut out = Vec::new();
@@ -194,27 +240,39 @@ fn parse_json_text(name: &str, text: &str) -> Result<Source, ConfigError> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: FileConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let line = e.inner().line();
-        let column = e.inner().column();
-        parse_err(describe(e.path().to_string(), &e.inner().to_string(), Some((line, column))))
+        let pos = (e.inner().line(), e.inner().column());
+        parse_err(describe(e.path().to_string(), &e.inner().to_string(), &|_| Some(pos)))
     })?;
     Ok(Source { name: name.to_string(), value, parsed })
 }
 
+/// Parses one HCL source (a file or a `-hcl` fragment) through the same
+/// typed validation as JSON, naming the key and, where it can be found,
+/// the line.
+fn parse_hcl_text(name: &str, text: &str) -> Result<Source, ConfigError> {
+    let parse_err = |message: String| ConfigError::Parse { path: name.to_string(), message };
+    let doc = hcl::parse(text).map_err(|e| parse_err(e.to_string()))?;
+    let parsed: FileConfig = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        parse_err(describe(e.path().to_string(), &e.inner().to_string(), &|key| doc.position(key)))
+    })?;
+    Ok(Source { name: name.to_string(), value: doc.value, parsed })
+}
+
 fn parse_value(name: &str, value: Value) -> Result<FileConfig, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
-        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), None) }
+        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), &|_| None) }
     })
 }
 
 /// Rewrites serde's messages into Consul's kind: `invalid config key x.y`.
-fn describe(path: String, inner: &str, pos: Option<(usize, usize)>) -> String {
+/// `locate` gives the (line, column) of a key path, where known.
+fn describe(path: String, inner: &str, locate: &dyn Fn(&str) -> Option<(usize, usize)>) -> String {
     // serde_json appends " at line L column C" itself; strip it to re-add uniformly.
     let msg = match inner.rfind(" at line ") {
         Some(i) => &inner[..i],
         None => inner,
     };
-    let at = pos.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
+    let at = |key: &str| locate(key).map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or("");
         // The path already ends with the unknown field in recent serde_path_to_error.
@@ -223,12 +281,18 @@ fn describe(path: String, inner: &str, pos: Option<(usize, usize)>) -> String {
         } else {
             format!("{path}.{field}")
         };
-        return format!("invalid config key {key}{at}");
+        return format!("invalid config key {key}{}", at(&key));
     }
-    if path == "." {
-        format!("{msg}{at}")
+    // A block given twice where only one is allowed (two `ports { }` in HCL).
+    let hint = if msg.starts_with("invalid type: sequence, expected struct") {
+        "; the block is repeated but only one is allowed"
     } else {
-        format!("{path}: {msg}{at}")
+        ""
+    };
+    if path == "." {
+        format!("{msg}{hint}{}", at(""))
+    } else {
+        format!("{path}: {msg}{hint}{}", at(&path))
     }
 }
 
@@ -247,7 +311,7 @@ mod tests {
             sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
             ..Default::default()
         };
-        load_with_interfaces(&opts, &|| vec!["192.168.1.11".parse().unwrap()])
+        load_with_interfaces(&opts, &|| IfAddr::from_ips(&["192.168.1.11".parse().unwrap()]))
     }
 
     #[test]
