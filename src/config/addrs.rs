@@ -53,6 +53,12 @@ impl<'a> Network<'a> {
         }
         match self.expand(key, raw)? {
             None => Ok(vec![PLACEHOLDER]),
+            // Consul would fall back to a default here; listening or
+            // advertising somewhere the operator did not ask is worse than
+            // stopping with the template named.
+            Some(out) if out.trim().is_empty() => {
+                Err(ConfigError::Invalid(format!("{key}: go-sockaddr template {raw:?} produced no address")))
+            }
             Some(out) => parse_ips(key, raw, out.split_whitespace(), Some(&out)),
         }
     }
@@ -68,7 +74,6 @@ impl<'a> Network<'a> {
         let template = sockaddr::is_template(raw);
         match list.as_slice() {
             [one] => Ok(*one),
-            [] if template => Err(ConfigError::Invalid(format!("{key}: go-sockaddr template {raw:?} produced no address"))),
             [] => Err(ConfigError::Invalid(format!("{key}: no address found in {raw:?}"))),
             _ if template => Err(ConfigError::Invalid(format!(
                 "{key}: go-sockaddr template {raw:?} produced several addresses ({}); only one is allowed",

@@ -253,7 +253,13 @@ fn parse_hcl_text(name: &str, text: &str) -> Result<Source, ConfigError> {
     let parse_err = |message: String| ConfigError::Parse { path: name.to_string(), message };
     let doc = hcl::parse(text).map_err(|e| parse_err(e.to_string()))?;
     let parsed: FileConfig = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-        parse_err(describe(e.path().to_string(), &e.inner().to_string(), &|key| doc.position(key)))
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        let mut message = describe(path.clone(), &inner, &|key| doc.position(key));
+        if let Some(hint) = doc.repeated_block_hint(&path, &inner) {
+            message.push_str(&hint);
+        }
+        parse_err(message)
     })?;
     Ok(Source { name: name.to_string(), value: doc.value, parsed })
 }
@@ -283,16 +289,10 @@ fn describe(path: String, inner: &str, locate: &dyn Fn(&str) -> Option<(usize, u
         };
         return format!("invalid config key {key}{}", at(&key));
     }
-    // A block given twice where only one is allowed (two `ports { }` in HCL).
-    let hint = if msg.starts_with("invalid type: sequence, expected struct") {
-        "; the block is repeated but only one is allowed"
-    } else {
-        ""
-    };
     if path == "." {
-        format!("{msg}{hint}{}", at(""))
+        format!("{msg}{}", at(""))
     } else {
-        format!("{path}: {msg}{hint}{}", at(&path))
+        format!("{path}: {msg}{}", at(&path))
     }
 }
 
@@ -389,6 +389,161 @@ mod tests {
         assert_eq!(loaded.config.retry_join, vec!["a", "b"]);
         let names: Vec<_> = loaded.config.services.iter().map(|s| s.name.clone().unwrap()).collect();
         assert_eq!(names, vec!["db", "web"]);
+    }
+
+    #[test]
+    fn json_errors_inside_blocks_name_the_full_key() {
+        let text = "{\"data_dir\": \"/x\",\n \"service\": {\"name\": \"web\",\n  \"check\": {\"interval\": \"ten\"}}}";
+        let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
+        assert!(msg.contains("service.check.interval") && msg.contains("line 3"), "{msg}");
+        let text = "{\"data_dir\": \"/x\", \"services\": [{\"name\": \"a\"},\n {\"name\": \"b\", \"bogus\": 1}]}";
+        let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key services[1].bogus") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn hcl_files_load_and_errors_name_file_key_and_line() {
+        let loaded = load_texts(&[(
+            "server.hcl",
+            "data_dir = \"/x\"\nserver = true\nbootstrap_expect = 3\nports {\n  dns = -1\n}\nservice {\n  name = \"web\"\n  check { http = \"http://localhost\" interval = \"10s\" }\n}\n",
+        )])
+        .unwrap();
+        assert!(loaded.config.server);
+        assert_eq!(loaded.config.ports.dns, -1);
+        assert_eq!(loaded.config.services[0].check.as_ref().unwrap().interval.unwrap().0, std::time::Duration::from_secs(10));
+
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\n\nbogus_key = 1\n")]).unwrap_err().to_string();
+        assert!(msg.contains("a.hcl") && msg.contains("invalid config key bogus_key") && msg.contains("line 3"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n  htp = 1\n}\n")]).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key ports.htp") && msg.contains("line 3"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nservice {\n name = \"a\"\n}\nservice {\n name = \"b\"\n  check {\n    interval = \"often\"\n  }\n}\n")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("service[1].check.interval") && msg.contains("line 8"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nbootstrap_expect = \"3\"\n")]).unwrap_err().to_string();
+        assert!(msg.contains("bootstrap_expect: invalid type") && msg.contains("line 2"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n http = 1\n}\nports {\n dns = 2\n}\n")]).unwrap_err().to_string();
+        assert!(msg.contains("ports is given 2 times but only one is allowed") && msg.contains("line 2"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nserver = \n")]).unwrap_err().to_string();
+        assert!(msg.contains("a.hcl") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn hcl_refusals_and_warnings_match_json() {
+        let loaded = load_texts(&[("a.hcl", "data_dir = \"/x\"\nenable_syslog = true\n")]).unwrap();
+        assert!(loaded.warnings.iter().any(|w| w.contains("enable_syslog") && w.contains("a.hcl")), "{:?}", loaded.warnings);
+        let err = load_texts(&[("a.hcl", "data_dir = \"/x\"\nacl {\n  enabled = true\n}\n")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"), "{err}");
+    }
+
+    #[test]
+    fn json_and_hcl_in_one_directory_merge_in_lexical_order() {
+        let loaded = load_texts(&[
+            ("10-base.json", r#"{"data_dir": "/x", "datacenter": "dc1", "retry_join": ["a"]}"#),
+            ("20-more.hcl", "datacenter = \"dc2\"\nretry_join = [\"b\"]\nservice {\n  name = \"web\"\n}\n"),
+            ("30-last.json", r#"{"service": {"name": "db"}}"#),
+        ])
+        .unwrap();
+        assert_eq!(loaded.config.datacenter, "dc2");
+        assert_eq!(loaded.config.retry_join, vec!["a", "b"]);
+        let names: Vec<_> = loaded.config.services.iter().map(|s| s.name.clone().unwrap()).collect();
+        assert_eq!(names, vec!["web", "db"]);
+    }
+
+    #[test]
+    fn config_format_forces_the_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.conf"), "data_dir = \"/x\"\nnode_name = \"n1\"\n").unwrap();
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            format: Some(Format::Hcl),
+            ..Default::default()
+        };
+        let loaded = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap();
+        assert_eq!(loaded.config.node_name, "n1");
+        let opts = LoadOptions { format: Some(Format::Json), ..opts };
+        let err = load_with_interfaces(&opts, &|| Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("agent.conf"), "{err}");
+    }
+
+    #[test]
+    fn merge_order_flag_lists_files_flag_values_then_hcl_fragments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), r#"{"data_dir": "/x", "datacenter": "file", "node_name": "file", "retry_join": ["file"]}"#).unwrap();
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            flags: Some(serde_json::json!({"datacenter": "flag", "node_name": "flag", "retry_join": ["flag"]})),
+            hcl: vec!["node_name = \"frag1\"\nretry_join = [\"frag1\"]".into(), "retry_join = [\"frag2\"]".into()],
+            ..Default::default()
+        };
+        let c = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap().config;
+        assert_eq!(c.datacenter, "flag");
+        assert_eq!(c.node_name, "frag1");
+        assert_eq!(c.retry_join, vec!["flag", "file", "frag1", "frag2"]);
+        let opts = LoadOptions { hcl: vec!["data_dir = \"/x\"\nbogus = 1".into()], ..Default::default() };
+        let msg = load_with_interfaces(&opts, &Vec::new).unwrap_err().to_string();
+        assert!(msg.contains("-hcl fragment 1") && msg.contains("invalid config key bogus") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn templates_in_address_keys_use_the_injected_interfaces() {
+        use crate::config::netif::IfFlags;
+        let ifs = || {
+            vec![
+                IfAddr::parse("lo", "127.0.0.1/8", IfFlags::loopback_up(), false).unwrap(),
+                IfAddr::parse("eth0", "10.20.0.7/16", IfFlags::ethernet_up(), true).unwrap(),
+                IfAddr::parse("eth1", "192.168.9.9/24", IfFlags::ethernet_up(), false).unwrap(),
+            ]
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("net.hcl"),
+            r#"data_dir = "/x"
+bind_addr = "{{ GetInterfaceIP \"eth1\" }}"
+advertise_addr_wan = "{{ GetPrivateIP }}"
+client_addr = "127.0.0.1 {{ GetAllInterfaces | include \"network\" \"10.0.0.0/8\" | attr \"address\" }}"
+addresses {
+  dns = "{{ GetAllInterfaces | include \"name\" \"^lo$\" | include \"type\" \"ipv4\" | attr \"address\" }}"
+}
+retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"address\" \" \" }}", "provider=aws tag_key=x"]
+"#,
+        )
+        .unwrap();
+        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], ..Default::default() };
+        let c = load_with_interfaces(&opts, &ifs).unwrap().config;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(c.bind_addr, ip("192.168.9.9"));
+        assert_eq!(c.advertise_addr, ip("192.168.9.9"));
+        assert_eq!(c.advertise_addr_wan, ip("10.20.0.7"));
+        assert_eq!(c.client_addrs, vec![ip("127.0.0.1"), ip("10.20.0.7")]);
+        assert_eq!(c.dns_addrs, vec![ip("127.0.0.1")]);
+        assert_eq!(c.retry_join, vec!["192.168.9.9", "provider=aws tag_key=x"]);
+
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"{{ GetInterfaceIP \\\"eth9\\\" }}\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("bind_addr") && msg.contains("eth9") && msg.contains("produced no address"), "{msg}");
+        // GetInterfaceIP skips loopback addresses (not forwardable), so this
+        // yields nothing, and a list key refuses that too.
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"10.20.0.7\"\naddresses {\n  http = \"{{ GetInterfaceIP \\\"lo\\\" }}\"\n}\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("addresses.http") && msg.contains("produced no address"), "{msg}");
+
+        // bind_addr 0.0.0.0 keeps Consul's rule, over the same interface list.
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("Multiple private IPv4 addresses found. Please configure one"), "{msg}");
+    }
+
+    #[test]
+    fn validate_only_never_reads_interfaces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIP \\\"ens5\\\" }}\"\n").unwrap();
+        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], validate_only: true, ..Default::default() };
+        let probe = || -> Vec<IfAddr> { panic!("validate must not list interfaces") };
+        assert!(load_with_interfaces(&opts, &probe).is_ok());
+        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIPP }}\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &probe).unwrap_err().to_string();
+        assert!(msg.contains("client_addr") && msg.contains("unknown function"), "{msg}");
     }
 
     #[test]

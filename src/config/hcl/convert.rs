@@ -29,6 +29,8 @@ pub struct Converter<'a> {
     locate: Locate<'a>,
     /// Key path (as serde_path_to_error prints it) → where it was written.
     pub keys: HashMap<String, (usize, usize)>,
+    /// Keys written as several blocks, and how many times.
+    pub repeated: HashMap<String, usize>,
 }
 
 enum Entry<'b> {
@@ -38,7 +40,7 @@ enum Entry<'b> {
 
 impl<'a> Converter<'a> {
     pub fn new(src: &'a str, locate: Locate<'a>) -> Self {
-        Converter { src, locate, keys: HashMap::new() }
+        Converter { src, locate, keys: HashMap::new(), repeated: HashMap::new() }
     }
 
     fn at(&self, span: Option<std::ops::Range<usize>>) -> (usize, usize) {
@@ -82,6 +84,7 @@ impl<'a> Converter<'a> {
                 self.entry(&entries[0], &key_path)?
             } else {
                 self.note(&key_path, entry_span(&entries[0]));
+                self.repeated.insert(key_path.clone(), entries.len());
                 let mut items = Vec::new();
                 for (i, e) in entries.iter().enumerate() {
                     if !is_object_like(e) {

@@ -17,9 +17,27 @@ use std::collections::HashMap;
 pub struct HclDoc {
     pub value: Value,
     keys: HashMap<String, (usize, usize)>,
+    /// Keys written as several blocks (so their value is a list), and how
+    /// many times.
+    repeated: HashMap<String, usize>,
 }
 
 impl HclDoc {
+    /// When a typed error at `path` comes from a block written several
+    /// times where the config takes only one (`ports { } ports { }`), says so.
+    pub fn repeated_block_hint(&self, path: &str, message: &str) -> Option<String> {
+        if !message.starts_with("invalid type") {
+            return None;
+        }
+        let (key, count) = self.repeated.iter().find(|(key, _)| {
+            path == key.as_str()
+                || path.strip_prefix(key.as_str()).is_some_and(|rest| {
+                    rest.starts_with('[') && rest.ends_with(']') && !rest[1..].contains(['[', '.'])
+                })
+        })?;
+        Some(format!("; {key} is given {count} times but only one is allowed"))
+    }
+
     /// Where the key at `path` (as serde_path_to_error prints it, e.g.
     /// `service[1].check.interval`) was written, or its nearest enclosing
     /// key's position when the key itself is not in the file.
@@ -73,7 +91,7 @@ pub fn parse(text: &str) -> Result<HclDoc, HclError> {
 fn convert(body: &hcl::edit::structure::Body, src: &str, locate: convert::Locate<'_>) -> Result<HclDoc, HclError> {
     let mut c = convert::Converter::new(src, locate);
     let value = Value::Object(c.body(body, "")?);
-    Ok(HclDoc { value, keys: c.keys })
+    Ok(HclDoc { value, keys: c.keys, repeated: c.repeated })
 }
 
 /// Byte offset → 1-based (line, column) in a text.
