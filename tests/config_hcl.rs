@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! A corpus of realistic Consul configs written in HCL (the handbook's
 //! configs, docs-style server and client configs, service definitions with
 //! checks, HCL1 one-line blocks), each paired with its JSON equivalent: both

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `consul validate` and `consul agent -hcl` with HCL, through the real
 //! binary: HCL files and directories validate, errors name the file, key
 //! and line, and `-hcl` fragments merge after the flags.

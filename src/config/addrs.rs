@@ -32,7 +32,7 @@ impl<'a> Network<'a> {
 
     fn interfaces(&self) -> &[IfAddr] {
         match self {
-            Network::Live { probe, cache } => cache.get_or_init(|| probe()),
+            Network::Live { probe, cache } => cache.get_or_init(probe),
             Network::CheckOnly => &[],
         }
     }

@@ -159,7 +159,7 @@ pub fn interface_addrs() -> Vec<IfAddr> {
             point_to_point: f & libc::IFF_POINTOPOINT as u32 != 0,
             multicast: f & libc::IFF_MULTICAST as u32 != 0,
         };
-        let default_route = default_ifaces.iter().any(|d| *d == name);
+        let default_route = default_ifaces.contains(&name);
         out.push(IfAddr { name, addr, prefix_len, flags, default_route });
     }
     // SAFETY: ifap came from getifaddrs and is freed exactly once.
