@@ -255,10 +255,9 @@ fn parse_hcl_text(name: &str, text: &str) -> Result<Source, ConfigError> {
     let parsed: FileConfig = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
-        let mut message = describe(path.clone(), &inner, &|key| doc.position(key));
-        if let Some(hint) = doc.repeated_block_hint(&path, &inner) {
-            message.push_str(&hint);
-        }
+        let message = doc
+            .repeated_block_error(&path, &inner)
+            .unwrap_or_else(|| describe(path.clone(), &inner, &|key| doc.position(key)));
         parse_err(message)
     })?;
     Ok(Source { name: name.to_string(), value: doc.value, parsed })
@@ -423,7 +422,7 @@ mod tests {
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nbootstrap_expect = \"3\"\n")]).unwrap_err().to_string();
         assert!(msg.contains("bootstrap_expect: invalid type") && msg.contains("line 2"), "{msg}");
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n http = 1\n}\nports {\n dns = 2\n}\n")]).unwrap_err().to_string();
-        assert!(msg.contains("ports is given 2 times but only one is allowed") && msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("ports: the block is given 2 times but only one is allowed (line 5, column 1)"), "{msg}");
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nserver = \n")]).unwrap_err().to_string();
         assert!(msg.contains("a.hcl") && msg.contains("line 2"), "{msg}");
     }

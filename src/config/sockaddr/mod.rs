@@ -129,6 +129,34 @@ mod tests {
         }
     }
 
+    /// Random edits of real templates (seeded) never panic the parser or
+    /// the evaluator.
+    #[test]
+    fn mutated_templates_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let corpus = [
+            r#"{{ GetAllInterfaces | include "network" "10.0.0.0/8" | sort "-address,size" | offset -1 | limit 2 | join "address" " " }}"#,
+            r#"{{- GetInterfaceIP "eth0" -}} {{ GetPrivateInterfaces | exclude "flags" "loopback|up" | attr "network" }}"#,
+            r#"{{ GetAllInterfaces | unique "name" | include "rfc" "1918|6598" | include "size" "24" | attr "broadcast" }}"#,
+        ];
+        let alphabet: Vec<char> = "{}|\"`-+ 01aZ/.$()\\é".chars().collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for round in 0..4000 {
+            let mut chars: Vec<char> = corpus[round % corpus.len()].chars().collect();
+            for _ in 0..rng.random_range(1..5) {
+                let at = rng.random_range(0..=chars.len());
+                if at < chars.len() && rng.random_bool(0.5) {
+                    chars.remove(at);
+                } else {
+                    chars.insert(at, alphabet[rng.random_range(0..alphabet.len())]);
+                }
+            }
+            let text: String = chars.into_iter().collect();
+            let _ = expand(&text, &vm());
+            let _ = check(&text);
+        }
+    }
+
     #[test]
     fn check_catches_bad_templates_without_interfaces() {
         assert!(check(r#"{{ GetInterfaceIP "eth0" }}"#).is_ok());
