@@ -17,22 +17,19 @@
 /// A rewritten source and where its insertions went.
 pub struct Rewrite {
     pub text: String,
-    /// (offset in `text`, inserted length), in increasing order.
-    inserts: Vec<(usize, usize)>,
+    /// (offset in `text`, inserted length, total inserted before it), in
+    /// increasing order.
+    inserts: Vec<(usize, usize, usize)>,
 }
 
 impl Rewrite {
     /// Maps an offset in the rewritten text back to the original.
     pub fn original_offset(&self, offset: usize) -> usize {
-        let mut shift = 0;
-        for (at, len) in &self.inserts {
-            if *at >= offset {
-                break;
-            }
-            // Inside an insertion: point at the original position there.
-            shift += (*len).min(offset - at);
-        }
-        offset - shift
+        // Insertions do not overlap, so only the last one starting before
+        // `offset` can contain it.
+        let k = self.inserts.partition_point(|(at, _, _)| *at < offset);
+        let Some((at, len, before)) = k.checked_sub(1).and_then(|i| self.inserts.get(i)) else { return offset };
+        offset - (before + (*len).min(offset - at))
     }
 }
 
@@ -262,7 +259,7 @@ pub fn rewrite(src: &str) -> Option<Rewrite> {
     let mut inserts: Vec<(usize, &'static str)> = Vec::new();
     let mut stack = vec![Ctx::Body];
     // The `{` tokens that open a converted block, which become objects.
-    let mut converted: Vec<usize> = Vec::new();
+    let mut converted: std::collections::HashSet<usize> = std::collections::HashSet::new();
     let text = |t: &Tok| &src[t.start..t.end];
 
     for (n, &ti) in sig.iter().enumerate() {
@@ -294,7 +291,7 @@ pub fn rewrite(src: &str) -> Option<Rewrite> {
             if is_block && k == 1 && (ctx == Ctx::Object || has_quoted_key(&toks, &sig, n + 1)) {
                 if let Some(brace) = sig.get(n + 1) {
                     inserts.push((toks[*brace].start, "= "));
-                    converted.push(*brace);
+                    converted.insert(*brace);
                 }
             }
         }
@@ -336,9 +333,11 @@ pub fn rewrite(src: &str) -> Option<Rewrite> {
     let mut out = String::with_capacity(src.len() + inserts.len() * 2);
     let mut map = Vec::with_capacity(inserts.len());
     let mut last = 0;
+    let mut total = 0;
     for (at, s) in inserts {
         out.push_str(&src[last..at]);
-        map.push((out.len(), s.len()));
+        map.push((out.len(), s.len(), total));
+        total += s.len();
         out.push_str(s);
         last = at;
     }
