@@ -546,6 +546,18 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
     }
 
     #[test]
+    fn services_in_an_hcl_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.hcl");
+        std::fs::write(&path, "service {\n  name = \"web\"\n  port = 80\n}\nservices = [{ name = \"db\" }]\n").unwrap();
+        let names: Vec<_> = services_in_file(&path).unwrap().into_iter().map(|s| s.name.unwrap_or_default()).collect();
+        assert_eq!(names, vec!["web", "db"]);
+        std::fs::write(&path, "service {\n  name = \"web\"\n  prot = 80\n}\n").unwrap();
+        let msg = services_in_file(&path).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key service.prot") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
     fn handbook_client_config_with_legacy_script_check() {
         let text = r#"{"bind_addr": "192.168.1.21", "datacenter": "dc1", "data_dir": "/var/consul",
             "node_name": "ConsulClient", "server": false,
