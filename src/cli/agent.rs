@@ -119,7 +119,7 @@ pub struct AgentArgs {
     pub raft_protocol: Option<i64>,
     #[arg(long = "protocol", help = "Sets the protocol version")]
     pub protocol: Option<i64>,
-    #[arg(long = "hcl", action = clap::ArgAction::Append, help = "hcl config fragment")]
+    #[arg(long = "hcl", action = clap::ArgAction::Append, help = "hcl config fragment. Can be specified multiple times")]
     pub hcl: Vec<String>,
 }
 
@@ -253,9 +253,6 @@ impl AgentArgs {
         if !ports.is_empty() {
             set("ports", Value::Object(ports));
         }
-        if !self.hcl.is_empty() {
-            return Err("-hcl: HCL config fragments are not supported yet".into());
-        }
         Ok(Value::Object(m))
     }
 
@@ -269,7 +266,9 @@ impl AgentArgs {
             sources: self.sources(matches),
             format,
             flags: Some(self.flag_source()?),
+            hcl: self.hcl.clone(),
             defaults: None,
+            validate_only: false,
         })
     }
 }

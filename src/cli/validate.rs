@@ -1,5 +1,5 @@
-//! `consul validate PATH...`: loads config files and directories the way
-//! the agent would and reports the first problem.
+//! `consul validate PATH...`: loads config files and directories (JSON
+//! and HCL) the way the agent would and reports the first problem.
 
 use crate::config::{self, Format, LoadOptions, SourceSpec};
 use clap::Args;
@@ -36,11 +36,20 @@ pub fn run(args: &ValidateArgs) -> i32 {
         .map(|p| if p.is_dir() { SourceSpec::Dir(p.clone()) } else { SourceSpec::File(p.clone()) })
         .collect();
     // Validation must not depend on this machine's interfaces: an unset
-    // bind address is checked on the machine that runs the agent.
+    // bind address and go-sockaddr templates are resolved on the machine
+    // that runs the agent; here templates are only checked.
     // Like Consul's validate, a fragment without data_dir is still valid.
     let defaults = serde_json::json!({"data_dir": "/tmp/consul-validate"});
-    let opts = LoadOptions { dev: false, sources, format, flags: None, defaults: Some(defaults) };
-    match config::load_with_interfaces(&opts, &|| vec![std::net::Ipv4Addr::new(10, 0, 0, 1).into()]) {
+    let opts = LoadOptions {
+        dev: false,
+        sources,
+        format,
+        flags: None,
+        hcl: Vec::new(),
+        defaults: Some(defaults),
+        validate_only: true,
+    };
+    match config::load(&opts) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("[WARN] {w}");

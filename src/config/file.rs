@@ -25,23 +25,41 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// Accepts either one object or a list of them, as Consul does for
-/// `service`/`services` and `check`/`checks` (and HCL produces either shape).
+/// `service`/`services` and `check`/`checks` (and HCL produces either shape:
+/// one block is an object, a repeated block a list).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OneOrMany<T>(pub Vec<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Decode through a Value so the error names what was wrong inside
-        // the block instead of "did not match any variant".
-        match Value::deserialize(d)? {
-            Value::Array(items) => items
-                .into_iter()
-                .map(|v| T::deserialize(v).map_err(serde::de::Error::custom))
-                .collect::<Result<Vec<_>, _>>()
-                .map(OneOrMany),
-            other => T::deserialize(other).map(|t| OneOrMany(vec![t])).map_err(serde::de::Error::custom),
+        // A visitor (rather than decoding through a Value) keeps the
+        // deserializer's position and path, so errors inside a block name
+        // the full key (`service[1].check.interval`) and the line.
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object or a list of objects")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(out)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|t| vec![t])
+            }
         }
+        d.deserialize_any(Visit(std::marker::PhantomData)).map(OneOrMany)
     }
+}
+
+/// For list fields of objects (`watches`, a service's `checks`): also
+/// accepts a single object, which is what one HCL block gives.
+fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(Option::<OneOrMany<T>>::deserialize(d)?.map(|x| x.0))
 }
 
 /// One configuration source. Field names are Consul's config keys.
@@ -117,6 +135,7 @@ pub struct FileConfig {
     pub autopilot: Option<Autopilot>,
     pub gossip_lan: Option<Gossip>,
     pub gossip_wan: Option<Gossip>,
+    #[serde(default, deserialize_with = "one_or_many")]
     pub watches: Option<Vec<Value>>,
     pub translate_wan_addrs: Option<bool>,
     pub tagged_addresses: Option<BTreeMap<String, String>>,
@@ -349,6 +368,7 @@ pub struct ServiceDefinition {
     pub port: Option<i64>,
     pub socket_path: Option<String>,
     pub check: Option<CheckDefinition>,
+    #[serde(default, deserialize_with = "one_or_many")]
     pub checks: Option<Vec<CheckDefinition>>,
     pub token: Option<String>,
     pub weights: Option<Weights>,

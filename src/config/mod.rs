@@ -1,19 +1,27 @@
-//! Agent configuration: reading config files and directories, merging them
-//! with flags in Consul's order, applying defaults and validating.
+//! Agent configuration: reading config files and directories (JSON or
+//! HCL), merging them with flags in Consul's order, applying defaults and
+//! validating.
 //!
-//! Owns: the config file format (`file.rs`), merge rules (`merge.rs`), and
-//! the resolved `RuntimeConfig` (`runtime.rs`). Must not open sockets or
-//! spawn tasks; the only IO is reading config files (and, to pick a default
-//! advertise address, listing interface addresses).
+//! Owns: the config file format (`file.rs`), HCL parsing (`hcl/`), merge
+//! rules (`merge.rs`), address keys and go-sockaddr templates (`addrs.rs`,
+//! `sockaddr/`, `netif.rs`) and the resolved `RuntimeConfig` (`runtime.rs`).
+//! Must not open sockets or spawn tasks; the only IO is reading config
+//! files (and, to pick a default advertise address or evaluate templates,
+//! listing interface addresses).
 
+pub mod addrs;
 pub mod file;
+pub mod hcl;
 pub mod merge;
+pub mod netif;
 pub mod runtime;
+pub mod sockaddr;
 
+pub use netif::{IfAddr, IfFlags};
 pub use runtime::{LogLevel, RuntimeConfig};
 
 use file::{FileConfig, Support};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Where a config source comes from, in flag order.
@@ -46,10 +54,18 @@ pub struct LoadOptions {
     pub dev: bool,
     pub sources: Vec<SourceSpec>,
     pub format: Option<Format>,
-    /// Config keys set by command-line flags; merged last so they win.
+    /// Config keys set by command-line flags. As in Consul, their lists
+    /// (`-retry-join`, ...) go before the files' lists and the rest is
+    /// merged after the files, so flags win.
     pub flags: Option<Value>,
+    /// `-hcl` fragments, merged after the flags in the order given.
+    pub hcl: Vec<String>,
     /// Config keys merged before any file (defaults a caller supplies).
     pub defaults: Option<Value>,
+    /// For `consul validate`: check go-sockaddr templates without
+    /// evaluating them and do not pick an advertise address from this
+    /// machine's interfaces, so the verdict does not depend on the machine.
+    pub validate_only: bool,
 }
 
 /// A loaded configuration and the warnings produced while loading it.
@@ -78,30 +94,42 @@ struct Source {
     parsed: FileConfig,
 }
 
-/// Loads, merges and validates the configuration.
+const FLAGS: &str = "command-line flags";
+
+/// Loads, merges and validates the configuration, reading this machine's
+/// interfaces if an address needs them.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    load_with_interfaces(opts, &runtime::interface_addrs)
+    load_with_interfaces(opts, &netif::interface_addrs)
 }
 
-/// As `load`, with the interface list injected (tests use this to play the
-/// handbook's network environments).
-pub fn load_with_interfaces(
-    opts: &LoadOptions,
-    interfaces: &dyn Fn() -> Vec<std::net::IpAddr>,
-) -> Result<Loaded, ConfigError> {
+/// As `load`, with the interface list injected: tests use this to play the
+/// handbook's network environments and to evaluate go-sockaddr templates
+/// against fake interfaces. `interfaces` is called at most once, and only
+/// when an address needs it (`bind_addr` 0.0.0.0 without an advertise
+/// address, or a template). `IfAddr::from_ips` turns plain addresses into
+/// such a list.
+pub fn load_with_interfaces(opts: &LoadOptions, interfaces: &dyn Fn() -> Vec<IfAddr>) -> Result<Loaded, ConfigError> {
+    let (flag_lists, flag_values) = match &opts.flags {
+        Some(flags) => split_lists(flags),
+        None => (None, None),
+    };
     let mut sources = Vec::new();
+    if let Some(lists) = flag_lists {
+        sources.push(value_source(FLAGS, lists)?);
+    }
     if let Some(defaults) = &opts.defaults {
-        let parsed = parse_value("defaults", defaults.clone())?;
-        sources.push(Source { name: "defaults".into(), value: defaults.clone(), parsed });
+        sources.push(value_source("defaults", defaults.clone())?);
     }
     for spec in &opts.sources {
         for path in expand(spec, opts.format)? {
             sources.push(read_source(&path, opts.format)?);
         }
     }
-    if let Some(flags) = &opts.flags {
-        let parsed = parse_value("command-line flags", flags.clone())?;
-        sources.push(Source { name: "command-line flags".into(), value: flags.clone(), parsed });
+    if let Some(values) = flag_values {
+        sources.push(value_source(FLAGS, values)?);
+    }
+    for (i, fragment) in opts.hcl.iter().enumerate() {
+        sources.push(parse_hcl_text(&format!("-hcl fragment {}", i + 1), fragment)?);
     }
 
     let mut warnings = Vec::new();
@@ -120,8 +148,29 @@ pub fn load_with_interfaces(
         merge::merge(&mut merged, source.value);
     }
     let file = parse_value("merged configuration", merged)?;
-    let config = runtime::build(file, opts.dev, &mut warnings, interfaces)?;
+    let net = if opts.validate_only { addrs::Network::CheckOnly } else { addrs::Network::live(interfaces) };
+    let config = runtime::build(file, opts.dev, &mut warnings, &net)?;
     Ok(Loaded { config, warnings })
+}
+
+/// Splits the flags' keys into the lists and everything else.
+fn split_lists(flags: &Value) -> (Option<Value>, Option<Value>) {
+    let Some(obj) = flags.as_object() else { return (None, Some(flags.clone())) };
+    let (mut lists, mut values) = (Map::new(), Map::new());
+    for (k, v) in obj {
+        if v.is_array() {
+            lists.insert(k.clone(), v.clone());
+        } else {
+            values.insert(k.clone(), v.clone());
+        }
+    }
+    let some = |m: Map<String, Value>| (!m.is_empty()).then_some(Value::Object(m));
+    (some(lists), some(values))
+}
+
+fn value_source(name: &str, value: Value) -> Result<Source, ConfigError> {
+    let parsed = parse_value(name, value.clone())?;
+    Ok(Source { name: name.to_string(), value, parsed })
 }
 
 /// Lists the files a source names: a file itself, or a directory's config
@@ -164,15 +213,12 @@ fn read_source(path: &Path, format: Option<Format>) -> Result<Source, ConfigErro
     });
     match format {
         Format::Json => parse_json_text(&name, &text),
-        Format::Hcl => Err(ConfigError::Parse {
-            path: name,
-            message: "HCL config files are not supported yet; use JSON (-config-format=json)".into(),
-        }),
+        Format::Hcl => parse_hcl_text(&name, &text),
     }
 }
 
 /// Reads the service definitions (`service`/`services` blocks) of one
-/// config file, as `consul services register FILE` takes them.
+/// config file, JSON or HCL, as `consul services register FILE` takes them.
 pub fn services_in_file(path: &Path) -> Result<Vec<file::ServiceDefinition>, ConfigError> {
     let source = read_source(path, None)?;
     let mut out = Vec::new();
@@ -194,27 +240,44 @@ fn parse_json_text(name: &str, text: &str) -> Result<Source, ConfigError> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed: FileConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let line = e.inner().line();
-        let column = e.inner().column();
-        parse_err(describe(e.path().to_string(), &e.inner().to_string(), Some((line, column))))
+        let pos = (e.inner().line(), e.inner().column());
+        parse_err(describe(e.path().to_string(), &e.inner().to_string(), &|_| Some(pos)))
     })?;
     Ok(Source { name: name.to_string(), value, parsed })
 }
 
+/// Parses one HCL source (a file or a `-hcl` fragment) through the same
+/// typed validation as JSON, naming the key and, where it can be found,
+/// the line.
+fn parse_hcl_text(name: &str, text: &str) -> Result<Source, ConfigError> {
+    let parse_err = |message: String| ConfigError::Parse { path: name.to_string(), message };
+    let doc = hcl::parse(text).map_err(|e| parse_err(e.to_string()))?;
+    let parsed: FileConfig = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        let message = doc
+            .repeated_block_error(&path, &inner)
+            .unwrap_or_else(|| describe(path.clone(), &inner, &|key| doc.position(key)));
+        parse_err(message)
+    })?;
+    Ok(Source { name: name.to_string(), value: doc.value, parsed })
+}
+
 fn parse_value(name: &str, value: Value) -> Result<FileConfig, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
-        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), None) }
+        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), &|_| None) }
     })
 }
 
 /// Rewrites serde's messages into Consul's kind: `invalid config key x.y`.
-fn describe(path: String, inner: &str, pos: Option<(usize, usize)>) -> String {
+/// `locate` gives the (line, column) of a key path, where known.
+fn describe(path: String, inner: &str, locate: &dyn Fn(&str) -> Option<(usize, usize)>) -> String {
     // serde_json appends " at line L column C" itself; strip it to re-add uniformly.
     let msg = match inner.rfind(" at line ") {
         Some(i) => &inner[..i],
         None => inner,
     };
-    let at = pos.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
+    let at = |key: &str| locate(key).map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or("");
         // The path already ends with the unknown field in recent serde_path_to_error.
@@ -223,12 +286,12 @@ fn describe(path: String, inner: &str, pos: Option<(usize, usize)>) -> String {
         } else {
             format!("{path}.{field}")
         };
-        return format!("invalid config key {key}{at}");
+        return format!("invalid config key {key}{}", at(&key));
     }
     if path == "." {
-        format!("{msg}{at}")
+        format!("{msg}{}", at(""))
     } else {
-        format!("{path}: {msg}{at}")
+        format!("{path}: {msg}{}", at(&path))
     }
 }
 
@@ -247,7 +310,7 @@ mod tests {
             sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
             ..Default::default()
         };
-        load_with_interfaces(&opts, &|| vec!["192.168.1.11".parse().unwrap()])
+        load_with_interfaces(&opts, &|| IfAddr::from_ips(&["192.168.1.11".parse().unwrap()]))
     }
 
     #[test]
@@ -325,6 +388,173 @@ mod tests {
         assert_eq!(loaded.config.retry_join, vec!["a", "b"]);
         let names: Vec<_> = loaded.config.services.iter().map(|s| s.name.clone().unwrap()).collect();
         assert_eq!(names, vec!["db", "web"]);
+    }
+
+    #[test]
+    fn json_errors_inside_blocks_name_the_full_key() {
+        let text = "{\"data_dir\": \"/x\",\n \"service\": {\"name\": \"web\",\n  \"check\": {\"interval\": \"ten\"}}}";
+        let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
+        assert!(msg.contains("service.check.interval") && msg.contains("line 3"), "{msg}");
+        let text = "{\"data_dir\": \"/x\", \"services\": [{\"name\": \"a\"},\n {\"name\": \"b\", \"bogus\": 1}]}";
+        let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key services[1].bogus") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn hcl_files_load_and_errors_name_file_key_and_line() {
+        let loaded = load_texts(&[(
+            "server.hcl",
+            "data_dir = \"/x\"\nserver = true\nbootstrap_expect = 3\nports {\n  dns = -1\n}\nservice {\n  name = \"web\"\n  check { http = \"http://localhost\" interval = \"10s\" }\n}\n",
+        )])
+        .unwrap();
+        assert!(loaded.config.server);
+        assert_eq!(loaded.config.ports.dns, -1);
+        assert_eq!(loaded.config.services[0].check.as_ref().unwrap().interval.unwrap().0, std::time::Duration::from_secs(10));
+
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\n\nbogus_key = 1\n")]).unwrap_err().to_string();
+        assert!(msg.contains("a.hcl") && msg.contains("invalid config key bogus_key") && msg.contains("line 3"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n  htp = 1\n}\n")]).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key ports.htp") && msg.contains("line 3"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nservice {\n name = \"a\"\n}\nservice {\n name = \"b\"\n  check {\n    interval = \"often\"\n  }\n}\n")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("service[1].check.interval") && msg.contains("line 8"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nbootstrap_expect = \"3\"\n")]).unwrap_err().to_string();
+        assert!(msg.contains("bootstrap_expect: invalid type") && msg.contains("line 2"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n http = 1\n}\nports {\n dns = 2\n}\n")]).unwrap_err().to_string();
+        assert!(msg.contains("ports: the block is given 2 times but only one is allowed (line 5, column 1)"), "{msg}");
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nserver = \n")]).unwrap_err().to_string();
+        assert!(msg.contains("a.hcl") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn hcl_refusals_and_warnings_match_json() {
+        let loaded = load_texts(&[("a.hcl", "data_dir = \"/x\"\nenable_syslog = true\n")]).unwrap();
+        assert!(loaded.warnings.iter().any(|w| w.contains("enable_syslog") && w.contains("a.hcl")), "{:?}", loaded.warnings);
+        let err = load_texts(&[("a.hcl", "data_dir = \"/x\"\nacl {\n  enabled = true\n}\n")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"), "{err}");
+    }
+
+    #[test]
+    fn json_and_hcl_in_one_directory_merge_in_lexical_order() {
+        let loaded = load_texts(&[
+            ("10-base.json", r#"{"data_dir": "/x", "datacenter": "dc1", "retry_join": ["a"]}"#),
+            ("20-more.hcl", "datacenter = \"dc2\"\nretry_join = [\"b\"]\nservice {\n  name = \"web\"\n}\n"),
+            ("30-last.json", r#"{"service": {"name": "db"}}"#),
+        ])
+        .unwrap();
+        assert_eq!(loaded.config.datacenter, "dc2");
+        assert_eq!(loaded.config.retry_join, vec!["a", "b"]);
+        let names: Vec<_> = loaded.config.services.iter().map(|s| s.name.clone().unwrap()).collect();
+        assert_eq!(names, vec!["web", "db"]);
+    }
+
+    #[test]
+    fn config_format_forces_the_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent.conf"), "data_dir = \"/x\"\nnode_name = \"n1\"\n").unwrap();
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            format: Some(Format::Hcl),
+            ..Default::default()
+        };
+        let loaded = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap();
+        assert_eq!(loaded.config.node_name, "n1");
+        let opts = LoadOptions { format: Some(Format::Json), ..opts };
+        let err = load_with_interfaces(&opts, &|| Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("agent.conf"), "{err}");
+    }
+
+    #[test]
+    fn merge_order_flag_lists_files_flag_values_then_hcl_fragments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), r#"{"data_dir": "/x", "datacenter": "file", "node_name": "file", "retry_join": ["file"]}"#).unwrap();
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            flags: Some(serde_json::json!({"datacenter": "flag", "node_name": "flag", "retry_join": ["flag"]})),
+            hcl: vec!["node_name = \"frag1\"\nretry_join = [\"frag1\"]".into(), "retry_join = [\"frag2\"]".into()],
+            ..Default::default()
+        };
+        let c = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap().config;
+        assert_eq!(c.datacenter, "flag");
+        assert_eq!(c.node_name, "frag1");
+        assert_eq!(c.retry_join, vec!["flag", "file", "frag1", "frag2"]);
+        let opts = LoadOptions { hcl: vec!["data_dir = \"/x\"\nbogus = 1".into()], ..Default::default() };
+        let msg = load_with_interfaces(&opts, &Vec::new).unwrap_err().to_string();
+        assert!(msg.contains("-hcl fragment 1") && msg.contains("invalid config key bogus") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn templates_in_address_keys_use_the_injected_interfaces() {
+        use crate::config::netif::IfFlags;
+        let ifs = || {
+            vec![
+                IfAddr::parse("lo", "127.0.0.1/8", IfFlags::loopback_up(), false).unwrap(),
+                IfAddr::parse("eth0", "10.20.0.7/16", IfFlags::ethernet_up(), true).unwrap(),
+                IfAddr::parse("eth1", "192.168.9.9/24", IfFlags::ethernet_up(), false).unwrap(),
+            ]
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("net.hcl"),
+            r#"data_dir = "/x"
+bind_addr = "{{ GetInterfaceIP \"eth1\" }}"
+advertise_addr_wan = "{{ GetPrivateIP }}"
+client_addr = "127.0.0.1 {{ GetAllInterfaces | include \"network\" \"10.0.0.0/8\" | attr \"address\" }}"
+addresses {
+  dns = "{{ GetAllInterfaces | include \"name\" \"^lo$\" | include \"type\" \"ipv4\" | attr \"address\" }}"
+}
+retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"address\" \" \" }}", "provider=aws tag_key=x"]
+"#,
+        )
+        .unwrap();
+        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], ..Default::default() };
+        let c = load_with_interfaces(&opts, &ifs).unwrap().config;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(c.bind_addr, ip("192.168.9.9"));
+        assert_eq!(c.advertise_addr, ip("192.168.9.9"));
+        assert_eq!(c.advertise_addr_wan, ip("10.20.0.7"));
+        assert_eq!(c.client_addrs, vec![ip("127.0.0.1"), ip("10.20.0.7")]);
+        assert_eq!(c.dns_addrs, vec![ip("127.0.0.1")]);
+        assert_eq!(c.retry_join, vec!["192.168.9.9", "provider=aws tag_key=x"]);
+
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"{{ GetInterfaceIP \\\"eth9\\\" }}\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("bind_addr") && msg.contains("eth9") && msg.contains("produced no address"), "{msg}");
+        // GetInterfaceIP skips loopback addresses (not forwardable), so this
+        // yields nothing, and a list key refuses that too.
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"10.20.0.7\"\naddresses {\n  http = \"{{ GetInterfaceIP \\\"lo\\\" }}\"\n}\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("addresses.http") && msg.contains("produced no address"), "{msg}");
+
+        // bind_addr 0.0.0.0 keeps Consul's rule, over the same interface list.
+        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
+        assert!(msg.contains("Multiple private IPv4 addresses found. Please configure one"), "{msg}");
+    }
+
+    #[test]
+    fn validate_only_never_reads_interfaces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIP \\\"ens5\\\" }}\"\n").unwrap();
+        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], validate_only: true, ..Default::default() };
+        let probe = || -> Vec<IfAddr> { panic!("validate must not list interfaces") };
+        assert!(load_with_interfaces(&opts, &probe).is_ok());
+        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIPP }}\"\n").unwrap();
+        let msg = load_with_interfaces(&opts, &probe).unwrap_err().to_string();
+        assert!(msg.contains("client_addr") && msg.contains("unknown function"), "{msg}");
+    }
+
+    #[test]
+    fn services_in_an_hcl_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.hcl");
+        std::fs::write(&path, "service {\n  name = \"web\"\n  port = 80\n}\nservices = [{ name = \"db\" }]\n").unwrap();
+        let names: Vec<_> = services_in_file(&path).unwrap().into_iter().map(|s| s.name.unwrap_or_default()).collect();
+        assert_eq!(names, vec!["web", "db"]);
+        std::fs::write(&path, "service {\n  name = \"web\"\n  prot = 80\n}\n").unwrap();
+        let msg = services_in_file(&path).unwrap_err().to_string();
+        assert!(msg.contains("invalid config key service.prot") && msg.contains("line 3"), "{msg}");
     }
 
     #[test]

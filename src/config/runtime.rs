@@ -2,6 +2,7 @@
 //! every value checked. Built once per (re)load from the merged sources;
 //! never mutated afterwards (a reload builds a new one).
 
+use super::addrs::Network;
 use super::file::{CheckDefinition, FileConfig, ServiceDefinition};
 use super::ConfigError;
 use std::collections::BTreeMap;
@@ -255,7 +256,7 @@ pub(super) fn build(
     c: FileConfig,
     dev: bool,
     warnings: &mut Vec<String>,
-    interfaces: &dyn Fn() -> Vec<IpAddr>,
+    net: &Network<'_>,
 ) -> Result<RuntimeConfig, ConfigError> {
     let invalid = |msg: String| ConfigError::Invalid(msg);
     let server = c.server.unwrap_or(dev);
@@ -314,33 +315,41 @@ pub(super) fn build(
         }
     }
 
-    // Addresses: bind, advertise, client.
+    // Addresses: bind, advertise, client. Each may be a go-sockaddr template.
     let default_bind: IpAddr = if dev { Ipv4Addr::LOCALHOST.into() } else { Ipv4Addr::UNSPECIFIED.into() };
-    let bind_addr = parse_single_addr("bind_addr", c.bind_addr.as_deref(), default_bind)?;
+    let bind_addr = net.single_addr("bind_addr", c.bind_addr.as_deref(), default_bind)?;
     let advertise_addr = match c.advertise_addr.as_deref().or(c.advertise_addr_ipv4.as_deref()) {
-        Some(a) => parse_single_addr("advertise_addr", Some(a), bind_addr)?,
-        None if bind_addr.is_unspecified() => pick_private_ipv4(&interfaces())?,
+        Some(a) => net.single_addr("advertise_addr", Some(a), bind_addr)?,
+        None if bind_addr.is_unspecified() => net.private_ipv4()?,
         None => bind_addr,
     };
     if advertise_addr.is_unspecified() {
         return Err(invalid("Advertise address cannot be 0.0.0.0, :: or [::]".into()));
     }
     let advertise_addr_wan = match c.advertise_addr_wan.as_deref().or(c.advertise_addr_wan_ipv4.as_deref()) {
-        Some(a) => parse_single_addr("advertise_addr_wan", Some(a), advertise_addr)?,
+        Some(a) => net.single_addr("advertise_addr_wan", Some(a), advertise_addr)?,
         None => advertise_addr,
     };
-    let serf_bind_lan = parse_single_addr("serf_lan", c.serf_lan.as_deref(), bind_addr)?;
-    let serf_bind_wan = parse_single_addr("serf_wan", c.serf_wan.as_deref(), bind_addr)?;
-    let client_addrs = parse_addr_list("client_addr", c.client_addr.as_deref().unwrap_or("127.0.0.1"))?;
+    let serf_bind_lan = net.single_addr("serf_lan", c.serf_lan.as_deref(), bind_addr)?;
+    let serf_bind_wan = net.single_addr("serf_wan", c.serf_wan.as_deref(), bind_addr)?;
+    let client_addrs = net.addr_list("client_addr", c.client_addr.as_deref().unwrap_or("127.0.0.1"))?;
     let addresses = c.addresses.clone().unwrap_or_default();
     let http_addrs = match &addresses.http {
-        Some(a) => parse_addr_list("addresses.http", a)?,
+        Some(a) => net.addr_list("addresses.http", a)?,
         None => client_addrs.clone(),
     };
     let dns_addrs = match &addresses.dns {
-        Some(a) => parse_addr_list("addresses.dns", a)?,
+        Some(a) => net.addr_list("addresses.dns", a)?,
         None => client_addrs.clone(),
     };
+    let join = |key: &str, list: &Option<Vec<String>>, warnings: &mut Vec<String>| {
+        net.join_list(key, list.as_deref().unwrap_or_default(), warnings)
+    };
+    let start_join = join("start_join", &c.start_join, warnings)?;
+    let start_join_wan = join("start_join_wan", &c.start_join_wan, warnings)?;
+    let retry_join = join("retry_join", &c.retry_join, warnings)?;
+    let retry_join_wan = join("retry_join_wan", &c.retry_join_wan, warnings)?;
+    let recursors = net.recursors(c.recursors.as_deref().unwrap_or_default())?;
 
     let p = c.ports.clone().unwrap_or_default();
     let ports = Ports {
@@ -516,17 +525,17 @@ pub(super) fn build(
         leave_on_terminate: c.leave_on_terminate.unwrap_or(!server),
         skip_leave_on_interrupt: c.skip_leave_on_interrupt.unwrap_or(server),
         rejoin_after_leave: c.rejoin_after_leave.unwrap_or(false),
-        start_join: c.start_join.clone().unwrap_or_default(),
-        start_join_wan: c.start_join_wan.clone().unwrap_or_default(),
-        retry_join: c.retry_join.clone().unwrap_or_default(),
-        retry_join_wan: c.retry_join_wan.clone().unwrap_or_default(),
+        start_join,
+        start_join_wan,
+        retry_join,
+        retry_join_wan,
         retry_interval: c.retry_interval.map(|x| x.0).unwrap_or(Duration::from_secs(30)),
         retry_interval_wan: c.retry_interval_wan.map(|x| x.0).unwrap_or(Duration::from_secs(30)),
         retry_max: nonneg("retry_max", c.retry_max, 0)? as u32,
         retry_max_wan: nonneg("retry_max_wan", c.retry_max_wan, 0)? as u32,
         reconnect_timeout,
         reconnect_timeout_wan: c.reconnect_timeout_wan.map(|x| x.0).unwrap_or(Duration::from_secs(72 * 3600)),
-        recursors: c.recursors.clone().unwrap_or_default(),
+        recursors,
         domain,
         alt_domain,
         dns,
@@ -579,65 +588,7 @@ fn is_dns_label(s: &str) -> bool {
         && !s.starts_with('-')
 }
 
-fn parse_single_addr(key: &str, value: Option<&str>, default: IpAddr) -> Result<IpAddr, ConfigError> {
-    let Some(raw) = value else { return Ok(default) };
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(default);
-    }
-    let list = parse_addr_list(key, raw)?;
-    match list.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(ConfigError::Invalid(format!("{key}: no address found in {raw:?}"))),
-        _ => Err(ConfigError::Invalid(format!("{key}: multiple addresses found in {raw:?}: only one is allowed"))),
-    }
-}
-
-/// Parses a space-separated list of IP addresses. go-sockaddr templates
-/// (`{{ GetPrivateIP }}`) are not evaluated yet and are refused clearly.
-fn parse_addr_list(key: &str, raw: &str) -> Result<Vec<IpAddr>, ConfigError> {
-    if raw.contains("{{") {
-        return Err(ConfigError::Invalid(format!(
-            "{key}: go-sockaddr templates are not supported yet: {raw:?}"
-        )));
-    }
-    raw.split_whitespace()
-        .map(|part| {
-            let p = part.trim_start_matches('[').trim_end_matches(']');
-            p.parse::<IpAddr>().map_err(|_| ConfigError::Invalid(format!("{key}: invalid IP address {part:?}")))
-        })
-        .collect()
-}
-
-/// Whether an IPv4 address is private in Consul's sense: RFC 1918 and the
-/// RFC 6598 shared address space.
-pub fn is_private_ipv4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    o[0] == 10
-        || (o[0] == 172 && (16..=31).contains(&o[1]))
-        || (o[0] == 192 && o[1] == 168)
-        || (o[0] == 100 && (64..=127).contains(&o[1]))
-}
-
-fn pick_private_ipv4(addrs: &[IpAddr]) -> Result<IpAddr, ConfigError> {
-    let mut private: Vec<Ipv4Addr> = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(v4) if is_private_ipv4(*v4) => Some(*v4),
-            _ => None,
-        })
-        .collect();
-    private.sort();
-    private.dedup();
-    match private.as_slice() {
-        [one] => Ok(IpAddr::V4(*one)),
-        [] => Err(ConfigError::Invalid("No private IPv4 address found".into())),
-        _ => Err(ConfigError::Invalid(format!(
-            "Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'. Found: {}",
-            private.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
-}
+pub use super::addrs::is_private_ipv4;
 
 /// Checks a gossip key: base64 of 16, 24 or 32 bytes.
 pub fn validate_gossip_key(key: &str) -> Result<Vec<u8>, String> {
@@ -664,53 +615,13 @@ pub fn hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// The IP addresses on this machine's interfaces, for choosing the
-/// advertise address when `bind_addr` is 0.0.0.0.
-pub fn interface_addrs() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs allocates a list we walk read-only and free below.
-    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return out;
-    }
-    let mut cur = ifap;
-    while !cur.is_null() {
-        // SAFETY: cur points into the list getifaddrs returned.
-        let ifa = unsafe { &*cur };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr is non-null and its family tells its layout.
-            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
-            if family == libc::AF_INET {
-                // SAFETY: AF_INET addresses are sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
-            } else if family == libc::AF_INET6 {
-                // SAFETY: AF_INET6 addresses are sockaddr_in6.
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                out.push(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-            }
-        }
-        cur = ifa.ifa_next;
-    }
-    // SAFETY: ifap came from getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(ifap) };
-    out
-}
+/// This machine's interface addresses (names, prefixes, flags); the
+/// default interface list for `load`.
+pub use super::netif::interface_addrs;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_address_choice() {
-        let a = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(pick_private_ipv4(&[a("127.0.0.1"), a("192.168.1.11")]).unwrap(), a("192.168.1.11"));
-        let e = pick_private_ipv4(&[a("127.0.0.1"), a("203.0.113.5")]).unwrap_err();
-        assert!(e.to_string().contains("No private IPv4 address found"));
-        let e = pick_private_ipv4(&[a("10.0.0.1"), a("192.168.1.1")]).unwrap_err();
-        assert!(e.to_string().contains("Multiple private IPv4 addresses found. Please configure one"));
-        assert_eq!(pick_private_ipv4(&[a("100.64.1.1")]).unwrap(), a("100.64.1.1"));
-    }
 
     #[test]
     fn gossip_keys() {
