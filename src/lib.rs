@@ -23,6 +23,7 @@ pub mod config;
 pub mod consensus;
 pub mod daemon;
 pub mod datadir;
+pub mod dns;
 pub mod duration;
 pub mod http;
 pub mod logging;
