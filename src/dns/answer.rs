@@ -5,14 +5,14 @@
 //! fitting service answers into the size budget. Must not parse names
 //! (name.rs), touch sockets, or forward to recursors (handler.rs decides).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Edns, ResponseCode};
+use hickory_proto::op::{Edns, Query, ResponseCode};
 use hickory_proto::rr::rdata::{NS, PTR, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_server::zone_handler::Queries;
 use rand::seq::SliceRandom;
 
 use super::backend::{BackendError, DnsBackend, NodeInfo, ReverseHit};
@@ -50,7 +50,7 @@ pub struct Ctx<'a> {
     pub qtype: RecordType,
     pub budget: Budget,
     /// The request's question and our OPT, for exact size measurement.
-    pub queries: &'a Queries,
+    pub queries: &'a [Query],
     pub edns: Option<&'a Edns>,
 }
 
@@ -224,46 +224,63 @@ fn select_units(set: &Arc<AnswerSet>, qtype: RecordType) -> Vec<&Unit> {
 }
 
 /// Orders `units` randomly (by weight), keeps as many as the budget allows
-/// and renders them with the query name as owner.
+/// and renders them with the query name as owner. Optional additional
+/// records (node-meta TXT) are sent only when every offered unit fits with
+/// them; otherwise they are dropped first so more answers fit.
 fn fit_units(ctx: &Ctx<'_>, units: &[&Unit], a_limit: usize) -> Answer {
     let weights: Vec<u32> = units.iter().map(|u| u.weight).collect();
     let order = truncate::weighted_order(&weights, &mut rand::rng());
-    let offered = units.len().min(a_limit);
+    let ordered: Vec<&Unit> = order.iter().filter_map(|&i| units.get(i).copied()).collect();
+    let offered = ordered.len().min(a_limit);
     let cap = offered.min(ctx.budget.count_cap.unwrap_or(usize::MAX));
+
+    let mut with_optional = true;
+    let mut keep = fit(ctx, &ordered, cap, true);
+    if keep < cap && ordered.iter().any(|u| !u.optional.is_empty()) {
+        with_optional = false;
+        keep = fit(ctx, &ordered, cap, false);
+    }
+    let (answers, additionals) = render(ctx, &ordered, keep, with_optional);
+    Answer { answers, additionals, truncated: keep < offered, ..Default::default() }
+}
+
+/// How many of `ordered` (at most `cap`) fit the budget: a greedy pass on
+/// uncompressed sizes, then, when compression may let more fit, a binary
+/// search on the real encoding (only for big answers).
+fn fit(ctx: &Ctx<'_>, ordered: &[&Unit], cap: usize, optional: bool) -> usize {
     let qlen = ctx.qname.len() + 1;
     let room = ctx.budget.max_bytes.saturating_sub(truncate::overhead(qlen, ctx.edns));
-    let ordered = || order.iter().filter_map(|&i| units.get(i).copied());
-    let mut keep = truncate::greedy_fit(ordered().map(|u| u.size + qlen), room, cap);
-
-    let render = |n: usize| -> (Vec<Record>, Vec<Record>) {
-        let mut answers = Vec::with_capacity(n);
-        let mut extras = Vec::new();
-        let mut glued: Vec<&Name> = Vec::new();
-        for u in ordered().take(n) {
-            answers.push(ctx.owned(u.answer.clone()));
-            // Units sharing a target share glue: add it once.
-            if let Some(first) = u.extras.first() {
-                if glued.contains(&&first.name) {
-                    continue;
-                }
-                glued.push(&first.name);
-            }
-            extras.extend(u.extras.iter().cloned());
-        }
-        (answers, extras)
-    };
-
-    if keep < cap && ctx.budget.refine_compressed {
-        // The uncompressed estimate is pessimistic; with compression more
-        // may fit. Search on the real encoding (only for big answers).
-        let compress = !ctx.settings().disable_compression;
-        keep = truncate::largest_fitting(keep, cap, ctx.budget.max_bytes, |n| {
-            let (a, x) = render(n);
-            truncate::encoded_len(ctx.queries, ctx.edns, &a, &x, compress)
-        });
+    let size = |u: &&Unit| u.size + qlen + if optional { u.optional_size } else { 0 };
+    let keep = truncate::greedy_fit(ordered.iter().map(size), room, cap);
+    if keep >= cap || !ctx.budget.refine_compressed {
+        return keep;
     }
-    let (answers, additionals) = render(keep);
-    Answer { answers, additionals, truncated: keep < offered, ..Default::default() }
+    let compress = !ctx.settings().disable_compression;
+    truncate::largest_fitting(keep, cap, ctx.budget.max_bytes, |n| {
+        let (a, x) = render(ctx, ordered, n, optional);
+        truncate::encoded_len(ctx.queries, ctx.edns, &a, &x, compress)
+    })
+}
+
+/// The first `n` units as Answer and Additional records.
+fn render(ctx: &Ctx<'_>, ordered: &[&Unit], n: usize, optional: bool) -> (Vec<Record>, Vec<Record>) {
+    let mut answers = Vec::with_capacity(n);
+    let mut extras = Vec::new();
+    let mut glued: HashSet<&Name> = HashSet::new();
+    for u in ordered.iter().take(n) {
+        answers.push(ctx.owned(u.answer.clone()));
+        // Units sharing a target (same node, other port) share glue: add it once.
+        if let Some(first) = u.extras.first() {
+            if !glued.insert(&first.name) {
+                continue;
+            }
+        }
+        extras.extend(u.extras.iter().cloned());
+        if optional {
+            extras.extend(u.optional.iter().cloned());
+        }
+    }
+    (answers, extras)
 }
 
 async fn node(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -> Answer {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::net::runtime::Time;
@@ -22,6 +22,7 @@ use super::config::DnsServerConfig;
 use super::name::{DnsQuery, Domains};
 use super::recursor::Recursors;
 use super::truncate::{clamp_edns_payload, Budget};
+use super::wire;
 
 /// Answers DNS requests from the catalog (through `DnsBackend`) and the
 /// recursors. Cheap to clone; clones share the answer cache.
@@ -39,6 +40,7 @@ struct Inner {
 }
 
 /// A response ready to encode.
+#[derive(Clone, Debug)]
 pub struct Reply {
     pub metadata: Metadata,
     pub answers: Vec<Record>,
@@ -66,9 +68,30 @@ impl DnsHandler {
         &self.inner.cfg
     }
 
+    /// Answers a decoded request and encodes the reply for its transport:
+    /// UDP replies never exceed 512 bytes, or the client's EDNS size.
+    pub async fn respond_bytes(&self, request: &Request) -> Vec<u8> {
+        let reply = self.respond(request).await;
+        let queries = question(request);
+        let max_size = match request.protocol() {
+            Protocol::Udp => reply.edns.as_ref().map_or(512, |e| usize::from(clamp_edns_payload(e.max_payload()))),
+            _ => usize::from(u16::MAX),
+        };
+        let parts = wire::Parts {
+            metadata: reply.metadata,
+            queries: &queries,
+            answers: &reply.answers,
+            authorities: &reply.authorities,
+            additionals: &reply.additionals,
+            edns: reply.edns.as_ref(),
+        };
+        wire::encode(&parts, max_size, !self.inner.cfg.settings.disable_compression)
+    }
+
     /// Computes the reply to a decoded request.
     pub async fn respond(&self, request: &Request) -> Reply {
         let inner = &*self.inner;
+        let queries = question(request);
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !inner.recursors.is_empty();
         let edns = request.edns.as_ref().map(response_edns);
@@ -101,7 +124,7 @@ impl DnsHandler {
             qname,
             qtype,
             budget: Budget::new(request.protocol(), edns.as_ref(), &inner.cfg.settings),
-            queries: &request.queries,
+            queries: &queries,
             edns: edns.as_ref(),
         };
 
@@ -150,6 +173,10 @@ impl DnsHandler {
             None => reply(metadata, code(ResponseCode::ServFail), edns),
         }
     }
+}
+
+fn question(request: &Request) -> Vec<Query> {
+    request.queries.queries().iter().map(|q| q.original().clone()).collect()
 }
 
 /// Our OPT record: the client's payload size (clamped), version 0.

@@ -8,7 +8,8 @@
 //!
 //! Flow: `server` (sockets) → `handler` (request checks, flags, EDNS) →
 //! `name` (typed query) → `answer` (records, codes; `records` + `cache` +
-//! `truncate` for services) or `recursor` (names outside our domains).
+//! `truncate` for services) or `recursor` (names outside our domains);
+//! `wire` encodes the reply.
 //! See docs/dns.md.
 
 pub mod answer;
@@ -21,6 +22,7 @@ pub mod records;
 pub mod recursor;
 pub mod server;
 pub mod truncate;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

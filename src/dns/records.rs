@@ -24,10 +24,15 @@ pub struct Unit {
     /// Owner name is a placeholder (root); the query name is set per query.
     pub answer: Record,
     pub extras: Vec<Record>,
+    /// Additional records that are dropped first when space is short
+    /// (node-meta TXT).
+    pub optional: Vec<Record>,
     /// Relative weight for ordering (instances with equal addresses add up).
     pub weight: u32,
     /// Uncompressed wire bytes of `answer` without its owner, plus `extras`.
     pub size: usize,
+    /// Uncompressed wire bytes of `optional`.
+    pub optional_size: usize,
 }
 
 /// Every record a service lookup can return, built once per catalog index.
@@ -91,12 +96,12 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
             let answer = Record::from_rdata(Name::root(), input.ttl, rdata);
             let size = wire_len(&answer).saturating_sub(1);
             let units = list_mut(&mut set, list);
-            units.push(Unit { answer, extras: Vec::new(), weight, size });
+            units.push(Unit { answer, extras: Vec::new(), optional: Vec::new(), weight, size, optional_size: 0 });
             addr_seen.insert(key, (list, units.len() - 1));
         }
 
         // SRV, de-duplicated by (target, port).
-        let Some((target, extras)) = srv_target(inst, dc, input) else { continue };
+        let Some((target, extras, optional)) = srv_target(inst, dc, input) else { continue };
         let skey = (target.to_lowercase(), inst.service_port);
         if let Some(&i) = srv_seen.get(&skey) {
             if let Some(u) = set.srv.get_mut(i) {
@@ -107,13 +112,14 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
         let srv = SRV::new(1, clamp_weight(weight), inst.service_port, target);
         let answer = Record::from_rdata(Name::root(), input.ttl, RData::SRV(srv));
         let size = wire_len(&answer).saturating_sub(1) + extras.iter().map(wire_len).sum::<usize>();
-        set.srv.push(Unit { answer, extras, weight, size });
+        let optional_size = optional.iter().map(wire_len).sum();
+        set.srv.push(Unit { answer, extras, optional, weight, size, optional_size });
         srv_seen.insert(skey, set.srv.len() - 1);
     }
     // The SRV weight field carries the summed weight of merged duplicates.
     for u in &mut set.srv {
         if let RData::SRV(srv) = &mut u.answer.data {
-            *srv = SRV::new(srv.priority, clamp_weight(u.weight), srv.port, srv.target.clone());
+            srv.weight = clamp_weight(u.weight);
         }
     }
     set
@@ -133,16 +139,17 @@ fn clamp_weight(w: u32) -> u16 {
 
 /// The SRV target of an instance and the glue for it:
 /// own IP → `<hex>.addr.<dc>.<domain>` + A/AAAA; own hostname → the hostname;
-/// none → `<node>.node.<dc>.<domain>` + the node's address (+ meta TXT).
-fn srv_target(inst: &ServiceInstance, dc: &str, input: &SetInput<'_>) -> Option<(Name, Vec<Record>)> {
+/// none → `<node>.node.<dc>.<domain>` + the node's address (+ meta TXT,
+/// returned separately as optional).
+fn srv_target(inst: &ServiceInstance, dc: &str, input: &SetInput<'_>) -> Option<(Name, Vec<Record>, Vec<Record>)> {
     if !inst.service_address.is_empty() {
         return match inst.service_address.parse::<IpAddr>() {
             Ok(ip) => {
                 let target = under_domain(&format!("{}.addr.{dc}", hex_ip(ip)), input.domain)?;
                 let glue = Record::from_rdata(target.clone(), input.ttl, ip_rdata(ip));
-                Some((target, vec![glue]))
+                Some((target, vec![glue], Vec::new()))
             }
-            Err(_) => Some((host_name(&inst.service_address)?, Vec::new())),
+            Err(_) => Some((host_name(&inst.service_address)?, Vec::new(), Vec::new())),
         };
     }
     let target = under_domain(&format!("{}.node.{dc}", inst.node), input.domain)?;
@@ -150,10 +157,8 @@ fn srv_target(inst: &ServiceInstance, dc: &str, input: &SetInput<'_>) -> Option<
     if let Some(rdata) = address_rdata(&inst.node_address) {
         extras.push(Record::from_rdata(target.clone(), input.ttl, rdata));
     }
-    if input.node_meta_txt {
-        extras.extend(meta_txt(&target, &inst.node_meta, input.ttl));
-    }
-    Some((target, extras))
+    let optional = if input.node_meta_txt { meta_txt(&target, &inst.node_meta, input.ttl) } else { Vec::new() };
+    Some((target, extras, optional))
 }
 
 /// `<relative>.<domain>` as a DNS name, or None when it is not a valid name.
@@ -320,7 +325,7 @@ mod tests {
             ]
         );
         // node target: A glue + meta TXT; addr target: A/AAAA glue; hostname: none.
-        assert_eq!(set.srv[0].extras.len(), 2);
+        assert_eq!((set.srv[0].extras.len(), set.srv[0].optional.len()), (1, 1));
         assert_eq!(set.srv[1].extras.len(), 1);
         assert!(set.srv[2].extras.is_empty());
         assert_eq!(set.v4.len(), 2);

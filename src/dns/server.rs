@@ -7,21 +7,19 @@
 //!
 //! We run our own loops instead of hickory's `Server` so that malformed
 //! packets are counted and logged at a bounded rate, concurrency is capped,
-//! and per-query logging stays off the hot path.
+//! per-query logging stays off the hot path, and replies go through our
+//! encoder (wire.rs). `DnsHandler` still implements hickory's
+//! `RequestHandler`, so it can also be hosted on `hickory_server::Server`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Header, HeaderCounts, Metadata, MessageType, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding};
-use hickory_server::net::runtime::TokioTime;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::net::NetError;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -29,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::DnsHandler;
-use super::truncate::clamp_edns_payload;
 
 const LOG_TARGET: &str = "agent.dns";
 /// At most one malformed-packet log line per this interval.
@@ -215,15 +212,7 @@ pub async fn handle_packet(handler: &DnsHandler, packet: Vec<u8>, src: SocketAdd
             return Some(form_error(&header.metadata));
         }
     };
-    let slot = Arc::new(Mutex::new(None));
-    let responder = WireResponder {
-        out: slot.clone(),
-        protocol,
-        compress: !handler.config().settings.disable_compression,
-    };
-    handler.handle_request::<_, TokioTime>(&request, responder).await;
-    let reply = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    reply
+    Some(handler.respond_bytes(&request).await)
 }
 
 /// A bare FORMERR header answering an undecodable query.
@@ -256,43 +245,4 @@ fn malformed(src: SocketAddr, reason: &str) {
     drop(last);
     let suppressed = MALFORMED_SUPPRESSED.swap(0, Ordering::Relaxed);
     tracing::warn!(target: LOG_TARGET, client = %src, reason, suppressed, "failed to decode DNS packet");
-}
-
-/// Encodes the handler's response into bytes for the socket loop to send:
-/// UDP replies never exceed the client's size (the encoder sets TC if the
-/// handler's own trimming was not enough); compression per config.
-#[derive(Clone)]
-struct WireResponder {
-    out: Arc<Mutex<Option<Vec<u8>>>>,
-    protocol: Protocol,
-    compress: bool,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for WireResponder {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = match self.protocol {
-            Protocol::Udp => response.edns().map(|e| clamp_edns_payload(e.max_payload())).unwrap_or(512),
-            _ => u16::MAX,
-        };
-        let mut buf = Vec::with_capacity(512);
-        let mut enc = BinEncoder::new(&mut buf);
-        enc.set_max_size(max);
-        if !self.compress {
-            enc.set_name_encoding(NameEncoding::Uncompressed);
-        }
-        let info = response.destructive_emit(&mut enc)?;
-        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
-        Ok(info)
-    }
 }

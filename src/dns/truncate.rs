@@ -6,16 +6,13 @@
 //! (records.rs) nor set the TC flag policy (the handler does, from
 //! `enable_truncate`).
 
-use std::iter;
-
 use hickory_server::net::xfer::Protocol;
-use hickory_proto::op::{Edns, MessageType, Metadata, OpCode};
+use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinEncoder, NameEncoding};
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use super::wire::{encode, Parts};
 use crate::config::runtime::DnsSettings;
 
 /// Classic DNS message limit over UDP without EDNS (RFC 1035 §4.2.1).
@@ -120,28 +117,23 @@ pub fn largest_fitting(lo: usize, hi: usize, max: usize, mut len: impl FnMut(usi
 }
 
 /// Exact encoded size of a response with these sections (question and OPT
-/// included); `usize::MAX` when it does not fit in one DNS message.
+/// included), as `wire::encode` writes it.
 pub fn encoded_len(
-    queries: &Queries,
+    queries: &[Query],
     edns: Option<&Edns>,
     answers: &[Record],
     additionals: &[Record],
     compress: bool,
 ) -> usize {
-    let mut builder = MessageResponseBuilder::new(queries, None);
-    if let Some(e) = edns {
-        builder.edns(e);
-    }
-    let response = builder.build(Metadata::new(0, MessageType::Response, OpCode::Query), answers.iter(), iter::empty(), iter::empty(), additionals.iter());
-    let mut buf = Vec::with_capacity(4096);
-    let mut enc = BinEncoder::new(&mut buf);
-    if !compress {
-        enc.set_name_encoding(NameEncoding::Uncompressed);
-    }
-    match response.destructive_emit(&mut enc) {
-        Ok(info) if !info.truncation => buf.len(),
-        _ => usize::MAX,
-    }
+    let parts = Parts {
+        metadata: Metadata::new(0, MessageType::Response, OpCode::Query),
+        queries,
+        answers,
+        authorities: &[],
+        additionals,
+        edns,
+    };
+    encode(&parts, usize::MAX, compress).len()
 }
 
 /// Uncompressed size of a response's fixed parts: header, question, OPT.
@@ -184,7 +176,7 @@ mod tests {
         assert_eq!(greedy_fit([10, 10, 10].into_iter(), 25, 10), 2);
         assert_eq!(greedy_fit([10, 10, 10].into_iter(), 100, 2), 2);
         assert_eq!(greedy_fit([100].into_iter(), 10, 10), 1);
-        assert_eq!(greedy_fit(iter::empty(), 10, 10), 0);
+        assert_eq!(greedy_fit(std::iter::empty(), 10, 10), 0);
     }
 
     #[test]
