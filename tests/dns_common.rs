@@ -2,7 +2,7 @@
 //! starter on loopback, and a small client built on hickory-proto over real
 //! UDP/TCP sockets. Included with `#[path]` by tests/dns_server.rs and
 //! tests/dns_dig.rs.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};

@@ -1,6 +1,7 @@
 //! End-to-end tests of the DNS server: the real server on 127.0.0.x:0 with
 //! an in-memory backend, queried over real UDP and TCP sockets with
 //! hickory-proto messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "dns_common.rs"]
 mod common;
