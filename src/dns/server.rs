@@ -45,15 +45,16 @@ pub async fn serve_handler(
 ) -> Result<Vec<SocketAddr>, String> {
     let mut bound = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        bound.push(bind_pair(*addr).await?);
+        let (udp, tcp) = bind_pair(*addr).await?;
+        let local = udp.local_addr().map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
+        bound.push((udp, tcp, local));
     }
     let cfg = handler.config();
     let udp_slots = Arc::new(Semaphore::new(cfg.max_inflight_udp.max(1)));
     let tcp_slots = Arc::new(Semaphore::new(cfg.max_tcp_connections.max(1)));
     let idle = cfg.tcp_idle_timeout;
     let mut out = Vec::with_capacity(bound.len());
-    for (udp, tcp) in bound {
-        let local = udp.local_addr().map_err(|e| format!("Error starting DNS listener: {e}"))?;
+    for (udp, tcp, local) in bound {
         tracing::info!(target: LOG_TARGET, address = %local, "started DNS server (udp and tcp)");
         out.push(local);
         let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
