@@ -66,3 +66,41 @@ async fn dnsperf_web_service() {
     println!("answer sets built: {}", s.handler.answer_set_builds());
     s.stop().await;
 }
+
+/// CPU cost of answering one query, without sockets.
+#[tokio::test]
+#[ignore]
+async fn handler_cost_per_query() {
+    use hickory_proto::rr::RecordType;
+    use hickory_server::net::xfer::Protocol;
+    use hickory_server::server::Request;
+    let b = FakeBackend::new();
+    b.set_service(DC, "web", 1, many(100));
+    let s = start(b, "127.0.0.61", |_| {}).await;
+    let src: std::net::SocketAddr = "127.0.0.1:5353".parse().unwrap();
+    for (name, qtype) in [("web.service.consul.", RecordType::A), ("web.service.consul.", RecordType::SRV)] {
+        let bytes = build_query(name, qtype, None).to_vec().unwrap();
+        let n = 200_000;
+        let start = std::time::Instant::now();
+        let mut total = 0;
+        for _ in 0..n {
+            let req = Request::from_bytes(bytes.clone(), src, Protocol::Udp).unwrap();
+            total += s.handler.respond_bytes(&req).await.len();
+        }
+        let el = start.elapsed();
+        println!("{name} {qtype}: {:.2} us/query (decode+answer+encode), {} bytes avg", el.as_secs_f64() * 1e6 / n as f64, total / n);
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let req = Request::from_bytes(bytes.clone(), src, Protocol::Udp).unwrap();
+            std::hint::black_box(req.queries.len());
+        }
+        println!("  of which decode: {:.2} us", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        let req = Request::from_bytes(bytes.clone(), src, Protocol::Udp).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(s.handler.respond(&req).await.answers.len());
+        }
+        println!("  of which answer: {:.2} us", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    s.stop().await;
+}

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Query, ResponseCode};
@@ -195,59 +194,81 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
     if set.healthy == 0 {
         return ctx.nxdomain(d);
     }
-    let units = select_units(&set, ctx.qtype);
-    if units.is_empty() {
+    let pool = Pool::for_query(&set, ctx.qtype);
+    if pool.len() == 0 {
         return ctx.nodata(d);
     }
     let is_address = ctx.qtype != RecordType::SRV;
     let a_limit = if is_address && s.a_record_limit > 0 { s.a_record_limit } else { usize::MAX };
-    fit_units(ctx, &units, a_limit)
+    fit_units(ctx, &pool, a_limit, set.shared_targets)
 }
 
-/// The units a query type gets. Address queries never mix CNAME with
-/// A/AAAA (RFC 1034 §3.6.2): hostnames are answered, as one CNAME, only when
-/// the service has no address of the asked family.
-fn select_units(set: &Arc<AnswerSet>, qtype: RecordType) -> Vec<&Unit> {
-    let ips: Vec<&Unit> = match qtype {
-        RecordType::SRV => return set.srv.iter().collect(),
-        RecordType::A => set.v4.iter().collect(),
-        RecordType::AAAA => set.v6.iter().collect(),
-        RecordType::ANY => set.v4.iter().chain(set.v6.iter()).collect(),
-        _ => return Vec::new(),
-    };
-    if !ips.is_empty() || set.hosts.is_empty() {
-        return ips;
+/// The units one query type draws from, without copying: up to two lists
+/// (ANY = IPv4 then IPv6).
+struct Pool<'s> {
+    first: &'s [Unit],
+    second: &'s [Unit],
+}
+
+impl<'s> Pool<'s> {
+    /// Address queries never mix CNAME with A/AAAA (RFC 1034 §3.6.2):
+    /// hostnames are answered, as one CNAME, only when the service has no
+    /// address of the asked family.
+    fn for_query(set: &'s AnswerSet, qtype: RecordType) -> Pool<'s> {
+        let (first, second): (&[Unit], &[Unit]) = match qtype {
+            RecordType::SRV => return Pool { first: &set.srv, second: &[] },
+            RecordType::A => (&set.v4, &[]),
+            RecordType::AAAA => (&set.v6, &[]),
+            RecordType::ANY => (&set.v4, &set.v6),
+            _ => (&[], &[]),
+        };
+        let addresses = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
+        if first.len() + second.len() > 0 || set.hosts.is_empty() || !addresses {
+            return Pool { first, second };
+        }
+        let pick = truncate::random_prefix(|i| set.hosts.get(i).map_or(0, |u| u.weight), set.hosts.len(), 1, &mut rand::rng());
+        let one = pick.first().and_then(|&i| set.hosts.get(i..=i)).unwrap_or(&[]);
+        Pool { first: one, second: &[] }
     }
-    let weights: Vec<u32> = set.hosts.iter().map(|u| u.weight).collect();
-    let first = truncate::weighted_order(&weights, &mut rand::rng()).first().copied().unwrap_or(0);
-    set.hosts.get(first).into_iter().collect()
+
+    fn len(&self) -> usize {
+        self.first.len() + self.second.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&'s Unit> {
+        match i.checked_sub(self.first.len()) {
+            None => self.first.get(i),
+            Some(j) => self.second.get(j),
+        }
+    }
 }
 
-/// Orders `units` randomly (by weight), keeps as many as the budget allows
+/// Orders the pool randomly (by weight), keeps as many as the budget allows
 /// and renders them with the query name as owner. Optional additional
 /// records (node-meta TXT) are sent only when every offered unit fits with
 /// them; otherwise they are dropped first so more answers fit.
-fn fit_units(ctx: &Ctx<'_>, units: &[&Unit], a_limit: usize) -> Answer {
-    let weights: Vec<u32> = units.iter().map(|u| u.weight).collect();
-    let order = truncate::weighted_order(&weights, &mut rand::rng());
-    let ordered: Vec<&Unit> = order.iter().filter_map(|&i| units.get(i).copied()).collect();
-    let offered = ordered.len().min(a_limit);
+fn fit_units(ctx: &Ctx<'_>, pool: &Pool<'_>, a_limit: usize, shared_targets: bool) -> Answer {
+    let offered = pool.len().min(a_limit);
     let cap = offered.min(ctx.budget.count_cap.unwrap_or(usize::MAX));
+    // Only the first `cap` of a random order can ever be sent: draw just those.
+    let weight = |i: usize| pool.get(i).map_or(0, |u| u.weight);
+    let order = truncate::random_prefix(weight, pool.len(), cap, &mut rand::rng());
+    let ordered: Vec<&Unit> = order.iter().filter_map(|&i| pool.get(i)).collect();
 
     let mut with_optional = true;
-    let mut keep = fit(ctx, &ordered, cap, true);
+    let mut keep = fit(ctx, &ordered, cap, true, shared_targets);
     if keep < cap && ordered.iter().any(|u| !u.optional.is_empty()) {
         with_optional = false;
-        keep = fit(ctx, &ordered, cap, false);
+        keep = fit(ctx, &ordered, cap, false, shared_targets);
     }
-    let (answers, additionals) = render(ctx, &ordered, keep, with_optional);
+    let (answers, additionals) = render(ctx, &ordered, keep, with_optional, shared_targets);
     Answer { answers, additionals, truncated: keep < offered, ..Default::default() }
 }
 
 /// How many of `ordered` (at most `cap`) fit the budget: a greedy pass on
 /// uncompressed sizes, then, when compression may let more fit, a binary
 /// search on the real encoding (only for big answers).
-fn fit(ctx: &Ctx<'_>, ordered: &[&Unit], cap: usize, optional: bool) -> usize {
+fn fit(ctx: &Ctx<'_>, ordered: &[&Unit], cap: usize, optional: bool, dedupe: bool) -> usize {
     let qlen = ctx.qname.len() + 1;
     let room = ctx.budget.max_bytes.saturating_sub(truncate::overhead(qlen, ctx.edns));
     let size = |u: &&Unit| u.size + qlen + if optional { u.optional_size } else { 0 };
@@ -257,22 +278,24 @@ fn fit(ctx: &Ctx<'_>, ordered: &[&Unit], cap: usize, optional: bool) -> usize {
     }
     let compress = !ctx.settings().disable_compression;
     truncate::largest_fitting(keep, cap, ctx.budget.max_bytes, |n| {
-        let (a, x) = render(ctx, ordered, n, optional);
+        let (a, x) = render(ctx, ordered, n, optional, dedupe);
         truncate::encoded_len(ctx.queries, ctx.edns, &a, &x, compress)
     })
 }
 
-/// The first `n` units as Answer and Additional records.
-fn render(ctx: &Ctx<'_>, ordered: &[&Unit], n: usize, optional: bool) -> (Vec<Record>, Vec<Record>) {
+/// The first `n` units as Answer and Additional records. With `dedupe`
+/// (some SRVs share a target: same node, other port) glue is added once.
+fn render(ctx: &Ctx<'_>, ordered: &[&Unit], n: usize, optional: bool, dedupe: bool) -> (Vec<Record>, Vec<Record>) {
     let mut answers = Vec::with_capacity(n);
     let mut extras = Vec::new();
     let mut glued: HashSet<&Name> = HashSet::new();
     for u in ordered.iter().take(n) {
         answers.push(ctx.owned(u.answer.clone()));
-        // Units sharing a target (same node, other port) share glue: add it once.
-        if let Some(first) = u.extras.first() {
-            if !glued.insert(&first.name) {
-                continue;
+        if dedupe {
+            if let Some(first) = u.extras.first() {
+                if !glued.insert(&first.name) {
+                    continue;
+                }
             }
         }
         extras.extend(u.extras.iter().cloned());

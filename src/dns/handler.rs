@@ -43,6 +43,8 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub metadata: Metadata,
+    /// The question, echoed as asked.
+    pub queries: Vec<Query>,
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
@@ -72,14 +74,13 @@ impl DnsHandler {
     /// UDP replies never exceed 512 bytes, or the client's EDNS size.
     pub async fn respond_bytes(&self, request: &Request) -> Vec<u8> {
         let reply = self.respond(request).await;
-        let queries = question(request);
         let max_size = match request.protocol() {
             Protocol::Udp => reply.edns.as_ref().map_or(512, |e| usize::from(clamp_edns_payload(e.max_payload()))),
             _ => usize::from(u16::MAX),
         };
         let parts = wire::Parts {
             metadata: reply.metadata,
-            queries: &queries,
+            queries: &reply.queries,
             answers: &reply.answers,
             authorities: &reply.authorities,
             additionals: &reply.additionals,
@@ -91,29 +92,36 @@ impl DnsHandler {
     /// Computes the reply to a decoded request.
     pub async fn respond(&self, request: &Request) -> Reply {
         let inner = &*self.inner;
-        let queries = question(request);
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !inner.recursors.is_empty();
         let edns = request.edns.as_ref().map(response_edns);
-        let reply = |mut metadata: Metadata, a: Answer, edns: Option<Edns>| {
+        let queries = question(request);
+        let reply = |mut metadata: Metadata, a: Answer, edns: Option<Edns>, queries: Vec<Query>| {
             metadata.response_code = a.rcode;
-            Reply { metadata, answers: a.answers, authorities: a.authorities, additionals: a.additionals, edns }
+            Reply {
+                metadata,
+                queries,
+                answers: a.answers,
+                authorities: a.authorities,
+                additionals: a.additionals,
+                edns,
+            }
         };
         let code = |rcode| Answer { rcode, ..Default::default() };
 
         if request.metadata.op_code != OpCode::Query {
-            return reply(metadata, code(ResponseCode::NotImp), edns);
+            return reply(metadata, code(ResponseCode::NotImp), edns, queries);
         }
         let [q] = request.queries.queries() else {
-            return reply(metadata, code(ResponseCode::FormErr), edns);
+            return reply(metadata, code(ResponseCode::FormErr), edns, queries);
         };
         if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return reply(metadata, code(ResponseCode::BADVERS), edns);
+            return reply(metadata, code(ResponseCode::BADVERS), edns, queries);
         }
         let qtype = q.query_type();
         let qname = q.original().name();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            return reply(metadata, code(ResponseCode::NotImp), edns);
+            return reply(metadata, code(ResponseCode::NotImp), edns, queries);
         }
         let parsed = inner.domains.parse(qname);
         let ctx = Ctx {
@@ -131,7 +139,7 @@ impl DnsHandler {
         let ours = match (&parsed.query, parsed.domain) {
             (_, Some(d)) => {
                 if !matches!(q.query_class(), DNSClass::IN | DNSClass::ANY) {
-                    return reply(metadata, code(ResponseCode::Refused), edns);
+                    return reply(metadata, code(ResponseCode::Refused), edns, queries);
                 }
                 Some(answer::answer(&ctx, &parsed.query, d).await)
             }
@@ -150,12 +158,12 @@ impl DnsHandler {
             let udp = request.protocol() == Protocol::Udp;
             metadata.truncation = a.truncated && udp && inner.cfg.settings.enable_truncate;
             let edns = edns.map(|e| with_client_subnet(e, request.edns.as_ref()));
-            return reply(metadata, a, edns);
+            return reply(metadata, a, edns, queries);
         }
 
         // Not ours: forward, or refuse when there is nowhere to forward.
         if inner.recursors.is_empty() {
-            return reply(metadata, code(ResponseCode::Refused), edns);
+            return reply(metadata, code(ResponseCode::Refused), edns, queries);
         }
         let tcp = request.protocol() != Protocol::Udp;
         match inner.recursors.forward(q.original(), request.metadata.recursion_desired, edns.is_some(), tcp).await {
@@ -164,13 +172,14 @@ impl DnsHandler {
                 metadata.authoritative = false;
                 Reply {
                     metadata,
+                    queries,
                     answers: up.answers,
                     authorities: up.authorities,
                     additionals: up.additionals,
                     edns,
                 }
             }
-            None => reply(metadata, code(ResponseCode::ServFail), edns),
+            None => reply(metadata, code(ResponseCode::ServFail), edns, queries),
         }
     }
 }

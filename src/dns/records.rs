@@ -45,6 +45,9 @@ pub struct AnswerSet {
     /// Hostname service addresses, answered as CNAME.
     pub hosts: Vec<Unit>,
     pub srv: Vec<Unit>,
+    /// Some SRVs share a target (same node, other port), so their glue
+    /// must be de-duplicated per reply.
+    pub shared_targets: bool,
 }
 
 /// What a service answer set is built from.
@@ -65,6 +68,7 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
     let mut set = AnswerSet::default();
     let mut addr_seen: HashMap<String, (usize, usize)> = HashMap::new(); // key → (list, index)
     let mut srv_seen: HashMap<(Name, u16), usize> = HashMap::new();
+    let mut targets: std::collections::HashSet<Name> = std::collections::HashSet::new();
     for inst in input.instances {
         let weight = match inst.health {
             Health::Critical => continue,
@@ -108,6 +112,9 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
                 u.weight = u.weight.saturating_add(weight);
             }
             continue;
+        }
+        if !targets.insert(skey.0.clone()) {
+            set.shared_targets = true;
         }
         let srv = SRV::new(1, clamp_weight(weight), inst.service_port, target);
         let answer = Record::from_rdata(Name::root(), input.ttl, RData::SRV(srv));
@@ -345,6 +352,7 @@ mod tests {
         assert_eq!(set.v4.len(), 1);
         assert_eq!(set.v4[0].weight, 9);
         assert_eq!(set.srv.len(), 2);
+        assert!(set.shared_targets);
         assert_eq!(build(&list, Some("other"), false).healthy, 0);
     }
 

@@ -9,7 +9,6 @@
 use hickory_server::net::xfer::Protocol;
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::Record;
-use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::wire::{encode, Parts};
@@ -56,27 +55,42 @@ pub fn clamp_edns_payload(p: u16) -> u16 {
 }
 
 /// A random order of `weights.len()` items where an item's chance of coming
-/// early is proportional to its weight (Efraimidis–Spirakis keys); a plain
-/// uniform shuffle when all weights are equal. Weight 0 sorts last.
+/// early is proportional to its weight; see `random_prefix`.
 pub fn weighted_order(weights: &[u32], rng: &mut impl Rng) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    if weights.windows(2).all(|w| w[0] == w[1]) {
-        order.shuffle(rng);
-        return order;
+    random_prefix(|i| weights.get(i).copied().unwrap_or(0), weights.len(), weights.len(), rng)
+}
+
+/// The first `k` of a random order of `0..n`. An item's chance of coming
+/// early is proportional to `weight(i)` (Efraimidis–Spirakis keys), weight 0
+/// last; with equal weights it is a uniform sample drawn in O(k).
+pub fn random_prefix(weight: impl Fn(usize) -> u32, n: usize, k: usize, rng: &mut impl Rng) -> Vec<usize> {
+    let k = k.min(n);
+    if k == 0 {
+        return Vec::new();
     }
-    let keys: Vec<f64> = weights
-        .iter()
-        .map(|&w| {
-            if w == 0 {
+    let w0 = weight(0);
+    if (1..n).all(|i| weight(i) == w0) {
+        return rand::seq::index::sample(rng, n, k).into_vec();
+    }
+    let mut keyed: Vec<(f64, usize)> = (0..n)
+        .map(|i| {
+            let w = weight(i);
+            let key = if w == 0 {
                 f64::NEG_INFINITY
             } else {
                 let u: f64 = rng.random();
                 (1.0 - u).ln() / f64::from(w)
-            }
+            };
+            (key, i)
         })
         .collect();
-    order.sort_unstable_by(|&a, &b| keys[b].total_cmp(&keys[a]));
-    order
+    let by_key_desc = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0);
+    if k < n {
+        keyed.select_nth_unstable_by(k - 1, by_key_desc);
+        keyed.truncate(k);
+    }
+    keyed.sort_unstable_by(by_key_desc);
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// How many of `sizes` (in order) fit in `room` bytes, at most `cap`, and
@@ -199,5 +213,10 @@ mod tests {
         let mut seen = weighted_order(&[2; 50], &mut rng);
         seen.sort_unstable();
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        let prefix = random_prefix(|i| if i == 7 { 1000 } else { 1 }, 100, 3, &mut rng);
+        assert_eq!(prefix.len(), 3);
+        assert_eq!(prefix.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+        assert!(random_prefix(|_| 1, 100, 0, &mut rng).is_empty());
+        assert_eq!(random_prefix(|_| 1, 2, 5, &mut rng).len(), 2);
     }
 }

@@ -12,8 +12,9 @@
 //! ~1,000 SRVs with glue fit. Must not decide what records a reply carries.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, Query};
+use hickory_proto::op::{Edns, HeaderCounts, MessageType, Metadata, Query};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
@@ -37,7 +38,14 @@ pub struct Parts<'a> {
 /// message: records that do not fit are left out (TC set when they were
 /// answers or authorities).
 pub fn encode(parts: &Parts<'_>, max_size: usize, compress: bool) -> Vec<u8> {
-    let mut w = Writer { buf: Vec::with_capacity(512), table: HashMap::new(), compress };
+    let mut w = Writer {
+        buf: Vec::with_capacity(512),
+        table: Table::with_capacity_and_hasher(32, Default::default()),
+        hashes: Vec::with_capacity(16),
+        labels: Vec::with_capacity(16),
+        label_bytes: Vec::with_capacity(256),
+        compress,
+    };
     w.buf.extend_from_slice(&[0u8; 12]);
     let mut metadata = parts.metadata;
     let mut counts = HeaderCounts::default();
@@ -90,18 +98,67 @@ pub fn encode(parts: &Parts<'_>, max_size: usize, compress: bool) -> Vec<u8> {
         counts.additionals += 1;
     }
 
-    let mut header = Vec::with_capacity(12);
-    let mut enc = BinEncoder::new(&mut header);
-    if (Header { metadata, counts }).emit(&mut enc).is_ok() && header.len() == 12 {
-        w.buf[..12].copy_from_slice(&header);
-    }
+    w.buf[..12].copy_from_slice(&header_bytes(&metadata, &counts));
     w.buf
 }
 
+/// The 12-byte header (RFC 1035 §4.1.1; AD/CD from RFC 4035).
+fn header_bytes(m: &Metadata, c: &HeaderCounts) -> [u8; 12] {
+    let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+    let b2 = flag(m.message_type == MessageType::Response, 0x80)
+        | ((u8::from(m.op_code) & 0x0F) << 3)
+        | flag(m.authoritative, 0x04)
+        | flag(m.truncation, 0x02)
+        | flag(m.recursion_desired, 0x01);
+    let b3 = flag(m.recursion_available, 0x80)
+        | flag(m.authentic_data, 0x20)
+        | flag(m.checking_disabled, 0x10)
+        | (m.response_code.low() & 0x0F);
+    let mut h = [0u8; 12];
+    h[0..2].copy_from_slice(&m.id.to_be_bytes());
+    h[2] = b2;
+    h[3] = b3;
+    h[4..6].copy_from_slice(&c.queries.to_be_bytes());
+    h[6..8].copy_from_slice(&c.answers.to_be_bytes());
+    h[8..10].copy_from_slice(&c.authorities.to_be_bytes());
+    h[10..12].copy_from_slice(&c.additionals.to_be_bytes());
+    h
+}
+
+/// Hash of a lowercased name suffix → its offset in the message. A hit is
+/// verified against the bytes at that offset, so collisions are harmless.
+type Table = HashMap<u64, u16, BuildHasherDefault<PassThrough>>;
+
+/// The keys are already hashes: pass them through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 struct Writer {
     buf: Vec<u8>,
-    /// Lowercased wire form of a name suffix → its offset in `buf`.
-    table: HashMap<Vec<u8>, u16>,
+    table: Table,
+    /// Scratch: suffix hashes of the name being written.
+    hashes: Vec<u64>,
+    /// Scratch: (start, len) in `label_bytes` of each label of the name
+    /// being written.
+    labels: Vec<(usize, usize)>,
+    label_bytes: Vec<u8>,
     compress: bool,
 }
 
@@ -161,16 +218,33 @@ impl Writer {
                     self.buf.extend_from_slice(&v.to_be_bytes());
                 }
             }
-            // Everything else (SRV per RFC 2782, TXT, upstream types):
-            // hickory's own uncompressed RDATA; SRV targets are still
-            // remembered so glue owners can point at them.
+            // SRV targets are never compressed (RFC 2782), but later names
+            // may point at them.
+            RData::SRV(srv) => {
+                for v in [srv.priority, srv.weight, srv.port] {
+                    self.buf.extend_from_slice(&v.to_be_bytes());
+                }
+                let at = self.buf.len();
+                let n = self.split(&srv.target)?;
+                for &(s, l) in &self.labels {
+                    self.buf.push(l as u8);
+                    self.buf.extend_from_slice(self.label_bytes.get(s..s + l).ok_or(())?);
+                }
+                self.buf.push(0);
+                self.remember_labels(n, at);
+            }
+            RData::TXT(txt) => {
+                for part in txt.txt_data.iter() {
+                    let len = u8::try_from(part.len()).map_err(|_| ())?;
+                    self.buf.push(len);
+                    self.buf.extend_from_slice(part);
+                }
+            }
+            // Anything else (relayed upstream types): hickory's own
+            // uncompressed RDATA.
             other => {
-                let start = self.buf.len();
                 let raw = raw_rdata(other).ok_or(())?;
                 self.buf.extend_from_slice(&raw);
-                if let RData::SRV(srv) = other {
-                    self.remember(&srv.target, start + 6);
-                }
             }
         }
         let rdlen = u16::try_from(self.buf.len() - len_at - 2).map_err(|_| ())?;
@@ -181,55 +255,100 @@ impl Writer {
     /// Writes a name, replacing its longest already-written suffix with a
     /// pointer.
     fn name(&mut self, name: &Name) -> Result<(), ()> {
-        let labels: Vec<&[u8]> = name.iter().collect();
-        if labels.iter().any(|l| l.len() > 63) || name.len() > 255 {
+        if name.len() > 255 {
             return Err(());
         }
+        let n = self.split(name)?;
         let start = self.buf.len();
-        for i in 0..labels.len() {
+        for i in 0..n {
             if self.compress {
-                if let Some(&ptr) = self.table.get(&suffix_key(&labels[i..])) {
+                let hit = self.hashes.get(i).and_then(|h| self.table.get(h)).copied();
+                if let Some(ptr) = hit.filter(|&p| self.matches(usize::from(p), i)) {
                     self.buf.extend_from_slice(&(0xC000 | ptr).to_be_bytes());
-                    self.remember_labels(&labels[..i], start, &labels);
+                    self.remember_labels(i, start);
                     return Ok(());
                 }
             }
-            self.buf.push(labels[i].len() as u8);
-            self.buf.extend_from_slice(labels[i]);
+            let (s, l) = self.labels.get(i).copied().ok_or(())?;
+            let label = self.label_bytes.get(s..s + l).ok_or(())?;
+            self.buf.push(l as u8);
+            self.buf.extend_from_slice(label);
         }
         self.buf.push(0);
-        let n = labels.len();
-        self.remember_labels(&labels[..n], start, &labels);
+        self.remember_labels(n, start);
         Ok(())
     }
 
+    /// Loads `name` into the scratch buffers: its labels and the hash of
+    /// every suffix (built from the right, so each costs one label). Returns
+    /// the label count.
+    fn split(&mut self, name: &Name) -> Result<usize, ()> {
+        self.labels.clear();
+        self.label_bytes.clear();
+        for label in name.iter() {
+            if label.len() > 63 {
+                return Err(());
+            }
+            self.labels.push((self.label_bytes.len(), label.len()));
+            self.label_bytes.extend_from_slice(label);
+        }
+        let n = self.labels.len();
+        self.hashes.clear();
+        self.hashes.resize(n, 0);
+        let mut h = FNV_OFFSET;
+        for i in (0..n).rev() {
+            let (s, l) = self.labels.get(i).copied().unwrap_or((0, 0));
+            h = (h ^ l as u64).wrapping_mul(FNV_PRIME);
+            for &b in self.label_bytes.get(s..s + l).unwrap_or_default() {
+                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
+            }
+            if let Some(slot) = self.hashes.get_mut(i) {
+                *slot = h;
+            }
+        }
+        Ok(n)
+    }
+
     /// Records the suffixes starting at each of the first `written` labels
-    /// of `all`, written from `start`.
-    fn remember_labels(&mut self, written: &[&[u8]], start: usize, all: &[&[u8]]) {
+    /// of the split name, written from `start`.
+    fn remember_labels(&mut self, written: usize, start: usize) {
         let mut off = start;
-        for i in 0..written.len() {
+        for (&(_, len), &hash) in self.labels.iter().zip(self.hashes.iter()).take(written) {
             if off > MAX_POINTER_OFFSET || self.table.len() >= MAX_TABLE_ENTRIES {
                 return;
             }
-            self.table.entry(suffix_key(&all[i..])).or_insert(off as u16);
-            off += 1 + all[i].len();
+            self.table.entry(hash).or_insert(off as u16);
+            off += 1 + len;
         }
     }
 
-    /// Remembers an uncompressed name already written at `at`.
-    fn remember(&mut self, name: &Name, at: usize) {
-        let labels: Vec<&[u8]> = name.iter().collect();
-        self.remember_labels(&labels, at, &labels);
+    /// Whether the name written at `off` (following pointers) equals labels
+    /// `from..` of the split name, ignoring ASCII case.
+    fn matches(&self, mut off: usize, from: usize) -> bool {
+        let mut i = from;
+        for _ in 0..256 {
+            let Some(&len) = self.buf.get(off) else { return false };
+            if len & 0xC0 == 0xC0 {
+                let Some(&lo) = self.buf.get(off + 1) else { return false };
+                off = (usize::from(len & 0x3F) << 8) | usize::from(lo);
+                continue;
+            }
+            if len == 0 {
+                return i == self.labels.len();
+            }
+            let len = usize::from(len);
+            let Some(&(s, l)) = self.labels.get(i) else { return false };
+            let (Some(label), Some(bytes)) = (self.label_bytes.get(s..s + l), self.buf.get(off + 1..off + 1 + len)) else {
+                return false;
+            };
+            if !bytes.eq_ignore_ascii_case(label) {
+                return false;
+            }
+            i += 1;
+            off += 1 + len;
+        }
+        false
     }
-}
-
-fn suffix_key(labels: &[&[u8]]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(labels.iter().map(|l| l.len() + 1).sum());
-    for l in labels {
-        key.push(l.len() as u8);
-        key.extend(l.iter().map(u8::to_ascii_lowercase));
-    }
-    key
 }
 
 fn raw_rdata(data: &RData) -> Option<Vec<u8>> {
