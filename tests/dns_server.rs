@@ -490,7 +490,9 @@ async fn edns_client_subnet_echoed_with_global_scope() {
 
 /// A tiny upstream resolver: answers `<name> A` with 192.0.2.1 over UDP and
 /// TCP; names starting with `big` get TC over UDP and 30 records over TCP.
-async fn start_upstream(ip: &str) -> SocketAddr {
+async fn start_upstream(ip: &str) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let udp_hits = hits.clone();
     let udp_sock = UdpSocket::bind(format!("{ip}:0")).await.unwrap();
     let addr = udp_sock.local_addr().unwrap();
     let tcp = TcpListener::bind(addr).await.unwrap();
@@ -517,6 +519,7 @@ async fn start_upstream(ip: &str) -> SocketAddr {
         loop {
             let Ok((n, src)) = udp_sock.recv_from(&mut buf).await else { return };
             if let Ok(req) = Message::from_vec(&buf[..n]) {
+                udp_hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = udp_sock.send_to(&reply(&req, false), src).await;
             }
         }
@@ -543,12 +546,12 @@ async fn start_upstream(ip: &str) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, hits)
 }
 
 #[tokio::test]
 async fn recursors_forward_other_names() {
-    let upstream = start_upstream("127.0.0.41").await;
+    let (upstream, _) = start_upstream("127.0.0.41").await;
     // A recursor that never answers, placed first: sequential order moves on.
     let silent = UdpSocket::bind("127.0.0.42:0").await.unwrap();
     let silent_addr = silent.local_addr().unwrap();
@@ -707,4 +710,78 @@ async fn handler_also_runs_on_hickory_server() {
     assert_eq!(m.answers.len(), 3);
     assert!(m.metadata.authoritative);
     server.shutdown_gracefully().await.unwrap();
+}
+
+#[tokio::test]
+async fn mutated_queries_never_panic() {
+    // Flip, drop and insert bytes of valid queries (so most inputs get past
+    // the header into the name, EDNS and record parsers) and feed them to the
+    // packet handler directly, over both transports' code paths.
+    use hickory_server::net::xfer::Protocol;
+    let cfg = consul::dns::DnsServerConfig::new("consul.", consul::dns::default_dns_settings());
+    let handler = consul::dns::DnsHandler::new(web_backend(), cfg).unwrap();
+    let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let seeds: Vec<Vec<u8>> = [
+        build_query("web.service.consul.", RecordType::SRV, Some(1232)),
+        build_query("_web._tcp.service.dc1.consul.", RecordType::A, None),
+        build_query("1.0.0.10.in-addr.arpa.", RecordType::PTR, None),
+        build_query("db.primary.node.consul.", RecordType::TXT, Some(4096)),
+    ]
+    .iter()
+    .map(|m| m.to_vec().unwrap())
+    .collect();
+    let mut replies = 0;
+    for i in 0..20_000 {
+        let mut p = seeds[i % seeds.len()].clone();
+        for _ in 0..rand::random_range(1..4) {
+            let at = rand::random_range(0..p.len());
+            match rand::random_range(0..3) {
+                0 => p[at] = rand::random(),
+                1 => {
+                    p.truncate(at);
+                }
+                _ => p.insert(at, rand::random()),
+            }
+            if p.is_empty() {
+                break;
+            }
+        }
+        let protocol = if i % 2 == 0 { Protocol::Udp } else { Protocol::Tcp };
+        if let Some(reply) = consul::dns::server::handle_packet(&handler, p, src, protocol).await {
+            // Whatever we send must itself be a well-formed DNS message.
+            assert!(Message::from_vec(&reply).is_ok());
+            if protocol == Protocol::Udp {
+                assert!(reply.len() <= 65467);
+            }
+            replies += 1;
+        }
+    }
+    assert!(replies > 1000, "{replies}");
+}
+
+#[tokio::test]
+async fn random_recursor_strategy_spreads_queries() {
+    let (a, a_hits) = start_upstream("127.0.0.52").await;
+    let (b, b_hits) = start_upstream("127.0.0.53").await;
+    let s = start(web_backend(), "127.0.0.54", |c| {
+        c.recursors = vec![a, b];
+        c.settings.recursor_strategy_random = true;
+    })
+    .await;
+    for _ in 0..40 {
+        let (m, _) = udp(s.addr, "example.com.", RecordType::A, None).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    }
+    let (x, y) = (a_hits.load(std::sync::atomic::Ordering::SeqCst), b_hits.load(std::sync::atomic::Ordering::SeqCst));
+    // All 40 on one side has probability 2^-39.
+    assert!(x > 0 && y > 0 && x + y == 40, "{x} {y}");
+    s.stop().await;
+    // Sequential: always the first.
+    let s = start(web_backend(), "127.0.0.54", |c| c.recursors = vec![a, b]).await;
+    for _ in 0..5 {
+        udp(s.addr, "example.com.", RecordType::A, None).await;
+    }
+    assert_eq!(a_hits.load(std::sync::atomic::Ordering::SeqCst), x + 5);
+    assert_eq!(b_hits.load(std::sync::atomic::Ordering::SeqCst), y);
+    s.stop().await;
 }
