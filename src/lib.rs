@@ -27,6 +27,7 @@ pub mod config;
 pub mod consensus;
 pub mod daemon;
 pub mod datadir;
+pub mod dns;
 pub mod duration;
 pub mod fsutil;
 pub mod gossip;

@@ -1,0 +1,249 @@
+//! UDP and TCP listeners that feed the `DnsHandler`.
+//!
+//! Owns: binding (UDP and TCP on the same port, port 0 allowed), the receive
+//! loops, bounded concurrency (drop rather than queue under overload), TCP
+//! framing and idle timeout, graceful stop, and counting/logging malformed
+//! packets. Must not interpret names or build answers.
+//!
+//! We run our own loops instead of hickory's `Server` so that malformed
+//! packets are counted and logged at a bounded rate, concurrency is capped,
+//! per-query logging stays off the hot path, and replies go through our
+//! encoder (wire.rs). `DnsHandler` still implements hickory's
+//! `RequestHandler`, so it can also be hosted on `hickory_server::Server`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::handler::DnsHandler;
+
+const LOG_TARGET: &str = "agent.dns";
+/// At most one malformed-packet log line per this interval.
+const MALFORMED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Attempts at finding a port free for both UDP and TCP when asked for 0.
+const PORT_ZERO_ATTEMPTS: usize = 32;
+
+/// Binds UDP and TCP listeners on every address and serves `handler` until
+/// `shutdown` is cancelled. Returns the bound UDP addresses (TCP listens on
+/// the same port). Either every listener starts or none does.
+pub async fn serve_handler(
+    handler: DnsHandler,
+    addrs: &[SocketAddr],
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Vec<SocketAddr>, String> {
+    let mut bound = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let (udp, tcp) = bind_pair(*addr).await?;
+        let local = udp.local_addr().map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
+        bound.push((udp, tcp, local));
+    }
+    let cfg = handler.config();
+    let udp_slots = Arc::new(Semaphore::new(cfg.max_inflight_udp.max(1)));
+    let tcp_slots = Arc::new(Semaphore::new(cfg.max_tcp_connections.max(1)));
+    let idle = cfg.tcp_idle_timeout;
+    let mut out = Vec::with_capacity(bound.len());
+    for (udp, tcp, local) in bound {
+        tracing::info!(target: LOG_TARGET, address = %local, "started DNS server (udp and tcp)");
+        out.push(local);
+        let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
+        tasks.spawn(udp_loop(Arc::new(udp), h, s, t, udp_slots.clone()));
+        let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
+        tasks.spawn(tcp_loop(tcp, h, s, t, tcp_slots.clone(), idle));
+    }
+    Ok(out)
+}
+
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
+    let err = |proto: &str, a: SocketAddr, e: std::io::Error| format!("Error starting DNS listener on {a} ({proto}): {e}");
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| err("udp", addr, e))?;
+        let tcp = TcpListener::bind(addr).await.map_err(|e| err("tcp", addr, e))?;
+        return Ok((udp, tcp));
+    }
+    // Port 0: take the kernel's UDP port, then the same port for TCP.
+    let mut last = String::new();
+    for _ in 0..PORT_ZERO_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| err("udp", addr, e))?;
+        let chosen = udp.local_addr().map_err(|e| err("udp", addr, e))?;
+        match TcpListener::bind(chosen).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = err("tcp", chosen, e),
+        }
+    }
+    Err(last)
+}
+
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    slots: Arc<Semaphore>,
+) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let (len, src) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        if src.port() == 0 {
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            crate::metrics::incr("consul.dns.dropped", 1);
+            continue;
+        };
+        let packet = buf.get(..len).unwrap_or_default().to_vec();
+        let (socket, handler) = (socket.clone(), handler.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            if let Some(reply) = handle_packet(&handler, packet, src, Protocol::Udp).await {
+                if let Err(e) = socket.send_to(&reply, src).await {
+                    tracing::debug!(target: LOG_TARGET, client = %src, error = %e, "failed to send udp reply");
+                }
+            }
+        });
+    }
+    tracing::info!(target: LOG_TARGET, "stopped DNS server (udp)");
+}
+
+async fn tcp_loop(
+    listener: TcpListener,
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, src) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(target: LOG_TARGET, error = %e, "tcp accept failed");
+                // Typically EMFILE: back off briefly instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            crate::metrics::incr("consul.dns.dropped", 1);
+            continue;
+        };
+        let (handler, shutdown) = (handler.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            tcp_connection(stream, src, handler, shutdown, idle).await;
+        });
+    }
+    tracing::info!(target: LOG_TARGET, "stopped DNS server (tcp)");
+}
+
+/// Serves length-prefixed queries on one connection, in order, until the
+/// client closes, stays idle past `idle`, or the server stops.
+async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: DnsHandler, shutdown: CancellationToken, idle: Duration) {
+    loop {
+        let mut len_buf = [0u8; 2];
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_exact(&mut len_buf)) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        if !matches!(read, Ok(Ok(_))) {
+            return; // closed, idle or reset
+        }
+        let len = usize::from(u16::from_be_bytes(len_buf));
+        let mut packet = vec![0u8; len];
+        if len == 0 || !matches!(tokio::time::timeout(idle, stream.read_exact(&mut packet)).await, Ok(Ok(_))) {
+            malformed(src, "truncated tcp message");
+            return;
+        }
+        let Some(reply) = handle_packet(&handler, packet, src, Protocol::Tcp).await else { continue };
+        let Ok(reply_len) = u16::try_from(reply.len()) else { return };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&reply_len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        if !matches!(tokio::time::timeout(idle, stream.write_all(&framed)).await, Ok(Ok(_))) {
+            return;
+        }
+    }
+}
+
+/// Decodes one packet and returns the encoded reply, if any. Packets too
+/// short for a header and responses (reflection) are dropped; undecodable
+/// queries get FORMERR. Never panics on any input.
+pub async fn handle_packet(handler: &DnsHandler, packet: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
+    let header = match Header::read(&mut BinDecoder::new(&packet)) {
+        Ok(h) => h,
+        Err(_) => {
+            malformed(src, "shorter than a DNS header");
+            return None;
+        }
+    };
+    if header.metadata.message_type == MessageType::Response {
+        malformed(src, "a response sent as a query");
+        return None;
+    }
+    let request = match Request::from_bytes(packet, src, protocol) {
+        Ok(r) => r,
+        Err(e) => {
+            malformed(src, &e.to_string());
+            return Some(form_error(&header.metadata));
+        }
+    };
+    Some(handler.respond_bytes(&request).await)
+}
+
+/// A bare FORMERR header answering an undecodable query.
+fn form_error(request: &Metadata) -> Vec<u8> {
+    let mut metadata = Metadata::response_from_request(request);
+    metadata.response_code = ResponseCode::FormErr;
+    let mut buf = Vec::with_capacity(12);
+    let mut enc = BinEncoder::new(&mut buf);
+    // A 12-byte header always encodes; on the impossible error send nothing.
+    if (Header { metadata, counts: HeaderCounts::default() }).emit(&mut enc).is_err() {
+        buf.clear();
+    }
+    buf
+}
+
+static MALFORMED_SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+static MALFORMED_LAST_LOG: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Counts a malformed packet and logs it, at most once per interval (with
+/// how many were not logged since).
+fn malformed(src: SocketAddr, reason: &str) {
+    crate::metrics::incr("consul.dns.malformed", 1);
+    let now = Instant::now();
+    let mut last = MALFORMED_LAST_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| now.duration_since(t) < MALFORMED_LOG_INTERVAL) {
+        MALFORMED_SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    *last = Some(now);
+    drop(last);
+    let suppressed = MALFORMED_SUPPRESSED.swap(0, Ordering::Relaxed);
+    tracing::warn!(target: LOG_TARGET, client = %src, reason, suppressed, "failed to decode DNS packet");
+}
