@@ -114,6 +114,12 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
 
     let http_shutdown = CancellationToken::new();
     crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    let dns_addrs = cfg.dns_socket_addrs();
+    if !dns_addrs.is_empty() {
+        let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;
+        let backend = Arc::new(crate::agent::dns_backend::AgentDns::new(agent.clone()));
+        crate::dns::serve(backend, dns_cfg, &dns_addrs, http_shutdown.clone(), &tasks).await?;
+    }
     println!("==> Consul agent running!");
     println!("==> Log data will now stream in as it occurs:\n");
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");

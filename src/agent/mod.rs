@@ -9,6 +9,7 @@
 pub mod ae;
 pub mod client;
 pub mod definition;
+pub mod dns_backend;
 pub mod local;
 pub mod persist;
 pub mod runner;

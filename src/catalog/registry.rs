@@ -18,9 +18,10 @@ pub struct CatalogIndexes {
     pub by_node: BTreeMap<String, u64>,
 }
 
-/// Watch topics the catalog publishes (see `State::apply`).
+/// Watch topics the catalog publishes (see `State::apply`). Service names
+/// are matched case-insensitively, as Consul's indexes do.
 pub fn topic_service(name: &str) -> String {
-    format!("svc:{name}")
+    format!("svc:{}", name.to_ascii_lowercase())
 }
 pub fn topic_node(name: &str) -> String {
     format!("node:{name}")
@@ -72,9 +73,14 @@ impl Registry {
         self.services.get(&(node.to_string(), id.to_string()))
     }
 
-    /// Every instance of a service name, with its node.
+    /// A node by name, ignoring case when there is no exact match.
+    pub fn node_ci(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name).or_else(|| self.nodes.values().find(|n| n.node.eq_ignore_ascii_case(name)))
+    }
+
+    /// Every instance of a service name (any case), with its node.
     pub fn service_instances<'a>(&'a self, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
-        let Some(keys) = self.by_name.get(name) else { return Vec::new() };
+        let Some(keys) = self.by_name.get(&name.to_ascii_lowercase()) else { return Vec::new() };
         keys.iter()
             .filter_map(|k| Some((self.nodes.get(&k.0)?, self.services.get(k)?)))
             .collect()
@@ -97,7 +103,7 @@ impl Registry {
 
     /// Checks bound to instances of a service name.
     pub fn service_checks(&self, name: &str) -> Vec<&HealthCheck> {
-        let Some(keys) = self.by_name.get(name) else { return Vec::new() };
+        let Some(keys) = self.by_name.get(&name.to_ascii_lowercase()) else { return Vec::new() };
         let mut out = Vec::new();
         for (node, id) in keys {
             out.extend(self.node_checks(node).filter(|c| &c.service_id == id));
@@ -121,7 +127,7 @@ impl Registry {
 
     /// The index a query on one service reports.
     pub fn service_index(&self, name: &str) -> u64 {
-        self.index.by_service.get(name).copied().unwrap_or(self.index.services.max(self.index.checks))
+        self.index.by_service.get(&name.to_ascii_lowercase()).copied().unwrap_or(self.index.services.max(self.index.checks))
     }
 
     /// The index a query on one node reports.
@@ -209,7 +215,7 @@ impl Registry {
                 Some(existing) => {
                     s.create_index = existing.create_index;
                     s.modify_index = idx;
-                    if existing.service != s.service {
+                    if !existing.service.eq_ignore_ascii_case(&s.service) {
                         touch.service_names.insert(existing.service.clone());
                         let old = existing.service.clone();
                         self.unlink_name(&old, &key);
@@ -296,14 +302,15 @@ impl Registry {
     }
 
     fn link_name(&mut self, name: &str, key: &(String, String)) {
-        self.by_name.entry(name.to_string()).or_default().insert(key.clone());
+        self.by_name.entry(name.to_ascii_lowercase()).or_default().insert(key.clone());
     }
 
     fn unlink_name(&mut self, name: &str, key: &(String, String)) {
-        if let Some(set) = self.by_name.get_mut(name) {
+        let lower = name.to_ascii_lowercase();
+        if let Some(set) = self.by_name.get_mut(&lower) {
             set.remove(key);
             if set.is_empty() {
-                self.by_name.remove(name);
+                self.by_name.remove(&lower);
             }
         }
     }
@@ -379,10 +386,11 @@ impl Registry {
             topics.push(TOPIC_CHECKS.to_string());
         }
         for name in touch.service_names {
-            if self.by_name.contains_key(&name) {
-                self.index.by_service.insert(name.clone(), idx);
+            let lower = name.to_ascii_lowercase();
+            if self.by_name.contains_key(&lower) {
+                self.index.by_service.insert(lower, idx);
             } else {
-                self.index.by_service.remove(&name);
+                self.index.by_service.remove(&lower);
             }
             topics.push(topic_service(&name));
         }

@@ -145,6 +145,8 @@ pub enum Request {
     SessionRenew(String),
     /// Removes a server from the Raft configuration (sent to the leader).
     RaftRemovePeer { id: Option<String>, address: Option<String> },
+    /// What an IP address belongs to (DNS PTR): a node, else a service.
+    CatalogReverse { ip: String, opts: QueryOptions },
 }
 
 /// The answer to a `Request`.
@@ -171,6 +173,8 @@ pub enum Response {
     Texts(Vec<String>),
     Error(RpcError),
     Sessions(QueryMeta, Vec<Session>),
+    /// `(is_node, name, datacenter)` of a reverse lookup.
+    Reverse(Option<(bool, String, String)>),
 }
 
 impl Response {
@@ -204,6 +208,7 @@ impl Response {
             Response::Texts(_) => "Texts",
             Response::Error(_) => "Error",
             Response::Sessions(..) => "Sessions",
+            Response::Reverse(..) => "Reverse",
         }
     }
 }

@@ -133,6 +133,23 @@ impl Server {
         .await
     }
 
+    /// The first node whose address is `ip`, else the first service
+    /// instance whose service address is `ip`: `(is_node, name, dc)`.
+    pub async fn catalog_reverse(&self, ip: &str, opts: &QueryOptions) -> Result<Option<(bool, String, String)>, RpcError> {
+        self.check_consistency(opts).await?;
+        Ok(self.consensus.store.read(|s| {
+            if let Some(n) = s.catalog.nodes().find(|n| n.address == ip) {
+                return Some((true, n.node.clone(), n.datacenter.clone()));
+            }
+            for n in s.catalog.nodes() {
+                if let Some(svc) = s.catalog.node_services(&n.node).find(|svc| svc.address == ip) {
+                    return Some((false, svc.service.clone(), n.datacenter.clone()));
+                }
+            }
+            None
+        }))
+    }
+
     pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
         self.blocking(opts, self.topic(topic_node(name)), |s| {
             (s.catalog.node_index(name), s.catalog.node_checks(name).cloned().collect())

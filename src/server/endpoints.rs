@@ -110,6 +110,7 @@ impl Server {
                     Err(e) => Response::Error(RpcError::Internal(e)),
                 }
             }
+            Request::CatalogReverse { ip, opts } => reply(self.catalog_reverse(&ip, &opts).await, Response::Reverse),
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),
         }

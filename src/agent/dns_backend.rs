@@ -1,0 +1,127 @@
+//! The agent as the DNS server's view of the catalog. Every lookup is a
+//! stale read when `dns_config.allow_stale` is on (Consul's default), so
+//! DNS never waits on Raft; on a server it is served from local state, on a
+//! client by any server.
+
+use super::Agent;
+use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
+use crate::dns::backend::{BackendError, BoxFut, DnsBackend, Health, NodeInfo, ReverseHit, ServiceInstance};
+use crate::rpc::{Consistency, QueryOptions, Request, Response, RpcError, ServiceFilter};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub struct AgentDns {
+    agent: Agent,
+}
+
+impl AgentDns {
+    pub fn new(agent: Agent) -> AgentDns {
+        AgentDns { agent }
+    }
+
+    fn opts(&self, allow_stale: bool) -> QueryOptions {
+        QueryOptions { consistency: if allow_stale { Consistency::Stale } else { Consistency::Default }, ..Default::default() }
+    }
+
+    fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {
+        self.agent.check_dc(dc).map_err(|_| BackendError::NoPathToDatacenter)
+    }
+}
+
+fn backend_err(e: RpcError) -> BackendError {
+    match e {
+        RpcError::NoPathToDatacenter => BackendError::NoPathToDatacenter,
+        RpcError::NoLeader => BackendError::NoLeader,
+        other => BackendError::Other(other.to_string()),
+    }
+}
+
+fn node_info(n: &crate::catalog::types::Node) -> NodeInfo {
+    NodeInfo {
+        node: n.node.clone(),
+        address: n.address.clone(),
+        datacenter: n.datacenter.clone(),
+        meta: n.meta.clone(),
+        tagged_addresses: n.tagged_addresses.clone(),
+    }
+}
+
+impl DnsBackend for AgentDns {
+    fn local_datacenter(&self) -> String {
+        self.agent.config().datacenter.clone()
+    }
+
+    fn service_instances<'a>(
+        &'a self,
+        service: &'a str,
+        dc: Option<&'a str>,
+        allow_stale: bool,
+    ) -> BoxFut<'a, Result<(u64, Arc<Vec<ServiceInstance>>), BackendError>> {
+        Box::pin(async move {
+            self.check_dc(dc)?;
+            let (meta, entries) =
+                self.agent.health_service(service, &ServiceFilter::default(), &self.opts(allow_stale)).await.map_err(backend_err)?;
+            let out = entries
+                .into_iter()
+                .map(|e| {
+                    let health = match aggregate(e.checks.iter().map(|c| c.status.as_str())) {
+                        PASSING => Health::Passing,
+                        WARNING => Health::Warning,
+                        CRITICAL => Health::Critical,
+                        _ => Health::Critical,
+                    };
+                    ServiceInstance {
+                        node: e.node.node,
+                        node_address: e.node.address,
+                        datacenter: e.node.datacenter,
+                        node_meta: e.node.meta,
+                        node_tagged_addresses: e.node.tagged_addresses,
+                        service_id: e.service.id,
+                        service_name: e.service.service,
+                        service_address: e.service.address,
+                        service_port: e.service.port,
+                        service_tags: e.service.tags,
+                        weight_passing: e.service.weights.passing.max(0) as u32,
+                        weight_warning: e.service.weights.warning.max(0) as u32,
+                        health,
+                    }
+                })
+                .collect();
+            Ok((meta.index, Arc::new(out)))
+        })
+    }
+
+    fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, allow_stale: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
+        Box::pin(async move {
+            self.check_dc(dc)?;
+            let opts = self.opts(allow_stale);
+            let (_, found) = self.agent.catalog_node(name, &opts).await.map_err(backend_err)?;
+            if let Some((n, _)) = found {
+                return Ok(Some(node_info(&n)));
+            }
+            // Names arrive lowercased; node names may not be.
+            let (_, nodes) = self.agent.catalog_nodes(&[], &opts).await.map_err(backend_err)?;
+            Ok(nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).map(node_info))
+        })
+    }
+
+    fn reverse<'a>(&'a self, ip: IpAddr) -> BoxFut<'a, Result<Option<ReverseHit>, BackendError>> {
+        Box::pin(async move {
+            let req = Request::CatalogReverse { ip: ip.to_string(), opts: self.opts(true) };
+            match self.agent.rpc(req).await.map_err(backend_err)? {
+                Response::Reverse(None) => Ok(None),
+                Response::Reverse(Some((true, node, datacenter))) => Ok(Some(ReverseHit::Node { node, datacenter })),
+                Response::Reverse(Some((false, service, datacenter))) => Ok(Some(ReverseHit::Service { service, datacenter })),
+                other => Err(backend_err(other.unexpected())),
+            }
+        })
+    }
+
+    fn servers<'a>(&'a self) -> BoxFut<'a, Result<Vec<NodeInfo>, BackendError>> {
+        Box::pin(async move {
+            let (_, list) =
+                self.agent.catalog_service("consul", &ServiceFilter::default(), &self.opts(true)).await.map_err(backend_err)?;
+            Ok(list.iter().map(|(n, _)| node_info(n)).collect())
+        })
+    }
+}
