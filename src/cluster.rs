@@ -118,6 +118,7 @@ pub fn server_members(members: &[Member], dc: &str) -> Vec<ServerMember> {
                 alive: matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving),
                 expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
                 left: m.status == MemberStatus::Left,
+                version: m.tags.get("build").map(|b| b.split(':').next().unwrap_or_default().to_string()).unwrap_or_default(),
             })
         })
         .collect()
@@ -206,9 +207,12 @@ pub async fn run_membership(
                 Err(e) => tracing::warn!(target: "agent.server", error = %e, "bootstrap attempt failed; will retry"),
             }
         }
-        if let Err(e) = server.autopilot_round(&servers, &cfg.autopilot, &mut autopilot).await {
+        let settings = server.autopilot_settings();
+        if let Err(e) = server.autopilot_round(&servers, &settings, &mut autopilot).await {
             tracing::warn!(target: "agent.server.autopilot", error = %e, "autopilot round failed");
         }
+        let health = server.consensus().is_leader().then(|| server.autopilot_health(&servers, &settings, &mut autopilot));
+        server.publish_autopilot_health(health);
     }
 }
 

@@ -8,7 +8,7 @@
 //! at once.
 
 use crate::agent::{Agent, Delegate};
-use crate::config::{self, LoadOptions, Loaded, RuntimeConfig};
+use crate::config::{LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
 use crate::datadir::DataDir;
 use crate::agent::client::ServerPool;
@@ -87,6 +87,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         (None, None) => return Err("internal error: neither server nor client".into()),
     };
     let agent = Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
+    agent.set_load_options(opts);
     for w in agent.load_local()? {
         tracing::warn!(target: "agent", "{w}");
     }
@@ -124,7 +125,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     println!("==> Log data will now stream in as it occurs:\n");
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
 
-    let code = wait_for_signals(&agent, &cfg, opts).await;
+    let code = wait_for_signals(&agent, &cfg).await;
 
     // Shutdown order: stop accepting HTTP, stop gossip and the rest, then Raft.
     http_shutdown.cancel();
@@ -188,6 +189,7 @@ async fn start_server(
             default_query_time: cfg.default_query_time,
             max_query_time: cfg.max_query_time,
             rpc_hold_timeout: cfg.rpc_hold_timeout,
+            autopilot: cfg.autopilot.clone(),
         },
         rpc.clone(),
     ));
@@ -206,7 +208,7 @@ async fn start_server(
 }
 
 /// Waits for a signal (or a leave request) and returns the exit code.
-async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig, opts: LoadOptions) -> i32 {
+async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig) -> i32 {
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
     else {
@@ -227,7 +229,7 @@ async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig, opts: LoadOptions)
             }
             _ = hup.recv() => {
                 println!("==> Caught signal: hangup");
-                reload(&opts);
+                reload(agent);
                 continue;
             }
             _ = token.cancelled() => {
@@ -260,14 +262,18 @@ async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig, opts: LoadOptions)
     }
 }
 
-/// SIGHUP: re-reads the configuration. Only the log level changes without
-/// a restart so far; services and checks join it with the agent work.
-fn reload(opts: &LoadOptions) {
-    match config::load(opts) {
-        Ok(loaded) => {
-            crate::logging::set_level(loaded.config.log_level);
-            tracing::info!(target: "agent", level = loaded.config.log_level.as_str(), "reloaded configuration");
-        }
+/// SIGHUP: re-reads the configuration; a bad one is logged and the
+/// running configuration kept.
+fn reload(agent: &Agent) {
+    match agent.reload() {
+        Ok(summary) => tracing::info!(
+            target: "agent",
+            services = summary.services,
+            checks = summary.checks,
+            removed_services = ?summary.removed_services,
+            removed_checks = ?summary.removed_checks,
+            "reloaded configuration"
+        ),
         Err(e) => tracing::error!(target: "agent", error = %e, "failed to reload configuration; keeping the running one"),
     }
 }

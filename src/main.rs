@@ -1,4 +1,15 @@
 fn main() {
-    let code = consul::cli::run(std::env::args_os().collect());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).and_then(|a| a.to_str()) != Some("agent") {
+        // CLI commands behave like Consul's (Go) binary when their output
+        // pipe closes (`consul kv get -recurse | head`): they die quietly
+        // of SIGPIPE instead of panicking on a failed print. The agent keeps
+        // Rust's default (SIGPIPE ignored; write errors handled).
+        // SAFETY: called before any thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let code = consul::cli::run(args);
     std::process::exit(code);
 }

@@ -12,6 +12,7 @@ pub mod definition;
 pub mod dns_backend;
 pub mod local;
 pub mod persist;
+pub mod reload;
 pub mod runner;
 
 use crate::catalog::txn::{TxnOp, TxnOutcome};
@@ -50,6 +51,8 @@ struct Inner {
     runner: OnceLock<crate::checks::Runner>,
     /// The gossip pools; set once at start (`attach_gossip`).
     gossip: OnceLock<crate::cluster::Pools>,
+    /// How the configuration was loaded, for `reload`.
+    load_options: OnceLock<crate::config::LoadOptions>,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -94,6 +97,7 @@ impl Agent {
                 persist: Persist::new(data_dir),
                 runner: OnceLock::new(),
                 gossip: OnceLock::new(),
+                load_options: OnceLock::new(),
             }),
         }
     }

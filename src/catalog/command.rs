@@ -34,6 +34,9 @@ pub enum Command {
     KvLock { key: String, value: Bytes, flags: u64, session: String },
     /// `PUT /v1/kv/<key>?release=<session>`.
     KvUnlock { key: String, value: Bytes, flags: u64, session: String },
+    /// Stores the autopilot configuration (`cas`: only if the stored
+    /// ModifyIndex equals it; 0 = only if none is stored).
+    AutopilotSet { config: super::operator::AutopilotConfig, cas: Option<u64> },
 }
 
 impl Command {
@@ -59,6 +62,7 @@ impl Command {
             Command::KvLock { key, value, session, .. } | Command::KvUnlock { key, value, session, .. } => {
                 32 + key.len() + value.len() + session.len()
             }
+            Command::AutopilotSet { .. } => 64,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod kv;
+pub mod operator;
 pub mod registry;
 pub mod sessions;
 pub mod state;

@@ -40,6 +40,8 @@ pub struct State {
     pub index: TableIndexes,
     pub catalog: Registry,
     pub sessions: SessionTable,
+    /// Set by the operator API; `None` until first written.
+    pub autopilot: Option<super::operator::AutopilotConfig>,
 }
 
 impl State {
@@ -141,6 +143,9 @@ impl State {
                     self.kv_written(index, key, changes);
                 }
                 CommandResult::Bool(ok)
+            }
+            Command::AutopilotSet { config, cas } => {
+                CommandResult::Bool(super::operator::AutopilotConfig::set(&mut self.autopilot, index, config, *cas))
             }
         }
     }

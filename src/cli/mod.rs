@@ -6,9 +6,15 @@ pub mod agent;
 pub mod catalog;
 pub mod columnize;
 pub mod goflag;
+pub mod info;
+pub mod join;
 pub mod keygen;
+pub mod keyring;
 pub mod kv;
+pub mod maint;
 pub mod members;
+pub mod operator;
+pub mod reload;
 pub mod services;
 pub mod validate;
 pub mod version;
@@ -31,6 +37,22 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Interact with the catalog
     Catalog(catalog::CatalogArgs),
+    /// Forces a member of the cluster to enter the "left" state
+    ForceLeave(join::ForceLeaveArgs),
+    /// Provides debugging information for operators.
+    Info(info::InfoArgs),
+    /// Tell Consul agent to join cluster
+    Join(join::JoinArgs),
+    /// Manages gossip layer encryption keys
+    Keyring(keyring::KeyringArgs),
+    /// Gracefully leaves the Consul cluster and shuts down
+    Leave(join::LeaveArgs),
+    /// Controls node or service maintenance mode
+    Maint(maint::MaintArgs),
+    /// Provides cluster-level tools for Consul operators
+    Operator(operator::OperatorArgs),
+    /// Triggers the agent to reload configuration files
+    Reload(reload::ReloadArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
     /// Lists the members of a Consul cluster
@@ -81,6 +103,14 @@ impl HttpFlags {
         crate::api::Client::new(cfg)
     }
 
+    /// The client, or (after printing Consul's message) exit code 1.
+    pub fn connect(&self) -> Result<crate::api::Client, i32> {
+        self.client().map_err(|e| {
+            eprintln!("Error connecting to Consul agent: {e}");
+            1
+        })
+    }
+
     pub fn stale(&self) -> bool {
         self.stale.unwrap_or(false)
     }
@@ -91,9 +121,17 @@ const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
 Available commands are:
     agent          Runs a Consul agent
     catalog        Interact with the catalog
+    force-leave    Forces a member of the cluster to enter the \"left\" state
+    info           Provides debugging information for operators.
+    join           Tell Consul agent to join cluster
     keygen         Generates a new encryption key
+    keyring        Manages gossip layer encryption keys
     kv             Interact with the key-value store
+    leave          Gracefully leaves the Consul cluster and shuts down
+    maint          Controls node or service maintenance mode
     members        Lists the members of a Consul cluster
+    operator       Provides cluster-level tools for Consul operators
+    reload         Triggers the agent to reload configuration files
     services       Interact with services
     validate       Validate config files/directories
     version        Prints the Consul version
@@ -159,6 +197,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
         Command::Catalog(c) => catalog::run(c),
         Command::Kv(k) => kv::run(k),
+        Command::ForceLeave(f) => join::force_leave(f),
+        Command::Info(i) => info::run(i),
+        Command::Join(j) => join::join(j),
+        Command::Keyring(k) => keyring::run(k),
+        Command::Leave(l) => join::leave(l),
+        Command::Maint(m) => maint::run(m),
+        Command::Operator(o) => operator::run(o),
+        Command::Reload(r) => reload::run(r),
         Command::Members(m) => members::run(m),
         Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),

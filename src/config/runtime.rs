@@ -143,6 +143,19 @@ pub struct Autopilot {
     pub server_stabilization_time: Duration,
 }
 
+/// Consul's autopilot defaults.
+impl Default for Autopilot {
+    fn default() -> Self {
+        Autopilot {
+            cleanup_dead_servers: true,
+            last_contact_threshold: Duration::from_millis(200),
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct HttpSettings {
     pub block_endpoints: Vec<String>,

@@ -78,6 +78,8 @@ pub struct Consensus {
     pub node: RaftNode,
     /// When a leader's append last reached this server (unix ms; 0 = never).
     last_contact_ms: Arc<AtomicU64>,
+    /// When each follower last answered this server's appends (as leader).
+    pub peer_contacts: network::PeerContacts,
 }
 
 impl Consensus {
@@ -98,7 +100,8 @@ impl Consensus {
             None => (LogStore::memory(), None),
         };
         let (sm, store) = StateMachine::open(snapshot_dir)?;
-        let raft = Raft::new(cfg.node_id, raft_config, network::Network::new(rpc), log.clone(), sm)
+        let peer_contacts = network::PeerContacts::default();
+        let raft = Raft::new(cfg.node_id, raft_config, network::Network::new(rpc, peer_contacts.clone()), log.clone(), sm)
             .await
             .map_err(|e| format!("starting raft: {e}"))?;
         if cfg.bootstrap {
@@ -123,6 +126,7 @@ impl Consensus {
             node_id: cfg.node_id,
             node: cfg.node,
             last_contact_ms: Arc::default(),
+            peer_contacts,
         })
     }
 

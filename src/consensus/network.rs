@@ -14,15 +14,38 @@ use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, R
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// When each peer last answered an AppendEntries (heartbeats included):
+/// the leader's view of its followers' "last contact", which autopilot
+/// judges against `last_contact_threshold`.
+#[derive(Clone, Default)]
+pub struct PeerContacts(Arc<Mutex<HashMap<NodeId, Instant>>>);
+
+impl PeerContacts {
+    fn touch(&self, id: NodeId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, Instant::now());
+        }
+    }
+
+    /// Time since `id` last answered, if it ever has.
+    pub fn since(&self, id: NodeId) -> Option<Duration> {
+        self.0.lock().ok()?.get(&id).map(|t| t.elapsed())
+    }
+}
 
 pub struct Network {
     client: RpcClient,
+    contacts: PeerContacts,
 }
 
 impl Network {
-    pub fn new(client: RpcClient) -> Network {
-        Network { client }
+    pub fn new(client: RpcClient, contacts: PeerContacts) -> Network {
+        Network { client, contacts }
     }
 }
 
@@ -30,6 +53,7 @@ pub struct PeerClient {
     client: RpcClient,
     target: NodeId,
     addr: Result<SocketAddr, String>,
+    contacts: PeerContacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -37,7 +61,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> Self::Network {
         let addr = node.addr.parse::<SocketAddr>().map_err(|e| format!("bad raft address {:?}: {e}", node.addr));
-        PeerClient { client: self.client.clone(), target, addr }
+        PeerClient { client: self.client.clone(), target, addr, contacts: self.contacts.clone() }
     }
 }
 
@@ -75,7 +99,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        self.send(RaftRpc::AppendEntries, &rpc, &option).await
+        let resp = self.send(RaftRpc::AppendEntries, &rpc, &option).await;
+        if resp.is_ok() {
+            self.contacts.touch(self.target);
+        }
+        resp
     }
 
     async fn install_snapshot(

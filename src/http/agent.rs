@@ -442,3 +442,17 @@ pub async fn health_by_name(State(ctx): State<Ctx>, Path(name): Path<String>, ur
     json_status(&params, status_code(&worst), &list)
 }
 
+
+/// `PUT /v1/agent/reload`: re-reads the config files (as SIGHUP does); a
+/// bad configuration answers 500 and the running one stays.
+pub async fn reload(State(ctx): State<Ctx>) -> HttpResult {
+    let agent = ctx.agent.clone();
+    // Loading reads files and may resolve addresses: off the async workers.
+    let result = tokio::task::spawn_blocking(move || agent.reload())
+        .await
+        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}")))?;
+    match result {
+        Ok(_) => Ok(empty_ok()),
+        Err(e) => Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed reloading config: {e}"))),
+    }
+}

@@ -14,6 +14,7 @@ pub mod health;
 pub mod input;
 pub mod kv;
 pub mod metrics;
+pub mod operator;
 pub mod query;
 pub mod response;
 pub mod session;
@@ -27,7 +28,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, put};
+use axum::routing::{any, delete, get, put};
 use axum::Router;
 use error::HttpError;
 use std::net::SocketAddr;
@@ -85,6 +86,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/agent/members", get(agent::members))
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
+        .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/register", put(agent::service_register))
@@ -120,6 +122,12 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/health/node/{name}", get(health::node))
         .route("/v1/health/checks/{name}", get(health::checks))
         .route("/v1/health/state/{state}", get(health::state))
+        .route("/v1/operator/raft/configuration", get(operator::raft_configuration))
+        .route("/v1/operator/raft/peer", delete(operator::raft_peer))
+        .route("/v1/operator/autopilot/configuration", get(operator::autopilot_configuration).put(operator::autopilot_configuration))
+        .route("/v1/operator/autopilot/health", get(operator::autopilot_health))
+        .route("/v1/operator/autopilot/state", get(operator::autopilot_state))
+        .route("/v1/operator/keyring", any(operator::keyring))
         .route("/v1/acl/{*rest}", any(acl_disabled))
         .fallback(fallback)
         .layer(middleware::from_fn(finish))

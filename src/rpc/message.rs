@@ -147,6 +147,17 @@ pub enum Request {
     RaftRemovePeer { id: Option<String>, address: Option<String> },
     /// What an IP address belongs to (DNS PTR): a node, else a service.
     CatalogReverse { ip: String, opts: QueryOptions },
+    /// The Raft configuration (`?stale` answers locally).
+    OperatorRaftConfiguration { opts: QueryOptions },
+    /// The stored autopilot configuration, or the leader's file settings.
+    AutopilotGetConfig { opts: QueryOptions },
+    AutopilotSetConfig { config: crate::catalog::operator::AutopilotConfig, cas: Option<u64> },
+    /// Autopilot's health view (answered by the leader).
+    AutopilotHealth,
+    /// A request one server forwarded to the server it believes leads:
+    /// served only if that is still true, and never forwarded again (so
+    /// stale views can't bounce a request between servers).
+    LeaderOnly(Box<Request>),
 }
 
 /// The answer to a `Request`.
@@ -175,6 +186,9 @@ pub enum Response {
     Sessions(QueryMeta, Vec<Session>),
     /// `(is_node, name, datacenter)` of a reverse lookup.
     Reverse(Option<(bool, String, String)>),
+    RaftConfiguration(super::operator::RaftConfiguration),
+    AutopilotConfig(crate::catalog::operator::AutopilotConfig),
+    AutopilotHealth(super::operator::AutopilotHealth),
 }
 
 impl Response {
@@ -209,6 +223,9 @@ impl Response {
             Response::Error(_) => "Error",
             Response::Sessions(..) => "Sessions",
             Response::Reverse(..) => "Reverse",
+            Response::RaftConfiguration(..) => "RaftConfiguration",
+            Response::AutopilotConfig(..) => "AutopilotConfig",
+            Response::AutopilotHealth(..) => "AutopilotHealth",
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod frame;
 pub mod message;
+pub mod operator;
 pub mod server;
 
 pub use message::{Consistency, QueryMeta, QueryOptions, Request, Response, RpcError, ServiceFilter, ServiceHealth};

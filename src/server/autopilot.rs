@@ -9,6 +9,7 @@
 use super::bootstrap::ServerMember;
 use super::Server;
 use crate::config::runtime::Autopilot as AutopilotSettings;
+use crate::rpc::operator::{AutopilotHealth, ServerHealth};
 use openraft::ChangeMembers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -18,21 +19,9 @@ use std::time::{Duration, Instant};
 pub struct AutopilotState {
     /// When each non-voter was first seen caught up (for stabilization).
     healthy_since: BTreeMap<u64, Instant>,
-}
-
-/// One server's health as `/v1/operator/autopilot/health` reports it.
-#[derive(Clone, Debug)]
-pub struct ServerHealth {
-    pub id: String,
-    pub name: String,
-    pub address: String,
-    pub serf_status: &'static str,
-    pub leader: bool,
-    pub voter: bool,
-    pub healthy: bool,
-    pub last_index: u64,
-    pub last_term: u64,
-    pub stable_since: Option<Duration>,
+    /// Since when (unix ms) each server has been continuously healthy, for
+    /// the operator API's `StableSince`.
+    stable_since_ms: BTreeMap<u64, u64>,
 }
 
 impl Server {
@@ -151,50 +140,73 @@ impl Server {
         Ok(())
     }
 
-    /// Health of every server in the Raft configuration, for the operator API.
-    pub fn autopilot_health(&self, servers: &[ServerMember], settings: &AutopilotSettings, state: &AutopilotState) -> Vec<ServerHealth> {
+    /// Health of every server in the Raft configuration, as the leader
+    /// judges it (Consul's rules: alive in gossip, answered appends within
+    /// `last_contact_threshold`, no more than `max_trailing_logs` behind).
+    pub fn autopilot_health(&self, servers: &[ServerMember], settings: &AutopilotSettings, state: &mut AutopilotState) -> AutopilotHealth {
         let metrics = self.consensus.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let leader = metrics.current_leader;
         let last_log = self.consensus.log.last_log_id();
+        let leader_last = last_log.map(|l| l.index).unwrap_or(0);
         let matched: BTreeMap<u64, u64> = metrics
             .replication
             .as_ref()
             .map(|r| r.iter().map(|(id, m)| (*id, m.map(|l| l.index).unwrap_or(0))).collect())
             .unwrap_or_default();
-        let now = Instant::now();
-        membership
-            .nodes()
-            .map(|(id, n)| {
-                let member = servers.iter().find(|s| s.raft_id() == Some(*id));
-                let serf_status = match member {
-                    Some(s) if s.alive => "alive",
-                    Some(s) if s.left => "left",
-                    Some(_) => "failed",
-                    None => "none",
-                };
-                let last_index = if Some(*id) == leader {
-                    last_log.map(|l| l.index).unwrap_or(0)
-                } else {
-                    matched.get(id).copied().unwrap_or(0)
-                };
-                let behind = last_log.map(|l| l.index).unwrap_or(0).saturating_sub(last_index);
-                ServerHealth {
-                    id: n.node_id.clone(),
-                    name: n.name.clone(),
-                    address: n.addr.clone(),
-                    serf_status,
-                    leader: Some(*id) == leader,
-                    voter: voters.contains(id),
-                    healthy: serf_status == "alive" && behind <= settings.max_trailing_logs,
-                    last_index,
-                    last_term: metrics.current_term,
-                    stable_since: state.healthy_since.get(id).map(|t| now.duration_since(*t)),
-                }
-            })
-            .collect()
+        let now_ms = unix_ms();
+        let mut out = Vec::new();
+        for (id, n) in membership.nodes() {
+            let member = servers.iter().find(|s| s.raft_id() == Some(*id));
+            let serf_status = match member {
+                Some(s) if s.alive => "alive",
+                Some(s) if s.left => "left",
+                Some(_) => "failed",
+                None => "none",
+            };
+            let is_leader = Some(*id) == leader;
+            let (last_index, contact) = if is_leader {
+                (leader_last, Some(Duration::ZERO))
+            } else {
+                (matched.get(id).copied().unwrap_or(0), self.consensus.peer_contacts.since(*id))
+            };
+            let healthy = serf_status == "alive"
+                && contact.is_some_and(|c| c <= settings.last_contact_threshold)
+                && leader_last.saturating_sub(last_index) <= settings.max_trailing_logs;
+            let stable_since_ms = if healthy {
+                Some(*state.stable_since_ms.entry(*id).or_insert(now_ms))
+            } else {
+                state.stable_since_ms.remove(id);
+                None
+            };
+            out.push(ServerHealth {
+                id: n.node_id.clone(),
+                name: n.name.clone(),
+                address: n.addr.clone(),
+                serf_status: serf_status.to_string(),
+                version: member.map(|m| m.version.clone()).unwrap_or_default(),
+                leader: is_leader,
+                voter: voters.contains(id),
+                healthy,
+                last_index,
+                last_term: metrics.current_term,
+                last_contact_ns: contact.map(|c| c.as_nanos() as u64).unwrap_or(u64::MAX),
+                stable_since_ms,
+            });
+        }
+        let healthy_voters = out.iter().filter(|s| s.voter && s.healthy).count();
+        let quorum = voters.len() / 2 + 1;
+        AutopilotHealth {
+            healthy: out.iter().all(|s| s.healthy),
+            failure_tolerance: healthy_voters.saturating_sub(quorum) as u32,
+            servers: out,
+        }
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Server {

@@ -25,6 +25,8 @@ pub struct ServerMember {
     pub expect: Option<u32>,
     /// Whether the member left gracefully (as opposed to failed).
     pub left: bool,
+    /// The Consul version it runs (its `build` tag up to the first ':').
+    pub version: String,
 }
 
 impl ServerMember {

@@ -100,17 +100,14 @@ impl Server {
                 reply(self.renew_local(&id), |s| Response::Sessions(QueryMeta::default(), s))
             }
             Request::RaftRemovePeer { id, address } => {
-                let result = match self.find_peer(id.as_deref(), address.as_deref()) {
-                    Ok(rid) => self.remove_peer(rid).await,
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(()) => Response::Unit,
-                    Err(e) if e == "No cluster leader" => Response::Error(RpcError::NoLeader),
-                    Err(e) => Response::Error(RpcError::Internal(e)),
-                }
+                reply(self.operator_remove_peer(id, address).await, |_| Response::Unit)
             }
+            Request::LeaderOnly(inner) => self.dispatch_leader_only(*inner).await,
             Request::CatalogReverse { ip, opts } => reply(self.catalog_reverse(&ip, &opts).await, Response::Reverse),
+            Request::OperatorRaftConfiguration { opts } => reply(self.raft_configuration(&opts).await, Response::RaftConfiguration),
+            Request::AutopilotGetConfig { opts } => reply(self.autopilot_get_config(&opts).await, Response::AutopilotConfig),
+            Request::AutopilotSetConfig { config, cas } => reply(self.autopilot_set_config(config, cas).await, Response::Bool),
+            Request::AutopilotHealth => reply(self.autopilot_health_view().await, Response::AutopilotHealth),
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),
         }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
+pub mod operator;
 pub mod session;
 pub mod stats;
 
@@ -34,6 +35,9 @@ pub struct ServerSettings {
     /// How long a request waits for a leader before failing (Consul's
     /// `performance.rpc_hold_timeout`).
     pub rpc_hold_timeout: Duration,
+    /// Autopilot settings from the config file, used until an operator
+    /// stores a configuration through the API.
+    pub autopilot: crate::config::runtime::Autopilot,
 }
 
 pub struct Server {
@@ -41,6 +45,8 @@ pub struct Server {
     pub(crate) settings: ServerSettings,
     pub(crate) rpc: RpcClient,
     pub(crate) session_timers: std::sync::Arc<session::SessionTimers>,
+    /// The leader's latest autopilot health view (None on followers).
+    pub(crate) autopilot_health: std::sync::Mutex<Option<crate::rpc::operator::AutopilotHealth>>,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -50,7 +56,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
-        Server { consensus, settings, rpc, session_timers: Default::default() }
+        Server { consensus, settings, rpc, session_timers: Default::default(), autopilot_health: Default::default() }
     }
 
     pub fn consensus(&self) -> &Consensus {

@@ -34,10 +34,12 @@ impl Server {
         put("applied_index", applied.to_string());
         put("commit_index", log.committed().map(|l| l.index).unwrap_or(applied).max(applied).to_string());
         put("fsm_pending", "0".into());
-        put(
-            "last_contact",
-            if m.state == ServerState::Leader { "0".into() } else { "never".into() },
-        );
+        let last_contact = match (m.state, self.consensus.last_contact()) {
+            (ServerState::Leader, _) => "0".to_string(),
+            (_, Some(d)) => crate::duration::format(d),
+            (_, None) => "never".to_string(),
+        };
+        put("last_contact", last_contact);
         put("last_log_index", last.map(|l| l.index).unwrap_or(0).to_string());
         put("last_log_term", last.map(|l| l.leader_id.term).unwrap_or(0).to_string());
         put("last_snapshot_index", m.snapshot.map(|l| l.index).unwrap_or(0).to_string());

@@ -54,6 +54,7 @@ async fn start_node(i: usize) -> (Node, u64, RaftNode) {
         default_query_time: Duration::from_secs(300),
         max_query_time: Duration::from_secs(600),
         rpc_hold_timeout: Duration::from_secs(7),
+        autopilot: Default::default(),
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();

@@ -1,0 +1,193 @@
+//! Operator endpoints on the server side: the Raft configuration, removing
+//! a peer, the replicated autopilot configuration and autopilot's health
+//! view. Writes and leader-only answers reach the leader from any server.
+
+use super::Server;
+use crate::catalog::operator::AutopilotConfig;
+use crate::catalog::{Command, CommandResult};
+use crate::config::runtime::Autopilot as AutopilotSettings;
+use crate::rpc::client::CallError;
+use crate::rpc::operator::{AutopilotHealth, RaftConfiguration, RaftServer};
+use crate::rpc::{QueryOptions, Request, Response, RpcError};
+use std::time::{Duration, Instant};
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Server {
+    /// `/v1/operator/raft/configuration`: the configuration as this server
+    /// holds it, after the usual consistency check (so without `?stale` a
+    /// server with no leader answers "No cluster leader").
+    /// Without `?stale` the leader answers (it alone knows how far each
+    /// follower has replicated).
+    pub async fn raft_configuration(&self, opts: &QueryOptions) -> Result<RaftConfiguration, RpcError> {
+        if opts.consistency != crate::rpc::Consistency::Stale {
+            match self.forward_to_leader(Request::OperatorRaftConfiguration { opts: opts.clone() }).await? {
+                Some(Response::RaftConfiguration(c)) => return Ok(c),
+                Some(other) => return Err(other.unexpected()),
+                None => {}
+            }
+        }
+        Ok(self.local_raft_configuration())
+    }
+
+    fn local_raft_configuration(&self) -> RaftConfiguration {
+        let metrics = self.consensus.raft.metrics().borrow().clone();
+        let stored = metrics.membership_config.clone();
+        let m = stored.membership();
+        let voters: Vec<u64> = m.voter_ids().collect();
+        let me = self.consensus.node_id;
+        let my_last = self.consensus.log.last_log_id().map(|l| l.index);
+        let matched = metrics.replication.clone().unwrap_or_default();
+        let servers = m
+            .nodes()
+            .map(|(id, n)| RaftServer {
+                id: n.node_id.clone(),
+                node: n.name.clone(),
+                address: n.addr.clone(),
+                leader: metrics.current_leader == Some(*id),
+                voter: voters.contains(id),
+                last_index: if *id == me { my_last } else { matched.get(id).and_then(|l| l.map(|l| l.index)) },
+            })
+            .collect();
+        RaftConfiguration {
+            servers,
+            index: stored.log_id().map(|l| l.index).unwrap_or(0),
+            commit_index: self.consensus.log.committed().map(|l| l.index).unwrap_or(0),
+        }
+    }
+
+    /// `DELETE /v1/operator/raft/peer`: removes a server from Raft, done by
+    /// the leader (forwarded there from any server).
+    pub async fn operator_remove_peer(&self, id: Option<String>, address: Option<String>) -> Result<(), RpcError> {
+        if id.is_none() && address.is_none() {
+            return Err(RpcError::BadRequest(
+                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove".into(),
+            ));
+        }
+        let req = Request::RaftRemovePeer { id: id.clone(), address: address.clone() };
+        match self.forward_to_leader(req).await? {
+            Some(Response::Unit) => Ok(()),
+            Some(other) => Err(other.unexpected()),
+            None => self.remove_peer_as_leader(id.as_deref(), address.as_deref()).await,
+        }
+    }
+
+    /// The leader's half of a peer removal (also what a forwarded
+    /// `RaftRemovePeer` runs).
+    pub(crate) async fn remove_peer_as_leader(&self, id: Option<&str>, address: Option<&str>) -> Result<(), RpcError> {
+        let rid = self.find_peer(id, address).map_err(RpcError::BadRequest)?;
+        self.remove_peer(rid).await.map_err(|e| if e == "No cluster leader" { RpcError::NoLeader } else { RpcError::Internal(e) })
+    }
+
+    /// The autopilot configuration in effect: the stored one, or (until an
+    /// operator writes one) the settings from this server's config file.
+    pub fn autopilot_settings(&self) -> AutopilotSettings {
+        match self.consensus.store.read(|s| s.autopilot.clone()) {
+            Some(c) => AutopilotSettings {
+                cleanup_dead_servers: c.cleanup_dead_servers,
+                last_contact_threshold: Duration::from_nanos(c.last_contact_threshold_ns),
+                max_trailing_logs: c.max_trailing_logs,
+                min_quorum: c.min_quorum,
+                server_stabilization_time: Duration::from_nanos(c.server_stabilization_time_ns),
+            },
+            None => self.settings.autopilot.clone(),
+        }
+    }
+
+    /// `GET /v1/operator/autopilot/configuration`.
+    pub async fn autopilot_get_config(&self, opts: &QueryOptions) -> Result<AutopilotConfig, RpcError> {
+        self.check_consistency(opts).await?;
+        Ok(self.consensus.store.read(|s| s.autopilot.clone()).unwrap_or_else(|| {
+            let a = &self.settings.autopilot;
+            AutopilotConfig {
+                cleanup_dead_servers: a.cleanup_dead_servers,
+                last_contact_threshold_ns: a.last_contact_threshold.as_nanos() as u64,
+                max_trailing_logs: a.max_trailing_logs,
+                min_quorum: a.min_quorum,
+                server_stabilization_time_ns: a.server_stabilization_time.as_nanos() as u64,
+                create_index: 0,
+                modify_index: 0,
+            }
+        }))
+    }
+
+    /// `PUT /v1/operator/autopilot/configuration[?cas=N]`.
+    pub async fn autopilot_set_config(&self, config: AutopilotConfig, cas: Option<u64>) -> Result<bool, RpcError> {
+        match self.apply(Command::AutopilotSet { config, cas }).await? {
+            CommandResult::Bool(b) => Ok(b),
+            CommandResult::Error(e) => Err(RpcError::BadRequest(e)),
+            other => Err(RpcError::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// `GET /v1/operator/autopilot/health`: the leader's latest view.
+    pub async fn autopilot_health_view(&self) -> Result<AutopilotHealth, RpcError> {
+        match self.forward_to_leader(Request::AutopilotHealth).await? {
+            Some(Response::AutopilotHealth(h)) => Ok(h),
+            Some(other) => Err(other.unexpected()),
+            None => self.local_autopilot_health(),
+        }
+    }
+
+    /// The health the leader's last autopilot round computed.
+    pub(crate) fn local_autopilot_health(&self) -> Result<AutopilotHealth, RpcError> {
+        if !self.consensus.is_leader() {
+            return Err(RpcError::NoLeader);
+        }
+        self.autopilot_health
+            .lock()
+            .ok()
+            .and_then(|h| h.clone())
+            .ok_or_else(|| RpcError::Internal("autopilot has not completed a round yet on the new leader".into()))
+    }
+
+    /// Records the health a leader's autopilot round computed.
+    pub fn publish_autopilot_health(&self, h: Option<AutopilotHealth>) {
+        if let Ok(mut slot) = self.autopilot_health.lock() {
+            *slot = h;
+        }
+    }
+
+    /// Sends `req` to the leader and returns its answer, or `None` when
+    /// this server is the leader (the caller serves it). Retries while no
+    /// leader is known, up to `rpc_hold_timeout`.
+    pub(crate) async fn forward_to_leader(&self, req: Request) -> Result<Option<Response>, RpcError> {
+        let req = Request::LeaderOnly(Box::new(req));
+        let deadline = Instant::now() + self.settings.rpc_hold_timeout;
+        loop {
+            let err = match self.leader_addr_of() {
+                Some((true, _)) => return Ok(None),
+                Some((false, addr)) => match self.rpc.call(addr, &req, FORWARD_TIMEOUT).await {
+                    Ok(Response::Error(e)) => e,
+                    Ok(r) => return Ok(Some(r)),
+                    Err(CallError::Connect { .. }) => RpcError::NoLeader,
+                    Err(e) => RpcError::Internal(format!("rpc error: {e}")),
+                },
+                None => RpcError::NoLeader,
+            };
+            if err != RpcError::NoLeader || Instant::now() >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Server {
+    /// Serves a `LeaderOnly` request: the leader-side half of each
+    /// forwardable operator request.
+    pub(crate) async fn dispatch_leader_only(&self, req: Request) -> Response {
+        if !self.consensus.is_leader() {
+            return Response::Error(RpcError::NoLeader);
+        }
+        let result = match req {
+            Request::RaftRemovePeer { id, address } => {
+                self.remove_peer_as_leader(id.as_deref(), address.as_deref()).await.map(|_| Response::Unit)
+            }
+            Request::AutopilotHealth => self.local_autopilot_health().map(Response::AutopilotHealth),
+            Request::OperatorRaftConfiguration { .. } => Ok(Response::RaftConfiguration(self.local_raft_configuration())),
+            _ => Err(RpcError::BadRequest("this request cannot be forwarded to the leader".into())),
+        };
+        result.unwrap_or_else(Response::Error)
+    }
+}
