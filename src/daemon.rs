@@ -49,6 +49,11 @@ async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
 }
 
 async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String> {
+    // Watches are checked before anything starts: a bad one stops the agent.
+    let (watches, watch_warnings) = crate::watch::parse_agent_watches(&cfg.watches)?;
+    for w in &watch_warnings {
+        tracing::warn!(target: "agent", "{w}");
+    }
     let data_dir = match &cfg.data_dir {
         Some(p) => Some(DataDir::open(p)?),
         None => None,
@@ -140,7 +145,9 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
     tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
     let http_shutdown = CancellationToken::new();
-    crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    let http_addrs = crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    // Watches query this agent over HTTP and stop when HTTP stops.
+    crate::watch::start_agent_watches(watches, &http_addrs, http_shutdown.clone(), &tasks)?;
     println!("==> Consul agent running!");
     println!("==> Log data will now stream in as it occurs:\n");
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");

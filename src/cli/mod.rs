@@ -8,10 +8,12 @@ pub mod columnize;
 pub mod goflag;
 pub mod keygen;
 pub mod kv;
+pub mod lock;
 pub mod members;
 pub mod services;
 pub mod validate;
 pub mod version;
+pub mod watch;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -33,6 +35,8 @@ pub enum Command {
     Catalog(catalog::CatalogArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
+    /// Execute a command holding a lock
+    Lock(lock::LockArgs),
     /// Lists the members of a Consul cluster
     Members(members::MembersArgs),
     /// Interact with services
@@ -43,6 +47,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Prints the Consul version
     Version(version::VersionArgs),
+    /// Watch for changes in Consul
+    Watch(watch::WatchArgs),
 }
 
 /// Flags every command that talks to an agent takes (Consul's HTTP flags).
@@ -93,10 +99,12 @@ Available commands are:
     catalog        Interact with the catalog
     keygen         Generates a new encryption key
     kv             Interact with the key-value store
+    lock           Execute a command holding a lock
     members        Lists the members of a Consul cluster
     services       Interact with services
     validate       Validate config files/directories
     version        Prints the Consul version
+    watch          Watch for changes in Consul
 ";
 
 /// The clap command tree with Go's flag semantics where clap differs: a
@@ -159,11 +167,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
         Command::Catalog(c) => catalog::run(c),
         Command::Kv(k) => kv::run(k),
+        Command::Lock(l) => lock::run(l),
         Command::Members(m) => members::run(m),
         Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),
+        Command::Watch(w) => watch::run(w),
     }
 }
 
