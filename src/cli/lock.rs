@@ -16,6 +16,7 @@ use child::LockChild;
 use contend::{CleanupError, Settings, MONITOR_RETRY_TIME};
 use hyper::Method;
 use clap::Args;
+use std::io::Write;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -70,9 +71,9 @@ impl Guard {
         }
     }
 
-    async fn release(&mut self) -> Result<(), String> {
+    async fn release(&mut self, lost: bool) -> Result<(), String> {
         match self {
-            Guard::Lock(m) => m.release().await,
+            Guard::Lock(m) => m.release(lost).await,
             Guard::Semaphore(s) => s.release().await,
         }
     }
@@ -93,7 +94,7 @@ struct Ui {
 impl Ui {
     fn info(&self, msg: impl AsRef<str>) {
         if self.verbose {
-            println!("{}", msg.as_ref());
+            let _ = writeln!(std::io::stdout(), "{}", msg.as_ref());
         }
     }
 }
@@ -247,7 +248,7 @@ async fn run_async(a: LockArgs) -> i32 {
         }
     }
 
-    if let Err(e) = guard.release().await {
+    if let Err(e) = guard.release(lock_lost).await {
         eprintln!("Lock release failed: {e}");
         return 1;
     }

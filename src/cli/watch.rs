@@ -12,6 +12,7 @@ use clap::Args;
 use hyper::Method;
 use serde_json::{Map, Value};
 use std::cell::Cell;
+use std::io::Write;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -162,8 +163,8 @@ async fn run_async(a: WatchArgs) -> i32 {
         let failed = &failed;
         async move {
             let Some(cmd) = handler else {
-                // No handler: print once and stop.
-                println!("{}", json::encode_indented(&data));
+                // No handler: print once and stop. A closed pipe is not an error.
+                let _ = writeln!(std::io::stdout(), "{}", json::encode_indented(&data));
                 return Flow::Stop;
             };
             match run_inherited(&cmd, index, &json::encode_line(&data)).await {

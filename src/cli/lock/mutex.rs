@@ -98,12 +98,14 @@ impl Mutex {
         }
     }
 
-    /// Releases the key and ends the session.
-    pub async fn release(&mut self) -> Result<(), String> {
+    /// Releases the key and ends the session. After a loss there is
+    /// nothing of ours to release (the key has another holder or none, and
+    /// the session may be gone), so only the session is closed.
+    pub async fn release(&mut self, lost: bool) -> Result<(), String> {
         let Some(held) = self.held.take() else { return Err("Lock not held".into()) };
         drop(held);
         let Some(session) = self.session.take() else { return Err("Lock not held".into()) };
-        let result = kv::release(&self.client, &self.key, &session.id, LOCK_FLAG).await;
+        let result = if lost { Ok(false) } else { kv::release(&self.client, &self.key, &session.id, LOCK_FLAG).await };
         session.close().await;
         result.map(|_| ()).map_err(|e| format!("failed to release lock: {e}"))
     }
