@@ -136,6 +136,30 @@ async fn child_is_stopped_when_the_lock_is_lost() {
     assert!(read(&dir.path().join("lost.err")).contains("Error running handler: signal: terminated"));
 }
 
+/// A semaphore slot is lost when its session goes: the contender key is
+/// deleted with it, the holder is pruned, and the child is stopped.
+#[tokio::test]
+async fn semaphore_slot_loss_stops_the_child() {
+    let a = Agent::dev(&["-node=semlost-a"]);
+    a.wait_ready().await;
+    wait_node(&a, "semlost-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let child = format!("echo $$ > {}; exec sleep 300", pid_file.display());
+    let mut lock = spawn_cli(&a, dir.path(), "semlost", &["lock", "-n=2", "semlost/p", &child]);
+    assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await);
+    let pid: u32 = read(&pid_file).trim().parse().unwrap();
+    let entries: Vec<Value> = a.get("/v1/kv/semlost/p?recurse").await.json().unwrap();
+    let contender = entries.iter().find(|e| e["Key"] != "semlost/p/.lock").expect("contender key");
+    let session = contender["Session"].as_str().unwrap().to_string();
+    assert_eq!(contender["Key"], format!("semlost/p/{session}"), "contender key layout");
+    a.put(&format!("/v1/session/destroy/{session}"), b"").await;
+    assert_eq!(wait_exit(&mut lock, Duration::from_secs(20)), Some(1), "{}", read(&dir.path().join("semlost.err")));
+    assert!(wait_until(Duration::from_secs(5), || async { is_dead(pid) }).await);
+    // Our holder entry was removed and the key cleaned up.
+    assert_eq!(a.get("/v1/kv/semlost/p?recurse").await.status, 404);
+}
+
 /// A child that ignores SIGTERM gets SIGKILL after the 5s grace period.
 #[tokio::test]
 async fn stubborn_child_is_killed_after_the_grace_period() {
@@ -204,4 +228,31 @@ async fn exit_codes_and_messages() {
     bad(&["lock", "-timeout=-10s", "codes/p", "true"], "Timeout must be positive");
     bad(&["lock", "-try=blah", "codes/p", "true"], "parse error");
     bad(&["lock", "-monitor-retry=-5", "codes/p", "true"], "must be >= 0");
+}
+
+/// SIGINT to `consul lock`: forwarded to the child (which then also gets
+/// the usual SIGTERM), the lock is released and the command exits 0, as
+/// Consul's does.
+#[tokio::test]
+async fn interrupt_is_forwarded_and_the_lock_released() {
+    let a = Agent::dev(&["-node=int-a"]);
+    a.wait_ready().await;
+    wait_node(&a, "int-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let got = dir.path().join("got");
+    let child = format!(
+        "trap 'echo INT >> {g}' INT; trap 'echo TERM >> {g}; exit 0' TERM; echo $$ > {p}; while :; do sleep 0.1; done",
+        g = got.display(),
+        p = pid_file.display()
+    );
+    let mut lock = spawn_cli(&a, dir.path(), "int", &["lock", "int/p", &child]);
+    assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await);
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(lock.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut lock, Duration::from_secs(20)), Some(0), "{}", read(&dir.path().join("int.err")));
+    assert!(wait_until(Duration::from_secs(5), || async { read(&got).contains("TERM") }).await, "child never got SIGTERM");
+    assert!(read(&got).contains("INT\n"), "the interrupt was not forwarded: {:?}", read(&got));
+    assert_eq!(a.get("/v1/kv/int/p/.lock").await.status, 404, "released and cleaned up");
+    assert_eq!(a.get("/v1/session/list").await.text(), "[]", "the lock's session is gone");
 }
