@@ -31,23 +31,23 @@ const B: &str = "true";
 pub struct LockArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long = "child-exit-code", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Exit 2 if the child process exited with an error if this is true, otherwise this doesn't propagate an error from the child. The default value is false")]
+    #[arg(long = "child-exit-code", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Exit with code 2 when the child fails; by default a failing child still exits 0")]
     pub child_exit_code: Option<bool>,
-    #[arg(long = "n", default_value_t = 1, allow_negative_numbers = true, help = "Optional limit on the number of concurrent lock holders. The underlying implementation switches from a lock to a semaphore when the value is greater than 1. The default value is 1")]
+    #[arg(long = "n", default_value_t = 1, allow_negative_numbers = true, help = "How many holders may run at once; above 1 a semaphore is used instead of a lock")]
     pub limit: i64,
-    #[arg(long = "monitor-retry", default_value_t = 3, allow_negative_numbers = true, help = "Number of times to retry if Consul returns a 500 error while monitoring the lock. The default value is 3, with a 1s wait between retries. Set this value to 0 to disable retires")]
+    #[arg(long = "monitor-retry", default_value_t = 3, allow_negative_numbers = true, help = "How many failed reads in a row (1s apart) the lock monitor tolerates before treating the lock as lost; 0 disables retries")]
     pub monitor_retry: i64,
-    #[arg(long, default_value = "", help = "Optional name to associate with the lock session. It not provided, one is generated based on the provided child command")]
+    #[arg(long, default_value = "", help = "Name of the lock's session; derived from the child command when empty")]
     pub name: String,
-    #[arg(long = "pass-stdin", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Pass stdin to the child process")]
+    #[arg(long = "pass-stdin", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Give the child this process's stdin")]
     pub pass_stdin: Option<bool>,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Use a shell to run the command (can set a custom shell via the SHELL environment variable)")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Run the child through $SHELL -c (default /bin/sh); false runs it directly")]
     pub shell: Option<bool>,
-    #[arg(long, allow_hyphen_values = true, help = "Maximum amount of time to wait to acquire the lock, specified as a duration like \"1s\" or \"3h\". The default value is 0")]
+    #[arg(long, allow_hyphen_values = true, help = "Give up acquiring after this long (a duration such as 10s); 0 waits forever")]
     pub timeout: Option<String>,
-    #[arg(long = "try", allow_hyphen_values = true, hide = true, help = "DEPRECATED. Use -timeout instead")]
+    #[arg(long = "try", allow_hyphen_values = true, hide = true, help = "Deprecated name of -timeout")]
     pub try_: Option<String>,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Enable verbose (debugging) output")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Print each step of acquiring, running and releasing")]
     pub verbose: Option<bool>,
     /// PREFIX then the child command.
     pub args: Vec<String>,

@@ -22,23 +22,23 @@ const B: &str = "true";
 pub struct WatchArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long = "type", default_value = "", help = "Specifies the watch type. One of key, keyprefix, services, nodes, service, checks, or event")]
+    #[arg(long = "type", default_value = "", help = "What to watch: key, keyprefix, services, nodes, service, checks or event")]
     pub watch_type: String,
-    #[arg(long, default_value = "", help = "Specifies the key to watch. Only for 'key' type")]
+    #[arg(long, default_value = "", help = "The key to watch (type key)")]
     pub key: String,
-    #[arg(long, default_value = "", help = "Specifies the key prefix to watch. Only for 'keyprefix' type")]
+    #[arg(long, default_value = "", help = "The key prefix to watch (type keyprefix)")]
     pub prefix: String,
-    #[arg(long, default_value = "", help = "Specifies the service to watch. Required for 'service' type, optional for 'checks' type")]
+    #[arg(long, default_value = "", help = "The service to watch (required for type service, optional for checks)")]
     pub service: String,
-    #[arg(long, default_value = "", help = "Specifies the service tag to filter on. Optional for 'service' type")]
+    #[arg(long, default_value = "", help = "Only instances with this tag (type service)")]
     pub tag: String,
-    #[arg(long, default_value = "", help = "Specifies if only hosts passing all checks are displayed. Optional for 'service' type, must be one of `[true|false]`. Defaults false")]
+    #[arg(long, default_value = "", help = "true: only instances whose checks all pass (type service); default false")]
     pub passingonly: String,
-    #[arg(long, default_value = "", help = "Specifies the states to watch. Optional for 'checks' type")]
+    #[arg(long, default_value = "", help = "The check state to watch: any, passing, warning or critical (type checks)")]
     pub state: String,
-    #[arg(long, default_value = "", help = "Specifies an event name to watch. Only for 'event' type")]
+    #[arg(long, default_value = "", help = "Only events with this name (type event)")]
     pub name: String,
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Use a shell to run the command (can set a custom shell via the SHELL environment variable)")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Run the handler through $SHELL -c (default /bin/sh); false runs it directly")]
     pub shell: Option<bool>,
     /// The handler to run on each change.
     pub args: Vec<String>,
@@ -46,12 +46,11 @@ pub struct WatchArgs {
 
 const HELP: &str = "Usage: consul watch [options] [child...]
 
-  Watches for changes in a given data view from Consul. If a child process
-  is specified, it will be invoked with the latest results on changes. Otherwise,
-  the latest values are dumped to stdout and the watch terminates.
+  Follows one view of Consul's data. With a child command, runs it with the
+  view as JSON on stdin at start and after every change. Without one, prints
+  the view once and exits.
 
-  Providing the watch type is required, and other parameters may be required
-  or supported depending on the watch type.";
+  -type is required; the other options depend on the type.";
 
 pub fn run(a: WatchArgs) -> i32 {
     super::block_on(run_async(a))
