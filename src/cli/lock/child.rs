@@ -3,7 +3,8 @@
 //! output and stdin only with `-pass-stdin`. Unless it needs the terminal's
 //! input it gets its own process group, so stopping it also stops anything
 //! it started (a shell's children would otherwise keep running after the
-//! lock is gone).
+//! lock is gone). On Linux the child also gets SIGTERM if `consul lock`
+//! itself dies.
 
 use crate::watch::script::HandlerCommand;
 use std::process::{ExitStatus, Stdio};
@@ -31,6 +32,22 @@ impl LockChild {
         let group = !pass_stdin;
         if group {
             cmd.process_group(0);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // If `consul lock` itself dies (SIGKILL, OOM) nobody would stop
+            // the child, which would go on running without the lock; ask
+            // the kernel to send it SIGTERM when we are gone.
+            // SAFETY: prctl(2) is async-signal-safe and touches no memory
+            // shared with the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().map_err(|e| e.to_string())?;
         let pid = child.id().and_then(|p| i32::try_from(p).ok()).ok_or("child exited before it could be tracked")?;

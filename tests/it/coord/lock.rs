@@ -256,3 +256,20 @@ async fn interrupt_is_forwarded_and_the_lock_released() {
     assert_eq!(a.get("/v1/kv/int/p/.lock").await.status, 404, "released and cleaned up");
     assert_eq!(a.get("/v1/session/list").await.text(), "[]", "the lock's session is gone");
 }
+
+/// `consul lock` killed with SIGKILL: its child does not keep running
+/// without the lock.
+#[tokio::test]
+async fn child_does_not_outlive_a_killed_lock_command() {
+    let a = Agent::dev(&["-node=orphan-a"]);
+    a.wait_ready().await;
+    wait_node(&a, "orphan-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let child = format!("echo $$ > {}; exec sleep 300", pid_file.display());
+    let mut lock = spawn_cli(&a, dir.path(), "orphan", &["lock", "orphan/p", &child]);
+    assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await);
+    let pid: u32 = read(&pid_file).trim().parse().unwrap();
+    stop(&mut lock);
+    assert!(wait_until(Duration::from_secs(5), || async { is_dead(pid) }).await, "child {pid} outlived consul lock");
+}
