@@ -114,12 +114,13 @@ async fn run_async(a: LockArgs) -> i32 {
         eprintln!("Lock holder limit must be positive");
         return 1;
     }
-    if a.args.len() < 2 {
-        eprintln!("Key prefix and child command must be specified");
-        return 1;
-    }
-    let prefix = a.args[0].strip_prefix('/').unwrap_or(&a.args[0]).to_string();
-    let child_args = a.args[1..].to_vec();
+    let (prefix, child_args) = match a.args.split_first() {
+        Some((prefix, rest)) if !rest.is_empty() => (prefix.strip_prefix('/').unwrap_or(prefix).to_string(), rest.to_vec()),
+        _ => {
+            eprintln!("Key prefix and child command must be specified");
+            return 1;
+        }
+    };
     let timeout = match (&a.timeout, &a.try_) {
         (Some(t), _) => parse_timeout("timeout", t),
         (None, Some(t)) => parse_timeout("try", t),
