@@ -10,12 +10,35 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A background command that is killed when the test ends, even when the
+/// test fails.
+pub struct Bg(pub Child);
+
+impl std::ops::Deref for Bg {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bg {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
 /// Starts a CLI command against `a` in the background; its stdout and
 /// stderr go to `<dir>/<name>.out` / `.err`.
-pub fn spawn_cli(a: &Agent, dir: &Path, name: &str, args: &[&str]) -> Child {
+pub fn spawn_cli(a: &Agent, dir: &Path, name: &str, args: &[&str]) -> Bg {
     let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
-    Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env("CONSUL_HTTP_ADDR", a.addr())
         .env("SHELL", "/bin/sh")
@@ -23,7 +46,8 @@ pub fn spawn_cli(a: &Agent, dir: &Path, name: &str, args: &[&str]) -> Child {
         .stdout(out)
         .stderr(err)
         .spawn()
-        .unwrap()
+        .unwrap();
+    Bg(child)
 }
 
 pub fn read(path: &Path) -> String {
