@@ -54,6 +54,11 @@ async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
 }
 
 async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String> {
+    // Watches are checked before anything starts: a bad one stops the agent.
+    let (watches, watch_warnings) = crate::watch::parse_agent_watches(&cfg.watches)?;
+    for w in &watch_warnings {
+        tracing::warn!(target: "agent", "{w}");
+    }
     let data_dir = match &cfg.data_dir {
         Some(p) => Some(DataDir::open(p)?),
         None => None,
@@ -114,7 +119,9 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     }
 
     let http_shutdown = CancellationToken::new();
-    crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    let http_addrs = crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    // Watches query this agent over HTTP and stop when HTTP stops.
+    crate::watch::start_agent_watches(watches, &http_addrs, http_shutdown.clone(), &tasks)?;
     let dns_addrs = cfg.dns_socket_addrs();
     if !dns_addrs.is_empty() {
         let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;

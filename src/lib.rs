@@ -37,3 +37,4 @@ pub mod metrics;
 pub mod rpc;
 pub mod server;
 pub mod version;
+pub mod watch;

@@ -11,6 +11,7 @@ pub mod join;
 pub mod keygen;
 pub mod keyring;
 pub mod kv;
+pub mod lock;
 pub mod maint;
 pub mod members;
 pub mod operator;
@@ -18,6 +19,7 @@ pub mod reload;
 pub mod services;
 pub mod validate;
 pub mod version;
+pub mod watch;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -55,6 +57,8 @@ pub enum Command {
     Reload(reload::ReloadArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
+    /// Execute a command holding a lock
+    Lock(lock::LockArgs),
     /// Lists the members of a Consul cluster
     Members(members::MembersArgs),
     /// Interact with services
@@ -65,6 +69,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Prints the Consul version
     Version(version::VersionArgs),
+    /// Watch for changes in Consul
+    Watch(watch::WatchArgs),
 }
 
 /// Flags every command that talks to an agent takes (Consul's HTTP flags).
@@ -128,6 +134,7 @@ Available commands are:
     keyring        Manages gossip layer encryption keys
     kv             Interact with the key-value store
     leave          Gracefully leaves the Consul cluster and shuts down
+    lock           Execute a command holding a lock
     maint          Controls node or service maintenance mode
     members        Lists the members of a Consul cluster
     operator       Provides cluster-level tools for Consul operators
@@ -135,6 +142,7 @@ Available commands are:
     services       Interact with services
     validate       Validate config files/directories
     version        Prints the Consul version
+    watch          Watch for changes in Consul
 ";
 
 /// The clap command tree with Go's flag semantics where clap differs: a
@@ -205,11 +213,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Maint(m) => maint::run(m),
         Command::Operator(o) => operator::run(o),
         Command::Reload(r) => reload::run(r),
+        Command::Lock(l) => lock::run(l),
         Command::Members(m) => members::run(m),
         Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),
+        Command::Watch(w) => watch::run(w),
     }
 }
 

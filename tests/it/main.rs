@@ -9,6 +9,7 @@ mod blocking;
 mod catalog;
 mod cli;
 mod config_errors;
+mod coord;
 mod durability;
 mod http_api;
 mod kv;

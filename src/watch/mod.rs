@@ -1,0 +1,26 @@
+//! Watch plans: Consul's `watch` data views (`key`, `keyprefix`,
+//! `services`, `nodes`, `service`, `checks`, `event`) run as blocking-query
+//! loops against an agent's HTTP API, with the handlers that react to them
+//! (`script`, `http`). Shared by `consul watch` and the agent's configured
+//! `watches`.
+//!
+//! Owns: parsing a watch's parameters (`spec`), the query each type makes
+//! (`query`), change detection and the retry loop (`plan`), handlers
+//! (`script`, `http_handler`, `json`) and agent config watches (`agent`).
+//! Talks to the agent only through `api::Client`; must not reach into the
+//! agent, server or catalog directly.
+
+pub mod agent;
+pub mod http_handler;
+pub mod json;
+pub mod params;
+pub mod plan;
+pub mod query;
+pub mod script;
+pub mod spec;
+mod tls;
+
+pub use agent::{parse_agent_watches, start_agent_watches, AgentWatch, WatchHandlerSpec};
+pub use http_handler::HttpHandlerConfig;
+pub use plan::{ChangeDetector, Flow, Plan};
+pub use spec::{WatchKind, WatchSpec};
