@@ -11,6 +11,9 @@
 //! - `rpc`: request options, metadata and errors shared by every endpoint.
 //! - `http`: the `/v1` API on axum.
 //! - `api`: an HTTP client of that API (CLI, examples, tests).
+//! - `gossip`, `cluster`: SWIM/serf membership and what the agent does with it.
+//! - `dns`: the DNS interface; `checks`: health checks; `watch`: watch plans.
+//! - `snapshot`: snapshot archives (save, restore, inspect).
 //! - `datadir`, `logging`, `metrics`, `duration`, `version`: support.
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
@@ -36,5 +39,6 @@ pub mod logging;
 pub mod metrics;
 pub mod rpc;
 pub mod server;
+pub mod snapshot;
 pub mod version;
 pub mod watch;

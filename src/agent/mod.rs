@@ -281,8 +281,14 @@ impl Agent {
             self.run_check(&c.def, &c.check.status);
         }
         let agent = self.clone();
+        let shutdown = self.inner.shutdown.clone();
         tasks.spawn(async move {
-            while let Some(r) = rx.recv().await {
+            loop {
+                let r = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = shutdown.cancelled() => return,
+                };
+                let Some(r) = r else { return };
                 // Results for checks removed meanwhile are ignored by the local state.
                 agent.check_result(&r.id, r.status.as_str(), &r.output);
             }

@@ -37,6 +37,10 @@ pub enum Command {
     /// Stores the autopilot configuration (`cas`: only if the stored
     /// ModifyIndex equals it; 0 = only if none is stored).
     AutopilotSet { config: super::operator::AutopilotConfig, cas: Option<u64> },
+    /// Replaces the whole state with a snapshot's (`consul snapshot
+    /// restore`): the postcard encoding of a `State`, checked by the agent
+    /// before proposing and decoded again by every replica.
+    Restore { state: Bytes },
 }
 
 impl Command {
@@ -63,6 +67,7 @@ impl Command {
                 32 + key.len() + value.len() + session.len()
             }
             Command::AutopilotSet { .. } => 64,
+            Command::Restore { state } => 16 + state.len(),
         }
     }
 }

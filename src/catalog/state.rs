@@ -26,11 +26,13 @@ pub struct Changes {
     /// Keys whose lock was lost by an invalidated session, with the
     /// session's lock delay (ns): they cannot be re-acquired for that long.
     pub lock_delays: Vec<(String, u64)>,
+    /// The whole state was replaced (a snapshot restore): wake everyone.
+    pub everything: bool,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty() && self.lock_delays.is_empty()
+        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty() && self.lock_delays.is_empty() && !self.everything
     }
 }
 
@@ -135,8 +137,11 @@ impl State {
                 CommandResult::Bool(ok)
             }
             Command::KvUnlock { key, value, flags, session } => {
+                // Releasing with a session that no longer exists is simply
+                // not a release (Consul answers false, not an error): its
+                // locks were already freed when it was invalidated.
                 if self.sessions.get(session).is_none() {
-                    return CommandResult::Error(format!("invalid session {session:?}"));
+                    return CommandResult::Bool(false);
                 }
                 let ok = self.kv.unlock(index, key, value.clone(), *flags, session);
                 if ok {
@@ -147,7 +152,30 @@ impl State {
             Command::AutopilotSet { config, cas } => {
                 CommandResult::Bool(super::operator::AutopilotConfig::set(&mut self.autopilot, index, config, *cas))
             }
+            Command::Restore { state } => match postcard::from_bytes::<State>(state) {
+                Ok(mut restored) => {
+                    restored.raise_indexes(index);
+                    *self = restored;
+                    changes.everything = true;
+                    CommandResult::Unit
+                }
+                Err(e) => CommandResult::Error(format!("snapshot state does not decode: {e}")),
+            },
         }
+    }
+
+    /// After a restore, every table's index becomes the restore's raft
+    /// index, so blocking queries see their index move forward (never back)
+    /// and return the restored data.
+    fn raise_indexes(&mut self, index: u64) {
+        self.index.kvs = index;
+        let ci = &mut self.catalog.index;
+        ci.nodes = index;
+        ci.services = index;
+        ci.checks = index;
+        ci.by_service.values_mut().for_each(|v| *v = index);
+        ci.by_node.values_mut().for_each(|v| *v = index);
+        self.sessions.index = index;
     }
 
     fn kv_written(&mut self, index: u64, key: &str, changes: &mut Changes) {

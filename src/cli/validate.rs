@@ -51,6 +51,11 @@ pub fn run(args: &ValidateArgs) -> i32 {
     };
     match config::load(&opts) {
         Ok(loaded) => {
+            // Watches are parsed when the agent starts; a bad one must fail here too.
+            if let Err(e) = crate::watch::parse_agent_watches(&loaded.config.watches) {
+                eprintln!("Config validation failed: {e}");
+                return 1;
+            }
             for w in &loaded.warnings {
                 eprintln!("[WARN] {w}");
             }

@@ -80,6 +80,8 @@ pub struct Consensus {
     last_contact_ms: Arc<AtomicU64>,
     /// When each follower last answered this server's appends (as leader).
     pub peer_contacts: network::PeerContacts,
+    /// Ends the proposer and read-barrier loops at shutdown.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Consensus {
@@ -115,8 +117,9 @@ impl Consensus {
                 }
             }
         }
-        let proposer = Proposer::spawn(raft.clone(), tasks);
-        let reads = ReadBarrier::spawn(raft.clone(), tasks);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let proposer = Proposer::spawn(raft.clone(), tasks, stop.clone());
+        let reads = ReadBarrier::spawn(raft.clone(), tasks, stop.clone());
         Ok(Consensus {
             raft,
             store,
@@ -127,6 +130,7 @@ impl Consensus {
             node: cfg.node,
             last_contact_ms: Arc::default(),
             peer_contacts,
+            stop,
         })
     }
 
@@ -178,6 +182,7 @@ impl Consensus {
     }
 
     pub async fn shutdown(&self) {
+        self.stop.cancel();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(target: "agent.server.raft", error = %e, "raft shutdown");
         }

@@ -39,9 +39,15 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker) -> Proposer {
+    /// Starts the batching loop; it ends when `stop` is cancelled.
+    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker, stop: tokio_util::sync::CancellationToken) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
-        tasks.spawn(drive(raft, rx));
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = drive(raft, rx) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
         Proposer { tx }
     }
 

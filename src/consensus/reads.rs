@@ -24,9 +24,15 @@ pub struct ReadBarrier {
 }
 
 impl ReadBarrier {
-    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker) -> ReadBarrier {
+    /// Starts the grouping loop; it ends when `stop` is cancelled.
+    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker, stop: tokio_util::sync::CancellationToken) -> ReadBarrier {
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn(drive(raft, rx));
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = drive(raft, rx) => {}
+                _ = stop.cancelled() => {}
+            }
+        });
         ReadBarrier { tx }
     }
 

@@ -56,6 +56,14 @@ impl Store {
         f(&guard)
     }
 
+    /// Reads the state together with the log id it reflects (taken under
+    /// the same lock, as snapshots are).
+    pub fn read_with_applied<R>(&self, f: impl FnOnce(&State, Option<LogId>) -> R) -> R {
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let applied = self.lock_meta().last_applied;
+        f(&guard, applied)
+    }
+
     pub fn kv_hub(&self) -> &Arc<WatchHub> {
         &self.kv_hub
     }
@@ -111,6 +119,10 @@ impl Store {
         }
         for prefix in &changes.kv_trees {
             self.kv_hub.tree_changed(prefix);
+        }
+        if changes.everything {
+            self.kv_hub.tree_changed("");
+            self.catalog_hub.tree_changed("");
         }
         for topic in &changes.topics {
             self.catalog_hub.key_changed(topic);
@@ -193,8 +205,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
             }
-        }
-        {
+            // Still under the state lock: a reader taking both (snapshots,
+            // `read_with_applied`) must never see the new state with the
+            // old applied index.
             let mut meta = self.store.lock_meta();
             if last.is_some() {
                 meta.last_applied = last;

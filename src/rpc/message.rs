@@ -158,6 +158,10 @@ pub enum Request {
     /// served only if that is still true, and never forwarded again (so
     /// stale views can't bounce a request between servers).
     LeaderOnly(Box<Request>),
+    /// The encoded state at the applied index (`/v1/snapshot` GET).
+    SnapshotSave { opts: QueryOptions },
+    /// Replaces the state with an encoded one (`/v1/snapshot` PUT).
+    SnapshotRestore { state: bytes::Bytes },
 }
 
 /// The answer to a `Request`.
@@ -189,6 +193,8 @@ pub enum Response {
     RaftConfiguration(super::operator::RaftConfiguration),
     AutopilotConfig(crate::catalog::operator::AutopilotConfig),
     AutopilotHealth(super::operator::AutopilotHealth),
+    /// `(meta, raft index, raft term, encoded state)` of a snapshot.
+    Snapshot(QueryMeta, u64, u64, bytes::Bytes),
 }
 
 impl Response {
@@ -226,6 +232,7 @@ impl Response {
             Response::RaftConfiguration(..) => "RaftConfiguration",
             Response::AutopilotConfig(..) => "AutopilotConfig",
             Response::AutopilotHealth(..) => "AutopilotHealth",
+            Response::Snapshot(..) => "Snapshot",
         }
     }
 }

@@ -108,6 +108,8 @@ impl Server {
             Request::AutopilotGetConfig { opts } => reply(self.autopilot_get_config(&opts).await, Response::AutopilotConfig),
             Request::AutopilotSetConfig { config, cas } => reply(self.autopilot_set_config(config, cas).await, Response::Bool),
             Request::AutopilotHealth => reply(self.autopilot_health_view().await, Response::AutopilotHealth),
+            Request::SnapshotSave { opts } => reply(self.snapshot_save(&opts).await, |(m, i, t, s)| Response::Snapshot(m, i, t, s)),
+            Request::SnapshotRestore { state } => reply(self.snapshot_restore(state).await, |_| Response::Unit),
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),
         }

@@ -15,6 +15,7 @@ pub mod kv;
 pub mod leader;
 pub mod operator;
 pub mod session;
+pub mod snapshot;
 pub mod stats;
 
 use crate::catalog::{Command, CommandResult};

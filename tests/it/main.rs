@@ -7,12 +7,14 @@ mod harness;
 
 mod blocking;
 mod catalog;
+mod cluster;
 mod cli;
 mod config_errors;
 mod coord;
 mod durability;
 mod http_api;
 mod kv;
+mod operator;
 mod raft_cluster;
 mod sessions;
 mod txn;
