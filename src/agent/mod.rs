@@ -10,6 +10,7 @@ pub mod ae;
 pub mod client;
 pub mod definition;
 pub mod dns_backend;
+pub mod exec;
 pub mod local;
 pub mod persist;
 pub mod runner;
@@ -50,6 +51,9 @@ struct Inner {
     runner: OnceLock<crate::checks::Runner>,
     /// The gossip pools; set once at start (`attach_gossip`).
     gossip: OnceLock<crate::cluster::Pools>,
+    /// The user events this agent accepted (`/v1/event/list`); filled by
+    /// `event::dispatch`, fired through `Agent::fire_user_event` (src/event/fire.rs).
+    events: crate::event::EventRing,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -94,6 +98,7 @@ impl Agent {
                 persist: Persist::new(data_dir),
                 runner: OnceLock::new(),
                 gossip: OnceLock::new(),
+                events: crate::event::EventRing::default(),
             }),
         }
     }
@@ -121,6 +126,11 @@ impl Agent {
 
     pub fn local(&self) -> &LocalState {
         &self.inner.local
+    }
+
+    /// The ring of recent user events.
+    pub fn events(&self) -> &crate::event::EventRing {
+        &self.inner.events
     }
 
     /// Asks the agent to stop (as `consul leave` or a signal does).

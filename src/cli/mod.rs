@@ -5,6 +5,8 @@
 pub mod agent;
 pub mod catalog;
 pub mod columnize;
+pub mod event;
+pub mod exec;
 pub mod goflag;
 pub mod keygen;
 pub mod kv;
@@ -31,6 +33,10 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Interact with the catalog
     Catalog(catalog::CatalogArgs),
+    /// Fire a new event
+    Event(event::EventArgs),
+    /// Executes a command on Consul nodes
+    Exec(exec::ExecArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
     /// Lists the members of a Consul cluster
@@ -91,6 +97,8 @@ const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
 Available commands are:
     agent          Runs a Consul agent
     catalog        Interact with the catalog
+    event          Fire a new event
+    exec           Executes a command on Consul nodes
     keygen         Generates a new encryption key
     kv             Interact with the key-value store
     members        Lists the members of a Consul cluster
@@ -158,6 +166,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     match cli.command {
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
         Command::Catalog(c) => catalog::run(c),
+        Command::Event(e) => event::run(e),
+        Command::Exec(e) => exec::run(e),
         Command::Kv(k) => kv::run(k),
         Command::Members(m) => members::run(m),
         Command::Services(s) => services::run(s),
