@@ -345,7 +345,16 @@ async fn watch_results(client: Client, dir: String, wait: Duration, stale: bool,
             continue;
         }
         index = new_index;
-        let keys: Vec<String> = if resp.status == StatusCode::NOT_FOUND { Vec::new() } else { resp.json().unwrap_or_default() };
+        let mut keys: Vec<String> = if resp.status == StatusCode::NOT_FOUND { Vec::new() } else { resp.json().unwrap_or_default() };
+        // Keys come sorted by name, which puts a node's `exit` before its
+        // `out/…`; report acks, then output, then exits, so a fast job's
+        // output is not printed after its exit code.
+        keys.sort_by_key(|k| match rexec::classify(k.strip_prefix(&dir).unwrap_or(k)) {
+            ResultKey::Ack(_) => 0,
+            ResultKey::Output(_) => 1,
+            ResultKey::Exit(_) => 2,
+            ResultKey::Job | ResultKey::Unknown => 3,
+        });
         for full in keys {
             if !seen.insert(full.clone()) {
                 continue;
