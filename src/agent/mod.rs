@@ -10,6 +10,7 @@ pub mod ae;
 pub mod client;
 pub mod definition;
 pub mod dns_backend;
+pub mod exec;
 pub mod local;
 pub mod persist;
 pub mod reload;
@@ -53,6 +54,9 @@ struct Inner {
     gossip: OnceLock<crate::cluster::Pools>,
     /// How the configuration was loaded, for `reload`.
     load_options: OnceLock<crate::config::LoadOptions>,
+    /// The user events this agent accepted (`/v1/event/list`); filled by
+    /// `event::dispatch`, fired through `Agent::fire_user_event` (src/event/fire.rs).
+    events: crate::event::EventRing,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -98,6 +102,7 @@ impl Agent {
                 runner: OnceLock::new(),
                 gossip: OnceLock::new(),
                 load_options: OnceLock::new(),
+                events: crate::event::EventRing::default(),
             }),
         }
     }
@@ -125,6 +130,11 @@ impl Agent {
 
     pub fn local(&self) -> &LocalState {
         &self.inner.local
+    }
+
+    /// The ring of recent user events.
+    pub fn events(&self) -> &crate::event::EventRing {
+        &self.inner.events
     }
 
     /// Asks the agent to stop (as `consul leave` or a signal does).

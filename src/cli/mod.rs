@@ -5,6 +5,8 @@
 pub mod agent;
 pub mod catalog;
 pub mod columnize;
+pub mod event;
+pub mod exec;
 pub mod goflag;
 pub mod info;
 pub mod join;
@@ -55,6 +57,10 @@ pub enum Command {
     Operator(operator::OperatorArgs),
     /// Triggers the agent to reload configuration files
     Reload(reload::ReloadArgs),
+    /// Fire a new event
+    Event(event::EventArgs),
+    /// Executes a command on Consul nodes
+    Exec(exec::ExecArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
     /// Execute a command holding a lock
@@ -127,6 +133,8 @@ const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
 Available commands are:
     agent          Runs a Consul agent
     catalog        Interact with the catalog
+    event          Fire a new event
+    exec           Executes a command on Consul nodes
     force-leave    Forces a member of the cluster to enter the \"left\" state
     info           Provides debugging information for operators.
     join           Tell Consul agent to join cluster
@@ -204,6 +212,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     match cli.command {
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
         Command::Catalog(c) => catalog::run(c),
+        Command::Event(e) => event::run(e),
+        Command::Exec(e) => exec::run(e),
         Command::Kv(k) => kv::run(k),
         Command::ForceLeave(f) => join::force_leave(f),
         Command::Info(i) => info::run(i),

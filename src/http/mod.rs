@@ -10,6 +10,7 @@ pub mod agent;
 pub mod catalog;
 pub mod decode;
 pub mod error;
+pub mod event;
 pub mod health;
 pub mod input;
 pub mod kv;
@@ -55,7 +56,6 @@ pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
 const NOT_YET: &[&str] = &[
     "/v1/agent/",
     "/v1/catalog/",
-    "/v1/event/",
     "/v1/coordinate/",
     "/v1/query",
     "/v1/operator/",
@@ -128,6 +128,9 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/operator/autopilot/health", get(operator::autopilot_health))
         .route("/v1/operator/autopilot/state", get(operator::autopilot_state))
         .route("/v1/operator/keyring", any(operator::keyring))
+        .route("/v1/event/fire/", put(event::fire_missing_name))
+        .route("/v1/event/fire/{*name}", put(event::fire))
+        .route("/v1/event/list", get(event::list))
         .route("/v1/acl/{*rest}", any(acl_disabled))
         .fallback(fallback)
         .layer(middleware::from_fn(finish))

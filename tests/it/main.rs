@@ -12,6 +12,7 @@ mod cli;
 mod config_errors;
 mod coord;
 mod durability;
+mod events;
 mod http_api;
 mod kv;
 mod operator;
