@@ -125,6 +125,37 @@ impl Client {
         Ok(ApiResponse { status: parts.status, headers: parts.headers, body })
     }
 
+    /// Like `call`, but reports the body's bytes as they arrive, for
+    /// progress display of long transfers (snapshots).
+    pub async fn download(&self, path_and_query: &str, mut progress: impl FnMut(u64)) -> Result<ApiResponse, String> {
+        let mut url = format!("{}{}", self.base, path_and_query);
+        if let Some(dc) = &self.cfg.datacenter {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("dc=");
+            url.push_str(&encode(dc));
+        }
+        let mut req = Request::builder().method(Method::GET).uri(&url);
+        if let Some(t) = &self.cfg.token {
+            req = req.header("X-Consul-Token", t);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let resp = self.http.request(req).await.map_err(|e| format!("GET \"{url}\": {}", describe_hyper(&e)))?;
+        let (parts, mut body) = resp.into_parts();
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("GET \"{url}\": reading body: {e}"))?;
+            if let Some(data) = frame.data_ref() {
+                buf.extend_from_slice(data);
+                progress(buf.len() as u64);
+            }
+        }
+        let resp = ApiResponse { status: parts.status, headers: parts.headers, body: Bytes::from(buf) };
+        if !resp.status.is_success() {
+            return Err(format!("Unexpected response code: {} ({})", resp.status.as_u16(), resp.text().trim_end()));
+        }
+        Ok(resp)
+    }
+
     /// Sends a request and turns any non-2xx status into Consul's
     /// `Unexpected response code: N (body)` error.
     pub async fn call(&self, method: Method, path_and_query: &str, body: Option<Bytes>) -> Result<ApiResponse, String> {

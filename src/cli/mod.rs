@@ -19,6 +19,7 @@ pub mod members;
 pub mod operator;
 pub mod reload;
 pub mod services;
+pub mod snapshot;
 pub mod validate;
 pub mod version;
 pub mod watch;
@@ -57,6 +58,8 @@ pub enum Command {
     Operator(operator::OperatorArgs),
     /// Triggers the agent to reload configuration files
     Reload(reload::ReloadArgs),
+    /// Saves, restores and inspects snapshots of Consul server state
+    Snapshot(snapshot::SnapshotArgs),
     /// Fire a new event
     Event(event::EventArgs),
     /// Executes a command on Consul nodes
@@ -148,6 +151,7 @@ Available commands are:
     operator       Provides cluster-level tools for Consul operators
     reload         Triggers the agent to reload configuration files
     services       Interact with services
+    snapshot       Saves, restores and inspects snapshots of Consul server state
     validate       Validate config files/directories
     version        Prints the Consul version
     watch          Watch for changes in Consul
@@ -223,6 +227,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Maint(m) => maint::run(m),
         Command::Operator(o) => operator::run(o),
         Command::Reload(r) => reload::run(r),
+        Command::Snapshot(s) => snapshot::run(s),
         Command::Lock(l) => lock::run(l),
         Command::Members(m) => members::run(m),
         Command::Services(s) => services::run(s),

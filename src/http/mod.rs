@@ -19,6 +19,7 @@ pub mod operator;
 pub mod query;
 pub mod response;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 pub mod views;
@@ -59,7 +60,6 @@ const NOT_YET: &[&str] = &[
     "/v1/coordinate/",
     "/v1/query",
     "/v1/operator/",
-    "/v1/snapshot",
     "/v1/connect/",
     "/v1/config",
     "/v1/discovery-chain/",
@@ -128,6 +128,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/operator/autopilot/health", get(operator::autopilot_health))
         .route("/v1/operator/autopilot/state", get(operator::autopilot_state))
         .route("/v1/operator/keyring", any(operator::keyring))
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         .route("/v1/event/fire/", put(event::fire_missing_name))
         .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
