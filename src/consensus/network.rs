@@ -81,7 +81,7 @@ impl PeerClient {
             Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
         };
         let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let resp = self.client.call(addr, &Request::Raft(kind, payload), option.hard_ttl()).await;
+        let resp = self.client.call(addr, &Request::Raft(kind, self.target, payload), option.hard_ttl()).await;
         let bytes = match resp {
             Ok(Response::Raft(bytes)) => bytes,
             Ok(other) => return Err(RPCError::Network(NetworkError::new(&Msg(other.unexpected().to_string())))),

@@ -114,7 +114,10 @@ pub enum RaftRpc {
 pub enum Request {
     Ping,
     /// Raft traffic between servers; the payload is encoded by `consensus::network`.
-    Raft(RaftRpc, Vec<u8>),
+    /// A Raft RPC for the server whose Raft id is the middle field: a
+    /// server that came back with a new ID at the same address must not
+    /// answer traffic meant for its old self.
+    Raft(RaftRpc, u64, Vec<u8>),
     /// A follower forwards a write to the leader.
     Propose(Command),
     /// A follower asks the leader to confirm leadership and return the index

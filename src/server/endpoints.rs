@@ -28,7 +28,13 @@ impl Server {
     pub async fn dispatch(&self, req: Request) -> Response {
         match req {
             Request::Ping => Response::Pong,
-            Request::Raft(kind, payload) => {
+            Request::Raft(kind, target, payload) => {
+                if target != self.consensus.node_id {
+                    return Response::Error(RpcError::BadRequest(format!(
+                        "raft RPC for server id {target:016x} reached server id {:016x}",
+                        self.consensus.node_id
+                    )));
+                }
                 if kind == RaftRpc::AppendEntries {
                     self.consensus.touch_contact();
                 }

@@ -91,6 +91,9 @@ pub fn read_archive(bytes: &[u8]) -> Result<Archive, String> {
             other => return Err(format!("unexpected file {other:?} in snapshot archive")),
         }
     }
+    // tar stops at its end-of-archive blocks; gzip only checks its CRC and
+    // length trailer once the stream is read to the end, so drain it.
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| format!("corrupt snapshot archive: {e}"))?;
     let meta_bytes = meta.ok_or("snapshot archive has no meta.json")?;
     let state = state.ok_or("snapshot archive has no state.bin")?;
     let sums = String::from_utf8(sums.ok_or("snapshot archive has no SHA256SUMS")?).map_err(|_| "SHA256SUMS is not text")?;
@@ -126,13 +129,21 @@ mod tests {
         assert_eq!(a.state, state);
         assert!(a.meta.id.starts_with("7-42-"));
 
-        // Corrupting any byte of the compressed stream is caught, whether
-        // by gzip's own CRC, tar's framing or our checksums.
-        for pos in [10, bytes.len() / 2, bytes.len() - 5] {
+        // Flipping any byte of the compressed stream never yields different
+        // content: gzip's CRC, tar's framing or our checksums refuse it.
+        // (Deflate has slack bits, e.g. unused Huffman code lengths, so a
+        // flip can also decode to the very same bytes; that is harmless.
+        // Bytes 4..10 of the gzip header carry no check at all.)
+        let mut refused = 0;
+        for pos in 10..bytes.len() {
             let mut bad = bytes.clone();
             bad[pos] ^= 0x55;
-            assert!(read_archive(&bad).is_err(), "corruption at {pos} not detected");
+            match read_archive(&bad) {
+                Err(_) => refused += 1,
+                Ok(b) => assert_eq!((b.state, b.meta.index), (state.clone(), 42), "corruption at {pos} slipped through"),
+            }
         }
+        assert!(refused > (bytes.len() - 10) * 9 / 10, "only {refused} of {} flips refused", bytes.len() - 10);
         assert!(read_archive(b"").is_err());
         assert!(read_archive(&bytes[..bytes.len() / 2]).is_err());
     }

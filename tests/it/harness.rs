@@ -112,6 +112,11 @@ impl Agent {
         self.client().request(Method::GET, path, None).await.expect("GET")
     }
 
+    /// A GET that tolerates the agent not listening (yet): for wait loops.
+    pub async fn try_get(&self, path: &str) -> Option<ApiResponse> {
+        self.client().request(Method::GET, path, None).await.ok()
+    }
+
     pub async fn put(&self, path: &str, body: &[u8]) -> ApiResponse {
         self.client().request(Method::PUT, path, Some(body.to_vec().into())).await.expect("PUT")
     }

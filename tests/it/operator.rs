@@ -75,8 +75,15 @@ async fn maint_enables_lists_and_disables() {
     let list = agent.cli(&["maint"]);
     assert!(list.stdout.contains("Node:\n  Name:   dev\n  Reason: disk swap"), "{}", list.stdout);
     assert!(list.stdout.contains("Service:\n  ID:     web1"), "{}", list.stdout);
-    let crit: Vec<Value> = agent.get("/v1/health/state/critical").await.json().expect("json");
-    assert!(crit.iter().any(|c| c["CheckID"] == "_node_maintenance"), "{crit:?}");
+    // The catalog learns of the maintenance check through anti-entropy.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            let crit: Vec<Value> = agent.get("/v1/health/state/critical").await.json().unwrap_or_default();
+            crit.iter().any(|c| c["CheckID"] == "_node_maintenance")
+        })
+        .await,
+        "node maintenance check never reached the catalog"
+    );
     let off = agent.cli(&["maint", "-disable"]);
     assert_eq!(off.stdout.trim(), "Node maintenance is now disabled");
     let both = agent.cli(&["maint", "-enable", "-disable"]);
@@ -102,7 +109,8 @@ async fn keyring_rotates_keys_across_an_encrypted_pool_and_join_force_leave_work
     ];
     let client = Agent::spawn(ip, args, Some(dir), Some(tmp));
     // consul join from the client's CLI.
-    assert!(wait_until(Duration::from_secs(10), || async { client.get("/v1/agent/self").await.status == 200 }).await);
+    let up = || async { client.client().request(hyper::Method::GET, "/v1/agent/self", None).await.is_ok_and(|r| r.status == 200) };
+    assert!(wait_until(Duration::from_secs(10), up).await, "client agent never served HTTP");
     let joined = client.cli(&["join", &server.ip.to_string()]);
     assert_eq!(joined.code, 0, "{joined:?}");
     assert_eq!(joined.stdout.trim(), "Successfully joined cluster by contacting 1 nodes.");
