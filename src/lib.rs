@@ -28,6 +28,7 @@ pub mod consensus;
 pub mod daemon;
 pub mod datadir;
 pub mod dns;
+pub mod filter;
 pub mod duration;
 pub mod fsutil;
 pub mod gossip;
