@@ -10,6 +10,7 @@ mod catalog;
 mod cli;
 mod config_errors;
 mod durability;
+mod filter;
 mod http_api;
 mod kv;
 mod raft_cluster;
