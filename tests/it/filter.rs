@@ -121,11 +121,11 @@ async fn filters_apply_on_every_list_endpoint() {
     assert_eq!(keys(&v), ["api-a"]);
     let v = filtered(&a, "/v1/agent/services", "Port != 9000 and Service == api").await;
     assert_eq!(keys(&v), ["api-b"]);
-    let v = filtered(&a, "/v1/agent/checks", "ServiceID == api-a").await;
+    let v = filtered(&a, "/v1/agent/checks", r#"ServiceID == "api-a""#).await;
     assert_eq!(keys(&v), ["service:api-a"]);
-    let v = filtered(&a, "/v1/agent/members", "Name == filter-node").await;
+    let v = filtered(&a, "/v1/agent/members", r#"Name == "filter-node""#).await;
     assert_eq!(field(&v, "Name"), ["filter-node"]);
-    let v = filtered(&a, "/v1/agent/members", "Name != filter-node").await;
+    let v = filtered(&a, "/v1/agent/members", r#"Name != "filter-node""#).await;
     assert_eq!(v, json!([]));
 
     // An empty ?filter= is no filter.
