@@ -55,7 +55,7 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
     let opts = query_options(&params, &headers)?;
     let (meta, mut nodes) = ctx.agent.catalog_nodes(&node_meta(&params)?, &opts).await?;
     if let Some(f) = &filter {
-        nodes.retain(|n| f.matches(&json!(NodeJson::new(n))));
+        nodes.retain(|n| f.matches(&serde_json::to_value(NodeJson::new(n)).unwrap_or_default()));
     }
     let out: Vec<NodeJson> = nodes.iter().map(NodeJson::new).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -77,9 +77,11 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> H
 
 /// Consul filters `/v1/catalog/services` per instance (its `ServiceNode`
 /// records) and then groups names and tags. Our RPC answers with the grouped
-/// view only, so the instances of each listed service are read again, at
-/// least as fresh as the index just answered (no blocking: it already
+/// view only, so the instances of each listed service are read right after
+/// it, with the same consistency mode and without blocking (that already
 /// happened). The index and headers stay those of the grouped read.
+/// TODO(integration): one RPC returning every instance would make this a
+/// single consistent read.
 async fn filter_services(
     ctx: &Ctx,
     services: &BTreeMap<String, Vec<String>>,
