@@ -31,6 +31,7 @@ pub mod consensus;
 pub mod daemon;
 pub mod datadir;
 pub mod dns;
+pub mod filter;
 pub mod duration;
 pub mod event;
 pub mod fsutil;

@@ -5,13 +5,14 @@ use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{AgentServiceIn, CheckIn, CheckUpdateIn};
 use super::kv::read_limited;
-use super::query::{no_filter, Params};
+use super::query::{filter, keep, Params};
 use super::response::{empty_ok, json, json_status};
 use super::views::{agent_service, health_check};
 use super::Ctx;
 use crate::agent::definition::Source;
 use crate::agent::{Agent, AgentError};
 use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
+use crate::filter::schemas;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -174,10 +175,11 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
 
 pub async fn members(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::member())?;
     let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
     let members = ctx.agent.members(wan)?;
-    let out: Vec<Value> = members.iter().map(member_json).collect();
+    let mut out: Vec<Value> = members.iter().map(member_json).collect();
+    out.retain(|v| keep(filter.as_ref(), v));
     json(&params, &out)
 }
 
@@ -208,11 +210,14 @@ pub async fn force_leave(State(ctx): State<Ctx>, Path(node): Path<String>, uri: 
 
 pub async fn services(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::agent_service())?;
     let dc = ctx.agent.config().datacenter.clone();
     let mut map = Map::new();
     for s in ctx.agent.local().services() {
-        map.insert(s.def.id.clone(), agent_service(&s.node_service(), &dc));
+        let v = agent_service(&s.node_service(), &dc);
+        if keep(filter.as_ref(), &v) {
+            map.insert(s.def.id.clone(), v);
+        }
     }
     json(&params, &map)
 }
@@ -280,7 +285,7 @@ pub async fn service_deregister(State(ctx): State<Ctx>, Path(id): Path<String>) 
 
 pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::health_check())?;
     let mut map = Map::new();
     let services: BTreeMap<String, (String, Vec<String>)> = ctx
         .agent
@@ -300,7 +305,9 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             m.remove("CreateIndex");
             m.remove("ModifyIndex");
         }
-        map.insert(c.def.id.clone(), v);
+        if keep(filter.as_ref(), &v) {
+            map.insert(c.def.id.clone(), v);
+        }
     }
     json(&params, &map)
 }

@@ -2,10 +2,11 @@
 
 use super::catalog::service_filter;
 use super::error::{HttpError, HttpResult};
-use super::query::{no_filter, node_meta, passing, query_options, Params};
+use super::query::{filter, keep, node_meta, passing, query_options, Params};
 use super::response::{json, with_meta};
 use super::views::{health_check, node_service, NodeJson};
 use super::Ctx;
+use crate::filter::schemas;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Value};
@@ -13,12 +14,12 @@ use serde_json::{json, Value};
 pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    no_filter(&params)?;
+    let expr = filter(&params, schemas::service_health())?;
     let opts = query_options(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
     let (meta, entries) = ctx.agent.health_service(&name, &filter, &opts).await?;
-    let out: Vec<Value> = entries
+    let mut out: Vec<Value> = entries
         .iter()
         .map(|e| {
             json!({
@@ -28,6 +29,7 @@ pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri,
             })
         })
         .collect();
+    out.retain(|v| keep(expr.as_ref(), v));
     let mut resp = with_meta(json(&params, &out)?, &meta);
     resp.headers_mut().insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
     Ok(resp)
@@ -36,32 +38,35 @@ pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri,
 pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::health_check())?;
     let opts = query_options(&params, &headers)?;
     let (meta, checks) = ctx.agent.health_node(&name, &opts).await?;
-    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
+    out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
 pub async fn checks(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::health_check())?;
     let opts = query_options(&params, &headers)?;
     let (meta, checks) = ctx.agent.health_checks(&name, &node_meta(&params)?, &opts).await?;
-    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
+    out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
 pub async fn state(State(ctx): State<Ctx>, Path(state): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    no_filter(&params)?;
+    let filter = filter(&params, schemas::health_check())?;
     if !matches!(state.as_str(), "any" | "passing" | "warning" | "critical") {
         return Err(HttpError::bad_request("Invalid check state"));
     }
     let opts = query_options(&params, &headers)?;
     let (meta, checks) = ctx.agent.health_state(&state, &node_meta(&params)?, &opts).await?;
-    let out: Vec<Value> = checks.iter().map(health_check).collect();
+    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
+    out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
 }

@@ -1,10 +1,12 @@
 //! Query-string and header parsing shared by every endpoint: Consul's
 //! presence flags (`?recurse` with or without a value), blocking and
-//! consistency options, `?dc`, tokens and `?pretty`.
+//! consistency options, `?dc`, tokens, `?pretty` and `?filter`.
 
 use super::error::HttpError;
+use crate::filter::{Filter, Schema, CONSUL_ERROR_PREFIX};
 use crate::rpc::{Consistency, QueryOptions};
 use axum::http::HeaderMap;
+use serde_json::Value;
 
 /// The decoded query string, in order, repeated keys kept.
 #[derive(Clone, Debug, Default)]
@@ -127,13 +129,23 @@ pub fn passing(params: &Params) -> Result<bool, HttpError> {
     }
 }
 
-/// `?filter` arrives with the filtering work; until then it is refused
-/// rather than silently ignored (an unfiltered answer would mislead).
-pub fn no_filter(params: &Params) -> Result<(), HttpError> {
-    if params.get("filter").is_some_and(|f| !f.is_empty()) {
-        return Err(HttpError::bad_request("Failed to create boolean expression evaluator: ?filter is not supported by this agent yet"));
+/// `?filter=`: the expression bound to the endpoint's record schema, or
+/// `None` when absent or empty. A bad expression is a 400 with Consul's
+/// prefix and the parser's message.
+pub fn filter(params: &Params, schema: &Schema) -> Result<Option<Filter>, HttpError> {
+    match params.get("filter") {
+        None | Some("") => Ok(None),
+        Some(expr) => Filter::parse(expr, schema).map(Some).map_err(|e| {
+            crate::metrics::incr("consul.http.filter.rejected", 1);
+            tracing::debug!(target: "agent.http", error = %e, "rejected filter expression");
+            HttpError::bad_request(format!("{CONSUL_ERROR_PREFIX}{e}"))
+        }),
     }
-    Ok(())
+}
+
+/// Whether a record survives the filter (every record does without one).
+pub fn keep(filter: Option<&Filter>, record: &Value) -> bool {
+    filter.is_none_or(|f| f.matches(record))
 }
 
 #[cfg(test)]

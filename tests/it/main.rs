@@ -13,6 +13,7 @@ mod config_errors;
 mod coord;
 mod durability;
 mod events;
+mod filter;
 mod http_api;
 mod kv;
 mod operator;
