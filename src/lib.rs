@@ -28,6 +28,7 @@ pub mod datadir;
 pub mod duration;
 pub mod fsutil;
 pub mod http;
+pub mod lincheck;
 pub mod logging;
 pub mod metrics;
 pub mod rpc;

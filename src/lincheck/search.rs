@@ -1,0 +1,457 @@
+//! The linearizability search for one register: Wing & Gong's depth-first
+//! search over the ordered list of call/return entries, with Lowe's memo of
+//! already-explored configurations (linearized set, register value).
+//!
+//! Owns the search and its budget; knows nothing of keys, files or reports.
+//!
+//! # How it works
+//! Definite ops are laid out as call and return entries in time order (a call
+//! sorts before a return at the same instant, so touching intervals count as
+//! concurrent) in a doubly linked list. From the head, the search tries each
+//! call entry before the first return entry: if the op's answer fits the
+//! current value, the op is linearized — its two entries are unlinked and the
+//! scan restarts at the head. Reaching a return entry means that op had to be
+//! linearized already, so the search backtracks (relinking in reverse order).
+//! The list empty means every definite op is linearized: success.
+//!
+//! Ops still indeterminate have no return entry (their return is +∞); they
+//! are tried only when the scan reaches a return entry, if invoked by then.
+//! Such ops are optional: one left out is one that never took effect, which is
+//! why success needs only the definite ops. Indeterminate ops with an identical
+//! effect are interchangeable, so within such a class they are only ever
+//! linearized in invocation order (symmetry reduction: k timed-out deletes
+//! give k+1 choices, not 2^k subsets). Swapping two members in any valid
+//! linearization keeps it valid: neither has a return bound, and the earlier-
+//! invoked one can take the earlier slot.
+//!
+//! # Memo
+//! A configuration is (set of linearized ops, register value). The set is kept
+//! as a 128-bit Zobrist hash (XOR of one random 128-bit word per op), updated
+//! in O(1) per step, instead of an n-bit bitset: a bitset costs n/8 bytes per
+//! memo entry and O(n) per hash, which rules out 10⁵-op keys. Two different
+//! sets collide with probability 2⁻¹²⁸ per pair; even 10⁹ entries give a
+//! collision chance below 10⁻²⁰. A collision could only prune a branch (a
+//! false "not linearizable"), never accept a bad history.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::time::Instant;
+
+use super::history::Time;
+use super::prepare::{KeyHistory, ValueId, ABSENT};
+
+/// How much the search may spend on one key.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub max_steps: u64,
+    pub deadline: Option<Instant>,
+    /// How many ops of the longest linearizable prefix to keep for a report.
+    pub tail: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stats {
+    pub steps: u64,
+    pub memo_entries: usize,
+    pub memo_bytes: usize,
+    pub max_depth: usize,
+}
+
+/// The furthest point the search reached in a history it could not
+/// linearize.
+#[derive(Clone, Debug)]
+pub(crate) struct Frontier {
+    /// The op whose return the search could never get past.
+    pub blocked: u32,
+    /// Its return entry (position in time order), to compare frontiers.
+    blocked_entry: u32,
+    /// Length of the linearized prefix when that point was first reached.
+    pub prefix_len: usize,
+    /// The prefix's last ops with the register value after each.
+    pub tail: Vec<(u32, ValueId)>,
+    /// Register values seen at that point (at most `MAX_STATES`).
+    pub states: Vec<ValueId>,
+}
+
+const MAX_STATES: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exhausted {
+    Steps,
+    Time,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum SearchResult {
+    Linearizable,
+    NotLinearizable(Frontier),
+    OutOfBudget(Exhausted),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MemoKey {
+    lo: u64,
+    hi: u64,
+    state: ValueId,
+}
+
+impl Hash for MemoKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        // `lo` is already uniformly random; mix the state in and hand it over.
+        h.write_u64(self.lo ^ u64::from(self.state).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+}
+
+/// Passes an already-random `u64` through instead of rehashing it.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+type Memo = HashSet<MemoKey, BuildHasherDefault<PassThrough>>;
+
+fn splitmix64(x: &mut u64) -> u64 {
+    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+enum Cursor {
+    /// Scanning the entry list at this entry.
+    Scan(u32),
+    /// The scan reached return entry `blocked`; try indeterminate classes
+    /// from `from` on.
+    Indeterminate { blocked: u32, from: usize },
+}
+
+enum FrameKind {
+    Definite,
+    Indeterminate { class: usize, blocked: u32 },
+}
+
+struct Frame {
+    op: u32,
+    prev_state: ValueId,
+    kind: FrameKind,
+}
+
+const HEAD: u32 = 0;
+
+/// The entry list: index 0 is the head sentinel, 1..=E the entries in time
+/// order, E+1 the tail sentinel.
+struct Entries {
+    time: Vec<Time>,
+    op: Vec<u32>,
+    is_return: Vec<bool>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    call_entry: Vec<u32>,
+    return_entry: Vec<u32>,
+    tail: u32,
+}
+
+impl Entries {
+    fn new(kh: &KeyHistory) -> Entries {
+        let n = kh.definite_count;
+        let mut order: Vec<(Time, bool, u32)> = Vec::with_capacity(2 * n);
+        for (id, op) in kh.ops[..n].iter().enumerate() {
+            // `prepare` guarantees op ids fit in u32.
+            order.push((op.call, false, id as u32));
+            order.push((op.ret, true, id as u32));
+        }
+        order.sort_unstable();
+        let len = order.len() + 2;
+        let tail = (len - 1) as u32;
+        let mut e = Entries {
+            time: vec![0; len],
+            op: vec![0; len],
+            is_return: vec![false; len],
+            next: (1..=len as u32).collect(),
+            prev: (0..len as u32).map(|i| i.saturating_sub(1)).collect(),
+            call_entry: vec![0; n],
+            return_entry: vec![0; n],
+            tail,
+        };
+        for (pos, &(time, is_return, op)) in order.iter().enumerate() {
+            let entry = pos + 1;
+            e.time[entry] = time;
+            e.op[entry] = op;
+            e.is_return[entry] = is_return;
+            if is_return {
+                e.return_entry[op as usize] = entry as u32;
+            } else {
+                e.call_entry[op as usize] = entry as u32;
+            }
+        }
+        e
+    }
+
+    fn unlink(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        self.prev[n as usize] = p;
+    }
+
+    fn relink(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        self.prev[n as usize] = e;
+    }
+
+    fn lift(&mut self, op: u32) {
+        self.unlink(self.call_entry[op as usize]);
+        self.unlink(self.return_entry[op as usize]);
+    }
+
+    /// Exactly undoes the matching `lift` (dancing links: undo in reverse).
+    fn unlift(&mut self, op: u32) {
+        self.relink(self.return_entry[op as usize]);
+        self.relink(self.call_entry[op as usize]);
+    }
+
+    fn first(&self) -> u32 {
+        self.next[HEAD as usize]
+    }
+}
+
+/// Searches for a linearization of one key's sub-history.
+pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) {
+    let mut entries = Entries::new(kh);
+    let mut seed = 0x5EED_0F_11C4_EC4Bu64;
+    let zobrist: Vec<(u64, u64)> = (0..kh.ops.len()).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
+    let mut class_pos: Vec<usize> = vec![0; kh.classes.len()];
+
+    let mut memo: Memo = Memo::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut state: ValueId = ABSENT;
+    let (mut lo, mut hi) = (0u64, 0u64);
+    let mut stats = Stats::default();
+    let mut frontier: Option<Frontier> = None;
+
+    let finish = |stats: &mut Stats, memo: &Memo| {
+        stats.memo_entries = memo.len();
+        stats.memo_bytes = memo.capacity() * (std::mem::size_of::<MemoKey>() + 1);
+    };
+
+    if entries.first() == entries.tail {
+        finish(&mut stats, &memo);
+        return (SearchResult::Linearizable, stats);
+    }
+    let mut cursor = Cursor::Scan(entries.first());
+    loop {
+        stats.steps += 1;
+        if stats.steps >= limits.max_steps {
+            finish(&mut stats, &memo);
+            return (SearchResult::OutOfBudget(Exhausted::Steps), stats);
+        }
+        if stats.steps % 4096 == 0 {
+            if let Some(deadline) = limits.deadline {
+                if Instant::now() >= deadline {
+                    finish(&mut stats, &memo);
+                    return (SearchResult::OutOfBudget(Exhausted::Time), stats);
+                }
+            }
+        }
+        match cursor {
+            Cursor::Scan(e) => {
+                if e == entries.tail || entries.is_return[e as usize] {
+                    // `tail` cannot be reached while the list is non-empty
+                    // (every call precedes its return); treat it as blocked.
+                    cursor = Cursor::Indeterminate { blocked: e, from: 0 };
+                    continue;
+                }
+                let op = entries.op[e as usize];
+                let (zl, zh) = zobrist[op as usize];
+                if let Some(next_state) = kh.ops[op as usize].step.apply(state) {
+                    if memo.insert(MemoKey { lo: lo ^ zl, hi: hi ^ zh, state: next_state }) {
+                        stack.push(Frame { op, prev_state: state, kind: FrameKind::Definite });
+                        stats.max_depth = stats.max_depth.max(stack.len());
+                        entries.lift(op);
+                        state = next_state;
+                        lo ^= zl;
+                        hi ^= zh;
+                        if entries.first() == entries.tail {
+                            finish(&mut stats, &memo);
+                            return (SearchResult::Linearizable, stats);
+                        }
+                        cursor = Cursor::Scan(entries.first());
+                        continue;
+                    }
+                }
+                cursor = Cursor::Scan(entries.next[e as usize]);
+            }
+            Cursor::Indeterminate { blocked, from } => {
+                let deadline_time = entries.time.get(blocked as usize).copied().unwrap_or(Time::MAX);
+                let mut advanced = false;
+                for class in from..kh.classes.len() {
+                    let Some(&op) = kh.classes[class].get(class_pos[class]) else { continue };
+                    let candidate = &kh.ops[op as usize];
+                    if candidate.call > deadline_time {
+                        continue;
+                    }
+                    let Some(next_state) = candidate.step.apply(state) else { continue };
+                    let (zl, zh) = zobrist[op as usize];
+                    if memo.insert(MemoKey { lo: lo ^ zl, hi: hi ^ zh, state: next_state }) {
+                        stack.push(Frame { op, prev_state: state, kind: FrameKind::Indeterminate { class, blocked } });
+                        stats.max_depth = stats.max_depth.max(stack.len());
+                        class_pos[class] += 1;
+                        state = next_state;
+                        lo ^= zl;
+                        hi ^= zh;
+                        advanced = true;
+                        break;
+                    }
+                }
+                if advanced {
+                    cursor = Cursor::Scan(entries.first());
+                    continue;
+                }
+                record_frontier(&mut frontier, &entries, blocked, &stack, state, limits.tail);
+                let Some(frame) = stack.pop() else {
+                    finish(&mut stats, &memo);
+                    return match frontier {
+                        Some(f) => (SearchResult::NotLinearizable(f), stats),
+                        // Unreachable: being stuck always records a frontier.
+                        None => (SearchResult::OutOfBudget(Exhausted::Steps), stats),
+                    };
+                };
+                let (zl, zh) = zobrist[frame.op as usize];
+                lo ^= zl;
+                hi ^= zh;
+                state = frame.prev_state;
+                cursor = match frame.kind {
+                    FrameKind::Definite => {
+                        entries.unlift(frame.op);
+                        Cursor::Scan(entries.next[entries.call_entry[frame.op as usize] as usize])
+                    }
+                    FrameKind::Indeterminate { class, blocked } => {
+                        class_pos[class] -= 1;
+                        Cursor::Indeterminate { blocked, from: class + 1 }
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Remembers the furthest return entry the search was ever stuck at, the
+/// prefix that got there and the register values it was stuck with.
+fn record_frontier(
+    frontier: &mut Option<Frontier>,
+    entries: &Entries,
+    blocked: u32,
+    stack: &[Frame],
+    state: ValueId,
+    tail: usize,
+) {
+    let blocked_op = entries.op.get(blocked as usize).copied().unwrap_or(0);
+    match frontier {
+        Some(f) if f.blocked_entry > blocked => {}
+        Some(f) if f.blocked_entry == blocked => {
+            if f.states.len() < MAX_STATES && !f.states.contains(&state) {
+                f.states.push(state);
+            }
+        }
+        _ => {
+            let start = stack.len().saturating_sub(tail);
+            let tail_ops = (start..stack.len())
+                .map(|i| {
+                    let after = stack.get(i + 1).map_or(state, |next| next.prev_state);
+                    (stack[i].op, after)
+                })
+                .collect();
+            *frontier = Some(Frontier {
+                blocked: blocked_op,
+                blocked_entry: blocked,
+                prefix_len: stack.len(),
+                tail: tail_ops,
+                states: vec![state],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lincheck::prepare::{KeyOp, Step, UNREAD};
+
+    fn kh(ops: Vec<(Step, Time, Time)>) -> KeyHistory {
+        let mut definite: Vec<KeyOp> = Vec::new();
+        let mut indeterminate: Vec<KeyOp> = Vec::new();
+        for (index, (step, call, ret)) in ops.into_iter().enumerate() {
+            let op = KeyOp { index, step, call, ret };
+            if ret == Time::MAX {
+                indeterminate.push(op)
+            } else {
+                definite.push(op)
+            }
+        }
+        let definite_count = definite.len();
+        let mut all = definite;
+        let mut classes = Vec::new();
+        for op in indeterminate {
+            classes.push(vec![all.len() as u32]);
+            all.push(op);
+        }
+        KeyHistory {
+            key: "k".into(),
+            ops: all,
+            definite_count,
+            classes,
+            values: vec![None, None, Some("a".into()), Some("b".into())],
+            skipped: 0,
+            resolved: 0,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits { max_steps: 1_000_000, deadline: None, tail: 4 }
+    }
+
+    #[test]
+    fn concurrent_writes_allow_either_order() {
+        // Two overlapping writes, then a read of the one invoked first.
+        let h = kh(vec![(Step::Write(2), 0, 10), (Step::Write(3), 1, 9), (Step::Read(2), 11, 12)]);
+        assert!(matches!(search(&h, &limits()).0, SearchResult::Linearizable));
+    }
+
+    #[test]
+    fn stale_read_reports_the_blocked_read_and_prefix() {
+        let h = kh(vec![(Step::Write(2), 0, 1), (Step::Write(3), 2, 3), (Step::Read(2), 4, 5)]);
+        let (res, _) = search(&h, &limits());
+        let SearchResult::NotLinearizable(f) = res else { panic!("expected a violation, got {res:?}") };
+        assert_eq!(f.blocked, 2);
+        assert_eq!(f.prefix_len, 2);
+        assert_eq!(f.tail, vec![(0, 2), (1, 3)]);
+        assert_eq!(f.states, vec![3]);
+    }
+
+    #[test]
+    fn optional_indeterminate_write_may_never_happen() {
+        let h = kh(vec![(Step::Write(2), 0, 1), (Step::Write(UNREAD), 2, Time::MAX), (Step::Read(2), 4, 5)]);
+        assert!(matches!(search(&h, &limits()).0, SearchResult::Linearizable));
+    }
+
+    #[test]
+    fn step_budget_gives_up_instead_of_hanging() {
+        let h = kh(vec![(Step::Write(2), 0, 1), (Step::Write(3), 2, 3), (Step::Read(2), 4, 5)]);
+        let (res, stats) = search(&h, &Limits { max_steps: 2, deadline: None, tail: 4 });
+        assert!(matches!(res, SearchResult::OutOfBudget(Exhausted::Steps)), "{res:?}");
+        assert_eq!(stats.steps, 2);
+    }
+}
