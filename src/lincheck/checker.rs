@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::history::Operation;
+use super::history::{Operation, Time};
 use super::prepare::{decompose, CheckError, KeyHistory, ValueId, ABSENT, UNREAD};
 use super::report::{
     BudgetExceeded, KeyReport, KeyStats, KeyVerdict, LinearizedStep, OpRef, RegisterValue, Report, Violation,
@@ -140,10 +140,16 @@ fn check_key(kh: &KeyHistory, history: &[Operation], limits: &Limits, time_limit
     KeyReport { key: kh.key.clone(), verdict, stats }
 }
 
-fn value_of(kh: &KeyHistory, id: ValueId) -> RegisterValue {
+/// A register value for a report. `UNREAD` stands for any value no checked
+/// op looked at; name the one `made_by` wrote when it is known.
+fn value_of(kh: &KeyHistory, history: &[Operation], id: ValueId, made_by: Option<u32>) -> RegisterValue {
+    let written = || {
+        let op = kh.ops.get(made_by? as usize)?;
+        history.get(op.index)?.call.written_value().map(|v| RegisterValue::Value(v.to_string()))
+    };
     match id {
         ABSENT => RegisterValue::Absent,
-        UNREAD => RegisterValue::Unread,
+        UNREAD => written().unwrap_or(RegisterValue::Unread),
         id => match kh.values.get(id as usize) {
             Some(Some(v)) => RegisterValue::Value(v.clone()),
             _ => RegisterValue::Unread,
@@ -167,19 +173,21 @@ fn explain(kh: &KeyHistory, history: &[Operation], frontier: &Frontier) -> Viola
         .iter()
         .filter(|o| o.index != blocked.index && o.call <= blocked.ret && blocked.call <= o.ret)
         .collect();
-    concurrent.sort_by_key(|o| (o.call, o.index));
+    // Definite ops first, in time order; then the indeterminate ones invoked
+    // closest before it (those with +∞ returns overlap everything after).
+    concurrent.sort_by_key(|o| if o.ret == Time::MAX { (1, Time::MAX - o.call, o.index) } else { (0, o.call, o.index) });
     Violation {
         key: kh.key.clone(),
         blocked: op_ref(history, blocked.index),
-        possible_values: frontier.states.iter().map(|&s| value_of(kh, s)).collect(),
+        possible_values: frontier.states.iter().map(|&(s, by)| value_of(kh, history, s, by)).collect(),
         concurrent: concurrent.into_iter().take(MAX_CONCURRENT).map(|o| op_ref(history, o.index)).collect(),
         prefix_len: frontier.prefix_len,
         prefix_tail: frontier
             .tail
             .iter()
-            .map(|&(op, after)| LinearizedStep {
+            .map(|&(op, after, by)| LinearizedStep {
                 op: op_ref(history, kh.ops[op as usize].index),
-                value_after: value_of(kh, after),
+                value_after: value_of(kh, history, after, by),
             })
             .collect(),
     }

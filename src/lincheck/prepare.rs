@@ -41,6 +41,12 @@ pub(crate) enum Step {
 }
 
 impl Step {
+    /// Does the step ignore the value it finds (a blind write or delete)?
+    #[inline]
+    pub(crate) fn is_blind(self) -> bool {
+        matches!(self, Step::Write(_) | Step::Delete)
+    }
+
     /// The sequential register: the state after the step, or `None` if the
     /// step's answer is impossible in `state`.
     #[inline]

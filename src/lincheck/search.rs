@@ -38,7 +38,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::Instant;
 
 use super::history::Time;
-use super::prepare::{KeyHistory, ValueId, ABSENT};
+use super::prepare::{KeyHistory, KeyOp, Step, ValueId, ABSENT};
 
 /// How much the search may spend on one key.
 #[derive(Clone, Debug)]
@@ -67,10 +67,12 @@ pub(crate) struct Frontier {
     blocked_entry: u32,
     /// Length of the linearized prefix when that point was first reached.
     pub prefix_len: usize,
-    /// The prefix's last ops with the register value after each.
-    pub tail: Vec<(u32, ValueId)>,
-    /// Register values seen at that point (at most `MAX_STATES`).
-    pub states: Vec<ValueId>,
+    /// The prefix's last ops with the register value after each and the op
+    /// that produced that value (if found).
+    pub tail: Vec<(u32, ValueId, Option<u32>)>,
+    /// Register values seen at that point (at most `MAX_STATES`), each with
+    /// the op that produced it in one linearization reaching that point.
+    pub states: Vec<(ValueId, Option<u32>)>,
 }
 
 const MAX_STATES: usize = 16;
@@ -258,7 +260,8 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
             finish(&mut stats, &memo);
             return (SearchResult::OutOfBudget(Exhausted::Steps), stats);
         }
-        if stats.steps % 4096 == 0 {
+        // Check the clock on the first step and every 4096 after.
+        if stats.steps % 4096 == 1 {
             if let Some(deadline) = limits.deadline {
                 if Instant::now() >= deadline {
                     finish(&mut stats, &memo);
@@ -276,7 +279,12 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                 }
                 let op = entries.op[e as usize];
                 let (zl, zh) = zobrist[op as usize];
-                if let Some(next_state) = kh.ops[op as usize].step.apply(state) {
+                let step = kh.ops[op as usize].step;
+                if follows_optional(&stack) && step.is_blind() {
+                    cursor = Cursor::Scan(entries.next[e as usize]);
+                    continue;
+                }
+                if let Some(next_state) = step.apply(state) {
                     if memo.insert(MemoKey { lo: lo ^ zl, hi: hi ^ zh, state: next_state }) {
                         stack.push(Frame { op, prev_state: state, kind: FrameKind::Definite });
                         stats.max_depth = stats.max_depth.max(stack.len());
@@ -297,10 +305,11 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
             Cursor::Indeterminate { blocked, from } => {
                 let deadline_time = entries.time.get(blocked as usize).copied().unwrap_or(Time::MAX);
                 let mut advanced = false;
+                let after_optional = follows_optional(&stack);
                 for class in from..kh.classes.len() {
                     let Some(&op) = kh.classes[class].get(class_pos[class]) else { continue };
                     let candidate = &kh.ops[op as usize];
-                    if candidate.call > deadline_time {
+                    if candidate.call > deadline_time || (after_optional && candidate.step.is_blind()) {
                         continue;
                     }
                     let Some(next_state) = candidate.step.apply(state) else { continue };
@@ -320,7 +329,7 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                     cursor = Cursor::Scan(entries.first());
                     continue;
                 }
-                record_frontier(&mut frontier, &entries, blocked, &stack, state, limits.tail);
+                record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, state, limits.tail);
                 let Some(frame) = stack.pop() else {
                     finish(&mut stats, &memo);
                     return match frontier {
@@ -348,11 +357,23 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
     }
 }
 
+/// Was the last op linearized an optional (indeterminate) one? Then the next
+/// op must depend on the register value: were it blind (a write or delete),
+/// the optional op would have had no effect at all, and the same
+/// linearization without it — the op never took effect — is explored anyway.
+/// Without this rule, every stuck point would try every subset of the
+/// optional ops available there.
+#[inline]
+fn follows_optional(stack: &[Frame]) -> bool {
+    matches!(stack.last(), Some(Frame { kind: FrameKind::Indeterminate { .. }, .. }))
+}
+
 /// Remembers the furthest return entry the search was ever stuck at, the
 /// prefix that got there and the register values it was stuck with.
 fn record_frontier(
     frontier: &mut Option<Frontier>,
     entries: &Entries,
+    ops: &[KeyOp],
     blocked: u32,
     stack: &[Frame],
     state: ValueId,
@@ -362,16 +383,20 @@ fn record_frontier(
     match frontier {
         Some(f) if f.blocked_entry > blocked => {}
         Some(f) if f.blocked_entry == blocked => {
-            if f.states.len() < MAX_STATES && !f.states.contains(&state) {
-                f.states.push(state);
+            if f.states.len() < MAX_STATES && !f.states.iter().any(|&(s, _)| s == state) {
+                f.states.push((state, producer(ops, stack, stack.len())));
             }
         }
         _ => {
             let start = stack.len().saturating_sub(tail);
+            let mut made_by = producer(ops, stack, start);
             let tail_ops = (start..stack.len())
                 .map(|i| {
                     let after = stack.get(i + 1).map_or(state, |next| next.prev_state);
-                    (stack[i].op, after)
+                    if changes_value(ops[stack[i].op as usize].step) {
+                        made_by = Some(stack[i].op);
+                    }
+                    (stack[i].op, after, made_by)
                 })
                 .collect();
             *frontier = Some(Frontier {
@@ -379,16 +404,29 @@ fn record_frontier(
                 blocked_entry: blocked,
                 prefix_len: stack.len(),
                 tail: tail_ops,
-                states: vec![state],
+                states: vec![(state, producer(ops, stack, stack.len()))],
             });
         }
     }
 }
 
+fn changes_value(step: Step) -> bool {
+    matches!(step, Step::Write(_) | Step::Delete | Step::Swap { .. })
+}
+
+/// The op that produced the register value after the first `len` frames, so
+/// a report can name a value the checker only knows as `UNREAD`. Looks back a
+/// bounded distance to keep recording cheap.
+fn producer(ops: &[KeyOp], stack: &[Frame], len: usize) -> Option<u32> {
+    stack[..len].iter().rev().take(PRODUCER_LOOKBACK).find(|f| changes_value(ops[f.op as usize].step)).map(|f| f.op)
+}
+
+const PRODUCER_LOOKBACK: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lincheck::prepare::{KeyOp, Step, UNREAD};
+    use crate::lincheck::prepare::UNREAD;
 
     fn kh(ops: Vec<(Step, Time, Time)>) -> KeyHistory {
         let mut definite: Vec<KeyOp> = Vec::new();
@@ -437,8 +475,8 @@ mod tests {
         let SearchResult::NotLinearizable(f) = res else { panic!("expected a violation, got {res:?}") };
         assert_eq!(f.blocked, 2);
         assert_eq!(f.prefix_len, 2);
-        assert_eq!(f.tail, vec![(0, 2), (1, 3)]);
-        assert_eq!(f.states, vec![3]);
+        assert_eq!(f.tail, vec![(0, 2, Some(0)), (1, 3, Some(1))]);
+        assert_eq!(f.states, vec![(3, Some(1))]);
     }
 
     #[test]
