@@ -128,9 +128,30 @@ fn saved_simulation_rechecks_identically() {
 /// indeterminate mutations took effect, then try every order of the chosen
 /// ops that respects real time (a before b whenever a returned strictly
 /// before b was invoked) and check every answer against a register.
+///
+/// One documented assumption is encoded too: a value that any read (of any
+/// mode) returned was committed before that read returned, so an
+/// indeterminate write of it took effect, by then.
 fn brute_force(history: &[Operation], check_default: bool) -> bool {
-    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    let mut seen_by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for op in history {
+        if let (Call::Read { key, .. }, Outcome::Ok { completed_at, ret: Ret::Read { value: Some(v), .. } }) = (&op.call, &op.outcome) {
+            let t = seen_by.entry((key.as_str(), v.as_str())).or_insert(*completed_at);
+            *t = (*t).min(*completed_at);
+        }
+    }
+    let resolved: Vec<Operation> = history
+        .iter()
+        .map(|op| match (op.is_indeterminate(), op.call.written_value().and_then(|v| seen_by.get(&(op.call.key(), v)))) {
+            (true, Some(&t)) => {
+                let ret = if matches!(op.call, Call::Cas { .. }) { Ret::Cas { swapped: true } } else { Ret::Done };
+                Operation { outcome: Outcome::Ok { completed_at: t.max(op.invoked_at), ret }, ..op.clone() }
+            }
+            _ => op.clone(),
+        })
+        .collect();
+    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in &resolved {
         let counts = match (&op.call, &op.outcome) {
             (_, Outcome::Failed { .. }) => false,
             (Call::Read { .. }, Outcome::Indeterminate { .. }) => false,

@@ -22,10 +22,12 @@ pub mod contract;
 pub mod history;
 pub mod jsonl;
 pub mod locks;
+mod memo;
 mod prepare;
 pub mod properties;
 pub mod recorder;
 pub mod report;
+
 mod search;
 pub mod simulate;
 

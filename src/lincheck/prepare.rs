@@ -41,6 +41,12 @@ pub(crate) enum Step {
 }
 
 impl Step {
+    /// Does the step change the register (when it applies)?
+    #[inline]
+    pub(crate) fn is_mutation(self) -> bool {
+        !matches!(self, Step::Read(_) | Step::NoSwap { .. })
+    }
+
     /// Does the step ignore the value it finds (a blind write or delete)?
     #[inline]
     pub(crate) fn is_blind(self) -> bool {
@@ -82,6 +88,11 @@ pub(crate) struct KeyHistory {
     /// Indeterminate op ids grouped by identical `Step`, each class sorted by
     /// invocation; classes sorted by their first invocation.
     pub classes: Vec<Vec<u32>>,
+    /// Classes of blind writes and deletes: they apply in every state.
+    pub blind_classes: Vec<u32>,
+    /// Classes of CAS by expected value: they apply only in that state, so
+    /// the search looks only at those of the current value.
+    pub swap_classes: HashMap<ValueId, Vec<u32>>,
     /// Display value of each id (index 0 = absent, 1 = unread).
     pub values: Vec<Option<String>>,
     pub skipped: usize,
@@ -161,18 +172,25 @@ fn prepare_key(
     // Values some checked op looks at keep their identity; the rest are UNREAD.
     let mut values: Vec<Option<String>> = vec![None, None];
     let mut ids: HashMap<&str, ValueId> = HashMap::new();
-    // When (at the latest) each value was observed by a definite op.
+    // The earliest time each value was seen. Reads of every mode count: a
+    // server only returns applied, hence committed, data (followers apply
+    // only committed entries), so a value any read returned was written before
+    // that read returned; `check_no_phantom_reads` checks reads only return
+    // written values. Unchecked reads are not interned: no searched op
+    // compares against what they saw.
     let mut observed_by: HashMap<&str, Time> = HashMap::new();
+    for &i in indexes {
+        if let (Call::Read { .. }, Outcome::Ok { completed_at, ret: Ret::Read { value: Some(v), .. } }) =
+            (&history[i].call, &history[i].outcome)
+        {
+            observe(&mut observed_by, v, *completed_at);
+        }
+    }
     for &i in &used {
         let op = &history[i];
         let completed = op.completed_at();
         match (&op.call, op.ret()) {
-            (Call::Read { .. }, Some(Ret::Read { value: Some(v), .. })) => {
-                intern(v, &mut values, &mut ids);
-                if let Some(t) = completed {
-                    observe(&mut observed_by, v, t);
-                }
-            }
+            (Call::Read { .. }, Some(Ret::Read { value: Some(v), .. })) => intern(v, &mut values, &mut ids),
             (Call::Cas { expected: Some(e), .. }, ret) => {
                 intern(e, &mut values, &mut ids);
                 if let (Some(Ret::Cas { swapped: true }), Some(t)) = (ret, completed) {
@@ -242,7 +260,27 @@ fn prepare_key(
     if u32::try_from(ops.len()).is_err() {
         return Err(CheckError::Internal(format!("key {key:?} has more than 2^32 operations")));
     }
-    Ok(KeyHistory { key: key.to_string(), ops, definite_count, classes, values, skipped, resolved })
+    let mut blind_classes = Vec::new();
+    let mut swap_classes: HashMap<ValueId, Vec<u32>> = HashMap::new();
+    for (class, members) in classes.iter().enumerate() {
+        let class = class as u32;
+        match members.first().map(|&op| ops[op as usize].step) {
+            Some(Step::Swap { expected, .. }) => swap_classes.entry(expected).or_default().push(class),
+            Some(_) => blind_classes.push(class),
+            None => {}
+        }
+    }
+    Ok(KeyHistory {
+        key: key.to_string(),
+        ops,
+        definite_count,
+        classes,
+        blind_classes,
+        swap_classes,
+        values,
+        skipped,
+        resolved,
+    })
 }
 
 fn intern<'a>(v: &'a str, values: &mut Vec<Option<String>>, ids: &mut HashMap<&'a str, ValueId>) {
@@ -285,20 +323,25 @@ mod tests {
         let h = vec![
             info(write("a"), 10),
             info(write("b"), 11),
+            info(write("c"), 12),
             ok(read(ReadMode::Consistent), 20, 30, got("a")),
             ok(read(ReadMode::Consistent), 25, 28, got("a")),
-            ok(read(ReadMode::Stale), 5, 6, got("b")),
+            ok(read(ReadMode::Stale), 13, 16, got("b")),
         ];
         let keys = decompose(&h, true).unwrap();
         let k = &keys[0];
-        assert_eq!(k.resolved, 1);
+        assert_eq!(k.resolved, 2);
         assert_eq!(k.skipped, 1, "the stale read is not checked");
         let a = k.ops.iter().find(|o| o.index == 0).unwrap();
         assert_eq!(a.ret, 28, "returns when its first observer returned");
         let b = k.ops.iter().find(|o| o.index == 1).unwrap();
-        assert_eq!(b.ret, Time::MAX);
-        assert_eq!(b.step, Step::Write(UNREAD), "b is only seen by an unchecked read");
-        assert_eq!(k.classes, vec![vec![3]], "3 definite ops (a, two reads), then b");
+        assert_eq!(b.ret, 16, "a stale read proves b was committed by 16");
+        assert_eq!(b.step, Step::Write(UNREAD), "no checked op compares against b");
+        let c = k.ops.iter().find(|o| o.index == 2).unwrap();
+        assert_eq!(c.ret, Time::MAX);
+        assert_eq!(k.definite_count, 4);
+        assert_eq!(k.classes, vec![vec![4]]);
+        assert_eq!(k.blind_classes, vec![0]);
     }
 
     #[test]

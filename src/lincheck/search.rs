@@ -33,11 +33,10 @@
 //! collision chance below 10⁻²⁰. A collision could only prune a branch (a
 //! false "not linearizable"), never accept a bad history.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::Instant;
 
 use super::history::Time;
+use super::memo::Memo;
 use super::prepare::{KeyHistory, KeyOp, Step, ValueId, ABSENT};
 
 /// How much the search may spend on one key.
@@ -90,40 +89,6 @@ pub(crate) enum SearchResult {
     OutOfBudget(Exhausted),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct MemoKey {
-    lo: u64,
-    hi: u64,
-    state: ValueId,
-}
-
-impl Hash for MemoKey {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        // `lo` is already uniformly random; mix the state in and hand it over.
-        h.write_u64(self.lo ^ u64::from(self.state).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    }
-}
-
-/// Passes an already-random `u64` through instead of rehashing it.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = x;
-    }
-}
-
-type Memo = HashSet<MemoKey, BuildHasherDefault<PassThrough>>;
-
 fn splitmix64(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *x;
@@ -133,16 +98,27 @@ fn splitmix64(x: &mut u64) -> u64 {
 }
 
 enum Cursor {
-    /// Scanning the entry list at this entry.
+    /// A configuration just reached: look for a forced move first.
+    Fresh,
+    /// Scanning the entry list for mutations to try, at this entry.
     Scan(u32),
-    /// The scan reached return entry `blocked`; try indeterminate classes
-    /// from `from` on.
-    Indeterminate { blocked: u32, from: usize },
+    /// The scan reached return entry `blocked`; try optional classes from
+    /// candidate `from` on.
+    Optional { blocked: u32, from: usize },
+    /// The configuration has no (more) successful continuation: undo the
+    /// last step.
+    Backtrack,
 }
 
 enum FrameKind {
+    /// A read or failed CAS that fit the current value: linearizing it at
+    /// once loses nothing, so its configuration has no other branch to try.
+    Forced,
+    /// A definite mutation, one of several candidates.
     Definite,
-    Indeterminate { class: usize, blocked: u32 },
+    /// An optional op of `class`, the `candidate`-th tried at the return
+    /// entry `blocked`; the consumed vector before it was `prev_consumed`.
+    Optional { class: usize, candidate: usize, blocked: u32, prev_consumed: u32 },
 }
 
 struct Frame {
@@ -234,127 +210,185 @@ impl Entries {
 pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) {
     let mut entries = Entries::new(kh);
     let mut seed = 0x5EED_0F_11C4_EC4Bu64;
-    let zobrist: Vec<(u64, u64)> = (0..kh.ops.len()).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
+    let zobrist: Vec<(u64, u64)> = (0..kh.definite_count).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
     let mut class_pos: Vec<usize> = vec![0; kh.classes.len()];
 
-    let mut memo: Memo = Memo::default();
+    let mut memo = Memo::new();
+    // What optional ops were consumed: interned id and sparse form.
+    let mut consumed_id: u32 = 0;
+    let mut consumed: Vec<(u32, u32)> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut state: ValueId = ABSENT;
     let (mut lo, mut hi) = (0u64, 0u64);
     let mut stats = Stats::default();
     let mut frontier: Option<Frontier> = None;
 
-    let finish = |stats: &mut Stats, memo: &Memo| {
+    let finish = |result: SearchResult, mut stats: Stats, memo: &Memo| {
         stats.memo_entries = memo.len();
-        stats.memo_bytes = memo.capacity() * (std::mem::size_of::<MemoKey>() + 1);
+        stats.memo_bytes = memo.bytes();
+        (result, stats)
     };
 
-    if entries.first() == entries.tail {
-        finish(&mut stats, &memo);
-        return (SearchResult::Linearizable, stats);
-    }
-    let mut cursor = Cursor::Scan(entries.first());
+    let mut cursor = Cursor::Fresh;
     loop {
         stats.steps += 1;
         if stats.steps >= limits.max_steps {
-            finish(&mut stats, &memo);
-            return (SearchResult::OutOfBudget(Exhausted::Steps), stats);
+            return finish(SearchResult::OutOfBudget(Exhausted::Steps), stats, &memo);
         }
         // Check the clock on the first step and every 4096 after.
         if stats.steps % 4096 == 1 {
             if let Some(deadline) = limits.deadline {
                 if Instant::now() >= deadline {
-                    finish(&mut stats, &memo);
-                    return (SearchResult::OutOfBudget(Exhausted::Time), stats);
+                    return finish(SearchResult::OutOfBudget(Exhausted::Time), stats, &memo);
                 }
             }
         }
         match cursor {
+            Cursor::Fresh => {
+                if entries.first() == entries.tail {
+                    return finish(SearchResult::Linearizable, stats, &memo);
+                }
+                // A candidate read or failed CAS that fits the current value
+                // can be linearized right now: in any successful completion it
+                // can be moved here (it changes nothing, and nothing pending
+                // had to come before it), so there is nothing else to try.
+                cursor = Cursor::Scan(entries.first());
+                let mut e = entries.first();
+                while e != entries.tail && !entries.is_return[e as usize] {
+                    let op = entries.op[e as usize];
+                    let step = kh.ops[op as usize].step;
+                    if !step.is_mutation() && step.apply(state).is_some() {
+                        let (zl, zh) = zobrist[op as usize];
+                        cursor = if memo.visit(lo ^ zl, hi ^ zh, state, consumed_id, &class_pos) {
+                            stack.push(Frame { op, prev_state: state, kind: FrameKind::Forced });
+                            stats.max_depth = stats.max_depth.max(stack.len());
+                            entries.lift(op);
+                            lo ^= zl;
+                            hi ^= zh;
+                            Cursor::Fresh
+                        } else {
+                            // Its successor was explored and failed: so did this.
+                            Cursor::Backtrack
+                        };
+                        break;
+                    }
+                    e = entries.next[e as usize];
+                }
+            }
             Cursor::Scan(e) => {
                 if e == entries.tail || entries.is_return[e as usize] {
                     // `tail` cannot be reached while the list is non-empty
                     // (every call precedes its return); treat it as blocked.
-                    cursor = Cursor::Indeterminate { blocked: e, from: 0 };
+                    cursor = Cursor::Optional { blocked: e, from: 0 };
                     continue;
-                }
-                let op = entries.op[e as usize];
-                let (zl, zh) = zobrist[op as usize];
-                let step = kh.ops[op as usize].step;
-                if follows_optional(&stack) && step.is_blind() {
-                    cursor = Cursor::Scan(entries.next[e as usize]);
-                    continue;
-                }
-                if let Some(next_state) = step.apply(state) {
-                    if memo.insert(MemoKey { lo: lo ^ zl, hi: hi ^ zh, state: next_state }) {
-                        stack.push(Frame { op, prev_state: state, kind: FrameKind::Definite });
-                        stats.max_depth = stats.max_depth.max(stack.len());
-                        entries.lift(op);
-                        state = next_state;
-                        lo ^= zl;
-                        hi ^= zh;
-                        if entries.first() == entries.tail {
-                            finish(&mut stats, &memo);
-                            return (SearchResult::Linearizable, stats);
-                        }
-                        cursor = Cursor::Scan(entries.first());
-                        continue;
-                    }
                 }
                 cursor = Cursor::Scan(entries.next[e as usize]);
+                let op = entries.op[e as usize];
+                let step = kh.ops[op as usize].step;
+                // Reads and failed CAS were settled by `Fresh`; right after an
+                // optional op, blind ones would be pointless.
+                if !step.is_mutation() || (follows_optional(&stack) && step.is_blind()) {
+                    continue;
+                }
+                let Some(next_state) = step.apply(state) else { continue };
+                let (zl, zh) = zobrist[op as usize];
+                if memo.visit(lo ^ zl, hi ^ zh, next_state, consumed_id, &class_pos) {
+                    stack.push(Frame { op, prev_state: state, kind: FrameKind::Definite });
+                    stats.max_depth = stats.max_depth.max(stack.len());
+                    entries.lift(op);
+                    state = next_state;
+                    lo ^= zl;
+                    hi ^= zh;
+                    cursor = Cursor::Fresh;
+                }
             }
-            Cursor::Indeterminate { blocked, from } => {
+            Cursor::Optional { blocked, from } => {
                 let deadline_time = entries.time.get(blocked as usize).copied().unwrap_or(Time::MAX);
-                let mut advanced = false;
-                let after_optional = follows_optional(&stack);
-                for class in from..kh.classes.len() {
+                cursor = Cursor::Backtrack;
+                // Right after an optional op, blind ones would be pointless.
+                let mut i = if follows_optional(&stack) { from.max(kh.blind_classes.len()) } else { from };
+                while let Some(class) = optional_candidate(kh, state, i) {
+                    let class = class as usize;
+                    i += 1;
                     let Some(&op) = kh.classes[class].get(class_pos[class]) else { continue };
                     let candidate = &kh.ops[op as usize];
-                    if candidate.call > deadline_time || (after_optional && candidate.step.is_blind()) {
+                    if candidate.call > deadline_time {
                         continue;
                     }
                     let Some(next_state) = candidate.step.apply(state) else { continue };
-                    let (zl, zh) = zobrist[op as usize];
-                    if memo.insert(MemoKey { lo: lo ^ zl, hi: hi ^ zh, state: next_state }) {
-                        stack.push(Frame { op, prev_state: state, kind: FrameKind::Indeterminate { class, blocked } });
+                    class_pos[class] += 1;
+                    let next_consumed = with_one_more(&consumed, class as u32);
+                    let next_id = memo.intern(&next_consumed);
+                    if memo.visit(lo, hi, next_state, next_id, &class_pos) {
+                        stack.push(Frame {
+                            op,
+                            prev_state: state,
+                            kind: FrameKind::Optional { class, candidate: i - 1, blocked, prev_consumed: consumed_id },
+                        });
                         stats.max_depth = stats.max_depth.max(stack.len());
-                        class_pos[class] += 1;
                         state = next_state;
-                        lo ^= zl;
-                        hi ^= zh;
-                        advanced = true;
+                        consumed = next_consumed;
+                        consumed_id = next_id;
+                        cursor = Cursor::Fresh;
                         break;
                     }
+                    class_pos[class] -= 1;
                 }
-                if advanced {
-                    cursor = Cursor::Scan(entries.first());
-                    continue;
+                if matches!(cursor, Cursor::Backtrack) {
+                    record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, state, limits.tail);
                 }
-                record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, state, limits.tail);
+            }
+            Cursor::Backtrack => {
                 let Some(frame) = stack.pop() else {
-                    finish(&mut stats, &memo);
                     return match frontier {
-                        Some(f) => (SearchResult::NotLinearizable(f), stats),
-                        // Unreachable: being stuck always records a frontier.
-                        None => (SearchResult::OutOfBudget(Exhausted::Steps), stats),
+                        Some(f) => finish(SearchResult::NotLinearizable(f), stats, &memo),
+                        // Unreachable: the search is stuck somewhere before
+                        // it can run out of frames.
+                        None => finish(SearchResult::OutOfBudget(Exhausted::Steps), stats, &memo),
                     };
                 };
-                let (zl, zh) = zobrist[frame.op as usize];
-                lo ^= zl;
-                hi ^= zh;
                 state = frame.prev_state;
                 cursor = match frame.kind {
-                    FrameKind::Definite => {
+                    FrameKind::Forced | FrameKind::Definite => {
+                        let (zl, zh) = zobrist[frame.op as usize];
+                        lo ^= zl;
+                        hi ^= zh;
                         entries.unlift(frame.op);
-                        Cursor::Scan(entries.next[entries.call_entry[frame.op as usize] as usize])
+                        match frame.kind {
+                            FrameKind::Forced => Cursor::Backtrack,
+                            _ => Cursor::Scan(entries.next[entries.call_entry[frame.op as usize] as usize]),
+                        }
                     }
-                    FrameKind::Indeterminate { class, blocked } => {
+                    FrameKind::Optional { class, candidate, blocked, prev_consumed } => {
                         class_pos[class] -= 1;
-                        Cursor::Indeterminate { blocked, from: class + 1 }
+                        consumed_id = prev_consumed;
+                        consumed = memo.consumed(prev_consumed).to_vec();
+                        Cursor::Optional { blocked, from: candidate + 1 }
                     }
                 };
             }
         }
     }
+}
+
+/// The `i`-th optional class worth trying in `state`: every blind class,
+/// then the CAS classes expecting `state`. Deterministic for a given state,
+/// so a backtracked frame can resume at `i + 1`.
+fn optional_candidate(kh: &KeyHistory, state: ValueId, i: usize) -> Option<u32> {
+    match kh.blind_classes.get(i) {
+        Some(&class) => Some(class),
+        None => kh.swap_classes.get(&state)?.get(i - kh.blind_classes.len()).copied(),
+    }
+}
+
+/// `consumed` with one more op of `class`.
+fn with_one_more(consumed: &[(u32, u32)], class: u32) -> Vec<(u32, u32)> {
+    let mut next = consumed.to_vec();
+    match next.binary_search_by_key(&class, |&(c, _)| c) {
+        Ok(i) => next[i].1 += 1,
+        Err(i) => next.insert(i, (class, 1)),
+    }
+    next
 }
 
 /// Was the last op linearized an optional (indeterminate) one? Then the next
@@ -365,7 +399,7 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
 /// optional ops available there.
 #[inline]
 fn follows_optional(stack: &[Frame]) -> bool {
-    matches!(stack.last(), Some(Frame { kind: FrameKind::Indeterminate { .. }, .. }))
+    matches!(stack.last(), Some(Frame { kind: FrameKind::Optional { .. }, .. }))
 }
 
 /// Remembers the furthest return entry the search was ever stuck at, the
@@ -446,11 +480,14 @@ mod tests {
             classes.push(vec![all.len() as u32]);
             all.push(op);
         }
+        let blind_classes = (0..classes.len() as u32).collect();
         KeyHistory {
             key: "k".into(),
             ops: all,
             definite_count,
             classes,
+            blind_classes,
+            swap_classes: Default::default(),
             values: vec![None, None, Some("a".into()), Some("b".into())],
             skipped: 0,
             resolved: 0,

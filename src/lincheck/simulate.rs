@@ -146,12 +146,12 @@ pub fn simulate(config: &SimConfig) -> Simulated {
                     Call::Write { key, value: format!("v{next_value}") }
                 } else if pick < config.mix.read + config.mix.write + config.mix.cas {
                     next_value += 1;
-                    // Usually what this client last saw, sometimes an older
-                    // state of the key (likely to fail).
-                    let reg = &registers[&key];
+                    // What this client last read of the key (any mode, so
+                    // possibly stale), as a real client would; sometimes
+                    // `?cas=0`.
                     let (expected, index) = match known.get(&(client, key.clone())) {
-                        Some(seen) if rng.random_bool(0.8) => seen.clone(),
-                        _ => reg.recent.get(rng.random_range(0..reg.recent.len().max(1))).cloned().unwrap_or((None, 0)),
+                        Some(seen) if rng.random_bool(0.85) => seen.clone(),
+                        _ => (None, 0),
                     };
                     let expected_index = if expected.is_some() { Some(index) } else { Some(0) };
                     Call::Cas { key, expected, expected_index, new: format!("v{next_value}") }
