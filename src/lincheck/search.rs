@@ -209,7 +209,7 @@ impl Entries {
 /// Searches for a linearization of one key's sub-history.
 pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) {
     let mut entries = Entries::new(kh);
-    let mut seed = 0x5EED_0F_11C4_EC4Bu64;
+    let mut seed = 0x5EED_0F11_C4EC_4B00_u64;
     let zobrist: Vec<(u64, u64)> = (0..kh.definite_count).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
     let mut class_pos: Vec<usize> = vec![0; kh.classes.len()];
 

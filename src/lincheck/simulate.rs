@@ -233,6 +233,9 @@ pub fn simulate(config: &SimConfig) -> Simulated {
     Simulated { history, final_values }
 }
 
+/// (invoked, completed, value written) of an acknowledged mutation.
+type AckedMutation<'a> = (Time, Time, Option<&'a str>);
+
 /// Replaces the value of one checked (default or `?consistent`), successful
 /// read with an older value of its key that the read provably cannot see:
 /// the older value's only writer completed before some acknowledged mutation
@@ -248,7 +251,7 @@ pub fn inject_stale_read(history: &mut [Operation], seed: u64) -> Option<usize> 
         .collect();
     reads.shuffle(&mut rng);
     // Acknowledged mutations per key: (invoked, completed, value written).
-    let mut acked: HashMap<&str, Vec<(Time, Time, Option<&str>)>> = HashMap::new();
+    let mut acked: HashMap<&str, Vec<AckedMutation<'_>>> = HashMap::new();
     for op in history.iter() {
         let ok = matches!(op.ret(), Some(Ret::Done) | Some(Ret::Cas { swapped: true }));
         if let (true, Some(done)) = (ok && op.call.is_mutation(), op.completed_at()) {
