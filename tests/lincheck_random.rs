@@ -132,7 +132,7 @@ fn saved_simulation_rechecks_identically() {
 /// One documented assumption is encoded too: a value that any read (of any
 /// mode) returned was committed before that read returned, so an
 /// indeterminate write of it took effect, by then.
-fn brute_force(history: &[Operation], check_default: bool) -> bool {
+fn brute_force(history: &[Operation], check_default: bool, horizon: Option<u64>) -> bool {
     let mut seen_by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for op in history {
         if let (Call::Read { key, .. }, Outcome::Ok { completed_at, ret: Ret::Read { value: Some(v), .. } }) = (&op.call, &op.outcome) {
@@ -145,7 +145,8 @@ fn brute_force(history: &[Operation], check_default: bool) -> bool {
         .map(|op| match (op.is_indeterminate(), op.call.written_value().and_then(|v| seen_by.get(&(op.call.key(), v)))) {
             (true, Some(&t)) => {
                 let ret = if matches!(op.call, Call::Cas { .. }) { Ret::Cas { swapped: true } } else { Ret::Done };
-                Operation { outcome: Outcome::Ok { completed_at: t.max(op.invoked_at), ret }, ..op.clone() }
+                let by = t.max(op.invoked_at).min(horizon.map_or(u64::MAX, |h| op.invoked_at + h));
+                Operation { outcome: Outcome::Ok { completed_at: by, ret }, ..op.clone() }
             }
             _ => op.clone(),
         })
@@ -173,13 +174,18 @@ fn brute_force(history: &[Operation], check_default: bool) -> bool {
                 })
                 .map(|i| ops[i])
                 .collect();
+            // An included indeterminate op took effect by its horizon.
+            let deadline: Vec<Option<u64>> = chosen
+                .iter()
+                .map(|op| op.completed_at().or_else(|| horizon.map(|h| op.invoked_at + h)))
+                .collect();
             let mut used = vec![false; chosen.len()];
-            orders(&chosen, &mut used, None)
+            orders(&chosen, &deadline, &mut used, None)
         })
     })
 }
 
-fn orders(ops: &[&Operation], used: &mut [bool], state: Option<String>) -> bool {
+fn orders(ops: &[&Operation], deadline: &[Option<u64>], used: &mut [bool], state: Option<String>) -> bool {
     if used.iter().all(|&u| u) {
         return true;
     }
@@ -188,7 +194,7 @@ fn orders(ops: &[&Operation], used: &mut [bool], state: Option<String>) -> bool 
             continue;
         }
         // Every op that returned before ops[i] was invoked must come first.
-        let blocked = (0..ops.len()).any(|j| !used[j] && j != i && ops[j].completed_at().is_some_and(|done| done < ops[i].invoked_at));
+        let blocked = (0..ops.len()).any(|j| !used[j] && j != i && deadline[j].is_some_and(|done| done < ops[i].invoked_at));
         if blocked {
             continue;
         }
@@ -204,7 +210,7 @@ fn orders(ops: &[&Operation], used: &mut [bool], state: Option<String>) -> bool 
         };
         if let Some(next) = next {
             used[i] = true;
-            let ok = orders(ops, used, next);
+            let ok = orders(ops, deadline, used, next);
             used[i] = false;
             if ok {
                 return true;
@@ -268,11 +274,13 @@ fn checker_agrees_with_brute_force_on_tiny_histories() {
     for case in 0..cases {
         let history = tiny_history(&mut rng, max_ops);
         let check_default = case % 2 == 0;
-        let options = CheckOptions { check_default_reads: check_default, ..CheckOptions::default() };
+        // A third of the cases assume timed-out requests land within a horizon.
+        let horizon = (case % 3 == 0).then(|| rng.random_range(0..10));
+        let options = CheckOptions { check_default_reads: check_default, indeterminate_horizon: horizon, ..CheckOptions::default() };
         let report = check_linearizability(&history, &options).unwrap();
-        let expected = brute_force(&history, check_default);
+        let expected = brute_force(&history, check_default, horizon);
         let got = report.verdict() == Verdict::Linearizable;
-        assert_eq!(got, expected, "seed {seed} case {case}: checker says {}, brute force {expected}\n{history:#?}\n{report}", report.verdict());
+        assert_eq!(got, expected, "seed {seed} case {case} horizon {horizon:?}: checker says {}, brute force {expected}\n{history:#?}\n{report}", report.verdict());
         if expected {
             yes += 1
         } else {

@@ -50,11 +50,26 @@ pub struct CheckOptions {
     /// How many operations of the longest linearizable prefix a violation
     /// shows.
     pub explain_tail: usize,
+    /// `None` (default): an indeterminate write, CAS or delete may take
+    /// effect at any time after its invocation, or never (completion +∞).
+    /// `Some(h)`: assume it took effect within `h` (history time units,
+    /// nanoseconds from `Recorder`) of its invocation, or never. Sound only if
+    /// no request can be delayed longer — set it above the longest pause or
+    /// partition the run injects plus the server's retry window. It bounds how
+    /// long each timed-out request stays a wildcard, which keeps proving a
+    /// violation in a long history with many timeouts affordable.
+    pub indeterminate_horizon: Option<Time>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { check_default_reads: true, budget: Budget::default(), threads: 1, explain_tail: 10 }
+        CheckOptions {
+            check_default_reads: true,
+            budget: Budget::default(),
+            threads: 1,
+            explain_tail: 10,
+            indeterminate_horizon: None,
+        }
     }
 }
 
@@ -66,7 +81,7 @@ impl Default for CheckOptions {
 pub fn check_linearizability(history: &[Operation], options: &CheckOptions) -> Result<Report, CheckError> {
     let started = Instant::now();
     let deadline = options.budget.time_limit.map(|limit| started + limit);
-    let keys = decompose(history, options.check_default_reads)?;
+    let keys = decompose(history, options.check_default_reads, options.indeterminate_horizon)?;
     let limits = Limits { max_steps: options.budget.max_steps_per_key, deadline, tail: options.explain_tail };
 
     let next = AtomicUsize::new(0);
@@ -112,7 +127,7 @@ fn check_key(kh: &KeyHistory, history: &[Operation], limits: &Limits, time_limit
         ops_total: kh.ops.len() + kh.skipped,
         ops_checked: kh.ops.len(),
         ops_skipped: kh.skipped,
-        ops_indeterminate: kh.ops.len() - kh.definite_count,
+        ops_indeterminate: kh.ops.iter().filter(|o| o.optional).count(),
         ops_resolved: kh.resolved,
         steps: s.steps,
         memo_entries: s.memo_entries,

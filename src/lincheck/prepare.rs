@@ -74,15 +74,19 @@ pub(crate) struct KeyOp {
     pub index: usize,
     pub step: Step,
     pub call: Time,
-    /// `Time::MAX` for ops still indeterminate.
+    /// `Time::MAX` for ops still indeterminate (without a horizon).
     pub ret: Time,
+    /// May never have taken effect: an unresolved indeterminate mutation.
+    pub optional: bool,
 }
 
 /// The register problem for one key.
 #[derive(Debug)]
 pub(crate) struct KeyHistory {
     pub key: String,
-    /// Ops 0..definite_count are definite; the rest are indeterminate.
+    /// Ops 0..definite_count go in the search's entry list (definite ones,
+    /// and optional ones with a horizon); the rest are optional with no
+    /// deadline and are grouped in `classes`.
     pub ops: Vec<KeyOp>,
     pub definite_count: usize,
     /// Indeterminate op ids grouped by identical `Step`, each class sorted by
@@ -121,7 +125,11 @@ pub(crate) fn read_is_checked(mode: ReadMode, check_default_reads: bool) -> bool
 }
 
 /// Splits `history` by key and prepares each key; keys come out sorted.
-pub(crate) fn decompose(history: &[Operation], check_default_reads: bool) -> Result<Vec<KeyHistory>, CheckError> {
+pub(crate) fn decompose(
+    history: &[Operation],
+    check_default_reads: bool,
+    horizon: Option<Time>,
+) -> Result<Vec<KeyHistory>, CheckError> {
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, op) in history.iter().enumerate() {
         op.validate().map_err(|cause| CheckError::InvalidOperation { index, cause })?;
@@ -129,7 +137,7 @@ pub(crate) fn decompose(history: &[Operation], check_default_reads: bool) -> Res
     }
     by_key
         .into_iter()
-        .map(|(key, indexes)| prepare_key(key, history, &indexes, check_default_reads))
+        .map(|(key, indexes)| prepare_key(key, history, &indexes, check_default_reads, horizon))
         .collect()
 }
 
@@ -149,6 +157,7 @@ fn prepare_key(
     history: &[Operation],
     indexes: &[usize],
     check_default_reads: bool,
+    horizon: Option<Time>,
 ) -> Result<KeyHistory, CheckError> {
     // Contract: every written value is unique for the key.
     let mut writer_of: HashMap<&str, usize> = HashMap::new();
@@ -227,7 +236,7 @@ fn prepare_key(
         };
         let call = op.invoked_at;
         match op.completed_at() {
-            Some(ret) => definite.push(KeyOp { index, step, call, ret }),
+            Some(ret) => definite.push(KeyOp { index, step, call, ret, optional: false }),
             None => {
                 // Observed ⇒ it took effect (values are unique), and before the
                 // first observer returned. Clamp so a read that returned the
@@ -235,9 +244,16 @@ fn prepare_key(
                 match op.call.written_value().and_then(|v| observed_by.get(v)) {
                     Some(&seen) => {
                         resolved += 1;
-                        definite.push(KeyOp { index, step, call, ret: seen.max(call) });
+                        // ... and within the horizon, if one is assumed.
+                        let ret = seen.max(call).min(horizon.map_or(Time::MAX, |h| call.saturating_add(h)));
+                        definite.push(KeyOp { index, step, call, ret, optional: false });
                     }
-                    None => indeterminate.push(KeyOp { index, step, call, ret: Time::MAX }),
+                    // With a horizon it goes in the entry list, with a
+                    // deadline by which it took effect or never will.
+                    None => match horizon {
+                        Some(h) => definite.push(KeyOp { index, step, call, ret: call.saturating_add(h), optional: true }),
+                        None => indeterminate.push(KeyOp { index, step, call, ret: Time::MAX, optional: true }),
+                    },
                 }
             }
         }
@@ -328,7 +344,7 @@ mod tests {
             ok(read(ReadMode::Consistent), 25, 28, got("a")),
             ok(read(ReadMode::Stale), 13, 16, got("b")),
         ];
-        let keys = decompose(&h, true).unwrap();
+        let keys = decompose(&h, true, None).unwrap();
         let k = &keys[0];
         assert_eq!(k.resolved, 2);
         assert_eq!(k.skipped, 1, "the stale read is not checked");
@@ -347,7 +363,7 @@ mod tests {
     #[test]
     fn duplicate_written_values_break_the_contract() {
         let h = vec![ok(write("a"), 1, 2, Ret::Done), info(write("a"), 3)];
-        let err = decompose(&h, true).unwrap_err();
+        let err = decompose(&h, true, None).unwrap_err();
         assert_eq!(err, CheckError::DuplicateValue { key: "k".into(), value: "a".into(), first: 0, second: 1 });
     }
 

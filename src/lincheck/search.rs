@@ -116,9 +116,22 @@ enum FrameKind {
     Forced,
     /// A definite mutation, one of several candidates.
     Definite,
-    /// An optional op of `class`, the `candidate`-th tried at the return
-    /// entry `blocked`; the consumed vector before it was `prev_consumed`.
-    Optional { class: usize, candidate: usize, blocked: u32, prev_consumed: u32 },
+    /// An optional op, the `candidate`-th tried at the return entry
+    /// `blocked`: from `class`, or (`None`) one in the entry list. The
+    /// consumed vector before it was `prev_consumed`.
+    Optional { class: Option<usize>, candidate: usize, blocked: u32, prev_consumed: u32 },
+    /// An optional op in the entry list reached its deadline unlinearized:
+    /// it never took effect.
+    Dropped,
+}
+
+/// An optional op worth trying at a stuck point.
+#[derive(Clone, Copy)]
+enum Candidate {
+    /// In the entry list (an indeterminate op with a horizon).
+    Listed(u32),
+    /// The next member of a class (indeterminate ops with no deadline).
+    Class(usize),
 }
 
 struct Frame {
@@ -218,6 +231,8 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
     let mut consumed_id: u32 = 0;
     let mut consumed: Vec<(u32, u32)> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
+    // Dropped frames on the stack (not part of the linearization shown).
+    let mut dropped = 0usize;
     let mut state: ValueId = ABSENT;
     let (mut lo, mut hi) = (0u64, 0u64);
     let mut stats = Stats::default();
@@ -254,10 +269,26 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                 // had to come before it), so there is nothing else to try.
                 cursor = Cursor::Scan(entries.first());
                 let mut e = entries.first();
-                while e != entries.tail && !entries.is_return[e as usize] {
+                while e != entries.tail {
                     let op = entries.op[e as usize];
+                    if entries.is_return[e as usize] {
+                        // An optional op at its deadline: try "it never took
+                        // effect" first; applying it now is tried if that fails.
+                        if kh.ops[op as usize].optional {
+                            let (zl, zh) = zobrist[op as usize];
+                            if memo.visit(lo ^ zl, hi ^ zh, state, consumed_id, &class_pos) {
+                                stack.push(Frame { op, prev_state: state, kind: FrameKind::Dropped });
+                                dropped += 1;
+                                entries.lift(op);
+                                lo ^= zl;
+                                hi ^= zh;
+                                cursor = Cursor::Fresh;
+                            }
+                        }
+                        break;
+                    }
                     let step = kh.ops[op as usize].step;
-                    if !step.is_mutation() && step.apply(state).is_some() {
+                    if !kh.ops[op as usize].optional && !step.is_mutation() && step.apply(state).is_some() {
                         let (zl, zh) = zobrist[op as usize];
                         cursor = if memo.visit(lo ^ zl, hi ^ zh, state, consumed_id, &class_pos) {
                             stack.push(Frame { op, prev_state: state, kind: FrameKind::Forced });
@@ -287,7 +318,7 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                 let step = kh.ops[op as usize].step;
                 // Reads and failed CAS were settled by `Fresh`; right after an
                 // optional op, blind ones would be pointless.
-                if !step.is_mutation() || (follows_optional(&stack) && step.is_blind()) {
+                if kh.ops[op as usize].optional || !step.is_mutation() || (follows_optional(&stack) && step.is_blind()) {
                     continue;
                 }
                 let Some(next_state) = step.apply(state) else { continue };
@@ -305,37 +336,57 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
             Cursor::Optional { blocked, from } => {
                 let deadline_time = entries.time.get(blocked as usize).copied().unwrap_or(Time::MAX);
                 cursor = Cursor::Backtrack;
-                // Right after an optional op, blind ones would be pointless.
-                let mut i = if follows_optional(&stack) { from.max(kh.blind_classes.len()) } else { from };
-                while let Some(class) = optional_candidate(kh, state, i) {
-                    let class = class as usize;
+                let after_optional = follows_optional(&stack);
+                let mut i = from;
+                while let Some(candidate) = optional_candidate(kh, &entries, state, blocked, i) {
                     i += 1;
-                    let Some(&op) = kh.classes[class].get(class_pos[class]) else { continue };
-                    let candidate = &kh.ops[op as usize];
-                    if candidate.call > deadline_time {
+                    let (op, class) = match candidate {
+                        Candidate::Listed(op) => (op, None),
+                        Candidate::Class(class) => match kh.classes[class].get(class_pos[class]) {
+                            Some(&op) => (op, Some(class)),
+                            None => continue,
+                        },
+                    };
+                    let candidate_op = &kh.ops[op as usize];
+                    // Right after an optional op, a blind one would be pointless.
+                    if candidate_op.call > deadline_time || (after_optional && candidate_op.step.is_blind()) {
                         continue;
                     }
-                    let Some(next_state) = candidate.step.apply(state) else { continue };
-                    class_pos[class] += 1;
-                    let next_consumed = with_one_more(&consumed, class as u32);
-                    let next_id = memo.intern(&next_consumed);
-                    if memo.visit(lo, hi, next_state, next_id, &class_pos) {
-                        stack.push(Frame {
-                            op,
-                            prev_state: state,
-                            kind: FrameKind::Optional { class, candidate: i - 1, blocked, prev_consumed: consumed_id },
-                        });
-                        stats.max_depth = stats.max_depth.max(stack.len());
-                        state = next_state;
-                        consumed = next_consumed;
-                        consumed_id = next_id;
-                        cursor = Cursor::Fresh;
-                        break;
+                    let Some(next_state) = candidate_op.step.apply(state) else { continue };
+                    let kind = FrameKind::Optional { class, candidate: i - 1, blocked, prev_consumed: consumed_id };
+                    match class {
+                        None => {
+                            let (zl, zh) = zobrist[op as usize];
+                            if memo.visit(lo ^ zl, hi ^ zh, next_state, consumed_id, &class_pos) {
+                                stack.push(Frame { op, prev_state: state, kind });
+                                entries.lift(op);
+                                lo ^= zl;
+                                hi ^= zh;
+                            } else {
+                                continue;
+                            }
+                        }
+                        Some(class) => {
+                            class_pos[class] += 1;
+                            let next_consumed = with_one_more(&consumed, class as u32);
+                            let next_id = memo.intern(&next_consumed);
+                            if memo.visit(lo, hi, next_state, next_id, &class_pos) {
+                                stack.push(Frame { op, prev_state: state, kind });
+                                consumed = next_consumed;
+                                consumed_id = next_id;
+                            } else {
+                                class_pos[class] -= 1;
+                                continue;
+                            }
+                        }
                     }
-                    class_pos[class] -= 1;
+                    stats.max_depth = stats.max_depth.max(stack.len());
+                    state = next_state;
+                    cursor = Cursor::Fresh;
+                    break;
                 }
                 if matches!(cursor, Cursor::Backtrack) {
-                    record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, state, limits.tail);
+                    record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, dropped, state, limits.tail);
                 }
             }
             Cursor::Backtrack => {
@@ -359,11 +410,26 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                             _ => Cursor::Scan(entries.next[entries.call_entry[frame.op as usize] as usize]),
                         }
                     }
-                    FrameKind::Optional { class, candidate, blocked, prev_consumed } => {
+                    FrameKind::Optional { class: Some(class), candidate, blocked, prev_consumed } => {
                         class_pos[class] -= 1;
                         consumed_id = prev_consumed;
                         consumed = memo.consumed(prev_consumed).to_vec();
                         Cursor::Optional { blocked, from: candidate + 1 }
+                    }
+                    FrameKind::Optional { class: None, candidate, blocked, .. } => {
+                        let (zl, zh) = zobrist[frame.op as usize];
+                        lo ^= zl;
+                        hi ^= zh;
+                        entries.unlift(frame.op);
+                        Cursor::Optional { blocked, from: candidate + 1 }
+                    }
+                    FrameKind::Dropped => {
+                        dropped -= 1;
+                        let (zl, zh) = zobrist[frame.op as usize];
+                        lo ^= zl;
+                        hi ^= zh;
+                        entries.unlift(frame.op);
+                        Cursor::Scan(entries.first())
                     }
                 };
             }
@@ -371,13 +437,27 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
     }
 }
 
-/// The `i`-th optional class worth trying in `state`: every blind class,
-/// then the CAS classes expecting `state`. Deterministic for a given state,
-/// so a backtracked frame can resume at `i + 1`.
-fn optional_candidate(kh: &KeyHistory, state: ValueId, i: usize) -> Option<u32> {
+/// The `i`-th optional op worth trying in `state` when stuck at `blocked`:
+/// the optional ops of the entry list invoked before it, then every blind
+/// class, then the CAS classes expecting `state`. Deterministic for a given
+/// configuration, so a backtracked frame can resume at `i + 1`.
+fn optional_candidate(kh: &KeyHistory, entries: &Entries, state: ValueId, blocked: u32, i: usize) -> Option<Candidate> {
+    let mut listed = 0;
+    let mut e = entries.first();
+    while e != blocked && e != entries.tail {
+        let op = entries.op[e as usize];
+        if !entries.is_return[e as usize] && kh.ops[op as usize].optional {
+            if listed == i {
+                return Some(Candidate::Listed(op));
+            }
+            listed += 1;
+        }
+        e = entries.next[e as usize];
+    }
+    let i = i - listed;
     match kh.blind_classes.get(i) {
-        Some(&class) => Some(class),
-        None => kh.swap_classes.get(&state)?.get(i - kh.blind_classes.len()).copied(),
+        Some(&class) => Some(Candidate::Class(class as usize)),
+        None => kh.swap_classes.get(&state)?.get(i - kh.blind_classes.len()).map(|&c| Candidate::Class(c as usize)),
     }
 }
 
@@ -410,6 +490,7 @@ fn record_frontier(
     ops: &[KeyOp],
     blocked: u32,
     stack: &[Frame],
+    dropped: usize,
     state: ValueId,
     tail: usize,
 ) {
@@ -422,21 +503,33 @@ fn record_frontier(
             }
         }
         _ => {
-            let start = stack.len().saturating_sub(tail);
+            // The last `tail` frames that linearized something (dropped ops
+            // never took effect and are not shown).
+            let mut start = stack.len();
+            let mut shown = 0;
+            while start > 0 && shown < tail {
+                start -= 1;
+                if !matches!(stack[start].kind, FrameKind::Dropped) {
+                    shown += 1;
+                }
+            }
             let mut made_by = producer(ops, stack, start);
             let tail_ops = (start..stack.len())
-                .map(|i| {
+                .filter_map(|i| {
+                    if matches!(stack[i].kind, FrameKind::Dropped) {
+                        return None;
+                    }
                     let after = stack.get(i + 1).map_or(state, |next| next.prev_state);
                     if changes_value(ops[stack[i].op as usize].step) {
                         made_by = Some(stack[i].op);
                     }
-                    (stack[i].op, after, made_by)
+                    Some((stack[i].op, after, made_by))
                 })
                 .collect();
             *frontier = Some(Frontier {
                 blocked: blocked_op,
                 blocked_entry: blocked,
-                prefix_len: stack.len(),
+                prefix_len: stack.len() - dropped,
                 tail: tail_ops,
                 states: vec![(state, producer(ops, stack, stack.len()))],
             });
@@ -445,14 +538,19 @@ fn record_frontier(
 }
 
 fn changes_value(step: Step) -> bool {
-    matches!(step, Step::Write(_) | Step::Delete | Step::Swap { .. })
+    step.is_mutation()
 }
 
 /// The op that produced the register value after the first `len` frames, so
 /// a report can name a value the checker only knows as `UNREAD`. Looks back a
 /// bounded distance to keep recording cheap.
 fn producer(ops: &[KeyOp], stack: &[Frame], len: usize) -> Option<u32> {
-    stack[..len].iter().rev().take(PRODUCER_LOOKBACK).find(|f| changes_value(ops[f.op as usize].step)).map(|f| f.op)
+    stack[..len]
+        .iter()
+        .rev()
+        .take(PRODUCER_LOOKBACK)
+        .find(|f| !matches!(f.kind, FrameKind::Dropped) && changes_value(ops[f.op as usize].step))
+        .map(|f| f.op)
 }
 
 const PRODUCER_LOOKBACK: usize = 256;
@@ -466,7 +564,7 @@ mod tests {
         let mut definite: Vec<KeyOp> = Vec::new();
         let mut indeterminate: Vec<KeyOp> = Vec::new();
         for (index, (step, call, ret)) in ops.into_iter().enumerate() {
-            let op = KeyOp { index, step, call, ret };
+            let op = KeyOp { index, step, call, ret, optional: ret == Time::MAX };
             if ret == Time::MAX {
                 indeterminate.push(op)
             } else {
