@@ -1,6 +1,7 @@
 //! The linearizability search for one register: Wing & Gong's depth-first
 //! search over the ordered list of call/return entries, with Lowe's memo of
-//! already-explored configurations (linearized set, register value).
+//! already-explored configurations (linearized set, register value, optional
+//! ops consumed).
 //!
 //! Owns the search and its budget; knows nothing of keys, files or reports.
 //!
@@ -14,24 +15,26 @@
 //! linearized already, so the search backtracks (relinking in reverse order).
 //! The list empty means every definite op is linearized: success.
 //!
-//! Ops still indeterminate have no return entry (their return is +∞); they
-//! are tried only when the scan reaches a return entry, if invoked by then.
-//! Such ops are optional: one left out is one that never took effect, which is
-//! why success needs only the definite ops. Indeterminate ops with an identical
-//! effect are interchangeable, so within such a class they are only ever
-//! linearized in invocation order (symmetry reduction: k timed-out deletes
-//! give k+1 choices, not 2^k subsets). Swapping two members in any valid
-//! linearization keeps it valid: neither has a return bound, and the earlier-
-//! invoked one can take the earlier slot.
+//! Forced moves: a pending read or failed CAS that fits the current value is
+//! linearized at once and its configuration tries nothing else. In any
+//! successful completion it can be moved to this point: it changes nothing,
+//! and nothing still pending had to precede it (it is before the first return
+//! entry). Only mutations branch.
 //!
-//! # Memo
-//! A configuration is (set of linearized ops, register value). The set is kept
-//! as a 128-bit Zobrist hash (XOR of one random 128-bit word per op), updated
-//! in O(1) per step, instead of an n-bit bitset: a bitset costs n/8 bytes per
-//! memo entry and O(n) per hash, which rules out 10⁵-op keys. Two different
-//! sets collide with probability 2⁻¹²⁸ per pair; even 10⁹ entries give a
-//! collision chance below 10⁻²⁰. A collision could only prune a branch (a
-//! false "not linearizable"), never accept a bad history.
+//! Optional ops (indeterminate ones no read proved) are tried only when the
+//! scan reaches a return entry, if invoked by then; one never placed never
+//! took effect, which is why success needs only the definite ops. Right after
+//! an optional op the next op must depend on the value (a blind write or
+//! delete would make it pointless, and the order without it is explored
+//! anyway). Without a horizon they have no return entry and sit in classes of
+//! identical effect, linearized in invocation order within a class (symmetry:
+//! swapping two members of a valid linearization keeps it valid, as neither
+//! has a return bound and the earlier-invoked one can take the earlier slot).
+//! With a horizon they are in the entry list; at their return entry the search
+//! first assumes they never took effect ("dropped").
+//!
+//! The memo of explored configurations, with its Zobrist hashing and
+//! dominance rule, is in `memo`.
 
 use std::time::Instant;
 
