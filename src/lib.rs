@@ -35,5 +35,6 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod rpc;
+pub mod sdnotify;
 pub mod server;
 pub mod version;

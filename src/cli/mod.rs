@@ -9,6 +9,7 @@ pub mod goflag;
 pub mod keygen;
 pub mod kv;
 pub mod members;
+pub mod operator_recover;
 pub mod services;
 pub mod validate;
 pub mod version;
@@ -35,6 +36,8 @@ pub enum Command {
     Kv(kv::KvArgs),
     /// Lists the members of a Consul cluster
     Members(members::MembersArgs),
+    /// TEMPORARY (until the operator commands land): only `operator raft recover`
+    Operator(operator_recover::TempOperatorArgs),
     /// Interact with services
     Services(services::ServicesArgs),
     /// Generates a new encryption key
@@ -94,6 +97,7 @@ Available commands are:
     keygen         Generates a new encryption key
     kv             Interact with the key-value store
     members        Lists the members of a Consul cluster
+    operator       Provides cluster-level tools for Consul operators
     services       Interact with services
     validate       Validate config files/directories
     version        Prints the Consul version
@@ -160,6 +164,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Catalog(c) => catalog::run(c),
         Command::Kv(k) => kv::run(k),
         Command::Members(m) => members::run(m),
+        // TEMPORARY: see operator_recover.rs.
+        Command::Operator(o) => operator_recover::run_temp(o),
         Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
