@@ -132,8 +132,10 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     println!("==> Consul agent running!");
     println!("==> Log data will now stream in as it occurs:\n");
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
+    crate::sdnotify::ready();
 
     let code = wait_for_signals(&agent, &cfg).await;
+    crate::sdnotify::stopping();
 
     // Shutdown order: stop accepting HTTP, stop gossip and the rest, then Raft.
     http_shutdown.cancel();
@@ -174,6 +176,9 @@ async fn start_server(
         name: cfg.node_name.clone(),
         node_id: node_uuid.to_string(),
     };
+    if let Some(d) = data_dir {
+        crate::consensus::recovery::recover_at_start(&d.raft_dir(), d.path(), &raft_node).await?;
+    }
     let consensus = Consensus::start(
         ConsensusConfig {
             raft_dir: data_dir.map(DataDir::raft_dir),

@@ -41,6 +41,7 @@ pub mod lincheck;
 pub mod logging;
 pub mod metrics;
 pub mod rpc;
+pub mod sdnotify;
 pub mod server;
 pub mod snapshot;
 pub mod version;

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod maint;
 pub mod members;
 pub mod operator;
+pub mod operator_recover;
 pub mod reload;
 pub mod services;
 pub mod snapshot;

@@ -34,6 +34,8 @@ pub enum RaftCommand {
     ListPeers(ListPeersArgs),
     /// Remove a Consul server from the Raft configuration
     RemovePeer(RemovePeerArgs),
+    /// Writes raft/peers.json for a stopped server to recover from an outage
+    Recover(super::operator_recover::RecoverArgs),
 }
 
 #[derive(Args, Debug)]
@@ -97,11 +99,17 @@ pub struct SetConfigArgs {
 }
 
 pub fn run(a: OperatorArgs) -> i32 {
+    // `recover` reads a stopped server's data dir with its own runtime.
+    let a = match a.command {
+        OperatorCommand::Raft(RaftArgs { command: RaftCommand::Recover(r) }) => return super::operator_recover::run(r),
+        other => OperatorArgs { command: other },
+    };
     super::block_on(async move {
         match a.command {
             OperatorCommand::Raft(r) => match r.command {
                 RaftCommand::ListPeers(l) => list_peers(l).await,
                 RaftCommand::RemovePeer(r) => remove_peer(r).await,
+                RaftCommand::Recover(_) => unreachable!("handled before the runtime starts"),
             },
             OperatorCommand::Autopilot(ap) => match ap.command {
                 AutopilotCommand::GetConfig(g) => get_config(g).await,

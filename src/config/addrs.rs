@@ -132,12 +132,14 @@ impl<'a> Network<'a> {
     }
 
     /// Consul's advertise address for `bind_addr = 0.0.0.0`: the machine's
-    /// only private IPv4 address.
+    /// only private IPv4 address, among interfaces that are up (as Consul:
+    /// an address on a downed interface is not reachable, so it neither
+    /// counts nor makes the choice ambiguous).
     pub fn private_ipv4(&self) -> Result<IpAddr, ConfigError> {
         match self {
             Network::CheckOnly => Ok(PLACEHOLDER),
             Network::Live { .. } => {
-                let ips: Vec<IpAddr> = self.interfaces().iter().map(|i| i.addr).collect();
+                let ips: Vec<IpAddr> = self.interfaces().iter().filter(|i| i.flags.up).map(|i| i.addr).collect();
                 pick_private_ipv4(&ips)
             }
         }
@@ -220,6 +222,22 @@ mod tests {
         let e = pick_private_ipv4(&[a("10.0.0.1"), a("192.168.1.1")]).unwrap_err();
         assert!(e.to_string().contains("Multiple private IPv4 addresses found. Please configure one"));
         assert_eq!(pick_private_ipv4(&[a("100.64.1.1")]).unwrap(), a("100.64.1.1"));
+    }
+
+    #[test]
+    fn private_address_ignores_interfaces_that_are_down() {
+        let down = IfFlags { up: false, ..IfFlags::ethernet_up() };
+        let probe = || {
+            vec![
+                IfAddr::parse("lo", "127.0.0.1/8", IfFlags::loopback_up(), false).unwrap(),
+                IfAddr::parse("eth0", "192.168.1.11/24", IfFlags::ethernet_up(), true).unwrap(),
+                IfAddr::parse("eth1", "10.9.0.4/16", down, false).unwrap(),
+            ]
+        };
+        assert_eq!(Network::live(&probe).private_ipv4().unwrap(), a("192.168.1.11"));
+        let only_down = || vec![IfAddr::parse("eth1", "10.9.0.4/16", down, false).unwrap()];
+        let e = Network::live(&only_down).private_ipv4().unwrap_err().to_string();
+        assert!(e.contains("No private IPv4 address found"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod log_store;
 pub mod network;
 pub mod proposer;
 pub mod reads;
+pub mod recovery;
 pub mod snapshot;
 pub mod state_machine;
 pub mod typ;
