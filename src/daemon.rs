@@ -101,6 +101,9 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     // Gossip: the LAN pool for every agent, the WAN pool for servers.
     let pools = cluster::start_pools(&cfg, agent.member_tags(), data_dir.as_ref().map(DataDir::path), &tasks, shutdown.clone()).await?;
     agent.attach_gossip(pools.clone());
+    if let Some(server) = &server {
+        server.attach_gossip(pools.clone());
+    }
     crate::event::start(agent.clone(), &pools.lan, &tasks, shutdown.clone());
     let kick = Arc::new(tokio::sync::Notify::new());
     if let Some(server) = &server {

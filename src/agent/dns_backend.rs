@@ -57,7 +57,8 @@ impl DnsBackend for AgentDns {
         dc: Option<&'a str>,
         allow_stale: bool,
     ) -> BoxFut<'a, Result<(u64, Arc<Vec<ServiceInstance>>), BackendError>> {
-        Box::pin(async move {
+        let local = self.local_datacenter();
+        Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
             let (meta, entries) =
                 self.agent.health_service(service, &ServiceFilter::default(), &self.opts(allow_stale)).await.map_err(backend_err)?;
@@ -88,11 +89,12 @@ impl DnsBackend for AgentDns {
                 })
                 .collect();
             Ok((meta.index, Arc::new(out)))
-        })
+        }))
     }
 
     fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, allow_stale: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
-        Box::pin(async move {
+        let local = self.local_datacenter();
+        Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
             let opts = self.opts(allow_stale);
             let (_, found) = self.agent.catalog_node(name, &opts).await.map_err(backend_err)?;
@@ -102,7 +104,7 @@ impl DnsBackend for AgentDns {
             // Names arrive lowercased; node names may not be.
             let (_, nodes) = self.agent.catalog_nodes(&[], &opts).await.map_err(backend_err)?;
             Ok(nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).map(node_info))
-        })
+        }))
     }
 
     fn reverse<'a>(&'a self, ip: IpAddr) -> BoxFut<'a, Result<Option<ReverseHit>, BackendError>> {

@@ -8,6 +8,7 @@
 
 pub mod ae;
 pub mod client;
+pub mod dc;
 pub mod definition;
 pub mod dns_backend;
 pub mod exec;
@@ -203,12 +204,24 @@ impl Agent {
         }
     }
 
-    /// Checks `?dc=`: only this datacenter is reachable until the WAN pool exists.
+    /// Checks a datacenter named by a request: this one, or the foreign one
+    /// the request is being routed to (see `dc`). A foreign datacenter named
+    /// only in a body (not in `?dc=`) has no route.
     pub fn check_dc(&self, dc: Option<&str>) -> Result<(), RpcError> {
         match dc {
             None | Some("") => Ok(()),
             Some(dc) if dc.eq_ignore_ascii_case(&self.config().datacenter) => Ok(()),
+            Some(dc) if dc::target_dc().is_some_and(|t| t == dc) => Ok(()),
             Some(_) => Err(RpcError::NoPathToDatacenter),
+        }
+    }
+
+    /// Every datacenter known over the WAN, this one first (a client asks a
+    /// server).
+    pub async fn datacenters(&self) -> Result<Vec<String>, RpcError> {
+        match self.rpc_local(Request::Datacenters).await? {
+            Response::Texts(dcs) => Ok(dcs),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -558,6 +571,14 @@ impl Agent {
     /// server over RPC for a client agent. Both take the same code path on
     /// the server side (`Server::dispatch`).
     pub async fn rpc(&self, req: Request) -> Result<Response, RpcError> {
+        match dc::target_dc() {
+            Some(dc) => self.rpc_local(Request::Forward { dc, req: Box::new(req) }).await,
+            None => self.rpc_local(req).await,
+        }
+    }
+
+    /// An RPC to this datacenter's servers, whatever `?dc=` says.
+    async fn rpc_local(&self, req: Request) -> Result<Response, RpcError> {
         let resp = match &self.inner.delegate {
             Delegate::Server(s) => s.dispatch(req).await,
             Delegate::Client(c) => c.call(req).await?,

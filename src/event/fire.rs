@@ -89,8 +89,13 @@ impl Agent {
         if serf_name.len() + body.len() > USER_EVENT_SIZE_LIMIT {
             return Err(EventError::TooLarge(too_large_message()));
         }
-        let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
-        pools.lan.user_event(&serf_name, &body, false).await.map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
+        if crate::agent::dc::target_dc().is_some() {
+            // `?dc=` another datacenter: a server there broadcasts it.
+            self.rpc(crate::rpc::Request::EventFire { serf_name, body }).await?;
+        } else {
+            let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
+            pools.lan.user_event(&serf_name, &body, false).await.map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
+        }
         crate::metrics::incr("consul.agent.user_event.fired", 1);
         tracing::debug!(target: "agent", event_name = %ev.name, event_id = %ev.id, "fired user event");
         Ok(ev)

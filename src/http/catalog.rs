@@ -45,7 +45,7 @@ pub async fn deregister(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, bo
 
 pub async fn datacenters(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    json(&params, &[ctx.agent.config().datacenter.clone()])
+    json(&params, &ctx.agent.datacenters().await?)
 }
 
 pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod datacenter;
 pub mod decode;
 pub mod error;
 pub mod event;
@@ -134,6 +135,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/event/list", get(event::list))
         .route("/v1/acl/{*rest}", any(acl_disabled))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
         .layer(middleware::from_fn(finish))
         .with_state(ctx)
 }

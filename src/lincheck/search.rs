@@ -487,6 +487,7 @@ fn follows_optional(stack: &[Frame]) -> bool {
 
 /// Remembers the furthest return entry the search was ever stuck at, the
 /// prefix that got there and the register values it was stuck with.
+#[allow(clippy::too_many_arguments)] // the search state it snapshots, passed apart to keep borrows disjoint
 fn record_frontier(
     frontier: &mut Option<Frontier>,
     entries: &Entries,

@@ -161,6 +161,14 @@ pub enum Request {
     /// served only if that is still true, and never forwarded again (so
     /// stale views can't bounce a request between servers).
     LeaderOnly(Box<Request>),
+    /// A request for another datacenter (`?dc=`): a server relays the inner
+    /// request to a server of `dc` found in the WAN pool.
+    Forward { dc: String, req: Box<Request> },
+    /// Every datacenter this server knows over the WAN (`Texts`).
+    Datacenters,
+    /// Broadcast an encoded user event in this server's LAN pool (a
+    /// `?dc=` event fired in another datacenter).
+    EventFire { serf_name: String, body: Vec<u8> },
     /// The encoded state at the applied index (`/v1/snapshot` GET).
     SnapshotSave { opts: QueryOptions },
     /// Replaces the state with an encoded one (`/v1/snapshot` PUT).

@@ -109,6 +109,9 @@ impl Server {
                 reply(self.operator_remove_peer(id, address).await, |_| Response::Unit)
             }
             Request::LeaderOnly(inner) => self.dispatch_leader_only(*inner).await,
+            Request::Forward { dc, req } => self.forward_to_dc(&dc, *req).await,
+            Request::Datacenters => Response::Texts(self.datacenters()),
+            Request::EventFire { serf_name, body } => self.fire_relayed_event(&serf_name, &body).await,
             Request::CatalogReverse { ip, opts } => reply(self.catalog_reverse(&ip, &opts).await, Response::Reverse),
             Request::OperatorRaftConfiguration { opts } => reply(self.raft_configuration(&opts).await, Response::RaftConfiguration),
             Request::AutopilotGetConfig { opts } => reply(self.autopilot_get_config(&opts).await, Response::AutopilotConfig),

@@ -43,12 +43,16 @@ pub async fn run(
 ) {
     let mut metrics = server.consensus.raft.metrics();
     let mut was_leader = false;
+    let mut last_reap: Option<std::time::Instant> = None;
     loop {
         let is_leader = server.consensus.is_leader();
         if is_leader && !was_leader {
             tracing::info!(target: "agent.server", "cluster leadership acquired");
         } else if !is_leader && was_leader {
             tracing::info!(target: "agent.server", "cluster leadership lost");
+        }
+        if !is_leader {
+            last_reap = None;
         }
         was_leader = is_leader;
         if is_leader {
@@ -58,8 +62,15 @@ pub async fn run(
                     tracing::warn!(target: "agent.server", member = %m.name, error = %e, "failed to reconcile member");
                 }
             }
-            if let Err(e) = reap_unknown(&server, &list).await {
-                tracing::warn!(target: "agent.server", error = %e, "failed to reap members");
+            // Member events reconcile one member each; nodes gossip does not
+            // know at all are reaped only on gaining leadership and then once
+            // per reconcile interval, as Consul does (so a node registered by
+            // hand with a serfHealth check lives until the next full pass).
+            if !list.is_empty() && last_reap.is_none_or(|t| t.elapsed() >= RECONCILE_INTERVAL) {
+                last_reap = Some(std::time::Instant::now());
+                if let Err(e) = reap_unknown(&server, &list).await {
+                    tracing::warn!(target: "agent.server", error = %e, "failed to reap members");
+                }
             }
         }
         tokio::select! {

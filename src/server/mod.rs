@@ -17,6 +17,7 @@ pub mod operator;
 pub mod session;
 pub mod snapshot;
 pub mod stats;
+pub mod wan;
 
 use crate::catalog::{Command, CommandResult};
 use crate::consensus::proposer::ProposeError;
@@ -48,6 +49,9 @@ pub struct Server {
     pub(crate) session_timers: std::sync::Arc<session::SessionTimers>,
     /// The leader's latest autopilot health view (None on followers).
     pub(crate) autopilot_health: std::sync::Mutex<Option<crate::rpc::operator::AutopilotHealth>>,
+    /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
+    /// LAN one to fire events relayed from another datacenter.
+    pub(crate) pools: std::sync::OnceLock<crate::cluster::Pools>,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -57,7 +61,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
-        Server { consensus, settings, rpc, session_timers: Default::default(), autopilot_health: Default::default() }
+        Server { consensus, settings, rpc, session_timers: Default::default(), autopilot_health: Default::default(), pools: Default::default() }
     }
 
     pub fn consensus(&self) -> &Consensus {

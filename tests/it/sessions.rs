@@ -101,7 +101,8 @@ async fn critical_check_and_ttl_invalidate_sessions() {
     a.wait_ready().await;
     // A node registered through the catalog whose serfHealth we control.
     let reg = json!({"Node": "ext", "Address": "10.0.0.5", "Check": {"CheckID": "serfHealth", "Name": "Serf", "Status": "passing"}});
-    a.put("/v1/catalog/register", reg.to_string().as_bytes()).await;
+    let r = a.put("/v1/catalog/register", reg.to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     let s = create(&a, json!({"Node": "ext", "LockDelay": "0s"})).await;
     assert_eq!(a.put(&format!("/v1/kv/svc/leader?acquire={s}"), b"ext").await.text(), "true");
     let reg = json!({"Node": "ext", "Address": "10.0.0.5", "Check": {"CheckID": "serfHealth", "Name": "Serf", "Status": "critical"}});

@@ -1,0 +1,88 @@
+//! `?dc=` routing between datacenters: a server relays a request for
+//! another datacenter to a server of that datacenter it sees alive in the
+//! WAN pool, as a client agent would talk to its own servers. The remote
+//! server answers as for any local caller (forwarding to its leader, or
+//! blocking, as the request asks), so the relay is one hop and stateless.
+//!
+//! Owns: choosing the remote server and the relay call. Knows nothing of
+//! HTTP or of what the inner request means.
+
+use super::Server;
+use crate::rpc::client::CallError;
+use crate::rpc::{Request, Response, RpcError};
+use rand::seq::SliceRandom;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Longer than the longest blocking query the inner request may carry.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+
+impl Server {
+    /// Gives the server its gossip pools (the WAN one exists unless
+    /// `ports.serf_wan` is disabled).
+    pub fn attach_gossip(&self, pools: crate::cluster::Pools) {
+        let _ = self.pools.set(pools);
+    }
+
+    fn wan(&self) -> Option<&crate::gossip::Gossip> {
+        self.pools.get().and_then(|p| p.wan.as_ref())
+    }
+
+    /// Serves `Request::EventFire`: a user event another datacenter's
+    /// agent asked to broadcast here.
+    pub(crate) async fn fire_relayed_event(&self, serf_name: &str, body: &[u8]) -> Response {
+        let Some(pools) = self.pools.get() else { return Response::Error(RpcError::Internal("gossip is not running".into())) };
+        match pools.lan.user_event(serf_name, body, false).await {
+            Ok(()) => Response::Unit,
+            Err(e) => Response::Error(RpcError::Internal(format!("failed to broadcast user event: {e}"))),
+        }
+    }
+
+    /// This datacenter first, then every other one seen in the WAN pool
+    /// with at least one server not gone, by name.
+    pub fn datacenters(&self) -> Vec<String> {
+        let local = self.settings.datacenter.clone();
+        let mut others = BTreeSet::new();
+        if let Some(wan) = self.wan() {
+            for m in wan.members() {
+                if let Some(dc) = m.tags.get("dc") {
+                    if *dc != local && m.tags.get("role").map(String::as_str) == Some("consul") {
+                        others.insert(dc.clone());
+                    }
+                }
+            }
+        }
+        std::iter::once(local).chain(others).collect()
+    }
+
+    /// Serves `Request::Forward`.
+    pub(crate) async fn forward_to_dc(&self, dc: &str, req: Request) -> Response {
+        if dc.eq_ignore_ascii_case(&self.settings.datacenter) {
+            return Box::pin(self.dispatch(req)).await;
+        }
+        // A relayed request is never relayed again, so two servers with
+        // different views cannot bounce it between them.
+        if matches!(req, Request::Forward { .. }) {
+            return Response::Error(RpcError::BadRequest("a forwarded request cannot be forwarded again".into()));
+        }
+        let Some(wan) = self.wan() else { return Response::Error(RpcError::NoPathToDatacenter) };
+        let mut servers: Vec<_> =
+            crate::cluster::server_members(&wan.members(), dc).into_iter().filter(|s| s.alive).map(|s| s.rpc_addr).collect();
+        if servers.is_empty() {
+            return Response::Error(RpcError::NoPathToDatacenter);
+        }
+        servers.shuffle(&mut rand::rng());
+        let mut last = String::new();
+        for addr in servers {
+            match self.rpc.call(addr, &req, RELAY_TIMEOUT).await {
+                Ok(resp) => return resp,
+                Err(e @ (CallError::Connect { .. } | CallError::Closed(_))) => {
+                    tracing::debug!(target: "agent.server.rpc", datacenter = %dc, server = %addr, error = %e, "remote server unreachable; trying another");
+                    last = e.to_string();
+                }
+                Err(e) => return Response::Error(RpcError::Internal(format!("rpc error forwarding to datacenter {dc}: {e}"))),
+            }
+        }
+        Response::Error(RpcError::Internal(format!("rpc error: no server of datacenter {dc} could be reached: {last}")))
+    }
+}
