@@ -64,7 +64,7 @@ impl Server {
         let mut s = BTreeMap::new();
         s.insert("acl".into(), "disabled".into());
         s.insert("bootstrap".into(), bootstrap.to_string());
-        s.insert("known_datacenters".into(), "1".into());
+        s.insert("known_datacenters".into(), self.datacenters().len().to_string());
         s.insert("leader".into(), self.consensus.is_leader().to_string());
         s.insert("leader_addr".into(), self.leader_addr());
         s.insert("server".into(), "true".into());

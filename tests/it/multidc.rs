@@ -58,6 +58,8 @@ async fn requests_reach_another_datacenter_over_the_wan() {
             a.get("/v1/catalog/datacenters").await.text()
         );
     }
+    let info = dc1.cli(&["info"]);
+    assert!(info.stdout.contains("\tknown_datacenters = 2"), "{}", info.stdout);
     let from_dc2: Vec<String> = dc2.get("/v1/catalog/datacenters").await.json().expect("json");
     assert_eq!(from_dc2, vec!["dc2".to_string(), "dc1".to_string()]);
 
