@@ -10,99 +10,12 @@
 //! it skips. CI runs as root, so they run there.
 
 use crate::harness::BIN;
-use std::io::{Read, Write};
+use crate::netns::{http_get, Netns};
+use crate::need_netns;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// A network namespace of our own, deleted on drop (also when a test fails).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Result<Netns, String> {
-        let name = format!("crs-ops-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn ip(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// An Ethernet-like interface with one address. A veth pair with both
-    /// ends inside the namespace: it needs no kernel module beyond veth.
-    fn add_iface(&self, name: &str, cidr: &str, up: bool) {
-        let peer = format!("{name}p");
-        self.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]).unwrap();
-        self.ip(&["addr", "add", cidr, "dev", name]).unwrap();
-        if up {
-            self.ip(&["link", "set", name, "up"]).unwrap();
-            self.ip(&["link", "set", &peer, "up"]).unwrap();
-        }
-    }
-
-    /// Runs `f` on a thread that has entered this namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let fd = std::fs::File::open(&path).expect("open netns");
-                // SAFETY: setns on a namespace fd we own; it changes only this thread.
-                let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("netns thread")
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-/// Whether this machine lets us make namespaces; the reason if not.
-fn available() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("network namespaces need root".into());
-    }
-    let ns = Netns::create()?;
-    ns.ip(&["link", "add", "probe0", "type", "veth", "peer", "name", "probe0p"])?;
-    Ok(())
-}
-
-macro_rules! need_netns {
-    () => {
-        if let Err(why) = available() {
-            eprintln!("skipping {}: {why}", module_path!());
-            return;
-        }
-    };
-}
 
 /// A `consul agent` (client mode) running inside a namespace.
 struct NsAgent {
@@ -161,19 +74,6 @@ impl Drop for NsAgent {
 }
 
 /// A minimal HTTP/1.0 GET; the body when the status is 200.
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.").then_some(())?;
-    head.split_whitespace().nth(1).filter(|c| *c == "200")?;
-    Some(body.to_string())
-}
-
 fn tcp_open(addr: &str) -> bool {
     addr.parse().ok().is_some_and(|a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
