@@ -204,6 +204,11 @@ async fn three_servers_and_a_client_survive_the_leader_being_killed() {
         .await,
         "serfHealth of the killed server never went critical"
     );
+    // Its services leave the passing set with it (here the `consul` service).
+    let passing: Vec<Value> = client.get("/v1/health/service/consul?passing").await.json().expect("json");
+    let nodes: Vec<&str> = passing.iter().filter_map(|e| e["Node"]["Node"].as_str()).collect();
+    assert_eq!(nodes.len(), 2, "passing consul instances: {nodes:?}");
+    assert!(!nodes.contains(&old_name.as_str()), "killed server still passing: {nodes:?}");
 
     // The old leader restarts, rejoins as a follower and catches up.
     servers[li].restart();
