@@ -28,7 +28,7 @@ mod schedule;
 mod script;
 mod spec;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 mod ttl;
 mod udp;
 

@@ -3,7 +3,7 @@
 //! as Consul's `http_handler_config` describes. Owns the config parsing and
 //! the one request per change; nothing else.
 
-use super::tls;
+use crate::checks::tls;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Uri};
@@ -108,7 +108,11 @@ impl HttpHandlerConfig {
         }
         let req = req.body(Full::new(body)).map_err(|e| format!("invalid request: {e}"))?;
         if https {
-            let stream = tls::connect(tcp, &host, self.tls_skip_verify).await?;
+            // The checks' TLS client: system roots, or `tls_skip_verify`.
+            static ROOTS: std::sync::OnceLock<tls::TlsRoots> = std::sync::OnceLock::new();
+            let roots = ROOTS.get_or_init(tls::TlsRoots::default);
+            let params = tls::TlsParams { skip_verify: self.tls_skip_verify, server_name: None, alpn: &[] };
+            let stream = tls::connect(roots, &params, &host, tcp).await?;
             exchange(TokioIo::new(stream), req).await
         } else {
             exchange(TokioIo::new(tcp), req).await

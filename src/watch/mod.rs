@@ -18,7 +18,6 @@ pub mod plan;
 pub mod query;
 pub mod script;
 pub mod spec;
-mod tls;
 
 pub use agent::{parse_agent_watches, start_agent_watches, AgentWatch, WatchHandlerSpec};
 pub use http_handler::HttpHandlerConfig;
