@@ -125,7 +125,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let http_shutdown = CancellationToken::new();
     let http_addrs = crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
     // Watches query this agent over HTTP and stop when HTTP stops.
-    crate::watch::start_agent_watches(watches, &http_addrs, http_shutdown.clone(), &tasks)?;
+    agent.attach_watches(crate::watch::AgentWatches::start(watches, &http_addrs, http_shutdown.clone(), &tasks)?);
     let dns_addrs = cfg.dns_socket_addrs();
     if !dns_addrs.is_empty() {
         let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;

@@ -55,6 +55,8 @@ struct Inner {
     gossip: OnceLock<crate::cluster::Pools>,
     /// How the configuration was loaded, for `reload`.
     load_options: OnceLock<crate::config::LoadOptions>,
+    /// The running `watches` (replaced on reload).
+    watches: OnceLock<crate::watch::AgentWatches>,
     /// The user events this agent accepted (`/v1/event/list`); filled by
     /// `event::dispatch`, fired through `Agent::fire_user_event` (src/event/fire.rs).
     events: crate::event::EventRing,
@@ -103,6 +105,7 @@ impl Agent {
                 runner: OnceLock::new(),
                 gossip: OnceLock::new(),
                 load_options: OnceLock::new(),
+                watches: OnceLock::new(),
                 events: crate::event::EventRing::default(),
             }),
         }

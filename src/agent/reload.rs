@@ -1,6 +1,6 @@
-//! Reloading the configuration (SIGHUP, `consul reload`): the log level
-//! and the services and checks defined in config files change without a
-//! restart, as in Consul. Registrations made over the HTTP API, the
+//! Reloading the configuration (SIGHUP, `consul reload`): the log level,
+//! the services and checks defined in config files, and the `watches`
+//! change without a restart, as in Consul. Registrations made over the HTTP API, the
 //! `consul` service and maintenance flags are left alone. A configuration
 //! that fails to load or validate changes nothing.
 
@@ -21,6 +21,11 @@ pub struct ReloadSummary {
 }
 
 impl Agent {
+    /// Hands the agent its running watches, so a reload can replace them.
+    pub fn attach_watches(&self, watches: crate::watch::AgentWatches) {
+        let _ = self.inner.watches.set(watches);
+    }
+
     /// Remembers how the configuration was loaded, so `reload` can read it again.
     pub fn set_load_options(&self, opts: LoadOptions) {
         let _ = self.inner.load_options.set(opts);
@@ -62,6 +67,11 @@ impl Agent {
                 return Err(format!("Failed to register check {:?}: {}", def.id, super::SCRIPTS_DISABLED));
             }
             checks.push(def);
+        }
+
+        let (watches, watch_warnings) = crate::watch::parse_agent_watches(&new.watches)?;
+        for w in watch_warnings {
+            tracing::warn!(target: "agent", "{w}");
         }
 
         crate::logging::set_level(new.log_level);
@@ -108,6 +118,9 @@ impl Agent {
             self.register_check(def, Source::Local).map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
         }
         self.inner.local.trigger().notify_one();
+        if let Some(running) = self.inner.watches.get() {
+            running.replace(watches)?;
+        }
         Ok(summary)
     }
 }

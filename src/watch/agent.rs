@@ -132,27 +132,50 @@ pub fn local_http_address(bound: &[SocketAddr]) -> Option<String> {
     Some(SocketAddr::new(ip, addr.port()).to_string())
 }
 
-/// Starts one task per watch; they stop when `stop` fires.
-pub fn start_agent_watches(
-    watches: Vec<AgentWatch>,
-    http_addrs: &[SocketAddr],
-    stop: CancellationToken,
-    tasks: &TaskTracker,
-) -> Result<(), String> {
-    if watches.is_empty() {
-        return Ok(());
+/// The agent's running `watches`: replaced as a whole on reload (the old
+/// plans stop, the new ones start and fire once, as Consul's reload does).
+pub struct AgentWatches {
+    address: Option<String>,
+    parent: CancellationToken,
+    tasks: TaskTracker,
+    current: std::sync::Mutex<CancellationToken>,
+}
+
+impl AgentWatches {
+    /// Starts one task per watch; they all stop when `stop` fires.
+    pub fn start(watches: Vec<AgentWatch>, http_addrs: &[SocketAddr], stop: CancellationToken, tasks: &TaskTracker) -> Result<AgentWatches, String> {
+        let set = AgentWatches {
+            address: local_http_address(http_addrs),
+            current: std::sync::Mutex::new(stop.child_token()),
+            parent: stop,
+            tasks: tasks.clone(),
+        };
+        set.replace(watches)?;
+        Ok(set)
     }
-    let address = local_http_address(http_addrs).ok_or("watch plans require an HTTP or HTTPS endpoint")?;
-    for w in watches {
-        let plan = Plan::new(w.spec.clone(), &address).map_err(|e| format!("watch #{}: {e}", w.number))?;
-        tracing::debug!(target: "agent.watch", number = w.number, r#type = w.spec.kind.type_name(), "starting watch");
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            let handler = w.handler;
-            plan.run(stop, |index, data| fire(&handler, index, data)).await;
-        });
+
+    /// Stops the running watches and starts `watches` instead. Every plan
+    /// is built before anything stops, so a bad one changes nothing.
+    pub fn replace(&self, watches: Vec<AgentWatch>) -> Result<(), String> {
+        let mut plans = Vec::with_capacity(watches.len());
+        for w in watches {
+            let address = self.address.as_deref().ok_or("watch plans require an HTTP or HTTPS endpoint")?;
+            let plan = Plan::new(w.spec.clone(), address).map_err(|e| format!("watch #{}: {e}", w.number))?;
+            plans.push((w, plan));
+        }
+        let stop = self.parent.child_token();
+        let old = std::mem::replace(&mut *self.current.lock().unwrap_or_else(|e| e.into_inner()), stop.clone());
+        old.cancel();
+        for (w, plan) in plans {
+            tracing::debug!(target: "agent.watch", number = w.number, r#type = w.spec.kind.type_name(), "starting watch");
+            let stop = stop.clone();
+            self.tasks.spawn(async move {
+                let handler = w.handler;
+                plan.run(stop, |index, data| fire(&handler, index, data)).await;
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 async fn fire(handler: &WatchHandlerSpec, index: u64, data: Value) -> Flow {

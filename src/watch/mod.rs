@@ -19,7 +19,7 @@ pub mod query;
 pub mod script;
 pub mod spec;
 
-pub use agent::{parse_agent_watches, start_agent_watches, AgentWatch, WatchHandlerSpec};
+pub use agent::{parse_agent_watches, AgentWatch, AgentWatches, WatchHandlerSpec};
 pub use http_handler::HttpHandlerConfig;
 pub use plan::{ChangeDetector, Flow, Plan};
 pub use spec::{WatchKind, WatchSpec};

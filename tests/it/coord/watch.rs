@@ -202,3 +202,37 @@ async fn a_bad_watch_stops_the_agent_with_its_name() {
     assert!(out.contains("Failed to parse watch #2"), "{out}");
     assert!(out.contains("Must specify a single key to watch"), "{out}");
 }
+
+#[tokio::test]
+async fn reload_replaces_the_agent_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_a = dir.path().join("a");
+    let out_b = dir.path().join("b");
+    let watch = |key: &str, out: &Path| {
+        serde_json::json!({
+            "default_query_time": "1s",
+            "watches": [{"type": "key", "key": key, "args": ["/bin/sh", "-c", format!("cat >> {}", out.display())]}]
+        })
+    };
+    let (a, cfg) = agent_with(watch("one", &out_a));
+    a.wait_ready().await;
+    assert!(wait_until(Duration::from_secs(15), || async { lines(&out_a).len() == 1 }).await, "first watch never ran");
+
+    // Swap the watch for one on another key and reload.
+    std::fs::write(cfg.path().join("watch.json"), watch("two", &out_b).to_string()).unwrap();
+    let r = a.cli(&["reload"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(wait_until(Duration::from_secs(15), || async { lines(&out_b).len() == 1 }).await, "new watch never ran");
+    // The old watch is gone: a change to its key runs nothing; the new one fires.
+    a.put("/v1/kv/one", b"x").await;
+    a.put("/v1/kv/two", b"y").await;
+    assert!(wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 2 }).await, "new watch missed its change");
+    stays(Duration::from_millis(2500), 1, || lines(&out_a).len()).await;
+
+    // A bad watch in the new config: the reload fails and the running watch stays.
+    std::fs::write(cfg.path().join("watch.json"), serde_json::json!({"watches": [{"type": "nope"}]}).to_string()).unwrap();
+    let r = a.cli(&["reload"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    a.put("/v1/kv/two", b"z").await;
+    assert!(wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 3 }).await, "watch stopped after a failed reload");
+}
