@@ -58,6 +58,10 @@ async fn requests_reach_another_datacenter_over_the_wan() {
             a.get("/v1/catalog/datacenters").await.text()
         );
     }
+    let wan = dc1.cli(&["members", "-wan"]);
+    assert_eq!(wan.code, 0, "{wan:?}");
+    assert!(wan.stdout.lines().any(|l| l.starts_with("one.dc1") && l.contains("alive") && l.contains("dc1")), "{}", wan.stdout);
+    assert!(wan.stdout.lines().any(|l| l.starts_with("two.dc2") && l.contains("alive") && l.contains("dc2")), "{}", wan.stdout);
     let info = dc1.cli(&["info"]);
     assert!(info.stdout.contains("\tknown_datacenters = 2"), "{}", info.stdout);
     let from_dc2: Vec<String> = dc2.get("/v1/catalog/datacenters").await.json().expect("json");
