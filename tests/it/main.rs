@@ -25,3 +25,5 @@ mod ops_systemd;
 mod raft_cluster;
 mod sessions;
 mod txn;
+mod discovery_cluster;
+mod checks_reap;
