@@ -417,4 +417,56 @@ mod tests {
         assert_eq!(out.results.len(), 2);
         assert_eq!(changed.kv_keys, vec!["a"]);
     }
+
+    fn node_op(verb: CatalogVerb, name: &str, modify_index: u64) -> TxnOp {
+        let node = Node { node: name.into(), address: "10.0.0.1".into(), modify_index, ..Default::default() };
+        TxnOp::Node(NodeOp { verb, node })
+    }
+
+    fn service_op(verb: CatalogVerb, node: &str, id: &str, name: &str) -> TxnOp {
+        let service = NodeService { id: id.into(), service: name.into(), port: 80, ..Default::default() };
+        TxnOp::Service(ServiceOp { verb, node: node.into(), service })
+    }
+
+    #[test]
+    fn failing_catalog_op_restores_rows_names_and_indexes() {
+        let mut kv = KvTable::default();
+        let mut cat = Registry::default();
+        let mut changed = TxnChanges::default();
+        let setup = [node_op(CatalogVerb::Set, "n1", 0), service_op(CatalogVerb::Set, "n1", "s1", "web")];
+        let out = apply(&mut kv, &mut cat, 5, &setup, &mut changed, &|_| false);
+        assert!(out.errors.is_empty(), "{out:?}");
+        assert_eq!(out.results.len(), 2);
+        assert!(changed.topics.contains(&"svc:web".to_string()));
+        assert!(changed.nodes.contains("n1"));
+        let before_index = cat.index.clone();
+
+        // Rename s1 to "api", add n2, delete nothing... then a stale cas.
+        let mut changed = TxnChanges::default();
+        let ops = [
+            service_op(CatalogVerb::Set, "n1", "s1", "api"),
+            node_op(CatalogVerb::Set, "n2", 0),
+            service_op(CatalogVerb::Set, "n2", "s2", "api"),
+            node_op(CatalogVerb::Delete, "n1", 0),
+            node_op(CatalogVerb::Cas, "n2", 0),
+        ];
+        let out = apply(&mut kv, &mut cat, 6, &ops, &mut changed, &|_| false);
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].op_index, 4);
+        assert!(changed.topics.is_empty() && changed.nodes.is_empty());
+        assert_eq!(cat.index, before_index);
+        assert!(cat.node("n2").is_none());
+        assert_eq!(cat.service("n1", "s1").map(|s| s.service.as_str()), Some("web"));
+        assert_eq!(cat.service_instances("web").len(), 1, "name index restored");
+        assert!(cat.service_instances("api").is_empty());
+
+        // After a rollback, plain writes index normally again.
+        let mut moved = node_op(CatalogVerb::Cas, "n1", 5);
+        if let TxnOp::Node(op) = &mut moved {
+            op.node.address = "10.0.0.2".into();
+        }
+        let out = apply(&mut kv, &mut cat, 7, &[moved], &mut TxnChanges::default(), &|_| false);
+        assert!(out.errors.is_empty(), "{out:?}");
+        assert_eq!(cat.index.nodes, 7);
+    }
 }
