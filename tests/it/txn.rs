@@ -144,7 +144,8 @@ async fn failing_catalog_op_rolls_back_kv_and_catalog() {
     a.wait_ready().await;
     let r = a.put("/v1/txn", catalog_setup_ops().to_string().as_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let node_index = a.get("/v1/catalog/nodes").await.index().unwrap();
+    // Per-node and per-service indexes: the agent's own node syncs meanwhile.
+    let node_index = a.get("/v1/catalog/node/web-node").await.index().unwrap();
     let web_index = a.get("/v1/catalog/service/web").await.index().unwrap();
 
     // Writes of every kind, then a node cas with a stale index.
@@ -173,7 +174,7 @@ async fn failing_catalog_op_rolls_back_kv_and_catalog() {
     assert_eq!(web.as_array().unwrap().len(), 1, "service delete rolled back");
     assert_eq!(web[0]["Address"], "10.1.2.3");
     assert_eq!(r.index(), Some(web_index), "no index moved");
-    assert_eq!(a.get("/v1/catalog/nodes").await.index(), Some(node_index));
+    assert_eq!(a.get("/v1/catalog/node/web-node").await.index(), Some(node_index));
     let checks: Value = a.get("/v1/health/checks/web").await.json().unwrap();
     assert_eq!(checks[0]["Status"], "passing", "check write rolled back");
 
@@ -210,7 +211,6 @@ async fn catalog_get_cas_and_delete_verbs() {
     assert_eq!(res[1]["Service"]["Port"], 8080);
     assert_eq!(res[2]["Check"]["ServiceName"], "web");
     let svc_index = res[1]["Service"]["ModifyIndex"].as_u64().unwrap();
-    let check_index = res[2]["Check"]["ModifyIndex"].as_u64().unwrap();
 
     let r = a.put("/v1/txn", br#"[{"Node": {"Verb": "get", "Node": {"Node": "nope"}}}]"#).await;
     assert_eq!(r.status, 409);
@@ -229,6 +229,9 @@ async fn catalog_get_cas_and_delete_verbs() {
     let r = a.put("/v1/txn", ops.to_string().as_bytes()).await;
     assert_eq!(r.status, 409, "the same cas again is stale");
 
+    // The service's new tags moved its check's index: read it again.
+    let r = a.put("/v1/txn", br#"[{"Check": {"Verb": "get", "Check": {"Node": "web-node", "CheckID": "web-check"}}}]"#).await;
+    let check_index = r.json::<Value>().unwrap()["Results"][0]["Check"]["ModifyIndex"].as_u64().unwrap();
     // delete-cas with a stale index fails; delete verbs add no result.
     let ops = json!([{"Check": {"Verb": "delete-cas", "Check": {"Node": "web-node", "CheckID": "web-check", "ModifyIndex": check_index + 100}}}]);
     assert_eq!(a.put("/v1/txn", ops.to_string().as_bytes()).await.status, 409);
