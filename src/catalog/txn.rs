@@ -80,18 +80,19 @@ pub struct KvOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
     Kv(KvOp),
-    Node(NodeOp),
-    Service(ServiceOp),
-    Check(CheckOp),
+    // Boxed: catalog records are large, KV ops (the common case) small.
+    Node(Box<NodeOp>),
+    Service(Box<ServiceOp>),
+    Check(Box<CheckOp>),
 }
 
 impl TxnOp {
     pub fn is_read(&self) -> bool {
         match self {
             TxnOp::Kv(op) => op.verb.is_read(),
-            TxnOp::Node(NodeOp { verb, .. })
-            | TxnOp::Service(ServiceOp { verb, .. })
-            | TxnOp::Check(CheckOp { verb, .. }) => *verb == CatalogVerb::Get,
+            TxnOp::Node(op) => op.verb == CatalogVerb::Get,
+            TxnOp::Service(op) => op.verb == CatalogVerb::Get,
+            TxnOp::Check(op) => op.verb == CatalogVerb::Get,
         }
     }
 
@@ -106,9 +107,9 @@ impl TxnOp {
 pub enum TxnResultItem {
     /// A KV entry; `with_value` is false for writes, whose results carry a null value.
     Kv { entry: KvEntry, with_value: bool },
-    Node(Node),
-    Service(NodeService),
-    Check(HealthCheck),
+    Node(Box<Node>),
+    Service(Box<NodeService>),
+    Check(Box<HealthCheck>),
 }
 
 /// What a committed transaction changed, for waking watchers and
@@ -420,12 +421,12 @@ mod tests {
 
     fn node_op(verb: CatalogVerb, name: &str, modify_index: u64) -> TxnOp {
         let node = Node { node: name.into(), address: "10.0.0.1".into(), modify_index, ..Default::default() };
-        TxnOp::Node(NodeOp { verb, node })
+        TxnOp::Node(Box::new(NodeOp { verb, node }))
     }
 
     fn service_op(verb: CatalogVerb, node: &str, id: &str, name: &str) -> TxnOp {
         let service = NodeService { id: id.into(), service: name.into(), port: 80, ..Default::default() };
-        TxnOp::Service(ServiceOp { verb, node: node.into(), service })
+        TxnOp::Service(Box::new(ServiceOp { verb, node: node.into(), service }))
     }
 
     #[test]

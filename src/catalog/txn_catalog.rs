@@ -85,7 +85,7 @@ fn node_label(n: &Node) -> &str {
 pub fn read_node(reg: &Registry, op: &NodeOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
     match find_node(reg, &op.node) {
         Some(n) => {
-            results.push(TxnResultItem::Node(n.clone()));
+            results.push(TxnResultItem::Node(Box::new(n.clone())));
             Ok(())
         }
         None => Err(format!("node {:?} doesn't exist", node_label(&op.node))),
@@ -112,7 +112,7 @@ pub fn apply_node(reg: &mut Registry, idx: u64, op: &NodeOp, results: &mut Vec<T
             let name = node.node.clone();
             reg.register(idx, &Registration { node, ..Default::default() })?;
             if let Some(n) = reg.node(&name) {
-                results.push(TxnResultItem::Node(n.clone()));
+                results.push(TxnResultItem::Node(Box::new(n.clone())));
             }
             Ok(())
         }
@@ -140,7 +140,7 @@ pub fn apply_node(reg: &mut Registry, idx: u64, op: &NodeOp, results: &mut Vec<T
 pub fn read_service(reg: &Registry, op: &ServiceOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
     match reg.service(&op.node, &op.service.id) {
         Some(s) => {
-            results.push(TxnResultItem::Service(s.clone()));
+            results.push(TxnResultItem::Service(Box::new(s.clone())));
             Ok(())
         }
         None => Err(format!("service {:?} on node {:?} doesn't exist", op.service.id, op.node)),
@@ -172,7 +172,7 @@ pub fn apply_service(reg: &mut Registry, idx: u64, op: &ServiceOp, results: &mut
             };
             reg.register(idx, &reg_req)?;
             if let Some(s) = reg.service(node, id) {
-                results.push(TxnResultItem::Service(s.clone()));
+                results.push(TxnResultItem::Service(Box::new(s.clone())));
             }
             Ok(())
         }
@@ -204,7 +204,7 @@ fn check_dereg(node: &str, id: &str) -> Deregistration {
 pub fn read_check(reg: &Registry, op: &CheckOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
     match reg.check(&op.check.node, &op.check.check_id) {
         Some(c) => {
-            results.push(TxnResultItem::Check(c.clone()));
+            results.push(TxnResultItem::Check(Box::new(c.clone())));
             Ok(())
         }
         None => Err(format!("check {:?} on node {:?} doesn't exist", op.check.check_id, op.check.node)),
@@ -236,7 +236,7 @@ pub fn apply_check(reg: &mut Registry, idx: u64, op: &CheckOp, results: &mut Vec
             };
             reg.register(idx, &reg_req)?;
             if let Some(c) = reg.check(node, id) {
-                results.push(TxnResultItem::Check(c.clone()));
+                results.push(TxnResultItem::Check(Box::new(c.clone())));
             }
             Ok(())
         }

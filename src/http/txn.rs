@@ -141,9 +141,9 @@ pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: H
             OpIn { kv: Some(kv), node: None, service: None, check: None } => {
                 TxnOp::Kv(kv_op(kv, cfg.limits.kv_max_value_size)?)
             }
-            OpIn { kv: None, node: Some(v), service: None, check: None } => TxnOp::Node(node_op(v, dc).map_err(bad)?),
-            OpIn { kv: None, node: None, service: Some(v), check: None } => TxnOp::Service(service_op(v).map_err(bad)?),
-            OpIn { kv: None, node: None, service: None, check: Some(v) } => TxnOp::Check(check_op(v).map_err(bad)?),
+            OpIn { kv: None, node: Some(v), service: None, check: None } => TxnOp::Node(Box::new(node_op(v, dc).map_err(bad)?)),
+            OpIn { kv: None, node: None, service: Some(v), check: None } => TxnOp::Service(Box::new(service_op(v).map_err(bad)?)),
+            OpIn { kv: None, node: None, service: None, check: Some(v) } => TxnOp::Check(Box::new(check_op(v).map_err(bad)?)),
             _ => return Err(bad("exactly one of KV, Node, Service or Check must be given".into())),
         };
         ops.push(parsed);

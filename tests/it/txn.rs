@@ -257,3 +257,33 @@ async fn catalog_get_cas_and_delete_verbs() {
     let r = a.put("/v1/txn", br#"[{"Check": {"Verb": "set", "Check": {"CheckID": "c"}}}]"#).await;
     assert_eq!(r.status, 400, "a check needs a node");
 }
+
+#[tokio::test]
+async fn catalog_txn_invalidates_sessions_like_a_registration() {
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    // An external node without serfHealth (so the leader leaves it alone).
+    let setup = json!([
+        {"Node": {"Verb": "set", "Node": {"Node": "ext-node", "Address": "10.7.7.7"}}},
+        {"Check": {"Verb": "set", "Check": {"Node": "ext-node", "CheckID": "alive", "Name": "alive", "Status": "passing"}}}
+    ]);
+    assert_eq!(a.put("/v1/txn", setup.to_string().as_bytes()).await.status, 200);
+    let r = a.put("/v1/session/create", json!({"Node": "ext-node", "NodeChecks": ["alive"], "LockDelay": "0s"}).to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json::<Value>().unwrap()["ID"].as_str().unwrap().to_string();
+    assert_eq!(a.put(&format!("/v1/kv/ext/lock?acquire={id}"), b"x").await.text(), "true");
+
+    // A rolled-back critical check leaves the session alone...
+    let ops = json!([
+        {"Check": {"Verb": "set", "Check": {"Node": "ext-node", "CheckID": "alive", "Name": "alive", "Status": "critical"}}},
+        {"KV": {"Verb": "check-not-exists", "Key": "ext/lock"}}
+    ]);
+    assert_eq!(a.put("/v1/txn", ops.to_string().as_bytes()).await.status, 409);
+    assert_ne!(a.get(&format!("/v1/session/info/{id}")).await.text(), "[]");
+    // ...a committed one invalidates it and releases its lock.
+    let ops = json!([{"Check": {"Verb": "set", "Check": {"Node": "ext-node", "CheckID": "alive", "Name": "alive", "Status": "critical"}}}]);
+    assert_eq!(a.put("/v1/txn", ops.to_string().as_bytes()).await.status, 200);
+    assert_eq!(a.get(&format!("/v1/session/info/{id}")).await.text(), "[]");
+    let v: Value = a.get("/v1/kv/ext/lock").await.json().unwrap();
+    assert!(v[0].get("Session").is_none(), "{v}");
+}
