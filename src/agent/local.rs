@@ -3,10 +3,10 @@
 //! repairs drift. Each entry remembers whether the catalog already has it.
 
 use super::definition::{CheckDef, ServiceDef, Source};
-use crate::catalog::types::{HealthCheck, NodeService};
+use crate::catalog::types::{HealthCheck, NodeService, CRITICAL};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 #[derive(Clone, Debug)]
@@ -35,6 +35,9 @@ pub struct LocalCheck {
     /// An output-only change waits until then before it is synced
     /// (`check_update_interval`); status changes sync at once.
     pub deferred_until: Option<Instant>,
+    /// Since when the check has been critical without a break (for
+    /// `deregister_critical_service_after`); `None` while it is not critical.
+    pub critical_since: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -161,6 +164,9 @@ impl LocalState {
             return true;
         }
         let status_changed = c.check.status != status;
+        if status_changed {
+            c.critical_since = (status == CRITICAL).then(Instant::now);
+        }
         c.check.status = status.to_string();
         c.check.output = output.to_string();
         if status_changed || defer_output.is_none() {
@@ -194,6 +200,25 @@ impl LocalState {
     /// The checks of one service.
     pub fn service_checks(&self, id: &str) -> Vec<LocalCheck> {
         self.lock().checks.values().filter(|c| c.def.service_id == id).cloned().collect()
+    }
+
+    /// Services to deregister because one of their checks with
+    /// `deregister_critical_service_after` has been critical for longer
+    /// than that (raised to at least `min`): `(service ID, check ID)`, one
+    /// entry per service.
+    pub fn critical_too_long(&self, now: Instant, min: Duration) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let mut out: Vec<(String, String)> = Vec::new();
+        for c in inner.checks.values() {
+            let (Some(after), Some(since)) = (c.def.deregister_critical_service_after, c.critical_since) else { continue };
+            if after.is_zero() || c.def.service_id.is_empty() || !inner.services.contains_key(&c.def.service_id) {
+                continue;
+            }
+            if now.saturating_duration_since(since) > after.max(min) && !out.iter().any(|(s, _)| *s == c.def.service_id) {
+                out.push((c.def.service_id.clone(), c.def.id.clone()));
+            }
+        }
+        out
     }
 
     // ----- anti-entropy bookkeeping -----------------------------------
@@ -330,6 +355,10 @@ impl LocalCheck {
                 check.output = p.check.output.clone();
             }
         }
-        LocalCheck { def, source, persist, check, in_sync: false, deferred_until: None }
+        // A check that stays critical across a re-registration keeps its
+        // clock: re-registering must not postpone the reaper.
+        let critical_since = (check.status == CRITICAL)
+            .then(|| previous.filter(|p| p.check.status == CRITICAL).and_then(|p| p.critical_since).unwrap_or_else(Instant::now));
+        LocalCheck { def, source, persist, check, in_sync: false, deferred_until: None, critical_since }
     }
 }

@@ -14,6 +14,7 @@ pub mod dns_backend;
 pub mod exec;
 pub mod local;
 pub mod persist;
+pub mod reaper;
 pub mod reload;
 pub mod runner;
 
@@ -319,6 +320,7 @@ impl Agent {
                 agent.check_result(&r.id, r.status.as_str(), &r.output);
             }
         });
+        tasks.spawn(reaper::run(self.clone(), self.inner.shutdown.clone()));
     }
 
     fn run_check(&self, def: &CheckDef, status: &str) {
@@ -353,6 +355,7 @@ impl Agent {
         let before: Vec<String> = self.inner.local.service_checks(&def.id).into_iter().map(|c| c.def.id).collect();
         self.inner.local.add_service(def.clone(), source, persist, replace_existing_checks);
         for c in &def.checks {
+            reaper::warn_if_below_minimum(&c.id, c.deregister_critical_service_after);
             self.apply_saved_state(c);
             let status = self.inner.local.check(&c.id).map(|lc| lc.check.status).unwrap_or_default();
             self.run_check(c, &status);
@@ -401,6 +404,7 @@ impl Agent {
             self.inner.persist.save_check(&def).map_err(|e| AgentError::Refused(format!("failed to persist check: {e}")))?;
         }
         self.inner.local.add_check(def.clone(), source, persist);
+        reaper::warn_if_below_minimum(&def.id, def.deregister_critical_service_after);
         self.apply_saved_state(&def);
         let status = self.inner.local.check(&def.id).map(|lc| lc.check.status).unwrap_or_default();
         self.run_check(&def, &status);

@@ -54,6 +54,8 @@ impl Command {
                 .iter()
                 .map(|op| match op {
                     super::txn::TxnOp::Kv(kv) => 40 + kv.key.len() + kv.value.len() + kv.session.len(),
+                    super::txn::TxnOp::Node(_) | super::txn::TxnOp::Service(_) => 256,
+                    super::txn::TxnOp::Check(c) => 256 + c.check.output.len() + c.check.notes.len(),
                 })
                 .sum(),
             Command::TombstoneReap { .. } => 16,

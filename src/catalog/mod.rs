@@ -14,6 +14,7 @@ pub mod registry;
 pub mod sessions;
 pub mod state;
 pub mod txn;
+pub mod txn_catalog;
 pub mod types;
 pub mod watch;
 

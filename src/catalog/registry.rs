@@ -6,6 +6,8 @@ use super::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod journal;
+
 /// Raft indexes of the catalog's last changes, by scope.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogIndexes {
@@ -40,10 +42,14 @@ pub struct Registry {
     /// (node, check id) → check.
     checks: BTreeMap<(String, String), HealthCheck>,
     pub index: CatalogIndexes,
+    /// The undo journal of the transaction being applied, if any (see
+    /// `journal`). Never part of a snapshot: it only lives inside one apply.
+    #[serde(skip)]
+    journal: Option<Box<journal::Journal>>,
 }
 
 /// Records what changed during one apply.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Touch {
     nodes: bool,
     services: bool,
@@ -188,6 +194,7 @@ impl Registry {
                     n.meta = existing.meta.clone();
                 }
                 if !existing.same_content(&n) {
+                    self.note_node(&name);
                     self.nodes.insert(name.clone(), n);
                     touch.nodes = true;
                     touch.node_names.insert(name.clone());
@@ -200,6 +207,7 @@ impl Registry {
                 let mut n = reg.node.clone();
                 n.create_index = idx;
                 n.modify_index = idx;
+                self.note_node(&name);
                 self.nodes.insert(name.clone(), n);
                 touch.nodes = true;
                 touch.node_names.insert(name.clone());
@@ -222,6 +230,7 @@ impl Registry {
                     }
                     self.link_name(&s.service, &key);
                     touch.service_names.insert(s.service.clone());
+                    self.note_service(&key);
                     self.services.insert(key.clone(), s);
                     touch.services = true;
                     touch.node_names.insert(name.clone());
@@ -233,6 +242,7 @@ impl Registry {
                     s.modify_index = idx;
                     self.link_name(&s.service, &key);
                     touch.service_names.insert(s.service.clone());
+                    self.note_service(&key);
                     self.services.insert(key, s);
                     touch.services = true;
                     touch.node_names.insert(name.clone());
@@ -272,6 +282,7 @@ impl Registry {
             }
         }
         self.touch_check(&c, touch);
+        self.note_check(&key);
         self.checks.insert(key, c);
     }
 
@@ -331,13 +342,16 @@ impl Registry {
     }
 
     fn remove_check(&mut self, node: &str, id: &str, touch: &mut Touch) {
-        if let Some(c) = self.checks.remove(&(node.to_string(), id.to_string())) {
+        let key = (node.to_string(), id.to_string());
+        self.note_check(&key);
+        if let Some(c) = self.checks.remove(&key) {
             self.touch_check(&c, touch);
         }
     }
 
     fn remove_service(&mut self, node: &str, id: &str, touch: &mut Touch) {
         let key = (node.to_string(), id.to_string());
+        self.note_service(&key);
         let Some(s) = self.services.remove(&key) else { return };
         self.unlink_name(&s.service, &key);
         touch.services = true;
@@ -345,7 +359,9 @@ impl Registry {
         touch.service_names.insert(s.service.clone());
         let ids: Vec<String> = self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
         for cid in ids {
-            if let Some(c) = self.checks.remove(&(node.to_string(), cid)) {
+            let key = (node.to_string(), cid);
+            self.note_check(&key);
+            if let Some(c) = self.checks.remove(&key) {
                 touch.checks = true;
                 let _ = c;
             }
@@ -353,6 +369,7 @@ impl Registry {
     }
 
     fn remove_node(&mut self, node: &str, touch: &mut Touch) {
+        self.note_node(node);
         if self.nodes.remove(node).is_none() {
             return;
         }
@@ -364,7 +381,9 @@ impl Registry {
         }
         let cids: Vec<String> = self.node_checks(node).map(|c| c.check_id.clone()).collect();
         for cid in cids {
-            if self.checks.remove(&(node.to_string(), cid)).is_some() {
+            let key = (node.to_string(), cid);
+            self.note_check(&key);
+            if self.checks.remove(&key).is_some() {
                 touch.checks = true;
             }
         }
@@ -372,6 +391,9 @@ impl Registry {
 
     /// Bumps indexes for what changed and lists the topics to wake.
     fn finish(&mut self, idx: u64, touch: Touch) -> Vec<String> {
+        // Inside a transaction, indexes move (and watchers wake) only once
+        // it commits.
+        let Some(touch) = self.defer_touch(touch) else { return Vec::new() };
         let mut topics = Vec::new();
         if touch.nodes {
             self.index.nodes = idx;

@@ -44,6 +44,11 @@ pub struct State {
     pub sessions: SessionTable,
     /// Set by the operator API; `None` until first written.
     pub autopilot: Option<super::operator::AutopilotConfig>,
+    /// The raft index of the last snapshot restore this replica applied
+    /// (0: none since it started). Local bookkeeping, not replicated
+    /// state: the leader's session TTL timers watch it to re-arm.
+    #[serde(skip)]
+    pub restored_at: u64,
 }
 
 impl State {
@@ -85,12 +90,20 @@ impl State {
                 CommandResult::Bool(true)
             }
             Command::Txn { ops } => {
-                let mut touched = Vec::new();
+                let mut touched = txn::TxnChanges::default();
                 let sessions = &self.sessions;
-                let outcome = txn::apply(&mut self.kv, index, ops, &mut touched, &|id| sessions.get(id).is_some());
-                if !touched.is_empty() {
+                let outcome =
+                    txn::apply(&mut self.kv, &mut self.catalog, index, ops, &mut touched, &|id| sessions.get(id).is_some());
+                if !touched.kv_keys.is_empty() {
                     self.index.kvs = index;
-                    changes.kv_keys.extend(touched);
+                    changes.kv_keys.extend(touched.kv_keys);
+                }
+                changes.topics.extend(touched.topics);
+                // As for a plain registration: sessions tied to a node that
+                // went away or to a check now missing or critical die, after
+                // the transaction's own ops.
+                for node in &touched.nodes {
+                    self.check_node_sessions(index, node, changes);
                 }
                 CommandResult::Txn(outcome)
             }
@@ -155,6 +168,7 @@ impl State {
             Command::Restore { state } => match postcard::from_bytes::<State>(state) {
                 Ok(mut restored) => {
                     restored.raise_indexes(index);
+                    restored.restored_at = index;
                     *self = restored;
                     changes.everything = true;
                     CommandResult::Unit

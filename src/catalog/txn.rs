@@ -1,12 +1,16 @@
-//! `/v1/txn`: a list of operations applied atomically. Every op runs
-//! against the live table while an undo log records what it changed; the
-//! first failure rolls everything back, so a failing op leaves nothing
-//! applied.
+//! `/v1/txn`: a list of KV, Node, Service and Check operations applied
+//! atomically. Every op runs against the live tables while undo logs (this
+//! file's for KV, the registry's journal for the catalog) record what it
+//! changed; the first failure rolls everything back, so a failing op leaves
+//! nothing applied. Catalog ops themselves live in `txn_catalog`.
 
 use super::kv::{KvEntry, KvTable};
+use super::registry::Registry;
+use super::txn_catalog::{self, CatalogVerb, CheckOp, NodeOp, ServiceOp};
+use super::types::{HealthCheck, Node, NodeService};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// The KV verbs of Consul's transaction API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,18 +75,30 @@ pub struct KvOp {
     pub session: String,
 }
 
-/// One operation of a transaction. Node, service and check operations
-/// arrive with the catalog.
+/// One operation of a transaction. Part of the Raft log format: variants
+/// are only appended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
     Kv(KvOp),
+    // Boxed: catalog records are large, KV ops (the common case) small.
+    Node(Box<NodeOp>),
+    Service(Box<ServiceOp>),
+    Check(Box<CheckOp>),
 }
 
 impl TxnOp {
     pub fn is_read(&self) -> bool {
         match self {
             TxnOp::Kv(op) => op.verb.is_read(),
+            TxnOp::Node(op) => op.verb == CatalogVerb::Get,
+            TxnOp::Service(op) => op.verb == CatalogVerb::Get,
+            TxnOp::Check(op) => op.verb == CatalogVerb::Get,
         }
+    }
+
+    /// Whether the op touches the catalog (rather than KV).
+    pub fn is_catalog(&self) -> bool {
+        !matches!(self, TxnOp::Kv(_))
     }
 }
 
@@ -91,6 +107,20 @@ impl TxnOp {
 pub enum TxnResultItem {
     /// A KV entry; `with_value` is false for writes, whose results carry a null value.
     Kv { entry: KvEntry, with_value: bool },
+    Node(Box<Node>),
+    Service(Box<NodeService>),
+    Check(Box<HealthCheck>),
+}
+
+/// What a committed transaction changed, for waking watchers and
+/// re-validating sessions.
+#[derive(Debug, Default)]
+pub struct TxnChanges {
+    pub kv_keys: Vec<String>,
+    /// Catalog watch topics.
+    pub topics: Vec<String>,
+    /// Nodes whose catalog rows changed.
+    pub nodes: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,39 +173,60 @@ impl Undo {
     }
 }
 
-/// Runs a transaction at raft `index`. `changed` receives the keys written.
-/// `session_exists` answers whether a session ID is live (sessions arrive
-/// with the coordination work; until then none exists).
+/// Runs a transaction at raft `index`. On success `changed` receives what
+/// was written; on failure nothing is applied and nothing is reported.
+/// `session_exists` answers whether a session ID is live.
 pub fn apply(
     kv: &mut KvTable,
+    catalog: &mut Registry,
     index: u64,
     ops: &[TxnOp],
-    changed: &mut Vec<String>,
+    changed: &mut TxnChanges,
     session_exists: &dyn Fn(&str) -> bool,
 ) -> TxnOutcome {
     let mut undo = Undo::default();
     let mut results = Vec::new();
     let mut touched = Vec::new();
+    let journaled = ops.iter().any(TxnOp::is_catalog);
+    if journaled {
+        catalog.begin_txn();
+    }
     for (i, op) in ops.iter().enumerate() {
-        let TxnOp::Kv(op) = op;
-        match apply_kv(kv, index, op, &mut undo, &mut results, &mut touched, session_exists) {
-            Ok(()) => {}
-            Err(what) => {
-                undo.rollback(kv);
-                return TxnOutcome { results: Vec::new(), errors: vec![TxnError { op_index: i, what }] };
+        let outcome = match op {
+            TxnOp::Kv(op) => apply_kv(kv, index, op, &mut undo, &mut results, &mut touched, session_exists),
+            TxnOp::Node(op) => txn_catalog::apply_node(catalog, index, op, &mut results),
+            TxnOp::Service(op) => txn_catalog::apply_service(catalog, index, op, &mut results),
+            TxnOp::Check(op) => txn_catalog::apply_check(catalog, index, op, &mut results),
+        };
+        if let Err(what) = outcome {
+            undo.rollback(kv);
+            if journaled {
+                catalog.rollback_txn();
             }
+            return TxnOutcome { results: Vec::new(), errors: vec![TxnError { op_index: i, what }] };
         }
     }
-    changed.extend(touched);
+    if journaled {
+        let committed = catalog.commit_txn(index);
+        changed.topics.extend(committed.topics);
+        changed.nodes.extend(committed.nodes);
+    }
+    changed.kv_keys.extend(touched);
     TxnOutcome { results, errors: Vec::new() }
 }
 
 /// Runs a read-only transaction (every op `is_read`) without changing anything.
-pub fn read(kv: &KvTable, ops: &[TxnOp]) -> TxnOutcome {
+pub fn read(kv: &KvTable, catalog: &Registry, ops: &[TxnOp]) -> TxnOutcome {
     let mut results = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        let TxnOp::Kv(op) = op;
-        if let Err(what) = read_kv(kv, op, &mut results) {
+        let outcome = match op {
+            TxnOp::Kv(op) => read_kv(kv, op, &mut results),
+            TxnOp::Node(op) if op.verb == CatalogVerb::Get => txn_catalog::read_node(catalog, op, &mut results),
+            TxnOp::Service(op) if op.verb == CatalogVerb::Get => txn_catalog::read_service(catalog, op, &mut results),
+            TxnOp::Check(op) if op.verb == CatalogVerb::Get => txn_catalog::read_check(catalog, op, &mut results),
+            _ => Err("operation is not a read".to_string()),
+        };
+        if let Err(what) = outcome {
             return TxnOutcome { results: Vec::new(), errors: vec![TxnError { op_index: i, what }] };
         }
     }
@@ -330,9 +381,10 @@ mod tests {
     fn failing_op_rolls_back_everything() {
         let mut kv = KvTable::default();
         kv.set(1, "keep", Bytes::from_static(b"v"), 0);
-        let mut changed = Vec::new();
+        let mut changed = TxnChanges::default();
         let out = apply(
             &mut kv,
+            &mut Registry::default(),
             2,
             &[
                 op(KvVerb::Set, "a", "1", 0),
@@ -347,15 +399,16 @@ mod tests {
         assert!(kv.get("a").is_none());
         assert_eq!(kv.get("keep").unwrap().modify_index, 1);
         assert!(kv.tombstones.is_empty());
-        assert!(changed.is_empty());
+        assert!(changed.kv_keys.is_empty());
     }
 
     #[test]
     fn successful_txn_reports_results() {
         let mut kv = KvTable::default();
-        let mut changed = Vec::new();
+        let mut changed = TxnChanges::default();
         let out = apply(
             &mut kv,
+            &mut Registry::default(),
             3,
             &[op(KvVerb::Set, "a", "1", 0), op(KvVerb::Get, "a", "", 0), op(KvVerb::CheckNotExists, "zz", "", 0)],
             &mut changed,
@@ -363,6 +416,58 @@ mod tests {
         );
         assert!(out.errors.is_empty());
         assert_eq!(out.results.len(), 2);
-        assert_eq!(changed, vec!["a"]);
+        assert_eq!(changed.kv_keys, vec!["a"]);
+    }
+
+    fn node_op(verb: CatalogVerb, name: &str, modify_index: u64) -> TxnOp {
+        let node = Node { node: name.into(), address: "10.0.0.1".into(), modify_index, ..Default::default() };
+        TxnOp::Node(Box::new(NodeOp { verb, node }))
+    }
+
+    fn service_op(verb: CatalogVerb, node: &str, id: &str, name: &str) -> TxnOp {
+        let service = NodeService { id: id.into(), service: name.into(), port: 80, ..Default::default() };
+        TxnOp::Service(Box::new(ServiceOp { verb, node: node.into(), service }))
+    }
+
+    #[test]
+    fn failing_catalog_op_restores_rows_names_and_indexes() {
+        let mut kv = KvTable::default();
+        let mut cat = Registry::default();
+        let mut changed = TxnChanges::default();
+        let setup = [node_op(CatalogVerb::Set, "n1", 0), service_op(CatalogVerb::Set, "n1", "s1", "web")];
+        let out = apply(&mut kv, &mut cat, 5, &setup, &mut changed, &|_| false);
+        assert!(out.errors.is_empty(), "{out:?}");
+        assert_eq!(out.results.len(), 2);
+        assert!(changed.topics.contains(&"svc:web".to_string()));
+        assert!(changed.nodes.contains("n1"));
+        let before_index = cat.index.clone();
+
+        // Rename s1 to "api", add n2, delete nothing... then a stale cas.
+        let mut changed = TxnChanges::default();
+        let ops = [
+            service_op(CatalogVerb::Set, "n1", "s1", "api"),
+            node_op(CatalogVerb::Set, "n2", 0),
+            service_op(CatalogVerb::Set, "n2", "s2", "api"),
+            node_op(CatalogVerb::Delete, "n1", 0),
+            node_op(CatalogVerb::Cas, "n2", 0),
+        ];
+        let out = apply(&mut kv, &mut cat, 6, &ops, &mut changed, &|_| false);
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].op_index, 4);
+        assert!(changed.topics.is_empty() && changed.nodes.is_empty());
+        assert_eq!(cat.index, before_index);
+        assert!(cat.node("n2").is_none());
+        assert_eq!(cat.service("n1", "s1").map(|s| s.service.as_str()), Some("web"));
+        assert_eq!(cat.service_instances("web").len(), 1, "name index restored");
+        assert!(cat.service_instances("api").is_empty());
+
+        // After a rollback, plain writes index normally again.
+        let mut moved = node_op(CatalogVerb::Cas, "n1", 5);
+        if let TxnOp::Node(op) = &mut moved {
+            op.node.address = "10.0.0.2".into();
+        }
+        let out = apply(&mut kv, &mut cat, 7, &[moved], &mut TxnChanges::default(), &|_| false);
+        assert!(out.errors.is_empty(), "{out:?}");
+        assert_eq!(cat.index.nodes, 7);
     }
 }

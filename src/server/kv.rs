@@ -66,7 +66,7 @@ impl Server {
     pub async fn txn(&self, ops: Vec<TxnOp>, opts: &QueryOptions) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
         if ops.iter().all(TxnOp::is_read) {
             let mut meta = self.check_consistency(opts).await?;
-            let (index, outcome) = self.consensus.store.read(|s| (s.kvs_index(), txn::read(&s.kv, &ops)));
+            let (index, outcome) = self.consensus.store.read(|s| (s.kvs_index(), txn::read(&s.kv, &s.catalog, &ops)));
             meta.index = index;
             return Ok((Some(meta), outcome));
         }

@@ -122,34 +122,47 @@ impl Server {
     }
 }
 
+/// Brings the deadlines in line with the sessions that exist: drops the
+/// timers of sessions that are gone and arms one (at full length) for each
+/// TTL session without one. `reset` first forgets every deadline, so all
+/// restart at full length.
+fn rescan(map: &mut HashMap<String, Instant>, sessions: &[Session], now: Instant, reset: bool) {
+    if reset {
+        map.clear();
+    }
+    let live: HashMap<&str, Duration> = sessions.iter().filter_map(|s| Some((s.id.as_str(), ttl_of(s)?))).collect();
+    map.retain(|id, _| live.contains_key(id.as_str()));
+    for (id, ttl) in live {
+        map.entry(id.to_string()).or_insert(now + ttl * TTL_GRACE);
+    }
+}
+
 /// The leader's TTL loop: destroys sessions whose TTL lapsed.
 pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
     let mut metrics = server.consensus.raft.metrics();
     let hub = server.consensus.store.catalog_hub().clone();
     let timers = server.session_timers.clone();
     let mut was_leader = false;
+    let mut seen_restore = 0;
     loop {
         let watch = hub.watch_key(TOPIC_SESSIONS);
         let changed = watch.notify().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
         let is_leader = server.consensus.is_leader();
+        let restored_at = server.consensus.store.read(|s| s.restored_at);
+        let restored = restored_at != seen_restore;
+        seen_restore = restored_at;
         if !is_leader {
             timers.lock().clear();
         } else {
             let sessions: Vec<Session> = server.consensus.store.read(|s| s.sessions.list().cloned().collect());
-            let now = Instant::now();
-            let mut map = timers.lock();
-            if !was_leader {
-                // A new leader starts every timer afresh at its full length.
-                map.clear();
+            if restored {
+                tracing::info!(target: "agent.server.session", sessions = sessions.len(), "state restored from a snapshot; re-arming session TTL timers");
             }
-            map.retain(|id, _| sessions.iter().any(|s| &s.id == id));
-            for s in &sessions {
-                if let Some(ttl) = ttl_of(s) {
-                    map.entry(s.id.clone()).or_insert(now + ttl * TTL_GRACE);
-                }
-            }
+            // A new leader, and a leader whose state was just replaced by a
+            // snapshot, start every timer afresh at its full length.
+            rescan(&mut timers.lock(), &sessions, Instant::now(), !was_leader || restored);
         }
         was_leader = is_leader;
         let expired: Vec<String> = {
@@ -177,5 +190,36 @@ pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
             r = metrics.changed() => { if r.is_err() { return; } }
             _ = sleep => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttl_session(id: &str, ttl: &str) -> Session {
+        Session { id: id.into(), node: "n1".into(), ttl: ttl.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn rescan_rearms_on_reset_and_drops_vanished_sessions() {
+        let t0 = Instant::now();
+        let mut map = HashMap::new();
+        rescan(&mut map, &[ttl_session("a", "10s"), ttl_session("b", "10s"), ttl_session("c", "")], t0, false);
+        assert_eq!(map.len(), 2, "only TTL sessions get timers");
+        assert_eq!(map["a"], t0 + Duration::from_secs(20));
+
+        // Later, without a reset, existing deadlines stand.
+        let t1 = t0 + Duration::from_secs(15);
+        rescan(&mut map, &[ttl_session("a", "10s"), ttl_session("b", "10s")], t1, false);
+        assert_eq!(map["a"], t0 + Duration::from_secs(20));
+
+        // A restore brings back "a" (with a new TTL), drops "b" and adds "d":
+        // every timer restarts at full length from now.
+        rescan(&mut map, &[ttl_session("a", "30s"), ttl_session("d", "10s")], t1, true);
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["a"], t1 + Duration::from_secs(60));
+        assert_eq!(map["d"], t1 + Duration::from_secs(20));
+        assert!(!map.contains_key("b"));
     }
 }

@@ -28,3 +28,5 @@ mod ops_systemd;
 mod raft_cluster;
 mod sessions;
 mod txn;
+mod discovery_cluster;
+mod checks_reap;

@@ -168,3 +168,45 @@ async fn a_lock_never_has_two_holders() {
         assert!(pair[1].0 >= pair[0].1, "holders {} and {} overlapped", pair[0].2, pair[1].2);
     }
 }
+
+/// A snapshot restore replaces the sessions: the leader must time every
+/// restored TTL session afresh from the restore (never by a deadline it
+/// armed before), and time sessions the restore brought back.
+#[tokio::test]
+async fn restore_rearms_session_ttl_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ttl.json"), r#"{"session_ttl_min": "1s"}"#).unwrap();
+    let a = Agent::dev(&["-node=restore-node", &format!("-config-dir={}", dir.path().display())]);
+    a.wait_ready().await;
+    assert!(wait_until(Duration::from_secs(10), || async { a.get("/v1/catalog/node/restore-node").await.text() != "null" }).await);
+    let ttl = Duration::from_secs(4);
+    let kept = create(&a, json!({"TTL": "4s"})).await;
+    let created = Instant::now();
+    let revived = create(&a, json!({"TTL": "4s"})).await;
+    let snap = a.get("/v1/snapshot").await;
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    // Gone before the restore, back after it.
+    assert_eq!(a.put(&format!("/v1/session/destroy/{revived}"), b"").await.text(), "true");
+    let exists = |id: String| {
+        let a = &a;
+        async move { a.get(&format!("/v1/session/info/{id}")).await.text() != "[]" }
+    };
+
+    // Let `kept` run most of its first timer (armed at ~created, due at
+    // created + 2×TTL), then restore: its clock must restart.
+    tokio::time::sleep_until((created + Duration::from_secs(5)).into()).await;
+    assert!(exists(kept.clone()).await, "the session died before the restore (machine too slow?)");
+    let r = a.client().request(Method::PUT, "/v1/snapshot", Some(snap.body.clone())).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let restored = Instant::now();
+    assert!(exists(revived.clone()).await, "the restore brings the destroyed session back");
+
+    let kept_gone = wait_until(Duration::from_secs(20), || async { !exists(kept.clone()).await }).await;
+    assert!(kept_gone, "a restored TTL session must still expire\n{}", a.output_text());
+    // Expiry comes no sooner than one TTL after the restore: the deadline
+    // armed before it (due ~3s after the restore) was dropped.
+    let lived = restored.elapsed();
+    assert!(lived >= ttl, "a restored session expired {lived:?} after the restore, before its TTL");
+    let revived_gone = wait_until(Duration::from_secs(20), || async { !exists(revived.clone()).await }).await;
+    assert!(revived_gone, "a session the restore brought back must be timed too\n{}", a.output_text());
+}
