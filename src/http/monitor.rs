@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn unknown_level_is_a_400_naming_it() {
-        let e = req("loglevel=loud").err().expect("error");
+        let e = req("loglevel=loud").expect_err("error");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.message, "Unknown log level: loud");
     }
