@@ -16,6 +16,7 @@ pub mod kv;
 pub mod lock;
 pub mod maint;
 pub mod members;
+pub mod monitor;
 pub mod operator;
 pub mod operator_recover;
 pub mod reload;
@@ -71,6 +72,8 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Lists the members of a Consul cluster
     Members(members::MembersArgs),
+    /// Stream logs from a Consul agent
+    Monitor(monitor::MonitorArgs),
     /// Interact with services
     Services(services::ServicesArgs),
     /// Generates a new encryption key
@@ -149,6 +152,7 @@ Available commands are:
     lock           Execute a command holding a lock
     maint          Controls node or service maintenance mode
     members        Lists the members of a Consul cluster
+    monitor        Stream logs from a Consul agent
     operator       Provides cluster-level tools for Consul operators
     reload         Triggers the agent to reload configuration files
     services       Interact with services
@@ -231,6 +235,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Snapshot(s) => snapshot::run(s),
         Command::Lock(l) => lock::run(l),
         Command::Members(m) => members::run(m),
+        Command::Monitor(m) => monitor::run(m),
         Command::Services(s) => services::run(s),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),

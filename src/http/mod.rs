@@ -16,6 +16,7 @@ pub mod health;
 pub mod input;
 pub mod kv;
 pub mod metrics;
+pub mod monitor;
 pub mod operator;
 pub mod query;
 pub mod response;
@@ -83,6 +84,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/agent/metrics", get(metrics::handle))
+        .route("/v1/agent/monitor", get(monitor::handle))
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(agent::members))
         .route("/v1/agent/join/{addr}", put(agent::join))
