@@ -41,6 +41,7 @@ pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
 async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
     let cfg = Arc::new(loaded.config);
     crate::logging::init(cfg.log_level, cfg.log_json);
+    crate::http::metrics::set_prometheus_retention(cfg.prometheus_retention_time);
     for w in &loaded.warnings {
         tracing::warn!(target: "agent", "{w}");
     }
@@ -54,6 +55,9 @@ async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
 }
 
 async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String> {
+    // Signal handlers first: a SIGTERM that arrives while the agent starts
+    // (or just after it reported readiness) is handled, not fatal.
+    let signals = Signals::install()?;
     // Watches are checked before anything starts: a bad one stops the agent.
     let (watches, watch_warnings) = crate::watch::parse_agent_watches(&cfg.watches)?;
     for w in &watch_warnings {
@@ -137,7 +141,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
     crate::sdnotify::ready();
 
-    let code = wait_for_signals(&agent, &cfg).await;
+    let code = wait_for_signals(signals, &agent, &cfg).await;
     crate::sdnotify::stopping();
 
     // Shutdown order: stop accepting HTTP, stop gossip and the rest, then Raft.
@@ -224,13 +228,26 @@ async fn start_server(
 }
 
 /// Waits for a signal (or a leave request) and returns the exit code.
-async fn wait_for_signals(agent: &Agent, cfg: &RuntimeConfig) -> i32 {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!(target: "agent", "failed to install signal handlers");
-        return 1;
-    };
+/// The signals the agent handles, installed once at start.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        let err = |e: std::io::Error| format!("failed to install signal handlers: {e}");
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            hup: signal(SignalKind::hangup()).map_err(err)?,
+        })
+    }
+}
+
+async fn wait_for_signals(signals: Signals, agent: &Agent, cfg: &RuntimeConfig) -> i32 {
+    let Signals { mut int, mut term, mut hup } = signals;
     // SIGPIPE is ignored by the Rust runtime already.
     let token = agent.shutdown_token();
     loop {

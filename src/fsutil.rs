@@ -32,9 +32,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
     }
     fs::rename(&tmp, path)?;
     if durable {
-        if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
-        }
+        // A bare file name has an empty parent: the current directory.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        sync_dir(dir)?;
     }
     Ok(())
 }

@@ -472,7 +472,8 @@ impl FileConfig {
         warn(self.ui_dir.is_some(), "ui_dir");
         warn(self.ui_content_path.is_some(), "ui_content_path");
         warn(self.ui_config.is_some(), "ui_config");
-        warn(self.telemetry.is_some(), "telemetry");
+        // Only `prometheus_retention_time` is read; anything else is ignored.
+        warn(self.telemetry.as_ref().is_some_and(telemetry_beyond_prometheus), "telemetry");
         warn(self.log_file.is_some(), "log_file");
         warn(self.log_rotate_duration.is_some(), "log_rotate_duration");
         warn(self.log_rotate_bytes.is_some(), "log_rotate_bytes");
@@ -569,4 +570,17 @@ impl FileConfig {
         }
         out
     }
+}
+
+/// Whether a `telemetry` block (an object, or the list of objects an HCL
+/// block becomes) sets anything besides `prometheus_retention_time`.
+fn telemetry_beyond_prometheus(t: &Value) -> bool {
+    let objects: Vec<&Value> = match t {
+        Value::Array(items) => items.iter().collect(),
+        v => vec![v],
+    };
+    objects.iter().any(|o| match o.as_object() {
+        Some(m) => m.keys().any(|k| k != "prometheus_retention_time"),
+        None => true,
+    })
 }

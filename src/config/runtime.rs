@@ -238,6 +238,9 @@ pub struct RuntimeConfig {
     pub http: HttpSettings,
     /// Full anti-entropy sync interval.
     pub ae_interval: Duration,
+    /// `telemetry.prometheus_retention_time`: > 0 enables the Prometheus
+    /// format of `/v1/agent/metrics`.
+    pub prometheus_retention_time: Duration,
 }
 
 impl RuntimeConfig {
@@ -583,6 +586,7 @@ pub(super) fn build(
             response_headers: h.response_headers.unwrap_or_default(),
         },
         ae_interval: c.ae_interval.map(|x| x.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60)),
+        prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
     })
 }
 
@@ -642,5 +646,22 @@ mod tests {
         assert!(validate_gossip_key("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=").is_ok());
         assert!(validate_gossip_key("YWJj").unwrap_err().contains("16, 24 or 32"));
         assert!(validate_gossip_key("!!").is_err());
+    }
+}
+
+/// A duration inside the `telemetry` block (an object, or the list of
+/// objects an HCL block decodes to); zero when unset.
+fn telemetry_duration(t: &Option<serde_json::Value>, key: &str) -> Result<Duration, ConfigError> {
+    let obj = match t {
+        Some(serde_json::Value::Array(items)) => items.iter().rev().find_map(|i| i.get(key)),
+        Some(v) => v.get(key),
+        None => None,
+    };
+    match obj {
+        None => Ok(Duration::ZERO),
+        Some(serde_json::Value::String(s)) => crate::duration::parse(s)
+            .map_err(|e| ConfigError::Invalid(format!("telemetry.{key}: invalid duration {s:?}: {e}"))),
+        Some(serde_json::Value::Number(n)) => Ok(Duration::from_nanos(n.as_u64().unwrap_or(0))),
+        Some(other) => Err(ConfigError::Invalid(format!("telemetry.{key}: expected a duration, got {other}"))),
     }
 }

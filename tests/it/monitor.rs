@@ -222,11 +222,9 @@ async fn prometheus_format_needs_retention_as_in_consul() {
     }
 }
 
-/// Needs `telemetry.prometheus_retention_time` to reach the HTTP layer
-/// (config → `http::metrics::set_prometheus_retention` at start), which
-/// lives outside this change; see docs/operations.md.
+/// `telemetry.prometheus_retention_time` in the config switches the
+/// Prometheus text format on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs telemetry.prometheus_retention_time wired from the config (src/config, src/daemon.rs)"]
 async fn prometheus_format_lists_counters_and_gauges() {
     let a = Agent::dev(&["-hcl", r#"telemetry { prometheus_retention_time = "60s" }"#]);
     a.wait_ready().await;
