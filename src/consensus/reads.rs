@@ -56,7 +56,10 @@ async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Resul
             Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
             }
-            Err(openraft::error::RaftError::APIError(e)) => Err(ReadError::Raft(e.to_string())),
+            // A leader that cannot reach a quorum is no leader for reads.
+            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(ReadError::NotLeader { leader: None })
+            }
             Err(openraft::error::RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(ReadError::ShuttingDown),
             Err(openraft::error::RaftError::Fatal(f)) => Err(ReadError::Raft(f.to_string())),
         };

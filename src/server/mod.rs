@@ -56,6 +56,9 @@ pub struct Server {
 
 /// How long one forwarded call may take before it is abandoned.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leader waits for a write to commit; shorter than
+/// `FORWARD_TIMEOUT` so a forwarding follower hears the reason.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
 /// Pause between attempts while no leader is known.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -159,7 +162,17 @@ impl Server {
                 return Ok(CommandResult::Bool(false));
             }
         }
-        self.consensus.proposer.propose(cmd).await.map_err(propose_error)
+        // A leader cut off from its quorum keeps believing it leads (openraft
+        // 0.9 has no lease step-down), so its writes would wait forever: give
+        // up after COMMIT_TIMEOUT. The outcome is unknown (it may still commit
+        // if the quorum comes back), as with Consul's own apply timeouts.
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.consensus.proposer.propose(cmd)).await {
+            Ok(r) => r.map_err(propose_error),
+            Err(_) => Err(RpcError::Internal(format!(
+                "timed out after {} waiting for the write to commit (is a quorum of servers reachable?); it may still be applied",
+                crate::duration::format(COMMIT_TIMEOUT)
+            ))),
+        }
     }
 
     /// `ip:port` of the leader's server RPC address, or "" when none is known.

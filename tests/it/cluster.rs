@@ -316,18 +316,22 @@ async fn without_a_leader_stale_reads_work_and_others_fail() {
     // the last one without a quorum.
     let mut servers = start_three(&["-hcl", "autopilot { cleanup_dead_servers = false }"]);
     let refs: Vec<&Agent> = servers.iter().collect();
-    agreed_leader(&refs, Duration::from_secs(60)).await;
+    let leader = agreed_leader(&refs, Duration::from_secs(60)).await;
+    // The survivor is a follower (a leader cut off from its quorum is the
+    // next test's case).
+    let keep = servers.iter().position(|s| server_rpc(s) != leader).expect("a follower");
     assert!(servers[0].put("/v1/kv/k", b"v").await.status.is_success());
-    assert!(wait_until(Duration::from_secs(10), || async { servers[2].get("/v1/kv/k?stale&raw").await.text() == "v" }).await);
+    assert!(wait_until(Duration::from_secs(10), || async { servers[keep].get("/v1/kv/k?stale&raw").await.text() == "v" }).await);
 
     // Operator remove-peer works while there is a quorum (and is refused
     // for an unknown address).
-    let bad = servers[2].cli(&["operator", "raft", "remove-peer", "-address=127.0.0.1:1"]);
+    let bad = servers[keep].cli(&["operator", "raft", "remove-peer", "-address=127.0.0.1:1"]);
     assert_ne!(bad.code, 0, "{bad:?}");
 
-    servers[0].kill9();
-    servers[1].kill9();
-    let last = &servers[2];
+    for i in (0..3).filter(|i| *i != keep) {
+        servers[i].kill9();
+    }
+    let last = &servers[keep];
     assert!(
         wait_until(Duration::from_secs(20), || async { leader_of(last).await.is_none() }).await,
         "the last server still reports a leader"
@@ -343,4 +347,34 @@ async fn without_a_leader_stale_reads_work_and_others_fail() {
     assert_eq!(strict.status, 500, "{}", strict.text());
     let cfg = last.get("/v1/operator/raft/configuration?stale").await;
     assert_eq!(cfg.status, 200, "{}", cfg.text());
+}
+
+/// The leader itself survives the loss of both followers: it cannot commit
+/// or confirm leadership, so writes fail after the commit timeout instead
+/// of hanging, default reads answer "No cluster leader", stale reads work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_its_quorum_fails_requests_instead_of_hanging() {
+    let mut servers = start_three(&["-hcl", "autopilot { cleanup_dead_servers = false }"]);
+    let refs: Vec<&Agent> = servers.iter().collect();
+    let leader = agreed_leader(&refs, Duration::from_secs(60)).await;
+    assert!(servers[0].put("/v1/kv/k", b"v").await.status.is_success());
+    let li = servers.iter().position(|s| server_rpc(s) == leader).expect("leader is a server");
+    for i in (0..3).filter(|i| *i != li) {
+        servers[i].kill9();
+    }
+    let last = &servers[li];
+    let t0 = std::time::Instant::now();
+    let put = last.put("/v1/kv/k", b"lost").await;
+    assert_eq!(put.status, 500, "{}", put.text());
+    assert!(t0.elapsed() < Duration::from_secs(20), "write took {:?}", t0.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            let r = last.get("/v1/kv/k").await;
+            r.status == 500 && r.text().contains("No cluster leader")
+        })
+        .await,
+        "default read never answered No cluster leader: {}",
+        last.get("/v1/kv/k").await.text()
+    );
+    assert_eq!(last.get("/v1/kv/k?stale&raw").await.text(), "v");
 }
