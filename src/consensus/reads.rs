@@ -6,6 +6,8 @@
 //! share it: one round trip serves any number of concurrent reads.
 
 use super::typ::{NodeId, Raft, RaftNode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -21,19 +23,38 @@ pub enum ReadError {
 #[derive(Clone)]
 pub struct ReadBarrier {
     tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64, ReadError>>>,
+    /// The term in which this node, as leader, has committed and applied an
+    /// entry of its own (`Consensus::term_barrier`). Until that is true for
+    /// the current term no read is served: a node restarted as leader of its
+    /// old term (openraft restores a committed self-vote without an
+    /// election) may not yet know how far its log was committed, and its
+    /// read index alone would let it answer from a state machine that has
+    /// not re-applied everything acknowledged before the crash.
+    ready_term: Arc<AtomicU64>,
 }
 
 impl ReadBarrier {
     /// Starts the grouping loop; it ends when `stop` is cancelled.
     pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker, stop: tokio_util::sync::CancellationToken) -> ReadBarrier {
         let (tx, rx) = mpsc::unbounded_channel();
+        let ready_term = Arc::new(AtomicU64::new(0));
+        let ready = ready_term.clone();
         tasks.spawn(async move {
             tokio::select! {
-                _ = drive(raft, rx) => {}
+                _ = drive(raft, rx, ready) => {}
                 _ = stop.cancelled() => {}
             }
         });
-        ReadBarrier { tx }
+        ReadBarrier { tx, ready_term }
+    }
+
+    /// Records that an entry proposed by this leader in `term` is applied.
+    pub fn set_ready_term(&self, term: u64) {
+        self.ready_term.fetch_max(term, Ordering::AcqRel);
+    }
+
+    pub fn ready_term(&self) -> u64 {
+        self.ready_term.load(Ordering::Acquire)
     }
 
     /// Waits until a read of local state is linearizable; returns the
@@ -45,13 +66,17 @@ impl ReadBarrier {
     }
 }
 
-async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ReadError>>>) {
+async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ReadError>>>, ready_term: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);
         }
         let result = match raft.ensure_linearizable().await {
+            // Not yet safe in this term (see `ready_term`): callers retry.
+            Ok(_) if ready_term.load(Ordering::Acquire) < raft.metrics().borrow().current_term => {
+                Err(ReadError::NotLeader { leader: None })
+            }
             Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
             Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) })

@@ -51,11 +51,21 @@ pub async fn run(
         } else if !is_leader && was_leader {
             tracing::info!(target: "agent.server", "cluster leadership lost");
         }
-        if !is_leader {
-            last_reap = None;
+        if is_leader && !was_leader {
+            // The first reap waits a full interval: right after a restart
+            // gossip has not yet heard from every member, and reaping then
+            // would deregister live servers (seen by the fault harness).
+            last_reap = Some(std::time::Instant::now());
         }
         was_leader = is_leader;
         if is_leader {
+            // Bounded: without a quorum it cannot commit, and this loop must
+            // still notice shutdown and lost leadership.
+            match tokio::time::timeout(Duration::from_secs(5), server.consensus.term_barrier()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(target: "agent.server", error = %e, "failed to commit the leadership barrier; reads wait for it"),
+                Err(_) => tracing::warn!(target: "agent.server", "leadership barrier not committed within 5s; reads wait for it"),
+            }
             let list = members();
             for m in &list {
                 if let Err(e) = reconcile_member(&server, m).await {
@@ -63,9 +73,9 @@ pub async fn run(
                 }
             }
             // Member events reconcile one member each; nodes gossip does not
-            // know at all are reaped only on gaining leadership and then once
-            // per reconcile interval, as Consul does (so a node registered by
-            // hand with a serfHealth check lives until the next full pass).
+            // know at all are reaped once per reconcile interval, as Consul
+            // does (so a node registered by hand with a serfHealth check
+            // lives until the next full pass).
             if !list.is_empty() && last_reap.is_none_or(|t| t.elapsed() >= RECONCILE_INTERVAL) {
                 last_reap = Some(std::time::Instant::now());
                 if let Err(e) = reap_unknown(&server, &list).await {
