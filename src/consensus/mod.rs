@@ -121,6 +121,7 @@ impl Consensus {
         let stop = tokio_util::sync::CancellationToken::new();
         let proposer = Proposer::spawn(raft.clone(), tasks, stop.clone());
         let reads = ReadBarrier::spawn(raft.clone(), tasks, stop.clone());
+        tasks.spawn(reads::run_term_barriers(raft.clone(), cfg.node_id, reads.clone(), stop.clone()));
         Ok(Consensus {
             raft,
             store,
@@ -161,22 +162,6 @@ impl Consensus {
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id).cloned()?;
         Some((id, node))
-    }
-
-    /// As a new leader (or one restarted into its old term), commits and
-    /// applies an empty entry of its own, then lets reads through (see
-    /// `ReadBarrier`). Consul's leader runs the same kind of barrier when
-    /// it establishes leadership. Cheap when already done for this term.
-    pub async fn term_barrier(&self) -> Result<(), String> {
-        let term = self.raft.metrics().borrow().current_term;
-        if self.reads.ready_term() >= term {
-            return Ok(());
-        }
-        let resp = self.raft.client_write(crate::catalog::Proposal::V1(Vec::new())).await.map_err(|e| e.to_string())?;
-        // The entry's own term: if leadership moved meanwhile, this marks
-        // an older term and reads stay gated until the next barrier.
-        self.reads.set_ready_term(resp.log_id.leader_id.term);
-        Ok(())
     }
 
     pub fn is_leader(&self) -> bool {

@@ -95,3 +95,38 @@ async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Resul
         }
     }
 }
+
+/// Whenever this node leads a term whose barrier is not yet applied, commits
+/// and applies an empty entry of its own and then lets reads through (see
+/// `ReadBarrier::ready_term`). Consul's leader runs the same kind of barrier
+/// when it establishes leadership. Retries while it leads without a quorum.
+pub async fn run_term_barriers(raft: Raft, me: NodeId, reads: ReadBarrier, stop: tokio_util::sync::CancellationToken) {
+    let mut metrics = raft.metrics();
+    loop {
+        let (leading, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader == Some(me), m.current_term)
+        };
+        if leading && reads.ready_term() < term {
+            let write = raft.client_write(crate::catalog::Proposal::V1(Vec::new()));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = tokio::time::timeout(std::time::Duration::from_secs(5), write) => match r {
+                    // The entry's own term: if leadership moved meanwhile this
+                    // marks an older term and reads wait for the next barrier.
+                    Ok(Ok(resp)) => reads.set_ready_term(resp.log_id.leader_id.term),
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "agent.server.raft", error = %e, "leadership barrier failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(_) => tracing::warn!(target: "agent.server.raft", "leadership barrier not committed within 5s (no quorum?); reads wait for it"),
+                },
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = metrics.changed() => if r.is_err() { return },
+        }
+    }
+}

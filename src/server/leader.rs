@@ -59,13 +59,6 @@ pub async fn run(
         }
         was_leader = is_leader;
         if is_leader {
-            // Bounded: without a quorum it cannot commit, and this loop must
-            // still notice shutdown and lost leadership.
-            match tokio::time::timeout(Duration::from_secs(5), server.consensus.term_barrier()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(target: "agent.server", error = %e, "failed to commit the leadership barrier; reads wait for it"),
-                Err(_) => tracing::warn!(target: "agent.server", "leadership barrier not committed within 5s; reads wait for it"),
-            }
             let list = members();
             for m in &list {
                 if let Err(e) = reconcile_member(&server, m).await {
