@@ -16,6 +16,7 @@ mod events;
 mod filter;
 mod http_api;
 mod kv;
+mod limits;
 mod operator;
 mod ops_cluster;
 mod ops_netenv;
