@@ -264,7 +264,7 @@ pub fn config_hcl(data: &[u8]) {
 fn config_file(data: &[u8], ext: &str) {
     use crate::config::{load_with_interfaces, netif::IfAddr, LoadOptions, SourceSpec};
     let Some(dir) = scratch_dir() else { return };
-    let path = dir.join(format!("config.{ext}"));
+    let path = dir.path().join(format!("config.{ext}"));
     if std::fs::write(&path, data).is_err() {
         return;
     }
@@ -281,12 +281,11 @@ pub fn raft_log(data: &[u8]) {
     use openraft::RaftLogReader;
     let _ = postcard::from_bytes::<crate::consensus::typ::Entry>(data);
     let Some(dir) = scratch_dir() else { return };
-    let wal = dir.join("raft").join("wal");
-    let _ = std::fs::remove_dir_all(dir.join("raft"));
+    let wal = dir.path().join("raft").join("wal");
     if std::fs::create_dir_all(&wal).is_err() || std::fs::write(wal.join(format!("{:020}.seg", 1)), data).is_err() {
         return;
     }
-    let Ok((mut store, _torn)) = LogStore::open(&dir.join("raft")) else { return };
+    let Ok((mut store, _torn)) = LogStore::open(&dir.path().join("raft")) else { return };
     if let Some(last) = store.last_log_id() {
         let _ = block_on(store.try_get_log_entries(1..last.index.saturating_add(1).min(1 << 16)));
     }
@@ -311,20 +310,28 @@ pub fn peers_json(data: &[u8]) {
     }
 }
 
-/// A per-thread scratch directory in memory-backed storage when the
-/// machine has it, emptied of nothing: each target overwrites its files.
-fn scratch_dir() -> Option<PathBuf> {
-    thread_local! {
-        static DIR: Option<PathBuf> = {
-            let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-            let dir = base.join(format!("consul-fuzz-{}-{:?}", std::process::id(), std::thread::current().id()))
-                .to_string_lossy()
-                .replace(['(', ')'], "")
-                .into();
-            std::fs::create_dir_all(&dir).ok().map(|_| dir)
-        };
+/// A private directory in memory-backed storage when the machine has it,
+/// removed with everything in it when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
     }
-    DIR.with(|d| d.clone())
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> Option<ScratchDir> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let dir = base.join(format!("consul-fuzz-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).ok().map(|_| ScratchDir(dir))
 }
 
 /// Runs a future to completion on a per-thread current-thread runtime.
