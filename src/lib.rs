@@ -32,6 +32,7 @@ pub mod daemon;
 pub mod datadir;
 pub mod dns;
 pub mod filter;
+pub mod fuzzing;
 pub mod duration;
 pub mod event;
 pub mod fsutil;

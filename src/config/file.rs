@@ -285,6 +285,8 @@ pub struct Soa {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub http_max_conns_per_client: Option<i64>,
+    /// consul-rs extension: see `runtime::Limits::http_read_header_timeout`.
+    pub http_read_header_timeout: Option<Dur>,
     pub https_handshake_timeout: Option<Dur>,
     pub rpc_handshake_timeout: Option<Dur>,
     pub rpc_client_timeout: Option<Dur>,

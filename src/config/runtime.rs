@@ -59,6 +59,9 @@ pub struct Limits {
     pub txn_max_req_len: u64,
     pub rpc_max_conns_per_client: usize,
     pub rpc_handshake_timeout: Duration,
+    /// How long a client may take to send a request's headers (and how
+    /// long a keep-alive connection may stay idle) on the HTTP API.
+    pub http_read_header_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -449,6 +452,11 @@ pub(super) fn build(
         txn_max_req_len: l.txn_max_req_len.unwrap_or(512 * 1024),
         rpc_max_conns_per_client: nonneg("limits.rpc_max_conns_per_client", l.rpc_max_conns_per_client, 100)?,
         rpc_handshake_timeout: l.rpc_handshake_timeout.map(|x| x.0).unwrap_or(Duration::from_secs(5)),
+        http_read_header_timeout: match l.http_read_header_timeout.map(|x| x.0) {
+            None => Duration::from_secs(30),
+            Some(d) if d.is_zero() => return Err(invalid("limits.http_read_header_timeout must be positive".to_string())),
+            Some(d) => d,
+        },
     };
 
     let perf = c.performance.clone().unwrap_or_default();

@@ -44,7 +44,7 @@ impl<'a> KvJson<'a> {
 }
 
 /// Extracts and decodes the key from the raw path.
-fn key_from_path(uri: &Uri) -> Result<String, HttpError> {
+pub fn key_from_path(uri: &Uri) -> Result<String, HttpError> {
     let raw = uri.path();
     let rest = raw.strip_prefix("/v1/kv/").or_else(|| raw.strip_prefix("/v1/kv")).unwrap_or("");
     let lower = rest.to_ascii_lowercase();

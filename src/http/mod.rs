@@ -15,6 +15,7 @@ pub mod event;
 pub mod health;
 pub mod input;
 pub mod kv;
+pub mod listener;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
@@ -183,6 +184,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Vec<SocketAddr>, String> {
+    let limits = listener::ConnLimits::from_config(&agent.config().limits);
     let app = router(Ctx { agent });
     let mut bound = Vec::new();
     for addr in addrs {
@@ -192,16 +194,7 @@ pub async fn serve(
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(target: "agent", address = %format!("http://{local}"), network = "tcp", "Started HTTP server");
         bound.push(local);
-        let app = app.clone();
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(target: "agent.http", error = %e, "HTTP server stopped");
-            }
-        });
+        listener::spawn(listener, app.clone(), limits, shutdown.clone(), tasks);
     }
     Ok(bound)
 }

@@ -25,10 +25,10 @@ struct ServiceCheckIn {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
-struct SessionIn {
+pub struct SessionIn {
     name: Option<String>,
     node: Option<String>,
-    lock_delay: Option<Value>,
+    pub lock_delay: Option<Value>,
     checks: Option<Vec<String>>,
     node_checks: Option<Vec<String>>,
     service_checks: Option<Vec<ServiceCheckIn>>,
@@ -39,7 +39,7 @@ struct SessionIn {
 
 /// Consul's LockDelay: a duration string, or a number (below 1000 it
 /// means seconds, else nanoseconds).
-fn lock_delay(v: Option<Value>) -> Result<Duration, String> {
+pub fn lock_delay(v: Option<Value>) -> Result<Duration, String> {
     match v {
         None | Some(Value::Null) => Ok(Duration::from_secs(15)),
         Some(Value::String(s)) if s.is_empty() => Ok(Duration::from_secs(15)),

@@ -39,7 +39,7 @@ pub async fn restore(State(ctx): State<Ctx>, uri: Uri, body: Body) -> HttpResult
     let bytes = axum::body::to_bytes(body, MAX_SNAPSHOT_STATE).await.map_err(|_| {
         HttpError::too_large(format!("snapshot archive larger than the {MAX_SNAPSHOT_STATE}-byte limit"))
     })?;
-    let archive = tokio::task::spawn_blocking(move || crate::snapshot::read_archive(&bytes))
+    let archive = tokio::task::spawn_blocking(move || crate::snapshot::read_archive_capped(&bytes, MAX_SNAPSHOT_STATE as u64))
         .await
         .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("restore failed: {e}")))?
         .map_err(|e| HttpError::bad_request(format!("failed to read snapshot: {e}")))?;

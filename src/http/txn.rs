@@ -25,7 +25,7 @@ pub const MAX_TXN_OPS: usize = 128;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct OpIn {
+pub struct OpIn {
     #[serde(rename = "KV")]
     kv: Option<KvOpIn>,
     node: Option<Value>,

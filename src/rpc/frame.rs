@@ -105,11 +105,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Frame, FrameE
     let mut idb = [0u8; 8];
     idb.copy_from_slice(&header[4..12]);
     let kind = Kind::from_byte(header[12]).ok_or(FrameError::BadKind(header[12]))?;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FrameError::Closed,
-        _ => FrameError::Io(e),
-    })?;
+    // Grow the buffer as bytes arrive: a peer that announces a large frame
+    // must send it before we hold that much memory (a header alone used to
+    // pin MAX_FRAME bytes per connection).
+    let mut payload = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *r).take(len as u64).read_to_end(&mut payload).await?;
+    if payload.len() != len {
+        return Err(FrameError::Closed);
+    }
     Ok(Frame { id: u64::from_le_bytes(idb), kind, payload })
 }
 

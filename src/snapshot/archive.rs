@@ -78,6 +78,13 @@ fn read_capped(r: impl Read, cap: u64, name: &str) -> Result<Vec<u8>, String> {
 /// Reads and verifies an archive: every member present, every checksum
 /// right, the metadata consistent with the state.
 pub fn read_archive(bytes: &[u8]) -> Result<Archive, String> {
+    read_archive_capped(bytes, MAX_STATE)
+}
+
+/// As `read_archive`, refusing a state.bin over `max_state` bytes while it
+/// decompresses: a small archive can expand a thousandfold, so a caller
+/// with its own limit (the HTTP restore) must not first inflate up to ours.
+pub fn read_archive_capped(bytes: &[u8], max_state: u64) -> Result<Archive, String> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let (mut meta, mut state, mut sums) = (None, None, None);
     let entries = tar.entries().map_err(|e| format!("not a snapshot archive: {e}"))?;
@@ -86,7 +93,7 @@ pub fn read_archive(bytes: &[u8]) -> Result<Archive, String> {
         let name = entry.path().map_err(|e| format!("bad member name: {e}"))?.to_string_lossy().to_string();
         match name.as_str() {
             "meta.json" => meta = Some(read_capped(entry, MAX_META, "meta.json")?),
-            "state.bin" => state = Some(read_capped(entry, MAX_STATE, "state.bin")?),
+            "state.bin" => state = Some(read_capped(entry, max_state.min(MAX_STATE), "state.bin")?),
             "SHA256SUMS" => sums = Some(read_capped(entry, MAX_META, "SHA256SUMS")?),
             other => return Err(format!("unexpected file {other:?} in snapshot archive")),
         }
@@ -119,6 +126,17 @@ pub fn read_archive(bytes: &[u8]) -> Result<Archive, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decompression_stops_at_the_callers_cap() {
+        // 80 MiB of zeros compresses to well under 1 MiB.
+        let state = vec![0u8; 80 << 20];
+        let bytes = write_archive(1, 1, &state).unwrap();
+        assert!(bytes.len() < 1 << 20, "{}", bytes.len());
+        let err = read_archive_capped(&bytes, 8 << 20).unwrap_err();
+        assert!(err.contains("state.bin is larger than the 8388608-byte limit"), "{err}");
+        assert_eq!(read_archive(&bytes).unwrap().state.len(), 80 << 20);
+    }
 
     #[test]
     fn round_trip_and_tamper_detection() {

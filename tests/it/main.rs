@@ -20,6 +20,7 @@ mod kv;
 mod monitor;
 mod multidc;
 mod netns;
+mod limits;
 mod operator;
 mod ops_cluster;
 mod ops_info;
