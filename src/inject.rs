@@ -10,8 +10,7 @@
 //! (ack-before-fsync). Must never be set in production: the agent logs a
 //! loud warning the first time it consults the switch.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -91,15 +90,18 @@ pub fn enabled(bug: Bug) -> bool {
     ENABLED.get_or_init(load).contains(&bug)
 }
 
-/// How often the emulated kernel writeback flushes a WAL segment whose
-/// appends skipped their fsync (`ack-before-fsync`). Linux writes dirty
-/// pages back after about 30 s; 3 s keeps the window of acknowledged but
-/// volatile entries short but non-empty.
-const WRITEBACK_EVERY: Duration = Duration::from_secs(3);
+/// How old written bytes must be before the emulated kernel writeback has
+/// made them durable (`ack-before-fsync`). Linux writes dirty pages back
+/// after about 30 s; 3 s keeps the window of acknowledged but volatile
+/// entries short, yet always there while appends flow.
+const WRITEBACK_AFTER: Duration = Duration::from_secs(3);
 
+#[derive(Default)]
 struct SegmentSync {
+    /// Bytes an emulated power loss keeps.
     synced_len: u64,
-    last_flush: Instant,
+    /// Appends not yet written back: (when, end offset).
+    pending: VecDeque<(Instant, u64)>,
 }
 
 static SEGMENTS: OnceLock<Mutex<HashMap<PathBuf, SegmentSync>>> = OnceLock::new();
@@ -115,23 +117,26 @@ pub fn synced_marker(segment: &Path) -> PathBuf {
 }
 
 /// Called instead of `fdatasync` by a WAL append under `ack-before-fsync`:
-/// bytes `[start, end)` of `segment` were written but not synced. Bytes the
-/// file already had when this process first appended to it count as
-/// durable (an earlier incarnation wrote them). Every `WRITEBACK_EVERY` the
-/// segment is really synced, as a kernel flusher would.
-pub fn unsynced_append(file: &File, segment: &Path, start: u64, end: u64) {
+/// bytes `[start, end)` of `segment` were written but not synced. Emulates
+/// a disk whose kernel writes data back `WRITEBACK_AFTER` after it was
+/// written, and publishes the durable length in `synced_marker(segment)`.
+/// Bytes the file already had when this process first appended to it count
+/// as durable (an earlier incarnation wrote them).
+pub fn unsynced_append(segment: &Path, start: u64, end: u64) {
     let map = SEGMENTS.get_or_init(Mutex::default);
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
-    let state = map.entry(segment.to_path_buf()).or_insert(SegmentSync { synced_len: start, last_flush: now });
+    let state = map.entry(segment.to_path_buf()).or_insert(SegmentSync { synced_len: start, pending: VecDeque::new() });
     // A truncation synced the file at `start`: nothing past it survives.
     state.synced_len = state.synced_len.min(start);
-    if now.duration_since(state.last_flush) >= WRITEBACK_EVERY {
-        match file.sync_data() {
-            Ok(()) => state.synced_len = end,
-            Err(e) => tracing::warn!(target: "agent.server.raft", path = %segment.display(), error = %e, "emulated writeback failed"),
+    state.pending.retain(|(_, e)| *e <= start);
+    state.pending.push_back((now, end));
+    while let Some((at, e)) = state.pending.front().copied() {
+        if now.duration_since(at) < WRITEBACK_AFTER {
+            break;
         }
-        state.last_flush = now;
+        state.synced_len = e;
+        state.pending.pop_front();
     }
     let marker = synced_marker(segment);
     let tmp = synced_marker(&marker);

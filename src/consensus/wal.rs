@@ -163,7 +163,7 @@ impl Wal {
         let Some((_, file)) = &self.active else { return unreachable_active(&self.dir) };
         file.write_all_at(&buf, start).map_err(io_err(&path))?;
         if crate::inject::enabled(crate::inject::Bug::AckBeforeFsync) {
-            crate::inject::unsynced_append(file, &path, start, offset);
+            crate::inject::unsynced_append(&path, start, offset);
         } else {
             file.sync_data().map_err(io_err(&path))?;
         }

@@ -74,7 +74,7 @@ impl Fault {
 
     /// Faults after which a new leader must have been elected at least once over the run.
     pub fn moves_leader(self) -> bool {
-        matches!(self, Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::PowerLoss)
+        matches!(self, Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader)
     }
 }
 

@@ -60,7 +60,11 @@ pub fn available() -> Result<(), String> {
     }
     let probe = Net::create()?;
     let ns = probe.add_node(0)?;
-    nft(&ns, "table inet faults_probe { chain input { type filter hook input priority 0; policy accept; } }")?;
+    // Past this point the machine has what the harness needs: a failure is
+    // a harness bug and must not turn into a silent skip.
+    if let Err(e) = nft(&ns, "table inet faults_probe {\n  chain input {\n    type filter hook input priority 0; policy accept;\n  }\n}\n") {
+        panic!("nftables does not work inside a namespace: {e}");
+    }
     Ok(())
 }
 

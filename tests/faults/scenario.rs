@@ -110,23 +110,27 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
-/// Watches the servers' view of the leader; counts changes of the agreed leader.
+/// Watches the servers' Raft terms and leaders; counts leader changes: a
+/// new (term, leader) pair that every answering server agrees on, after the
+/// first. A leader re-elected in a new term (after a power loss) counts.
 fn leader_monitor(sh: Arc<Shared>, ns: String, stop: Arc<AtomicBool>, changes: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         if crate::net::enter(&ns).is_err() {
             return;
         }
-        let mut last: Option<String> = None;
+        let mut last: Option<(String, String)> = None;
         while !stop.load(Ordering::Relaxed) {
             let targets = sh.targets.read().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut seen: Vec<String> = Vec::new();
+            let mut seen: Vec<(String, String)> = Vec::new();
             for t in targets {
-                if let Ok(r) = crate::http::request(t, "GET", "/v1/status/leader", None, Duration::from_millis(800)) {
-                    if let Ok(l) = serde_json::from_slice::<String>(&r.body) {
-                        if !l.is_empty() {
-                            seen.push(l);
-                        }
-                    }
+                let get = |path: &str| -> Option<serde_json::Value> {
+                    let r = crate::http::request(t, "GET", path, None, Duration::from_millis(800)).ok()?;
+                    serde_json::from_slice(&r.body).ok()
+                };
+                let term = get("/v1/agent/self").and_then(|v| v["Stats"]["raft"]["term"].as_str().map(str::to_string));
+                let leader = get("/v1/status/leader").and_then(|v| v.as_str().map(str::to_string)).filter(|l| !l.is_empty());
+                if let (Some(term), Some(leader)) = (term, leader) {
+                    seen.push((term, leader));
                 }
             }
             if let Some(first) = seen.first() {
