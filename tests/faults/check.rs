@@ -8,7 +8,7 @@ use crate::scenario::{Config, Outcome, Schedule};
 use crate::workload::{kv_op, Shared};
 use consul::lincheck::locks::{check_mutual_exclusion, holds_from_events};
 use consul::lincheck::properties::{check_durability, check_no_phantom_reads};
-use consul::lincheck::{check_linearizability, Call, CheckOptions, Outcome as OpOutcome, ReadMode, Verdict};
+use consul::lincheck::{check_linearizability, Call, CheckOptions, Operation, Outcome as OpOutcome, ReadMode, Ret, Verdict};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,32 +65,7 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
     }
     o.keys = keys.len();
 
-    for v in consul::lincheck::contract::check_contract(&history) {
-        o.problems.push(format!("workload contract broken (harness bug): {v}"));
-    }
-    let options = CheckOptions { threads: 2, ..CheckOptions::default() };
-    match check_linearizability(&history, &options) {
-        Ok(report) => match report.verdict() {
-            Verdict::Linearizable => eprintln!("[faults] linearizability: {}", report.to_string().lines().next().unwrap_or("")),
-            Verdict::NotLinearizable => {
-                for v in report.violations() {
-                    o.anomaly("not-linearizable", v.to_string());
-                }
-            }
-            Verdict::Unknown => o.problems.push(format!("linearizability check ran out of budget: {report}")),
-        },
-        Err(e) => o.problems.push(format!("history unusable for the checker: {e}")),
-    }
-    for p in check_no_phantom_reads(&history) {
-        o.anomaly("phantom-read", p.to_string());
-    }
-    let d = check_durability(&history, &finals);
-    for l in &d.lost {
-        o.anomaly("lost-write", l.to_string());
-    }
-    for (k, v) in &d.phantom_finals {
-        o.anomaly("phantom-final-value", format!("key {k:?} ends with {v:?}, which nobody could have written"));
-    }
+    judge_history(&history, &finals, o);
     let holds = holds_from_events(&events);
     o.lock_holds = holds.len();
     for v in check_mutual_exclusion(&holds) {
@@ -127,4 +102,45 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
     if o.tally.applied.is_empty() && !scheduled.is_empty() {
         o.problems.push("INVALID: no fault took effect".into());
     }
+}
+
+/// The history checks: contract, linearizability, phantom reads, durability.
+pub fn judge_history(history: &[Operation], finals: &BTreeMap<String, Option<String>>, o: &mut Outcome) {
+    for v in consul::lincheck::contract::check_contract(history) {
+        o.problems.push(format!("workload contract broken (harness bug): {v}"));
+    }
+    let options = CheckOptions { threads: 2, ..CheckOptions::default() };
+    match check_linearizability(history, &options) {
+        Ok(report) => match report.verdict() {
+            Verdict::Linearizable => eprintln!("[faults] linearizability: {}", report.to_string().lines().next().unwrap_or("")),
+            Verdict::NotLinearizable => {
+                for v in report.violations() {
+                    o.anomaly("not-linearizable", v.to_string());
+                }
+            }
+            Verdict::Unknown => o.problems.push(format!("linearizability check ran out of budget: {report}")),
+        },
+        Err(e) => o.problems.push(format!("history unusable for the checker: {e}")),
+    }
+    for p in check_no_phantom_reads(history) {
+        o.anomaly("phantom-read", p.to_string());
+    }
+    let d = check_durability(history, finals);
+    for l in &d.lost {
+        o.anomaly("lost-write", l.to_string());
+    }
+    for (k, v) in &d.phantom_finals {
+        o.anomaly("phantom-final-value", format!("key {k:?} ends with {v:?}, which nobody could have written"));
+    }
+}
+
+/// Final values as recorded by the final reads (client `FINAL_CLIENT`).
+pub fn finals_of(history: &[Operation]) -> BTreeMap<String, Option<String>> {
+    let mut finals = BTreeMap::new();
+    for op in history.iter().filter(|op| op.client == FINAL_CLIENT) {
+        if let Some(Ret::Read { value, .. }) = op.ret() {
+            finals.insert(op.call.key().to_string(), value.clone());
+        }
+    }
+    finals
 }

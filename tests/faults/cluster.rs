@@ -336,10 +336,11 @@ impl Cluster {
     /// publishes it, under the `ack-before-fsync` injection; a correct agent
     /// syncs every append before acknowledging it, so from outside nothing
     /// is provably unsynced and nothing is cut), the last write is torn (a
-    /// partial record appended, as a crash mid-write leaves), and the
-    /// unsynced committed-index hint may be gone. Never cuts synced bytes.
+    /// partial record appended, as a crash mid-write leaves), and, with
+    /// `drop_hint`, the committed-index hint (written without fsync, so a
+    /// power loss may take it) is gone. Never cuts synced bytes.
     /// Returns (bytes cut, torn bytes added).
-    pub fn lose_unsynced(&self, i: usize, torn: &[u8]) -> Result<(u64, u64), String> {
+    pub fn lose_unsynced(&self, i: usize, torn: &[u8], drop_hint: bool) -> Result<(u64, u64), String> {
         assert_eq!(self.server(i).state, State::Killed, "power loss on a live server");
         let mut cut = 0;
         let segs = self.segments(i);
@@ -361,8 +362,10 @@ impl Cluster {
             f.write_all(torn).map_err(|e| format!("{}: {e}", last.display()))?;
             added = torn.len() as u64;
         }
-        let hint = self.server(i).data_dir.join("raft").join("meta").join("committed");
-        let _ = std::fs::remove_file(hint);
+        if drop_hint {
+            let hint = self.server(i).data_dir.join("raft").join("meta").join("committed");
+            let _ = std::fs::remove_file(hint);
+        }
         Ok((cut, added))
     }
 }

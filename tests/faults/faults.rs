@@ -27,6 +27,7 @@ pub enum Fault {
     BridgePartition,
     PacketDrop,
     TornTail,
+    CrashAll,
     PowerLoss,
     Membership,
     Snapshot,
@@ -34,7 +35,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::PauseLeader,
@@ -44,6 +45,7 @@ impl Fault {
         Fault::BridgePartition,
         Fault::PacketDrop,
         Fault::TornTail,
+        Fault::CrashAll,
         Fault::PowerLoss,
         Fault::Membership,
         Fault::Snapshot,
@@ -61,6 +63,7 @@ impl Fault {
             Fault::BridgePartition => "partition-bridge",
             Fault::PacketDrop => "packet-drop",
             Fault::TornTail => "torn-tail-restart",
+            Fault::CrashAll => "kill-9-all-torn-tails",
             Fault::PowerLoss => "power-loss-all",
             Fault::Membership => "membership-add-leave",
             Fault::Snapshot => "snapshot-save",
@@ -232,11 +235,15 @@ impl<'a> Injector<'a> {
             Fault::TornTail => {
                 let l = self.leader()?;
                 let victim = self.follower(l)?;
-                self.crash_and_tear(&[victim])
+                self.crash_and_tear(&[victim], false)
+            }
+            Fault::CrashAll => {
+                let all = self.cluster.members();
+                self.crash_and_tear(&all, false)
             }
             Fault::PowerLoss => {
                 let all = self.cluster.members();
-                self.crash_and_tear(&all)
+                self.crash_and_tear(&all, true)
             }
             Fault::Membership => self.membership(),
             Fault::Snapshot => {
@@ -272,21 +279,32 @@ impl<'a> Injector<'a> {
     }
 
     /// kill -9 `victims` at once, cut what their disks never synced, tear
-    /// the last WAL write, and restart them.
-    fn crash_and_tear(&mut self, victims: &[usize]) -> Result<(), String> {
+    /// the last WAL write, and restart them. `power_loss` also drops what
+    /// only the page cache held: the committed-index hint, which the agent
+    /// writes without fsync.
+    fn crash_and_tear(&mut self, victims: &[usize], power_loss: bool) -> Result<(), String> {
         let before = self.cluster.log_count("discarded a torn tail");
+        let leader = self.cluster.agreed_leader();
         for v in victims {
             self.cluster.kill9(*v)?;
         }
         self.sync_targets();
         for v in victims {
-            let (cut, added) = self.cluster.lose_unsynced(*v, &TORN)?;
+            let (cut, added) = self.cluster.lose_unsynced(*v, &TORN, power_loss)?;
             self.tally.unsynced_bytes_cut += cut;
             self.tally.torn_bytes_added += added;
         }
         std::thread::sleep(Duration::from_millis(500));
-        for v in victims {
+        // After a power loss machines come back at different speeds: the
+        // old leader first, the others a little later.
+        let mut order: Vec<usize> = victims.to_vec();
+        order.sort_by_key(|v| Some(*v) != leader);
+        for (n, v) in order.iter().enumerate() {
+            if power_loss && n == 1 {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
             self.cluster.restart(*v)?;
+            self.sync_targets();
         }
         self.sync_targets();
         let deadline = Instant::now() + Duration::from_secs(15);

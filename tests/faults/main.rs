@@ -41,6 +41,7 @@ fn base(name: &str, seed: u64, schedule: Schedule) -> Config {
         lock_clients: 2,
         keys_per_epoch: 6,
         calm: Duration::from_secs(1),
+        rotate_keys: true,
     }
 }
 
@@ -82,7 +83,7 @@ fn short_run() {
         Fault::TornTail,
         Fault::LockDelayProbe,
         Fault::BridgePartition,
-        Fault::PowerLoss,
+        Fault::CrashAll,
         Fault::Membership,
         Fault::KillFollower,
     ]);
@@ -118,8 +119,9 @@ fn injected_no_lock_delay_is_caught() {
     assert_caught(&scenario::run(cfg), &["lock-two-holders"]);
 }
 
-/// The long run: every fault kind, drawn at random, for `FAULTS_SECONDS`
-/// (default 3600) with seed `FAULTS_SEED` (default: the time).
+/// The long run: every fault kind but `PowerLoss` (see
+/// `power_loss_keeps_reads_linearizable`), drawn at random, for
+/// `FAULTS_SECONDS` (default 3600) with seed `FAULTS_SEED` (default: the time).
 #[test]
 #[ignore]
 fn long_run() {
@@ -128,9 +130,49 @@ fn long_run() {
     let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
     });
-    let mut cfg = base("long", seed, Schedule::Random { kinds: Fault::ALL.to_vec(), total: Duration::from_secs(secs) });
+    let kinds: Vec<Fault> = Fault::ALL.into_iter().filter(|f| *f != Fault::PowerLoss).collect();
+    let mut cfg = base("long", seed, Schedule::Random { kinds, total: Duration::from_secs(secs) });
     cfg.hold = Duration::from_secs(4);
     cfg.calm = Duration::from_secs(3);
     cfg.kv_clients = 8;
     assert_clean(&scenario::run(cfg));
+}
+
+/// A whole-cluster power loss that also takes the committed-index hint
+/// (written without fsync). Fails today: the restarted leader resumes its
+/// old term without an election and answers `?consistent` reads before it
+/// has re-applied the committed log (see docs/reliability.md, findings).
+/// `cargo test --test faults -- --ignored power_loss --nocapture`
+#[test]
+#[ignore]
+fn power_loss_keeps_reads_linearizable() {
+    need_netns!();
+    let mut cfg = base("power-loss", 5, Schedule::Fixed(vec![Fault::PowerLoss, Fault::PowerLoss, Fault::PowerLoss]));
+    cfg.calm = Duration::from_secs(2);
+    cfg.rotate_keys = false;
+    assert_clean(&scenario::run(cfg));
+}
+
+/// Re-checks a saved history offline:
+/// `FAULTS_HISTORY=/tmp/consul-faults-.../history.jsonl cargo test --test faults -- --ignored recheck --nocapture`.
+#[test]
+#[ignore]
+fn recheck() {
+    let Some(path) = std::env::var_os("FAULTS_HISTORY") else {
+        eprintln!("set FAULTS_HISTORY to a history.jsonl file");
+        return;
+    };
+    let file = std::fs::File::open(&path).expect("open FAULTS_HISTORY");
+    let history = consul::lincheck::read_jsonl(std::io::BufReader::new(file)).expect("read history");
+    let mut o = Outcome::default();
+    check::judge_history(&history, &check::finals_of(&history), &mut o);
+    for (kind, list) in &o.anomalies {
+        for a in list {
+            eprintln!("[{kind}] {a}");
+        }
+    }
+    for p in &o.problems {
+        eprintln!("PROBLEM: {p}");
+    }
+    assert_eq!(o.anomaly_count(), 0);
 }

@@ -36,6 +36,9 @@ pub struct Config {
     pub keys_per_epoch: usize,
     /// Workload time before the first fault and between faults.
     pub calm: Duration,
+    /// Move the workload to fresh keys after each fault (keeps per-key
+    /// histories short); off, every fault hits the same keys.
+    pub rotate_keys: bool,
 }
 
 #[derive(Default, Debug)]
@@ -202,7 +205,9 @@ fn drive(cfg: &Config, cluster: &mut Cluster) -> Result<Outcome, String> {
             Schedule::Fixed(list) => {
                 for f in list {
                     inj.inject(*f);
-                    inj.next_epoch();
+                    if cfg.rotate_keys {
+                        inj.next_epoch();
+                    }
                     std::thread::sleep(cfg.calm);
                 }
             }
@@ -211,7 +216,9 @@ fn drive(cfg: &Config, cluster: &mut Cluster) -> Result<Outcome, String> {
                 while Instant::now() < end {
                     let Some(f) = kinds.choose(&mut rng).copied() else { break };
                     inj.inject(f);
-                    inj.next_epoch();
+                    if cfg.rotate_keys {
+                        inj.next_epoch();
+                    }
                     std::thread::sleep(cfg.calm);
                 }
             }

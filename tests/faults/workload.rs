@@ -80,7 +80,11 @@ pub fn kv_op(sh: &Shared, client: u64, addr: SocketAddr, call: Call) -> Option<(
     let is_cas = matches!(call, Call::Cas { .. });
     let p = sh.rec.invoke(client, call);
     match http::request(addr, method, &path, body.as_deref(), TIMEOUT) {
-        Err(HttpError::NotSent(e)) => sh.rec.fail(p, e),
+        Err(HttpError::NotSent(e)) => {
+            sh.rec.fail(p, e);
+            // The server is down: do not spin on refused connections.
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Err(e @ HttpError::AfterSend(_)) => sh.rec.indeterminate(p, e.to_string()),
         Ok(r) if r.status >= 500 => sh.rec.indeterminate(p, format!("{} {}", r.status, r.text().trim())),
         Ok(r) if is_read && r.status == 404 => {
