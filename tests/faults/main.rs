@@ -121,7 +121,8 @@ fn injected_no_lock_delay_is_caught() {
 
 /// The long run: every fault kind but `PowerLoss` (see
 /// `power_loss_keeps_reads_linearizable`), drawn at random, for
-/// `FAULTS_SECONDS` (default 3600) with seed `FAULTS_SEED` (default: the time).
+/// `FAULTS_SECONDS` (default 3600) with seed `FAULTS_SEED` (default: the
+/// time), on `FAULTS_SERVERS` servers (default 3; 5 works too).
 #[test]
 #[ignore]
 fn long_run() {
@@ -135,6 +136,7 @@ fn long_run() {
     cfg.hold = Duration::from_secs(4);
     cfg.calm = Duration::from_secs(3);
     cfg.kv_clients = 8;
+    cfg.servers = std::env::var("FAULTS_SERVERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     assert_clean(&scenario::run(cfg));
 }
 
@@ -147,7 +149,7 @@ fn long_run() {
 #[ignore]
 fn power_loss_keeps_reads_linearizable() {
     need_netns!();
-    let mut cfg = base("power-loss", 5, Schedule::Fixed(vec![Fault::PowerLoss, Fault::PowerLoss, Fault::PowerLoss]));
+    let mut cfg = base("power-loss", 5, Schedule::Fixed(vec![Fault::PowerLoss; 8]));
     cfg.calm = Duration::from_secs(2);
     cfg.rotate_keys = false;
     assert_clean(&scenario::run(cfg));
