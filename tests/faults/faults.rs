@@ -283,7 +283,6 @@ impl<'a> Injector<'a> {
     /// only the page cache held: the committed-index hint, which the agent
     /// writes without fsync.
     fn crash_and_tear(&mut self, victims: &[usize], power_loss: bool) -> Result<(), String> {
-        let before = self.cluster.log_count("discarded a torn tail");
         let leader = self.cluster.agreed_leader();
         for v in victims {
             self.cluster.kill9(*v)?;
@@ -309,13 +308,13 @@ impl<'a> Injector<'a> {
         self.sync_targets();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let now = self.cluster.log_count("discarded a torn tail");
-            if now >= before + victims.len() {
-                self.tally.torn_tails_discarded += now - before;
+            let pending: Vec<usize> = victims.iter().copied().filter(|v| !self.cluster.latest_log_contains(*v, "discarded a torn tail")).collect();
+            if pending.is_empty() {
+                self.tally.torn_tails_discarded += victims.len();
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("restarted servers reported {} torn tails, expected {}", now - before, victims.len()));
+                return Err(format!("restarted servers {pending:?} never reported discarding the torn tail"));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
