@@ -148,9 +148,8 @@ impl Cluster {
     /// kill -9, and reap it.
     pub fn kill9(&mut self, i: usize) -> Result<(), String> {
         self.check_exits();
-        if self.server(i).state == State::Paused {
-            self.signal(i, libc::SIGCONT)?;
-        }
+        // SIGKILL ends a stopped process too; no SIGCONT first, so a paused
+        // server never runs (and never fires its overdue timers) again.
         self.signal(i, libc::SIGKILL)?;
         let p = self.pos(i);
         if let Some(mut c) = self.servers[p].child.take() {
