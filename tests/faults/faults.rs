@@ -26,6 +26,7 @@ pub enum Fault {
     IsolateMinority,
     BridgePartition,
     PacketDrop,
+    Delay,
     TornTail,
     CrashAll,
     PowerLoss,
@@ -36,7 +37,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::PauseLeader,
@@ -45,6 +46,7 @@ impl Fault {
         Fault::IsolateMinority,
         Fault::BridgePartition,
         Fault::PacketDrop,
+        Fault::Delay,
         Fault::TornTail,
         Fault::CrashAll,
         Fault::PowerLoss,
@@ -63,6 +65,7 @@ impl Fault {
             Fault::IsolateMinority => "partition-majority-minority",
             Fault::BridgePartition => "partition-bridge",
             Fault::PacketDrop => "packet-drop",
+            Fault::Delay => "rpc-delay-proxy",
             Fault::TornTail => "torn-tail-restart",
             Fault::CrashAll => "kill-9-all-torn-tails",
             Fault::PowerLoss => "power-loss-all",
@@ -94,6 +97,9 @@ pub struct Tally {
     pub torn_tails_discarded: usize,
     pub snapshots_saved: usize,
     pub members_added: usize,
+    /// Connections and bytes that went through the delaying proxy.
+    pub delayed_connections: u64,
+    pub delayed_bytes: u64,
     /// Faults that could not be applied, or a leader not regained in time.
     pub problems: Vec<String>,
     /// Lock-delay probe: how long the second holder waited after the first
@@ -228,12 +234,13 @@ impl<'a> Injector<'a> {
             Fault::PacketDrop => {
                 let pct = self.rng.random_range(20..=40);
                 for i in self.cluster.members() {
-                    self.cluster.set_rules(i, &Rules { blocked: BTreeSet::new(), drop_percent: pct })?;
+                    self.cluster.set_rules(i, &Rules { drop_percent: pct, ..Rules::default() })?;
                 }
                 eprintln!("[faults] dropping {pct}% of server-to-server packets");
                 std::thread::sleep(self.hold_for());
                 Ok(())
             }
+            Fault::Delay => self.delay(),
             Fault::TornTail => {
                 let l = self.leader()?;
                 let victim = self.follower(l)?;
@@ -266,15 +273,52 @@ impl<'a> Injector<'a> {
         }
     }
 
+    /// Raft RPC between all servers through the delaying proxy: 75 ms ± 50 ms
+    /// per chunk and direction (etcd's robustness tests use the same figures).
+    fn delay(&mut self) -> Result<(), String> {
+        let members = self.cluster.members();
+        let port = |i: usize| 9300 + i as u16;
+        let routes: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = members
+            .iter()
+            .map(|i| (std::net::SocketAddr::from((crate::net::CLIENT_IP, port(*i))), std::net::SocketAddr::from((self.cluster.server(*i).ip, 8300))))
+            .collect();
+        let seed = self.rng.random();
+        let proxy = crate::delay::DelayProxy::start(&self.cluster.net.client_ns, &routes, Duration::from_millis(75), Duration::from_millis(50), seed)?;
+        let mut applied = Ok(());
+        for i in &members {
+            let via = members.iter().filter(|j| *j != i).map(|j| (self.cluster.server(*j).ip, port(*j))).collect();
+            if let Err(e) = self.cluster.set_rules(*i, &Rules { delay_via: via, ..Rules::default() }) {
+                applied = Err(e);
+                break;
+            }
+        }
+        if applied.is_ok() {
+            std::thread::sleep(self.hold_for());
+        }
+        // Remove the redirect before the proxy goes, so reconnects go direct.
+        let healed = self.cluster.heal_network();
+        let (conns, bytes) = (proxy.connections.load(Ordering::Relaxed), proxy.bytes.load(Ordering::Relaxed));
+        proxy.stop();
+        applied?;
+        healed?;
+        eprintln!("[faults] delay proxy carried {conns} connections, {bytes} bytes");
+        self.tally.delayed_connections += conns;
+        self.tally.delayed_bytes += bytes;
+        if conns == 0 || bytes == 0 {
+            return Err("no Raft traffic went through the delaying proxy".into());
+        }
+        Ok(())
+    }
+
     /// Blocks traffic between every server of `a` and every server of `b`.
     fn cut(&mut self, a: &[usize], b: &[usize]) -> Result<(), String> {
         let ips = |set: &[usize]| -> BTreeSet<Ipv4Addr> { set.iter().map(|i| self.cluster.server(*i).ip).collect() };
         let (ia, ib) = (ips(a), ips(b));
         for i in a {
-            self.cluster.set_rules(*i, &Rules { blocked: ib.clone(), drop_percent: 0 })?;
+            self.cluster.set_rules(*i, &Rules { blocked: ib.clone(), ..Rules::default() })?;
         }
         for i in b {
-            self.cluster.set_rules(*i, &Rules { blocked: ia.clone(), drop_percent: 0 })?;
+            self.cluster.set_rules(*i, &Rules { blocked: ia.clone(), ..Rules::default() })?;
         }
         eprintln!("[faults] partition {a:?} | {b:?}");
         self.tally.partitions_applied += 1;
@@ -346,7 +390,7 @@ impl<'a> Injector<'a> {
             self.tally.torn_bytes_added += added;
         }
         for v in [l, lagging] {
-            self.cluster.set_rules(v, &Rules { blocked: BTreeSet::new(), drop_percent: 50 })?;
+            self.cluster.set_rules(v, &Rules { drop_percent: 50, ..Rules::default() })?;
             self.cluster.restart(v)?;
         }
         self.sync_targets();

@@ -10,6 +10,7 @@
 
 mod check;
 mod cluster;
+mod delay;
 mod faults;
 mod http;
 mod net;
@@ -80,6 +81,7 @@ fn short_run() {
         Fault::Snapshot,
         Fault::IsolateLeader,
         Fault::PacketDrop,
+        Fault::Delay,
         Fault::TornTail,
         Fault::LockDelayProbe,
         Fault::BridgePartition,
@@ -180,4 +182,20 @@ fn recheck() {
         eprintln!("PROBLEM: {p}");
     }
     assert_eq!(o.anomaly_count(), 0);
+}
+
+/// One fault kind, `FAULTS_REPEAT` times (default 2), for debugging it:
+/// `FAULTS_KIND=rpc-delay-proxy cargo test --test faults -- --ignored single_fault --nocapture`.
+#[test]
+#[ignore]
+fn single_fault() {
+    need_netns!();
+    let name = std::env::var("FAULTS_KIND").unwrap_or_default();
+    let Some(kind) = Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name) else {
+        let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        panic!("set FAULTS_KIND to one of {names:?}");
+    };
+    let repeat: usize = std::env::var("FAULTS_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    assert_clean(&scenario::run(base(&format!("single-{name}"), seed, Schedule::Fixed(vec![kind; repeat]))));
 }

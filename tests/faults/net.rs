@@ -76,6 +76,9 @@ pub struct Rules {
     pub blocked: BTreeSet<Ipv4Addr>,
     /// Percentage of packets from other servers dropped at random.
     pub drop_percent: u8,
+    /// Raft RPC (TCP 8300) to these servers goes through the delaying
+    /// proxy at the given client-namespace port instead.
+    pub delay_via: Vec<(Ipv4Addr, u16)>,
 }
 
 pub struct Net {
@@ -148,9 +151,19 @@ impl Net {
                 input.push_str(&format!("    ip saddr {{ {} }} numgen random mod 100 < {} drop\n", peers.join(", "), rules.drop_percent));
             }
         }
+        let mut nat = String::new();
+        if !rules.delay_via.is_empty() {
+            let dests: Vec<String> = rules.delay_via.iter().map(|(a, _)| a.to_string()).collect();
+            // Connections made before the redirect bypass the proxy: reset
+            // them so the RPC pool reconnects (through the DNAT below).
+            output.push_str(&format!("    ip daddr {{ {} }} tcp dport 8300 reject with tcp reset\n", dests.join(", ")));
+            for (dest, port) in &rules.delay_via {
+                nat.push_str(&format!("    ip daddr {dest} tcp dport 8300 dnat ip to {CLIENT_IP}:{port}\n"));
+            }
+        }
         // Declaring the table first makes the delete valid when it does not exist yet.
         let script = format!(
-            "table inet faults\ndelete table inet faults\ntable inet faults {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{input}  }}\n  chain output {{\n    type filter hook output priority 0; policy accept;\n{output}  }}\n}}\n"
+            "table inet faults\ndelete table inet faults\ntable inet faults {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{input}  }}\n  chain output {{\n    type filter hook output priority 0; policy accept;\n{output}  }}\n  chain nat_output {{\n    type nat hook output priority -100; policy accept;\n{nat}  }}\n}}\n"
         );
         nft(&self.node_ns(i), &script)
     }

@@ -87,11 +87,13 @@ impl Outcome {
         let worst = regain.iter().copied().fold(0.0, f64::max);
         s += &format!("  leader regained after every heal: {} heals, worst {:.1}s\n", regain.len(), worst);
         s += &format!(
-            "  torn tails discarded {}, unsynced bytes cut {}, snapshots saved {}, servers added {}, lock-delay waits {:?}\n",
+            "  torn tails discarded {}, unsynced bytes cut {}, snapshots saved {}, servers added {}, delayed RPC connections {} ({} bytes), lock-delay waits {:?}\n",
             self.tally.torn_tails_discarded,
             self.tally.unsynced_bytes_cut,
             self.tally.snapshots_saved,
             self.tally.members_added,
+            self.tally.delayed_connections,
+            self.tally.delayed_bytes,
             self.tally.lock_waits.iter().map(|d| format!("{:.2}s", d.as_secs_f64())).collect::<Vec<_>>()
         );
         s += &format!("  anomalies: {}\n", self.anomaly_count());
