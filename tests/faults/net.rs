@@ -58,6 +58,7 @@ pub fn available() -> Result<(), String> {
             return Err(format!("`{tool}` is not installed"));
         }
     }
+    reap_stale();
     let probe = Net::create()?;
     let ns = probe.add_node(0)?;
     // Past this point the machine has what the harness needs: a failure is
@@ -66,6 +67,30 @@ pub fn available() -> Result<(), String> {
         panic!("nftables does not work inside a namespace: {e}");
     }
     Ok(())
+}
+
+/// Deletes namespaces left by harness runs whose process is gone (killed
+/// before its `Drop` could run), after killing what still runs in them:
+/// only `crsf-<pid>-…` names whose `<pid>` is not alive are touched.
+fn reap_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name.strip_prefix("crsf-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
+            for p in String::from_utf8_lossy(&pids.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: kill(2) on a process left inside a namespace of a dead harness run.
+                unsafe {
+                    libc::kill(p, libc::SIGKILL);
+                }
+            }
+        }
+        let _ = ip(&["netns", "del", name]);
+        eprintln!("[faults] removed namespace {name} left by dead run {pid}");
+    }
 }
 
 /// What the firewall of one server namespace does to traffic from and to
