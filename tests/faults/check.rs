@@ -68,6 +68,11 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
     judge_history(&history, &finals, o);
     let holds = holds_from_events(&events);
     o.lock_holds = holds.len();
+    let locks_path = cluster.out_dir.join("locks.jsonl");
+    let lines: Vec<String> = holds.iter().filter_map(|h| serde_json::to_string(h).ok()).collect();
+    if let Err(e) = std::fs::write(&locks_path, lines.join("\n") + "\n") {
+        o.problems.push(format!("{}: {e}", locks_path.display()));
+    }
     for v in check_mutual_exclusion(&holds) {
         o.anomaly("lock-two-holders", v.to_string());
     }

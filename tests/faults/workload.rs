@@ -197,6 +197,7 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             Some(s) => s.clone(),
             None => match create_session(addr, LOCK_DELAY) {
                 Ok(id) => {
+                    eprintln!("[faults] {:>6.1}s lock client {client}: session {id} on {addr}", sh.rec.now() as f64 / 1e9);
                     session = Some((id.clone(), addr));
                     (id, addr)
                 }
@@ -220,7 +221,13 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             }
             Ok(r) if r.status == 200 && r.text().trim() == "true" => {
                 let at = sh.rec.now();
-                sh.lock_event(LockEvent::Acquired { lock: lock.clone(), holder: sid.clone(), at, lock_index: None });
+                // The sequencer, for the LockIndex check: only trusted if
+                // the key still names this session.
+                let lock_index = http::request(addr, "GET", &format!("/v1/kv/{lock}?consistent"), None, TIMEOUT)
+                    .ok()
+                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                    .and_then(|v| (v[0]["Session"].as_str() == Some(sid.as_str())).then(|| v[0]["LockIndex"].as_u64()).flatten());
+                sh.lock_event(LockEvent::Acquired { lock: lock.clone(), holder: sid.clone(), at, lock_index });
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
                 let at = sh.rec.now();
                 sh.lock_event(LockEvent::ReleaseInvoked { lock: lock.clone(), holder: sid.clone(), at });
@@ -229,7 +236,12 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             }
             Ok(r) if r.status == 200 => std::thread::sleep(Duration::from_millis(50)),
             // An invalidated session (its node failed) or no leader: start over with a new session.
-            Ok(_) | Err(_) => {
+            Ok(r) => {
+                eprintln!("[faults] {:>6.1}s lock client {client}: acquire with {sid} on {addr}: {} {}; new session", sh.rec.now() as f64 / 1e9, r.status, r.text().trim());
+                session = None;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(_) => {
                 session = None;
                 std::thread::sleep(Duration::from_millis(100));
             }
