@@ -238,15 +238,22 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             // An invalidated session (its node failed) or no leader: start over with a new session.
             Ok(r) => {
                 eprintln!("[faults] {:>6.1}s lock client {client}: acquire with {sid} on {addr}: {} {}; new session", sh.rec.now() as f64 / 1e9, r.status, r.text().trim());
+                abandon(addr, &sid);
                 session = None;
-                std::thread::sleep(Duration::from_millis(100));
             }
             Err(_) => {
+                abandon(addr, &sid);
                 session = None;
-                std::thread::sleep(Duration::from_millis(100));
             }
         }
     }
+}
+
+/// Gives up a session: destroys it (best effort), so a lock it may hold
+/// after an acquire whose answer was lost does not stay taken forever.
+fn abandon(addr: SocketAddr, sid: &str) {
+    let _ = http::request(addr, "PUT", &format!("/v1/session/destroy/{sid}"), None, TIMEOUT);
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 pub fn create_session(addr: SocketAddr, lock_delay: &str) -> Result<String, String> {
