@@ -217,7 +217,8 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             // took longer than LOCK_TRUST leaves too little of that window:
             // give the lock back without acting on it.
             Ok(r) if r.status == 200 && r.text().trim() == "true" && invoked.elapsed() > LOCK_TRUST => {
-                let _ = http::request(addr, "PUT", &format!("/v1/kv/{lock}?release={sid}"), None, TIMEOUT);
+                abandon(addr, &sid);
+                session = None;
             }
             Ok(r) if r.status == 200 && r.text().trim() == "true" => {
                 let at = sh.rec.now();
@@ -231,7 +232,13 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
                 let at = sh.rec.now();
                 sh.lock_event(LockEvent::ReleaseInvoked { lock: lock.clone(), holder: sid.clone(), at });
-                let _ = http::request(addr, "PUT", &format!("/v1/kv/{lock}?release={sid}"), None, TIMEOUT);
+                let released = http::request(addr, "PUT", &format!("/v1/kv/{lock}?release={sid}"), None, TIMEOUT);
+                if !released.is_ok_and(|r| r.status == 200 && r.text().trim() == "true") {
+                    // The session may still hold the lock, and a re-acquire
+                    // by the same session keeps its LockIndex: start over.
+                    abandon(addr, &sid);
+                    session = None;
+                }
                 std::thread::sleep(Duration::from_millis(rng.random_range(20..100)));
             }
             Ok(r) if r.status == 200 => std::thread::sleep(Duration::from_millis(50)),
