@@ -38,6 +38,7 @@ pub mod event;
 pub mod fsutil;
 pub mod gossip;
 pub mod http;
+pub mod inject;
 pub mod lincheck;
 pub mod logging;
 pub mod metrics;

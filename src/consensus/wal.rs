@@ -162,7 +162,11 @@ impl Wal {
         let path = segment_path(&self.dir, seg);
         let Some((_, file)) = &self.active else { return unreachable_active(&self.dir) };
         file.write_all_at(&buf, start).map_err(io_err(&path))?;
-        file.sync_data().map_err(io_err(&path))?;
+        if crate::inject::enabled(crate::inject::Bug::AckBeforeFsync) {
+            crate::inject::unsynced_append(&path, start, offset);
+        } else {
+            file.sync_data().map_err(io_err(&path))?;
+        }
         self.segments.insert(seg, offset);
         Ok(locs)
     }

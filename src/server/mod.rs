@@ -91,6 +91,9 @@ impl Server {
         if opts.consistency == Consistency::Stale {
             return Ok(meta(&self.consensus));
         }
+        if opts.consistency == Consistency::Default && crate::inject::enabled(crate::inject::Bug::LocalReads) {
+            return Ok(meta(&self.consensus));
+        }
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let attempt = match self.leader_addr_of() {
@@ -158,8 +161,10 @@ impl Server {
     pub(crate) async fn propose_as_leader(&self, cmd: Command) -> Result<CommandResult, RpcError> {
         if let Command::KvLock { key, .. } = &cmd {
             if let Some(left) = self.consensus.store.lock_delay(key) {
-                tracing::debug!(target: "agent.server.kvs", key = %key, remaining = ?left, "lock refused: lock-delay in effect");
-                return Ok(CommandResult::Bool(false));
+                if !crate::inject::enabled(crate::inject::Bug::NoLockDelay) {
+                    tracing::debug!(target: "agent.server.kvs", key = %key, remaining = ?left, "lock refused: lock-delay in effect");
+                    return Ok(CommandResult::Bool(false));
+                }
             }
         }
         // A leader cut off from its quorum keeps believing it leads (openraft
