@@ -95,7 +95,8 @@ async fn prefix_and_missing_key_watchers_wake_on_their_changes() {
 
 #[tokio::test]
 async fn thousands_of_idle_watchers_cost_no_cpu() {
-    let a = Agent::dev(&["-log-level=info"]);
+    // 2,000 watchers from one address: lift the per-client connection cap.
+    let a = Agent::dev(&["-log-level=info", "-hcl", "limits { http_max_conns_per_client = 0 }"]);
     a.wait_ready().await;
     a.put("/v1/kv/idle", b"1").await;
     let idx = a.get("/v1/kv/idle").await.index().unwrap();
