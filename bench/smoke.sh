@@ -1,0 +1,7 @@
+#!/bin/sh
+# Quick mode of the benchmark suite, a smoke test (a few minutes): every benchmark
+# runs for seconds; the report goes to bench/.work/quick/benchmarks.md (or --out DIR).
+# Exits non-zero when a benchmark failed or a peer tool is missing.
+set -eu
+cd "$(dirname "$0")/.."
+exec cargo run --release --manifest-path bench/Cargo.toml -- all --quick "$@"

@@ -1,0 +1,112 @@
+//! The disk's floor: raw `pwrite` + `fdatasync` of one Raft-entry-sized
+//! record appended to a file, against consul-rs's own WAL appending the same
+//! record (`consul::consensus::wal::Wal::append`: one write + one
+//! fdatasync), in the same directory, interleaved in blocks so a noisy
+//! neighbour hits both alike. Also a 64-entry batch through the WAL.
+//!
+//! Owns: the disk probe and its table.
+
+use crate::ctx::Ctx;
+use crate::results::{num, quantile, Section, Table};
+use consul::consensus::wal::Wal;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+/// A 256-byte KV write's Raft entry is about this large (key, value,
+/// command and entry framing).
+const PAYLOAD: usize = 320;
+
+struct Probe {
+    raw_us: Vec<f64>,
+    wal_us: Vec<f64>,
+    batch_us: Vec<f64>,
+}
+
+fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
+    let raw_path = dir.join("raw.log");
+    let raw = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&raw_path).map_err(|e| format!("failed to open {}: {e}", raw_path.display()))?;
+    let (mut wal, _) = Wal::open(&dir.join("wal")).map_err(|e| format!("failed to open the WAL: {e}"))?;
+    let payload = vec![0x5au8; PAYLOAD];
+    let record = vec![0x5au8; PAYLOAD + 16];
+    let mut p = Probe { raw_us: Vec::with_capacity(reps), wal_us: Vec::with_capacity(reps), batch_us: Vec::new() };
+    let mut off = 0u64;
+    let mut index = 1u64;
+    let block = 50;
+    let mut done = 0;
+    while done < reps {
+        let n = block.min(reps - done);
+        for _ in 0..n {
+            let t = Instant::now();
+            raw.write_all_at(&record, off).map_err(|e| format!("write {}: {e}", raw_path.display()))?;
+            raw.sync_data().map_err(|e| format!("fdatasync {}: {e}", raw_path.display()))?;
+            p.raw_us.push(t.elapsed().as_secs_f64() * 1e6);
+            off += record.len() as u64;
+        }
+        for _ in 0..n {
+            let t = Instant::now();
+            wal.append(&[(index, payload.clone())]).map_err(|e| format!("WAL append: {e}"))?;
+            p.wal_us.push(t.elapsed().as_secs_f64() * 1e6);
+            index += 1;
+        }
+        // One 64-entry batch per block.
+        let batch: Vec<(u64, Vec<u8>)> = (0..64).map(|k| (index + k, payload.clone())).collect();
+        let t = Instant::now();
+        wal.append(&batch).map_err(|e| format!("WAL batch append: {e}"))?;
+        p.batch_us.push(t.elapsed().as_secs_f64() * 1e6);
+        index += 64;
+        done += n;
+    }
+    Ok(p)
+}
+
+pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
+    let reps = ctx.pick(5000usize, 500);
+    let dir = ctx.scratch("disk")?;
+    sec.about.push(format!(
+        "In the scratch directory that also holds every system's data (same filesystem): {reps} appends of a \
+         {PAYLOAD}-byte payload (+16-byte record header) with `pwrite` + `fdatasync` on a plain file, and {reps} \
+         single-entry appends through consul-rs's WAL (`Wal::append`, the code under openraft's `append`), alternating \
+         in blocks of 50; after each block one 64-entry WAL append. This is the disk floor under every durable write \
+         above; the filesystem is `{}`.",
+        fs_type(&ctx.work)
+    ));
+    let d2 = dir.clone();
+    let p = tokio::task::spawn_blocking(move || probe(&d2, reps)).await.map_err(|e| format!("disk probe task: {e}"))??;
+    let mut t = Table::new("Durable append latency", &["what", "appends", "p50 µs", "p99 µs", "p99.9 µs", "entries/s (1 ÷ mean)", "÷ raw (p50)"]);
+    let raw50 = quantile(&p.raw_us, 0.5);
+    for (name, v, entries) in [("raw pwrite + fdatasync", &p.raw_us, 1.0), ("consul-rs WAL, 1 entry", &p.wal_us, 1.0), ("consul-rs WAL, 64 entries", &p.batch_us, 64.0)] {
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        t.row(vec![
+            name.into(),
+            v.len().to_string(),
+            num(quantile(v, 0.5)),
+            num(quantile(v, 0.99)),
+            num(quantile(v, 0.999)),
+            num(entries * 1e6 / mean),
+            format!("{:.2}×", quantile(v, 0.5) / raw50),
+        ]);
+    }
+    sec.metric("disk.raw.p50_us", raw50);
+    sec.metric("disk.wal1.p50_us", quantile(&p.wal_us, 0.5));
+    sec.metric("disk.wal64.p50_us", quantile(&p.batch_us, 0.5));
+    sec.tables.push(t);
+    Ok(())
+}
+
+/// The filesystem type and device of `path` (from /proc/mounts, longest prefix).
+pub fn fs_type(path: &std::path::Path) -> String {
+    let p = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 {
+            continue;
+        }
+        if p.starts_with(f[1]) && best.as_ref().is_none_or(|(l, _)| f[1].len() > *l) {
+            best = Some((f[1].len(), format!("{} on {} ({})", f[2], f[0], f[1])));
+        }
+    }
+    best.map(|(_, s)| s).unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,205 @@
+//! Renders docs/benchmarks.md from the saved sections: the machine, the
+//! targets table, then every benchmark's method, tables, plots, notes and
+//! the commands that started each system. Plots are drawn by bench/plot.py
+//! (python3-matplotlib) from the CSVs the benchmarks wrote.
+//!
+//! Owns: the markdown layout and plot generation. Must not measure.
+
+use crate::ctx::Ctx;
+use crate::results::{loadavg, now_utc, Section, Table};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// Benchmark ids in report order, with the sub-command that produces each.
+pub const ORDER: &[&str] = &["kv-put", "kv-get", "cas", "watch", "dns", "catalog", "gossip", "gossip-sim", "failover", "footprint", "disk"];
+
+/// The machine the run happened on, saved as its own section.
+pub fn machine_section(ctx: &Ctx) -> Section {
+    let mut s = Section::new("machine", "Machine");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())).unwrap_or_else(|| "?".into());
+    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let flags = cpuinfo.lines().find_map(|l| l.strip_prefix("flags")).unwrap_or("");
+    let aes = if flags.split_whitespace().any(|f| f == "aes") { "yes" } else { "no" };
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memtotal = mem.lines().find(|l| l.starts_with("MemTotal:")).unwrap_or("?").to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let os = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        .unwrap_or_default();
+    let mut t = Table::new("Machine", &["what", "value"]);
+    t.row(vec!["CPU".into(), format!("{model} ({cpus} logical CPUs, AES-NI: {aes})")]);
+    t.row(vec!["memory".into(), memtotal.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")]);
+    t.row(vec!["kernel".into(), kernel]);
+    t.row(vec!["OS".into(), os]);
+    t.row(vec!["data filesystem".into(), crate::benches::disk::fs_type(&ctx.work)]);
+    t.row(vec!["load average at start".into(), loadavg()]);
+    t.row(vec!["consul-rs commit".into(), crate::ctx::git_commit(&ctx.repo)]);
+    t.row(vec!["consul binary".into(), ctx.consul.display().to_string()]);
+    t.row(vec!["rustc".into(), crate::ctx::version_of(Path::new("rustc"), &["-V"])]);
+    let tools = &ctx.tools;
+    if let Some(p) = &tools.etcd {
+        t.row(vec!["etcd".into(), crate::ctx::version_of(p, &["--version"])]);
+    }
+    if let Some(p) = &tools.serf {
+        t.row(vec!["serf".into(), crate::ctx::version_of(p, &["version"])]);
+    }
+    if let Some(p) = &tools.nsd {
+        t.row(vec!["nsd".into(), crate::ctx::version_of(p, &["-v"])]);
+    }
+    if let Some(p) = &tools.dnsperf {
+        let v = Command::new(p).arg("-h").output().map(|o| String::from_utf8_lossy(&o.stderr).lines().find(|l| l.starts_with("Version")).unwrap_or("?").to_string()).unwrap_or_default();
+        t.row(vec!["dnsperf".into(), v]);
+    }
+    s.tables.push(t);
+    if let Ok(o) = Command::new("free").arg("-h").output() {
+        s.pre.push(("free -h".into(), String::from_utf8_lossy(&o.stdout).trim_end().to_string()));
+    }
+    s.quick = ctx.quick;
+    s.started = now_utc();
+    s
+}
+
+fn md_table(out: &mut String, t: &Table) {
+    let esc = |c: &str| c.replace('|', "\\|").replace('\n', " ");
+    let _ = writeln!(out, "| {} |", t.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(out, "|{}|", t.header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+    for r in &t.rows {
+        let _ = writeln!(out, "| {} |", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+    }
+    out.push('\n');
+}
+
+fn rel(from_dir: &Path, to: &Path) -> String {
+    to.strip_prefix(from_dir).map(|p| p.display().to_string()).unwrap_or_else(|_| to.display().to_string())
+}
+
+/// Draws one plot; returns an error text when it could not.
+fn draw(ctx: &Ctx, p: &crate::results::Plot) -> Result<(), String> {
+    if !ctx.tools.python_matplotlib {
+        return Err("python3-matplotlib is not installed".into());
+    }
+    let script = ctx.repo.join("bench").join("plot.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(ctx.assets.join(&p.csv))
+        .arg(ctx.assets.join(&p.png))
+        .args([&p.title, &p.xlabel, &p.ylabel, if p.logx { "log" } else { "linear" }])
+        .output()
+        .map_err(|e| format!("failed to run {}: {e}", script.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("plot.py failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+pub fn write(ctx: &Ctx) -> Result<(), String> {
+    let machine = Section::load(&ctx.results, "machine");
+    let sections: Vec<Section> = ORDER.iter().filter_map(|id| Section::load(&ctx.results, id)).collect();
+    let quick = machine.as_ref().map(|m| m.quick).unwrap_or(ctx.quick) || sections.iter().any(|s| s.quick);
+    let doc_dir = ctx.doc.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = String::new();
+    out.push_str("# Benchmarks: consul-rs against etcd, serf and nsd\n\n");
+    let _ = writeln!(
+        out,
+        "> Generated by `consul-bench` (`bench/run.sh`) on {}; every number on this page comes from that run and \
+         nothing is typed by hand. To refresh, rerun — do not edit.\n",
+        machine.as_ref().map(|m| m.started.clone()).unwrap_or_else(now_utc)
+    );
+    if quick {
+        out.push_str(
+            "> **QUICK MODE.** Each measurement ran for about a second on a shared 2-core machine, often while other \
+             builds were running. These numbers are a smoke test of the suite, not results: do not quote them.\n\n",
+        );
+    }
+    out.push_str(
+        "Run it: `bench/setup.sh` once (Debian packages), then `bench/run.sh` for the full suite (about an hour; writes \
+         this page, `docs/benchmarks/*.png|csv|json`), or `bench/smoke.sh` for the quick mode. One benchmark: \
+         `cargo run --release --manifest-path bench/Cargo.toml -- <name>` with a name from the list below, then \
+         `… -- report` to rebuild this page from the saved results.\n\n",
+    );
+    out.push_str(
+        "Everything runs on loopback on one machine: servers, peers and the load generator share the same cores, \
+         so only ratios measured in the same run mean much. Each system runs with equal durability (every \
+         acknowledged write synced to disk) and with data on the same filesystem.\n\n",
+    );
+    if let Some(m) = &machine {
+        out.push_str("## Machine\n\n");
+        for t in &m.tables {
+            md_table(&mut out, t);
+        }
+        for (title, text) in &m.pre {
+            let _ = writeln!(out, "`{title}`:\n\n```\n{text}\n```\n");
+        }
+    }
+    out.push_str("## Targets\n\n");
+    md_table(&mut out, &crate::targets::table(&sections));
+    out.push_str("## Contents\n\n");
+    for (i, s) in sections.iter().enumerate() {
+        let anchor = format!("{}-{}", i + 1, s.title.to_lowercase().chars().filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-').collect::<String>().replace(' ', "-"));
+        let _ = writeln!(out, "{}. [{}](#{anchor}) (`{}`)", i + 1, s.title, s.id);
+    }
+    let missing: Vec<&str> = ORDER.iter().copied().filter(|id| !sections.iter().any(|s| s.id == *id)).collect();
+    if !missing.is_empty() {
+        let _ = writeln!(out, "\nNot run yet: {}.", missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "));
+    }
+    out.push('\n');
+    for (i, s) in sections.iter().enumerate() {
+        let _ = writeln!(out, "## {}. {}\n", i + 1, s.title);
+        for p in &s.about {
+            let _ = writeln!(out, "{p}\n");
+        }
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "**This benchmark failed:**\n\n```\n{e}\n```\n");
+        }
+        for t in &s.tables {
+            let _ = writeln!(out, "**{}**\n", t.title);
+            md_table(&mut out, t);
+        }
+        for p in &s.plots {
+            match draw(ctx, p) {
+                Ok(()) => {
+                    let _ = writeln!(out, "![{}]({})\n", p.title, rel(&doc_dir, &ctx.assets.join(&p.png)));
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "(plot `{}` not drawn: {e}; data in `{}`)\n", p.png, rel(&doc_dir, &ctx.assets.join(&p.csv)));
+                }
+            }
+        }
+        if !s.notes.is_empty() {
+            out.push_str("Notes from the run:\n\n");
+            for n in &s.notes {
+                let _ = writeln!(out, "- {n}");
+            }
+            out.push('\n');
+        }
+        if !s.commands.is_empty() {
+            out.push_str("<details><summary>Commands started (`$WORK` = the scratch directory)</summary>\n\n```\n");
+            let mut seen = std::collections::BTreeSet::new();
+            for c in &s.commands {
+                if seen.insert(c.clone()) {
+                    let _ = writeln!(out, "{c}");
+                }
+            }
+            out.push_str("```\n\n</details>\n\n");
+        }
+        let _ = writeln!(
+            out,
+            "<sub>Ran {} for {:.0} s{}; load average before {} → after {}.</sub>\n",
+            s.started,
+            s.wall_secs,
+            if s.quick { " in quick mode" } else { "" },
+            s.load_before,
+            s.load_after
+        );
+    }
+    if let Some(dir) = ctx.doc.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&ctx.doc, out).map_err(|e| format!("failed to write {}: {e}", ctx.doc.display()))?;
+    Ok(())
+}
