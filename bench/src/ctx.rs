@@ -27,6 +27,8 @@ pub struct Ctx {
     /// CSVs and PNG plots referenced by the markdown.
     pub assets: PathBuf,
     pub tools: Tools,
+    /// The open-file limit this process (and every child) runs with.
+    pub nofile: u64,
 }
 
 /// Absolute paths of the peer programs, when installed.
@@ -38,7 +40,9 @@ pub struct Tools {
     pub nsd: Option<PathBuf>,
     pub dnsperf: Option<PathBuf>,
     pub strace: Option<PathBuf>,
-    pub python_matplotlib: bool,
+    /// A python3 that can import matplotlib (Debian's, which apt installs
+    /// into, is preferred over one earlier on PATH).
+    pub python: Option<PathBuf>,
 }
 
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -49,11 +53,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 impl Tools {
     pub fn discover() -> Tools {
-        let python_matplotlib = Command::new("python3")
-            .args(["-c", "import matplotlib"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
+        let python = [PathBuf::from("/usr/bin/python3"), PathBuf::from("python3")].into_iter().find(|p| {
+            Command::new(p).args(["-c", "import matplotlib"]).output().map(|o| o.status.success()).unwrap_or(false)
+        });
         Tools {
             etcd: which("etcd"),
             etcdctl: which("etcdctl"),
@@ -61,7 +63,7 @@ impl Tools {
             nsd: which("nsd"),
             dnsperf: which("dnsperf"),
             strace: which("strace"),
-            python_matplotlib,
+            python,
         }
     }
 
@@ -75,7 +77,7 @@ impl Tools {
             ("nsd".into(), show(&self.nsd)),
             ("dnsperf".into(), show(&self.dnsperf)),
             ("strace".into(), show(&self.strace)),
-            ("python3-matplotlib".into(), if self.python_matplotlib { "ok".into() } else { "MISSING".into() }),
+            ("python3-matplotlib".into(), show(&self.python)),
         ]
     }
 
@@ -86,7 +88,7 @@ impl Tools {
             && self.nsd.is_some()
             && self.dnsperf.is_some()
             && self.strace.is_some()
-            && self.python_matplotlib
+            && self.python.is_some()
     }
 }
 

@@ -61,24 +61,25 @@ impl HttpConn {
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
-        if self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
-            if let Some(s) = self.sender.as_mut() {
-                return Ok(s);
-            }
+        if self.sender.as_ref().is_some_and(|s| s.is_closed()) {
+            self.sender = None;
         }
-        let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| format!("connect to {}: timed out", self.addr))?
-            .map_err(|e| format!("connect to {}: {e}", self.addr))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {}: {e}", self.addr))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        self.connects += 1;
-        Ok(self.sender.insert(sender))
+        if self.sender.is_none() {
+            let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(self.addr))
+                .await
+                .map_err(|_| format!("connect to {}: timed out", self.addr))?
+                .map_err(|e| format!("connect to {}: {e}", self.addr))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake with {}: {e}", self.addr))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.connects += 1;
+            self.sender = Some(sender);
+        }
+        self.sender.as_mut().ok_or_else(|| format!("{}: no connection", self.addr))
     }
 
     /// One request; `body` None sends no body. JSON content type is set when

@@ -226,7 +226,7 @@ fn main() {
         },
     };
     let nofile = ctx::raise_nofile();
-    let ctx = Ctx { quick: cli.quick, repo, consul, work, results: assets.clone(), doc, assets, tools };
+    let ctx = Ctx { quick: cli.quick, repo, consul, work, results: assets.clone(), doc, assets, tools, nofile };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -32,7 +32,8 @@ pub fn machine_section(ctx: &Ctx) -> Section {
         .unwrap_or_default();
     let mut t = Table::new("Machine", &["what", "value"]);
     t.row(vec!["CPU".into(), format!("{model} ({cpus} logical CPUs, AES-NI: {aes})")]);
-    t.row(vec!["memory".into(), memtotal.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")]);
+    let mem_kb: f64 = memtotal.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    t.row(vec!["memory".into(), format!("{:.1} GiB", mem_kb / 1024.0 / 1024.0)]);
     t.row(vec!["kernel".into(), kernel]);
     t.row(vec!["OS".into(), os]);
     t.row(vec!["data filesystem".into(), crate::benches::disk::fs_type(&ctx.work)]);
@@ -51,7 +52,14 @@ pub fn machine_section(ctx: &Ctx) -> Section {
         t.row(vec!["nsd".into(), crate::ctx::version_of(p, &["-v"])]);
     }
     if let Some(p) = &tools.dnsperf {
-        let v = Command::new(p).arg("-h").output().map(|o| String::from_utf8_lossy(&o.stderr).lines().find(|l| l.starts_with("Version")).unwrap_or("?").to_string()).unwrap_or_default();
+        let v = Command::new(p)
+            .arg("-h")
+            .output()
+            .map(|o| {
+                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                text.lines().find(|l| l.starts_with("Version")).unwrap_or("?").to_string()
+            })
+            .unwrap_or_default();
         t.row(vec!["dnsperf".into(), v]);
     }
     s.tables.push(t);
@@ -79,15 +87,15 @@ fn rel(from_dir: &Path, to: &Path) -> String {
 
 /// Draws one plot; returns an error text when it could not.
 fn draw(ctx: &Ctx, p: &crate::results::Plot) -> Result<(), String> {
-    if !ctx.tools.python_matplotlib {
+    let Some(python) = &ctx.tools.python else {
         return Err("python3-matplotlib is not installed".into());
-    }
+    };
     let script = ctx.repo.join("bench").join("plot.py");
-    let out = Command::new("python3")
+    let out = Command::new(python)
         .arg(&script)
         .arg(ctx.assets.join(&p.csv))
         .arg(ctx.assets.join(&p.png))
-        .args([&p.title, &p.xlabel, &p.ylabel, if p.logx { "log" } else { "linear" }])
+        .args([p.title.as_str(), p.xlabel.as_str(), p.ylabel.as_str(), if p.logx { "log" } else { "linear" }])
         .output()
         .map_err(|e| format!("failed to run {}: {e}", script.display()))?;
     if out.status.success() {

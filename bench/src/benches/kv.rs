@@ -80,7 +80,7 @@ pub struct Point {
 }
 
 fn load_table(title: &str, points: &[Point], with_io: bool) -> Table {
-    let mut header = vec!["clients", "system", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "consul-rs ÷ this (ops/s)", "consul-rs ÷ this (p50)"];
+    let mut header = vec!["clients", "system", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "consul-rs ÷ this, ops/s (>1: consul-rs faster)", "consul-rs ÷ this, p50 (<1: consul-rs faster)"];
     if with_io {
         header.push("write syscalls/op");
         header.push("KiB to disk/op");
@@ -175,7 +175,7 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let mut points = Vec::new();
         let mut durability = Table::new(
             &format!("Sync calls per write, {servers} server(s) (strace sample)"),
-            &["system", "clients", "writes in sample", "fsync", "fdatasync", "sync calls / write"],
+            &["system", "clients", "writes in sample", "fsync", "fdatasync", "sync calls / write (all servers)"],
         );
         for (etcd, apis) in [(false, vec![Api::Consul]), (true, vec![Api::EtcdHttp, Api::EtcdGrpc])] {
             let sys = Sys::start(ctx, etcd, servers, 77, "kv-put").await?;

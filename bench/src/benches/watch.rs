@@ -109,8 +109,28 @@ async fn current_index(agent: SocketAddr) -> Result<u64, String> {
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let stages: Vec<usize> = ctx.pick(vec![10_000, 100_000], vec![1_000, 10_000]);
+    let wanted: Vec<usize> = ctx.pick(vec![10_000, 100_000], vec![1_000, 10_000]);
     let samples = ctx.pick(200usize, 40);
+    // Each watcher is one socket in the agent and one in this process, and
+    // both run under the same open-file limit: a stage that does not fit is
+    // replaced by the largest that does, and the report says so.
+    let fits = (ctx.nofile as usize).saturating_sub(1_000);
+    let mut stages: Vec<usize> = Vec::new();
+    for w in wanted {
+        if w <= fits {
+            stages.push(w);
+        } else {
+            sec.notes.push(format!(
+                "{w} watchers not run: the open-file limit here is {} (hard limit; raising it needs CAP_SYS_RESOURCE, \
+                 e.g. `ulimit -Hn 1048576` as real root) and each watcher needs a descriptor in the agent and one in \
+                 the load generator; ran {fits} instead",
+                ctx.nofile
+            ));
+            if stages.last().is_none_or(|l| *l < fits) {
+                stages.push(fits);
+            }
+        }
+    }
     sec.about.push(format!(
         "One durable consul-rs server. Watchers are idle blocking queries, one connection each: \
          `GET /v1/kv/watch/<id>?index=<current>&wait=10m` on distinct keys that do not exist yet, opened from \
