@@ -16,6 +16,8 @@ pub struct Ctx {
     pub quick: bool,
     /// The repository root (the parent of bench/).
     pub repo: PathBuf,
+    /// The checkout the consul binary was built from (usually `repo`).
+    pub consul_repo: PathBuf,
     pub consul: PathBuf,
     /// Scratch space: data dirs and logs of everything started. On the same
     /// filesystem for every system so durability costs compare.
@@ -24,7 +26,7 @@ pub struct Ctx {
     pub results: PathBuf,
     /// The generated markdown.
     pub doc: PathBuf,
-    /// CSVs and PNG plots referenced by the markdown.
+    /// PNG plots referenced by the markdown (CSVs go to `results`).
     pub assets: PathBuf,
     pub tools: Tools,
     /// The open-file limit this process (and every child) runs with.

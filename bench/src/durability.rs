@@ -17,11 +17,22 @@ pub struct SyncCount {
     pub fsync: u64,
     pub fdatasync: u64,
     pub sync_file_range: u64,
+    /// seconds spent inside those calls (strace's `seconds` column)
+    pub secs: f64,
 }
 
 impl SyncCount {
     pub fn total(&self) -> u64 {
         self.fsync + self.fdatasync + self.sync_file_range
+    }
+
+    /// Mean time in one sync call, microseconds.
+    pub fn mean_us(&self) -> f64 {
+        if self.total() == 0 {
+            f64::NAN
+        } else {
+            self.secs * 1e6 / self.total() as f64
+        }
     }
 }
 
@@ -35,12 +46,14 @@ pub fn parse_strace_summary(text: &str) -> SyncCount {
         }
         let Some(name) = f.last() else { continue };
         let Ok(calls) = f[3].parse::<u64>() else { continue };
+        let secs = f[1].parse::<f64>().unwrap_or(0.0);
         match *name {
             "fsync" => c.fsync += calls,
             "fdatasync" => c.fdatasync += calls,
             "sync_file_range" => c.sync_file_range += calls,
-            _ => {}
+            _ => continue,
         }
+        c.secs += secs;
     }
     c
 }
@@ -56,7 +69,7 @@ where
         let out = out_dir.join(format!("strace-{pid}.txt"));
         let _ = std::fs::remove_file(&out);
         let child = Command::new(strace)
-            .args(["-c", "-f", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range", "-o"])
+            .args(["-c", "-w", "-f", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range", "-o"])
             .arg(&out)
             .args(["-p", &pid.to_string()])
             .stdin(Stdio::null())
@@ -79,6 +92,7 @@ where
         total.fsync += c.fsync;
         total.fdatasync += c.fdatasync;
         total.sync_file_range += c.sync_file_range;
+        total.secs += c.secs;
     }
     Ok((total, result))
 }
@@ -111,5 +125,6 @@ mod tests {
         assert_eq!(c.fdatasync, 1000);
         assert_eq!(c.fsync, 12);
         assert_eq!(c.total(), 1012);
+        assert!((c.mean_us() - 0.1 * 1e6 / 1012.0).abs() < 1e-6);
     }
 }

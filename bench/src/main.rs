@@ -39,8 +39,15 @@ struct Cli {
     /// Use this consul binary instead of building it with cargo.
     #[arg(long, global = true)]
     consul: Option<PathBuf>,
-    /// Write the report and its data under DIR (DIR/benchmarks.md and
-    /// DIR/benchmarks/). Default: docs/ (full) or bench/.work/quick (quick).
+    /// Build (and name in the report) the consul of this checkout instead of
+    /// the one bench/ lives in, e.g. a newer main. With `--consul`, only names
+    /// the commit the binary was built from.
+    #[arg(long, global = true)]
+    consul_repo: Option<PathBuf>,
+    /// Write the report, its data and plots under DIR (DIR/benchmarks.md,
+    /// DIR/benchmarks/). Default: docs/benchmarks.md with plots in
+    /// docs/img/benchmarks/ and data in bench/results/ (full), or
+    /// bench/.work/quick/ (quick).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
     /// Scratch directory for data dirs and logs (default bench/.work/scratch).
@@ -79,6 +86,8 @@ enum Cmd {
     Footprint,
     /// Raw write + fdatasync against consul-rs's WAL append.
     Disk,
+    /// perf CPU profiles of consul-rs servers under KV load.
+    Profile,
     /// Rebuild the report from saved results.
     Report,
 }
@@ -97,6 +106,7 @@ impl Cmd {
             Cmd::Failover => "failover",
             Cmd::Footprint => "footprint",
             Cmd::Disk => "disk",
+            Cmd::Profile => "profile",
             Cmd::Check | Cmd::All | Cmd::Report => "",
         }
     }
@@ -114,6 +124,7 @@ impl Cmd {
             Cmd::Failover => "Leader failover",
             Cmd::Footprint => "Footprint",
             Cmd::Disk => "Disk: Raft append vs raw fdatasync",
+            Cmd::Profile => "CPU profiles of consul-rs (perf)",
             Cmd::Check | Cmd::All | Cmd::Report => "",
         }
     }
@@ -138,13 +149,14 @@ impl Cmd {
     }
 }
 
-const ALL: [Cmd; 11] = [Cmd::Disk, Cmd::KvPut, Cmd::KvGet, Cmd::Cas, Cmd::Watch, Cmd::Dns, Cmd::Catalog, Cmd::Gossip, Cmd::GossipSim, Cmd::Failover, Cmd::Footprint];
+const ALL: [Cmd; 12] = [Cmd::Disk, Cmd::KvPut, Cmd::KvGet, Cmd::Cas, Cmd::Watch, Cmd::Dns, Cmd::Catalog, Cmd::Gossip, Cmd::GossipSim, Cmd::Failover, Cmd::Footprint, Cmd::Profile];
 
 async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
     let mut sec = Section::new(cmd.id(), cmd.title());
     sec.quick = ctx.quick;
     sec.started = now_utc();
     sec.load_before = loadavg();
+    sec.busy_before_pct = results::machine_busy_pct(std::time::Duration::from_secs(1));
     eprintln!("consul-bench: {} ({})", cmd.id(), if ctx.quick { "quick" } else { "full" });
     let t0 = Instant::now();
     let missing = cmd.missing(&ctx.tools);
@@ -163,6 +175,7 @@ async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
             Cmd::Failover => benches::failover::run(ctx, &mut sec).await,
             Cmd::Footprint => benches::footprint::run(ctx, &mut sec).await,
             Cmd::Disk => benches::disk::run(ctx, &mut sec).await,
+            Cmd::Profile => benches::profile::run(ctx, &mut sec).await,
             Cmd::Check | Cmd::All | Cmd::Report => Ok(()),
         }
     };
@@ -201,23 +214,25 @@ fn main() {
         eprintln!("consul-bench: refusing to run `all` with missing tools (pass --allow-missing to skip what needs them)");
         std::process::exit(2);
     }
-    let (doc, assets) = match &cli.out {
-        Some(d) => (d.join("benchmarks.md"), d.join("benchmarks")),
+    // (report, plots, JSON + CSV data)
+    let (doc, assets, results) = match &cli.out {
+        Some(d) => (d.join("benchmarks.md"), d.join("benchmarks"), d.join("benchmarks")),
         None if cli.quick => {
             let d = repo.join("bench/.work/quick");
-            (d.join("benchmarks.md"), d.join("benchmarks"))
+            (d.join("benchmarks.md"), d.join("benchmarks"), d.join("benchmarks"))
         }
-        None => (repo.join("docs/benchmarks.md"), repo.join("docs/benchmarks")),
+        None => (repo.join("docs/benchmarks.md"), repo.join("docs/img/benchmarks"), repo.join("bench/results")),
     };
     let work = cli.work.clone().unwrap_or_else(|| repo.join("bench/.work/scratch"));
     if let Err(e) = std::fs::create_dir_all(&work) {
         eprintln!("consul-bench: failed to create {}: {e}", work.display());
         std::process::exit(1);
     }
+    let consul_repo = cli.consul_repo.clone().unwrap_or_else(|| repo.clone());
     let consul = match (&cli.consul, cli.cmd) {
         (Some(p), _) => p.clone(),
         (None, Cmd::Report) => PathBuf::from("consul"),
-        (None, _) => match ctx::build_consul(&repo) {
+        (None, _) => match ctx::build_consul(&consul_repo) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("consul-bench: {e}");
@@ -226,7 +241,7 @@ fn main() {
         },
     };
     let nofile = ctx::raise_nofile();
-    let ctx = Ctx { quick: cli.quick, repo, consul, work, results: assets.clone(), doc, assets, tools, nofile };
+    let ctx = Ctx { quick: cli.quick, repo, consul_repo, consul, work, results, doc, assets, tools, nofile };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Benchmark ids in report order, with the sub-command that produces each.
-pub const ORDER: &[&str] = &["kv-put", "kv-get", "cas", "watch", "dns", "catalog", "gossip", "gossip-sim", "failover", "footprint", "disk"];
+pub const ORDER: &[&str] = &["kv-put", "kv-get", "cas", "watch", "dns", "catalog", "gossip", "gossip-sim", "failover", "footprint", "disk", "profile"];
 
 /// The machine the run happened on, saved as its own section.
 pub fn machine_section(ctx: &Ctx) -> Section {
@@ -37,8 +37,12 @@ pub fn machine_section(ctx: &Ctx) -> Section {
     t.row(vec!["kernel".into(), kernel]);
     t.row(vec!["OS".into(), os]);
     t.row(vec!["data filesystem".into(), crate::benches::disk::fs_type(&ctx.work)]);
+    t.row(vec!["disk".into(), crate::benches::disk::device_desc(&ctx.work)]);
     t.row(vec!["load average at start".into(), loadavg()]);
-    t.row(vec!["consul-rs commit".into(), crate::ctx::git_commit(&ctx.repo)]);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    t.row(vec!["command".into(), format!("`consul-bench {}`", argv.join(" "))]);
+    t.row(vec!["consul-rs commit (measured binary)".into(), crate::ctx::git_commit(&ctx.consul_repo)]);
+    t.row(vec!["consul-bench commit".into(), crate::ctx::git_commit(&ctx.repo)]);
     t.row(vec!["consul binary".into(), ctx.consul.display().to_string()]);
     t.row(vec!["rustc".into(), crate::ctx::version_of(Path::new("rustc"), &["-V"])]);
     let tools = &ctx.tools;
@@ -91,9 +95,10 @@ fn draw(ctx: &Ctx, p: &crate::results::Plot) -> Result<(), String> {
         return Err("python3-matplotlib is not installed".into());
     };
     let script = ctx.repo.join("bench").join("plot.py");
+    std::fs::create_dir_all(&ctx.assets).map_err(|e| format!("failed to create {}: {e}", ctx.assets.display()))?;
     let out = Command::new(python)
         .arg(&script)
-        .arg(ctx.assets.join(&p.csv))
+        .arg(ctx.results.join(&p.csv))
         .arg(ctx.assets.join(&p.png))
         .args([p.title.as_str(), p.xlabel.as_str(), p.ylabel.as_str(), if p.logx { "log" } else { "linear" }])
         .output()
@@ -124,11 +129,27 @@ pub fn write(ctx: &Ctx) -> Result<(), String> {
              builds were running. These numbers are a smoke test of the suite, not results: do not quote them.\n\n",
         );
     }
+    // Machine-wide CPU use sampled just before each benchmark started
+    // its processes: anything above a few percent is other work.
+    let busy: Vec<(String, f64)> = sections.iter().filter_map(|s| Some((s.id.clone(), s.busy_before_pct?))).filter(|(_, b)| *b > 10.0).collect();
+    if !busy.is_empty() {
+        let _ = writeln!(
+            out,
+            "> **Shared machine.** Other work ran on this machine during the run: just before these benchmarks started, \
+             with none of their processes running, the CPUs were already busy: {}. Absolute numbers are lower and \
+             noisier than on a quiet machine; the two sides of each comparison ran back to back under the same \
+             conditions, so ratios are less affected.\n",
+            busy.iter().map(|(id, b)| format!("`{id}` {b:.0} %")).collect::<Vec<_>>().join(", ")
+        );
+    }
     out.push_str(
-        "Run it: `bench/setup.sh` once (Debian packages), then `bench/run.sh` for the full suite (about an hour; writes \
-         this page, `docs/benchmarks/*.png|csv|json`), or `bench/smoke.sh` for the quick mode. One benchmark: \
-         `cargo run --release --manifest-path bench/Cargo.toml -- <name>` with a name from the list below, then \
-         `… -- report` to rebuild this page from the saved results.\n\n",
+        "Run it: `bench/setup.sh` once (Debian packages), then from the repository root \
+         `cargo run --release --manifest-path bench/Cargo.toml -- all` (or `bench/run.sh`) for the full suite: it builds \
+         the `consul` release binary, starts every system on loopback by itself, and writes this page, its plots \
+         (`docs/img/benchmarks/*.png`) and the raw results (`bench/results/*.json|csv`). `… -- all --quick` (or \
+         `bench/smoke.sh`) is a smoke test of a few minutes that writes to `bench/.work/quick/` instead. One benchmark: \
+         `… -- <name>` with a name from the list below; `… -- report` rebuilds this page from the saved results \
+         without measuring. `… -- check` lists the peer tools found.\n\n",
     );
     out.push_str(
         "Everything runs on loopback on one machine: servers, peers and the load generator share the same cores, \
@@ -174,7 +195,7 @@ pub fn write(ctx: &Ctx) -> Result<(), String> {
                     let _ = writeln!(out, "![{}]({})\n", p.title, rel(&doc_dir, &ctx.assets.join(&p.png)));
                 }
                 Err(e) => {
-                    let _ = writeln!(out, "(plot `{}` not drawn: {e}; data in `{}`)\n", p.png, rel(&doc_dir, &ctx.assets.join(&p.csv)));
+                    let _ = writeln!(out, "(plot `{}` not drawn: {e}; data in `{}`)\n", p.png, rel(&ctx.repo, &ctx.results.join(&p.csv)));
                 }
             }
         }
@@ -197,12 +218,13 @@ pub fn write(ctx: &Ctx) -> Result<(), String> {
         }
         let _ = writeln!(
             out,
-            "<sub>Ran {} for {:.0} s{}; load average before {} → after {}.</sub>\n",
+            "<sub>Ran {} for {:.0} s{}; load average before {} → after {}; CPUs busy with other work just before: {}.</sub>\n",
             s.started,
             s.wall_secs,
             if s.quick { " in quick mode" } else { "" },
             s.load_before,
-            s.load_after
+            s.load_after,
+            s.busy_before_pct.map(|b| format!("{b:.0} %")).unwrap_or_else(|| "—".into())
         );
     }
     if let Some(dir) = ctx.doc.parent() {

@@ -33,6 +33,11 @@ pub struct Section {
     /// machine was besides us.
     pub load_before: String,
     pub load_after: String,
+    /// Machine-wide CPU use (percent of all cores) over one second just
+    /// before the benchmark started, when none of its processes ran yet:
+    /// other work on the machine.
+    #[serde(default)]
+    pub busy_before_pct: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -157,6 +162,28 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     s.sort_by(f64::total_cmp);
     let idx = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
     s[idx]
+}
+
+/// Busy and total jiffies of all CPUs from /proc/stat.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle + iowait are not busy
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Percent of all CPUs busy over `window` (whatever runs on the machine).
+pub fn machine_busy_pct(window: std::time::Duration) -> Option<f64> {
+    let (b0, t0) = cpu_jiffies()?;
+    std::thread::sleep(window);
+    let (b1, t1) = cpu_jiffies()?;
+    if t1 <= t0 {
+        return None;
+    }
+    Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64)
 }
 
 pub fn loadavg() -> String {

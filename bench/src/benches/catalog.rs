@@ -57,8 +57,8 @@ impl Worker for ReadWorker {
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let services = ctx.pick(10_000usize, 1_000);
-    let nodes = ctx.pick(1_000usize, 100);
+    let services = ctx.pick(10_000usize, 500);
+    let nodes = ctx.pick(1_000usize, 50);
     let writers = 64usize;
     sec.about.push(format!(
         "One durable consul-rs server. {services} services × 3 instances = {} registrations on {nodes} synthetic \
@@ -126,7 +126,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     let mut t = Table::new("Reads with the catalog loaded", &["endpoint", "clients", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "response bytes", "errors"]);
     for health in [false, true] {
         for clients in [1usize, 16] {
-            let (r, workers) = load::run(clients, ctx.secs(1.0, 0.2), ctx.secs(10.0, 1.0), |i| ReadWorker {
+            let (r, workers) = load::run(clients, ctx.secs(1.0, 0.2), ctx.secs(8.0, 0.5), |i| ReadWorker {
                 conn: HttpConn::new(http),
                 services,
                 health,

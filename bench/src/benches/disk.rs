@@ -61,7 +61,7 @@ fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let reps = ctx.pick(5000usize, 500);
+    let reps = ctx.pick(2000usize, 200);
     let dir = ctx.scratch("disk")?;
     sec.about.push(format!(
         "In the scratch directory that also holds every system's data (same filesystem): {reps} appends of a \
@@ -109,4 +109,28 @@ pub fn fs_type(path: &std::path::Path) -> String {
         }
     }
     best.map(|(_, s)| s).unwrap_or_else(|| "unknown".into())
+}
+
+/// What the kernel says about the block device under `path`: name, driver,
+/// size, rotational flag, write cache mode (a VM's virtual disk says little
+/// about the physical one, which is why the fdatasync floor is measured).
+pub fn device_desc(path: &std::path::Path) -> String {
+    let fs = fs_type(path);
+    // "ext4 on /dev/vda (/)" → "vda"; partitions map to their parent disk.
+    let Some(dev) = fs.split_whitespace().find_map(|w| w.strip_prefix("/dev/")) else { return "unknown".into() };
+    let base: String = dev.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
+    let disk = if std::path::Path::new(&format!("/sys/block/{dev}")).exists() { dev.to_string() } else { base };
+    let read = |rel: &str| std::fs::read_to_string(format!("/sys/block/{disk}/{rel}")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
+    let driver = std::fs::read_link(format!("/sys/block/{disk}/device/driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "?".into());
+    let sectors: f64 = read("size").parse().unwrap_or(f64::NAN);
+    format!(
+        "{disk} (driver {driver}, {:.0} GB, rotational={}, write cache: {}, scheduler: {})",
+        sectors * 512.0 / 1e9,
+        read("queue/rotational"),
+        read("queue/write_cache"),
+        read("queue/scheduler")
+    )
 }

@@ -112,8 +112,8 @@ fn nsd_conf(dir: &Path, ip: Ipv4Addr) -> String {
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     let dnsperf_bin = need(&ctx.tools.dnsperf, "dnsperf")?.to_path_buf();
     let nsd_bin = need(&ctx.tools.nsd, "nsd")?.to_path_buf();
-    let secs = ctx.pick(10.0, 2.0);
-    let loads: [(u32, u32); 2] = [(1, 10), (4, 100)];
+    let secs = ctx.pick(10.0, 1.0);
+    let loads: Vec<(u32, u32)> = ctx.pick(vec![(1, 10), (4, 100)], vec![(4, 100)]);
     sec.about.push(format!(
         "consul-rs: one durable server with DNS on port 8600; services `svc1`, `svc10`, `svc100` with 1, 10 and 100 \
          instances registered through `/v1/catalog/register` on synthetic nodes (no checks: all passing). NSD 4 \
@@ -191,7 +191,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     for &n in &SIZES {
         let file = ctx.work.join(format!("dns-queries-{n}.txt"));
         std::fs::write(&file, format!("svc{n}.service.consul A\nsvc{n}.service.consul SRV\n")).map_err(|e| format!("failed to write query file: {e}"))?;
-        for (clients, outstanding) in loads {
+        for &(clients, outstanding) in &loads {
             let ours = dnsperf(&dnsperf_bin, consul_dns, &file, secs, clients, outstanding)?;
             let theirs = dnsperf(&dnsperf_bin, nsd_dns, &file, secs, clients, outstanding)?;
             sec.metric(format!("dns.svc{n}.c{clients}q{outstanding}.consul_qps"), ours.qps);

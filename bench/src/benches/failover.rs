@@ -109,7 +109,7 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let n = ctx.pick(20usize, 3);
+    let n = ctx.pick(20usize, 2);
     sec.about.push(format!(
         "3 durable servers of each system with equal Raft timings (heartbeat 100 ms, election timeout 1 s: etcd's \
          defaults and consul-rs's at `raft_multiplier` 1). Six writers PUT 256-byte values through all three servers; \

@@ -28,21 +28,21 @@ struct Idle {
 }
 
 async fn idle(ctx: &Ctx, p: &Proc) -> Idle {
-    tokio::time::sleep(ctx.secs(5.0, 1.0)).await;
-    let cpu = cpu_percent(p.pid(), ctx.secs(30.0, 3.0)).await.unwrap_or(f64::NAN);
+    tokio::time::sleep(ctx.secs(5.0, 0.5)).await;
+    let cpu = cpu_percent(p.pid(), ctx.secs(20.0, 1.5)).await.unwrap_or(f64::NAN);
     Idle { rss_mb: p.rss_kb().unwrap_or(0) as f64 / 1024.0, cpu_pct: cpu }
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let reps = ctx.pick(5usize, 2);
+    let reps = ctx.pick(5usize, 1);
     sec.about.push(format!(
         "Start-up: from spawning the process until its API answers (consul-rs server: `GET /v1/status/leader` 200, \
          then until it names a leader; client agent: `/v1/agent/self` 200; etcd: `/health` 200 and a leader; serf: \
          its RPC accepts a `members` call), median of {reps} starts on fresh data dirs. Idle: after {} s, CPU over \
          {} s from /proc/<pid>/stat and RSS (VmRSS). The client agent is joined to the server, the serf agent to a \
          second serf agent, so both have one peer.",
-        ctx.pick(5, 1),
-        ctx.pick(30, 3)
+        ctx.pick(5.0, 0.5),
+        ctx.pick(20.0, 1.5)
     ));
     let mut t = Table::new("Idle footprint and start-up", &["process", "start → serving ms (median)", "start → leader ms (median)", "idle RSS MB", "idle CPU %"]);
     // consul-rs server.

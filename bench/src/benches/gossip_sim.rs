@@ -151,8 +151,8 @@ fn model_rounds(n: usize, fanout: usize) -> f64 {
 }
 
 pub async fn run(ctx: &crate::ctx::Ctx, sec: &mut Section) -> Result<(), String> {
-    let sizes: Vec<usize> = ctx.pick(vec![1_000, 10_000], vec![100, 500]);
-    let (loss_n, loss_secs) = ctx.pick((1_000usize, 120u64), (100, 60));
+    let sizes: Vec<usize> = ctx.pick(vec![1_000, 10_000], vec![100, 300]);
+    let (loss_n, loss_secs) = ctx.pick((1_000usize, 120u64), (100, 30));
     let cfg = SwimConfig::from_settings(&GossipSettings::lan());
     sec.about.push(format!(
         "The real SWIM core of consul-rs (probe, suspicion with Lifeguard, piggy-backed dissemination, push-pull) \

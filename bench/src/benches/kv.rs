@@ -58,14 +58,20 @@ impl Sys {
     }
 }
 
-pub fn concurrencies(_ctx: &Ctx) -> Vec<usize> {
-    vec![1, 16, 64, 256]
+/// The issue's concurrency levels; quick mode keeps the two the targets use.
+pub fn concurrencies(ctx: &Ctx) -> Vec<usize> {
+    ctx.pick(vec![1, 16, 64, 256], vec![1, 64])
 }
 
 /// Runs `clients` KV workers spread round-robin over `addrs`.
 pub async fn kv_point(ctx: &Ctx, api: Api, op: KvOp, addrs: &[SocketAddr], clients: usize, keys: Keys) -> LoadResult {
-    let warm = ctx.secs(2.0, 0.3);
-    let window = ctx.secs(10.0, 1.0);
+    // Writes get longer windows than reads: their latency depends on the
+    // disk, which varies more on a shared machine.
+    let warm = ctx.secs(1.5, 0.2);
+    let window = match op {
+        KvOp::Put => ctx.secs(8.0, 0.8),
+        KvOp::Get { .. } => ctx.secs(6.0, 0.5),
+    };
     let addrs = addrs.to_vec();
     let (r, _) = load::run(clients, warm, window, |i| KvWorker::new(api, op, addrs[i % addrs.len()], keys, 1000 + i as u64)).await;
     r
@@ -77,10 +83,17 @@ pub struct Point {
     pub r: LoadResult,
     /// (write syscalls, bytes to storage) per op, summed over servers
     pub io: Option<(f64, f64)>,
+    /// server CPU milliseconds per op, summed over servers
+    pub cpu_ms: f64,
+}
+
+/// User + system CPU seconds of all `pids` together.
+pub fn cpu_sum(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| crate::procs::cpu_secs(*p)).sum()
 }
 
 fn load_table(title: &str, points: &[Point], with_io: bool) -> Table {
-    let mut header = vec!["clients", "system", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "consul-rs ÷ this, ops/s (>1: consul-rs faster)", "consul-rs ÷ this, p50 (<1: consul-rs faster)"];
+    let mut header = vec!["clients", "system", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "consul-rs ÷ this, ops/s (>1: consul-rs faster)", "consul-rs ÷ this, p50 (<1: consul-rs faster)", "server CPU ms/op"];
     if with_io {
         header.push("write syscalls/op");
         header.push("KiB to disk/op");
@@ -102,6 +115,7 @@ fn load_table(title: &str, points: &[Point], with_io: bool) -> Table {
             p.r.errors.to_string(),
             rat,
             rat_p50,
+            num(p.cpu_ms),
         ];
         if with_io {
             match p.io {
@@ -136,8 +150,8 @@ fn plot_csv(ctx: &Ctx, name: &str, points: &[Point]) -> Result<String, String> {
         csv.push_str(&format!("{},{},{:.1}\n", p.api.label(), p.clients, p.r.throughput()));
     }
     let file = format!("{name}.csv");
-    std::fs::create_dir_all(&ctx.assets).map_err(|e| format!("failed to create {}: {e}", ctx.assets.display()))?;
-    std::fs::write(ctx.assets.join(&file), csv).map_err(|e| format!("failed to write {file}: {e}"))?;
+    std::fs::create_dir_all(&ctx.results).map_err(|e| format!("failed to create {}: {e}", ctx.results.display()))?;
+    std::fs::write(ctx.results.join(&file), csv).map_err(|e| format!("failed to write {file}: {e}"))?;
     Ok(file)
 }
 
@@ -166,8 +180,13 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.about.push(
         "Durability is equal: consul-rs servers are real servers with a data dir (no `-dev`); every acknowledged write \
          is in a synced Raft log on both systems. The fsync count per write comes from `strace -c -f` attached to every \
-         server thread for a short sample (a separate run: tracing slows the server); write syscalls and bytes sent to \
+         server thread for a short sample (a separate run: tracing slows the server; `-w` makes the time per sync call wall-clock time, i.e. how long a sync made the server wait); write syscalls and bytes sent to \
          storage per write come from /proc/<pid>/io over the measured run (summed over the servers)."
+            .into(),
+    );
+    sec.about.push(
+        "Server CPU ms/op is the user + system CPU time of all server processes over the run (warm-up included) \
+         divided by the operations acknowledged: the cost of one write to the servers, whatever the machine's load."
             .into(),
     );
     let strace = ctx.tools.strace.clone();
@@ -175,7 +194,7 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let mut points = Vec::new();
         let mut durability = Table::new(
             &format!("Sync calls per write, {servers} server(s) (strace sample)"),
-            &["system", "clients", "writes in sample", "fsync", "fdatasync", "sync calls / write (all servers)"],
+            &["system", "clients", "writes in sample", "fsync", "fdatasync", "sync calls / write (all servers)", "mean µs in one sync call"],
         );
         for (etcd, apis) in [(false, vec![Api::Consul]), (true, vec![Api::EtcdHttp, Api::EtcdGrpc])] {
             let sys = Sys::start(ctx, etcd, servers, 77, "kv-put").await?;
@@ -185,8 +204,11 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             for api in apis {
                 for c in concurrencies(ctx) {
                     let io0 = io_sum(&pids);
+                    let cpu0 = cpu_sum(&pids);
                     let r = kv_point(ctx, api, KvOp::Put, &addrs, c, Keys::Random(10_000)).await;
                     let io1 = io_sum(&pids);
+                    // Like the I/O counters, CPU covers warm-up too.
+                    let cpu_ms = 1000.0 * (cpu_sum(&pids) - cpu0) / r.total_ops.max(1) as f64;
                     // The counters cover warm-up too: divide by every op done.
                     let all_ops = r.total_ops.max(1) as f64;
                     let io = Some(((io1.syscw - io0.syscw) as f64 / all_ops, (io1.write_bytes - io0.write_bytes) as f64 / all_ops));
@@ -194,13 +216,14 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.p50_ms", api.key()), r.ms(0.5));
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.p99_ms", api.key()), r.ms(0.99));
                     eprintln!("  kv-put n={servers} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}", api.label(), r.throughput(), r.ms(0.5), r.errors);
-                    points.push(Point { api, clients: c, r, io });
+                    sec.metric(format!("kv_put.n{servers}.{}.c{c}.cpu_ms", api.key()), cpu_ms);
+                    points.push(Point { api, clients: c, r, io, cpu_ms });
                 }
                 // Sync calls per write: a traced sample at 1 and 64 clients.
                 if let Some(strace) = &strace {
                     if api != Api::EtcdGrpc {
-                        for c in [1usize, 64] {
-                            let win = ctx.secs(3.0, 1.0);
+                        for c in ctx.pick(vec![1usize, 64], vec![64]) {
+                            let win = ctx.secs(3.0, 0.8);
                             let addrs2 = addrs.clone();
                             let (syncs, r) = strace_syncs(strace, &pids, &ctx.work, async {
                                 let (r, _) = load::run(c, std::time::Duration::ZERO, win, |i| KvWorker::new(api, KvOp::Put, addrs2[i % addrs2.len()], Keys::Random(10_000), 7 + i as u64)).await;
@@ -216,7 +239,9 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                                 syncs.fsync.to_string(),
                                 syncs.fdatasync.to_string(),
                                 format!("{per:.3}"),
+                                num(syncs.mean_us()),
                             ]);
+                            sec.metric(format!("kv_put.n{servers}.{}.c{c}.sync_us", api.key()), syncs.mean_us());
                         }
                     }
                 }
@@ -251,16 +276,20 @@ pub async fn kv_get(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             let sys = Sys::start(ctx, etcd, servers, 77, "kv-get").await?;
             sec.commands.extend(sys.commands(ctx));
             let addrs = sys.addrs();
+            let pids = sys.pids();
             preload(if etcd { Api::EtcdHttp } else { Api::Consul }, &addrs, keys, 32).await?;
             for api in apis {
                 for (relaxed, points) in by_mode.iter_mut() {
                     for c in concurrencies(ctx) {
+                        let cpu0 = cpu_sum(&pids);
                         let r = kv_point(ctx, api, KvOp::Get { relaxed: *relaxed }, &addrs, c, Keys::Random(keys)).await;
+                        let cpu_ms = 1000.0 * (cpu_sum(&pids) - cpu0) / r.total_ops.max(1) as f64;
                         let mode = if *relaxed { "stale" } else { "default" };
                         sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.ops", api.key()), r.throughput());
                         sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.p50_ms", api.key()), r.ms(0.5));
                         eprintln!("  kv-get n={servers} {mode} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}", api.label(), r.throughput(), r.ms(0.5), r.errors);
-                        points.push(Point { api, clients: c, r, io: None });
+                        sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.cpu_ms", api.key()), cpu_ms);
+                        points.push(Point { api, clients: c, r, io: None, cpu_ms });
                     }
                 }
             }

@@ -9,4 +9,5 @@ pub mod footprint;
 pub mod gossip;
 pub mod gossip_sim;
 pub mod kv;
+pub mod profile;
 pub mod watch;
