@@ -273,11 +273,11 @@ fn main() {
             }
             // Rebuild the page after each benchmark: a long run that stops
             // half-way still leaves a report of what it measured.
-            if let Err(e) = report::write(&ctx) {
+            if let Err(e) = report::write(&ctx, false) {
                 eprintln!("consul-bench: {e}");
             }
         }
-        if let Err(e) = report::write(&ctx) {
+        if let Err(e) = report::write(&ctx, true) {
             eprintln!("consul-bench: {e}");
         }
     });

@@ -126,6 +126,14 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// (anonymous RSS kB, file-backed RSS kB, threads) from /proc/<pid>/status:
+/// heap and stacks versus mapped code and data of the binary and libraries.
+pub fn rss_split(pid: u32) -> Option<(u64, u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let get = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    Some((get("RssAnon:")?, get("RssFile:")? + get("RssShmem:").unwrap_or(0), get("Threads:")?))
+}
+
 pub fn rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;

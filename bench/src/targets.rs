@@ -125,3 +125,300 @@ pub fn table(sections: &[Section]) -> Table {
     }
     t
 }
+
+/// A number for prose: "—" when it was not measured.
+fn v(m: &Metrics, k: &str) -> String {
+    m.get(k).map(num).unwrap_or_else(|| "—".into())
+}
+
+/// Which etcd API did better on a metric (higher is better): its key.
+fn stronger_etcd(m: &Metrics, fmt: impl Fn(&str) -> String) -> &'static str {
+    let h = m.get(&fmt("etcd_http")).unwrap_or(0.0);
+    let g = m.get(&fmt("etcd_grpc")).unwrap_or(0.0);
+    if g >= h {
+        "etcd_grpc"
+    } else {
+        "etcd_http"
+    }
+}
+
+fn label(peer: &str) -> &'static str {
+    if peer == "etcd_grpc" {
+        "etcd over gRPC"
+    } else {
+        "etcd's JSON gateway"
+    }
+}
+
+/// The "known gaps" paragraphs: for every target this run did not meet, by
+/// how much, and what the run's own measurements say limits it. The
+/// reasoning is fixed text; every number comes from the saved metrics, and
+/// where the evidence points one way or another the wording follows it.
+pub fn gaps(sections: &[Section]) -> Vec<String> {
+    let m = Metrics::from_sections(sections);
+    let mut out = Vec::new();
+    // KV PUT throughput at 64 clients.
+    for n in [1, 3] {
+        let ours = m.get(&format!("kv_put.n{n}.consul.c64.ops"));
+        let peer = stronger_etcd(&m, |p| format!("kv_put.n{n}.{p}.c64.ops"));
+        let theirs = m.get(&format!("kv_put.n{n}.{peer}.c64.ops"));
+        let (Some(a), Some(b)) = (ours, theirs) else { continue };
+        if a >= 1.5 * b {
+            continue;
+        }
+        let cpu_c = m.get(&format!("kv_put.n{n}.consul.c64.cpu_ms"));
+        let cpu_e = m.get(&format!("kv_put.n{n}.{peer}.c64.cpu_ms"));
+        let sy_c = m.get(&format!("kv_put.n{n}.consul.c64.syncs_per_op"));
+        let sy_e = m.get(&format!("kv_put.n{n}.etcd_http.c64.syncs_per_op"));
+        let mut p = format!(
+            "**KV PUT at 64 clients, {n} server(s): {} writes/s vs {} for {} = {:.2}× (target 1.5×).** Per write the \
+             consul-rs servers spent {} CPU ms (etcd: {}), made {} sync calls (etcd: {}) taking {} µs each on average \
+             (etcd: {} µs). ",
+            num(a),
+            num(b),
+            label(peer),
+            a / b,
+            v(&m, &format!("kv_put.n{n}.consul.c64.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.{peer}.c64.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.consul.c64.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c64.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.consul.c64.sync_us")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c64.sync_us")),
+        );
+        match (cpu_c, cpu_e, sy_c, sy_e) {
+            (Some(c), Some(e), _, _) if c > 1.2 * e => p.push_str(
+                "consul-rs does more CPU work per write than etcd, and on this 2-core machine the servers share the CPUs \
+                 with the load generator, so CPU per write caps throughput; the profile section shows where that time \
+                 goes. Cutting allocations and copies on the write path (HTTP body → Raft entry → WAL record → state \
+                 machine) is the lever.",
+            ),
+            (_, _, Some(sc), Some(se)) if sc > 1.2 * se => p.push_str(
+                "consul-rs batches fewer writes per sync than etcd, so it is bound by sync calls: more commands per \
+                 Raft entry (a longer gathering window in the proposer while a sync is in flight) is the lever.",
+            ),
+            (Some(_), Some(_), Some(_), Some(_)) => p.push_str(
+                "consul-rs spends no more CPU and no more syncs per write than etcd, so its servers are waiting rather \
+                 than working: the write pipeline limits concurrency. The proposer (`src/consensus/proposer.rs`) keeps \
+                 at most 2 proposals in flight, and each is one Raft entry that must be synced and (with 3 servers) \
+                 replicated before its writers are answered; letting more batches overlap with the sync and the \
+                 replication round trip is the lever.",
+            ),
+            _ => p.push_str("The CPU or sync evidence for this row was not measured in this run."),
+        }
+        out.push(p);
+    }
+    // Single-client PUT latency.
+    for n in [1, 3] {
+        let ours = m.get(&format!("kv_put.n{n}.consul.c1.p50_ms"));
+        let g = m.get(&format!("kv_put.n{n}.etcd_grpc.c1.p50_ms"));
+        let h = m.get(&format!("kv_put.n{n}.etcd_http.c1.p50_ms"));
+        let (Some(a), Some(g), Some(h)) = (ours, g, h) else { continue };
+        if a <= g.min(h) {
+            continue;
+        }
+        let sync_c = m.get(&format!("kv_put.n{n}.consul.c1.sync_us"));
+        let sync_e = m.get(&format!("kv_put.n{n}.etcd_http.c1.sync_us"));
+        let mut p = format!(
+            "**Single-client PUT latency, {n} server(s): p50 {} ms vs {} ms (etcd gRPC) and {} ms (etcd JSON gateway).** \
+             With one client nothing can be batched: every write is one Raft entry and one sync on each server ({} sync \
+             calls per write measured). A sync call took {} µs on average inside consul-rs and {} µs inside etcd, on the \
+             same disk in the same run; the server CPU per write was {} ms (etcd gRPC: {} ms). ",
+            num(a),
+            num(g),
+            num(h),
+            v(&m, &format!("kv_put.n{n}.consul.c1.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.consul.c1.sync_us")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c1.sync_us")),
+            v(&m, &format!("kv_put.n{n}.consul.c1.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.etcd_grpc.c1.cpu_ms")),
+        );
+        match (sync_c, sync_e) {
+            (Some(c), Some(e)) if c > 2.0 * e && c > 0.3 * a * 1000.0 => {
+                p.push_str(&format!(
+                    "The sync dominates: consul-rs's syncs were {:.1}× slower than etcd's on the same disk. ",
+                    c / e
+                ));
+                match (m.get("disk.raw.p50_us"), m.get("disk.prealloc.p50_us")) {
+                    (Some(raw), Some(pre)) if pre < 0.7 * raw => p.push_str(&format!(
+                        "The disk probe shows why: an fdatasync after appending to a growing file took {} µs (p50), \
+                         one into preallocated space {} µs; consul-rs's WAL grows its segment file with every append \
+                         (each sync must also commit the new size through the filesystem journal), while etcd writes \
+                         into 64 MB segments preallocated when created. Preallocating WAL segments is the lever.",
+                        num(raw),
+                        num(pre)
+                    )),
+                    (Some(raw), Some(pre)) => p.push_str(&format!(
+                        "The disk probe does not show a file-growth penalty (append {} µs vs preallocated {} µs p50), so \
+                         the difference is in how the sync is issued and waited for, not in the file layout; this needs a \
+                         closer look (e.g. `perf trace` of both servers' sync calls).",
+                        num(raw),
+                        num(pre)
+                    )),
+                    _ => {}
+                }
+            }
+            (Some(c), _) if c < 0.3 * a * 1000.0 => p.push_str(
+                "The sync is a small part of the latency, so most of it is CPU and hand-offs between tasks (HTTP → \
+                 proposer → openraft → WAL → state machine → reply, plus forwarding to the leader with 3 servers); the \
+                 profile \"PUT, 1 client, 1 server\" shows where the CPU goes. Fewer task hops on the single-write path \
+                 is the lever.",
+            ),
+            _ => p.push_str("The evidence for this row (sync timing) was not measured in this run."),
+        }
+        out.push(p);
+    }
+    // GET throughput.
+    for n in [1, 3] {
+        for mode in ["default", "stale"] {
+            let ours = m.get(&format!("kv_get.n{n}.{mode}.consul.c64.ops"));
+            let peer = stronger_etcd(&m, |p| format!("kv_get.n{n}.{mode}.{p}.c64.ops"));
+            let theirs = m.get(&format!("kv_get.n{n}.{mode}.{peer}.c64.ops"));
+            let (Some(a), Some(b)) = (ours, theirs) else { continue };
+            if a >= 2.0 * b {
+                continue;
+            }
+            let cpu_c = m.get(&format!("kv_get.n{n}.{mode}.consul.c64.cpu_ms"));
+            let cpu_e = m.get(&format!("kv_get.n{n}.{mode}.{peer}.c64.cpu_ms"));
+            let what = if mode == "default" { "default consistency vs etcd linearizable" } else { "`?stale` vs etcd serializable" };
+            let mut p = format!(
+                "**KV GET at 64 clients, {n} server(s), {what}: {} reads/s vs {} for {} = {:.2}× (target 2×).** Server CPU \
+                 per read: consul-rs {} ms, etcd {} ms. ",
+                num(a),
+                num(b),
+                label(peer),
+                a / b,
+                v(&m, &format!("kv_get.n{n}.{mode}.consul.c64.cpu_ms")),
+                v(&m, &format!("kv_get.n{n}.{mode}.{peer}.c64.cpu_ms")),
+            );
+            match (cpu_c, cpu_e) {
+                (Some(c), Some(e)) if c * 2.0 > e => p.push_str(
+                    "consul-rs does not spend half of etcd's CPU per read, and on 2 shared cores CPU per read bounds \
+                     throughput: reads allocate and copy (state store entry → JSON with base64 value → HTTP body); the \
+                     profile section shows the split. Serving reads from shared buffers without copying is the lever.",
+                ),
+                (Some(_), Some(_)) if mode == "default" && n > 1 => p.push_str(
+                    "consul-rs needs less than half of etcd's CPU per read, so it is waiting, not working: a default read \
+                     waits for a leadership confirmation round trip to a quorum (shared by all reads that arrive \
+                     meanwhile), and the two thirds of clients connected to followers are forwarded to the leader first.",
+                ),
+                (Some(_), Some(_)) => p.push_str(
+                    "consul-rs needs less than half of etcd's CPU per read, so the servers are not the bottleneck: the \
+                     load generator and the servers share 2 cores, and the closed-loop clients saturate them.",
+                ),
+                _ => p.push_str("CPU per read was not measured in this run."),
+            }
+            out.push(p);
+        }
+    }
+    // DNS.
+    let mut dns = Vec::new();
+    for svc in [1, 10, 100] {
+        if let (Some(a), Some(b)) = (m.get(&format!("dns.svc{svc}.c4q100.consul_qps")), m.get(&format!("dns.svc{svc}.c4q100.nsd_qps"))) {
+            dns.push((svc, a, b));
+        }
+    }
+    if dns.iter().any(|(_, a, b)| *a < 0.5 * b) {
+        let rows: Vec<String> = dns.iter().map(|(s, a, b)| format!("{s} instance(s): {} vs {} QPS ({:.0} %)", num(*a), num(*b), 100.0 * a / b)).collect();
+        let mut p = format!(
+            "**DNS: below 50 % of nsd** — {}. The consul-rs agent spent {} CPU µs per query (svc100); its profile: \
+             {} % of samples in the kernel (UDP receive/send), {} % in malloc/free, {} % in memcpy/memcmp. ",
+            rows.join("; "),
+            v(&m, "dns.svc100.cpu_us_per_query"),
+            v(&m, "dns.profile.kernel_pct"),
+            v(&m, "dns.profile.alloc_pct"),
+            v(&m, "dns.profile.memcpy_pct"),
+        );
+        let first = dns.first().map(|x| x.1).unwrap_or(f64::NAN);
+        let last = dns.last().map(|x| x.1).unwrap_or(f64::NAN);
+        if last < 0.7 * first {
+            p.push_str(&format!(
+                "QPS falls as the service grows ({} → {} QPS from 1 to 100 instances) although every answer holds at \
+                 most 3 records: each query does work proportional to all instances of the service (reading, copying \
+                 and shuffling every instance before truncating to 3). Precomputing the per-service answer when the \
+                 catalog changes (as nsd precompiles its zone), and serving from it without allocation, is the lever.",
+                num(first),
+                num(last)
+            ));
+        } else {
+            p.push_str(
+                "QPS does not depend much on the instance count, so the cost is per packet: the receive/answer loop \
+                 (one task per query, allocations per answer); batching receives and reusing buffers is the lever.",
+            );
+        }
+        out.push(p);
+    }
+    // Gossip.
+    let mut gossip_ns: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
+    gossip_ns.sort_unstable();
+    gossip_ns.dedup();
+    let mut slow = Vec::new();
+    for n in gossip_ns {
+        for (what, label) in [("join_s", "join"), ("fail_s", "failure detection"), ("leave_s", "leave")] {
+            if let (Some(a), Some(b)) = (m.get(&format!("gossip.n{n}.consul.{what}")), m.get(&format!("gossip.n{n}.serf.{what}"))) {
+                if a > b {
+                    slow.push(format!("{label} at N = {n}: {} s vs {} s", num(a), num(b)));
+                }
+            }
+        }
+    }
+    if !slow.is_empty() {
+        out.push(format!(
+            "**Gossip slower than serf** — {}. These are single trials, polled every 50 ms, so differences under about \
+             0.1 s (join, leave) or under one probe interval (1 s, failure detection: the probe order decides when the \
+             dead member is first probed) are within the noise of one run; the simulation section gives the \
+             protocol's behaviour without that noise. Repeated trials per N are needed before calling these a \
+             regression.",
+            slow.join("; ")
+        ));
+    }
+    // Idle client RSS.
+    if let (Some(a), Some(b)) = (m.get("footprint.consul_client.rss_mb"), m.get("footprint.serf.rss_mb")) {
+        if a > b {
+            out.push(format!(
+                "**Idle client agent RSS: {} MB vs serf's {} MB ({:.2}×).** Of consul-rs's RSS, {} MB are anonymous \
+                 (heap and thread stacks, {} threads) and {} MB file-backed (pages of the {} MB binary and of libc \
+                 mapped in); serf: {} MB anonymous, {} MB file-backed, {} threads, {} MB binary. A client agent runs the \
+                 same binary as a server; the file-backed part shrinks with a smaller binary (the measured build keeps \
+                 line tables for profiling; strip it, `opt-level = \"s\"`/`panic = \"abort\"` for a release), the \
+                 anonymous part with fewer runtime threads and smaller buffers in an idle client.",
+                num(a),
+                num(b),
+                a / b,
+                v(&m, "footprint.consul_client.anon_mb"),
+                v(&m, "footprint.consul_client.threads"),
+                v(&m, "footprint.consul_client.file_mb"),
+                v(&m, "footprint.consul_client.binary_mb"),
+                v(&m, "footprint.serf.anon_mb"),
+                v(&m, "footprint.serf.file_mb"),
+                v(&m, "footprint.serf.threads"),
+                v(&m, "footprint.serf.binary_mb"),
+            ));
+        }
+    }
+    // Failover.
+    if let Some(a) = m.get("failover.consul.p50_s") {
+        if a >= 3.0 {
+            out.push(format!(
+                "**Failover p50 {} s (target < 3 s; etcd {} s).** With default timings a follower waits its randomised \
+                 election timeout (1–2 s) without heartbeats before it campaigns; the rest is the vote, the new \
+                 leader's first commit, and followers learning the new leader so that forwarded writes succeed.",
+                num(a),
+                v(&m, "failover.etcd.p50_s")
+            ));
+        }
+    }
+    // Disk.
+    if let (Some(a), Some(b)) = (m.get("disk.wal1.p50_us"), m.get("disk.raw.p50_us")) {
+        if a > 1.5 * b {
+            out.push(format!(
+                "**1-entry Raft append {} µs vs raw write + fdatasync {} µs (p50, {:.2}×, target 1.5×).** The WAL adds \
+                 a CRC, a header and bookkeeping to the same write + fdatasync; a ratio this high points at an extra \
+                 sync or write per append.",
+                num(a),
+                num(b),
+                a / b
+            ));
+        }
+    }
+    out
+}

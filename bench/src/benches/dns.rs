@@ -212,6 +212,32 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         }
     }
     sec.tables.push(t);
+    // Where the agent's time goes when answering: a CPU profile of one
+    // more saturating run on the largest service.
+    if let Some(perf) = crate::benches::profile::perf_bin() {
+        let n = *SIZES.iter().max().unwrap_or(&1);
+        let file = ctx.work.join(format!("dns-queries-{n}.txt"));
+        let data = ctx.work.join("perf-dns.data");
+        let pid = node.proc.pid();
+        let cpu0 = crate::procs::cpu_secs(pid).unwrap_or(0.0);
+        let rec = crate::benches::profile::start_record(&perf, pid, &data)?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ours = dnsperf(&dnsperf_bin, consul_dns, &file, secs.min(5.0), 4, 100)?;
+        let cpu = crate::procs::cpu_secs(pid).unwrap_or(0.0) - cpu0;
+        let rows = crate::benches::profile::finish_record(&perf, rec, &data)?;
+        let queries = (ours.completed.max(1)) as f64;
+        sec.metric(format!("dns.svc{n}.cpu_us_per_query"), 1e6 * cpu / queries);
+        let head = format!(
+            "consul-rs agent under dnsperf, svc{n} A+SRV, 4 × 100 outstanding: {} QPS, {} CPU µs per query (perf record -e cpu-clock)",
+            num(ours.qps),
+            num(1e6 * cpu / queries)
+        );
+        let (kernel, alloc, copy) = crate::benches::profile::shares(&rows);
+        sec.metric("dns.profile.kernel_pct", kernel);
+        sec.metric("dns.profile.alloc_pct", alloc);
+        sec.metric("dns.profile.memcpy_pct", copy);
+        sec.tables.extend(crate::benches::profile::profile_tables(&rows, &head, &format!("consul-rs DNS, svc{n}")));
+    }
     sec.notes.push(format!("consul-rs agent RSS after the DNS runs: {:.1} MB; nsd (main process): {:.1} MB", node.proc.rss_kb().unwrap_or(0) as f64 / 1024.0, nsd.rss_kb().unwrap_or(0) as f64 / 1024.0));
     Ok(())
 }

@@ -25,12 +25,18 @@ async fn http_up(addr: SocketAddr, path: &'static str, want_body: bool) -> bool 
 struct Idle {
     rss_mb: f64,
     cpu_pct: f64,
+    anon_mb: f64,
+    file_mb: f64,
+    threads: u64,
+    binary_mb: f64,
 }
 
 async fn idle(ctx: &Ctx, p: &Proc) -> Idle {
     tokio::time::sleep(ctx.secs(5.0, 0.5)).await;
     let cpu = cpu_percent(p.pid(), ctx.secs(20.0, 1.5)).await.unwrap_or(f64::NAN);
-    Idle { rss_mb: p.rss_kb().unwrap_or(0) as f64 / 1024.0, cpu_pct: cpu }
+    let (anon, file, threads) = crate::procs::rss_split(p.pid()).unwrap_or((0, 0, 0));
+    let binary_mb = std::fs::metadata(&p.program).map(|m| m.len() as f64 / 1e6).unwrap_or(f64::NAN);
+    Idle { rss_mb: p.rss_kb().unwrap_or(0) as f64 / 1024.0, cpu_pct: cpu, anon_mb: anon as f64 / 1024.0, file_mb: file as f64 / 1024.0, threads, binary_mb }
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
@@ -44,7 +50,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         ctx.pick(5.0, 0.5),
         ctx.pick(20.0, 1.5)
     ));
-    let mut t = Table::new("Idle footprint and start-up", &["process", "start → serving ms (median)", "start → leader ms (median)", "idle RSS MB", "idle CPU %"]);
+    let mut t = Table::new("Idle footprint and start-up", &["process", "start → serving ms (median)", "start → leader ms (median)", "idle RSS MB", "of which anonymous MB", "of which file-backed MB", "threads", "binary size MB", "idle CPU %"]);
     // consul-rs server.
     let mut serving = Vec::new();
     let mut leader = Vec::new();
@@ -71,7 +77,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(server) = last else { return Err("no server started".into()) };
     let s_idle = idle(ctx, &server.proc).await;
-    t.row(vec!["consul-rs server".into(), num(median(&serving)), num(median(&leader)), num(s_idle.rss_mb), num(s_idle.cpu_pct)]);
+    t.row(vec!["consul-rs server".into(), num(median(&serving)), num(median(&leader)), num(s_idle.rss_mb), num(s_idle.anon_mb), num(s_idle.file_mb), s_idle.threads.to_string(), num(s_idle.binary_mb), num(s_idle.cpu_pct)]);
     sec.metric("footprint.consul_server.rss_mb", s_idle.rss_mb);
     sec.metric("footprint.consul_server.cpu_pct", s_idle.cpu_pct);
     sec.metric("footprint.consul_server.start_ms", median(&serving));
@@ -107,9 +113,13 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         sec.notes.push("the consul-rs client agent never listed the server as a member".into());
     }
     let c_idle = idle(ctx, &client.proc).await;
-    t.row(vec!["consul-rs client agent".into(), num(median(&serving)), "—".into(), num(c_idle.rss_mb), num(c_idle.cpu_pct)]);
+    t.row(vec!["consul-rs client agent".into(), num(median(&serving)), "—".into(), num(c_idle.rss_mb), num(c_idle.anon_mb), num(c_idle.file_mb), c_idle.threads.to_string(), num(c_idle.binary_mb), num(c_idle.cpu_pct)]);
     sec.metric("footprint.consul_client.rss_mb", c_idle.rss_mb);
     sec.metric("footprint.consul_client.cpu_pct", c_idle.cpu_pct);
+    sec.metric("footprint.consul_client.anon_mb", c_idle.anon_mb);
+    sec.metric("footprint.consul_client.file_mb", c_idle.file_mb);
+    sec.metric("footprint.consul_client.threads", c_idle.threads as f64);
+    sec.metric("footprint.consul_client.binary_mb", c_idle.binary_mb);
     drop(client);
     drop(server);
 
@@ -131,7 +141,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(etcd) = etcd_last else { return Err("no etcd started".into()) };
     let e_idle = idle(ctx, &etcd.nodes[0].proc).await;
-    t.row(vec!["etcd member".into(), "—".into(), num(median(&serving)), num(e_idle.rss_mb), num(e_idle.cpu_pct)]);
+    t.row(vec!["etcd member".into(), "—".into(), num(median(&serving)), num(e_idle.rss_mb), num(e_idle.anon_mb), num(e_idle.file_mb), e_idle.threads.to_string(), num(e_idle.binary_mb), num(e_idle.cpu_pct)]);
     sec.metric("footprint.etcd.rss_mb", e_idle.rss_mb);
     drop(etcd);
 
@@ -166,8 +176,12 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(serf) = serf_last else { return Err("no serf started".into()) };
     let f_idle = idle(ctx, &serf.proc).await;
-    t.row(vec!["serf agent".into(), num(median(&serving)), "—".into(), num(f_idle.rss_mb), num(f_idle.cpu_pct)]);
+    t.row(vec!["serf agent".into(), num(median(&serving)), "—".into(), num(f_idle.rss_mb), num(f_idle.anon_mb), num(f_idle.file_mb), f_idle.threads.to_string(), num(f_idle.binary_mb), num(f_idle.cpu_pct)]);
     sec.metric("footprint.serf.rss_mb", f_idle.rss_mb);
+    sec.metric("footprint.serf.anon_mb", f_idle.anon_mb);
+    sec.metric("footprint.serf.file_mb", f_idle.file_mb);
+    sec.metric("footprint.serf.threads", f_idle.threads as f64);
+    sec.metric("footprint.serf.binary_mb", f_idle.binary_mb);
     drop(serf);
     drop(seed);
     sec.tables.push(t);
