@@ -6,6 +6,8 @@
 //! Owns: the failover procedure for both systems and its table.
 
 use crate::benches::kv::Sys;
+use crate::http::oneshot;
+use hyper::Method;
 use crate::ctx::Ctx;
 use crate::kvload::{Api, KvOp, KvWorker, Keys};
 use crate::load::Worker;
@@ -67,7 +69,35 @@ async fn first_write(api: Api, addrs: &[SocketAddr], t0: Instant, limit: Duratio
     found
 }
 
-async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Vec<f64>, String> {
+/// Time from `t0` until some survivor names a new leader (one of the
+/// survivors): the election part of a failover, apart from the write path.
+async fn new_leader(sys: &Sys, survivors: &[usize], old_etcd_id: u64, t0: Instant, limit: Duration) -> Option<Duration> {
+    while t0.elapsed() < limit {
+        for &i in survivors {
+            let known = match sys {
+                Sys::Consul(c) => {
+                    let n = &c.nodes[i];
+                    match oneshot(n.http(), Method::GET, "/v1/status/leader", None, Duration::from_millis(500)).await {
+                        Ok(r) => {
+                            let text = r.text();
+                            survivors.iter().any(|&j| text.contains(&format!("\"{}:", c.nodes[j].ip)))
+                        }
+                        Err(_) => false,
+                    }
+                }
+                Sys::Etcd(e) => matches!(crate::etcd::status(e.nodes[i].client()).await, Ok((_, l)) if l != 0 && l != old_etcd_id),
+            };
+            if known {
+                return Some(t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Per trial: (kill → first acknowledged write, kill → new leader named).
+async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Vec<(f64, f64)>, String> {
     let mut sys = Sys::start(ctx, etcd, 3, 85, "failover").await?;
     sec.commands.extend(sys.commands(ctx));
     let api = if etcd { Api::EtcdHttp } else { Api::Consul };
@@ -83,20 +113,26 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
         let bg = background(api, &all, stop.clone());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let survivors: Vec<SocketAddr> = all.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, a)| *a).collect();
+        let survivor_idx: Vec<usize> = (0..all.len()).filter(|i| *i != leader).collect();
+        let old_etcd_id = match &sys {
+            Sys::Etcd(e) => crate::etcd::status(e.nodes[leader].client()).await.map(|s| s.0).unwrap_or(0),
+            Sys::Consul(_) => 0,
+        };
         let t0 = Instant::now();
         match &mut sys {
             Sys::Consul(c) => c.nodes[leader].proc.kill9(),
             Sys::Etcd(e) => e.nodes[leader].proc.kill9(),
         }
-        let t = first_write(api, &survivors, t0, Duration::from_secs(60)).await;
+        let (t, elected) = tokio::join!(first_write(api, &survivors, t0, Duration::from_secs(60)), new_leader(&sys, &survivor_idx, old_etcd_id, t0, Duration::from_secs(60)));
         stop.store(true, Ordering::Relaxed);
         for h in bg {
             let _ = tokio::time::timeout(Duration::from_secs(20), h).await;
         }
         match t {
             Some(d) => {
-                eprintln!("  failover {} trial {trial}: {:.2} s", if etcd { "etcd" } else { "consul-rs" }, d.as_secs_f64());
-                times.push(d.as_secs_f64());
+                let e = elected.map(|e| e.as_secs_f64()).unwrap_or(f64::NAN);
+                eprintln!("  failover {} trial {trial}: {:.2} s (new leader named after {e:.2} s)", if etcd { "etcd" } else { "consul-rs" }, d.as_secs_f64());
+                times.push((d.as_secs_f64(), e));
             }
             None => {
                 sec.notes.push(format!("{} trial {trial}: no write succeeded within 60 s of killing the leader", if etcd { "etcd" } else { "consul-rs" }));
@@ -125,14 +161,22 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
          the leader is killed with SIGKILL; from then on a new probe PUT (on its own connection) is sent every 20 ms, \
          alternating between the two survivors, without waiting for earlier probes (a request stuck behind the dead \
          leader until some server-side timeout must not hide that newer ones succeed); the failover time is from the \
-         kill to the first acknowledged probe. The killed server is \
+         kill to the first acknowledged probe. Alongside, every survivor is asked every 20 ms who the leader is \
+         (consul-rs `/v1/status/leader`, etcd's maintenance status) to time the election apart from the write path. The killed server is \
          restarted on its data dir and the cluster must report a leader, 3 peers and accept a write on every server \
          before the next trial. {n} trials per system."
     ));
-    let ours = trials(ctx, sec, false, n).await?;
-    let theirs = trials(ctx, sec, true, n).await?;
-    let mut t = Table::new("Leader kill -9 → first acknowledged write", &["system", "trials", "p50 s", "p90 s", "min s", "max s", "consul-rs ÷ etcd (p50)"]);
-    for (name, v, is_ours) in [("consul-rs", &ours, true), ("etcd", &theirs, false)] {
+    let ours_all = trials(ctx, sec, false, n).await?;
+    let theirs_all = trials(ctx, sec, true, n).await?;
+    let ours: Vec<f64> = ours_all.iter().map(|t| t.0).collect();
+    let theirs: Vec<f64> = theirs_all.iter().map(|t| t.0).collect();
+    let ours_el: Vec<f64> = ours_all.iter().map(|t| t.1).collect();
+    let theirs_el: Vec<f64> = theirs_all.iter().map(|t| t.1).collect();
+    let mut t = Table::new(
+        "Leader kill -9 → first acknowledged write",
+        &["system", "trials", "p50 s", "p90 s", "min s", "max s", "kill → new leader named, p50 s", "consul-rs ÷ etcd (p50)"],
+    );
+    for (name, v, el, is_ours) in [("consul-rs", &ours, &ours_el, true), ("etcd", &theirs, &theirs_el, false)] {
         t.row(vec![
             name.into(),
             v.len().to_string(),
@@ -140,11 +184,14 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             num(quantile(v, 0.9)),
             num(quantile(v, 0.0)),
             num(quantile(v, 1.0)),
+            num(quantile(el, 0.5)),
             if is_ours { ratio(quantile(&ours, 0.5), quantile(&theirs, 0.5)) } else { String::new() },
         ]);
     }
     sec.metric("failover.consul.p50_s", quantile(&ours, 0.5));
     sec.metric("failover.etcd.p50_s", quantile(&theirs, 0.5));
+    sec.metric("failover.consul.elected_p50_s", quantile(&ours_el, 0.5));
+    sec.metric("failover.etcd.elected_p50_s", quantile(&theirs_el, 0.5));
     sec.tables.push(t);
     Ok(())
 }

@@ -159,6 +159,7 @@ struct Figures {
     fail_s: f64,
     leave_s: f64,
     rss_mb: f64,
+    trials: usize,
 }
 
 async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) -> Result<Figures, String> {
@@ -240,7 +241,25 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
     let l = leaver.clone();
     let leave = all_see(&mut rest, t_leave, limit, |m| m.get(&l) == Some(&St::Left)).await.ok_or_else(|| format!("leave of {leaver} not seen by all"))?;
     drop(members);
-    Ok(Figures { form_s: formed.as_secs_f64(), join_s: join.as_secs_f64(), fail_s: fail.as_secs_f64(), leave_s: leave.as_secs_f64(), rss_mb: median(&rss) })
+    Ok(Figures { form_s: formed.as_secs_f64(), join_s: join.as_secs_f64(), fail_s: fail.as_secs_f64(), leave_s: leave.as_secs_f64(), rss_mb: median(&rss), trials: 1 })
+}
+
+/// The median of each figure over the trials that succeeded (an error
+/// when none did), plus the number of trials.
+fn median_figures(v: Vec<Result<Figures, String>>) -> Result<Figures, String> {
+    let ok: Vec<&Figures> = v.iter().filter_map(|r| r.as_ref().ok()).collect();
+    if ok.is_empty() {
+        return Err(v.into_iter().find_map(|r| r.err()).unwrap_or_else(|| "no trial".into()));
+    }
+    let med = |f: fn(&Figures) -> f64| median(&ok.iter().map(|x| f(x)).collect::<Vec<_>>());
+    Ok(Figures {
+        form_s: med(|f| f.form_s),
+        join_s: med(|f| f.join_s),
+        fail_s: med(|f| f.fail_s),
+        leave_s: med(|f| f.leave_s),
+        rss_mb: med(|f| f.rss_mb),
+        trials: ok.len(),
+    })
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
@@ -259,16 +278,26 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
          every member lists it alive; failure = from kill -9 of agent 2 until every other member lists it failed; \
          leave = from asking agent 3 to leave (consul-rs `PUT /v1/agent/leave`, serf RPC `leave`) until every \
          remaining member lists it left. RSS is the median over consul-rs client agents / serf agents after the \
-         cluster formed and idled."
+         cluster formed and idled. Full mode repeats each N (3 trials for N = 5 and 10, 2 for N = 25, each on a \
+         fresh cluster, the systems alternating) and shows the median of each figure."
             .into(),
     );
     let mut t = Table::new(
         "Gossip on loopback, real processes",
-        &["N", "system", "formed s", "join seen by all s", "kill -9 → failed everywhere s", "leave → left everywhere s", "RSS per agent MB", "join ratio", "failure ratio", "leave ratio", "RSS ratio"],
+        &["N", "system", "trials (medians shown)", "formed s", "join seen by all s", "kill -9 → failed everywhere s", "leave → left everywhere s", "RSS per agent MB", "join ratio", "failure ratio", "leave ratio", "RSS ratio"],
     );
     for n in sizes {
-        let ours = measure(ctx, sec, false, n, &key).await;
-        let theirs = measure(ctx, sec, true, n, &key).await;
+        // Several trials (a fresh cluster each, the two systems alternating)
+        // and the median of each figure: one trial's failure detection
+        // depends on where the victim falls in the probe order.
+        let trials = if ctx.quick { 1 } else if n >= 25 { 2 } else { 3 };
+        let (mut ours_v, mut theirs_v) = (Vec::new(), Vec::new());
+        for _ in 0..trials {
+            ours_v.push(measure(ctx, sec, false, n, &key).await);
+            theirs_v.push(measure(ctx, sec, true, n, &key).await);
+        }
+        let ours = median_figures(ours_v);
+        let theirs = median_figures(theirs_v);
         let (ours, theirs) = match (ours, theirs) {
             (Ok(a), Ok(b)) => (a, b),
             (a, b) => {
@@ -293,6 +322,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             t.row(vec![
                 n.to_string(),
                 name.into(),
+                f.trials.to_string(),
                 num(f.form_s),
                 num(f.join_s),
                 num(f.fail_s),
