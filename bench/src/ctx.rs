@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The Debian packages the suite uses; `bench/setup.sh` installs them.
-pub const APT_LINE: &str = "apt-get install -y etcd-server etcd-client serf dnsperf nsd python3-matplotlib strace";
+pub const APT_LINE: &str = "apt-get install -y etcd-server etcd-client serf dnsperf nsd python3-matplotlib strace linux-perf";
 
 pub struct Ctx {
     pub quick: bool,
@@ -18,6 +18,8 @@ pub struct Ctx {
     pub repo: PathBuf,
     /// The checkout the consul binary was built from (usually `repo`).
     pub consul_repo: PathBuf,
+    /// The commit the measured binary was built from.
+    pub consul_commit: String,
     pub consul: PathBuf,
     /// Scratch space: data dirs and logs of everything started. On the same
     /// filesystem for every system so durability costs compare.

@@ -17,7 +17,6 @@ pub trait Worker: Send + 'static {
 }
 
 pub struct LoadResult {
-    pub clients: usize,
     /// successful operations inside the measured window
     pub ops: u64,
     /// successful operations including warm-up and the last, uncounted ones
@@ -102,7 +101,7 @@ pub async fn run<W: Worker, F: FnMut(usize) -> W>(clients: usize, warmup: Durati
             (hist, ops, total, errors, first_error, w)
         }));
     }
-    let mut result = LoadResult { clients, ops: 0, total_ops: 0, errors: 0, secs: window.as_secs_f64(), hist: new_hist(), first_error: None };
+    let mut result = LoadResult { ops: 0, total_ops: 0, errors: 0, secs: window.as_secs_f64(), hist: new_hist(), first_error: None };
     let mut workers = Vec::with_capacity(clients);
     for h in handles {
         // A worker stuck past the end (a request that never answers) is

@@ -44,6 +44,11 @@ struct Cli {
     /// the commit the binary was built from.
     #[arg(long, global = true)]
     consul_repo: Option<PathBuf>,
+    /// With `--consul`: the commit the binary was built from, for the report
+    /// (otherwise the checkout's current commit is named, which may have
+    /// moved on since the build).
+    #[arg(long, global = true)]
+    consul_commit: Option<String>,
     /// Write the report, its data and plots under DIR (DIR/benchmarks.md,
     /// DIR/benchmarks/). Default: docs/benchmarks.md with plots in
     /// docs/img/benchmarks/ and data in bench/results/ (full), or
@@ -241,7 +246,8 @@ fn main() {
         },
     };
     let nofile = ctx::raise_nofile();
-    let ctx = Ctx { quick: cli.quick, repo, consul_repo, consul, work, results, doc, assets, tools, nofile };
+    let consul_commit = cli.consul_commit.clone().unwrap_or_else(|| ctx::git_commit(&consul_repo));
+    let ctx = Ctx { quick: cli.quick, repo, consul_repo, consul_commit, consul, work, results, doc, assets, tools, nofile };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

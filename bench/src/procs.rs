@@ -67,42 +67,13 @@ impl Proc {
         }
     }
 
-    /// SIGTERM, then SIGKILL after `grace`.
-    pub fn terminate(&mut self, grace: Duration) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 
-    /// Whether the process is still running (reaps it if it exited).
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
 
     pub fn rss_kb(&self) -> Option<u64> {
         rss_kb(self.pid)
     }
 
-    pub fn cpu_secs(&self) -> Option<f64> {
-        cpu_secs(self.pid)
-    }
 
-    pub fn io(&self) -> Option<IoCounters> {
-        io_counters(self.pid)
-    }
 
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)

@@ -10,14 +10,12 @@ use crate::http::{oneshot, HttpConn};
 use crate::procs::{wait_until, Proc};
 use hyper::Method;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct ConsulNode {
     pub proc: Proc,
     pub ip: Ipv4Addr,
     pub name: String,
-    pub data: PathBuf,
 }
 
 impl ConsulNode {
@@ -90,7 +88,7 @@ pub fn start_agent(ctx: &Ctx, dir: &std::path::Path, name: &str, ip: Ipv4Addr, r
     args.extend(extra.iter().cloned());
     let log = dir.join(format!("{name}.log"));
     let proc = Proc::spawn(name, &ctx.consul, &args, &log)?;
-    Ok(ConsulNode { proc, ip, name: name.into(), data })
+    Ok(ConsulNode { proc, ip, name: name.into() })
 }
 
 pub struct ConsulCluster {
