@@ -42,6 +42,7 @@ pub fn machine_section(ctx: &Ctx) -> Section {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     t.row(vec!["command".into(), format!("`consul-bench {}`", argv.join(" "))]);
     t.row(vec!["consul-rs commit (measured binary)".into(), ctx.consul_commit.clone()]);
+    t.row(vec!["consul-rs checkout".into(), ctx.consul_repo.display().to_string()]);
     t.row(vec!["consul-bench commit".into(), crate::ctx::git_commit(&ctx.repo)]);
     t.row(vec!["consul binary".into(), ctx.consul.display().to_string()]);
     t.row(vec!["rustc".into(), crate::ctx::version_of(Path::new("rustc"), &["-V"])]);
