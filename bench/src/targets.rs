@@ -431,6 +431,26 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
             ));
         }
     }
+    // Catalog reads at scale: no numeric target, but a listing that takes
+    // tens of milliseconds with 10,000 services is a gap users feel.
+    if let (Some(p1), Some(p16)) = (m.get("catalog.catalog_services.c1.p50_ms"), m.get("catalog.catalog_services.c16.p50_ms")) {
+        if p1 > 10.0 {
+            out.push(format!(
+                "**`/v1/catalog/services` is slow with a large catalog: p50 {} ms at 1 client and {} ms at 16** (after \
+                 registering the catalog in {} s; `/v1/health/service/<name>?passing` stays at {} ms p50). The answer is \
+                 one JSON object of service names and tags, which takes on the order of a millisecond to encode, so \
+                 the time goes into per-request work over every registered instance. Not profiled in this pass; the DNS \
+                 profile above, which reads the same catalog, is dominated by malloc/free and copies, with \
+                 `NodeService` clones and per-node check lookups (`Registry::node_checks`) among the hottest \
+                 functions — consistent with reads that clone every instance. An index of services → tags maintained \
+                 on write, served without cloning, is the lever.",
+                num(p1),
+                num(p16),
+                v(&m, "catalog.register_secs"),
+                v(&m, "catalog.health_service.c1.p50_ms"),
+            ));
+        }
+    }
     // Blocking queries: no numeric target, but memory per idle watcher is
     // what limits how many a server can hold.
     let mut stages: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
