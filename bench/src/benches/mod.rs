@@ -1,0 +1,13 @@
+//! One module per benchmark; each fills a `Section`.
+
+pub mod cas;
+pub mod catalog;
+pub mod disk;
+pub mod dns;
+pub mod failover;
+pub mod footprint;
+pub mod gossip;
+pub mod gossip_sim;
+pub mod kv;
+pub mod profile;
+pub mod watch;

@@ -1,0 +1,526 @@
+//! The targets of issue 11, judged from the metrics the benchmarks saved.
+//! A target whose inputs were not measured says so instead of guessing.
+//!
+//! Owns: the list of targets and how each is computed.
+
+use crate::results::{num, Section, Table};
+use std::collections::BTreeMap;
+
+pub struct Metrics(BTreeMap<String, f64>);
+
+impl Metrics {
+    pub fn from_sections(sections: &[Section]) -> Metrics {
+        let mut m = BTreeMap::new();
+        for s in sections {
+            for (k, v) in &s.metrics {
+                m.insert(k.clone(), *v);
+            }
+        }
+        Metrics(m)
+    }
+
+    fn get(&self, k: &str) -> Option<f64> {
+        self.0.get(k).copied().filter(|v| v.is_finite())
+    }
+}
+
+struct Row {
+    target: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "**met**",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// ours / theirs must be ≥ `want` (throughput) or ≤ `want` (latency, time).
+fn ratio_row(m: &Metrics, target: String, ours: &str, theirs: &str, want: f64, higher_is_better: bool, unit: &str) -> Row {
+    match (m.get(ours), m.get(theirs)) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            let r = a / b;
+            let met = if higher_is_better { r >= want } else { r <= want };
+            Row { target, measured: format!("{} vs {} {unit} = {:.2}×", num(a), num(b), r), met: Some(met) }
+        }
+        _ => Row { target, measured: "—".into(), met: None },
+    }
+}
+
+pub fn table(sections: &[Section]) -> Table {
+    let m = Metrics::from_sections(sections);
+    let mut rows = Vec::new();
+    for n in [1, 3] {
+        for (peer, label) in [("etcd_http", "etcd JSON gateway"), ("etcd_grpc", "etcd gRPC")] {
+            rows.push(ratio_row(
+                &m,
+                format!("KV PUT throughput at 64 clients ≥ 1.5× etcd ({n} server(s), vs {label})"),
+                &format!("kv_put.n{n}.consul.c64.ops"),
+                &format!("kv_put.n{n}.{peer}.c64.ops"),
+                1.5,
+                true,
+                "ops/s",
+            ));
+        }
+    }
+    for n in [1, 3] {
+        for (peer, label) in [("etcd_http", "etcd JSON gateway"), ("etcd_grpc", "etcd gRPC")] {
+            rows.push(ratio_row(
+                &m,
+                format!("single-client PUT latency (p50) ≤ etcd ({n} server(s), vs {label})"),
+                &format!("kv_put.n{n}.consul.c1.p50_ms"),
+                &format!("kv_put.n{n}.{peer}.c1.p50_ms"),
+                1.0,
+                false,
+                "ms",
+            ));
+        }
+    }
+    for n in [1, 3] {
+        for (mode, mode_label, peer_mode) in [("default", "default vs linearizable", "default"), ("stale", "`?stale` vs serializable", "stale")] {
+            for (peer, label) in [("etcd_http", "JSON gateway"), ("etcd_grpc", "gRPC")] {
+                rows.push(ratio_row(
+                    &m,
+                    format!("KV GET throughput at 64 clients ≥ 2× etcd ({n} server(s), {mode_label}, vs {label})"),
+                    &format!("kv_get.n{n}.{mode}.consul.c64.ops"),
+                    &format!("kv_get.n{n}.{peer_mode}.{peer}.c64.ops"),
+                    2.0,
+                    true,
+                    "ops/s",
+                ));
+            }
+        }
+    }
+    for svc in [1, 10, 100] {
+        rows.push(ratio_row(
+            &m,
+            format!("DNS QPS ≥ 50 % of nsd (svc with {svc} instance(s), 4 × 100 outstanding)"),
+            &format!("dns.svc{svc}.c4q100.consul_qps"),
+            &format!("dns.svc{svc}.c4q100.nsd_qps"),
+            0.5,
+            true,
+            "QPS",
+        ));
+    }
+    let mut gossip_ns: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
+    gossip_ns.sort_unstable();
+    gossip_ns.dedup();
+    for n in gossip_ns {
+        for (what, label) in [("join_s", "join seen by all"), ("fail_s", "kill -9 → failed everywhere"), ("leave_s", "leave → left everywhere")] {
+            rows.push(ratio_row(&m, format!("gossip no slower than serf: {label} (N = {n})"), &format!("gossip.n{n}.consul.{what}"), &format!("gossip.n{n}.serf.{what}"), 1.0, false, "s"));
+        }
+    }
+    rows.push(ratio_row(&m, "idle client agent RSS ≤ serf agent's".into(), "footprint.consul_client.rss_mb", "footprint.serf.rss_mb", 1.0, false, "MB"));
+    match m.get("failover.consul.p50_s") {
+        Some(v) => rows.push(Row { target: "leader failover p50 < 3 s".into(), measured: format!("{v:.2} s (etcd {})", m.get("failover.etcd.p50_s").map(|e| format!("{e:.2} s")).unwrap_or_else(|| "—".into())), met: Some(v < 3.0) }),
+        None => rows.push(Row { target: "leader failover p50 < 3 s".into(), measured: "—".into(), met: None }),
+    }
+    rows.push(ratio_row(&m, "1-entry Raft log append ≤ 1.5× raw write + fdatasync (p50)".into(), "disk.wal1.p50_us", "disk.raw.p50_us", 1.5, false, "µs"));
+    let mut t = Table::new("Targets (issue 11), judged from this run", &["target", "measured (consul-rs vs peer)", "verdict"]);
+    for r in rows {
+        t.row(vec![r.target, r.measured, verdict(r.met).into()]);
+    }
+    t
+}
+
+/// A number for prose: "—" when it was not measured.
+fn v(m: &Metrics, k: &str) -> String {
+    m.get(k).map(num).unwrap_or_else(|| "—".into())
+}
+
+/// Which etcd API did better on a metric (higher is better): its key.
+fn stronger_etcd(m: &Metrics, fmt: impl Fn(&str) -> String) -> &'static str {
+    let h = m.get(&fmt("etcd_http")).unwrap_or(0.0);
+    let g = m.get(&fmt("etcd_grpc")).unwrap_or(0.0);
+    if g >= h {
+        "etcd_grpc"
+    } else {
+        "etcd_http"
+    }
+}
+
+fn label(peer: &str) -> &'static str {
+    if peer == "etcd_grpc" {
+        "etcd over gRPC"
+    } else {
+        "etcd's JSON gateway"
+    }
+}
+
+/// The "known gaps" paragraphs: for every target this run did not meet, by
+/// how much, and what the run's own measurements say limits it. The
+/// reasoning is fixed text; every number comes from the saved metrics, and
+/// where the evidence points one way or another the wording follows it.
+pub fn gaps(sections: &[Section]) -> Vec<String> {
+    let m = Metrics::from_sections(sections);
+    let mut out = Vec::new();
+    // KV PUT throughput at 64 clients.
+    for n in [1, 3] {
+        let ours = m.get(&format!("kv_put.n{n}.consul.c64.ops"));
+        let peer = stronger_etcd(&m, |p| format!("kv_put.n{n}.{p}.c64.ops"));
+        let theirs = m.get(&format!("kv_put.n{n}.{peer}.c64.ops"));
+        let (Some(a), Some(b)) = (ours, theirs) else { continue };
+        if a >= 1.5 * b {
+            continue;
+        }
+        let cpu_c = m.get(&format!("kv_put.n{n}.consul.c64.cpu_ms"));
+        let cpu_e = m.get(&format!("kv_put.n{n}.{peer}.c64.cpu_ms"));
+        let sy_c = m.get(&format!("kv_put.n{n}.consul.c64.syncs_per_op"));
+        let sy_e = m.get(&format!("kv_put.n{n}.etcd_http.c64.syncs_per_op"));
+        let mut p = format!(
+            "**KV PUT at 64 clients, {n} server(s): {} writes/s vs {} for {} = {:.2}× (target 1.5×).** Per write the \
+             consul-rs servers spent {} CPU ms (etcd: {}), made {} sync calls (etcd: {}) taking {} µs each on average \
+             (etcd: {} µs). ",
+            num(a),
+            num(b),
+            label(peer),
+            a / b,
+            v(&m, &format!("kv_put.n{n}.consul.c64.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.{peer}.c64.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.consul.c64.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c64.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.consul.c64.sync_us")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c64.sync_us")),
+        );
+        match (cpu_c, cpu_e, sy_c, sy_e) {
+            (Some(c), Some(e), _, _) if c > 1.2 * e => p.push_str(
+                "consul-rs does more CPU work per write than etcd, and on this 2-core machine the servers share the CPUs \
+                 with the load generator, so CPU per write caps throughput; the profile section shows where that time \
+                 goes. Cutting allocations and copies on the write path (HTTP body → Raft entry → WAL record → state \
+                 machine) is the lever.",
+            ),
+            (_, _, Some(sc), Some(se)) if sc > 1.2 * se => p.push_str(
+                "consul-rs batches fewer writes per sync than etcd, so it is bound by sync calls: more commands per \
+                 Raft entry (a longer gathering window in the proposer while a sync is in flight) is the lever.",
+            ),
+            (Some(_), Some(_), Some(_), Some(_)) => p.push_str(
+                "consul-rs spends no more CPU and no more syncs per write than etcd, so its servers are waiting rather \
+                 than working: the write pipeline limits concurrency. The proposer (`src/consensus/proposer.rs`) keeps \
+                 at most 2 proposals in flight, and each is one Raft entry that must be synced and (with 3 servers) \
+                 replicated before its writers are answered; letting more batches overlap with the sync and the \
+                 replication round trip is the lever.",
+            ),
+            _ => p.push_str("The CPU or sync evidence for this row was not measured in this run."),
+        }
+        out.push(p);
+    }
+    // Single-client PUT latency.
+    for n in [1, 3] {
+        let ours = m.get(&format!("kv_put.n{n}.consul.c1.p50_ms"));
+        let g = m.get(&format!("kv_put.n{n}.etcd_grpc.c1.p50_ms"));
+        let h = m.get(&format!("kv_put.n{n}.etcd_http.c1.p50_ms"));
+        let (Some(a), Some(g), Some(h)) = (ours, g, h) else { continue };
+        if a <= g.min(h) {
+            continue;
+        }
+        let sync_c = m.get(&format!("kv_put.n{n}.consul.c1.sync_us"));
+        let sync_e = m.get(&format!("kv_put.n{n}.etcd_http.c1.sync_us"));
+        let mut p = format!(
+            "**Single-client PUT latency, {n} server(s): p50 {} ms vs {} ms (etcd gRPC) and {} ms (etcd JSON gateway).** \
+             With one client nothing can be batched: every write is one Raft entry and one sync on each server ({} sync \
+             calls per write measured). A sync call took {} µs on average inside consul-rs and {} µs inside etcd, on the \
+             same disk in the same run; the server CPU per write was {} ms (etcd gRPC: {} ms). ",
+            num(a),
+            num(g),
+            num(h),
+            v(&m, &format!("kv_put.n{n}.consul.c1.syncs_per_op")),
+            v(&m, &format!("kv_put.n{n}.consul.c1.sync_us")),
+            v(&m, &format!("kv_put.n{n}.etcd_http.c1.sync_us")),
+            v(&m, &format!("kv_put.n{n}.consul.c1.cpu_ms")),
+            v(&m, &format!("kv_put.n{n}.etcd_grpc.c1.cpu_ms")),
+        );
+        match (sync_c, sync_e) {
+            (Some(c), Some(e)) if c > 2.0 * e && c > 0.3 * a * 1000.0 => {
+                p.push_str(&format!(
+                    "The sync dominates: consul-rs's syncs were {:.1}× slower than etcd's on the same disk. ",
+                    c / e
+                ));
+                match (m.get("disk.raw.p50_us"), m.get("disk.prealloc.p50_us")) {
+                    (Some(raw), Some(pre)) if pre < 0.7 * raw => p.push_str(&format!(
+                        "The disk probe shows why: an fdatasync after appending to a growing file took {} µs (p50), \
+                         one into preallocated space {} µs; consul-rs's WAL grows its segment file with every append \
+                         (each sync must also commit the new size through the filesystem journal), while etcd writes \
+                         into 64 MB segments preallocated when created. Preallocating WAL segments is the lever.",
+                        num(raw),
+                        num(pre)
+                    )),
+                    (Some(raw), Some(pre)) => p.push_str(&format!(
+                        "The disk probe does not show a file-growth penalty (append {} µs vs preallocated {} µs p50), so \
+                         the difference is in how the sync is issued and waited for, not in the file layout; this needs a \
+                         closer look (e.g. `perf trace` of both servers' sync calls).",
+                        num(raw),
+                        num(pre)
+                    )),
+                    _ => {}
+                }
+            }
+            (Some(c), e) => p.push_str(&format!(
+                "The mean sync is about {:.0} % of consul-rs's p50{}; the rest is CPU and hand-offs between tasks (HTTP → \
+                 proposer → openraft → WAL → state machine → reply, plus forwarding to the leader with 3 servers), where \
+                 consul-rs spends more per write than etcd over gRPC; the profile \"PUT, 1 client, 1 server\" shows \
+                 where the CPU goes ({} % of its samples in the kernel: syscalls, task switches, I/O submission; {} % in \
+                 malloc/free). Fewer task hops and less CPU on the single-write path is the lever.",
+                (100.0 * c / (a * 1000.0)).min(100.0),
+                e.filter(|e| *e > 0.0).map(|e| format!(" and {:.1}× etcd's mean sync", c / e)).unwrap_or_default(),
+                v(&m, "profile.put_c1_n1.kernel_pct"),
+                v(&m, "profile.put_c1_n1.alloc_pct"),
+            )),
+            _ => p.push_str("The evidence for this row (sync timing) was not measured in this run."),
+        }
+        out.push(p);
+    }
+    // GET throughput.
+    for n in [1, 3] {
+        for mode in ["default", "stale"] {
+            let ours = m.get(&format!("kv_get.n{n}.{mode}.consul.c64.ops"));
+            let peer = stronger_etcd(&m, |p| format!("kv_get.n{n}.{mode}.{p}.c64.ops"));
+            let theirs = m.get(&format!("kv_get.n{n}.{mode}.{peer}.c64.ops"));
+            let (Some(a), Some(b)) = (ours, theirs) else { continue };
+            if a >= 2.0 * b {
+                continue;
+            }
+            let cpu_c = m.get(&format!("kv_get.n{n}.{mode}.consul.c64.cpu_ms"));
+            let cpu_e = m.get(&format!("kv_get.n{n}.{mode}.{peer}.c64.cpu_ms"));
+            let what = if mode == "default" { "default consistency vs etcd linearizable" } else { "`?stale` vs etcd serializable" };
+            let mut p = format!(
+                "**KV GET at 64 clients, {n} server(s), {what}: {} reads/s vs {} for {} = {:.2}× (target 2×).** Server CPU \
+                 per read: consul-rs {} ms, etcd {} ms. ",
+                num(a),
+                num(b),
+                label(peer),
+                a / b,
+                v(&m, &format!("kv_get.n{n}.{mode}.consul.c64.cpu_ms")),
+                v(&m, &format!("kv_get.n{n}.{mode}.{peer}.c64.cpu_ms")),
+            );
+            match (cpu_c, cpu_e) {
+                (Some(c), Some(e)) if c * 2.0 > e => p.push_str(
+                    "consul-rs does not spend half of etcd's CPU per read, and on 2 shared cores CPU per read bounds \
+                     throughput: reads allocate and copy (state store entry → JSON with base64 value → HTTP body); the \
+                     profile section shows the split. Serving reads from shared buffers without copying is the lever.",
+                ),
+                (Some(_), Some(_)) if mode == "default" && n > 1 => p.push_str(
+                    "consul-rs needs less than half of etcd's CPU per read, so it is waiting, not working: a default read \
+                     waits for a leadership confirmation round trip to a quorum (shared by all reads that arrive \
+                     meanwhile), and the two thirds of clients connected to followers are forwarded to the leader first.",
+                ),
+                (Some(_), Some(_)) => p.push_str(
+                    "consul-rs needs less than half of etcd's CPU per read, so the servers are not the bottleneck: the \
+                     load generator and the servers share 2 cores, and the closed-loop clients saturate them.",
+                ),
+                _ => p.push_str("CPU per read was not measured in this run."),
+            }
+            out.push(p);
+        }
+    }
+    // DNS.
+    let mut dns = Vec::new();
+    for svc in [1, 10, 100] {
+        if let (Some(a), Some(b)) = (m.get(&format!("dns.svc{svc}.c4q100.consul_qps")), m.get(&format!("dns.svc{svc}.c4q100.nsd_qps"))) {
+            dns.push((svc, a, b));
+        }
+    }
+    if dns.iter().any(|(_, a, b)| *a < 0.5 * b) {
+        let rows: Vec<String> = dns.iter().map(|(s, a, b)| format!("{s} instance(s): {} vs {} QPS ({:.0} %)", num(*a), num(*b), 100.0 * a / b)).collect();
+        let mut p = format!(
+            "**DNS: below 50 % of nsd** — {}. The consul-rs agent spent {} CPU µs per query (svc100); its profile: \
+             {} % of samples in the kernel (UDP receive/send), {} % in malloc/free, {} % in memcpy/memcmp. ",
+            rows.join("; "),
+            v(&m, "dns.svc100.cpu_us_per_query"),
+            v(&m, "dns.profile.kernel_pct"),
+            v(&m, "dns.profile.alloc_pct"),
+            v(&m, "dns.profile.memcpy_pct"),
+        );
+        let first = dns.first().map(|x| x.1).unwrap_or(f64::NAN);
+        let last = dns.last().map(|x| x.1).unwrap_or(f64::NAN);
+        if last < 0.7 * first {
+            p.push_str(&format!(
+                "QPS falls as the service grows ({} → {} QPS from 1 to 100 instances) although every answer holds at \
+                 most 3 records: each query does work proportional to all instances of the service (reading, copying \
+                 and shuffling every instance before truncating to 3). Precomputing the per-service answer when the \
+                 catalog changes (as nsd precompiles its zone), and serving from it without allocation, is the lever.",
+                num(first),
+                num(last)
+            ));
+        } else {
+            p.push_str(
+                "QPS does not depend much on the instance count, so the cost is per packet: the receive/answer loop \
+                 (one task per query, allocations per answer); batching receives and reusing buffers is the lever.",
+            );
+        }
+        out.push(p);
+    }
+    // Gossip.
+    let mut gossip_ns: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
+    gossip_ns.sort_unstable();
+    gossip_ns.dedup();
+    let (mut slow, mut slow_leave, mut slow_real) = (Vec::new(), Vec::new(), Vec::new());
+    for n in gossip_ns {
+        for (what, label) in [("join_s", "join"), ("fail_s", "failure detection"), ("leave_s", "leave")] {
+            if let (Some(a), Some(b)) = (m.get(&format!("gossip.n{n}.consul.{what}")), m.get(&format!("gossip.n{n}.serf.{what}"))) {
+                if a > b {
+                    let text = format!("{label} at N = {n}: {} s vs {} s", num(a), num(b));
+                    // Polling every 50 ms: a few polls of difference is noise
+                    // for join and leave; failure detection varies by a probe
+                    // interval with the victim's place in the probe order.
+                    let noise = if what == "fail_s" { 1.0 } else { 0.15 };
+                    if a <= b + noise {
+                        slow.push(text);
+                    } else if what == "leave_s" {
+                        slow_leave.push(text);
+                    } else {
+                        slow_real.push(text);
+                    }
+                }
+            }
+        }
+    }
+    if !slow.is_empty() {
+        out.push(format!(
+            "**Gossip slower than serf, within noise** — {}. Observers poll every 50 ms, so differences up to about \
+             0.15 s (join, leave) or one probe interval (1 s, failure detection: where the victim falls in each \
+             member's probe order decides when it is first probed) are within the noise of these few trials; the \
+             simulation section gives the protocol's behaviour without that noise.",
+            slow.join("; ")
+        ));
+    }
+    if !slow_real.is_empty() {
+        out.push(format!(
+            "**Gossip slower than serf beyond polling noise** — {}. Not profiled in this pass; with medians of 2–3 \
+             trials this needs more trials before it is called a regression.",
+            slow_real.join("; ")
+        ));
+    }
+    if !slow_leave.is_empty() {
+        out.push(format!(
+            "**Graceful leave slower than serf by more than polling noise** — {}. Not profiled in this pass. Where the \
+             time goes in consul-rs: the leaving agent first waits until its leave intent is no longer queued for \
+             gossip (`LeavePhase::Intent` in `src/gossip/serf/mod.rs`, bounded by `broadcast_timeout`), then \
+             broadcasts its own departure and waits for that to drain and for `leave_propagate_delay` (1 s) before it \
+             stops; members mark it left when the departure message reaches them. How long the intent stays queued \
+             (its retransmit budget is consumed only by gossip rounds that have room for it) is the first thing to \
+             measure.",
+            slow_leave.join("; ")
+        ));
+    }
+    // Idle client RSS.
+    if let (Some(a), Some(b)) = (m.get("footprint.consul_client.rss_mb"), m.get("footprint.serf.rss_mb")) {
+        if a > b {
+            out.push(format!(
+                "**Idle client agent RSS: {} MB vs serf's {} MB ({:.2}×).** Of consul-rs's RSS, {} MB are anonymous \
+                 (heap and thread stacks, {} threads) and {} MB file-backed (pages of the {} MB binary and of libc \
+                 that were touched); serf: {} MB anonymous, {} MB file-backed, {} threads, {} MB binary. File-backed \
+                 pages are clean, shared between processes of the same binary and reclaimable, but they count in RSS. \
+                 They are the code and read-only data the process has executed or read since start-up (debug sections \
+                 are never loaded, so stripping changes nothing here): a client agent runs the same binary as a server \
+                 and touches server start-up code too. Less code on the client's start-up path, or a size-optimised \
+                 build (`opt-level = \"s\"`), is the lever; the anonymous part is already small.",
+                num(a),
+                num(b),
+                a / b,
+                v(&m, "footprint.consul_client.anon_mb"),
+                m.get("footprint.consul_client.threads").map(|t| format!("{t:.0}")).unwrap_or_else(|| "—".into()),
+                v(&m, "footprint.consul_client.file_mb"),
+                v(&m, "footprint.consul_client.binary_mb"),
+                v(&m, "footprint.serf.anon_mb"),
+                v(&m, "footprint.serf.file_mb"),
+                m.get("footprint.serf.threads").map(|t| format!("{t:.0}")).unwrap_or_else(|| "—".into()),
+                v(&m, "footprint.serf.binary_mb"),
+            ));
+        }
+    }
+    // Catalog reads at scale: no numeric target, but a listing that takes
+    // tens of milliseconds with 10,000 services is a gap users feel.
+    if let (Some(p1), Some(p16)) = (m.get("catalog.catalog_services.c1.p50_ms"), m.get("catalog.catalog_services.c16.p50_ms")) {
+        if p1 > 10.0 {
+            out.push(format!(
+                "**`/v1/catalog/services` is slow with a large catalog: p50 {} ms at 1 client and {} ms at 16** (after \
+                 registering the catalog in {} s; `/v1/health/service/<name>?passing` stays at {} ms p50). The answer is \
+                 one JSON object of service names and tags, which takes on the order of a millisecond to encode, so \
+                 the time goes into per-request work over every registered instance. Not profiled in this pass; the DNS \
+                 profile above, which reads the same catalog, is dominated by malloc/free and copies, with \
+                 `NodeService` clones and per-node check lookups (`Registry::node_checks`) among the hottest \
+                 functions — consistent with reads that clone every instance. An index of services → tags maintained \
+                 on write, served without cloning, is the lever.",
+                num(p1),
+                num(p16),
+                v(&m, "catalog.register_secs"),
+                v(&m, "catalog.health_service.c1.p50_ms"),
+            ));
+        }
+    }
+    // Blocking queries: no numeric target, but memory per idle watcher is
+    // what limits how many a server can hold.
+    let mut stages: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
+    stages.sort_unstable();
+    if let (Some(&n1), Some(&n2)) = (stages.first(), stages.last()) {
+        if let (Some(r1), Some(r2)) = (m.get(&format!("watch.{n1}.rss_mb")), m.get(&format!("watch.{n2}.rss_mb"))) {
+            if n2 > n1 {
+                let kib = (r2 - r1) * 1024.0 / (n2 - n1) as f64;
+                out.push(format!(
+                    "**Idle blocking queries cost about {} KiB of agent memory each** (RSS {} MB with {n1} watchers, {} MB \
+                     with {n2}; the issue sets no target here, but memory is what limits how many watchers one agent can \
+                     hold). Write → wake-up stayed at {} ms p50 with {n2} watchers and the idle agent used {} % CPU, so \
+                     wake-ups already scale with the watchers affected; at this rate 100,000 watchers would need about \
+                     {} GB. Not profiled in this pass: the candidates are the per-connection HTTP buffers and the state \
+                     each parked blocking query keeps (a heap profile of an agent holding watchers would settle it).",
+                    num(kib),
+                    num(r1),
+                    num(r2),
+                    v(&m, &format!("watch.{n2}.wake_p50_ms")),
+                    v(&m, &format!("watch.{n2}.cpu_pct")),
+                    num(kib * 100_000.0 / 1024.0 / 1024.0),
+                ));
+            }
+        }
+    }
+    // Failover.
+    if let Some(a) = m.get("failover.consul.p50_s") {
+        if a >= 3.0 {
+            let el = m.get("failover.consul.elected_p50_s");
+            let mut p = format!(
+                "**Failover p50 {} s (target < 3 s; etcd {} s).** A survivor named a new leader after {} s (p50; etcd: \
+                 {} s). ",
+                num(a),
+                v(&m, "failover.etcd.p50_s"),
+                v(&m, "failover.consul.elected_p50_s"),
+                v(&m, "failover.etcd.elected_p50_s"),
+            );
+            match el {
+                Some(e) if e > 0.6 * a => p.push_str(
+                    "Most of the time is the election itself. With default timings a follower waits its randomised \
+                     election timeout ([1 s, 2 s) at `raft_multiplier` 1, in `src/consensus/mod.rs`) after the last \
+                     heartbeat before it campaigns, and a split or failed first round costs another timeout. etcd's \
+                     election timeout is 1 s too (randomised in [1 s, 2 s)), so its election time above is what these \
+                     timings allow; the difference is in consul-rs's election path (failure to notice the missing \
+                     heartbeats promptly, or votes that fail and repeat), which is the lever.",
+                ),
+                Some(e) => p.push_str(&format!(
+                    "The election is not the main part: writes succeeded only {} s after a new leader was named, so the \
+                     write path recovers slowly — followers keep forwarding to the dead leader until they learn the new \
+                     one, or the new leader's first commit of its term is slow. The lever is forwarding: refresh the \
+                     leader on a failed forward and retry.",
+                    num(a - e)
+                )),
+                None => p.push_str("The election time was not measured in this run."),
+            }
+            out.push(p);
+        }
+    }
+    // Disk.
+    if let (Some(a), Some(b)) = (m.get("disk.wal1.p50_us"), m.get("disk.raw.p50_us")) {
+        if a > 1.5 * b {
+            out.push(format!(
+                "**1-entry Raft append {} µs vs raw write + fdatasync {} µs (p50, {:.2}×, target 1.5×).** The WAL adds \
+                 a CRC, a header and bookkeeping to the same write + fdatasync; a ratio this high points at an extra \
+                 sync or write per append.",
+                num(a),
+                num(b),
+                a / b
+            ));
+        }
+    }
+    out
+}
