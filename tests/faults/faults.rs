@@ -401,8 +401,13 @@ impl<'a> Injector<'a> {
     /// Adds a server under load, waits for it to become a voter, then has it
     /// leave gracefully and waits for the configuration to shrink back.
     fn membership(&mut self) -> Result<(), String> {
-        let l = self.leader()?;
-        let before = self.cluster.voters(l).ok_or("cannot read the raft configuration")?;
+        // Autopilot removes dead servers and re-adds them when they come
+        // back; start from a configuration with every member a voter.
+        let before = self.cluster.members().len();
+        let settled = wait(Duration::from_secs(40), || self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before));
+        if !settled {
+            return Err(format!("the configuration never settled at {before} voters before the change"));
+        }
         let idx = self.next_server;
         self.next_server += 1;
         let join: Vec<Ipv4Addr> = self.cluster.members().iter().map(|i| self.cluster.server(*i).ip).collect();
