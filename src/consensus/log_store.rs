@@ -4,8 +4,10 @@
 //! Durability contract: `append` returns (and calls openraft's flushed
 //! callback) only after the entries are synced to disk; `save_vote` syncs
 //! before returning. The committed pointer is only a hint for faster
-//! restarts and is written without a sync: losing it loses nothing, since
-//! reads never trust local state before leadership is confirmed.
+//! restarts and is written without a sync: losing it loses nothing. A node
+//! restarted as leader of its old term may then underestimate what was
+//! committed, so reads wait for the leadership barrier (an entry of the
+//! leader's own term committed and applied, `reads::run_term_barriers`).
 
 use super::typ::{Entry, LogId, LogState, StorageError, TypeConfig, Vote};
 use super::wal::{Loc, Wal, WalError, WalReader};
