@@ -644,19 +644,6 @@ pub fn hostname() -> Option<String> {
 /// default interface list for `load`.
 pub use super::netif::interface_addrs;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gossip_keys() {
-        assert!(validate_gossip_key("EXz7LFN8hpQ4id8EDYiFoQ==").is_ok());
-        assert!(validate_gossip_key("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=").is_ok());
-        assert!(validate_gossip_key("YWJj").unwrap_err().contains("16, 24 or 32"));
-        assert!(validate_gossip_key("!!").is_err());
-    }
-}
-
 /// A duration inside the `telemetry` block (an object, or the list of
 /// objects an HCL block decodes to); zero when unset.
 fn telemetry_duration(t: &Option<serde_json::Value>, key: &str) -> Result<Duration, ConfigError> {
@@ -673,3 +660,17 @@ fn telemetry_duration(t: &Option<serde_json::Value>, key: &str) -> Result<Durati
         Some(other) => Err(ConfigError::Invalid(format!("telemetry.{key}: expected a duration, got {other}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_keys() {
+        assert!(validate_gossip_key("EXz7LFN8hpQ4id8EDYiFoQ==").is_ok());
+        assert!(validate_gossip_key("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=").is_ok());
+        assert!(validate_gossip_key("YWJj").unwrap_err().contains("16, 24 or 32"));
+        assert!(validate_gossip_key("!!").is_err());
+    }
+}
+
