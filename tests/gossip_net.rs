@@ -473,7 +473,7 @@ async fn lan_timing_figures_for_five_nodes() {
     let (n, errs) = fifth.join(&[nodes[0].addr().to_string()]).await;
     assert_eq!(n, 1, "{errs:?}");
     nodes.push(fifth);
-    wait_until(Duration::from_secs(10), || nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))).await.expect("join");
+    wait_until(Duration::from_secs(30), || nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))).await.expect("join");
     let join = t0.elapsed();
 
     let t0 = Instant::now();
