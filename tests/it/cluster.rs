@@ -9,10 +9,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// Short autopilot and RPC-hold timings so the scenarios run in seconds.
-const FAST: &str =
+pub(crate) const FAST: &str =
     r#"autopilot { server_stabilization_time = "1s" } performance { rpc_hold_timeout = "2s" } retry_interval = "1s""#;
 
-fn server_args(ip: Ipv4Addr, dir: &std::path::Path, name: &str, expect: Option<u32>, join: &[Ipv4Addr], extra: &[&str]) -> Vec<String> {
+pub(crate) fn server_args(ip: Ipv4Addr, dir: &std::path::Path, name: &str, expect: Option<u32>, join: &[Ipv4Addr], extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "agent".into(),
         "-server".into(),

@@ -7,28 +7,12 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// Short autopilot and retry timings so the scenario runs in seconds.
-const FAST: &str =
-    r#"autopilot { server_stabilization_time = "1s" } performance { rpc_hold_timeout = "2s" } retry_interval = "1s""#;
-
+/// A server on `ip` with the cluster tests' fast timings.
 fn start_server(ip: Ipv4Addr, name: &str, expect: Option<u32>, join: &[Ipv4Addr]) -> Agent {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
-    let mut args: Vec<String> = vec![
-        "agent".into(),
-        "-server".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-node={name}"),
-        "-hcl".into(),
-        FAST.into(),
-    ];
-    if let Some(n) = expect {
-        args.push(format!("-bootstrap-expect={n}"));
-    }
-    args.extend(join.iter().filter(|j| **j != ip).map(|j| format!("-retry-join={j}")));
-    Agent::spawn(ip, args, Some(dir), Some(tmp))
+    let others: Vec<Ipv4Addr> = join.iter().copied().filter(|j| *j != ip).collect();
+    Agent::spawn(ip, crate::cluster::server_args(ip, &dir, name, expect, &others, &[]), Some(dir), Some(tmp))
 }
 
 /// `consul info` parsed into section → key → value.
