@@ -88,15 +88,39 @@ pub enum CommandResult {
 /// concurrent writers share one log append and one fsync.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Proposal {
+    /// Written by earlier versions; still read from old logs.
     V1(Vec<Command>),
+    /// The commands with the proposing leader's wall clock (Unix
+    /// milliseconds) when it formed the batch. Time-dependent rules that
+    /// must hold in log order (lock-delay) are judged against it while
+    /// applying, so every server reaches the same result.
+    Timed { at_unix_ms: u64, commands: Vec<Command> },
 }
 
 impl Proposal {
     pub fn commands(&self) -> &[Command] {
         match self {
-            Proposal::V1(c) => c,
+            Proposal::V1(c) | Proposal::Timed { commands: c, .. } => c,
         }
     }
+
+    /// The leader's clock when it proposed this batch, if recorded.
+    pub fn proposed_at_ms(&self) -> Option<u64> {
+        match self {
+            Proposal::V1(_) => None,
+            Proposal::Timed { at_unix_ms, .. } => Some(*at_unix_ms),
+        }
+    }
+
+    /// A batch stamped with the current wall clock.
+    pub fn timed_now(commands: Vec<Command>) -> Proposal {
+        Proposal::Timed { at_unix_ms: unix_ms_now(), commands }
+    }
+}
+
+/// Wall-clock Unix milliseconds (0 if the clock is before 1970).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl std::fmt::Display for Proposal {

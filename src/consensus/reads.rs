@@ -108,7 +108,7 @@ pub async fn run_term_barriers(raft: Raft, me: NodeId, reads: ReadBarrier, stop:
             (m.current_leader == Some(me), m.current_term)
         };
         if leading && reads.ready_term() < term {
-            let write = raft.client_write(crate::catalog::Proposal::V1(Vec::new()));
+            let write = raft.client_write(crate::catalog::Proposal::timed_now(Vec::new()));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 r = tokio::time::timeout(std::time::Duration::from_secs(5), write) => match r {

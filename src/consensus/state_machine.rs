@@ -7,7 +7,7 @@
 
 use super::snapshot::{self, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::catalog::{Changes, CommandResult, WatchHub, State};
+use crate::catalog::{Changes, Command, CommandResult, WatchHub, State};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, StorageIOError};
 use std::io::Cursor;
@@ -24,9 +24,10 @@ pub struct Store {
     applied_tx: watch::Sender<u64>,
     meta: Mutex<AppliedMeta>,
     /// Keys whose lock holder was invalidated, and until when they may not
-    /// be re-acquired. Deliberately not replicated: each server records the
-    /// moment it applied the invalidation, and only the leader consults its
-    /// own copy before accepting a lock (as Consul does).
+    /// be re-acquired, by this server's monotonic clock from the moment it
+    /// applied the invalidation. The leader consults it before proposing a
+    /// lock (as Consul does) to refuse early; the binding check is
+    /// `StateMachine::apply_command`'s, in log time.
     lock_delays: Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
@@ -139,6 +140,40 @@ pub struct StateMachine {
     snapshot_dir: Option<PathBuf>,
     /// The newest snapshot, shared with builders (which replace it).
     current: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// Lock-delays in log time: key → the leader's clock (Unix ms) before
+    /// which a `KvLock` on it is refused. Set when an invalidation is
+    /// applied, from the proposal's timestamp. The leader also refuses
+    /// early (`Store::lock_delay`, before proposing), but only this check
+    /// sees an invalidation that was proposed and not yet applied when the
+    /// acquire was checked: both are judged here in log order.
+    lock_delay_until_ms: std::collections::HashMap<String, u64>,
+}
+
+/// Prune expired log-time lock-delays once the map is this large.
+const LOCK_DELAY_PRUNE_AT: usize = 1024;
+
+impl StateMachine {
+    /// Applies one command of a batch proposed at `at_ms` (leader clock),
+    /// enforcing lock-delay in log order.
+    fn apply_command(&mut self, state: &mut State, index: u64, at_ms: Option<u64>, cmd: &Command, changes: &mut Changes) -> CommandResult {
+        if let (Some(at), Command::KvLock { key, .. }) = (at_ms, cmd) {
+            let delayed = self.lock_delay_until_ms.get(key).is_some_and(|until| *until > at);
+            if delayed && !crate::inject::enabled(crate::inject::Bug::NoLockDelay) {
+                return CommandResult::Bool(false);
+            }
+        }
+        let before = changes.lock_delays.len();
+        let result = state.apply(index, cmd, changes);
+        if let Some(at) = at_ms {
+            if changes.lock_delays.len() > before && self.lock_delay_until_ms.len() >= LOCK_DELAY_PRUNE_AT {
+                self.lock_delay_until_ms.retain(|_, until| *until > at);
+            }
+            for (key, ns) in &changes.lock_delays[before..] {
+                self.lock_delay_until_ms.insert(key.clone(), at.saturating_add(ns / 1_000_000));
+            }
+        }
+        result
+    }
 }
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
@@ -166,7 +201,13 @@ impl StateMachine {
             None => (State::default(), AppliedMeta::default()),
         };
         let store = Store::new(state, meta);
-        Ok((StateMachine { store: store.clone(), snapshot_dir, current: Arc::new(Mutex::new(loaded)) }, store))
+        let sm = StateMachine {
+            store: store.clone(),
+            snapshot_dir,
+            current: Arc::new(Mutex::new(loaded)),
+            lock_delay_until_ms: Default::default(),
+        };
+        Ok((sm, store))
     }
 }
 
@@ -188,15 +229,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last = None;
         let mut membership = None;
         {
-            let mut state = self.store.state.write().unwrap_or_else(|e| e.into_inner());
+            let store = self.store.clone();
+            let mut state = store.state.write().unwrap_or_else(|e| e.into_inner());
             for entry in entries {
                 last = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => responses.push(Vec::new()),
                     EntryPayload::Normal(proposal) => {
                         let index = entry.log_id.index;
-                        let results =
-                            proposal.commands().iter().map(|cmd| state.apply(index, cmd, &mut changes)).collect();
+                        let at = proposal.proposed_at_ms();
+                        let results = proposal
+                            .commands()
+                            .iter()
+                            .map(|cmd| self.apply_command(&mut state, index, at, cmd, &mut changes))
+                            .collect();
                         responses.push(results);
                     }
                     EntryPayload::Membership(m) => {
@@ -208,7 +254,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // Still under the state lock: a reader taking both (snapshots,
             // `read_with_applied`) must never see the new state with the
             // old applied index.
-            let mut meta = self.store.lock_meta();
+            let mut meta = store.lock_meta();
             if last.is_some() {
                 meta.last_applied = last;
             }
@@ -292,5 +338,55 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let data = stored.data.clone();
         *lock(&self.current) = Some(stored);
         Ok(Snapshot { meta: snap_meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::sessions::{Behavior, Session};
+    use crate::catalog::types::{HealthCheck, Node, Registration};
+    use crate::catalog::Proposal;
+    use bytes::Bytes;
+
+    fn entry(index: u64, proposal: Proposal) -> Entry {
+        Entry { log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+    }
+
+    fn lock(key: &str, session: &str) -> Command {
+        Command::KvLock { key: key.into(), value: Bytes::from_static(b"v"), flags: 0, session: session.into() }
+    }
+
+    fn session(id: &str) -> Command {
+        Command::SessionCreate(Session { id: id.into(), node: "n1".into(), behavior: Behavior::Release, lock_delay_ns: 3_000_000_000, ..Default::default() })
+    }
+
+    /// F-2 in docs/reliability.md: an acquire proposed before the leader had
+    /// applied an invalidation (so its early check passed) is still refused
+    /// when applied after it, inside the lock-delay.
+    #[tokio::test]
+    async fn lock_delay_is_enforced_in_log_order() {
+        let (mut sm, store) = StateMachine::open(None).expect("open");
+        let reg = Registration { node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() }, checks: Vec::<HealthCheck>::new(), ..Default::default() };
+        let t0 = 1_000_000u64;
+        let setup = Proposal::Timed { at_unix_ms: t0, commands: vec![Command::Register(Box::new(reg)), session("a"), session("b"), lock("k", "a")] };
+        let out = sm.apply(vec![entry(1, setup)]).await.expect("apply");
+        assert_eq!(out[0][3], CommandResult::Bool(true));
+        // Invalidation and the racing acquire land in the same batch, and in
+        // the next one 10 ms later: both refused.
+        let race = Proposal::Timed { at_unix_ms: t0 + 5, commands: vec![Command::SessionDestroy { id: "a".into() }, lock("k", "b")] };
+        let later = Proposal::Timed { at_unix_ms: t0 + 15, commands: vec![lock("k", "b")] };
+        let out = sm.apply(vec![entry(2, race), entry(3, later)]).await.expect("apply");
+        assert_eq!(out[0][1], CommandResult::Bool(false), "acquire right after the invalidation");
+        assert_eq!(out[1][0], CommandResult::Bool(false), "acquire 10 ms after the invalidation");
+        assert_eq!(store.read(|s| s.kv.get("k").and_then(|e| e.session.clone())), None);
+        // After the 3 s lock-delay (leader clock), the acquire succeeds.
+        let after = Proposal::Timed { at_unix_ms: t0 + 5 + 3_000, commands: vec![lock("k", "b")] };
+        let out = sm.apply(vec![entry(4, after)]).await.expect("apply");
+        assert_eq!(out[0][0], CommandResult::Bool(true));
+        // Entries from old logs carry no time and are applied as before.
+        let old = Proposal::V1(vec![Command::SessionDestroy { id: "b".into() }, session("c"), lock("k", "c")]);
+        let out = sm.apply(vec![entry(5, old)]).await.expect("apply");
+        assert_eq!(out[0][2], CommandResult::Bool(true));
     }
 }

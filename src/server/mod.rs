@@ -156,8 +156,10 @@ impl Server {
     }
 
     /// The leader's checks before a command goes to Raft (Consul's
-    /// pre-apply): a lock on a key still in its lock-delay is refused here,
-    /// by the leader's clock, never inside the state machine.
+    /// pre-apply): a lock on a key still in its lock-delay is refused here
+    /// without a Raft round. An invalidation proposed but not yet applied
+    /// is invisible to this check; the state machine checks again in log
+    /// order, against the proposals' leader timestamps.
     pub(crate) async fn propose_as_leader(&self, cmd: Command) -> Result<CommandResult, RpcError> {
         if let Command::KvLock { key, .. } = &cmd {
             if let Some(left) = self.consensus.store.lock_delay(key) {

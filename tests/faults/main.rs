@@ -88,6 +88,7 @@ fn short_run() {
         Fault::CrashAll,
         Fault::Membership,
         Fault::KillFollower,
+        Fault::PowerLoss,
     ]);
     assert_clean(&scenario::run(base("short", 20261127, schedule)));
 }
@@ -121,8 +122,7 @@ fn injected_no_lock_delay_is_caught() {
     assert_caught(&scenario::run(cfg), &["lock-two-holders"]);
 }
 
-/// The long run: every fault kind but `PowerLoss` (see
-/// `power_loss_keeps_reads_linearizable`), drawn at random, for
+/// The long run: every fault kind, drawn at random, for
 /// `FAULTS_SECONDS` (default 3600) with seed `FAULTS_SEED` (default: the
 /// time), on `FAULTS_SERVERS` servers (default 3; 5 works too).
 #[test]
@@ -133,8 +133,7 @@ fn long_run() {
     let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
     });
-    let kinds: Vec<Fault> = Fault::ALL.into_iter().filter(|f| *f != Fault::PowerLoss).collect();
-    let mut cfg = base("long", seed, Schedule::Random { kinds, total: Duration::from_secs(secs) });
+    let mut cfg = base("long", seed, Schedule::Random { kinds: Fault::ALL.to_vec(), total: Duration::from_secs(secs) });
     cfg.hold = Duration::from_secs(4);
     cfg.calm = Duration::from_secs(3);
     cfg.kv_clients = 8;
@@ -144,9 +143,9 @@ fn long_run() {
 
 /// Whole-cluster power losses that also take the committed-index hint
 /// (written without fsync), the second kind with a follower that lagged
-/// while paused. Fails today: the restarted leader resumes its old term
-/// without an election and answers `?consistent` reads before it has
-/// re-applied what it had committed (docs/reliability.md, findings).
+/// while paused, all on the same keys: the reproducer for finding F-1 (a
+/// leader restored into its old term answering `?consistent` reads before
+/// re-applying its log; docs/reliability.md), fixed since.
 /// `cargo test --test faults -- --ignored power_loss --nocapture`
 #[test]
 #[ignore]
