@@ -39,6 +39,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> 
     Ok(())
 }
 
+/// True when `e` means the filesystem has no room left (ENOSPC, or EDQUOT
+/// for a quota): conditions that pass once space is freed, unlike
+/// corruption or permission errors.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) || e.kind() == io::ErrorKind::StorageFull
+}
+
 /// Removes a file; a missing file is not an error.
 pub fn remove_optional(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {

@@ -9,6 +9,7 @@
 //! committed, so reads wait for the leadership barrier (an entry of the
 //! leader's own term committed and applied, `reads::run_term_barriers`).
 
+use super::disk_full::{self, DiskFull};
 use super::typ::{Entry, LogId, LogState, StorageError, TypeConfig, Vote};
 use super::wal::{Loc, Wal, WalError, WalReader};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -39,6 +40,8 @@ struct Inner {
     /// `None` in memory mode (`-dev`).
     disk: Option<Disk>,
     index: RwLock<Index>,
+    /// Set while an append or vote write waits for disk space.
+    disk_full: DiskFull,
 }
 
 struct Disk {
@@ -64,7 +67,7 @@ fn sto_write(e: impl std::fmt::Display) -> StorageError {
 impl LogStore {
     /// An in-memory log for `-dev`.
     pub fn memory() -> LogStore {
-        LogStore { inner: Arc::new(Inner { disk: None, index: RwLock::default() }) }
+        LogStore { inner: Arc::new(Inner { disk: None, index: RwLock::default(), disk_full: DiskFull::default() }) }
     }
 
     /// Opens the log under `raft_dir` (`wal/` and `meta/`), recovering a
@@ -120,9 +123,16 @@ impl LogStore {
             inner: Arc::new(Inner {
                 disk: Some(Disk { meta_dir, wal: Mutex::new(wal), reader }),
                 index: RwLock::new(idx),
+                disk_full: DiskFull::default(),
             }),
         };
         Ok((store, report.torn_tail_bytes))
+    }
+
+    /// Set while a write of this log waits for disk space (shared with the
+    /// state machine's snapshot writes).
+    pub fn disk_full(&self) -> &DiskFull {
+        &self.inner.disk_full
     }
 
     /// The last log id (for `consul info`).
@@ -185,13 +195,46 @@ impl LogStore {
     }
 
     fn save_meta<T: serde::Serialize>(&self, name: &str, value: &T, durable: bool) -> Result<(), StorageError> {
+        self.write_meta(name, value, durable).map_err(sto_write)
+    }
+
+    fn write_meta<T: serde::Serialize>(&self, name: &str, value: &T, durable: bool) -> std::io::Result<()> {
         let Some(disk) = &self.inner.disk else { return Ok(()) };
-        let bytes = serde_json::to_vec(value).map_err(sto_write)?;
-        crate::fsutil::write_atomic(&disk.meta_dir.join(name), &bytes, durable).map_err(sto_write)?;
+        let bytes = serde_json::to_vec(value)?;
+        crate::fsutil::write_atomic(&disk.meta_dir.join(name), &bytes, durable)?;
         if durable {
             crate::metrics::incr("consul.raft.meta.syncs", 1);
         }
         Ok(())
+    }
+
+    /// Appends to the WAL; while that fails for lack of space, waits and
+    /// tries again (a failed append left the WAL's length unchanged, so the
+    /// retry rewrites the same bytes at the same offset and syncs them).
+    /// Any other error is returned (and is fatal to openraft).
+    async fn append_retrying(&self, encoded: Arc<Vec<(u64, Vec<u8>)>>) -> Result<Vec<Loc>, StorageError> {
+        loop {
+            let this = self.clone();
+            let records = encoded.clone();
+            let appended = tokio::task::spawn_blocking(move || -> Result<Vec<Loc>, WalError> {
+                let Some(disk) = &this.inner.disk else { return Ok(Vec::new()) };
+                let mut wal = disk.wal.lock().unwrap_or_else(|e| e.into_inner());
+                wal.append(&records)
+            })
+            .await
+            .map_err(sto_write)?;
+            match appended {
+                Ok(locs) => {
+                    self.inner.disk_full.clear();
+                    return Ok(locs);
+                }
+                Err(e) if e.is_disk_full() => {
+                    self.inner.disk_full.note("appending to the raft log", &e);
+                    tokio::time::sleep(disk_full::RETRY_EVERY).await;
+                }
+                Err(e) => return Err(sto_write(e)),
+            }
+        }
     }
 
     fn insert_cached(idx: &mut Index, entries: Vec<(Entry, usize)>, disk_mode: bool) {
@@ -256,11 +299,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let this = self.clone();
-        let v = *vote;
-        tokio::task::spawn_blocking(move || this.save_meta("vote", &v, true))
-            .await
-            .map_err(|e| StorageError::from_io_error(ErrorSubject::Vote, ErrorVerb::Write, std::io::Error::other(e)))??;
+        let vote_err = |e| StorageError::from_io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
+        loop {
+            let this = self.clone();
+            let v = *vote;
+            let written = tokio::task::spawn_blocking(move || this.write_meta("vote", &v, true))
+                .await
+                .map_err(|e| vote_err(std::io::Error::other(e)))?;
+            match written {
+                Ok(()) => break,
+                Err(e) if crate::fsutil::is_disk_full(&e) => {
+                    self.inner.disk_full.note("saving the raft vote", &e);
+                    tokio::time::sleep(disk_full::RETRY_EVERY).await;
+                }
+                Err(e) => return Err(vote_err(e)),
+            }
+        }
+        self.inner.disk_full.clear();
         self.write_index().vote = Some(*vote);
         Ok(())
     }
@@ -296,15 +351,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let locs = match &self.inner.disk {
             None => Vec::new(),
             Some(_) => {
-                let this = self.clone();
-                let locs = tokio::task::spawn_blocking(move || -> Result<Vec<Loc>, WalError> {
-                    let Some(disk) = &this.inner.disk else { return Ok(Vec::new()) };
-                    let mut wal = disk.wal.lock().unwrap_or_else(|e| e.into_inner());
-                    wal.append(&encoded)
-                })
-                .await
-                .map_err(sto_write)?
-                .map_err(sto_write)?;
+                let locs = self.append_retrying(Arc::new(encoded)).await?;
                 crate::metrics::incr("consul.raft.wal.syncs", 1);
                 crate::metrics::incr("consul.raft.wal.entries", locs.len() as u64);
                 locs

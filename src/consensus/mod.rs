@@ -6,6 +6,7 @@
 //! (`reads`) and the Raft transport (`network`). Must not define what
 //! commands mean: that is `catalog::State::apply`.
 
+pub mod disk_full;
 pub mod log_store;
 pub mod network;
 pub mod proposer;
@@ -102,7 +103,7 @@ impl Consensus {
             }
             None => (LogStore::memory(), None),
         };
-        let (sm, store) = StateMachine::open(snapshot_dir)?;
+        let (sm, store) = StateMachine::open(snapshot_dir, log.disk_full().clone())?;
         let peer_contacts = network::PeerContacts::default();
         let raft = Raft::new(cfg.node_id, raft_config, network::Network::new(rpc, peer_contacts.clone()), log.clone(), sm)
             .await

@@ -5,6 +5,7 @@
 //! Like Consul, the state lives in memory and is rebuilt on start from the
 //! newest snapshot plus the log after it.
 
+use super::disk_full::DiskFull;
 use super::snapshot::{self, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::catalog::{Changes, Command, CommandResult, WatchHub, State};
@@ -147,6 +148,8 @@ pub struct StateMachine {
     /// sees an invalidation that was proposed and not yet applied when the
     /// acquire was checked: both are judged here in log order.
     lock_delay_until_ms: std::collections::HashMap<String, u64>,
+    /// Shared with the log store: set while a write waits for disk space.
+    disk_full: DiskFull,
 }
 
 /// Prune expired log-time lock-delays once the map is this large.
@@ -187,7 +190,7 @@ fn snap_err(e: impl std::fmt::Display) -> StorageError {
 impl StateMachine {
     /// Opens the state machine, loading the newest snapshot from
     /// `snapshot_dir` (none with `-dev`).
-    pub fn open(snapshot_dir: Option<PathBuf>) -> Result<(StateMachine, Arc<Store>), String> {
+    pub fn open(snapshot_dir: Option<PathBuf>, disk_full: DiskFull) -> Result<(StateMachine, Arc<Store>), String> {
         let loaded = match &snapshot_dir {
             Some(dir) => snapshot::load_latest(dir).map_err(|e| format!("{e}; refusing to start"))?,
             None => None,
@@ -206,6 +209,7 @@ impl StateMachine {
             snapshot_dir,
             current: Arc::new(Mutex::new(loaded)),
             lock_delay_until_ms: Default::default(),
+            disk_full,
         };
         Ok((sm, store))
     }
@@ -267,7 +271,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { store: self.store.clone(), snapshot_dir: self.snapshot_dir.clone(), current: self.current.clone() }
+        SnapshotBuilder {
+            store: self.store.clone(),
+            snapshot_dir: self.snapshot_dir.clone(),
+            current: self.current.clone(),
+            disk_full: self.disk_full.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -279,9 +288,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state: State = postcard::from_bytes(&data).map_err(sm_err)?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         if let Some(dir) = &self.snapshot_dir {
-            let dir = dir.clone();
-            let s = stored.clone();
-            tokio::task::spawn_blocking(move || snapshot::save(&dir, &s)).await.map_err(snap_err)?.map_err(snap_err)?;
+            save_retrying(dir, &stored, &self.disk_full).await?;
         }
         {
             let mut guard = self.store.state.write().unwrap_or_else(|e| e.into_inner());
@@ -314,6 +321,27 @@ pub struct SnapshotBuilder {
     store: Arc<Store>,
     snapshot_dir: Option<PathBuf>,
     current: Arc<Mutex<Option<StoredSnapshot>>>,
+    disk_full: DiskFull,
+}
+
+/// Saves a snapshot to disk, waiting and retrying while the disk is full
+/// (openraft would stop on the error; see `consensus::disk_full`).
+async fn save_retrying(dir: &std::path::Path, snap: &StoredSnapshot, disk_full: &DiskFull) -> Result<(), StorageError> {
+    let snap = Arc::new(snap.clone());
+    loop {
+        let (d, s) = (dir.to_path_buf(), snap.clone());
+        match tokio::task::spawn_blocking(move || snapshot::save(&d, &s)).await.map_err(snap_err)? {
+            Ok(_) => {
+                disk_full.clear();
+                return Ok(());
+            }
+            Err(snapshot::SnapshotError::Io { source, path }) if crate::fsutil::is_disk_full(&source) => {
+                disk_full.note("saving a raft snapshot", &format!("{path}: {source}"));
+                tokio::time::sleep(super::disk_full::RETRY_EVERY).await;
+            }
+            Err(e) => return Err(snap_err(e)),
+        }
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -331,9 +359,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let snap_meta = SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership, snapshot_id };
         let stored = StoredSnapshot { meta: snap_meta.clone(), data };
         if let Some(dir) = &self.snapshot_dir {
-            let dir = dir.clone();
-            let s = stored.clone();
-            tokio::task::spawn_blocking(move || snapshot::save(&dir, &s)).await.map_err(snap_err)?.map_err(snap_err)?;
+            save_retrying(dir, &stored, &self.disk_full).await?;
         }
         let data = stored.data.clone();
         *lock(&self.current) = Some(stored);
@@ -366,7 +392,7 @@ mod tests {
     /// when applied after it, inside the lock-delay.
     #[tokio::test]
     async fn lock_delay_is_enforced_in_log_order() {
-        let (mut sm, store) = StateMachine::open(None).expect("open");
+        let (mut sm, store) = StateMachine::open(None, DiskFull::default()).expect("open");
         let reg = Registration { node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() }, checks: Vec::<HealthCheck>::new(), ..Default::default() };
         let t0 = 1_000_000u64;
         let setup = Proposal::Timed { at_unix_ms: t0, commands: vec![Command::Register(Box::new(reg)), session("a"), session("b"), lock("k", "a")] };

@@ -56,6 +56,14 @@ pub enum WalError {
     TooLarge(usize),
 }
 
+impl WalError {
+    /// The write failed only for lack of space; retrying after space is
+    /// freed is safe (see `Wal::append`).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, WalError::Io { source, .. } if crate::fsutil::is_disk_full(source))
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
     move |source| WalError::Io { path: path.display().to_string(), source }
 }
@@ -127,7 +135,11 @@ impl Wal {
     }
 
     /// Appends records (`(index, payload)`, consecutive) and syncs them.
-    /// Returns where each payload was written.
+    /// Returns where each payload was written. On any error the segment's
+    /// recorded length is unchanged, so calling again with the same records
+    /// rewrites them at the same offset (and re-dirties the pages, so the
+    /// next sync really writes them: a failed `fdatasync` is never trusted
+    /// to be retried on its own).
     pub fn append(&mut self, records: &[(u64, Vec<u8>)]) -> Result<Vec<Loc>, WalError> {
         let Some((first_index, _)) = records.first() else { return Ok(Vec::new()) };
         let total: usize = records.iter().map(|(_, p)| p.len() + HEADER).sum();

@@ -169,16 +169,27 @@ impl Server {
                 }
             }
         }
+        // While the log cannot be written for lack of space, refuse at once:
+        // the write is certainly not applied (consensus::disk_full).
+        if let Some(why) = self.consensus.log.disk_full().message() {
+            return Err(RpcError::Internal(format!("{why}; the write was not accepted")));
+        }
         // A leader cut off from its quorum keeps believing it leads (openraft
         // 0.9 has no lease step-down), so its writes would wait forever: give
         // up after COMMIT_TIMEOUT. The outcome is unknown (it may still commit
         // if the quorum comes back), as with Consul's own apply timeouts.
         match tokio::time::timeout(COMMIT_TIMEOUT, self.consensus.proposer.propose(cmd)).await {
             Ok(r) => r.map_err(propose_error),
-            Err(_) => Err(RpcError::Internal(format!(
-                "timed out after {} waiting for the write to commit (is a quorum of servers reachable?); it may still be applied",
-                crate::duration::format(COMMIT_TIMEOUT)
-            ))),
+            Err(_) => {
+                let (cause, outcome) = match self.consensus.log.disk_full().message() {
+                    Some(why) => (why, "it will be applied if space is freed"),
+                    None => ("is a quorum of servers reachable?".to_string(), "it may still be applied"),
+                };
+                Err(RpcError::Internal(format!(
+                    "timed out after {} waiting for the write to commit ({cause}); {outcome}",
+                    crate::duration::format(COMMIT_TIMEOUT)
+                )))
+            }
         }
     }
 
