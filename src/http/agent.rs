@@ -4,7 +4,7 @@
 use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{AgentServiceIn, CheckIn, CheckUpdateIn};
-use super::kv::read_limited;
+use super::body::read_limited;
 use super::query::{filter, keep, Params};
 use super::response::{empty_ok, json, json_status};
 use super::views::{agent_service, health_check};

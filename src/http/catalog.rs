@@ -3,7 +3,7 @@
 use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogDeregisterIn, CatalogRegisterIn};
-use super::kv::read_limited;
+use super::body::read_limited;
 use super::query::{filter, keep, node_meta, query_options, Params};
 use super::response::{json, with_meta};
 use super::views::{node_service, service_node, NodeJson};

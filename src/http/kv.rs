@@ -6,7 +6,7 @@ use super::query::{query_options, Params};
 use super::response::{empty, json, with_meta};
 use super::Ctx;
 use crate::catalog::{Command, KvEntry};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -112,7 +112,7 @@ async fn put(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str, body: B
     let flags = params.u64("flags", "flags")?.unwrap_or(0);
     let cas = params.u64("cas", "cas index")?;
     let limit = ctx.agent.config().limits.kv_max_value_size;
-    let value = read_limited(headers, body, limit).await?;
+    let value = super::body::read_limited(headers, body, limit).await?;
     let cmd = if let Some(session) = params.get("acquire") {
         Command::KvLock { key: key.to_string(), value, flags, session: session.to_string() }
     } else if let Some(session) = params.get("release") {
@@ -125,22 +125,6 @@ async fn put(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str, body: B
     };
     let ok = ctx.agent.kv_apply(cmd).await?;
     json(params, &ok)
-}
-
-/// Reads a request body, refusing more than `limit` bytes with Consul's 413.
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, HttpError> {
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        if len > limit {
-            return Err(HttpError::too_large(format!(
-                "Request body({len} bytes) too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."
-            )));
-        }
-    }
-    axum::body::to_bytes(body, limit as usize).await.map_err(|_| {
-        HttpError::too_large(format!(
-            "Request body too large, max size: {limit} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size."
-        ))
-    })
 }
 
 async fn delete(ctx: &Ctx, params: &Params, key: &str) -> HttpResult {

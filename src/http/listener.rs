@@ -7,7 +7,7 @@
 //!
 //! Owns: the accept loop and each connection's hyper settings. Must not
 //! know about routes or handlers: it serves whatever `Router` it is given.
-//! Request bodies are bounded by each endpoint (see `kv::read_limited`).
+//! Request bodies are bounded by each endpoint (see `body::read_limited`).
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;

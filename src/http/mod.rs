@@ -7,6 +7,7 @@
 //! its own: every handler calls the `agent::Agent` handle.
 
 pub mod agent;
+pub mod body;
 pub mod catalog;
 pub mod datacenter;
 pub mod decode;

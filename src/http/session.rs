@@ -2,7 +2,7 @@
 
 use super::decode;
 use super::error::{HttpError, HttpResult};
-use super::kv::read_limited;
+use super::body::read_limited;
 use super::query::{query_options, Params};
 use super::response::{json, with_meta};
 use super::Ctx;

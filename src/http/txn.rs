@@ -4,7 +4,8 @@
 
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogCheckIn, CatalogRegisterIn, CatalogServiceIn};
-use super::kv::{read_limited, KvJson};
+use super::body::read_limited;
+use super::kv::KvJson;
 use super::query::{query_options, Params};
 use super::response::{json_status, with_meta};
 use super::views::{health_check, node_service, NodeJson};

@@ -60,6 +60,10 @@ impl Server {
             if woke {
                 crate::metrics::incr("consul.blocking_query.spurious_wakeups", 1);
             }
+            // Hold nothing of the result while asleep: a parked query pins
+            // its watcher only, never data proportional to what it reads.
+            // It is read again when it wakes (also at the deadline).
+            drop(value);
             tokio::select! {
                 _ = &mut notified => {
                     woke = true;
