@@ -82,6 +82,9 @@ pub struct Consensus {
     last_contact_ms: Arc<AtomicU64>,
     /// When each follower last answered this server's appends (as leader).
     pub peer_contacts: network::PeerContacts,
+    /// How long a leader may go without hearing from a quorum before it
+    /// stops naming itself leader (`quorum_contact`).
+    lease: Duration,
     /// Ends the proposer and read-barrier loops at shutdown.
     stop: tokio_util::sync::CancellationToken,
 }
@@ -93,6 +96,7 @@ impl Consensus {
         tasks: &tokio_util::task::TaskTracker,
     ) -> Result<Consensus, String> {
         let raft_config = Arc::new(cfg.raft_config()?);
+        let lease = Duration::from_millis(raft_config.election_timeout_max);
         let (log, snapshot_dir) = match &cfg.raft_dir {
             Some(dir) => {
                 let (log, torn) = LogStore::open(dir)?;
@@ -133,6 +137,7 @@ impl Consensus {
             node: cfg.node,
             last_contact_ms: Arc::default(),
             peer_contacts,
+            lease,
             stop,
         })
     }
@@ -163,6 +168,24 @@ impl Consensus {
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id).cloned()?;
         Some((id, node))
+    }
+
+    /// False for a leader that has not heard from a quorum of voters
+    /// (itself included) within the longest election timeout: it is cut
+    /// off, and the others have likely elected someone else. HashiCorp Raft
+    /// steps down then; openraft 0.9 keeps the role, so callers use this to
+    /// stop reporting it (its reads and writes fail on their own).
+    pub fn quorum_contact(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.node_id) {
+            return true;
+        }
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let heard = voters
+            .iter()
+            .filter(|id| **id == self.node_id || self.peer_contacts.since(**id).is_some_and(|d| d < self.lease))
+            .count();
+        heard * 2 > voters.len()
     }
 
     pub fn is_leader(&self) -> bool {

@@ -193,8 +193,12 @@ impl Server {
         }
     }
 
-    /// `ip:port` of the leader's server RPC address, or "" when none is known.
+    /// `ip:port` of the leader's server RPC address, or "" when none is
+    /// known, or when this server leads but has lost touch with its quorum.
     pub fn leader_addr(&self) -> String {
+        if !self.consensus.quorum_contact() {
+            return String::new();
+        }
         self.consensus.leader().map(|(_, n)| n.addr).unwrap_or_default()
     }
 

@@ -351,7 +351,8 @@ async fn without_a_leader_stale_reads_work_and_others_fail() {
 
 /// The leader itself survives the loss of both followers: it cannot commit
 /// or confirm leadership, so writes fail after the commit timeout instead
-/// of hanging, default reads answer "No cluster leader", stale reads work.
+/// of hanging, default reads answer "No cluster leader", stale reads work,
+/// and `/v1/status/leader` stops naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_its_quorum_fails_requests_instead_of_hanging() {
     let mut servers = start_three(&["-hcl", "autopilot { cleanup_dead_servers = false }"]);
@@ -377,4 +378,7 @@ async fn a_leader_without_its_quorum_fails_requests_instead_of_hanging() {
         last.get("/v1/kv/k").await.text()
     );
     assert_eq!(last.get("/v1/kv/k?stale&raw").await.text(), "v");
+    // It stops naming itself leader once it has lost touch with its quorum.
+    assert_eq!(last.get("/v1/status/leader").await.text(), "\"\"");
+    assert_eq!(last.get("/v1/status/leader?stale").await.text(), "\"\"");
 }
