@@ -58,19 +58,8 @@ fn start_three(extra: &[&str]) -> Vec<Agent> {
 }
 
 fn start_client(name: &str, join: &[Ipv4Addr]) -> Agent {
-    let ip = unique_ip();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().to_path_buf();
-    let mut args: Vec<String> = vec![
-        "agent".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-node={name}"),
-        "-retry-interval=1s".into(),
-    ];
-    args.extend(join.iter().map(|j| format!("-retry-join={j}")));
-    Agent::spawn(ip, args, Some(dir), Some(tmp))
+    let joins: Vec<String> = join.iter().map(|j| format!("-retry-join={j}")).collect();
+    Agent::on_own_ip(name, &joins)
 }
 
 async fn leader_of(a: &Agent) -> Option<String> {

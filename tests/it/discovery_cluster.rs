@@ -8,31 +8,19 @@
 #[path = "../../examples/registrator.rs"]
 mod registrator;
 
-use crate::harness::{unique_ip, wait_until, Agent};
+use crate::harness::{wait_until, Agent};
 use consul::api::Client;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 fn spawn_agent(name: &str, server: bool, join: Option<Ipv4Addr>) -> Agent {
-    let ip = unique_ip();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().to_path_buf();
-    let mut args: Vec<String> = vec![
-        "agent".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-node={name}"),
-        "-retry-interval=1s".into(),
-    ];
+    let mut extra: Vec<String> = Vec::new();
     if server {
-        args.extend(["-server".to_string(), "-bootstrap-expect=1".to_string()]);
+        extra.extend(["-server".to_string(), "-bootstrap-expect=1".to_string()]);
     }
-    if let Some(j) = join {
-        args.push(format!("-retry-join={j}"));
-    }
-    Agent::spawn(ip, args, Some(dir), Some(tmp))
+    extra.extend(join.map(|j| format!("-retry-join={j}")));
+    Agent::on_own_ip(name, &extra)
 }
 
 /// The A records for `name` from the DNS server at `server:8600`: `dig`

@@ -73,6 +73,25 @@ impl Agent {
         Agent::spawn(ip, args, Some(dir), tmp)
     }
 
+    /// An agent named `name` on a fresh loopback address and temporary
+    /// data dir, retrying joins every second, plus `extra` arguments
+    /// (`-server`, `-retry-join=…`, `-datacenter=…`, …).
+    pub fn on_own_ip(name: &str, extra: &[String]) -> Agent {
+        let ip = unique_ip();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            format!("-data-dir={}", dir.display()),
+            format!("-bind={ip}"),
+            format!("-client={ip}"),
+            format!("-node={name}"),
+            "-retry-interval=1s".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        Agent::spawn(ip, args, Some(dir), Some(tmp))
+    }
+
     pub fn spawn(ip: Ipv4Addr, args: Vec<String>, data_dir: Option<PathBuf>, tmp: Option<tempfile::TempDir>) -> Agent {
         let output = Arc::new(Mutex::new(Vec::new()));
         let child = spawn_logged(&args, &output);

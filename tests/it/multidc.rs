@@ -3,31 +3,18 @@
 //! `/v1/catalog/datacenters` lists both, DNS answers
 //! `<service>.service.<dc>.consul`, and an unknown datacenter is refused.
 
-use crate::harness::{unique_ip, wait_until, Agent};
+use crate::harness::{wait_until, Agent};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 fn agent(name: &str, dc: &str, server: bool, extra: &[String]) -> Agent {
-    let ip = unique_ip();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().to_path_buf();
-    let mut args: Vec<String> = vec![
-        "agent".into(),
-        format!("-data-dir={}", dir.display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-node={name}"),
-        format!("-datacenter={dc}"),
-        "-retry-interval=1s".into(),
-        "-retry-interval-wan=1s".into(),
-    ];
+    let mut args = vec![format!("-datacenter={dc}"), "-retry-interval-wan=1s".to_string()];
     if server {
-        args.push("-server".into());
-        args.push("-bootstrap".into());
+        args.extend(["-server".to_string(), "-bootstrap".to_string()]);
     }
     args.extend(extra.iter().cloned());
-    Agent::spawn(ip, args, Some(dir), Some(tmp))
+    Agent::on_own_ip(name, &args)
 }
 
 fn dig(a: &Agent, name: &str) -> String {
