@@ -92,6 +92,17 @@ impl DnsBackend for AgentDns {
         }))
     }
 
+    /// On a server, for stale-allowed lookups in the local datacenter: the
+    /// same index `health_service` would report (`service_index`, at least
+    /// 1), read without copying anything.
+    fn service_index(&self, service: &str, dc: Option<&str>, allow_stale: bool) -> Option<u64> {
+        if !allow_stale || dc.is_some_and(|d| !d.eq_ignore_ascii_case(&self.agent.config().datacenter)) {
+            return None;
+        }
+        let super::Delegate::Server(server) = &self.agent.inner.delegate else { return None };
+        Some(server.consensus.store.read(|s| s.catalog.service_index(service)).max(1))
+    }
+
     fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, allow_stale: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {

@@ -171,26 +171,34 @@ async fn nameservers(ctx: &Ctx<'_>, d: usize) -> (Vec<Record>, Vec<Record>) {
 
 async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>, d: usize) -> Answer {
     let s = ctx.settings();
-    let (index, instances) = match ctx.backend.service_instances(name, dc, s.allow_stale).await {
-        Ok(r) => r,
-        Err(e) => return ctx.backend_error(d, &e),
-    };
     let dc_name = match dc {
         Some(dc) => dc.to_string(),
         None => ctx.backend.local_datacenter(),
     };
     let key = CacheKey { service: name.to_string(), tag: tag.map(str::to_string), dc: dc_name.clone(), domain: d };
-    let set = ctx.cache.get_or_build(key, index, || {
-        records::build_answer_set(&SetInput {
-            instances: &instances,
-            tag,
-            only_passing: s.only_passing,
-            node_meta_txt: s.enable_additional_node_meta_txt,
-            domain: ctx.domains.name(d),
-            dc: &dc_name,
-            ttl: service_ttl(s, name),
-        })
-    });
+    // The common case: nothing changed since the set was built, and the
+    // backend can tell without handing over every instance.
+    let cached = ctx.backend.service_index(name, dc, s.allow_stale).and_then(|index| ctx.cache.get(&key, index));
+    let set = match cached {
+        Some(set) => set,
+        None => {
+            let (index, instances) = match ctx.backend.service_instances(name, dc, s.allow_stale).await {
+                Ok(r) => r,
+                Err(e) => return ctx.backend_error(d, &e),
+            };
+            ctx.cache.get_or_build(key, index, || {
+                records::build_answer_set(&SetInput {
+                    instances: &instances,
+                    tag,
+                    only_passing: s.only_passing,
+                    node_meta_txt: s.enable_additional_node_meta_txt,
+                    domain: ctx.domains.name(d),
+                    dc: &dc_name,
+                    ttl: service_ttl(s, name),
+                })
+            })
+        }
+    };
     if set.healthy == 0 {
         return ctx.nxdomain(d);
     }

@@ -98,6 +98,15 @@ pub trait DnsBackend: Send + Sync + 'static {
         allow_stale: bool,
     ) -> BoxFut<'a, Result<(u64, Arc<Vec<ServiceInstance>>), BackendError>>;
 
+    /// The index `service_instances` would report right now, if it can be
+    /// had without fetching the instances (a server reading its own state
+    /// for a stale-allowed lookup). Lets the DNS layer answer from a cached
+    /// answer set without copying every instance per query. `None`: unknown,
+    /// fetch the instances.
+    fn service_index(&self, _service: &str, _dc: Option<&str>, _allow_stale: bool) -> Option<u64> {
+        None
+    }
+
     /// One node by name in `dc` (None = local); `Ok(None)` when unknown.
     fn node<'a>(
         &'a self,

@@ -77,6 +77,16 @@ impl AnswerCache {
         .clone()
     }
 
+    /// The set for `key` if one was built at exactly `index`.
+    pub fn get(&self, key: &CacheKey, index: u64) -> Option<Arc<AnswerSet>> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries.get_mut(key).filter(|e| e.index == index)?;
+        let set = e.cell.get()?.clone();
+        e.last_used = now;
+        Some(set)
+    }
+
     /// How many answer sets have been built since start.
     pub fn builds(&self) -> u64 {
         self.builds.load(Ordering::Relaxed)
@@ -116,6 +126,9 @@ mod tests {
         c.get_or_build(key("web"), 8, AnswerSet::default);
         assert_eq!(c.builds(), 2);
         assert_eq!(c.len(), 1);
+        assert!(c.get(&key("web"), 8).is_some());
+        assert!(c.get(&key("web"), 7).is_none(), "only the index it was built at");
+        assert!(c.get(&key("api"), 8).is_none());
     }
 
     #[test]

@@ -128,3 +128,47 @@ async fn registrator_services_resolve_across_the_cluster() {
     .await;
     assert!(empty, "the catalog still lists web");
 }
+
+/// A server answers repeated lookups from its cached answer set (no copy of
+/// the instances per query) and still sees every change at once: a new
+/// instance, a failing check, a deregistration.
+#[tokio::test]
+async fn server_dns_answers_follow_every_catalog_change() {
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    let register = |id: &str, addr: &str| {
+        let body = format!(r#"{{"ID":"{id}","Name":"web","Address":"{addr}","Port":80,"Check":{{"CheckID":"ttl-{id}","TTL":"300s","Status":"passing"}}}}"#);
+        let client = a.client();
+        async move { client.request(hyper::Method::PUT, "/v1/agent/service/register", Some(body.into_bytes().into())).await.expect("register") }
+    };
+    let sorted = |mut v: Vec<IpAddr>| {
+        v.sort();
+        v
+    };
+    let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+    let answers_become = |want: Vec<IpAddr>| {
+        let a = &a;
+        async move {
+            let ok = wait_until(Duration::from_secs(10), || {
+                let want = want.clone();
+                async move { sorted(resolve_a(a.ip, "web.service.consul").await) == want }
+            })
+            .await;
+            assert!(ok, "web.service.consul never answered {want:?}; last: {:?}", resolve_a(a.ip, "web.service.consul").await);
+            // Served again (from the cache now), the answer is the same.
+            for _ in 0..3 {
+                assert_eq!(sorted(resolve_a(a.ip, "web.service.consul").await), want);
+            }
+        }
+    };
+    assert_eq!(register("web-1", "10.1.0.1").await.status, 200);
+    answers_become(vec![ip("10.1.0.1")]).await;
+    assert_eq!(register("web-2", "10.1.0.2").await.status, 200);
+    answers_become(vec![ip("10.1.0.1"), ip("10.1.0.2")]).await;
+    let r = a.client().request(hyper::Method::PUT, "/v1/agent/check/fail/ttl-web-1", None).await.expect("fail");
+    assert_eq!(r.status, 200, "{}", r.text());
+    answers_become(vec![ip("10.1.0.2")]).await;
+    let r = a.client().request(hyper::Method::PUT, "/v1/agent/service/deregister/web-2", None).await.expect("deregister");
+    assert_eq!(r.status, 200, "{}", r.text());
+    answers_become(Vec::new()).await;
+}
