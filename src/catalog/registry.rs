@@ -93,12 +93,14 @@ impl Registry {
     }
 
     /// Service names with the union of their tags.
-    pub fn service_names(&self) -> BTreeMap<String, BTreeSet<String>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    /// Gathered by reference first: with many instances per name, cloning
+    /// the name and tags of every instance dominated this read.
+    pub fn service_names(&self) -> BTreeMap<String, Vec<String>> {
+        let mut names: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for s in self.services.values() {
-            out.entry(s.service.clone()).or_default().extend(s.tags.iter().cloned());
+            names.entry(s.service.as_str()).or_default().extend(s.tags.iter().map(String::as_str));
         }
-        out
+        names.into_iter().map(|(name, tags)| (name.to_string(), tags.into_iter().map(str::to_string).collect())).collect()
     }
 
     /// Checks of one node (node-level and service-level).

@@ -56,7 +56,7 @@ impl Server {
     ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
         self.blocking(opts, self.topic(TOPIC_SERVICES.into()), |s| {
             let out = if node_meta.is_empty() {
-                s.catalog.service_names().into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+                s.catalog.service_names()
             } else {
                 let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for n in s.catalog.nodes().filter(|n| meta_matches(&n.meta, node_meta)) {
