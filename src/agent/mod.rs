@@ -662,7 +662,7 @@ impl Agent {
         &self,
         node_meta: &[(String, String)],
         opts: &QueryOptions,
-    ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
+    ) -> Result<(QueryMeta, std::sync::Arc<BTreeMap<String, Vec<String>>>), RpcError> {
         match self.rpc(Request::CatalogServices { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
             Response::Services(m, s) => Ok((m, s)),
             other => Err(other.unexpected()),

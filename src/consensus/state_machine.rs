@@ -30,7 +30,14 @@ pub struct Store {
     /// lock (as Consul does) to refuse early; the binding check is
     /// `StateMachine::apply_command`'s, in log time.
     lock_delays: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Service names and tags (`/v1/catalog/services`) at the services
+    /// table index they were computed at; cleared when the state is
+    /// replaced wholesale, since a restored state may reuse an index.
+    service_names: Mutex<Option<(u64, ServiceNames)>>,
 }
+
+/// Every service name with the union of its tags, shared by readers.
+pub type ServiceNames = Arc<std::collections::BTreeMap<String, Vec<String>>>;
 
 #[derive(Clone, Default)]
 struct AppliedMeta {
@@ -48,7 +55,27 @@ impl Store {
             applied_tx: watch::Sender::new(applied),
             meta: Mutex::new(meta),
             lock_delays: Mutex::default(),
+            service_names: Mutex::default(),
         })
+    }
+
+    /// `state`'s service names and tags, computed once per change of the
+    /// services table. Call with the state read from this store.
+    pub fn service_names(&self, state: &State) -> ServiceNames {
+        let index = state.catalog.index.services;
+        let mut cached = self.service_names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, names)) = cached.as_ref() {
+            if *at == index {
+                return names.clone();
+            }
+        }
+        let names = Arc::new(state.catalog.service_names());
+        *cached = Some((index, names.clone()));
+        names
+    }
+
+    fn forget_derived(&self) {
+        *self.service_names.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Runs `f` against the current state under a read lock. Keep `f`
@@ -108,6 +135,9 @@ impl Store {
     }
 
     fn publish(&self, changes: Changes, applied: Option<LogId>) {
+        if changes.everything {
+            self.forget_derived();
+        }
         if !changes.lock_delays.is_empty() {
             let now = std::time::Instant::now();
             let mut delays = self.lock_delays.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,6 +323,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut guard = self.store.state.write().unwrap_or_else(|e| e.into_inner());
             *guard = state;
+            self.store.forget_derived();
         }
         {
             let mut m = self.store.lock_meta();

@@ -70,7 +70,7 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> H
     let (meta, services) = ctx.agent.catalog_services(&node_meta, &opts).await?;
     let services = match &filter {
         None => services,
-        Some(f) => filter_services(&ctx, &services, node_meta, &opts, f).await?,
+        Some(f) => std::sync::Arc::new(filter_services(&ctx, &services, node_meta, &opts, f).await?),
     };
     Ok(with_meta(json(&params, &services)?, &meta))
 }

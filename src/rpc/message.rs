@@ -190,7 +190,8 @@ pub enum Response {
     Txn(Option<QueryMeta>, TxnOutcome),
     Unit,
     Nodes(QueryMeta, Vec<Node>),
-    Services(QueryMeta, BTreeMap<String, Vec<String>>),
+    /// Shared: the server caches it per services-table index.
+    Services(QueryMeta, std::sync::Arc<BTreeMap<String, Vec<String>>>),
     ServiceNodes(QueryMeta, Vec<(Node, NodeService)>),
     NodeServices(QueryMeta, Option<(Node, Vec<NodeService>)>),
     ServiceHealth(QueryMeta, Vec<ServiceHealth>),

@@ -3,6 +3,7 @@
 
 use super::blocking::Interest;
 use super::Server;
+use crate::consensus::state_machine::ServiceNames;
 use crate::catalog::registry::{topic_node, topic_service, TOPIC_CHECKS, TOPIC_NODES, TOPIC_SERVICES};
 use crate::catalog::types::{aggregate, Deregistration, HealthCheck, Node, NodeService, Registration, PASSING};
 use crate::catalog::{Command, CommandResult};
@@ -53,10 +54,11 @@ impl Server {
         &self,
         node_meta: &[(String, String)],
         opts: &QueryOptions,
-    ) -> Result<(QueryMeta, BTreeMap<String, Vec<String>>), RpcError> {
+    ) -> Result<(QueryMeta, ServiceNames), RpcError> {
+        let store = &self.consensus.store;
         self.blocking(opts, self.topic(TOPIC_SERVICES.into()), |s| {
             let out = if node_meta.is_empty() {
-                s.catalog.service_names()
+                store.service_names(s)
             } else {
                 let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for n in s.catalog.nodes().filter(|n| meta_matches(&n.meta, node_meta)) {
@@ -72,7 +74,7 @@ impl Server {
                 for tags in out.values_mut() {
                     tags.sort();
                 }
-                out
+                std::sync::Arc::new(out)
             };
             (s.catalog.index.services, out)
         })

@@ -194,7 +194,7 @@ impl<'a> Injector<'a> {
                 let victim = if fault == Fault::PauseLeader { l } else { self.follower(l)? };
                 self.cluster.pause(victim)?;
                 self.sync_targets();
-                // Longer than the 2 s maximum election timeout.
+                // Longer than the 2 s a follower waits before campaigning.
                 std::thread::sleep(self.hold_for().max(Duration::from_secs(4)));
                 self.cluster.resume(victim)
             }
