@@ -458,6 +458,7 @@ impl Swim {
                     return;
                 }
                 self.send(from, &[Msg::Ack { seq }]);
+                self.tell_if_dead(from);
             }
             Msg::IndirectPing { seq, target, target_addr, nack } => self.relay_probe(from, seq, target, target_addr, nack, now),
             Msg::Ack { seq } => self.handle_ack(seq),
@@ -471,6 +472,20 @@ impl Swim {
                 self.dead_node(incarnation, &node, &accuser, now);
             }
             Msg::User(payload) => self.events.push_back(SwimEvent::User { from, payload }),
+        }
+    }
+
+    /// A node we declared dead (failed, not left) is probing us: it is
+    /// back, but may never hear of its death if the dead broadcast used up
+    /// its retransmits while a partition still held; then only the next
+    /// push-pull (up to 30 s) would heal the view. Telling it directly lets
+    /// it refute at once, as Lifeguard's buddy system does for suspects.
+    /// (An extension of memberlist, which waits for push-pull.)
+    fn tell_if_dead(&mut self, from: SocketAddr) {
+        let dead = self.nodes.iter().find(|n| n.addr == from && n.status == NodeStatus::Dead && n.name != self.local);
+        if let Some(n) = dead {
+            let msg = Msg::Dead { incarnation: n.incarnation, node: n.name.to_string(), from: self.local.to_string() };
+            self.send(from, &[msg]);
         }
     }
 

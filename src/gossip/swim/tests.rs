@@ -95,6 +95,28 @@ fn partitioned_node_refutes_suspicion_when_it_comes_back() {
     assert!(sim.machine(2).swim.counters().refutations >= 1);
 }
 
+/// A node declared dead while partitioned, whose death broadcast ran out
+/// of retransmits before the partition healed, is told by the first member
+/// it probes and refutes at once (not at the next push-pull, 30 s later).
+#[test]
+fn node_declared_dead_behind_a_partition_refutes_when_it_probes_again() {
+    let cfg = lan();
+    let mut sim = cluster(6, &cfg, 8);
+    sim.run_for(Duration::from_secs(5));
+    assert!(converged(&sim));
+    let inc_before = sim.machine(2).swim.incarnation();
+    sim.nodes[2].isolated = true;
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| all_see(s, 2, NodeStatus::Dead)).expect("declared dead");
+    // Let the broadcasts about it drain while the partition holds (the
+    // isolated node, confirmed by nobody, still only suspects the others).
+    sim.run_for(Duration::from_millis(1500));
+    assert!((0..6).filter(|i| *i != 2).any(|i| status(&sim, 2, i) != Some(NodeStatus::Dead)), "the isolated node declared every other dead already");
+    sim.nodes[2].isolated = false;
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before);
+    let t = t.expect("the node came back but was not seen alive within 10 s");
+    assert!(t < cfg.push_pull_interval, "healed only by push-pull: {t:?}");
+}
+
 #[test]
 fn meta_updates_propagate_with_a_new_incarnation() {
     let mut sim = cluster(5, &lan(), 5);
