@@ -42,6 +42,37 @@ impl DiskFull {
         }
     }
 
+    /// Runs the blocking write `op` on the blocking pool until it succeeds
+    /// or fails for a reason other than lack of space (`is_full`), waiting
+    /// `RETRY_EVERY` between attempts and keeping the flag set meanwhile.
+    /// The outer error is the blocking task's own failure.
+    pub async fn retry_blocking<T, E>(
+        &self,
+        what: &str,
+        op: impl Fn() -> Result<T, E> + Send + Sync + 'static,
+        is_full: impl Fn(&E) -> bool,
+    ) -> Result<Result<T, E>, tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let op = Arc::new(op);
+        loop {
+            let attempt = op.clone();
+            match tokio::task::spawn_blocking(move || attempt()).await? {
+                Ok(v) => {
+                    self.clear();
+                    return Ok(Ok(v));
+                }
+                Err(e) if is_full(&e) => {
+                    self.note(what, &e);
+                    tokio::time::sleep(RETRY_EVERY).await;
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+
     /// The error of the write waiting for space, if any.
     pub fn message(&self) -> Option<String> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner()).clone()

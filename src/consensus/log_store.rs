@@ -9,7 +9,7 @@
 //! committed, so reads wait for the leadership barrier (an entry of the
 //! leader's own term committed and applied, `reads::run_term_barriers`).
 
-use super::disk_full::{self, DiskFull};
+use super::disk_full::DiskFull;
 use super::typ::{Entry, LogId, LogState, StorageError, TypeConfig, Vote};
 use super::wal::{Loc, Wal, WalError, WalReader};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -212,29 +212,14 @@ impl LogStore {
     /// tries again (a failed append left the WAL's length unchanged, so the
     /// retry rewrites the same bytes at the same offset and syncs them).
     /// Any other error is returned (and is fatal to openraft).
-    async fn append_retrying(&self, encoded: Arc<Vec<(u64, Vec<u8>)>>) -> Result<Vec<Loc>, StorageError> {
-        loop {
-            let this = self.clone();
-            let records = encoded.clone();
-            let appended = tokio::task::spawn_blocking(move || -> Result<Vec<Loc>, WalError> {
-                let Some(disk) = &this.inner.disk else { return Ok(Vec::new()) };
-                let mut wal = disk.wal.lock().unwrap_or_else(|e| e.into_inner());
-                wal.append(&records)
-            })
-            .await
-            .map_err(sto_write)?;
-            match appended {
-                Ok(locs) => {
-                    self.inner.disk_full.clear();
-                    return Ok(locs);
-                }
-                Err(e) if e.is_disk_full() => {
-                    self.inner.disk_full.note("appending to the raft log", &e);
-                    tokio::time::sleep(disk_full::RETRY_EVERY).await;
-                }
-                Err(e) => return Err(sto_write(e)),
-            }
-        }
+    async fn append_retrying(&self, records: Vec<(u64, Vec<u8>)>) -> Result<Vec<Loc>, StorageError> {
+        let this = self.clone();
+        let append = move || -> Result<Vec<Loc>, WalError> {
+            let Some(disk) = &this.inner.disk else { return Ok(Vec::new()) };
+            let mut wal = disk.wal.lock().unwrap_or_else(|e| e.into_inner());
+            wal.append(&records)
+        };
+        self.inner.disk_full.retry_blocking("appending to the raft log", append, WalError::is_disk_full).await.map_err(sto_write)?.map_err(sto_write)
     }
 
     fn insert_cached(idx: &mut Index, entries: Vec<(Entry, usize)>, disk_mode: bool) {
@@ -300,22 +285,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let vote_err = |e| StorageError::from_io_error(ErrorSubject::Vote, ErrorVerb::Write, e);
-        loop {
-            let this = self.clone();
-            let v = *vote;
-            let written = tokio::task::spawn_blocking(move || this.write_meta("vote", &v, true))
-                .await
-                .map_err(|e| vote_err(std::io::Error::other(e)))?;
-            match written {
-                Ok(()) => break,
-                Err(e) if crate::fsutil::is_disk_full(&e) => {
-                    self.inner.disk_full.note("saving the raft vote", &e);
-                    tokio::time::sleep(disk_full::RETRY_EVERY).await;
-                }
-                Err(e) => return Err(vote_err(e)),
-            }
-        }
-        self.inner.disk_full.clear();
+        let (this, v) = (self.clone(), *vote);
+        let write = move || this.write_meta("vote", &v, true);
+        self.inner
+            .disk_full
+            .retry_blocking("saving the raft vote", write, crate::fsutil::is_disk_full)
+            .await
+            .map_err(|e| vote_err(std::io::Error::other(e)))?
+            .map_err(vote_err)?;
         self.write_index().vote = Some(*vote);
         Ok(())
     }
@@ -351,7 +328,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let locs = match &self.inner.disk {
             None => Vec::new(),
             Some(_) => {
-                let locs = self.append_retrying(Arc::new(encoded)).await?;
+                let locs = self.append_retrying(encoded).await?;
                 crate::metrics::incr("consul.raft.wal.syncs", 1);
                 crate::metrics::incr("consul.raft.wal.entries", locs.len() as u64);
                 locs

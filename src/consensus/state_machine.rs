@@ -358,21 +358,11 @@ pub struct SnapshotBuilder {
 /// Saves a snapshot to disk, waiting and retrying while the disk is full
 /// (openraft would stop on the error; see `consensus::disk_full`).
 async fn save_retrying(dir: &std::path::Path, snap: &StoredSnapshot, disk_full: &DiskFull) -> Result<(), StorageError> {
-    let snap = Arc::new(snap.clone());
-    loop {
-        let (d, s) = (dir.to_path_buf(), snap.clone());
-        match tokio::task::spawn_blocking(move || snapshot::save(&d, &s)).await.map_err(snap_err)? {
-            Ok(_) => {
-                disk_full.clear();
-                return Ok(());
-            }
-            Err(snapshot::SnapshotError::Io { source, path }) if crate::fsutil::is_disk_full(&source) => {
-                disk_full.note("saving a raft snapshot", &format!("{path}: {source}"));
-                tokio::time::sleep(super::disk_full::RETRY_EVERY).await;
-            }
-            Err(e) => return Err(snap_err(e)),
-        }
-    }
+    let (dir, snap) = (dir.to_path_buf(), snap.clone());
+    let save = move || snapshot::save(&dir, &snap);
+    let is_full = |e: &snapshot::SnapshotError| matches!(e, snapshot::SnapshotError::Io { source, .. } if crate::fsutil::is_disk_full(source));
+    disk_full.retry_blocking("saving a raft snapshot", save, is_full).await.map_err(snap_err)?.map_err(snap_err)?;
+    Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
