@@ -119,7 +119,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        self.send(RaftRpc::Vote, &rpc, &option).await
+        let resp = self.send(RaftRpc::Vote, &rpc, &option).await;
+        // A granted vote is contact too: a leader fresh from its election
+        // has heard from its quorum before its first append is answered.
+        if resp.as_ref().is_ok_and(|r: &VoteResponse| r.vote_granted) {
+            self.contacts.touch(self.target);
+        }
+        resp
     }
 }
 
