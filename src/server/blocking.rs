@@ -20,6 +20,23 @@ impl Interest {
     }
 }
 
+/// Counts queries parked waiting for a change (`consul.blocking_query.parked`),
+/// also when the waiting request is dropped.
+struct Parked;
+
+impl Parked {
+    fn new() -> Parked {
+        crate::metrics::gauge_add("consul.blocking_query.parked", 1);
+        Parked
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        crate::metrics::gauge_add("consul.blocking_query.parked", -1);
+    }
+}
+
 /// The wait a query asked for, clamped to `max_query_time`, plus jitter.
 pub fn wait_budget(requested: Option<Duration>, default: Duration, max: Duration) -> Duration {
     let wait = requested.filter(|w| !w.is_zero()).unwrap_or(default).min(max);
@@ -64,6 +81,7 @@ impl Server {
             // its watcher only, never data proportional to what it reads.
             // It is read again when it wakes (also at the deadline).
             drop(value);
+            let parked = Parked::new();
             tokio::select! {
                 _ = &mut notified => {
                     woke = true;
@@ -71,6 +89,7 @@ impl Server {
                 }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
+            drop(parked);
         }
     }
 }

@@ -70,7 +70,9 @@ async fn prefix_and_missing_key_watchers_wake_on_their_changes() {
     let idx = r.index().unwrap();
     let c = a.client();
     let w = tokio::spawn(async move { c.request(Method::GET, &format!("/v1/kv/later?index={idx}&wait=30s"), None).await });
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.watchers").await >= 1 }).await);
+    // Parked, not just registered: a write landing before its first read
+    // would rightly end it (a missing key reports the table's index).
+    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 }).await);
     a.put("/v1/kv/other", b"y").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!w.is_finished());
@@ -83,7 +85,7 @@ async fn prefix_and_missing_key_watchers_wake_on_their_changes() {
     let idx = a.get("/v1/kv/dir/?recurse").await.index().unwrap();
     let c = a.client();
     let w = tokio::spawn(async move { c.request(Method::GET, &format!("/v1/kv/dir/?recurse&index={idx}&wait=30s"), None).await });
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.watchers").await >= 1 }).await);
+    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 }).await);
     a.put("/v1/kv/dirx", b"1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!w.is_finished(), "dirx is not under dir/");
