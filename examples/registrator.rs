@@ -103,7 +103,8 @@ impl Container {
 
 /// Registers one container's service with the agent.
 pub async fn register(client: &Client, c: &Container) -> Result<(), String> {
-    let body = serde_json::to_vec(&c.registration()).map_err(|e| format!("failed to encode registration: {e}"))?;
+    let body =
+        serde_json::to_vec(&c.registration()).map_err(|e| format!("failed to encode registration: {e}"))?;
     client
         .call(Method::PUT, "/v1/agent/service/register", Some(body.into()))
         .await
@@ -114,14 +115,20 @@ pub async fn register(client: &Client, c: &Container) -> Result<(), String> {
 /// Removes a service (and its check) from the agent.
 pub async fn deregister(client: &Client, service_id: &str) -> Result<(), String> {
     let path = format!("/v1/agent/service/deregister/{}", encode(service_id));
-    client.call(Method::PUT, &path, None).await.map_err(|e| format!("failed to deregister {service_id}: {e}"))?;
+    client
+        .call(Method::PUT, &path, None)
+        .await
+        .map_err(|e| format!("failed to deregister {service_id}: {e}"))?;
     Ok(())
 }
 
 /// Tells the agent a TTL check is passing.
 pub async fn pass_ttl(client: &Client, check_id: &str) -> Result<(), String> {
     let path = format!("/v1/agent/check/pass/{}", encode(check_id));
-    client.call(Method::PUT, &path, None).await.map_err(|e| format!("failed to update check {check_id}: {e}"))?;
+    client
+        .call(Method::PUT, &path, None)
+        .await
+        .map_err(|e| format!("failed to update check {check_id}: {e}"))?;
     Ok(())
 }
 
@@ -247,7 +254,11 @@ fn parse_args() -> Result<Args, String> {
                 let secs: u64 = value()?.parse().map_err(|e| format!("--hold: {e}"))?;
                 args.hold = Some(Duration::from_secs(secs));
             }
-            other => return Err(format!("unknown flag {other}; usage: registrator [--host NAME] [--bind IP] [--hold SECS]")),
+            other => {
+                return Err(format!(
+                    "unknown flag {other}; usage: registrator [--host NAME] [--bind IP] [--hold SECS]"
+                ))
+            }
         }
     }
     Ok(args)

@@ -82,11 +82,13 @@ pub async fn start_pools(
     shutdown: CancellationToken,
 ) -> Result<Pools, String> {
     if let Some(dir) = data_dir {
-        std::fs::create_dir_all(dir.join("serf")).map_err(|e| format!("creating {}: {e}", dir.join("serf").display()))?;
+        std::fs::create_dir_all(dir.join("serf"))
+            .map_err(|e| format!("creating {}: {e}", dir.join("serf").display()))?;
     }
-    let lan = Gossip::start(gossip_config(cfg, Pool::Lan, lan_tags.clone(), data_dir), tasks, shutdown.clone())
-        .await
-        .map_err(|e| format!("Failed to start LAN Serf: {e}"))?;
+    let lan =
+        Gossip::start(gossip_config(cfg, Pool::Lan, lan_tags.clone(), data_dir), tasks, shutdown.clone())
+            .await
+            .map_err(|e| format!("Failed to start LAN Serf: {e}"))?;
     let wan = if cfg.server && cfg.ports.serf_wan > 0 {
         let mut tags = lan_tags;
         tags.remove("segment");
@@ -101,7 +103,8 @@ pub async fn start_pools(
 }
 
 fn is_server_in(m: &Member, dc: &str) -> bool {
-    m.tags.get("role").map(String::as_str) == Some("consul") && m.tags.get("dc").map(String::as_str) == Some(dc)
+    m.tags.get("role").map(String::as_str) == Some("consul")
+        && m.tags.get("dc").map(String::as_str) == Some(dc)
 }
 
 /// The servers of `dc` as gossip shows them.
@@ -118,7 +121,11 @@ pub fn server_members(members: &[Member], dc: &str) -> Vec<ServerMember> {
                 alive: matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving),
                 expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
                 left: m.status == MemberStatus::Left,
-                version: m.tags.get("build").map(|b| b.split(':').next().unwrap_or_default().to_string()).unwrap_or_default(),
+                version: m
+                    .tags
+                    .get("build")
+                    .map(|b| b.split(':').next().unwrap_or_default().to_string())
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -204,14 +211,19 @@ pub async fn run_membership(
                     }
                 }
                 Ok(Bootstrap::Conflict(msg)) => tracing::error!(target: "agent.server", "{msg}"),
-                Err(e) => tracing::warn!(target: "agent.server", error = %e, "bootstrap attempt failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(target: "agent.server", error = %e, "bootstrap attempt failed; will retry")
+                }
             }
         }
         let settings = server.autopilot_settings();
         if let Err(e) = server.autopilot_round(&servers, &settings, &mut autopilot).await {
             tracing::warn!(target: "agent.server.autopilot", error = %e, "autopilot round failed");
         }
-        let health = server.consensus().is_leader().then(|| server.autopilot_health(&servers, &settings, &mut autopilot));
+        let health = server
+            .consensus()
+            .is_leader()
+            .then(|| server.autopilot_health(&servers, &settings, &mut autopilot));
         server.publish_autopilot_health(health);
     }
 }

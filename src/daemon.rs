@@ -7,15 +7,15 @@
 //! `leave_on_terminate` (Consul's defaults by role); a second signal exits
 //! at once.
 
+use crate::agent::client::ServerPool;
 use crate::agent::{Agent, Delegate};
+use crate::cluster;
 use crate::config::{LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
 use crate::datadir::DataDir;
-use crate::agent::client::ServerPool;
-use crate::cluster;
-use crate::server::leader::{self, MemberInfo};
 use crate::rpc::client::RpcClient;
 use crate::server::endpoints::RpcEndpoints;
+use crate::server::leader::{self, MemberInfo};
 use crate::server::{Server, ServerSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,8 @@ const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the agent until it is told to stop; returns the process exit code.
 pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("consul").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("consul").build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("==> Error starting agent: failed to start the runtime: {e}");
@@ -95,7 +96,8 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         (None, Some(p)) => Delegate::Client(p.clone()),
         (None, None) => return Err("internal error: neither server nor client".into()),
     };
-    let agent = Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
+    let agent =
+        Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
     agent.set_load_options(opts);
     for w in agent.load_local()? {
         tracing::warn!(target: "agent", "{w}");
@@ -103,7 +105,14 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     agent.start_checks(&tasks);
 
     // Gossip: the LAN pool for every agent, the WAN pool for servers.
-    let pools = cluster::start_pools(&cfg, agent.member_tags(), data_dir.as_ref().map(DataDir::path), &tasks, shutdown.clone()).await?;
+    let pools = cluster::start_pools(
+        &cfg,
+        agent.member_tags(),
+        data_dir.as_ref().map(DataDir::path),
+        &tasks,
+        shutdown.clone(),
+    )
+    .await?;
     agent.attach_gossip(pools.clone());
     if let Some(server) = &server {
         server.attach_gossip(pools.clone());
@@ -113,23 +122,52 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     if let Some(server) = &server {
         let lan = pools.lan.clone();
         let dc = cfg.datacenter.clone();
-        let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> = Arc::new(move || cluster::member_infos(&lan.members(), &dc));
+        let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> =
+            Arc::new(move || cluster::member_infos(&lan.members(), &dc));
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
     }
-    tasks.spawn(cluster::run_membership(cfg.clone(), pools.lan.clone(), server.clone(), pool.clone(), kick, shutdown.clone()));
+    tasks.spawn(cluster::run_membership(
+        cfg.clone(),
+        pools.lan.clone(),
+        server.clone(),
+        pool.clone(),
+        kick,
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::agent::ae::run(agent.clone(), cfg.ae_interval, shutdown.clone()));
     let lan_joins: Vec<String> = cfg.start_join.iter().chain(cfg.retry_join.iter()).cloned().collect();
-    tasks.spawn(cluster::join_at_start("LAN", pools.lan.clone(), lan_joins, cfg.retry_interval, cfg.retry_max, shutdown.clone()));
+    tasks.spawn(cluster::join_at_start(
+        "LAN",
+        pools.lan.clone(),
+        lan_joins,
+        cfg.retry_interval,
+        cfg.retry_max,
+        shutdown.clone(),
+    ));
     if let Some(wan) = &pools.wan {
-        let wan_joins: Vec<String> = cfg.start_join_wan.iter().chain(cfg.retry_join_wan.iter()).cloned().collect();
-        tasks.spawn(cluster::join_at_start("WAN", wan.clone(), wan_joins, cfg.retry_interval_wan, cfg.retry_max_wan, shutdown.clone()));
+        let wan_joins: Vec<String> =
+            cfg.start_join_wan.iter().chain(cfg.retry_join_wan.iter()).cloned().collect();
+        tasks.spawn(cluster::join_at_start(
+            "WAN",
+            wan.clone(),
+            wan_joins,
+            cfg.retry_interval_wan,
+            cfg.retry_max_wan,
+            shutdown.clone(),
+        ));
     }
 
     let http_shutdown = CancellationToken::new();
-    let http_addrs = crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+    let http_addrs =
+        crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
     // Watches query this agent over HTTP and stop when HTTP stops.
-    agent.attach_watches(crate::watch::AgentWatches::start(watches, &http_addrs, http_shutdown.clone(), &tasks)?);
+    agent.attach_watches(crate::watch::AgentWatches::start(
+        watches,
+        &http_addrs,
+        http_shutdown.clone(),
+        &tasks,
+    )?);
     let dns_addrs = cfg.dns_socket_addrs();
     if !dns_addrs.is_empty() {
         let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;
@@ -307,7 +345,9 @@ fn reload(agent: &Agent) {
             removed_checks = ?summary.removed_checks,
             "reloaded configuration"
         ),
-        Err(e) => tracing::error!(target: "agent", error = %e, "failed to reload configuration; keeping the running one"),
+        Err(e) => {
+            tracing::error!(target: "agent", error = %e, "failed to reload configuration; keeping the running one")
+        }
     }
 }
 

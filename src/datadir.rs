@@ -30,7 +30,8 @@ impl DataDir {
     /// written by an incompatible version or held by another agent.
     pub fn open(path: &Path) -> Result<DataDir, String> {
         fs::create_dir_all(path).map_err(|e| format!("Error creating data dir {}: {e}", path.display()))?;
-        let meta = fs::metadata(path).map_err(|e| format!("Error reading data dir {}: {e}", path.display()))?;
+        let meta =
+            fs::metadata(path).map_err(|e| format!("Error reading data dir {}: {e}", path.display()))?;
         if !meta.is_dir() {
             return Err(format!("data_dir {} is not a directory", path.display()));
         }
@@ -71,7 +72,8 @@ impl DataDir {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let m = Marker { format: FORMAT, written_by: format!("consul-rs {}", env!("CARGO_PKG_VERSION")) };
+                let m =
+                    Marker { format: FORMAT, written_by: format!("consul-rs {}", env!("CARGO_PKG_VERSION")) };
                 let bytes = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
                 write_durably(&marker_path, &bytes)?;
             }
@@ -93,7 +95,8 @@ impl DataDir {
     pub fn node_id(&self, configured: Option<&str>) -> Result<uuid::Uuid, String> {
         let file = self.path.join("node-id");
         if let Some(id) = configured {
-            let id = uuid::Uuid::parse_str(id).map_err(|e| format!("node_id {id:?} is not a valid UUID: {e}"))?;
+            let id =
+                uuid::Uuid::parse_str(id).map_err(|e| format!("node_id {id:?} is not a valid UUID: {e}"))?;
             write_durably(&file, id.to_string().as_bytes())?;
             return Ok(id);
         }

@@ -73,9 +73,7 @@ pub fn parse_nanos(input: &str) -> Result<i128, DurationError> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => {
-                return Err(DurationError::UnknownUnit { unit: unit.to_string(), input: input.to_string() })
-            }
+            _ => return Err(DurationError::UnknownUnit { unit: unit.to_string(), input: input.to_string() }),
         };
         let int_val: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };
         let mut value = int_val.checked_mul(scale).ok_or_else(invalid)?;

@@ -166,7 +166,8 @@ pub fn dns_request(data: &[u8]) {
     if let Some(reply) = block_on(fut) {
         // The wire bound the handler promises: 512 bytes on UDP unless the
         // client's EDNS allows more, and never over 64 KiB.
-        let edns = hickory_proto::op::Message::from_vec(packet).ok().and_then(|m| m.edns.map(|e| e.max_payload()));
+        let edns =
+            hickory_proto::op::Message::from_vec(packet).ok().and_then(|m| m.edns.map(|e| e.max_payload()));
         let limit = match (protocol, edns) {
             (Protocol::Udp, None) => 512,
             (Protocol::Udp, Some(p)) => usize::from(crate::dns::truncate::clamp_edns_payload(p)),
@@ -191,7 +192,12 @@ pub fn gossip_packet(data: &[u8]) {
     let Some((&mode, bytes)) = data.split_first() else { return };
     let local = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 8301));
     let from = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 3), 8301));
-    let cfg = SerfConfig::new("fuzz-node".into(), local, BTreeMap::new(), SwimConfig::from_settings(&GossipSettings::lan()));
+    let cfg = SerfConfig::new(
+        "fuzz-node".into(),
+        local,
+        BTreeMap::new(),
+        SwimConfig::from_settings(&GossipSettings::lan()),
+    );
     let now = Duration::from_secs(100);
     let Ok(mut serf) = Serf::new(cfg, 1, now, None) else { return };
     match mode % 5 {
@@ -201,7 +207,9 @@ pub fn gossip_packet(data: &[u8]) {
             }
         }
         1 => {
-            let Ok(ring) = Keyring::new(&["pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string()]) else { return };
+            let Ok(ring) = Keyring::new(&["pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string()]) else {
+                return;
+            };
             let _ = ring.open(bytes, Channel::Packet);
             let crypto = Crypto { keyring: Some(ring), verify_incoming: true, verify_outgoing: true };
             if let Ok(sealed) = crypto.wrap(bytes.to_vec(), Channel::Packet) {
@@ -239,10 +247,13 @@ pub fn rpc_frame(data: &[u8]) {
         if let Ok(Request::Raft(kind, _, payload)) = postcard::from_bytes::<Request>(&frame.payload) {
             use crate::consensus::typ::TypeConfig;
             let _ = match kind {
-                RaftRpc::AppendEntries => postcard::from_bytes::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&payload).is_ok(),
+                RaftRpc::AppendEntries => {
+                    postcard::from_bytes::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&payload).is_ok()
+                }
                 RaftRpc::Vote => postcard::from_bytes::<openraft::raft::VoteRequest<u64>>(&payload).is_ok(),
                 RaftRpc::InstallSnapshot => {
-                    postcard::from_bytes::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&payload).is_ok()
+                    postcard::from_bytes::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&payload)
+                        .is_ok()
                 }
             };
         }
@@ -268,7 +279,8 @@ fn config_file(data: &[u8], ext: &str) {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let opts = LoadOptions { sources: vec![SourceSpec::File(path)], validate_only: true, ..Default::default() };
+    let opts =
+        LoadOptions { sources: vec![SourceSpec::File(path)], validate_only: true, ..Default::default() };
     let _ = load_with_interfaces(&opts, &|| IfAddr::from_ips(&[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))]));
 }
 
@@ -282,7 +294,9 @@ pub fn raft_log(data: &[u8]) {
     let _ = postcard::from_bytes::<crate::consensus::typ::Entry>(data);
     let Some(dir) = scratch_dir() else { return };
     let wal = dir.path().join("raft").join("wal");
-    if std::fs::create_dir_all(&wal).is_err() || std::fs::write(wal.join(format!("{:020}.seg", 1)), data).is_err() {
+    if std::fs::create_dir_all(&wal).is_err()
+        || std::fs::write(wal.join(format!("{:020}.seg", 1)), data).is_err()
+    {
         return;
     }
     let Ok((mut store, _torn)) = LogStore::open(&dir.path().join("raft")) else { return };
@@ -329,8 +343,13 @@ impl Drop for ScratchDir {
 fn scratch_dir() -> Option<ScratchDir> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-    let dir = base.join(format!("consul-fuzz-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir =
+        base.join(format!("consul-fuzz-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).ok().map(|_| ScratchDir(dir))
 }
 
@@ -357,8 +376,8 @@ mod dns_fixture {
     //! A fixed three-node catalog for the DNS target.
     use super::*;
     use crate::dns::{
-        default_dns_settings, BackendError, BoxFut, DnsBackend, DnsHandler, DnsServerConfig, Health, NodeInfo,
-        ReverseHit, ServiceInstance,
+        default_dns_settings, BackendError, BoxFut, DnsBackend, DnsHandler, DnsServerConfig, Health,
+        NodeInfo, ReverseHit, ServiceInstance,
     };
 
     struct Catalog {
@@ -418,7 +437,12 @@ mod dns_fixture {
             })
         }
 
-        fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, _s: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
+        fn node<'a>(
+            &'a self,
+            name: &'a str,
+            dc: Option<&'a str>,
+            _s: bool,
+        ) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
             Box::pin(async move {
                 dc_ok(dc)?;
                 Ok(self.nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).cloned())
@@ -454,7 +478,8 @@ mod dns_fixture {
         }
         H.with(|h| h.clone()).unwrap_or_else(|| {
             let catalog = Catalog { nodes: Vec::new(), web: Arc::new(Vec::new()) };
-            match DnsHandler::new(Arc::new(catalog), DnsServerConfig::new("consul.", default_dns_settings())) {
+            match DnsHandler::new(Arc::new(catalog), DnsServerConfig::new("consul.", default_dns_settings()))
+            {
                 Ok(h) => h,
                 Err(e) => fuzz_fail(format!("dns fixture: {e}")),
             }

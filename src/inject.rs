@@ -126,7 +126,9 @@ pub fn unsynced_append(segment: &Path, start: u64, end: u64) {
     let map = SEGMENTS.get_or_init(Mutex::default);
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
-    let state = map.entry(segment.to_path_buf()).or_insert(SegmentSync { synced_len: start, pending: VecDeque::new() });
+    let state = map
+        .entry(segment.to_path_buf())
+        .or_insert(SegmentSync { synced_len: start, pending: VecDeque::new() });
     // A truncation synced the file at `start`: nothing past it survives.
     state.synced_len = state.synced_len.min(start);
     state.pending.retain(|(_, e)| *e <= start);
@@ -140,7 +142,8 @@ pub fn unsynced_append(segment: &Path, start: u64, end: u64) {
     }
     let marker = synced_marker(segment);
     let tmp = synced_marker(&marker);
-    let written = std::fs::write(&tmp, state.synced_len.to_string()).and_then(|()| std::fs::rename(&tmp, &marker));
+    let written =
+        std::fs::write(&tmp, state.synced_len.to_string()).and_then(|()| std::fs::rename(&tmp, &marker));
     if let Err(e) = written {
         tracing::warn!(target: "agent.server.raft", path = %marker.display(), error = %e, "failed to record the synced length");
     }

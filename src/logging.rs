@@ -126,14 +126,27 @@ impl Line {
         let meta = event.metadata();
         let mut fields = Fields::default();
         event.record(&mut fields);
-        Line { ts: timestamp(), level: level_name(meta.level()), component: component(meta.target()).to_string(), fields }
+        Line {
+            ts: timestamp(),
+            level: level_name(meta.level()),
+            component: component(meta.target()).to_string(),
+            fields,
+        }
     }
 
     /// `TIMESTAMP [LEVEL] component: message: k=v k2="v 2"`, no newline.
     fn text(&self) -> String {
         let level = self.level;
         let mut line = String::new();
-        let _ = write!(line, "{} [{level}] {:width$}{}: {}", self.ts, "", self.component, self.fields.message, width = 5 - level.len());
+        let _ = write!(
+            line,
+            "{} [{level}] {:width$}{}: {}",
+            self.ts,
+            "",
+            self.component,
+            self.fields.message,
+            width = 5 - level.len()
+        );
         if !self.fields.pairs.is_empty() {
             line.push(':');
             for (k, v) in &self.fields.pairs {
@@ -177,7 +190,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         let line = Line::of(event);
         if self.json {
             writeln!(w, "{}", line.json())
@@ -322,7 +340,8 @@ impl Tap {
     /// format at most once. Never blocks.
     fn publish(&self, event: &Event<'_>) {
         let meta = event.metadata();
-        let mut sinks: Vec<Arc<Sink>> = self.sinks().iter().filter(|s| shows(s.level, meta)).cloned().collect();
+        let mut sinks: Vec<Arc<Sink>> =
+            self.sinks().iter().filter(|s| shows(s.level, meta)).cloned().collect();
         // A reader whose queue is full loses this line: count it without
         // rendering anything, so a stuck reader costs next to nothing.
         sinks.retain(|s| {
@@ -384,7 +403,10 @@ impl LogStream {
             ts: timestamp(),
             level: "WARN",
             component: "agent.monitor".into(),
-            fields: Fields { message: format!("Monitor dropped {missed} logs during monitor request"), pairs: Vec::new() },
+            fields: Fields {
+                message: format!("Monitor dropped {missed} logs during monitor request"),
+                pairs: Vec::new(),
+            },
         };
         if self.sink.json {
             line.json()
@@ -492,10 +514,12 @@ mod tests {
 
     fn drain(s: &mut LogStream) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(Some(l)) = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map(|rt| rt.block_on(async { tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await.ok().flatten() }))
+        while let Ok(Some(l)) =
+            tokio::runtime::Builder::new_current_thread().enable_time().build().map(|rt| {
+                rt.block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_millis(50), s.next()).await.ok().flatten()
+                })
+            })
         {
             out.push(l);
         }
@@ -536,7 +560,10 @@ mod tests {
         let lines = drain(&mut slow);
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0].ends_with("tick: n=0") && lines[1].ends_with("tick: n=1"), "{lines:?}");
-        assert!(lines[2].contains("[WARN]  agent.monitor: Monitor dropped 3 logs during monitor request"), "{lines:?}");
+        assert!(
+            lines[2].contains("[WARN]  agent.monitor: Monitor dropped 3 logs during monitor request"),
+            "{lines:?}"
+        );
         // The notice is given once; later lines flow again.
         with_tap(&tap, || tracing::info!(target: "agent", "after"));
         let lines = drain(&mut slow);
@@ -567,14 +594,19 @@ mod tests {
         let _text = tap.attach(LogLevel::Info, false, MONITOR_BUFFER);
         run("two stuck monitors, text and JSON");
         // For scale: what the agent's own stdout formatter costs per event.
-        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::sink).event_format(ConsulFormat { json: false });
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::sink)
+            .event_format(ConsulFormat { json: false });
         let start = std::time::Instant::now();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(fmt), || {
             for i in 0..N {
                 tracing::info!(target: "agent", n = i, "tick");
             }
         });
-        println!("agent's own formatter, to a null writer: {:.0} ns/event", start.elapsed().as_nanos() as f64 / f64::from(N));
+        println!(
+            "agent's own formatter, to a null writer: {:.0} ns/event",
+            start.elapsed().as_nanos() as f64 / f64::from(N)
+        );
     }
 
     #[test]

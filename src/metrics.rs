@@ -33,7 +33,8 @@ pub fn snapshot() -> Vec<(&'static str, u64)> {
 }
 
 fn gauges() -> &'static Mutex<BTreeMap<&'static str, &'static std::sync::atomic::AtomicI64>> {
-    static REG: OnceLock<Mutex<BTreeMap<&'static str, &'static std::sync::atomic::AtomicI64>>> = OnceLock::new();
+    static REG: OnceLock<Mutex<BTreeMap<&'static str, &'static std::sync::atomic::AtomicI64>>> =
+        OnceLock::new();
     REG.get_or_init(Default::default)
 }
 

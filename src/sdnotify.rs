@@ -85,7 +85,10 @@ mod tests {
     fn parses_paths_and_abstract_names() {
         assert_eq!(NotifySocket::parse(None), None);
         assert_eq!(NotifySocket::parse(Some("")), None);
-        assert_eq!(NotifySocket::parse(Some("/run/systemd/notify")), Some(NotifySocket::Path("/run/systemd/notify".into())));
+        assert_eq!(
+            NotifySocket::parse(Some("/run/systemd/notify")),
+            Some(NotifySocket::Path("/run/systemd/notify".into()))
+        );
         assert_eq!(NotifySocket::parse(Some("@sd-123")), Some(NotifySocket::Abstract(b"sd-123".to_vec())));
     }
 

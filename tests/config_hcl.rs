@@ -31,11 +31,16 @@ fn same(hcl: &str, json: &str) -> Loaded {
     let (hd, jd) = (format!("{:#?}", h.config), format!("{:#?}", j.config));
     if let Some((n, (a, b))) = hd.lines().zip(jd.lines()).enumerate().find(|(_, (a, b))| a != b) {
         let context: Vec<&str> = hd.lines().take(n).collect();
-        panic!("HCL and JSON resolve differently at line {n}:\n  HCL:  {a}\n  JSON: {b}\nafter:\n{}", context[n.saturating_sub(8)..].join("\n"));
+        panic!(
+            "HCL and JSON resolve differently at line {n}:\n  HCL:  {a}\n  JSON: {b}\nafter:\n{}",
+            context[n.saturating_sub(8)..].join("\n")
+        );
     }
     assert_eq!(hd, jd, "HCL and JSON resolve differently");
     // Warnings name their file; compare them without that part.
-    let strip = |v: &[String]| v.iter().map(|w| w.split(" (in ").next().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let strip = |v: &[String]| {
+        v.iter().map(|w| w.split(" (in ").next().unwrap_or("").to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(strip(&h.warnings), strip(&j.warnings), "HCL and JSON warn differently");
     assert!(h.warnings.iter().all(|w| w.contains("config.hcl")), "{:?}", h.warnings);
     h
@@ -347,13 +352,17 @@ http_config {
 }"#;
     let l = same(hcl, json);
     assert_eq!(l.config.services.len(), 2);
-    assert_eq!(l.config.http.response_headers.get("Access-Control-Allow-Origin").map(String::as_str), Some("*"));
+    assert_eq!(
+        l.config.http.response_headers.get("Access-Control-Allow-Origin").map(String::as_str),
+        Some("*")
+    );
 }
 
 #[test]
 fn dev_style_bind_any_uses_the_only_private_address() {
     // Consul's 0.0.0.0 rule applies to HCL configs the same way.
-    let l = same("data_dir = \"/x\"\nbind_addr = \"0.0.0.0\"\n", r#"{"data_dir": "/x", "bind_addr": "0.0.0.0"}"#);
+    let l =
+        same("data_dir = \"/x\"\nbind_addr = \"0.0.0.0\"\n", r#"{"data_dir": "/x", "bind_addr": "0.0.0.0"}"#);
     assert_eq!(l.config.advertise_addr.to_string(), "192.168.1.11");
 }
 

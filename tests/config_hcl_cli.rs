@@ -35,12 +35,23 @@ fn validate_hcl_files_and_directories() {
     std::fs::write(dir.path().join("zz.hcl"), "ports {\n  http = 8500\n  htp = 1\n}\n").unwrap();
     let out = run(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{}", out.text);
-    assert!(out.text.contains("zz.hcl") && out.text.contains("invalid config key ports.htp") && out.text.contains("line 3"), "{}", out.text);
+    assert!(
+        out.text.contains("zz.hcl")
+            && out.text.contains("invalid config key ports.htp")
+            && out.text.contains("line 3"),
+        "{}",
+        out.text
+    );
 
-    std::fs::write(dir.path().join("zz.hcl"), "client_addr = \"{{ GetInterfaceAddr \\\"eth0\\\" }}\"\n").unwrap();
+    std::fs::write(dir.path().join("zz.hcl"), "client_addr = \"{{ GetInterfaceAddr \\\"eth0\\\" }}\"\n")
+        .unwrap();
     let out = run(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{}", out.text);
-    assert!(out.text.contains("client_addr") && out.text.contains("unknown function \"GetInterfaceAddr\""), "{}", out.text);
+    assert!(
+        out.text.contains("client_addr") && out.text.contains("unknown function \"GetInterfaceAddr\""),
+        "{}",
+        out.text
+    );
 }
 
 #[test]
@@ -60,15 +71,38 @@ fn agent_hcl_fragments_merge_after_flags() {
     let data = dir.path().to_str().unwrap();
     // The fragment sets what the flags did not: its bootstrap_expect needs
     // server mode, which the error proves was read from the fragment.
-    let out = run(&["agent", &format!("-data-dir={data}"), "-bind=127.0.0.1", "-hcl", "bootstrap_expect = 3"]);
+    let out =
+        run(&["agent", &format!("-data-dir={data}"), "-bind=127.0.0.1", "-hcl", "bootstrap_expect = 3"]);
     assert_eq!(out.code, Some(1), "{}", out.text);
     assert!(out.text.contains("'bootstrap_expect > 0' requires 'server = true'"), "{}", out.text);
     // A fragment wins over a flag (Consul merges fragments last).
-    let out = run(&["agent", &format!("-data-dir={data}"), "-bind=127.0.0.1", "-server", "-bootstrap-expect=3", "-hcl", "server = false"]);
+    let out = run(&[
+        "agent",
+        &format!("-data-dir={data}"),
+        "-bind=127.0.0.1",
+        "-server",
+        "-bootstrap-expect=3",
+        "-hcl",
+        "server = false",
+    ]);
     assert_eq!(out.code, Some(1), "{}", out.text);
     assert!(out.text.contains("'bootstrap_expect > 0' requires 'server = true'"), "{}", out.text);
     // Errors name the fragment and the line.
-    let out = run(&["agent", &format!("-data-dir={data}"), "-bind=127.0.0.1", "-hcl", "log_level = \"info\"", "-hcl", "ports {\n  bogus = 1\n}"]);
+    let out = run(&[
+        "agent",
+        &format!("-data-dir={data}"),
+        "-bind=127.0.0.1",
+        "-hcl",
+        "log_level = \"info\"",
+        "-hcl",
+        "ports {\n  bogus = 1\n}",
+    ]);
     assert_eq!(out.code, Some(1), "{}", out.text);
-    assert!(out.text.contains("-hcl fragment 2") && out.text.contains("invalid config key ports.bogus") && out.text.contains("line 2"), "{}", out.text);
+    assert!(
+        out.text.contains("-hcl fragment 2")
+            && out.text.contains("invalid config key ports.bogus")
+            && out.text.contains("line 2"),
+        "{}",
+        out.text
+    );
 }

@@ -23,7 +23,8 @@ async fn dnsperf_web_service() {
     let dir = std::env::temp_dir().join(format!("dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let queries = dir.join("queries.txt");
-    std::fs::write(&queries, "web.service.consul A\nweb.service.consul SRV\nnode-7.node.dc1.consul A\n").unwrap();
+    std::fs::write(&queries, "web.service.consul A\nweb.service.consul SRV\nnode-7.node.dc1.consul A\n")
+        .unwrap();
     for (clients, outstanding) in [(1, 1), (1, 10), (4, 100), (16, 1000)] {
         let out = tokio::process::Command::new("dnsperf")
             .args(["-s", &s.addr.ip().to_string(), "-p", &s.addr.port().to_string()])
@@ -62,7 +63,10 @@ async fn dnsperf_web_service() {
     })
     .await
     .unwrap();
-    println!("sequential UDP A queries: {n} in {elapsed:?} = {:.1} us/query", elapsed.as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "sequential UDP A queries: {n} in {elapsed:?} = {:.1} us/query",
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
     println!("answer sets built: {}", s.handler.answer_set_builds());
     s.stop().await;
 }
@@ -88,7 +92,11 @@ async fn handler_cost_per_query() {
             total += s.handler.respond_bytes(&req).await.len();
         }
         let el = start.elapsed();
-        println!("{name} {qtype}: {:.2} us/query (decode+answer+encode), {} bytes avg", el.as_secs_f64() * 1e6 / n as f64, total / n);
+        println!(
+            "{name} {qtype}: {:.2} us/query (decode+answer+encode), {} bytes avg",
+            el.as_secs_f64() * 1e6 / n as f64,
+            total / n
+        );
         let start = std::time::Instant::now();
         for _ in 0..n {
             let req = Request::from_bytes(bytes.clone(), src, Protocol::Udp).unwrap();

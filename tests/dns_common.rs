@@ -75,7 +75,12 @@ impl DnsBackend for FakeBackend {
         })
     }
 
-    fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, _s: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
+    fn node<'a>(
+        &'a self,
+        name: &'a str,
+        dc: Option<&'a str>,
+        _s: bool,
+    ) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
         Box::pin(async move {
             let dc = self.check(dc)?;
             let nodes = self.nodes.lock().unwrap();
@@ -160,18 +165,25 @@ impl TestServer {
     pub async fn stop(&self) {
         self.shutdown.cancel();
         self.tasks.close();
-        tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await.expect("server stops within 5s");
+        tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .expect("server stops within 5s");
     }
 }
 
-pub async fn start(backend: Arc<FakeBackend>, ip: &str, tweak: impl FnOnce(&mut DnsServerConfig)) -> TestServer {
+pub async fn start(
+    backend: Arc<FakeBackend>,
+    ip: &str,
+    tweak: impl FnOnce(&mut DnsServerConfig),
+) -> TestServer {
     let mut cfg = DnsServerConfig::new("consul.", default_dns_settings());
     tweak(&mut cfg);
     let handler = DnsHandler::new(backend, cfg).unwrap();
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let addr: SocketAddr = format!("{ip}:0").parse().unwrap();
-    let bound = consul::dns::server::serve_handler(handler.clone(), &[addr], shutdown.clone(), &tasks).await.unwrap();
+    let bound =
+        consul::dns::server::serve_handler(handler.clone(), &[addr], shutdown.clone(), &tasks).await.unwrap();
     TestServer { addr: bound[0], handler, shutdown, tasks }
 }
 
@@ -200,7 +212,8 @@ pub async fn udp_raw(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option
 
 pub async fn udp(server: SocketAddr, name: &str, qtype: RecordType, edns: Option<u16>) -> (Message, usize) {
     let q = build_query(name, qtype, edns);
-    let raw = udp_raw(server, &q.to_vec().unwrap(), Duration::from_secs(5)).await.expect("udp reply within 5s");
+    let raw =
+        udp_raw(server, &q.to_vec().unwrap(), Duration::from_secs(5)).await.expect("udp reply within 5s");
     let m = Message::from_vec(&raw).unwrap();
     assert_eq!(m.metadata.id, q.metadata.id);
     (m, raw.len())

@@ -33,11 +33,18 @@ async fn dig(server: SocketAddr, args: &[&str]) -> String {
 /// The number after `<section>: ` in dig's header line, e.g. "ANSWER: 3".
 fn count(out: &str, section: &str) -> usize {
     let key = format!("{section}: ");
-    out.split(&key).nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX)
+    out.split(&key)
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 fn flags(out: &str) -> String {
-    out.lines().find(|l| l.starts_with(";; flags:")).map(|l| l.split(';').nth(2).unwrap_or("").to_string()).unwrap_or_default()
+    out.lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .map(|l| l.split(';').nth(2).unwrap_or("").to_string())
+        .unwrap_or_default()
 }
 
 fn backend() -> std::sync::Arc<FakeBackend> {
@@ -91,7 +98,10 @@ async fn dig_sees_consul_answers() {
     assert!(out.contains("status: NXDOMAIN") && count(&out, "AUTHORITY") == 1, "{out}");
     assert!(out.contains("ns.consul. hostmaster.consul."), "{out}");
     let out = dig(s.addr, &["web.service.consul", "AAAA"]).await;
-    assert!(out.contains("status: NOERROR") && count(&out, "ANSWER") == 0 && count(&out, "AUTHORITY") == 1, "{out}");
+    assert!(
+        out.contains("status: NOERROR") && count(&out, "ANSWER") == 0 && count(&out, "AUTHORITY") == 1,
+        "{out}"
+    );
 
     // Node, PTR, SOA.
     let out = dig(s.addr, &["+short", "node-a.node.consul"]).await;
@@ -99,7 +109,10 @@ async fn dig_sees_consul_answers() {
     let out = dig(s.addr, &["+short", "-x", "10.0.0.1"]).await;
     assert_eq!(out.trim(), "node-a.node.dc1.consul.", "{out}");
     let out = dig(s.addr, &["consul", "SOA"]).await;
-    assert!(out.contains("status: NOERROR") && count(&out, "ANSWER") == 1 && count(&out, "AUTHORITY") == 1, "{out}");
+    assert!(
+        out.contains("status: NOERROR") && count(&out, "ANSWER") == 1 && count(&out, "AUTHORITY") == 1,
+        "{out}"
+    );
 
     // Outside our domain without recursors: REFUSED.
     let out = dig(s.addr, &["example.com", "A"]).await;

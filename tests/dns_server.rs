@@ -66,7 +66,8 @@ async fn a_records_exclude_critical_and_set_flags() {
     assert!(m.metadata.authoritative);
     assert!(!m.metadata.recursion_available, "RA only with recursors");
     let got: HashSet<IpAddr> = ips(&m.answers).into_iter().collect();
-    let want: HashSet<IpAddr> = ["10.0.0.1", "10.0.0.2", "192.168.7.7"].iter().map(|s| s.parse().unwrap()).collect();
+    let want: HashSet<IpAddr> =
+        ["10.0.0.1", "10.0.0.2", "192.168.7.7"].iter().map(|s| s.parse().unwrap()).collect();
     assert_eq!(got, want, "critical node-d excluded, warning node-b included");
     assert!(m.answers.iter().all(|r| r.name.to_ascii() == "web.service.consul." && r.ttl == 0));
     s.stop().await;
@@ -110,7 +111,10 @@ async fn srv_has_targets_weights_and_glue() {
     seen.sort();
     assert_eq!(seen, vec![8080, 8081, 9000]);
     // Node-meta TXT travels with node targets.
-    assert!(m.additionals.iter().any(|r| r.record_type() == RecordType::TXT && r.name.to_ascii().starts_with("node-a.")));
+    assert!(m
+        .additionals
+        .iter()
+        .any(|r| r.record_type() == RecordType::TXT && r.name.to_ascii().starts_with("node-a.")));
     s.stop().await;
 }
 
@@ -189,7 +193,9 @@ async fn ptr_addr_and_reverse() {
     let (m, _) = udp(s.addr, "0a000001.addr.dc1.consul.", RecordType::A, None).await;
     assert_eq!(ips(&m.answers), vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
     let (m, _) = udp(s.addr, "0a000001.addr.dc1.consul.", RecordType::AAAA, None).await;
-    assert!(m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m));
+    assert!(
+        m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m)
+    );
     let (m, _) = udp(s.addr, "v6only.service.consul.", RecordType::AAAA, None).await;
     assert_eq!(ips(&m.answers), vec!["2001:db8::5".parse::<IpAddr>().unwrap()]);
     s.stop().await;
@@ -227,7 +233,9 @@ async fn soa_and_ns_at_the_apex() {
         assert!(m.additionals.iter().any(|g| g.name == ns.0));
     }
     let (m, _) = udp(s.addr, "consul.", RecordType::A, None).await;
-    assert!(m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m));
+    assert!(
+        m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m)
+    );
     s.stop().await;
 }
 
@@ -245,7 +253,9 @@ async fn nxdomain_nodata_servfail() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty() && soa_in_authority(&m));
     let (m, _) = udp(s.addr, "web.service.consul.", RecordType::MX, None).await;
-    assert!(m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m));
+    assert!(
+        m.answers.is_empty() && m.metadata.response_code == ResponseCode::NoError && soa_in_authority(&m)
+    );
 
     *b.fail.lock().unwrap() = Some(BackendError::NoLeader);
     let (m, _) = udp(s.addr, "web.service.consul.", RecordType::A, None).await;
@@ -295,7 +305,14 @@ async fn udp_truncation_and_tc_policy() {
     assert_eq!(m.answers.len(), 3);
     assert!(len <= 512);
     // Additional records are re-synced to the SRVs kept.
-    let targets: HashSet<_> = m.answers.iter().map(|r| match &r.data { RData::SRV(s) => s.target.clone(), _ => unreachable!() }).collect();
+    let targets: HashSet<_> = m
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::SRV(s) => s.target.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
     assert!(m.additionals.iter().all(|r| targets.contains(&r.name)));
     assert_eq!(m.additionals.iter().filter(|r| r.record_type() == RecordType::A).count(), 3);
 
@@ -367,7 +384,14 @@ async fn tcp_trims_when_even_compression_is_not_enough() {
     let (m, len) = tcp(s.addr, "huge.service.consul.", RecordType::SRV).await;
     assert!(len <= 65535);
     assert!(m.answers.len() > 100 && m.answers.len() < 3000, "{}", m.answers.len());
-    let targets: HashSet<_> = m.answers.iter().map(|r| match &r.data { RData::SRV(s) => s.target.clone(), _ => unreachable!() }).collect();
+    let targets: HashSet<_> = m
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::SRV(s) => s.target.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
     assert!(m.additionals.iter().all(|r| targets.contains(&r.name)), "glue only for kept SRVs");
     s.stop().await;
 }
@@ -690,9 +714,13 @@ async fn bind_errors_are_clear_and_stop_is_graceful() {
     .unwrap_err();
     assert!(err.starts_with(&format!("Error starting DNS listener on {}", s.addr)), "{err}");
     s.stop().await;
-    assert!(udp_raw(s.addr, &build_query("web.service.consul.", RecordType::A, None).to_vec().unwrap(), Duration::from_millis(300))
-        .await
-        .is_none());
+    assert!(udp_raw(
+        s.addr,
+        &build_query("web.service.consul.", RecordType::A, None).to_vec().unwrap(),
+        Duration::from_millis(300)
+    )
+    .await
+    .is_none());
     // The port is free again.
     assert!(wait_until(Duration::from_secs(5), || std::net::UdpSocket::bind(s.addr).is_ok()).await);
 }
@@ -772,7 +800,8 @@ async fn random_recursor_strategy_spreads_queries() {
         let (m, _) = udp(s.addr, "example.com.", RecordType::A, None).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     }
-    let (x, y) = (a_hits.load(std::sync::atomic::Ordering::SeqCst), b_hits.load(std::sync::atomic::Ordering::SeqCst));
+    let (x, y) =
+        (a_hits.load(std::sync::atomic::Ordering::SeqCst), b_hits.load(std::sync::atomic::Ordering::SeqCst));
     // All 40 on one side has probability 2^-39.
     assert!(x > 0 && y > 0 && x + y == 40, "{x} {y}");
     s.stop().await;

@@ -10,7 +10,8 @@ use std::path::Path;
 #[test]
 fn every_corpus_expression_parses_or_fails_cleanly() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/filter");
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("corpus dir").map(|e| e.expect("dir entry").path()).collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(&dir).expect("corpus dir").map(|e| e.expect("dir entry").path()).collect();
     entries.sort();
     assert!(entries.len() >= 30, "only {} corpus files in {}", entries.len(), dir.display());
 

@@ -27,7 +27,8 @@ fn every_saved_fuzz_input_is_handled_without_panic() {
                 continue;
             }
             let target = dir.file_name().unwrap().to_string_lossy().to_string();
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut files: Vec<PathBuf> =
+                std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
             files.sort();
             for file in files {
                 let data = std::fs::read(&file).unwrap();
@@ -125,7 +126,12 @@ mod seeds {
         let mut tags = BTreeMap::new();
         tags.insert("role".to_string(), "consul".to_string());
         tags.insert("dc".to_string(), "dc1".to_string());
-        let cfg = SerfConfig::new(format!("seed-{i}"), addr, tags, SwimConfig::from_settings(&GossipSettings::lan()));
+        let cfg = SerfConfig::new(
+            format!("seed-{i}"),
+            addr,
+            tags,
+            SwimConfig::from_settings(&GossipSettings::lan()),
+        );
         Serf::new(cfg, u64::from(i), Duration::from_secs(100), None).unwrap()
     }
 
@@ -185,7 +191,11 @@ mod seeds {
             ("append", Request::Raft(RaftRpc::AppendEntries, 7, postcard::to_allocvec(&ae).unwrap())),
             (
                 "kvapply",
-                Request::KvApply(Command::KvSet { key: "k".into(), value: Bytes::from_static(b"v"), flags: 1 }),
+                Request::KvApply(Command::KvSet {
+                    key: "k".into(),
+                    value: Bytes::from_static(b"v"),
+                    flags: 1,
+                }),
             ),
         ];
         for (name, r) in reqs {
@@ -202,7 +212,10 @@ mod seeds {
     fn raft_log(dir: &Path) {
         let tmp = tempfile::tempdir().unwrap();
         let (mut wal, _) = consul::consensus::wal::Wal::open(tmp.path()).unwrap();
-        let members = BTreeMap::from([(1u64, RaftNode { addr: "127.0.0.1:8300".into(), name: "s1".into(), node_id: "x".into() })]);
+        let members = BTreeMap::from([(
+            1u64,
+            RaftNode { addr: "127.0.0.1:8300".into(), name: "s1".into(), node_id: "x".into() },
+        )]);
         let membership = Membership::new(vec![BTreeSet::from([1u64])], members);
         let entries = [
             entry(1, 1, EntryPayload::Blank),
@@ -217,7 +230,8 @@ mod seeds {
                 }])),
             ),
         ];
-        let recs: Vec<(u64, Vec<u8>)> = entries.iter().map(|e| (e.log_id.index, postcard::to_allocvec(e).unwrap())).collect();
+        let recs: Vec<(u64, Vec<u8>)> =
+            entries.iter().map(|e| (e.log_id.index, postcard::to_allocvec(e).unwrap())).collect();
         wal.append(&recs).unwrap();
         drop(wal);
         let seg = std::fs::read_dir(tmp.path()).unwrap().next().unwrap().unwrap().path();
@@ -229,7 +243,12 @@ mod seeds {
 
     fn snapshot(dir: &Path) {
         let state = postcard::to_allocvec(&consul::catalog::State::default()).unwrap();
-        put(dir, "snapshot_archive", "archive-empty", &consul::snapshot::write_archive(5, 2, &state).unwrap());
+        put(
+            dir,
+            "snapshot_archive",
+            "archive-empty",
+            &consul::snapshot::write_archive(5, 2, &state).unwrap(),
+        );
         let tmp = tempfile::tempdir().unwrap();
         let snap = consul::consensus::snapshot::StoredSnapshot { meta: Default::default(), data: state };
         let path = consul::consensus::snapshot::save(tmp.path(), &snap).unwrap();

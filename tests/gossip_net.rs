@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use consul::config::runtime::GossipSettings;
-use consul::gossip::{Gossip, GossipConfig, MemberEvent, MemberStatus, Pool, QueryEvent, QueryParams, WireDirection, WireTap};
+use consul::gossip::{
+    Gossip, GossipConfig, MemberEvent, MemberStatus, Pool, QueryEvent, QueryParams, WireDirection, WireTap,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -60,7 +62,11 @@ async fn join_all(nodes: &[Gossip]) {
     }
     let n = nodes.len();
     let ok = wait_until(Duration::from_secs(10), || nodes.iter().all(|g| count_alive(g) == n)).await;
-    assert!(ok.is_some(), "members did not agree: {:?}", nodes.iter().map(|g| g.members()).collect::<Vec<_>>());
+    assert!(
+        ok.is_some(),
+        "members did not agree: {:?}",
+        nodes.iter().map(|g| g.members()).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,17 +88,26 @@ async fn join_agree_leave_and_crash() {
     let mut events = nodes[0].subscribe();
     nodes[3].leave(Duration::from_secs(10)).await.expect("leave");
     assert!(!nodes[3].is_running());
-    let t = wait_until(Duration::from_secs(5), || nodes[..3].iter().all(|g| status_of(g, "node4") == Some(MemberStatus::Left))).await;
+    let t = wait_until(Duration::from_secs(5), || {
+        nodes[..3].iter().all(|g| status_of(g, "node4") == Some(MemberStatus::Left))
+    })
+    .await;
     assert!(t.is_some(), "leave not seen as left: {:?}", nodes[0].members());
     while let Ok(ev) = events.try_recv() {
-        assert!(!matches!(&ev, MemberEvent::Failed(m) if m.name == "node4"), "graceful leave reported as failure");
+        assert!(
+            !matches!(&ev, MemberEvent::Failed(m) if m.name == "node4"),
+            "graceful leave reported as failure"
+        );
     }
 
     // Crash: stop without a word; `failed` everywhere within the bound
     // (dev timings: 100 ms probes, suspicion 3 × 100 ms, ×6 at most).
     let crashed_at = Instant::now();
     nodes[2].shutdown().await;
-    let t = wait_until(Duration::from_secs(10), || nodes[..2].iter().all(|g| status_of(g, "node3") == Some(MemberStatus::Failed))).await;
+    let t = wait_until(Duration::from_secs(10), || {
+        nodes[..2].iter().all(|g| status_of(g, "node3") == Some(MemberStatus::Failed))
+    })
+    .await;
     let t = t.expect("crash not detected");
     println!("NET dev timings, 4 nodes: crash detected by all in {:?}", crashed_at.elapsed());
     assert!(t < Duration::from_secs(4), "detection took {t:?}");
@@ -187,14 +202,22 @@ async fn capture(net: u8, key: Option<&str>) -> Vec<(WireDirection, Vec<u8>)> {
 async fn encrypted_wire_bytes_carry_no_plaintext() {
     let sealed = capture(4, Some(K1)).await;
     let kinds = |d: WireDirection| sealed.iter().filter(|(x, _)| *x == d).count();
-    assert!(kinds(WireDirection::UdpOut) > 20 && kinds(WireDirection::TcpOut) >= 4, "not enough traffic captured");
+    assert!(
+        kinds(WireDirection::UdpOut) > 20 && kinds(WireDirection::TcpOut) >= 4,
+        "not enough traffic captured"
+    );
     for (_, bytes) in &sealed {
         for secret in ["secret-name", "classified", "secret-event", "secret-tag"] {
             assert!(!contains(bytes, secret), "plaintext {secret:?} on the wire");
         }
-        assert!(bytes.len() <= 1400 || bytes.first() != Some(&b'E') || bytes.len() > 1400 && bytes[0] == b'E');
+        assert!(
+            bytes.len() <= 1400 || bytes.first() != Some(&b'E') || bytes.len() > 1400 && bytes[0] == b'E'
+        );
     }
-    assert!(sealed.iter().filter(|(d, _)| matches!(d, WireDirection::UdpOut)).all(|(_, b)| b.len() <= 1400 && b[0] == b'E'));
+    assert!(sealed
+        .iter()
+        .filter(|(d, _)| matches!(d, WireDirection::UdpOut))
+        .all(|(_, b)| b.len() <= 1400 && b[0] == b'E'));
     // The check can fail: without a key the same run leaks everything.
     let plain = capture(5, None).await;
     assert!(plain.iter().any(|(_, b)| contains(b, "secret-name")));
@@ -212,7 +235,10 @@ async fn flipped_garbage_and_oversized_packets_are_dropped() {
     b.keys = vec![K1.into()];
     let b = start(b).await;
     join_all(&[a.clone(), b.clone()]).await;
-    let genuine = wait_until(Duration::from_secs(5), || seen.lock().unwrap().iter().any(|(d, _)| *d == WireDirection::UdpOut)).await;
+    let genuine = wait_until(Duration::from_secs(5), || {
+        seen.lock().unwrap().iter().any(|(d, _)| *d == WireDirection::UdpOut)
+    })
+    .await;
     assert!(genuine.is_some());
     let packet = seen.lock().unwrap().iter().find(|(d, _)| *d == WireDirection::UdpOut).unwrap().1.clone();
     let sock = tokio::net::UdpSocket::bind("127.0.6.9:0").await.unwrap();
@@ -362,13 +388,18 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
     b.user_event("e", b"1", false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the snapshot flush (≤ 1 s)
     b.shutdown().await; // crash-like: no leave
-    wait_until(Duration::from_secs(10), || status_of(&a, "b") == Some(MemberStatus::Failed)).await.expect("b failed");
+    wait_until(Duration::from_secs(10), || status_of(&a, "b") == Some(MemberStatus::Failed))
+        .await
+        .expect("b failed");
     let text = std::fs::read_to_string(dir.path().join("serf/local.snapshot")).unwrap();
     assert!(text.contains("\"left\":false") && text.contains("\"name\":\"a\""), "{text}");
 
     // Restart with no join call: the snapshot brings it back.
     let b2 = start(mk_b(false)).await;
-    let t = wait_until(Duration::from_secs(10), || status_of(&a, "b") == Some(MemberStatus::Alive) && count_alive(&b2) == 2).await;
+    let t = wait_until(Duration::from_secs(10), || {
+        status_of(&a, "b") == Some(MemberStatus::Alive) && count_alive(&b2) == 2
+    })
+    .await;
     assert!(t.is_some(), "snapshot rejoin did not happen");
     let st = b2.stats().await.unwrap();
     assert!(st["event_time"].parse::<u64>().unwrap() >= 1, "clock restored: {st:?}");
@@ -386,19 +417,30 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
     snap["alive"][0]["addr"] = serde_json::Value::String(a_addr.to_string());
     std::fs::write(dir.path().join("serf/local.snapshot"), snap.to_string()).unwrap();
     let b2 = start(mk_b(false)).await;
-    wait_until(Duration::from_secs(10), || count_alive(&b2) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)).await.expect("rejoined");
+    wait_until(Duration::from_secs(10), || {
+        count_alive(&b2) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)
+    })
+    .await
+    .expect("rejoined");
 
     // After a graceful leave the snapshot says so. With rejoin_after_leave
     // the node rejoins anyway; without it, it forgets its peers.
     b2.leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left)).await.expect("left");
+    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
+        .await
+        .expect("left");
     let text = std::fs::read_to_string(dir.path().join("serf/local.snapshot")).unwrap();
     assert!(text.contains("\"left\":true"), "{text}");
     let b4 = start(mk_b(true)).await;
-    let t = wait_until(Duration::from_secs(10), || count_alive(&b4) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)).await;
+    let t = wait_until(Duration::from_secs(10), || {
+        count_alive(&b4) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)
+    })
+    .await;
     assert!(t.is_some(), "rejoin_after_leave did not rejoin");
     b4.leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left)).await.expect("left again");
+    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
+        .await
+        .expect("left again");
     let b3 = start(mk_b(false)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(b3.members().len(), 1, "rejoined despite a graceful leave");
@@ -424,7 +466,8 @@ async fn queries_and_events_over_sockets() {
             }
         });
     }
-    let params = QueryParams { request_ack: true, timeout: Some(Duration::from_secs(2)), ..Default::default() };
+    let params =
+        QueryParams { request_ack: true, timeout: Some(Duration::from_secs(2)), ..Default::default() };
     let mut stream = nodes[0].query("whoami", b"", params).await.unwrap();
     let mut acks = 0;
     let mut names = Vec::new();
@@ -437,7 +480,11 @@ async fn queries_and_events_over_sockets() {
     names.sort();
     assert_eq!(acks, 3);
     assert_eq!(names, vec!["q1", "q2", "q3"]);
-    let filtered = QueryParams { filter_nodes: vec!["q2".into()], timeout: Some(Duration::from_millis(800)), ..Default::default() };
+    let filtered = QueryParams {
+        filter_nodes: vec!["q2".into()],
+        timeout: Some(Duration::from_millis(800)),
+        ..Default::default()
+    };
     let r = nodes[2].query("whoami", b"", filtered).await.unwrap().collect().await;
     assert_eq!(r.responses.len(), 1);
     assert_eq!(r.responses[0].0, "q2");
@@ -445,7 +492,10 @@ async fn queries_and_events_over_sockets() {
     let mut tags = nodes[1].local_member().tags;
     tags.insert("expect".into(), "3".into());
     nodes[1].set_tags(tags).await.unwrap();
-    let t = wait_until(Duration::from_secs(5), || nodes[2].members().iter().any(|m| m.name == "q2" && m.tags.contains_key("expect"))).await;
+    let t = wait_until(Duration::from_secs(5), || {
+        nodes[2].members().iter().any(|m| m.name == "q2" && m.tags.contains_key("expect"))
+    })
+    .await;
     assert!(t.is_some());
     let mut big = BTreeMap::new();
     big.insert("x".to_string(), "y".repeat(600));
@@ -473,18 +523,34 @@ async fn lan_timing_figures_for_five_nodes() {
     let (n, errs) = fifth.join(&[nodes[0].addr().to_string()]).await;
     assert_eq!(n, 1, "{errs:?}");
     nodes.push(fifth);
-    wait_until(Duration::from_secs(30), || nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))).await.expect("join");
+    wait_until(Duration::from_secs(30), || {
+        nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))
+    })
+    .await
+    .expect("join");
     let join = t0.elapsed();
 
     let t0 = Instant::now();
     nodes[4].leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(10), || nodes[..4].iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Left))).await.expect("leave");
+    wait_until(Duration::from_secs(10), || {
+        nodes[..4].iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Left))
+    })
+    .await
+    .expect("leave");
     let leave = t0.elapsed();
 
     let t0 = Instant::now();
     nodes[1].shutdown().await;
-    let first = wait_until(Duration::from_secs(30), || [0usize, 2, 3].iter().any(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))).await.expect("first");
-    wait_until(Duration::from_secs(30), || [0usize, 2, 3].iter().all(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))).await.expect("all");
+    let first = wait_until(Duration::from_secs(30), || {
+        [0usize, 2, 3].iter().any(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))
+    })
+    .await
+    .expect("first");
+    wait_until(Duration::from_secs(30), || {
+        [0usize, 2, 3].iter().all(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))
+    })
+    .await
+    .expect("all");
     let all = t0.elapsed();
     println!(
         "NET LAN timings, 5 nodes: join visible everywhere {:.2}s; leave → left everywhere {:.2}s; kill → failed first {:.2}s, everywhere {:.2}s",
@@ -512,7 +578,8 @@ async fn join_by_ip_uses_the_pool_port() {
     };
     let a = start(mk(1)).await;
     let b = start(mk(2)).await;
-    let (n, errs) = b.join(&["127.0.11.1".to_string(), "localhost:1".to_string(), "not a host".to_string()]).await;
+    let (n, errs) =
+        b.join(&["127.0.11.1".to_string(), "localhost:1".to_string(), "not a host".to_string()]).await;
     assert_eq!(n, 1, "{errs:?}");
     assert_eq!(errs.len(), 2, "{errs:?}");
     wait_until(Duration::from_secs(5), || count_alive(&a) == 2).await.expect("joined");

@@ -26,7 +26,12 @@ fn add_node(sim: &mut Sim<SwimMachine>, cfg: &SwimConfig, seed: u64) -> usize {
     let i = sim.nodes.len();
     let cfg = cfg.clone();
     sim.add(|addr, now| SwimMachine {
-        swim: Swim::new(cfg, LocalNode { name: name(i), addr, meta: vec![], incarnation: 1 }, seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64), now),
+        swim: Swim::new(
+            cfg,
+            LocalNode { name: name(i), addr, meta: vec![], incarnation: 1 },
+            seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64),
+            now,
+        ),
     })
 }
 
@@ -37,7 +42,14 @@ fn converged_cluster(n: usize, cfg: &SwimConfig, seed: u64) -> Sim<SwimMachine> 
     let mut sim = Sim::new(seed);
     let meta: Meta = Vec::new().into();
     let table: Vec<NodeState> = (0..n)
-        .map(|i| NodeState { name: name(i).into(), addr: sim_addr(i), meta: meta.clone(), incarnation: 1, status: NodeStatus::Alive, status_change: Duration::ZERO })
+        .map(|i| NodeState {
+            name: name(i).into(),
+            addr: sim_addr(i),
+            meta: meta.clone(),
+            incarnation: 1,
+            status: NodeStatus::Alive,
+            status_change: Duration::ZERO,
+        })
         .collect();
     for i in 0..n {
         let cfg = cfg.clone();
@@ -61,7 +73,9 @@ fn mass_joined_cluster(n: usize, cfg: &SwimConfig, seed: u64) -> (Sim<SwimMachin
     for i in 1..n {
         sim.join(i, 0);
     }
-    let t = sim.run_until_cond(Duration::from_millis(100), Duration::from_secs(120), |s| (0..n).all(|i| s.machine(i).swim.num_alive() == n));
+    let t = sim.run_until_cond(Duration::from_millis(100), Duration::from_secs(120), |s| {
+        (0..n).all(|i| s.machine(i).swim.num_alive() == n)
+    });
     (sim, t.expect("mass join never converged"))
 }
 
@@ -107,7 +121,9 @@ fn measure(n: usize, seed: u64) -> Figures {
     sim.join(j, 0);
     let newcomer = name(j);
     let t = sim
-        .run_until_cond(Duration::from_millis(10), Duration::from_secs(60), |s| alive_everywhere(s, &newcomer))
+        .run_until_cond(Duration::from_millis(10), Duration::from_secs(60), |s| {
+            alive_everywhere(s, &newcomer)
+        })
         .expect("join never reached every member");
     let join_s = t.as_secs_f64();
 
@@ -173,7 +189,11 @@ fn two_hundred_members_mass_join_converges() {
     let cfg = SwimConfig::from_settings(&GossipSettings::lan());
     let (sim, t) = mass_joined_cluster(200, &cfg, 14);
     let bytes = sim.stats.packet_bytes + sim.stats.stream_bytes;
-    println!("SIM mass join n=200 through one seed: all converged in {:.2}s of virtual time, {} bytes", t.as_secs_f64(), bytes);
+    println!(
+        "SIM mass join n=200 through one seed: all converged in {:.2}s of virtual time, {} bytes",
+        t.as_secs_f64(),
+        bytes
+    );
     assert!(t < Duration::from_secs(30), "mass join took {t:?}");
 }
 
@@ -244,5 +264,8 @@ fn lifeguard_keeps_a_slow_node_from_causing_false_failures() {
     );
     assert_eq!(failed_on, 0, "Lifeguard on: healthy nodes were declared failed");
     assert!(score_on > 0, "the slow node should know it is unhealthy");
-    assert!(susp_on * 2 < susp_off, "Lifeguard should cut the slow node's accusations: {susp_on} vs {susp_off}");
+    assert!(
+        susp_on * 2 < susp_off,
+        "Lifeguard should cut the slow node's accusations: {susp_on} vs {susp_off}"
+    );
 }

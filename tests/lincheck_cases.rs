@@ -21,10 +21,20 @@ fn ok(client: u64, call: Call, inv: u64, done: u64, ret: Ret) -> Operation {
     Operation { client, call, invoked_at: inv, outcome: Outcome::Ok { completed_at: done, ret } }
 }
 fn unknown(client: u64, call: Call, inv: u64) -> Operation {
-    Operation { client, call, invoked_at: inv, outcome: Outcome::Indeterminate { gave_up_at: None, error: "timeout".into() } }
+    Operation {
+        client,
+        call,
+        invoked_at: inv,
+        outcome: Outcome::Indeterminate { gave_up_at: None, error: "timeout".into() },
+    }
 }
 fn failed(client: u64, call: Call, inv: u64, done: u64) -> Operation {
-    Operation { client, call, invoked_at: inv, outcome: Outcome::Failed { completed_at: done, error: "400".into() } }
+    Operation {
+        client,
+        call,
+        invoked_at: inv,
+        outcome: Outcome::Failed { completed_at: done, error: "400".into() },
+    }
 }
 fn write_call(v: &str) -> Call {
     Call::Write { key: "k".into(), value: v.into() }
@@ -39,7 +49,13 @@ fn w_unknown(c: u64, v: &str, inv: u64) -> Operation {
     unknown(c, write_call(v), inv)
 }
 fn read_mode(c: u64, mode: ReadMode, v: Option<&str>, inv: u64, done: u64) -> Operation {
-    ok(c, Call::Read { key: "k".into(), mode }, inv, done, Ret::Read { value: v.map(String::from), index: None })
+    ok(
+        c,
+        Call::Read { key: "k".into(), mode },
+        inv,
+        done,
+        Ret::Read { value: v.map(String::from), index: None },
+    )
 }
 fn r(c: u64, v: Option<&str>, inv: u64, done: u64) -> Operation {
     read_mode(c, ReadMode::Consistent, v, inv, done)
@@ -105,7 +121,9 @@ fn sequential_register_with_every_operation() {
 fn overlapping_writes_and_reads_have_several_valid_orders() {
     // a and b overlap; reads inside the window see both values in either
     // order, and the read after both may see either final value.
-    for (mid1, mid2, last) in [("a", "b", "b"), ("b", "a", "a"), ("a", "a", "a"), ("b", "b", "b"), ("a", "b", "b")] {
+    for (mid1, mid2, last) in
+        [("a", "b", "b"), ("b", "a", "a"), ("a", "a", "a"), ("b", "b", "b"), ("a", "b", "b")]
+    {
         let h = vec![
             w(1, "a", 0, 10),
             w(2, "b", 0, 10),
@@ -127,7 +145,12 @@ fn indeterminate_write_that_took_effect() {
     let report = assert_linearizable(&h);
     assert_eq!(report.keys[0].stats.ops_resolved, 1, "the read proves x took effect");
     // It may even take effect long after the client gave up, after later writes.
-    assert_linearizable(&[w_unknown(2, "x", 0), w(1, "a", 5, 6), r(3, Some("a"), 7, 8), r(3, Some("x"), 100, 101)]);
+    assert_linearizable(&[
+        w_unknown(2, "x", 0),
+        w(1, "a", 5, 6),
+        r(3, Some("a"), 7, 8),
+        r(3, Some("x"), 100, 101),
+    ]);
 }
 
 #[test]
@@ -205,12 +228,21 @@ fn default_reads_are_checked_unless_disabled() {
 fn keys_are_independent_registers() {
     let other = |mut op: Operation| {
         match &mut op.call {
-            Call::Read { key, .. } | Call::Write { key, .. } | Call::Cas { key, .. } | Call::Delete { key } => *key = "j".into(),
+            Call::Read { key, .. }
+            | Call::Write { key, .. }
+            | Call::Cas { key, .. }
+            | Call::Delete { key } => *key = "j".into(),
         }
         op
     };
     // "a" is written on both keys; values only need to be unique per key.
-    let h = vec![w(1, "a", 0, 1), other(w(2, "a", 0, 1)), other(w(2, "b", 2, 3)), r(3, Some("a"), 4, 5), other(r(3, Some("a"), 4, 5))];
+    let h = vec![
+        w(1, "a", 0, 1),
+        other(w(2, "a", 0, 1)),
+        other(w(2, "b", 2, 3)),
+        r(3, Some("a"), 4, 5),
+        other(r(3, Some("a"), 4, 5)),
+    ];
     let report = check(&h);
     assert_eq!(report.verdict(), Verdict::NotLinearizable);
     assert!(matches!(report.keys[0].verdict, KeyVerdict::NotLinearizable(_)), "key j is stale");
@@ -232,7 +264,11 @@ fn stale_read_after_a_completed_write() {
     assert_eq!(v.prefix_tail[1].value_after, val("b"));
     assert!(v.concurrent.is_empty());
     let text = v.to_string();
-    assert!(text.contains(r#"key "k" is not linearizable"#) && text.contains(r#"#2 client 2: read(consistent) "k" = "a" [4, 5]"#), "{text}");
+    assert!(
+        text.contains(r#"key "k" is not linearizable"#)
+            && text.contains(r#"#2 client 2: read(consistent) "k" = "a" [4, 5]"#),
+        "{text}"
+    );
 }
 
 #[test]
@@ -257,7 +293,8 @@ fn read_of_a_never_written_value() {
 #[test]
 fn observed_indeterminate_write_cannot_be_undone() {
     // x took effect before 11, so a later read cannot go back to a.
-    let v = violation(&[w(1, "a", 0, 1), w_unknown(2, "x", 2), r(3, Some("x"), 10, 11), r(3, Some("a"), 20, 21)]);
+    let v =
+        violation(&[w(1, "a", 0, 1), w_unknown(2, "x", 2), r(3, Some("x"), 10, 11), r(3, Some("a"), 20, 21)]);
     assert_eq!(v.blocked.index, 3);
     assert_eq!(v.possible_values, vec![val("x")]);
     // An indeterminate delete that was observed cannot be undone either.
@@ -271,12 +308,19 @@ fn read_from_the_future() {
     let h = vec![r(1, Some("a"), 0, 1), w_unknown(2, "a", 5)];
     assert_eq!(check(&h).verdict(), Verdict::NotLinearizable);
     let phantoms = check_no_phantom_reads(&h);
-    assert!(matches!(&phantoms[0].reason, PhantomReason::WrittenAfterRead(w) if w[0].index == 1), "{phantoms:?}");
+    assert!(
+        matches!(&phantoms[0].reason, PhantomReason::WrittenAfterRead(w) if w[0].index == 1),
+        "{phantoms:?}"
+    );
 }
 
 #[test]
 fn failed_cas_whose_value_appears() {
-    let h = vec![w(1, "a", 0, 1), cas(2, Some("a"), "b", 2, 3, false), read_mode(3, ReadMode::Stale, Some("b"), 4, 5)];
+    let h = vec![
+        w(1, "a", 0, 1),
+        cas(2, Some("a"), "b", 2, 3, false),
+        read_mode(3, ReadMode::Stale, Some("b"), 4, 5),
+    ];
     let phantoms = check_no_phantom_reads(&h);
     assert_eq!(phantoms.len(), 1);
     assert!(matches!(phantoms[0].reason, PhantomReason::WrittenOnlyByFailedOps(_)));
@@ -291,7 +335,10 @@ fn budget_exhaustion_is_unknown_not_a_hang() {
     let mut h: Vec<Operation> = (0..14).map(|i| w(i, &format!("v{i}"), 0, 100)).collect();
     h.push(r(99, Some("v0"), 101, 102));
     h.push(r(99, Some("nope"), 103, 104));
-    let tight = CheckOptions { budget: Budget { max_steps_per_key: 50, time_limit: None }, ..CheckOptions::default() };
+    let tight = CheckOptions {
+        budget: Budget { max_steps_per_key: 50, time_limit: None },
+        ..CheckOptions::default()
+    };
     let report = check_linearizability(&h, &tight).unwrap();
     assert_eq!(report.verdict(), Verdict::Unknown);
     assert_eq!(report.keys[0].verdict, KeyVerdict::Unknown(BudgetExceeded::Steps(50)));
@@ -367,19 +414,31 @@ fn lock_overlap_is_reported() {
     };
     assert!(check_mutual_exclusion(&[hold("s1", 0, Some(10)), hold("s2", 10, Some(20))]).is_empty());
     let v = check_mutual_exclusion(&[hold("s1", 0, Some(10)), hold("s2", 9, Some(20))]);
-    assert_eq!(v, vec![LockViolation::Overlap { first: hold("s1", 0, Some(10)), second: hold("s2", 9, Some(20)) }]);
+    assert_eq!(
+        v,
+        vec![LockViolation::Overlap { first: hold("s1", 0, Some(10)), second: hold("s2", 9, Some(20)) }]
+    );
 }
 
 // ---------------------------- files ----------------------------
 
 #[test]
 fn saved_history_rechecks_to_the_same_verdict() {
-    let h = vec![w(1, "a", 0, 1), w_unknown(2, "x", 2), cas(3, None, "y", 3, 4, false), r(2, Some("a"), 4, 5), del(1, 6, 7)];
+    let h = vec![
+        w(1, "a", 0, 1),
+        w_unknown(2, "x", 2),
+        cas(3, None, "y", 3, 4, false),
+        r(2, Some("a"), 4, 5),
+        del(1, 6, 7),
+    ];
     let mut file = Vec::new();
     write_jsonl(&h, &mut file).unwrap();
     let loaded = read_jsonl(file.as_slice()).unwrap();
     assert_eq!(loaded, h);
     let (a, b) = (check(&loaded), check(&h));
     assert_eq!(a.verdict(), Verdict::Linearizable);
-    assert_eq!(a.keys.iter().map(|k| (&k.key, &k.verdict, k.stats.steps)).collect::<Vec<_>>(), b.keys.iter().map(|k| (&k.key, &k.verdict, k.stats.steps)).collect::<Vec<_>>());
+    assert_eq!(
+        a.keys.iter().map(|k| (&k.key, &k.verdict, k.stats.steps)).collect::<Vec<_>>(),
+        b.keys.iter().map(|k| (&k.key, &k.verdict, k.stats.steps)).collect::<Vec<_>>()
+    );
 }

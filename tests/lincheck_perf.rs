@@ -91,16 +91,35 @@ fn throughput_on_100k_op_histories() {
     }
     // The simulator lands every timed-out request within 3 × max_latency of
     // its invocation, so 1000 ticks is a sound horizon for it.
-    let r = scenario("1 key, 8 clients, 1% timeouts, horizon 1000", config(1, 1, 8, 0.01), false, 1, Some(1000));
+    let r =
+        scenario("1 key, 8 clients, 1% timeouts, horizon 1000", config(1, 1, 8, 0.01), false, 1, Some(1000));
     assert_eq!(r.verdict(), Verdict::Linearizable);
     // One flipped read must be caught.
-    let r = scenario("10 keys, 16 clients, 1% timeouts, one flipped read", config(4, 10, 16, 0.01), true, 1, None);
+    let r = scenario(
+        "10 keys, 16 clients, 1% timeouts, one flipped read",
+        config(4, 10, 16, 0.01),
+        true,
+        1,
+        None,
+    );
     assert_eq!(r.verdict(), Verdict::NotLinearizable);
-    let r = scenario("1 key, 8 clients, 1% timeouts, one flipped read, horizon 1000", config(1, 1, 8, 0.01), true, 1, Some(1000));
+    let r = scenario(
+        "1 key, 8 clients, 1% timeouts, one flipped read, horizon 1000",
+        config(1, 1, 8, 0.01),
+        true,
+        1,
+        Some(1000),
+    );
     assert_eq!(r.verdict(), Verdict::NotLinearizable);
     // Without a horizon every timeout is a wildcard until the end: proving
     // this violation may run out of the default budget, but it must never be
     // reported linearizable.
-    let r = scenario("1 key, 8 clients, 1% timeouts, one flipped read, no horizon", config(1, 1, 8, 0.01), true, 1, None);
+    let r = scenario(
+        "1 key, 8 clients, 1% timeouts, one flipped read, no horizon",
+        config(1, 1, 8, 0.01),
+        true,
+        1,
+        None,
+    );
     assert_ne!(r.verdict(), Verdict::Linearizable);
 }

@@ -19,8 +19,8 @@ use consul::lincheck::contract::check_contract;
 use consul::lincheck::properties::{check_durability, check_no_phantom_reads};
 use consul::lincheck::simulate::{inject_stale_read, simulate, OpMix, SimConfig};
 use consul::lincheck::{
-    check_linearizability, read_jsonl, write_jsonl, Call, CheckOptions, KeyVerdict, Operation, Outcome, ReadMode, Ret,
-    Verdict,
+    check_linearizability, read_jsonl, write_jsonl, Call, CheckOptions, KeyVerdict, Operation, Outcome,
+    ReadMode, Ret, Verdict,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -55,7 +55,10 @@ fn simulated_correct_histories_always_pass() {
         assert_eq!(report.verdict(), Verdict::Linearizable, "seed {seed} {config:?}\n{report}");
         assert_eq!(check_no_phantom_reads(&sim.history), vec![], "seed {seed}");
         let durability = check_durability(&sim.history, &sim.final_values);
-        assert!(durability.is_ok() && durability.keys_without_final_value.is_empty(), "seed {seed}: {durability:?}");
+        assert!(
+            durability.is_ok() && durability.keys_without_final_value.is_empty(),
+            "seed {seed}: {durability:?}"
+        );
         assert_eq!(check_contract(&sim.history), vec![], "seed {seed}");
     }
 }
@@ -95,7 +98,10 @@ fn lost_write_in_the_final_state_is_always_caught() {
             let acked: Vec<&Operation> = sim
                 .history
                 .iter()
-                .filter(|op| op.call.key() == key && matches!(op.ret(), Some(Ret::Done) | Some(Ret::Cas { swapped: true })))
+                .filter(|op| {
+                    op.call.key() == key
+                        && matches!(op.ret(), Some(Ret::Done) | Some(Ret::Cas { swapped: true }))
+                })
                 .collect();
             let last_invoke = acked.iter().map(|op| op.invoked_at).max().unwrap_or(0);
             let older = acked.iter().filter(|op| op.completed_at().unwrap() < last_invoke).find_map(|op| {
@@ -135,20 +141,31 @@ fn saved_simulation_rechecks_identically() {
 fn brute_force(history: &[Operation], check_default: bool, horizon: Option<u64>) -> bool {
     let mut seen_by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for op in history {
-        if let (Call::Read { key, .. }, Outcome::Ok { completed_at, ret: Ret::Read { value: Some(v), .. } }) = (&op.call, &op.outcome) {
+        if let (Call::Read { key, .. }, Outcome::Ok { completed_at, ret: Ret::Read { value: Some(v), .. } }) =
+            (&op.call, &op.outcome)
+        {
             let t = seen_by.entry((key.as_str(), v.as_str())).or_insert(*completed_at);
             *t = (*t).min(*completed_at);
         }
     }
     let resolved: Vec<Operation> = history
         .iter()
-        .map(|op| match (op.is_indeterminate(), op.call.written_value().and_then(|v| seen_by.get(&(op.call.key(), v)))) {
-            (true, Some(&t)) => {
-                let ret = if matches!(op.call, Call::Cas { .. }) { Ret::Cas { swapped: true } } else { Ret::Done };
-                let by = t.max(op.invoked_at).min(horizon.map_or(u64::MAX, |h| op.invoked_at + h));
-                Operation { outcome: Outcome::Ok { completed_at: by, ret }, ..op.clone() }
+        .map(|op| {
+            match (
+                op.is_indeterminate(),
+                op.call.written_value().and_then(|v| seen_by.get(&(op.call.key(), v))),
+            ) {
+                (true, Some(&t)) => {
+                    let ret = if matches!(op.call, Call::Cas { .. }) {
+                        Ret::Cas { swapped: true }
+                    } else {
+                        Ret::Done
+                    };
+                    let by = t.max(op.invoked_at).min(horizon.map_or(u64::MAX, |h| op.invoked_at + h));
+                    Operation { outcome: Outcome::Ok { completed_at: by, ret }, ..op.clone() }
+                }
+                _ => op.clone(),
             }
-            _ => op.clone(),
         })
         .collect();
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
@@ -194,7 +211,8 @@ fn orders(ops: &[&Operation], deadline: &[Option<u64>], used: &mut [bool], state
             continue;
         }
         // Every op that returned before ops[i] was invoked must come first.
-        let blocked = (0..ops.len()).any(|j| !used[j] && j != i && deadline[j].is_some_and(|done| done < ops[i].invoked_at));
+        let blocked = (0..ops.len())
+            .any(|j| !used[j] && j != i && deadline[j].is_some_and(|done| done < ops[i].invoked_at));
         if blocked {
             continue;
         }
@@ -202,10 +220,16 @@ fn orders(ops: &[&Operation], deadline: &[Option<u64>], used: &mut [bool], state
             (Call::Read { .. }, Some(Ret::Read { value, .. })) => (value == &state).then(|| state.clone()),
             (Call::Write { value, .. }, _) => Some(Some(value.clone())),
             (Call::Delete { .. }, _) => Some(None),
-            (Call::Cas { expected, new, .. }, Some(Ret::Cas { swapped: true })) => (expected == &state).then(|| Some(new.clone())),
-            (Call::Cas { expected, .. }, Some(Ret::Cas { swapped: false })) => (expected != &state).then(|| state.clone()),
+            (Call::Cas { expected, new, .. }, Some(Ret::Cas { swapped: true })) => {
+                (expected == &state).then(|| Some(new.clone()))
+            }
+            (Call::Cas { expected, .. }, Some(Ret::Cas { swapped: false })) => {
+                (expected != &state).then(|| state.clone())
+            }
             // An indeterminate CAS that took effect swapped or failed by itself.
-            (Call::Cas { expected, new, .. }, None) => Some(if expected == &state { Some(new.clone()) } else { state.clone() }),
+            (Call::Cas { expected, new, .. }, None) => {
+                Some(if expected == &state { Some(new.clone()) } else { state.clone() })
+            }
             _ => None,
         };
         if let Some(next) = next {
@@ -249,7 +273,10 @@ fn tiny_history(rng: &mut StdRng, max_ops: u64) -> Vec<Operation> {
             7..=8 => {
                 written += 1;
                 let expected = value(rng, 4).filter(|v| v != "never");
-                (Call::Cas { key, expected, expected_index: None, new: format!("v{written}") }, Ret::Cas { swapped: rng.random_bool(0.5) })
+                (
+                    Call::Cas { key, expected, expected_index: None, new: format!("v{written}") },
+                    Ret::Cas { swapped: rng.random_bool(0.5) },
+                )
             }
             _ => (Call::Delete { key }, Ret::Done),
         };
@@ -276,7 +303,11 @@ fn checker_agrees_with_brute_force_on_tiny_histories() {
         let check_default = case % 2 == 0;
         // A third of the cases assume timed-out requests land within a horizon.
         let horizon = (case % 3 == 0).then(|| rng.random_range(0..10));
-        let options = CheckOptions { check_default_reads: check_default, indeterminate_horizon: horizon, ..CheckOptions::default() };
+        let options = CheckOptions {
+            check_default_reads: check_default,
+            indeterminate_horizon: horizon,
+            ..CheckOptions::default()
+        };
         let report = check_linearizability(&history, &options).unwrap();
         let expected = brute_force(&history, check_default, horizon);
         let got = report.verdict() == Verdict::Linearizable;

@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The Debian packages the suite uses; `bench/setup.sh` installs them.
-pub const APT_LINE: &str = "apt-get install -y etcd-server etcd-client serf dnsperf nsd python3-matplotlib strace linux-perf";
+pub const APT_LINE: &str =
+    "apt-get install -y etcd-server etcd-client serf dnsperf nsd python3-matplotlib strace linux-perf";
 
 pub struct Ctx {
     pub quick: bool,
@@ -58,7 +59,11 @@ pub fn which(name: &str) -> Option<PathBuf> {
 impl Tools {
     pub fn discover() -> Tools {
         let python = [PathBuf::from("/usr/bin/python3"), PathBuf::from("python3")].into_iter().find(|p| {
-            Command::new(p).args(["-c", "import matplotlib"]).output().map(|o| o.status.success()).unwrap_or(false)
+            Command::new(p)
+                .args(["-c", "import matplotlib"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
         });
         Tools {
             etcd: which("etcd"),
@@ -73,7 +78,9 @@ impl Tools {
 
     /// One line per tool: found where, or missing.
     pub fn describe(&self) -> Vec<(String, String)> {
-        let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "MISSING".into());
+        let show = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "MISSING".into())
+        };
         vec![
             ("etcd".into(), show(&self.etcd)),
             ("etcdctl".into(), show(&self.etcdctl)),
@@ -163,7 +170,8 @@ pub fn git_commit(repo: &Path) -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = run(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()).unwrap_or(false);
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()).unwrap_or(false);
     if dirty {
         format!("{commit} (with uncommitted changes)")
     } else {
@@ -175,7 +183,10 @@ pub fn git_commit(repo: &Path) -> String {
 /// allows (children inherit it: the agents under the watcher benchmark hold
 /// one socket per watcher). Returns the new soft limit.
 pub fn raise_nofile() -> u64 {
-    let want: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    let want: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
@@ -199,7 +210,8 @@ pub fn raise_nofile() -> u64 {
 pub fn version_of(program: &Path, args: &[&str]) -> String {
     match Command::new(program).args(args).output() {
         Ok(o) => {
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
             text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("?").to_string()
         }
         Err(e) => format!("? ({e})"),

@@ -60,7 +60,12 @@ pub fn parse_strace_summary(text: &str) -> SyncCount {
 
 /// Attaches strace to every thread of `pids`, runs `work`, detaches and
 /// returns the sync calls counted while attached plus `work`'s output.
-pub async fn strace_syncs<T, F>(strace: &Path, pids: &[u32], out_dir: &Path, work: F) -> Result<(SyncCount, T), String>
+pub async fn strace_syncs<T, F>(
+    strace: &Path,
+    pids: &[u32],
+    out_dir: &Path,
+    work: F,
+) -> Result<(SyncCount, T), String>
 where
     F: std::future::Future<Output = T>,
 {
@@ -87,7 +92,8 @@ where
         // SAFETY: SIGINT to our own strace child makes it detach and print.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let _ = child.wait();
-        let text = std::fs::read_to_string(&out).map_err(|e| format!("no strace output {}: {e}", out.display()))?;
+        let text =
+            std::fs::read_to_string(&out).map_err(|e| format!("no strace output {}: {e}", out.display()))?;
         let c = parse_strace_summary(&text);
         total.fsync += c.fsync;
         total.fdatasync += c.fdatasync;

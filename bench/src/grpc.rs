@@ -67,9 +67,13 @@ impl GrpcConn {
         if let Some(s) = &self.sender {
             return Ok(s.clone());
         }
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| format!("connect to {}: {e}", self.addr))?;
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect to {}: {e}", self.addr))?;
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = h2::client::handshake(tcp).await.map_err(|e| format!("HTTP/2 handshake with {}: {e}", self.addr))?;
+        let (sender, conn) = h2::client::handshake(tcp)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {}: {e}", self.addr))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -92,14 +96,16 @@ impl GrpcConn {
                 .header("te", "trailers")
                 .body(())
                 .map_err(|e| format!("bad gRPC request: {e}"))?;
-            let (resp, mut stream) = sender.send_request(req, false).map_err(|e| format!("{addr}{path}: {e}"))?;
+            let (resp, mut stream) =
+                sender.send_request(req, false).map_err(|e| format!("{addr}{path}: {e}"))?;
             let mut framed = BytesMut::with_capacity(msg.len() + 5);
             framed.put_u8(0);
             framed.put_u32(msg.len() as u32);
             framed.put_slice(&msg);
             stream.send_data(framed.freeze(), true).map_err(|e| format!("{addr}{path}: sending: {e}"))?;
             let resp = resp.await.map_err(|e| format!("{addr}{path}: {e}"))?;
-            let header_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let header_status =
+                resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
             let mut body = resp.into_body();
             let mut data = BytesMut::new();
             while let Some(chunk) = body.data().await {

@@ -26,7 +26,8 @@ impl Resp {
     }
 
     pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(&self.body).map_err(|e| format!("bad JSON in response ({e}): {}", truncate(&self.text(), 200)))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| format!("bad JSON in response ({e}): {}", truncate(&self.text(), 200)))
     }
 
     pub fn header_u64(&self, name: &str) -> Option<u64> {
@@ -91,15 +92,23 @@ impl HttpConn {
         let result = tokio::time::timeout(timeout, async {
             let sender = self.connect().await?;
             sender.ready().await.map_err(|e| format!("{addr}: connection not ready: {e}"))?;
-            let mut b = Request::builder().method(method).uri(path).header(hyper::header::HOST, host.as_str());
+            let mut b =
+                Request::builder().method(method).uri(path).header(hyper::header::HOST, host.as_str());
             if body.is_some() {
                 b = b.header(hyper::header::CONTENT_TYPE, "application/json");
             }
-            let req = b.body(Full::new(body.unwrap_or_default())).map_err(|e| format!("bad request {path}: {e}"))?;
+            let req = b
+                .body(Full::new(body.unwrap_or_default()))
+                .map_err(|e| format!("bad request {path}: {e}"))?;
             let resp = sender.send_request(req).await.map_err(|e| format!("{addr}{path}: {e}"))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp.into_body().collect().await.map_err(|e| format!("{addr}{path}: reading body: {e}"))?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{addr}{path}: reading body: {e}"))?
+                .to_bytes();
             Ok::<Resp, String>(Resp { status, headers, body })
         })
         .await;
@@ -122,7 +131,13 @@ impl HttpConn {
 }
 
 /// A single request on a fresh connection.
-pub async fn oneshot(addr: SocketAddr, method: Method, path: &str, body: Option<Bytes>, timeout: Duration) -> Result<Resp, String> {
+pub async fn oneshot(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+    timeout: Duration,
+) -> Result<Resp, String> {
     let mut c = HttpConn::new(addr);
     c.timeout = timeout;
     c.request(method, path, body).await

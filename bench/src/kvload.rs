@@ -46,7 +46,9 @@ pub enum KvOp {
     Put,
     /// `relaxed`: consul-rs `?stale`, etcd serializable. Otherwise consul-rs's
     /// default (linearizable) and etcd's default (linearizable).
-    Get { relaxed: bool },
+    Get {
+        relaxed: bool,
+    },
 }
 
 pub const VALUE_SIZE: usize = 256;
@@ -80,7 +82,16 @@ impl KvWorker {
         let mut rng = SmallRng::seed_from_u64(seed);
         let raw: Vec<u8> = (0..VALUE_SIZE).map(|_| rng.random_range(b'a'..=b'z')).collect();
         let value_b64: Arc<str> = b64(&raw).into();
-        KvWorker { api, op, http: HttpConn::new(addr), grpc: GrpcConn::new(addr), rng, keys, value: raw.into(), value_b64 }
+        KvWorker {
+            api,
+            op,
+            http: HttpConn::new(addr),
+            grpc: GrpcConn::new(addr),
+            rng,
+            keys,
+            value: raw.into(),
+            value_b64,
+        }
     }
 
     fn pick(&mut self, seq: u64) -> u64 {
@@ -96,7 +107,10 @@ impl Worker for KvWorker {
         let key = key_name(self.pick(seq));
         match (self.api, self.op) {
             (Api::Consul, KvOp::Put) => {
-                let r = self.http.request(Method::PUT, &format!("/v1/kv/{key}"), Some(self.value.clone())).await?;
+                let r = self
+                    .http
+                    .request(Method::PUT, &format!("/v1/kv/{key}"), Some(self.value.clone()))
+                    .await?;
                 if r.status != 200 || r.body.as_ref() != b"true" {
                     return Err(format!("PUT {key}: {} {}", r.status, truncate(&r.text(), 200)));
                 }
@@ -149,7 +163,13 @@ pub async fn preload(api: Api, addrs: &[SocketAddr], n: u64, clients: usize) -> 
     let mut tasks = Vec::new();
     for c in 0..clients {
         let addr = addrs[c % addrs.len()];
-        let mut w = KvWorker::new(api, KvOp::Put, addr, Keys::Sequence { start: c as u64, stride: clients as u64 }, c as u64);
+        let mut w = KvWorker::new(
+            api,
+            KvOp::Put,
+            addr,
+            Keys::Sequence { start: c as u64, stride: clients as u64 },
+            c as u64,
+        );
         tasks.push(tokio::spawn(async move {
             for s in 0..per {
                 if c as u64 + s * clients as u64 >= n {

@@ -58,7 +58,12 @@ pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 /// Runs `clients` workers built by `make(i)` and returns the merged result
 /// plus the workers (so callers can read counters they kept).
-pub async fn run<W: Worker, F: FnMut(usize) -> W>(clients: usize, warmup: Duration, window: Duration, mut make: F) -> (LoadResult, Vec<W>) {
+pub async fn run<W: Worker, F: FnMut(usize) -> W>(
+    clients: usize,
+    warmup: Duration,
+    window: Duration,
+    mut make: F,
+) -> (LoadResult, Vec<W>) {
     let t0 = Instant::now() + Duration::from_millis(20);
     let measure_from = t0 + warmup;
     let end = measure_from + window;
@@ -101,7 +106,14 @@ pub async fn run<W: Worker, F: FnMut(usize) -> W>(clients: usize, warmup: Durati
             (hist, ops, total, errors, first_error, w)
         }));
     }
-    let mut result = LoadResult { ops: 0, total_ops: 0, errors: 0, secs: window.as_secs_f64(), hist: new_hist(), first_error: None };
+    let mut result = LoadResult {
+        ops: 0,
+        total_ops: 0,
+        errors: 0,
+        secs: window.as_secs_f64(),
+        hist: new_hist(),
+        first_error: None,
+    };
     let mut workers = Vec::with_capacity(clients);
     for h in handles {
         // A worker stuck past the end (a request that never answers) is

@@ -154,7 +154,20 @@ impl Cmd {
     }
 }
 
-const ALL: [Cmd; 12] = [Cmd::Disk, Cmd::KvPut, Cmd::KvGet, Cmd::Cas, Cmd::Watch, Cmd::Dns, Cmd::Catalog, Cmd::Gossip, Cmd::GossipSim, Cmd::Failover, Cmd::Footprint, Cmd::Profile];
+const ALL: [Cmd; 12] = [
+    Cmd::Disk,
+    Cmd::KvPut,
+    Cmd::KvGet,
+    Cmd::Cas,
+    Cmd::Watch,
+    Cmd::Dns,
+    Cmd::Catalog,
+    Cmd::Gossip,
+    Cmd::GossipSim,
+    Cmd::Failover,
+    Cmd::Footprint,
+    Cmd::Profile,
+];
 
 async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
     let mut sec = Section::new(cmd.id(), cmd.title());
@@ -209,7 +222,10 @@ fn check(tools: &Tools) -> bool {
 
 fn main() {
     let cli = Cli::parse();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".."));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."));
     let tools = Tools::discover();
     if cli.cmd == Cmd::Check {
         std::process::exit(if check(&tools) { 0 } else { 1 });
@@ -226,7 +242,9 @@ fn main() {
             let d = repo.join("bench/.work/quick");
             (d.join("benchmarks.md"), d.join("benchmarks"), d.join("benchmarks"))
         }
-        None => (repo.join("docs/benchmarks.md"), repo.join("docs/img/benchmarks"), repo.join("bench/results")),
+        None => {
+            (repo.join("docs/benchmarks.md"), repo.join("docs/img/benchmarks"), repo.join("bench/results"))
+        }
     };
     let work = cli.work.clone().unwrap_or_else(|| repo.join("bench/.work/scratch"));
     if let Err(e) = std::fs::create_dir_all(&work) {
@@ -247,7 +265,19 @@ fn main() {
     };
     let nofile = ctx::raise_nofile();
     let consul_commit = cli.consul_commit.clone().unwrap_or_else(|| ctx::git_commit(&consul_repo));
-    let ctx = Ctx { quick: cli.quick, repo, consul_repo, consul_commit, consul, work, results, doc, assets, tools, nofile };
+    let ctx = Ctx {
+        quick: cli.quick,
+        repo,
+        consul_repo,
+        consul_commit,
+        consul,
+        work,
+        results,
+        doc,
+        assets,
+        tools,
+        nofile,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -24,8 +24,13 @@ pub struct Proc {
 impl Proc {
     /// Starts `program args`, stdout and stderr appended to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc, String> {
-        let out = File::options().create(true).append(true).open(log).map_err(|e| format!("failed to open log {}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("failed to clone log handle {}: {e}", log.display()))?;
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("failed to open log {}: {e}", log.display()))?;
+        let err =
+            out.try_clone().map_err(|e| format!("failed to clone log handle {}: {e}", log.display()))?;
         let started = Instant::now();
         let mut cmd = Command::new(program);
         // SAFETY: prctl in the forked child before exec; async-signal-safe.
@@ -44,7 +49,15 @@ impl Proc {
             .spawn()
             .map_err(|e| format!("failed to start {name} ({}): {e}", program.display()))?;
         let pid = child.id();
-        Ok(Proc { name: name.into(), program: program.into(), args: args.to_vec(), log: log.into(), started, child: Some(child), pid })
+        Ok(Proc {
+            name: name.into(),
+            program: program.into(),
+            args: args.to_vec(),
+            log: log.into(),
+            started,
+            child: Some(child),
+            pid,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -67,13 +80,9 @@ impl Proc {
         }
     }
 
-
-
     pub fn rss_kb(&self) -> Option<u64> {
         rss_kb(self.pid)
     }
-
-
 
     pub fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)
@@ -101,7 +110,11 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 /// heap and stacks versus mapped code and data of the binary and libraries.
 pub fn rss_split(pid: u32) -> Option<(u64, u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let get = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let get = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
     Some((get("RssAnon:")?, get("RssFile:")? + get("RssShmem:").unwrap_or(0), get("Threads:")?))
 }
 

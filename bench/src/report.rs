@@ -12,13 +12,31 @@ use std::path::Path;
 use std::process::Command;
 
 /// Benchmark ids in report order, with the sub-command that produces each.
-pub const ORDER: &[&str] = &["kv-put", "kv-get", "cas", "watch", "dns", "catalog", "gossip", "gossip-sim", "failover", "footprint", "disk", "profile"];
+pub const ORDER: &[&str] = &[
+    "kv-put",
+    "kv-get",
+    "cas",
+    "watch",
+    "dns",
+    "catalog",
+    "gossip",
+    "gossip-sim",
+    "failover",
+    "footprint",
+    "disk",
+    "profile",
+];
 
 /// The machine the run happened on, saved as its own section.
 pub fn machine_section(ctx: &Ctx) -> Section {
     let mut s = Section::new("machine", "Machine");
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())).unwrap_or_else(|| "?".into());
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "?".into());
     let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     let flags = cpuinfo.lines().find_map(|l| l.strip_prefix("flags")).unwrap_or("");
     let aes = if flags.split_whitespace().any(|f| f == "aes") { "yes" } else { "no" };
@@ -61,7 +79,8 @@ pub fn machine_section(ctx: &Ctx) -> Section {
             .arg("-h")
             .output()
             .map(|o| {
-                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+                let text =
+                    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
                 text.lines().find(|l| l.starts_with("Version")).unwrap_or("?").to_string()
             })
             .unwrap_or_default();
@@ -96,7 +115,8 @@ fn draw(ctx: &Ctx, p: &crate::results::Plot) -> Result<(), String> {
         return Err("python3-matplotlib is not installed".into());
     };
     let script = ctx.repo.join("bench").join("plot.py");
-    std::fs::create_dir_all(&ctx.assets).map_err(|e| format!("failed to create {}: {e}", ctx.assets.display()))?;
+    std::fs::create_dir_all(&ctx.assets)
+        .map_err(|e| format!("failed to create {}: {e}", ctx.assets.display()))?;
     let out = Command::new(python)
         .arg(&script)
         .arg(ctx.results.join(&p.csv))
@@ -134,7 +154,11 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
     }
     // Machine-wide CPU use sampled just before each benchmark started
     // its processes: anything above a few percent is other work.
-    let busy: Vec<(String, f64)> = sections.iter().filter_map(|s| Some((s.id.clone(), s.busy_before_pct?))).filter(|(_, b)| *b > 10.0).collect();
+    let busy: Vec<(String, f64)> = sections
+        .iter()
+        .filter_map(|s| Some((s.id.clone(), s.busy_before_pct?)))
+        .filter(|(_, b)| *b > 10.0)
+        .collect();
     if !busy.is_empty() {
         let _ = writeln!(
             out,
@@ -180,7 +204,12 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
     let gaps = crate::targets::gaps(&sections);
     let skipped: Vec<String> = sections
         .iter()
-        .flat_map(|s| s.notes.iter().filter(|n| n.contains(" not run:") || n.contains(" not simulated:")).map(move |n| format!("`{}`: {n}", s.id)))
+        .flat_map(|s| {
+            s.notes
+                .iter()
+                .filter(|n| n.contains(" not run:") || n.contains(" not simulated:"))
+                .map(move |n| format!("`{}`: {n}", s.id))
+        })
         .collect();
     if !gaps.is_empty() || !skipped.is_empty() {
         out.push_str(
@@ -198,12 +227,26 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
     }
     out.push_str("## Contents\n\n");
     for (i, s) in sections.iter().enumerate() {
-        let anchor = format!("{}-{}", i + 1, s.title.to_lowercase().chars().filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-').collect::<String>().replace(' ', "-"));
+        let anchor = format!(
+            "{}-{}",
+            i + 1,
+            s.title
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                .collect::<String>()
+                .replace(' ', "-")
+        );
         let _ = writeln!(out, "{}. [{}](#{anchor}) (`{}`)", i + 1, s.title, s.id);
     }
-    let missing: Vec<&str> = ORDER.iter().copied().filter(|id| !sections.iter().any(|s| s.id == *id)).collect();
+    let missing: Vec<&str> =
+        ORDER.iter().copied().filter(|id| !sections.iter().any(|s| s.id == *id)).collect();
     if !missing.is_empty() {
-        let _ = writeln!(out, "\nNot run yet: {}.", missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            out,
+            "\nNot run yet: {}.",
+            missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        );
     }
     out.push('\n');
     for (i, s) in sections.iter().enumerate() {
@@ -231,7 +274,12 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
                     let _ = writeln!(out, "![{}]({})\n", p.title, rel(&doc_dir, &ctx.assets.join(&p.png)));
                 }
                 Err(e) => {
-                    let _ = writeln!(out, "(plot `{}` not drawn: {e}; data in `{}`)\n", p.png, rel(&ctx.repo, &ctx.results.join(&p.csv)));
+                    let _ = writeln!(
+                        out,
+                        "(plot `{}` not drawn: {e}; data in `{}`)\n",
+                        p.png,
+                        rel(&ctx.repo, &ctx.results.join(&p.csv))
+                    );
                 }
             }
         }
@@ -243,7 +291,9 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
             out.push('\n');
         }
         if !s.commands.is_empty() {
-            out.push_str("<details><summary>Commands started (`$WORK` = the scratch directory)</summary>\n\n```\n");
+            out.push_str(
+                "<details><summary>Commands started (`$WORK` = the scratch directory)</summary>\n\n```\n",
+            );
             let mut seen = std::collections::BTreeSet::new();
             for c in &s.commands {
                 if seen.insert(c.clone()) {

@@ -61,7 +61,11 @@ pub struct Plot {
 
 impl Table {
     pub fn new(title: &str, header: &[&str]) -> Table {
-        Table { title: title.into(), header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Table {
+            title: title.into(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -83,7 +87,8 @@ impl Section {
     pub fn save(&self, dir: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
         let path = dir.join(format!("{}.json", self.id));
-        let text = serde_json::to_string_pretty(self).map_err(|e| format!("failed to encode {}: {e}", self.id))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| format!("failed to encode {}: {e}", self.id))?;
         std::fs::write(&path, text).map_err(|e| format!("failed to write {}: {e}", path.display()))
     }
 
@@ -187,12 +192,15 @@ pub fn machine_busy_pct(window: std::time::Duration) -> Option<f64> {
 }
 
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub fn now_utc() -> String {
     // Seconds since the epoch rendered as a UTC timestamp (no date crate).
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     let (y, m, d) = civil_from_days(days);

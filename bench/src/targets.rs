@@ -39,7 +39,15 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 /// ours / theirs must be ≥ `want` (throughput) or ≤ `want` (latency, time).
-fn ratio_row(m: &Metrics, target: String, ours: &str, theirs: &str, want: f64, higher_is_better: bool, unit: &str) -> Row {
+fn ratio_row(
+    m: &Metrics,
+    target: String,
+    ours: &str,
+    theirs: &str,
+    want: f64,
+    higher_is_better: bool,
+    unit: &str,
+) -> Row {
     match (m.get(ours), m.get(theirs)) {
         (Some(a), Some(b)) if b > 0.0 => {
             let r = a / b;
@@ -80,11 +88,16 @@ pub fn table(sections: &[Section]) -> Table {
         }
     }
     for n in [1, 3] {
-        for (mode, mode_label, peer_mode) in [("default", "default vs linearizable", "default"), ("stale", "`?stale` vs serializable", "stale")] {
+        for (mode, mode_label, peer_mode) in [
+            ("default", "default vs linearizable", "default"),
+            ("stale", "`?stale` vs serializable", "stale"),
+        ] {
             for (peer, label) in [("etcd_http", "JSON gateway"), ("etcd_grpc", "gRPC")] {
                 rows.push(ratio_row(
                     &m,
-                    format!("KV GET throughput at 64 clients ≥ 2× etcd ({n} server(s), {mode_label}, vs {label})"),
+                    format!(
+                        "KV GET throughput at 64 clients ≥ 2× etcd ({n} server(s), {mode_label}, vs {label})"
+                    ),
                     &format!("kv_get.n{n}.{mode}.consul.c64.ops"),
                     &format!("kv_get.n{n}.{peer_mode}.{peer}.c64.ops"),
                     2.0,
@@ -105,21 +118,62 @@ pub fn table(sections: &[Section]) -> Table {
             "QPS",
         ));
     }
-    let mut gossip_ns: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
+    let mut gossip_ns: Vec<u64> =
+        m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
     gossip_ns.sort_unstable();
     gossip_ns.dedup();
     for n in gossip_ns {
-        for (what, label) in [("join_s", "join seen by all"), ("fail_s", "kill -9 → failed everywhere"), ("leave_s", "leave → left everywhere")] {
-            rows.push(ratio_row(&m, format!("gossip no slower than serf: {label} (N = {n})"), &format!("gossip.n{n}.consul.{what}"), &format!("gossip.n{n}.serf.{what}"), 1.0, false, "s"));
+        for (what, label) in [
+            ("join_s", "join seen by all"),
+            ("fail_s", "kill -9 → failed everywhere"),
+            ("leave_s", "leave → left everywhere"),
+        ] {
+            rows.push(ratio_row(
+                &m,
+                format!("gossip no slower than serf: {label} (N = {n})"),
+                &format!("gossip.n{n}.consul.{what}"),
+                &format!("gossip.n{n}.serf.{what}"),
+                1.0,
+                false,
+                "s",
+            ));
         }
     }
-    rows.push(ratio_row(&m, "idle client agent RSS ≤ serf agent's".into(), "footprint.consul_client.rss_mb", "footprint.serf.rss_mb", 1.0, false, "MB"));
+    rows.push(ratio_row(
+        &m,
+        "idle client agent RSS ≤ serf agent's".into(),
+        "footprint.consul_client.rss_mb",
+        "footprint.serf.rss_mb",
+        1.0,
+        false,
+        "MB",
+    ));
     match m.get("failover.consul.p50_s") {
-        Some(v) => rows.push(Row { target: "leader failover p50 < 3 s".into(), measured: format!("{v:.2} s (etcd {})", m.get("failover.etcd.p50_s").map(|e| format!("{e:.2} s")).unwrap_or_else(|| "—".into())), met: Some(v < 3.0) }),
-        None => rows.push(Row { target: "leader failover p50 < 3 s".into(), measured: "—".into(), met: None }),
+        Some(v) => rows.push(Row {
+            target: "leader failover p50 < 3 s".into(),
+            measured: format!(
+                "{v:.2} s (etcd {})",
+                m.get("failover.etcd.p50_s").map(|e| format!("{e:.2} s")).unwrap_or_else(|| "—".into())
+            ),
+            met: Some(v < 3.0),
+        }),
+        None => {
+            rows.push(Row { target: "leader failover p50 < 3 s".into(), measured: "—".into(), met: None })
+        }
     }
-    rows.push(ratio_row(&m, "1-entry Raft log append ≤ 1.5× raw write + fdatasync (p50)".into(), "disk.wal1.p50_us", "disk.raw.p50_us", 1.5, false, "µs"));
-    let mut t = Table::new("Targets (issue 11), judged from this run", &["target", "measured (consul-rs vs peer)", "verdict"]);
+    rows.push(ratio_row(
+        &m,
+        "1-entry Raft log append ≤ 1.5× raw write + fdatasync (p50)".into(),
+        "disk.wal1.p50_us",
+        "disk.raw.p50_us",
+        1.5,
+        false,
+        "µs",
+    ));
+    let mut t = Table::new(
+        "Targets (issue 11), judged from this run",
+        &["target", "measured (consul-rs vs peer)", "verdict"],
+    );
     for r in rows {
         t.row(vec![r.target, r.measured, verdict(r.met).into()]);
     }
@@ -284,7 +338,11 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
             }
             let cpu_c = m.get(&format!("kv_get.n{n}.{mode}.consul.c64.cpu_ms"));
             let cpu_e = m.get(&format!("kv_get.n{n}.{mode}.{peer}.c64.cpu_ms"));
-            let what = if mode == "default" { "default consistency vs etcd linearizable" } else { "`?stale` vs etcd serializable" };
+            let what = if mode == "default" {
+                "default consistency vs etcd linearizable"
+            } else {
+                "`?stale` vs etcd serializable"
+            };
             let mut p = format!(
                 "**KV GET at 64 clients, {n} server(s), {what}: {} reads/s vs {} for {} = {:.2}× (target 2×).** Server CPU \
                  per read: consul-rs {} ms, etcd {} ms. ",
@@ -318,12 +376,20 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
     // DNS.
     let mut dns = Vec::new();
     for svc in [1, 10, 100] {
-        if let (Some(a), Some(b)) = (m.get(&format!("dns.svc{svc}.c4q100.consul_qps")), m.get(&format!("dns.svc{svc}.c4q100.nsd_qps"))) {
+        if let (Some(a), Some(b)) = (
+            m.get(&format!("dns.svc{svc}.c4q100.consul_qps")),
+            m.get(&format!("dns.svc{svc}.c4q100.nsd_qps")),
+        ) {
             dns.push((svc, a, b));
         }
     }
     if dns.iter().any(|(_, a, b)| *a < 0.5 * b) {
-        let rows: Vec<String> = dns.iter().map(|(s, a, b)| format!("{s} instance(s): {} vs {} QPS ({:.0} %)", num(*a), num(*b), 100.0 * a / b)).collect();
+        let rows: Vec<String> = dns
+            .iter()
+            .map(|(s, a, b)| {
+                format!("{s} instance(s): {} vs {} QPS ({:.0} %)", num(*a), num(*b), 100.0 * a / b)
+            })
+            .collect();
         let mut p = format!(
             "**DNS: below 50 % of nsd** — {}. The consul-rs agent spent {} CPU µs per query (svc100); its profile: \
              {} % of samples in the kernel (UDP receive/send), {} % in malloc/free, {} % in memcpy/memcmp. ",
@@ -353,13 +419,16 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
         out.push(p);
     }
     // Gossip.
-    let mut gossip_ns: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
+    let mut gossip_ns: Vec<u64> =
+        m.0.keys().filter_map(|k| k.strip_prefix("gossip.n")?.split('.').next()?.parse().ok()).collect();
     gossip_ns.sort_unstable();
     gossip_ns.dedup();
     let (mut slow, mut slow_leave, mut slow_real) = (Vec::new(), Vec::new(), Vec::new());
     for n in gossip_ns {
         for (what, label) in [("join_s", "join"), ("fail_s", "failure detection"), ("leave_s", "leave")] {
-            if let (Some(a), Some(b)) = (m.get(&format!("gossip.n{n}.consul.{what}")), m.get(&format!("gossip.n{n}.serf.{what}"))) {
+            if let (Some(a), Some(b)) =
+                (m.get(&format!("gossip.n{n}.consul.{what}")), m.get(&format!("gossip.n{n}.serf.{what}")))
+            {
                 if a > b {
                     let text = format!("{label} at N = {n}: {} s vs {} s", num(a), num(b));
                     // Polling every 50 ms: a few polls of difference is noise
@@ -433,7 +502,9 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
     }
     // Catalog reads at scale: no numeric target, but a listing that takes
     // tens of milliseconds with 10,000 services is a gap users feel.
-    if let (Some(p1), Some(p16)) = (m.get("catalog.catalog_services.c1.p50_ms"), m.get("catalog.catalog_services.c16.p50_ms")) {
+    if let (Some(p1), Some(p16)) =
+        (m.get("catalog.catalog_services.c1.p50_ms"), m.get("catalog.catalog_services.c16.p50_ms"))
+    {
         if p1 > 10.0 {
             out.push(format!(
                 "**`/v1/catalog/services` is slow with a large catalog: p50 {} ms at 1 client and {} ms at 16** (after \
@@ -453,10 +524,13 @@ pub fn gaps(sections: &[Section]) -> Vec<String> {
     }
     // Blocking queries: no numeric target, but memory per idle watcher is
     // what limits how many a server can hold.
-    let mut stages: Vec<u64> = m.0.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
+    let mut stages: Vec<u64> =
+        m.0.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
     stages.sort_unstable();
     if let (Some(&n1), Some(&n2)) = (stages.first(), stages.last()) {
-        if let (Some(r1), Some(r2)) = (m.get(&format!("watch.{n1}.rss_mb")), m.get(&format!("watch.{n2}.rss_mb"))) {
+        if let (Some(r1), Some(r2)) =
+            (m.get(&format!("watch.{n1}.rss_mb")), m.get(&format!("watch.{n2}.rss_mb")))
+        {
             if n2 > n1 {
                 let kib = (r2 - r1) * 1024.0 / (n2 - n1) as f64;
                 out.push(format!(

@@ -22,8 +22,11 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
     let mut node_in_sync = false;
     loop {
         let full = Instant::now() >= next_full;
-        let result =
-            if full { full_sync(&agent, &mut node_in_sync).await } else { push_changes(&agent, &mut node_in_sync).await };
+        let result = if full {
+            full_sync(&agent, &mut node_in_sync).await
+        } else {
+            push_changes(&agent, &mut node_in_sync).await
+        };
         match result {
             Ok(()) => {
                 backoff = Duration::from_millis(250);
@@ -80,13 +83,23 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     let pending = local.pending(Instant::now());
     for id in pending.deleted_services {
         agent
-            .catalog_deregister(Deregistration { node: node.clone(), service_id: Some(id.clone()), check_id: None })
+            .catalog_deregister(Deregistration {
+                node: node.clone(),
+                service_id: Some(id.clone()),
+                check_id: None,
+            })
             .await?;
         local.service_deleted(&id);
         tracing::info!(target: "agent", service = %id, "Deregistered service");
     }
     for id in pending.deleted_checks {
-        agent.catalog_deregister(Deregistration { node: node.clone(), service_id: None, check_id: Some(id.clone()) }).await?;
+        agent
+            .catalog_deregister(Deregistration {
+                node: node.clone(),
+                service_id: None,
+                check_id: Some(id.clone()),
+            })
+            .await?;
         local.check_deleted(&id);
         tracing::info!(target: "agent", check = %id, "Deregistered check");
     }
@@ -94,7 +107,13 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     for svc in &pending.services {
         // A service goes with all of its checks, as Consul syncs it.
         let checks: Vec<_> = local.service_checks(&svc.id).into_iter().map(|c| c.check).collect();
-        let reg = Registration { node: node_record.clone(), service: Some(svc.clone()), checks: checks.clone(), skip_node_update: true, preserve_node_extras: false };
+        let reg = Registration {
+            node: node_record.clone(),
+            service: Some(svc.clone()),
+            checks: checks.clone(),
+            skip_node_update: true,
+            preserve_node_extras: false,
+        };
         agent.catalog_register(reg).await?;
         local.service_synced(&svc.id, svc);
         for c in &checks {
@@ -109,7 +128,13 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
         if !c.service_id.is_empty() && local.service(&c.service_id).is_none() {
             continue; // its service is gone; the check went with it
         }
-        let reg = Registration { node: node_record.clone(), service: None, checks: vec![c.clone()], skip_node_update: true, preserve_node_extras: false };
+        let reg = Registration {
+            node: node_record.clone(),
+            service: None,
+            checks: vec![c.clone()],
+            skip_node_update: true,
+            preserve_node_extras: false,
+        };
         agent.catalog_register(reg).await?;
         local.check_synced(&c.check_id, &c);
         tracing::info!(target: "agent", check = %c.check_id, "Synced check");

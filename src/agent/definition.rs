@@ -3,7 +3,9 @@
 //! case-insensitively) — turned into one shape, validated as Consul
 //! validates them, and rendered into catalog records.
 
-use crate::catalog::types::{CheckDefinition as CatalogCheckDef, HealthCheck, NodeService, ServiceAddress, Weights, CRITICAL};
+use crate::catalog::types::{
+    CheckDefinition as CatalogCheckDef, HealthCheck, NodeService, ServiceAddress, Weights, CRITICAL,
+};
 use crate::config::file;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -194,7 +196,11 @@ impl ServiceDef {
         for (i, c) in self.checks.iter_mut().enumerate() {
             c.service_id = self.id.clone();
             if c.id.is_empty() {
-                c.id = if n == 1 { format!("service:{}", self.id) } else { format!("service:{}:{}", self.id, i + 1) };
+                c.id = if n == 1 {
+                    format!("service:{}", self.id)
+                } else {
+                    format!("service:{}:{}", self.id, i + 1)
+                };
             }
             if c.name.is_empty() {
                 c.name = format!("Service '{}' check", self.name);
@@ -215,7 +221,9 @@ impl ServiceDef {
                 return Err(ServiceError::Invalid("Invalid Weights: Passing must be greater than 0".into()));
             }
             if w.warning < 0 {
-                return Err(ServiceError::Invalid("Invalid Weights: Warning must be greater or equal than 0".into()));
+                return Err(ServiceError::Invalid(
+                    "Invalid Weights: Warning must be greater or equal than 0".into(),
+                ));
             }
         }
         validate_meta(&self.meta).map_err(|e| ServiceError::Invalid(format!("Invalid Service Meta: {e}")))?;
@@ -357,7 +365,10 @@ pub fn service_from_config(s: &file::ServiceDefinition) -> Result<ServiceDef, St
     for (k, a) in s.tagged_addresses.iter().flatten() {
         tagged.insert(
             k.clone(),
-            ServiceAddress { address: a.address.clone().unwrap_or_default(), port: port_of(a.port, "tagged_addresses")? },
+            ServiceAddress {
+                address: a.address.clone().unwrap_or_default(),
+                port: port_of(a.port, "tagged_addresses")?,
+            },
         );
     }
     let mut def = ServiceDef {
@@ -370,7 +381,10 @@ pub fn service_from_config(s: &file::ServiceDefinition) -> Result<ServiceDef, St
         meta: s.meta.clone().unwrap_or_default(),
         port: port_of(s.port, "port")?,
         socket_path: s.socket_path.clone().unwrap_or_default(),
-        weights: s.weights.as_ref().map(|w| Weights { passing: w.passing.unwrap_or(1), warning: w.warning.unwrap_or(1) }),
+        weights: s
+            .weights
+            .as_ref()
+            .map(|w| Weights { passing: w.passing.unwrap_or(1), warning: w.warning.unwrap_or(1) }),
         enable_tag_override: s.enable_tag_override.unwrap_or(false),
         checks,
         token: s.token.clone().unwrap_or_default(),

@@ -20,7 +20,10 @@ impl AgentDns {
     }
 
     fn opts(&self, allow_stale: bool) -> QueryOptions {
-        QueryOptions { consistency: if allow_stale { Consistency::Stale } else { Consistency::Default }, ..Default::default() }
+        QueryOptions {
+            consistency: if allow_stale { Consistency::Stale } else { Consistency::Default },
+            ..Default::default()
+        }
     }
 
     fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {
@@ -60,8 +63,11 @@ impl DnsBackend for AgentDns {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
-            let (meta, entries) =
-                self.agent.health_service(service, &ServiceFilter::default(), &self.opts(allow_stale)).await.map_err(backend_err)?;
+            let (meta, entries) = self
+                .agent
+                .health_service(service, &ServiceFilter::default(), &self.opts(allow_stale))
+                .await
+                .map_err(backend_err)?;
             let out = entries
                 .into_iter()
                 .map(|e| {
@@ -103,7 +109,12 @@ impl DnsBackend for AgentDns {
         Some(server.consensus.store.read(|s| s.catalog.service_index(service)).max(1))
     }
 
-    fn node<'a>(&'a self, name: &'a str, dc: Option<&'a str>, allow_stale: bool) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
+    fn node<'a>(
+        &'a self,
+        name: &'a str,
+        dc: Option<&'a str>,
+        allow_stale: bool,
+    ) -> BoxFut<'a, Result<Option<NodeInfo>, BackendError>> {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
@@ -123,8 +134,12 @@ impl DnsBackend for AgentDns {
             let req = Request::CatalogReverse { ip: ip.to_string(), opts: self.opts(true) };
             match self.agent.rpc(req).await.map_err(backend_err)? {
                 Response::Reverse(None) => Ok(None),
-                Response::Reverse(Some((true, node, datacenter))) => Ok(Some(ReverseHit::Node { node, datacenter })),
-                Response::Reverse(Some((false, service, datacenter))) => Ok(Some(ReverseHit::Service { service, datacenter })),
+                Response::Reverse(Some((true, node, datacenter))) => {
+                    Ok(Some(ReverseHit::Node { node, datacenter }))
+                }
+                Response::Reverse(Some((false, service, datacenter))) => {
+                    Ok(Some(ReverseHit::Service { service, datacenter }))
+                }
                 other => Err(backend_err(other.unexpected())),
             }
         })
@@ -132,8 +147,11 @@ impl DnsBackend for AgentDns {
 
     fn servers<'a>(&'a self) -> BoxFut<'a, Result<Vec<NodeInfo>, BackendError>> {
         Box::pin(async move {
-            let (_, list) =
-                self.agent.catalog_service("consul", &ServiceFilter::default(), &self.opts(true)).await.map_err(backend_err)?;
+            let (_, list) = self
+                .agent
+                .catalog_service("consul", &ServiceFilter::default(), &self.opts(true))
+                .await
+                .map_err(backend_err)?;
             Ok(list.iter().map(|(n, _)| node_info(n)).collect())
         })
     }

@@ -78,7 +78,9 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
                     }
                 };
             }
-            Ok((_, None)) => tracing::debug!(target: "agent", key = %key, ?consistency, "remote exec job spec not found"),
+            Ok((_, None)) => {
+                tracing::debug!(target: "agent", key = %key, ?consistency, "remote exec job spec not found")
+            }
             Err(e) => {
                 tracing::error!(target: "agent", key = %key, error = %e, "failed to get remote exec job");
                 return None;
@@ -180,13 +182,19 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 fn spawn(argv: &[String]) -> io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
-    let (program, args) = argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let (program, args) =
+        argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     // One pipe for stdout and stderr keeps their interleaving (as `2>&1`).
     let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
     let stdout = sender.into_blocking_fd()?;
     let stderr = stdout.try_clone()?;
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::from(stdout)).stderr(Stdio::from(stderr)).process_group(0).kill_on_drop(true);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(true);
     let child = cmd.spawn()?;
     // Drop our copies of the write end so EOF comes when the job is done.
     drop(cmd);
@@ -217,7 +225,12 @@ async fn upload(agent: &Agent, job: &ExecEvent, num: &mut u32, data: Vec<u8>) ->
 
 /// Reads the pipe until EOF, writing chunks and heartbeats to KV. Fails
 /// when a write fails or the agent shuts down.
-async fn stream_output(agent: &Agent, job: &ExecEvent, pipe: &mut tokio::net::unix::pipe::Receiver, wait: Duration) -> Result<(), String> {
+async fn stream_output(
+    agent: &Agent,
+    job: &ExecEvent,
+    pipe: &mut tokio::net::unix::pipe::Receiver,
+    wait: Duration,
+) -> Result<(), String> {
     let shutdown = agent.shutdown_token();
     let mut pending: Vec<u8> = Vec::with_capacity(OUTPUT_CHUNK);
     let mut buf = vec![0u8; 8192];

@@ -125,7 +125,8 @@ impl LocalState {
         let mut inner = self.lock();
         inner.services.remove(id)?;
         inner.deleted_services.insert(id.to_string());
-        let checks: Vec<String> = inner.checks.values().filter(|c| c.def.service_id == id).map(|c| c.def.id.clone()).collect();
+        let checks: Vec<String> =
+            inner.checks.values().filter(|c| c.def.service_id == id).map(|c| c.def.id.clone()).collect();
         for c in &checks {
             inner.checks.remove(c);
             // The catalog drops a service's checks with it.
@@ -210,11 +211,19 @@ impl LocalState {
         let inner = self.lock();
         let mut out: Vec<(String, String)> = Vec::new();
         for c in inner.checks.values() {
-            let (Some(after), Some(since)) = (c.def.deregister_critical_service_after, c.critical_since) else { continue };
-            if after.is_zero() || c.def.service_id.is_empty() || !inner.services.contains_key(&c.def.service_id) {
+            let (Some(after), Some(since)) = (c.def.deregister_critical_service_after, c.critical_since)
+            else {
+                continue;
+            };
+            if after.is_zero()
+                || c.def.service_id.is_empty()
+                || !inner.services.contains_key(&c.def.service_id)
+            {
                 continue;
             }
-            if now.saturating_duration_since(since) > after.max(min) && !out.iter().any(|(s, _)| *s == c.def.service_id) {
+            if now.saturating_duration_since(since) > after.max(min)
+                && !out.iter().any(|(s, _)| *s == c.def.service_id)
+            {
                 out.push((c.def.service_id.clone(), c.def.id.clone()));
             }
         }
@@ -225,10 +234,17 @@ impl LocalState {
 
     /// Compares with what the catalog holds for this node and marks
     /// differences; returns the catalog entries that must be removed.
-    pub fn compare(&self, remote_services: &[NodeService], remote_checks: &[HealthCheck], now: Instant) -> (Vec<String>, Vec<String>) {
+    pub fn compare(
+        &self,
+        remote_services: &[NodeService],
+        remote_checks: &[HealthCheck],
+        now: Instant,
+    ) -> (Vec<String>, Vec<String>) {
         let mut inner = self.lock();
-        let remote_svc: BTreeMap<&str, &NodeService> = remote_services.iter().map(|s| (s.id.as_str(), s)).collect();
-        let remote_chk: BTreeMap<&str, &HealthCheck> = remote_checks.iter().map(|c| (c.check_id.as_str(), c)).collect();
+        let remote_svc: BTreeMap<&str, &NodeService> =
+            remote_services.iter().map(|s| (s.id.as_str(), s)).collect();
+        let remote_chk: BTreeMap<&str, &HealthCheck> =
+            remote_checks.iter().map(|c| (c.check_id.as_str(), c)).collect();
         for s in inner.services.values_mut() {
             let want = s.node_service();
             s.in_sync = match remote_svc.get(s.def.id.as_str()) {
@@ -273,7 +289,9 @@ impl LocalState {
             .collect();
         let stray_checks: Vec<String> = remote_checks
             .iter()
-            .filter(|c| !inner.checks.contains_key(&c.check_id) && c.check_id != crate::catalog::types::SERF_HEALTH)
+            .filter(|c| {
+                !inner.checks.contains_key(&c.check_id) && c.check_id != crate::catalog::types::SERF_HEALTH
+            })
             .filter(|c| !stray_services.contains(&c.service_id))
             .map(|c| c.check_id.clone())
             .collect();
@@ -319,7 +337,10 @@ impl LocalState {
     pub fn check_synced(&self, id: &str, synced: &HealthCheck) {
         let mut inner = self.lock();
         if let Some(c) = inner.checks.get_mut(id) {
-            if c.check.status == synced.status && c.check.output == synced.output && c.check.notes == synced.notes {
+            if c.check.status == synced.status
+                && c.check.output == synced.output
+                && c.check.notes == synced.notes
+            {
                 c.in_sync = true;
                 c.deferred_until = None;
             }
@@ -345,7 +366,13 @@ pub struct Pending {
 }
 
 impl LocalCheck {
-    fn new(def: CheckDef, source: Source, persist: bool, node: &str, previous: Option<&LocalCheck>) -> LocalCheck {
+    fn new(
+        def: CheckDef,
+        source: Source,
+        persist: bool,
+        node: &str,
+        previous: Option<&LocalCheck>,
+    ) -> LocalCheck {
         let mut check = def.to_health_check(node);
         // Re-registering a check keeps its current status unless a status
         // is given (Consul keeps TTL state across re-registration).
@@ -357,8 +384,12 @@ impl LocalCheck {
         }
         // A check that stays critical across a re-registration keeps its
         // clock: re-registering must not postpone the reaper.
-        let critical_since = (check.status == CRITICAL)
-            .then(|| previous.filter(|p| p.check.status == CRITICAL).and_then(|p| p.critical_since).unwrap_or_else(Instant::now));
+        let critical_since = (check.status == CRITICAL).then(|| {
+            previous
+                .filter(|p| p.check.status == CRITICAL)
+                .and_then(|p| p.critical_since)
+                .unwrap_or_else(Instant::now)
+        });
         LocalCheck { def, source, persist, check, in_sync: false, deferred_until: None, critical_since }
     }
 }

@@ -151,7 +151,10 @@ impl Agent {
     pub fn member_tags(&self) -> BTreeMap<String, String> {
         let cfg = self.config();
         let mut t = BTreeMap::new();
-        t.insert("build".into(), format!("{}:{}", crate::version::CONSUL_VERSION, crate::version::revision()));
+        t.insert(
+            "build".into(),
+            format!("{}:{}", crate::version::CONSUL_VERSION, crate::version::revision()),
+        );
         t.insert("dc".into(), cfg.datacenter.clone());
         t.insert("id".into(), self.node_id().to_string());
         t.insert("role".into(), if cfg.server { "consul".into() } else { "node".into() });
@@ -243,7 +246,10 @@ impl Agent {
     pub fn members(&self, wan: bool) -> Result<Vec<crate::gossip::Member>, AgentError> {
         let pools = self.gossip().ok_or_else(|| AgentError::Refused("gossip is not running".into()))?;
         if wan {
-            let wan = pools.wan.as_ref().ok_or_else(|| AgentError::Refused("WAN members are only available on servers".into()))?;
+            let wan = pools
+                .wan
+                .as_ref()
+                .ok_or_else(|| AgentError::Refused("WAN members are only available on servers".into()))?;
             return Ok(wan.members());
         }
         Ok(pools.lan.members())
@@ -267,7 +273,14 @@ impl Agent {
 
     pub async fn force_leave(&self, node: &str, prune: bool, wan: bool) -> Result<(), AgentError> {
         let pools = self.gossip().ok_or_else(|| AgentError::Refused("gossip is not running".into()))?;
-        let g = if wan { pools.wan.as_ref().ok_or_else(|| AgentError::Refused("Must be a server to force-leave WAN members".into()))? } else { &pools.lan };
+        let g = if wan {
+            pools
+                .wan
+                .as_ref()
+                .ok_or_else(|| AgentError::Refused("Must be a server to force-leave WAN members".into()))?
+        } else {
+            &pools.lan
+        };
         g.force_leave(node, prune).await.map_err(AgentError::Refused)
     }
 
@@ -342,7 +355,12 @@ impl Agent {
     }
 
     /// Registers a service (and its checks) on this agent.
-    pub fn register_service(&self, mut def: ServiceDef, source: Source, replace_existing_checks: bool) -> Result<(), AgentError> {
+    pub fn register_service(
+        &self,
+        mut def: ServiceDef,
+        source: Source,
+        replace_existing_checks: bool,
+    ) -> Result<(), AgentError> {
         def.normalize();
         def.validate().map_err(|e| AgentError::BadRequest(e.to_string()))?;
         if def.checks.iter().any(CheckDef::is_script) && !self.scripts_allowed(source) {
@@ -350,9 +368,13 @@ impl Agent {
         }
         let persist = source == Source::Remote;
         if persist {
-            self.inner.persist.save_service(&def).map_err(|e| AgentError::Refused(format!("failed to persist service: {e}")))?;
+            self.inner
+                .persist
+                .save_service(&def)
+                .map_err(|e| AgentError::Refused(format!("failed to persist service: {e}")))?;
         }
-        let before: Vec<String> = self.inner.local.service_checks(&def.id).into_iter().map(|c| c.def.id).collect();
+        let before: Vec<String> =
+            self.inner.local.service_checks(&def.id).into_iter().map(|c| c.def.id).collect();
         self.inner.local.add_service(def.clone(), source, persist, replace_existing_checks);
         for c in &def.checks {
             reaper::warn_if_below_minimum(&c.id, c.deregister_critical_service_after);
@@ -401,7 +423,10 @@ impl Agent {
         }
         let persist = source == Source::Remote;
         if persist {
-            self.inner.persist.save_check(&def).map_err(|e| AgentError::Refused(format!("failed to persist check: {e}")))?;
+            self.inner
+                .persist
+                .save_check(&def)
+                .map_err(|e| AgentError::Refused(format!("failed to persist check: {e}")))?;
         }
         self.inner.local.add_check(def.clone(), source, persist);
         reaper::warn_if_below_minimum(&def.id, def.deregister_critical_service_after);
@@ -453,7 +478,11 @@ impl Agent {
     /// output-only changes wait for `check_update_interval`).
     pub fn check_result(&self, id: &str, status: &str, output: &str) {
         let cfg = self.config();
-        let output = if cfg.discard_check_output { String::new() } else { truncate_output(output, cfg.check_output_max_size.max(1)) };
+        let output = if cfg.discard_check_output {
+            String::new()
+        } else {
+            truncate_output(output, cfg.check_output_max_size.max(1))
+        };
         let defer = Some(std::time::Instant::now() + cfg.check_update_interval);
         self.inner.local.update_check(id, status, &output, defer);
     }
@@ -492,7 +521,12 @@ impl Agent {
     }
 
     /// Service maintenance: a critical `_service_maintenance:<id>` check.
-    pub fn set_service_maintenance(&self, service_id: &str, enable: bool, reason: &str) -> Result<(), AgentError> {
+    pub fn set_service_maintenance(
+        &self,
+        service_id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), AgentError> {
         if self.inner.local.service(service_id).is_none() {
             return Err(AgentError::NotFound(format!("Unknown service ID {service_id:?}")));
         }
@@ -527,24 +561,30 @@ impl Agent {
             self.inner.local.add_service(consul_service(&cfg), Source::Local, false, false);
         }
         for s in &cfg.services {
-            let def = definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
+            let def =
+                definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
             let name = def.name.clone();
             self.register_service(def, Source::Local, false)
                 .map_err(|e| format!("Failed to register service {name:?}: {e}"))?;
         }
         for c in &cfg.checks {
-            let mut def = definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
+            let mut def =
+                definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
             if def.id.is_empty() {
                 def.id = def.name.clone();
             }
             let id = def.id.clone();
-            self.register_check(def, Source::Local).map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
+            self.register_check(def, Source::Local)
+                .map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
         }
         let (services, errors) = self.inner.persist.load_services();
         warnings.extend(errors.into_iter().map(|e| format!("skipping unreadable persisted service {e}")));
         for def in services {
             if self.inner.local.service(&def.id).is_some() {
-                warnings.push(format!("service {:?} exists in the configuration; ignoring the persisted copy", def.id));
+                warnings.push(format!(
+                    "service {:?} exists in the configuration; ignoring the persisted copy",
+                    def.id
+                ));
                 continue;
             }
             if let Err(e) = self.register_service(def.clone(), Source::Remote, false) {
@@ -557,8 +597,13 @@ impl Agent {
             if self.inner.local.check(&def.id).is_some() {
                 continue;
             }
-            let source = if def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) { Source::Local } else { Source::Remote };
-            if def.id.starts_with(SERVICE_MAINT_PREFIX) && self.inner.local.service(&def.service_id).is_none() {
+            let source = if def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) {
+                Source::Local
+            } else {
+                Source::Remote
+            };
+            if def.id.starts_with(SERVICE_MAINT_PREFIX) && self.inner.local.service(&def.service_id).is_none()
+            {
                 let _ = self.inner.persist.remove_check(&def.id);
                 continue;
             }
@@ -596,14 +641,22 @@ impl Agent {
         }
     }
 
-    pub async fn kv_get(&self, key: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
+    pub async fn kv_get(
+        &self,
+        key: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
         match self.rpc(Request::KvGet { key: key.to_string(), opts: opts.clone() }).await? {
             Response::KvEntry(m, e) => Ok((m, e)),
             other => Err(other.unexpected()),
         }
     }
 
-    pub async fn kv_list(&self, prefix: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
         match self.rpc(Request::KvList { prefix: prefix.to_string(), opts: opts.clone() }).await? {
             Response::KvEntries(m, e) => Ok((m, e)),
             other => Err(other.unexpected()),
@@ -616,7 +669,11 @@ impl Agent {
         separator: Option<&str>,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<String>), RpcError> {
-        let req = Request::KvKeys { prefix: prefix.to_string(), separator: separator.map(str::to_string), opts: opts.clone() };
+        let req = Request::KvKeys {
+            prefix: prefix.to_string(),
+            separator: separator.map(str::to_string),
+            opts: opts.clone(),
+        };
         match self.rpc(req).await? {
             Response::Keys(m, k) => Ok((m, k)),
             other => Err(other.unexpected()),
@@ -630,7 +687,11 @@ impl Agent {
         }
     }
 
-    pub async fn txn(&self, ops: Vec<TxnOp>, opts: &QueryOptions) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
+    pub async fn txn(
+        &self,
+        ops: Vec<TxnOp>,
+        opts: &QueryOptions,
+    ) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
         match self.rpc(Request::Txn { ops, opts: opts.clone() }).await? {
             Response::Txn(m, o) => Ok((m, o)),
             other => Err(other.unexpected()),
@@ -651,7 +712,11 @@ impl Agent {
         }
     }
 
-    pub async fn catalog_nodes(&self, node_meta: &[(String, String)], opts: &QueryOptions) -> Result<(QueryMeta, Vec<Node>), RpcError> {
+    pub async fn catalog_nodes(
+        &self,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), RpcError> {
         match self.rpc(Request::CatalogNodes { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
             Response::Nodes(m, n) => Ok((m, n)),
             other => Err(other.unexpected()),
@@ -663,7 +728,8 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, std::sync::Arc<BTreeMap<String, Vec<String>>>), RpcError> {
-        match self.rpc(Request::CatalogServices { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
+        match self.rpc(Request::CatalogServices { node_meta: node_meta.to_vec(), opts: opts.clone() }).await?
+        {
             Response::Services(m, s) => Ok((m, s)),
             other => Err(other.unexpected()),
         }
@@ -675,14 +741,19 @@ impl Agent {
         filter: &ServiceFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
-        let req = Request::CatalogService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
+        let req =
+            Request::CatalogService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
         match self.rpc(req).await? {
             Response::ServiceNodes(m, s) => Ok((m, s)),
             other => Err(other.unexpected()),
         }
     }
 
-    pub async fn catalog_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
+    pub async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
         match self.rpc(Request::CatalogNode { name: name.to_string(), opts: opts.clone() }).await? {
             Response::NodeServices(m, n) => Ok((m, n)),
             other => Err(other.unexpected()),
@@ -695,14 +766,19 @@ impl Agent {
         filter: &ServiceFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
-        let req = Request::HealthService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
+        let req =
+            Request::HealthService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
         match self.rpc(req).await? {
             Response::ServiceHealth(m, s) => Ok((m, s)),
             other => Err(other.unexpected()),
         }
     }
 
-    pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+    pub async fn health_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
         match self.rpc(Request::HealthNode { name: name.to_string(), opts: opts.clone() }).await? {
             Response::Checks(m, c) => Ok((m, c)),
             other => Err(other.unexpected()),
@@ -715,7 +791,11 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        let req = Request::HealthChecks { service: service.to_string(), node_meta: node_meta.to_vec(), opts: opts.clone() };
+        let req = Request::HealthChecks {
+            service: service.to_string(),
+            node_meta: node_meta.to_vec(),
+            opts: opts.clone(),
+        };
         match self.rpc(req).await? {
             Response::Checks(m, c) => Ok((m, c)),
             other => Err(other.unexpected()),
@@ -728,7 +808,11 @@ impl Agent {
         node_meta: &[(String, String)],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        let req = Request::HealthState { state: state.to_string(), node_meta: node_meta.to_vec(), opts: opts.clone() };
+        let req = Request::HealthState {
+            state: state.to_string(),
+            node_meta: node_meta.to_vec(),
+            opts: opts.clone(),
+        };
         match self.rpc(req).await? {
             Response::Checks(m, c) => Ok((m, c)),
             other => Err(other.unexpected()),
@@ -750,7 +834,10 @@ impl Agent {
     }
 
     /// `info`, `node` and `list` reads of sessions.
-    pub async fn session_query(&self, req: Request) -> Result<(QueryMeta, Vec<crate::catalog::sessions::Session>), RpcError> {
+    pub async fn session_query(
+        &self,
+        req: Request,
+    ) -> Result<(QueryMeta, Vec<crate::catalog::sessions::Session>), RpcError> {
         match self.rpc(req).await? {
             Response::Sessions(m, s) => Ok((m, s)),
             other => Err(other.unexpected()),
@@ -820,5 +907,8 @@ pub fn truncate_output(output: &str, max: usize) -> String {
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

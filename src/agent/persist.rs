@@ -97,19 +97,27 @@ impl Persist {
         self.load_dir("checks", |b| serde_json::from_slice::<CheckFile>(b).map(|f| f.check))
     }
 
-    fn load_dir<T>(&self, sub: &str, parse: impl Fn(&[u8]) -> Result<T, serde_json::Error>) -> (Vec<T>, Vec<String>) {
+    fn load_dir<T>(
+        &self,
+        sub: &str,
+        parse: impl Fn(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> (Vec<T>, Vec<String>) {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let Some(dir) = self.dir.as_ref().map(|d| d.join(sub)) else { return (out, errors) };
         let Ok(entries) = std::fs::read_dir(&dir) else { return (out, errors) };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        let mut paths: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
         paths.sort();
         for path in paths {
             if path.extension().and_then(|e| e.to_str()) == Some("tmp") {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| parse(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| parse(&b).map_err(|e| e.to_string()))
+            {
                 Ok(v) => out.push(v),
                 Err(e) => errors.push(format!("{}: {e}", path.display())),
             }

@@ -34,7 +34,11 @@ impl Agent {
     /// Re-reads the configuration the agent started with and applies the
     /// reloadable part.
     pub fn reload(&self) -> Result<ReloadSummary, String> {
-        let opts = self.inner.load_options.get().ok_or("this agent was not started from a configuration that can be reloaded")?;
+        let opts = self
+            .inner
+            .load_options
+            .get()
+            .ok_or("this agent was not started from a configuration that can be reloaded")?;
         let loaded = config::load(opts).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             tracing::warn!(target: "agent", "{w}");
@@ -48,17 +52,23 @@ impl Agent {
         let scripts_ok = new.enable_script_checks || new.enable_local_script_checks;
         let mut services: Vec<ServiceDef> = Vec::new();
         for s in &new.services {
-            let mut def = definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
+            let mut def =
+                definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
             def.normalize();
             def.validate().map_err(|e| format!("Failed to register service {:?}: {e}", def.name))?;
             if def.checks.iter().any(CheckDef::is_script) && !scripts_ok {
-                return Err(format!("Failed to register service {:?}: {}", def.name, super::SCRIPTS_DISABLED));
+                return Err(format!(
+                    "Failed to register service {:?}: {}",
+                    def.name,
+                    super::SCRIPTS_DISABLED
+                ));
             }
             services.push(def);
         }
         let mut checks: Vec<CheckDef> = Vec::new();
         for c in &new.checks {
-            let mut def = definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
+            let mut def =
+                definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
             if def.id.is_empty() {
                 def.id = def.name.clone();
             }
@@ -96,7 +106,8 @@ impl Agent {
             .filter(|id| id != NODE_MAINT && !id.starts_with(SERVICE_MAINT_PREFIX) && !embedded.contains(id))
             .collect();
 
-        let mut summary = ReloadSummary { services: services.len(), checks: checks.len(), ..Default::default() };
+        let mut summary =
+            ReloadSummary { services: services.len(), checks: checks.len(), ..Default::default() };
         let new_service_ids: BTreeSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
         for id in old_services.iter().filter(|id| !new_service_ids.contains(id.as_str())) {
             if self.deregister_service(id).is_ok() {
@@ -111,11 +122,13 @@ impl Agent {
         }
         for def in services {
             let id = def.id.clone();
-            self.register_service(def, Source::Local, true).map_err(|e| format!("Failed to register service {id:?}: {e}"))?;
+            self.register_service(def, Source::Local, true)
+                .map_err(|e| format!("Failed to register service {id:?}: {e}"))?;
         }
         for def in checks {
             let id = def.id.clone();
-            self.register_check(def, Source::Local).map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
+            self.register_check(def, Source::Local)
+                .map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
         }
         self.inner.local.trigger().notify_one();
         if let Some(running) = self.inner.watches.get() {

@@ -97,7 +97,12 @@ impl AliasSource for AgentAlias {
     }
 }
 
-async fn local_status(agent: &Agent, service_id: Option<&str>, min_index: u64, wait: Duration) -> Result<AliasHealth, String> {
+async fn local_status(
+    agent: &Agent,
+    service_id: Option<&str>,
+    min_index: u64,
+    wait: Duration,
+) -> Result<AliasHealth, String> {
     let mut version = agent.local().subscribe();
     let deadline = tokio::time::Instant::now() + wait;
     loop {

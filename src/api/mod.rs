@@ -34,7 +34,9 @@ impl ClientConfig {
             .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "127.0.0.1:8500".to_string());
         let token_from_file = |path: &str| -> Result<String, String> {
-            std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("Error loading token file: {e}"))
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("Error loading token file: {e}"))
         };
         let token = match (token, token_file) {
             (Some(t), _) => Some(t.to_string()),
@@ -103,7 +105,12 @@ impl Client {
     }
 
     /// Sends a request to `path_and_query` (which starts with `/v1/`).
-    pub async fn request(&self, method: Method, path_and_query: &str, body: Option<Bytes>) -> Result<ApiResponse, String> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+    ) -> Result<ApiResponse, String> {
         let mut url = format!("{}{}", self.base, path_and_query);
         if let Some(dc) = &self.cfg.datacenter {
             url.push(if url.contains('?') { '&' } else { '?' });
@@ -121,13 +128,18 @@ impl Client {
             .await
             .map_err(|e| format!("{method} \"{url}\": {}", describe_hyper(&e)))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| format!("{method} \"{url}\": reading body: {e}"))?.to_bytes();
+        let body =
+            body.collect().await.map_err(|e| format!("{method} \"{url}\": reading body: {e}"))?.to_bytes();
         Ok(ApiResponse { status: parts.status, headers: parts.headers, body })
     }
 
     /// Like `call`, but reports the body's bytes as they arrive, for
     /// progress display of long transfers (snapshots).
-    pub async fn download(&self, path_and_query: &str, mut progress: impl FnMut(u64)) -> Result<ApiResponse, String> {
+    pub async fn download(
+        &self,
+        path_and_query: &str,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ApiResponse, String> {
         let mut url = format!("{}{}", self.base, path_and_query);
         if let Some(dc) = &self.cfg.datacenter {
             url.push(if url.contains('?') { '&' } else { '?' });
@@ -139,7 +151,8 @@ impl Client {
             req = req.header("X-Consul-Token", t);
         }
         let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-        let resp = self.http.request(req).await.map_err(|e| format!("GET \"{url}\": {}", describe_hyper(&e)))?;
+        let resp =
+            self.http.request(req).await.map_err(|e| format!("GET \"{url}\": {}", describe_hyper(&e)))?;
         let (parts, mut body) = resp.into_parts();
         let mut buf = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -151,17 +164,30 @@ impl Client {
         }
         let resp = ApiResponse { status: parts.status, headers: parts.headers, body: Bytes::from(buf) };
         if !resp.status.is_success() {
-            return Err(format!("Unexpected response code: {} ({})", resp.status.as_u16(), resp.text().trim_end()));
+            return Err(format!(
+                "Unexpected response code: {} ({})",
+                resp.status.as_u16(),
+                resp.text().trim_end()
+            ));
         }
         Ok(resp)
     }
 
     /// Sends a request and turns any non-2xx status into Consul's
     /// `Unexpected response code: N (body)` error.
-    pub async fn call(&self, method: Method, path_and_query: &str, body: Option<Bytes>) -> Result<ApiResponse, String> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+    ) -> Result<ApiResponse, String> {
         let resp = self.request(method, path_and_query, body).await?;
         if !resp.status.is_success() {
-            return Err(format!("Unexpected response code: {} ({})", resp.status.as_u16(), resp.text().trim_end()));
+            return Err(format!(
+                "Unexpected response code: {} ({})",
+                resp.status.as_u16(),
+                resp.text().trim_end()
+            ));
         }
         Ok(resp)
     }
@@ -180,11 +206,7 @@ fn describe_hyper(e: &hyper_util::client::legacy::Error) -> String {
 
 /// Percent-encodes a path segment or query value (keeps `/` in keys).
 pub fn encode(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }

@@ -4,8 +4,8 @@
 //! appended, never reordered, and a `Proposal` carries its version so a
 //! future reader can tell formats apart. A golden test pins the encoding.
 
-use super::txn::{TxnOp, TxnOutcome};
 use super::sessions::Session;
+use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Deregistration, Registration};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,14 +14,34 @@ use serde::{Deserialize, Serialize};
 /// before the command is proposed, so applying is deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    KvSet { key: String, value: Bytes, flags: u64 },
-    KvCas { key: String, value: Bytes, flags: u64, index: u64 },
-    KvDelete { key: String },
-    KvDeleteCas { key: String, index: u64 },
-    KvDeleteTree { prefix: String },
-    Txn { ops: Vec<TxnOp> },
+    KvSet {
+        key: String,
+        value: Bytes,
+        flags: u64,
+    },
+    KvCas {
+        key: String,
+        value: Bytes,
+        flags: u64,
+        index: u64,
+    },
+    KvDelete {
+        key: String,
+    },
+    KvDeleteCas {
+        key: String,
+        index: u64,
+    },
+    KvDeleteTree {
+        prefix: String,
+    },
+    Txn {
+        ops: Vec<TxnOp>,
+    },
     /// Drops KV tombstones at or below `index`.
-    TombstoneReap { index: u64 },
+    TombstoneReap {
+        index: u64,
+    },
     /// Registers a node, optionally a service, and checks in the catalog.
     Register(Box<Registration>),
     /// Removes a node (with everything on it), a service or a check.
@@ -29,25 +49,44 @@ pub enum Command {
     /// Creates a session (its ID chosen by the proposer).
     SessionCreate(Session),
     /// Destroys a session, releasing or deleting its locks.
-    SessionDestroy { id: String },
+    SessionDestroy {
+        id: String,
+    },
     /// `PUT /v1/kv/<key>?acquire=<session>`.
-    KvLock { key: String, value: Bytes, flags: u64, session: String },
+    KvLock {
+        key: String,
+        value: Bytes,
+        flags: u64,
+        session: String,
+    },
     /// `PUT /v1/kv/<key>?release=<session>`.
-    KvUnlock { key: String, value: Bytes, flags: u64, session: String },
+    KvUnlock {
+        key: String,
+        value: Bytes,
+        flags: u64,
+        session: String,
+    },
     /// Stores the autopilot configuration (`cas`: only if the stored
     /// ModifyIndex equals it; 0 = only if none is stored).
-    AutopilotSet { config: super::operator::AutopilotConfig, cas: Option<u64> },
+    AutopilotSet {
+        config: super::operator::AutopilotConfig,
+        cas: Option<u64>,
+    },
     /// Replaces the whole state with a snapshot's (`consul snapshot
     /// restore`): the postcard encoding of a `State`, checked by the agent
     /// before proposing and decoded again by every replica.
-    Restore { state: Bytes },
+    Restore {
+        state: Bytes,
+    },
 }
 
 impl Command {
     /// A rough encoded size, for bounding batches.
     pub fn approx_size(&self) -> usize {
         match self {
-            Command::KvSet { key, value, .. } | Command::KvCas { key, value, .. } => 24 + key.len() + value.len(),
+            Command::KvSet { key, value, .. } | Command::KvCas { key, value, .. } => {
+                24 + key.len() + value.len()
+            }
             Command::KvDelete { key } | Command::KvDeleteCas { key, .. } => 16 + key.len(),
             Command::KvDeleteTree { prefix } => 16 + prefix.len(),
             Command::Txn { ops } => ops
@@ -120,7 +159,10 @@ impl Proposal {
 
 /// Wall-clock Unix milliseconds (0 if the clock is before 1970).
 pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl std::fmt::Display for Proposal {

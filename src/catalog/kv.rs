@@ -40,7 +40,10 @@ impl KvTable {
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KvEntry> + 'a {
-        self.entries.range(prefix.to_string()..).take_while(move |(k, _)| k.starts_with(prefix)).map(|(_, v)| v)
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
     }
 
     /// The highest modify index under a prefix, counting tombstones.
@@ -164,7 +167,11 @@ impl KvTable {
 
     /// Keys held by a session.
     pub fn held_by(&self, session: &str) -> Vec<String> {
-        self.entries.values().filter(|e| e.session.as_deref() == Some(session)).map(|e| e.key.clone()).collect()
+        self.entries
+            .values()
+            .filter(|e| e.session.as_deref() == Some(session))
+            .map(|e| e.key.clone())
+            .collect()
     }
 
     /// Releases a lock because its session died (value kept).

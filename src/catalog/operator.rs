@@ -21,7 +21,12 @@ pub struct AutopilotConfig {
 impl AutopilotConfig {
     /// Stores `new` at `index`, honouring an optional check-and-set index
     /// (0 means "only if none is stored yet"). Returns whether it was written.
-    pub fn set(slot: &mut Option<AutopilotConfig>, index: u64, new: &AutopilotConfig, cas: Option<u64>) -> bool {
+    pub fn set(
+        slot: &mut Option<AutopilotConfig>,
+        index: u64,
+        new: &AutopilotConfig,
+        cas: Option<u64>,
+    ) -> bool {
         let current_modify = slot.as_ref().map(|c| c.modify_index);
         if let Some(want) = cas {
             match current_modify {

@@ -72,7 +72,10 @@ impl Registry {
     /// The services on one node, by service ID.
     pub fn node_services(&self, node: &str) -> impl Iterator<Item = &NodeService> {
         let n = node.to_string();
-        self.services.range((n.clone(), String::new())..).take_while(move |((k, _), _)| *k == n).map(|(_, s)| s)
+        self.services
+            .range((n.clone(), String::new())..)
+            .take_while(move |((k, _), _)| *k == n)
+            .map(|(_, s)| s)
     }
 
     pub fn service(&self, node: &str, id: &str) -> Option<&NodeService> {
@@ -87,9 +90,7 @@ impl Registry {
     /// Every instance of a service name (any case), with its node.
     pub fn service_instances<'a>(&'a self, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
         let Some(keys) = self.by_name.get(&name.to_ascii_lowercase()) else { return Vec::new() };
-        keys.iter()
-            .filter_map(|k| Some((self.nodes.get(&k.0)?, self.services.get(k)?)))
-            .collect()
+        keys.iter().filter_map(|k| Some((self.nodes.get(&k.0)?, self.services.get(k)?))).collect()
     }
 
     /// Service names with the union of their tags.
@@ -100,7 +101,10 @@ impl Registry {
         for s in self.services.values() {
             names.entry(s.service.as_str()).or_default().extend(s.tags.iter().map(String::as_str));
         }
-        names.into_iter().map(|(name, tags)| (name.to_string(), tags.into_iter().map(str::to_string).collect())).collect()
+        names
+            .into_iter()
+            .map(|(name, tags)| (name.to_string(), tags.into_iter().map(str::to_string).collect()))
+            .collect()
     }
 
     /// Checks of one node (node-level and service-level).
@@ -135,7 +139,11 @@ impl Registry {
 
     /// The index a query on one service reports.
     pub fn service_index(&self, name: &str) -> u64 {
-        self.index.by_service.get(&name.to_ascii_lowercase()).copied().unwrap_or(self.index.services.max(self.index.checks))
+        self.index
+            .by_service
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(self.index.services.max(self.index.checks))
     }
 
     /// The index a query on one node reports.
@@ -155,7 +163,9 @@ impl Registry {
         let mut touch = Touch::default();
         // Validate everything first so a failed registration changes nothing.
         if !reg.node.id.is_empty() {
-            if let Some(other) = self.nodes.values().find(|n| n.id.eq_ignore_ascii_case(&reg.node.id) && n.node != name) {
+            if let Some(other) =
+                self.nodes.values().find(|n| n.id.eq_ignore_ascii_case(&reg.node.id) && n.node != name)
+            {
                 return Err(format!(
                     "failed inserting node: Error while renaming Node ID: {:?}: Node name {:?} is reserved by node {:?} with name {:?}",
                     reg.node.id, name, other.id, other.node
@@ -177,7 +187,10 @@ impl Registry {
             if !c.service_id.is_empty() {
                 let in_this_reg = reg.service.as_ref().is_some_and(|s| s.id == c.service_id);
                 if !in_this_reg && !self.services.contains_key(&(name.clone(), c.service_id.clone())) {
-                    return Err(format!("Missing service registration for check {:?} (service {:?})", c.check_id, c.service_id));
+                    return Err(format!(
+                        "Missing service registration for check {:?} (service {:?})",
+                        c.check_id, c.service_id
+                    ));
                 }
             }
         }
@@ -303,7 +316,8 @@ impl Registry {
 
     fn refresh_service_checks(&mut self, idx: u64, key: &(String, String), touch: &mut Touch) {
         let Some(s) = self.services.get(key).cloned() else { return };
-        let ids: Vec<String> = self.node_checks(&key.0).filter(|c| c.service_id == key.1).map(|c| c.check_id.clone()).collect();
+        let ids: Vec<String> =
+            self.node_checks(&key.0).filter(|c| c.service_id == key.1).map(|c| c.check_id.clone()).collect();
         for id in ids {
             if let Some(existing) = self.checks.get(&(key.0.clone(), id)).cloned() {
                 let mut c = existing;
@@ -359,7 +373,8 @@ impl Registry {
         touch.services = true;
         touch.node_names.insert(node.to_string());
         touch.service_names.insert(s.service.clone());
-        let ids: Vec<String> = self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
+        let ids: Vec<String> =
+            self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
         for cid in ids {
             let key = (node.to_string(), cid);
             self.note_check(&key);
@@ -443,7 +458,13 @@ mod tests {
     }
 
     fn check(id: &str, service_id: &str, status: &str) -> HealthCheck {
-        HealthCheck { check_id: id.into(), name: id.into(), service_id: service_id.into(), status: status.into(), ..Default::default() }
+        HealthCheck {
+            check_id: id.into(),
+            name: id.into(),
+            service_id: service_id.into(),
+            status: status.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -473,12 +494,21 @@ mod tests {
         assert_eq!(r.service_index("db"), 7);
 
         // A node check on n1 moves web's index (its health changed).
-        let reg3 = Registration { node: node("n1"), checks: vec![check("serfHealth", "", CRITICAL)], skip_node_update: true, ..Default::default() };
+        let reg3 = Registration {
+            node: node("n1"),
+            checks: vec![check("serfHealth", "", CRITICAL)],
+            skip_node_update: true,
+            ..Default::default()
+        };
         r.register(8, &reg3).unwrap();
         assert_eq!(r.service_index("web"), 8);
         assert_eq!(r.service_index("db"), 7);
 
-        r.deregister(9, &Deregistration { node: "n1".into(), service_id: Some("web1".into()), check_id: None }).unwrap();
+        r.deregister(
+            9,
+            &Deregistration { node: "n1".into(), service_id: Some("web1".into()), check_id: None },
+        )
+        .unwrap();
         assert!(r.service_instances("web").is_empty());
         assert!(r.check("n1", "c1").is_none());
         assert!(r.check("n1", "serfHealth").is_some());
@@ -490,10 +520,15 @@ mod tests {
     #[test]
     fn invalid_registrations_change_nothing() {
         let mut r = Registry::default();
-        let bad = Registration { node: node("n1"), checks: vec![check("c", "missing-svc", PASSING)], ..Default::default() };
+        let bad = Registration {
+            node: node("n1"),
+            checks: vec![check("c", "missing-svc", PASSING)],
+            ..Default::default()
+        };
         assert!(r.register(3, &bad).is_err());
         assert!(r.node("n1").is_none());
-        let bad = Registration { node: node("n1"), checks: vec![check("c", "", "sunny")], ..Default::default() };
+        let bad =
+            Registration { node: node("n1"), checks: vec![check("c", "", "sunny")], ..Default::default() };
         assert!(r.register(3, &bad).is_err());
         assert_eq!(r.index, CatalogIndexes::default());
     }

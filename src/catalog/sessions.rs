@@ -69,7 +69,10 @@ impl SessionTable {
     }
 
     pub fn on_node(&self, node: &str) -> Vec<&Session> {
-        self.by_node.get(node).map(|ids| ids.iter().filter_map(|id| self.sessions.get(id)).collect()).unwrap_or_default()
+        self.by_node
+            .get(node)
+            .map(|ids| ids.iter().filter_map(|id| self.sessions.get(id)).collect())
+            .unwrap_or_default()
     }
 
     pub fn insert(&mut self, idx: u64, mut s: Session) {

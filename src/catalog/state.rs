@@ -32,7 +32,11 @@ pub struct Changes {
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.kv_keys.is_empty() && self.kv_trees.is_empty() && self.topics.is_empty() && self.lock_delays.is_empty() && !self.everything
+        self.kv_keys.is_empty()
+            && self.kv_trees.is_empty()
+            && self.topics.is_empty()
+            && self.lock_delays.is_empty()
+            && !self.everything
     }
 }
 
@@ -92,8 +96,9 @@ impl State {
             Command::Txn { ops } => {
                 let mut touched = txn::TxnChanges::default();
                 let sessions = &self.sessions;
-                let outcome =
-                    txn::apply(&mut self.kv, &mut self.catalog, index, ops, &mut touched, &|id| sessions.get(id).is_some());
+                let outcome = txn::apply(&mut self.kv, &mut self.catalog, index, ops, &mut touched, &|id| {
+                    sessions.get(id).is_some()
+                });
                 if !touched.kv_keys.is_empty() {
                     self.index.kvs = index;
                     changes.kv_keys.extend(touched.kv_keys);
@@ -162,9 +167,9 @@ impl State {
                 }
                 CommandResult::Bool(ok)
             }
-            Command::AutopilotSet { config, cas } => {
-                CommandResult::Bool(super::operator::AutopilotConfig::set(&mut self.autopilot, index, config, *cas))
-            }
+            Command::AutopilotSet { config, cas } => CommandResult::Bool(
+                super::operator::AutopilotConfig::set(&mut self.autopilot, index, config, *cas),
+            ),
             Command::Restore { state } => match postcard::from_bytes::<State>(state) {
                 Ok(mut restored) => {
                     restored.raise_indexes(index);
@@ -226,7 +231,8 @@ impl State {
             .into_iter()
             .filter(|s| {
                 node_gone
-                    || s.check_ids().any(|id| self.catalog.check(node, id).is_none_or(|c| c.status == CRITICAL))
+                    || s.check_ids()
+                        .any(|id| self.catalog.check(node, id).is_none_or(|c| c.status == CRITICAL))
             })
             .map(|s| s.id.clone())
             .collect();
@@ -286,7 +292,12 @@ mod tests {
         use crate::catalog::types::{HealthCheck, Node, Registration};
         let reg = Registration {
             node: Node { node: node.into(), address: "10.0.0.1".into(), ..Default::default() },
-            checks: vec![HealthCheck { check_id: "serfHealth".into(), name: "Serf".into(), status: status.into(), ..Default::default() }],
+            checks: vec![HealthCheck {
+                check_id: "serfHealth".into(),
+                name: "Serf".into(),
+                status: status.into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let mut c = Changes::default();
@@ -297,11 +308,28 @@ mod tests {
     fn locks_follow_their_session() {
         let mut s = State::default();
         let mut c = Changes::default();
-        let lock = |key: &str, session: &str| Command::KvLock { key: key.into(), value: Bytes::from_static(b"v"), flags: 0, session: session.into() };
-        assert!(matches!(s.apply(1, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c), CommandResult::Error(_)), "node must exist");
+        let lock = |key: &str, session: &str| Command::KvLock {
+            key: key.into(),
+            value: Bytes::from_static(b"v"),
+            flags: 0,
+            session: session.into(),
+        };
+        assert!(
+            matches!(
+                s.apply(1, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c),
+                CommandResult::Error(_)
+            ),
+            "node must exist"
+        );
         register_node(&mut s, 2, "n1", "passing");
-        assert_eq!(s.apply(3, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c), CommandResult::Unit);
-        assert_eq!(s.apply(4, &Command::SessionCreate(session("s2", "n1", Behavior::Delete)), &mut c), CommandResult::Unit);
+        assert_eq!(
+            s.apply(3, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c),
+            CommandResult::Unit
+        );
+        assert_eq!(
+            s.apply(4, &Command::SessionCreate(session("s2", "n1", Behavior::Delete)), &mut c),
+            CommandResult::Unit
+        );
         assert_eq!(s.apply(5, &lock("a", "s1"), &mut c), CommandResult::Bool(true));
         assert_eq!(s.apply(6, &lock("a", "s2"), &mut c), CommandResult::Bool(false), "held by s1");
         assert_eq!(s.apply(7, &lock("a", "s1"), &mut c), CommandResult::Bool(true), "re-acquire by holder");
@@ -317,7 +345,9 @@ mod tests {
         assert!(s.kv.get("b").is_none());
         // A critical check refuses new sessions.
         let mut c = Changes::default();
-        assert!(matches!(s.apply(10, &Command::SessionCreate(session("s3", "n1", Behavior::Release)), &mut c), CommandResult::Error(e) if e.contains("critical")));
+        assert!(
+            matches!(s.apply(10, &Command::SessionCreate(session("s3", "n1", Behavior::Release)), &mut c), CommandResult::Error(e) if e.contains("critical"))
+        );
     }
 
     #[test]
@@ -326,7 +356,11 @@ mod tests {
         register_node(&mut s, 1, "n1", "passing");
         let mut c = Changes::default();
         s.apply(2, &Command::SessionCreate(session("s1", "n1", Behavior::Release)), &mut c);
-        s.apply(3, &Command::KvLock { key: "k".into(), value: Bytes::new(), flags: 0, session: "s1".into() }, &mut c);
+        s.apply(
+            3,
+            &Command::KvLock { key: "k".into(), value: Bytes::new(), flags: 0, session: "s1".into() },
+            &mut c,
+        );
         let mut c = Changes::default();
         s.apply(4, &Command::SessionDestroy { id: "s1".into() }, &mut c);
         assert_eq!(c.lock_delays, vec![("k".to_string(), 15_000_000_000)]);
@@ -338,7 +372,8 @@ mod tests {
         let mut c = Changes::default();
         s.apply(3, &Command::KvSet { key: "a".into(), value: Bytes::new(), flags: 0 }, &mut c);
         let mut c2 = Changes::default();
-        let r = s.apply(4, &Command::KvCas { key: "a".into(), value: Bytes::new(), flags: 0, index: 1 }, &mut c2);
+        let r =
+            s.apply(4, &Command::KvCas { key: "a".into(), value: Bytes::new(), flags: 0, index: 1 }, &mut c2);
         assert_eq!(r, CommandResult::Bool(false));
         assert!(c2.is_empty());
         assert_eq!(s.index.kvs, 3);

@@ -106,7 +106,10 @@ impl TxnOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnResultItem {
     /// A KV entry; `with_value` is false for writes, whose results carry a null value.
-    Kv { entry: KvEntry, with_value: bool },
+    Kv {
+        entry: KvEntry,
+        with_value: bool,
+    },
     Node(Box<Node>),
     Service(Box<NodeService>),
     Check(Box<HealthCheck>),
@@ -221,9 +224,15 @@ pub fn read(kv: &KvTable, catalog: &Registry, ops: &[TxnOp]) -> TxnOutcome {
     for (i, op) in ops.iter().enumerate() {
         let outcome = match op {
             TxnOp::Kv(op) => read_kv(kv, op, &mut results),
-            TxnOp::Node(op) if op.verb == CatalogVerb::Get => txn_catalog::read_node(catalog, op, &mut results),
-            TxnOp::Service(op) if op.verb == CatalogVerb::Get => txn_catalog::read_service(catalog, op, &mut results),
-            TxnOp::Check(op) if op.verb == CatalogVerb::Get => txn_catalog::read_check(catalog, op, &mut results),
+            TxnOp::Node(op) if op.verb == CatalogVerb::Get => {
+                txn_catalog::read_node(catalog, op, &mut results)
+            }
+            TxnOp::Service(op) if op.verb == CatalogVerb::Get => {
+                txn_catalog::read_service(catalog, op, &mut results)
+            }
+            TxnOp::Check(op) if op.verb == CatalogVerb::Get => {
+                txn_catalog::read_check(catalog, op, &mut results)
+            }
             _ => Err("operation is not a read".to_string()),
         };
         if let Err(what) = outcome {
@@ -325,7 +334,9 @@ fn apply_kv(
         KvVerb::Unlock => {
             undo.remember(kv, key);
             if !kv.unlock(index, key, op.value.clone(), op.flags, &op.session) {
-                return Err(format!("failed to unlock key {key:?}, lock isn't held, or is held by another session"));
+                return Err(format!(
+                    "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                ));
             }
             touched.push(key.to_string());
             push_written(kv, results);
@@ -386,11 +397,7 @@ mod tests {
             &mut kv,
             &mut Registry::default(),
             2,
-            &[
-                op(KvVerb::Set, "a", "1", 0),
-                op(KvVerb::Delete, "keep", "", 0),
-                op(KvVerb::Cas, "b", "2", 99),
-            ],
+            &[op(KvVerb::Set, "a", "1", 0), op(KvVerb::Delete, "keep", "", 0), op(KvVerb::Cas, "b", "2", 99)],
             &mut changed,
             &|_| false,
         );
@@ -410,7 +417,11 @@ mod tests {
             &mut kv,
             &mut Registry::default(),
             3,
-            &[op(KvVerb::Set, "a", "1", 0), op(KvVerb::Get, "a", "", 0), op(KvVerb::CheckNotExists, "zz", "", 0)],
+            &[
+                op(KvVerb::Set, "a", "1", 0),
+                op(KvVerb::Get, "a", "", 0),
+                op(KvVerb::CheckNotExists, "zz", "", 0),
+            ],
             &mut changed,
             &|_| false,
         );

@@ -92,7 +92,12 @@ pub fn read_node(reg: &Registry, op: &NodeOp, results: &mut Vec<TxnResultItem>) 
     }
 }
 
-pub fn apply_node(reg: &mut Registry, idx: u64, op: &NodeOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
+pub fn apply_node(
+    reg: &mut Registry,
+    idx: u64,
+    op: &NodeOp,
+    results: &mut Vec<TxnResultItem>,
+) -> Result<(), String> {
     let label = node_label(&op.node).to_string();
     match op.verb {
         CatalogVerb::Get => read_node(reg, op, results),
@@ -147,7 +152,12 @@ pub fn read_service(reg: &Registry, op: &ServiceOp, results: &mut Vec<TxnResultI
     }
 }
 
-pub fn apply_service(reg: &mut Registry, idx: u64, op: &ServiceOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
+pub fn apply_service(
+    reg: &mut Registry,
+    idx: u64,
+    op: &ServiceOp,
+    results: &mut Vec<TxnResultItem>,
+) -> Result<(), String> {
     let (node, id) = (op.node.as_str(), op.service.id.as_str());
     match op.verb {
         CatalogVerb::Get => read_service(reg, op, results),
@@ -211,7 +221,12 @@ pub fn read_check(reg: &Registry, op: &CheckOp, results: &mut Vec<TxnResultItem>
     }
 }
 
-pub fn apply_check(reg: &mut Registry, idx: u64, op: &CheckOp, results: &mut Vec<TxnResultItem>) -> Result<(), String> {
+pub fn apply_check(
+    reg: &mut Registry,
+    idx: u64,
+    op: &CheckOp,
+    results: &mut Vec<TxnResultItem>,
+) -> Result<(), String> {
     let (node, id) = (op.check.node.as_str(), op.check.check_id.as_str());
     match op.verb {
         CatalogVerb::Get => read_check(reg, op, results),

@@ -36,7 +36,13 @@ pub trait AliasSource: Send + Sync + 'static {
     /// Blocks (like a Consul blocking query) until the health of
     /// `node`/`service_id` has an index above `min_index`, or `wait`
     /// passes; `service_id: None` means the node's own health.
-    fn status<'a>(&'a self, node: Option<&'a str>, service_id: Option<&'a str>, min_index: u64, wait: Duration) -> BoxFut<'a, Result<AliasHealth, String>>;
+    fn status<'a>(
+        &'a self,
+        node: Option<&'a str>,
+        service_id: Option<&'a str>,
+        min_index: u64,
+        wait: Duration,
+    ) -> BoxFut<'a, Result<AliasHealth, String>>;
 }
 
 /// One health check of the aliased node, as `alias_health` needs it.
@@ -94,7 +100,10 @@ pub fn alias_health<'a>(
         }
     }
     if !service_found && !service_exists() {
-        return (Status::Critical, format!("Service {} could not be found on node {}", wanted_service, node.unwrap_or("")));
+        return (
+            Status::Critical,
+            format!("Service {} could not be found on node {}", wanted_service, node.unwrap_or("")),
+        );
     }
     (health, output)
 }
@@ -104,9 +113,19 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << shift).min(BACKOFF_MAX)
 }
 
-pub(crate) async fn run(reporter: Reporter, source: Option<Arc<dyn AliasSource>>, node: Option<String>, service_id: Option<String>) {
+pub(crate) async fn run(
+    reporter: Reporter,
+    source: Option<Arc<dyn AliasSource>>,
+    node: Option<String>,
+    service_id: Option<String>,
+) {
     let Some(source) = source else {
-        reporter.report(Status::Critical, "alias checks are not available: the agent gave the runner no alias source".to_string()).await;
+        reporter
+            .report(
+                Status::Critical,
+                "alias checks are not available: the agent gave the runner no alias source".to_string(),
+            )
+            .await;
         return;
     };
     let mut last: Option<(Status, String)> = None;
@@ -158,7 +177,13 @@ pub(crate) async fn run(reporter: Reporter, source: Option<Arc<dyn AliasSource>>
 mod tests {
     use super::*;
 
-    fn chk<'a>(node: &'a str, service_id: &'a str, name: &'a str, status: Status, output: &'a str) -> AliasedCheck<'a> {
+    fn chk<'a>(
+        node: &'a str,
+        service_id: &'a str,
+        name: &'a str,
+        status: Status,
+        output: &'a str,
+    ) -> AliasedCheck<'a> {
         AliasedCheck { node, service_id, name, status, output }
     }
 
@@ -169,22 +194,33 @@ mod tests {
             chk("n1", "web", "http", Status::Passing, "ok"),
             chk("n1", "db", "db", Status::Critical, "down"),
         ];
-        assert_eq!(alias_health(None, Some("web"), checks, || true), (Status::Passing, "All checks passing.".to_string()));
+        assert_eq!(
+            alias_health(None, Some("web"), checks, || true),
+            (Status::Passing, "All checks passing.".to_string())
+        );
 
-        let checks = [chk("n1", "web", "a", Status::Warning, "slow"), chk("n1", "web", "b", Status::Passing, "")];
-        assert_eq!(alias_health(None, Some("web"), checks, || true), (Status::Warning, "Aliased check \"a\" failing: slow".to_string()));
+        let checks =
+            [chk("n1", "web", "a", Status::Warning, "slow"), chk("n1", "web", "b", Status::Passing, "")];
+        assert_eq!(
+            alias_health(None, Some("web"), checks, || true),
+            (Status::Warning, "Aliased check \"a\" failing: slow".to_string())
+        );
 
         let checks = [
             chk("n1", "web", "a", Status::Warning, "slow"),
             chk("n1", "", "node", Status::Critical, "gone"),
             chk("n1", "web", "c", Status::Warning, "later"),
         ];
-        assert_eq!(alias_health(None, Some("web"), checks, || true), (Status::Critical, "Aliased check \"node\" failing: gone".to_string()));
+        assert_eq!(
+            alias_health(None, Some("web"), checks, || true),
+            (Status::Critical, "Aliased check \"node\" failing: gone".to_string())
+        );
     }
 
     #[test]
     fn other_nodes_are_ignored_case_insensitively() {
-        let checks = [chk("N1", "web", "a", Status::Passing, ""), chk("n2", "web", "b", Status::Critical, "x")];
+        let checks =
+            [chk("N1", "web", "a", Status::Passing, ""), chk("n2", "web", "b", Status::Critical, "x")];
         assert_eq!(alias_health(Some("n1"), Some("web"), checks, || true).0, Status::Passing);
     }
 
@@ -194,7 +230,10 @@ mod tests {
             alias_health(Some("n1"), Some("web"), [], || false),
             (Status::Critical, "Service web could not be found on node n1".to_string())
         );
-        assert_eq!(alias_health(Some("n1"), Some("web"), [], || true), (Status::Passing, "No checks found.".to_string()));
+        assert_eq!(
+            alias_health(Some("n1"), Some("web"), [], || true),
+            (Status::Passing, "No checks found.".to_string())
+        );
     }
 
     #[test]

@@ -95,7 +95,16 @@ mod tests {
         let mut f = filter(2, 0, 3);
         assert_eq!(
             run(&mut f, &[Passing, Critical, Critical, Critical, Critical, Passing, Passing, Passing]),
-            vec![Some(Passing), None, None, Some(Critical), Some(Critical), None, Some(Passing), Some(Passing)]
+            vec![
+                Some(Passing),
+                None,
+                None,
+                Some(Critical),
+                Some(Critical),
+                None,
+                Some(Passing),
+                Some(Passing)
+            ]
         );
     }
 
@@ -103,7 +112,10 @@ mod tests {
     fn an_interrupted_streak_starts_over() {
         let mut f = filter(3, 0, 3);
         assert_eq!(run(&mut f, &[Critical]), vec![Some(Critical)]);
-        assert_eq!(run(&mut f, &[Passing, Passing, Critical, Passing, Passing]), vec![None, None, None, None, None]);
+        assert_eq!(
+            run(&mut f, &[Passing, Passing, Critical, Passing, Passing]),
+            vec![None, None, None, None, None]
+        );
         assert_eq!(run(&mut f, &[Passing]), vec![Some(Passing)]);
         assert_eq!(run(&mut f, &[Critical, Critical, Passing, Critical, Critical]), vec![None; 5]);
         assert_eq!(run(&mut f, &[Critical]), vec![Some(Critical)]);
@@ -113,12 +125,18 @@ mod tests {
     fn failures_before_warning_reports_warning_first() {
         let mut f = filter(0, 1, 3);
         assert_eq!(run(&mut f, &[Passing]), vec![Some(Passing)]);
-        assert_eq!(run(&mut f, &[Critical, Critical, Critical, Critical]), vec![Some(Warning), Some(Warning), Some(Critical), Some(Critical)]);
+        assert_eq!(
+            run(&mut f, &[Critical, Critical, Critical, Critical]),
+            vec![Some(Warning), Some(Warning), Some(Critical), Some(Critical)]
+        );
     }
 
     #[test]
     fn warning_counts_as_success() {
         let mut f = filter(2, 0, 0);
-        assert_eq!(run(&mut f, &[Critical, Warning, Warning, Passing]), vec![Some(Critical), None, Some(Warning), Some(Passing)]);
+        assert_eq!(
+            run(&mut f, &[Critical, Warning, Warning, Passing]),
+            vec![Some(Critical), None, Some(Warning), Some(Passing)]
+        );
     }
 }

@@ -195,20 +195,32 @@ pub(crate) async fn run(probe: &GrpcProbe<'_>, timeout: Duration, roots: &TlsRoo
         Err(_) => (Status::Critical, rpc_error("DeadlineExceeded", "context deadline exceeded")),
         Ok(Err(e)) => (Status::Critical, e),
         Ok(Ok(1)) => (Status::Passing, format!("gRPC check {}: success", probe.target)),
-        Ok(Ok(other)) => (Status::Critical, format!("gRPC {} serving status: {}", probe.target, serving_status_name(other))),
+        Ok(Ok(other)) => (
+            Status::Critical,
+            format!("gRPC {} serving status: {}", probe.target, serving_status_name(other)),
+        ),
     }
 }
 
 async fn check(probe: &GrpcProbe<'_>, server: &str, service: &str, roots: &TlsRoots) -> Result<u64, String> {
-    let unavailable = |what: String| rpc_error("Unavailable", &format!("connection error: desc = \"transport: {what}\""));
+    let unavailable =
+        |what: String| rpc_error("Unavailable", &format!("connection error: desc = \"transport: {what}\""));
     let tcp = TcpStream::connect(server)
         .await
         .map_err(|e| unavailable(format!("Error while dialing: {}", neterr::dial("tcp", server, &e))))?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if probe.use_tls {
         let host = neterr::split_host_port(server).map_or(server, |(h, _)| h);
-        let params = TlsParams { skip_verify: probe.tls_skip_verify, server_name: probe.tls_server_name, alpn: &[b"h2"] };
-        Box::new(tls::connect(roots, &params, host, tcp).await.map_err(|e| unavailable(format!("authentication handshake failed: {e}")))?)
+        let params = TlsParams {
+            skip_verify: probe.tls_skip_verify,
+            server_name: probe.tls_server_name,
+            alpn: &[b"h2"],
+        };
+        Box::new(
+            tls::connect(roots, &params, host, tcp)
+                .await
+                .map_err(|e| unavailable(format!("authentication handshake failed: {e}")))?,
+        )
     } else {
         Box::new(tcp)
     };
@@ -233,8 +245,10 @@ async fn call(client: SendRequest<Bytes>, tls: bool, authority: &str, service: &
         .header("user-agent", concat!("consul-rs/", env!("CARGO_PKG_VERSION"), " grpc-health-probe"))
         .body(())
         .map_err(|e| internal(e.to_string()))?;
-    let (response, mut send) = client.send_request(request, false).map_err(|e| rpc_error("Unavailable", &error_chain(&e)))?;
-    send.send_data(frame(&encode_request(service)), true).map_err(|e| rpc_error("Unavailable", &error_chain(&e)))?;
+    let (response, mut send) =
+        client.send_request(request, false).map_err(|e| rpc_error("Unavailable", &error_chain(&e)))?;
+    send.send_data(frame(&encode_request(service)), true)
+        .map_err(|e| rpc_error("Unavailable", &error_chain(&e)))?;
     let response = response.await.map_err(|e| rpc_error("Unavailable", &error_chain(&e)))?;
     let (head, mut body) = response.into_parts();
     if head.status != hyper::StatusCode::OK {
@@ -247,7 +261,10 @@ async fn call(client: SendRequest<Bytes>, tls: bool, authority: &str, service: &
             _ => "Unknown",
         };
         let reason = head.status.canonical_reason().unwrap_or("");
-        return Err(rpc_error(code, &format!("unexpected HTTP status code received from server: {} ({reason})", head.status.as_u16())));
+        return Err(rpc_error(
+            code,
+            &format!("unexpected HTTP status code received from server: {} ({reason})", head.status.as_u16()),
+        ));
     }
     // A "trailers-only" answer carries grpc-status in the headers.
     if head.headers.contains_key("grpc-status") {
@@ -268,13 +285,16 @@ async fn call(client: SendRequest<Bytes>, tls: bool, authority: &str, service: &
         Some(t) => grpc_status(&t)?,
         None => return Err(internal("server closed the stream without sending trailers".to_string())),
     }
-    let message = unframe(&data).map_err(|e| internal(format!("grpc: failed to unmarshal the received message: {e}")))?;
-    decode_response(message).map_err(|e| internal(format!("grpc: failed to unmarshal the received message: {e}")))
+    let message = unframe(&data)
+        .map_err(|e| internal(format!("grpc: failed to unmarshal the received message: {e}")))?;
+    decode_response(message)
+        .map_err(|e| internal(format!("grpc: failed to unmarshal the received message: {e}")))
 }
 
 /// Ok for `grpc-status: 0`, else the call's error.
 fn grpc_status(headers: &HeaderMap) -> Result<(), String> {
-    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
+    let code =
+        headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
     let message = headers
         .get("grpc-message")
         .map(|v| percent_encoding::percent_decode(v.as_bytes()).decode_utf8_lossy().into_owned())

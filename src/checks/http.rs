@@ -87,7 +87,12 @@ struct Hop {
 }
 
 /// Runs one HTTP check; returns the status and output to report.
-pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: usize, roots: &TlsRoots) -> (Status, String) {
+pub(crate) async fn run(
+    probe: &HttpProbe<'_>,
+    timeout: Duration,
+    max_output: usize,
+    roots: &TlsRoots,
+) -> (Status, String) {
     let method_text = if probe.method.is_empty() { "GET" } else { probe.method };
     let op = go_op(method_text);
     let method = match Method::from_bytes(method_text.as_bytes()) {
@@ -99,7 +104,13 @@ pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: us
         Err(e) => return (Status::Critical, e),
     };
     let deadline = Instant::now() + timeout;
-    let mut hop = Hop { url: probe.url.to_string(), method, body: probe.body.filter(|b| !b.is_empty()).map(|b| Bytes::from(b.to_string())), headers, host_header };
+    let mut hop = Hop {
+        url: probe.url.to_string(),
+        method,
+        body: probe.body.filter(|b| !b.is_empty()).map(|b| Bytes::from(b.to_string())),
+        headers,
+        host_header,
+    };
     let mut redirects = 0;
     loop {
         let uri = match parse_url(&hop.url) {
@@ -107,7 +118,15 @@ pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: us
             Err(e) => return (Status::Critical, format!("{op} {:?}: {e}", hop.url)),
         };
         let response = match tokio::time::timeout_at(deadline, send(&uri, &hop, probe, roots)).await {
-            Err(_) => return (Status::Critical, format!("{op} {:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)", hop.url)),
+            Err(_) => {
+                return (
+                    Status::Critical,
+                    format!(
+                    "{op} {:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                    hop.url
+                ),
+                )
+            }
             Ok(Err(e)) => return (Status::Critical, format!("{op} {:?}: {e}", hop.url)),
             Ok(Ok(r)) => r,
         };
@@ -119,7 +138,10 @@ pub(crate) async fn run(probe: &HttpProbe<'_>, timeout: Duration, max_output: us
                 let next = resolve_location(&uri, location);
                 // Go refuses the 10th redirect response (9 are followed).
                 if redirects >= MAX_REDIRECTS {
-                    return (Status::Critical, format!("{op} {next:?}: stopped after {MAX_REDIRECTS} redirects"));
+                    return (
+                        Status::Critical,
+                        format!("{op} {next:?}: stopped after {MAX_REDIRECTS} redirects"),
+                    );
                 }
                 follow(&mut hop, code, &uri, next);
                 continue;
@@ -144,9 +166,11 @@ fn build_headers(input: &BTreeMap<String, Vec<String>>) -> Result<(HeaderList, O
     let mut has_user_agent = false;
     let mut has_accept = false;
     for (name, values) in input {
-        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("net/http: invalid header field name {name:?}"))?;
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("net/http: invalid header field name {name:?}"))?;
         for value in values {
-            let value = HeaderValue::from_str(value).map_err(|_| format!("net/http: invalid header field value for {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("net/http: invalid header field value for {name:?}"))?;
             if header == HOST {
                 // Go sends the first Host value as the request's Host.
                 host.get_or_insert(value);
@@ -208,7 +232,8 @@ fn has_scheme(reference: &str) -> bool {
     match reference.split_once(':') {
         Some((scheme, _)) => {
             let mut chars = scheme.chars();
-            chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         }
         None => false,
     }
@@ -246,14 +271,21 @@ fn remove_dot_segments(reference: &str) -> String {
 /// Rewrites the request for the next hop the way Go's client does.
 fn follow(hop: &mut Hop, code: StatusCode, from: &Uri, next: String) {
     let code = code.as_u16();
-    if (code == 301 || code == 302 || code == 303) && hop.method != Method::HEAD && hop.method != Method::GET {
+    if (code == 301 || code == 302 || code == 303) && hop.method != Method::HEAD && hop.method != Method::GET
+    {
         hop.method = Method::GET;
         hop.body = None;
     }
-    let same_host = next.parse::<Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase)) == from.host().map(str::to_ascii_lowercase);
+    let same_host = next.parse::<Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase))
+        == from.host().map(str::to_ascii_lowercase);
     if !same_host {
         // Credentials meant for one host are not forwarded to another.
-        hop.headers.retain(|(name, _)| *name != AUTHORIZATION && *name != WWW_AUTHENTICATE && *name != COOKIE && name.as_str() != "cookie2");
+        hop.headers.retain(|(name, _)| {
+            *name != AUTHORIZATION
+                && *name != WWW_AUTHENTICATE
+                && *name != COOKIE
+                && name.as_str() != "cookie2"
+        });
         hop.host_header = None;
     }
     hop.url = next;
@@ -261,7 +293,12 @@ fn follow(hop: &mut Hop, code: StatusCode, from: &Uri, next: String) {
 
 type Response = hyper::Response<hyper::body::Incoming>;
 
-async fn send(uri: &Uri, hop: &Hop, probe: &HttpProbe<'_>, roots: &TlsRoots) -> Result<(Response, AbortOnDrop), String> {
+async fn send(
+    uri: &Uri,
+    hop: &Hop,
+    probe: &HttpProbe<'_>,
+    roots: &TlsRoots,
+) -> Result<(Response, AbortOnDrop), String> {
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or("");
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
@@ -270,12 +307,18 @@ async fn send(uri: &Uri, hop: &Hop, probe: &HttpProbe<'_>, roots: &TlsRoots) -> 
     let tcp = TcpStream::connect(addr.as_str()).await.map_err(|e| neterr::dial("tcp", &addr, &e))?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if https {
-        let params = TlsParams { skip_verify: probe.tls_skip_verify, server_name: probe.tls_server_name, alpn: &[b"http/1.1"] };
+        let params = TlsParams {
+            skip_verify: probe.tls_skip_verify,
+            server_name: probe.tls_server_name,
+            alpn: &[b"http/1.1"],
+        };
         Box::new(tls::connect(roots, &params, bare_host, tcp).await?)
     } else {
         Box::new(tcp)
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io)).await.map_err(|e| error_chain(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| error_chain(&e))?;
     let driver = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::trace!(target: "agent", error = %e, "http check connection ended");
@@ -294,7 +337,9 @@ async fn send(uri: &Uri, hop: &Hop, probe: &HttpProbe<'_>, roots: &TlsRoots) -> 
         builder = builder.header(name.clone(), value.clone());
     }
     builder = builder.header(hyper::header::CONNECTION, "close");
-    let request = builder.body(Full::new(hop.body.clone().unwrap_or_default())).map_err(|e| format!("net/http: {e}"))?;
+    let request = builder
+        .body(Full::new(hop.body.clone().unwrap_or_default()))
+        .map_err(|e| format!("net/http: {e}"))?;
     let response = sender.send_request(request).await.map_err(|e| error_chain(&e))?;
     Ok((response, driver))
 }

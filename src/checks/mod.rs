@@ -45,6 +45,6 @@ pub use alias::{alias_health, AliasHealth, AliasSource, AliasedCheck, ALIAS_WAIT
 pub use http::USER_AGENT;
 pub use runner::{Runner, TtlError};
 pub use spec::{
-    CheckKind, CheckResult, CheckSpec, Status, DEFAULT_OUTPUT_MAX_SIZE, DEFAULT_SCRIPT_TIMEOUT, DEFAULT_TIMEOUT, MIN_INTERVAL,
-    MIN_RUNNER_INTERVAL,
+    CheckKind, CheckResult, CheckSpec, Status, DEFAULT_OUTPUT_MAX_SIZE, DEFAULT_SCRIPT_TIMEOUT,
+    DEFAULT_TIMEOUT, MIN_INTERVAL, MIN_RUNNER_INTERVAL,
 };

@@ -66,9 +66,21 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(results: mpsc::Sender<CheckResult>, alias: Option<Arc<dyn AliasSource>>, tasks: TaskTracker, shutdown: CancellationToken) -> Runner {
+    pub fn new(
+        results: mpsc::Sender<CheckResult>,
+        alias: Option<Arc<dyn AliasSource>>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Runner {
         Runner {
-            shared: Arc::new(Shared { checks: Mutex::new(HashMap::new()), results, alias, tasks, shutdown, roots: Arc::new(TlsRoots::default()) }),
+            shared: Arc::new(Shared {
+                checks: Mutex::new(HashMap::new()),
+                results,
+                alias,
+                tasks,
+                shutdown,
+                roots: Arc::new(TlsRoots::default()),
+            }),
         }
     }
 
@@ -77,8 +89,10 @@ impl Runner {
     /// the agent's `ca_file` for checks. Call before the runner is cloned
     /// or started; returns how many certificates were added.
     pub fn add_ca_pem(&mut self, pem: &[u8]) -> Result<usize, String> {
-        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| "failed to add CA certificates: the runner is already shared".to_string())?;
-        let roots = Arc::get_mut(&mut shared.roots).ok_or_else(|| "failed to add CA certificates: checks are already running".to_string())?;
+        let shared = Arc::get_mut(&mut self.shared)
+            .ok_or_else(|| "failed to add CA certificates: the runner is already shared".to_string())?;
+        let roots = Arc::get_mut(&mut shared.roots)
+            .ok_or_else(|| "failed to add CA certificates: checks are already running".to_string())?;
         roots.add_pem(pem)
     }
 

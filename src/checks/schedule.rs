@@ -60,8 +60,12 @@ pub(crate) async fn run(reporter: Reporter, spec: CheckSpec, roots: Arc<TlsRoots
 fn log_result(id: &str, status: Status, output: &str) {
     match status {
         Status::Passing => tracing::debug!(target: "agent", check = %id, "check is passing"),
-        Status::Warning => tracing::warn!(target: "agent", check = %id, output = %output, "check is now warning"),
-        Status::Critical => tracing::warn!(target: "agent", check = %id, output = %output, "check is now critical"),
+        Status::Warning => {
+            tracing::warn!(target: "agent", check = %id, output = %output, "check is now warning")
+        }
+        Status::Critical => {
+            tracing::warn!(target: "agent", check = %id, output = %output, "check is now critical")
+        }
     }
 }
 
@@ -71,8 +75,18 @@ pub(crate) async fn probe_once(spec: &CheckSpec, roots: &TlsRoots) -> (Status, S
     let max_output = spec.effective_output_max_size();
     match &spec.kind {
         CheckKind::Script { args } => script::run(args, timeout, max_output).await,
-        CheckKind::Shell { command, shell } => script::run(&script::shell_args(command, shell.as_deref()), timeout, max_output).await,
-        CheckKind::Http { url, method, headers, body, tls_skip_verify, tls_server_name, disable_redirects } => {
+        CheckKind::Shell { command, shell } => {
+            script::run(&script::shell_args(command, shell.as_deref()), timeout, max_output).await
+        }
+        CheckKind::Http {
+            url,
+            method,
+            headers,
+            body,
+            tls_skip_verify,
+            tls_server_name,
+            disable_redirects,
+        } => {
             let probe = HttpProbe {
                 url,
                 method,
@@ -85,12 +99,22 @@ pub(crate) async fn probe_once(spec: &CheckSpec, roots: &TlsRoots) -> (Status, S
             http::run(&probe, timeout, max_output, roots).await
         }
         CheckKind::Tcp { address, use_tls, tls_skip_verify, tls_server_name } => {
-            let probe = TcpProbe { address, use_tls: *use_tls, tls_skip_verify: *tls_skip_verify, tls_server_name: tls_server_name.as_deref() };
+            let probe = TcpProbe {
+                address,
+                use_tls: *use_tls,
+                tls_skip_verify: *tls_skip_verify,
+                tls_server_name: tls_server_name.as_deref(),
+            };
             tcp::run(&probe, timeout, roots).await
         }
         CheckKind::Udp { address } => udp::run(address, timeout).await,
         CheckKind::Grpc { target, use_tls, tls_skip_verify, tls_server_name } => {
-            let probe = GrpcProbe { target, use_tls: *use_tls, tls_skip_verify: *tls_skip_verify, tls_server_name: tls_server_name.as_deref() };
+            let probe = GrpcProbe {
+                target,
+                use_tls: *use_tls,
+                tls_skip_verify: *tls_skip_verify,
+                tls_server_name: tls_server_name.as_deref(),
+            };
             grpc::run(&probe, timeout, roots).await
         }
         CheckKind::Ttl { .. } | CheckKind::Alias { .. } => {

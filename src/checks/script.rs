@@ -24,7 +24,9 @@ const REAP_GRACE: Duration = Duration::from_secs(5);
 pub(crate) fn shell_args(command: &str, shell: Option<&str>) -> Vec<String> {
     let shell = match shell.filter(|s| !s.is_empty()) {
         Some(s) => s.to_string(),
-        None => std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".to_string()),
+        None => {
+            std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".to_string())
+        }
     };
     vec![shell, "-c".to_string(), command.to_string()]
 }
@@ -134,7 +136,11 @@ fn spawn(program: &str, args: &[String]) -> io::Result<(Child, tokio::net::unix:
     Ok((child, receiver))
 }
 
-async fn wait_and_read(child: &mut Child, pipe: &mut tokio::net::unix::pipe::Receiver, output: &mut TailBuffer) -> io::Result<ExitStatus> {
+async fn wait_and_read(
+    child: &mut Child,
+    pipe: &mut tokio::net::unix::pipe::Receiver,
+    output: &mut TailBuffer,
+) -> io::Result<ExitStatus> {
     let read = async {
         let mut buf = vec![0u8; 8192];
         loop {

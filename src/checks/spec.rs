@@ -59,7 +59,8 @@ impl fmt::Display for Status {
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Status, String> {
-        Status::parse(s).ok_or_else(|| format!("invalid check status {s:?}: must be passing, warning or critical"))
+        Status::parse(s)
+            .ok_or_else(|| format!("invalid check status {s:?}: must be passing, warning or critical"))
     }
 }
 

@@ -17,10 +17,15 @@ pub(crate) struct TcpProbe<'a> {
 pub(crate) async fn run(probe: &TcpProbe<'_>, timeout: Duration, roots: &TlsRoots) -> (Status, String) {
     let attempt = async {
         // Tries every resolved address in turn, like Go's dialer.
-        let tcp = TcpStream::connect(probe.address).await.map_err(|e| neterr::dial("tcp", probe.address, &e))?;
+        let tcp =
+            TcpStream::connect(probe.address).await.map_err(|e| neterr::dial("tcp", probe.address, &e))?;
         if probe.use_tls {
             let host = neterr::split_host_port(probe.address).map_or(probe.address, |(h, _)| h);
-            let params = TlsParams { skip_verify: probe.tls_skip_verify, server_name: probe.tls_server_name, alpn: &[] };
+            let params = TlsParams {
+                skip_verify: probe.tls_skip_verify,
+                server_name: probe.tls_server_name,
+                alpn: &[],
+            };
             let _stream = tls::connect(roots, &params, host, tcp).await?;
         }
         Ok::<(), String>(())

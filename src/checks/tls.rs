@@ -75,7 +75,10 @@ fn client_config(roots: &TlsRoots, params: &TlsParams<'_>) -> Result<ClientConfi
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
     let mut config = if params.skip_verify {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipVerify(provider()))).with_no_client_auth()
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
+            .with_no_client_auth()
     } else {
         builder.with_root_certificates(roots.store()).with_no_client_auth()
     };
@@ -84,10 +87,16 @@ fn client_config(roots: &TlsRoots, params: &TlsParams<'_>) -> Result<ClientConfi
 }
 
 /// Runs a TLS handshake over `tcp`. Errors are check output text.
-pub(crate) async fn connect(roots: &TlsRoots, params: &TlsParams<'_>, host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+pub(crate) async fn connect(
+    roots: &TlsRoots,
+    params: &TlsParams<'_>,
+    host: &str,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, String> {
     let config = client_config(roots, params)?;
     let name = params.server_name.filter(|n| !n.is_empty()).unwrap_or(host);
-    let server_name = ServerName::try_from(name.to_string()).map_err(|e| format!("tls: invalid server name {name:?}: {e}"))?;
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|e| format!("tls: invalid server name {name:?}: {e}"))?;
     TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.map_err(|e| format!("tls: {e}"))
 }
 

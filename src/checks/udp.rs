@@ -36,7 +36,9 @@ pub(crate) async fn run(address: &str, timeout: Duration) -> (Status, String) {
 
 async fn connect(address: &str) -> Result<UdpSocket, String> {
     let mut last_err = None;
-    let addrs = tokio::net::lookup_host(address).await.map_err(|e| format!("dial udp {address}: {}", neterr::reason(&e)))?;
+    let addrs = tokio::net::lookup_host(address)
+        .await
+        .map_err(|e| format!("dial udp {address}: {}", neterr::reason(&e)))?;
     for addr in addrs {
         let bind: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let attempt = async {

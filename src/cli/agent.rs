@@ -21,7 +21,10 @@ pub struct AgentArgs {
     pub config_dir: Vec<PathBuf>,
     #[arg(long = "config-file", action = clap::ArgAction::Append, help = "Path to a file in JSON or HCL format")]
     pub config_file: Vec<PathBuf>,
-    #[arg(long = "config-format", help = "Config files are in this format irrespective of their extension (json or hcl)")]
+    #[arg(
+        long = "config-format",
+        help = "Config files are in this format irrespective of their extension (json or hcl)"
+    )]
     pub config_format: Option<String>,
     #[arg(long = "data-dir", help = "Path to a data directory to store agent state")]
     pub data_dir: Option<String>,
@@ -259,7 +262,10 @@ impl AgentArgs {
     pub fn load_options(&self, matches: Option<&ArgMatches>) -> Result<LoadOptions, String> {
         let format = match &self.config_format {
             None => None,
-            Some(f) => Some(Format::parse(f).ok_or_else(|| format!("-config-format: invalid format {f:?} (json or hcl)"))?),
+            Some(f) => Some(
+                Format::parse(f)
+                    .ok_or_else(|| format!("-config-format: invalid format {f:?} (json or hcl)"))?,
+            ),
         };
         Ok(LoadOptions {
             dev: self.dev.unwrap_or(false),

@@ -129,7 +129,11 @@ async fn nodes(a: NodesArgs) -> i32 {
     let stale = if a.http.stale() { "&stale" } else { "" };
     let meta = meta_query(&a.node_meta);
     let mut nodes: Vec<NodeOut> = if a.service.is_empty() {
-        match c.call(Method::GET, &format!("/v1/catalog/nodes?{stale}{meta}"), None).await.and_then(|r| r.json()) {
+        match c
+            .call(Method::GET, &format!("/v1/catalog/nodes?{stale}{meta}"), None)
+            .await
+            .and_then(|r| r.json())
+        {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("Error listing nodes: {e}");
@@ -138,13 +142,14 @@ async fn nodes(a: NodesArgs) -> i32 {
         }
     } else {
         let path = format!("/v1/catalog/service/{}?{stale}{meta}", encode(&a.service));
-        let entries: Vec<serde_json::Value> = match c.call(Method::GET, &path, None).await.and_then(|r| r.json()) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("Error listing nodes for service: {e}");
-                return 1;
-            }
-        };
+        let entries: Vec<serde_json::Value> =
+            match c.call(Method::GET, &path, None).await.and_then(|r| r.json()) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("Error listing nodes for service: {e}");
+                    return 1;
+                }
+            };
         entries
             .into_iter()
             .filter_map(|e| {
@@ -153,7 +158,8 @@ async fn nodes(a: NodesArgs) -> i32 {
                     node: e["Node"].as_str()?.to_string(),
                     address: e["Address"].as_str()?.to_string(),
                     datacenter: e["Datacenter"].as_str()?.to_string(),
-                    tagged_addresses: serde_json::from_value(e["TaggedAddresses"].clone()).unwrap_or_default(),
+                    tagged_addresses: serde_json::from_value(e["TaggedAddresses"].clone())
+                        .unwrap_or_default(),
                     meta: serde_json::from_value(e["NodeMeta"].clone()).unwrap_or_default(),
                 })
             })
@@ -168,7 +174,14 @@ async fn nodes(a: NodesArgs) -> i32 {
     let detailed = a.detailed.unwrap_or(false);
     let mut rows = Vec::new();
     if detailed {
-        rows.push(vec!["Node".into(), "ID".into(), "Address".into(), "DC".into(), "TaggedAddresses".into(), "Meta".into()]);
+        rows.push(vec![
+            "Node".into(),
+            "ID".into(),
+            "Address".into(),
+            "DC".into(),
+            "TaggedAddresses".into(),
+            "Meta".into(),
+        ]);
     } else {
         rows.push(vec!["Node".into(), "ID".into(), "Address".into(), "DC".into()]);
     }
@@ -176,7 +189,14 @@ async fn nodes(a: NodesArgs) -> i32 {
         if detailed {
             let tagged: Vec<String> = n.tagged_addresses.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let meta: Vec<String> = n.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            rows.push(vec![n.node.clone(), n.id.clone(), n.address.clone(), n.datacenter.clone(), tagged.join(", "), meta.join(", ")]);
+            rows.push(vec![
+                n.node.clone(),
+                n.id.clone(),
+                n.address.clone(),
+                n.datacenter.clone(),
+                tagged.join(", "),
+                meta.join(", "),
+            ]);
         } else {
             let short: String = n.id.chars().take(8).collect();
             rows.push(vec![n.node.clone(), short, n.address.clone(), n.datacenter.clone()]);

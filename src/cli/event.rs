@@ -18,7 +18,11 @@ pub struct EventArgs {
     pub node: String,
     #[arg(long, default_value = "", help = "Regular expression to filter on service instances")]
     pub service: String,
-    #[arg(long, default_value = "", help = "Regular expression to filter on service tags. Must be used with -service")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "Regular expression to filter on service tags. Must be used with -service"
+    )]
     pub tag: String,
     /// The optional payload.
     pub args: Vec<String>,
@@ -117,14 +121,24 @@ mod tests {
     #[test]
     fn filters_are_checked_with_consuls_messages() {
         assert!(validate_filters("", "", "").is_ok());
-        assert_eq!(validate_filters("", "", "x").unwrap_err(), "Cannot provide tag filter without service filter.");
-        assert!(validate_filters("(", "", "").unwrap_err().starts_with("Failed to compile node filter regexp: "));
-        assert!(validate_filters("", "[", "").unwrap_err().starts_with("Failed to compile service filter regexp: "));
+        assert_eq!(
+            validate_filters("", "", "x").unwrap_err(),
+            "Cannot provide tag filter without service filter."
+        );
+        assert!(validate_filters("(", "", "")
+            .unwrap_err()
+            .starts_with("Failed to compile node filter regexp: "));
+        assert!(validate_filters("", "[", "")
+            .unwrap_err()
+            .starts_with("Failed to compile service filter regexp: "));
     }
 
     #[test]
     fn fire_path_encodes_the_filters() {
         assert_eq!(fire_path("deploy", "", "", ""), "/v1/event/fire/deploy");
-        assert_eq!(fire_path("deploy", "^web", "api", "v1"), "/v1/event/fire/deploy?node=%5Eweb&service=api&tag=v1");
+        assert_eq!(
+            fire_path("deploy", "^web", "api", "v1"),
+            "/v1/event/fire/deploy?node=%5Eweb&service=api&tag=v1"
+        );
     }
 }

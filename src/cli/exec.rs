@@ -34,15 +34,27 @@ pub struct ExecArgs {
     pub node: String,
     #[arg(long, default_value = "", help = "Regular expression to filter on service instances")]
     pub service: String,
-    #[arg(long, default_value = "", help = "Regular expression to filter on service tags. Must be used with -service")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "Regular expression to filter on service tags. Must be used with -service"
+    )]
     pub tag: String,
     #[arg(long, default_value = rexec::DEFAULT_PREFIX, help = "Prefix in the KV store to use for request data")]
     pub prefix: String,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "Use a shell to run the command (default true)")]
     pub shell: Option<bool>,
-    #[arg(long, default_value = "2s", help = "Period to wait with no responses before terminating execution")]
+    #[arg(
+        long,
+        default_value = "2s",
+        help = "Period to wait with no responses before terminating execution"
+    )]
     pub wait: String,
-    #[arg(long = "wait-repl", default_value = "200ms", help = "Period to wait for replication before firing event. This is an optimization to allow stale reads to be performed")]
+    #[arg(
+        long = "wait-repl",
+        default_value = "200ms",
+        help = "Period to wait for replication before firing event. This is an optimization to allow stale reads to be performed"
+    )]
     pub wait_repl: String,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "Enables verbose output")]
     pub verbose: Option<bool>,
@@ -73,7 +85,8 @@ pub fn prefix_lines(arrow: bool, node: &str, message: &str) -> String {
 }
 
 pub fn run(a: ExecArgs) -> i32 {
-    let (wait, repl_wait) = match (parse_duration("wait", &a.wait), parse_duration("wait-repl", &a.wait_repl)) {
+    let (wait, repl_wait) = match (parse_duration("wait", &a.wait), parse_duration("wait-repl", &a.wait_repl))
+    {
         (Ok(w), Ok(r)) => (w, r),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("{e}\n\n{HELP}");
@@ -112,7 +125,14 @@ pub fn run(a: ExecArgs) -> i32 {
                 return 1;
             }
         };
-        let ex = Exec { verbose: a.verbose.unwrap_or(false), wait, repl_wait, stale: a.http.stale(), args: &a, client };
+        let ex = Exec {
+            verbose: a.verbose.unwrap_or(false),
+            wait,
+            repl_wait,
+            stale: a.http.stale(),
+            args: &a,
+            client,
+        };
         ex.run(spec).await
     })
 }
@@ -161,19 +181,27 @@ impl Exec<'_> {
     }
 
     async fn run(&self, spec: JobSpec) -> i32 {
-        let me: AgentSelf = match self.client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("Error querying Consul agent: {e}");
-                return 1;
-            }
-        };
-        if let Some(dc) = self.args.http.datacenter.as_deref().filter(|d| !d.is_empty() && *d != me.config.datacenter) {
+        let me: AgentSelf =
+            match self.client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("Error querying Consul agent: {e}");
+                    return 1;
+                }
+            };
+        if let Some(dc) =
+            self.args.http.datacenter.as_deref().filter(|d| !d.is_empty() && *d != me.config.datacenter)
+        {
             eprintln!("Remote exec in datacenter {dc:?} is not supported: this agent has no path to other datacenters");
             return 1;
         }
         let body = serde_json::json!({ "Name": "Remote Exec", "Behavior": "delete", "TTL": SESSION_TTL });
-        let session = match self.client.call(Method::PUT, "/v1/session/create", Some(Bytes::from(body.to_string()))).await.and_then(|r| r.json::<Created>()) {
+        let session = match self
+            .client
+            .call(Method::PUT, "/v1/session/create", Some(Bytes::from(body.to_string())))
+            .await
+            .and_then(|r| r.json::<Created>())
+        {
             Ok(c) => c.id,
             Err(e) => {
                 eprintln!("Failed to create session: {e}");
@@ -186,7 +214,8 @@ impl Exec<'_> {
         renewer.abort();
         // Destroying the session first makes any late write by an agent fail
         // (its acquire needs the session), then the tree goes.
-        let _ = self.client.call(Method::PUT, &format!("/v1/session/destroy/{}", encode(&session)), None).await;
+        let _ =
+            self.client.call(Method::PUT, &format!("/v1/session/destroy/{}", encode(&session)), None).await;
         let dir = rexec::join(&[&self.args.prefix, &session]);
         let _ = self.client.call(Method::DELETE, &format!("/v1/kv/{}?recurse", encode(&dir)), None).await;
         code
@@ -202,7 +231,12 @@ impl Exec<'_> {
             }
         };
         let path = format!("/v1/kv/{}?acquire={}", encode(&key), encode(session));
-        match self.client.call(Method::PUT, &path, Some(Bytes::from(payload))).await.and_then(|r| r.json::<bool>()) {
+        match self
+            .client
+            .call(Method::PUT, &path, Some(Bytes::from(payload)))
+            .await
+            .and_then(|r| r.json::<bool>())
+        {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("Failed to create job file: failed to acquire key {key}");
@@ -221,8 +255,18 @@ impl Exec<'_> {
         }
         let event = ExecEvent { prefix: self.args.prefix.clone(), session: session.to_string() };
         let body = serde_json::to_vec(&event).unwrap_or_default();
-        let path = super::event::fire_path(crate::event::REMOTE_EXEC_NAME, &self.args.node, &self.args.service, &self.args.tag);
-        match self.client.call(Method::PUT, &path, Some(Bytes::from(body))).await.and_then(|r| r.json::<Created>()) {
+        let path = super::event::fire_path(
+            crate::event::REMOTE_EXEC_NAME,
+            &self.args.node,
+            &self.args.service,
+            &self.args.tag,
+        );
+        match self
+            .client
+            .call(Method::PUT, &path, Some(Bytes::from(body)))
+            .await
+            .and_then(|r| r.json::<Created>())
+        {
             Ok(c) => self.info(&format!("Fired remote execution event: {}", c.id)),
             Err(e) => {
                 eprintln!("Failed to fire event: {e}");
@@ -285,13 +329,14 @@ impl Exec<'_> {
 
     /// Names the targeted nodes that never acknowledged; true if any.
     async fn report_silent_nodes(&self, acked: &BTreeSet<String>) -> bool {
-        let targeted = match targeted_nodes(&self.client, &self.args.node, &self.args.service, &self.args.tag).await {
-            Ok(t) => t,
-            Err(e) => {
-                self.info(&format!("Could not list the targeted nodes: {e}"));
-                return false;
-            }
-        };
+        let targeted =
+            match targeted_nodes(&self.client, &self.args.node, &self.args.service, &self.args.tag).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.info(&format!("Could not list the targeted nodes: {e}"));
+                    return false;
+                }
+            };
         let silent: Vec<&String> = targeted.iter().filter(|n| !acked.contains(*n)).collect();
         if silent.is_empty() {
             return false;
@@ -310,7 +355,9 @@ impl Exec<'_> {
 async fn renew(client: Client, session: String) {
     loop {
         tokio::time::sleep(RENEW_INTERVAL).await;
-        if let Err(e) = client.call(Method::PUT, &format!("/v1/session/renew/{}", encode(&session)), None).await {
+        if let Err(e) =
+            client.call(Method::PUT, &format!("/v1/session/renew/{}", encode(&session)), None).await
+        {
             eprintln!("Session renew failed: {e}");
             return;
         }
@@ -330,7 +377,11 @@ async fn watch_results(client: Client, dir: String, wait: Duration, stale: bool,
         let resp = match client.request(Method::GET, &path, None).await {
             Ok(r) if r.status.is_success() || r.status == StatusCode::NOT_FOUND => r,
             Ok(r) => {
-                eprintln!("Failed to read results: Unexpected response code: {} ({})", r.status.as_u16(), r.text().trim_end());
+                eprintln!(
+                    "Failed to read results: Unexpected response code: {} ({})",
+                    r.status.as_u16(),
+                    r.text().trim_end()
+                );
                 let _ = tx.send(Update::Failed).await;
                 return;
             }
@@ -345,7 +396,8 @@ async fn watch_results(client: Client, dir: String, wait: Duration, stale: bool,
             continue;
         }
         index = new_index;
-        let mut keys: Vec<String> = if resp.status == StatusCode::NOT_FOUND { Vec::new() } else { resp.json().unwrap_or_default() };
+        let mut keys: Vec<String> =
+            if resp.status == StatusCode::NOT_FOUND { Vec::new() } else { resp.json().unwrap_or_default() };
         // Keys come sorted by name, which puts a node's `exit` before its
         // `out/…`; report acks, then output, then exits, so a fast job's
         // output is not printed after its exit code.
@@ -430,8 +482,19 @@ struct ServiceNodeJson {
 
 /// The live members the filters select, as the agents themselves would
 /// decide (the service filter is judged from the catalog).
-async fn targeted_nodes(client: &Client, node: &str, service: &str, tag: &str) -> Result<BTreeSet<String>, String> {
-    let re = |e: &str| if e.is_empty() { Ok(None) } else { regex_lite::Regex::new(e).map(Some).map_err(|e| e.to_string()) };
+async fn targeted_nodes(
+    client: &Client,
+    node: &str,
+    service: &str,
+    tag: &str,
+) -> Result<BTreeSet<String>, String> {
+    let re = |e: &str| {
+        if e.is_empty() {
+            Ok(None)
+        } else {
+            regex_lite::Regex::new(e).map(Some).map_err(|e| e.to_string())
+        }
+    };
     let (node_re, svc_re, tag_re) = (re(node)?, re(service)?, re(tag)?);
     let members: Vec<MemberJson> = client.call(Method::GET, "/v1/agent/members", None).await?.json()?;
     let mut nodes: BTreeSet<String> = members
@@ -441,13 +504,17 @@ async fn targeted_nodes(client: &Client, node: &str, service: &str, tag: &str) -
         .map(|m| m.name)
         .collect();
     let Some(svc_re) = svc_re else { return Ok(nodes) };
-    let services: BTreeMap<String, Vec<String>> = client.call(Method::GET, "/v1/catalog/services", None).await?.json()?;
+    let services: BTreeMap<String, Vec<String>> =
+        client.call(Method::GET, "/v1/catalog/services", None).await?.json()?;
     let mut with_service = BTreeSet::new();
     for name in services.keys().filter(|n| svc_re.is_match(n)) {
-        let instances: Vec<ServiceNodeJson> = client.call(Method::GET, &format!("/v1/catalog/service/{}", encode(name)), None).await?.json()?;
+        let instances: Vec<ServiceNodeJson> =
+            client.call(Method::GET, &format!("/v1/catalog/service/{}", encode(name)), None).await?.json()?;
         for i in instances {
             let svc_ok = svc_re.is_match(&i.id) || svc_re.is_match(&i.name);
-            let tag_ok = tag_re.as_ref().is_none_or(|t| i.tags.as_deref().unwrap_or_default().iter().any(|x| t.is_match(x)));
+            let tag_ok = tag_re
+                .as_ref()
+                .is_none_or(|t| i.tags.as_deref().unwrap_or_default().iter().any(|x| t.is_match(x)));
             if svc_ok && tag_ok {
                 with_service.insert(i.node);
             }
@@ -465,14 +532,23 @@ mod tests {
     fn targeted_output_matches_consul() {
         // Output ending in a newline leaves an empty `node:` line, as
         // Consul prints it (only trailing whitespace is trimmed).
-        assert_eq!(prefix_lines(false, "web-1", "hello\nworld\n"), "    web-1: hello\n    web-1: world\n    web-1:");
+        assert_eq!(
+            prefix_lines(false, "web-1", "hello\nworld\n"),
+            "    web-1: hello\n    web-1: world\n    web-1:"
+        );
         assert_eq!(prefix_lines(false, "web-1", "no newline"), "    web-1: no newline");
-        assert_eq!(prefix_lines(true, "web-1", "finished with exit code 0"), "==> web-1: finished with exit code 0");
+        assert_eq!(
+            prefix_lines(true, "web-1", "finished with exit code 0"),
+            "==> web-1: finished with exit code 0"
+        );
     }
 
     #[test]
     fn go_duration_flags() {
         assert_eq!(parse_duration("wait", "2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("wait", "x").unwrap_err(), "invalid value \"x\" for flag -wait: parse error");
+        assert_eq!(
+            parse_duration("wait", "x").unwrap_err(),
+            "invalid value \"x\" for flag -wait: parse error"
+        );
     }
 }

@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn undefined_flag_is_go_error() {
-        assert_eq!(norm(&["consul", "kv", "put", "-nope", "k"]).unwrap_err(), "flag provided but not defined: -nope");
+        assert_eq!(
+            norm(&["consul", "kv", "put", "-nope", "k"]).unwrap_err(),
+            "flag provided but not defined: -nope"
+        );
         assert_eq!(norm(&["consul", "kv", "put", "-flags"]).unwrap_err(), "flag needs an argument: -flags");
     }
 }

@@ -26,7 +26,8 @@ pub fn run(a: InfoArgs) -> i32 {
             Ok(c) => c,
             Err(code) => return code,
         };
-        let me: SelfInfo = match client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json()) {
+        let me: SelfInfo = match client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json())
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("Error querying agent: {e}");
@@ -61,7 +62,10 @@ mod tests {
     #[test]
     fn sections_and_keys_sorted() {
         let mut stats = BTreeMap::new();
-        stats.insert("raft".to_string(), BTreeMap::from([("term".to_string(), "2".into()), ("applied_index".to_string(), "9".into())]));
+        stats.insert(
+            "raft".to_string(),
+            BTreeMap::from([("term".to_string(), "2".into()), ("applied_index".to_string(), "9".into())]),
+        );
         stats.insert("agent".to_string(), BTreeMap::from([("checks".to_string(), "0".into())]));
         assert_eq!(render(&stats), "agent:\n\tchecks = 0\nraft:\n\tapplied_index = 9\n\tterm = 2\n");
     }

@@ -22,7 +22,11 @@ pub struct KeyringArgs {
     pub use_key: Option<String>,
     #[arg(long, help = "Remove the given key from the cluster")]
     pub remove: Option<String>,
-    #[arg(long = "relay-factor", default_value_t = 0, help = "Number of nodes to relay each response through (0-5)")]
+    #[arg(
+        long = "relay-factor",
+        default_value_t = 0,
+        help = "Number of nodes to relay each response through (0-5)"
+    )]
     pub relay_factor: u8,
     #[arg(long = "local-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "List keys from the local agent only (list only)")]
     pub local_only: Option<bool>,
@@ -84,13 +88,14 @@ pub fn run(a: KeyringArgs) -> i32 {
             if local_only {
                 path.push_str("&local-only=1");
             }
-            let pools: Vec<PoolKeys> = match client.call(Method::GET, &path, None).await.and_then(|r| r.json()) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
-            };
+            let pools: Vec<PoolKeys> =
+                match client.call(Method::GET, &path, None).await.and_then(|r| r.json()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 1;
+                    }
+                };
             for p in &pools {
                 println!();
                 println!("{}:", pool_name(p));

@@ -61,7 +61,11 @@ pub struct PutArgs {
     pub cas: Option<bool>,
     #[arg(long, default_value_t = 0, help = "Unsigned integer value to assign to this key-value pair")]
     pub flags: u64,
-    #[arg(long = "modify-index", default_value_t = 0, help = "Unsigned integer representing the ModifyIndex of the key (with -cas)")]
+    #[arg(
+        long = "modify-index",
+        default_value_t = 0,
+        help = "Unsigned integer representing the ModifyIndex of the key (with -cas)"
+    )]
     pub modify_index: u64,
     #[arg(long, help = "Session to release the lock with")]
     pub release: Option<String>,
@@ -76,7 +80,11 @@ pub struct DeleteArgs {
     pub http: HttpFlags,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Perform a Check-And-Set operation")]
     pub cas: Option<bool>,
-    #[arg(long = "modify-index", default_value_t = 0, help = "Unsigned integer representing the ModifyIndex of the key (with -cas)")]
+    #[arg(
+        long = "modify-index",
+        default_value_t = 0,
+        help = "Unsigned integer representing the ModifyIndex of the key (with -cas)"
+    )]
     pub modify_index: u64,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Recursively delete all keys with the path")]
     pub recurse: Option<bool>,
@@ -153,7 +161,11 @@ fn strip_slash(key: &str) -> String {
 }
 
 fn stale_param(http: &HttpFlags) -> &'static str {
-    if http.stale() { "&stale" } else { "" }
+    if http.stale() {
+        "&stale"
+    } else {
+        ""
+    }
 }
 
 async fn get(a: GetArgs) -> i32 {

@@ -13,9 +13,9 @@ mod session;
 
 use super::HttpFlags;
 use child::LockChild;
+use clap::Args;
 use contend::{CleanupError, Settings, MONITOR_RETRY_TIME};
 use hyper::Method;
-use clap::Args;
 use std::io::Write;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,17 +33,35 @@ pub struct LockArgs {
     pub http: HttpFlags,
     #[arg(long = "child-exit-code", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Exit with code 2 when the child fails; by default a failing child still exits 0")]
     pub child_exit_code: Option<bool>,
-    #[arg(long = "n", default_value_t = 1, allow_negative_numbers = true, help = "How many holders may run at once; above 1 a semaphore is used instead of a lock")]
+    #[arg(
+        long = "n",
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        help = "How many holders may run at once; above 1 a semaphore is used instead of a lock"
+    )]
     pub limit: i64,
-    #[arg(long = "monitor-retry", default_value_t = 3, allow_negative_numbers = true, help = "How many failed reads in a row (1s apart) the lock monitor tolerates before treating the lock as lost; 0 disables retries")]
+    #[arg(
+        long = "monitor-retry",
+        default_value_t = 3,
+        allow_negative_numbers = true,
+        help = "How many failed reads in a row (1s apart) the lock monitor tolerates before treating the lock as lost; 0 disables retries"
+    )]
     pub monitor_retry: i64,
-    #[arg(long, default_value = "", help = "Name of the lock's session; derived from the child command when empty")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "Name of the lock's session; derived from the child command when empty"
+    )]
     pub name: String,
     #[arg(long = "pass-stdin", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Give the child this process's stdin")]
     pub pass_stdin: Option<bool>,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Run the child through $SHELL -c (default /bin/sh); false runs it directly")]
     pub shell: Option<bool>,
-    #[arg(long, allow_hyphen_values = true, help = "Give up acquiring after this long (a duration such as 10s); 0 waits forever")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        help = "Give up acquiring after this long (a duration such as 10s); 0 waits forever"
+    )]
     pub timeout: Option<String>,
     #[arg(long = "try", allow_hyphen_values = true, hide = true, help = "Deprecated name of -timeout")]
     pub try_: Option<String>,
@@ -115,7 +133,9 @@ async fn run_async(a: LockArgs) -> i32 {
         return 1;
     }
     let (prefix, child_args) = match a.args.split_first() {
-        Some((prefix, rest)) if !rest.is_empty() => (prefix.strip_prefix('/').unwrap_or(prefix).to_string(), rest.to_vec()),
+        Some((prefix, rest)) if !rest.is_empty() => {
+            (prefix.strip_prefix('/').unwrap_or(prefix).to_string(), rest.to_vec())
+        }
         _ => {
             eprintln!("Key prefix and child command must be specified");
             return 1;
@@ -133,7 +153,11 @@ async fn run_async(a: LockArgs) -> i32 {
             return 1;
         }
     };
-    let name = if a.name.is_empty() { format!("Consul lock for '{}' at '{prefix}'", child_args.join(" ")) } else { a.name.clone() };
+    let name = if a.name.is_empty() {
+        format!("Consul lock for '{}' at '{prefix}'", child_args.join(" "))
+    } else {
+        a.name.clone()
+    };
     let Ok(monitor_retries) = u32::try_from(a.monitor_retry) else {
         eprintln!("Number for 'monitor-retry' must be >= 0");
         return 1;
@@ -173,7 +197,8 @@ async fn run_async(a: LockArgs) -> i32 {
     // SIGINT/SIGTERM: remembered for forwarding, and they end the run.
     let shutdown = CancellationToken::new();
     let received = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         eprintln!("Error installing signal handlers");
         return 1;
     };

@@ -71,7 +71,8 @@ pub fn run(a: MembersArgs) -> i32 {
             }
         };
         let path = if a.wan.unwrap_or(false) { "/v1/agent/members?wan=1" } else { "/v1/agent/members" };
-        let mut members: Vec<Member> = match client.call(Method::GET, path, None).await.and_then(|r| r.json()) {
+        let mut members: Vec<Member> = match client.call(Method::GET, path, None).await.and_then(|r| r.json())
+        {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("Error retrieving members: {e}");
@@ -121,7 +122,17 @@ pub fn run(a: MembersArgs) -> i32 {
                 };
                 let tag = |k: &str| m.tags.get(k).cloned().unwrap_or_default();
                 if kind == "unknown" {
-                    rows.push(vec![m.name.clone(), addr(m), status_name(m.status).into(), kind.into(), String::new(), String::new(), String::new(), String::new(), String::new()]);
+                    rows.push(vec![
+                        m.name.clone(),
+                        addr(m),
+                        status_name(m.status).into(),
+                        kind.into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
                 } else {
                     rows.push(vec![
                         m.name.clone(),

@@ -93,7 +93,10 @@ pub struct HttpFlags {
     pub http_addr: Option<String>,
     #[arg(long = "token", help = "ACL token to use in the request (CONSUL_HTTP_TOKEN)")]
     pub token: Option<String>,
-    #[arg(long = "token-file", help = "File containing the ACL token to use in the request (CONSUL_HTTP_TOKEN_FILE)")]
+    #[arg(
+        long = "token-file",
+        help = "File containing the ACL token to use in the request (CONSUL_HTTP_TOKEN_FILE)"
+    )]
     pub token_file: Option<String>,
     #[arg(long = "ca-file", hide = true)]
     pub ca_file: Option<String>,

@@ -52,7 +52,8 @@ pub fn run(a: MonitorArgs) -> i32 {
                 return 1;
             }
         };
-        let mut url = format!("{}/v1/agent/monitor?loglevel={}", client.base(), crate::api::encode(&a.log_level));
+        let mut url =
+            format!("{}/v1/agent/monitor?loglevel={}", client.base(), crate::api::encode(&a.log_level));
         if a.log_json.unwrap_or(false) {
             url.push_str("&logjson");
         }
@@ -129,7 +130,11 @@ async fn follow(mut body: hyper::body::Incoming) -> End {
         partial.extend_from_slice(&data);
         // Print up to the last newline; a runaway line without one is
         // printed as it is rather than buffered without limit.
-        let cut = partial.iter().rposition(|b| *b == b'\n').map(|i| i + 1).or((partial.len() > MAX_PARTIAL).then_some(partial.len()));
+        let cut = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| i + 1)
+            .or((partial.len() > MAX_PARTIAL).then_some(partial.len()));
         if let Some(cut) = cut {
             let rest = partial.split_off(cut);
             let mut out = std::io::stdout().lock();

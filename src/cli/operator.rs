@@ -82,13 +82,25 @@ pub struct SetConfigArgs {
     pub http: HttpFlags,
     #[arg(long = "cleanup-dead-servers", num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "Controls whether Consul will automatically remove dead servers")]
     pub cleanup_dead_servers: Option<bool>,
-    #[arg(long = "max-trailing-logs", help = "Controls the maximum number of log entries that a server can trail the leader by before being considered unhealthy")]
+    #[arg(
+        long = "max-trailing-logs",
+        help = "Controls the maximum number of log entries that a server can trail the leader by before being considered unhealthy"
+    )]
     pub max_trailing_logs: Option<u64>,
-    #[arg(long = "min-quorum", help = "Sets the minimum number of servers required in a cluster before autopilot can prune dead servers")]
+    #[arg(
+        long = "min-quorum",
+        help = "Sets the minimum number of servers required in a cluster before autopilot can prune dead servers"
+    )]
     pub min_quorum: Option<u32>,
-    #[arg(long = "last-contact-threshold", help = "Controls the maximum amount of time a server can go without contact from the leader before being considered unhealthy")]
+    #[arg(
+        long = "last-contact-threshold",
+        help = "Controls the maximum amount of time a server can go without contact from the leader before being considered unhealthy"
+    )]
     pub last_contact_threshold: Option<String>,
-    #[arg(long = "server-stabilization-time", help = "Controls the minimum amount of time a server must be stable in the 'healthy' state before being added to the cluster")]
+    #[arg(
+        long = "server-stabilization-time",
+        help = "Controls the minimum amount of time a server must be stable in the 'healthy' state before being added to the cluster"
+    )]
     pub server_stabilization_time: Option<String>,
     #[arg(long = "redundancy-zone-tag", hide = true)]
     pub redundancy_zone_tag: Option<String>,
@@ -101,7 +113,9 @@ pub struct SetConfigArgs {
 pub fn run(a: OperatorArgs) -> i32 {
     // `recover` reads a stopped server's data dir with its own runtime.
     let a = match a.command {
-        OperatorCommand::Raft(RaftArgs { command: RaftCommand::Recover(r) }) => return super::operator_recover::run(r),
+        OperatorCommand::Raft(RaftArgs { command: RaftCommand::Recover(r) }) => {
+            return super::operator_recover::run(r)
+        }
         other => OperatorArgs { command: other },
     };
     super::block_on(async move {
@@ -149,20 +163,24 @@ fn u(v: &Value, k: &str) -> u64 {
 }
 
 async fn list_peers(a: ListPeersArgs) -> i32 {
-    let cfg = match get_json(&a.http, &format!("/v1/operator/raft/configuration{}", stale_query(&a.http)), "peers").await {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
+    let cfg =
+        match get_json(&a.http, &format!("/v1/operator/raft/configuration{}", stale_query(&a.http)), "peers")
+            .await
+        {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
     let servers = cfg.get("Servers").and_then(Value::as_array).cloned().unwrap_or_default();
     let leader_index = servers
         .iter()
         .find(|s| s.get("Leader").and_then(Value::as_bool) == Some(true))
         .map(|l| u(l, "LastIndex"))
         .unwrap_or(0);
-    let mut rows = vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol", "Commit Index", "Trails Leader By"]
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()];
+    let mut rows =
+        vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol", "Commit Index", "Trails Leader By"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()];
     for srv in &servers {
         let leader = srv.get("Leader").and_then(Value::as_bool) == Some(true);
         let last = u(srv, "LastIndex");
@@ -223,7 +241,13 @@ async fn remove_peer(a: RemovePeerArgs) -> i32 {
 }
 
 async fn get_config(a: GetConfigArgs) -> i32 {
-    let c = match get_json(&a.http, &format!("/v1/operator/autopilot/configuration{}", stale_query(&a.http)), "Autopilot configuration").await {
+    let c = match get_json(
+        &a.http,
+        &format!("/v1/operator/autopilot/configuration{}", stale_query(&a.http)),
+        "Autopilot configuration",
+    )
+    .await
+    {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -239,11 +263,15 @@ async fn get_config(a: GetConfigArgs) -> i32 {
 }
 
 async fn set_config(a: SetConfigArgs) -> i32 {
-    let mut c = match get_json(&a.http, "/v1/operator/autopilot/configuration", "Autopilot configuration").await {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    for (name, value) in [("LastContactThreshold", &a.last_contact_threshold), ("ServerStabilizationTime", &a.server_stabilization_time)] {
+    let mut c =
+        match get_json(&a.http, "/v1/operator/autopilot/configuration", "Autopilot configuration").await {
+            Ok(v) => v,
+            Err(code) => return code,
+        };
+    for (name, value) in [
+        ("LastContactThreshold", &a.last_contact_threshold),
+        ("ServerStabilizationTime", &a.server_stabilization_time),
+    ] {
         if let Some(v) = value {
             if let Err(e) = crate::duration::parse(v) {
                 eprintln!("Error parsing {name}: {e}");
@@ -275,7 +303,10 @@ async fn set_config(a: SetConfigArgs) -> i32 {
         Err(code) => return code,
     };
     let path = format!("/v1/operator/autopilot/configuration?cas={}", u(&c, "ModifyIndex"));
-    let ok = client.call(Method::PUT, &path, Some(Bytes::from(c.to_string()))).await.and_then(|r| r.json::<bool>());
+    let ok = client
+        .call(Method::PUT, &path, Some(Bytes::from(c.to_string())))
+        .await
+        .and_then(|r| r.json::<bool>());
     match ok {
         Ok(true) => {
             println!("Configuration updated!");

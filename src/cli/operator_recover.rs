@@ -71,7 +71,8 @@ fn read_node_id(data_dir: &Path) -> Result<uuid::Uuid, String> {
 }
 
 fn table(servers: &[RecoveredServer]) -> String {
-    let mut rows = vec![vec!["Node".to_string(), "ID".into(), "Address".into(), "Voter".into(), "Known from".into()]];
+    let mut rows =
+        vec![vec!["Node".to_string(), "ID".into(), "Address".into(), "Voter".into(), "Known from".into()]];
     for s in servers {
         rows.push(vec![
             if s.node.name.is_empty() { "(new server)".into() } else { s.node.name.clone() },
@@ -99,22 +100,29 @@ fn render(servers: &[RecoveredServer]) -> Result<(String, &'static str), String>
     if servers.iter().any(|s| !s.voter) {
         return Err("non-voters need an id, but some servers are only known by address; give every non-voter as ID@ip:port".into());
     }
-    let addrs = servers.iter().map(|s| recovery::parse_address(&s.node.addr)).collect::<Result<Vec<_>, _>>()?;
+    let addrs =
+        servers.iter().map(|s| recovery::parse_address(&s.node.addr)).collect::<Result<Vec<_>, _>>()?;
     Ok((recovery::render_addresses(&addrs)?, "address format, because some servers are not known yet"))
 }
 
 fn recover(args: &RecoverArgs) -> Result<(), String> {
-    let data_dir = args.data_dir.as_deref().ok_or("Missing -data-dir: the stopped server's data directory")?;
+    let data_dir =
+        args.data_dir.as_deref().ok_or("Missing -data-dir: the stopped server's data directory")?;
     let mut specs = Vec::new();
     parse_list(&args.peers, false, &mut specs)?;
     parse_list(&args.non_voters, true, &mut specs)?;
     if specs.is_empty() {
-        return Err("Missing -peers: list the servers of the recovered configuration, this one included".into());
+        return Err(
+            "Missing -peers: list the servers of the recovered configuration, this one included".into()
+        );
     }
     recovery::check_specs(&specs)?;
     let raft_dir = data_dir.join("raft");
     if !raft_dir.is_dir() {
-        return Err(format!("{} has no raft/ directory: is it a server's data directory?", data_dir.display()));
+        return Err(format!(
+            "{} has no raft/ directory: is it a server's data directory?",
+            data_dir.display()
+        ));
     }
     // Held until we return: no agent can start on this data dir meanwhile.
     let _lock = DataDir::open(data_dir).map_err(|e| {
@@ -151,7 +159,8 @@ fn recover(args: &RecoverArgs) -> Result<(), String> {
         return Ok(());
     }
     let path = recovery::peers_path(&raft_dir);
-    crate::fsutil::write_atomic(&path, text.as_bytes(), true).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    crate::fsutil::write_atomic(&path, text.as_bytes(), true)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("\nWrote {} ({format}):\n{text}", path.display());
     println!("Next: put this same file in raft/peers.json of every other surviving server");
     println!("(or run this command there with the same -peers), then start all of them.");
@@ -185,7 +194,8 @@ mod tests {
         assert!(parse_peer("server1:8300", false).unwrap_err().contains("neither"));
         assert!(parse_peer("x@10.0.0.2:8300", false).is_err());
         let mut out = Vec::new();
-        parse_list(&["10.0.0.1:8300, 10.0.0.2:8300".into(), "10.0.0.3:8300".into()], false, &mut out).unwrap();
+        parse_list(&["10.0.0.1:8300, 10.0.0.2:8300".into(), "10.0.0.3:8300".into()], false, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 3);
     }
 }

@@ -115,7 +115,12 @@ fn check_json(c: &CheckDef) -> Value {
     if !c.header.is_empty() {
         m.insert("Header".into(), json!(c.header));
     }
-    for (k, v) in [("Interval", c.interval), ("Timeout", c.timeout), ("TTL", c.ttl), ("DeregisterCriticalServiceAfter", c.deregister_critical_service_after)] {
+    for (k, v) in [
+        ("Interval", c.interval),
+        ("Timeout", c.timeout),
+        ("TTL", c.ttl),
+        ("DeregisterCriticalServiceAfter", c.deregister_critical_service_after),
+    ] {
         if v.is_some() {
             m.insert(k.into(), duration(v));
         }
@@ -152,8 +157,11 @@ fn service_json(d: &ServiceDef) -> Value {
         m.insert("Weights".into(), json!({"Passing": w.passing, "Warning": w.warning}));
     }
     if !d.tagged_addresses.is_empty() {
-        let t: Map<String, Value> =
-            d.tagged_addresses.iter().map(|(k, a)| (k.clone(), json!({"Address": a.address, "Port": a.port}))).collect();
+        let t: Map<String, Value> = d
+            .tagged_addresses
+            .iter()
+            .map(|(k, a)| (k.clone(), json!({"Address": a.address, "Port": a.port})))
+            .collect();
         m.insert("TaggedAddresses".into(), Value::Object(t));
     }
     if !d.checks.is_empty() {
@@ -240,7 +248,9 @@ async fn deregister(a: DeregisterArgs) -> i32 {
         Err(code) => return code,
     };
     for id in ids {
-        if let Err(e) = c.call(Method::PUT, &format!("/v1/agent/service/deregister/{}", encode(&id)), None).await {
+        if let Err(e) =
+            c.call(Method::PUT, &format!("/v1/agent/service/deregister/{}", encode(&id)), None).await
+        {
             eprintln!("Error deregistering service {id:?}: {e}");
             return 1;
         }

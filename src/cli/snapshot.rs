@@ -31,7 +31,11 @@ pub enum SnapshotCommand {
 pub struct SaveArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long = "append-filename", default_value = "", help = "Append info to the file name: version,dc,node,status")]
+    #[arg(
+        long = "append-filename",
+        default_value = "",
+        help = "Append info to the file name: version,dc,node,status"
+    )]
     pub append_filename: String,
     pub file: Vec<PathBuf>,
 }
@@ -94,7 +98,9 @@ impl Progress {
 
     fn update(&mut self, detail: &str) {
         let now = Instant::now();
-        if now.duration_since(self.started) >= Duration::from_secs(1) && now.duration_since(self.last) >= Duration::from_secs(1) {
+        if now.duration_since(self.started) >= Duration::from_secs(1)
+            && now.duration_since(self.last) >= Duration::from_secs(1)
+        {
             eprintln!("==> {}: {detail} ({}s)", self.what, now.duration_since(self.started).as_secs());
             self.last = now;
             self.printed = true;
@@ -122,7 +128,8 @@ async fn save(a: SaveArgs) -> i32 {
     };
     let path = if a.http.stale() { "/v1/snapshot?stale" } else { "/v1/snapshot" };
     let mut progress = Progress::new("Saving snapshot");
-    let resp = match client.download(path, |n| progress.update(&format!("{} received", human_bytes(n)))).await {
+    let resp = match client.download(path, |n| progress.update(&format!("{} received", human_bytes(n)))).await
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error saving snapshot: {e}");
@@ -139,19 +146,23 @@ async fn save(a: SaveArgs) -> i32 {
     // Consul's -append-filename: version, dc, node and status, in that order.
     let mut parts = Vec::new();
     if !a.append_filename.is_empty() {
-        let me: serde_json::Value = match client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json()) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("Error getting agent information: {e}");
-                return 1;
-            }
-        };
+        let me: serde_json::Value =
+            match client.call(Method::GET, "/v1/agent/self", None).await.and_then(|r| r.json()) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("Error getting agent information: {e}");
+                    return 1;
+                }
+            };
         let want: Vec<&str> = a.append_filename.split(',').map(str::trim).collect();
         for (key, value) in [
             ("version", me["Config"]["Version"].as_str().unwrap_or_default().to_string()),
             ("dc", me["Config"]["Datacenter"].as_str().unwrap_or_default().to_string()),
             ("node", me["Config"]["NodeName"].as_str().unwrap_or_default().to_string()),
-            ("status", if me["Stats"]["consul"]["leader"] == "true" { "leader".into() } else { "follower".into() }),
+            (
+                "status",
+                if me["Stats"]["consul"]["leader"] == "true" { "leader".into() } else { "follower".into() },
+            ),
         ] {
             if want.contains(&key) {
                 parts.push(value);
@@ -214,7 +225,10 @@ async fn restore(a: RestoreArgs) -> i32 {
 }
 
 fn print_table(title: &str, stats: &[TypeStat]) {
-    let mut rows = vec![vec![title.to_string(), "Count".into(), "Size".into()], vec!["----".into(), "----".into(), "----".into()]];
+    let mut rows = vec![
+        vec![title.to_string(), "Count".into(), "Size".into()],
+        vec!["----".into(), "----".into(), "----".into()],
+    ];
     let mut total = 0;
     for s in stats {
         total += s.sum;

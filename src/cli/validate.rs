@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug, Default)]
 pub struct ValidateArgs {
-    #[arg(long = "config-format", help = "Config files are in this format irrespective of their extension (json or hcl)")]
+    #[arg(
+        long = "config-format",
+        help = "Config files are in this format irrespective of their extension (json or hcl)"
+    )]
     pub config_format: Option<String>,
     #[arg(long = "quiet", num_args = 0..=1, require_equals = true, default_missing_value = "true", help = "When given, a successful run will produce no output")]
     pub quiet: Option<bool>,

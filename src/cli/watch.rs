@@ -22,19 +22,35 @@ const B: &str = "true";
 pub struct WatchArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long = "type", default_value = "", help = "What to watch: key, keyprefix, services, nodes, service, checks or event")]
+    #[arg(
+        long = "type",
+        default_value = "",
+        help = "What to watch: key, keyprefix, services, nodes, service, checks or event"
+    )]
     pub watch_type: String,
     #[arg(long, default_value = "", help = "The key to watch (type key)")]
     pub key: String,
     #[arg(long, default_value = "", help = "The key prefix to watch (type keyprefix)")]
     pub prefix: String,
-    #[arg(long, default_value = "", help = "The service to watch (required for type service, optional for checks)")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The service to watch (required for type service, optional for checks)"
+    )]
     pub service: String,
     #[arg(long, default_value = "", help = "Only instances with this tag (type service)")]
     pub tag: String,
-    #[arg(long, default_value = "", help = "true: only instances whose checks all pass (type service); default false")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "true: only instances whose checks all pass (type service); default false"
+    )]
     pub passingonly: String,
-    #[arg(long, default_value = "", help = "The check state to watch: any, passing, warning or critical (type checks)")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The check state to watch: any, passing, warning or critical (type checks)"
+    )]
     pub state: String,
     #[arg(long, default_value = "", help = "Only events with this name (type event)")]
     pub name: String,
@@ -86,7 +102,8 @@ fn params(a: &WatchArgs, cfg: &ClientConfig) -> Result<Map<String, Value>, Strin
         p.insert("stale".into(), Value::Bool(true));
     }
     if !a.passingonly.is_empty() {
-        let b = parse_go_bool(&a.passingonly).map_err(|e| format!("Failed to parse passingonly flag: {e}"))?;
+        let b =
+            parse_go_bool(&a.passingonly).map_err(|e| format!("Failed to parse passingonly flag: {e}"))?;
         p.insert("passingonly".into(), Value::Bool(b));
     }
     Ok(p)
@@ -151,7 +168,8 @@ async fn run_async(a: WatchArgs) -> i32 {
     } else {
         Some(HandlerCommand::Args(a.args.clone()))
     };
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         eprintln!("Error installing signal handlers");
         return 1;
     };

@@ -39,7 +39,8 @@ impl<'a> Network<'a> {
 
     /// Expands a template; `Ok(None)` in check-only mode.
     fn expand(&self, key: &str, raw: &str) -> Result<Option<String>, ConfigError> {
-        let fail = |e: String| ConfigError::Invalid(format!("{key}: error in go-sockaddr template {raw:?}: {e}"));
+        let fail =
+            |e: String| ConfigError::Invalid(format!("{key}: error in go-sockaddr template {raw:?}: {e}"));
         match self {
             Network::CheckOnly => sockaddr::check(raw).map(|_| None).map_err(fail),
             Network::Live { .. } => sockaddr::expand(raw, self.interfaces()).map(Some).map_err(fail),
@@ -64,7 +65,12 @@ impl<'a> Network<'a> {
     }
 
     /// A key that takes exactly one address; unset or empty gives `default`.
-    pub fn single_addr(&self, key: &str, value: Option<&str>, default: IpAddr) -> Result<IpAddr, ConfigError> {
+    pub fn single_addr(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: IpAddr,
+    ) -> Result<IpAddr, ConfigError> {
         let Some(raw) = value else { return Ok(default) };
         let raw = raw.trim();
         if raw.is_empty() {
@@ -79,14 +85,21 @@ impl<'a> Network<'a> {
                 "{key}: go-sockaddr template {raw:?} produced several addresses ({}); only one is allowed",
                 list.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
             ))),
-            _ => Err(ConfigError::Invalid(format!("{key}: multiple addresses found in {raw:?}: only one is allowed"))),
+            _ => Err(ConfigError::Invalid(format!(
+                "{key}: multiple addresses found in {raw:?}: only one is allowed"
+            ))),
         }
     }
 
     /// Join addresses (`retry_join` and friends): an entry with a template
     /// becomes the addresses it produces; other entries (host names,
     /// `provider=...` cloud strings) pass through untouched, as in Consul.
-    pub fn join_list(&self, key: &str, entries: &[String], warnings: &mut Vec<String>) -> Result<Vec<String>, ConfigError> {
+    pub fn join_list(
+        &self,
+        key: &str,
+        entries: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<String>, ConfigError> {
         let mut out = Vec::new();
         for entry in entries {
             if !sockaddr::is_template(entry) {
@@ -121,7 +134,9 @@ impl<'a> Network<'a> {
             };
             for r in expanded.split_whitespace() {
                 if r.starts_with("unix://") {
-                    return Err(ConfigError::Invalid(format!("recursors: DNS recursors cannot be unix sockets: {r}")));
+                    return Err(ConfigError::Invalid(format!(
+                        "recursors: DNS recursors cannot be unix sockets: {r}"
+                    )));
                 }
                 if !out.iter().any(|o| o == r) {
                     out.push(r.to_string());
@@ -139,7 +154,8 @@ impl<'a> Network<'a> {
         match self {
             Network::CheckOnly => Ok(PLACEHOLDER),
             Network::Live { .. } => {
-                let ips: Vec<IpAddr> = self.interfaces().iter().filter(|i| i.flags.up).map(|i| i.addr).collect();
+                let ips: Vec<IpAddr> =
+                    self.interfaces().iter().filter(|i| i.flags.up).map(|i| i.addr).collect();
                 pick_private_ipv4(&ips)
             }
         }
@@ -244,22 +260,38 @@ mod tests {
     fn templates_resolve_against_the_given_interfaces() {
         let probe = fake;
         let net = Network::live(&probe);
-        assert_eq!(net.single_addr("bind_addr", Some("{{ GetPrivateIP }}"), a("0.0.0.0")).unwrap(), a("10.0.1.5"));
+        assert_eq!(
+            net.single_addr("bind_addr", Some("{{ GetPrivateIP }}"), a("0.0.0.0")).unwrap(),
+            a("10.0.1.5")
+        );
         assert_eq!(
             net.addr_list("client_addr", r#"127.0.0.1 {{ GetInterfaceIP "eth1" }}"#).unwrap(),
             vec![a("127.0.0.1"), a("192.168.50.4")]
         );
-        let e = net.single_addr("bind_addr", Some(r#"{{ GetInterfaceIP "eth7" }}"#), a("0.0.0.0")).unwrap_err().to_string();
+        let e = net
+            .single_addr("bind_addr", Some(r#"{{ GetInterfaceIP "eth7" }}"#), a("0.0.0.0"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bind_addr") && e.contains("eth7") && e.contains("produced no address"), "{e}");
         let e = net
-            .single_addr("advertise_addr", Some(r#"{{ GetPrivateInterfaces | join "address" " " }}"#), a("0.0.0.0"))
+            .single_addr(
+                "advertise_addr",
+                Some(r#"{{ GetPrivateInterfaces | join "address" " " }}"#),
+                a("0.0.0.0"),
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("several addresses (10.0.1.5 192.168.50.4)"), "{e}");
-        let e = net.addr_list("addresses.http", r#"{{ GetPrivateInterfaces | attr "name" }}"#).unwrap_err().to_string();
+        let e = net
+            .addr_list("addresses.http", r#"{{ GetPrivateInterfaces | attr "name" }}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("addresses.http") && e.contains("\"eth0\" is not an IP address"), "{e}");
         let e = net.addr_list("serf_lan", "{{ GetPrivatIP }}").unwrap_err().to_string();
-        assert!(e.contains("serf_lan: error in go-sockaddr template \"{{ GetPrivatIP }}\": unknown function"), "{e}");
+        assert!(
+            e.contains("serf_lan: error in go-sockaddr template \"{{ GetPrivatIP }}\": unknown function"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -302,7 +334,10 @@ mod tests {
     #[test]
     fn check_only_validates_without_interfaces() {
         let net = Network::CheckOnly;
-        assert_eq!(net.single_addr("bind_addr", Some(r#"{{ GetInterfaceIP "eth0" }}"#), a("0.0.0.0")).unwrap(), PLACEHOLDER);
+        assert_eq!(
+            net.single_addr("bind_addr", Some(r#"{{ GetInterfaceIP "eth0" }}"#), a("0.0.0.0")).unwrap(),
+            PLACEHOLDER
+        );
         assert!(net.single_addr("bind_addr", Some("{{ GetInterfaceIP }}"), a("0.0.0.0")).is_err());
         assert!(net.single_addr("bind_addr", Some("not-an-ip"), a("0.0.0.0")).is_err());
         assert_eq!(net.private_ipv4().unwrap(), PLACEHOLDER);

@@ -6,12 +6,8 @@ use serde_json::{Map, Value};
 
 /// Keys (as dotted paths) whose values are free-form maps: a later source
 /// replaces the whole map instead of merging into it.
-const MAP_KEYS: &[&str] = &[
-    "node_meta",
-    "tagged_addresses",
-    "dns_config.service_ttl",
-    "http_config.response_headers",
-];
+const MAP_KEYS: &[&str] =
+    &["node_meta", "tagged_addresses", "dns_config.service_ttl", "http_config.response_headers"];
 
 /// Folds the single-object shapes `service` and `check` into the list keys
 /// `services` and `checks`, so later sources append to one list.

@@ -108,7 +108,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 /// when an address needs it (`bind_addr` 0.0.0.0 without an advertise
 /// address, or a template). `IfAddr::from_ips` turns plain addresses into
 /// such a list.
-pub fn load_with_interfaces(opts: &LoadOptions, interfaces: &dyn Fn() -> Vec<IfAddr>) -> Result<Loaded, ConfigError> {
+pub fn load_with_interfaces(
+    opts: &LoadOptions,
+    interfaces: &dyn Fn() -> Vec<IfAddr>,
+) -> Result<Loaded, ConfigError> {
     let (flag_lists, flag_values) = match &opts.flags {
         Some(flags) => split_lists(flags),
         None => (None, None),
@@ -206,7 +209,8 @@ fn expand(spec: &SourceSpec, format: Option<Format>) -> Result<Vec<PathBuf>, Con
 
 fn read_source(path: &Path, format: Option<Format>) -> Result<Source, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: name.clone(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: name.clone(), source })?;
     let format = format.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
         Some("hcl") => Format::Hcl,
         _ => Format::Json,
@@ -265,7 +269,10 @@ fn parse_hcl_text(name: &str, text: &str) -> Result<Source, ConfigError> {
 
 fn parse_value(name: &str, value: Value) -> Result<FileConfig, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
-        ConfigError::Parse { path: name.to_string(), message: describe(e.path().to_string(), &e.inner().to_string(), &|_| None) }
+        ConfigError::Parse {
+            path: name.to_string(),
+            message: describe(e.path().to_string(), &e.inner().to_string(), &|_| None),
+        }
     })
 }
 
@@ -282,7 +289,11 @@ fn describe(path: String, inner: &str, locate: &dyn Fn(&str) -> Option<(usize, u
         let field = rest.split('`').next().unwrap_or("");
         // The path already ends with the unknown field in recent serde_path_to_error.
         let key = if path.ends_with(field) || path == "." {
-            if path == "." { field.to_string() } else { path }
+            if path == "." {
+                field.to_string()
+            } else {
+                path
+            }
         } else {
             format!("{path}.{field}")
         };
@@ -306,10 +317,8 @@ mod tests {
             let mut f = std::fs::File::create(dir.path().join(name)).unwrap();
             f.write_all(text.as_bytes()).unwrap();
         }
-        let opts = LoadOptions {
-            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
-            ..Default::default()
-        };
+        let opts =
+            LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], ..Default::default() };
         load_with_interfaces(&opts, &|| IfAddr::from_ips(&["192.168.1.11".parse().unwrap()]))
     }
 
@@ -349,7 +358,8 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key() {
-        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\",\n\"bootstrap_expect\": \"3\"}")]).unwrap_err();
+        let err =
+            load_texts(&[("a.json", "{\"data_dir\": \"/x\",\n\"bootstrap_expect\": \"3\"}")]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bootstrap_expect"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
@@ -357,14 +367,18 @@ mod tests {
 
     #[test]
     fn bad_duration_names_key() {
-        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"retry_interval\": \"30\"}")]).unwrap_err();
+        let err =
+            load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"retry_interval\": \"30\"}")]).unwrap_err();
         assert!(err.to_string().contains("retry_interval"), "{err}");
     }
 
     #[test]
     fn refused_key() {
-        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"acl\": {\"enabled\": true, \"default_policy\": \"deny\"}}")])
-            .unwrap_err();
+        let err = load_texts(&[(
+            "a.json",
+            "{\"data_dir\": \"/x\", \"acl\": {\"enabled\": true, \"default_policy\": \"deny\"}}",
+        )])
+        .unwrap_err();
         assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
         assert!(err.to_string().contains("acl.enabled"));
     }
@@ -395,7 +409,8 @@ mod tests {
         let text = "{\"data_dir\": \"/x\",\n \"service\": {\"name\": \"web\",\n  \"check\": {\"interval\": \"ten\"}}}";
         let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
         assert!(msg.contains("service.check.interval") && msg.contains("line 3"), "{msg}");
-        let text = "{\"data_dir\": \"/x\", \"services\": [{\"name\": \"a\"},\n {\"name\": \"b\", \"bogus\": 1}]}";
+        let text =
+            "{\"data_dir\": \"/x\", \"services\": [{\"name\": \"a\"},\n {\"name\": \"b\", \"bogus\": 1}]}";
         let msg = load_texts(&[("a.json", text)]).unwrap_err().to_string();
         assert!(msg.contains("invalid config key services[1].bogus") && msg.contains("line 2"), "{msg}");
     }
@@ -409,20 +424,35 @@ mod tests {
         .unwrap();
         assert!(loaded.config.server);
         assert_eq!(loaded.config.ports.dns, -1);
-        assert_eq!(loaded.config.services[0].check.as_ref().unwrap().interval.unwrap().0, std::time::Duration::from_secs(10));
+        assert_eq!(
+            loaded.config.services[0].check.as_ref().unwrap().interval.unwrap().0,
+            std::time::Duration::from_secs(10)
+        );
 
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\n\nbogus_key = 1\n")]).unwrap_err().to_string();
-        assert!(msg.contains("a.hcl") && msg.contains("invalid config key bogus_key") && msg.contains("line 3"), "{msg}");
-        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n  htp = 1\n}\n")]).unwrap_err().to_string();
+        assert!(
+            msg.contains("a.hcl") && msg.contains("invalid config key bogus_key") && msg.contains("line 3"),
+            "{msg}"
+        );
+        let msg =
+            load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n  htp = 1\n}\n")]).unwrap_err().to_string();
         assert!(msg.contains("invalid config key ports.htp") && msg.contains("line 3"), "{msg}");
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nservice {\n name = \"a\"\n}\nservice {\n name = \"b\"\n  check {\n    interval = \"often\"\n  }\n}\n")])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("service[1].check.interval") && msg.contains("line 8"), "{msg}");
-        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nbootstrap_expect = \"3\"\n")]).unwrap_err().to_string();
+        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nbootstrap_expect = \"3\"\n")])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("bootstrap_expect: invalid type") && msg.contains("line 2"), "{msg}");
-        let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n http = 1\n}\nports {\n dns = 2\n}\n")]).unwrap_err().to_string();
-        assert!(msg.contains("ports: the block is given 2 times but only one is allowed (line 5, column 1)"), "{msg}");
+        let msg =
+            load_texts(&[("a.hcl", "data_dir = \"/x\"\nports {\n http = 1\n}\nports {\n dns = 2\n}\n")])
+                .unwrap_err()
+                .to_string();
+        assert!(
+            msg.contains("ports: the block is given 2 times but only one is allowed (line 5, column 1)"),
+            "{msg}"
+        );
         let msg = load_texts(&[("a.hcl", "data_dir = \"/x\"\nserver = \n")]).unwrap_err().to_string();
         assert!(msg.contains("a.hcl") && msg.contains("line 2"), "{msg}");
     }
@@ -430,9 +460,16 @@ mod tests {
     #[test]
     fn hcl_refusals_and_warnings_match_json() {
         let loaded = load_texts(&[("a.hcl", "data_dir = \"/x\"\nenable_syslog = true\n")]).unwrap();
-        assert!(loaded.warnings.iter().any(|w| w.contains("enable_syslog") && w.contains("a.hcl")), "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("enable_syslog") && w.contains("a.hcl")),
+            "{:?}",
+            loaded.warnings
+        );
         let err = load_texts(&[("a.hcl", "data_dir = \"/x\"\nacl {\n  enabled = true\n}\n")]).unwrap_err();
-        assert!(matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"), "{err}");
+        assert!(
+            matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -458,7 +495,8 @@ mod tests {
             format: Some(Format::Hcl),
             ..Default::default()
         };
-        let loaded = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap();
+        let loaded =
+            load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap();
         assert_eq!(loaded.config.node_name, "n1");
         let opts = LoadOptions { format: Some(Format::Json), ..opts };
         let err = load_with_interfaces(&opts, &|| Vec::new()).unwrap_err();
@@ -468,20 +506,35 @@ mod tests {
     #[test]
     fn merge_order_flag_lists_files_flag_values_then_hcl_fragments() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.json"), r#"{"data_dir": "/x", "datacenter": "file", "node_name": "file", "retry_join": ["file"]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"data_dir": "/x", "datacenter": "file", "node_name": "file", "retry_join": ["file"]}"#,
+        )
+        .unwrap();
         let opts = LoadOptions {
             sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
-            flags: Some(serde_json::json!({"datacenter": "flag", "node_name": "flag", "retry_join": ["flag"]})),
-            hcl: vec!["node_name = \"frag1\"\nretry_join = [\"frag1\"]".into(), "retry_join = [\"frag2\"]".into()],
+            flags: Some(
+                serde_json::json!({"datacenter": "flag", "node_name": "flag", "retry_join": ["flag"]}),
+            ),
+            hcl: vec![
+                "node_name = \"frag1\"\nretry_join = [\"frag1\"]".into(),
+                "retry_join = [\"frag2\"]".into(),
+            ],
             ..Default::default()
         };
-        let c = load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap().config;
+        let c =
+            load_with_interfaces(&opts, &|| IfAddr::from_ips(&["10.1.1.1".parse().unwrap()])).unwrap().config;
         assert_eq!(c.datacenter, "flag");
         assert_eq!(c.node_name, "frag1");
         assert_eq!(c.retry_join, vec!["flag", "file", "frag1", "frag2"]);
         let opts = LoadOptions { hcl: vec!["data_dir = \"/x\"\nbogus = 1".into()], ..Default::default() };
         let msg = load_with_interfaces(&opts, &Vec::new).unwrap_err().to_string();
-        assert!(msg.contains("-hcl fragment 1") && msg.contains("invalid config key bogus") && msg.contains("line 2"), "{msg}");
+        assert!(
+            msg.contains("-hcl fragment 1")
+                && msg.contains("invalid config key bogus")
+                && msg.contains("line 2"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -508,7 +561,8 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
 "#,
         )
         .unwrap();
-        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], ..Default::default() };
+        let opts =
+            LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], ..Default::default() };
         let c = load_with_interfaces(&opts, &ifs).unwrap().config;
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         assert_eq!(c.bind_addr, ip("192.168.9.9"));
@@ -518,9 +572,16 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
         assert_eq!(c.dns_addrs, vec![ip("127.0.0.1")]);
         assert_eq!(c.retry_join, vec!["192.168.9.9", "provider=aws tag_key=x"]);
 
-        std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"{{ GetInterfaceIP \\\"eth9\\\" }}\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("net.hcl"),
+            "data_dir = \"/x\"\nbind_addr = \"{{ GetInterfaceIP \\\"eth9\\\" }}\"\n",
+        )
+        .unwrap();
         let msg = load_with_interfaces(&opts, &ifs).unwrap_err().to_string();
-        assert!(msg.contains("bind_addr") && msg.contains("eth9") && msg.contains("produced no address"), "{msg}");
+        assert!(
+            msg.contains("bind_addr") && msg.contains("eth9") && msg.contains("produced no address"),
+            "{msg}"
+        );
         // GetInterfaceIP skips loopback addresses (not forwardable), so this
         // yields nothing, and a list key refuses that too.
         std::fs::write(dir.path().join("net.hcl"), "data_dir = \"/x\"\nbind_addr = \"10.20.0.7\"\naddresses {\n  http = \"{{ GetInterfaceIP \\\"lo\\\" }}\"\n}\n").unwrap();
@@ -536,11 +597,23 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
     #[test]
     fn validate_only_never_reads_interfaces() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIP \\\"ens5\\\" }}\"\n").unwrap();
-        let opts = LoadOptions { sources: vec![SourceSpec::Dir(dir.path().to_path_buf())], validate_only: true, ..Default::default() };
+        std::fs::write(
+            dir.path().join("a.hcl"),
+            "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIP \\\"ens5\\\" }}\"\n",
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            sources: vec![SourceSpec::Dir(dir.path().to_path_buf())],
+            validate_only: true,
+            ..Default::default()
+        };
         let probe = || -> Vec<IfAddr> { panic!("validate must not list interfaces") };
         assert!(load_with_interfaces(&opts, &probe).is_ok());
-        std::fs::write(dir.path().join("a.hcl"), "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIPP }}\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.hcl"),
+            "data_dir = \"/x\"\nclient_addr = \"{{ GetInterfaceIPP }}\"\n",
+        )
+        .unwrap();
         let msg = load_with_interfaces(&opts, &probe).unwrap_err().to_string();
         assert!(msg.contains("client_addr") && msg.contains("unknown function"), "{msg}");
     }
@@ -549,8 +622,13 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
     fn services_in_an_hcl_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.hcl");
-        std::fs::write(&path, "service {\n  name = \"web\"\n  port = 80\n}\nservices = [{ name = \"db\" }]\n").unwrap();
-        let names: Vec<_> = services_in_file(&path).unwrap().into_iter().map(|s| s.name.unwrap_or_default()).collect();
+        std::fs::write(
+            &path,
+            "service {\n  name = \"web\"\n  port = 80\n}\nservices = [{ name = \"db\" }]\n",
+        )
+        .unwrap();
+        let names: Vec<_> =
+            services_in_file(&path).unwrap().into_iter().map(|s| s.name.unwrap_or_default()).collect();
         assert_eq!(names, vec!["web", "db"]);
         std::fs::write(&path, "service {\n  name = \"web\"\n  prot = 80\n}\n").unwrap();
         let msg = services_in_file(&path).unwrap_err().to_string();

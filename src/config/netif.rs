@@ -200,7 +200,9 @@ pub fn parse_proc_net_route(text: &str) -> Vec<String> {
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split_whitespace().collect();
         // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-        let (Some(iface), Some(dest), Some(mask)) = (cols.first(), cols.get(1), cols.get(7)) else { continue };
+        let (Some(iface), Some(dest), Some(mask)) = (cols.first(), cols.get(1), cols.get(7)) else {
+            continue;
+        };
         if *dest == "00000000" && *mask == "00000000" && !out.iter().any(|o| o == iface) {
             out.push(iface.to_string());
         }

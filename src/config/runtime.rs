@@ -323,7 +323,8 @@ pub(super) fn build(
     }
     let node_name = match &c.node_name {
         Some(n) if !n.is_empty() => n.clone(),
-        _ => hostname().ok_or_else(|| invalid("node_name cannot be empty and the hostname could not be read".into()))?,
+        _ => hostname()
+            .ok_or_else(|| invalid("node_name cannot be empty and the hostname could not be read".into()))?,
     };
     if node_name.chars().any(|ch| ch.is_whitespace() || ch == '"' || ch == '\'') {
         return Err(invalid(format!("node_name {node_name:?} contains whitespace or quotes")));
@@ -447,14 +448,20 @@ pub(super) fn build(
 
     let l = c.limits.clone().unwrap_or_default();
     let limits = Limits {
-        http_max_conns_per_client: nonneg("limits.http_max_conns_per_client", l.http_max_conns_per_client, 200)?,
+        http_max_conns_per_client: nonneg(
+            "limits.http_max_conns_per_client",
+            l.http_max_conns_per_client,
+            200,
+        )?,
         kv_max_value_size: l.kv_max_value_size.unwrap_or(512 * 1024),
         txn_max_req_len: l.txn_max_req_len.unwrap_or(512 * 1024),
         rpc_max_conns_per_client: nonneg("limits.rpc_max_conns_per_client", l.rpc_max_conns_per_client, 100)?,
         rpc_handshake_timeout: l.rpc_handshake_timeout.map(|x| x.0).unwrap_or(Duration::from_secs(5)),
         http_read_header_timeout: match l.http_read_header_timeout.map(|x| x.0) {
             None => Duration::from_secs(30),
-            Some(d) if d.is_zero() => return Err(invalid("limits.http_read_header_timeout must be positive".to_string())),
+            Some(d) if d.is_zero() => {
+                return Err(invalid("limits.http_read_header_timeout must be positive".to_string()))
+            }
             Some(d) => d,
         },
     };
@@ -462,7 +469,9 @@ pub(super) fn build(
     let perf = c.performance.clone().unwrap_or_default();
     let raft_multiplier = perf.raft_multiplier.unwrap_or(1);
     if !(1..=10).contains(&raft_multiplier) {
-        return Err(invalid(format!("performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10")));
+        return Err(invalid(format!(
+            "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
+        )));
     }
 
     let ap = c.autopilot.clone().unwrap_or_default();
@@ -471,32 +480,36 @@ pub(super) fn build(
         last_contact_threshold: ap.last_contact_threshold.map(|x| x.0).unwrap_or(Duration::from_millis(200)),
         max_trailing_logs: nonneg("autopilot.max_trailing_logs", ap.max_trailing_logs, 250)? as u64,
         min_quorum: nonneg("autopilot.min_quorum", ap.min_quorum, 0)? as u32,
-        server_stabilization_time: ap.server_stabilization_time.map(|x| x.0).unwrap_or(Duration::from_secs(10)),
+        server_stabilization_time: ap
+            .server_stabilization_time
+            .map(|x| x.0)
+            .unwrap_or(Duration::from_secs(10)),
     };
 
-    let gossip = |g: &Option<super::file::Gossip>, mut base: GossipSettings| -> Result<GossipSettings, ConfigError> {
-        if let Some(g) = g {
-            if let Some(v) = g.gossip_nodes {
-                base.gossip_nodes = nonneg("gossip.gossip_nodes", Some(v), 3)?;
+    let gossip =
+        |g: &Option<super::file::Gossip>, mut base: GossipSettings| -> Result<GossipSettings, ConfigError> {
+            if let Some(g) = g {
+                if let Some(v) = g.gossip_nodes {
+                    base.gossip_nodes = nonneg("gossip.gossip_nodes", Some(v), 3)?;
+                }
+                if let Some(v) = g.gossip_interval {
+                    base.gossip_interval = v.0;
+                }
+                if let Some(v) = g.probe_interval {
+                    base.probe_interval = v.0;
+                }
+                if let Some(v) = g.probe_timeout {
+                    base.probe_timeout = v.0;
+                }
+                if let Some(v) = g.suspicion_mult {
+                    base.suspicion_mult = nonneg("gossip.suspicion_mult", Some(v), 4)? as u32;
+                }
+                if let Some(v) = g.retransmit_mult {
+                    base.retransmit_mult = nonneg("gossip.retransmit_mult", Some(v), 4)? as u32;
+                }
             }
-            if let Some(v) = g.gossip_interval {
-                base.gossip_interval = v.0;
-            }
-            if let Some(v) = g.probe_interval {
-                base.probe_interval = v.0;
-            }
-            if let Some(v) = g.probe_timeout {
-                base.probe_timeout = v.0;
-            }
-            if let Some(v) = g.suspicion_mult {
-                base.suspicion_mult = nonneg("gossip.suspicion_mult", Some(v), 4)? as u32;
-            }
-            if let Some(v) = g.retransmit_mult {
-                base.retransmit_mult = nonneg("gossip.retransmit_mult", Some(v), 4)? as u32;
-            }
-        }
-        Ok(base)
-    };
+            Ok(base)
+        };
     let gossip_lan = gossip(&c.gossip_lan, if dev { GossipSettings::dev() } else { GossipSettings::lan() })?;
     let gossip_wan = gossip(&c.gossip_wan, GossipSettings::wan())?;
 
@@ -657,7 +670,9 @@ fn telemetry_duration(t: &Option<serde_json::Value>, key: &str) -> Result<Durati
         Some(serde_json::Value::String(s)) => crate::duration::parse(s)
             .map_err(|e| ConfigError::Invalid(format!("telemetry.{key}: invalid duration {s:?}: {e}"))),
         Some(serde_json::Value::Number(n)) => Ok(Duration::from_nanos(n.as_u64().unwrap_or(0))),
-        Some(other) => Err(ConfigError::Invalid(format!("telemetry.{key}: expected a duration, got {other}"))),
+        Some(other) => {
+            Err(ConfigError::Invalid(format!("telemetry.{key}: expected a duration, got {other}")))
+        }
     }
 }
 
@@ -673,4 +688,3 @@ mod tests {
         assert!(validate_gossip_key("!!").is_err());
     }
 }
-

@@ -67,7 +67,9 @@ fn sto_write(e: impl std::fmt::Display) -> StorageError {
 impl LogStore {
     /// An in-memory log for `-dev`.
     pub fn memory() -> LogStore {
-        LogStore { inner: Arc::new(Inner { disk: None, index: RwLock::default(), disk_full: DiskFull::default() }) }
+        LogStore {
+            inner: Arc::new(Inner { disk: None, index: RwLock::default(), disk_full: DiskFull::default() }),
+        }
     }
 
     /// Opens the log under `raft_dir` (`wal/` and `meta/`), recovering a
@@ -113,7 +115,8 @@ impl LogStore {
         }
         if let Some(last) = idx.locs.back() {
             let bytes = reader.read(*last).map_err(|e| e.to_string())?;
-            let entry: Entry = postcard::from_bytes(&bytes).map_err(|e| format!("decoding last raft log entry: {e}"))?;
+            let entry: Entry =
+                postcard::from_bytes(&bytes).map_err(|e| format!("decoding last raft log entry: {e}"))?;
             idx.last_log_id = Some(entry.log_id);
         } else {
             idx.last_log_id = idx.purged;
@@ -194,7 +197,12 @@ impl LogStore {
         Ok(out.into_iter().filter_map(|(_, e)| e).collect())
     }
 
-    fn save_meta<T: serde::Serialize>(&self, name: &str, value: &T, durable: bool) -> Result<(), StorageError> {
+    fn save_meta<T: serde::Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        durable: bool,
+    ) -> Result<(), StorageError> {
         self.write_meta(name, value, durable).map_err(sto_write)
     }
 
@@ -219,7 +227,12 @@ impl LogStore {
             let mut wal = disk.wal.lock().unwrap_or_else(|e| e.into_inner());
             wal.append(&records)
         };
-        self.inner.disk_full.retry_blocking("appending to the raft log", append, WalError::is_disk_full).await.map_err(sto_write)?.map_err(sto_write)
+        self.inner
+            .disk_full
+            .retry_blocking("appending to the raft log", append, WalError::is_disk_full)
+            .await
+            .map_err(sto_write)?
+            .map_err(sto_write)
     }
 
     fn insert_cached(idx: &mut Index, entries: Vec<(Entry, usize)>, disk_mode: bool) {
@@ -429,4 +442,3 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 }
-

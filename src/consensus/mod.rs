@@ -114,9 +114,15 @@ impl Consensus {
         };
         let (sm, store) = StateMachine::open(snapshot_dir, log.disk_full().clone())?;
         let peer_contacts = network::PeerContacts::default();
-        let raft = Raft::new(cfg.node_id, raft_config, network::Network::new(rpc, peer_contacts.clone()), log.clone(), sm)
-            .await
-            .map_err(|e| format!("starting raft: {e}"))?;
+        let raft = Raft::new(
+            cfg.node_id,
+            raft_config,
+            network::Network::new(rpc, peer_contacts.clone()),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| format!("starting raft: {e}"))?;
         if cfg.bootstrap {
             let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
             if !initialized {
@@ -149,7 +155,10 @@ impl Consensus {
 
     /// Records that the leader just reached us (an AppendEntries arrived).
     pub fn touch_contact(&self) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         self.last_contact_ms.store(now, Ordering::Relaxed);
     }
 
@@ -163,7 +172,10 @@ impl Consensus {
         if at == 0 {
             return None;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Some(Duration::from_millis(now.saturating_sub(at)))
     }
 
@@ -188,7 +200,9 @@ impl Consensus {
         let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         let heard = voters
             .iter()
-            .filter(|id| **id == self.node_id || self.peer_contacts.since(**id).is_some_and(|d| d < self.lease))
+            .filter(|id| {
+                **id == self.node_id || self.peer_contacts.since(**id).is_some_and(|d| d < self.lease)
+            })
             .count();
         heard * 2 > voters.len()
     }

@@ -5,8 +5,8 @@
 //! error it retries.
 
 use super::typ::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, NodeId, RaftNode,
-    TypeConfig, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, NodeId,
+    RaftNode, TypeConfig, VoteRequest, VoteResponse,
 };
 use crate::rpc::client::{CallError, RpcClient};
 use crate::rpc::message::{RaftRpc, Request, Response};
@@ -60,7 +60,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> Self::Network {
-        let addr = node.addr.parse::<SocketAddr>().map_err(|e| format!("bad raft address {:?}: {e}", node.addr));
+        let addr =
+            node.addr.parse::<SocketAddr>().map_err(|e| format!("bad raft address {:?}: {e}", node.addr));
         PeerClient { client: self.client.clone(), target, addr, contacts: self.contacts.clone() }
     }
 }
@@ -81,14 +82,18 @@ impl PeerClient {
             Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
         };
         let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let resp = self.client.call(addr, &Request::Raft(kind, self.target, payload), option.hard_ttl()).await;
+        let resp =
+            self.client.call(addr, &Request::Raft(kind, self.target, payload), option.hard_ttl()).await;
         let bytes = match resp {
             Ok(Response::Raft(bytes)) => bytes,
-            Ok(other) => return Err(RPCError::Network(NetworkError::new(&Msg(other.unexpected().to_string())))),
+            Ok(other) => {
+                return Err(RPCError::Network(NetworkError::new(&Msg(other.unexpected().to_string()))))
+            }
             Err(e @ CallError::Connect { .. }) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
         };
-        let result: Result<Resp, E> = postcard::from_bytes(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, E> =
+            postcard::from_bytes(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -110,7 +115,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         rpc: InstallSnapshotRequest,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse, RPCError<NodeId, RaftNode, RaftError<NodeId, InstallSnapshotError>>> {
+    ) -> Result<InstallSnapshotResponse, RPCError<NodeId, RaftNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
         self.send(RaftRpc::InstallSnapshot, &rpc, &option).await
     }
 
@@ -141,6 +147,8 @@ pub async fn serve(raft: &super::typ::Raft, kind: RaftRpc, payload: &[u8]) -> Re
     match kind {
         RaftRpc::AppendEntries => enc(&raft.append_entries(dec::<AppendEntriesRequest>(payload)?).await),
         RaftRpc::Vote => enc(&raft.vote(dec::<VoteRequest>(payload)?).await),
-        RaftRpc::InstallSnapshot => enc(&raft.install_snapshot(dec::<InstallSnapshotRequest>(payload)?).await),
+        RaftRpc::InstallSnapshot => {
+            enc(&raft.install_snapshot(dec::<InstallSnapshotRequest>(payload)?).await)
+        }
     }
 }

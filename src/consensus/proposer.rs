@@ -40,7 +40,11 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts the batching loop; it ends when `stop` is cancelled.
-    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker, stop: tokio_util::sync::CancellationToken) -> Proposer {
+    pub fn spawn(
+        raft: Raft,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
         tasks.spawn(async move {
             tokio::select! {

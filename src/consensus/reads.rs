@@ -35,7 +35,11 @@ pub struct ReadBarrier {
 
 impl ReadBarrier {
     /// Starts the grouping loop; it ends when `stop` is cancelled.
-    pub fn spawn(raft: Raft, tasks: &tokio_util::task::TaskTracker, stop: tokio_util::sync::CancellationToken) -> ReadBarrier {
+    pub fn spawn(
+        raft: Raft,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> ReadBarrier {
         let (tx, rx) = mpsc::unbounded_channel();
         let ready_term = Arc::new(AtomicU64::new(0));
         let ready = ready_term.clone();
@@ -66,7 +70,11 @@ impl ReadBarrier {
     }
 }
 
-async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ReadError>>>, ready_term: Arc<AtomicU64>) {
+async fn drive(
+    raft: Raft,
+    mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ReadError>>>,
+    ready_term: Arc<AtomicU64>,
+) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
@@ -78,14 +86,16 @@ async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Resul
                 Err(ReadError::NotLeader { leader: None })
             }
             Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
-            }
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+            )) => Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) }),
             // A leader that cannot reach a quorum is no leader for reads.
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(_))) => {
-                Err(ReadError::NotLeader { leader: None })
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::QuorumNotEnough(_),
+            )) => Err(ReadError::NotLeader { leader: None }),
+            Err(openraft::error::RaftError::Fatal(openraft::error::Fatal::Stopped)) => {
+                Err(ReadError::ShuttingDown)
             }
-            Err(openraft::error::RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(ReadError::ShuttingDown),
             Err(openraft::error::RaftError::Fatal(f)) => Err(ReadError::Raft(f.to_string())),
         };
         crate::metrics::incr("consul.raft.read_barrier.rounds", 1);
@@ -100,7 +110,12 @@ async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Resul
 /// and applies an empty entry of its own and then lets reads through (see
 /// `ReadBarrier::ready_term`). Consul's leader runs the same kind of barrier
 /// when it establishes leadership. Retries while it leads without a quorum.
-pub async fn run_term_barriers(raft: Raft, me: NodeId, reads: ReadBarrier, stop: tokio_util::sync::CancellationToken) {
+pub async fn run_term_barriers(
+    raft: Raft,
+    me: NodeId,
+    reads: ReadBarrier,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut metrics = raft.metrics();
     loop {
         let (leading, term) = {

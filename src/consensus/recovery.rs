@@ -57,7 +57,10 @@
 mod peers_file;
 mod resolve;
 
-pub use peers_file::{check_specs, parse as parse_peers_json, parse_address, parse_id, render_addresses, render_ids, PeerSpec, Written};
+pub use peers_file::{
+    check_specs, parse as parse_peers_json, parse_address, parse_id, render_addresses, render_ids, PeerSpec,
+    Written,
+};
 pub use resolve::{placeholder_id, resolve, Known, Me, RecoveredServer, Source};
 
 use super::log_store::LogStore;
@@ -116,7 +119,8 @@ async fn read_state(log: &mut LogStore, snap: Option<&StoredSnapshot>) -> Result
     // Newest membership entry, scanning back in chunks.
     'scan: while end > first {
         let start = end.saturating_sub(64).max(first);
-        let entries = log.try_get_log_entries(start..end).await.map_err(|e| format!("reading the raft log: {e}"))?;
+        let entries =
+            log.try_get_log_entries(start..end).await.map_err(|e| format!("reading the raft log: {e}"))?;
         for e in entries.iter().rev() {
             if let EntryPayload::Membership(m) = &e.payload {
                 in_log = Some((e.log_id, m.clone()));
@@ -125,14 +129,20 @@ async fn read_state(log: &mut LogStore, snap: Option<&StoredSnapshot>) -> Result
         }
         end = start;
     }
-    let in_snap = snap.map(|s| (s.meta.last_membership.log_id().to_owned(), s.meta.last_membership.membership().clone()));
+    let in_snap = snap
+        .map(|s| (s.meta.last_membership.log_id().to_owned(), s.meta.last_membership.membership().clone()));
     let config = match (in_log, in_snap) {
         (Some((lid, m)), Some((sid, sm))) => Some(if Some(lid) >= sid { m } else { sm }),
         (Some((_, m)), None) => Some(m),
         (None, Some((_, sm))) => Some(sm),
         (None, None) => None,
     };
-    Ok(LocalState { log_last: st.last_log_id, snapshot_last: snap.and_then(|s| s.meta.last_log_id), vote, config })
+    Ok(LocalState {
+        log_last: st.last_log_id,
+        snapshot_last: snap.and_then(|s| s.meta.last_log_id),
+        vote,
+        config,
+    })
 }
 
 /// Reads the member names and IPs of `data_dir/serf/local.snapshot`. Only a
@@ -156,7 +166,8 @@ async fn open(raft_dir: &Path) -> Result<(LogStore, Option<StoredSnapshot>, Loca
     if torn > 0 {
         tracing::warn!(target: TARGET, bytes = torn, "discarded a torn tail of the raft log (an unacknowledged write cut short by a crash)");
     }
-    let snap = snapshot::load_latest(&raft_dir.join("snapshots")).map_err(|e| format!("{e}; refusing to start"))?;
+    let snap =
+        snapshot::load_latest(&raft_dir.join("snapshots")).map_err(|e| format!("{e}; refusing to start"))?;
     let state = read_state(&mut log, snap.as_ref()).await?;
     Ok((log, snap, state))
 }
@@ -170,11 +181,20 @@ pub async fn inspect(raft_dir: &Path, data_dir: &Path) -> Result<(LocalState, Kn
 
 /// The entry that installs `servers` as the configuration, and the vote
 /// to save before it (see the module doc for the numbers).
-pub fn recovery_entry(state: &LocalState, servers: &[RecoveredServer], me: NodeId) -> Result<(Entry, Vote), String> {
+pub fn recovery_entry(
+    state: &LocalState,
+    servers: &[RecoveredServer],
+    me: NodeId,
+) -> Result<(Entry, Vote), String> {
     let last = state.last().ok_or("this server has no raft state")?;
     let vote_term = state.vote.map(|v| v.leader_id().term).unwrap_or(0);
     let overflow = || "raft term overflow".to_string();
-    let term = last.leader_id.term.checked_add(TERM_GAP).ok_or_else(overflow)?.max(vote_term.checked_add(1).ok_or_else(overflow)?);
+    let term = last
+        .leader_id
+        .term
+        .checked_add(TERM_GAP)
+        .ok_or_else(overflow)?
+        .max(vote_term.checked_add(1).ok_or_else(overflow)?);
     let voters: BTreeSet<NodeId> = servers.iter().filter(|s| s.voter).map(|s| s.id).collect();
     let nodes: BTreeMap<NodeId, RaftNode> = servers.iter().map(|s| (s.id, s.node.clone())).collect();
     let entry = Entry {
@@ -194,7 +214,10 @@ fn append_entry(raft_dir: &Path, entry: &Entry) -> Result<(), String> {
     let index = entry.log_id.index;
     if let Some(last) = report.records.last() {
         if last.index >= index {
-            return Err(format!("internal error: the raft log already holds index {} (recovery entry {index})", last.index));
+            return Err(format!(
+                "internal error: the raft log already holds index {} (recovery entry {index})",
+                last.index
+            ));
         }
         if last.index + 1 != index {
             wal.clear().map_err(|e| e.to_string())?;
@@ -209,7 +232,11 @@ fn append_entry(raft_dir: &Path, entry: &Entry) -> Result<(), String> {
 fn read_peers_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return Err(format!("recovery failed to parse peers.json ({}): the file is too large ({} bytes)", path.display(), m.len()))
+            return Err(format!(
+                "recovery failed to parse peers.json ({}): the file is too large ({} bytes)",
+                path.display(),
+                m.len()
+            ))
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -220,7 +247,8 @@ fn read_peers_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
 
 /// Who this server is, from its Raft node.
 pub fn me_from_node(node: &RaftNode) -> Result<Me, String> {
-    let uuid = uuid::Uuid::parse_str(&node.node_id).map_err(|e| format!("node id {:?}: {e}", node.node_id))?;
+    let uuid =
+        uuid::Uuid::parse_str(&node.node_id).map_err(|e| format!("node id {:?}: {e}", node.node_id))?;
     Ok(Me {
         id: raft_id(&uuid),
         node_id: uuid.to_string(),
@@ -231,7 +259,11 @@ pub fn me_from_node(node: &RaftNode) -> Result<Me, String> {
 
 /// At start, before Raft: applies `raft/peers.json` if present. Returns the
 /// recovered configuration, or `None` when there is no file.
-pub async fn recover_at_start(raft_dir: &Path, data_dir: &Path, this: &RaftNode) -> Result<Option<Vec<RecoveredServer>>, String> {
+pub async fn recover_at_start(
+    raft_dir: &Path,
+    data_dir: &Path,
+    this: &RaftNode,
+) -> Result<Option<Vec<RecoveredServer>>, String> {
     let path = peers_path(raft_dir);
     let Some(bytes) = read_peers_file(&path)? else { return Ok(None) };
     let untouched = "the file was left in place and nothing was changed";
@@ -247,16 +279,20 @@ pub async fn recover_at_start(raft_dir: &Path, data_dir: &Path, this: &RaftNode)
         ));
     }
     let known = Known { config: state.config_nodes(), gossip: gossip_hints(data_dir) };
-    let servers = resolve(&specs, &me, &known).map_err(|e| format!("recovery failed: peers.json ({}): {e}; {untouched}", path.display()))?;
+    let servers = resolve(&specs, &me, &known)
+        .map_err(|e| format!("recovery failed: peers.json ({}): {e}; {untouched}", path.display()))?;
     let (entry, vote) = recovery_entry(&state, &servers, me.id)?;
 
     // From here on the Raft state changes: vote first, then the entry.
     log.save_vote(&vote).await.map_err(|e| format!("recovery failed saving the vote: {e}"))?;
     if let (Some(snap_last), true) = (state.snapshot_last, state.snapshot_last > state.log_last) {
-        log.purge(snap_last).await.map_err(|e| format!("recovery failed purging the log up to the snapshot: {e}"))?;
+        log.purge(snap_last)
+            .await
+            .map_err(|e| format!("recovery failed purging the log up to the snapshot: {e}"))?;
     }
     drop(log);
-    append_entry(raft_dir, &entry).map_err(|e| format!("recovery failed writing the new configuration: {e}"))?;
+    append_entry(raft_dir, &entry)
+        .map_err(|e| format!("recovery failed writing the new configuration: {e}"))?;
     for s in &servers {
         tracing::warn!(
             target: TARGET,
@@ -270,7 +306,10 @@ pub async fn recover_at_start(raft_dir: &Path, data_dir: &Path, this: &RaftNode)
     }
     tracing::warn!(target: TARGET, index = entry.log_id.index, term = entry.log_id.leader_id.term, "recovered raft configuration written to the log");
     std::fs::remove_file(&path).map_err(|e| {
-        format!("recovery succeeded but failed to delete {}; delete it by hand before the next start: {e}", path.display())
+        format!(
+            "recovery succeeded but failed to delete {}; delete it by hand before the next start: {e}",
+            path.display()
+        )
     })?;
     let _ = crate::fsutil::sync_dir(raft_dir);
     tracing::warn!(target: TARGET, "deleted peers.json file after successful recovery");

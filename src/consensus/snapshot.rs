@@ -84,7 +84,8 @@ pub fn save(dir: &Path, snap: &StoredSnapshot) -> Result<PathBuf, SnapshotError>
         move |source| SnapshotError::Io { path: p, source }
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let bytes = encode(snap).map_err(|what| SnapshotError::Corrupt { path: dir.display().to_string(), what })?;
+    let bytes =
+        encode(snap).map_err(|what| SnapshotError::Corrupt { path: dir.display().to_string(), what })?;
     let path = dir.join(file_name(&snap.meta));
     let tmp = path.with_extension("tmp");
     {
@@ -130,7 +131,8 @@ pub fn load_latest(dir: &Path) -> Result<Option<StoredSnapshot>, SnapshotError> 
     let all = list(dir).map_err(|source| SnapshotError::Io { path: dir.display().to_string(), source })?;
     let mut last_err = None;
     for path in all.iter().rev() {
-        let bytes = fs::read(path).map_err(|source| SnapshotError::Io { path: path.display().to_string(), source })?;
+        let bytes = fs::read(path)
+            .map_err(|source| SnapshotError::Io { path: path.display().to_string(), source })?;
         match decode(&bytes) {
             Ok(s) => return Ok(Some(s)),
             Err(what) => {

@@ -8,7 +8,7 @@
 use super::disk_full::DiskFull;
 use super::snapshot::{self, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::catalog::{Changes, Command, CommandResult, WatchHub, State};
+use crate::catalog::{Changes, Command, CommandResult, State, WatchHub};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, StorageIOError};
 use std::io::Cursor;
@@ -188,7 +188,14 @@ const LOCK_DELAY_PRUNE_AT: usize = 1024;
 impl StateMachine {
     /// Applies one command of a batch proposed at `at_ms` (leader clock),
     /// enforcing lock-delay in log order.
-    fn apply_command(&mut self, state: &mut State, index: u64, at_ms: Option<u64>, cmd: &Command, changes: &mut Changes) -> CommandResult {
+    fn apply_command(
+        &mut self,
+        state: &mut State,
+        index: u64,
+        at_ms: Option<u64>,
+        cmd: &Command,
+        changes: &mut Changes,
+    ) -> CommandResult {
         if let (Some(at), Command::KvLock { key, .. }) = (at_ms, cmd) {
             let delayed = self.lock_delay_until_ms.get(key).is_some_and(|until| *until > at);
             if delayed && !crate::inject::enabled(crate::inject::Bug::NoLockDelay) {
@@ -220,7 +227,10 @@ fn snap_err(e: impl std::fmt::Display) -> StorageError {
 impl StateMachine {
     /// Opens the state machine, loading the newest snapshot from
     /// `snapshot_dir` (none with `-dev`).
-    pub fn open(snapshot_dir: Option<PathBuf>, disk_full: DiskFull) -> Result<(StateMachine, Arc<Store>), String> {
+    pub fn open(
+        snapshot_dir: Option<PathBuf>,
+        disk_full: DiskFull,
+    ) -> Result<(StateMachine, Arc<Store>), String> {
         let loaded = match &snapshot_dir {
             Some(dir) => snapshot::load_latest(dir).map_err(|e| format!("{e}; refusing to start"))?,
             None => None,
@@ -229,7 +239,13 @@ impl StateMachine {
             Some(s) => {
                 let state: State =
                     postcard::from_bytes(&s.data).map_err(|e| format!("decoding snapshot state: {e}"))?;
-                (state, AppliedMeta { last_applied: s.meta.last_log_id, membership: s.meta.last_membership.clone() })
+                (
+                    state,
+                    AppliedMeta {
+                        last_applied: s.meta.last_log_id,
+                        membership: s.meta.last_membership.clone(),
+                    },
+                )
             }
             None => (State::default(), AppliedMeta::default()),
         };
@@ -313,7 +329,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let state: State = postcard::from_bytes(&data).map_err(sm_err)?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
@@ -339,7 +359,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let current = lock(&self.current);
-        Ok(current.as_ref().map(|s| Snapshot { meta: s.meta.clone(), snapshot: Box::new(Cursor::new(s.data.clone())) }))
+        Ok(current
+            .as_ref()
+            .map(|s| Snapshot { meta: s.meta.clone(), snapshot: Box::new(Cursor::new(s.data.clone())) }))
     }
 }
 
@@ -357,11 +379,19 @@ pub struct SnapshotBuilder {
 
 /// Saves a snapshot to disk, waiting and retrying while the disk is full
 /// (openraft would stop on the error; see `consensus::disk_full`).
-async fn save_retrying(dir: &std::path::Path, snap: &StoredSnapshot, disk_full: &DiskFull) -> Result<(), StorageError> {
+async fn save_retrying(
+    dir: &std::path::Path,
+    snap: &StoredSnapshot,
+    disk_full: &DiskFull,
+) -> Result<(), StorageError> {
     let (dir, snap) = (dir.to_path_buf(), snap.clone());
     let save = move || snapshot::save(&dir, &snap);
     let is_full = |e: &snapshot::SnapshotError| matches!(e, snapshot::SnapshotError::Io { source, .. } if crate::fsutil::is_disk_full(source));
-    disk_full.retry_blocking("saving a raft snapshot", save, is_full).await.map_err(snap_err)?.map_err(snap_err)?;
+    disk_full
+        .retry_blocking("saving a raft snapshot", save, is_full)
+        .await
+        .map_err(snap_err)?
+        .map_err(snap_err)?;
     Ok(())
 }
 
@@ -377,7 +407,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(l) => format!("{}-{}", l.leader_id.term, l.index),
             None => "0-0".to_string(),
         };
-        let snap_meta = SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership, snapshot_id };
+        let snap_meta =
+            SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership, snapshot_id };
         let stored = StoredSnapshot { meta: snap_meta.clone(), data };
         if let Some(dir) = &self.snapshot_dir {
             save_retrying(dir, &stored, &self.disk_full).await?;
@@ -397,15 +428,29 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(index: u64, proposal: Proposal) -> Entry {
-        Entry { log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(proposal) }
+        Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(proposal),
+        }
     }
 
     fn lock(key: &str, session: &str) -> Command {
-        Command::KvLock { key: key.into(), value: Bytes::from_static(b"v"), flags: 0, session: session.into() }
+        Command::KvLock {
+            key: key.into(),
+            value: Bytes::from_static(b"v"),
+            flags: 0,
+            session: session.into(),
+        }
     }
 
     fn session(id: &str) -> Command {
-        Command::SessionCreate(Session { id: id.into(), node: "n1".into(), behavior: Behavior::Release, lock_delay_ns: 3_000_000_000, ..Default::default() })
+        Command::SessionCreate(Session {
+            id: id.into(),
+            node: "n1".into(),
+            behavior: Behavior::Release,
+            lock_delay_ns: 3_000_000_000,
+            ..Default::default()
+        })
     }
 
     /// F-2 in docs/reliability.md: an acquire proposed before the leader had
@@ -414,14 +459,24 @@ mod tests {
     #[tokio::test]
     async fn lock_delay_is_enforced_in_log_order() {
         let (mut sm, store) = StateMachine::open(None, DiskFull::default()).expect("open");
-        let reg = Registration { node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() }, checks: Vec::<HealthCheck>::new(), ..Default::default() };
+        let reg = Registration {
+            node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() },
+            checks: Vec::<HealthCheck>::new(),
+            ..Default::default()
+        };
         let t0 = 1_000_000u64;
-        let setup = Proposal::Timed { at_unix_ms: t0, commands: vec![Command::Register(Box::new(reg)), session("a"), session("b"), lock("k", "a")] };
+        let setup = Proposal::Timed {
+            at_unix_ms: t0,
+            commands: vec![Command::Register(Box::new(reg)), session("a"), session("b"), lock("k", "a")],
+        };
         let out = sm.apply(vec![entry(1, setup)]).await.expect("apply");
         assert_eq!(out[0][3], CommandResult::Bool(true));
         // Invalidation and the racing acquire land in the same batch, and in
         // the next one 10 ms later: both refused.
-        let race = Proposal::Timed { at_unix_ms: t0 + 5, commands: vec![Command::SessionDestroy { id: "a".into() }, lock("k", "b")] };
+        let race = Proposal::Timed {
+            at_unix_ms: t0 + 5,
+            commands: vec![Command::SessionDestroy { id: "a".into() }, lock("k", "b")],
+        };
         let later = Proposal::Timed { at_unix_ms: t0 + 15, commands: vec![lock("k", "b")] };
         let out = sm.apply(vec![entry(2, race), entry(3, later)]).await.expect("apply");
         assert_eq!(out[0][1], CommandResult::Bool(false), "acquire right after the invalidation");
@@ -432,7 +487,8 @@ mod tests {
         let out = sm.apply(vec![entry(4, after)]).await.expect("apply");
         assert_eq!(out[0][0], CommandResult::Bool(true));
         // Entries from old logs carry no time and are applied as before.
-        let old = Proposal::V1(vec![Command::SessionDestroy { id: "b".into() }, session("c"), lock("k", "c")]);
+        let old =
+            Proposal::V1(vec![Command::SessionDestroy { id: "b".into() }, session("c"), lock("k", "c")]);
         let out = sm.apply(vec![entry(5, old)]).await.expect("apply");
         assert_eq!(out[0][2], CommandResult::Bool(true));
     }

@@ -191,7 +191,13 @@ impl Wal {
         let reopen = !matches!(&self.active, Some((seg, _)) if *seg == last);
         if reopen {
             let path = segment_path(&self.dir, last);
-            let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err(&path))?;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err(&path))?;
             self.active = Some((last, f));
         }
         Ok(last)
@@ -199,7 +205,13 @@ impl Wal {
 
     fn start_segment(&mut self, first_index: u64) -> Result<(), WalError> {
         let path = segment_path(&self.dir, first_index);
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io_err(&path))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
         sync_dir(&self.dir).map_err(io_err(&self.dir))?;
         self.segments.insert(first_index, 0);
@@ -302,7 +314,12 @@ impl WalReader {
 /// Reads a segment's records, validating each. Returns (bytes of valid
 /// records, file length). Damage in a segment that is not the last one, or
 /// a valid record after damage, is corruption.
-fn scan_segment(path: &Path, first: u64, out: &mut Vec<Recovered>, is_last: bool) -> Result<(u64, u64), WalError> {
+fn scan_segment(
+    path: &Path,
+    first: u64,
+    out: &mut Vec<Recovered>,
+    is_last: bool,
+) -> Result<(u64, u64), WalError> {
     let mut data = Vec::new();
     File::open(path).map_err(io_err(path))?.read_to_end(&mut data).map_err(io_err(path))?;
     let file_len = data.len() as u64;

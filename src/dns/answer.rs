@@ -175,10 +175,12 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
         Some(dc) => dc.to_string(),
         None => ctx.backend.local_datacenter(),
     };
-    let key = CacheKey { service: name.to_string(), tag: tag.map(str::to_string), dc: dc_name.clone(), domain: d };
+    let key =
+        CacheKey { service: name.to_string(), tag: tag.map(str::to_string), dc: dc_name.clone(), domain: d };
     // The common case: nothing changed since the set was built, and the
     // backend can tell without handing over every instance.
-    let cached = ctx.backend.service_index(name, dc, s.allow_stale).and_then(|index| ctx.cache.get(&key, index));
+    let cached =
+        ctx.backend.service_index(name, dc, s.allow_stale).and_then(|index| ctx.cache.get(&key, index));
     let set = match cached {
         Some(set) => set,
         None => {
@@ -234,7 +236,12 @@ impl<'s> Pool<'s> {
         if first.len() + second.len() > 0 || set.hosts.is_empty() || !addresses {
             return Pool { first, second };
         }
-        let pick = truncate::random_prefix(|i| set.hosts.get(i).map_or(0, |u| u.weight), set.hosts.len(), 1, &mut rand::rng());
+        let pick = truncate::random_prefix(
+            |i| set.hosts.get(i).map_or(0, |u| u.weight),
+            set.hosts.len(),
+            1,
+            &mut rand::rng(),
+        );
         let one = pick.first().and_then(|&i| set.hosts.get(i..=i)).unwrap_or(&[]);
         Pool { first: one, second: &[] }
     }
@@ -293,7 +300,13 @@ fn fit(ctx: &Ctx<'_>, ordered: &[&Unit], cap: usize, optional: bool, dedupe: boo
 
 /// The first `n` units as Answer and Additional records. With `dedupe`
 /// (some SRVs share a target: same node, other port) glue is added once.
-fn render(ctx: &Ctx<'_>, ordered: &[&Unit], n: usize, optional: bool, dedupe: bool) -> (Vec<Record>, Vec<Record>) {
+fn render(
+    ctx: &Ctx<'_>,
+    ordered: &[&Unit],
+    n: usize,
+    optional: bool,
+    dedupe: bool,
+) -> (Vec<Record>, Vec<Record>) {
     let mut answers = Vec::with_capacity(n);
     let mut extras = Vec::new();
     let mut glued: HashSet<&Name> = HashSet::new();
@@ -321,7 +334,8 @@ async fn node(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -> Answer {
         Err(e) => return ctx.backend_error(d, &e),
     };
     let ttl = ctx.node_ttl();
-    let address = || records::address_rdata(&info.address).map(|r| Record::from_rdata(ctx.qname.clone(), ttl, r));
+    let address =
+        || records::address_rdata(&info.address).map(|r| Record::from_rdata(ctx.qname.clone(), ttl, r));
     let meta = |info: &NodeInfo| records::meta_txt(ctx.qname, &info.meta, ttl);
     let mut out = Answer::default();
     match ctx.qtype {

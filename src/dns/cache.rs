@@ -49,7 +49,12 @@ impl AnswerCache {
     /// The set for `key` at `index`, building it with `build` only if no
     /// entry exists for exactly that index. Concurrent callers for the same
     /// key and index wait for the one build instead of repeating it.
-    pub fn get_or_build(&self, key: CacheKey, index: u64, build: impl FnOnce() -> AnswerSet) -> Arc<AnswerSet> {
+    pub fn get_or_build(
+        &self,
+        key: CacheKey,
+        index: u64,
+        build: impl FnOnce() -> AnswerSet,
+    ) -> Arc<AnswerSet> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

@@ -75,7 +75,9 @@ impl DnsHandler {
     pub async fn respond_bytes(&self, request: &Request) -> Vec<u8> {
         let reply = self.respond(request).await;
         let max_size = match request.protocol() {
-            Protocol::Udp => reply.edns.as_ref().map_or(512, |e| usize::from(clamp_edns_payload(e.max_payload()))),
+            Protocol::Udp => {
+                reply.edns.as_ref().map_or(512, |e| usize::from(clamp_edns_payload(e.max_payload())))
+            }
             _ => usize::from(u16::MAX),
         };
         let parts = wire::Parts {
@@ -166,7 +168,11 @@ impl DnsHandler {
             return reply(metadata, code(ResponseCode::Refused), edns, queries);
         }
         let tcp = request.protocol() != Protocol::Udp;
-        match inner.recursors.forward(q.original(), request.metadata.recursion_desired, edns.is_some(), tcp).await {
+        match inner
+            .recursors
+            .forward(q.original(), request.metadata.recursion_desired, edns.is_some(), tcp)
+            .await
+        {
             Some(up) => {
                 metadata.response_code = up.metadata.response_code;
                 metadata.authoritative = false;
@@ -215,7 +221,11 @@ fn with_client_subnet(mut e: Edns, request: Option<&Edns>) -> Edns {
 
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         let reply = self.respond(request).await;
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
         if let Some(e) = reply.edns.as_ref() {

@@ -243,7 +243,11 @@ mod tests {
             ("web.service.consul.", Service { name: s("web"), tag: None, dc: None }, Some(0)),
             ("WEB.Service.CONSUL.", Service { name: s("web"), tag: None, dc: None }, Some(0)),
             ("web.service.dc2.consul.", Service { name: s("web"), tag: None, dc: Some(s("dc2")) }, Some(0)),
-            ("web.service.dc2.dc.consul.", Service { name: s("web"), tag: None, dc: Some(s("dc2")) }, Some(0)),
+            (
+                "web.service.dc2.dc.consul.",
+                Service { name: s("web"), tag: None, dc: Some(s("dc2")) },
+                Some(0),
+            ),
             ("v1.web.service.consul.", Service { name: s("web"), tag: Some(s("v1")), dc: None }, Some(0)),
             ("v1.2.web.service.consul.", Service { name: s("web"), tag: Some(s("v1.2")), dc: None }, Some(0)),
             ("web.service.alt.test.", Service { name: s("web"), tag: None, dc: None }, Some(1)),
@@ -286,7 +290,11 @@ mod tests {
             ("a.b.c.consul.", Invalid, Some(0)),
             ("web.query.consul.", Invalid, Some(0)),
             ("_web.service.consul.", Service { name: s("_web"), tag: None, dc: None }, Some(0)),
-            ("__._tcp.service.consul.", Rfc2782 { service: s("_"), proto_or_tag: s("tcp"), dc: None }, Some(0)),
+            (
+                "__._tcp.service.consul.",
+                Rfc2782 { service: s("_"), proto_or_tag: s("tcp"), dc: None },
+                Some(0),
+            ),
             ("_._tcp.service.consul.", Invalid, Some(0)),
             ("example.com.", NotOurs, None),
             ("consul.example.com.", NotOurs, None),
@@ -310,7 +318,8 @@ mod tests {
 
     #[test]
     fn longest_domain_wins() {
-        let d = Domains::new(Name::from_ascii("consul.").unwrap(), Some(Name::from_ascii("dc.consul.").unwrap()));
+        let d =
+            Domains::new(Name::from_ascii("consul.").unwrap(), Some(Name::from_ascii("dc.consul.").unwrap()));
         let got = d.parse(&Name::from_ascii("web.service.dc.consul.").unwrap());
         assert_eq!(got.domain, Some(1));
         assert_eq!(got.query, Service { name: s("web"), tag: None, dc: None });

@@ -83,7 +83,8 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
         }
         set.healthy += 1;
         let dc = if inst.datacenter.is_empty() { input.dc } else { inst.datacenter.as_str() };
-        let address = if inst.service_address.is_empty() { &inst.node_address } else { &inst.service_address };
+        let address =
+            if inst.service_address.is_empty() { &inst.node_address } else { &inst.service_address };
 
         // A / AAAA / CNAME, de-duplicated by address.
         let key = address.to_ascii_lowercase();
@@ -100,7 +101,14 @@ pub fn build_answer_set(input: &SetInput<'_>) -> AnswerSet {
             let answer = Record::from_rdata(Name::root(), input.ttl, rdata);
             let size = wire_len(&answer).saturating_sub(1);
             let units = list_mut(&mut set, list);
-            units.push(Unit { answer, extras: Vec::new(), optional: Vec::new(), weight, size, optional_size: 0 });
+            units.push(Unit {
+                answer,
+                extras: Vec::new(),
+                optional: Vec::new(),
+                weight,
+                size,
+                optional_size: 0,
+            });
             addr_seen.insert(key, (list, units.len() - 1));
         }
 
@@ -148,7 +156,11 @@ fn clamp_weight(w: u32) -> u16 {
 /// own IP → `<hex>.addr.<dc>.<domain>` + A/AAAA; own hostname → the hostname;
 /// none → `<node>.node.<dc>.<domain>` + the node's address (+ meta TXT,
 /// returned separately as optional).
-fn srv_target(inst: &ServiceInstance, dc: &str, input: &SetInput<'_>) -> Option<(Name, Vec<Record>, Vec<Record>)> {
+fn srv_target(
+    inst: &ServiceInstance,
+    dc: &str,
+    input: &SetInput<'_>,
+) -> Option<(Name, Vec<Record>, Vec<Record>)> {
     if !inst.service_address.is_empty() {
         return match inst.service_address.parse::<IpAddr>() {
             Ok(ip) => {
@@ -164,7 +176,8 @@ fn srv_target(inst: &ServiceInstance, dc: &str, input: &SetInput<'_>) -> Option<
     if let Some(rdata) = address_rdata(&inst.node_address) {
         extras.push(Record::from_rdata(target.clone(), input.ttl, rdata));
     }
-    let optional = if input.node_meta_txt { meta_txt(&target, &inst.node_meta, input.ttl) } else { Vec::new() };
+    let optional =
+        if input.node_meta_txt { meta_txt(&target, &inst.node_meta, input.ttl) } else { Vec::new() };
     Some((target, extras, optional))
 }
 

@@ -36,7 +36,13 @@ impl Recursors {
 
     /// Asks the recursors in turn; the first NOERROR or NXDOMAIN answer
     /// wins. `None` when every recursor failed or timed out.
-    pub async fn forward(&self, query: &Query, recursion_desired: bool, client_edns: bool, tcp: bool) -> Option<Message> {
+    pub async fn forward(
+        &self,
+        query: &Query,
+        recursion_desired: bool,
+        client_edns: bool,
+        tcp: bool,
+    ) -> Option<Message> {
         let mut order = self.addrs.clone();
         if self.random {
             order.shuffle(&mut rand::rng());
@@ -54,7 +60,9 @@ impl Recursors {
                 }
             };
             match result {
-                Ok(m) if matches!(m.metadata.response_code, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                Ok(m)
+                    if matches!(m.metadata.response_code, ResponseCode::NoError | ResponseCode::NXDomain) =>
+                {
                     return Some(m);
                 }
                 Ok(m) => {
@@ -89,7 +97,9 @@ fn is_reply_to(reply: &Message, request: &Message) -> bool {
         && reply.metadata.message_type == MessageType::Response
         && reply.queries.len() == request.queries.len()
         && reply.queries.iter().zip(&request.queries).all(|(a, b)| {
-            a.query_type() == b.query_type() && a.name().eq_ignore_root(b.name()) && a.query_class() == b.query_class()
+            a.query_type() == b.query_type()
+                && a.name().eq_ignore_root(b.name())
+                && a.query_class() == b.query_class()
         })
 }
 
@@ -125,7 +135,9 @@ async fn exchange_tcp(upstream: SocketAddr, request: &Message, deadline: Instant
     let bytes = request.to_vec().map_err(|e| format!("failed to encode query for {upstream}: {e}"))?;
     let len = u16::try_from(bytes.len()).map_err(|_| format!("query for {upstream} too large"))?;
     let exchange = async {
-        let mut stream = TcpStream::connect(upstream).await.map_err(|e| format!("failed to connect to {upstream}: {e}"))?;
+        let mut stream = TcpStream::connect(upstream)
+            .await
+            .map_err(|e| format!("failed to connect to {upstream}: {e}"))?;
         let mut framed = Vec::with_capacity(bytes.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&bytes);
@@ -134,7 +146,8 @@ async fn exchange_tcp(upstream: SocketAddr, request: &Message, deadline: Instant
         stream.read_exact(&mut len_buf).await.map_err(|e| format!("failed to read from {upstream}: {e}"))?;
         let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len_buf))];
         stream.read_exact(&mut reply).await.map_err(|e| format!("failed to read from {upstream}: {e}"))?;
-        let reply = Message::from_vec(&reply).map_err(|e| format!("failed to decode reply from {upstream}: {e}"))?;
+        let reply =
+            Message::from_vec(&reply).map_err(|e| format!("failed to decode reply from {upstream}: {e}"))?;
         if !is_reply_to(&reply, request) {
             return Err(format!("reply from {upstream} does not match the query"));
         }

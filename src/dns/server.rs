@@ -46,7 +46,8 @@ pub async fn serve_handler(
     let mut bound = Vec::with_capacity(addrs.len());
     for addr in addrs {
         let (udp, tcp) = bind_pair(*addr).await?;
-        let local = udp.local_addr().map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
+        let local =
+            udp.local_addr().map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
         bound.push((udp, tcp, local));
     }
     let cfg = handler.config();
@@ -66,7 +67,9 @@ pub async fn serve_handler(
 }
 
 async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
-    let err = |proto: &str, a: SocketAddr, e: std::io::Error| format!("Error starting DNS listener on {a} ({proto}): {e}");
+    let err = |proto: &str, a: SocketAddr, e: std::io::Error| {
+        format!("Error starting DNS listener on {a} ({proto}): {e}")
+    };
     if addr.port() != 0 {
         let udp = UdpSocket::bind(addr).await.map_err(|e| err("udp", addr, e))?;
         let tcp = TcpListener::bind(addr).await.map_err(|e| err("tcp", addr, e))?;
@@ -164,7 +167,13 @@ async fn tcp_loop(
 
 /// Serves length-prefixed queries on one connection, in order, until the
 /// client closes, stays idle past `idle`, or the server stops.
-async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: DnsHandler, shutdown: CancellationToken, idle: Duration) {
+async fn tcp_connection(
+    mut stream: TcpStream,
+    src: SocketAddr,
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    idle: Duration,
+) {
     loop {
         let mut len_buf = [0u8; 2];
         let read = tokio::select! {
@@ -176,7 +185,8 @@ async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: DnsHand
         }
         let len = usize::from(u16::from_be_bytes(len_buf));
         let mut packet = vec![0u8; len];
-        if len == 0 || !matches!(tokio::time::timeout(idle, stream.read_exact(&mut packet)).await, Ok(Ok(_))) {
+        if len == 0 || !matches!(tokio::time::timeout(idle, stream.read_exact(&mut packet)).await, Ok(Ok(_)))
+        {
             malformed(src, "truncated tcp message");
             return;
         }
@@ -194,7 +204,12 @@ async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: DnsHand
 /// Decodes one packet and returns the encoded reply, if any. Packets too
 /// short for a header and responses (reflection) are dropped; undecodable
 /// queries get FORMERR. Never panics on any input.
-pub async fn handle_packet(handler: &DnsHandler, packet: Vec<u8>, src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
+pub async fn handle_packet(
+    handler: &DnsHandler,
+    packet: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
     let header = match Header::read(&mut BinDecoder::new(&packet)) {
         Ok(h) => h,
         Err(_) => {

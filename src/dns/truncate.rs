@@ -6,9 +6,9 @@
 //! (records.rs) nor set the TC flag policy (the handler does, from
 //! `enable_truncate`).
 
-use hickory_server::net::xfer::Protocol;
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, Query};
 use hickory_proto::rr::Record;
+use hickory_server::net::xfer::Protocol;
 use rand::Rng;
 
 use super::wire::{encode, Parts};

@@ -70,7 +70,9 @@ pub fn encode(parts: &Parts<'_>, max_size: usize, compress: bool) -> Vec<u8> {
     }
 
     let mut full = true;
-    for (section, count) in [(parts.answers, &mut counts.answers), (parts.authorities, &mut counts.authorities)] {
+    for (section, count) in
+        [(parts.answers, &mut counts.answers), (parts.authorities, &mut counts.authorities)]
+    {
         for r in section {
             if !full {
                 break;
@@ -338,7 +340,9 @@ impl Writer {
             }
             let len = usize::from(len);
             let Some(&(s, l)) = self.labels.get(i) else { return false };
-            let (Some(label), Some(bytes)) = (self.label_bytes.get(s..s + l), self.buf.get(off + 1..off + 1 + len)) else {
+            let (Some(label), Some(bytes)) =
+                (self.label_bytes.get(s..s + l), self.buf.get(off + 1..off + 1 + len))
+            else {
                 return false;
             };
             if !bytes.eq_ignore_ascii_case(label) {
@@ -386,8 +390,16 @@ mod tests {
         let mut extras = Vec::new();
         for i in 0..n {
             let target = name(&format!("node-{i}.node.dc1.consul."));
-            answers.push(Record::from_rdata(owner.clone(), 0, RData::SRV(SRV::new(1, 1, 80, target.clone()))));
-            extras.push(Record::from_rdata(target, 0, RData::A(A::new(10, 0, (i / 256) as u8, (i % 256) as u8))));
+            answers.push(Record::from_rdata(
+                owner.clone(),
+                0,
+                RData::SRV(SRV::new(1, 1, 80, target.clone())),
+            ));
+            extras.push(Record::from_rdata(
+                target,
+                0,
+                RData::A(A::new(10, 0, (i / 256) as u8, (i % 256) as u8)),
+            ));
         }
         (answers, extras)
     }
@@ -402,7 +414,14 @@ mod tests {
         // while they are within the first 16 KiB, at `.node.dc1.consul.` after.
         let (answers, extras) = srv_reply(950);
         let q = [Query::query(name("web.service.consul."), RecordType::SRV)];
-        let parts = Parts { metadata: meta(), queries: &q, answers: &answers, authorities: &[], additionals: &extras, edns: None };
+        let parts = Parts {
+            metadata: meta(),
+            queries: &q,
+            answers: &answers,
+            authorities: &[],
+            additionals: &extras,
+            edns: None,
+        };
         let bytes = encode(&parts, 65535, true);
         assert!(bytes.len() <= 65535, "{}", bytes.len());
         let m = Message::from_vec(&bytes).unwrap();
@@ -422,7 +441,14 @@ mod tests {
         let q = [Query::query(name("web.service.consul."), RecordType::SRV)];
         let mut e = Edns::new();
         e.set_max_payload(512);
-        let parts = Parts { metadata: meta(), queries: &q, answers: &answers, authorities: &[], additionals: &extras, edns: Some(&e) };
+        let parts = Parts {
+            metadata: meta(),
+            queries: &q,
+            answers: &answers,
+            authorities: &[],
+            additionals: &extras,
+            edns: Some(&e),
+        };
         let bytes = encode(&parts, 512, true);
         assert!(bytes.len() <= 512);
         let m = Message::from_vec(&bytes).unwrap();
@@ -436,7 +462,14 @@ mod tests {
             .map(|_| Record::from_rdata(name("x.consul."), 0, RData::TXT(TXT::new(vec!["a".repeat(200)]))))
             .collect();
         let all: Vec<Record> = extras.into_iter().chain(big_txt).collect();
-        let parts = Parts { metadata: meta(), queries: &q, answers: &answers, authorities: &[], additionals: &all, edns: None };
+        let parts = Parts {
+            metadata: meta(),
+            queries: &q,
+            answers: &answers,
+            authorities: &[],
+            additionals: &all,
+            edns: None,
+        };
         let m = Message::from_vec(&encode(&parts, 512, true)).unwrap();
         assert_eq!(m.answers.len(), 3);
         assert!(!m.metadata.truncation);

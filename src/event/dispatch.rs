@@ -78,7 +78,9 @@ fn should_process(agent: &Agent, ev: &UserEvent) -> bool {
         }
     };
     let services = agent.local().services();
-    let views: Vec<ServiceView<'_>> =
-        services.iter().map(|s| ServiceView { id: &s.def.id, name: &s.def.name, tags: &s.def.tags }).collect();
+    let views: Vec<ServiceView<'_>> = services
+        .iter()
+        .map(|s| ServiceView { id: &s.def.id, name: &s.def.name, tags: &s.def.tags })
+        .collect();
     filters.matches(&agent.node_name(), &views)
 }

@@ -36,7 +36,11 @@ impl Filters {
         if !tag.is_empty() && service.is_empty() {
             return Err("Cannot provide tag filter without service filter".into());
         }
-        Ok(Filters { node: compile("node", node)?, service: compile("service", service)?, tag: compile("tag", tag)? })
+        Ok(Filters {
+            node: compile("node", node)?,
+            service: compile("service", service)?,
+            tag: compile("tag", tag)?,
+        })
     }
 
     /// Whether an agent named `node` with these local services should
@@ -74,7 +78,10 @@ mod tests {
 
     #[test]
     fn validation_messages_are_consuls() {
-        assert_eq!(Filters::compile("", "", "v1").unwrap_err(), "Cannot provide tag filter without service filter");
+        assert_eq!(
+            Filters::compile("", "", "v1").unwrap_err(),
+            "Cannot provide tag filter without service filter"
+        );
         assert!(Filters::compile("(", "", "").unwrap_err().starts_with("Invalid node filter: "));
         assert!(Filters::compile("", "[", "").unwrap_err().starts_with("Invalid service filter: "));
         assert!(Filters::compile("", "web", "(?P<").unwrap_err().starts_with("Invalid tag filter: "));

@@ -73,7 +73,8 @@ impl Agent {
         if req.raw_size() > USER_EVENT_SIZE_LIMIT {
             return Err(EventError::TooLarge(too_large_message()));
         }
-        Filters::compile(&req.node_filter, &req.service_filter, &req.tag_filter).map_err(EventError::BadRequest)?;
+        Filters::compile(&req.node_filter, &req.service_filter, &req.tag_filter)
+            .map_err(EventError::BadRequest)?;
         let ev = UserEvent {
             id: uuid::Uuid::new_v4(),
             name: req.name,
@@ -94,7 +95,11 @@ impl Agent {
             self.rpc(crate::rpc::Request::EventFire { serf_name, body }).await?;
         } else {
             let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
-            pools.lan.user_event(&serf_name, &body, false).await.map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
+            pools
+                .lan
+                .user_event(&serf_name, &body, false)
+                .await
+                .map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
         }
         crate::metrics::incr("consul.agent.user_event.fired", 1);
         tracing::debug!(target: "agent", event_name = %ev.name, event_id = %ev.id, "fired user event");

@@ -37,12 +37,30 @@ pub struct ExecEvent {
 /// The job: a shell command, an argv run without a shell, or a script.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
-    #[serde(rename = "Command", alias = "command", default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        rename = "Command",
+        alias = "command",
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub command: String,
-    #[serde(rename = "Args", alias = "args", default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
+    #[serde(
+        rename = "Args",
+        alias = "args",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub args: Vec<String>,
     /// Base64 in JSON, as Go encodes a byte slice.
-    #[serde(rename = "Script", alias = "script", default, skip_serializing_if = "Vec::is_empty", with = "base64_bytes")]
+    #[serde(
+        rename = "Script",
+        alias = "script",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "base64_bytes"
+    )]
     pub script: Vec<u8>,
     /// The CLI's quiet period; agents send a heartbeat after this long
     /// without output. Integer nanoseconds in JSON (Go's `time.Duration`).
@@ -64,7 +82,9 @@ mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(Vec::new()),
-            Some(s) => base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom),
+            Some(s) => base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -187,9 +207,12 @@ mod tests {
     fn job_spec_json_is_consuls() {
         let spec = JobSpec { command: "uptime".into(), wait: Duration::from_secs(2), ..Default::default() };
         assert_eq!(serde_json::to_string(&spec).unwrap(), r#"{"Command":"uptime","Wait":2000000000}"#);
-        let script = JobSpec { script: b"echo hi\n".to_vec(), wait: Duration::from_millis(1), ..Default::default() };
+        let script =
+            JobSpec { script: b"echo hi\n".to_vec(), wait: Duration::from_millis(1), ..Default::default() };
         assert_eq!(serde_json::to_string(&script).unwrap(), r#"{"Script":"ZWNobyBoaQo=","Wait":1000000}"#);
-        let back: JobSpec = serde_json::from_str(r#"{"Command":"","Args":null,"Script":"ZWNobyBoaQo=","Wait":1000000}"#).unwrap();
+        let back: JobSpec =
+            serde_json::from_str(r#"{"Command":"","Args":null,"Script":"ZWNobyBoaQo=","Wait":1000000}"#)
+                .unwrap();
         assert_eq!(back, script);
         let argv: JobSpec = serde_json::from_str(r#"{"args":["ls","-l"],"wait":-5}"#).unwrap();
         assert_eq!(argv.args, vec!["ls", "-l"]);
@@ -201,6 +224,9 @@ mod tests {
     fn event_payload_json_is_consuls() {
         let ev = ExecEvent { prefix: "_rexec".into(), session: "s1".into() };
         assert_eq!(serde_json::to_string(&ev).unwrap(), r#"{"Prefix":"_rexec","Session":"s1"}"#);
-        assert_eq!(serde_json::from_str::<ExecEvent>(r#"{"prefix":"p","session":"s"}"#).unwrap().session, "s");
+        assert_eq!(
+            serde_json::from_str::<ExecEvent>(r#"{"prefix":"p","session":"s"}"#).unwrap().session,
+            "s"
+        );
     }
 }

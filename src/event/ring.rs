@@ -43,7 +43,13 @@ impl EventRing {
     pub fn new(capacity: usize) -> EventRing {
         let capacity = capacity.max(1);
         let (changes, _) = watch::channel(0);
-        EventRing { inner: Arc::new(Inner { events: Mutex::new(VecDeque::with_capacity(capacity)), capacity, changes }) }
+        EventRing {
+            inner: Arc::new(Inner {
+                events: Mutex::new(VecDeque::with_capacity(capacity)),
+                capacity,
+                changes,
+            }),
+        }
     }
 
     /// Adds an event, dropping the oldest when full, and wakes readers.
@@ -75,7 +81,12 @@ impl EventRing {
     /// `list` under Consul's blocking rule: with `min_index` > 0, waits
     /// (at most `wait`) while the answer's index equals `min_index`.
     /// Returns the index and the events.
-    pub async fn list_blocking(&self, name: Option<&str>, min_index: u64, wait: Duration) -> (u64, Vec<Arc<UserEvent>>) {
+    pub async fn list_blocking(
+        &self,
+        name: Option<&str>,
+        min_index: u64,
+        wait: Duration,
+    ) -> (u64, Vec<Arc<UserEvent>>) {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Subscribe before reading (the current value counts as seen), so
@@ -176,7 +187,8 @@ mod tests {
         ring.push(ev("a", 5));
         let r2 = ring.clone();
         let t0 = tokio::time::Instant::now();
-        let reader = tokio::spawn(async move { r2.list_blocking(Some("a"), 5, Duration::from_secs(30)).await });
+        let reader =
+            tokio::spawn(async move { r2.list_blocking(Some("a"), 5, Duration::from_secs(30)).await });
         tokio::time::sleep(Duration::from_secs(1)).await;
         ring.push(ev("b", 9));
         let (i, evs) = reader.await.unwrap();

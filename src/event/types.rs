@@ -69,7 +69,10 @@ mod tests {
         assert_eq!(id_to_index("b54fe110-7af5-cafc-b54f-e1107af5cafc"), Some(0));
         assert_eq!(id_to_index("not-a-uuid"), None);
         // Upper-case hex parses to the same index.
-        assert_eq!(id_to_index("B54FE110-7AF5-CAFC-D1FB-AFC8BA432B1C"), id_to_index("b54fe110-7af5-cafc-d1fb-afc8ba432b1c"));
+        assert_eq!(
+            id_to_index("B54FE110-7AF5-CAFC-D1FB-AFC8BA432B1C"),
+            id_to_index("b54fe110-7af5-cafc-d1fb-afc8ba432b1c")
+        );
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub fn decode(serf_name: &str, payload: &[u8], ltime: u64) -> Result<Option<User
     if *format != FORMAT_V1 {
         return Err(format!("unknown user event format {format}"));
     }
-    let (w, _later_fields) = postcard::take_from_bytes::<WireV1>(body).map_err(|e| format!("bad user event encoding: {e}"))?;
+    let (w, _later_fields) =
+        postcard::take_from_bytes::<WireV1>(body).map_err(|e| format!("bad user event encoding: {e}"))?;
     Ok(Some(UserEvent {
         id: uuid::Uuid::from_bytes(w.id),
         name: name.to_string(),
@@ -129,7 +130,13 @@ mod tests {
     fn encoding_is_compact() {
         // Format byte, 16-byte ID, one length byte per string and the
         // payload, one for the option tag and one for the version.
-        let ev = UserEvent { payload: Some(vec![0; 10]), node_filter: String::new(), service_filter: String::new(), tag_filter: String::new(), ..sample() };
+        let ev = UserEvent {
+            payload: Some(vec![0; 10]),
+            node_filter: String::new(),
+            service_filter: String::new(),
+            tag_filter: String::new(),
+            ..sample()
+        };
         assert_eq!(encode(&ev).unwrap().len(), 1 + 16 + 1 + 1 + 10 + 3 + 1);
     }
 }

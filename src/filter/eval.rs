@@ -55,8 +55,12 @@ enum Scalar {
 
 pub fn compile(expr: &Expression, schema: &Schema) -> Result<Node, FilterError> {
     Ok(match expr {
-        Expression::Or(terms) => Node::Or(terms.iter().map(|t| compile(t, schema)).collect::<Result<_, _>>()?),
-        Expression::And(terms) => Node::And(terms.iter().map(|t| compile(t, schema)).collect::<Result<_, _>>()?),
+        Expression::Or(terms) => {
+            Node::Or(terms.iter().map(|t| compile(t, schema)).collect::<Result<_, _>>()?)
+        }
+        Expression::And(terms) => {
+            Node::And(terms.iter().map(|t| compile(t, schema)).collect::<Result<_, _>>()?)
+        }
         Expression::Not(inner) => Node::Not(Box::new(compile(inner, schema)?)),
         Expression::Match(m) => Node::Match(compile_match(m, schema)?),
     })
@@ -69,22 +73,38 @@ fn compile_match(m: &MatchExpr, schema: &Schema) -> Result<Matcher, FilterError>
         FilterError::Invalid(format!("Selector {prefix:?} is not valid"))
     })?;
     if !kind.operators().contains(&m.op) {
-        return Err(FilterError::Invalid(format!("Invalid match operator {:?} for selector {selector:?}", m.op.to_string())));
+        return Err(FilterError::Invalid(format!(
+            "Invalid match operator {:?} for selector {selector:?}",
+            m.op.to_string()
+        )));
     }
     let (base, negated) = m.op.split();
     let test = match (base, &m.value) {
         (MatchOp::IsEmpty, _) => Test::Empty,
-        (_, None) => return Err(FilterError::Invalid(format!("Match operator {:?} requires a non-nil value", m.op.to_string()))),
+        (_, None) => {
+            return Err(FilterError::Invalid(format!(
+                "Match operator {:?} requires a non-nil value",
+                m.op.to_string()
+            )))
+        }
         (MatchOp::Equal, Some(v)) => Test::Equal(coerce(kind, v, &selector)?),
         (MatchOp::In, Some(v)) => match kind {
             Kind::String => Test::Substring(v.raw.clone()),
             Kind::Map(_) => Test::HasKey(v.raw.clone()),
             Kind::List(elem) => Test::Element(coerce(elem, v, &selector)?),
-            _ => return Err(FilterError::Invalid(format!("Invalid match operator {:?} for selector {selector:?}", m.op.to_string()))),
+            _ => {
+                return Err(FilterError::Invalid(format!(
+                    "Invalid match operator {:?} for selector {selector:?}",
+                    m.op.to_string()
+                )))
+            }
         },
         (MatchOp::Matches, Some(v)) => Test::Regex(compile_regex(&v.raw)?),
         (other, Some(_)) => {
-            return Err(FilterError::Invalid(format!("Invalid match operator {:?} for selector {selector:?}", other.to_string())))
+            return Err(FilterError::Invalid(format!(
+                "Invalid match operator {:?} for selector {selector:?}",
+                other.to_string()
+            )))
         }
     };
     Ok(Matcher { steps, test, negated, when_missing: m.op.when_key_missing() })
@@ -99,7 +119,9 @@ fn coerce(kind: &Kind, v: &Literal, selector: &str) -> Result<Scalar, FilterErro
         Kind::Bool => parse_bool(&v.raw).map(Scalar::Bool),
         _ => Err("not a scalar field".to_string()),
     };
-    converted.map_err(|e| FilterError::Invalid(format!("Failed to coerce value {:?} for selector {selector:?}: {e}", v.raw)))
+    converted.map_err(|e| {
+        FilterError::Invalid(format!("Failed to coerce value {:?} for selector {selector:?}: {e}", v.raw))
+    })
 }
 
 fn compile_regex(pattern: &str) -> Result<regex_lite::Regex, FilterError> {
@@ -140,7 +162,9 @@ impl Matcher {
             },
             // Any element matching is enough (bexpr's implicit "any"); an
             // empty or absent list has no element that matches.
-            Step::Each => at.and_then(|v| v.as_array()).is_some_and(|items| items.iter().any(|e| self.eval(rest, Some(e)))),
+            Step::Each => at
+                .and_then(|v| v.as_array())
+                .is_some_and(|items| items.iter().any(|e| self.eval(rest, Some(e)))),
         }
     }
 }
@@ -150,7 +174,9 @@ impl Test {
         match self {
             Test::Equal(want) => want.equals(v),
             Test::Substring(needle) => as_string(v).is_some_and(|s| s.contains(needle.as_str())),
-            Test::Element(want) => v.and_then(|v| v.as_array()).is_some_and(|items| items.iter().any(|e| want.equals(Some(e)))),
+            Test::Element(want) => {
+                v.and_then(|v| v.as_array()).is_some_and(|items| items.iter().any(|e| want.equals(Some(e))))
+            }
             Test::HasKey(key) => v.and_then(|v| v.as_object()).is_some_and(|o| o.contains_key(key)),
             Test::Regex(re) => as_string(v).is_some_and(|s| re.is_match(&s)),
             Test::Empty => match v {
@@ -183,7 +209,9 @@ impl Scalar {
             Scalar::Int(want) => match v {
                 None => *want == 0,
                 // A float-typed JSON number still equals an integral value.
-                Some(Value::Number(n)) => n.as_i64().map_or_else(|| n.is_f64() && n.as_f64() == Some(*want as f64), |x| x == *want),
+                Some(Value::Number(n)) => {
+                    n.as_i64().map_or_else(|| n.is_f64() && n.as_f64() == Some(*want as f64), |x| x == *want)
+                }
                 Some(Value::String(s)) => parse_int(s).is_ok_and(|x| x == *want),
                 Some(_) => false,
             },

@@ -65,7 +65,12 @@ pub fn unquote_double(body: &str) -> Result<String, String> {
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 i += n;
             }
-            other => return Err(format!("unknown escape sequence \\{} in string literal", char::from(other).escape_default())),
+            other => {
+                return Err(format!(
+                    "unknown escape sequence \\{} in string literal",
+                    char::from(other).escape_default()
+                ))
+            }
         }
     }
     String::from_utf8(out).map_err(|_| "string literal is not valid UTF-8 after unescaping".to_string())
@@ -141,7 +146,10 @@ fn parse_uint_base0(s: &str) -> Result<u64, UintError> {
             continue;
         }
         let d = char::from(c).to_digit(radix).ok_or(UintError::Syntax)?;
-        n = n.checked_mul(u64::from(radix)).and_then(|n| n.checked_add(u64::from(d))).ok_or(UintError::Range)?;
+        n = n
+            .checked_mul(u64::from(radix))
+            .and_then(|n| n.checked_add(u64::from(d)))
+            .ok_or(UintError::Range)?;
     }
     if underscores && !underscores_ok(s) {
         return Err(UintError::Syntax);
@@ -244,7 +252,10 @@ mod tests {
         assert!(parse_int("9223372036854775808").unwrap_err().contains("value out of range"));
         for bad in ["", "-", "abc", "1.5", "_1", "1_", "1__0", "08", "0x", "0b2", "1e3"] {
             let e = parse_int(bad).unwrap_err();
-            assert!(e.starts_with("strconv.ParseInt: parsing ") && e.ends_with("invalid syntax"), "{bad:?}: {e}");
+            assert!(
+                e.starts_with("strconv.ParseInt: parsing ") && e.ends_with("invalid syntax"),
+                "{bad:?}: {e}"
+            );
         }
         assert_eq!(parse_uint("0xff"), Ok(255));
         assert!(parse_uint("-1").is_err());

@@ -39,7 +39,9 @@ pub fn parse_expression(input: &str) -> Result<Expression, FilterError> {
     let expr = p.parse_or()?;
     p.skip_ws();
     if p.pos < p.src.len() {
-        return Err(p.error(format!("expected \"and\", \"or\" or the end of the expression, found {}", p.found())));
+        return Err(
+            p.error(format!("expected \"and\", \"or\" or the end of the expression, found {}", p.found()))
+        );
     }
     Ok(expr)
 }
@@ -177,7 +179,9 @@ impl<'a> Parser<'a> {
     fn parse_unary(&mut self) -> Result<Expression, FilterError> {
         // `not` is the operator only when something can follow it; a
         // selector literally named "not" would be refused by every schema.
-        if self.peek_word() == Some("not") && matches!(self.peek_at(3), Some(b'(') | Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        if self.peek_word() == Some("not")
+            && matches!(self.peek_at(3), Some(b'(') | Some(b' ' | b'\t' | b'\r' | b'\n'))
+        {
             self.pos += 3;
             self.enter()?;
             self.skip_ws();
@@ -221,7 +225,9 @@ impl<'a> Parser<'a> {
                 // `<value> in <selector>`: the left side was a value.
                 let value = match first {
                     Operand::Value(v) => v,
-                    Operand::Selector(s) => Literal { raw: s.to_string(), kind: LiteralKind::Word, offset: s.offset },
+                    Operand::Selector(s) => {
+                        Literal { raw: s.to_string(), kind: LiteralKind::Word, offset: s.offset }
+                    }
                 };
                 self.skip_ws();
                 if !self.peek().is_some_and(is_ident_start) {
@@ -279,7 +285,10 @@ impl<'a> Parser<'a> {
             let not = self.eat_keyword("not");
             self.skip_ws();
             if !self.eat_keyword("empty") {
-                return Err(self.error(format!("expected \"empty\" or \"not empty\" after \"is\", found {}", self.found())));
+                return Err(self.error(format!(
+                    "expected \"empty\" or \"not empty\" after \"is\", found {}",
+                    self.found()
+                )));
             }
             Some((if not { MatchOp::IsNotEmpty } else { MatchOp::IsEmpty }, false))
         } else {
@@ -317,19 +326,28 @@ impl<'a> Parser<'a> {
                     }
                     _ => {
                         self.pos += 1;
-                        return Err(self.error(format!("expected a name after \".\" in a selector, found {}", self.found())));
+                        return Err(self.error(format!(
+                            "expected a name after \".\" in a selector, found {}",
+                            self.found()
+                        )));
                     }
                 },
                 Some(b'[') => {
                     self.pos += 1;
                     self.skip_ws();
                     if !matches!(self.peek(), Some(b'"' | b'`')) {
-                        return Err(self.error(format!("invalid index: expected a quoted key after \"[\", found {}", self.found())));
+                        return Err(self.error(format!(
+                            "invalid index: expected a quoted key after \"[\", found {}",
+                            self.found()
+                        )));
                     }
                     let key = self.parse_string()?;
                     self.skip_ws();
                     if self.peek() != Some(b']') {
-                        return Err(self.error(format!("unclosed index expression: expected \"]\", found {}", self.found())));
+                        return Err(self.error(format!(
+                            "unclosed index expression: expected \"]\", found {}",
+                            self.found()
+                        )));
                     }
                     self.pos += 1;
                     path.push(key.raw);
@@ -377,7 +395,11 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                 }
             }
-            _ => return Err(self.error(format!("invalid number literal: expected a digit, found {}", self.found()))),
+            _ => {
+                return Err(
+                    self.error(format!("invalid number literal: expected a digit, found {}", self.found()))
+                )
+            }
         }
         if self.peek() == Some(b'.') && self.peek_at(1).is_some_and(|b| b.is_ascii_digit()) {
             self.pos += 1;
@@ -387,7 +409,9 @@ impl<'a> Parser<'a> {
         }
         // bexpr wants a number to end at a space, a ")" or the end.
         if !matches!(self.peek(), None | Some(b')') | Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            return Err(self.error_at(start, format!("invalid number literal: unexpected {} after it", self.found())));
+            return Err(
+                self.error_at(start, format!("invalid number literal: unexpected {} after it", self.found()))
+            );
         }
         let raw = self.src.get(start..self.pos).unwrap_or_default().to_string();
         Ok(Literal { raw, kind: LiteralKind::Number, offset: start })

@@ -109,7 +109,9 @@ impl Kind {
         match self {
             Kind::String => STRING_OPS,
             Kind::Int | Kind::Uint | Kind::Float | Kind::Bool => SCALAR_OPS,
-            Kind::List(elem) if matches!(elem.as_ref(), Kind::Struct(_) | Kind::List(_) | Kind::Map(_)) => STRUCT_LIST_OPS,
+            Kind::List(elem) if matches!(elem.as_ref(), Kind::Struct(_) | Kind::List(_) | Kind::Map(_)) => {
+                STRUCT_LIST_OPS
+            }
             Kind::List(_) => SCALAR_LIST_OPS,
             Kind::Map(_) => MAP_OPS,
             Kind::Struct(_) => &[],

@@ -173,13 +173,21 @@ fn precedence_is_not_then_and_then_or() {
     let Expression::And(ands) = &terms[1] else { panic!("right of or is not and: {:?}", terms[1]) };
     assert!(matches!(ands[1], Expression::Not(_)));
     // Chains flatten; parentheses only group.
-    let Expression::And(ands) = parse_expression("A == 1 and (B == 2 and C == 3) and D == 4").unwrap() else { panic!() };
+    let Expression::And(ands) = parse_expression("A == 1 and (B == 2 and C == 3) and D == 4").unwrap() else {
+        panic!()
+    };
     assert_eq!(ands.len(), 3);
     // `contains` keeps the selector on the left, `in` has it on the right.
     let Expression::Match(m) = parse_expression("Tags contains x").unwrap() else { panic!() };
-    assert_eq!((m.selector.to_string(), m.op, m.value.unwrap().raw), ("Tags".into(), MatchOp::In, "x".into()));
+    assert_eq!(
+        (m.selector.to_string(), m.op, m.value.unwrap().raw),
+        ("Tags".into(), MatchOp::In, "x".into())
+    );
     let Expression::Match(m) = parse_expression("x not in Tags").unwrap() else { panic!() };
-    assert_eq!((m.selector.to_string(), m.op, m.value.unwrap().raw), ("Tags".into(), MatchOp::NotIn, "x".into()));
+    assert_eq!(
+        (m.selector.to_string(), m.op, m.value.unwrap().raw),
+        ("Tags".into(), MatchOp::NotIn, "x".into())
+    );
 }
 
 #[test]
@@ -248,7 +256,18 @@ fn syntax_errors_point_at_the_problem() {
     assert!(msg.contains("\"empty\""), "{msg}");
     let (_, _, _, msg) = syntax_err(r#"Name == "\q""#);
     assert!(msg.contains("unknown escape"), "{msg}");
-    for bad in ["", "   ", "and", "Name ==", "A == 1 and", "A == 1 or or B == 2", "()", "Name.", "Name..x == 1", "é == 1"] {
+    for bad in [
+        "",
+        "   ",
+        "and",
+        "Name ==",
+        "A == 1 and",
+        "A == 1 or or B == 2",
+        "()",
+        "Name.",
+        "Name..x == 1",
+        "é == 1",
+    ] {
         assert!(parse_expression(bad).is_err(), "{bad:?} parsed");
     }
     // Positions are character columns on the line, offsets are bytes.
@@ -268,11 +287,27 @@ fn schema_errors_are_worded_like_consul() {
     let s = schemas::service_node();
     assert_eq!(invalid("Foo == 1", s), r#"Selector "Foo" is not valid"#);
     assert_eq!(invalid("ServiceMeta.env.x == 1", s), r#"Selector "ServiceMeta.env.x" is not valid"#);
-    assert_eq!(invalid("serviceName == x", s), r#"Selector "serviceName" is not valid"#, "selectors are case-sensitive");
-    assert_eq!(invalid("ServiceWeights.passing == 1", s), r#"Selector "ServiceWeights.passing" is not valid"#);
-    assert_eq!(invalid("ServicePort matches x", s), r#"Invalid match operator "Matches" for selector "ServicePort""#);
-    assert_eq!(invalid("ServiceTags == x", s), r#"Invalid match operator "Equal" for selector "ServiceTags""#);
-    assert_eq!(invalid("ServiceWeights is empty", s), r#"Invalid match operator "Is Empty" for selector "ServiceWeights""#);
+    assert_eq!(
+        invalid("serviceName == x", s),
+        r#"Selector "serviceName" is not valid"#,
+        "selectors are case-sensitive"
+    );
+    assert_eq!(
+        invalid("ServiceWeights.passing == 1", s),
+        r#"Selector "ServiceWeights.passing" is not valid"#
+    );
+    assert_eq!(
+        invalid("ServicePort matches x", s),
+        r#"Invalid match operator "Matches" for selector "ServicePort""#
+    );
+    assert_eq!(
+        invalid("ServiceTags == x", s),
+        r#"Invalid match operator "Equal" for selector "ServiceTags""#
+    );
+    assert_eq!(
+        invalid("ServiceWeights is empty", s),
+        r#"Invalid match operator "Is Empty" for selector "ServiceWeights""#
+    );
     assert_eq!(
         invalid("ServicePort == abc", s),
         r#"Failed to coerce value "abc" for selector "ServicePort": strconv.ParseInt: parsing "abc": invalid syntax"#
@@ -281,19 +316,36 @@ fn schema_errors_are_worded_like_consul() {
         invalid("ServiceEnableTagOverride == yes", s),
         r#"Failed to coerce value "yes" for selector "ServiceEnableTagOverride": strconv.ParseBool: parsing "yes": invalid syntax"#
     );
-    assert!(invalid(r#"ServiceName matches "(""#, s).starts_with(r#"Failed to compile regular expression "(""#));
+    assert!(
+        invalid(r#"ServiceName matches "(""#, s).starts_with(r#"Failed to compile regular expression "(""#)
+    );
     let h = schemas::service_health();
     assert_eq!(invalid("Checks.Nope == x", h), r#"Selector "Checks.Nope" is not valid"#);
     assert_eq!(invalid("Checks == x", h), r#"Invalid match operator "Equal" for selector "Checks""#);
     // The JSON key of a renamed field is not a selector.
-    assert_eq!(invalid("ServiceTaggedAddresses.lan.address == x", s), r#"Selector "ServiceTaggedAddresses.lan.address" is not valid"#);
+    assert_eq!(
+        invalid("ServiceTaggedAddresses.lan.address == x", s),
+        r#"Selector "ServiceTaggedAddresses.lan.address" is not valid"#
+    );
 }
 
 #[test]
 fn every_documented_selector_resolves() {
     // Spot checks of Consul's documented selector tables (map keys are free).
     let cases: &[(&Schema, &[&str])] = &[
-        (schemas::node(), &["Address", "Datacenter", "ID", "Meta", "Meta.x", "Node", "TaggedAddresses", "TaggedAddresses.lan"]),
+        (
+            schemas::node(),
+            &[
+                "Address",
+                "Datacenter",
+                "ID",
+                "Meta",
+                "Meta.x",
+                "Node",
+                "TaggedAddresses",
+                "TaggedAddresses.lan",
+            ],
+        ),
         (
             schemas::node_service(),
             &[
@@ -308,9 +360,25 @@ fn every_documented_selector_resolves() {
                 "Weights.Warning",
             ],
         ),
-        (schemas::health_check(), &["CheckID", "Name", "Node", "Notes", "Output", "ServiceID", "ServiceName", "ServiceTags", "Status"]),
+        (
+            schemas::health_check(),
+            &[
+                "CheckID",
+                "Name",
+                "Node",
+                "Notes",
+                "Output",
+                "ServiceID",
+                "ServiceName",
+                "ServiceTags",
+                "Status",
+            ],
+        ),
         (schemas::agent_service(), &["Service", "Tags", "Meta.env", "Datacenter"]),
-        (schemas::service_health(), &["Checks", "Checks.Status", "Node.Meta.rack", "Service.Proxy.Upstreams.LocalBindPort"]),
+        (
+            schemas::service_health(),
+            &["Checks", "Checks.Status", "Node.Meta.rack", "Service.Proxy.Upstreams.LocalBindPort"],
+        ),
         (schemas::member(), &["Name", "Addr", "Port", "Tags.role", "Status", "DelegateCur"]),
     ];
     for (schema, selectors) in cases {
@@ -352,7 +420,8 @@ fn limits_are_enforced_without_panics() {
     // Regexes: too big to compile is an error; catastrophic-looking ones
     // run in linear time.
     let s = schemas::service_node();
-    assert!(invalid(r#"ServiceName matches "(((a{100}){100}){100})""#, s).contains("Failed to compile regular expression"));
+    assert!(invalid(r#"ServiceName matches "(((a{100}){100}){100})""#, s)
+        .contains("Failed to compile regular expression"));
     let f = Filter::parse(r#"ServiceName matches "^(a+)+$""#, s).unwrap();
     let mut r = service_node();
     r["ServiceName"] = Value::String(format!("{}b", "a".repeat(100_000)));

@@ -66,7 +66,8 @@ fn random_record(rng: &mut StdRng) -> Rec {
         name: maybe(rng).then(|| pick(rng, WORDS).to_string()),
         port: maybe(rng).then(|| PORTS[rng.random_range(0..PORTS.len())]),
         on: maybe(rng).then(|| rng.random_bool(0.5)),
-        tags: maybe(rng).then(|| WORDS.iter().filter(|_| rng.random_bool(0.4)).map(|s| s.to_string()).collect()),
+        tags: maybe(rng)
+            .then(|| WORDS.iter().filter(|_| rng.random_bool(0.4)).map(|s| s.to_string()).collect()),
         meta: maybe(rng).then(|| {
             let mut m = BTreeMap::new();
             for k in KEYS {
@@ -241,7 +242,11 @@ fn render(rng: &mut StdRng, t: &Tree, need: u8) -> String {
         Tree::Leaf(atom, negated) => render_atom(rng, atom, *negated),
     };
     if prec(t) < need || rng.random_bool(0.1) {
-        format!("({}{body}{})", if rng.random_bool(0.3) { " " } else { "" }, if rng.random_bool(0.3) { " " } else { "" })
+        format!(
+            "({}{body}{})",
+            if rng.random_bool(0.3) { " " } else { "" },
+            if rng.random_bool(0.3) { " " } else { "" }
+        )
     } else {
         body
     }

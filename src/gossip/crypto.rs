@@ -109,7 +109,8 @@ impl std::fmt::Debug for Keyring {
 fn make_key(b64: &str) -> Result<Key, String> {
     let raw = decode_key(b64)?;
     let derived = derive_key(&raw)?;
-    let cipher = XChaCha20Poly1305::new_from_slice(&derived).map_err(|_| "Invalid key: bad key length".to_string())?;
+    let cipher =
+        XChaCha20Poly1305::new_from_slice(&derived).map_err(|_| "Invalid key: bad key length".to_string())?;
     Ok(Key { b64: base64::engine::general_purpose::STANDARD.encode(&raw), cipher })
 }
 
@@ -155,7 +156,11 @@ impl Keyring {
     /// Makes an installed key the primary (the one we encrypt with).
     pub fn use_key(&mut self, b64: &str) -> Result<(), String> {
         let want = canonical(b64)?;
-        let pos = self.keys.iter().position(|k| k.b64 == want).ok_or_else(|| "Requested key is not in the keyring".to_string())?;
+        let pos = self
+            .keys
+            .iter()
+            .position(|k| k.b64 == want)
+            .ok_or_else(|| "Requested key is not in the keyring".to_string())?;
         let key = self.keys.remove(pos);
         self.keys.insert(0, key);
         Ok(())
@@ -293,7 +298,11 @@ mod tests {
         assert!(!sealed.windows(6).any(|w| w == b"node-1"));
         assert_eq!(a.open(&sealed, Channel::Packet).unwrap(), b"hello node-1");
         assert_eq!(b.open(&sealed, Channel::Packet), Err(CryptoError::NoKeyDecrypts));
-        assert_eq!(a.open(&sealed, Channel::Stream), Err(CryptoError::NoKeyDecrypts), "channel is authenticated");
+        assert_eq!(
+            a.open(&sealed, Channel::Stream),
+            Err(CryptoError::NoKeyDecrypts),
+            "channel is authenticated"
+        );
         let mut flipped = sealed.clone();
         flipped[30] ^= 1;
         assert_eq!(a.open(&flipped, Channel::Packet), Err(CryptoError::NoKeyDecrypts));
@@ -323,7 +332,11 @@ mod tests {
         let plain = b"G\x01abc".to_vec();
         assert_eq!(strict.unwrap(&plain, Channel::Packet), Err(CryptoError::PlaintextRefused));
         assert_eq!(lax.unwrap(&plain, Channel::Packet).unwrap(), plain);
-        assert_eq!(lax.wrap(plain.clone(), Channel::Packet).unwrap(), plain, "verify_outgoing=false sends plaintext");
+        assert_eq!(
+            lax.wrap(plain.clone(), Channel::Packet).unwrap(),
+            plain,
+            "verify_outgoing=false sends plaintext"
+        );
         let sealed = strict.wrap(plain.clone(), Channel::Packet).unwrap();
         assert_eq!(lax.unwrap(&sealed, Channel::Packet).unwrap(), plain, "lax still opens sealed input");
         assert_eq!(none.unwrap(&sealed, Channel::Packet), Err(CryptoError::NotConfigured));

@@ -28,7 +28,8 @@ pub fn read_keyring(path: &Path) -> Result<Option<Vec<String>>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("failed to read keyring file {}: {e}", path.display())),
     };
-    let keys: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("failed to parse keyring file {}: {e}", path.display()))?;
+    let keys: Vec<String> = serde_json::from_str(&text)
+        .map_err(|e| format!("failed to parse keyring file {}: {e}", path.display()))?;
     if keys.is_empty() {
         return Err(format!("keyring file {} contains no keys", path.display()));
     }
@@ -40,7 +41,8 @@ pub fn read_keyring(path: &Path) -> Result<Option<Vec<String>>, String> {
 
 pub fn write_keyring(path: &Path, keys: &[String]) -> Result<(), String> {
     let json = serde_json::to_string(keys).map_err(|e| e.to_string())?;
-    write_atomic(path, json.as_bytes(), true).map_err(|e| format!("failed to write keyring file {}: {e}", path.display()))
+    write_atomic(path, json.as_bytes(), true)
+        .map_err(|e| format!("failed to write keyring file {}: {e}", path.display()))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,13 +69,17 @@ const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 /// Reads a snapshot; `Ok(None)` if it does not exist.
 pub fn read_snapshot(path: &Path) -> Result<Option<SnapshotData>, String> {
     match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_SNAPSHOT_BYTES => return Err(format!("snapshot file {} is too large ({} bytes)", path.display(), m.len())),
+        Ok(m) if m.len() > MAX_SNAPSHOT_BYTES => {
+            return Err(format!("snapshot file {} is too large ({} bytes)", path.display(), m.len()))
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("failed to read snapshot file {}: {e}", path.display())),
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read snapshot file {}: {e}", path.display()))?;
-    let f: SnapshotFile = serde_json::from_str(&text).map_err(|e| format!("failed to parse snapshot file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("failed to read snapshot file {}: {e}", path.display()))?;
+    let f: SnapshotFile = serde_json::from_str(&text)
+        .map_err(|e| format!("failed to parse snapshot file {}: {e}", path.display()))?;
     if f.version != SNAPSHOT_VERSION {
         return Err(format!("snapshot file {} has unsupported version {}", path.display(), f.version));
     }
@@ -94,10 +100,15 @@ pub fn write_snapshot(path: &Path, node: &str, s: &SnapshotData, durable: bool) 
         member_time: s.member_time,
         event_time: s.event_time,
         query_time: s.query_time,
-        alive: s.alive.iter().map(|(name, addr)| SnapshotMember { name: name.clone(), addr: *addr }).collect(),
+        alive: s
+            .alive
+            .iter()
+            .map(|(name, addr)| SnapshotMember { name: name.clone(), addr: *addr })
+            .collect(),
     };
     let json = serde_json::to_vec(&f).map_err(|e| e.to_string())?;
-    write_atomic(path, &json, durable).map_err(|e| format!("failed to write snapshot file {}: {e}", path.display()))
+    write_atomic(path, &json, durable)
+        .map_err(|e| format!("failed to write snapshot file {}: {e}", path.display()))
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
@@ -131,7 +142,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("serf/local.keyring");
         assert_eq!(read_keyring(&p).unwrap(), None);
-        let keys = vec!["pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string(), "EXz7LFN8hpQ4id8EDYiFoQ==".to_string()];
+        let keys = vec![
+            "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=".to_string(),
+            "EXz7LFN8hpQ4id8EDYiFoQ==".to_string(),
+        ];
         write_keyring(&p, &keys).unwrap();
         assert_eq!(read_keyring(&p).unwrap(), Some(keys));
         assert!(std::fs::read_to_string(&p).unwrap().starts_with("[\"pUqJ"));
@@ -151,7 +165,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("local.snapshot");
         assert_eq!(read_snapshot(&p).unwrap(), None);
-        let s = SnapshotData { member_time: 7, event_time: 3, query_time: 1, left: true, alive: vec![("n2".into(), "10.0.0.2:8301".parse().unwrap())] };
+        let s = SnapshotData {
+            member_time: 7,
+            event_time: 3,
+            query_time: 1,
+            left: true,
+            alive: vec![("n2".into(), "10.0.0.2:8301".parse().unwrap())],
+        };
         write_snapshot(&p, "n1", &s, true).unwrap();
         assert_eq!(read_snapshot(&p).unwrap(), Some(s));
         std::fs::write(&p, "{\"version\":9}").unwrap();

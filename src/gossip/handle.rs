@@ -153,13 +153,18 @@ impl Gossip {
     /// Binds the sockets and starts the pool. Rejoins the snapshot's peers
     /// in the background unless the snapshot says we left gracefully and
     /// `rejoin_after_leave` is off.
-    pub async fn start(cfg: GossipConfig, tasks: &TaskTracker, cancel: CancellationToken) -> Result<Gossip, String> {
+    pub async fn start(
+        cfg: GossipConfig,
+        tasks: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Gossip, String> {
         if cfg.node_name.is_empty() {
             return Err("gossip node name must not be empty".into());
         }
         let scope = cfg.scope();
         let keyring = load_keyring(&cfg)?;
-        let crypto = Crypto { keyring, verify_incoming: cfg.verify_incoming, verify_outgoing: cfg.verify_outgoing };
+        let crypto =
+            Crypto { keyring, verify_incoming: cfg.verify_incoming, verify_outgoing: cfg.verify_outgoing };
         let snapshot = match &cfg.snapshot_path {
             Some(p) => match files::read_snapshot(p) {
                 Ok(s) => s,
@@ -198,7 +203,11 @@ impl Gossip {
         let encrypted = crypto.encrypted();
         glog!(scope, serf, info, node = %cfg.node_name, addr = %addr, encrypted, "gossip pool {} started", cfg.pool.label());
         let rejoin = snapshot.filter(|s| !s.alive.is_empty());
-        let shared = runtime::spawn(Prepared { cfg: cfg.clone(), serf, udp, tcp, crypto: Arc::new(RwLock::new(crypto)), addr }, tasks, cancel);
+        let shared = runtime::spawn(
+            Prepared { cfg: cfg.clone(), serf, udp, tcp, crypto: Arc::new(RwLock::new(crypto)), addr },
+            tasks,
+            cancel,
+        );
         let g = Gossip { inner: Arc::new(shared), name: cfg.node_name.clone(), default_port: addr.port() };
         if let Some(s) = rejoin {
             let g2 = g.clone();
@@ -273,7 +282,11 @@ impl Gossip {
     /// waiting after `timeout` and stops anyway.
     pub async fn leave(&self, timeout: Duration) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        self.inner.cmd.send(Command::Leave { reply: tx }).await.map_err(|_| "gossip pool is shut down".to_string())?;
+        self.inner
+            .cmd
+            .send(Command::Leave { reply: tx })
+            .await
+            .map_err(|_| "gossip pool is shut down".to_string())?;
         let r = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err("gossip pool is shut down".into()),
@@ -319,7 +332,12 @@ impl Gossip {
     }
 
     /// Starts a query; its responses stream in until the timeout.
-    pub async fn query(&self, name: &str, payload: &[u8], params: QueryParams) -> Result<QueryResponses, String> {
+    pub async fn query(
+        &self,
+        name: &str,
+        payload: &[u8],
+        params: QueryParams,
+    ) -> Result<QueryResponses, String> {
         let (name, payload) = (name.to_string(), payload.to_vec());
         let (id, rx) = self.call(|reply| Command::Query { name, payload, params, reply }).await??;
         Ok(QueryResponses { id, rx })
@@ -351,7 +369,11 @@ impl Gossip {
 
     /// This node's keys, primary first (empty without encryption).
     pub fn local_keys(&self) -> Vec<String> {
-        self.inner.crypto.read().map(|c| c.keyring.as_ref().map(|k| k.keys()).unwrap_or_default()).unwrap_or_default()
+        self.inner
+            .crypto
+            .read()
+            .map(|c| c.keyring.as_ref().map(|k| k.keys()).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn encrypted(&self) -> bool {
@@ -389,7 +411,12 @@ async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, default_port));
     }
-    let host = if s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) { s.to_string() } else { format!("{s}:{default_port}") };
-    let mut addrs = tokio::net::lookup_host(host.as_str()).await.map_err(|e| format!("failed to resolve {s}: {e}"))?;
+    let host = if s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        s.to_string()
+    } else {
+        format!("{s}:{default_port}")
+    };
+    let mut addrs =
+        tokio::net::lookup_host(host.as_str()).await.map_err(|e| format!("failed to resolve {s}: {e}"))?;
     addrs.next().ok_or_else(|| format!("failed to resolve {s}: no addresses"))
 }

@@ -61,7 +61,12 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(name: String, addr: std::net::SocketAddr, tags: BTreeMap<String, String>, status: MemberStatus) -> Member {
+    pub fn new(
+        name: String,
+        addr: std::net::SocketAddr,
+        tags: BTreeMap<String, String>,
+        status: MemberStatus,
+    ) -> Member {
         Member {
             name,
             addr: addr.ip(),
@@ -99,7 +104,11 @@ pub enum MemberEvent {
 impl MemberEvent {
     pub fn member(&self) -> &Member {
         match self {
-            MemberEvent::Join(m) | MemberEvent::Leave(m) | MemberEvent::Failed(m) | MemberEvent::Update(m) | MemberEvent::Reap(m) => m,
+            MemberEvent::Join(m)
+            | MemberEvent::Leave(m)
+            | MemberEvent::Failed(m)
+            | MemberEvent::Update(m)
+            | MemberEvent::Reap(m) => m,
         }
     }
 }

@@ -45,14 +45,14 @@ macro_rules! glog {
 }
 
 pub mod codec;
-pub mod crypto;
-pub mod sim;
-pub mod swim;
-pub mod member;
-pub mod serf;
 pub mod config;
+pub mod crypto;
 pub mod files;
 pub mod handle;
+pub mod member;
+pub mod serf;
+pub mod sim;
+pub mod swim;
 pub mod transport;
 
 mod runtime;

@@ -15,7 +15,9 @@ use crate::gossip::crypto::{Channel, Crypto};
 use crate::gossip::files;
 use crate::gossip::handle::{KeyringResponse, QueryEvent};
 use crate::gossip::member::{Member, MemberEvent};
-use crate::gossip::serf::query::{IncomingQuery, KeyResponse, KeyringOp, KeyringRequest, QueryParams, QueryRef};
+use crate::gossip::serf::query::{
+    IncomingQuery, KeyResponse, KeyringOp, KeyringRequest, QueryParams, QueryRef,
+};
 use crate::gossip::serf::{Serf, SerfEvent, SerfTimer, UserEvent};
 use crate::gossip::swim::{Output, Time};
 use crate::gossip::transport::{self, Throttle, MAX_FRAME, MAX_UDP};
@@ -41,16 +43,50 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 pub(crate) type JoinResult = (usize, Vec<(String, String)>);
 
 pub(crate) enum Command {
-    Join { targets: Vec<(String, SocketAddr)>, reply: oneshot::Sender<JoinResult> },
-    Leave { reply: oneshot::Sender<Result<(), String>> },
-    ForceLeave { name: String, prune: bool, reply: oneshot::Sender<Result<(), String>> },
-    SetTags { tags: BTreeMap<String, String>, reply: oneshot::Sender<Result<(), String>> },
-    UserEvent { name: String, payload: Vec<u8>, coalesce: bool, reply: oneshot::Sender<Result<(), String>> },
-    Query { name: String, payload: Vec<u8>, params: QueryParams, reply: oneshot::Sender<Result<(u32, mpsc::Receiver<QueryEvent>), String>> },
-    Respond { query: QueryRef, payload: Vec<u8>, reply: oneshot::Sender<Result<(), String>> },
-    Keyring { op: KeyringOp, key: String, reply: oneshot::Sender<Result<KeyringResponse, String>> },
-    Stats { reply: oneshot::Sender<BTreeMap<String, String>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Join {
+        targets: Vec<(String, SocketAddr)>,
+        reply: oneshot::Sender<JoinResult>,
+    },
+    Leave {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    ForceLeave {
+        name: String,
+        prune: bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    SetTags {
+        tags: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    UserEvent {
+        name: String,
+        payload: Vec<u8>,
+        coalesce: bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Query {
+        name: String,
+        payload: Vec<u8>,
+        params: QueryParams,
+        reply: oneshot::Sender<Result<(u32, mpsc::Receiver<QueryEvent>), String>>,
+    },
+    Respond {
+        query: QueryRef,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Keyring {
+        op: KeyringOp,
+        key: String,
+        reply: oneshot::Sender<Result<KeyringResponse, String>>,
+    },
+    Stats {
+        reply: oneshot::Sender<BTreeMap<String, String>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 enum Internal {
@@ -175,7 +211,11 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
     let (members_tx, _) = broadcast::channel(1024);
     let (user_tx, _) = broadcast::channel(1024);
     let (query_tx, _) = broadcast::channel(256);
-    let view = Arc::new(RwLock::new(View { local: p.serf.local_member(), members: p.serf.members(), running: true }));
+    let view = Arc::new(RwLock::new(View {
+        local: p.serf.local_member(),
+        members: p.serf.members(),
+        running: true,
+    }));
     let counters = Arc::new(Counters::default());
     let scope = p.cfg.scope();
     let stopped = CancellationToken::new();
@@ -230,7 +270,17 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         tasks: tasks.clone(),
     };
     tasks.spawn(acceptor.run(accept_cancel));
-    Shared { cmd: cmd_tx, view, members_tx, user_tx, query_tx, crypto: p.crypto, counters, addr: p.addr, stopped }
+    Shared {
+        cmd: cmd_tx,
+        view,
+        members_tx,
+        user_tx,
+        query_tx,
+        crypto: p.crypto,
+        counters,
+        addr: p.addr,
+        stopped,
+    }
 }
 
 impl Actor {
@@ -387,7 +437,10 @@ impl Actor {
                 }
                 self.next_op += 1;
                 let op = self.next_op;
-                self.joins.insert(op, JoinOp { remaining: targets.len(), ok: 0, errors: Vec::new(), reply: Some(reply) });
+                self.joins.insert(
+                    op,
+                    JoinOp { remaining: targets.len(), ok: 0, errors: Vec::new(), reply: Some(reply) },
+                );
                 for (label, addr) in targets {
                     glog!(self.scope, serf, info, addr = %addr, "attempting join");
                     let bytes = self.serf.join_request(now);
@@ -417,16 +470,18 @@ impl Actor {
             Command::UserEvent { name, payload, coalesce, reply } => {
                 let _ = reply.send(self.serf.user_event(&name, &payload, coalesce, now));
             }
-            Command::Query { name, payload, params, reply } => match self.serf.query(&name, &payload, &params, now) {
-                Ok(q) => {
-                    let (tx, rx) = mpsc::channel(1024);
-                    self.queries.insert(q.id, QuerySink::User(tx));
-                    let _ = reply.send(Ok((q.id, rx)));
+            Command::Query { name, payload, params, reply } => {
+                match self.serf.query(&name, &payload, &params, now) {
+                    Ok(q) => {
+                        let (tx, rx) = mpsc::channel(1024);
+                        self.queries.insert(q.id, QuerySink::User(tx));
+                        let _ = reply.send(Ok((q.id, rx)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            }
             Command::Respond { query, payload, reply } => {
                 let _ = reply.send(self.serf.respond(&query, payload, now));
             }
@@ -444,7 +499,13 @@ impl Actor {
         }
     }
 
-    fn start_keyring_op(&mut self, op: KeyringOp, key: String, reply: oneshot::Sender<Result<KeyringResponse, String>>, now: Time) {
+    fn start_keyring_op(
+        &mut self,
+        op: KeyringOp,
+        key: String,
+        reply: oneshot::Sender<Result<KeyringResponse, String>>,
+        now: Time,
+    ) {
         let enabled = self.crypto.read().map(|c| c.encrypted()).unwrap_or(false);
         if !enabled {
             let _ = reply.send(Err("gossip encryption is not enabled on this agent".into()));
@@ -456,7 +517,17 @@ impl Actor {
                 return;
             }
         }
-        let num_nodes = self.serf.members().iter().filter(|m| matches!(m.status, crate::gossip::member::MemberStatus::Alive | crate::gossip::member::MemberStatus::Leaving)).count();
+        let num_nodes = self
+            .serf
+            .members()
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.status,
+                    crate::gossip::member::MemberStatus::Alive | crate::gossip::member::MemberStatus::Leaving
+                )
+            })
+            .count();
         match self.serf.keyring_query(op, &key, None, now) {
             Ok(q) => {
                 let resp = KeyringResponse { num_nodes, ..Default::default() };
@@ -565,7 +636,13 @@ impl Actor {
             }
             Output::Stream { to, token, bytes } => {
                 if bytes.len() > MAX_FRAME {
-                    glog!(self.scope, memberlist, error, size = bytes.len(), "refusing to send a stream message over the size limit");
+                    glog!(
+                        self.scope,
+                        memberlist,
+                        error,
+                        size = bytes.len(),
+                        "refusing to send a stream message over the size limit"
+                    );
                     return;
                 }
                 let tx = self.internal_tx.clone();
@@ -711,7 +788,12 @@ impl Acceptor {
 
     async fn serve(&self, mut s: TcpStream, from: SocketAddr) {
         let _ = s.set_nodelay(true);
-        let frame = match tokio::time::timeout(self.tcp_timeout, transport::read_frame(&mut s, MAX_FRAME + crate::gossip::crypto::ENVELOPE_OVERHEAD)).await {
+        let frame = match tokio::time::timeout(
+            self.tcp_timeout,
+            transport::read_frame(&mut s, MAX_FRAME + crate::gossip::crypto::ENVELOPE_OVERHEAD),
+        )
+        .await
+        {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => return self.reject(from, &e),
             Err(_) => return self.reject(from, "timed out reading the request"),
@@ -727,7 +809,11 @@ impl Acceptor {
             Ok(p) => p,
             Err(e) => {
                 self.reject(from, &e.to_string());
-                let _ = tokio::time::timeout(self.tcp_timeout, transport::write_frame(&mut s, &transport::refusal(&e.to_string()))).await;
+                let _ = tokio::time::timeout(
+                    self.tcp_timeout,
+                    transport::write_frame(&mut s, &transport::refusal(&e.to_string())),
+                )
+                .await;
                 return;
             }
         };

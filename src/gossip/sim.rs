@@ -74,7 +74,9 @@ impl Machine for SwimMachine {
 
     fn poll_output(&mut self, _now: Time) -> Option<Output<SwimTimer>> {
         match self.swim.poll_output()? {
-            Output::PushPull { to, token } => Some(Output::Stream { to, token, bytes: self.swim.encode_push_pull(false, Vec::new()) }),
+            Output::PushPull { to, token } => {
+                Some(Output::Stream { to, token, bytes: self.swim.encode_push_pull(false, Vec::new()) })
+            }
             o => Some(o),
         }
     }
@@ -228,7 +230,11 @@ impl<M: Machine> Sim<M> {
     }
 
     fn delay(&mut self) -> Duration {
-        let j = if self.jitter.is_zero() { Duration::ZERO } else { self.jitter.mul_f64(self.rng.random::<f64>()) };
+        let j = if self.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            self.jitter.mul_f64(self.rng.random::<f64>())
+        };
         self.latency + j
     }
 
@@ -296,7 +302,12 @@ impl<M: Machine> Sim<M> {
 
     /// Runs in steps of `step` until `done` holds or `limit` passes;
     /// returns the time it took, or None.
-    pub fn run_until_cond(&mut self, step: Duration, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> Option<Duration> {
+    pub fn run_until_cond(
+        &mut self,
+        step: Duration,
+        limit: Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Option<Duration> {
         let start = self.now;
         while self.now - start < limit {
             if done(self) {
@@ -330,7 +341,9 @@ impl<M: Machine> Sim<M> {
                 self.stats.streams += 1;
                 self.stats.stream_bytes += bytes.len() as u64;
                 let reply = match self.by_addr.get(&to).copied() {
-                    Some(dst) if self.nodes[dst].up && !self.nodes[dst].isolated && !self.nodes[from].isolated => {
+                    Some(dst)
+                        if self.nodes[dst].up && !self.nodes[dst].isolated && !self.nodes[from].isolated =>
+                    {
                         let src = self.nodes[from].addr;
                         let r = self.nodes[dst].machine.handle_stream(src, &bytes, now);
                         self.drain(dst);

@@ -33,7 +33,9 @@ const MAX_REFUSAL: usize = 512;
 pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
     let mut last = String::new();
     for _ in 0..10 {
-        let tcp = TcpListener::bind(addr).await.map_err(|e| format!("failed to bind TCP listener on {addr}: {e}"))?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("failed to bind TCP listener on {addr}: {e}"))?;
         let bound = tcp.local_addr().map_err(|e| e.to_string())?;
         match UdpSocket::bind(bound).await {
             Ok(udp) => return Ok((udp, tcp)),
@@ -69,7 +71,11 @@ pub async fn read_frame(s: &mut TcpStream, max: usize) -> Result<Vec<u8>, String
     // Grow the buffer as bytes arrive, so a peer that announces a large
     // frame must actually send it before we hold that much memory.
     let mut buf = Vec::with_capacity(len.min(64 << 10));
-    (&mut *s).take(len as u64).read_to_end(&mut buf).await.map_err(|e| format!("failed to read a frame: {e}"))?;
+    (&mut *s)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| format!("failed to read a frame: {e}"))?;
     if buf.len() != len {
         return Err(format!("truncated frame: {} of {len} bytes", buf.len()));
     }
@@ -110,7 +116,9 @@ pub async fn exchange(
         }
         Ok::<Vec<u8>, String>(reply)
     };
-    let reply = tokio::time::timeout(timeout, work).await.map_err(|_| format!("timed out after {timeout:?} talking to {to}"))??;
+    let reply = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("timed out after {timeout:?} talking to {to}"))??;
     if reply.first() == Some(&REFUSAL_MAGIC) {
         let reason = String::from_utf8_lossy(reply.get(1..).unwrap_or_default());
         return Err(format!("{to} refused the request: {reason}"));

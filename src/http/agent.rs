@@ -1,10 +1,10 @@
 //! `/v1/agent/*`: this agent's own view: self, members, and the services and
 //! checks it owns (registration, TTL updates, maintenance).
 
+use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{AgentServiceIn, CheckIn, CheckUpdateIn};
-use super::body::read_limited;
 use super::query::{filter, keep, Params};
 use super::response::{empty_ok, json, json_status};
 use super::views::{agent_service, health_check};
@@ -101,10 +101,16 @@ pub async fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> 
         }
     }
     let mut r = BTreeMap::new();
-    r.insert("arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"));
+    r.insert(
+        "arch".to_string(),
+        std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+    );
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     r.insert("cpu_count".to_string(), cpus.to_string());
-    r.insert("goroutines".to_string(), tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0).to_string());
+    r.insert(
+        "goroutines".to_string(),
+        tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0).to_string(),
+    );
     r.insert("max_procs".to_string(), cpus.to_string());
     r.insert("os".to_string(), std::env::consts::OS.to_string());
     r.insert("version".to_string(), format!("rust-consul-rs-{}", crate::version::OWN_VERSION));
@@ -267,11 +273,16 @@ pub async fn service(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -
     }
 }
 
-pub async fn service_register(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn service_register(
+    State(ctx): State<Ctx>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     let body = read_limited(&headers, body, MAX_BODY).await?;
-    let input: AgentServiceIn =
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: AgentServiceIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let def = input.into_def().map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let replace = params.has("replace-existing-checks");
     ctx.agent.register_service(def, Source::Remote, replace)?;
@@ -314,7 +325,8 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
 
 pub async fn check_register(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> HttpResult {
     let body = read_limited(&headers, body, MAX_BODY).await?;
-    let input: CheckIn = decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: CheckIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let mut def = input.into_def();
     if def.name.is_empty() {
         return Err(HttpError::bad_request("Missing check name"));
@@ -350,10 +362,15 @@ pub async fn check_fail(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri
     ttl(&ctx, &id, CRITICAL, &uri).await
 }
 
-pub async fn check_update(State(ctx): State<Ctx>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn check_update(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     let body = read_limited(&headers, body, MAX_BODY).await?;
-    let input: CheckUpdateIn =
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: CheckUpdateIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let status = input.status.unwrap_or_default();
     if !crate::catalog::types::valid_status(&status) {
         return Err(HttpError::bad_request(format!("Invalid check status: {status:?}")));
@@ -422,7 +439,12 @@ fn wants_text(params: &Params, headers: &HeaderMap) -> bool {
         || headers.get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/plain"))
 }
 
-pub async fn health_by_id(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn health_by_id(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     let Some((status, v)) = local_health(&ctx, &id) else {
         return Err(HttpError::not_found(format!("ServiceId {id} not found")));
@@ -433,10 +455,21 @@ pub async fn health_by_id(State(ctx): State<Ctx>, Path(id): Path<String>, uri: U
     json_status(&params, status_code(&status), &v)
 }
 
-pub async fn health_by_name(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn health_by_name(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
-    let ids: Vec<String> =
-        ctx.agent.local().services().into_iter().filter(|s| s.def.name == name).map(|s| s.def.id.clone()).collect();
+    let ids: Vec<String> = ctx
+        .agent
+        .local()
+        .services()
+        .into_iter()
+        .filter(|s| s.def.name == name)
+        .map(|s| s.def.id.clone())
+        .collect();
     if ids.is_empty() {
         return Err(HttpError::not_found(format!("ServiceName {name} Not Found")));
     }
@@ -449,7 +482,6 @@ pub async fn health_by_name(State(ctx): State<Ctx>, Path(name): Path<String>, ur
     json_status(&params, status_code(&worst), &list)
 }
 
-
 /// `PUT /v1/agent/reload`: re-reads the config files (as SIGHUP does); a
 /// bad configuration answers 500 and the running one stays.
 pub async fn reload(State(ctx): State<Ctx>) -> HttpResult {
@@ -460,6 +492,8 @@ pub async fn reload(State(ctx): State<Ctx>) -> HttpResult {
         .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}")))?;
     match result {
         Ok(_) => Ok(empty_ok()),
-        Err(e) => Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed reloading config: {e}"))),
+        Err(e) => {
+            Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed reloading config: {e}")))
+        }
     }
 }

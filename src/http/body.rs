@@ -26,7 +26,8 @@ fn too_large(detail: String, limit: u64) -> HttpError {
 
 /// Reads a request body, refusing more than `limit` bytes with Consul's 413.
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, HttpError> {
-    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut stream = body.into_data_stream();
     if let Some(len) = announced.filter(|len| *len > limit) {
         if len - limit <= DRAIN_MAX {

@@ -1,9 +1,9 @@
 //! `/v1/catalog/*`.
 
+use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogDeregisterIn, CatalogRegisterIn};
-use super::body::read_limited;
 use super::query::{filter, keep, node_meta, query_options, Params};
 use super::response::{json, with_meta};
 use super::views::{node_service, service_node, NodeJson};
@@ -23,8 +23,8 @@ pub async fn register(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let body = read_limited(&headers, body, MAX_BODY).await?;
-    let input: CatalogRegisterIn =
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: CatalogRegisterIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let reg = input.into_registration(&ctx.agent.config().datacenter).map_err(HttpError::bad_request)?;
     ctx.agent.check_dc(Some(&reg.node.datacenter))?;
     ctx.agent.catalog_register(reg).await?;
@@ -35,8 +35,8 @@ pub async fn deregister(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, bo
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let body = read_limited(&headers, body, MAX_BODY).await?;
-    let input: CatalogDeregisterIn =
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: CatalogDeregisterIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     ctx.agent.check_dc(input.datacenter.as_deref())?;
     let d = input.into_deregistration().map_err(HttpError::bad_request)?;
     ctx.agent.catalog_deregister(d).await?;
@@ -115,7 +115,12 @@ pub(crate) fn service_filter(params: &Params) -> Result<ServiceFilter, HttpError
     })
 }
 
-pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn service(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_node())?;
@@ -127,7 +132,12 @@ pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri,
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
-pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn node(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
@@ -149,7 +159,12 @@ pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, he
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
-pub async fn node_services(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn node_services(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;

@@ -62,7 +62,11 @@ impl<'de> de::Deserializer<'de> for CiValue {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -86,7 +90,10 @@ struct CiSeq(std::vec::IntoIter<Value>);
 impl<'de> SeqAccess<'de> for CiSeq {
     type Error = serde_json::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
         match self.0.next() {
             Some(v) => seed.deserialize(CiValue(v)).map(Some),
             None => Ok(None),

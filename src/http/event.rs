@@ -35,11 +35,14 @@ fn name_from_path(uri: &Uri) -> Result<String, HttpError> {
 /// Reads the payload. Nothing larger than serf's event limit can be fired,
 /// so the body is cut off there while it is read.
 async fn read_payload(headers: &HeaderMap, body: Body) -> Result<Option<Vec<u8>>, HttpError> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > USER_EVENT_SIZE_LIMIT as u64) {
         return Err(HttpError::too_large(too_large_message()));
     }
-    let bytes = axum::body::to_bytes(body, USER_EVENT_SIZE_LIMIT).await.map_err(|_| HttpError::too_large(too_large_message()))?;
+    let bytes = axum::body::to_bytes(body, USER_EVENT_SIZE_LIMIT)
+        .await
+        .map_err(|_| HttpError::too_large(too_large_message()))?;
     Ok((!bytes.is_empty()).then(|| bytes.to_vec()))
 }
 

@@ -11,7 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Value};
 
-pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn service(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_health())?;
@@ -31,11 +36,17 @@ pub async fn service(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri,
         .collect();
     out.retain(|v| keep(expr.as_ref(), v));
     let mut resp = with_meta(json(&params, &out)?, &meta);
-    resp.headers_mut().insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
+    resp.headers_mut()
+        .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
     Ok(resp)
 }
 
-pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn node(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;
@@ -46,7 +57,12 @@ pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, he
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
-pub async fn checks(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn checks(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;
@@ -57,7 +73,12 @@ pub async fn checks(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, 
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
-pub async fn state(State(ctx): State<Ctx>, Path(state): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn state(
+    State(ctx): State<Ctx>,
+    Path(state): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;

@@ -4,7 +4,8 @@
 
 use crate::agent::definition::{CheckDef, ServiceDef};
 use crate::catalog::types::{
-    CheckDefinition, Deregistration, HealthCheck, Node, NodeService, Registration, ServiceAddress, Weights, CRITICAL,
+    CheckDefinition, Deregistration, HealthCheck, Node, NodeService, Registration, ServiceAddress, Weights,
+    CRITICAL,
 };
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -37,7 +38,9 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
             Ok(Some(Duration::from_nanos(v)))
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v).map(|n| Some(Duration::from_nanos(n))).map_err(|_| E::custom("negative duration"))
+            u64::try_from(v)
+                .map(|n| Some(Duration::from_nanos(n)))
+                .map_err(|_| E::custom("negative duration"))
         }
     }
     d.deserialize_option(V)
@@ -206,7 +209,9 @@ impl AgentServiceIn {
             meta: self.meta.unwrap_or_default(),
             port: port(self.port)?,
             socket_path: self.socket_path.unwrap_or_default(),
-            weights: self.weights.map(|w| Weights { passing: w.passing.unwrap_or(1), warning: w.warning.unwrap_or(1) }),
+            weights: self
+                .weights
+                .map(|w| Weights { passing: w.passing.unwrap_or(1), warning: w.warning.unwrap_or(1) }),
             enable_tag_override: self.enable_tag_override.unwrap_or(false),
             checks,
             token: self.token.unwrap_or_default(),
@@ -385,7 +390,13 @@ impl CatalogRegisterIn {
                 ..Default::default()
             });
         }
-        Ok(Registration { node, service, checks, skip_node_update: self.skip_node_update.unwrap_or(false), preserve_node_extras: false })
+        Ok(Registration {
+            node,
+            service,
+            checks,
+            skip_node_update: self.skip_node_update.unwrap_or(false),
+            preserve_node_extras: false,
+        })
     }
 }
 

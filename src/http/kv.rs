@@ -58,7 +58,13 @@ pub fn key_from_path(uri: &Uri) -> Result<String, HttpError> {
         .map_err(|_| HttpError::bad_request("Invalid key: the key is not valid UTF-8"))
 }
 
-pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn handle(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let key = key_from_path(&uri)?;

@@ -84,7 +84,13 @@ impl Drop for Slot {
 
 /// Serves `app` on `listener` until `shutdown` fires, then lets open
 /// requests finish. Runs on `tasks`.
-pub fn spawn(listener: TcpListener, app: Router, limits: ConnLimits, shutdown: CancellationToken, tasks: &TaskTracker) {
+pub fn spawn(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) {
     tasks.spawn(async move {
         let counts: Counts = Arc::default();
         let conns = TaskTracker::new();
@@ -126,7 +132,13 @@ pub fn spawn(listener: TcpListener, app: Router, limits: ConnLimits, shutdown: C
     });
 }
 
-async fn serve_conn(stream: TcpStream, peer: SocketAddr, app: Router, limits: ConnLimits, shutdown: CancellationToken) {
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));

@@ -68,7 +68,8 @@ fn wants_prometheus(params: &Params, headers: &HeaderMap) -> bool {
     }
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
         let v = v.to_ascii_lowercase();
-        v.contains("application/openmetrics-text") || (v.contains("text/plain") && v.contains("version=0.0.4"))
+        v.contains("application/openmetrics-text")
+            || (v.contains("text/plain") && v.contains("version=0.0.4"))
     })
 }
 
@@ -119,7 +120,10 @@ pub async fn handle(uri: Uri, headers: HeaderMap) -> HttpResult {
 /// names not already under `consul` get the `consul_` prefix, as Consul's
 /// own exporter names everything.
 pub fn prometheus_name(name: &str) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' }).collect();
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .collect();
     if !(out == "consul" || out.starts_with("consul_")) {
         out.insert_str(0, "consul_");
     }
@@ -173,7 +177,12 @@ mod tests {
         let mut h = HeaderMap::new();
         assert!(!wants_prometheus(&Params::parse(None), &h));
         assert!(wants_prometheus(&Params::parse(Some("format=prometheus")), &h));
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            ),
+        );
         assert!(wants_prometheus(&Params::parse(None), &h));
         assert!(!wants_prometheus(&Params::parse(Some("format=json")), &h));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));

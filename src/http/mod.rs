@@ -129,7 +129,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/health/state/{state}", get(health::state))
         .route("/v1/operator/raft/configuration", get(operator::raft_configuration))
         .route("/v1/operator/raft/peer", delete(operator::raft_peer))
-        .route("/v1/operator/autopilot/configuration", get(operator::autopilot_configuration).put(operator::autopilot_configuration))
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(operator::autopilot_configuration).put(operator::autopilot_configuration),
+        )
         .route("/v1/operator/autopilot/health", get(operator::autopilot_health))
         .route("/v1/operator/autopilot/state", get(operator::autopilot_state))
         .route("/v1/operator/keyring", any(operator::keyring))

@@ -29,7 +29,9 @@ pub struct MonitorRequest {
 pub fn parse(params: &Params) -> Result<MonitorRequest, HttpError> {
     let level = match params.get("loglevel").map(str::trim).filter(|s| !s.is_empty()) {
         None => LogLevel::Info,
-        Some(s) => LogLevel::parse(s).ok_or_else(|| HttpError::bad_request(format!("Unknown log level: {s}")))?,
+        Some(s) => {
+            LogLevel::parse(s).ok_or_else(|| HttpError::bad_request(format!("Unknown log level: {s}")))?
+        }
     };
     let json = params.has("logjson") && !matches!(params.get("logjson"), Some("false" | "0"));
     Ok(MonitorRequest { level, json })
@@ -54,7 +56,10 @@ pub async fn handle(State(ctx): State<Ctx>, uri: Uri) -> Response {
 /// The body: one chunk per log line. Ends when the agent shuts down, so a
 /// monitor never holds up a graceful stop; dropping it (the client went
 /// away) detaches the monitor.
-fn lines(stream: LogStream, shutdown: CancellationToken) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+fn lines(
+    stream: LogStream,
+    shutdown: CancellationToken,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     futures::stream::unfold((stream, shutdown), |(mut stream, shutdown)| async move {
         let line = tokio::select! {
             line = stream.next() => line?,
@@ -78,8 +83,14 @@ mod tests {
     fn level_and_format_from_the_query() {
         assert_eq!(req("").ok(), Some(MonitorRequest { level: LogLevel::Info, json: false }));
         assert_eq!(req("loglevel=DEBUG").ok(), Some(MonitorRequest { level: LogLevel::Debug, json: false }));
-        assert_eq!(req("loglevel=trace&logjson").ok(), Some(MonitorRequest { level: LogLevel::Trace, json: true }));
-        assert_eq!(req("logjson=true&loglevel=warn").ok(), Some(MonitorRequest { level: LogLevel::Warn, json: true }));
+        assert_eq!(
+            req("loglevel=trace&logjson").ok(),
+            Some(MonitorRequest { level: LogLevel::Trace, json: true })
+        );
+        assert_eq!(
+            req("logjson=true&loglevel=warn").ok(),
+            Some(MonitorRequest { level: LogLevel::Warn, json: true })
+        );
         assert_eq!(req("logjson=false").ok(), Some(MonitorRequest { level: LogLevel::Info, json: false }));
     }
 

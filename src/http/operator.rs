@@ -91,15 +91,25 @@ struct AutopilotInput {
 fn duration_field(name: &str, v: Option<Value>, current: u64) -> Result<u64, HttpError> {
     match v {
         None | Some(Value::Null) => Ok(current),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| HttpError::bad_request(format!("Request decode failed: {name}: must be a non-negative duration"))),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+            HttpError::bad_request(format!("Request decode failed: {name}: must be a non-negative duration"))
+        }),
         Some(Value::String(s)) => crate::duration::parse(&s)
             .map(|d| d.as_nanos() as u64)
             .map_err(|e| HttpError::bad_request(format!("Request decode failed: {name}: {e}"))),
-        Some(_) => Err(HttpError::bad_request(format!("Request decode failed: {name}: expected a duration string"))),
+        Some(_) => {
+            Err(HttpError::bad_request(format!("Request decode failed: {name}: expected a duration string")))
+        }
     }
 }
 
-pub async fn autopilot_configuration(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> HttpResult {
+pub async fn autopilot_configuration(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let opts = query_options(&params, &headers)?;
@@ -113,7 +123,8 @@ pub async fn autopilot_configuration(State(ctx): State<Ctx>, method: Method, uri
             let input: AutopilotInput = if body.is_empty() {
                 AutopilotInput::default()
             } else {
-                decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Error parsing autopilot config: {e}")))?
+                decode::from_slice(&body)
+                    .map_err(|e| HttpError::bad_request(format!("Error parsing autopilot config: {e}")))?
             };
             // Fields Consul accepts that only matter to its enterprise edition
             // or are echoed back from a GET: accepted and ignored.
@@ -123,10 +134,18 @@ pub async fn autopilot_configuration(State(ctx): State<Ctx>, method: Method, uri
             // zero value, as its Go decoder leaves them.
             let config = AutopilotConfig {
                 cleanup_dead_servers: input.cleanup_dead_servers.unwrap_or(false),
-                last_contact_threshold_ns: duration_field("LastContactThreshold", input.last_contact_threshold, 0)?,
+                last_contact_threshold_ns: duration_field(
+                    "LastContactThreshold",
+                    input.last_contact_threshold,
+                    0,
+                )?,
                 max_trailing_logs: input.max_trailing_logs.unwrap_or(0),
                 min_quorum: input.min_quorum.unwrap_or(0),
-                server_stabilization_time_ns: duration_field("ServerStabilizationTime", input.server_stabilization_time, 0)?,
+                server_stabilization_time_ns: duration_field(
+                    "ServerStabilizationTime",
+                    input.server_stabilization_time,
+                    0,
+                )?,
                 create_index: 0,
                 modify_index: 0,
             };
@@ -149,7 +168,11 @@ fn server_health_json(s: &ServerHealth) -> Map<String, Value> {
     m.insert("SerfStatus".into(), s.serf_status.clone().into());
     m.insert("Version".into(), s.version.clone().into());
     m.insert("Leader".into(), s.leader.into());
-    let contact = if s.last_contact_ns == u64::MAX { "never".to_string() } else { crate::duration::format_nanos(s.last_contact_ns as i128) };
+    let contact = if s.last_contact_ns == u64::MAX {
+        "never".to_string()
+    } else {
+        crate::duration::format_nanos(s.last_contact_ns as i128)
+    };
     m.insert("LastContact".into(), contact.into());
     m.insert("LastTerm".into(), s.last_term.into());
     m.insert("LastIndex".into(), s.last_index.into());
@@ -180,7 +203,11 @@ pub async fn autopilot_health(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let h = fetch_health(&ctx).await?;
     let servers: Vec<Value> = h.servers.iter().map(|s| Value::Object(server_health_json(s))).collect();
     let status = if h.healthy { StatusCode::OK } else { StatusCode::TOO_MANY_REQUESTS };
-    json_status(&params, status, &json!({"Healthy": h.healthy, "FailureTolerance": h.failure_tolerance, "Servers": servers}))
+    json_status(
+        &params,
+        status,
+        &json!({"Healthy": h.healthy, "FailureTolerance": h.failure_tolerance, "Servers": servers}),
+    )
 }
 
 pub async fn autopilot_state(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
@@ -251,7 +278,11 @@ fn keyring_errors(pool: &str, r: &KeyringResponse) -> Option<String> {
     if r.all_ok() {
         return None;
     }
-    let mut msg = format!("{pool} error: {}/{} nodes reported failure", r.num_err.max(r.num_nodes - r.num_resp.min(r.num_nodes)), r.num_nodes);
+    let mut msg = format!(
+        "{pool} error: {}/{} nodes reported failure",
+        r.num_err.max(r.num_nodes - r.num_resp.min(r.num_nodes)),
+        r.num_nodes
+    );
     for (node, m) in &r.messages {
         msg.push_str(&format!("\n  {node}: {m}"));
     }
@@ -299,7 +330,8 @@ pub async fn keyring(State(ctx): State<Ctx>, method: Method, uri: Uri, body: Byt
     if local_only {
         return Err(HttpError::bad_request("local-only can only be used with the list operation"));
     }
-    let input: KeyInput = decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let input: KeyInput = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     if input.key.is_empty() {
         return Err(HttpError::bad_request("Request decode failed: missing Key"));
     }

@@ -17,7 +17,9 @@ pub struct Params {
 impl Params {
     pub fn parse(raw: Option<&str>) -> Params {
         let pairs = raw
-            .map(|q| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+            })
             .unwrap_or_default();
         Params { pairs }
     }
@@ -56,7 +58,10 @@ impl Params {
     pub fn u64(&self, key: &str, what: &str) -> Result<Option<u64>, HttpError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.parse::<u64>().map(Some).map_err(|_| HttpError::bad_request(format!("Invalid {what}: {v:?}"))),
+            Some(v) => v
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| HttpError::bad_request(format!("Invalid {what}: {v:?}"))),
         }
     }
 
@@ -163,4 +168,3 @@ mod tests {
         assert!(p.u64("x", "flags").is_err());
     }
 }
-

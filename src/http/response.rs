@@ -15,7 +15,11 @@ pub fn json<T: Serialize + ?Sized>(params: &Params, value: &T) -> Result<Respons
     json_status(params, StatusCode::OK, value)
 }
 
-pub fn json_status<T: Serialize + ?Sized>(params: &Params, status: StatusCode, value: &T) -> Result<Response, HttpError> {
+pub fn json_status<T: Serialize + ?Sized>(
+    params: &Params,
+    status: StatusCode,
+    value: &T,
+) -> Result<Response, HttpError> {
     let body = if params.pretty() {
         let mut buf = Vec::new();
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
@@ -52,7 +56,10 @@ fn internal(e: serde_json::Error) -> HttpError {
 pub fn with_meta(mut resp: Response, meta: &QueryMeta) -> Response {
     let h = resp.headers_mut();
     h.insert("X-Consul-Index", HeaderValue::from(meta.index.max(1)));
-    h.insert("X-Consul-KnownLeader", HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
+    h.insert(
+        "X-Consul-KnownLeader",
+        HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
+    );
     h.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact.as_millis() as u64));
     h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(meta.consistency.header_value()));
     resp

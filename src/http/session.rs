@@ -1,8 +1,8 @@
 //! `/v1/session/*`: create, destroy, info, node, list, renew.
 
+use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
-use super::body::read_limited;
 use super::query::{query_options, Params};
 use super::response::{json, with_meta};
 use super::Ctx;
@@ -43,7 +43,9 @@ pub fn lock_delay(v: Option<Value>) -> Result<Duration, String> {
     match v {
         None | Some(Value::Null) => Ok(Duration::from_secs(15)),
         Some(Value::String(s)) if s.is_empty() => Ok(Duration::from_secs(15)),
-        Some(Value::String(s)) => crate::duration::parse(&s).map_err(|e| format!("Request decode failed: LockDelay: {e}")),
+        Some(Value::String(s)) => {
+            crate::duration::parse(&s).map_err(|e| format!("Request decode failed: LockDelay: {e}"))
+        }
         Some(Value::Number(n)) => match n.as_u64() {
             Some(x) if x < 1000 => Ok(Duration::from_secs(x)),
             Some(x) => Ok(Duration::from_nanos(x)),
@@ -75,7 +77,8 @@ pub async fn create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: 
     let input: SessionIn = if body.iter().all(u8::is_ascii_whitespace) {
         SessionIn::default()
     } else {
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?
+        decode::from_slice(&body)
+            .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?
     };
     let cfg = ctx.agent.config();
     let behavior = match input.behavior.as_deref().unwrap_or("") {
@@ -85,7 +88,8 @@ pub async fn create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: 
     };
     let ttl = input.ttl.clone().unwrap_or_default();
     if !ttl.is_empty() {
-        let d = crate::duration::parse(&ttl).map_err(|e| HttpError::bad_request(format!("Request decode failed: TTL: {e}")))?;
+        let d = crate::duration::parse(&ttl)
+            .map_err(|e| HttpError::bad_request(format!("Request decode failed: TTL: {e}")))?;
         let max = Duration::from_secs(86400);
         if d != Duration::ZERO && (d < cfg.session_ttl_min || d > max) {
             return Err(HttpError::bad_request(format!(
@@ -117,7 +121,10 @@ pub async fn create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: 
             .service_checks
             .unwrap_or_default()
             .into_iter()
-            .map(|c| ServiceCheckRef { id: c.id.unwrap_or_default(), namespace: c.namespace.unwrap_or_default() })
+            .map(|c| ServiceCheckRef {
+                id: c.id.unwrap_or_default(),
+                namespace: c.namespace.unwrap_or_default(),
+            })
             .collect(),
         create_index: 0,
         modify_index: 0,
@@ -137,7 +144,12 @@ pub async fn destroy_missing() -> HttpResult {
     Err(HttpError::bad_request("Missing session"))
 }
 
-async fn query(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, build: impl FnOnce(crate::rpc::QueryOptions) -> Request) -> HttpResult {
+async fn query(
+    ctx: &Ctx,
+    uri: &Uri,
+    headers: &HeaderMap,
+    build: impl FnOnce(crate::rpc::QueryOptions) -> Request,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let opts = query_options(&params, headers)?;
@@ -146,11 +158,21 @@ async fn query(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, build: impl FnOnce(cra
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
-pub async fn info(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn info(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     query(&ctx, &uri, &headers, |opts| Request::SessionInfo { id, opts }).await
 }
 
-pub async fn node(State(ctx): State<Ctx>, Path(node): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn node(
+    State(ctx): State<Ctx>,
+    Path(node): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     query(&ctx, &uri, &headers, |opts| Request::SessionNode { node, opts }).await
 }
 

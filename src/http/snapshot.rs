@@ -39,18 +39,20 @@ pub async fn restore(State(ctx): State<Ctx>, uri: Uri, body: Body) -> HttpResult
     let bytes = axum::body::to_bytes(body, MAX_SNAPSHOT_STATE).await.map_err(|_| {
         HttpError::too_large(format!("snapshot archive larger than the {MAX_SNAPSHOT_STATE}-byte limit"))
     })?;
-    let archive = tokio::task::spawn_blocking(move || crate::snapshot::read_archive_capped(&bytes, MAX_SNAPSHOT_STATE as u64))
-        .await
-        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("restore failed: {e}")))?
-        .map_err(|e| {
-            // Over our size limit is 413, as for the compressed archive.
-            let msg = format!("failed to read snapshot: {e}");
-            if e.starts_with("state.bin is larger than") {
-                HttpError::too_large(msg)
-            } else {
-                HttpError::bad_request(msg)
-            }
-        })?;
+    let archive = tokio::task::spawn_blocking(move || {
+        crate::snapshot::read_archive_capped(&bytes, MAX_SNAPSHOT_STATE as u64)
+    })
+    .await
+    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("restore failed: {e}")))?
+    .map_err(|e| {
+        // Over our size limit is 413, as for the compressed archive.
+        let msg = format!("failed to read snapshot: {e}");
+        if e.starts_with("state.bin is larger than") {
+            HttpError::too_large(msg)
+        } else {
+            HttpError::bad_request(msg)
+        }
+    })?;
     if archive.state.len() > MAX_SNAPSHOT_STATE {
         return Err(HttpError::too_large(format!(
             "snapshot state of {} bytes exceeds the {MAX_SNAPSHOT_STATE}-byte limit",

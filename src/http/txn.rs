@@ -2,9 +2,9 @@
 //! operations. This file only decodes the request into `TxnOp`s and renders
 //! the outcome in Consul's JSON shapes; applying lives in `catalog::txn`.
 
+use super::body::read_limited;
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogCheckIn, CatalogRegisterIn, CatalogServiceIn};
-use super::body::read_limited;
 use super::kv::KvJson;
 use super::query::{query_options, Params};
 use super::response::{json_status, with_meta};
@@ -115,7 +115,13 @@ struct OutcomeJson<'a> {
     errors: Option<Vec<ErrorJson<'a>>>,
 }
 
-pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn handle(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     if method != Method::PUT {
         return Err(super::method_not_allowed(&method, &["PUT"]));
     }
@@ -126,8 +132,8 @@ pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: H
     let body = read_limited(&headers, body, max_len)
         .await
         .map_err(|_| HttpError::too_large(format!("Request body too large, max size: {max_len} bytes")))?;
-    let ops_in: Vec<OpIn> =
-        decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Failed to parse body: {e}")))?;
+    let ops_in: Vec<OpIn> = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Failed to parse body: {e}")))?;
     if ops_in.len() > MAX_TXN_OPS {
         return Err(HttpError::too_large(format!(
             "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
@@ -142,9 +148,15 @@ pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: H
             OpIn { kv: Some(kv), node: None, service: None, check: None } => {
                 TxnOp::Kv(kv_op(kv, cfg.limits.kv_max_value_size)?)
             }
-            OpIn { kv: None, node: Some(v), service: None, check: None } => TxnOp::Node(Box::new(node_op(v, dc).map_err(bad)?)),
-            OpIn { kv: None, node: None, service: Some(v), check: None } => TxnOp::Service(Box::new(service_op(v).map_err(bad)?)),
-            OpIn { kv: None, node: None, service: None, check: Some(v) } => TxnOp::Check(Box::new(check_op(v).map_err(bad)?)),
+            OpIn { kv: None, node: Some(v), service: None, check: None } => {
+                TxnOp::Node(Box::new(node_op(v, dc).map_err(bad)?))
+            }
+            OpIn { kv: None, node: None, service: Some(v), check: None } => {
+                TxnOp::Service(Box::new(service_op(v).map_err(bad)?))
+            }
+            OpIn { kv: None, node: None, service: None, check: Some(v) } => {
+                TxnOp::Check(Box::new(check_op(v).map_err(bad)?))
+            }
             _ => return Err(bad("exactly one of KV, Node, Service or Check must be given".into())),
         };
         ops.push(parsed);
@@ -159,13 +171,16 @@ pub async fn handle(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: H
 }
 
 fn kv_op(kv: KvOpIn, max_value_size: u64) -> Result<KvOp, HttpError> {
-    let verb = KvVerb::parse(&kv.verb)
-        .ok_or_else(|| HttpError::bad_request(format!("Failed to parse body: unknown KV verb {:?}", kv.verb)))?;
+    let verb = KvVerb::parse(&kv.verb).ok_or_else(|| {
+        HttpError::bad_request(format!("Failed to parse body: unknown KV verb {:?}", kv.verb))
+    })?;
     let value = match kv.value {
         None => Default::default(),
         Some(s) => base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
-            .map_err(|e| HttpError::bad_request(format!("Failed to parse body: failed to decode value: {e}")))?
+            .map_err(|e| {
+                HttpError::bad_request(format!("Failed to parse body: failed to decode value: {e}"))
+            })?
             .into(),
     };
     let key = kv.key.unwrap_or_default();
@@ -286,8 +301,13 @@ fn check_op(v: Value) -> Result<CheckOp, String> {
 
 fn render(params: &Params, outcome: &TxnOutcome) -> HttpResult {
     if !outcome.errors.is_empty() {
-        let errors = outcome.errors.iter().map(|e| ErrorJson { op_index: e.op_index, what: &e.what }).collect();
-        return json_status(params, StatusCode::CONFLICT, &OutcomeJson { results: None, errors: Some(errors) });
+        let errors =
+            outcome.errors.iter().map(|e| ErrorJson { op_index: e.op_index, what: &e.what }).collect();
+        return json_status(
+            params,
+            StatusCode::CONFLICT,
+            &OutcomeJson { results: None, errors: Some(errors) },
+        );
     }
     let results = outcome
         .results

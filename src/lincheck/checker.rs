@@ -103,10 +103,9 @@ pub fn check_linearizability(history: &[Operation], options: &CheckOptions) -> R
         });
     }
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    let keys = results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| CheckError::Internal("a key was left unchecked (a checker thread panicked)".to_string()))?;
+    let keys = results.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
+        CheckError::Internal("a key was left unchecked (a checker thread panicked)".to_string())
+    })?;
     let report = Report { keys, elapsed: started.elapsed() };
     tracing::info!(
         target: "lincheck",
@@ -120,7 +119,12 @@ pub fn check_linearizability(history: &[Operation], options: &CheckOptions) -> R
     Ok(report)
 }
 
-fn check_key(kh: &KeyHistory, history: &[Operation], limits: &Limits, time_limit: Option<Duration>) -> KeyReport {
+fn check_key(
+    kh: &KeyHistory,
+    history: &[Operation],
+    limits: &Limits,
+    time_limit: Option<Duration>,
+) -> KeyReport {
     let started = Instant::now();
     let (result, s) = search(kh, limits);
     let stats = KeyStats {
@@ -137,8 +141,12 @@ fn check_key(kh: &KeyHistory, history: &[Operation], limits: &Limits, time_limit
     };
     let verdict = match result {
         SearchResult::Linearizable => KeyVerdict::Linearizable,
-        SearchResult::NotLinearizable(frontier) => KeyVerdict::NotLinearizable(Box::new(explain(kh, history, &frontier))),
-        SearchResult::OutOfBudget(Exhausted::Steps) => KeyVerdict::Unknown(BudgetExceeded::Steps(limits.max_steps)),
+        SearchResult::NotLinearizable(frontier) => {
+            KeyVerdict::NotLinearizable(Box::new(explain(kh, history, &frontier)))
+        }
+        SearchResult::OutOfBudget(Exhausted::Steps) => {
+            KeyVerdict::Unknown(BudgetExceeded::Steps(limits.max_steps))
+        }
         SearchResult::OutOfBudget(Exhausted::Time) => {
             KeyVerdict::Unknown(BudgetExceeded::Time(time_limit.unwrap_or_default()))
         }
@@ -190,7 +198,13 @@ fn explain(kh: &KeyHistory, history: &[Operation], frontier: &Frontier) -> Viola
         .collect();
     // Definite ops first, in time order; then the indeterminate ones invoked
     // closest before it (those with +∞ returns overlap everything after).
-    concurrent.sort_by_key(|o| if o.ret == Time::MAX { (1, Time::MAX - o.call, o.index) } else { (0, o.call, o.index) });
+    concurrent.sort_by_key(|o| {
+        if o.ret == Time::MAX {
+            (1, Time::MAX - o.call, o.index)
+        } else {
+            (0, o.call, o.index)
+        }
+    });
     Violation {
         key: kh.key.clone(),
         blocked: op_ref(history, blocked.index),

@@ -56,7 +56,12 @@ pub fn check_contract(history: &[Operation]) -> Vec<ContractViolation> {
         let key = op.call.key();
         if let Some(v) = op.call.written_value() {
             if let Some(&first) = writer.get(&(key, v)) {
-                found.push(ContractViolation::DuplicateValue { key: key.into(), value: v.into(), first, second: i });
+                found.push(ContractViolation::DuplicateValue {
+                    key: key.into(),
+                    value: v.into(),
+                    first,
+                    second: i,
+                });
             } else {
                 writer.insert((key, v), i);
             }
@@ -64,7 +69,9 @@ pub fn check_contract(history: &[Operation]) -> Vec<ContractViolation> {
         // (value, index) pairs: what a read saw, or what a CAS client claims
         // it saw.
         let pair = match (&op.call, op.ret()) {
-            (Call::Read { .. }, Some(Ret::Read { value: Some(v), index: Some(ix) })) => Some((v.as_str(), *ix)),
+            (Call::Read { .. }, Some(Ret::Read { value: Some(v), index: Some(ix) })) => {
+                Some((v.as_str(), *ix))
+            }
             (Call::Cas { expected, expected_index: Some(ix), .. }, _) => match (expected, ix) {
                 (None, 0) => None,
                 (Some(v), ix) if *ix > 0 => Some((v.as_str(), *ix)),
@@ -124,13 +131,21 @@ mod tests {
             client: 1,
             call: Call::Read { key: "k".into(), mode: ReadMode::Consistent },
             invoked_at: 0,
-            outcome: Outcome::Ok { completed_at: 1, ret: Ret::Read { value: Some(v.into()), index: Some(ix) } },
+            outcome: Outcome::Ok {
+                completed_at: 1,
+                ret: Ret::Read { value: Some(v.into()), index: Some(ix) },
+            },
         }
     }
     fn cas(expected: Option<&str>, ix: u64, new: &str) -> Operation {
         Operation {
             client: 1,
-            call: Call::Cas { key: "k".into(), expected: expected.map(String::from), expected_index: Some(ix), new: new.into() },
+            call: Call::Cas {
+                key: "k".into(),
+                expected: expected.map(String::from),
+                expected_index: Some(ix),
+                new: new.into(),
+            },
             invoked_at: 0,
             outcome: Outcome::Ok { completed_at: 1, ret: Ret::Cas { swapped: false } },
         }
@@ -144,22 +159,29 @@ mod tests {
 
     #[test]
     fn each_breach_is_named() {
-        let h = vec![
-            read("a", 5),
-            read("a", 6),
-            read("b", 5),
-            cas(Some("a"), 0, "x"),
-            cas(None, 3, "x"),
-        ];
+        let h = vec![read("a", 5), read("a", 6), read("b", 5), cas(Some("a"), 0, "x"), cas(None, 3, "x")];
         let found = check_contract(&h);
         assert_eq!(
             found,
             vec![
-                ContractViolation::ValueWithTwoIndexes { key: "k".into(), value: "a".into(), indexes: (5, 6), ops: (0, 1) },
-                ContractViolation::IndexWithTwoValues { key: "k".into(), index: 5, values: ("a".into(), "b".into()), ops: (0, 2) },
+                ContractViolation::ValueWithTwoIndexes {
+                    key: "k".into(),
+                    value: "a".into(),
+                    indexes: (5, 6),
+                    ops: (0, 1)
+                },
+                ContractViolation::IndexWithTwoValues {
+                    key: "k".into(),
+                    index: 5,
+                    values: ("a".into(), "b".into()),
+                    ops: (0, 2)
+                },
                 ContractViolation::CasExpectation { op: 3, cause: "expects \"a\" but sends ?cas=0".into() },
                 ContractViolation::DuplicateValue { key: "k".into(), value: "x".into(), first: 3, second: 4 },
-                ContractViolation::CasExpectation { op: 4, cause: "expects the key absent but sends ?cas=3".into() },
+                ContractViolation::CasExpectation {
+                    op: 4,
+                    cause: "expects the key absent but sends ?cas=3".into()
+                },
             ]
         );
     }

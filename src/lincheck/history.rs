@@ -90,7 +90,10 @@ impl Call {
     /// The register this call touches.
     pub fn key(&self) -> &str {
         match self {
-            Call::Read { key, .. } | Call::Write { key, .. } | Call::Cas { key, .. } | Call::Delete { key } => key,
+            Call::Read { key, .. }
+            | Call::Write { key, .. }
+            | Call::Cas { key, .. }
+            | Call::Delete { key } => key,
         }
     }
 
@@ -196,7 +199,9 @@ impl Operation {
         let call = match &self.call {
             Call::Read { key, mode } => format!("read({mode}) {key:?}"),
             Call::Write { key, value } => format!("write {key:?} {value:?}"),
-            Call::Cas { key, expected, new, .. } => format!("cas {key:?} {}→{new:?}", show_value(expected.as_deref())),
+            Call::Cas { key, expected, new, .. } => {
+                format!("cas {key:?} {}→{new:?}", show_value(expected.as_deref()))
+            }
             Call::Delete { key } => format!("delete {key:?}"),
         };
         let (result, end) = match &self.outcome {
@@ -208,7 +213,9 @@ impl Operation {
                 };
                 (r, completed_at.to_string())
             }
-            Outcome::Failed { completed_at, error } => (format!("failed ({error})"), completed_at.to_string()),
+            Outcome::Failed { completed_at, error } => {
+                (format!("failed ({error})"), completed_at.to_string())
+            }
             Outcome::Indeterminate { error, .. } => (format!("unknown ({error})"), "∞".to_string()),
         };
         format!("client {}: {call} = {result} [{}, {end}]", self.client, self.invoked_at)
@@ -253,7 +260,8 @@ mod tests {
         let read = Call::Read { key: "k".into(), mode: ReadMode::Consistent };
         let bad = op(read.clone(), Outcome::Ok { completed_at: 20, ret: Ret::Cas { swapped: true } });
         assert_eq!(bad.validate(), Err("a read cannot answer a cas result".to_string()));
-        let backwards = op(read.clone(), Outcome::Ok { completed_at: 5, ret: Ret::Read { value: None, index: None } });
+        let backwards =
+            op(read.clone(), Outcome::Ok { completed_at: 5, ret: Ret::Read { value: None, index: None } });
         assert_eq!(backwards.validate(), Err("completed at 5 before it was invoked at 10".to_string()));
         let fine = op(read, Outcome::Ok { completed_at: 10, ret: Ret::Read { value: None, index: None } });
         assert_eq!(fine.validate(), Ok(()));

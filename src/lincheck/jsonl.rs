@@ -176,7 +176,9 @@ impl TryFrom<WireOp> for Operation {
                 completed_at: w.complete.ok_or("status fail needs \"complete\"")?,
                 error: w.error.unwrap_or_default(),
             },
-            WireStatus::Info => Outcome::Indeterminate { gave_up_at: w.complete, error: w.error.unwrap_or_default() },
+            WireStatus::Info => {
+                Outcome::Indeterminate { gave_up_at: w.complete, error: w.error.unwrap_or_default() }
+            }
         };
         let op = Operation { client: w.client, call, invoked_at: w.invoke, outcome };
         op.validate()?;
@@ -218,8 +220,8 @@ pub fn read_jsonl<R: BufRead>(input: R) -> Result<Vec<Operation>, HistoryError> 
         if line.trim().is_empty() {
             continue;
         }
-        let wire: WireOp =
-            serde_json::from_str(&line).map_err(|e| HistoryError::Decode { line: line_no, cause: e.to_string() })?;
+        let wire: WireOp = serde_json::from_str(&line)
+            .map_err(|e| HistoryError::Decode { line: line_no, cause: e.to_string() })?;
         let op = Operation::try_from(wire).map_err(|cause| HistoryError::Invalid { line: line_no, cause })?;
         history.push(op);
     }
@@ -242,7 +244,10 @@ mod tests {
                 client: 1,
                 call: Call::Read { key: "k".into(), mode: ReadMode::Stale },
                 invoked_at: 21,
-                outcome: Outcome::Ok { completed_at: 22, ret: Ret::Read { value: Some("v1".into()), index: None } },
+                outcome: Outcome::Ok {
+                    completed_at: 22,
+                    ret: Ret::Read { value: Some("v1".into()), index: None },
+                },
             },
             Operation {
                 client: 2,
@@ -252,13 +257,23 @@ mod tests {
             },
             Operation {
                 client: 3,
-                call: Call::Cas { key: "k".into(), expected: None, expected_index: Some(0), new: "v3".into() },
+                call: Call::Cas {
+                    key: "k".into(),
+                    expected: None,
+                    expected_index: Some(0),
+                    new: "v3".into(),
+                },
                 invoked_at: 14,
                 outcome: Outcome::Indeterminate { gave_up_at: Some(99), error: "timeout".into() },
             },
             Operation {
                 client: 3,
-                call: Call::Cas { key: "k".into(), expected: Some("v1".into()), expected_index: None, new: "v4".into() },
+                call: Call::Cas {
+                    key: "k".into(),
+                    expected: Some("v1".into()),
+                    expected_index: None,
+                    new: "v4".into(),
+                },
                 invoked_at: 100,
                 outcome: Outcome::Ok { completed_at: 101, ret: Ret::Cas { swapped: false } },
             },
@@ -289,10 +304,22 @@ mod tests {
         let cases = [
             ("\n{not json}\n", "failed to decode history line 2"),
             (r#"{"client":1,"op":"read","key":"k","invoke":1,"complete":2,"status":"ok"}"#, "needs \"read\""),
-            (r#"{"client":1,"op":"cas","key":"k","value":"x","invoke":1,"complete":2,"status":"ok","swapped":true}"#, "needs \"expected\""),
-            (r#"{"client":1,"op":"write","key":"k","value":"x","invoke":5,"complete":2,"status":"ok"}"#, "completed at 2 before"),
-            (r#"{"client":1,"op":"write","key":"k","value":"x","invoke":1,"complete":2,"status":"ok","swaped":true}"#, "unknown field"),
-            (r#"{"client":1,"op":"read","key":"k","invoke":1,"status":"ok","read":null}"#, "needs \"complete\""),
+            (
+                r#"{"client":1,"op":"cas","key":"k","value":"x","invoke":1,"complete":2,"status":"ok","swapped":true}"#,
+                "needs \"expected\"",
+            ),
+            (
+                r#"{"client":1,"op":"write","key":"k","value":"x","invoke":5,"complete":2,"status":"ok"}"#,
+                "completed at 2 before",
+            ),
+            (
+                r#"{"client":1,"op":"write","key":"k","value":"x","invoke":1,"complete":2,"status":"ok","swaped":true}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"client":1,"op":"read","key":"k","invoke":1,"status":"ok","read":null}"#,
+                "needs \"complete\"",
+            ),
             (r#"{"client":-1,"op":"read","key":"k","invoke":1,"status":"info"}"#, "failed to decode"),
         ];
         for (input, want) in cases {

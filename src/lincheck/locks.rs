@@ -78,7 +78,9 @@ pub enum LockEvent {
 impl LockEvent {
     fn at(&self) -> Time {
         match self {
-            LockEvent::Acquired { at, .. } | LockEvent::ReleaseInvoked { at, .. } | LockEvent::SessionInvalidated { at, .. } => *at,
+            LockEvent::Acquired { at, .. }
+            | LockEvent::ReleaseInvoked { at, .. }
+            | LockEvent::SessionInvalidated { at, .. } => *at,
         }
     }
 }
@@ -138,7 +140,9 @@ pub enum LockViolation {
 impl fmt::Display for LockViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockViolation::Overlap { first, second } => write!(f, "two holders at once: {first} and {second}"),
+            LockViolation::Overlap { first, second } => {
+                write!(f, "two holders at once: {first} and {second}")
+            }
             LockViolation::SequencerNotIncreasing { earlier, later } => {
                 write!(f, "LockIndex did not increase: {earlier}, then {later}")
             }
@@ -191,10 +195,13 @@ pub fn read_lock_holds_jsonl<R: BufRead>(input: R) -> Result<Vec<LockHold>, Hist
         if line.trim().is_empty() {
             continue;
         }
-        let hold: LockHold =
-            serde_json::from_str(&line).map_err(|e| HistoryError::Decode { line: i + 1, cause: e.to_string() })?;
+        let hold: LockHold = serde_json::from_str(&line)
+            .map_err(|e| HistoryError::Decode { line: i + 1, cause: e.to_string() })?;
         if hold.released_at.is_some_and(|r| r < hold.acquired_at) {
-            return Err(HistoryError::Invalid { line: i + 1, cause: "released before it was acquired".to_string() });
+            return Err(HistoryError::Invalid {
+                line: i + 1,
+                cause: "released before it was acquired".to_string(),
+            });
         }
         holds.push(hold);
     }
@@ -211,13 +218,18 @@ mod tests {
 
     #[test]
     fn sequential_holds_pass_and_touching_intervals_do_not_overlap() {
-        let holds = vec![hold("a", 0, Some(10), Some(1)), hold("b", 10, Some(20), Some(2)), hold("a", 25, None, Some(3))];
+        let holds = vec![
+            hold("a", 0, Some(10), Some(1)),
+            hold("b", 10, Some(20), Some(2)),
+            hold("a", 25, None, Some(3)),
+        ];
         assert_eq!(check_mutual_exclusion(&holds), vec![]);
     }
 
     #[test]
     fn overlapping_holders_are_reported() {
-        let holds = vec![hold("a", 0, Some(10), None), hold("b", 5, Some(20), None), hold("a", 6, Some(7), None)];
+        let holds =
+            vec![hold("a", 0, Some(10), None), hold("b", 5, Some(20), None), hold("a", 6, Some(7), None)];
         let v = check_mutual_exclusion(&holds);
         assert_eq!(
             v,
@@ -259,7 +271,10 @@ mod tests {
         let text = "{\"lock\":\"l\",\"holder\":\"a\",\"acquired_at\":1,\"released_at\":5,\"lock_index\":7}\n\n{\"lock\":\"l\",\"holder\":\"b\",\"acquired_at\":6,\"released_at\":null}\n";
         let holds = read_lock_holds_jsonl(text.as_bytes()).unwrap();
         assert_eq!(holds, vec![hold("a", 1, Some(5), Some(7)), hold("b", 6, None, None)]);
-        let err = read_lock_holds_jsonl("{\"lock\":\"l\",\"holder\":\"a\",\"acquired_at\":9,\"released_at\":5}".as_bytes()).unwrap_err();
+        let err = read_lock_holds_jsonl(
+            "{\"lock\":\"l\",\"holder\":\"a\",\"acquired_at\":9,\"released_at\":5}".as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "invalid operation on history line 1: released before it was acquired");
         assert!(read_lock_holds_jsonl("{\"lock\":1}".as_bytes()).is_err());
     }

@@ -100,15 +100,17 @@ impl Memo {
     /// Does recorded vector `a` consume at most what `counts` (dense, per
     /// class) does?
     fn covers(&self, a: u32, counts: &[usize]) -> bool {
-        self.consumed(a).iter().all(|&(class, n)| counts.get(class as usize).is_some_and(|&have| have >= n as usize))
+        self.consumed(a)
+            .iter()
+            .all(|&(class, n)| counts.get(class as usize).is_some_and(|&have| have >= n as usize))
     }
 
     /// Is vector `a` ≤ vector `b` in every class?
     fn le(&self, a: u32, b: u32) -> bool {
         let b = self.consumed(b);
-        self.consumed(a).iter().all(|&(class, n)| {
-            b.binary_search_by_key(&class, |&(c, _)| c).is_ok_and(|i| b[i].1 >= n)
-        })
+        self.consumed(a)
+            .iter()
+            .all(|&(class, n)| b.binary_search_by_key(&class, |&(c, _)| c).is_ok_and(|i| b[i].1 >= n))
     }
 
     /// Records the configuration (definite-set hash, value, consumed vector

@@ -37,5 +37,6 @@ pub use jsonl::{read_jsonl, write_jsonl, HistoryError};
 pub use prepare::CheckError;
 pub use recorder::{PendingOp, Recorder};
 pub use report::{
-    BudgetExceeded, KeyReport, KeyStats, KeyVerdict, LinearizedStep, OpRef, RegisterValue, Report, Verdict, Violation,
+    BudgetExceeded, KeyReport, KeyStats, KeyVerdict, LinearizedStep, OpRef, RegisterValue, Report, Verdict,
+    Violation,
 };

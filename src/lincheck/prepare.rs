@@ -35,9 +35,14 @@ pub(crate) enum Step {
     /// A CAS that swapped, or an indeterminate one (which only ever needs to
     /// be placed where it swaps: where it would fail it has no effect, the
     /// same as never taking effect).
-    Swap { expected: ValueId, new: ValueId },
+    Swap {
+        expected: ValueId,
+        new: ValueId,
+    },
     /// A CAS that answered false: the register did not hold `expected`.
-    NoSwap { expected: ValueId },
+    NoSwap {
+        expected: ValueId,
+    },
 }
 
 impl Step {
@@ -175,7 +180,8 @@ fn prepare_key(
         }
     }
 
-    let used: Vec<usize> = indexes.iter().copied().filter(|&i| participates(&history[i], check_default_reads)).collect();
+    let used: Vec<usize> =
+        indexes.iter().copied().filter(|&i| participates(&history[i], check_default_reads)).collect();
     let skipped = indexes.len() - used.len();
 
     // Values some checked op looks at keep their identity; the rest are UNREAD.
@@ -251,8 +257,16 @@ fn prepare_key(
                     // With a horizon it goes in the entry list, with a
                     // deadline by which it took effect or never will.
                     None => match horizon {
-                        Some(h) => definite.push(KeyOp { index, step, call, ret: call.saturating_add(h), optional: true }),
-                        None => indeterminate.push(KeyOp { index, step, call, ret: Time::MAX, optional: true }),
+                        Some(h) => definite.push(KeyOp {
+                            index,
+                            step,
+                            call,
+                            ret: call.saturating_add(h),
+                            optional: true,
+                        }),
+                        None => {
+                            indeterminate.push(KeyOp { index, step, call, ret: Time::MAX, optional: true })
+                        }
                     },
                 }
             }
@@ -265,7 +279,8 @@ fn prepare_key(
     let mut class_of: HashMap<Step, usize> = HashMap::new();
     let mut classes: Vec<Vec<u32>> = Vec::new();
     for op in indeterminate {
-        let id = u32::try_from(ops.len()).map_err(|_| CheckError::Internal(format!("key {key:?} has more than 2^32 operations")))?;
+        let id = u32::try_from(ops.len())
+            .map_err(|_| CheckError::Internal(format!("key {key:?} has more than 2^32 operations")))?;
         let class = *class_of.entry(op.step).or_insert_with(|| {
             classes.push(Vec::new());
             classes.len() - 1
@@ -322,7 +337,12 @@ mod tests {
         Operation { client: 0, call, invoked_at: inv, outcome: Outcome::Ok { completed_at: done, ret } }
     }
     fn info(call: Call, inv: Time) -> Operation {
-        Operation { client: 0, call, invoked_at: inv, outcome: Outcome::Indeterminate { gave_up_at: None, error: "timeout".into() } }
+        Operation {
+            client: 0,
+            call,
+            invoked_at: inv,
+            outcome: Outcome::Indeterminate { gave_up_at: None, error: "timeout".into() },
+        }
     }
     fn write(v: &str) -> Call {
         Call::Write { key: "k".into(), value: v.into() }
@@ -364,7 +384,10 @@ mod tests {
     fn duplicate_written_values_break_the_contract() {
         let h = vec![ok(write("a"), 1, 2, Ret::Done), info(write("a"), 3)];
         let err = decompose(&h, true, None).unwrap_err();
-        assert_eq!(err, CheckError::DuplicateValue { key: "k".into(), value: "a".into(), first: 0, second: 1 });
+        assert_eq!(
+            err,
+            CheckError::DuplicateValue { key: "k".into(), value: "a".into(), first: 0, second: 1 }
+        );
     }
 
     #[test]

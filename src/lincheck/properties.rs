@@ -60,8 +60,12 @@ impl fmt::Display for PhantomRead {
         write!(f, "key {:?}: {} returned {:?}, ", self.key, self.read, self.value)?;
         match &self.reason {
             PhantomReason::NeverWritten => write!(f, "which was never written"),
-            PhantomReason::WrittenOnlyByFailedOps(w) => write!(f, "written only by failed operation(s): {}", join(w)),
-            PhantomReason::WrittenAfterRead(w) => write!(f, "written only by operation(s) invoked after it returned: {}", join(w)),
+            PhantomReason::WrittenOnlyByFailedOps(w) => {
+                write!(f, "written only by failed operation(s): {}", join(w))
+            }
+            PhantomReason::WrittenAfterRead(w) => {
+                write!(f, "written only by operation(s) invoked after it returned: {}", join(w))
+            }
         }
     }
 }
@@ -95,7 +99,8 @@ pub fn check_no_phantom_reads(history: &[Operation]) -> Vec<PhantomRead> {
             continue;
         };
         let candidates = writers.get(&(key.as_str(), v.as_str())).map(Vec::as_slice).unwrap_or(&[]);
-        let effective: Vec<usize> = candidates.iter().copied().filter(|&w| may_have_taken_effect(&history[w])).collect();
+        let effective: Vec<usize> =
+            candidates.iter().copied().filter(|&w| may_have_taken_effect(&history[w])).collect();
         let reason = if candidates.is_empty() {
             PhantomReason::NeverWritten
         } else if effective.is_empty() {
@@ -132,9 +137,17 @@ pub struct LostWrite {
 
 impl fmt::Display for LostWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key {:?}: acknowledged {} was lost: final value {}", self.key, self.write, show_value(self.final_value.as_deref()))?;
+        write!(
+            f,
+            "key {:?}: acknowledged {} was lost: final value {}",
+            self.key,
+            self.write,
+            show_value(self.final_value.as_deref())
+        )?;
         match &self.reason {
-            LostReason::FinalValueIsOlder { writer } => write!(f, " was written by {writer}, which completed before it was invoked"),
+            LostReason::FinalValueIsOlder { writer } => {
+                write!(f, " was written by {writer}, which completed before it was invoked")
+            }
             LostReason::NoLaterDelete => write!(f, " but no delete could have come after it"),
         }
     }
@@ -166,7 +179,10 @@ impl DurabilityReport {
 ///
 /// `final_values` maps key → final value (`None`: absent). Keys in it that
 /// the history never touched must be absent.
-pub fn check_durability(history: &[Operation], final_values: &BTreeMap<String, Option<String>>) -> DurabilityReport {
+pub fn check_durability(
+    history: &[Operation],
+    final_values: &BTreeMap<String, Option<String>>,
+) -> DurabilityReport {
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, op) in history.iter().enumerate() {
         if op.call.is_mutation() {
@@ -211,7 +227,9 @@ pub fn check_durability(history: &[Operation], final_values: &BTreeMap<String, O
                 continue;
             }
             let reason = match producers.iter().max_by_key(|&&p| end(p)) {
-                Some(&p) if final_value.is_some() => LostReason::FinalValueIsOlder { writer: op_ref(history, p) },
+                Some(&p) if final_value.is_some() => {
+                    LostReason::FinalValueIsOlder { writer: op_ref(history, p) }
+                }
                 _ => LostReason::NoLaterDelete,
             };
             report.lost.push(LostWrite {

@@ -110,9 +110,10 @@ impl Recorder {
                 client: s.client,
                 call: s.call,
                 invoked_at: s.invoked_at,
-                outcome: s
-                    .outcome
-                    .unwrap_or(Outcome::Indeterminate { gave_up_at: None, error: "never completed".to_string() }),
+                outcome: s.outcome.unwrap_or(Outcome::Indeterminate {
+                    gave_up_at: None,
+                    error: "never completed".to_string(),
+                }),
             })
             .collect()
     }
@@ -133,7 +134,8 @@ mod tests {
                 let rec = Arc::clone(&rec);
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        let p = rec.invoke(client, Call::Write { key: "k".into(), value: format!("{client}-{i}") });
+                        let p = rec
+                            .invoke(client, Call::Write { key: "k".into(), value: format!("{client}-{i}") });
                         rec.ok(p, Ret::Done);
                     }
                 })
@@ -164,6 +166,8 @@ mod tests {
             history[1].outcome,
             Outcome::Indeterminate { gave_up_at: None, error: "never completed".into() }
         );
-        assert!(matches!(&history[2].outcome, Outcome::Indeterminate { gave_up_at: Some(_), error } if error == "timeout"));
+        assert!(
+            matches!(&history[2].outcome, Outcome::Indeterminate { gave_up_at: Some(_), error } if error == "timeout")
+        );
     }
 }

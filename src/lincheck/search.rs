@@ -226,7 +226,8 @@ impl Entries {
 pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) {
     let mut entries = Entries::new(kh);
     let mut seed = 0x5EED_0F11_C4EC_4B00_u64;
-    let zobrist: Vec<(u64, u64)> = (0..kh.definite_count).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
+    let zobrist: Vec<(u64, u64)> =
+        (0..kh.definite_count).map(|_| (splitmix64(&mut seed), splitmix64(&mut seed))).collect();
     let mut class_pos: Vec<usize> = vec![0; kh.classes.len()];
 
     let mut memo = Memo::new();
@@ -321,7 +322,10 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                 let step = kh.ops[op as usize].step;
                 // Reads and failed CAS were settled by `Fresh`; right after an
                 // optional op, blind ones would be pointless.
-                if kh.ops[op as usize].optional || !step.is_mutation() || (follows_optional(&stack) && step.is_blind()) {
+                if kh.ops[op as usize].optional
+                    || !step.is_mutation()
+                    || (follows_optional(&stack) && step.is_blind())
+                {
                     continue;
                 }
                 let Some(next_state) = step.apply(state) else { continue };
@@ -356,7 +360,8 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                         continue;
                     }
                     let Some(next_state) = candidate_op.step.apply(state) else { continue };
-                    let kind = FrameKind::Optional { class, candidate: i - 1, blocked, prev_consumed: consumed_id };
+                    let kind =
+                        FrameKind::Optional { class, candidate: i - 1, blocked, prev_consumed: consumed_id };
                     match class {
                         None => {
                             let (zl, zh) = zobrist[op as usize];
@@ -389,7 +394,16 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
                     break;
                 }
                 if matches!(cursor, Cursor::Backtrack) {
-                    record_frontier(&mut frontier, &entries, &kh.ops, blocked, &stack, dropped, state, limits.tail);
+                    record_frontier(
+                        &mut frontier,
+                        &entries,
+                        &kh.ops,
+                        blocked,
+                        &stack,
+                        dropped,
+                        state,
+                        limits.tail,
+                    );
                 }
             }
             Cursor::Backtrack => {
@@ -444,7 +458,13 @@ pub(crate) fn search(kh: &KeyHistory, limits: &Limits) -> (SearchResult, Stats) 
 /// the optional ops of the entry list invoked before it, then every blind
 /// class, then the CAS classes expecting `state`. Deterministic for a given
 /// configuration, so a backtracked frame can resume at `i + 1`.
-fn optional_candidate(kh: &KeyHistory, entries: &Entries, state: ValueId, blocked: u32, i: usize) -> Option<Candidate> {
+fn optional_candidate(
+    kh: &KeyHistory,
+    entries: &Entries,
+    state: ValueId,
+    blocked: u32,
+    i: usize,
+) -> Option<Candidate> {
     let mut listed = 0;
     let mut e = entries.first();
     while e != blocked && e != entries.tail {
@@ -460,7 +480,11 @@ fn optional_candidate(kh: &KeyHistory, entries: &Entries, state: ValueId, blocke
     let i = i - listed;
     match kh.blind_classes.get(i) {
         Some(&class) => Some(Candidate::Class(class as usize)),
-        None => kh.swap_classes.get(&state)?.get(i - kh.blind_classes.len()).map(|&c| Candidate::Class(c as usize)),
+        None => kh
+            .swap_classes
+            .get(&state)?
+            .get(i - kh.blind_classes.len())
+            .map(|&c| Candidate::Class(c as usize)),
     }
 }
 

@@ -103,7 +103,8 @@ struct Register {
 pub fn simulate(config: &SimConfig) -> Simulated {
     let mut rng = StdRng::seed_from_u64(config.seed);
     let keys: Vec<String> = (0..config.keys.max(1)).map(|k| format!("k{k}")).collect();
-    let mut registers: HashMap<String, Register> = keys.iter().map(|k| (k.clone(), Register::default())).collect();
+    let mut registers: HashMap<String, Register> =
+        keys.iter().map(|k| (k.clone(), Register::default())).collect();
     let mut known: HashMap<(usize, String), (Option<String>, u64)> = HashMap::new();
     let mut queue: BinaryHeap<Reverse<(Time, u64, Event)>> = BinaryHeap::new();
     let mut seq = 0u64;
@@ -160,7 +161,13 @@ pub fn simulate(config: &SimConfig) -> Simulated {
                 };
                 let indeterminate = rng.random_bool(config.indeterminate_rate);
                 let slot = in_flight.len();
-                in_flight.push(InFlight { client: client as ClientId, call, invoked_at: t, indeterminate, ret: None });
+                in_flight.push(InFlight {
+                    client: client as ClientId,
+                    call,
+                    invoked_at: t,
+                    indeterminate,
+                    ret: None,
+                });
                 if indeterminate {
                     if rng.random_bool(0.5) {
                         // May land long after the client gave up.
@@ -219,10 +226,17 @@ pub fn simulate(config: &SimConfig) -> Simulated {
                     (Some(ret), false) => Outcome::Ok { completed_at: t, ret: ret.clone() },
                     _ => Outcome::Indeterminate { gave_up_at: Some(t), error: "timeout".to_string() },
                 };
-                if let (Call::Read { key, .. }, Outcome::Ok { ret: Ret::Read { value, index }, .. }) = (&op.call, &outcome) {
+                if let (Call::Read { key, .. }, Outcome::Ok { ret: Ret::Read { value, index }, .. }) =
+                    (&op.call, &outcome)
+                {
                     known.insert((op.client as usize, key.clone()), (value.clone(), index.unwrap_or(0)));
                 }
-                history.push(Operation { client: op.client, call: op.call.clone(), invoked_at: op.invoked_at, outcome });
+                history.push(Operation {
+                    client: op.client,
+                    call: op.call.clone(),
+                    invoked_at: op.invoked_at,
+                    outcome,
+                });
                 let client = op.client as usize;
                 push(&mut queue, t + rng.random_range(0..=config.max_think), Event::Invoke(client));
             }
@@ -264,7 +278,9 @@ pub fn inject_stale_read(history: &mut [Operation], seed: u64) -> Option<usize> 
         let (Some(Ret::Read { value: current, .. }), key) = (read.ret(), read.call.key()) else { continue };
         let Some(muts) = acked.get(key) else { continue };
         // The latest invocation of a mutation that surely precedes the read.
-        let Some(barrier) = muts.iter().filter(|m| m.1 < read.invoked_at).map(|m| m.0).max() else { continue };
+        let Some(barrier) = muts.iter().filter(|m| m.1 < read.invoked_at).map(|m| m.0).max() else {
+            continue;
+        };
         // The newest value surely overwritten by then.
         let older = muts
             .iter()

@@ -54,11 +54,18 @@ impl RpcClient {
     }
 
     /// Sends `req` to `addr` and waits at most `timeout` for the answer.
-    pub async fn call(&self, addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Response, CallError> {
-        let payload = postcard::to_allocvec(req).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
+    pub async fn call(
+        &self,
+        addr: SocketAddr,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let payload =
+            postcard::to_allocvec(req).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
         let conn = self.conn(addr).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode(id, Kind::Request, &payload).map_err(|e| CallError::Codec(e.to_string()))?;
+        let bytes =
+            frame::encode(id, Kind::Request, &payload).map_err(|e| CallError::Codec(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         conn.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
         if conn.tx.send(bytes).await.is_err() {
@@ -120,7 +127,9 @@ impl RpcClient {
                         let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&f.id);
                         if let Some(w) = waiter {
                             let resp = postcard::from_bytes::<Response>(&f.payload).unwrap_or_else(|e| {
-                                Response::Error(super::message::RpcError::Internal(format!("malformed RPC response: {e}")))
+                                Response::Error(super::message::RpcError::Internal(format!(
+                                    "malformed RPC response: {e}"
+                                )))
                             });
                             let _ = w.send(resp);
                         }

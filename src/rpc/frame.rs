@@ -135,7 +135,10 @@ mod tests {
 
         let mut bad = encode(1, Kind::Request, b"x").unwrap();
         bad[12] = 9;
-        assert!(matches!(read_frame(&mut std::io::Cursor::new(bad)).await.unwrap_err(), FrameError::BadKind(9)));
+        assert!(matches!(
+            read_frame(&mut std::io::Cursor::new(bad)).await.unwrap_err(),
+            FrameError::BadKind(9)
+        ));
 
         let mut cur = std::io::Cursor::new(b"GET / HTTP/1.1\r\n".to_vec());
         assert!(matches!(read_preamble(&mut cur).await.unwrap_err(), FrameError::BadPreamble));

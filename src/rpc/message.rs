@@ -123,38 +123,100 @@ pub enum Request {
     /// A follower asks the leader to confirm leadership and return the index
     /// a linearizable read must wait for.
     ReadIndex,
-    KvGet { key: String, opts: QueryOptions },
-    KvList { prefix: String, opts: QueryOptions },
-    KvKeys { prefix: String, separator: Option<String>, opts: QueryOptions },
+    KvGet {
+        key: String,
+        opts: QueryOptions,
+    },
+    KvList {
+        prefix: String,
+        opts: QueryOptions,
+    },
+    KvKeys {
+        prefix: String,
+        separator: Option<String>,
+        opts: QueryOptions,
+    },
     KvApply(Command),
-    Txn { ops: Vec<TxnOp>, opts: QueryOptions },
+    Txn {
+        ops: Vec<TxnOp>,
+        opts: QueryOptions,
+    },
     CatalogRegister(Registration),
     CatalogDeregister(Deregistration),
-    CatalogNodes { node_meta: Vec<(String, String)>, opts: QueryOptions },
-    CatalogServices { node_meta: Vec<(String, String)>, opts: QueryOptions },
-    CatalogService { name: String, filter: ServiceFilter, opts: QueryOptions },
-    CatalogNode { name: String, opts: QueryOptions },
-    HealthService { name: String, filter: ServiceFilter, opts: QueryOptions },
-    HealthNode { name: String, opts: QueryOptions },
-    HealthChecks { service: String, node_meta: Vec<(String, String)>, opts: QueryOptions },
-    HealthState { state: String, node_meta: Vec<(String, String)>, opts: QueryOptions },
+    CatalogNodes {
+        node_meta: Vec<(String, String)>,
+        opts: QueryOptions,
+    },
+    CatalogServices {
+        node_meta: Vec<(String, String)>,
+        opts: QueryOptions,
+    },
+    CatalogService {
+        name: String,
+        filter: ServiceFilter,
+        opts: QueryOptions,
+    },
+    CatalogNode {
+        name: String,
+        opts: QueryOptions,
+    },
+    HealthService {
+        name: String,
+        filter: ServiceFilter,
+        opts: QueryOptions,
+    },
+    HealthNode {
+        name: String,
+        opts: QueryOptions,
+    },
+    HealthChecks {
+        service: String,
+        node_meta: Vec<(String, String)>,
+        opts: QueryOptions,
+    },
+    HealthState {
+        state: String,
+        node_meta: Vec<(String, String)>,
+        opts: QueryOptions,
+    },
     StatusLeader,
     StatusPeers,
     SessionCreate(Session),
     SessionDestroy(String),
-    SessionInfo { id: String, opts: QueryOptions },
-    SessionNode { node: String, opts: QueryOptions },
-    SessionList { opts: QueryOptions },
+    SessionInfo {
+        id: String,
+        opts: QueryOptions,
+    },
+    SessionNode {
+        node: String,
+        opts: QueryOptions,
+    },
+    SessionList {
+        opts: QueryOptions,
+    },
     SessionRenew(String),
     /// Removes a server from the Raft configuration (sent to the leader).
-    RaftRemovePeer { id: Option<String>, address: Option<String> },
+    RaftRemovePeer {
+        id: Option<String>,
+        address: Option<String>,
+    },
     /// What an IP address belongs to (DNS PTR): a node, else a service.
-    CatalogReverse { ip: String, opts: QueryOptions },
+    CatalogReverse {
+        ip: String,
+        opts: QueryOptions,
+    },
     /// The Raft configuration (`?stale` answers locally).
-    OperatorRaftConfiguration { opts: QueryOptions },
+    OperatorRaftConfiguration {
+        opts: QueryOptions,
+    },
     /// The stored autopilot configuration, or the leader's file settings.
-    AutopilotGetConfig { opts: QueryOptions },
-    AutopilotSetConfig { config: crate::catalog::operator::AutopilotConfig, cas: Option<u64> },
+    AutopilotGetConfig {
+        opts: QueryOptions,
+    },
+    AutopilotSetConfig {
+        config: crate::catalog::operator::AutopilotConfig,
+        cas: Option<u64>,
+    },
     /// Autopilot's health view (answered by the leader).
     AutopilotHealth,
     /// A request one server forwarded to the server it believes leads:
@@ -163,16 +225,26 @@ pub enum Request {
     LeaderOnly(Box<Request>),
     /// A request for another datacenter (`?dc=`): a server relays the inner
     /// request to a server of `dc` found in the WAN pool.
-    Forward { dc: String, req: Box<Request> },
+    Forward {
+        dc: String,
+        req: Box<Request>,
+    },
     /// Every datacenter this server knows over the WAN (`Texts`).
     Datacenters,
     /// Broadcast an encoded user event in this server's LAN pool (a
     /// `?dc=` event fired in another datacenter).
-    EventFire { serf_name: String, body: Vec<u8> },
+    EventFire {
+        serf_name: String,
+        body: Vec<u8>,
+    },
     /// The encoded state at the applied index (`/v1/snapshot` GET).
-    SnapshotSave { opts: QueryOptions },
+    SnapshotSave {
+        opts: QueryOptions,
+    },
     /// Replaces the state with an encoded one (`/v1/snapshot` PUT).
-    SnapshotRestore { state: bytes::Bytes },
+    SnapshotRestore {
+        state: bytes::Bytes,
+    },
 }
 
 /// The answer to a `Request`.

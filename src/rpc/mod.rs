@@ -11,4 +11,6 @@ pub mod message;
 pub mod operator;
 pub mod server;
 
-pub use message::{Consistency, QueryMeta, QueryOptions, Request, Response, RpcError, ServiceFilter, ServiceHealth};
+pub use message::{
+    Consistency, QueryMeta, QueryOptions, Request, Response, RpcError, ServiceFilter, ServiceHealth,
+};

@@ -31,7 +31,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("Error starting RPC listener on {addr}: {e}"))?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| format!("Error starting RPC listener on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(target: "agent.server.rpc", address = %local, "RPC server listening");
     let conns: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -81,7 +82,11 @@ pub async fn serve(
     Ok(local)
 }
 
-async fn serve_conn(stream: TcpStream, handler: Arc<dyn Handler>, shutdown: CancellationToken) -> Result<(), FrameError> {
+async fn serve_conn(
+    stream: TcpStream,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     tokio::select! {
@@ -119,7 +124,11 @@ async fn serve_conn(stream: TcpStream, handler: Arc<dyn Handler>, shutdown: Canc
                 Err(e) => Response::Error(RpcError::BadRequest(format!("malformed RPC request: {e}"))),
             };
             let payload = postcard::to_allocvec(&response)
-                .or_else(|e| postcard::to_allocvec(&Response::Error(RpcError::Internal(format!("encoding response: {e}")))))
+                .or_else(|e| {
+                    postcard::to_allocvec(&Response::Error(RpcError::Internal(format!(
+                        "encoding response: {e}"
+                    ))))
+                })
                 .unwrap_or_default();
             match frame::encode(frame.id, Kind::Response, &payload) {
                 Ok(bytes) => {

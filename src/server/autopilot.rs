@@ -41,13 +41,18 @@ impl Server {
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let nodes: BTreeMap<u64, _> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
         let my_id = self.consensus.node_id;
-        let by_id: BTreeMap<u64, &ServerMember> = servers.iter().filter_map(|s| Some((s.raft_id()?, s))).collect();
+        let by_id: BTreeMap<u64, &ServerMember> =
+            servers.iter().filter_map(|s| Some((s.raft_id()?, s))).collect();
 
         // 1. Servers gossip knows and Raft doesn't: add as non-voters.
         for (id, s) in &by_id {
             if s.alive && !nodes.contains_key(id) {
                 tracing::info!(target: "agent.server.autopilot", server = %s.name, address = %s.rpc_addr, "adding server as non-voter");
-                self.consensus.raft.add_learner(*id, s.raft_node(), false).await.map_err(|e| e.to_string())?;
+                self.consensus
+                    .raft
+                    .add_learner(*id, s.raft_node(), false)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
         }
 
@@ -79,10 +84,14 @@ impl Server {
                 .filter(|id| by_id.get(id).is_some_and(|s| !s.alive && !s.left))
                 .copied()
                 .collect();
-            let healthy_voters = voters.iter().filter(|id| !remove.contains(id) && !failed.contains(id)).count();
+            let healthy_voters =
+                voters.iter().filter(|id| !remove.contains(id) && !failed.contains(id)).count();
             let remaining = voters.len() - voters.iter().filter(|id| remove.contains(id)).count();
             // Only while the healthy voters alone are a majority, and never below min_quorum.
-            if !failed.is_empty() && healthy_voters * 2 > remaining && healthy_voters >= settings.min_quorum as usize {
+            if !failed.is_empty()
+                && healthy_voters * 2 > remaining
+                && healthy_voters >= settings.min_quorum as usize
+            {
                 for id in failed {
                     if let Some(s) = by_id.get(&id) {
                         tracing::info!(target: "agent.server.autopilot", server = %s.name, "removing dead server");
@@ -103,7 +112,8 @@ impl Server {
         let mut promote = BTreeSet::new();
         for id in nodes.keys().filter(|id| !voters.contains(id) && !remove.contains(id)) {
             let alive = by_id.get(id).is_some_and(|s| s.alive);
-            let caught_up = matched.get(id).is_some_and(|m| last_log.saturating_sub(*m) <= settings.max_trailing_logs);
+            let caught_up =
+                matched.get(id).is_some_and(|m| last_log.saturating_sub(*m) <= settings.max_trailing_logs);
             if alive && caught_up {
                 let since = *state.healthy_since.entry(*id).or_insert(now);
                 if now.duration_since(since) >= settings.server_stabilization_time {
@@ -120,7 +130,8 @@ impl Server {
             state.healthy_since.remove(id);
         }
 
-        let learner_removals: BTreeSet<u64> = remove.iter().filter(|id| !voters.contains(id)).copied().collect();
+        let learner_removals: BTreeSet<u64> =
+            remove.iter().filter(|id| !voters.contains(id)).copied().collect();
         let new_voters: BTreeSet<u64> =
             voters.iter().filter(|id| !remove.contains(id)).chain(promote.iter()).copied().collect();
         if new_voters != voters {
@@ -143,7 +154,12 @@ impl Server {
     /// Health of every server in the Raft configuration, as the leader
     /// judges it (Consul's rules: alive in gossip, answered appends within
     /// `last_contact_threshold`, no more than `max_trailing_logs` behind).
-    pub fn autopilot_health(&self, servers: &[ServerMember], settings: &AutopilotSettings, state: &mut AutopilotState) -> AutopilotHealth {
+    pub fn autopilot_health(
+        &self,
+        servers: &[ServerMember],
+        settings: &AutopilotSettings,
+        state: &mut AutopilotState,
+    ) -> AutopilotHealth {
         let metrics = self.consensus.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -206,7 +222,10 @@ impl Server {
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Server {
@@ -227,7 +246,14 @@ impl Server {
                 Some((_, node)) => match node.addr.parse() {
                     Ok(addr) => match self
                         .rpc
-                        .call(addr, &crate::rpc::Request::RaftRemovePeer { id: Some(self.consensus.node.node_id.clone()), address: None }, Duration::from_secs(5))
+                        .call(
+                            addr,
+                            &crate::rpc::Request::RaftRemovePeer {
+                                id: Some(self.consensus.node.node_id.clone()),
+                                address: None,
+                            },
+                            Duration::from_secs(5),
+                        )
                         .await
                     {
                         Ok(crate::rpc::Response::Unit) => Ok(()),
@@ -280,14 +306,19 @@ impl Server {
     pub fn find_peer(&self, id: Option<&str>, address: Option<&str>) -> Result<u64, String> {
         let membership = self.consensus.store.membership();
         for (rid, node) in membership.membership().nodes() {
-            if id.is_some_and(|i| i.eq_ignore_ascii_case(&node.node_id)) || address.is_some_and(|a| a == node.addr) {
+            if id.is_some_and(|i| i.eq_ignore_ascii_case(&node.node_id))
+                || address.is_some_and(|a| a == node.addr)
+            {
                 return Ok(*rid);
             }
         }
         match (id, address) {
             (Some(i), _) => Err(format!("id {i:?} was not found in the Raft configuration")),
             (_, Some(a)) => Err(format!("address {a:?} was not found in the Raft configuration")),
-            _ => Err("Must specify either ?id with the server's ID or ?address with IP:port of peer to remove".into()),
+            _ => {
+                Err("Must specify either ?id with the server's ID or ?address with IP:port of peer to remove"
+                    .into())
+            }
         }
     }
 }

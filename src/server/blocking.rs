@@ -4,7 +4,7 @@
 //! Watchers are registered before each read so no change is missed.
 
 use super::Server;
-use crate::catalog::{Watch, State};
+use crate::catalog::{State, Watch};
 use crate::rpc::{QueryMeta, QueryOptions, RpcError};
 use rand::Rng;
 use std::time::Duration;
@@ -59,7 +59,8 @@ impl Server {
         query: impl Fn(&State) -> (u64, T),
     ) -> Result<(QueryMeta, T), RpcError> {
         let deadline = (opts.min_index > 0).then(|| {
-            Instant::now() + wait_budget(opts.max_wait, self.settings.default_query_time, self.settings.max_query_time)
+            Instant::now()
+                + wait_budget(opts.max_wait, self.settings.default_query_time, self.settings.max_query_time)
         });
         let mut woke = false;
         loop {

@@ -96,7 +96,9 @@ impl Server {
         // Like Consul, the configuration is every server that expects the
         // same count (normally exactly `expect` of them).
         for s in &voters {
-            let Some(id) = s.raft_id() else { return Err(format!("server {} has an invalid id tag {:?}", s.name, s.id)) };
+            let Some(id) = s.raft_id() else {
+                return Err(format!("server {} has an invalid id tag {:?}", s.name, s.id));
+            };
             members.insert(id, s.raft_node());
             names.push(s.name.clone());
         }

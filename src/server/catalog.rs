@@ -3,12 +3,14 @@
 
 use super::blocking::Interest;
 use super::Server;
-use crate::consensus::state_machine::ServiceNames;
 use crate::catalog::registry::{topic_node, topic_service, TOPIC_CHECKS, TOPIC_NODES, TOPIC_SERVICES};
-use crate::catalog::types::{aggregate, Deregistration, HealthCheck, Node, NodeService, Registration, PASSING};
+use crate::catalog::types::{
+    aggregate, Deregistration, HealthCheck, Node, NodeService, Registration, PASSING,
+};
 use crate::catalog::{Command, CommandResult};
-pub use crate::rpc::{ServiceFilter, ServiceHealth};
+use crate::consensus::state_machine::ServiceNames;
 use crate::rpc::{QueryMeta, QueryOptions, RpcError};
+pub use crate::rpc::{ServiceFilter, ServiceHealth};
 use std::collections::BTreeMap;
 
 fn meta_matches(meta: &BTreeMap<String, String>, want: &[(String, String)]) -> bool {
@@ -41,7 +43,11 @@ impl Server {
         move || Interest(hub.watch_key(&topic))
     }
 
-    pub async fn catalog_nodes(&self, node_meta: &[(String, String)], opts: &QueryOptions) -> Result<(QueryMeta, Vec<Node>), RpcError> {
+    pub async fn catalog_nodes(
+        &self,
+        node_meta: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), RpcError> {
         self.blocking(opts, self.topic(TOPIC_NODES.into()), |s| {
             let nodes = s.catalog.nodes().filter(|n| meta_matches(&n.meta, node_meta)).cloned().collect();
             (s.catalog.index.nodes, nodes)
@@ -92,7 +98,9 @@ impl Server {
                 .catalog
                 .service_instances(name)
                 .into_iter()
-                .filter(|(n, svc)| tags_match(&svc.tags, &filter.tags) && meta_matches(&n.meta, &filter.node_meta))
+                .filter(|(n, svc)| {
+                    tags_match(&svc.tags, &filter.tags) && meta_matches(&n.meta, &filter.node_meta)
+                })
                 .map(|(n, svc)| (n.clone(), svc.clone()))
                 .collect();
             (s.catalog.service_index(name), out)
@@ -106,7 +114,8 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
         self.blocking(opts, self.topic(topic_node(name)), |s| {
-            let out = s.catalog.node(name).map(|n| (n.clone(), s.catalog.node_services(name).cloned().collect()));
+            let out =
+                s.catalog.node(name).map(|n| (n.clone(), s.catalog.node_services(name).cloned().collect()));
             (s.catalog.node_index(name), out)
         })
         .await
@@ -124,7 +133,8 @@ impl Server {
                 if !tags_match(&svc.tags, &filter.tags) || !meta_matches(&n.meta, &filter.node_meta) {
                     continue;
                 }
-                let checks: Vec<HealthCheck> = s.catalog.instance_checks(&n.node, &svc.id).into_iter().cloned().collect();
+                let checks: Vec<HealthCheck> =
+                    s.catalog.instance_checks(&n.node, &svc.id).into_iter().cloned().collect();
                 if filter.passing_only && aggregate(checks.iter().map(|c| c.status.as_str())) != PASSING {
                     continue;
                 }
@@ -137,7 +147,11 @@ impl Server {
 
     /// The first node whose address is `ip`, else the first service
     /// instance whose service address is `ip`: `(is_node, name, dc)`.
-    pub async fn catalog_reverse(&self, ip: &str, opts: &QueryOptions) -> Result<Option<(bool, String, String)>, RpcError> {
+    pub async fn catalog_reverse(
+        &self,
+        ip: &str,
+        opts: &QueryOptions,
+    ) -> Result<Option<(bool, String, String)>, RpcError> {
         self.check_consistency(opts).await?;
         Ok(self.consensus.store.read(|s| {
             if let Some(n) = s.catalog.nodes().find(|n| n.address == ip) {
@@ -152,7 +166,11 @@ impl Server {
         }))
     }
 
-    pub async fn health_node(&self, name: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
+    pub async fn health_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
         self.blocking(opts, self.topic(topic_node(name)), |s| {
             (s.catalog.node_index(name), s.catalog.node_checks(name).cloned().collect())
         })
@@ -170,7 +188,10 @@ impl Server {
                 .catalog
                 .service_checks(service)
                 .into_iter()
-                .filter(|c| node_meta.is_empty() || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta)))
+                .filter(|c| {
+                    node_meta.is_empty()
+                        || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta))
+                })
                 .cloned()
                 .collect();
             (s.catalog.service_index(service), checks)
@@ -190,7 +211,10 @@ impl Server {
                 .catalog
                 .checks()
                 .filter(|c| state == "any" || c.status == state)
-                .filter(|c| node_meta.is_empty() || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta)))
+                .filter(|c| {
+                    node_meta.is_empty()
+                        || s.catalog.node(&c.node).is_some_and(|n| meta_matches(&n.meta, node_meta))
+                })
                 .cloned()
                 .collect();
             (s.catalog.index.checks, checks)

@@ -63,8 +63,12 @@ impl Server {
                     Err(e) => Response::Error(super::read_error(e)),
                 }
             }
-            Request::KvGet { key, opts } => reply(self.kv_get(&key, &opts).await, |(m, e)| Response::KvEntry(m, e)),
-            Request::KvList { prefix, opts } => reply(self.kv_list(&prefix, &opts).await, |(m, e)| Response::KvEntries(m, e)),
+            Request::KvGet { key, opts } => {
+                reply(self.kv_get(&key, &opts).await, |(m, e)| Response::KvEntry(m, e))
+            }
+            Request::KvList { prefix, opts } => {
+                reply(self.kv_list(&prefix, &opts).await, |(m, e)| Response::KvEntries(m, e))
+            }
             Request::KvKeys { prefix, separator, opts } => {
                 reply(self.kv_keys(&prefix, separator.as_deref(), &opts).await, |(m, k)| Response::Keys(m, k))
             }
@@ -79,15 +83,21 @@ impl Server {
                 reply(self.catalog_services(&node_meta, &opts).await, |(m, s)| Response::Services(m, s))
             }
             Request::CatalogService { name, filter, opts } => {
-                reply(self.catalog_service(&name, &filter, &opts).await, |(m, s)| Response::ServiceNodes(m, s))
+                reply(self.catalog_service(&name, &filter, &opts).await, |(m, s)| {
+                    Response::ServiceNodes(m, s)
+                })
             }
             Request::CatalogNode { name, opts } => {
                 reply(self.catalog_node(&name, &opts).await, |(m, n)| Response::NodeServices(m, n))
             }
             Request::HealthService { name, filter, opts } => {
-                reply(self.health_service(&name, &filter, &opts).await, |(m, s)| Response::ServiceHealth(m, s))
+                reply(self.health_service(&name, &filter, &opts).await, |(m, s)| {
+                    Response::ServiceHealth(m, s)
+                })
             }
-            Request::HealthNode { name, opts } => reply(self.health_node(&name, &opts).await, |(m, c)| Response::Checks(m, c)),
+            Request::HealthNode { name, opts } => {
+                reply(self.health_node(&name, &opts).await, |(m, c)| Response::Checks(m, c))
+            }
             Request::HealthChecks { service, node_meta, opts } => {
                 reply(self.health_checks(&service, &node_meta, &opts).await, |(m, c)| Response::Checks(m, c))
             }
@@ -96,11 +106,15 @@ impl Server {
             }
             Request::SessionCreate(s) => reply(self.session_create(s).await, Response::Text),
             Request::SessionDestroy(id) => reply(self.session_destroy(&id).await, |_| Response::Unit),
-            Request::SessionInfo { id, opts } => reply(self.session_info(&id, &opts).await, |(m, s)| Response::Sessions(m, s)),
+            Request::SessionInfo { id, opts } => {
+                reply(self.session_info(&id, &opts).await, |(m, s)| Response::Sessions(m, s))
+            }
             Request::SessionNode { node, opts } => {
                 reply(self.session_node(&node, &opts).await, |(m, s)| Response::Sessions(m, s))
             }
-            Request::SessionList { opts } => reply(self.session_list(&opts).await, |(m, s)| Response::Sessions(m, s)),
+            Request::SessionList { opts } => {
+                reply(self.session_list(&opts).await, |(m, s)| Response::Sessions(m, s))
+            }
             Request::SessionRenew(id) => {
                 // A forwarded renewal is answered by the leader only (no second hop).
                 reply(self.renew_local(&id), |s| Response::Sessions(QueryMeta::default(), s))
@@ -112,13 +126,25 @@ impl Server {
             Request::Forward { dc, req } => self.forward_to_dc(&dc, *req).await,
             Request::Datacenters => Response::Texts(self.datacenters()),
             Request::EventFire { serf_name, body } => self.fire_relayed_event(&serf_name, &body).await,
-            Request::CatalogReverse { ip, opts } => reply(self.catalog_reverse(&ip, &opts).await, Response::Reverse),
-            Request::OperatorRaftConfiguration { opts } => reply(self.raft_configuration(&opts).await, Response::RaftConfiguration),
-            Request::AutopilotGetConfig { opts } => reply(self.autopilot_get_config(&opts).await, Response::AutopilotConfig),
-            Request::AutopilotSetConfig { config, cas } => reply(self.autopilot_set_config(config, cas).await, Response::Bool),
+            Request::CatalogReverse { ip, opts } => {
+                reply(self.catalog_reverse(&ip, &opts).await, Response::Reverse)
+            }
+            Request::OperatorRaftConfiguration { opts } => {
+                reply(self.raft_configuration(&opts).await, Response::RaftConfiguration)
+            }
+            Request::AutopilotGetConfig { opts } => {
+                reply(self.autopilot_get_config(&opts).await, Response::AutopilotConfig)
+            }
+            Request::AutopilotSetConfig { config, cas } => {
+                reply(self.autopilot_set_config(config, cas).await, Response::Bool)
+            }
             Request::AutopilotHealth => reply(self.autopilot_health_view().await, Response::AutopilotHealth),
-            Request::SnapshotSave { opts } => reply(self.snapshot_save(&opts).await, |(m, i, t, s)| Response::Snapshot(m, i, t, s)),
-            Request::SnapshotRestore { state } => reply(self.snapshot_restore(state).await, |_| Response::Unit),
+            Request::SnapshotSave { opts } => {
+                reply(self.snapshot_save(&opts).await, |(m, i, t, s)| Response::Snapshot(m, i, t, s))
+            }
+            Request::SnapshotRestore { state } => {
+                reply(self.snapshot_restore(state).await, |_| Response::Unit)
+            }
             Request::StatusLeader => Response::Text(self.leader_addr()),
             Request::StatusPeers => Response::Texts(self.peers()),
         }

@@ -9,7 +9,11 @@ use crate::rpc::{QueryMeta, QueryOptions, RpcError};
 impl Server {
     /// One key. The index is the key's modify index, or the KV table's
     /// index when the key does not exist (so a client can block on creation).
-    pub async fn kv_get(&self, key: &str, opts: &QueryOptions) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
+    pub async fn kv_get(
+        &self,
+        key: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
         let hub = self.consensus.store.kv_hub().clone();
         self.blocking(
             opts,
@@ -23,7 +27,11 @@ impl Server {
     }
 
     /// Every entry under a prefix, in key order.
-    pub async fn kv_list(&self, prefix: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
         let hub = self.consensus.store.kv_hub().clone();
         self.blocking(
             opts,
@@ -63,10 +71,15 @@ impl Server {
 
     /// A transaction. Read-only transactions are served without a Raft
     /// write, under the requested consistency.
-    pub async fn txn(&self, ops: Vec<TxnOp>, opts: &QueryOptions) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
+    pub async fn txn(
+        &self,
+        ops: Vec<TxnOp>,
+        opts: &QueryOptions,
+    ) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
         if ops.iter().all(TxnOp::is_read) {
             let mut meta = self.check_consistency(opts).await?;
-            let (index, outcome) = self.consensus.store.read(|s| (s.kvs_index(), txn::read(&s.kv, &s.catalog, &ops)));
+            let (index, outcome) =
+                self.consensus.store.read(|s| (s.kvs_index(), txn::read(&s.kv, &s.catalog, &ops)));
             meta.index = index;
             return Ok((Some(meta), outcome));
         }

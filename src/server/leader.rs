@@ -7,7 +7,9 @@
 //! server alone.
 
 use super::Server;
-use crate::catalog::types::{Deregistration, HealthCheck, NodeService, Registration, CRITICAL, PASSING, SERF_HEALTH};
+use crate::catalog::types::{
+    Deregistration, HealthCheck, NodeService, Registration, CRITICAL, PASSING, SERF_HEALTH,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,7 +129,8 @@ async fn reconcile_member(server: &Server, m: &MemberInfo) -> Result<(), crate::
         MemberState::Alive => (PASSING, "Agent alive and reachable"),
         _ => (CRITICAL, "Agent not live or unreachable"),
     };
-    let node_ok = existing_node.as_ref().is_some_and(|n| n.address == m.address && (m.id.is_empty() || n.id == m.id));
+    let node_ok =
+        existing_node.as_ref().is_some_and(|n| n.address == m.address && (m.id.is_empty() || n.id == m.id));
     let check_ok = existing_check.as_ref().is_some_and(|c| c.status == status && c.output == output);
     let service = m.server_port.map(|port| NodeService {
         id: "consul".into(),
@@ -187,4 +190,3 @@ pub fn consul_meta() -> BTreeMap<String, String> {
     meta.insert("version".to_string(), crate::version::CONSUL_VERSION.to_string());
     meta
 }
-

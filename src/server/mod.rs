@@ -64,7 +64,14 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
-        Server { consensus, settings, rpc, session_timers: Default::default(), autopilot_health: Default::default(), pools: Default::default() }
+        Server {
+            consensus,
+            settings,
+            rpc,
+            session_timers: Default::default(),
+            autopilot_health: Default::default(),
+            pools: Default::default(),
+        }
     }
 
     pub fn consensus(&self) -> &Consensus {
@@ -91,19 +98,22 @@ impl Server {
         if opts.consistency == Consistency::Stale {
             return Ok(meta(&self.consensus));
         }
-        if opts.consistency == Consistency::Default && crate::inject::enabled(crate::inject::Bug::LocalReads) {
+        if opts.consistency == Consistency::Default && crate::inject::enabled(crate::inject::Bug::LocalReads)
+        {
             return Ok(meta(&self.consensus));
         }
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.consensus.reads.confirm().await.map(|_| ()).map_err(read_error),
-                Some((false, addr)) => match self.rpc.call(addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
-                    Ok(Response::ReadIndex(index)) => self.wait_applied(index, deadline).await,
-                    Ok(other) => Err(other.unexpected()),
-                    Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
-                    Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
-                },
+                Some((false, addr)) => {
+                    match self.rpc.call(addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
+                        Ok(Response::ReadIndex(index)) => self.wait_applied(index, deadline).await,
+                        Ok(other) => Err(other.unexpected()),
+                        Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
+                        Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
+                    }
+                }
                 None => Err(RpcError::NoLeader),
             };
             match attempt {
@@ -137,15 +147,17 @@ impl Server {
         loop {
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
-                Some((false, addr)) => match self.rpc.call(addr, &Request::Propose(cmd.clone()), FORWARD_TIMEOUT).await {
-                    Ok(Response::Result(r)) => Ok(r),
-                    Ok(other) => Err(other.unexpected()),
-                    Err(e @ CallError::Connect { .. }) => {
-                        tracing::debug!(target: "agent.server", error = %e, "leader unreachable; retrying");
-                        Err(RpcError::NoLeader)
+                Some((false, addr)) => {
+                    match self.rpc.call(addr, &Request::Propose(cmd.clone()), FORWARD_TIMEOUT).await {
+                        Ok(Response::Result(r)) => Ok(r),
+                        Ok(other) => Err(other.unexpected()),
+                        Err(e @ CallError::Connect { .. }) => {
+                            tracing::debug!(target: "agent.server", error = %e, "leader unreachable; retrying");
+                            Err(RpcError::NoLeader)
+                        }
+                        Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
                     }
-                    Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
-                },
+                }
                 None => Err(RpcError::NoLeader),
             };
             match attempt {

@@ -46,7 +46,11 @@ impl Server {
                 address: n.addr.clone(),
                 leader: metrics.current_leader == Some(*id),
                 voter: voters.contains(id),
-                last_index: if *id == me { my_last } else { matched.get(id).and_then(|l| l.map(|l| l.index)) },
+                last_index: if *id == me {
+                    my_last
+                } else {
+                    matched.get(id).and_then(|l| l.map(|l| l.index))
+                },
             })
             .collect();
         RaftConfiguration {
@@ -58,10 +62,15 @@ impl Server {
 
     /// `DELETE /v1/operator/raft/peer`: removes a server from Raft, done by
     /// the leader (forwarded there from any server).
-    pub async fn operator_remove_peer(&self, id: Option<String>, address: Option<String>) -> Result<(), RpcError> {
+    pub async fn operator_remove_peer(
+        &self,
+        id: Option<String>,
+        address: Option<String>,
+    ) -> Result<(), RpcError> {
         if id.is_none() && address.is_none() {
             return Err(RpcError::BadRequest(
-                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove".into(),
+                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove"
+                    .into(),
             ));
         }
         let req = Request::RaftRemovePeer { id: id.clone(), address: address.clone() };
@@ -74,9 +83,19 @@ impl Server {
 
     /// The leader's half of a peer removal (also what a forwarded
     /// `RaftRemovePeer` runs).
-    pub(crate) async fn remove_peer_as_leader(&self, id: Option<&str>, address: Option<&str>) -> Result<(), RpcError> {
+    pub(crate) async fn remove_peer_as_leader(
+        &self,
+        id: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), RpcError> {
         let rid = self.find_peer(id, address).map_err(RpcError::BadRequest)?;
-        self.remove_peer(rid).await.map_err(|e| if e == "No cluster leader" { RpcError::NoLeader } else { RpcError::Internal(e) })
+        self.remove_peer(rid).await.map_err(|e| {
+            if e == "No cluster leader" {
+                RpcError::NoLeader
+            } else {
+                RpcError::Internal(e)
+            }
+        })
     }
 
     /// The autopilot configuration in effect: the stored one, or (until an
@@ -112,7 +131,11 @@ impl Server {
     }
 
     /// `PUT /v1/operator/autopilot/configuration[?cas=N]`.
-    pub async fn autopilot_set_config(&self, config: AutopilotConfig, cas: Option<u64>) -> Result<bool, RpcError> {
+    pub async fn autopilot_set_config(
+        &self,
+        config: AutopilotConfig,
+        cas: Option<u64>,
+    ) -> Result<bool, RpcError> {
         match self.apply(Command::AutopilotSet { config, cas }).await? {
             CommandResult::Bool(b) => Ok(b),
             CommandResult::Error(e) => Err(RpcError::BadRequest(e)),
@@ -134,11 +157,9 @@ impl Server {
         if !self.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        self.autopilot_health
-            .lock()
-            .ok()
-            .and_then(|h| h.clone())
-            .ok_or_else(|| RpcError::Internal("autopilot has not completed a round yet on the new leader".into()))
+        self.autopilot_health.lock().ok().and_then(|h| h.clone()).ok_or_else(|| {
+            RpcError::Internal("autopilot has not completed a round yet on the new leader".into())
+        })
     }
 
     /// Records the health a leader's autopilot round computed.
@@ -185,7 +206,9 @@ impl Server {
                 self.remove_peer_as_leader(id.as_deref(), address.as_deref()).await.map(|_| Response::Unit)
             }
             Request::AutopilotHealth => self.local_autopilot_health().map(Response::AutopilotHealth),
-            Request::OperatorRaftConfiguration { .. } => Ok(Response::RaftConfiguration(self.local_raft_configuration())),
+            Request::OperatorRaftConfiguration { .. } => {
+                Ok(Response::RaftConfiguration(self.local_raft_configuration()))
+            }
             _ => Err(RpcError::BadRequest("this request cannot be forwarded to the leader".into())),
         };
         result.unwrap_or_else(Response::Error)

@@ -55,29 +55,43 @@ impl Server {
         }
     }
 
-    pub async fn session_info(&self, id: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
+    pub async fn session_info(
+        &self,
+        id: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Session>), RpcError> {
         let hub = self.consensus.store.catalog_hub().clone();
         let topic = topic_session(id);
-        self.blocking(opts, || Interest(hub.watch_key(&topic)), |s| {
-            (s.sessions.index, s.sessions.get(id).cloned().into_iter().collect())
-        })
+        self.blocking(
+            opts,
+            || Interest(hub.watch_key(&topic)),
+            |s| (s.sessions.index, s.sessions.get(id).cloned().into_iter().collect()),
+        )
         .await
     }
 
-    pub async fn session_node(&self, node: &str, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
+    pub async fn session_node(
+        &self,
+        node: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Session>), RpcError> {
         let hub = self.consensus.store.catalog_hub().clone();
         let topic = topic_node_sessions(node);
-        self.blocking(opts, || Interest(hub.watch_key(&topic)), |s| {
-            (s.sessions.index, s.sessions.on_node(node).into_iter().cloned().collect())
-        })
+        self.blocking(
+            opts,
+            || Interest(hub.watch_key(&topic)),
+            |s| (s.sessions.index, s.sessions.on_node(node).into_iter().cloned().collect()),
+        )
         .await
     }
 
     pub async fn session_list(&self, opts: &QueryOptions) -> Result<(QueryMeta, Vec<Session>), RpcError> {
         let hub = self.consensus.store.catalog_hub().clone();
-        self.blocking(opts, || Interest(hub.watch_key(TOPIC_SESSIONS)), |s| {
-            (s.sessions.index, s.sessions.list().cloned().collect())
-        })
+        self.blocking(
+            opts,
+            || Interest(hub.watch_key(TOPIC_SESSIONS)),
+            |s| (s.sessions.index, s.sessions.list().cloned().collect()),
+        )
         .await
     }
 
@@ -89,7 +103,11 @@ impl Server {
             let attempt = match self.consensus.leader() {
                 Some((lid, _)) if lid == self.consensus.node_id => self.renew_local(id),
                 Some((_, node)) => match node.addr.parse() {
-                    Ok(addr) => match self.rpc.call(addr, &Request::SessionRenew(id.to_string()), Duration::from_secs(10)).await {
+                    Ok(addr) => match self
+                        .rpc
+                        .call(addr, &Request::SessionRenew(id.to_string()), Duration::from_secs(10))
+                        .await
+                    {
                         Ok(Response::Sessions(_, s)) => Ok(s),
                         Ok(other) => Err(other.unexpected()),
                         Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
@@ -100,7 +118,9 @@ impl Server {
                 None => Err(RpcError::NoLeader),
             };
             match attempt {
-                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(RpcError::NoLeader) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 other => return other,
             }
         }
@@ -130,7 +150,8 @@ fn rescan(map: &mut HashMap<String, Instant>, sessions: &[Session], now: Instant
     if reset {
         map.clear();
     }
-    let live: HashMap<&str, Duration> = sessions.iter().filter_map(|s| Some((s.id.as_str(), ttl_of(s)?))).collect();
+    let live: HashMap<&str, Duration> =
+        sessions.iter().filter_map(|s| Some((s.id.as_str(), ttl_of(s)?))).collect();
     map.retain(|id, _| live.contains_key(id.as_str()));
     for (id, ttl) in live {
         map.entry(id.to_string()).or_insert(now + ttl * TTL_GRACE);
@@ -156,7 +177,8 @@ pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
         if !is_leader {
             timers.lock().clear();
         } else {
-            let sessions: Vec<Session> = server.consensus.store.read(|s| s.sessions.list().cloned().collect());
+            let sessions: Vec<Session> =
+                server.consensus.store.read(|s| s.sessions.list().cloned().collect());
             if restored {
                 tracing::info!(target: "agent.server.session", sessions = sessions.len(), "state restored from a snapshot; re-arming session TTL timers");
             }
@@ -205,7 +227,12 @@ mod tests {
     fn rescan_rearms_on_reset_and_drops_vanished_sessions() {
         let t0 = Instant::now();
         let mut map = HashMap::new();
-        rescan(&mut map, &[ttl_session("a", "10s"), ttl_session("b", "10s"), ttl_session("c", "")], t0, false);
+        rescan(
+            &mut map,
+            &[ttl_session("a", "10s"), ttl_session("b", "10s"), ttl_session("c", "")],
+            t0,
+            false,
+        );
         assert_eq!(map.len(), 2, "only TTL sessions get timers");
         assert_eq!(map["a"], t0 + Duration::from_secs(20));
 

@@ -23,7 +23,8 @@ impl Server {
 
     pub async fn snapshot_restore(&self, state: Bytes) -> Result<(), RpcError> {
         // Decode here first so a bad snapshot is refused before it reaches the log.
-        postcard::from_bytes::<State>(&state).map_err(|e| RpcError::BadRequest(format!("snapshot state does not decode: {e}")))?;
+        postcard::from_bytes::<State>(&state)
+            .map_err(|e| RpcError::BadRequest(format!("snapshot state does not decode: {e}")))?;
         match self.apply(Command::Restore { state }).await? {
             CommandResult::Unit => {
                 tracing::info!(target: "agent.server.fsm", "restored state from a snapshot");

@@ -31,7 +31,9 @@ impl Server {
     /// Serves `Request::EventFire`: a user event another datacenter's
     /// agent asked to broadcast here.
     pub(crate) async fn fire_relayed_event(&self, serf_name: &str, body: &[u8]) -> Response {
-        let Some(pools) = self.pools.get() else { return Response::Error(RpcError::Internal("gossip is not running".into())) };
+        let Some(pools) = self.pools.get() else {
+            return Response::Error(RpcError::Internal("gossip is not running".into()));
+        };
         match pools.lan.user_event(serf_name, body, false).await {
             Ok(()) => Response::Unit,
             Err(e) => Response::Error(RpcError::Internal(format!("failed to broadcast user event: {e}"))),
@@ -63,11 +65,16 @@ impl Server {
         // A relayed request is never relayed again, so two servers with
         // different views cannot bounce it between them.
         if matches!(req, Request::Forward { .. }) {
-            return Response::Error(RpcError::BadRequest("a forwarded request cannot be forwarded again".into()));
+            return Response::Error(RpcError::BadRequest(
+                "a forwarded request cannot be forwarded again".into(),
+            ));
         }
         let Some(wan) = self.wan() else { return Response::Error(RpcError::NoPathToDatacenter) };
-        let mut servers: Vec<_> =
-            crate::cluster::server_members(&wan.members(), dc).into_iter().filter(|s| s.alive).map(|s| s.rpc_addr).collect();
+        let mut servers: Vec<_> = crate::cluster::server_members(&wan.members(), dc)
+            .into_iter()
+            .filter(|s| s.alive)
+            .map(|s| s.rpc_addr)
+            .collect();
         if servers.is_empty() {
             return Response::Error(RpcError::NoPathToDatacenter);
         }
@@ -80,9 +87,15 @@ impl Server {
                     tracing::debug!(target: "agent.server.rpc", datacenter = %dc, server = %addr, error = %e, "remote server unreachable; trying another");
                     last = e.to_string();
                 }
-                Err(e) => return Response::Error(RpcError::Internal(format!("rpc error forwarding to datacenter {dc}: {e}"))),
+                Err(e) => {
+                    return Response::Error(RpcError::Internal(format!(
+                        "rpc error forwarding to datacenter {dc}: {e}"
+                    )))
+                }
             }
         }
-        Response::Error(RpcError::Internal(format!("rpc error: no server of datacenter {dc} could be reached: {last}")))
+        Response::Error(RpcError::Internal(format!(
+            "rpc error: no server of datacenter {dc} could be reached: {last}"
+        )))
     }
 }

@@ -41,7 +41,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Builds the archive for `state` taken at `index`/`term`.
 pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, String> {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let meta = SnapshotMeta {
         id: format!("{term}-{index}-{now_ms}"),
         size: state.len() as u64,
@@ -51,10 +54,16 @@ pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, Str
         format: STATE_FORMAT.to_string(),
     };
     let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
-    let sums = format!("{}  meta.json\n{}  state.bin\n", hex(&Sha256::digest(&meta_json)), hex(&Sha256::digest(state)));
+    let sums = format!(
+        "{}  meta.json\n{}  state.bin\n",
+        hex(&Sha256::digest(&meta_json)),
+        hex(&Sha256::digest(state))
+    );
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    for (name, data) in [("meta.json", meta_json.as_slice()), ("state.bin", state), ("SHA256SUMS", sums.as_bytes())] {
+    for (name, data) in
+        [("meta.json", meta_json.as_slice()), ("state.bin", state), ("SHA256SUMS", sums.as_bytes())]
+    {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o600);
@@ -100,10 +109,12 @@ pub fn read_archive_capped(bytes: &[u8], max_state: u64) -> Result<Archive, Stri
     }
     // tar stops at its end-of-archive blocks; gzip only checks its CRC and
     // length trailer once the stream is read to the end, so drain it.
-    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|e| format!("corrupt snapshot archive: {e}"))?;
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink())
+        .map_err(|e| format!("corrupt snapshot archive: {e}"))?;
     let meta_bytes = meta.ok_or("snapshot archive has no meta.json")?;
     let state = state.ok_or("snapshot archive has no state.bin")?;
-    let sums = String::from_utf8(sums.ok_or("snapshot archive has no SHA256SUMS")?).map_err(|_| "SHA256SUMS is not text")?;
+    let sums = String::from_utf8(sums.ok_or("snapshot archive has no SHA256SUMS")?)
+        .map_err(|_| "SHA256SUMS is not text")?;
     for (name, data) in [("meta.json", &meta_bytes), ("state.bin", &state)] {
         let want = sums
             .lines()
@@ -113,12 +124,16 @@ pub fn read_archive_capped(bytes: &[u8], max_state: u64) -> Result<Archive, Stri
             return Err(format!("checksum mismatch for {name}: the snapshot is corrupt"));
         }
     }
-    let meta: SnapshotMeta = serde_json::from_slice(&meta_bytes).map_err(|e| format!("bad meta.json: {e}"))?;
+    let meta: SnapshotMeta =
+        serde_json::from_slice(&meta_bytes).map_err(|e| format!("bad meta.json: {e}"))?;
     if meta.size != state.len() as u64 {
         return Err(format!("state.bin is {} bytes but meta.json says {}", state.len(), meta.size));
     }
     if !meta.format.is_empty() && meta.format != STATE_FORMAT {
-        return Err(format!("unsupported snapshot format {:?} (this agent reads {STATE_FORMAT:?})", meta.format));
+        return Err(format!(
+            "unsupported snapshot format {:?} (this agent reads {STATE_FORMAT:?})",
+            meta.format
+        ));
     }
     Ok(Archive { meta, state })
 }
@@ -158,10 +173,18 @@ mod tests {
             bad[pos] ^= 0x55;
             match read_archive(&bad) {
                 Err(_) => refused += 1,
-                Ok(b) => assert_eq!((b.state, b.meta.index), (state.clone(), 42), "corruption at {pos} slipped through"),
+                Ok(b) => assert_eq!(
+                    (b.state, b.meta.index),
+                    (state.clone(), 42),
+                    "corruption at {pos} slipped through"
+                ),
             }
         }
-        assert!(refused > (bytes.len() - 10) * 9 / 10, "only {refused} of {} flips refused", bytes.len() - 10);
+        assert!(
+            refused > (bytes.len() - 10) * 9 / 10,
+            "only {refused} of {} flips refused",
+            bytes.len() - 10
+        );
         assert!(read_archive(b"").is_err());
         assert!(read_archive(&bytes[..bytes.len() / 2]).is_err());
     }

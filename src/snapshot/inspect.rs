@@ -23,7 +23,8 @@ fn size_of<T: Serialize>(v: &T) -> u64 {
 pub fn type_stats(state: &State) -> Vec<TypeStat> {
     let mut stats: BTreeMap<&str, TypeStat> = BTreeMap::new();
     let mut add = |name: &'static str, size: u64| {
-        let s = stats.entry(name).or_insert_with(|| TypeStat { name: name.to_string(), ..Default::default() });
+        let s =
+            stats.entry(name).or_insert_with(|| TypeStat { name: name.to_string(), ..Default::default() });
         s.count += 1;
         s.sum += size;
     };
@@ -92,13 +93,24 @@ mod tests {
         let mut s = State::default();
         let mut ch = Changes::default();
         for (i, k) in ["vault/a", "vault/b/c", "app/x"].iter().enumerate() {
-            s.apply(i as u64 + 1, &Command::KvSet { key: k.to_string(), value: bytes::Bytes::from_static(b"0123456789"), flags: 0 }, &mut ch);
+            s.apply(
+                i as u64 + 1,
+                &Command::KvSet {
+                    key: k.to_string(),
+                    value: bytes::Bytes::from_static(b"0123456789"),
+                    flags: 0,
+                },
+                &mut ch,
+            );
         }
         let t = type_stats(&s);
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].name.as_str(), t[0].count), ("KVS", 3));
         let kv = kv_stats(&s, 1, "");
-        assert_eq!(kv.iter().map(|k| (k.name.as_str(), k.count)).collect::<Vec<_>>(), vec![("vault", 2), ("app", 1)]);
+        assert_eq!(
+            kv.iter().map(|k| (k.name.as_str(), k.count)).collect::<Vec<_>>(),
+            vec![("vault", 2), ("app", 1)]
+        );
         assert_eq!(kv_stats(&s, 2, "vault/").len(), 2);
         assert_eq!(human_bytes(130), "130B");
         assert_eq!(human_bytes(1741), "1.7KB");

@@ -40,8 +40,8 @@ pub fn parse_agent_watches(raw: &[Value]) -> Result<(Vec<AgentWatch>, Vec<String
     let mut warnings = Vec::new();
     for (i, value) in raw.iter().enumerate() {
         let number = i + 1;
-        let (watch, deprecated_handler) =
-            parse_one(number, value).map_err(|e| format!("Failed to parse watch #{number} ({}): {e}", compact(value)))?;
+        let (watch, deprecated_handler) = parse_one(number, value)
+            .map_err(|e| format!("Failed to parse watch #{number} ({}): {e}", compact(value)))?;
         if deprecated_handler {
             warnings.push(format!(
                 "watch #{number}: the 'handler' field in watches has been deprecated and replaced with the 'args' field. See https://www.consul.io/docs/agent/watches.html"
@@ -143,7 +143,12 @@ pub struct AgentWatches {
 
 impl AgentWatches {
     /// Starts one task per watch; they all stop when `stop` fires.
-    pub fn start(watches: Vec<AgentWatch>, http_addrs: &[SocketAddr], stop: CancellationToken, tasks: &TaskTracker) -> Result<AgentWatches, String> {
+    pub fn start(
+        watches: Vec<AgentWatch>,
+        http_addrs: &[SocketAddr],
+        stop: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<AgentWatches, String> {
         let set = AgentWatches {
             address: local_http_address(http_addrs),
             current: std::sync::Mutex::new(stop.child_token()),
@@ -164,7 +169,8 @@ impl AgentWatches {
             plans.push((w, plan));
         }
         let stop = self.parent.child_token();
-        let old = std::mem::replace(&mut *self.current.lock().unwrap_or_else(|e| e.into_inner()), stop.clone());
+        let old =
+            std::mem::replace(&mut *self.current.lock().unwrap_or_else(|e| e.into_inner()), stop.clone());
         old.cancel();
         for (w, plan) in plans {
             tracing::debug!(target: "agent.watch", number = w.number, r#type = w.spec.kind.type_name(), "starting watch");
@@ -223,7 +229,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(w.len(), 3);
-        assert_eq!(w[0].handler, WatchHandlerSpec::Script(HandlerCommand::Args(vec!["/bin/echo".into(), "x".into()])));
+        assert_eq!(
+            w[0].handler,
+            WatchHandlerSpec::Script(HandlerCommand::Args(vec!["/bin/echo".into(), "x".into()]))
+        );
         assert_eq!(w[1].handler, WatchHandlerSpec::Script(HandlerCommand::Shell("echo hi".into())));
         assert!(matches!(&w[2].handler, WatchHandlerSpec::Http(c) if c.method == "POST"));
         assert_eq!(warnings.len(), 1);
@@ -237,13 +246,18 @@ mod tests {
         assert!(e.starts_with("Failed to parse watch #2 ("), "{e}");
         assert!(e.ends_with("Must specify a single key to watch"), "{e}");
         assert!(err(json!([{"type": "key", "key": "a"}])).ends_with("Must define a watch handler"));
-        assert!(err(json!([{"type": "key", "key": "a", "handler": "x", "args": ["y"]}])).ends_with("Only one watch handler allowed"));
+        assert!(err(json!([{"type": "key", "key": "a", "handler": "x", "args": ["y"]}]))
+            .ends_with("Only one watch handler allowed"));
         assert!(err(json!([{"type": "key", "key": "a", "handler_type": "carrier-pigeon", "args": ["y"]}]))
             .ends_with("Handler type 'carrier-pigeon' not recognized"));
-        assert!(err(json!([{"type": "connect_roots", "args": ["y"]}])).ends_with("Watch type connect_roots is not allowed in agent config"));
-        assert!(err(json!([{"type": "key", "key": "a", "args": "y"}])).ends_with("Watch args must be a list of strings"));
-        assert!(err(json!([{"type": "key", "key": "a", "handler": ["y"]}])).ends_with("Watch handler must be a string"));
-        assert!(err(json!([{"type": "key", "key": "a", "args": ["y"], "keey": 1}])).ends_with("Invalid parameters: [keey]"));
+        assert!(err(json!([{"type": "connect_roots", "args": ["y"]}]))
+            .ends_with("Watch type connect_roots is not allowed in agent config"));
+        assert!(err(json!([{"type": "key", "key": "a", "args": "y"}]))
+            .ends_with("Watch args must be a list of strings"));
+        assert!(err(json!([{"type": "key", "key": "a", "handler": ["y"]}]))
+            .ends_with("Watch handler must be a string"));
+        assert!(err(json!([{"type": "key", "key": "a", "args": ["y"], "keey": 1}]))
+            .ends_with("Invalid parameters: [keey]"));
         assert!(err(json!([{"type": "key", "key": "a", "handler_type": "http", "http_handler_config": {"path": "http://x"}, "args": ["y"]}]))
             .ends_with("Only one watch handler allowed"));
         assert!(err(json!(["key"])).ends_with("a watch must be an object"));

@@ -62,7 +62,9 @@ impl HttpHandlerConfig {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             // Consul decodes this field weakly: "true", 1 and friends work.
-            Some(Value::String(s)) => parse_go_bool(s).ok_or_else(|| format!("'tls_skip_verify' cannot parse {s:?} as bool"))?,
+            Some(Value::String(s)) => {
+                parse_go_bool(s).ok_or_else(|| format!("'tls_skip_verify' cannot parse {s:?} as bool"))?
+            }
             Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
             Some(other) => return Err(format!("'tls_skip_verify' expected a bool, got {other}")),
         };
@@ -77,7 +79,10 @@ impl HttpHandlerConfig {
         match tokio::time::timeout(self.timeout, self.send(index, body)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(format!("failed to invoke {what}: {e}")),
-            Err(_) => Err(format!("failed to invoke {what}: timed out after {}", crate::duration::format(self.timeout))),
+            Err(_) => Err(format!(
+                "failed to invoke {what}: timed out after {}",
+                crate::duration::format(self.timeout)
+            )),
         }
     }
 
@@ -88,11 +93,15 @@ impl HttpHandlerConfig {
             Some("https") => true,
             other => return Err(format!("unsupported URL scheme {:?}", other.unwrap_or(""))),
         };
-        let host = uri.host().ok_or("URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host =
+            uri.host().ok_or("URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
         let _ = tcp.set_nodelay(true);
-        let method = Method::from_bytes(self.method.as_bytes()).map_err(|_| format!("invalid method {:?}", self.method))?;
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("invalid method {:?}", self.method))?;
         let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host.as_str());
         let mut req = Request::builder()
@@ -134,7 +143,11 @@ where
         Ok(resp) => {
             let status = resp.status().as_u16();
             // Read at most a little more than we keep, then keep the tail.
-            let body = Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = Limited::new(resp.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             Ok((status, tail_text(&body)))
         }
         Err(e) => Err(e),
@@ -149,7 +162,11 @@ pub fn tail_text(all: &[u8]) -> String {
         return String::from_utf8_lossy(all).into_owned();
     }
     let start = all.len() - OUTPUT_LIMIT;
-    format!("Captured {OUTPUT_LIMIT} of {} bytes\n...\n{}", all.len(), String::from_utf8_lossy(all.get(start..).unwrap_or_default()))
+    format!(
+        "Captured {OUTPUT_LIMIT} of {} bytes\n...\n{}",
+        all.len(),
+        String::from_utf8_lossy(all.get(start..).unwrap_or_default())
+    )
 }
 
 fn parse_go_bool(s: &str) -> Option<bool> {
@@ -172,7 +189,8 @@ fn parse_headers(raw: Option<&Value>) -> Result<BTreeMap<String, Vec<String>>, S
         Some(_) => return Err("'header' expected a map of header names to lists of values".into()),
     };
     for (name, v) in obj {
-        hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("'header' has an invalid header name {name:?}"))?;
+        hyper::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("'header' has an invalid header name {name:?}"))?;
         let values: Vec<String> = match v {
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items
@@ -185,7 +203,8 @@ fn parse_headers(raw: Option<&Value>) -> Result<BTreeMap<String, Vec<String>>, S
             other => return Err(format!("'header.{name}' expected a list of strings, got {other}")),
         };
         for val in &values {
-            hyper::header::HeaderValue::from_str(val).map_err(|_| format!("'header.{name}' has an invalid value {val:?}"))?;
+            hyper::header::HeaderValue::from_str(val)
+                .map_err(|_| format!("'header.{name}' has an invalid value {val:?}"))?;
         }
         out.insert(name.clone(), values);
     }
@@ -228,6 +247,8 @@ mod tests {
     fn output_tail() {
         assert_eq!(tail_text(b"ok"), "ok");
         let big = vec![b'a'; OUTPUT_LIMIT + 10];
-        assert!(tail_text(&big).starts_with(&format!("Captured {OUTPUT_LIMIT} of {} bytes", OUTPUT_LIMIT + 10)));
+        assert!(
+            tail_text(&big).starts_with(&format!("Captured {OUTPUT_LIMIT} of {} bytes", OUTPUT_LIMIT + 10))
+        );
     }
 }

@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn go_shapes() {
         let v = json!({"Key": "a<b>&c", "List": [], "Map": {}, "N": 1});
-        assert_eq!(String::from_utf8(encode_line(&v)).unwrap(), "{\"Key\":\"a\\u003cb\\u003e\\u0026c\",\"List\":[],\"Map\":{},\"N\":1}\n");
+        assert_eq!(
+            String::from_utf8(encode_line(&v)).unwrap(),
+            "{\"Key\":\"a\\u003cb\\u003e\\u0026c\",\"List\":[],\"Map\":{},\"N\":1}\n"
+        );
         assert_eq!(
             encode_indented(&v),
             "{\n    \"Key\": \"a\\u003cb\\u003e\\u0026c\",\n    \"List\": [],\n    \"Map\": {},\n    \"N\": 1\n}"

@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn typed_values_and_messages() {
-        let mut p = params(json!({"key": "a", "stale": true, "tag": ["x", "y"], "name": 5, "passingonly": "yes"}));
+        let mut p =
+            params(json!({"key": "a", "stale": true, "tag": ["x", "y"], "name": 5, "passingonly": "yes"}));
         assert_eq!(p.string("key"), Ok(Some("a".into())));
         assert_eq!(p.string("missing"), Ok(None));
         assert_eq!(p.boolean("stale"), Ok(true));

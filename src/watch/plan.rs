@@ -147,7 +147,11 @@ impl Plan {
                             return;
                         }
                     }
-                    if no_index { NO_INDEX_PAUSE } else { Duration::ZERO }
+                    if no_index {
+                        NO_INDEX_PAUSE
+                    } else {
+                        Duration::ZERO
+                    }
                 }
             };
             if !pause.is_zero() {
@@ -167,7 +171,10 @@ impl Plan {
                 tracing::error!(target: "agent.watch", r#type = typ, error = %error, retry = %retry_text, "Watch errored");
             }
             ErrorReport::Stderr => {
-                eprintln!("{} [ERROR] watch: Watch errored: type={typ} error=\"{error}\" retry={retry_text}", crate::logging::timestamp());
+                eprintln!(
+                    "{} [ERROR] watch: Watch errored: type={typ} error=\"{error}\" retry={retry_text}",
+                    crate::logging::timestamp()
+                );
             }
         }
     }
@@ -192,7 +199,11 @@ mod tests {
     fn fires_at_start_then_only_on_real_changes() {
         let mut d = ChangeDetector::new(true);
         assert_eq!(d.wait_index(), 0);
-        assert_eq!(d.observe(answer(5, Value::Null)), Some((5, Value::Null)), "first answer fires, even when empty");
+        assert_eq!(
+            d.observe(answer(5, Value::Null)),
+            Some((5, Value::Null)),
+            "first answer fires, even when empty"
+        );
         assert_eq!(d.wait_index(), 5);
         assert_eq!(d.observe(answer(5, Value::Null)), None, "timeout: same index");
         assert_eq!(d.observe(answer(9, Value::Null)), None, "index moved but data did not");

@@ -41,7 +41,9 @@ pub fn request_path(spec: &WatchSpec, wait_index: u64) -> String {
             }
             format!("/v1/health/service/{}", encode(service))
         }
-        WatchKind::Checks { target: ChecksTarget::Service(s), .. } => format!("/v1/health/checks/{}", encode(s)),
+        WatchKind::Checks { target: ChecksTarget::Service(s), .. } => {
+            format!("/v1/health/checks/{}", encode(s))
+        }
         WatchKind::Checks { target: ChecksTarget::State(s), .. } => format!("/v1/health/state/{}", encode(s)),
         WatchKind::Event { name } => {
             if let Some(n) = name {
@@ -59,18 +61,27 @@ pub fn request_path(spec: &WatchSpec, wait_index: u64) -> String {
     if params.is_empty() {
         return path;
     }
-    let query: Vec<String> =
-        params.iter().map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={}", encode(v)) }).collect();
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={}", encode(v)) })
+        .collect();
     format!("{path}?{}", query.join("&"))
 }
 
 /// Runs one (blocking) query. `prev_index` is the index the previous
 /// answer carried; event watches use it to drop events already delivered.
-pub async fn fetch(client: &Client, spec: &WatchSpec, wait_index: u64, prev_index: Option<u64>) -> Result<Fetched, String> {
+pub async fn fetch(
+    client: &Client,
+    spec: &WatchSpec,
+    wait_index: u64,
+    prev_index: Option<u64>,
+) -> Result<Fetched, String> {
     let path = request_path(spec, wait_index);
     let resp = match tokio::time::timeout(REQUEST_GUARD, client.request(Method::GET, &path, None)).await {
         Ok(r) => r?,
-        Err(_) => return Err(format!("GET {path}: no answer within {}", crate::duration::format(REQUEST_GUARD))),
+        Err(_) => {
+            return Err(format!("GET {path}: no answer within {}", crate::duration::format(REQUEST_GUARD)))
+        }
     };
     let index = resp.index().unwrap_or(0);
     let is_kv = matches!(spec.kind, WatchKind::Key { .. } | WatchKind::KeyPrefix { .. });
@@ -78,9 +89,14 @@ pub async fn fetch(client: &Client, spec: &WatchSpec, wait_index: u64, prev_inde
         return Ok(Fetched { index, data: Value::Null });
     }
     if !resp.status.is_success() {
-        return Err(format!("Unexpected response code: {} ({})", resp.status.as_u16(), resp.text().trim_end()));
+        return Err(format!(
+            "Unexpected response code: {} ({})",
+            resp.status.as_u16(),
+            resp.text().trim_end()
+        ));
     }
-    let body: Value = serde_json::from_slice(&resp.body).map_err(|e| format!("failed to decode the answer to GET {path}: {e}"))?;
+    let body: Value = serde_json::from_slice(&resp.body)
+        .map_err(|e| format!("failed to decode the answer to GET {path}: {e}"))?;
     let data = shape(&spec.kind, body, prev_index);
     Ok(Fetched { index, data })
 }
@@ -106,7 +122,9 @@ pub fn shape(kind: &WatchKind, body: Value, prev_index: Option<u64>) -> Value {
             other => other,
         },
         WatchKind::Checks { tags, .. } if !tags.is_empty() => match body {
-            Value::Array(items) => Value::Array(items.into_iter().filter(|c| has_all_tags(c, tags)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().filter(|c| has_all_tags(c, tags)).collect())
+            }
             other => other,
         },
         WatchKind::Event { .. } => match body {
@@ -141,8 +159,11 @@ fn go_kv_pair(entry: Value) -> Value {
 }
 
 fn has_all_tags(check: &Value, tags: &[String]) -> bool {
-    let have: Vec<&str> =
-        check.get("ServiceTags").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let have: Vec<&str> = check
+        .get("ServiceTags")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     tags.iter().all(|t| have.contains(&t.as_str()))
 }
 
@@ -178,21 +199,41 @@ mod tests {
     use serde_json::json;
 
     fn spec(kind: WatchKind) -> WatchSpec {
-        WatchSpec { kind, datacenter: None, token: None, stale: false, handler_type: None, http_handler: None }
+        WatchSpec {
+            kind,
+            datacenter: None,
+            token: None,
+            stale: false,
+            handler_type: None,
+            http_handler: None,
+        }
     }
 
     #[test]
     fn paths() {
         assert_eq!(request_path(&spec(WatchKind::Key { key: "a b/c".into() }), 0), "/v1/kv/a%20b/c");
-        assert_eq!(request_path(&spec(WatchKind::KeyPrefix { prefix: "p/".into() }), 7), "/v1/kv/p/?recurse&index=7");
-        let s = spec(WatchKind::Service { service: "web".into(), tags: vec!["a".into(), "b".into()], passing_only: true });
+        assert_eq!(
+            request_path(&spec(WatchKind::KeyPrefix { prefix: "p/".into() }), 7),
+            "/v1/kv/p/?recurse&index=7"
+        );
+        let s = spec(WatchKind::Service {
+            service: "web".into(),
+            tags: vec!["a".into(), "b".into()],
+            passing_only: true,
+        });
         assert_eq!(request_path(&s, 3), "/v1/health/service/web?tag=a&tag=b&passing=1&index=3");
         let mut s = spec(WatchKind::Nodes);
         s.stale = true;
         assert_eq!(request_path(&s, 0), "/v1/catalog/nodes?stale");
-        assert_eq!(request_path(&spec(WatchKind::Event { name: Some("x".into()) }), 0), "/v1/event/list?name=x");
         assert_eq!(
-            request_path(&spec(WatchKind::Checks { target: ChecksTarget::State("critical".into()), tags: vec![] }), 0),
+            request_path(&spec(WatchKind::Event { name: Some("x".into()) }), 0),
+            "/v1/event/list?name=x"
+        );
+        assert_eq!(
+            request_path(
+                &spec(WatchKind::Checks { target: ChecksTarget::State("critical".into()), tags: vec![] }),
+                0
+            ),
             "/v1/health/state/critical"
         );
     }

@@ -29,7 +29,8 @@ impl HandlerCommand {
     pub fn command(&self) -> Result<Command, String> {
         match self {
             HandlerCommand::Shell(script) => {
-                let shell = std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into());
+                let shell =
+                    std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into());
                 let mut c = Command::new(shell);
                 c.arg("-c").arg(script);
                 Ok(c)
@@ -179,7 +180,12 @@ impl Tail {
     fn text(self) -> String {
         let kept: Vec<u8> = self.bytes.into_iter().collect();
         if self.total > kept.len() {
-            return format!("Captured {} of {} bytes\n...\n{}", kept.len(), self.total, String::from_utf8_lossy(&kept));
+            return format!(
+                "Captured {} of {} bytes\n...\n{}",
+                kept.len(),
+                self.total,
+                String::from_utf8_lossy(&kept)
+            );
         }
         tail_text(&kept)
     }
@@ -191,7 +197,11 @@ mod tests {
 
     #[tokio::test]
     async fn captured_run_sees_stdin_and_index() {
-        let cmd = HandlerCommand::Args(vec!["/bin/sh".into(), "-c".into(), "cat; echo \" $CONSUL_INDEX\"; echo oops >&2; exit 3".into()]);
+        let cmd = HandlerCommand::Args(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "cat; echo \" $CONSUL_INDEX\"; echo oops >&2; exit 3".into(),
+        ]);
         let r = run_captured(&cmd, 42, b"{\"a\":1}").await;
         assert_eq!(r.error.as_deref(), Some("exit status 3"));
         assert!(r.output.contains("{\"a\":1} 42"), "{}", r.output);

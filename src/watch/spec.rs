@@ -79,7 +79,10 @@ pub fn parse(map: Map<String, Value>, exempt: &[&str]) -> Result<(WatchSpec, Map
         let Some(raw) = p.take("http_handler_config") else {
             return Err("Handler type 'http' requires 'http_handler_config' to be set".into());
         };
-        Some(HttpHandlerConfig::parse(&raw).map_err(|e| format!("Failed to parse 'http_handler_config': {e}"))?)
+        Some(
+            HttpHandlerConfig::parse(&raw)
+                .map_err(|e| format!("Failed to parse 'http_handler_config': {e}"))?,
+        )
     } else {
         None
     };
@@ -137,7 +140,9 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             if let ChecksTarget::State(s) = &target {
                 // The agent would refuse it on every query; say so once, now.
                 if !matches!(s.as_str(), "any" | "passing" | "warning" | "critical") {
-                    return Err(format!("Invalid check state {s:?}: must be one of any, passing, warning, critical"));
+                    return Err(format!(
+                        "Invalid check state {s:?}: must be one of any, passing, warning, critical"
+                    ));
                 }
             }
             let tags = p.string_list("tag")?;
@@ -149,7 +154,9 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             return Ok((WatchKind::Event { name }, false));
         }
         other if UNSUPPORTED_CONNECT_TYPES.contains(&other) => {
-            return Err(format!("Unsupported watch type: {other} (Connect watches are not available in this agent)"));
+            return Err(format!(
+                "Unsupported watch type: {other} (Connect watches are not available in this agent)"
+            ));
         }
         other => return Err(format!("Unsupported watch type: {other}")),
     };
@@ -175,8 +182,12 @@ mod tests {
         assert_eq!(s.kind, WatchKind::Key { key: "a/b".into() });
         assert!(s.stale);
         assert_eq!(s.datacenter.as_deref(), Some("dc2"));
-        let s = parse_json(json!({"type": "service", "service": "web", "tag": "v1", "passingonly": true})).unwrap();
-        assert_eq!(s.kind, WatchKind::Service { service: "web".into(), tags: vec!["v1".into()], passing_only: true });
+        let s = parse_json(json!({"type": "service", "service": "web", "tag": "v1", "passingonly": true}))
+            .unwrap();
+        assert_eq!(
+            s.kind,
+            WatchKind::Service { service: "web".into(), tags: vec!["v1".into()], passing_only: true }
+        );
         let s = parse_json(json!({"type": "checks"})).unwrap();
         assert_eq!(s.kind, WatchKind::Checks { target: ChecksTarget::State("any".into()), tags: vec![] });
         let s = parse_json(json!({"type": "checks", "service": "web"})).unwrap();
@@ -195,7 +206,10 @@ mod tests {
         assert_eq!(err(json!({"type": "key"})), "Must specify a single key to watch");
         assert_eq!(err(json!({"type": "keyprefix"})), "Must specify a single prefix to watch");
         assert_eq!(err(json!({"type": "service"})), "Must specify a single service to watch");
-        assert_eq!(err(json!({"type": "checks", "service": "a", "state": "passing"})), "Cannot specify service and state");
+        assert_eq!(
+            err(json!({"type": "checks", "service": "a", "state": "passing"})),
+            "Cannot specify service and state"
+        );
         assert_eq!(err(json!({"type": "key", "key": "a", "prefix": "b"})), "Invalid parameters: [prefix]");
         assert_eq!(err(json!({"type": "event", "stale": true})), "Invalid parameters: [stale]");
         assert_eq!(err(json!({"type": "key", "key": 3})), "Expecting key to be a string");

@@ -8,7 +8,9 @@ use crate::scenario::{Config, Outcome, Schedule};
 use crate::workload::{kv_op, Shared};
 use consul::lincheck::locks::{check_mutual_exclusion, holds_from_events};
 use consul::lincheck::properties::{check_durability, check_no_phantom_reads};
-use consul::lincheck::{check_linearizability, Call, CheckOptions, Operation, Outcome as OpOutcome, ReadMode, Ret, Verdict};
+use consul::lincheck::{
+    check_linearizability, Call, CheckOptions, Operation, Outcome as OpOutcome, ReadMode, Ret, Verdict,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +26,13 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
     let deadline = Instant::now() + Duration::from_secs(60);
     for key in &keys {
         loop {
-            let target = cluster.agreed_leader().map(|l| cluster.server(l).http()).or_else(|| cluster.targets().first().copied());
-            let got = target.and_then(|t| kv_op(&sh, FINAL_CLIENT, t, Call::Read { key: key.clone(), mode: ReadMode::Consistent }));
+            let target = cluster
+                .agreed_leader()
+                .map(|l| cluster.server(l).http())
+                .or_else(|| cluster.targets().first().copied());
+            let got = target.and_then(|t| {
+                kv_op(&sh, FINAL_CLIENT, t, Call::Read { key: key.clone(), mode: ReadMode::Consistent })
+            });
             if let Some((value, _)) = got {
                 finals.insert(key.clone(), value);
                 break;
@@ -99,7 +106,8 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
         o.problems.push("INVALID: no operation completed".into());
     }
     if scheduled.iter().any(|f| f.moves_leader()) && o.leader_changes == 0 {
-        o.problems.push("INVALID: leader-moving faults were scheduled but no leader change was observed".into());
+        o.problems
+            .push("INVALID: leader-moving faults were scheduled but no leader change was observed".into());
     }
     if scheduled.iter().any(|f| f.is_partition()) && o.tally.partitions_applied == 0 {
         o.problems.push("INVALID: partitions were scheduled but none was applied".into());
@@ -117,7 +125,9 @@ pub fn judge_history(history: &[Operation], finals: &BTreeMap<String, Option<Str
     let options = CheckOptions { threads: 2, ..CheckOptions::default() };
     match check_linearizability(history, &options) {
         Ok(report) => match report.verdict() {
-            Verdict::Linearizable => eprintln!("[faults] linearizability: {}", report.to_string().lines().next().unwrap_or("")),
+            Verdict::Linearizable => {
+                eprintln!("[faults] linearizability: {}", report.to_string().lines().next().unwrap_or(""))
+            }
             Verdict::NotLinearizable => {
                 for v in report.violations() {
                     o.anomaly("not-linearizable", v.to_string());
@@ -135,7 +145,10 @@ pub fn judge_history(history: &[Operation], finals: &BTreeMap<String, Option<Str
         o.anomaly("lost-write", l.to_string());
     }
     for (k, v) in &d.phantom_finals {
-        o.anomaly("phantom-final-value", format!("key {k:?} ends with {v:?}, which nobody could have written"));
+        o.anomaly(
+            "phantom-final-value",
+            format!("key {k:?} ends with {v:?}, which nobody could have written"),
+        );
     }
 }
 

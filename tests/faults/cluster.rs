@@ -64,7 +64,13 @@ impl Cluster {
     /// Starts `n` servers with `bootstrap_expect = n`, all retry-joining each other.
     pub fn start(n: usize, bug: Option<&str>, out_dir: &Path) -> Result<Cluster, String> {
         let net = Net::create()?;
-        let mut c = Cluster { net, servers: Vec::new(), out_dir: out_dir.to_path_buf(), bug: bug.map(str::to_string), unexpected: Vec::new() };
+        let mut c = Cluster {
+            net,
+            servers: Vec::new(),
+            out_dir: out_dir.to_path_buf(),
+            bug: bug.map(str::to_string),
+            unexpected: Vec::new(),
+        };
         let ips: Vec<Ipv4Addr> = (0..n).map(Net::node_ip).collect();
         for i in 0..n {
             let join = ips.iter().copied().filter(|j| *j != Net::node_ip(i)).collect();
@@ -74,7 +80,12 @@ impl Cluster {
     }
 
     /// Creates and starts server `i` (a namespace, a data dir, a process).
-    pub fn add_server(&mut self, i: usize, join: Vec<Ipv4Addr>, bootstrap_expect: Option<usize>) -> Result<(), String> {
+    pub fn add_server(
+        &mut self,
+        i: usize,
+        join: Vec<Ipv4Addr>,
+        bootstrap_expect: Option<usize>,
+    ) -> Result<(), String> {
         let ns = self.net.add_node(i)?;
         let data_dir = self.out_dir.join(format!("s{i}-data"));
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -127,7 +138,12 @@ impl Cluster {
             Some(b) => cmd.env("CONSUL_RS_INJECT_BUG", b),
             None => cmd.env_remove("CONSUL_RS_INJECT_BUG"),
         };
-        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(|e| format!("starting {}: {e}", s.name))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", s.name))?;
         s.child = Some(child);
         s.logs.push(log);
         s.state = State::Running;
@@ -189,7 +205,8 @@ impl Cluster {
             .env("CONSUL_HTTP_ADDR", format!("http://{}", s.http()))
             .output()
             .map_err(|e| format!("running consul {}: {e}", args.join(" ")))?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if out.status.success() {
             Ok(text)
         } else {
@@ -209,7 +226,11 @@ impl Cluster {
             if let Some(status) = done {
                 self.servers[p].child = None;
                 self.servers[p].state = State::Removed;
-                return if status.success() { Ok(()) } else { Err(format!("s{i} exited with {status} after leaving")) };
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("s{i} exited with {status} after leaving"))
+                };
             }
             if Instant::now() > deadline {
                 return Err(format!("s{i} did not exit within {timeout:?} of leaving"));
@@ -247,7 +268,9 @@ impl Cluster {
 
     /// The leader server `i` names, if any.
     pub fn leader_seen_by(&self, i: usize) -> Option<String> {
-        let r = http::request(self.server(i).http(), "GET", "/v1/status/leader", None, Duration::from_secs(2)).ok()?;
+        let r =
+            http::request(self.server(i).http(), "GET", "/v1/status/leader", None, Duration::from_secs(2))
+                .ok()?;
         let l: String = serde_json::from_slice(&r.body).ok()?;
         (r.status == 200 && !l.is_empty()).then_some(l)
     }
@@ -283,7 +306,14 @@ impl Cluster {
 
     /// Raft voters according to server `i`.
     pub fn voters(&self, i: usize) -> Option<usize> {
-        let r = http::request(self.server(i).http(), "GET", "/v1/operator/raft/configuration", None, Duration::from_secs(3)).ok()?;
+        let r = http::request(
+            self.server(i).http(),
+            "GET",
+            "/v1/operator/raft/configuration",
+            None,
+            Duration::from_secs(3),
+        )
+        .ok()?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
         Some(v["Servers"].as_array()?.iter().filter(|s| s["Voter"] == true).count())
     }
@@ -293,7 +323,11 @@ impl Cluster {
         for s in &mut self.servers {
             if let Some(c) = s.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    self.unexpected.push(format!("{} exited unexpectedly with {status} (log {})", s.name, s.logs.last().map(|l| l.display().to_string()).unwrap_or_default()));
+                    self.unexpected.push(format!(
+                        "{} exited unexpectedly with {status} (log {})",
+                        s.name,
+                        s.logs.last().map(|l| l.display().to_string()).unwrap_or_default()
+                    ));
                     s.child = None;
                     s.state = State::Killed;
                 }
@@ -317,14 +351,21 @@ impl Cluster {
 
     /// Whether the current incarnation of server `i` has logged `needle`.
     pub fn latest_log_contains(&self, i: usize, needle: &str) -> bool {
-        self.server(i).logs.last().is_some_and(|l| std::fs::read_to_string(l).unwrap_or_default().contains(needle))
+        self.server(i)
+            .logs
+            .last()
+            .is_some_and(|l| std::fs::read_to_string(l).unwrap_or_default().contains(needle))
     }
 
     /// WAL segments of server `i`, in order.
     fn segments(&self, i: usize) -> Vec<PathBuf> {
         let dir = self.server(i).data_dir.join("raft").join("wal");
         let mut segs: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+                    .collect()
+            })
             .unwrap_or_default();
         segs.sort();
         segs
@@ -349,7 +390,10 @@ impl Cluster {
             let Ok(synced) = txt.trim().parse::<u64>() else { continue };
             let len = std::fs::metadata(seg).map_err(|e| format!("{}: {e}", seg.display()))?.len();
             if synced < len {
-                let f = std::fs::OpenOptions::new().write(true).open(seg).map_err(|e| format!("{}: {e}", seg.display()))?;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(seg)
+                    .map_err(|e| format!("{}: {e}", seg.display()))?;
                 f.set_len(synced).map_err(|e| format!("{}: {e}", seg.display()))?;
                 cut += len - synced;
             }
@@ -357,7 +401,10 @@ impl Cluster {
         let mut added = 0;
         if let Some(last) = segs.last() {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().append(true).open(last).map_err(|e| format!("{}: {e}", last.display()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(last)
+                .map_err(|e| format!("{}: {e}", last.display()))?;
             f.write_all(torn).map_err(|e| format!("{}: {e}", last.display()))?;
             added = torn.len() as u64;
         }

@@ -26,7 +26,13 @@ pub struct DelayProxy {
 impl DelayProxy {
     /// Listens on `listen` (ip, port → destination) inside namespace `ns`;
     /// each chunk waits `base` ± `jitter`.
-    pub fn start(ns: &str, routes: &[(SocketAddr, SocketAddr)], base: Duration, jitter: Duration, seed: u64) -> Result<DelayProxy, String> {
+    pub fn start(
+        ns: &str,
+        routes: &[(SocketAddr, SocketAddr)],
+        base: Duration,
+        jitter: Duration,
+        seed: u64,
+    ) -> Result<DelayProxy, String> {
         let p = DelayProxy {
             stop: Arc::default(),
             listeners: Vec::new(),
@@ -38,10 +44,13 @@ impl DelayProxy {
         for (n, (listen, dest)) in routes.iter().copied().enumerate() {
             let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
             let ns = ns.to_string();
-            let (stop, streams, conns, bytes) = (p.stop.clone(), p.streams.clone(), p.connections.clone(), p.bytes.clone());
+            let (stop, streams, conns, bytes) =
+                (p.stop.clone(), p.streams.clone(), p.connections.clone(), p.bytes.clone());
             let seed = seed.wrapping_add(n as u64);
             let h = std::thread::spawn(move || {
-                let listener = match crate::net::enter(&ns).and_then(|()| TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))) {
+                let listener = match crate::net::enter(&ns)
+                    .and_then(|()| TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}")))
+                {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -55,7 +64,10 @@ impl DelayProxy {
                     match listener.accept() {
                         Ok((inbound, _)) => {
                             let _ = inbound.set_nonblocking(false);
-                            let Ok(outbound) = TcpStream::connect_timeout(&dest, Duration::from_secs(1)) else { continue };
+                            let Ok(outbound) = TcpStream::connect_timeout(&dest, Duration::from_secs(1))
+                            else {
+                                continue;
+                            };
                             conns.fetch_add(1, Ordering::Relaxed);
                             let mut keep = streams.lock().unwrap_or_else(|e| e.into_inner());
                             for s in [&inbound, &outbound] {
@@ -70,7 +82,9 @@ impl DelayProxy {
                                 }
                             }
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
                         Err(_) => std::thread::sleep(Duration::from_millis(20)),
                     }
                 }
@@ -95,7 +109,14 @@ impl DelayProxy {
 
 /// Copies `from` → `to`, each chunk held until its due time (never earlier
 /// than the previous chunk's, so order is kept).
-fn pump(mut from: TcpStream, mut to: TcpStream, base: Duration, jitter: Duration, seed: u64, bytes: Arc<AtomicU64>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    base: Duration,
+    jitter: Duration,
+    seed: u64,
+    bytes: Arc<AtomicU64>,
+) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
         let mut rng = StdRng::seed_from_u64(seed);

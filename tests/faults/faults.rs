@@ -122,12 +122,22 @@ pub struct Injector<'a> {
 
 /// A partial WAL record: a header announcing 4 KiB of payload and only a
 /// few bytes of it, as a write cut short by a crash leaves.
-const TORN: [u8; 24] = [0, 16, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+const TORN: [u8; 24] =
+    [0, 16, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
 impl<'a> Injector<'a> {
     pub fn new(cluster: &'a mut Cluster, sh: Arc<Shared>, rng: StdRng, hold: Duration) -> Injector<'a> {
         let next_server = cluster.servers.len();
-        Injector { cluster, sh, rng, tally: Tally::default(), hold, regain_bound: Duration::from_secs(20), next_server, probe_round: 0 }
+        Injector {
+            cluster,
+            sh,
+            rng,
+            tally: Tally::default(),
+            hold,
+            regain_bound: Duration::from_secs(20),
+            next_server,
+            probe_round: 0,
+        }
     }
 
     fn sync_targets(&self) {
@@ -140,7 +150,10 @@ impl<'a> Injector<'a> {
     }
 
     fn leader(&mut self) -> Result<usize, String> {
-        self.cluster.wait_leader(self.regain_bound).map(|(l, _)| l).ok_or_else(|| "no agreed leader before the fault".to_string())
+        self.cluster
+            .wait_leader(self.regain_bound)
+            .map(|(l, _)| l)
+            .ok_or_else(|| "no agreed leader before the fault".to_string())
     }
 
     fn follower(&mut self, leader: usize) -> Result<usize, String> {
@@ -173,10 +186,19 @@ impl<'a> Injector<'a> {
         self.sync_targets();
         match self.cluster.wait_leader(self.regain_bound) {
             Some((_, took)) => self.tally.leader_regain.push((fault.name(), took)),
-            None => self.tally.problems.push(format!("no leader agreed within {:?} after healing {}", self.regain_bound, fault.name())),
+            None => self.tally.problems.push(format!(
+                "no leader agreed within {:?} after healing {}",
+                self.regain_bound,
+                fault.name()
+            )),
         }
         self.cluster.check_exits();
-        eprintln!("[faults] {:>6.1}s healed {} after {:.1}s", self.sh.rec.now() as f64 / 1e9, fault.name(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "[faults] {:>6.1}s healed {} after {:.1}s",
+            self.sh.rec.now() as f64 / 1e9,
+            fault.name(),
+            started.elapsed().as_secs_f64()
+        );
     }
 
     fn apply(&mut self, fault: Fault) -> Result<(), String> {
@@ -215,7 +237,8 @@ impl<'a> Injector<'a> {
                         minority.push(*m);
                     }
                 }
-                let majority: Vec<usize> = members.iter().copied().filter(|m| !minority.contains(m)).collect();
+                let majority: Vec<usize> =
+                    members.iter().copied().filter(|m| !minority.contains(m)).collect();
                 self.cut(&minority, &majority)?;
                 std::thread::sleep(self.hold_for());
                 Ok(())
@@ -280,13 +303,25 @@ impl<'a> Injector<'a> {
         let port = |i: usize| 9300 + i as u16;
         let routes: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = members
             .iter()
-            .map(|i| (std::net::SocketAddr::from((crate::net::CLIENT_IP, port(*i))), std::net::SocketAddr::from((self.cluster.server(*i).ip, 8300))))
+            .map(|i| {
+                (
+                    std::net::SocketAddr::from((crate::net::CLIENT_IP, port(*i))),
+                    std::net::SocketAddr::from((self.cluster.server(*i).ip, 8300)),
+                )
+            })
             .collect();
         let seed = self.rng.random();
-        let proxy = crate::delay::DelayProxy::start(&self.cluster.net.client_ns, &routes, Duration::from_millis(75), Duration::from_millis(50), seed)?;
+        let proxy = crate::delay::DelayProxy::start(
+            &self.cluster.net.client_ns,
+            &routes,
+            Duration::from_millis(75),
+            Duration::from_millis(50),
+            seed,
+        )?;
         let mut applied = Ok(());
         for i in &members {
-            let via = members.iter().filter(|j| *j != i).map(|j| (self.cluster.server(*j).ip, port(*j))).collect();
+            let via =
+                members.iter().filter(|j| *j != i).map(|j| (self.cluster.server(*j).ip, port(*j))).collect();
             if let Err(e) = self.cluster.set_rules(*i, &Rules { delay_via: via, ..Rules::default() }) {
                 applied = Err(e);
                 break;
@@ -312,7 +347,9 @@ impl<'a> Injector<'a> {
 
     /// Blocks traffic between every server of `a` and every server of `b`.
     fn cut(&mut self, a: &[usize], b: &[usize]) -> Result<(), String> {
-        let ips = |set: &[usize]| -> BTreeSet<Ipv4Addr> { set.iter().map(|i| self.cluster.server(*i).ip).collect() };
+        let ips = |set: &[usize]| -> BTreeSet<Ipv4Addr> {
+            set.iter().map(|i| self.cluster.server(*i).ip).collect()
+        };
         let (ia, ib) = (ips(a), ips(b));
         for i in a {
             self.cluster.set_rules(*i, &Rules { blocked: ib.clone(), ..Rules::default() })?;
@@ -355,7 +392,11 @@ impl<'a> Injector<'a> {
         self.sync_targets();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let pending: Vec<usize> = victims.iter().copied().filter(|v| !self.cluster.latest_log_contains(*v, "discarded a torn tail")).collect();
+            let pending: Vec<usize> = victims
+                .iter()
+                .copied()
+                .filter(|v| !self.cluster.latest_log_contains(*v, "discarded a torn tail"))
+                .collect();
             if pending.is_empty() {
                 self.tally.torn_tails_discarded += victims.len();
                 return Ok(());
@@ -404,7 +445,9 @@ impl<'a> Injector<'a> {
         // Autopilot removes dead servers and re-adds them when they come
         // back; start from a configuration with every member a voter.
         let before = self.cluster.members().len();
-        let settled = wait(Duration::from_secs(40), || self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before));
+        let settled = wait(Duration::from_secs(40), || {
+            self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before)
+        });
         if !settled {
             return Err(format!("the configuration never settled at {before} voters before the change"));
         }
@@ -413,7 +456,9 @@ impl<'a> Injector<'a> {
         let join: Vec<Ipv4Addr> = self.cluster.members().iter().map(|i| self.cluster.server(*i).ip).collect();
         self.cluster.add_server(idx, join, None)?;
         self.sync_targets();
-        let grown = wait(Duration::from_secs(40), || self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before + 1));
+        let grown = wait(Duration::from_secs(40), || {
+            self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before + 1)
+        });
         if !grown {
             return Err(format!("s{idx} never became a voter ({before} voters before)"));
         }
@@ -423,7 +468,9 @@ impl<'a> Injector<'a> {
         self.cluster.cli(idx, &["leave"])?;
         self.cluster.wait_left(idx, Duration::from_secs(30))?;
         self.sync_targets();
-        let shrunk = wait(Duration::from_secs(30), || self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before));
+        let shrunk = wait(Duration::from_secs(30), || {
+            self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before)
+        });
         if !shrunk {
             return Err(format!("configuration never shrank back to {before} voters after s{idx} left"));
         }
@@ -444,13 +491,20 @@ impl<'a> Injector<'a> {
         let (a, b) = (self.cluster.server(a_srv).http(), self.cluster.server(b_srv).http());
         let sid_a = create_session(a, "3s")?;
         let sid_b = create_session(b, "3s")?;
-        let r = http::request(a, "PUT", &format!("/v1/kv/{lock}?acquire={sid_a}"), Some(b"A"), TIMEOUT).map_err(|e| e.to_string())?;
+        let r = http::request(a, "PUT", &format!("/v1/kv/{lock}?acquire={sid_a}"), Some(b"A"), TIMEOUT)
+            .map_err(|e| e.to_string())?;
         if r.status != 200 || r.text().trim() != "true" {
             return Err(format!("holder A could not take {lock}: {} {}", r.status, r.text()));
         }
         let rec = &self.sh.rec;
-        self.sh.lock_event(LockEvent::Acquired { lock: lock.clone(), holder: sid_a.clone(), at: rec.now(), lock_index: None });
-        let r = http::request(b, "PUT", &format!("/v1/session/destroy/{sid_a}"), None, TIMEOUT).map_err(|e| e.to_string())?;
+        self.sh.lock_event(LockEvent::Acquired {
+            lock: lock.clone(),
+            holder: sid_a.clone(),
+            at: rec.now(),
+            lock_index: None,
+        });
+        let r = http::request(b, "PUT", &format!("/v1/session/destroy/{sid_a}"), None, TIMEOUT)
+            .map_err(|e| e.to_string())?;
         if r.status != 200 {
             return Err(format!("destroying A's session: {} {}", r.status, r.text()));
         }
@@ -462,14 +516,35 @@ impl<'a> Injector<'a> {
             crate::net::enter(&ns)?;
             let deadline = Instant::now() + Duration::from_secs(8);
             loop {
-                let r = http::request(b, "PUT", &format!("/v1/kv/{lock_b}?acquire={sid_b2}"), Some(b"B"), TIMEOUT);
+                let r = http::request(
+                    b,
+                    "PUT",
+                    &format!("/v1/kv/{lock_b}?acquire={sid_b2}"),
+                    Some(b"B"),
+                    TIMEOUT,
+                );
                 if let Ok(r) = r {
                     if r.status == 200 && r.text().trim() == "true" {
                         let waited = destroyed.elapsed();
-                        sh.lock_event(LockEvent::Acquired { lock: lock_b.clone(), holder: sid_b2.clone(), at: sh.rec.now(), lock_index: None });
+                        sh.lock_event(LockEvent::Acquired {
+                            lock: lock_b.clone(),
+                            holder: sid_b2.clone(),
+                            at: sh.rec.now(),
+                            lock_index: None,
+                        });
                         std::thread::sleep(Duration::from_millis(100));
-                        sh.lock_event(LockEvent::ReleaseInvoked { lock: lock_b.clone(), holder: sid_b2.clone(), at: sh.rec.now() });
-                        let _ = http::request(b, "PUT", &format!("/v1/kv/{lock_b}?release={sid_b2}"), None, TIMEOUT);
+                        sh.lock_event(LockEvent::ReleaseInvoked {
+                            lock: lock_b.clone(),
+                            holder: sid_b2.clone(),
+                            at: sh.rec.now(),
+                        });
+                        let _ = http::request(
+                            b,
+                            "PUT",
+                            &format!("/v1/kv/{lock_b}?release={sid_b2}"),
+                            None,
+                            TIMEOUT,
+                        );
                         return Ok(waited);
                     }
                 }
@@ -487,18 +562,27 @@ impl<'a> Injector<'a> {
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 let holder = v.get(0).and_then(|e| e["Session"].as_str()).unwrap_or("");
                 if (r.status == 200 || r.status == 404) && holder != sid_a {
-                    self.sh.lock_event(LockEvent::SessionInvalidated { holder: sid_a.clone(), at: self.sh.rec.now() });
+                    self.sh.lock_event(LockEvent::SessionInvalidated {
+                        holder: sid_a.clone(),
+                        at: self.sh.rec.now(),
+                    });
                     break;
                 }
             }
             if Instant::now() > deadline {
-                self.sh.lock_event(LockEvent::SessionInvalidated { holder: sid_a.clone(), at: self.sh.rec.now() });
+                self.sh.lock_event(LockEvent::SessionInvalidated {
+                    holder: sid_a.clone(),
+                    at: self.sh.rec.now(),
+                });
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         let waited = b_thread.join().map_err(|_| "holder B panicked".to_string())??;
-        eprintln!("[faults] lock-delay probe: B took the lock {:.2}s after A's session was destroyed", waited.as_secs_f64());
+        eprintln!(
+            "[faults] lock-delay probe: B took the lock {:.2}s after A's session was destroyed",
+            waited.as_secs_f64()
+        );
         self.tally.lock_waits.push(waited);
         let _ = http::request(b, "PUT", &format!("/v1/session/destroy/{sid_b}"), None, TIMEOUT);
         Ok(())

@@ -35,13 +35,23 @@ impl std::fmt::Display for HttpError {
     }
 }
 
-pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>, timeout: Duration) -> Result<Resp, HttpError> {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Resp, HttpError> {
     let deadline = Instant::now() + timeout;
     let connect_timeout = timeout.min(Duration::from_secs(1));
-    let mut s = TcpStream::connect_timeout(&addr, connect_timeout).map_err(|e| HttpError::NotSent(format!("connect {addr}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, connect_timeout)
+        .map_err(|e| HttpError::NotSent(format!("connect {addr}: {e}")))?;
     let after = |e: std::io::Error| HttpError::AfterSend(format!("{method} {path} on {addr}: {e}"));
     let body = body.unwrap_or(&[]);
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let mut req = head.into_bytes();
     req.extend_from_slice(body);
     s.set_write_timeout(Some(remaining(deadline)?)).map_err(after)?;
@@ -70,11 +80,18 @@ fn remaining(deadline: Instant) -> Result<Duration, HttpError> {
 }
 
 fn parse(raw: &[u8]) -> Result<Resp, String> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("response cut short before the end of its headers")?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("response cut short before the end of its headers")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let status: u16 = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(format!("bad status line {status_line:?}"))?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(format!("bad status line {status_line:?}"))?;
     let mut chunked = false;
     let mut length: Option<usize> = None;
     for line in lines {
@@ -106,7 +123,8 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
     loop {
         let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or("chunk size line cut short")?;
         let size_txt = String::from_utf8_lossy(&rest[..eol]);
-        let size = usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16).map_err(|e| format!("bad chunk size: {e}"))?;
+        let size = usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|e| format!("bad chunk size: {e}"))?;
         rest = &rest[eol + 2..];
         if size == 0 {
             return Ok(out);

@@ -65,7 +65,12 @@ fn assert_caught(o: &Outcome, kinds: &[&str]) {
     report(o);
     let invalid: Vec<&String> = o.problems.iter().filter(|p| p.starts_with("INVALID")).collect();
     assert!(invalid.is_empty(), "run {} is not valid:\n{}", o.name, o.summary());
-    assert!(kinds.iter().any(|k| o.anomalies.contains_key(k)), "run {} did not catch the injected bug (wanted one of {kinds:?}):\n{}", o.name, o.summary());
+    assert!(
+        kinds.iter().any(|k| o.anomalies.contains_key(k)),
+        "run {} did not catch the injected bug (wanted one of {kinds:?}):\n{}",
+        o.name,
+        o.summary()
+    );
     if std::env::var_os("FAULTS_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&o.out_dir);
     }
@@ -96,7 +101,8 @@ fn short_run() {
 #[test]
 fn injected_local_reads_are_caught() {
     need_netns!();
-    let mut cfg = base("bug-local-reads", 7, Schedule::Fixed(vec![Fault::IsolateMinority, Fault::IsolateMinority]));
+    let mut cfg =
+        base("bug-local-reads", 7, Schedule::Fixed(vec![Fault::IsolateMinority, Fault::IsolateMinority]));
     cfg.bug = Some("local-reads");
     cfg.lock_clients = 0;
     assert_caught(&scenario::run(cfg), &["not-linearizable"]);
@@ -116,7 +122,8 @@ fn injected_ack_before_fsync_is_caught() {
 #[test]
 fn injected_no_lock_delay_is_caught() {
     need_netns!();
-    let mut cfg = base("bug-no-lock-delay", 13, Schedule::Fixed(vec![Fault::LockDelayProbe, Fault::LockDelayProbe]));
+    let mut cfg =
+        base("bug-no-lock-delay", 13, Schedule::Fixed(vec![Fault::LockDelayProbe, Fault::LockDelayProbe]));
     cfg.bug = Some("no-lock-delay");
     cfg.kv_clients = 2;
     assert_caught(&scenario::run(cfg), &["lock-two-holders"]);
@@ -133,7 +140,8 @@ fn long_run() {
     let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
     });
-    let mut cfg = base("long", seed, Schedule::Random { kinds: Fault::ALL.to_vec(), total: Duration::from_secs(secs) });
+    let mut cfg =
+        base("long", seed, Schedule::Random { kinds: Fault::ALL.to_vec(), total: Duration::from_secs(secs) });
     cfg.hold = Duration::from_secs(4);
     cfg.calm = Duration::from_secs(3);
     cfg.kv_clients = 8;
@@ -190,7 +198,9 @@ fn recheck() {
 fn single_fault() {
     need_netns!();
     let name = std::env::var("FAULTS_KIND").unwrap_or_default();
-    let Some(kind) = Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name) else {
+    let Some(kind) =
+        Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name)
+    else {
         let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
         panic!("set FAULTS_KIND to one of {names:?}");
     };

@@ -76,12 +76,18 @@ fn reap_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name.strip_prefix("crsf-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Some(pid) =
+            name.strip_prefix("crsf-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
         if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
-            for p in String::from_utf8_lossy(&pids.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            for p in
+                String::from_utf8_lossy(&pids.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok())
+            {
                 // SAFETY: kill(2) on a process left inside a namespace of a dead harness run.
                 unsafe {
                     libc::kill(p, libc::SIGKILL);
@@ -120,7 +126,8 @@ impl Net {
     pub fn create() -> Result<Net, String> {
         let prefix = format!("crsf-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let hub = format!("{prefix}-hub");
-        let net = Net { client_ns: format!("{prefix}-c"), hub: hub.clone(), prefix, created: Mutex::default() };
+        let net =
+            Net { client_ns: format!("{prefix}-c"), hub: hub.clone(), prefix, created: Mutex::default() };
         net.add_ns(&hub)?;
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &hub, "link", "set", "br0", "up"])?;
@@ -171,9 +178,14 @@ impl Net {
             output.push_str(&format!("    ip daddr {{ {} }} drop\n", set.join(", ")));
         }
         if rules.drop_percent > 0 {
-            let peers: Vec<String> = servers.iter().filter(|a| **a != Net::node_ip(i)).map(|a| a.to_string()).collect();
+            let peers: Vec<String> =
+                servers.iter().filter(|a| **a != Net::node_ip(i)).map(|a| a.to_string()).collect();
             if !peers.is_empty() {
-                input.push_str(&format!("    ip saddr {{ {} }} numgen random mod 100 < {} drop\n", peers.join(", "), rules.drop_percent));
+                input.push_str(&format!(
+                    "    ip saddr {{ {} }} numgen random mod 100 < {} drop\n",
+                    peers.join(", "),
+                    rules.drop_percent
+                ));
             }
         }
         let mut nat = String::new();
@@ -181,7 +193,10 @@ impl Net {
             let dests: Vec<String> = rules.delay_via.iter().map(|(a, _)| a.to_string()).collect();
             // Connections made before the redirect bypass the proxy: reset
             // them so the RPC pool reconnects (through the DNAT below).
-            output.push_str(&format!("    ip daddr {{ {} }} tcp dport 8300 reject with tcp reset\n", dests.join(", ")));
+            output.push_str(&format!(
+                "    ip daddr {{ {} }} tcp dport 8300 reject with tcp reset\n",
+                dests.join(", ")
+            ));
             for (dest, port) in &rules.delay_via {
                 nat.push_str(&format!("    ip daddr {dest} tcp dport 8300 dnat ip to {CLIENT_IP}:{port}\n"));
             }

@@ -118,7 +118,12 @@ fn indent(s: &str) -> String {
 /// Watches the servers' Raft terms and leaders; counts leader changes: a
 /// new (term, leader) pair that every answering server agrees on, after the
 /// first. A leader re-elected in a new term (after a power loss) counts.
-fn leader_monitor(sh: Arc<Shared>, ns: String, stop: Arc<AtomicBool>, changes: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+fn leader_monitor(
+    sh: Arc<Shared>,
+    ns: String,
+    stop: Arc<AtomicBool>,
+    changes: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         if crate::net::enter(&ns).is_err() {
             return;
@@ -132,8 +137,11 @@ fn leader_monitor(sh: Arc<Shared>, ns: String, stop: Arc<AtomicBool>, changes: A
                     let r = crate::http::request(t, "GET", path, None, Duration::from_millis(800)).ok()?;
                     serde_json::from_slice(&r.body).ok()
                 };
-                let term = get("/v1/agent/self").and_then(|v| v["Stats"]["raft"]["term"].as_str().map(str::to_string));
-                let leader = get("/v1/status/leader").and_then(|v| v.as_str().map(str::to_string)).filter(|l| !l.is_empty());
+                let term = get("/v1/agent/self")
+                    .and_then(|v| v["Stats"]["raft"]["term"].as_str().map(str::to_string));
+                let leader = get("/v1/status/leader")
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .filter(|l| !l.is_empty());
                 if let (Some(term), Some(leader)) = (term, leader) {
                     seen.push((term, leader));
                 }
@@ -177,7 +185,9 @@ pub fn run(cfg: Config) -> Outcome {
             match res {
                 Ok(Ok(o)) => o,
                 Ok(Err(e)) => Outcome { problems: vec![e], ..Outcome::default() },
-                Err(_) => Outcome { problems: vec!["the scenario thread panicked".into()], ..Outcome::default() },
+                Err(_) => {
+                    Outcome { problems: vec!["the scenario thread panicked".into()], ..Outcome::default() }
+                }
             }
         }
         Err(e) => Outcome { problems: vec![format!("cannot build the cluster: {e}")], ..Outcome::default() },
@@ -198,7 +208,8 @@ fn drive(cfg: &Config, cluster: &mut Cluster) -> Result<Outcome, String> {
     let workload = Workload::start(&sh, &cluster.net.client_ns, cfg.kv_clients, cfg.lock_clients, cfg.seed)?;
     let stop_monitor = Arc::new(AtomicBool::new(false));
     let changes = Arc::new(AtomicU64::new(0));
-    let monitor = leader_monitor(sh.clone(), cluster.net.client_ns.clone(), stop_monitor.clone(), changes.clone());
+    let monitor =
+        leader_monitor(sh.clone(), cluster.net.client_ns.clone(), stop_monitor.clone(), changes.clone());
     let fault_rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
     let tally = {
         let mut inj = Injector::new(cluster, sh.clone(), fault_rng, cfg.hold);
@@ -230,7 +241,8 @@ fn drive(cfg: &Config, cluster: &mut Cluster) -> Result<Outcome, String> {
     workload.stop(&sh);
     stop_monitor.store(true, Ordering::Relaxed);
     let _ = monitor.join();
-    let mut outcome = Outcome { tally, leader_changes: changes.load(Ordering::Relaxed), ..Outcome::default() };
+    let mut outcome =
+        Outcome { tally, leader_changes: changes.load(Ordering::Relaxed), ..Outcome::default() };
     check::finish(cfg, cluster, sh, &mut outcome);
     Ok(outcome)
 }

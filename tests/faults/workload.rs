@@ -79,7 +79,11 @@ pub fn kv_op(sh: &Shared, client: u64, addr: SocketAddr, call: Call) -> Option<(
             ("GET", format!("/v1/kv/{key}{q}"), None)
         }
         Call::Write { key, value } => ("PUT", format!("/v1/kv/{key}"), Some(value.clone().into_bytes())),
-        Call::Cas { key, expected_index, new, .. } => ("PUT", format!("/v1/kv/{key}?cas={}", expected_index.unwrap_or(0)), Some(new.clone().into_bytes())),
+        Call::Cas { key, expected_index, new, .. } => (
+            "PUT",
+            format!("/v1/kv/{key}?cas={}", expected_index.unwrap_or(0)),
+            Some(new.clone().into_bytes()),
+        ),
         Call::Delete { key } => ("DELETE", format!("/v1/kv/{key}"), None),
     };
     let is_read = matches!(call, Call::Read { .. });
@@ -123,7 +127,9 @@ fn decode_read(body: &[u8]) -> Result<(Option<String>, u64), String> {
     let value = match e["Value"].as_str() {
         None => None,
         Some(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("bad base64: {e}"))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("bad base64: {e}"))?;
             Some(String::from_utf8(raw).map_err(|e| format!("value not UTF-8: {e}"))?)
         }
     };
@@ -197,7 +203,10 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
             Some(s) => s.clone(),
             None => match create_session(addr, LOCK_DELAY) {
                 Ok(id) => {
-                    eprintln!("[faults] {:>6.1}s lock client {client}: session {id} on {addr}", sh.rec.now() as f64 / 1e9);
+                    eprintln!(
+                        "[faults] {:>6.1}s lock client {client}: session {id} on {addr}",
+                        sh.rec.now() as f64 / 1e9
+                    );
                     session = Some((id.clone(), addr));
                     (id, addr)
                 }
@@ -224,15 +233,26 @@ fn lock_client(sh: Arc<Shared>, client: u64, seed: u64, lock: String) {
                 let at = sh.rec.now();
                 // The sequencer, for the LockIndex check: only trusted if
                 // the key still names this session.
-                let lock_index = http::request(addr, "GET", &format!("/v1/kv/{lock}?consistent"), None, TIMEOUT)
-                    .ok()
-                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-                    .and_then(|v| (v[0]["Session"].as_str() == Some(sid.as_str())).then(|| v[0]["LockIndex"].as_u64()).flatten());
-                sh.lock_event(LockEvent::Acquired { lock: lock.clone(), holder: sid.clone(), at, lock_index });
+                let lock_index =
+                    http::request(addr, "GET", &format!("/v1/kv/{lock}?consistent"), None, TIMEOUT)
+                        .ok()
+                        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                        .and_then(|v| {
+                            (v[0]["Session"].as_str() == Some(sid.as_str()))
+                                .then(|| v[0]["LockIndex"].as_u64())
+                                .flatten()
+                        });
+                sh.lock_event(LockEvent::Acquired {
+                    lock: lock.clone(),
+                    holder: sid.clone(),
+                    at,
+                    lock_index,
+                });
                 std::thread::sleep(Duration::from_millis(rng.random_range(50..250)));
                 let at = sh.rec.now();
                 sh.lock_event(LockEvent::ReleaseInvoked { lock: lock.clone(), holder: sid.clone(), at });
-                let released = http::request(addr, "PUT", &format!("/v1/kv/{lock}?release={sid}"), None, TIMEOUT);
+                let released =
+                    http::request(addr, "PUT", &format!("/v1/kv/{lock}?release={sid}"), None, TIMEOUT);
                 if !released.is_ok_and(|r| r.status == 200 && r.text().trim() == "true") {
                     // The session may still hold the lock, and a re-acquire
                     // by the same session keeps its LockIndex: start over.
@@ -265,7 +285,8 @@ fn abandon(addr: SocketAddr, sid: &str) {
 
 pub fn create_session(addr: SocketAddr, lock_delay: &str) -> Result<String, String> {
     let body = format!(r#"{{"Name":"faults","LockDelay":"{lock_delay}"}}"#);
-    let r = http::request(addr, "PUT", "/v1/session/create", Some(body.as_bytes()), TIMEOUT).map_err(|e| e.to_string())?;
+    let r = http::request(addr, "PUT", "/v1/session/create", Some(body.as_bytes()), TIMEOUT)
+        .map_err(|e| e.to_string())?;
     if r.status != 200 {
         return Err(format!("session create: {} {}", r.status, r.text()));
     }

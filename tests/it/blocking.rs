@@ -20,7 +20,10 @@ async fn watcher_of_one_key_sleeps_through_writes_to_another() {
 
     // Once the watcher is registered, write 1,000 times to another key.
     assert!(
-        wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.watchers").await > watchers_before }).await,
+        wait_until(Duration::from_secs(10), || async {
+            a.gauge("consul.blocking_query.watchers").await > watchers_before
+        })
+        .await,
         "the watcher never registered"
     );
     for i in 0..1000 {
@@ -35,7 +38,11 @@ async fn watcher_of_one_key_sleeps_through_writes_to_another() {
 
     let t0 = Instant::now();
     a.put("/v1/kv/kv/a", b"2").await;
-    let r = tokio::time::timeout(Duration::from_secs(5), watcher).await.expect("watcher returns").unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), watcher)
+        .await
+        .expect("watcher returns")
+        .unwrap()
+        .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(r.status, 200);
     assert!(r.index().unwrap() > idx);
@@ -69,10 +76,15 @@ async fn prefix_and_missing_key_watchers_wake_on_their_changes() {
     assert_eq!(r.status, 404);
     let idx = r.index().unwrap();
     let c = a.client();
-    let w = tokio::spawn(async move { c.request(Method::GET, &format!("/v1/kv/later?index={idx}&wait=30s"), None).await });
+    let w = tokio::spawn(async move {
+        c.request(Method::GET, &format!("/v1/kv/later?index={idx}&wait=30s"), None).await
+    });
     // Parked, not just registered: a write landing before its first read
     // would rightly end it (a missing key reports the table's index).
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 })
+            .await
+    );
     a.put("/v1/kv/other", b"y").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!w.is_finished());
@@ -84,8 +96,13 @@ async fn prefix_and_missing_key_watchers_wake_on_their_changes() {
     a.put("/v1/kv/dir/a", b"1").await;
     let idx = a.get("/v1/kv/dir/?recurse").await.index().unwrap();
     let c = a.client();
-    let w = tokio::spawn(async move { c.request(Method::GET, &format!("/v1/kv/dir/?recurse&index={idx}&wait=30s"), None).await });
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 }).await);
+    let w = tokio::spawn(async move {
+        c.request(Method::GET, &format!("/v1/kv/dir/?recurse&index={idx}&wait=30s"), None).await
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.parked").await >= 1 })
+            .await
+    );
     a.put("/v1/kv/dirx", b"1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!w.is_finished(), "dirx is not under dir/");
@@ -111,7 +128,10 @@ async fn thousands_of_idle_watchers_cost_no_cpu() {
         handles.push(tokio::spawn(async move { c.request(Method::GET, &path, None).await }));
     }
     assert!(
-        wait_until(Duration::from_secs(60), || async { a.gauge("consul.blocking_query.watchers").await >= n as i64 }).await,
+        wait_until(Duration::from_secs(60), || async {
+            a.gauge("consul.blocking_query.watchers").await >= n as i64
+        })
+        .await,
         "not all watchers registered"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;

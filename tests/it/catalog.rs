@@ -112,14 +112,25 @@ async fn health_filters_and_blocking_isolation() {
     let wake_before = a.counter("consul.blocking_query.wakeups").await;
     let watchers_before = a.gauge("consul.blocking_query.watchers").await;
     let c = a.client();
-    let w = tokio::spawn(async move { c.request(Method::GET, &format!("/v1/health/service/web?index={idx}&wait=30s"), None).await });
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.watchers").await > watchers_before }).await);
+    let w = tokio::spawn(async move {
+        c.request(Method::GET, &format!("/v1/health/service/web?index={idx}&wait=30s"), None).await
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.gauge("consul.blocking_query.watchers").await > watchers_before
+        })
+        .await
+    );
     for i in 0..20 {
         let reg = json!({"Node": "db-node", "Address": "10.0.0.9", "Service": {"ID": "db", "Service": "db", "Port": 5432 + i}});
         assert_eq!(a.put("/v1/catalog/register", reg.to_string().as_bytes()).await.status, 200);
     }
     assert!(!w.is_finished());
-    assert_eq!(a.counter("consul.blocking_query.wakeups").await, wake_before, "db changes woke a web watcher");
+    assert_eq!(
+        a.counter("consul.blocking_query.wakeups").await,
+        wake_before,
+        "db changes woke a web watcher"
+    );
     let reg = json!({"Node": "n-web2", "Address": "10.0.0.1", "SkipNodeUpdate": true,
         "Check": {"CheckID": "c", "Name": "c", "Status": "passing", "ServiceID": "web2"}});
     assert_eq!(a.put("/v1/catalog/register", reg.to_string().as_bytes()).await.status, 200);
@@ -190,7 +201,12 @@ async fn registrations_and_ttl_state_survive_restart() {
     .await;
     assert!(synced);
     // Maintenance takes the node's services out of ?passing.
-    assert!(a.get("/v1/health/service/registrator-svc?passing").await.json::<Vec<Value>>().unwrap().is_empty());
+    assert!(a
+        .get("/v1/health/service/registrator-svc?passing")
+        .await
+        .json::<Vec<Value>>()
+        .unwrap()
+        .is_empty());
     assert_eq!(a.put("/v1/agent/maintenance?enable=false", b"").await.status, 200);
     assert!(a.get("/v1/agent/checks").await.json::<Value>().unwrap().get("_node_maintenance").is_none());
 }
@@ -201,17 +217,52 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     a.wait_ready().await;
     let cases: &[(&str, &str, u16, &str)] = &[
         ("/v1/agent/service/register", r#"{"Port": 80}"#, 400, "Missing service name"),
-        ("/v1/agent/service/register", r#"{"Name": "x", "Check": {"HTTP": "http://x", "Interval": "10"}}"#, 400, "Request decode failed"),
-        ("/v1/agent/service/register", r#"{"Name": "x", "Check": {"HTTP": "http://x"}}"#, 400, "Invalid check: Interval must be > 0"),
-        ("/v1/agent/service/register", r#"{"Name": "x", "Check": {"TTL": "10s", "Status": "sunny"}}"#, 400, "Status for checks must"),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "x", "Check": {"HTTP": "http://x", "Interval": "10"}}"#,
+            400,
+            "Request decode failed",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "x", "Check": {"HTTP": "http://x"}}"#,
+            400,
+            "Invalid check: Interval must be > 0",
+        ),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "x", "Check": {"TTL": "10s", "Status": "sunny"}}"#,
+            400,
+            "Status for checks must",
+        ),
         ("/v1/agent/service/register", r#"{"Name": "x", "Port": 70000}"#, 400, "invalid port"),
         ("/v1/agent/service/register", r#"{"Name": "x""#, 400, "Request decode failed"),
-        ("/v1/agent/service/register", r#"{"Name": "x", "Check": {"Args": ["/bin/true"], "Interval": "10s"}}"#, 500, "Scripts are disabled on this agent"),
+        (
+            "/v1/agent/service/register",
+            r#"{"Name": "x", "Check": {"Args": ["/bin/true"], "Interval": "10s"}}"#,
+            500,
+            "Scripts are disabled on this agent",
+        ),
         ("/v1/agent/check/register", r#"{"TTL": "10s"}"#, 400, "Missing check name"),
-        ("/v1/agent/check/register", r#"{"Name": "c", "TTL": "10s", "ServiceID": "ghost"}"#, 400, "does not exist"),
+        (
+            "/v1/agent/check/register",
+            r#"{"Name": "c", "TTL": "10s", "ServiceID": "ghost"}"#,
+            400,
+            "does not exist",
+        ),
         ("/v1/catalog/register", r#"{"Address": "1.2.3.4"}"#, 400, "Must provide node"),
-        ("/v1/catalog/register", r#"{"Node": "n", "Address": "1.2.3.4", "Service": {"Port": 1}}"#, 400, "Must provide service name"),
-        ("/v1/catalog/register", r#"{"Node": "n", "Address": "1.2.3.4", "Check": {"Name": "c", "Status": "weird"}}"#, 500, "Invalid check status"),
+        (
+            "/v1/catalog/register",
+            r#"{"Node": "n", "Address": "1.2.3.4", "Service": {"Port": 1}}"#,
+            400,
+            "Must provide service name",
+        ),
+        (
+            "/v1/catalog/register",
+            r#"{"Node": "n", "Address": "1.2.3.4", "Check": {"Name": "c", "Status": "weird"}}"#,
+            500,
+            "Invalid check status",
+        ),
         ("/v1/catalog/deregister", r#"{}"#, 400, "Must provide node"),
     ];
     for (path, body, code, msg) in cases {
@@ -238,21 +289,48 @@ async fn cli_catalog_members_services() {
     let out = a.cli(&["members"]);
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), vec!["Node", "Address", "Status", "Type", "Build", "Protocol", "DC", "Partition", "Segment"]);
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), vec!["cli-node", &format!("{}:8301", a.ip), "alive", "server", "1.22.0", "2", "dc1", "default", "<all>"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        vec!["Node", "Address", "Status", "Type", "Build", "Protocol", "DC", "Partition", "Segment"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        vec![
+            "cli-node",
+            &format!("{}:8301", a.ip),
+            "alive",
+            "server",
+            "1.22.0",
+            "2",
+            "dc1",
+            "default",
+            "<all>"
+        ]
+    );
     assert_eq!(a.cli(&["members", "-status=failed"]).code, 2);
     assert!(a.cli(&["members", "-detailed"]).stdout.contains("role=consul"));
 
-    let out = a.cli(&["services", "register", "-name=web", "-port=8080", "-tag=a", "-tag=b", "-meta=env=prod"]);
+    let out =
+        a.cli(&["services", "register", "-name=web", "-port=8080", "-tag=a", "-tag=b", "-meta=env=prod"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "Registered service: web\n"));
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("svc.json");
-    std::fs::write(&f, r#"{"service": {"name": "db", "id": "db1", "port": 5432, "check": {"ttl": "30s"}}}"#).unwrap();
+    std::fs::write(&f, r#"{"service": {"name": "db", "id": "db1", "port": 5432, "check": {"ttl": "30s"}}}"#)
+        .unwrap();
     let out = a.cli(&["services", "register", f.to_str().unwrap()]);
     assert_eq!((out.code, out.stdout.as_str()), (0, "Registered service: db\n"), "{out:?}");
-    assert!(wait_until(Duration::from_secs(10), || async { a.cli(&["catalog", "services"]).stdout.contains("db\n") }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.cli(&["catalog", "services"]).stdout.contains("db\n")
+        })
+        .await
+    );
     let out = a.cli(&["catalog", "services", "-tags"]);
-    assert!(out.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == vec!["web", "a,b"]), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == vec!["web", "a,b"]),
+        "{}",
+        out.stdout
+    );
     let out = a.cli(&["catalog", "nodes"]);
     assert!(out.stdout.starts_with("Node"), "{}", out.stdout);
     assert!(out.stdout.contains("cli-node"));
@@ -271,7 +349,10 @@ async fn ttl_checks_pass_warn_fail_and_expire() {
     assert_eq!(a.put("/v1/agent/check/register", body.to_string().as_bytes()).await.status, 200);
     let status = || async {
         let v: Value = a.get("/v1/agent/checks").await.json().unwrap();
-        (v["ttl-check"]["Status"].as_str().unwrap_or("").to_string(), v["ttl-check"]["Output"].as_str().unwrap_or("").to_string())
+        (
+            v["ttl-check"]["Status"].as_str().unwrap_or("").to_string(),
+            v["ttl-check"]["Output"].as_str().unwrap_or("").to_string(),
+        )
     };
     assert_eq!(status().await.0, "critical", "TTL checks start critical");
     a.put("/v1/agent/check/pass/ttl-check?note=ok", b"").await;

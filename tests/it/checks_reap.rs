@@ -53,11 +53,17 @@ async fn services_critical_for_too_long_are_deregistered() {
     assert!(in_catalog, "services never reached the catalog\n{}", a.output_text());
 
     let reaped = wait_until(Duration::from_secs(100), || async {
-        !agent_has(&a, "from-file").await && !agent_has(&a, "in-service").await && !agent_has(&a, "separate").await
+        !agent_has(&a, "from-file").await
+            && !agent_has(&a, "in-service").await
+            && !agent_has(&a, "separate").await
     })
     .await;
     assert!(reaped, "critical services were not deregistered\n{}", a.output_text());
-    assert!(start.elapsed() >= Duration::from_secs(60), "reaped after {:?}, before the 1m minimum", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(60),
+        "reaped after {:?}, before the 1m minimum",
+        start.elapsed()
+    );
     assert!(agent_has(&a, "healthy").await, "a passing service stays");
     let checks: Value = a.get("/v1/agent/checks").await.json().unwrap();
     assert!(checks.get("separate-check").is_none(), "the service's checks go with it");

@@ -65,7 +65,13 @@ async fn kv_commands() {
     // CAS.
     let idx = {
         let d = a.cli(&["kv", "get", "-detailed", "a"]).stdout;
-        d.lines().find(|l| l.starts_with("ModifyIndex")).unwrap().split_whitespace().nth(1).unwrap().to_string()
+        d.lines()
+            .find(|l| l.starts_with("ModifyIndex"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
     };
     let out = a.cli(&["kv", "put", "-cas", "-modify-index=1", "a", "2"]);
     assert_eq!((out.code, out.stderr.as_str()), (1, "Error! Did not write to a: CAS failed\n"));
@@ -86,14 +92,24 @@ async fn kv_commands() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "Imported: redis/config/connections\nImported: redis/config/users/admin\n");
     assert_eq!(b.cli(&["kv", "get", "redis/config/users/admin"]).stdout, "abcd1234\n");
-    let out = cli_with_env(&["kv", "import", "-prefix=copy/", "-"], &[("CONSUL_HTTP_ADDR", &b.addr())], Some(export.stdout.as_bytes()));
+    let out = cli_with_env(
+        &["kv", "import", "-prefix=copy/", "-"],
+        &[("CONSUL_HTTP_ADDR", &b.addr())],
+        Some(export.stdout.as_bytes()),
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(b.cli(&["kv", "get", "copy/redis/config/connections"]).stdout, "5\n");
 
     // Deletes.
     assert_eq!(a.cli(&["kv", "delete", "a"]).stdout, "Success! Deleted key: a\n");
-    assert_eq!(a.cli(&["kv", "delete", "-recurse", "redis/"]).stdout, "Success! Deleted keys with prefix: redis/\n");
-    assert_eq!(a.cli(&["kv", "delete", "-cas", "-recurse", "x"]).stderr, "Cannot specify both -cas and -recurse!\n");
+    assert_eq!(
+        a.cli(&["kv", "delete", "-recurse", "redis/"]).stdout,
+        "Success! Deleted keys with prefix: redis/\n"
+    );
+    assert_eq!(
+        a.cli(&["kv", "delete", "-cas", "-recurse", "x"]).stderr,
+        "Cannot specify both -cas and -recurse!\n"
+    );
     assert!(a.cli(&["kv", "get", "-recurse", "redis/"]).stdout.is_empty());
 
     // -http-addr overrides the environment; an unreachable agent is a clear error.

@@ -9,10 +9,16 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// Short autopilot and RPC-hold timings so the scenarios run in seconds.
-pub(crate) const FAST: &str =
-    r#"autopilot { server_stabilization_time = "1s" } performance { rpc_hold_timeout = "2s" } retry_interval = "1s""#;
+pub(crate) const FAST: &str = r#"autopilot { server_stabilization_time = "1s" } performance { rpc_hold_timeout = "2s" } retry_interval = "1s""#;
 
-pub(crate) fn server_args(ip: Ipv4Addr, dir: &std::path::Path, name: &str, expect: Option<u32>, join: &[Ipv4Addr], extra: &[&str]) -> Vec<String> {
+pub(crate) fn server_args(
+    ip: Ipv4Addr,
+    dir: &std::path::Path,
+    name: &str,
+    expect: Option<u32>,
+    join: &[Ipv4Addr],
+    extra: &[&str],
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "agent".into(),
         "-server".into(),
@@ -131,7 +137,11 @@ async fn three_servers_and_a_client_survive_the_leader_being_killed() {
     let all: Vec<&Agent> = servers.iter().chain(std::iter::once(&client)).collect();
     let leader = agreed_leader(&all, Duration::from_secs(60)).await;
     for a in &all {
-        assert!(wait_until(Duration::from_secs(30), || async { alive_members(a).await == 4 }).await, "{} never saw 4 members", a.addr());
+        assert!(
+            wait_until(Duration::from_secs(30), || async { alive_members(a).await == 4 }).await,
+            "{} never saw 4 members",
+            a.addr()
+        );
     }
     let members = client.cli(&["members"]);
     assert_eq!(members.code, 0, "{members:?}");
@@ -171,7 +181,13 @@ async fn three_servers_and_a_client_survive_the_leader_being_killed() {
     let li = servers.iter().position(|s| server_rpc(s) == leader).expect("leader is a server");
     let old_name = format!("s{}", li + 1);
     servers[li].kill9();
-    let survivors: Vec<&Agent> = servers.iter().enumerate().filter(|(i, _)| *i != li).map(|(_, s)| s).chain(std::iter::once(&client)).collect();
+    let survivors: Vec<&Agent> = servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != li)
+        .map(|(_, s)| s)
+        .chain(std::iter::once(&client))
+        .collect();
     let new_leader = agreed_leader_other_than(&survivors, &leader, Duration::from_secs(30)).await;
     assert_ne!(new_leader, leader);
     for i in 0..20 {
@@ -205,10 +221,16 @@ async fn three_servers_and_a_client_survive_the_leader_being_killed() {
     agreed_leader(&all, Duration::from_secs(30)).await;
     let back = &servers[li];
     assert!(
-        wait_until(Duration::from_secs(30), || async { back.get("/v1/kv/after-failover?raw").await.text() == "yes" }).await,
+        wait_until(Duration::from_secs(30), || async {
+            back.get("/v1/kv/after-failover?raw").await.text() == "yes"
+        })
+        .await,
         "restarted server never caught up"
     );
-    assert!(wait_until(Duration::from_secs(30), || async { voters(back).await == 3 }).await, "raft has not 3 voters again");
+    assert!(
+        wait_until(Duration::from_secs(30), || async { voters(back).await == 3 }).await,
+        "raft has not 3 voters again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,18 +276,27 @@ async fn wipe_and_rejoin(keep_node_id: bool) {
     // everyone agrees on one leader with three voters.
     let wiped = &servers[wi];
     assert!(
-        wait_until(Duration::from_secs(60), || async { wiped.try_get("/v1/kv/before-wipe?raw").await.is_some_and(|r| r.text() == "1") }).await,
+        wait_until(Duration::from_secs(60), || async {
+            wiped.try_get("/v1/kv/before-wipe?raw").await.is_some_and(|r| r.text() == "1")
+        })
+        .await,
         "wiped server never received the existing cluster's data"
     );
     let refs: Vec<&Agent> = servers.iter().collect();
     agreed_leader(&refs, Duration::from_secs(30)).await;
     assert!(
-        wait_until(Duration::from_secs(30), || async { voters(&servers[0]).await == 3 && raft_servers(&servers[0]).await.len() == 3 }).await,
+        wait_until(Duration::from_secs(30), || async {
+            voters(&servers[0]).await == 3 && raft_servers(&servers[0]).await.len() == 3
+        })
+        .await,
         "raft configuration is not 3 voters: {:?}",
         raft_servers(&servers[0]).await
     );
     let since_restart = wiped.output_text().get(before_restart..).unwrap_or_default().to_string();
-    assert!(!since_restart.contains("bootstrapped the cluster"), "the wiped server bootstrapped a second cluster:\n{since_restart}");
+    assert!(
+        !since_restart.contains("bootstrapped the cluster"),
+        "the wiped server bootstrapped a second cluster:\n{since_restart}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,12 +321,19 @@ async fn late_servers_are_promoted_and_a_graceful_leave_removes_one() {
     assert!(out.stdout.contains("Graceful leave complete"), "{out:?}");
     assert_eq!(s5.signal_and_wait(0), Some(0), "the agent must exit 0 after leaving");
     assert!(
-        wait_until(Duration::from_secs(30), || async { raft_servers(&servers[0]).await.len() == 4 && voters(&servers[0]).await == 4 }).await,
+        wait_until(Duration::from_secs(30), || async {
+            raft_servers(&servers[0]).await.len() == 4 && voters(&servers[0]).await == 4
+        })
+        .await,
         "the server that left is still in raft: {:?}",
         raft_servers(&servers[0]).await
     );
     let members = servers[0].cli(&["members"]);
-    assert!(members.stdout.lines().any(|l| l.starts_with("s5 ") && l.contains(" left ")), "{}", members.stdout);
+    assert!(
+        members.stdout.lines().any(|l| l.starts_with("s5 ") && l.contains(" left ")),
+        "{}",
+        members.stdout
+    );
     drop(s4);
 }
 
@@ -310,7 +348,12 @@ async fn without_a_leader_stale_reads_work_and_others_fail() {
     // next test's case).
     let keep = servers.iter().position(|s| server_rpc(s) != leader).expect("a follower");
     assert!(servers[0].put("/v1/kv/k", b"v").await.status.is_success());
-    assert!(wait_until(Duration::from_secs(10), || async { servers[keep].get("/v1/kv/k?stale&raw").await.text() == "v" }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            servers[keep].get("/v1/kv/k?stale&raw").await.text() == "v"
+        })
+        .await
+    );
 
     // Operator remove-peer works while there is a quorum (and is refused
     // for an unknown address).

@@ -32,9 +32,15 @@ fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn unknown_key_names_file_key_and_line() {
-    let (code, out) = start_with(&[("10-base.json", "{\n  \"data_dir\": \"/tmp/x\",\n  \"server\": true,\n  \"bogus\": 1\n}")], &[]);
+    let (code, out) = start_with(
+        &[("10-base.json", "{\n  \"data_dir\": \"/tmp/x\",\n  \"server\": true,\n  \"bogus\": 1\n}")],
+        &[],
+    );
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("10-base.json") && out.contains("invalid config key bogus") && out.contains("line 4"), "{out}");
+    assert!(
+        out.contains("10-base.json") && out.contains("invalid config key bogus") && out.contains("line 4"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -49,7 +55,10 @@ fn wrong_type_and_bad_json() {
 
 #[test]
 fn refused_and_warned_keys() {
-    let (code, out) = start_with(&[("acl.json", r#"{"data_dir": "/tmp/x", "acl": {"enabled": true, "default_policy": "deny"}}"#)], &[]);
+    let (code, out) = start_with(
+        &[("acl.json", r#"{"data_dir": "/tmp/x", "acl": {"enabled": true, "default_policy": "deny"}}"#)],
+        &[],
+    );
     assert_eq!(code, Some(1));
     assert!(out.contains("acl.enabled") && out.contains("not supported yet"), "{out}");
     let (code, out) = start_with(&[("tls.json", r#"{"data_dir": "/tmp/x", "verify_incoming": true}"#)], &[]);
@@ -60,7 +69,8 @@ fn refused_and_warned_keys() {
 #[tokio::test]
 async fn warned_keys_let_the_agent_start() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.json"), r#"{"enable_syslog": true, "enable_debug": true, "ui": true}"#).unwrap();
+    std::fs::write(dir.path().join("x.json"), r#"{"enable_syslog": true, "enable_debug": true, "ui": true}"#)
+        .unwrap();
     let a = Agent::dev(&[&format!("-config-dir={}", dir.path().display())]);
     a.wait_ready().await;
     let out = a.output_text();
@@ -88,7 +98,8 @@ async fn two_agents_cannot_share_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::server(Some(dir.path()), &[]);
     a.wait_ready().await;
-    let (code, out) = start_with(&[], &["-server", "-bootstrap", &format!("-data-dir={}", dir.path().display())]);
+    let (code, out) =
+        start_with(&[], &["-server", "-bootstrap", &format!("-data-dir={}", dir.path().display())]);
     assert_eq!(code, Some(1));
     assert!(out.contains("in use by another agent"), "{out}");
 }
@@ -96,7 +107,11 @@ async fn two_agents_cannot_share_a_data_dir() {
 #[test]
 fn validate_command() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ok.json"), r#"{"server": true, "bootstrap_expect": 3, "retry_join": ["10.0.0.1"]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("ok.json"),
+        r#"{"server": true, "bootstrap_expect": 3, "retry_join": ["10.0.0.1"]}"#,
+    )
+    .unwrap();
     let out = cli(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "Configuration is valid!\n");

@@ -27,7 +27,16 @@ fn spawn_agent(name: &str, server: bool, join: Option<Ipv4Addr>) -> Agent {
 /// when installed, else a direct query built with hickory-proto.
 async fn resolve_a(server: Ipv4Addr, name: &str) -> Vec<IpAddr> {
     let out = tokio::process::Command::new("dig")
-        .args([format!("@{server}"), "-p".into(), "8600".into(), name.to_string(), "A".into(), "+short".into(), "+time=2".into(), "+tries=1".into()])
+        .args([
+            format!("@{server}"),
+            "-p".into(),
+            "8600".into(),
+            name.to_string(),
+            "A".into(),
+            "+short".into(),
+            "+time=2".into(),
+            "+tries=1".into(),
+        ])
         .output()
         .await;
     match out {
@@ -51,7 +60,9 @@ async fn resolve_a_with_hickory(server: SocketAddr, name: &str) -> Vec<IpAddr> {
         return Vec::new();
     }
     let mut buf = vec![0u8; 4096];
-    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await else { return Vec::new() };
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await else {
+        return Vec::new();
+    };
     let Ok(reply) = Message::from_vec(&buf[..n]) else { return Vec::new() };
     reply
         .answers
@@ -85,7 +96,13 @@ async fn registrator_services_resolve_across_the_cluster() {
     assert_eq!(web.service, "web");
     let web_id = web.service_id();
     assert!(web_id.starts_with("dockerhost1:web-1:"), "{web_id}");
-    assert!(listed.iter().any(|(id, name, addr, port)| *id == web_id && name == "web" && *addr == c1.ip.to_string() && *port == u64::from(web.port)), "{listed:?}");
+    assert!(
+        listed.iter().any(|(id, name, addr, port)| *id == web_id
+            && name == "web"
+            && *addr == c1.ip.to_string()
+            && *port == u64::from(web.port)),
+        "{listed:?}"
+    );
     let worker = containers.iter().find(|c| c.service == "worker").unwrap();
     registrator::pass_ttl(&client1, &worker.check_id()).await.unwrap();
 
@@ -106,8 +123,13 @@ async fn registrator_services_resolve_across_the_cluster() {
         resolve_a(c2.ip, "web.service.consul").await == vec![host_ip]
     })
     .await;
-    assert!(resolved, "web.service.consul never resolved on c2: {:?}", resolve_a(c2.ip, "web.service.consul").await);
-    let catalog: Value = client2.call(hyper::Method::GET, "/v1/catalog/service/redis", None).await.unwrap().json().unwrap();
+    assert!(
+        resolved,
+        "web.service.consul never resolved on c2: {:?}",
+        resolve_a(c2.ip, "web.service.consul").await
+    );
+    let catalog: Value =
+        client2.call(hyper::Method::GET, "/v1/catalog/service/redis", None).await.unwrap().json().unwrap();
     assert_eq!(catalog[0]["ServiceID"], containers[1].service_id());
     assert_eq!(catalog[0]["ServiceTags"], serde_json::json!(["cache"]));
 
@@ -115,14 +137,20 @@ async fn registrator_services_resolve_across_the_cluster() {
     for c in &containers {
         registrator::deregister(&client1, &c.service_id()).await.unwrap();
     }
-    assert!(registrator::list(&client1).await.unwrap().iter().all(|(_, name, _, _)| name == "consul" || name.is_empty()));
+    assert!(registrator::list(&client1)
+        .await
+        .unwrap()
+        .iter()
+        .all(|(_, name, _, _)| name == "consul" || name.is_empty()));
     let vanished = wait_until(Duration::from_secs(20), || async {
         resolve_a(c2.ip, "web.service.consul").await.is_empty()
     })
     .await;
     assert!(vanished, "web.service.consul still resolves after deregistration");
     let empty = wait_until(Duration::from_secs(20), || async {
-        let Ok(r) = client2.request(hyper::Method::GET, "/v1/catalog/service/web", None).await else { return false };
+        let Ok(r) = client2.request(hyper::Method::GET, "/v1/catalog/service/web", None).await else {
+            return false;
+        };
         r.json::<Value>().ok() == Some(serde_json::json!([]))
     })
     .await;
@@ -137,9 +165,16 @@ async fn server_dns_answers_follow_every_catalog_change() {
     let a = Agent::dev(&[]);
     a.wait_ready().await;
     let register = |id: &str, addr: &str| {
-        let body = format!(r#"{{"ID":"{id}","Name":"web","Address":"{addr}","Port":80,"Check":{{"CheckID":"ttl-{id}","TTL":"300s","Status":"passing"}}}}"#);
+        let body = format!(
+            r#"{{"ID":"{id}","Name":"web","Address":"{addr}","Port":80,"Check":{{"CheckID":"ttl-{id}","TTL":"300s","Status":"passing"}}}}"#
+        );
         let client = a.client();
-        async move { client.request(hyper::Method::PUT, "/v1/agent/service/register", Some(body.into_bytes().into())).await.expect("register") }
+        async move {
+            client
+                .request(hyper::Method::PUT, "/v1/agent/service/register", Some(body.into_bytes().into()))
+                .await
+                .expect("register")
+        }
     };
     let sorted = |mut v: Vec<IpAddr>| {
         v.sort();
@@ -154,7 +189,11 @@ async fn server_dns_answers_follow_every_catalog_change() {
                 async move { sorted(resolve_a(a.ip, "web.service.consul").await) == want }
             })
             .await;
-            assert!(ok, "web.service.consul never answered {want:?}; last: {:?}", resolve_a(a.ip, "web.service.consul").await);
+            assert!(
+                ok,
+                "web.service.consul never answered {want:?}; last: {:?}",
+                resolve_a(a.ip, "web.service.consul").await
+            );
             // Served again (from the cache now), the answer is the same.
             for _ in 0..3 {
                 assert_eq!(sorted(resolve_a(a.ip, "web.service.consul").await), want);
@@ -165,10 +204,15 @@ async fn server_dns_answers_follow_every_catalog_change() {
     answers_become(vec![ip("10.1.0.1")]).await;
     assert_eq!(register("web-2", "10.1.0.2").await.status, 200);
     answers_become(vec![ip("10.1.0.1"), ip("10.1.0.2")]).await;
-    let r = a.client().request(hyper::Method::PUT, "/v1/agent/check/fail/ttl-web-1", None).await.expect("fail");
+    let r =
+        a.client().request(hyper::Method::PUT, "/v1/agent/check/fail/ttl-web-1", None).await.expect("fail");
     assert_eq!(r.status, 200, "{}", r.text());
     answers_become(vec![ip("10.1.0.2")]).await;
-    let r = a.client().request(hyper::Method::PUT, "/v1/agent/service/deregister/web-2", None).await.expect("deregister");
+    let r = a
+        .client()
+        .request(hyper::Method::PUT, "/v1/agent/service/deregister/web-2", None)
+        .await
+        .expect("deregister");
     assert_eq!(r.status, 200, "{}", r.text());
     answers_become(Vec::new()).await;
 }

@@ -21,7 +21,15 @@ async fn every_ack_follows_an_fsync_covering_it() {
     let ip = crate::harness::unique_ip();
     let data = dir.path().join("data");
     let mut child = Command::new("strace")
-        .args(["-f", "-y", "-s", "200", "-e", "trace=pwrite64,fdatasync,fsync,write,writev,sendto,sendmsg", "-o"])
+        .args([
+            "-f",
+            "-y",
+            "-s",
+            "200",
+            "-e",
+            "trace=pwrite64,fdatasync,fsync,write,writev,sendto,sendmsg",
+            "-o",
+        ])
         .arg(&trace)
         .arg(BIN)
         .args(["agent", "-server", "-bootstrap", "-node=s1", "-log-level=warn"])
@@ -45,7 +53,10 @@ async fn every_ack_follows_an_fsync_covering_it() {
     assert!(ready, "agent under strace never became ready");
     let n = 30;
     for i in 0..n {
-        let r = client.request(Method::PUT, &format!("/v1/kv/durable-key-{i:03}"), Some(format!("value-{i}").into())).await.unwrap();
+        let r = client
+            .request(Method::PUT, &format!("/v1/kv/durable-key-{i:03}"), Some(format!("value-{i}").into()))
+            .await
+            .unwrap();
         assert_eq!(r.text(), "true");
     }
     // SAFETY: signalling our own child.
@@ -82,7 +93,10 @@ async fn every_ack_follows_an_fsync_covering_it() {
             .unwrap_or_else(|| panic!("no WAL write holds {key}"));
         let resp_at = lines[write_at..]
             .iter()
-            .position(|l| (l.contains("write(") || l.contains("writev(") || l.contains("sendto(")) && l.contains("HTTP/1.1 200"))
+            .position(|l| {
+                (l.contains("write(") || l.contains("writev(") || l.contains("sendto("))
+                    && l.contains("HTTP/1.1 200")
+            })
             .map(|p| p + write_at)
             .unwrap_or_else(|| panic!("no HTTP response after the WAL write of {key}"));
         assert!(
@@ -107,7 +121,8 @@ async fn concurrent_writes_share_fsyncs() {
         let c = a.client();
         handles.push(tokio::spawn(async move {
             for i in 0..per {
-                let r = c.request(Method::PUT, &format!("/v1/kv/batch/{w}/{i}"), Some("x".into())).await.unwrap();
+                let r =
+                    c.request(Method::PUT, &format!("/v1/kv/batch/{w}/{i}"), Some("x".into())).await.unwrap();
                 assert_eq!(r.text(), "true");
             }
         }));
@@ -118,7 +133,10 @@ async fn concurrent_writes_share_fsyncs() {
     let syncs = a.counter("consul.raft.wal.syncs").await - syncs_before;
     let writes = (writers * per) as u64;
     assert!(syncs > 0);
-    assert!(syncs * 2 <= writes, "{writes} concurrent writes took {syncs} fsyncs; batching should share them");
+    assert!(
+        syncs * 2 <= writes,
+        "{writes} concurrent writes took {syncs} fsyncs; batching should share them"
+    );
     let keys: Vec<String> = a.get("/v1/kv/batch/?keys").await.json().unwrap();
     assert_eq!(keys.len() as u64, writes);
 }
@@ -207,12 +225,8 @@ async fn torn_tail_recovers_and_mid_log_corruption_refuses() {
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[40] ^= 0xff;
     std::fs::write(&seg, &bytes).unwrap();
-    let out = Command::new(BIN)
-        .args(a.args.iter())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let out =
+        Command::new(BIN).args(a.args.iter()).stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt") && err.contains("refusing to start"), "{err}");

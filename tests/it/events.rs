@@ -63,7 +63,10 @@ async fn fire(a: &Agent, path_and_query: &str, body: &[u8]) -> Value {
 
 /// Waits until `a` has received and turned away `n` events in total.
 async fn wait_filtered(a: &Agent, n: u64) {
-    let ok = wait_until(Duration::from_secs(15), || async { a.counter("consul.agent.user_event.filtered").await >= n }).await;
+    let ok = wait_until(Duration::from_secs(15), || async {
+        a.counter("consul.agent.user_event.filtered").await >= n
+    })
+    .await;
     assert!(ok, "agent {} never filtered {n} event(s)", a.addr());
 }
 
@@ -79,10 +82,17 @@ async fn events_reach_every_agent_and_filters_select_receivers() {
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{ev}");
     assert_eq!(ev["Name"], "deploy");
     assert_eq!(ev["Payload"], "djEuMi4z");
-    assert_eq!((ev["NodeFilter"].as_str(), ev["ServiceFilter"].as_str(), ev["TagFilter"].as_str()), (Some(""), Some(""), Some("")));
+    assert_eq!(
+        (ev["NodeFilter"].as_str(), ev["ServiceFilter"].as_str(), ev["TagFilter"].as_str()),
+        (Some(""), Some(""), Some(""))
+    );
     assert_eq!((ev["Version"].as_u64(), ev["LTime"].as_u64()), (Some(1), Some(0)));
     for a in all {
-        assert!(wait_until(Duration::from_secs(15), || has_event(a, &id)).await, "{} never got the event", a.addr());
+        assert!(
+            wait_until(Duration::from_secs(15), || has_event(a, &id)).await,
+            "{} never got the event",
+            a.addr()
+        );
         let r = a.get("/v1/event/list?name=deploy").await;
         assert_eq!(r.index(), id_to_index(&id).map(|i| i.max(1)));
         let listed: Vec<Value> = r.json().unwrap();
@@ -91,7 +101,10 @@ async fn events_reach_every_agent_and_filters_select_receivers() {
 
     // Services for the service and tag filters.
     let reg = |name: &str, tags: &[&str]| json!({"Name": name, "Tags": tags, "Port": 80}).to_string();
-    assert_eq!(c1.put("/v1/agent/service/register", reg("web", &["v1", "blue"]).as_bytes()).await.status, 200);
+    assert_eq!(
+        c1.put("/v1/agent/service/register", reg("web", &["v1", "blue"]).as_bytes()).await.status,
+        200
+    );
     assert_eq!(c2.put("/v1/agent/service/register", reg("api", &["v2"]).as_bytes()).await.status, 200);
 
     // Each filtered event must reach exactly its targets; the others
@@ -108,7 +121,11 @@ async fn events_reach_every_agent_and_filters_select_receivers() {
         let id = fire(&s1, path, b"").await["ID"].as_str().unwrap().to_string();
         for (i, a) in all.iter().enumerate() {
             if targets[i] {
-                assert!(wait_until(Duration::from_secs(15), || has_event(a, &id)).await, "{path}: {} never got it", a.addr());
+                assert!(
+                    wait_until(Duration::from_secs(15), || has_event(a, &id)).await,
+                    "{path}: {} never got it",
+                    a.addr()
+                );
             } else {
                 filtered[i] += 1;
                 wait_filtered(a, filtered[i]).await;
@@ -125,12 +142,18 @@ async fn fire_refuses_bad_requests_with_clear_errors() {
     let r = a.put("/v1/event/fire/", b"").await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (400, "Missing name"));
     let r = a.put("/v1/event/fire/x?tag=v1", b"").await;
-    assert_eq!((r.status.as_u16(), r.text().as_str()), (400, "Cannot provide tag filter without service filter"));
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (400, "Cannot provide tag filter without service filter")
+    );
     let r = a.put("/v1/event/fire/x?node=(", b"").await;
     assert_eq!(r.status, 400);
     assert!(r.text().starts_with("Invalid node filter: "), "{}", r.text());
     let r = a.put("/v1/event/fire/x", &[b'p'; 600]).await;
-    assert_eq!((r.status.as_u16(), r.text().as_str()), (413, "user event exceeds configured limit of 512 bytes before encoding"));
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (413, "user event exceeds configured limit of 512 bytes before encoding")
+    );
     // Under the body cap but over the limit once encoded.
     let r = a.put("/v1/event/fire/x", &[b'p'; 500]).await;
     assert_eq!(r.status, 413, "{}", r.text());
@@ -263,17 +286,23 @@ async fn exec_is_refused_by_default_and_runs_where_enabled() {
     assert!(out.stdout.contains("1 / 1 node(s) completed / acknowledged"), "{out:?}");
 
     // A script from stdin, run without a shell argument list.
-    let out = cli_with_env(&["exec", "-node=^c1$", "-wait=1s", "-"], &env, Some(b"#!/bin/sh\necho from-script\n"));
+    let out =
+        cli_with_env(&["exec", "-node=^c1$", "-wait=1s", "-"], &env, Some(b"#!/bin/sh\necho from-script\n"));
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("    c1: from-script"), "{out:?}");
 
     // Nothing is left behind in KV.
-    let ok = wait_until(Duration::from_secs(10), || async { s1.get("/v1/kv/_rexec?recurse").await.status == 404 }).await;
+    let ok =
+        wait_until(Duration::from_secs(10), || async { s1.get("/v1/kv/_rexec?recurse").await.status == 404 })
+            .await;
     assert!(ok, "remote exec data was left in KV");
 
     // Only s1 targeted: nobody runs it, the CLI says why and fails.
     let out = cli_with_env(&["exec", "-node=^s1$", "-wait=1s", "true"], &env, None);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.contains("0 / 0 node(s) completed / acknowledged"), "{out:?}");
-    assert!(out.stderr.contains("did not acknowledge: s1") && out.stderr.contains("disable_remote_exec"), "{out:?}");
+    assert!(
+        out.stderr.contains("did not acknowledge: s1") && out.stderr.contains("disable_remote_exec"),
+        "{out:?}"
+    );
 }

@@ -79,7 +79,12 @@ async fn filters_apply_on_every_list_endpoint() {
 
     let v = filtered(&a, "/v1/catalog/service/web", r#"ServiceTags contains "v2""#).await;
     assert_eq!(field(&v, "ServiceID"), ["web-2"]);
-    let v = filtered(&a, "/v1/catalog/service/web", r#"ServiceMeta.env == prod and NodeMeta["rack"] matches "r[0-9]+""#).await;
+    let v = filtered(
+        &a,
+        "/v1/catalog/service/web",
+        r#"ServiceMeta.env == prod and NodeMeta["rack"] matches "r[0-9]+""#,
+    )
+    .await;
     assert_eq!(field(&v, "ServiceID"), ["web-1"]);
     let v = filtered(&a, "/v1/catalog/service/web", "ServicePort == 8080 or ServicePort == 80").await;
     assert_eq!(field(&v, "ServiceID"), ["web-1", "web-2"]);
@@ -109,7 +114,9 @@ async fn filters_apply_on_every_list_endpoint() {
     let v = filtered(&a, "/v1/health/service/web", "Checks.Status == critical").await;
     let ids: Vec<&str> = v.as_array().unwrap().iter().map(|e| e["Service"]["ID"].as_str().unwrap()).collect();
     assert_eq!(ids, ["web-2"]);
-    let v = filtered(&a, "/v1/health/service/web", r#"Node.Meta.rack == r1 and Service.Tags contains "blue""#).await;
+    let v =
+        filtered(&a, "/v1/health/service/web", r#"Node.Meta.rack == r1 and Service.Tags contains "blue""#)
+            .await;
     let ids: Vec<&str> = v.as_array().unwrap().iter().map(|e| e["Service"]["ID"].as_str().unwrap()).collect();
     assert_eq!(ids, ["web-1"]);
     // Combined with ?passing: both apply.
@@ -140,8 +147,16 @@ async fn bad_expressions_and_unknown_selectors_are_400() {
     let cases: &[(&str, &str, &str)] = &[
         ("/v1/catalog/nodes", "Node ==", "expected a value"),
         ("/v1/catalog/nodes", "Nope == x", r#"Selector "Nope" is not valid"#),
-        ("/v1/catalog/services", "ServiceTags == x", r#"Invalid match operator "Equal" for selector "ServiceTags""#),
-        ("/v1/catalog/service/web", r#"ServicePort == "http""#, r#"Failed to coerce value "http" for selector "ServicePort""#),
+        (
+            "/v1/catalog/services",
+            "ServiceTags == x",
+            r#"Invalid match operator "Equal" for selector "ServiceTags""#,
+        ),
+        (
+            "/v1/catalog/service/web",
+            r#"ServicePort == "http""#,
+            r#"Failed to coerce value "http" for selector "ServicePort""#,
+        ),
         ("/v1/catalog/node/dev", "Tags contains", "expected a value"),
         ("/v1/catalog/node-services/dev", "ServiceName == web", r#"Selector "ServiceName" is not valid"#),
         ("/v1/health/service/web", "Checks.Bogus == 1", r#"Selector "Checks.Bogus" is not valid"#),
@@ -184,7 +199,10 @@ async fn blocking_queries_answer_filtered_results_at_the_new_index() {
     let path = format!("/v1/catalog/service/queue?index={idx}&wait=30s&filter={expr}");
     let w = tokio::spawn(async move { c.request(Method::GET, &path, None).await });
     // Wait until the query is parked before changing anything.
-    let parked = wait_until(Duration::from_secs(10), || async { a.gauge("consul.blocking_query.watchers").await > watchers_before }).await;
+    let parked = wait_until(Duration::from_secs(10), || async {
+        a.gauge("consul.blocking_query.watchers").await > watchers_before
+    })
+    .await;
     assert!(parked);
     assert!(!w.is_finished());
     let reg = json!({"Node": "b2", "Address": "10.1.0.2", "Service": {"ID": "q2", "Service": "queue", "Tags": ["new"], "Port": 2}});

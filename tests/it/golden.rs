@@ -11,11 +11,17 @@ fn normalize(v: &mut Value) {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
                 match k.as_str() {
-                    "CreateIndex" | "ModifyIndex" | "LockIndex" if val.is_u64() => *val = Value::String("<index>".into()),
-                    "ID" | "NodeID" if val.as_str().is_some_and(|s| s.len() == 36 && s.matches('-').count() == 4) => {
+                    "CreateIndex" | "ModifyIndex" | "LockIndex" if val.is_u64() => {
+                        *val = Value::String("<index>".into())
+                    }
+                    "ID" | "NodeID"
+                        if val.as_str().is_some_and(|s| s.len() == 36 && s.matches('-').count() == 4) =>
+                    {
                         *val = Value::String("<uuid>".into())
                     }
-                    "id" if val.as_str().is_some_and(|s| s.len() == 36) => *val = Value::String("<uuid>".into()),
+                    "id" if val.as_str().is_some_and(|s| s.len() == 36) => {
+                        *val = Value::String("<uuid>".into())
+                    }
                     "ContentHash" => *val = Value::String("<hash>".into()),
                     _ => normalize(val),
                 }
@@ -38,7 +44,8 @@ pub fn check(name: &str, actual: &Value, agent_ip: &str) {
         std::fs::write(&path, &rendered).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden file {}; run with UPDATE_GOLDEN=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("missing golden file {}; run with UPDATE_GOLDEN=1 to create it", path.display())
+    });
     assert_eq!(rendered, expected, "{name}: response shape differs from {}", path.display());
 }

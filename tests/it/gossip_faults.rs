@@ -8,8 +8,8 @@
 //! `GOSSIP_LOSS_SECS` sets how long the loss phase lasts (default 120).
 
 use crate::harness::BIN;
-use crate::netns::{http_get, Netns};
 use crate::need_netns;
+use crate::netns::{http_get, Netns};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -80,7 +80,12 @@ impl Drop for NsAgent {
 fn view(ns: &Netns, agent: &NsAgent) -> Option<BTreeMap<String, u64>> {
     let body = ns.run(|| http_get(&agent.addr, "/v1/agent/members"))?;
     let members: Vec<Value> = serde_json::from_str(&body).ok()?;
-    Some(members.iter().map(|m| (m["Name"].as_str().unwrap_or_default().to_string(), m["Status"].as_u64().unwrap_or(0))).collect())
+    Some(
+        members
+            .iter()
+            .map(|m| (m["Name"].as_str().unwrap_or_default().to_string(), m["Status"].as_u64().unwrap_or(0)))
+            .collect(),
+    )
 }
 
 fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -102,14 +107,19 @@ fn failed_seen(ns: &Netns, agents: &[NsAgent]) -> Vec<String> {
     let mut out = Vec::new();
     for a in agents {
         if let Some(v) = view(ns, a) {
-            out.extend(v.iter().filter(|(_, s)| **s == 4).map(|(m, _)| format!("{} sees {m} failed", a.name)));
+            out.extend(
+                v.iter().filter(|(_, s)| **s == 4).map(|(m, _)| format!("{} sees {m} failed", a.name)),
+            );
         }
     }
     out
 }
 
 fn nft(ns: &Netns, rule: &str) -> Result<(), String> {
-    let out = Command::new("ip").args(["netns", "exec", &ns.name, "nft", rule]).output().map_err(|e| format!("nft: {e}"))?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", rule])
+        .output()
+        .map_err(|e| format!("nft: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -129,12 +139,16 @@ fn ten_agents_under_packet_loss_pause_and_kill() {
     for i in 2..=10 {
         agents.push(NsAgent::start(&ns, i, false, Some("127.0.0.11")));
     }
-    assert!(wait_for(Duration::from_secs(60), || all_alive(&ns, &agents, 10)), "the ten agents never all saw each other alive");
+    assert!(
+        wait_for(Duration::from_secs(60), || all_alive(&ns, &agents, 10)),
+        "the ten agents never all saw each other alive"
+    );
 
     // 5% of every packet inside the namespace (UDP probes and gossip, TCP
     // push-pull and fallback probes alike) is dropped at random.
     nft(&ns, "add table inet loss").expect("nft table");
-    nft(&ns, "add chain inet loss input { type filter hook input priority 0; policy accept; }").expect("nft chain");
+    nft(&ns, "add chain inet loss input { type filter hook input priority 0; policy accept; }")
+        .expect("nft chain");
     nft(&ns, "add rule inet loss input numgen random mod 100 < 5 counter drop").expect("nft rule");
     let secs: u64 = std::env::var("GOSSIP_LOSS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     let end = Instant::now() + Duration::from_secs(secs);
@@ -145,9 +159,17 @@ fn ten_agents_under_packet_loss_pause_and_kill() {
         polls += 1;
         std::thread::sleep(Duration::from_millis(500));
     }
-    let counters = Command::new("ip").args(["netns", "exec", &ns.name, "nft", "list", "table", "inet", "loss"]).output().expect("nft list");
+    let counters = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", "list", "table", "inet", "loss"])
+        .output()
+        .expect("nft list");
     let listing = String::from_utf8_lossy(&counters.stdout).to_string();
-    let dropped: u64 = listing.split("packets ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let dropped: u64 = listing
+        .split("packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     assert!(dropped > 0, "the loss rule dropped nothing, so the phase proved nothing:\n{listing}");
     eprintln!("loss phase: {secs}s, {polls} polls of 10 views, {dropped} packets dropped, no false failure");
     nft(&ns, "delete table inet loss").expect("nft delete");

@@ -21,7 +21,12 @@ pub fn unique_ip() -> Ipv4Addr {
     use rand::Rng;
     let mut rng = rand::rng();
     loop {
-        let ip = Ipv4Addr::new(127, rng.random_range(64..=127), rng.random_range(0..=255), rng.random_range(2..=254));
+        let ip = Ipv4Addr::new(
+            127,
+            rng.random_range(64..=127),
+            rng.random_range(0..=255),
+            rng.random_range(2..=254),
+        );
         // Make sure the HTTP port is free on it right now.
         if std::net::TcpListener::bind((ip, 8500)).is_ok() {
             return ip;
@@ -44,8 +49,13 @@ impl Agent {
     /// `consul agent -dev` on a fresh loopback address.
     pub fn dev(extra: &[&str]) -> Agent {
         let ip = unique_ip();
-        let mut args: Vec<String> =
-            vec!["agent".into(), "-dev".into(), format!("-bind={ip}"), format!("-client={ip}"), "-node=dev".into()];
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "-dev".into(),
+            format!("-bind={ip}"),
+            format!("-client={ip}"),
+            "-node=dev".into(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Agent::spawn(ip, args, None, None)
     }
@@ -92,7 +102,12 @@ impl Agent {
         Agent::spawn(ip, args, Some(dir), Some(tmp))
     }
 
-    pub fn spawn(ip: Ipv4Addr, args: Vec<String>, data_dir: Option<PathBuf>, tmp: Option<tempfile::TempDir>) -> Agent {
+    pub fn spawn(
+        ip: Ipv4Addr,
+        args: Vec<String>,
+        data_dir: Option<PathBuf>,
+        tmp: Option<tempfile::TempDir>,
+    ) -> Agent {
         let output = Arc::new(Mutex::new(Vec::new()));
         let child = spawn_logged(&args, &output);
         Agent { child: Some(child), ip, http_port: 8500, output, args, data_dir, _tmp: tmp }
@@ -206,7 +221,12 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
         if std::thread::panicking() {
-            eprintln!("----- output of agent {} ({}) -----\n{}", self.addr(), self.args.join(" "), self.output_text());
+            eprintln!(
+                "----- output of agent {} ({}) -----\n{}",
+                self.addr(),
+                self.args.join(" "),
+                self.output_text()
+            );
         }
     }
 }
@@ -219,9 +239,12 @@ fn spawn_logged(args: &[String], output: &Arc<Mutex<Vec<u8>>>) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn consul");
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         let out = output.clone();
         std::thread::spawn(move || {
@@ -275,7 +298,9 @@ pub fn cli_with_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn consul cli");
     if let (Some(data), Some(mut sin)) = (stdin, child.stdin.take()) {
         sin.write_all(data).expect("write stdin");

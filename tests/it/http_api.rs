@@ -36,7 +36,8 @@ async fn pretty_dc_tokens_paths_methods() {
             .header(h, v)
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let resp = client.request(req).await.unwrap();
         assert_eq!(resp.status(), 200);
     }

@@ -42,14 +42,21 @@ async fn get_keepalive(s: &mut TcpStream, path: &str) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("response in time").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("response in time")
+            .unwrap();
         assert!(n > 0, "connection closed before the response: {}", String::from_utf8_lossy(&out));
         out.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&out).to_string();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if body.len() >= len {
                 return text;
@@ -70,10 +77,20 @@ async fn request_bodies_over_their_limit_get_413() {
     assert_eq!(a.put("/v1/kv/fits", &vec![b'x'; 512 * 1024]).await.status, 200);
     // JSON bodies of the other write endpoints.
     let big_json = format!("{{\"Name\":\"web\",\"Notes\":\"{}\"}}", "n".repeat(1024 * 1024 + 16));
-    for path in ["/v1/agent/service/register", "/v1/agent/check/register", "/v1/catalog/register", "/v1/session/create", "/v1/txn"] {
+    for path in [
+        "/v1/agent/service/register",
+        "/v1/agent/check/register",
+        "/v1/catalog/register",
+        "/v1/session/create",
+        "/v1/txn",
+    ] {
         // The agent reads and discards a moderately oversized body before
         // answering, so the client gets to read the 413.
-        let r = a.client().request(hyper::Method::PUT, path, Some(big_json.clone().into_bytes().into())).await.expect(path);
+        let r = a
+            .client()
+            .request(hyper::Method::PUT, path, Some(big_json.clone().into_bytes().into()))
+            .await
+            .expect(path);
         assert_eq!(r.status, 413, "{path}: {}", r.text());
         assert!(r.text().to_lowercase().contains("too large"), "{path}: {}", r.text());
     }
@@ -83,7 +100,9 @@ async fn request_bodies_over_their_limit_get_413() {
     assert_eq!(a.get("/v1/session/list").await.text(), "[]", "an oversized session was stored");
     // A chunked body announces no length: it is cut off while it streams.
     let mut s = TcpStream::connect(http_addr(&a)).await.unwrap();
-    s.write_all(b"PUT /v1/kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+    s.write_all(b"PUT /v1/kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
     let chunk = vec![b'y'; 64 * 1024];
     let mut answer = Vec::new();
     for _ in 0..16 {
@@ -117,10 +136,17 @@ async fn oversized_request_heads_are_refused_with_431() {
     a.wait_ready().await;
     // Within the 64 KiB head limit: served.
     let mut s = TcpStream::connect(http_addr(&a)).await.unwrap();
-    let ok = format!("GET /v1/agent/self HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n", "a".repeat(32 * 1024));
+    let ok = format!(
+        "GET /v1/agent/self HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
     s.write_all(ok.as_bytes()).await.unwrap();
     let (resp, _) = read_until_close(&mut s, Duration::from_secs(10)).await;
-    assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&resp[..resp.len().min(200)]));
+    assert!(
+        String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&resp[..resp.len().min(200)])
+    );
 
     // Over it: 431, read while we still write, never a 200.
     let s = TcpStream::connect(http_addr(&a)).await.unwrap();
@@ -247,7 +273,9 @@ async fn dns_answers_are_bounded_and_any_is_minimal() {
         let mut buf = vec![0u8; 70000];
         for _ in 0..50 {
             sock.send_to(&q, dns).await.unwrap();
-            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await {
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+            {
                 return (n, Message::from_vec(&buf[..n]).unwrap());
             }
         }
@@ -262,7 +290,10 @@ async fn dns_answers_are_bounded_and_any_is_minimal() {
         if qtype == RecordType::ANY {
             // ANY gets the addresses, nothing more, and only a few.
             assert!(!m.answers.is_empty());
-            assert!(m.answers.iter().all(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)), "{m:?}");
+            assert!(
+                m.answers.iter().all(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)),
+                "{m:?}"
+            );
             assert!(m.answers.len() <= 3, "{} answers", m.answers.len());
         }
     }
@@ -280,7 +311,10 @@ async fn gossip_and_server_ports_drop_oversized_input() {
     let u = UdpSocket::bind((a.ip, 0)).await.unwrap();
     u.send_to(&vec![b'G'; 9000], (a.ip, 8301)).await.unwrap();
     u.send_to(b"\x00garbage", (a.ip, 8301)).await.unwrap();
-    let dropped = wait_until(Duration::from_secs(10), || async { a.counter("consul.memberlist.udp.dropped").await >= before + 2 }).await;
+    let dropped = wait_until(Duration::from_secs(10), || async {
+        a.counter("consul.memberlist.udp.dropped").await >= before + 2
+    })
+    .await;
     assert!(dropped, "oversized gossip packets not counted as dropped");
     // Gossip TCP: a frame announcing 2 GiB is refused before it is read.
     let mut s = TcpStream::connect((a.ip, 8301)).await.unwrap();
@@ -313,7 +347,11 @@ async fn corrupt_snapshots_in_the_data_dir() {
     let snaps_dir = dir.path().join("raft").join("snapshots");
     let snaps = || -> Vec<std::path::PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(&snaps_dir)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "snap")).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -412,18 +450,31 @@ async fn full_disk_fails_writes_clearly_and_recovers() {
     let put = |key: String| {
         let body = big.clone();
         let client = a.client();
-        async move { client.request(hyper::Method::PUT, &format!("/v1/kv/{key}"), Some(body.into())).await.expect("the agent answers while the disk is full") }
+        async move {
+            client
+                .request(hyper::Method::PUT, &format!("/v1/kv/{key}"), Some(body.into()))
+                .await
+                .expect("the agent answers while the disk is full")
+        }
     };
     // The write that meets the full disk waits for its append, which is
     // retried until space returns: its outcome is unknown, and it says so.
     let r = put("full0".into()).await;
     assert_eq!(r.status, 500, "write acknowledged on a full disk: {}", r.text());
-    assert!(r.text().contains("No space left on device") && r.text().contains("if space is freed"), "{}", r.text());
+    assert!(
+        r.text().contains("No space left on device") && r.text().contains("if space is freed"),
+        "{}",
+        r.text()
+    );
     // Later writes are refused at once, before they reach the log.
     for i in 1..5 {
         let r = put(format!("full{i}")).await;
         assert_eq!(r.status, 500, "write acknowledged on a full disk: {}", r.text());
-        assert!(r.text().contains("No space left on device") && r.text().contains("not accepted"), "{}", r.text());
+        assert!(
+            r.text().contains("No space left on device") && r.text().contains("not accepted"),
+            "{}",
+            r.text()
+        );
     }
     assert!(a.output_text().contains("disk full"), "no log line about the full disk\n{}", a.output_text());
     // Stale reads keep working, and nothing unacknowledged shows up.
@@ -453,9 +504,15 @@ async fn full_disk_fails_writes_clearly_and_recovers() {
             assert_eq!((r.status.as_u16(), r.text()), (200, "2".to_string()));
             // full0 was pending and may have been applied; if so, intact.
             let r = client.request(hyper::Method::GET, "/v1/kv/full0?raw", None).await.expect("get");
-            assert!(r.status == 404 || r.body.len() == 64 * 1024, "full0: {} ({} bytes)", r.status, r.body.len());
+            assert!(
+                r.status == 404 || r.body.len() == 64 * 1024,
+                "full0: {} ({} bytes)",
+                r.status,
+                r.body.len()
+            );
             for i in 1..5 {
-                let r = client.request(hyper::Method::GET, &format!("/v1/kv/full{i}"), None).await.expect("get");
+                let r =
+                    client.request(hyper::Method::GET, &format!("/v1/kv/full{i}"), None).await.expect("get");
                 assert_eq!(r.status, 404, "refused write full{i} was applied");
             }
         }

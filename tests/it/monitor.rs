@@ -73,28 +73,48 @@ async fn monitors_stream_lines_at_their_own_level_and_format() {
     assert_eq!(status, 200);
     let (_, mut debug) = open(&a, "?loglevel=debug").await;
     let (_, mut json) = open(&a, "?loglevel=DEBUG&logjson").await;
-    assert!(wait_until(Duration::from_secs(5), || async { a.gauge("consul.agent.monitor.streams").await == 3 }).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || async { a.gauge("consul.agent.monitor.streams").await == 3 })
+            .await
+    );
 
     // A debug line (logged before the fire request returns), then an info one.
     fire(&a, "deploy-7").await;
     register(&a, "web-7").await;
 
-    let lines = info.until("Synced service: service=web-7", Duration::from_secs(10)).await.expect("info monitor saw the sync");
+    let lines = info
+        .until("Synced service: service=web-7", Duration::from_secs(10))
+        .await
+        .expect("info monitor saw the sync");
     assert!(lines.iter().all(|l| !l.contains("[DEBUG]")), "an info monitor got debug lines: {lines:#?}");
     let synced = lines.last().expect("line");
     assert!(synced.contains(" [INFO]  agent: Synced service: service=web-7"), "{synced}");
 
-    let lines = debug.until("Synced service: service=web-7", Duration::from_secs(10)).await.expect("debug monitor saw the sync");
+    let lines = debug
+        .until("Synced service: service=web-7", Duration::from_secs(10))
+        .await
+        .expect("debug monitor saw the sync");
     assert!(
         lines.iter().any(|l| l.contains("[DEBUG] agent: fired user event: event_name=deploy-7")),
         "a debug monitor missed the debug line: {lines:#?}"
     );
 
     let lines = json.until("web-7", Duration::from_secs(10)).await.expect("json monitor saw the sync");
-    let objs: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
-    assert!(objs.iter().any(|o| o["@level"] == "debug" && o["@message"] == "fired user event" && o["event_name"] == "deploy-7"), "{lines:#?}");
+    let objs: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        objs.iter().any(|o| o["@level"] == "debug"
+            && o["@message"] == "fired user event"
+            && o["event_name"] == "deploy-7"),
+        "{lines:#?}"
+    );
     let last = objs.last().expect("line");
-    assert_eq!((last["@level"].as_str(), last["@module"].as_str(), last["service"].as_str()), (Some("info"), Some("agent"), Some("web-7")));
+    assert_eq!(
+        (last["@level"].as_str(), last["@module"].as_str(), last["service"].as_str()),
+        (Some("info"), Some("agent"), Some("web-7"))
+    );
     assert!(last["@timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{last}");
 
     // None of this reached the agent's own output (it logs at warn).
@@ -104,11 +124,15 @@ async fn monitors_stream_lines_at_their_own_level_and_format() {
     drop(info);
     drop(json);
     assert!(
-        wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 }).await,
+        wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 })
+            .await,
         "closed monitors were never detached"
     );
     register(&a, "web-8").await;
-    debug.until("Synced service: service=web-8", Duration::from_secs(10)).await.expect("the remaining monitor still streams");
+    debug
+        .until("Synced service: service=web-8", Duration::from_secs(10))
+        .await
+        .expect("the remaining monitor still streams");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +143,10 @@ async fn a_bad_level_is_refused() {
     assert_eq!((r.status.as_u16(), r.text()), (400, "Unknown log level: loud".to_string()));
     let out = a.cli(&["monitor", "-log-level=loud"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert_eq!(out.stderr.trim(), "Error starting monitor: Unexpected response code: 400 (Unknown log level: loud)");
+    assert_eq!(
+        out.stderr.trim(),
+        "Error starting monitor: Unexpected response code: 400 (Unknown log level: loud)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +192,10 @@ async fn consul_monitor_prints_lines_until_interrupted_or_the_agent_stops() {
     // SIGINT ends it with 0.
     let mut m = spawn_monitor(&[]);
     let rx = reader(&mut m);
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 })
+            .await
+    );
     register(&a, "api-1").await;
     assert!(wait_line(&rx, "Synced service: service=api-1"), "consul monitor never printed the sync line");
     // SAFETY: kill(2) on our own child's pid.
@@ -175,7 +205,10 @@ async fn consul_monitor_prints_lines_until_interrupted_or_the_agent_stops() {
     // JSON lines; the agent stopping ends it with 1 and Consul's message.
     let mut m = spawn_monitor(&["-log-json"]);
     let rx = reader(&mut m);
-    assert!(wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async { a.gauge("consul.agent.monitor.streams").await == 1 })
+            .await
+    );
     register(&a, "api-2").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut saw = false;
@@ -205,7 +238,13 @@ async fn consul_monitor_prints_lines_until_interrupted_or_the_agent_stops() {
 fn consul_monitor_without_an_agent_fails_clearly() {
     let out = cli(&["monitor", "-http-addr=127.0.0.1:1"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.starts_with("Error starting monitor: GET \"http://127.0.0.1:1/v1/agent/monitor?loglevel=INFO\":"), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "Error starting monitor: GET \"http://127.0.0.1:1/v1/agent/monitor?loglevel=INFO\":"
+        ),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
 }
 
@@ -214,7 +253,10 @@ async fn prometheus_format_needs_retention_as_in_consul() {
     let a = Agent::dev(&[]);
     a.wait_ready().await;
     let r = a.get("/v1/agent/metrics?format=prometheus").await;
-    assert_eq!((r.status.as_u16(), r.text()), (415, "Prometheus is not enabled since its retention time is not positive".to_string()));
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (415, "Prometheus is not enabled since its retention time is not positive".to_string())
+    );
     // The JSON form is unchanged.
     let v: Value = a.get("/v1/agent/metrics").await.json().expect("json");
     for k in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
@@ -234,7 +276,10 @@ async fn prometheus_format_lists_counters_and_gauges() {
     assert_eq!(a.get("/v1/kv/prom?raw&consistent").await.text(), "1");
     let r = a.get("/v1/agent/metrics?format=prometheus").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     let text = r.text();
     let json: Value = a.get("/v1/agent/metrics").await.json().expect("json");
     // Every JSON counter and gauge appears, renamed, typed and with a value.
@@ -244,7 +289,11 @@ async fn prometheus_format_lists_counters_and_gauges() {
             assert!(name.starts_with("consul_"), "{name}");
             assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}:\n{text}");
             assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "no TYPE for {name}:\n{text}");
-            assert!(text.lines().any(|l| l.strip_prefix(&format!("{name} ")).is_some_and(|v| v.parse::<f64>().is_ok())), "no sample for {name}:\n{text}");
+            assert!(
+                text.lines()
+                    .any(|l| l.strip_prefix(&format!("{name} ")).is_some_and(|v| v.parse::<f64>().is_ok())),
+                "no sample for {name}:\n{text}"
+            );
         }
     }
     assert!(json["Counters"].as_array().is_some_and(|c| !c.is_empty()), "no counters to compare: {json}");
@@ -254,5 +303,8 @@ async fn prometheus_format_lists_counters_and_gauges() {
     let http: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let resp = http.request(req.body(Empty::new()).expect("request")).await.expect("scrape");
-    assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
 }

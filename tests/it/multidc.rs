@@ -19,7 +19,15 @@ fn agent(name: &str, dc: &str, server: bool, extra: &[String]) -> Agent {
 
 fn dig(a: &Agent, name: &str) -> String {
     let out = std::process::Command::new("dig")
-        .args([format!("@{}", a.ip), "-p".into(), "8600".into(), "+short".into(), "+time=3".into(), "+tries=1".into(), name.into()])
+        .args([
+            format!("@{}", a.ip),
+            "-p".into(),
+            "8600".into(),
+            "+short".into(),
+            "+time=3".into(),
+            "+tries=1".into(),
+            name.into(),
+        ])
         .output();
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
@@ -38,7 +46,8 @@ async fn requests_reach_another_datacenter_over_the_wan() {
     for a in [&dc1, &client] {
         assert!(
             wait_until(Duration::from_secs(30), || async {
-                a.try_get("/v1/catalog/datacenters").await.and_then(|r| r.json::<Vec<String>>().ok()) == Some(vec!["dc1".into(), "dc2".into()])
+                a.try_get("/v1/catalog/datacenters").await.and_then(|r| r.json::<Vec<String>>().ok())
+                    == Some(vec!["dc1".into(), "dc2".into()])
             })
             .await,
             "datacenters never listed both: {}",
@@ -47,8 +56,16 @@ async fn requests_reach_another_datacenter_over_the_wan() {
     }
     let wan = dc1.cli(&["members", "-wan"]);
     assert_eq!(wan.code, 0, "{wan:?}");
-    assert!(wan.stdout.lines().any(|l| l.starts_with("one.dc1") && l.contains("alive") && l.contains("dc1")), "{}", wan.stdout);
-    assert!(wan.stdout.lines().any(|l| l.starts_with("two.dc2") && l.contains("alive") && l.contains("dc2")), "{}", wan.stdout);
+    assert!(
+        wan.stdout.lines().any(|l| l.starts_with("one.dc1") && l.contains("alive") && l.contains("dc1")),
+        "{}",
+        wan.stdout
+    );
+    assert!(
+        wan.stdout.lines().any(|l| l.starts_with("two.dc2") && l.contains("alive") && l.contains("dc2")),
+        "{}",
+        wan.stdout
+    );
     let info = dc1.cli(&["info"]);
     assert!(info.stdout.contains("\tknown_datacenters = 2"), "{}", info.stdout);
     let from_dc2: Vec<String> = dc2.get("/v1/catalog/datacenters").await.json().expect("json");
@@ -61,18 +78,28 @@ async fn requests_reach_another_datacenter_over_the_wan() {
     assert_eq!(dc1.get("/v1/kv/where").await.status, 404);
     let r = dc1.get("/v1/kv/where?dc=dc2&raw").await;
     assert_eq!(r.text(), "in-two");
-    let index: u64 = r.headers.get("x-consul-index").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("index header");
+    let index: u64 = r
+        .headers
+        .get("x-consul-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("index header");
 
     // A blocking read across the WAN wakes on a write in dc2.
     let waiter = {
         let c = client.client();
         tokio::spawn(async move {
-            c.request(hyper::Method::GET, &format!("/v1/kv/where?dc=dc2&raw&index={index}&wait=20s"), None).await.map(|r| r.text())
+            c.request(hyper::Method::GET, &format!("/v1/kv/where?dc=dc2&raw&index={index}&wait=20s"), None)
+                .await
+                .map(|r| r.text())
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(dc2.put("/v1/kv/where", b"changed").await.text(), "true");
-    let woke = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("blocking read never woke").expect("join");
+    let woke = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("blocking read never woke")
+        .expect("join");
     assert_eq!(woke.expect("GET"), "changed");
 
     // A service registered in dc2 is visible from dc1 by catalog, health and DNS.
@@ -80,7 +107,11 @@ async fn requests_reach_another_datacenter_over_the_wan() {
     assert_eq!(dc2.put("/v1/agent/service/register", reg.as_bytes()).await.status, 200);
     assert!(
         wait_until(Duration::from_secs(15), || async {
-            client.get("/v1/catalog/service/web?dc=dc2").await.json::<Vec<Value>>().is_ok_and(|v| v.len() == 1 && v[0]["Datacenter"] == "dc2")
+            client
+                .get("/v1/catalog/service/web?dc=dc2")
+                .await
+                .json::<Vec<Value>>()
+                .is_ok_and(|v| v.len() == 1 && v[0]["Datacenter"] == "dc2")
         })
         .await,
         "dc2's service never visible from dc1"

@@ -96,7 +96,6 @@ macro_rules! need_netns {
     };
 }
 
-
 /// A plain HTTP/1.0 GET (blocking; run it inside `Netns::run` to reach a
 /// namespace); the body of a 200 answer, else `None`.
 pub fn http_get(addr: &str, path: &str) -> Option<String> {
@@ -111,4 +110,3 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     head.split_whitespace().nth(1).filter(|c| *c == "200")?;
     Some(body.to_string())
 }
-

@@ -28,7 +28,11 @@ async fn reload_swaps_config_services_and_keeps_api_ones() {
 
     // consul reload: web goes away, db and a check arrive.
     std::fs::remove_file(cfg.path().join("web.json")).expect("rm");
-    write(cfg.path(), "db.json", r#"{"service": {"name": "db", "port": 5432, "check": {"ttl": "30s"}}, "log_level": "debug"}"#);
+    write(
+        cfg.path(),
+        "db.json",
+        r#"{"service": {"name": "db", "port": 5432, "check": {"ttl": "30s"}}, "log_level": "debug"}"#,
+    );
     let out = agent.cli(&["reload"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout.trim(), "Configuration reload triggered");
@@ -50,14 +54,22 @@ async fn reload_swaps_config_services_and_keeps_api_ones() {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(agent.pid() as i32, libc::SIGHUP) };
     assert!(
-        wait_until(Duration::from_secs(10), || async { local_services(&agent).await.contains(&"cache".to_string()) }).await,
+        wait_until(Duration::from_secs(10), || async {
+            local_services(&agent).await.contains(&"cache".to_string())
+        })
+        .await,
         "SIGHUP did not reload:\n{}",
         agent.output_text()
     );
     // And it shows in the catalog through anti-entropy.
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            agent.get("/v1/catalog/service/cache").await.json::<Vec<Value>>().map(|v| v.len() == 1).unwrap_or(false)
+            agent
+                .get("/v1/catalog/service/cache")
+                .await
+                .json::<Vec<Value>>()
+                .map(|v| v.len() == 1)
+                .unwrap_or(false)
         })
         .await
     );
@@ -67,7 +79,11 @@ async fn reload_swaps_config_services_and_keeps_api_ones() {
 async fn maint_enables_lists_and_disables() {
     let agent = Agent::dev(&[]);
     agent.wait_ready().await;
-    assert!(agent.put("/v1/agent/service/register", br#"{"Name": "web", "ID": "web1"}"#).await.status.is_success());
+    assert!(agent
+        .put("/v1/agent/service/register", br#"{"Name": "web", "ID": "web1"}"#)
+        .await
+        .status
+        .is_success());
     let on = agent.cli(&["maint", "-enable", "-reason", "disk swap"]);
     assert_eq!((on.code, on.stdout.trim()), (0, "Node maintenance is now enabled"), "{on:?}");
     let svc = agent.cli(&["maint", "-enable", "-service", "web1"]);
@@ -109,15 +125,23 @@ async fn keyring_rotates_keys_across_an_encrypted_pool_and_join_force_leave_work
     ];
     let client = Agent::spawn(ip, args, Some(dir), Some(tmp));
     // consul join from the client's CLI.
-    let up = || async { client.client().request(hyper::Method::GET, "/v1/agent/self", None).await.is_ok_and(|r| r.status == 200) };
+    let up = || async {
+        client
+            .client()
+            .request(hyper::Method::GET, "/v1/agent/self", None)
+            .await
+            .is_ok_and(|r| r.status == 200)
+    };
     assert!(wait_until(Duration::from_secs(10), up).await, "client agent never served HTTP");
     let joined = client.cli(&["join", &server.ip.to_string()]);
     assert_eq!(joined.code, 0, "{joined:?}");
     assert_eq!(joined.stdout.trim(), "Successfully joined cluster by contacting 1 nodes.");
-    assert!(wait_until(Duration::from_secs(20), || async {
-        server.get("/v1/agent/members").await.json::<Vec<Value>>().map(|m| m.len() == 2).unwrap_or(false)
-    })
-    .await);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            server.get("/v1/agent/members").await.json::<Vec<Value>>().map(|m| m.len() == 2).unwrap_or(false)
+        })
+        .await
+    );
 
     let list = server.cli(&["keyring", "-list"]);
     assert_eq!(list.code, 0, "{list:?}");
@@ -148,7 +172,12 @@ async fn keyring_rotates_keys_across_an_encrypted_pool_and_join_force_leave_work
     client.kill9();
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            server.get("/v1/agent/members").await.json::<Vec<Value>>().map(|m| m.iter().any(|m| m["Name"] == "c1" && m["Status"] == 4)).unwrap_or(false)
+            server
+                .get("/v1/agent/members")
+                .await
+                .json::<Vec<Value>>()
+                .map(|m| m.iter().any(|m| m["Name"] == "c1" && m["Status"] == 4))
+                .unwrap_or(false)
         })
         .await,
         "client never failed"
@@ -157,7 +186,12 @@ async fn keyring_rotates_keys_across_an_encrypted_pool_and_join_force_leave_work
     assert_eq!(fl.code, 0, "{fl:?}");
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            server.get("/v1/agent/members").await.json::<Vec<Value>>().map(|m| m.iter().any(|m| m["Name"] == "c1" && m["Status"] == 3)).unwrap_or(false)
+            server
+                .get("/v1/agent/members")
+                .await
+                .json::<Vec<Value>>()
+                .map(|m| m.iter().any(|m| m["Name"] == "c1" && m["Status"] == 3))
+                .unwrap_or(false)
         })
         .await,
         "force-leave did not mark the member left"
@@ -169,16 +203,33 @@ async fn autopilot_configuration_round_trips_with_cas() {
     let agent = Agent::dev(&[]);
     agent.wait_ready().await;
     let get = agent.cli(&["operator", "autopilot", "get-config"]);
-    assert!(get.stdout.contains("CleanupDeadServers = true\nLastContactThreshold = 200ms\nMaxTrailingLogs = 250"), "{}", get.stdout);
-    let set = agent.cli(&["operator", "autopilot", "set-config", "-max-trailing-logs=42", "-last-contact-threshold=1s"]);
+    assert!(
+        get.stdout.contains("CleanupDeadServers = true\nLastContactThreshold = 200ms\nMaxTrailingLogs = 250"),
+        "{}",
+        get.stdout
+    );
+    let set = agent.cli(&[
+        "operator",
+        "autopilot",
+        "set-config",
+        "-max-trailing-logs=42",
+        "-last-contact-threshold=1s",
+    ]);
     assert_eq!(set.stdout.trim(), "Configuration updated!", "{set:?}");
     let v: Value = agent.get("/v1/operator/autopilot/configuration").await.json().expect("json");
     assert_eq!(v["MaxTrailingLogs"], 42);
     assert_eq!(v["LastContactThreshold"], "1s");
     let index = v["ModifyIndex"].as_u64().expect("index");
-    let stale_cas = agent.put(&format!("/v1/operator/autopilot/configuration?cas={}", index - 1), br#"{"MaxTrailingLogs": 7}"#).await;
+    let stale_cas = agent
+        .put(&format!("/v1/operator/autopilot/configuration?cas={}", index - 1), br#"{"MaxTrailingLogs": 7}"#)
+        .await;
     assert_eq!(stale_cas.text().trim(), "false");
-    let good_cas = agent.put(&format!("/v1/operator/autopilot/configuration?cas={index}"), br#"{"MaxTrailingLogs": 7, "CleanupDeadServers": true}"#).await;
+    let good_cas = agent
+        .put(
+            &format!("/v1/operator/autopilot/configuration?cas={index}"),
+            br#"{"MaxTrailingLogs": 7, "CleanupDeadServers": true}"#,
+        )
+        .await;
     assert_eq!(good_cas.text().trim(), "true");
     let bad = agent.put("/v1/operator/autopilot/configuration", br#"{"LastContactThreshold": "soon"}"#).await;
     assert_eq!(bad.status, 400, "{}", bad.text());
@@ -192,7 +243,11 @@ async fn snapshot_saved_on_one_cluster_restores_on_a_fresh_one() {
     let a = Agent::server(None, &[]);
     a.wait_ready().await;
     for i in 0..200 {
-        assert!(a.put(&format!("/v1/kv/app/key{i}"), format!("value-{i}").as_bytes()).await.status.is_success());
+        assert!(a
+            .put(&format!("/v1/kv/app/key{i}"), format!("value-{i}").as_bytes())
+            .await
+            .status
+            .is_success());
     }
     let reg = br#"{"Node": "ext-1", "Address": "10.1.2.3", "Service": {"Service": "billing", "Port": 9000, "Tags": ["v2"]}}"#;
     assert!(a.put("/v1/catalog/register", reg).await.status.is_success());
@@ -205,7 +260,11 @@ async fn snapshot_saved_on_one_cluster_restores_on_a_fresh_one() {
 
     let inspect = crate::harness::cli(&["snapshot", "inspect", &file_s]);
     assert_eq!(inspect.code, 0, "{inspect:?}");
-    assert!(inspect.stdout.lines().any(|l| l.trim_start().starts_with("KVS") && l.contains(" 200 ")), "{}", inspect.stdout);
+    assert!(
+        inspect.stdout.lines().any(|l| l.trim_start().starts_with("KVS") && l.contains(" 200 ")),
+        "{}",
+        inspect.stdout
+    );
 
     // A corrupted copy is refused before anything is sent.
     let mut bad = std::fs::read(&file).expect("read");

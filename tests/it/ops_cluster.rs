@@ -28,7 +28,14 @@ pub struct Spec {
 
 impl Spec {
     pub fn server(name: &str) -> Spec {
-        Spec { name: name.into(), ip: crate::harness::unique_ip(), server: true, bootstrap_expect: None, join: Vec::new(), hcl: vec![QUICK.into()] }
+        Spec {
+            name: name.into(),
+            ip: crate::harness::unique_ip(),
+            server: true,
+            bootstrap_expect: None,
+            join: Vec::new(),
+            hcl: vec![QUICK.into()],
+        }
     }
 
     pub fn client(name: &str) -> Spec {
@@ -134,7 +141,13 @@ pub async fn wait_peers(agent: &Agent, want: &[String]) {
         leader && peers(agent).await.as_ref() == Some(&want)
     })
     .await;
-    assert!(ok, "agent {} never reported peers {want:?} with a leader (now {:?})\n{}", agent.addr(), peers(agent).await, agent.output_text());
+    assert!(
+        ok,
+        "agent {} never reported peers {want:?} with a leader (now {:?})\n{}",
+        agent.addr(),
+        peers(agent).await,
+        agent.output_text()
+    );
 }
 
 /// A member's status (`alive`, `left`, `failed`, ...) in `consul members`
@@ -148,8 +161,16 @@ pub fn member_status(observer: &Agent, name: &str) -> Option<String> {
 }
 
 pub async fn wait_member_status(observer: &Agent, name: &str, want: &str) {
-    let ok = wait_until(Duration::from_secs(20), || async { member_status(observer, name).as_deref() == Some(want) }).await;
-    assert!(ok, "{name} never became {want} as seen from {} (now {:?})", observer.addr(), member_status(observer, name));
+    let ok = wait_until(Duration::from_secs(20), || async {
+        member_status(observer, name).as_deref() == Some(want)
+    })
+    .await;
+    assert!(
+        ok,
+        "{name} never became {want} as seen from {} (now {:?})",
+        observer.addr(),
+        member_status(observer, name)
+    );
 }
 
 /// Sends a signal to a running agent (without waiting).
@@ -174,7 +195,10 @@ pub fn wait_exit(agent: &mut Agent, timeout: Duration) -> Option<i32> {
 /// Waits until the agent's output, from byte `from` on (earlier runs of
 /// the same agent share the buffer), contains `text`.
 pub async fn wait_output(agent: &Agent, from: usize, text: &str) {
-    let ok = wait_until(Duration::from_secs(20), || async { agent.output_text().get(from..).is_some_and(|t| t.contains(text)) }).await;
+    let ok = wait_until(Duration::from_secs(20), || async {
+        agent.output_text().get(from..).is_some_and(|t| t.contains(text))
+    })
+    .await;
     assert!(ok, "agent {} never printed {text:?}\n{}", agent.addr(), agent.output_text());
 }
 
@@ -185,5 +209,8 @@ pub fn signal_all(targets: &mut [(&mut Agent, i32)]) -> Vec<Option<i32>> {
         signal(a, *sig);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    targets.iter_mut().map(|(a, _)| wait_exit(a, deadline.saturating_duration_since(Instant::now()))).collect()
+    targets
+        .iter_mut()
+        .map(|(a, _)| wait_exit(a, deadline.saturating_duration_since(Instant::now())))
+        .collect()
 }

@@ -48,7 +48,11 @@ const INDEXES: [&str; 3] = ["commit_index", "applied_index", "last_log_index"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consul_info_shows_a_new_server_catching_up_with_the_leader() {
     let ips: Vec<Ipv4Addr> = (0..3).map(|_| unique_ip()).collect();
-    let servers: Vec<Agent> = ips.iter().enumerate().map(|(i, ip)| start_server(*ip, &format!("s{}", i + 1), Some(3), &ips)).collect();
+    let servers: Vec<Agent> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| start_server(*ip, &format!("s{}", i + 1), Some(3), &ips))
+        .collect();
     for s in &servers {
         s.wait_ready().await;
     }
@@ -71,7 +75,8 @@ async fn consul_info_shows_a_new_server_catching_up_with_the_leader() {
         let l: String = s4.get("/v1/status/leader").await.json().expect("leader");
         l.rsplit_once(':').map(|(h, _)| h.to_string()).expect("leader address")
     };
-    let leader = servers.iter().find(|s| s.ip.to_string() == leader_ip).expect("leader is one of the first three");
+    let leader =
+        servers.iter().find(|s| s.ip.to_string() == leader_ip).expect("leader is one of the first three");
     let mut last = (BTreeMap::new(), BTreeMap::new());
     let converged = wait_until(Duration::from_secs(60), || {
         let (l, n) = (info(leader), info(&s4));
@@ -83,7 +88,11 @@ async fn consul_info_shows_a_new_server_catching_up_with_the_leader() {
     let (l, n) = &last;
     assert!(converged, "s4 never caught up:\nleader raft: {:?}\ns4 raft: {:?}", l.get("raft"), n.get("raft"));
     for k in INDEXES {
-        assert!(raft_u64(n, k) >= written, "{k} on s4 is {} but the last key was written at {written}", raft_u64(n, k));
+        assert!(
+            raft_u64(n, k) >= written,
+            "{k} on s4 is {} but the last key was written at {written}",
+            raft_u64(n, k)
+        );
     }
     // The new server serves the data it caught up on.
     assert_eq!(s4.get("/v1/kv/catchup/000?raw&stale").await.text(), "value-0");
@@ -101,7 +110,8 @@ async fn consul_info_shows_a_new_server_catching_up_with_the_leader() {
     assert_eq!(raft_str(&info(leader), "state"), "Leader");
     assert_eq!(raft_str(&info(leader), "last_contact"), "0");
     let contact = raft_str(&n, "last_contact");
-    let since = consul::duration::parse(contact).unwrap_or_else(|e| panic!("last_contact {contact:?} is not a duration: {e}"));
+    let since = consul::duration::parse(contact)
+        .unwrap_or_else(|e| panic!("last_contact {contact:?} is not a duration: {e}"));
     assert!(since < Duration::from_secs(3), "s4 last heard from the leader {contact} ago");
     assert_eq!(n.get("consul").and_then(|c| c.get("server")).map(String::as_str), Some("true"));
     assert_eq!(n.get("consul").and_then(|c| c.get("leader")).map(String::as_str), Some("false"));

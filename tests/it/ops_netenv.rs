@@ -10,8 +10,8 @@
 //! it skips. CI runs as root, so they run there.
 
 use crate::harness::BIN;
-use crate::netns::{http_get, Netns};
 use crate::need_netns;
+use crate::netns::{http_get, Netns};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +30,8 @@ impl NsAgent {
         let log = dir.path().join("out.log");
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.name, BIN, "agent", "-node=n1"]).arg(format!("-data-dir={}", dir.path().join("data").display()));
+        cmd.args(["netns", "exec", &ns.name, BIN, "agent", "-node=n1"])
+            .arg(format!("-data-dir={}", dir.path().join("data").display()));
         for h in hcl {
             cmd.arg(format!("-hcl={h}"));
         }
@@ -75,7 +76,9 @@ impl Drop for NsAgent {
 
 /// A minimal HTTP/1.0 GET; the body when the status is 200.
 fn tcp_open(addr: &str) -> bool {
-    addr.parse().ok().is_some_and(|a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+    addr.parse()
+        .ok()
+        .is_some_and(|a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
 /// Starts an agent and checks what it binds and advertises.
@@ -88,7 +91,8 @@ fn expect_start(ns: &Netns, hcl: &[&str], bind: &str, advertise: &str) {
     assert!(a.output().contains(&format!("Cluster Addr: {advertise} ")), "{}", a.output());
     // Gossip answers on the advertised address, and on every address only
     // when bound to 0.0.0.0.
-    let (on_advertised, on_loopback) = ns.run(|| (tcp_open(&format!("{advertise}:8301")), tcp_open("127.0.0.1:8301")));
+    let (on_advertised, on_loopback) =
+        ns.run(|| (tcp_open(&format!("{advertise}:8301")), tcp_open("127.0.0.1:8301")));
     assert!(on_advertised, "gossip is not reachable at {advertise}:8301");
     assert_eq!(on_loopback, bind == "0.0.0.0", "gossip on 127.0.0.1 with bind {bind}");
 }

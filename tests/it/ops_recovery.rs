@@ -66,11 +66,17 @@ async fn kill9_replacement_and_loss_of_two_servers() {
     let promoted = wait_until(Duration::from_secs(30), || async {
         [&s1, &s2].iter().any(|n| {
             let out = n.agent.output_text();
-            out.contains("removing stale server entry") && out.contains("promoting server to voter: server=s4")
+            out.contains("removing stale server entry")
+                && out.contains("promoting server to voter: server=s4")
         })
     })
     .await;
-    assert!(promoted, "s4 never replaced its placeholder\n{}\n{}", s1.agent.output_text(), s2.agent.output_text());
+    assert!(
+        promoted,
+        "s4 never replaced its placeholder\n{}\n{}",
+        s1.agent.output_text(),
+        s2.agent.output_text()
+    );
     wait_peers(&s1.agent, &[s1.spec.rpc(), s2.spec.rpc(), s4_rpc.clone()]).await;
     assert_eq!(kv_get(&s4, "handbook").await, "v1", "the replacement has the data");
     kv_put(&s4, "after-replacement", "v2").await;
@@ -80,13 +86,29 @@ async fn kill9_replacement_and_loss_of_two_servers() {
     s4.agent.kill9();
     // The recover command refuses while the server runs...
     let dir = s1.dir.display().to_string();
-    let out = crate::harness::cli(&["operator", "raft", "recover", &format!("-data-dir={dir}"), &format!("-peers={}", s1.spec.rpc())]);
+    let out = crate::harness::cli(&[
+        "operator",
+        "raft",
+        "recover",
+        &format!("-data-dir={dir}"),
+        &format!("-peers={}", s1.spec.rpc()),
+    ]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("in use by another agent") && out.stderr.contains("Stop that agent first"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("in use by another agent") && out.stderr.contains("Stop that agent first"),
+        "{}",
+        out.stderr
+    );
     assert!(!s1.raft_dir().join("peers.json").exists());
     // ...and writes a checked file once it is stopped.
     assert_eq!(signal_all(&mut [(&mut s1.agent, SIGTERM)]), vec![Some(1)]);
-    let out = crate::harness::cli(&["operator", "raft", "recover", &format!("-data-dir={dir}"), &format!("-peers={}", s1.spec.rpc())]);
+    let out = crate::harness::cli(&[
+        "operator",
+        "raft",
+        "recover",
+        &format!("-data-dir={dir}"),
+        &format!("-peers={}", s1.spec.rpc()),
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("this server") && out.stdout.contains("(id format)"), "{}", out.stdout);
     let written = std::fs::read_to_string(s1.raft_dir().join("peers.json")).unwrap();
@@ -94,7 +116,11 @@ async fn kill9_replacement_and_loss_of_two_servers() {
     restart_recovering(&mut s1).await;
     wait_peers(&s1.agent, &[s1.spec.rpc()]).await;
     assert_eq!(kv_get(&s1, "handbook").await, "v1");
-    assert_eq!(kv_get(&s1, "after-replacement").await, "v2", "a write acknowledged before the outage survives");
+    assert_eq!(
+        kv_get(&s1, "after-replacement").await,
+        "v2",
+        "a write acknowledged before the outage survives"
+    );
     kv_put(&s1, "after-recovery", "v3").await;
 }
 
@@ -115,7 +141,12 @@ async fn malformed_peers_json_stops_the_agent_and_changes_nothing() {
     let code = wait_exit(&mut s.agent, Duration::from_secs(20));
     let out = s.agent.output_text().get(from..).unwrap_or_default().to_string();
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("recovery failed to parse peers.json") && out.contains("not a node ID") && out.contains("left in place"), "{out}");
+    assert!(
+        out.contains("recovery failed to parse peers.json")
+            && out.contains("not a node ID")
+            && out.contains("left in place"),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(s.raft_dir().join("peers.json")).unwrap(), bad);
 
     // Consul's current format by hand works; the data is intact.

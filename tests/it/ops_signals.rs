@@ -36,16 +36,26 @@ async fn clients_leave_on_both_signals_unless_told_not_to() {
         (&mut int_skip.agent, SIGINT),
         (&mut term_stay.agent, SIGTERM),
     ]);
-    assert_eq!(codes, vec![Some(0), Some(0), Some(1), Some(1)], "exit codes: graceful leave 0, shutdown without leave 1");
+    assert_eq!(
+        codes,
+        vec![Some(0), Some(0), Some(1), Some(1)],
+        "exit codes: graceful leave 0, shutdown without leave 1"
+    );
     wait_member_status(&s1.agent, "c-term", "left").await;
     wait_member_status(&s1.agent, "c-int", "left").await;
     wait_member_status(&s1.agent, "c-int-skip", "failed").await;
     wait_member_status(&s1.agent, "c-term-stay", "failed").await;
 
     let out = term_default.agent.output_text();
-    assert!(out.contains("==> Caught signal: terminated") && out.contains("Gracefully shutting down agent"), "{out}");
+    assert!(
+        out.contains("==> Caught signal: terminated") && out.contains("Gracefully shutting down agent"),
+        "{out}"
+    );
     let out = int_skip.agent.output_text();
-    assert!(out.contains("==> Caught signal: interrupt") && out.contains("Graceful shutdown disabled. Exiting"), "{out}");
+    assert!(
+        out.contains("==> Caught signal: interrupt") && out.contains("Graceful shutdown disabled. Exiting"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,17 +36,36 @@ async fn readiness_stopping_and_pid_file() {
     let output = || std::fs::read_to_string(dir.path().join("out.log")).unwrap_or_default();
 
     let ready = recv_text(&sock);
-    assert!(ready.as_deref().is_some_and(|m| m.lines().any(|l| l == "READY=1")), "no READY=1: {ready:?}\n{}", output());
+    assert!(
+        ready.as_deref().is_some_and(|m| m.lines().any(|l| l == "READY=1")),
+        "no READY=1: {ready:?}\n{}",
+        output()
+    );
     // Ready means serving: the very first request succeeds.
-    let client = consul::api::Client::new(consul::api::ClientConfig { address: format!("{ip}:8500"), token: None, datacenter: None }).unwrap();
-    let r = client.request(hyper::Method::GET, "/v1/agent/self", None).await.expect("HTTP answers once READY=1 is sent");
+    let client = consul::api::Client::new(consul::api::ClientConfig {
+        address: format!("{ip}:8500"),
+        token: None,
+        datacenter: None,
+    })
+    .unwrap();
+    let r = client
+        .request(hyper::Method::GET, "/v1/agent/self", None)
+        .await
+        .expect("HTTP answers once READY=1 is sent");
     assert!(r.status.is_success());
-    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), child.id().to_string(), "-pid-file holds the agent's pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        child.id().to_string(),
+        "-pid-file holds the agent's pid"
+    );
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let stopping = recv_text(&sock);
-    assert!(stopping.as_deref().is_some_and(|m| m.lines().any(|l| l == "STOPPING=1")), "no STOPPING=1: {stopping:?}");
+    assert!(
+        stopping.as_deref().is_some_and(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "no STOPPING=1: {stopping:?}"
+    );
     assert!(wait_exit(&mut child, Duration::from_secs(30)).is_some(), "agent did not exit\n{}", output());
     assert!(!pid_file.exists(), "the pid file is removed at exit");
 }
@@ -71,7 +90,9 @@ fn a_failed_start_never_reports_ready() {
 
 #[test]
 fn the_unit_file_matches_what_the_agent_does() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/systemd/consul.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/systemd/consul.service"))
+            .unwrap();
     let has = |line: &str| unit.lines().any(|l| l.trim() == line);
     for line in [
         "Type=notify",

@@ -58,7 +58,9 @@ async fn start_node(i: usize) -> (Node, u64, RaftNode) {
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();
-    consul::rpc::server::serve(addr, Arc::new(RpcEndpoints(server.clone())), 100, shutdown.clone(), &tasks).await.unwrap();
+    consul::rpc::server::serve(addr, Arc::new(RpcEndpoints(server.clone())), 100, shutdown.clone(), &tasks)
+        .await
+        .unwrap();
     (Node { server, addr, shutdown, _dir: dir }, raft_id(&uuid), raft_node)
 }
 

@@ -18,7 +18,12 @@ async fn session_lifecycle_and_fields() {
     let a = Agent::dev(&["-node=sess-node"]);
     a.wait_ready().await;
     // The node must be in the catalog first (anti-entropy does that).
-    assert!(wait_until(Duration::from_secs(10), || async { a.get("/v1/catalog/node/sess-node").await.text() != "null" }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.get("/v1/catalog/node/sess-node").await.text() != "null"
+        })
+        .await
+    );
     let id = create(&a, json!({"Name": "web-lock"})).await;
     let v: Vec<Value> = a.get(&format!("/v1/session/info/{id}")).await.json().unwrap();
     assert_eq!(v.len(), 1);
@@ -61,7 +66,12 @@ async fn session_lifecycle_and_fields() {
 async fn locks_hand_over_with_lock_delay() {
     let a = Agent::dev(&["-node=lock-node"]);
     a.wait_ready().await;
-    assert!(wait_until(Duration::from_secs(10), || async { a.get("/v1/catalog/node/lock-node").await.text() != "null" }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.get("/v1/catalog/node/lock-node").await.text() != "null"
+        })
+        .await
+    );
     let s1 = create(&a, json!({"LockDelay": "2s"})).await;
     let s2 = create(&a, json!({})).await;
     assert_eq!(a.put(&format!("/v1/kv/leader?acquire={s1}"), b"one").await.text(), "true");
@@ -78,8 +88,15 @@ async fn locks_hand_over_with_lock_delay() {
     assert!(v[0].get("Session").is_none(), "released: {v:?}");
     assert_eq!(v[0]["Value"], "b25l", "release keeps the value");
     let t0 = Instant::now();
-    assert_eq!(a.put(&format!("/v1/kv/leader?acquire={s2}"), b"two").await.text(), "false", "within lock-delay");
-    let got = wait_until(Duration::from_secs(10), || async { a.put(&format!("/v1/kv/leader?acquire={s2}"), b"two").await.text() == "true" }).await;
+    assert_eq!(
+        a.put(&format!("/v1/kv/leader?acquire={s2}"), b"two").await.text(),
+        "false",
+        "within lock-delay"
+    );
+    let got = wait_until(Duration::from_secs(10), || async {
+        a.put(&format!("/v1/kv/leader?acquire={s2}"), b"two").await.text() == "true"
+    })
+    .await;
     assert!(got);
     assert!(t0.elapsed() >= Duration::from_millis(1500), "acquired after only {:?}", t0.elapsed());
     let v: Vec<Value> = a.get("/v1/kv/leader").await.json().unwrap();
@@ -115,7 +132,10 @@ async fn critical_check_and_ttl_invalidate_sessions() {
     let t0 = Instant::now();
     let s = create(&a, json!({"TTL": "1s", "LockDelay": "0s"})).await;
     assert_eq!(a.put(&format!("/v1/kv/ttl-lock?acquire={s}"), b"x").await.text(), "true");
-    let gone = wait_until(Duration::from_secs(10), || async { a.get(&format!("/v1/session/info/{s}")).await.text() == "[]" }).await;
+    let gone = wait_until(Duration::from_secs(10), || async {
+        a.get(&format!("/v1/session/info/{s}")).await.text() == "[]"
+    })
+    .await;
     assert!(gone);
     assert!(t0.elapsed() >= Duration::from_secs(1), "destroyed before its TTL");
     // Renewal keeps it alive past 2×TTL.
@@ -133,25 +153,39 @@ async fn critical_check_and_ttl_invalidate_sessions() {
 async fn a_lock_never_has_two_holders() {
     let a = Agent::dev(&["-node=contend"]);
     a.wait_ready().await;
-    assert!(wait_until(Duration::from_secs(10), || async { a.get("/v1/catalog/node/contend").await.text() != "null" }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.get("/v1/catalog/node/contend").await.text() != "null"
+        })
+        .await
+    );
     let events: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Instant, usize)>>> = Default::default();
     let mut handles = Vec::new();
     for w in 0..6 {
         let c = a.client();
         let events = events.clone();
         let body = json!({"LockDelay": "0s"}).to_string();
-        let sid: String = c.request(Method::PUT, "/v1/session/create", Some(body.into())).await.unwrap().json::<Value>().unwrap()["ID"]
+        let sid: String = c
+            .request(Method::PUT, "/v1/session/create", Some(body.into()))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["ID"]
             .as_str()
             .unwrap()
             .to_string();
         handles.push(tokio::spawn(async move {
             for _ in 0..15 {
-                let r = c.request(Method::PUT, &format!("/v1/kv/mutex?acquire={sid}"), Some(format!("{w}").into())).await.unwrap();
+                let r = c
+                    .request(Method::PUT, &format!("/v1/kv/mutex?acquire={sid}"), Some(format!("{w}").into()))
+                    .await
+                    .unwrap();
                 if r.text() == "true" {
                     let acquired = Instant::now();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     let released = Instant::now();
-                    let r = c.request(Method::PUT, &format!("/v1/kv/mutex?release={sid}"), None).await.unwrap();
+                    let r =
+                        c.request(Method::PUT, &format!("/v1/kv/mutex?release={sid}"), None).await.unwrap();
                     assert_eq!(r.text(), "true");
                     events.lock().unwrap().push((acquired, released, w));
                 }
@@ -178,7 +212,12 @@ async fn restore_rearms_session_ttl_timers() {
     std::fs::write(dir.path().join("ttl.json"), r#"{"session_ttl_min": "1s"}"#).unwrap();
     let a = Agent::dev(&["-node=restore-node", &format!("-config-dir={}", dir.path().display())]);
     a.wait_ready().await;
-    assert!(wait_until(Duration::from_secs(10), || async { a.get("/v1/catalog/node/restore-node").await.text() != "null" }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            a.get("/v1/catalog/node/restore-node").await.text() != "null"
+        })
+        .await
+    );
     let ttl = Duration::from_secs(4);
     let kept = create(&a, json!({"TTL": "4s"})).await;
     let created = Instant::now();

@@ -230,7 +230,12 @@ async fn catalog_get_cas_and_delete_verbs() {
     assert_eq!(r.status, 409, "the same cas again is stale");
 
     // The service's new tags moved its check's index: read it again.
-    let r = a.put("/v1/txn", br#"[{"Check": {"Verb": "get", "Check": {"Node": "web-node", "CheckID": "web-check"}}}]"#).await;
+    let r = a
+        .put(
+            "/v1/txn",
+            br#"[{"Check": {"Verb": "get", "Check": {"Node": "web-node", "CheckID": "web-check"}}}]"#,
+        )
+        .await;
     let check_index = r.json::<Value>().unwrap()["Results"][0]["Check"]["ModifyIndex"].as_u64().unwrap();
     // delete-cas with a stale index fails; delete verbs add no result.
     let ops = json!([{"Check": {"Verb": "delete-cas", "Check": {"Node": "web-node", "CheckID": "web-check", "ModifyIndex": check_index + 100}}}]);
@@ -268,7 +273,12 @@ async fn catalog_txn_invalidates_sessions_like_a_registration() {
         {"Check": {"Verb": "set", "Check": {"Node": "ext-node", "CheckID": "alive", "Name": "alive", "Status": "passing"}}}
     ]);
     assert_eq!(a.put("/v1/txn", setup.to_string().as_bytes()).await.status, 200);
-    let r = a.put("/v1/session/create", json!({"Node": "ext-node", "NodeChecks": ["alive"], "LockDelay": "0s"}).to_string().as_bytes()).await;
+    let r = a
+        .put(
+            "/v1/session/create",
+            json!({"Node": "ext-node", "NodeChecks": ["alive"], "LockDelay": "0s"}).to_string().as_bytes(),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let id = r.json::<Value>().unwrap()["ID"].as_str().unwrap().to_string();
     assert_eq!(a.put(&format!("/v1/kv/ext/lock?acquire={id}"), b"x").await.text(), "true");

@@ -36,8 +36,16 @@ async fn read(conn: &mut HttpConn, etcd: bool, key: &str) -> Result<(u64, u64), 
         }
         let v = r.json()?;
         let kv = &v["kvs"][0];
-        let rev = kv["mod_revision"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("etcd range {key}: no mod_revision"))?;
-        let val = kv["value"].as_str().and_then(decode_b64).and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let rev = kv["mod_revision"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("etcd range {key}: no mod_revision"))?;
+        let val = kv["value"]
+            .as_str()
+            .and_then(decode_b64)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         Ok((val, rev))
     } else {
         let r = conn.get(&format!("/v1/kv/{key}")).await?;
@@ -47,7 +55,12 @@ async fn read(conn: &mut HttpConn, etcd: bool, key: &str) -> Result<(u64, u64), 
         let v = r.json()?;
         let e = &v[0];
         let idx = e["ModifyIndex"].as_u64().ok_or_else(|| format!("GET {key}: no ModifyIndex"))?;
-        let val = e["Value"].as_str().and_then(decode_b64).and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let val = e["Value"]
+            .as_str()
+            .and_then(decode_b64)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         Ok((val, idx))
     }
 }
@@ -67,7 +80,9 @@ async fn cas(conn: &mut HttpConn, etcd: bool, key: &str, version: u64, value: u6
         // The gateway omits `succeeded` when false.
         Ok(r.json()?["succeeded"].as_bool().unwrap_or(false))
     } else {
-        let r = conn.request(Method::PUT, &format!("/v1/kv/{key}?cas={version}"), Some(value.to_string().into())).await?;
+        let r = conn
+            .request(Method::PUT, &format!("/v1/kv/{key}?cas={version}"), Some(value.to_string().into()))
+            .await?;
         if r.status != 200 {
             return Err(format!("PUT {key}?cas: {} {}", r.status, truncate(&r.text(), 200)));
         }
@@ -109,7 +124,18 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     ));
     let mut t = Table::new(
         "CAS contention (64 clients, 8 counters)",
-        &["servers", "system", "increments/s", "CAS attempts/s", "success rate", "p50 ms", "p99 ms", "errors", "lost increments", "consul-rs ÷ etcd"],
+        &[
+            "servers",
+            "system",
+            "increments/s",
+            "CAS attempts/s",
+            "success rate",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "lost increments",
+            "consul-rs ÷ etcd",
+        ],
     );
     for servers in [1usize, 3] {
         let mut ours = f64::NAN;
@@ -157,7 +183,9 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             let key = if etcd { "etcd_http" } else { "consul" };
             sec.metric(format!("cas.n{servers}.{key}.ops"), tput);
             sec.metric(format!("cas.n{servers}.{key}.lost"), lost as f64);
-            eprintln!("  cas n={servers} {name}: {tput:.0} increments/s, {successes} successes, counters sum {sum}");
+            eprintln!(
+                "  cas n={servers} {name}: {tput:.0} increments/s, {successes} successes, counters sum {sum}"
+            );
             t.row(vec![
                 servers.to_string(),
                 name.into(),
@@ -176,7 +204,11 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                 ));
             }
             if let Some(e) = &r.first_error {
-                sec.notes.push(format!("{name}, {servers} server(s): {} errors; first: `{}`", r.errors, truncate(e, 300)));
+                sec.notes.push(format!(
+                    "{name}, {servers} server(s): {} errors; first: `{}`",
+                    r.errors,
+                    truncate(e, 300)
+                ));
             }
         }
     }

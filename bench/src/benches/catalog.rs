@@ -49,7 +49,10 @@ impl Worker for ReadWorker {
             return Err(format!("GET {path}: {} {}", r.status, truncate(&r.text(), 200)));
         }
         if self.health && r.json().ok().and_then(|v| v.as_array().map(|a| a.len())) != Some(3) {
-            return Err(format!("GET {path}: expected 3 passing instances, got {}", truncate(&r.text(), 200)));
+            return Err(format!(
+                "GET {path}: expected 3 passing instances, got {}",
+                truncate(&r.text(), 200)
+            ));
         }
         self.bytes = r.body.len();
         Ok(())
@@ -73,7 +76,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.commands.push(node.proc.cmdline(&ctx.work));
     let http: SocketAddr = node.http();
     let ready = wait_until(Duration::from_secs(30), Duration::from_millis(100), || async move {
-        oneshot(http, Method::PUT, "/v1/kv/catalog-ready", Some("1".into()), Duration::from_secs(2)).await.map(|r| r.status == 200).unwrap_or(false)
+        oneshot(http, Method::PUT, "/v1/kv/catalog-ready", Some("1".into()), Duration::from_secs(2))
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
     if ready.is_none() {
@@ -95,7 +101,13 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                     break;
                 }
                 let t0 = Instant::now();
-                let r = c.request(Method::PUT, "/v1/catalog/register", Some(register_body(i / 3, i % 3, nodes).into())).await?;
+                let r = c
+                    .request(
+                        Method::PUT,
+                        "/v1/catalog/register",
+                        Some(register_body(i / 3, i % 3, nodes).into()),
+                    )
+                    .await?;
                 if r.status != 200 {
                     return Err(format!("catalog register #{i}: {} {}", r.status, truncate(&r.text(), 200)));
                 }
@@ -110,7 +122,18 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let reg_secs = started.elapsed().as_secs_f64();
     let rss1 = node.proc.rss_kb().unwrap_or(0) as f64 / 1024.0;
-    let mut reg = Table::new("Registration", &["registrations", "clients", "total time s", "registrations/s", "p50 ms", "p99 ms", "server RSS before → after MB"]);
+    let mut reg = Table::new(
+        "Registration",
+        &[
+            "registrations",
+            "clients",
+            "total time s",
+            "registrations/s",
+            "p50 ms",
+            "p99 ms",
+            "server RSS before → after MB",
+        ],
+    );
     reg.row(vec![
         num(total as f64),
         writers.to_string(),
@@ -123,7 +146,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.metric("catalog.register_secs", reg_secs);
     sec.metric("catalog.rss_mb", rss1);
     sec.tables.push(reg);
-    let mut t = Table::new("Reads with the catalog loaded", &["endpoint", "clients", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "response bytes", "errors"]);
+    let mut t = Table::new(
+        "Reads with the catalog loaded",
+        &["endpoint", "clients", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "response bytes", "errors"],
+    );
     for health in [false, true] {
         for clients in [1usize, 16] {
             let (r, workers) = load::run(clients, ctx.secs(1.0, 0.2), ctx.secs(8.0, 0.5), |i| ReadWorker {
@@ -139,9 +165,22 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             let key = if health { "health_service" } else { "catalog_services" };
             sec.metric(format!("catalog.{key}.c{clients}.p50_ms"), r.ms(0.5));
             if let Some(e) = &r.first_error {
-                sec.notes.push(format!("{name} at {clients} clients: {} errors; first: `{}`", r.errors, truncate(e, 300)));
+                sec.notes.push(format!(
+                    "{name} at {clients} clients: {} errors; first: `{}`",
+                    r.errors,
+                    truncate(e, 300)
+                ));
             }
-            t.row(vec![name.into(), clients.to_string(), num(r.throughput()), num(r.ms(0.5)), num(r.ms(0.99)), num(r.ms(0.999)), num(bytes as f64), r.errors.to_string()]);
+            t.row(vec![
+                name.into(),
+                clients.to_string(),
+                num(r.throughput()),
+                num(r.ms(0.5)),
+                num(r.ms(0.99)),
+                num(r.ms(0.999)),
+                num(bytes as f64),
+                r.errors.to_string(),
+            ]);
         }
     }
     sec.tables.push(t);

@@ -28,9 +28,21 @@ struct Probe {
 
 fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
     let raw_path = dir.join("raw.log");
-    let raw = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&raw_path).map_err(|e| format!("failed to open {}: {e}", raw_path.display()))?;
+    let raw = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&raw_path)
+        .map_err(|e| format!("failed to open {}: {e}", raw_path.display()))?;
     let pre_path = dir.join("prealloc.log");
-    let pre = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&pre_path).map_err(|e| format!("failed to open {}: {e}", pre_path.display()))?;
+    let pre = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&pre_path)
+        .map_err(|e| format!("failed to open {}: {e}", pre_path.display()))?;
     // SAFETY: fallocate(2) on a file descriptor we own, mode 0 (allocate and extend).
     let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&pre), 0, 0, 64 << 20) };
     if rc != 0 {
@@ -40,7 +52,12 @@ fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
     let (mut wal, _) = Wal::open(&dir.join("wal")).map_err(|e| format!("failed to open the WAL: {e}"))?;
     let payload = vec![0x5au8; PAYLOAD];
     let record = vec![0x5au8; PAYLOAD + 16];
-    let mut p = Probe { raw_us: Vec::with_capacity(reps), prealloc_us: Vec::with_capacity(reps), wal_us: Vec::with_capacity(reps), batch_us: Vec::new() };
+    let mut p = Probe {
+        raw_us: Vec::with_capacity(reps),
+        prealloc_us: Vec::with_capacity(reps),
+        wal_us: Vec::with_capacity(reps),
+        batch_us: Vec::new(),
+    };
     let mut off = 0u64;
     let mut index = 1u64;
     let block = 50;
@@ -91,8 +108,13 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         fs_type(&ctx.work)
     ));
     let d2 = dir.clone();
-    let p = tokio::task::spawn_blocking(move || probe(&d2, reps)).await.map_err(|e| format!("disk probe task: {e}"))??;
-    let mut t = Table::new("Durable append latency", &["what", "appends", "p50 µs", "p99 µs", "p99.9 µs", "entries/s (1 ÷ mean)", "÷ raw (p50)"]);
+    let p = tokio::task::spawn_blocking(move || probe(&d2, reps))
+        .await
+        .map_err(|e| format!("disk probe task: {e}"))??;
+    let mut t = Table::new(
+        "Durable append latency",
+        &["what", "appends", "p50 µs", "p99 µs", "p99.9 µs", "entries/s (1 ÷ mean)", "÷ raw (p50)"],
+    );
     let raw50 = quantile(&p.raw_us, 0.5);
     for (name, v, entries) in [
         ("raw pwrite + fdatasync, appending (file grows)", &p.raw_us, 1.0),
@@ -142,10 +164,17 @@ pub fn fs_type(path: &std::path::Path) -> String {
 pub fn device_desc(path: &std::path::Path) -> String {
     let fs = fs_type(path);
     // "ext4 on /dev/vda (/)" → "vda"; partitions map to their parent disk.
-    let Some(dev) = fs.split_whitespace().find_map(|w| w.strip_prefix("/dev/")) else { return "unknown".into() };
+    let Some(dev) = fs.split_whitespace().find_map(|w| w.strip_prefix("/dev/")) else {
+        return "unknown".into();
+    };
     let base: String = dev.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
-    let disk = if std::path::Path::new(&format!("/sys/block/{dev}")).exists() { dev.to_string() } else { base };
-    let read = |rel: &str| std::fs::read_to_string(format!("/sys/block/{disk}/{rel}")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
+    let disk =
+        if std::path::Path::new(&format!("/sys/block/{dev}")).exists() { dev.to_string() } else { base };
+    let read = |rel: &str| {
+        std::fs::read_to_string(format!("/sys/block/{disk}/{rel}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
     let driver = std::fs::read_link(format!("/sys/block/{disk}/device/driver"))
         .ok()
         .and_then(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))

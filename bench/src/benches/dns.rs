@@ -60,20 +60,40 @@ struct PerfResult {
 }
 
 fn parse_dnsperf(text: &str) -> Result<PerfResult, String> {
-    let find = |key: &str| -> Option<String> { text.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string())) };
+    let find = |key: &str| -> Option<String> {
+        text.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+    };
     let first_num = |s: &str| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
-    let qps = find("Queries per second:").and_then(|v| first_num(&v)).ok_or_else(|| format!("no QPS in dnsperf output:\n{text}"))?;
+    let qps = find("Queries per second:")
+        .and_then(|v| first_num(&v))
+        .ok_or_else(|| format!("no QPS in dnsperf output:\n{text}"))?;
     let avg = find("Average Latency (s):").and_then(|v| first_num(&v)).unwrap_or(f64::NAN);
     let lost = find("Queries lost:").and_then(|v| first_num(&v)).unwrap_or(0.0) as u64;
     let completed = find("Queries completed:").and_then(|v| first_num(&v)).unwrap_or(0.0) as u64;
     Ok(PerfResult { qps, avg_ms: avg * 1000.0, lost, completed })
 }
 
-fn dnsperf(bin: &Path, server: SocketAddr, file: &Path, secs: f64, clients: u32, outstanding: u32) -> Result<PerfResult, String> {
+fn dnsperf(
+    bin: &Path,
+    server: SocketAddr,
+    file: &Path,
+    secs: f64,
+    clients: u32,
+    outstanding: u32,
+) -> Result<PerfResult, String> {
     let out = Command::new(bin)
         .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "-d"])
         .arg(file)
-        .args(["-l", &format!("{secs}"), "-c", &clients.to_string(), "-q", &outstanding.to_string(), "-t", "2"])
+        .args([
+            "-l",
+            &format!("{secs}"),
+            "-c",
+            &clients.to_string(),
+            "-q",
+            &outstanding.to_string(),
+            "-t",
+            "2",
+        ])
         .output()
         .map_err(|e| format!("failed to run dnsperf: {e}"))?;
     parse_dnsperf(&String::from_utf8_lossy(&out.stdout))
@@ -131,7 +151,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.commands.push(node.proc.cmdline(&ctx.work));
     let http = node.http();
     let ready = wait_until(Duration::from_secs(30), Duration::from_millis(100), || async move {
-        oneshot(http, Method::PUT, "/v1/kv/dns-ready", Some("1".into()), Duration::from_secs(2)).await.map(|r| r.status == 200).unwrap_or(false)
+        oneshot(http, Method::PUT, "/v1/kv/dns-ready", Some("1".into()), Duration::from_secs(2))
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
     if ready.is_none() {
@@ -157,7 +180,12 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     std::fs::write(ndir.join("consul.zone"), nsd_zone()).map_err(|e| format!("failed to write zone: {e}"))?;
     let conf = ndir.join("nsd.conf");
     std::fs::write(&conf, nsd_conf(&ndir, nip)).map_err(|e| format!("failed to write nsd.conf: {e}"))?;
-    let nsd = Proc::spawn("nsd", &nsd_bin, &["-d".into(), "-c".into(), conf.display().to_string()], &ndir.join("nsd.stdout"))?;
+    let nsd = Proc::spawn(
+        "nsd",
+        &nsd_bin,
+        &["-d".into(), "-c".into(), conf.display().to_string()],
+        &ndir.join("nsd.stdout"),
+    )?;
     sec.commands.push(nsd.cmdline(&ctx.work));
     let consul_dns = node.dns();
     let nsd_dns = SocketAddr::from((nip, 8600));
@@ -167,17 +195,28 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         })
         .await;
         if ok.is_none() {
-            let tail = if who == "nsd" { crate::procs::log_tail(&ndir.join("nsd.log"), 20) + &nsd.log_tail(10) } else { node.proc.log_tail(20) };
+            let tail = if who == "nsd" {
+                crate::procs::log_tail(&ndir.join("nsd.log"), 20) + &nsd.log_tail(10)
+            } else {
+                node.proc.log_tail(20)
+            };
             return Err(format!("{who} DNS at {server} never answered svc100.service.consul\n{tail}"));
         }
     }
-    let mut sizes = Table::new("Answers (one UDP query each, no EDNS)", &["query", "consul-rs answers / additional / bytes", "nsd answers / additional / bytes"]);
+    let mut sizes = Table::new(
+        "Answers (one UDP query each, no EDNS)",
+        &["query", "consul-rs answers / additional / bytes", "nsd answers / additional / bytes"],
+    );
     for &n in &SIZES {
         for (qt, qname) in [(1u16, "A"), (33u16, "SRV")] {
             let name = format!("svc{n}.service.consul");
             let a = probe(consul_dns, &name, qt).await?;
             let b = probe(nsd_dns, &name, qt).await?;
-            sizes.row(vec![format!("{name} {qname}"), format!("{} / {} / {}", a.1, a.2, a.3), format!("{} / {} / {}", b.1, b.2, b.3)]);
+            sizes.row(vec![
+                format!("{name} {qname}"),
+                format!("{} / {} / {}", a.1, a.2, a.3),
+                format!("{} / {} / {}", b.1, b.2, b.3),
+            ]);
             if a.1 != b.1 {
                 sec.notes.push(format!("{name} {qname}: consul-rs answered {} records, nsd {}", a.1, b.1));
             }
@@ -186,18 +225,32 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.tables.push(sizes);
     let mut t = Table::new(
         "DNS queries per second (dnsperf, UDP)",
-        &["instances", "load (clients × outstanding)", "consul-rs QPS", "consul-rs avg ms", "consul-rs lost", "nsd QPS", "nsd avg ms", "nsd lost", "consul-rs ÷ nsd"],
+        &[
+            "instances",
+            "load (clients × outstanding)",
+            "consul-rs QPS",
+            "consul-rs avg ms",
+            "consul-rs lost",
+            "nsd QPS",
+            "nsd avg ms",
+            "nsd lost",
+            "consul-rs ÷ nsd",
+        ],
     );
     for &n in &SIZES {
         let file = ctx.work.join(format!("dns-queries-{n}.txt"));
-        std::fs::write(&file, format!("svc{n}.service.consul A\nsvc{n}.service.consul SRV\n")).map_err(|e| format!("failed to write query file: {e}"))?;
+        std::fs::write(&file, format!("svc{n}.service.consul A\nsvc{n}.service.consul SRV\n"))
+            .map_err(|e| format!("failed to write query file: {e}"))?;
         for &(clients, outstanding) in &loads {
             let ours = dnsperf(&dnsperf_bin, consul_dns, &file, secs, clients, outstanding)?;
             let theirs = dnsperf(&dnsperf_bin, nsd_dns, &file, secs, clients, outstanding)?;
             sec.metric(format!("dns.svc{n}.c{clients}q{outstanding}.consul_qps"), ours.qps);
             sec.metric(format!("dns.svc{n}.c{clients}q{outstanding}.nsd_qps"), theirs.qps);
             sec.metric(format!("dns.svc{n}.c{clients}q{outstanding}.ratio"), ratio_val(ours.qps, theirs.qps));
-            eprintln!("  dns svc{n} c={clients} q={outstanding}: consul-rs {:.0} qps, nsd {:.0} qps", ours.qps, theirs.qps);
+            eprintln!(
+                "  dns svc{n} c={clients} q={outstanding}: consul-rs {:.0} qps, nsd {:.0} qps",
+                ours.qps, theirs.qps
+            );
             t.row(vec![
                 n.to_string(),
                 format!("{clients} × {outstanding}"),
@@ -236,9 +289,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         sec.metric("dns.profile.kernel_pct", kernel);
         sec.metric("dns.profile.alloc_pct", alloc);
         sec.metric("dns.profile.memcpy_pct", copy);
-        sec.tables.extend(crate::benches::profile::profile_tables(&rows, &head, &format!("consul-rs DNS, svc{n}")));
+        sec.tables.extend(crate::benches::profile::profile_tables(
+            &rows,
+            &head,
+            &format!("consul-rs DNS, svc{n}"),
+        ));
     }
-    sec.notes.push(format!("consul-rs agent RSS after the DNS runs: {:.1} MB; nsd (main process): {:.1} MB", node.proc.rss_kb().unwrap_or(0) as f64 / 1024.0, nsd.rss_kb().unwrap_or(0) as f64 / 1024.0));
+    sec.notes.push(format!(
+        "consul-rs agent RSS after the DNS runs: {:.1} MB; nsd (main process): {:.1} MB",
+        node.proc.rss_kb().unwrap_or(0) as f64 / 1024.0,
+        nsd.rss_kb().unwrap_or(0) as f64 / 1024.0
+    ));
     Ok(())
 }
 

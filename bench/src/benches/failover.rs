@@ -6,12 +6,12 @@
 //! Owns: the failover procedure for both systems and its table.
 
 use crate::benches::kv::Sys;
-use crate::http::oneshot;
-use hyper::Method;
 use crate::ctx::Ctx;
-use crate::kvload::{Api, KvOp, KvWorker, Keys};
+use crate::http::oneshot;
+use crate::kvload::{Api, Keys, KvOp, KvWorker};
 use crate::load::Worker;
 use crate::results::{num, quantile, ratio, Section, Table};
+use hyper::Method;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,13 +71,27 @@ async fn first_write(api: Api, addrs: &[SocketAddr], t0: Instant, limit: Duratio
 
 /// Time from `t0` until some survivor names a new leader (one of the
 /// survivors): the election part of a failover, apart from the write path.
-async fn new_leader(sys: &Sys, survivors: &[usize], old_etcd_id: u64, t0: Instant, limit: Duration) -> Option<Duration> {
+async fn new_leader(
+    sys: &Sys,
+    survivors: &[usize],
+    old_etcd_id: u64,
+    t0: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     while t0.elapsed() < limit {
         for &i in survivors {
             let known = match sys {
                 Sys::Consul(c) => {
                     let n = &c.nodes[i];
-                    match oneshot(n.http(), Method::GET, "/v1/status/leader", None, Duration::from_millis(500)).await {
+                    match oneshot(
+                        n.http(),
+                        Method::GET,
+                        "/v1/status/leader",
+                        None,
+                        Duration::from_millis(500),
+                    )
+                    .await
+                    {
                         Ok(r) => {
                             let text = r.text();
                             survivors.iter().any(|&j| text.contains(&format!("\"{}:", c.nodes[j].ip)))
@@ -85,7 +99,9 @@ async fn new_leader(sys: &Sys, survivors: &[usize], old_etcd_id: u64, t0: Instan
                         Err(_) => false,
                     }
                 }
-                Sys::Etcd(e) => matches!(crate::etcd::status(e.nodes[i].client()).await, Ok((_, l)) if l != 0 && l != old_etcd_id),
+                Sys::Etcd(e) => {
+                    matches!(crate::etcd::status(e.nodes[i].client()).await, Ok((_, l)) if l != 0 && l != old_etcd_id)
+                }
             };
             if known {
                 return Some(t0.elapsed());
@@ -112,7 +128,8 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
         let stop = Arc::new(AtomicBool::new(false));
         let bg = background(api, &all, stop.clone());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let survivors: Vec<SocketAddr> = all.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, a)| *a).collect();
+        let survivors: Vec<SocketAddr> =
+            all.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, a)| *a).collect();
         let survivor_idx: Vec<usize> = (0..all.len()).filter(|i| *i != leader).collect();
         let old_etcd_id = match &sys {
             Sys::Etcd(e) => crate::etcd::status(e.nodes[leader].client()).await.map(|s| s.0).unwrap_or(0),
@@ -123,7 +140,10 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
             Sys::Consul(c) => c.nodes[leader].proc.kill9(),
             Sys::Etcd(e) => e.nodes[leader].proc.kill9(),
         }
-        let (t, elected) = tokio::join!(first_write(api, &survivors, t0, Duration::from_secs(60)), new_leader(&sys, &survivor_idx, old_etcd_id, t0, Duration::from_secs(60)));
+        let (t, elected) = tokio::join!(
+            first_write(api, &survivors, t0, Duration::from_secs(60)),
+            new_leader(&sys, &survivor_idx, old_etcd_id, t0, Duration::from_secs(60))
+        );
         stop.store(true, Ordering::Relaxed);
         for h in bg {
             let _ = tokio::time::timeout(Duration::from_secs(20), h).await;
@@ -131,22 +151,33 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
         match t {
             Some(d) => {
                 let e = elected.map(|e| e.as_secs_f64()).unwrap_or(f64::NAN);
-                eprintln!("  failover {} trial {trial}: {:.2} s (new leader named after {e:.2} s)", if etcd { "etcd" } else { "consul-rs" }, d.as_secs_f64());
+                eprintln!(
+                    "  failover {} trial {trial}: {:.2} s (new leader named after {e:.2} s)",
+                    if etcd { "etcd" } else { "consul-rs" },
+                    d.as_secs_f64()
+                );
                 times.push((d.as_secs_f64(), e));
             }
             None => {
-                sec.notes.push(format!("{} trial {trial}: no write succeeded within 60 s of killing the leader", if etcd { "etcd" } else { "consul-rs" }));
+                sec.notes.push(format!(
+                    "{} trial {trial}: no write succeeded within 60 s of killing the leader",
+                    if etcd { "etcd" } else { "consul-rs" }
+                ));
             }
         }
         // Bring the old leader back and wait for a healthy cluster.
         match &mut sys {
             Sys::Consul(c) => {
                 c.nodes[leader].restart()?;
-                c.wait_healthy(Duration::from_secs(90)).await.map_err(|e| format!("after trial {trial}: {e}"))?;
+                c.wait_healthy(Duration::from_secs(90))
+                    .await
+                    .map_err(|e| format!("after trial {trial}: {e}"))?;
             }
             Sys::Etcd(e) => {
                 e.nodes[leader].restart()?;
-                e.wait_healthy(Duration::from_secs(90)).await.map_err(|e| format!("after trial {trial}: {e}"))?;
+                e.wait_healthy(Duration::from_secs(90))
+                    .await
+                    .map_err(|e| format!("after trial {trial}: {e}"))?;
             }
         }
     }
@@ -174,9 +205,19 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     let theirs_el: Vec<f64> = theirs_all.iter().map(|t| t.1).collect();
     let mut t = Table::new(
         "Leader kill -9 → first acknowledged write",
-        &["system", "trials", "p50 s", "p90 s", "min s", "max s", "kill → new leader named, p50 s", "consul-rs ÷ etcd (p50)"],
+        &[
+            "system",
+            "trials",
+            "p50 s",
+            "p90 s",
+            "min s",
+            "max s",
+            "kill → new leader named, p50 s",
+            "consul-rs ÷ etcd (p50)",
+        ],
     );
-    for (name, v, el, is_ours) in [("consul-rs", &ours, &ours_el, true), ("etcd", &theirs, &theirs_el, false)] {
+    for (name, v, el, is_ours) in [("consul-rs", &ours, &ours_el, true), ("etcd", &theirs, &theirs_el, false)]
+    {
         t.row(vec![
             name.into(),
             v.len().to_string(),

@@ -36,7 +36,14 @@ async fn idle(ctx: &Ctx, p: &Proc) -> Idle {
     let cpu = cpu_percent(p.pid(), ctx.secs(20.0, 1.5)).await.unwrap_or(f64::NAN);
     let (anon, file, threads) = crate::procs::rss_split(p.pid()).unwrap_or((0, 0, 0));
     let binary_mb = std::fs::metadata(&p.program).map(|m| m.len() as f64 / 1e6).unwrap_or(f64::NAN);
-    Idle { rss_mb: p.rss_kb().unwrap_or(0) as f64 / 1024.0, cpu_pct: cpu, anon_mb: anon as f64 / 1024.0, file_mb: file as f64 / 1024.0, threads, binary_mb }
+    Idle {
+        rss_mb: p.rss_kb().unwrap_or(0) as f64 / 1024.0,
+        cpu_pct: cpu,
+        anon_mb: anon as f64 / 1024.0,
+        file_mb: file as f64 / 1024.0,
+        threads,
+        binary_mb,
+    }
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
@@ -50,7 +57,20 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         ctx.pick(5.0, 0.5),
         ctx.pick(20.0, 1.5)
     ));
-    let mut t = Table::new("Idle footprint and start-up", &["process", "start → serving ms (median)", "start → leader ms (median)", "idle RSS MB", "of which anonymous MB", "of which file-backed MB", "threads", "binary size MB", "idle CPU %"]);
+    let mut t = Table::new(
+        "Idle footprint and start-up",
+        &[
+            "process",
+            "start → serving ms (median)",
+            "start → leader ms (median)",
+            "idle RSS MB",
+            "of which anonymous MB",
+            "of which file-backed MB",
+            "threads",
+            "binary size MB",
+            "idle CPU %",
+        ],
+    );
     // consul-rs server.
     let mut serving = Vec::new();
     let mut leader = Vec::new();
@@ -61,8 +81,16 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let node = start_agent(ctx, &dir, "fs1", ip, Role::Single, &[])?;
         let http = node.http();
         let t0 = node.proc.started;
-        let a = wait_until(Duration::from_secs(30), Duration::from_millis(2), || http_up(http, "/v1/status/leader", false)).await.map(|_| t0.elapsed());
-        let b = wait_until(Duration::from_secs(30), Duration::from_millis(5), || http_up(http, "/v1/status/leader", true)).await.map(|_| t0.elapsed());
+        let a = wait_until(Duration::from_secs(30), Duration::from_millis(2), || {
+            http_up(http, "/v1/status/leader", false)
+        })
+        .await
+        .map(|_| t0.elapsed());
+        let b = wait_until(Duration::from_secs(30), Duration::from_millis(5), || {
+            http_up(http, "/v1/status/leader", true)
+        })
+        .await
+        .map(|_| t0.elapsed());
         match (a, b) {
             (Some(a), Some(b)) => {
                 serving.push(a.as_secs_f64() * 1000.0);
@@ -77,7 +105,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(server) = last else { return Err("no server started".into()) };
     let s_idle = idle(ctx, &server.proc).await;
-    t.row(vec!["consul-rs server".into(), num(median(&serving)), num(median(&leader)), num(s_idle.rss_mb), num(s_idle.anon_mb), num(s_idle.file_mb), s_idle.threads.to_string(), num(s_idle.binary_mb), num(s_idle.cpu_pct)]);
+    t.row(vec![
+        "consul-rs server".into(),
+        num(median(&serving)),
+        num(median(&leader)),
+        num(s_idle.rss_mb),
+        num(s_idle.anon_mb),
+        num(s_idle.file_mb),
+        s_idle.threads.to_string(),
+        num(s_idle.binary_mb),
+        num(s_idle.cpu_pct),
+    ]);
     sec.metric("footprint.consul_server.rss_mb", s_idle.rss_mb);
     sec.metric("footprint.consul_server.cpu_pct", s_idle.cpu_pct);
     sec.metric("footprint.consul_server.start_ms", median(&serving));
@@ -91,8 +129,14 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let node = start_agent(ctx, &dir, &format!("fc{rep}"), ip, Role::Client { join: server.ip }, &[])?;
         let http = node.http();
         let t0 = node.proc.started;
-        let a = wait_until(Duration::from_secs(30), Duration::from_millis(2), || http_up(http, "/v1/agent/self", false)).await.map(|_| t0.elapsed());
-        let Some(a) = a else { return Err(format!("consul-rs client did not come up\n{}", node.proc.log_tail(20))) };
+        let a = wait_until(Duration::from_secs(30), Duration::from_millis(2), || {
+            http_up(http, "/v1/agent/self", false)
+        })
+        .await
+        .map(|_| t0.elapsed());
+        let Some(a) = a else {
+            return Err(format!("consul-rs client did not come up\n{}", node.proc.log_tail(20)));
+        };
         serving.push(a.as_secs_f64() * 1000.0);
         if rep + 1 == reps {
             sec.commands.push(node.proc.cmdline(&ctx.work));
@@ -113,7 +157,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         sec.notes.push("the consul-rs client agent never listed the server as a member".into());
     }
     let c_idle = idle(ctx, &client.proc).await;
-    t.row(vec!["consul-rs client agent".into(), num(median(&serving)), "—".into(), num(c_idle.rss_mb), num(c_idle.anon_mb), num(c_idle.file_mb), c_idle.threads.to_string(), num(c_idle.binary_mb), num(c_idle.cpu_pct)]);
+    t.row(vec![
+        "consul-rs client agent".into(),
+        num(median(&serving)),
+        "—".into(),
+        num(c_idle.rss_mb),
+        num(c_idle.anon_mb),
+        num(c_idle.file_mb),
+        c_idle.threads.to_string(),
+        num(c_idle.binary_mb),
+        num(c_idle.cpu_pct),
+    ]);
     sec.metric("footprint.consul_client.rss_mb", c_idle.rss_mb);
     sec.metric("footprint.consul_client.cpu_pct", c_idle.cpu_pct);
     sec.metric("footprint.consul_client.anon_mb", c_idle.anon_mb);
@@ -141,7 +195,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(etcd) = etcd_last else { return Err("no etcd started".into()) };
     let e_idle = idle(ctx, &etcd.nodes[0].proc).await;
-    t.row(vec!["etcd member".into(), "—".into(), num(median(&serving)), num(e_idle.rss_mb), num(e_idle.anon_mb), num(e_idle.file_mb), e_idle.threads.to_string(), num(e_idle.binary_mb), num(e_idle.cpu_pct)]);
+    t.row(vec![
+        "etcd member".into(),
+        "—".into(),
+        num(median(&serving)),
+        num(e_idle.rss_mb),
+        num(e_idle.anon_mb),
+        num(e_idle.file_mb),
+        e_idle.threads.to_string(),
+        num(e_idle.binary_mb),
+        num(e_idle.cpu_pct),
+    ]);
     sec.metric("footprint.etcd.rss_mb", e_idle.rss_mb);
     drop(etcd);
 
@@ -165,7 +229,9 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             }
         })
         .await;
-        let Some(_) = a else { return Err(format!("serf agent did not come up\n{}", node.proc.log_tail(20))) };
+        let Some(_) = a else {
+            return Err(format!("serf agent did not come up\n{}", node.proc.log_tail(20)));
+        };
         serving.push(t0.elapsed().as_secs_f64() * 1000.0);
         if rep + 1 == reps {
             sec.commands.push(node.proc.cmdline(&ctx.work));
@@ -176,7 +242,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     }
     let Some(serf) = serf_last else { return Err("no serf started".into()) };
     let f_idle = idle(ctx, &serf.proc).await;
-    t.row(vec!["serf agent".into(), num(median(&serving)), "—".into(), num(f_idle.rss_mb), num(f_idle.anon_mb), num(f_idle.file_mb), f_idle.threads.to_string(), num(f_idle.binary_mb), num(f_idle.cpu_pct)]);
+    t.row(vec![
+        "serf agent".into(),
+        num(median(&serving)),
+        "—".into(),
+        num(f_idle.rss_mb),
+        num(f_idle.anon_mb),
+        num(f_idle.file_mb),
+        f_idle.threads.to_string(),
+        num(f_idle.binary_mb),
+        num(f_idle.cpu_pct),
+    ]);
     sec.metric("footprint.serf.rss_mb", f_idle.rss_mb);
     sec.metric("footprint.serf.anon_mb", f_idle.anon_mb);
     sec.metric("footprint.serf.file_mb", f_idle.file_mb);

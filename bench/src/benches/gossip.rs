@@ -42,13 +42,18 @@ impl Obs {
             Obs::Consul(c) => Ok(consul::members(c)
                 .await?
                 .into_iter()
-                .map(|(n, s)| (n, match s {
-                    1 => St::Alive,
-                    2 => St::Leaving,
-                    3 => St::Left,
-                    4 => St::Failed,
-                    _ => St::Other,
-                }))
+                .map(|(n, s)| {
+                    (
+                        n,
+                        match s {
+                            1 => St::Alive,
+                            2 => St::Leaving,
+                            3 => St::Left,
+                            4 => St::Failed,
+                            _ => St::Other,
+                        },
+                    )
+                })
                 .collect()),
             Obs::Serf(conn, addr) => {
                 if conn.is_none() {
@@ -58,13 +63,18 @@ impl Obs {
                 match c.members().await {
                     Ok(m) => Ok(m
                         .into_iter()
-                        .map(|(n, s)| (n, match s.as_str() {
-                            "alive" => St::Alive,
-                            "leaving" => St::Leaving,
-                            "left" => St::Left,
-                            "failed" => St::Failed,
-                            _ => St::Other,
-                        }))
+                        .map(|(n, s)| {
+                            (
+                                n,
+                                match s.as_str() {
+                                    "alive" => St::Alive,
+                                    "leaving" => St::Leaving,
+                                    "left" => St::Left,
+                                    "failed" => St::Failed,
+                                    _ => St::Other,
+                                },
+                            )
+                        })
                         .collect()),
                     Err(e) => {
                         *conn = None;
@@ -124,14 +134,26 @@ impl Run {
             Ok(Member::Serf(serfsys::start(ctx, &self.dir, &name, self.ip(i), &self.key, join)?))
         } else {
             let role = if i == 1 { Role::Seed } else { Role::Client { join: self.ip(1) } };
-            Ok(Member::Consul(start_agent(ctx, &self.dir, &name, self.ip(i), role, &[format!("-encrypt={}", self.key)])?))
+            Ok(Member::Consul(start_agent(
+                ctx,
+                &self.dir,
+                &name,
+                self.ip(i),
+                role,
+                &[format!("-encrypt={}", self.key)],
+            )?))
         }
     }
 }
 
 /// Polls every observer until `pred` holds for its view; returns the
 /// time (from `t0`) at which the last observer saw it.
-async fn all_see(observers: &mut [Obs], t0: Instant, limit: Duration, pred: impl Fn(&HashMap<String, St>) -> bool + Copy) -> Option<Duration> {
+async fn all_see(
+    observers: &mut [Obs],
+    t0: Instant,
+    limit: Duration,
+    pred: impl Fn(&HashMap<String, St>) -> bool + Copy,
+) -> Option<Duration> {
     let futs = observers.iter_mut().map(|o| async move {
         loop {
             if let Ok(m) = o.statuses().await {
@@ -163,7 +185,12 @@ struct Figures {
 }
 
 async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) -> Result<Figures, String> {
-    let run = Run { serf, n, key: key.into(), dir: ctx.scratch(&format!("gossip-{}-{n}", if serf { "serf" } else { "consul" }))? };
+    let run = Run {
+        serf,
+        n,
+        key: key.into(),
+        dir: ctx.scratch(&format!("gossip-{}-{n}", if serf { "serf" } else { "consul" }))?,
+    };
     let limit = Duration::from_secs(60);
     let t_form = Instant::now();
     let mut members = Vec::new();
@@ -175,7 +202,11 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
             let deadline = Instant::now() + Duration::from_secs(30);
             while o.statuses().await.is_err() {
                 if Instant::now() > deadline {
-                    return Err(format!("{} seed never answered\n{}", if serf { "serf" } else { "consul-rs" }, members[0].proc().log_tail(20)));
+                    return Err(format!(
+                        "{} seed never answered\n{}",
+                        if serf { "serf" } else { "consul-rs" },
+                        members[0].proc().log_tail(20)
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -192,7 +223,11 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
     let nm = names.clone();
     let formed = all_see(&mut obs, t_form, limit, |m| nm.iter().all(|x| m.get(x) == Some(&St::Alive))).await;
     let Some(formed) = formed else {
-        return Err(format!("{} cluster of {n} never formed\n{}", if serf { "serf" } else { "consul-rs" }, members[n - 1].proc().log_tail(20)));
+        return Err(format!(
+            "{} cluster of {n} never formed\n{}",
+            if serf { "serf" } else { "consul-rs" },
+            members[n - 1].proc().log_tail(20)
+        ));
     };
     // Idle RSS: client agents for consul-rs (the seed is a server), every serf agent.
     tokio::time::sleep(ctx.secs(3.0, 1.0)).await;
@@ -210,15 +245,20 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
     let newcomer = members[n].name();
     obs.push(members[n].observer());
     let nc = newcomer.clone();
-    let join = all_see(&mut obs, t_join, limit, |m| m.get(&nc) == Some(&St::Alive)).await.ok_or_else(|| format!("join of {newcomer} not seen by all"))?;
+    let join = all_see(&mut obs, t_join, limit, |m| m.get(&nc) == Some(&St::Alive))
+        .await
+        .ok_or_else(|| format!("join of {newcomer} not seen by all"))?;
 
     // Failure: kill -9 member 2; every other member must list it failed.
     let victim = members[1].name();
     let t_fail = Instant::now();
     members[1].proc().kill9();
-    let mut others: Vec<Obs> = members.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, m)| m.observer()).collect();
+    let mut others: Vec<Obs> =
+        members.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, m)| m.observer()).collect();
     let v = victim.clone();
-    let fail = all_see(&mut others, t_fail, limit, |m| m.get(&v) == Some(&St::Failed)).await.ok_or_else(|| format!("failure of {victim} not seen by all"))?;
+    let fail = all_see(&mut others, t_fail, limit, |m| m.get(&v) == Some(&St::Failed))
+        .await
+        .ok_or_else(|| format!("failure of {victim} not seen by all"))?;
 
     // Leave: member 3 leaves gracefully; the rest must list it left.
     let leaver = members[2].name();
@@ -226,7 +266,9 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
     match &members[2] {
         Member::Consul(c) => {
             let addr = c.http();
-            tokio::spawn(async move { oneshot(addr, Method::PUT, "/v1/agent/leave", None, Duration::from_secs(30)).await });
+            tokio::spawn(async move {
+                oneshot(addr, Method::PUT, "/v1/agent/leave", None, Duration::from_secs(30)).await
+            });
         }
         Member::Serf(s) => {
             let addr = s.rpc();
@@ -237,11 +279,21 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
             });
         }
     }
-    let mut rest: Vec<Obs> = members.iter().enumerate().filter(|(i, _)| *i != 1 && *i != 2).map(|(_, m)| m.observer()).collect();
+    let mut rest: Vec<Obs> =
+        members.iter().enumerate().filter(|(i, _)| *i != 1 && *i != 2).map(|(_, m)| m.observer()).collect();
     let l = leaver.clone();
-    let leave = all_see(&mut rest, t_leave, limit, |m| m.get(&l) == Some(&St::Left)).await.ok_or_else(|| format!("leave of {leaver} not seen by all"))?;
+    let leave = all_see(&mut rest, t_leave, limit, |m| m.get(&l) == Some(&St::Left))
+        .await
+        .ok_or_else(|| format!("leave of {leaver} not seen by all"))?;
     drop(members);
-    Ok(Figures { form_s: formed.as_secs_f64(), join_s: join.as_secs_f64(), fail_s: fail.as_secs_f64(), leave_s: leave.as_secs_f64(), rss_mb: median(&rss), trials: 1 })
+    Ok(Figures {
+        form_s: formed.as_secs_f64(),
+        join_s: join.as_secs_f64(),
+        fail_s: fail.as_secs_f64(),
+        leave_s: leave.as_secs_f64(),
+        rss_mb: median(&rss),
+        trials: 1,
+    })
 }
 
 /// The median of each figure over the trials that succeeded (an error
@@ -284,13 +336,32 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     );
     let mut t = Table::new(
         "Gossip on loopback, real processes",
-        &["N", "system", "trials (medians shown)", "formed s", "join seen by all s", "kill -9 → failed everywhere s", "leave → left everywhere s", "RSS per agent MB", "join ratio", "failure ratio", "leave ratio", "RSS ratio"],
+        &[
+            "N",
+            "system",
+            "trials (medians shown)",
+            "formed s",
+            "join seen by all s",
+            "kill -9 → failed everywhere s",
+            "leave → left everywhere s",
+            "RSS per agent MB",
+            "join ratio",
+            "failure ratio",
+            "leave ratio",
+            "RSS ratio",
+        ],
     );
     for n in sizes {
         // Several trials (a fresh cluster each, the two systems alternating)
         // and the median of each figure: one trial's failure detection
         // depends on where the victim falls in the probe order.
-        let trials = if ctx.quick { 1 } else if n >= 25 { 2 } else { 3 };
+        let trials = if ctx.quick {
+            1
+        } else if n >= 25 {
+            2
+        } else {
+            3
+        };
         let (mut ours_v, mut theirs_v) = (Vec::new(), Vec::new());
         for _ in 0..trials {
             ours_v.push(measure(ctx, sec, false, n, &key).await);
@@ -316,7 +387,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             sec.metric(format!("gossip.n{n}.{sys}.leave_s"), f.leave_s);
             sec.metric(format!("gossip.n{n}.{sys}.rss_mb"), f.rss_mb);
         }
-        eprintln!("  gossip N={n}: join {:.2}/{:.2} s, fail {:.2}/{:.2} s, leave {:.2}/{:.2} s (consul-rs/serf)", ours.join_s, theirs.join_s, ours.fail_s, theirs.fail_s, ours.leave_s, theirs.leave_s);
+        eprintln!(
+            "  gossip N={n}: join {:.2}/{:.2} s, fail {:.2}/{:.2} s, leave {:.2}/{:.2} s (consul-rs/serf)",
+            ours.join_s, theirs.join_s, ours.fail_s, theirs.fail_s, ours.leave_s, theirs.leave_s
+        );
         for (name, f) in [("consul-rs", &ours), ("serf", &theirs)] {
             let is_ours = name == "consul-rs";
             t.row(vec![

@@ -32,7 +32,11 @@ fn self_rss_kb() -> u64 {
 fn mem_available_kb() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -45,7 +49,14 @@ fn cluster(n: usize, cfg: &SwimConfig, seed: u64) -> Sim<SwimMachine> {
     let mut sim = Sim::new(seed);
     let meta: Meta = Vec::new().into();
     let table: Vec<NodeState> = (0..n)
-        .map(|i| NodeState { name: name(i).into(), addr: sim_addr(i), meta: meta.clone(), incarnation: 1, status: NodeStatus::Alive, status_change: Duration::ZERO })
+        .map(|i| NodeState {
+            name: name(i).into(),
+            addr: sim_addr(i),
+            meta: meta.clone(),
+            incarnation: 1,
+            status: NodeStatus::Alive,
+            status_change: Duration::ZERO,
+        })
         .collect();
     for i in 0..n {
         let local = LocalNode { name: name(i), addr: sim_addr(i), meta: vec![], incarnation: 1 };
@@ -91,12 +102,20 @@ fn measure(n: usize, seed: u64) -> Result<Figures, String> {
     // A new member joins through member 0.
     let cfg2 = cfg.clone();
     let j = sim.nodes.len();
-    sim.add(|addr, now| SwimMachine { swim: Swim::new(cfg2, LocalNode { name: name(j), addr, meta: vec![], incarnation: 1 }, seed_for(seed, j), now) });
+    sim.add(|addr, now| SwimMachine {
+        swim: Swim::new(
+            cfg2,
+            LocalNode { name: name(j), addr, meta: vec![], incarnation: 1 },
+            seed_for(seed, j),
+            now,
+        ),
+    });
     sim.join(j, 0);
     let newcomer = name(j);
     let join = sim
         .run_until_cond(Duration::from_millis(10), Duration::from_secs(120), |s| {
-            (0..s.nodes.len()).all(|i| s.machine(i).swim.node(&newcomer).is_some_and(|x| x.status == NodeStatus::Alive))
+            (0..s.nodes.len())
+                .all(|i| s.machine(i).swim.node(&newcomer).is_some_and(|x| x.status == NodeStatus::Alive))
         })
         .ok_or_else(|| format!("n={n}: the join never reached every member"))?;
 
@@ -107,10 +126,21 @@ fn measure(n: usize, seed: u64) -> Result<Figures, String> {
     let vname = name(victim);
     let detect = sim
         .run_until_cond(Duration::from_millis(50), Duration::from_secs(600), |s| {
-            (0..s.nodes.len()).filter(|i| *i != victim).all(|i| s.machine(i).swim.node(&vname).is_none_or(|x| x.status.is_dead_or_left()))
+            (0..s.nodes.len())
+                .filter(|i| *i != victim)
+                .all(|i| s.machine(i).swim.node(&vname).is_none_or(|x| x.status.is_dead_or_left()))
         })
         .ok_or_else(|| format!("n={n}: the crash was never detected everywhere"))?;
-    Ok(Figures { n, join_s: join.as_secs_f64(), detect_s: detect.as_secs_f64(), udp_bytes, packets, tcp_bytes, rss_growth_kb, wall_s: wall.elapsed().as_secs_f64() })
+    Ok(Figures {
+        n,
+        join_s: join.as_secs_f64(),
+        detect_s: detect.as_secs_f64(),
+        udp_bytes,
+        packets,
+        tcp_bytes,
+        rss_growth_kb,
+        wall_s: wall.elapsed().as_secs_f64(),
+    })
 }
 
 struct LossFigures {
@@ -139,7 +169,13 @@ fn loss_run(n: usize, secs: u64, seed: u64) -> LossFigures {
     sim.run_for(Duration::from_secs(secs));
     let refutations = (0..n).map(|i| sim.machine(i).swim.counters().refutations).sum();
     let (failed, suspected) = *seen.borrow();
-    LossFigures { failed, suspected, refutations, lost: sim.stats.packets_lost - lost0, sent: sim.stats.packets_sent - sent0 }
+    LossFigures {
+        failed,
+        suspected,
+        refutations,
+        lost: sim.stats.packets_lost - lost0,
+        sent: sim.stats.packets_sent - sent0,
+    }
 }
 
 /// Rounds of push gossip (fanout f) to reach all N: log_{f+1}(N) + ln(N)/f
@@ -212,7 +248,9 @@ pub async fn run(ctx: &crate::ctx::Ctx, sec: &mut Section) -> Result<(), String>
                 continue;
             }
         }
-        let f = tokio::task::spawn_blocking(move || measure(n, 42)).await.map_err(|e| format!("simulation task: {e}"))??;
+        let f = tokio::task::spawn_blocking(move || measure(n, 42))
+            .await
+            .map_err(|e| format!("simulation task: {e}"))??;
         if f.rss_growth_kb > 0.0 {
             per_entry_bytes = Some(f.rss_growth_kb * 1024.0 / (f.n as f64 * f.n as f64));
         }
@@ -227,7 +265,10 @@ pub async fn run(ctx: &crate::ctx::Ctx, sec: &mut Section) -> Result<(), String>
         sec.metric(format!("sim.n{}.model_rounds", f.n), model);
         sec.metric(format!("sim.n{}.detect_s", f.n), f.detect_s);
         sec.metric(format!("sim.n{}.udp_bytes", f.n), f.udp_bytes);
-        eprintln!("  gossip-sim n={}: join {:.2} s ({rounds:.1} rounds), crash {:.2} s, wall {:.0} s", f.n, f.join_s, f.detect_s, f.wall_s);
+        eprintln!(
+            "  gossip-sim n={}: join {:.2} s ({rounds:.1} rounds), crash {:.2} s, wall {:.0} s",
+            f.n, f.join_s, f.detect_s, f.wall_s
+        );
         t.row(vec![
             num(f.n as f64),
             num(f.join_s),
@@ -243,17 +284,34 @@ pub async fn run(ctx: &crate::ctx::Ctx, sec: &mut Section) -> Result<(), String>
             num(f.wall_s),
         ]);
         if f.detect_s < min.as_secs_f64() || f.detect_s > (cfg.probe_interval * 2 + max).as_secs_f64() {
-            sec.notes.push(format!("N={}: crash detection {:.2} s is outside the formula's range", f.n, f.detect_s));
+            sec.notes.push(format!(
+                "N={}: crash detection {:.2} s is outside the formula's range",
+                f.n, f.detect_s
+            ));
         }
     }
     sec.tables.push(t);
-    let l = tokio::task::spawn_blocking(move || loss_run(loss_n, loss_secs, 7)).await.map_err(|e| format!("simulation task: {e}"))?;
-    let mut lt = Table::new("False failures under 5 % packet loss (no member crashed)", &["N", "virtual s", "packets sent", "packets lost", "suspicions", "refutations", "false failures"]);
-    lt.row(vec![num(loss_n as f64), loss_secs.to_string(), num(l.sent as f64), num(l.lost as f64), num(l.suspected as f64), num(l.refutations as f64), l.failed.to_string()]);
+    let l = tokio::task::spawn_blocking(move || loss_run(loss_n, loss_secs, 7))
+        .await
+        .map_err(|e| format!("simulation task: {e}"))?;
+    let mut lt = Table::new(
+        "False failures under 5 % packet loss (no member crashed)",
+        &["N", "virtual s", "packets sent", "packets lost", "suspicions", "refutations", "false failures"],
+    );
+    lt.row(vec![
+        num(loss_n as f64),
+        loss_secs.to_string(),
+        num(l.sent as f64),
+        num(l.lost as f64),
+        num(l.suspected as f64),
+        num(l.refutations as f64),
+        l.failed.to_string(),
+    ]);
     sec.metric("sim.loss.false_failures", l.failed as f64);
     sec.tables.push(lt);
     if let Some(per) = per_entry_bytes {
-        sec.notes.push(format!("simulator memory: {per:.0} bytes per member-table entry (N² entries in all)"));
+        sec.notes
+            .push(format!("simulator memory: {per:.0} bytes per member-table entry (N² entries in all)"));
     }
     Ok(())
 }

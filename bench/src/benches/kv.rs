@@ -8,7 +8,7 @@ use crate::consul::ConsulCluster;
 use crate::ctx::Ctx;
 use crate::durability::{io_sum, strace_syncs};
 use crate::etcd::EtcdCluster;
-use crate::kvload::{preload, Api, KvOp, KvWorker, Keys};
+use crate::kvload::{preload, Api, Keys, KvOp, KvWorker};
 use crate::load::{self, LoadResult};
 use crate::results::{num, ratio, Plot, Section, Table};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,7 +21,8 @@ pub enum Sys {
 
 impl Sys {
     pub async fn start(ctx: &Ctx, etcd: bool, servers: usize, block: u8, tag: &str) -> Result<Sys, String> {
-        let ips: Vec<Ipv4Addr> = (1..=servers as u8).map(|i| Ipv4Addr::new(127, block, servers as u8, i)).collect();
+        let ips: Vec<Ipv4Addr> =
+            (1..=servers as u8).map(|i| Ipv4Addr::new(127, block, servers as u8, i)).collect();
         if etcd {
             let dir = ctx.scratch(&format!("{tag}-etcd-{servers}"))?;
             Ok(Sys::Etcd(EtcdCluster::start(ctx, &dir, &ips).await?))
@@ -64,7 +65,14 @@ pub fn concurrencies(ctx: &Ctx) -> Vec<usize> {
 }
 
 /// Runs `clients` KV workers spread round-robin over `addrs`.
-pub async fn kv_point(ctx: &Ctx, api: Api, op: KvOp, addrs: &[SocketAddr], clients: usize, keys: Keys) -> LoadResult {
+pub async fn kv_point(
+    ctx: &Ctx,
+    api: Api,
+    op: KvOp,
+    addrs: &[SocketAddr],
+    clients: usize,
+    keys: Keys,
+) -> LoadResult {
     // Writes get longer windows than reads: their latency depends on the
     // disk, which varies more on a shared machine.
     let warm = ctx.secs(1.5, 0.2);
@@ -73,7 +81,10 @@ pub async fn kv_point(ctx: &Ctx, api: Api, op: KvOp, addrs: &[SocketAddr], clien
         KvOp::Get { .. } => ctx.secs(6.0, 0.5),
     };
     let addrs = addrs.to_vec();
-    let (r, _) = load::run(clients, warm, window, |i| KvWorker::new(api, op, addrs[i % addrs.len()], keys, 1000 + i as u64)).await;
+    let (r, _) = load::run(clients, warm, window, |i| {
+        KvWorker::new(api, op, addrs[i % addrs.len()], keys, 1000 + i as u64)
+    })
+    .await;
     r
 }
 
@@ -93,7 +104,18 @@ pub fn cpu_sum(pids: &[u32]) -> f64 {
 }
 
 fn load_table(title: &str, points: &[Point], with_io: bool) -> Table {
-    let mut header = vec!["clients", "system", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "consul-rs ÷ this, ops/s (>1: consul-rs faster)", "consul-rs ÷ this, p50 (<1: consul-rs faster)", "server CPU ms/op"];
+    let mut header = vec![
+        "clients",
+        "system",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "consul-rs ÷ this, ops/s (>1: consul-rs faster)",
+        "consul-rs ÷ this, p50 (<1: consul-rs faster)",
+        "server CPU ms/op",
+    ];
     if with_io {
         header.push("write syscalls/op");
         header.push("KiB to disk/op");
@@ -102,7 +124,9 @@ fn load_table(title: &str, points: &[Point], with_io: bool) -> Table {
     for p in points {
         let ours = points.iter().find(|q| q.api == Api::Consul && q.clients == p.clients);
         let (rat, rat_p50) = match (ours, p.api) {
-            (Some(o), a) if a != Api::Consul => (ratio(o.r.throughput(), p.r.throughput()), ratio(o.r.ms(0.5), p.r.ms(0.5))),
+            (Some(o), a) if a != Api::Consul => {
+                (ratio(o.r.throughput(), p.r.throughput()), ratio(o.r.ms(0.5), p.r.ms(0.5)))
+            }
             _ => (String::new(), String::new()),
         };
         let mut row = vec![
@@ -138,7 +162,13 @@ fn first_errors(points: &[Point], sec: &mut Section) {
     for p in points {
         if p.r.errors > 0 {
             if let Some(e) = &p.r.first_error {
-                sec.notes.push(format!("{} at {} clients: {} errors; first: `{}`", p.api.label(), p.clients, p.r.errors, crate::http::truncate(e, 300)));
+                sec.notes.push(format!(
+                    "{} at {} clients: {} errors; first: `{}`",
+                    p.api.label(),
+                    p.clients,
+                    p.r.errors,
+                    crate::http::truncate(e, 300)
+                ));
             }
         }
     }
@@ -150,14 +180,22 @@ fn plot_csv(ctx: &Ctx, name: &str, points: &[Point]) -> Result<String, String> {
         csv.push_str(&format!("{},{},{:.1}\n", p.api.label(), p.clients, p.r.throughput()));
     }
     let file = format!("{name}.csv");
-    std::fs::create_dir_all(&ctx.results).map_err(|e| format!("failed to create {}: {e}", ctx.results.display()))?;
+    std::fs::create_dir_all(&ctx.results)
+        .map_err(|e| format!("failed to create {}: {e}", ctx.results.display()))?;
     std::fs::write(ctx.results.join(&file), csv).map_err(|e| format!("failed to write {file}: {e}"))?;
     Ok(file)
 }
 
 fn add_plot(ctx: &Ctx, sec: &mut Section, name: &str, title: &str, points: &[Point]) -> Result<(), String> {
     let csv = plot_csv(ctx, name, points)?;
-    sec.plots.push(Plot { title: title.into(), csv, png: format!("{name}.png"), xlabel: "concurrent clients".into(), ylabel: "operations/s".into(), logx: true });
+    sec.plots.push(Plot {
+        title: title.into(),
+        csv,
+        png: format!("{name}.png"),
+        xlabel: "concurrent clients".into(),
+        ylabel: "operations/s".into(),
+        logx: true,
+    });
     Ok(())
 }
 
@@ -194,7 +232,15 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let mut points = Vec::new();
         let mut durability = Table::new(
             &format!("Sync calls per write, {servers} server(s) (strace sample)"),
-            &["system", "clients", "writes in sample", "fsync", "fdatasync", "sync calls / write (all servers)", "mean µs in one sync call"],
+            &[
+                "system",
+                "clients",
+                "writes in sample",
+                "fsync",
+                "fdatasync",
+                "sync calls / write (all servers)",
+                "mean µs in one sync call",
+            ],
         );
         for (etcd, apis) in [(false, vec![Api::Consul]), (true, vec![Api::EtcdHttp, Api::EtcdGrpc])] {
             let sys = Sys::start(ctx, etcd, servers, 77, "kv-put").await?;
@@ -211,11 +257,20 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                     let cpu_ms = 1000.0 * (cpu_sum(&pids) - cpu0) / r.total_ops.max(1) as f64;
                     // The counters cover warm-up too: divide by every op done.
                     let all_ops = r.total_ops.max(1) as f64;
-                    let io = Some(((io1.syscw - io0.syscw) as f64 / all_ops, (io1.write_bytes - io0.write_bytes) as f64 / all_ops));
+                    let io = Some((
+                        (io1.syscw - io0.syscw) as f64 / all_ops,
+                        (io1.write_bytes - io0.write_bytes) as f64 / all_ops,
+                    ));
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.ops", api.key()), r.throughput());
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.p50_ms", api.key()), r.ms(0.5));
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.p99_ms", api.key()), r.ms(0.99));
-                    eprintln!("  kv-put n={servers} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}", api.label(), r.throughput(), r.ms(0.5), r.errors);
+                    eprintln!(
+                        "  kv-put n={servers} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}",
+                        api.label(),
+                        r.throughput(),
+                        r.ms(0.5),
+                        r.errors
+                    );
                     sec.metric(format!("kv_put.n{servers}.{}.c{c}.cpu_ms", api.key()), cpu_ms);
                     points.push(Point { api, clients: c, r, io, cpu_ms });
                 }
@@ -226,7 +281,16 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                             let win = ctx.secs(3.0, 0.8);
                             let addrs2 = addrs.clone();
                             let (syncs, r) = strace_syncs(strace, &pids, &ctx.work, async {
-                                let (r, _) = load::run(c, std::time::Duration::ZERO, win, |i| KvWorker::new(api, KvOp::Put, addrs2[i % addrs2.len()], Keys::Random(10_000), 7 + i as u64)).await;
+                                let (r, _) = load::run(c, std::time::Duration::ZERO, win, |i| {
+                                    KvWorker::new(
+                                        api,
+                                        KvOp::Put,
+                                        addrs2[i % addrs2.len()],
+                                        Keys::Random(10_000),
+                                        7 + i as u64,
+                                    )
+                                })
+                                .await;
                                 r
                             })
                             .await?;
@@ -241,12 +305,19 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                                 format!("{per:.3}"),
                                 num(syncs.mean_us()),
                             ]);
-                            sec.metric(format!("kv_put.n{servers}.{}.c{c}.sync_us", api.key()), syncs.mean_us());
+                            sec.metric(
+                                format!("kv_put.n{servers}.{}.c{c}.sync_us", api.key()),
+                                syncs.mean_us(),
+                            );
                         }
                     }
                 }
             }
-            sec.notes.push(format!("{} server RSS after the PUT runs, {servers} server(s): {:.1} MB per server", if etcd { "etcd" } else { "consul-rs" }, sys.rss_mb()));
+            sec.notes.push(format!(
+                "{} server RSS after the PUT runs, {servers} server(s): {:.1} MB per server",
+                if etcd { "etcd" } else { "consul-rs" },
+                sys.rss_mb()
+            ));
         }
         points.sort_by_key(|p| (p.clients, p.api as u8));
         first_errors(&points, sec);
@@ -256,7 +327,13 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         } else {
             sec.notes.push("strace is not installed: sync calls per write not measured".into());
         }
-        add_plot(ctx, sec, &format!("kv_put_{servers}"), &format!("KV PUT throughput, {servers} server(s)"), &points)?;
+        add_plot(
+            ctx,
+            sec,
+            &format!("kv_put_{servers}"),
+            &format!("KV PUT throughput, {servers} server(s)"),
+            &points,
+        )?;
     }
     Ok(())
 }
@@ -282,12 +359,29 @@ pub async fn kv_get(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                 for (relaxed, points) in by_mode.iter_mut() {
                     for c in concurrencies(ctx) {
                         let cpu0 = cpu_sum(&pids);
-                        let r = kv_point(ctx, api, KvOp::Get { relaxed: *relaxed }, &addrs, c, Keys::Random(keys)).await;
+                        let r = kv_point(
+                            ctx,
+                            api,
+                            KvOp::Get { relaxed: *relaxed },
+                            &addrs,
+                            c,
+                            Keys::Random(keys),
+                        )
+                        .await;
                         let cpu_ms = 1000.0 * (cpu_sum(&pids) - cpu0) / r.total_ops.max(1) as f64;
                         let mode = if *relaxed { "stale" } else { "default" };
-                        sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.ops", api.key()), r.throughput());
+                        sec.metric(
+                            format!("kv_get.n{servers}.{mode}.{}.c{c}.ops", api.key()),
+                            r.throughput(),
+                        );
                         sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.p50_ms", api.key()), r.ms(0.5));
-                        eprintln!("  kv-get n={servers} {mode} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}", api.label(), r.throughput(), r.ms(0.5), r.errors);
+                        eprintln!(
+                            "  kv-get n={servers} {mode} {} c={c}: {:.0} ops/s p50 {:.2} ms errors {}",
+                            api.label(),
+                            r.throughput(),
+                            r.ms(0.5),
+                            r.errors
+                        );
                         sec.metric(format!("kv_get.n{servers}.{mode}.{}.c{c}.cpu_ms", api.key()), cpu_ms);
                         points.push(Point { api, clients: c, r, io: None, cpu_ms });
                     }
@@ -298,9 +392,15 @@ pub async fn kv_get(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             points.sort_by_key(|p| (p.clients, p.api as u8));
             first_errors(&points, sec);
             let (title, file) = if relaxed {
-                (format!("KV GET, {servers} server(s): consul-rs `?stale` vs etcd serializable"), format!("kv_get_stale_{servers}"))
+                (
+                    format!("KV GET, {servers} server(s): consul-rs `?stale` vs etcd serializable"),
+                    format!("kv_get_stale_{servers}"),
+                )
             } else {
-                (format!("KV GET, {servers} server(s): consul-rs default vs etcd linearizable"), format!("kv_get_default_{servers}"))
+                (
+                    format!("KV GET, {servers} server(s): consul-rs default vs etcd linearizable"),
+                    format!("kv_get_default_{servers}"),
+                )
             };
             sec.tables.push(load_table(&title, &points, false));
             add_plot(ctx, sec, &file, &title.replace('`', ""), &points)?;

@@ -11,7 +11,7 @@
 
 use crate::benches::kv::Sys;
 use crate::ctx::Ctx;
-use crate::kvload::{preload, Api, KvOp, KvWorker, Keys};
+use crate::kvload::{preload, Api, Keys, KvOp, KvWorker};
 use crate::load;
 use crate::procs::cpu_secs;
 use crate::results::{num, Section, Table};
@@ -30,8 +30,20 @@ struct Scenario {
 
 const SCENARIOS: [Scenario; 3] = [
     Scenario { key: "put_c1_n1", name: "PUT, 1 client, 1 server", servers: 1, clients: 1, op: KvOp::Put },
-    Scenario { key: "put_c64_n3", name: "PUT, 64 clients, 3 servers (leader)", servers: 3, clients: 64, op: KvOp::Put },
-    Scenario { key: "get_c64_n3", name: "GET default consistency, 64 clients, 3 servers (leader)", servers: 3, clients: 64, op: KvOp::Get { relaxed: false } },
+    Scenario {
+        key: "put_c64_n3",
+        name: "PUT, 64 clients, 3 servers (leader)",
+        servers: 3,
+        clients: 64,
+        op: KvOp::Put,
+    },
+    Scenario {
+        key: "get_c64_n3",
+        name: "GET default consistency, 64 clients, 3 servers (leader)",
+        servers: 3,
+        clients: 64,
+        op: KvOp::Get { relaxed: false },
+    },
 ];
 
 pub fn perf_bin() -> Option<std::path::PathBuf> {
@@ -77,7 +89,8 @@ fn group_of(dso: &str, sym: &str) -> String {
     }
     let name = sym.trim_start_matches("[.]").trim();
     if dso.starts_with("libc") {
-        let alloc = ["malloc", "free", "_int_", "cfree", "realloc", "calloc", "unlink_chunk", "tcache", "sysmalloc"];
+        let alloc =
+            ["malloc", "free", "_int_", "cfree", "realloc", "calloc", "unlink_chunk", "tcache", "sysmalloc"];
         if alloc.iter().any(|a| name.contains(a)) {
             return "libc malloc/free".into();
         }
@@ -88,7 +101,11 @@ fn group_of(dso: &str, sym: &str) -> String {
     }
     // Demangled Rust paths: `<a::b::C as d::E>::f` → the implementing
     // type's path decides.
-    let path = name.trim_start_matches('<').trim_start_matches('&').trim_start_matches("mut ").trim_start_matches("dyn ");
+    let path = name
+        .trim_start_matches('<')
+        .trim_start_matches('&')
+        .trim_start_matches("mut ")
+        .trim_start_matches("dyn ");
     let mut parts = path.split("::");
     let krate = parts.next().unwrap_or("?").trim();
     if krate == "consul" {
@@ -119,24 +136,28 @@ pub fn shares(rows: &[(f64, String, String)]) -> (f64, f64, f64) {
 
 /// The two tables of one profile: samples by component, hottest functions.
 pub fn profile_tables(rows: &[(f64, String, String)], head: &str, name: &str) -> Vec<Table> {
-        let mut groups: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
-        for (pct, dso, sym) in rows {
-            *groups.entry(group_of(dso, sym)).or_default() += pct;
-        }
-        let mut groups: Vec<(String, f64)> = groups.into_iter().collect();
-        groups.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut g = Table::new(&format!("{head} — samples by component"), &["self %", "component"]);
-        for (component, pct) in groups.iter().filter(|(_, p)| *p >= 1.0) {
-            g.row(vec![format!("{pct:.1}"), format!("`{component}`")]);
-        }
-        let rest: f64 = groups.iter().filter(|(_, p)| *p < 1.0).map(|(_, p)| p).sum();
-        g.row(vec![format!("{rest:.1}"), "(components under 1 % each)".into()]);
-        let mut out = vec![g];
-        let mut t = Table::new(&format!("{} — hottest functions", name), &["self %", "object", "function"]);
-        for (pct, dso, sym) in rows.iter().take(15) {
-            t.row(vec![format!("{pct:.1}"), dso.clone(), format!("`{}`", crate::http::truncate(sym, 110).replace('`', "'"))]);
-        }
-        out.push(t);
+    let mut groups: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for (pct, dso, sym) in rows {
+        *groups.entry(group_of(dso, sym)).or_default() += pct;
+    }
+    let mut groups: Vec<(String, f64)> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut g = Table::new(&format!("{head} — samples by component"), &["self %", "component"]);
+    for (component, pct) in groups.iter().filter(|(_, p)| *p >= 1.0) {
+        g.row(vec![format!("{pct:.1}"), format!("`{component}`")]);
+    }
+    let rest: f64 = groups.iter().filter(|(_, p)| *p < 1.0).map(|(_, p)| p).sum();
+    g.row(vec![format!("{rest:.1}"), "(components under 1 % each)".into()]);
+    let mut out = vec![g];
+    let mut t = Table::new(&format!("{} — hottest functions", name), &["self %", "object", "function"]);
+    for (pct, dso, sym) in rows.iter().take(15) {
+        t.row(vec![
+            format!("{pct:.1}"),
+            dso.clone(),
+            format!("`{}`", crate::http::truncate(sym, 110).replace('`', "'")),
+        ]);
+    }
+    out.push(t);
     out
 }
 
@@ -156,7 +177,11 @@ pub fn start_record(perf: &Path, pid: u32, data: &Path) -> Result<std::process::
 
 /// Stops a recording (SIGINT makes perf write its data) and reads the
 /// flat profile.
-pub fn finish_record(perf: &Path, mut rec: std::process::Child, data: &Path) -> Result<Vec<(f64, String, String)>, String> {
+pub fn finish_record(
+    perf: &Path,
+    mut rec: std::process::Child,
+    data: &Path,
+) -> Result<Vec<(f64, String, String)>, String> {
     // SAFETY: SIGINT to our own perf child, not yet reaped.
     unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
     let _ = rec.wait();
@@ -196,14 +221,21 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let cpu0: f64 = pids.iter().filter_map(|p| cpu_secs(*p)).sum();
         let keys = if sc.op == KvOp::Put { Keys::Random(10_000) } else { Keys::Random(1000) };
         let a2 = addrs.clone();
-        let (r, _) = load::run(sc.clients, Duration::ZERO, Duration::from_secs_f64(secs), |i| KvWorker::new(Api::Consul, sc.op, a2[i % a2.len()], keys, 3000 + i as u64)).await;
+        let (r, _) = load::run(sc.clients, Duration::ZERO, Duration::from_secs_f64(secs), |i| {
+            KvWorker::new(Api::Consul, sc.op, a2[i % a2.len()], keys, 3000 + i as u64)
+        })
+        .await;
         let cpu1: f64 = pids.iter().filter_map(|p| cpu_secs(*p)).sum();
         let rows = finish_record(&perf, rec, &data)?;
         let cpu_ms_per_op = 1000.0 * (cpu1 - cpu0) / r.total_ops.max(1) as f64;
         let cores = (cpu1 - cpu0) / secs;
         let idx = sc.key;
         sec.metric(format!("profile.{idx}.cpu_ms_per_op"), cpu_ms_per_op);
-        eprintln!("  profile {}: {:.0} ops/s, {cpu_ms_per_op:.3} CPU ms/op, {cores:.2} cores", sc.name, r.throughput());
+        eprintln!(
+            "  profile {}: {:.0} ops/s, {cpu_ms_per_op:.3} CPU ms/op, {cores:.2} cores",
+            sc.name,
+            r.throughput()
+        );
         let head = format!(
             "{}: {} ops/s, p50 {} ms; the consul-rs servers used {} cores, {} CPU ms per operation",
             sc.name,

@@ -38,7 +38,15 @@ fn source_ip(id: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 79, 1 + (s / 250) as u8, 1 + (s % 250) as u8)
 }
 
-async fn watcher(id: usize, agent: SocketAddr, index: u64, gate: Arc<Semaphore>, fleet_woke: Arc<Mutex<Vec<Option<(Instant, u16)>>>>, failed: Arc<Mutex<Vec<String>>>, sent: Arc<AtomicUsize>) {
+async fn watcher(
+    id: usize,
+    agent: SocketAddr,
+    index: u64,
+    gate: Arc<Semaphore>,
+    fleet_woke: Arc<Mutex<Vec<Option<(Instant, u16)>>>>,
+    failed: Arc<Mutex<Vec<String>>>,
+    sent: Arc<AtomicUsize>,
+) {
     let fail = |e: String| {
         if let Ok(mut f) = failed.lock() {
             f.push(e);
@@ -80,12 +88,25 @@ async fn watcher(id: usize, agent: SocketAddr, index: u64, gate: Arc<Semaphore>,
 
 impl Fleet {
     fn new(capacity: usize) -> Fleet {
-        Fleet { woke: Arc::new(Mutex::new(vec![None; capacity])), failed: Arc::default(), sent: Arc::default(), tasks: Vec::new() }
+        Fleet {
+            woke: Arc::new(Mutex::new(vec![None; capacity])),
+            failed: Arc::default(),
+            sent: Arc::default(),
+            tasks: Vec::new(),
+        }
     }
 
     fn spawn(&mut self, ids: std::ops::Range<usize>, agent: SocketAddr, index: u64, gate: Arc<Semaphore>) {
         for id in ids {
-            self.tasks.push(tokio::spawn(watcher(id, agent, index, gate.clone(), self.woke.clone(), self.failed.clone(), self.sent.clone())));
+            self.tasks.push(tokio::spawn(watcher(
+                id,
+                agent,
+                index,
+                gate.clone(),
+                self.woke.clone(),
+                self.failed.clone(),
+                self.sent.clone(),
+            )));
         }
     }
 
@@ -151,7 +172,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     sec.commands.push(node.proc.cmdline(&ctx.work));
     let agent = node.http();
     let up = wait_until(Duration::from_secs(30), Duration::from_millis(100), || async move {
-        oneshot(agent, Method::PUT, "/v1/kv/watch-ready", Some("1".into()), Duration::from_secs(2)).await.map(|r| r.status == 200).unwrap_or(false)
+        oneshot(agent, Method::PUT, "/v1/kv/watch-ready", Some("1".into()), Duration::from_secs(2))
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
     })
     .await;
     if up.is_none() {
@@ -200,11 +224,20 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         let open_time = start.elapsed();
         let active = opened - fleet.woken() - fleet.failures().0;
         let nref = &node;
-        let _ = wait_until(Duration::from_secs(30), Duration::from_millis(100), || async move { nref.proc.fd_count() + 10 >= base_fds + active }).await;
+        let _ = wait_until(Duration::from_secs(30), Duration::from_millis(100), || async move {
+            nref.proc.fd_count() + 10 >= base_fds + active
+        })
+        .await;
         if established.is_none() {
-            sec.notes.push(format!("{target} watchers: only {} requests were sent within 300 s", fleet.sent.load(Ordering::Relaxed)));
+            sec.notes.push(format!(
+                "{target} watchers: only {} requests were sent within 300 s",
+                fleet.sent.load(Ordering::Relaxed)
+            ));
         }
-        let _ = wait_until(ctx.secs(60.0, 10.0), Duration::from_millis(100), || async move { cpu_percent(pid, Duration::from_millis(500)).await.unwrap_or(100.0) < 10.0 }).await;
+        let _ = wait_until(ctx.secs(60.0, 10.0), Duration::from_millis(100), || async move {
+            cpu_percent(pid, Duration::from_millis(500)).await.unwrap_or(100.0) < 10.0
+        })
+        .await;
         let cpu = cpu_percent(pid, idle).await.unwrap_or(f64::NAN);
         let rss = node.proc.rss_kb().unwrap_or(0) as f64;
         let fds = node.proc.fd_count();
@@ -257,7 +290,11 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         sec.metric(format!("watch.{target}.cpu_pct"), cpu);
         sec.metric(format!("watch.{target}.wake_p50_ms"), quantile(&lat, 0.5));
         sec.metric(format!("watch.{target}.wake_p99_ms"), quantile(&lat, 0.99));
-        eprintln!("  watch {target}: rss {:.1} MB cpu {cpu:.1}% wake p50 {:.2} ms", rss / 1024.0, quantile(&lat, 0.5));
+        eprintln!(
+            "  watch {target}: rss {:.1} MB cpu {cpu:.1}% wake p50 {:.2} ms",
+            rss / 1024.0,
+            quantile(&lat, 0.5)
+        );
         t.row(vec![
             num(target as f64),
             format!("{:.1} s", open_time.as_secs_f64()),

@@ -53,7 +53,14 @@ pub enum Role {
 }
 
 /// Starts one agent. `dir` is its scratch dir (data dir and log inside).
-pub fn start_agent(ctx: &Ctx, dir: &std::path::Path, name: &str, ip: Ipv4Addr, role: Role, extra: &[String]) -> Result<ConsulNode, String> {
+pub fn start_agent(
+    ctx: &Ctx,
+    dir: &std::path::Path,
+    name: &str,
+    ip: Ipv4Addr,
+    role: Role,
+    extra: &[String],
+) -> Result<ConsulNode, String> {
     let data = dir.join(format!("{name}-data"));
     std::fs::create_dir_all(&data).map_err(|e| format!("failed to create {}: {e}", data.display()))?;
     let cfg = dir.join("bench-limits.json");
@@ -99,7 +106,11 @@ impl ConsulCluster {
     /// `n` = 1: a single `-bootstrap` server; otherwise `n` servers with
     /// `-bootstrap-expect n`. Waits until every server knows the leader, has
     /// `n` peers and a write goes through.
-    pub async fn servers(ctx: &Ctx, dir: &std::path::Path, ips: &[Ipv4Addr]) -> Result<ConsulCluster, String> {
+    pub async fn servers(
+        ctx: &Ctx,
+        dir: &std::path::Path,
+        ips: &[Ipv4Addr],
+    ) -> Result<ConsulCluster, String> {
         for ip in ips {
             if !crate::procs::tcp_free(*ip, 8500) {
                 return Err(format!("{ip}:8500 is already in use (a leftover agent?)"));
@@ -107,7 +118,11 @@ impl ConsulCluster {
         }
         let mut nodes = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
-            let role = if ips.len() == 1 { Role::Single } else { Role::ClusterServer { expect: ips.len(), join: ips[0] } };
+            let role = if ips.len() == 1 {
+                Role::Single
+            } else {
+                Role::ClusterServer { expect: ips.len(), join: ips[0] }
+            };
             nodes.push(start_agent(ctx, dir, &format!("s{}", i + 1), *ip, role, &[])?);
         }
         let c = ConsulCluster { nodes };
@@ -132,16 +147,34 @@ impl ConsulCluster {
             let addrs = addrs.clone();
             async move {
                 for a in &addrs {
-                    let Ok(r) = oneshot(*a, Method::GET, "/v1/status/leader", None, Duration::from_secs(2)).await else { return false };
+                    let Ok(r) =
+                        oneshot(*a, Method::GET, "/v1/status/leader", None, Duration::from_secs(2)).await
+                    else {
+                        return false;
+                    };
                     if r.status != 200 || r.body.len() <= 2 {
                         return false;
                     }
-                    let Ok(p) = oneshot(*a, Method::GET, "/v1/status/peers", None, Duration::from_secs(2)).await else { return false };
+                    let Ok(p) =
+                        oneshot(*a, Method::GET, "/v1/status/peers", None, Duration::from_secs(2)).await
+                    else {
+                        return false;
+                    };
                     let peers = p.json().ok().and_then(|v| v.as_array().map(|a| a.len())).unwrap_or(0);
                     if peers != n {
                         return false;
                     }
-                    let Ok(w) = oneshot(*a, Method::PUT, "/v1/kv/bench-ready", Some("1".into()), Duration::from_secs(5)).await else { return false };
+                    let Ok(w) = oneshot(
+                        *a,
+                        Method::PUT,
+                        "/v1/kv/bench-ready",
+                        Some("1".into()),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    else {
+                        return false;
+                    };
                     if w.status != 200 {
                         return false;
                     }
@@ -153,8 +186,15 @@ impl ConsulCluster {
         match ok {
             Some(_) => Ok(()),
             None => {
-                let logs: Vec<String> = self.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, n.proc.log_tail(15))).collect();
-                Err(format!("consul-rs cluster of {n} did not become healthy within {limit:?}\n{}", logs.join("\n")))
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- {} ---\n{}", n.name, n.proc.log_tail(15)))
+                    .collect();
+                Err(format!(
+                    "consul-rs cluster of {n} did not become healthy within {limit:?}\n{}",
+                    logs.join("\n")
+                ))
             }
         }
     }
@@ -162,7 +202,11 @@ impl ConsulCluster {
     /// Index of the node that is the leader, per the first node that answers.
     pub async fn leader(&self) -> Option<usize> {
         for n in &self.nodes {
-            let Ok(r) = oneshot(n.http(), Method::GET, "/v1/status/leader", None, Duration::from_secs(2)).await else { continue };
+            let Ok(r) =
+                oneshot(n.http(), Method::GET, "/v1/status/leader", None, Duration::from_secs(2)).await
+            else {
+                continue;
+            };
             let addr = r.json().ok()?.as_str()?.to_string();
             if addr.is_empty() {
                 continue;

@@ -51,7 +51,8 @@ impl EtcdCluster {
                 return Err(format!("{ip}:2379 is already in use (a leftover etcd?)"));
             }
         }
-        let cluster: Vec<String> = ips.iter().enumerate().map(|(i, ip)| format!("e{}=http://{ip}:2380", i + 1)).collect();
+        let cluster: Vec<String> =
+            ips.iter().enumerate().map(|(i, ip)| format!("e{}=http://{ip}:2380", i + 1)).collect();
         let mut nodes = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
             let name = format!("e{}", i + 1);
@@ -97,7 +98,12 @@ impl EtcdCluster {
                         return false;
                     }
                     let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"bench-ready"), b64(b"1"));
-                    let Ok(w) = oneshot(*a, Method::POST, "/v3/kv/put", Some(body.into()), Duration::from_secs(5)).await else { return false };
+                    let Ok(w) =
+                        oneshot(*a, Method::POST, "/v3/kv/put", Some(body.into()), Duration::from_secs(5))
+                            .await
+                    else {
+                        return false;
+                    };
                     if w.status != 200 {
                         return false;
                     }
@@ -109,8 +115,16 @@ impl EtcdCluster {
         match ok {
             Some(_) => Ok(()),
             None => {
-                let logs: Vec<String> = self.nodes.iter().map(|n| format!("--- {} ---\n{}", n.name, n.proc.log_tail(15))).collect();
-                Err(format!("etcd cluster of {} did not become healthy within {limit:?}\n{}", self.nodes.len(), logs.join("\n")))
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- {} ---\n{}", n.name, n.proc.log_tail(15)))
+                    .collect();
+                Err(format!(
+                    "etcd cluster of {} did not become healthy within {limit:?}\n{}",
+                    self.nodes.len(),
+                    logs.join("\n")
+                ))
             }
         }
     }
@@ -139,11 +153,14 @@ impl EtcdCluster {
 
 /// (member id, leader id) from the gateway's maintenance status.
 pub async fn status(addr: SocketAddr) -> Result<(u64, u64), String> {
-    let r = oneshot(addr, Method::POST, "/v3/maintenance/status", Some("{}".into()), Duration::from_secs(2)).await?;
+    let r = oneshot(addr, Method::POST, "/v3/maintenance/status", Some("{}".into()), Duration::from_secs(2))
+        .await?;
     if r.status != 200 {
         return Err(format!("{addr} status: {} {}", r.status, r.text()));
     }
     let v = r.json()?;
-    let num = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<u64>().ok()).or_else(|| x.as_u64()).unwrap_or(0);
+    let num = |x: &serde_json::Value| {
+        x.as_str().and_then(|s| s.parse::<u64>().ok()).or_else(|| x.as_u64()).unwrap_or(0)
+    };
     Ok((num(&v["header"]["member_id"]), num(&v["leader"])))
 }

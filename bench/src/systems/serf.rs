@@ -26,7 +26,14 @@ impl SerfNode {
 }
 
 /// Starts `serf agent` on `ip` (gossip 7946, RPC 7373), joining `join` if given.
-pub fn start(ctx: &Ctx, dir: &Path, name: &str, ip: Ipv4Addr, key: &str, join: Option<Ipv4Addr>) -> Result<SerfNode, String> {
+pub fn start(
+    ctx: &Ctx,
+    dir: &Path,
+    name: &str,
+    ip: Ipv4Addr,
+    key: &str,
+    join: Option<Ipv4Addr>,
+) -> Result<SerfNode, String> {
     let serf = need(&ctx.tools.serf, "serf")?;
     let mut args: Vec<String> = vec![
         "agent".into(),
@@ -129,7 +136,9 @@ impl SerfRpc {
         let list = get(&body, "Members").and_then(|m| m.as_array()).ok_or("serf rpc members: no Members")?;
         Ok(list
             .iter()
-            .filter_map(|m| Some((get(m, "Name")?.as_str()?.to_string(), get(m, "Status")?.as_str()?.to_string())))
+            .filter_map(|m| {
+                Some((get(m, "Name")?.as_str()?.to_string(), get(m, "Status")?.as_str()?.to_string()))
+            })
             .collect())
     }
 

@@ -19,7 +19,8 @@ struct FakeSource {
 
 impl FakeSource {
     fn new() -> Arc<FakeSource> {
-        let (state, _) = watch::channel(AliasHealth { index: 0, status: Status::Critical, output: String::new() });
+        let (state, _) =
+            watch::channel(AliasHealth { index: 0, status: Status::Critical, output: String::new() });
         Arc::new(FakeSource { state, fail_next: AtomicU32::new(0), calls: Mutex::new(Vec::new()) })
     }
 
@@ -29,9 +30,19 @@ impl FakeSource {
 }
 
 impl AliasSource for FakeSource {
-    fn status<'a>(&'a self, node: Option<&'a str>, service_id: Option<&'a str>, min_index: u64, wait: Duration) -> BoxFut<'a, Result<AliasHealth, String>> {
+    fn status<'a>(
+        &'a self,
+        node: Option<&'a str>,
+        service_id: Option<&'a str>,
+        min_index: u64,
+        wait: Duration,
+    ) -> BoxFut<'a, Result<AliasHealth, String>> {
         Box::pin(async move {
-            self.calls.lock().unwrap().push((node.map(str::to_string), service_id.map(str::to_string), min_index));
+            self.calls.lock().unwrap().push((
+                node.map(str::to_string),
+                service_id.map(str::to_string),
+                min_index,
+            ));
             if self.fail_next.load(Ordering::SeqCst) > 0 {
                 self.fail_next.fetch_sub(1, Ordering::SeqCst);
                 return Err("no cluster leader".to_string());
@@ -55,7 +66,11 @@ async fn alias_follows_the_target_and_tolerates_one_error() {
     let source = FakeSource::new();
     source.set(5, Status::Passing, "All checks passing.");
     let mut h = harness(Some(source.clone()));
-    h.runner.start(spec("alias", CheckKind::Alias { node: Some("n2".into()), service_id: Some("web".into()) }, Duration::ZERO));
+    h.runner.start(spec(
+        "alias",
+        CheckKind::Alias { node: Some("n2".into()), service_id: Some("web".into()) },
+        Duration::ZERO,
+    ));
     assert_eq!(h.next(S).await, result(Status::Passing, "All checks passing."));
 
     source.set(6, Status::Critical, "Aliased check \"http\" failing: down");
@@ -69,13 +84,18 @@ async fn alias_follows_the_target_and_tolerates_one_error() {
     source.set(8, Status::Passing, "All checks passing.");
     assert_eq!(h.next(S).await, result(Status::Passing, "All checks passing."));
     // First failure tolerated, second reported.
-    assert_eq!(h.next(S).await, result(Status::Critical, "Failure checking aliased node or service: no cluster leader"));
+    assert_eq!(
+        h.next(S).await,
+        result(Status::Critical, "Failure checking aliased node or service: no cluster leader")
+    );
     // Recovery: the next call blocks past index 8 like a blocking query,
     // so the unchanged health comes back when its wait runs out.
     assert_eq!(h.next(ALIAS_WAIT + 2 * S).await, result(Status::Passing, "All checks passing."));
 
     let calls = source.calls.lock().unwrap().clone();
-    assert!(calls.iter().all(|(node, svc, _)| node.as_deref() == Some("n2") && svc.as_deref() == Some("web")));
+    assert!(calls
+        .iter()
+        .all(|(node, svc, _)| node.as_deref() == Some("n2") && svc.as_deref() == Some("web")));
     assert_eq!(calls[0].2, 0);
     assert_eq!(calls[1].2, 5, "the next call blocks past the index it saw");
 }
@@ -85,7 +105,11 @@ async fn unchanged_answers_are_not_resent_and_do_not_spin() {
     let source = FakeSource::new();
     source.set(3, Status::Passing, "All checks passing.");
     let mut h = harness(Some(source.clone()));
-    h.runner.start(spec("alias", CheckKind::Alias { node: None, service_id: Some("web".into()) }, Duration::ZERO));
+    h.runner.start(spec(
+        "alias",
+        CheckKind::Alias { node: None, service_id: Some("web".into()) },
+        Duration::ZERO,
+    ));
     assert_eq!(h.next(S).await.status, Status::Passing);
     // Blocking calls time out after a minute with the same answer.
     assert!(h.quiet_for(10 * 60 * S).await);
@@ -98,7 +122,11 @@ async fn repeated_errors_back_off() {
     let source = FakeSource::new();
     source.fail_next.store(u32::MAX, Ordering::SeqCst);
     let mut h = harness(Some(source.clone()));
-    h.runner.start(spec("alias", CheckKind::Alias { node: None, service_id: Some("web".into()) }, Duration::ZERO));
+    h.runner.start(spec(
+        "alias",
+        CheckKind::Alias { node: None, service_id: Some("web".into()) },
+        Duration::ZERO,
+    ));
     assert_eq!(h.next(S).await.status, Status::Critical);
     assert!(h.quiet_for(10 * 60 * S).await, "the same error is reported once");
     let calls = source.calls.lock().unwrap().len();
@@ -109,7 +137,11 @@ async fn repeated_errors_back_off() {
 #[tokio::test(start_paused = true)]
 async fn alias_without_a_source_is_critical() {
     let mut h = harness(None);
-    h.runner.start(spec("alias", CheckKind::Alias { node: None, service_id: Some("web".into()) }, Duration::ZERO));
+    h.runner.start(spec(
+        "alias",
+        CheckKind::Alias { node: None, service_id: Some("web".into()) },
+        Duration::ZERO,
+    ));
     let r = h.next(S).await;
     assert_eq!(r.status, Status::Critical);
     assert!(r.output.contains("no alias source"), "{}", r.output);

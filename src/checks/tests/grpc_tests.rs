@@ -49,7 +49,11 @@ async fn serve_health<T: AsyncRead + AsyncWrite + Unpin>(io: T) {
                     return;
                 }
             };
-            let response = hyper::Response::builder().status(200).header("content-type", "application/grpc").body(()).unwrap();
+            let response = hyper::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
             let Ok(mut send) = respond.send_response(response, false) else { return };
             let _ = send.send_data(frame(&encode_response(status)), false);
             let mut trailers = hyper::HeaderMap::new();
@@ -88,7 +92,10 @@ fn grpc(target: String, use_tls: bool) -> CheckKind {
 async fn serving_is_passing_and_anything_else_critical() {
     let addr = grpc_server(false).await;
     let t = Duration::from_secs(5);
-    assert_eq!(probe(&spec("g", grpc(addr.to_string(), false), t)).await, (Status::Passing, format!("gRPC check {addr}: success")));
+    assert_eq!(
+        probe(&spec("g", grpc(addr.to_string(), false), t)).await,
+        (Status::Passing, format!("gRPC check {addr}: success"))
+    );
     assert_eq!(
         probe(&spec("g", grpc(format!("{addr}/sick"), false), t)).await,
         (Status::Critical, format!("gRPC {addr}/sick serving status: NOT_SERVING"))
@@ -123,8 +130,16 @@ async fn slow_dead_and_non_grpc_servers_are_critical() {
 #[tokio::test]
 async fn grpc_over_tls() {
     let addr = grpc_server(true).await;
-    assert_eq!(probe(&spec("g", grpc(addr.to_string(), true), Duration::from_secs(5))).await, (Status::Passing, format!("gRPC check {addr}: success")));
-    let verify = CheckKind::Grpc { target: addr.to_string(), use_tls: true, tls_skip_verify: false, tls_server_name: None };
+    assert_eq!(
+        probe(&spec("g", grpc(addr.to_string(), true), Duration::from_secs(5))).await,
+        (Status::Passing, format!("gRPC check {addr}: success"))
+    );
+    let verify = CheckKind::Grpc {
+        target: addr.to_string(),
+        use_tls: true,
+        tls_skip_verify: false,
+        tls_server_name: None,
+    };
     let (status, out) = probe(&spec("g", verify, Duration::from_secs(5))).await;
     assert_eq!(status, Status::Critical);
     assert!(out.contains("authentication handshake failed"), "{out}");

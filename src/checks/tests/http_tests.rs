@@ -31,7 +31,13 @@ pub(super) fn http_kind(url: &str) -> CheckKind {
 
 async fn echo(method: Method, headers: HeaderMap, body: String) -> String {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-    format!("{method} ua={} accept={} host={} x-a={} body={body}", h("user-agent"), h("accept"), h("host"), h("x-a"))
+    format!(
+        "{method} ua={} accept={} host={} x-a={} body={body}",
+        h("user-agent"),
+        h("accept"),
+        h("host"),
+        h("x-a")
+    )
 }
 
 pub(super) async fn serve(ip: &str, router: Router) -> SocketAddr {
@@ -46,10 +52,13 @@ async fn test_server() -> SocketAddr {
         .route("/ok", get(|| async { "hello world" }))
         .route("/busy", get(|| async { (StatusCode::TOO_MANY_REQUESTS, "slow down") }))
         .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late"
-        }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
         .route("/echo", any(echo))
         .route("/redirect", get(|| async { (StatusCode::FOUND, [("location", "/ok")]) }))
         .route("/relative/start", get(|| async { (StatusCode::MOVED_PERMANENTLY, [("location", "../ok")]) }))
@@ -57,11 +66,14 @@ async fn test_server() -> SocketAddr {
         .route("/post-307", any(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/echo")]) }))
         .route("/post-303", any(|| async { (StatusCode::SEE_OTHER, [("location", "/echo")]) }))
         .route("/big", get(|| async { format!("{}TAIL", "b".repeat(100 * 1024)) }))
-        .route("/endless", get(|| async {
-            let chunk = bytes::Bytes::from(vec![b'z'; 64 * 1024]);
-            let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
-            Body::from_stream(stream).into_response()
-        }));
+        .route(
+            "/endless",
+            get(|| async {
+                let chunk = bytes::Bytes::from(vec![b'z'; 64 * 1024]);
+                let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+                Body::from_stream(stream).into_response()
+            }),
+        );
     serve("127.0.0.21", router).await
 }
 
@@ -86,7 +98,12 @@ async fn request_carries_method_headers_body_and_consul_defaults() {
     let url = format!("http://{addr}/echo");
     let (status, out) = probe(&spec("h", http_kind(&url), T)).await;
     assert_eq!(status, Status::Passing);
-    assert!(out.ends_with(&format!("GET ua=Consul Health Check accept=text/plain, text/*, */* host={addr} x-a=- body=")), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "GET ua=Consul Health Check accept=text/plain, text/*, */* host={addr} x-a=- body="
+        )),
+        "{out}"
+    );
 
     let mut headers = BTreeMap::new();
     headers.insert("X-A".to_string(), vec!["1".to_string()]);
@@ -110,13 +127,34 @@ async fn request_carries_method_headers_body_and_consul_defaults() {
 async fn redirects_are_followed_unless_disabled() {
     let addr = test_server().await;
     let url = format!("http://{addr}/redirect");
-    assert_eq!(probe(&spec("h", http_kind(&url), T)).await, (Status::Passing, format!("HTTP GET {url}: 200 OK Output: hello world")));
+    assert_eq!(
+        probe(&spec("h", http_kind(&url), T)).await,
+        (Status::Passing, format!("HTTP GET {url}: 200 OK Output: hello world"))
+    );
     let url2 = format!("http://{addr}/relative/start");
-    assert_eq!(probe(&spec("h", http_kind(&url2), T)).await, (Status::Passing, format!("HTTP GET {url2}: 200 OK Output: hello world")));
+    assert_eq!(
+        probe(&spec("h", http_kind(&url2), T)).await,
+        (Status::Passing, format!("HTTP GET {url2}: 200 OK Output: hello world"))
+    );
 
-    let CheckKind::Http { url: u, method, headers, body, tls_skip_verify, tls_server_name, .. } = http_kind(&url) else { unreachable!() };
-    let kind = CheckKind::Http { url: u, method, headers, body, tls_skip_verify, tls_server_name, disable_redirects: true };
-    assert_eq!(probe(&spec("h", kind, T)).await, (Status::Critical, format!("HTTP GET {url}: 302 Found Output: ")));
+    let CheckKind::Http { url: u, method, headers, body, tls_skip_verify, tls_server_name, .. } =
+        http_kind(&url)
+    else {
+        unreachable!()
+    };
+    let kind = CheckKind::Http {
+        url: u,
+        method,
+        headers,
+        body,
+        tls_skip_verify,
+        tls_server_name,
+        disable_redirects: true,
+    };
+    assert_eq!(
+        probe(&spec("h", kind, T)).await,
+        (Status::Critical, format!("HTTP GET {url}: 302 Found Output: "))
+    );
 
     let looping = format!("http://{addr}/loop");
     assert_eq!(
@@ -168,7 +206,15 @@ async fn slow_server_times_out_critical() {
     let started = Instant::now();
     let result = probe(&spec("h", http_kind(&url), Duration::from_millis(300))).await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(result, (Status::Critical, format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)")));
+    assert_eq!(
+        result,
+        (
+            Status::Critical,
+            format!(
+                "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )
+        )
+    );
 }
 
 #[tokio::test]
@@ -182,7 +228,10 @@ async fn refused_connection_and_bad_urls_are_critical() {
         (Status::Critical, format!("Get \"{url}\": dial tcp {addr}: connect: connection refused"))
     );
     let (status, out) = probe(&spec("h", http_kind("ftp://127.0.0.1/"), T)).await;
-    assert_eq!((status, out.as_str()), (Status::Critical, "Get \"ftp://127.0.0.1/\": unsupported protocol scheme \"ftp\""));
+    assert_eq!(
+        (status, out.as_str()),
+        (Status::Critical, "Get \"ftp://127.0.0.1/\": unsupported protocol scheme \"ftp\"")
+    );
     let (status, _) = probe(&spec("h", http_kind("http://[::1"), T)).await;
     assert_eq!(status, Status::Critical);
 }
@@ -241,7 +290,9 @@ pub(super) async fn tls_http_server() -> SocketAddr {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut buf = [0u8; 4096];
                 let _ = tls.read(&mut buf).await;
-                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure").await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure")
+                    .await;
                 let _ = tls.shutdown().await;
             });
         }
@@ -269,14 +320,33 @@ async fn https_verifies_certificates_unless_told_not_to() {
     assert!(out.contains("invalid peer certificate"), "{out}");
 
     let (status, out) = probe(&spec("h", https_kind(addr, "127.0.0.1", true, None), T)).await;
-    assert_eq!((status, out.as_str()), (Status::Passing, format!("HTTP GET https://127.0.0.1:{}/: 200 OK Output: secure", addr.port()).as_str()));
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            Status::Passing,
+            format!("HTTP GET https://127.0.0.1:{}/: 200 OK Output: secure", addr.port()).as_str()
+        )
+    );
 
     let mut roots = TlsRoots::default();
     assert_eq!(roots.add_pem(CERT_PEM.as_bytes()), Ok(1));
-    assert_eq!(probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, None), T), &roots).await.0, Status::Passing);
-    assert_eq!(probe_with_roots(&spec("h", https_kind(addr, "localhost", false, None), T), &roots).await.0, Status::Passing);
-    assert_eq!(probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, Some("localhost")), T), &roots).await.0, Status::Passing);
-    let (status, out) = probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, Some("other.example")), T), &roots).await;
+    assert_eq!(
+        probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, None), T), &roots).await.0,
+        Status::Passing
+    );
+    assert_eq!(
+        probe_with_roots(&spec("h", https_kind(addr, "localhost", false, None), T), &roots).await.0,
+        Status::Passing
+    );
+    assert_eq!(
+        probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, Some("localhost")), T), &roots)
+            .await
+            .0,
+        Status::Passing
+    );
+    let (status, out) =
+        probe_with_roots(&spec("h", https_kind(addr, "127.0.0.1", false, Some("other.example")), T), &roots)
+            .await;
     assert_eq!(status, Status::Critical);
     assert!(out.contains("certificate"), "{out}");
 }

@@ -15,7 +15,10 @@ async fn tcp_passes_while_listening_and_fails_once_closed() {
     let listener = TcpListener::bind("127.0.0.22:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let kind = tcp(&addr, false, false);
-    assert_eq!(probe(&spec("t", kind.clone(), Duration::from_secs(5))).await, (Status::Passing, format!("TCP connect {addr}: Success")));
+    assert_eq!(
+        probe(&spec("t", kind.clone(), Duration::from_secs(5))).await,
+        (Status::Passing, format!("TCP connect {addr}: Success"))
+    );
     drop(listener);
     assert_eq!(
         probe(&spec("t", kind, Duration::from_secs(5))).await,
@@ -37,7 +40,10 @@ async fn tcp_with_tls_needs_a_handshake() {
         }
     });
     let t = Duration::from_secs(5);
-    assert_eq!(probe(&spec("t", tcp(&addr, true, true), t)).await, (Status::Passing, format!("TCP+TLS connect {addr}: Success")));
+    assert_eq!(
+        probe(&spec("t", tcp(&addr, true, true), t)).await,
+        (Status::Passing, format!("TCP+TLS connect {addr}: Success"))
+    );
     let (status, out) = probe(&spec("t", tcp(&addr, true, false), t)).await;
     assert_eq!(status, Status::Critical);
     assert!(out.contains("invalid peer certificate"), "{out}");
@@ -71,7 +77,10 @@ async fn udp_without_listener_is_critical() {
     let started = Instant::now();
     let (status, out) = probe(&spec("u", udp(&addr), Duration::from_secs(5))).await;
     assert_eq!(status, Status::Critical);
-    assert!(out.starts_with("read udp ") && out.ends_with(&format!("->{addr}: read: connection refused")), "{out}");
+    assert!(
+        out.starts_with("read udp ") && out.ends_with(&format!("->{addr}: read: connection refused")),
+        "{out}"
+    );
     assert!(started.elapsed() < Duration::from_secs(2), "the ICMP error arrives long before the timeout");
 }
 
@@ -83,7 +92,8 @@ async fn udp_with_a_silent_listener_passes_at_the_timeout() {
     assert_eq!((status, out), (Status::Passing, format!("UDP connect {addr}: Success")));
     // The probe datagram arrived, and it is empty (as Consul sends).
     let mut buf = [0u8; 16];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    let (n, _) =
+        tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await.unwrap().unwrap();
     assert_eq!(n, 0);
 }
 

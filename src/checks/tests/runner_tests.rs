@@ -25,7 +25,8 @@ struct Script {
 /// Answers each request with the next queued status code (200 when empty)
 /// and counts requests.
 async fn scripted_server(codes: &[u16]) -> (SocketAddr, Arc<Script>) {
-    let state = Arc::new(Script { codes: Mutex::new(codes.iter().copied().collect()), hits: AtomicUsize::new(0) });
+    let state =
+        Arc::new(Script { codes: Mutex::new(codes.iter().copied().collect()), hits: AtomicUsize::new(0) });
     let router = Router::new()
         .route(
             "/",
@@ -76,7 +77,15 @@ async fn failures_before_warning_reports_warning_before_critical() {
         let r = h.next(LONG).await;
         got.push((r.status, r.output.ends_with("Output: code 500")));
     }
-    assert_eq!(got, vec![(Status::Passing, false), (Status::Warning, true), (Status::Warning, true), (Status::Critical, true)]);
+    assert_eq!(
+        got,
+        vec![
+            (Status::Passing, false),
+            (Status::Warning, true),
+            (Status::Warning, true),
+            (Status::Critical, true)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -128,11 +137,18 @@ async fn stopping_a_running_script_kills_it() {
     let h = harness(None);
     h.runner.start(fast("s", CheckKind::Script { args: vec!["/bin/sh".into(), "-c".into(), script] }));
     let path = pid_file.clone();
-    assert!(wait_until(LONG, || { let p = path.clone(); async move { std::fs::read_to_string(&p).is_ok_and(|s| s.ends_with('\n')) } }).await);
+    assert!(
+        wait_until(LONG, || {
+            let p = path.clone();
+            async move { std::fs::read_to_string(&p).is_ok_and(|s| s.ends_with('\n')) }
+        })
+        .await
+    );
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     h.runner.stop("s");
     let dead = wait_until(LONG, || async move {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
     })
     .await;
     assert!(dead, "script child {pid} still running after stop");
@@ -161,7 +177,10 @@ async fn dropping_the_runner_or_the_receiver_ends_the_tasks() {
     h.next(LONG).await;
     drop(h.results);
     h.tasks.close();
-    assert!(tokio::time::timeout(LONG, h.tasks.wait()).await.is_ok(), "task kept running with nobody listening");
+    assert!(
+        tokio::time::timeout(LONG, h.tasks.wait()).await.is_ok(),
+        "task kept running with nobody listening"
+    );
 
     let h2 = harness(None);
     h2.runner.start(fast("b", CheckKind::Ttl { ttl: LONG }));

@@ -21,7 +21,11 @@ async fn exit_codes_map_to_statuses() {
         ("echo bye; kill -9 $$", Status::Critical, "bye\n"),
     ];
     for (script, status, output) in cases {
-        assert_eq!(probe(&spec("s", sh(script), LONG)).await, (status, output.to_string()), "script {script:?}");
+        assert_eq!(
+            probe(&spec("s", sh(script), LONG)).await,
+            (status, output.to_string()),
+            "script {script:?}"
+        );
     }
 }
 
@@ -46,10 +50,18 @@ async fn stdin_is_empty_and_environment_is_inherited() {
 
 #[tokio::test]
 async fn spawn_failures_are_critical_with_go_wording() {
-    let (status, out) = probe(&spec("s", CheckKind::Script { args: vec!["/nonexistent/check".into()] }, LONG)).await;
-    assert_eq!((status, out.as_str()), (Status::Critical, "fork/exec /nonexistent/check: no such file or directory"));
-    let (status, out) = probe(&spec("s", CheckKind::Script { args: vec!["no-such-command-xyz".into()] }, LONG)).await;
-    assert_eq!((status, out.as_str()), (Status::Critical, "exec: \"no-such-command-xyz\": executable file not found in $PATH"));
+    let (status, out) =
+        probe(&spec("s", CheckKind::Script { args: vec!["/nonexistent/check".into()] }, LONG)).await;
+    assert_eq!(
+        (status, out.as_str()),
+        (Status::Critical, "fork/exec /nonexistent/check: no such file or directory")
+    );
+    let (status, out) =
+        probe(&spec("s", CheckKind::Script { args: vec!["no-such-command-xyz".into()] }, LONG)).await;
+    assert_eq!(
+        (status, out.as_str()),
+        (Status::Critical, "exec: \"no-such-command-xyz\": executable file not found in $PATH")
+    );
     let (status, out) = probe(&spec("s", CheckKind::Script { args: vec![] }, LONG)).await;
     assert_eq!((status, out.as_str()), (Status::Critical, "exec: no command"));
 }
@@ -128,9 +140,18 @@ async fn a_cancelled_run_kills_its_process_group() {
     let spec = spec("s", sh(&script), LONG);
     let run = tokio::spawn(async move { probe(&spec).await });
     let pid_path = pid_file.clone();
-    assert!(super::wait_until(Duration::from_secs(5), || { let p = pid_path.clone(); async move { read_pid(&p).is_some() } }).await);
+    assert!(
+        super::wait_until(Duration::from_secs(5), || {
+            let p = pid_path.clone();
+            async move { read_pid(&p).is_some() }
+        })
+        .await
+    );
     run.abort();
     let _ = run.await;
     let child = read_pid(&pid_file).unwrap();
-    assert!(super::wait_until(Duration::from_secs(5), || async move { is_dead(child) }).await, "child {child} survived cancellation");
+    assert!(
+        super::wait_until(Duration::from_secs(5), || async move { is_dead(child) }).await,
+        "child {child} survived cancellation"
+    );
 }

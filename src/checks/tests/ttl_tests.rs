@@ -23,7 +23,10 @@ async fn updates_renew_and_expiry_turns_critical_once() {
     h.runner.ttl_update("ttl", Status::Warning, "meh".into()).unwrap();
     assert_eq!(h.next(S).await, result(Status::Warning, "meh"));
     assert!(h.quiet_for(9 * S).await);
-    assert_eq!(h.next(2 * S).await, result(Status::Critical, "TTL expired (last output before timeout follows): meh"));
+    assert_eq!(
+        h.next(2 * S).await,
+        result(Status::Critical, "TTL expired (last output before timeout follows): meh")
+    );
     // Expiry is reported once, not on every TTL after that.
     assert!(h.quiet_for(100 * S).await);
 
@@ -57,12 +60,24 @@ async fn long_output_is_cut_with_consul_note() {
 #[tokio::test(start_paused = true)]
 async fn updates_to_unknown_or_non_ttl_checks_are_refused() {
     let h = harness(None);
-    assert_eq!(h.runner.ttl_update("nope", Status::Passing, String::new()), Err(TtlError::NotFound("nope".into())));
+    assert_eq!(
+        h.runner.ttl_update("nope", Status::Passing, String::new()),
+        Err(TtlError::NotFound("nope".into()))
+    );
     h.runner.start(spec("udp", CheckKind::Udp { address: "127.0.0.1:9".into() }, Duration::ZERO));
-    assert_eq!(h.runner.ttl_update("udp", Status::Passing, String::new()), Err(TtlError::NotTtl("udp".into())));
+    assert_eq!(
+        h.runner.ttl_update("udp", Status::Passing, String::new()),
+        Err(TtlError::NotTtl("udp".into()))
+    );
     assert_eq!(TtlError::NotTtl("udp".into()).to_string(), "check ID \"udp\" does not have associated TTL");
     h.runner.start(spec("udp", CheckKind::Ttl { ttl: S }, Duration::ZERO));
-    assert!(h.runner.ttl_update("udp", Status::Passing, String::new()).is_ok(), "replacing the check replaces its kind");
+    assert!(
+        h.runner.ttl_update("udp", Status::Passing, String::new()).is_ok(),
+        "replacing the check replaces its kind"
+    );
     h.runner.stop("udp");
-    assert_eq!(h.runner.ttl_update("udp", Status::Passing, String::new()), Err(TtlError::NotFound("udp".into())));
+    assert_eq!(
+        h.runner.ttl_update("udp", Status::Passing, String::new()),
+        Err(TtlError::NotFound("udp".into()))
+    );
 }

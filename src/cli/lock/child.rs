@@ -20,7 +20,8 @@ pub struct LockChild {
 
 impl LockChild {
     pub fn start(args: &[String], shell: bool, pass_stdin: bool) -> Result<LockChild, String> {
-        let spec = if shell { HandlerCommand::Shell(args.join(" ")) } else { HandlerCommand::Args(args.to_vec()) };
+        let spec =
+            if shell { HandlerCommand::Shell(args.join(" ")) } else { HandlerCommand::Args(args.to_vec()) };
         let mut cmd = spec.command()?;
         cmd.env("CONSUL_LOCK_HELD", "true")
             .stdin(if pass_stdin { Stdio::inherit() } else { Stdio::null() })
@@ -50,7 +51,10 @@ impl LockChild {
             }
         }
         let child = cmd.spawn().map_err(|e| e.to_string())?;
-        let pid = child.id().and_then(|p| i32::try_from(p).ok()).ok_or("child exited before it could be tracked")?;
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or("child exited before it could be tracked")?;
         Ok(LockChild { child, pid, group })
     }
 

@@ -63,13 +63,17 @@ impl PairJson {
     fn into_pair(self) -> Result<Pair, ApiError> {
         let value = match self.value {
             None => None,
-            Some(v) => Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(v)
-                    .map_err(|e| ApiError::Transport(format!("failed to decode the value of {}: {e}", self.key)))?,
-            ),
+            Some(v) => Some(base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| {
+                ApiError::Transport(format!("failed to decode the value of {}: {e}", self.key))
+            })?),
         };
-        Ok(Pair { key: self.key, flags: self.flags, value, session: self.session.unwrap_or_default(), modify_index: self.modify_index })
+        Ok(Pair {
+            key: self.key,
+            flags: self.flags,
+            value,
+            session: self.session.unwrap_or_default(),
+            modify_index: self.modify_index,
+        })
     }
 }
 
@@ -98,7 +102,12 @@ impl Read {
     }
 }
 
-async fn send(client: &Client, method: Method, path: &str, body: Option<Bytes>) -> Result<crate::api::ApiResponse, ApiError> {
+async fn send(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<crate::api::ApiResponse, ApiError> {
     client.request(method, path, body).await.map_err(ApiError::Transport)
 }
 
@@ -117,14 +126,15 @@ fn status_error(r: &crate::api::ApiResponse) -> ApiError {
 }
 
 fn decode_pairs(r: &crate::api::ApiResponse) -> Result<Vec<Pair>, ApiError> {
-    let list: Vec<PairJson> =
-        serde_json::from_slice(&r.body).map_err(|e| ApiError::Transport(format!("failed to decode KV entries: {e}")))?;
+    let list: Vec<PairJson> = serde_json::from_slice(&r.body)
+        .map_err(|e| ApiError::Transport(format!("failed to decode KV entries: {e}")))?;
     list.into_iter().map(PairJson::into_pair).collect()
 }
 
 /// `GET /v1/kv/<key>`: the entry (if any) and the index.
 pub async fn get(client: &Client, key: &str, read: Read) -> Result<(Option<Pair>, u64), ApiError> {
-    let r = send(client, Method::GET, &with_query(format!("/v1/kv/{}", encode(key)), &read.query()), None).await?;
+    let r = send(client, Method::GET, &with_query(format!("/v1/kv/{}", encode(key)), &read.query()), None)
+        .await?;
     let index = r.index().unwrap_or(0);
     if r.status == StatusCode::NOT_FOUND {
         return Ok((None, index));
@@ -159,15 +169,31 @@ async fn put_bool(client: &Client, path: String, value: &[u8]) -> Result<bool, A
 }
 
 fn flags_param(flags: u64) -> String {
-    if flags == 0 { String::new() } else { format!("&flags={flags}") }
+    if flags == 0 {
+        String::new()
+    } else {
+        format!("&flags={flags}")
+    }
 }
 
-pub async fn acquire(client: &Client, key: &str, session: &str, flags: u64, value: &[u8]) -> Result<bool, ApiError> {
-    put_bool(client, format!("/v1/kv/{}?acquire={}{}", encode(key), encode(session), flags_param(flags)), value).await
+pub async fn acquire(
+    client: &Client,
+    key: &str,
+    session: &str,
+    flags: u64,
+    value: &[u8],
+) -> Result<bool, ApiError> {
+    put_bool(
+        client,
+        format!("/v1/kv/{}?acquire={}{}", encode(key), encode(session), flags_param(flags)),
+        value,
+    )
+    .await
 }
 
 pub async fn release(client: &Client, key: &str, session: &str, flags: u64) -> Result<bool, ApiError> {
-    put_bool(client, format!("/v1/kv/{}?release={}{}", encode(key), encode(session), flags_param(flags)), b"").await
+    put_bool(client, format!("/v1/kv/{}?release={}{}", encode(key), encode(session), flags_param(flags)), b"")
+        .await
 }
 
 /// Check-and-set: `index` 0 creates the key only if it does not exist.
@@ -193,7 +219,12 @@ pub async fn delete_cas(client: &Client, key: &str, index: u64) -> Result<bool, 
 
 /// Go's `path.Join` for KV paths: empty segments dropped.
 pub fn join(prefix: &str, name: &str) -> String {
-    prefix.split('/').chain(name.split('/')).filter(|s| !s.is_empty() && *s != ".").collect::<Vec<_>>().join("/")
+    prefix
+        .split('/')
+        .chain(name.split('/'))
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]

@@ -39,7 +39,13 @@ impl Mutex {
         match outcome {
             Ok(Some(())) => {
                 let lost = CancellationToken::new();
-                let monitor = tokio::spawn(monitor(self.client.clone(), self.key.clone(), session.id.clone(), self.settings.clone(), lost.clone()));
+                let monitor = tokio::spawn(monitor(
+                    self.client.clone(),
+                    self.key.clone(),
+                    session.id.clone(),
+                    self.settings.clone(),
+                    lost.clone(),
+                ));
                 self.session = Some(session);
                 self.held = Some(Held { monitor });
                 Ok(Some(lost))
@@ -85,7 +91,8 @@ impl Mutex {
             }
             // Refused: either someone was quicker (wait for them), or the
             // key is in its lock-delay (poll slowly).
-            let (pair, index) = kv::get(&self.client, &self.key, Read::default()).await.map_err(|e| e.to_string())?;
+            let (pair, index) =
+                kv::get(&self.client, &self.key, Read::default()).await.map_err(|e| e.to_string())?;
             if pair.is_some_and(|p| !p.session.is_empty()) {
                 wait_index = index;
                 continue;
@@ -105,7 +112,8 @@ impl Mutex {
         let Some(held) = self.held.take() else { return Err("Lock not held".into()) };
         drop(held);
         let Some(session) = self.session.take() else { return Err("Lock not held".into()) };
-        let result = if lost { Ok(false) } else { kv::release(&self.client, &self.key, &session.id, LOCK_FLAG).await };
+        let result =
+            if lost { Ok(false) } else { kv::release(&self.client, &self.key, &session.id, LOCK_FLAG).await };
         session.close().await;
         result.map(|_| ()).map_err(|e| format!("failed to release lock: {e}"))
     }
@@ -128,7 +136,11 @@ impl Mutex {
         let removed = kv::delete_cas(&self.client, &self.key, pair.modify_index)
             .await
             .map_err(|e| CleanupError::Failed(format!("failed to remove lock: {e}")))?;
-        if removed { Ok(()) } else { Err(CleanupError::InUse) }
+        if removed {
+            Ok(())
+        } else {
+            Err(CleanupError::InUse)
+        }
     }
 }
 

@@ -35,7 +35,8 @@ impl SemaphoreLock {
     /// Drops holders with no live contender key (any key of the prefix
     /// held by their session counts as alive).
     pub fn prune_dead(&mut self, pairs: &[Pair]) {
-        let alive: HashSet<&str> = pairs.iter().filter(|p| !p.session.is_empty()).map(|p| p.session.as_str()).collect();
+        let alive: HashSet<&str> =
+            pairs.iter().filter(|p| !p.session.is_empty()).map(|p| p.session.as_str()).collect();
         self.holders.retain(|h, _| alive.contains(h.as_str()));
     }
 }
@@ -71,7 +72,11 @@ impl Semaphore {
     /// The coordination entry among `pairs`, or a fresh one.
     fn find_lock(&self, pairs: &[Pair]) -> Pair {
         let key = self.lock_key();
-        pairs.iter().find(|p| p.key == key).cloned().unwrap_or(Pair { flags: SEMAPHORE_FLAG, ..Pair::default() })
+        pairs
+            .iter()
+            .find(|p| p.key == key)
+            .cloned()
+            .unwrap_or(Pair { flags: SEMAPHORE_FLAG, ..Pair::default() })
     }
 
     fn decode(&self, pair: &Pair) -> Result<SemaphoreLock, String> {
@@ -92,7 +97,12 @@ impl Semaphore {
         match self.contend(&session.id, stop).await {
             Ok(true) => {
                 let lost = CancellationToken::new();
-                let monitor = tokio::spawn(monitor(self.watch_target(), session.id.clone(), self.settings.clone(), lost.clone()));
+                let monitor = tokio::spawn(monitor(
+                    self.watch_target(),
+                    session.id.clone(),
+                    self.settings.clone(),
+                    lost.clone(),
+                ));
                 self.session = Some(session);
                 self.held = Some(Held { monitor });
                 Ok(Some(lost))
@@ -131,7 +141,10 @@ impl Semaphore {
             }
             let mut lock = self.decode(&lock_pair)?;
             if lock.limit != self.limit {
-                return Err(format!("semaphore limit conflict (lock: {}, local: {})", lock.limit, self.limit));
+                return Err(format!(
+                    "semaphore limit conflict (lock: {}, local: {})",
+                    lock.limit, self.limit
+                ));
             }
             lock.prune_dead(&pairs);
             if lock.holders.len() as i64 >= lock.limit {
@@ -151,7 +164,12 @@ impl Semaphore {
     }
 
     fn watch_target(&self) -> Target {
-        Target { client: self.client.clone(), prefix: self.prefix.clone(), lock_key: self.lock_key(), limit: self.limit }
+        Target {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            lock_key: self.lock_key(),
+            limit: self.limit,
+        }
     }
 
     /// Gives the slot back: removes us from the holders (retrying the CAS),
@@ -208,7 +226,11 @@ impl Semaphore {
         let removed = kv::delete_cas(&self.client, &lock_pair.key, lock_pair.modify_index)
             .await
             .map_err(|e| CleanupError::Failed(format!("failed to remove semaphore: {e}")))?;
-        if removed { Ok(()) } else { Err(CleanupError::InUse) }
+        if removed {
+            Ok(())
+        } else {
+            Err(CleanupError::InUse)
+        }
     }
 }
 
@@ -228,7 +250,11 @@ async fn monitor(t: Target, session: String, settings: Settings, lost: Cancellat
     loop {
         match kv::list(&t.client, &t.prefix, Read { wait_index, wait: None, consistent: true }).await {
             Ok((pairs, index)) => {
-                let lock = pairs.iter().find(|p| p.key == t.lock_key).and_then(|p| p.value.as_deref()).map(serde_json::from_slice::<SemaphoreLock>);
+                let lock = pairs
+                    .iter()
+                    .find(|p| p.key == t.lock_key)
+                    .and_then(|p| p.value.as_deref())
+                    .map(serde_json::from_slice::<SemaphoreLock>);
                 let mut lock = match lock {
                     None => SemaphoreLock { limit: t.limit, holders: BTreeMap::new() },
                     Some(Ok(l)) => l,
@@ -269,7 +295,8 @@ mod tests {
 
     #[test]
     fn dead_holders_are_pruned() {
-        let mut l: SemaphoreLock = serde_json::from_str(r#"{"Limit":2,"Holders":{"alive":true,"dead":true}}"#).unwrap();
+        let mut l: SemaphoreLock =
+            serde_json::from_str(r#"{"Limit":2,"Holders":{"alive":true,"dead":true}}"#).unwrap();
         let pairs = vec![
             Pair { key: "p/alive".into(), session: "alive".into(), ..Pair::default() },
             Pair { key: "p/.lock".into(), ..Pair::default() },

@@ -30,7 +30,11 @@ impl ManagedSession {
     /// Creates the session (`behavior` `delete` for semaphores) and starts
     /// renewing it. Checks are left to the server default, the node's
     /// `serfHealth`, and lock-delay to its default.
-    pub async fn create(client: &Client, name: &str, behavior: Option<&str>) -> Result<ManagedSession, ApiError> {
+    pub async fn create(
+        client: &Client,
+        name: &str,
+        behavior: Option<&str>,
+    ) -> Result<ManagedSession, ApiError> {
         let mut body = json!({"Name": name, "TTL": crate::duration::format(SESSION_TTL)});
         if let Some(b) = behavior {
             body["Behavior"] = Value::String(b.to_string());
@@ -44,7 +48,9 @@ impl ManagedSession {
         }
         let v: Value = r.json().map_err(ApiError::Transport)?;
         let id = v.get("ID").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-        let id = id.ok_or_else(|| ApiError::Transport(format!("session create answered without an ID: {}", r.text())))?;
+        let id = id.ok_or_else(|| {
+            ApiError::Transport(format!("session create answered without an ID: {}", r.text()))
+        })?;
         let stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_periodically(client.clone(), id.clone(), SESSION_TTL, stop.clone()));
         Ok(ManagedSession { id, client: client.clone(), stop, renewer })
@@ -55,7 +61,10 @@ impl ManagedSession {
     pub async fn close(self) {
         self.stop.cancel();
         let _ = self.renewer.await;
-        let _ = self.client.request(Method::PUT, &format!("/v1/session/destroy/{}", encode(&self.id)), None).await;
+        let _ = self
+            .client
+            .request(Method::PUT, &format!("/v1/session/destroy/{}", encode(&self.id)), None)
+            .await;
     }
 }
 
@@ -80,7 +89,9 @@ async fn renew_periodically(client: Client, id: String, ttl: Duration, stop: Can
             Ok(r) if r.status.is_success() => {
                 let entries: Vec<Value> = r.json().unwrap_or_default();
                 let Some(entry) = entries.first() else { return };
-                if let Some(new_ttl) = entry.get("TTL").and_then(Value::as_str).and_then(|t| crate::duration::parse(t).ok()) {
+                if let Some(new_ttl) =
+                    entry.get("TTL").and_then(Value::as_str).and_then(|t| crate::duration::parse(t).ok())
+                {
                     if !new_ttl.is_zero() {
                         ttl = new_ttl;
                     }

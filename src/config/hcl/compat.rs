@@ -28,7 +28,9 @@ impl Rewrite {
         // Insertions do not overlap, so only the last one starting before
         // `offset` can contain it.
         let k = self.inserts.partition_point(|(at, _, _)| *at < offset);
-        let Some((at, len, before)) = k.checked_sub(1).and_then(|i| self.inserts.get(i)) else { return offset };
+        let Some((at, len, before)) = k.checked_sub(1).and_then(|i| self.inserts.get(i)) else {
+            return offset;
+        };
         offset - (before + (*len).min(offset - at))
     }
 }
@@ -52,8 +54,8 @@ struct Tok {
 }
 
 const PUNCTS: &[&str] = &[
-    "...", "==", "!=", "<=", ">=", "=>", "&&", "||", "{", "}", "[", "]", "(", ")", ",", "=", ":", "?", "!", "+", "-",
-    "*", "/", "%", "<", ">", ".",
+    "...", "==", "!=", "<=", ">=", "=>", "&&", "||", "{", "}", "[", "]", "(", ")", ",", "=", ":", "?", "!",
+    "+", "-", "*", "/", "%", "<", ">", ".",
 ];
 
 /// Splits HCL source into tokens; `None` when it cannot (an unterminated
@@ -96,7 +98,9 @@ fn tokenize(src: &str) -> Option<Vec<Tok>> {
                 Kind::Heredoc
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-' || b[i] >= 0x80) {
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-' || b[i] >= 0x80)
+                {
                     i += 1;
                 }
                 Kind::Ident
@@ -216,7 +220,16 @@ enum Ctx {
 }
 
 fn value_end(k: Kind) -> bool {
-    matches!(k, Kind::Ident | Kind::Number | Kind::Str | Kind::Heredoc | Kind::Punct("}") | Kind::Punct("]") | Kind::Punct(")"))
+    matches!(
+        k,
+        Kind::Ident
+            | Kind::Number
+            | Kind::Str
+            | Kind::Heredoc
+            | Kind::Punct("}")
+            | Kind::Punct("]")
+            | Kind::Punct(")")
+    )
 }
 
 /// Whether the object or block body opened by the brace at `sig[at]` has a
@@ -255,7 +268,8 @@ fn newline_follows(toks: &[Tok], ti: usize) -> bool {
 pub fn rewrite(src: &str) -> Option<Rewrite> {
     let toks = tokenize(src)?;
     // Indices of significant tokens (not comments or newlines).
-    let sig: Vec<usize> = (0..toks.len()).filter(|&i| !matches!(toks[i].kind, Kind::Comment | Kind::Newline)).collect();
+    let sig: Vec<usize> =
+        (0..toks.len()).filter(|&i| !matches!(toks[i].kind, Kind::Comment | Kind::Newline)).collect();
     let mut inserts: Vec<(usize, &'static str)> = Vec::new();
     let mut stack = vec![Ctx::Body];
     // The `{` tokens that open a converted block, which become objects.
@@ -278,7 +292,9 @@ pub fn rewrite(src: &str) -> Option<Rewrite> {
             let after = next(1).map(|t| t.kind);
             let is_attr = matches!(after, Some(Kind::Punct("=")) | Some(Kind::Punct(":")));
             let mut k = 1;
-            while next(k).is_some_and(|t| t.kind == Kind::Str || (t.kind == Kind::Ident && tok.kind == Kind::Ident)) {
+            while next(k)
+                .is_some_and(|t| t.kind == Kind::Str || (t.kind == Kind::Ident && tok.kind == Kind::Ident))
+            {
                 k += 1;
             }
             let is_block = tok.kind == Kind::Ident && next(k).is_some_and(|t| t.kind == Kind::Punct("{"));
@@ -315,7 +331,11 @@ pub fn rewrite(src: &str) -> Option<Rewrite> {
             }
             Kind::Punct("[") | Kind::Punct("(") => stack.push(Ctx::Other),
             Kind::Punct("}") => {
-                if ctx == Ctx::Body && stack.len() > 1 && !new_line && prev.is_some_and(|p| toks[p].kind != Kind::Punct("{")) {
+                if ctx == Ctx::Body
+                    && stack.len() > 1
+                    && !new_line
+                    && prev.is_some_and(|p| toks[p].kind != Kind::Punct("{"))
+                {
                     inserts.push((tok.start, "\n"));
                 }
                 stack.pop()?;
@@ -382,8 +402,12 @@ mod tests {
     #[test]
     fn strings_heredocs_and_comments_are_opaque() {
         // Nothing that looks like syntax inside these is touched.
-        let src = "a = \"x = 1 { y = 2 }\" # b = 1 c = 2\nd = <<EOF\ne = 1 f = 2\nEOF\ng = \"${h(\"}\")}\" k = 1";
-        assert_eq!(rw(src), "a = \"x = 1 { y = 2 }\" # b = 1 c = 2\nd = <<EOF\ne = 1 f = 2\nEOF\ng = \"${h(\"}\")}\" \nk = 1");
+        let src =
+            "a = \"x = 1 { y = 2 }\" # b = 1 c = 2\nd = <<EOF\ne = 1 f = 2\nEOF\ng = \"${h(\"}\")}\" k = 1";
+        assert_eq!(
+            rw(src),
+            "a = \"x = 1 { y = 2 }\" # b = 1 c = 2\nd = <<EOF\ne = 1 f = 2\nEOF\ng = \"${h(\"}\")}\" \nk = 1"
+        );
     }
 
     #[test]

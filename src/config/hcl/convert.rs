@@ -180,7 +180,12 @@ impl<'a> Converter<'a> {
         self.error(e.span(), format!("{what} are not supported in config files; write the value itself"))
     }
 
-    fn number(&self, n: &hcl::Number, negate: bool, span: Option<std::ops::Range<usize>>) -> Result<Value, HclError> {
+    fn number(
+        &self,
+        n: &hcl::Number,
+        negate: bool,
+        span: Option<std::ops::Range<usize>>,
+    ) -> Result<Value, HclError> {
         let bad = || self.error(span.clone(), format!("number {n} is out of range"));
         if let Some(i) = n.as_i64() {
             return Ok(Value::from(if negate { i.checked_neg().ok_or_else(bad)? } else { i }));
@@ -213,7 +218,9 @@ impl<'a> Converter<'a> {
                     let raw = other.span().and_then(|r| self.src.get(r));
                     match raw {
                         Some(raw) => out.push_str(raw),
-                        None => return Err(self.error(span, "could not read an interpolation in a string".into())),
+                        None => {
+                            return Err(self.error(span, "could not read an interpolation in a string".into()))
+                        }
                     }
                 }
             }

@@ -36,7 +36,11 @@ impl HclDoc {
                     rest.starts_with('[') && rest.ends_with(']') && !rest[1..].contains(['[', '.'])
                 })
         })?;
-        let at = self.keys.get(&format!("{key}[1]")).map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
+        let at = self
+            .keys
+            .get(&format!("{key}[1]"))
+            .map(|(l, c)| format!(" (line {l}, column {c})"))
+            .unwrap_or_default();
         Some(format!("{key}: the block is given {count} times but only one is allowed{at}"))
     }
 
@@ -90,7 +94,11 @@ pub fn parse(text: &str) -> Result<HclDoc, HclError> {
     })
 }
 
-fn convert(body: &hcl::edit::structure::Body, src: &str, locate: convert::Locate<'_>) -> Result<HclDoc, HclError> {
+fn convert(
+    body: &hcl::edit::structure::Body,
+    src: &str,
+    locate: convert::Locate<'_>,
+) -> Result<HclDoc, HclError> {
     let mut c = convert::Converter::new(src, locate);
     let value = Value::Object(c.body(body, "")?);
     Ok(HclDoc { value, keys: c.keys, repeated: c.repeated })
@@ -194,7 +202,8 @@ mod tests {
 
     #[test]
     fn positions_are_in_the_original_text() {
-        let d = parse("a = 1 b = 2\nservice { name = \"x\" port = 1 }\nservice {\n  name = \"y\"\n}\n").unwrap();
+        let d =
+            parse("a = 1 b = 2\nservice { name = \"x\" port = 1 }\nservice {\n  name = \"y\"\n}\n").unwrap();
         assert_eq!(d.position("b"), Some((1, 7)));
         assert_eq!(d.position("service[0].port"), Some((2, 22)));
         assert_eq!(d.position("service[1].name"), Some((4, 3)));
@@ -256,7 +265,20 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["{", "}", "\"", "<<", "a = <<EOF", "a = [", "a = {", "= 1", "a.b = 1", "\u{0}", "a = 1e999999", "a = 99999999999999999999999"] {
+        for text in [
+            "{",
+            "}",
+            "\"",
+            "<<",
+            "a = <<EOF",
+            "a = [",
+            "a = {",
+            "= 1",
+            "a.b = 1",
+            "\u{0}",
+            "a = 1e999999",
+            "a = 99999999999999999999999",
+        ] {
             let _ = parse(text);
         }
     }

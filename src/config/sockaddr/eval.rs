@@ -89,7 +89,11 @@ fn call(cmd: &Command, input: Option<Val>, ifs: &[IfAddr]) -> Result<Val, String
             source(1)?;
             let pattern = string_arg(name, &args[0])?;
             let list = select::filter("name", &pattern, true, ifs.to_vec())?;
-            let list = if name == "GetInterfaceIP" { select::filter("flag", "forwardable", true, list)? } else { list };
+            let list = if name == "GetInterfaceIP" {
+                select::filter("flag", "forwardable", true, list)?
+            } else {
+                list
+            };
             let list = select::sort("type,size", list)?;
             Ok(Val::Str(if name == "GetInterfaceIP" {
                 list.first().map(|a| a.addr.to_string()).unwrap_or_default()
@@ -165,7 +169,9 @@ fn list_input(name: &str, input: Option<Val>) -> Result<Vec<IfAddr>, String> {
     match input {
         Some(Val::List(l)) => Ok(l),
         Some(other) => Err(format!("{name}: expected a list of interfaces, got {}", other.kind())),
-        None => Err(format!("{name}: needs a list of interfaces piped in (for example GetAllInterfaces | {name} ...)")),
+        None => Err(format!(
+            "{name}: needs a list of interfaces piped in (for example GetAllInterfaces | {name} ...)"
+        )),
     }
 }
 
@@ -181,6 +187,8 @@ fn string_arg(_name: &str, arg: &Arg) -> Result<String, String> {
 fn int_arg(name: &str, arg: &Arg) -> Result<i64, String> {
     match arg {
         Arg::Int(i) => Ok(*i),
-        Arg::Str(s) => s.trim().parse().map_err(|_| format!("{name}: expected a number, got {}", arg.describe())),
+        Arg::Str(s) => {
+            s.trim().parse().map_err(|_| format!("{name}: expected a number, got {}", arg.describe()))
+        }
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         );
         assert_eq!(run(r#"{{ GetPrivateInterfaces | attr "address" }}"#).unwrap(), "10.0.1.5");
         assert_eq!(run(r#"{{ GetDefaultInterfaces | attr "address" }}"#).unwrap(), "10.0.1.5");
-        assert_eq!(run(r#"{{ GetAllInterfaces | include "flags" "loopback" | join "address" "," }}"#).unwrap(), "127.0.0.1,::1");
+        assert_eq!(
+            run(r#"{{ GetAllInterfaces | include "flags" "loopback" | join "address" "," }}"#).unwrap(),
+            "127.0.0.1,::1"
+        );
         assert_eq!(run(r#"0.0.0.0 {{ GetInterfaceIP "docker0" }}"#).unwrap(), "0.0.0.0 172.17.0.1");
         assert_eq!(
             run(r#"{{ GetAllInterfaces | include "name" "^eth" | include "type" "ipv4" | sort "-address" | limit 1 | attr "address" }}"#)

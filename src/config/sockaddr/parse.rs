@@ -37,7 +37,8 @@ impl Arg {
     }
 }
 
-const KEYWORDS: &[&str] = &["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue", "nil"];
+const KEYWORDS: &[&str] =
+    &["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue", "nil"];
 
 /// Splits a template into text and actions.
 pub fn parse(src: &str) -> Result<Vec<Piece>, String> {
@@ -52,7 +53,10 @@ pub fn parse(src: &str) -> Result<Vec<Piece>, String> {
         let mut text = &rest[..open];
         let mut inner_start = open + 2;
         // `{{- ` trims the whitespace before the action.
-        if rest[inner_start..].starts_with("- ") || rest[inner_start..].starts_with("-\t") || rest[inner_start..].starts_with("-\n") {
+        if rest[inner_start..].starts_with("- ")
+            || rest[inner_start..].starts_with("-\t")
+            || rest[inner_start..].starts_with("-\n")
+        {
             text = text.trim_end();
             inner_start += 1;
         }
@@ -236,7 +240,8 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                         break;
                     }
                 }
-                let n = s.trim_start_matches('+').parse::<i64>().map_err(|_| format!("invalid number {s:?}"))?;
+                let n =
+                    s.trim_start_matches('+').parse::<i64>().map_err(|_| format!("invalid number {s:?}"))?;
                 toks.push(Tok::Int(n));
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -251,7 +256,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                 }
                 toks.push(Tok::Ident(s));
             }
-            '.' | '$' => return Err(format!("{c:?}: variables and fields are not supported in address templates")),
+            '.' | '$' => {
+                return Err(format!("{c:?}: variables and fields are not supported in address templates"))
+            }
             '(' | ')' => return Err("parentheses are not supported in address templates".into()),
             other => return Err(format!("unexpected character {other:?}")),
         }
@@ -269,7 +276,10 @@ mod tests {
 
     #[test]
     fn pipelines_and_text() {
-        let p = parse(r#"x {{ GetAllInterfaces | include "network" "10.0.0.0/8" | limit 1 | attr `address` }} y"#).unwrap();
+        let p = parse(
+            r#"x {{ GetAllInterfaces | include "network" "10.0.0.0/8" | limit 1 | attr `address` }} y"#,
+        )
+        .unwrap();
         assert_eq!(
             p,
             vec![
@@ -290,16 +300,29 @@ mod tests {
         let p = parse("a  {{- GetPrivateIP -}}  b{{/* note */}}").unwrap();
         assert_eq!(
             p,
-            vec![Piece::Text("a".into()), Piece::Action(vec![cmd("GetPrivateIP", vec![])]), Piece::Text("b".into())]
+            vec![
+                Piece::Text("a".into()),
+                Piece::Action(vec![cmd("GetPrivateIP", vec![])]),
+                Piece::Text("b".into())
+            ]
         );
         // `{{-3}}` is the number -3, not a trim marker.
-        assert_eq!(parse("{{ offset -3 }}").unwrap(), vec![Piece::Action(vec![cmd("offset", vec![Arg::Int(-3)])])]);
+        assert_eq!(
+            parse("{{ offset -3 }}").unwrap(),
+            vec![Piece::Action(vec![cmd("offset", vec![Arg::Int(-3)])])]
+        );
     }
 
     #[test]
     fn strings_may_contain_braces_and_escapes() {
         let p = parse(r#"{{ include "name" "a}}\"b" }}"#).unwrap();
-        assert_eq!(p, vec![Piece::Action(vec![cmd("include", vec![Arg::Str("name".into()), Arg::Str("a}}\"b".into())])])]);
+        assert_eq!(
+            p,
+            vec![Piece::Action(vec![cmd(
+                "include",
+                vec![Arg::Str("name".into()), Arg::Str("a}}\"b".into())]
+            )])]
+        );
     }
 
     #[test]

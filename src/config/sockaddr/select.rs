@@ -38,7 +38,8 @@ fn matcher(selector: &str, param: &str) -> Result<Test, String> {
         "network" => {
             let mut nets = Vec::new();
             for n in param.split('|') {
-                let net = crate::config::netif::parse_cidr(n).ok_or_else(|| format!("invalid network {n:?}"))?;
+                let net =
+                    crate::config::netif::parse_cidr(n).ok_or_else(|| format!("invalid network {n:?}"))?;
                 nets.push(net);
             }
             Box::new(move |a| nets.iter().any(|(net, len)| rfc::in_network(*net, *len, a.addr)))

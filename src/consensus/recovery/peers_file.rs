@@ -95,7 +95,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<PeerSpec>, String> {
     for (n, item) in items.into_iter().enumerate() {
         let at = |e: String| format!("entry {}: {e}", n + 1);
         let spec = match item {
-            Value::String(s) => PeerSpec { id: None, address: Some(parse_address(&s).map_err(at)?), non_voter: false },
+            Value::String(s) => {
+                PeerSpec { id: None, address: Some(parse_address(&s).map_err(at)?), non_voter: false }
+            }
             other => {
                 let e: IdEntry = serde_json::from_value(other).map_err(|e| at(e.to_string()))?;
                 PeerSpec {
@@ -128,7 +130,9 @@ pub fn check_specs(specs: &[PeerSpec]) -> Result<(), String> {
         }
     }
     if !specs.iter().any(|s| !s.non_voter) {
-        return Err("the configuration has no voter: at least one server must have \"non_voter\": false".into());
+        return Err(
+            "the configuration has no voter: at least one server must have \"non_voter\": false".into()
+        );
     }
     Ok(())
 }

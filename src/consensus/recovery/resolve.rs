@@ -109,11 +109,17 @@ fn gossip_name(known: &Known, ip: IpAddr) -> Option<String> {
     }
 }
 
-fn resolve_id(uuid: uuid::Uuid, addr: Option<SocketAddr>, me: &Me, known: &Known) -> Result<RecoveredServer, String> {
+fn resolve_id(
+    uuid: uuid::Uuid,
+    addr: Option<SocketAddr>,
+    me: &Me,
+    known: &Known,
+) -> Result<RecoveredServer, String> {
     let id = raft_id(&uuid);
     let node_id = uuid.to_string();
     if id == me.id {
-        let addr = addr.or(me.addr).ok_or_else(|| format!("give this server's address as {node_id}@ip:port"))?;
+        let addr =
+            addr.or(me.addr).ok_or_else(|| format!("give this server's address as {node_id}@ip:port"))?;
         let node = RaftNode { addr: addr.to_string(), name: me.name.clone(), node_id: me.node_id.clone() };
         return Ok(RecoveredServer { id, node, voter: true, source: Source::ThisServer });
     }
@@ -123,14 +129,20 @@ fn resolve_id(uuid: uuid::Uuid, addr: Option<SocketAddr>, me: &Me, known: &Known
         }
         let addr = match addr {
             Some(a) => a,
-            None => node_addr(n).ok_or_else(|| format!("server {node_id} has an unusable address {:?}", n.addr))?,
+            None => node_addr(n)
+                .ok_or_else(|| format!("server {node_id} has an unusable address {:?}", n.addr))?,
         };
         let node = RaftNode { addr: addr.to_string(), name: n.name.clone(), node_id };
         return Ok(RecoveredServer { id, node, voter: true, source: Source::GivenId });
     }
     let addr = addr.ok_or_else(|| format!("server {node_id} is not in this server's last Raft configuration; give its address as {node_id}@ip:port"))?;
     let name = gossip_name(known, addr.ip()).unwrap_or_default();
-    Ok(RecoveredServer { id, node: RaftNode { addr: addr.to_string(), name, node_id }, voter: true, source: Source::GivenId })
+    Ok(RecoveredServer {
+        id,
+        node: RaftNode { addr: addr.to_string(), name, node_id },
+        voter: true,
+        source: Source::GivenId,
+    })
 }
 
 fn resolve_address(addr: SocketAddr, me: &Me, known: &Known) -> Result<RecoveredServer, String> {
@@ -138,14 +150,19 @@ fn resolve_address(addr: SocketAddr, me: &Me, known: &Known) -> Result<Recovered
         let node = RaftNode { addr: addr.to_string(), name: me.name.clone(), node_id: me.node_id.clone() };
         return Ok(RecoveredServer { id: me.id, node, voter: true, source: Source::ThisServer });
     }
-    let at_addr: Vec<(&NodeId, &RaftNode)> = known.config.iter().filter(|(_, n)| node_addr(n) == Some(addr)).collect();
+    let at_addr: Vec<(&NodeId, &RaftNode)> =
+        known.config.iter().filter(|(_, n)| node_addr(n) == Some(addr)).collect();
     match at_addr.as_slice() {
         [(id, n)] => {
             let source = if **id == me.id { Source::ThisServer } else { Source::LastConfiguration };
             return Ok(RecoveredServer { id: **id, node: (*n).clone(), voter: true, source });
         }
         [] => {}
-        _ => return Err(format!("address {addr} belongs to several servers of the last Raft configuration; list them by id")),
+        _ => {
+            return Err(format!(
+                "address {addr} belongs to several servers of the last Raft configuration; list them by id"
+            ))
+        }
     }
     if let Some(name) = gossip_name(known, addr.ip()) {
         let named: Vec<(&NodeId, &RaftNode)> = known.config.iter().filter(|(_, n)| n.name == name).collect();
@@ -170,7 +187,12 @@ pub fn resolve(specs: &[PeerSpec], me: &Me, known: &Known) -> Result<Vec<Recover
         };
         s.voter = !spec.non_voter;
         if let Some(prev) = out.iter().find(|o| o.id == s.id) {
-            return Err(format!("{} and {} are the same server ({})", prev.node.addr, s.node.addr, describe(&s)));
+            return Err(format!(
+                "{} and {} are the same server ({})",
+                prev.node.addr,
+                s.node.addr,
+                describe(&s)
+            ));
         }
         if let Some(prev) = out.iter().find(|o| o.node.addr == s.node.addr) {
             return Err(format!("{} and {} share the address {}", describe(prev), describe(&s), s.node.addr));
@@ -228,7 +250,10 @@ mod tests {
     fn known() -> Known {
         Known {
             config: [node(1, "10.0.0.1"), node(2, "10.0.0.2"), node(3, "10.0.0.3")].into_iter().collect(),
-            gossip: vec![("s2".into(), "10.0.0.2".parse().unwrap()), ("s3".into(), "10.0.0.33".parse().unwrap())],
+            gossip: vec![
+                ("s2".into(), "10.0.0.2".parse().unwrap()),
+                ("s3".into(), "10.0.0.33".parse().unwrap()),
+            ],
         }
     }
 
@@ -238,12 +263,18 @@ mod tests {
 
     #[test]
     fn addresses_map_to_known_servers_and_placeholders() {
-        let specs = [addr("10.0.0.1:8300"), addr("10.0.0.2:8300"), addr("10.0.0.33:8300"), addr("10.0.0.4:8300")];
+        let specs =
+            [addr("10.0.0.1:8300"), addr("10.0.0.2:8300"), addr("10.0.0.33:8300"), addr("10.0.0.4:8300")];
         let out = resolve(&specs, &me(), &known()).unwrap();
         let sources: Vec<Source> = out.iter().map(|s| s.source).collect();
         assert_eq!(
             sources,
-            vec![Source::ThisServer, Source::LastConfiguration, Source::GossipSnapshot, Source::AwaitingServer]
+            vec![
+                Source::ThisServer,
+                Source::LastConfiguration,
+                Source::GossipSnapshot,
+                Source::AwaitingServer
+            ]
         );
         assert_eq!(out[1].id, node(2, "x").0);
         // s3 moved to .33: same id, new address, name kept.
@@ -282,7 +313,11 @@ mod tests {
     fn this_server_must_be_listed_at_its_real_address() {
         let e = resolve(&[addr("10.0.0.2:8300")], &me(), &known()).unwrap_err();
         assert!(e.contains("this server (s1 at 10.0.0.1:8300") && e.contains("not listed"), "{e}");
-        let moved = [PeerSpec { id: Some(uuid(1)), address: Some("10.9.9.9:8300".parse().unwrap()), non_voter: false }];
+        let moved = [PeerSpec {
+            id: Some(uuid(1)),
+            address: Some("10.9.9.9:8300".parse().unwrap()),
+            non_voter: false,
+        }];
         let e = resolve(&moved, &me(), &known()).unwrap_err();
         assert!(e.contains("serves Raft on 10.0.0.1:8300"), "{e}");
     }
@@ -290,7 +325,9 @@ mod tests {
     #[test]
     fn the_same_server_twice_is_refused() {
         // s3 by its old address and by its gossip (new) address.
-        let e = resolve(&[addr("10.0.0.1:8300"), addr("10.0.0.3:8300"), addr("10.0.0.33:8300")], &me(), &known()).unwrap_err();
+        let e =
+            resolve(&[addr("10.0.0.1:8300"), addr("10.0.0.3:8300"), addr("10.0.0.33:8300")], &me(), &known())
+                .unwrap_err();
         assert!(e.contains("same server"), "{e}");
         let both = [
             addr("10.0.0.1:8300"),

@@ -75,9 +75,11 @@ async fn start(raft_dir: &Path, me: &RaftNode) -> Consensus {
 fn recovery_ids_order_like_the_last_entries() {
     let (a, _) = node(1, "x");
     let (b, _) = node(2, "x");
-    let servers = vec![RecoveredServer { id: a, node: RaftNode::default(), voter: true, source: Source::ThisServer }];
+    let servers =
+        vec![RecoveredServer { id: a, node: RaftNode::default(), voter: true, source: Source::ThisServer }];
     let entry_for = |last: LogId, vote_term: u64, me: NodeId| {
-        let st = LocalState { log_last: Some(last), vote: Some(Vote::new(vote_term, me)), ..Default::default() };
+        let st =
+            LocalState { log_last: Some(last), vote: Some(Vote::new(vote_term, me)), ..Default::default() };
         recovery_entry(&st, &servers, me).unwrap()
     };
     // Same last term and leader, different lengths: the longer log wins,
@@ -107,7 +109,11 @@ async fn one_survivor_recovers_alone_and_serves_writes() {
     let (b, _) = node(2, "x");
     cluster_log(&raft, b, 3, 7).await;
     // Current format, this server only.
-    std::fs::write(peers_path(&raft), format!(r#"[{{"id": "{}", "address": "127.0.0.1:8300", "non_voter": false}}]"#, me.node_id)).unwrap();
+    std::fs::write(
+        peers_path(&raft),
+        format!(r#"[{{"id": "{}", "address": "127.0.0.1:8300", "non_voter": false}}]"#, me.node_id),
+    )
+    .unwrap();
     let servers = recover_at_start(&raft, dir.path(), &me).await.unwrap().unwrap();
     assert_eq!(servers.len(), 1);
     assert!(!peers_path(&raft).exists(), "peers.json is deleted after a recovery");
@@ -120,7 +126,10 @@ async fn one_survivor_recovers_alone_and_serves_writes() {
     let c = start(&raft, &me).await;
     assert!(c.wait_for_leader(Duration::from_secs(10)).await, "no leader after recovery");
     assert!(c.is_leader());
-    c.proposer.propose(Command::KvSet { key: "k".into(), value: b"v".to_vec().into(), flags: 0 }).await.unwrap();
+    c.proposer
+        .propose(Command::KvSet { key: "k".into(), value: b"v".to_vec().into(), flags: 0 })
+        .await
+        .unwrap();
     assert_eq!(c.store.membership().membership().voter_ids().collect::<Vec<_>>(), vec![a]);
     c.shutdown().await;
     // Without a file, a second start changes nothing.
@@ -206,7 +215,10 @@ async fn a_snapshot_newer_than_the_log_is_accounted_for() {
     assert_eq!(st.log_last, Some(lid(4 + TERM_GAP, b, 51)), "appended right after the snapshot, no gap");
     let c = start(&raft, &me).await;
     assert!(c.wait_for_leader(Duration::from_secs(10)).await, "no leader after recovery");
-    c.proposer.propose(Command::KvSet { key: "k".into(), value: b"v".to_vec().into(), flags: 0 }).await.unwrap();
+    c.proposer
+        .propose(Command::KvSet { key: "k".into(), value: b"v".to_vec().into(), flags: 0 })
+        .await
+        .unwrap();
     c.shutdown().await;
     // The log reopens cleanly after more writes.
     assert!(on_disk(&raft).await.log_last.unwrap().index > 51);

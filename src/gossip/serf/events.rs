@@ -55,10 +55,19 @@ impl Ring<(String, Vec<u8>)> {
 
 impl Serf {
     /// Fires a user event to the whole pool (and to ourselves).
-    pub fn user_event(&mut self, name: &str, payload: &[u8], coalesce: bool, now: crate::gossip::swim::Time) -> Result<(), String> {
+    pub fn user_event(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        coalesce: bool,
+        now: crate::gossip::swim::Time,
+    ) -> Result<(), String> {
         let size = name.len() + payload.len();
         if size > self.cfg.user_event_size_limit {
-            return Err(format!("user event exceeds configured limit of {} bytes before encoding", self.cfg.user_event_size_limit));
+            return Err(format!(
+                "user event exceeds configured limit of {} bytes before encoding",
+                self.cfg.user_event_size_limit
+            ));
         }
         let ltime = self.event_clock.time();
         self.event_clock.increment();
@@ -71,7 +80,13 @@ impl Serf {
     }
 
     /// Returns whether the event was new (and so is re-broadcast).
-    pub(super) fn handle_user_event(&mut self, ltime: u64, name: String, payload: Vec<u8>, coalesce: bool) -> bool {
+    pub(super) fn handle_user_event(
+        &mut self,
+        ltime: u64,
+        name: String,
+        payload: Vec<u8>,
+        coalesce: bool,
+    ) -> bool {
         self.event_clock.witness(ltime);
         if ltime < self.event_min_time {
             return false;

@@ -51,7 +51,9 @@ impl Serf {
         let Some(entry) = self.members.get_mut(name) else { return };
         match decode_tags(meta) {
             Ok(t) => entry.member.tags = t,
-            Err(e) => glog!(self.cfg.swim.scope, serf, warn, node = %name, error = %e, "failed to decode member tags"),
+            Err(e) => {
+                glog!(self.cfg.swim.scope, serf, warn, node = %name, error = %e, "failed to decode member tags")
+            }
         }
         entry.member.addr = addr.ip();
         entry.member.port = addr.port();

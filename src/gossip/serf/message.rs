@@ -13,12 +13,30 @@ use std::net::SocketAddr;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum SerfMsg {
     /// `node` is leaving (or is force-left; `prune` also erases it).
-    Leave { ltime: u64, node: String, prune: bool },
+    Leave {
+        ltime: u64,
+        node: String,
+        prune: bool,
+    },
     /// `node` is (again) a member as of `ltime`: overrides older leaves.
-    Join { ltime: u64, node: String },
-    UserEvent { ltime: u64, name: String, payload: Vec<u8>, coalesce: bool },
+    Join {
+        ltime: u64,
+        node: String,
+    },
+    UserEvent {
+        ltime: u64,
+        name: String,
+        payload: Vec<u8>,
+        coalesce: bool,
+    },
     Query(QueryMsg),
-    QueryResponse { ltime: u64, id: u32, from: String, ack: bool, payload: Vec<u8> },
+    QueryResponse {
+        ltime: u64,
+        id: u32,
+        from: String,
+        ack: bool,
+        payload: Vec<u8>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -80,7 +98,10 @@ impl SerfState {
 pub fn encode_tags(tags: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
     let bytes = codec::to_bytes(tags);
     if bytes.len() > MAX_META_LEN {
-        return Err(format!("encoded length of tags exceeds limit of {MAX_META_LEN} bytes (got {})", bytes.len()));
+        return Err(format!(
+            "encoded length of tags exceeds limit of {MAX_META_LEN} bytes (got {})",
+            bytes.len()
+        ));
     }
     Ok(bytes)
 }

@@ -35,7 +35,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-
 /// Serf settings; `SerfConfig::new` fills in Serf's and Consul's defaults.
 #[derive(Clone, Debug)]
 pub struct SerfConfig {
@@ -119,10 +118,19 @@ pub enum SerfEvent {
     User(UserEvent),
     /// A user query this node should answer (with `respond`) if it wants.
     Query(IncomingQuery),
-    QueryAck { id: u32, from: String },
-    QueryResponse { id: u32, from: String, payload: Vec<u8> },
+    QueryAck {
+        id: u32,
+        from: String,
+    },
+    QueryResponse {
+        id: u32,
+        from: String,
+        payload: Vec<u8>,
+    },
     /// The query's timeout passed; no more responses are collected.
-    QueryDone { id: u32 },
+    QueryDone {
+        id: u32,
+    },
     /// An internal key query: apply it and `respond`.
     Keyring(KeyringRequest),
     /// A graceful leave has finished its broadcasts.
@@ -201,7 +209,12 @@ impl Serf {
     /// its peers stay in our snapshot until we learn about them. (The
     /// caller empties `alive` to forget them, as after a graceful leave
     /// without `rejoin_after_leave`.)
-    pub fn new(cfg: SerfConfig, seed: u64, now: Time, restore: Option<&SnapshotData>) -> Result<Serf, String> {
+    pub fn new(
+        cfg: SerfConfig,
+        seed: u64,
+        now: Time,
+        restore: Option<&SnapshotData>,
+    ) -> Result<Serf, String> {
         let meta = message::encode_tags(&cfg.tags)?;
         let local = LocalNode { name: cfg.name.clone(), addr: cfg.addr, meta, incarnation: 1 };
         let swim = Swim::new(cfg.swim.clone(), local, seed, now);
@@ -315,7 +328,10 @@ impl Serf {
         let mut alive: Vec<(String, SocketAddr)> = self
             .members
             .values()
-            .filter(|m| m.member.name != self.cfg.name && matches!(m.member.status, MemberStatus::Alive | MemberStatus::Leaving))
+            .filter(|m| {
+                m.member.name != self.cfg.name
+                    && matches!(m.member.status, MemberStatus::Alive | MemberStatus::Leaving)
+            })
             .map(|m| (m.member.name.clone(), m.member.socket_addr()))
             .collect();
         alive.extend(self.restored_peers.iter().filter(|(n, _)| !self.members.contains_key(n)).cloned());
@@ -367,7 +383,12 @@ impl Serf {
     }
 
     /// An inbound stream request; returns the reply to send.
-    pub fn handle_stream(&mut self, from: SocketAddr, bytes: &[u8], now: Time) -> Result<Vec<u8>, CodecError> {
+    pub fn handle_stream(
+        &mut self,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Time,
+    ) -> Result<Vec<u8>, CodecError> {
         let r = match self.swim.handle_stream(bytes, now) {
             Ok(StreamIn::PushPull { join, user }) => {
                 self.merge_state(&user, join, false, now);
@@ -391,7 +412,9 @@ impl Serf {
                 Ok(StreamMsg::Ok) => {}
                 Ok(_) => match self.swim.handle_push_pull_reply(&bytes, now) {
                     Ok(user) => self.merge_state(&user, false, false, now),
-                    Err(e) => glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "push-pull reply rejected"),
+                    Err(e) => {
+                        glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "push-pull reply rejected")
+                    }
                 },
                 Err(e) => glog!(self.cfg.swim.scope, serf, debug, token, error = %e, "bad stream reply"),
             },
@@ -686,7 +709,11 @@ impl Serf {
             LeavePhase::Dead { id, deadline } => {
                 let pending = id.is_some_and(|id| self.swim.broadcast_pending(id));
                 if !pending || !self.swim.has_alive_peers() || now >= deadline {
-                    let delay = if self.swim.has_alive_peers() { self.cfg.leave_propagate_delay } else { Duration::ZERO };
+                    let delay = if self.swim.has_alive_peers() {
+                        self.cfg.leave_propagate_delay
+                    } else {
+                        Duration::ZERO
+                    };
                     self.leave = LeavePhase::Propagate { until: now + delay };
                     self.timer(now + delay, SerfTimer::LeaveStep);
                 } else {

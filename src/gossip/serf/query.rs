@@ -11,10 +11,10 @@ use super::{Serf, SerfEvent, SerfTimer};
 use crate::gossip::codec;
 use crate::gossip::swim::broadcast::BroadcastClass;
 use crate::gossip::swim::Time;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use rand::Rng;
 use std::time::Duration;
 
 /// Internal query names (the keyring travels through these).
@@ -157,7 +157,13 @@ impl Serf {
 
     /// Starts a user query. Internal names (`_serf_…`) are refused here;
     /// key operations use `keyring_query`.
-    pub fn query(&mut self, name: &str, payload: &[u8], params: &QueryParams, now: Time) -> Result<QueryStarted, String> {
+    pub fn query(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        params: &QueryParams,
+        now: Time,
+    ) -> Result<QueryStarted, String> {
         if name.starts_with(INTERNAL_PREFIX) {
             return Err(format!("query names starting with {INTERNAL_PREFIX} are reserved"));
         }
@@ -165,13 +171,25 @@ impl Serf {
     }
 
     /// Starts an internal key query.
-    pub fn keyring_query(&mut self, op: KeyringOp, key: &str, timeout: Option<Duration>, now: Time) -> Result<QueryStarted, String> {
+    pub fn keyring_query(
+        &mut self,
+        op: KeyringOp,
+        key: &str,
+        timeout: Option<Duration>,
+        now: Time,
+    ) -> Result<QueryStarted, String> {
         let payload = codec::to_bytes(&key.to_string());
         let params = QueryParams { timeout, ..Default::default() };
         self.start_query(op.query_name(), &payload, &params, now)
     }
 
-    fn start_query(&mut self, name: &str, payload: &[u8], params: &QueryParams, now: Time) -> Result<QueryStarted, String> {
+    fn start_query(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        params: &QueryParams,
+        now: Time,
+    ) -> Result<QueryStarted, String> {
         if name.len() + payload.len() > self.cfg.query_size_limit {
             return Err(format!("query exceeds limit of {} bytes", self.cfg.query_size_limit));
         }
@@ -192,7 +210,8 @@ impl Serf {
             payload: payload.to_vec(),
         };
         let deadline = now + timeout;
-        self.pending_queries.insert(id, PendingQuery { ltime, deadline, acks: HashSet::new(), responses: HashSet::new() });
+        self.pending_queries
+            .insert(id, PendingQuery { ltime, deadline, acks: HashSet::new(), responses: HashSet::new() });
         self.timer(deadline, SerfTimer::QueryTimeout(id));
         let msg = SerfMsg::Query(q.clone());
         self.handle_query(q, now);
@@ -249,24 +268,46 @@ impl Serf {
             return true;
         }
         let timeout = Duration::from_millis(q.timeout_ms.min(3_600_000));
-        let qref = QueryRef { id: q.id, ltime: q.ltime, addr: q.addr, deadline: now + timeout, name: q.name.clone() };
+        let qref = QueryRef {
+            id: q.id,
+            ltime: q.ltime,
+            addr: q.addr,
+            deadline: now + timeout,
+            name: q.name.clone(),
+        };
         if q.ack {
             self.send_response(&qref, true, Vec::new(), now);
         }
         if q.name == QUERY_PING {
             self.send_response(&qref, false, Vec::new(), now);
         } else if let Some(op) = KeyringOp::from_query_name(&q.name) {
-            let key = if q.payload.is_empty() { String::new() } else { codec::from_bytes::<String>(&q.payload).unwrap_or_default() };
+            let key = if q.payload.is_empty() {
+                String::new()
+            } else {
+                codec::from_bytes::<String>(&q.payload).unwrap_or_default()
+            };
             self.out_events.push_back(SerfEvent::Keyring(KeyringRequest { op, key, query: qref }));
         } else if q.name.starts_with(INTERNAL_PREFIX) {
             glog!(self.cfg.swim.scope, serf, debug, name = %q.name, "ignoring unknown internal query");
         } else {
-            self.out_events.push_back(SerfEvent::Query(IncomingQuery { query: qref, from: q.from, payload: q.payload }));
+            self.out_events.push_back(SerfEvent::Query(IncomingQuery {
+                query: qref,
+                from: q.from,
+                payload: q.payload,
+            }));
         }
         true
     }
 
-    pub(super) fn handle_query_response(&mut self, ltime: u64, id: u32, from: String, ack: bool, payload: Vec<u8>, now: Time) {
+    pub(super) fn handle_query_response(
+        &mut self,
+        ltime: u64,
+        id: u32,
+        from: String,
+        ack: bool,
+        payload: Vec<u8>,
+        now: Time,
+    ) {
         let Some(p) = self.pending_queries.get_mut(&id) else {
             glog!(self.cfg.swim.scope, serf, debug, id, from = %from, "response for an unknown or finished query");
             return;

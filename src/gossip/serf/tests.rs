@@ -5,7 +5,7 @@
 use super::query::QueryParams;
 use super::*;
 use crate::config::runtime::GossipSettings;
-use crate::gossip::sim::{Sim, SerfMachine};
+use crate::gossip::sim::{SerfMachine, Sim};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -43,7 +43,9 @@ fn cluster(n: usize, tweak: &dyn Fn(&mut SerfConfig)) -> (Sim<SerfMachine>, Log)
         sim.join(i, 0);
     }
     let ok = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), |s| {
-        (0..n).all(|i| s.machine(i).serf.members().iter().filter(|m| m.status == MemberStatus::Alive).count() == n)
+        (0..n).all(|i| {
+            s.machine(i).serf.members().iter().filter(|m| m.status == MemberStatus::Alive).count() == n
+        })
     });
     assert!(ok.is_some(), "cluster did not converge");
     (sim, log)
@@ -80,7 +82,10 @@ fn graceful_leave_ends_as_left_everywhere() {
     assert!(t.is_some(), "leave did not finish");
     let log = log.borrow();
     assert!(log.iter().any(|(i, _, e)| *i == 3 && *e == SerfEvent::LeaveDone));
-    assert!(!log.iter().any(|(_, _, e)| matches!(e, SerfEvent::Member(MemberEvent::Failed(m)) if m.name == "s3")), "a graceful leave must never show as failed");
+    assert!(
+        !log.iter().any(|(_, _, e)| matches!(e, SerfEvent::Member(MemberEvent::Failed(m)) if m.name == "s3")),
+        "a graceful leave must never show as failed"
+    );
     assert_eq!(sim.machine(3).serf.local_member().status, MemberStatus::Left);
     assert!(sim.machine(3).serf.snapshot().left);
 }
@@ -89,14 +94,23 @@ fn graceful_leave_ends_as_left_everywhere() {
 fn crash_is_failed_then_force_leave_and_prune() {
     let (mut sim, log) = cluster(4, &|_| {});
     sim.crash(3);
-    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(40), |s| all_see(s, 3, Some(MemberStatus::Failed))).expect("failed");
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(40), |s| {
+        all_see(s, 3, Some(MemberStatus::Failed))
+    })
+    .expect("failed");
     sim.with(0, |m, now| m.serf.force_leave("s3", false, now)).unwrap();
-    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| all_see(s, 3, Some(MemberStatus::Left))).expect("force-left");
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| {
+        all_see(s, 3, Some(MemberStatus::Left))
+    })
+    .expect("force-left");
     assert!(sim.with(0, |m, now| m.serf.force_leave("nope", false, now)).unwrap_err().contains("nope"));
     sim.with(1, |m, now| m.serf.force_leave("s3", true, now)).unwrap();
     let r = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| all_see(s, 3, None));
     r.expect("pruned");
-    assert!(log.borrow().iter().any(|(i, _, e)| *i == 2 && matches!(e, SerfEvent::Member(MemberEvent::Reap(m)) if m.name == "s3")));
+    assert!(log
+        .borrow()
+        .iter()
+        .any(|(i, _, e)| *i == 2 && matches!(e, SerfEvent::Member(MemberEvent::Reap(m)) if m.name == "s3")));
 }
 
 #[test]
@@ -109,7 +123,9 @@ fn failed_and_left_members_are_reaped_after_their_timeouts() {
     sim.crash(3);
     sim.with(2, |m, now| m.serf.leave(now));
     sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(40), |s| {
-        (0..2).all(|i| status(s, i, 3) == Some(MemberStatus::Failed) && status(s, i, 2) == Some(MemberStatus::Left))
+        (0..2).all(|i| {
+            status(s, i, 3) == Some(MemberStatus::Failed) && status(s, i, 2) == Some(MemberStatus::Left)
+        })
     })
     .expect("statuses");
     sim.run_for(Duration::from_secs(3500));
@@ -126,8 +142,10 @@ fn failed_and_left_members_are_reaped_after_their_timeouts() {
 fn partitioned_member_comes_back_through_reconnect() {
     let (mut sim, _) = cluster(3, &|_| {});
     sim.nodes[2].isolated = true;
-    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(40), |s| (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Failed)))
-        .expect("failed");
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(40), |s| {
+        (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Failed))
+    })
+    .expect("failed");
     // Long enough for SWIM to forget it on both sides; only Serf's
     // reconnect can bring it back now.
     sim.run_for(Duration::from_secs(90));
@@ -151,7 +169,11 @@ fn user_events_reach_every_member_exactly_once() {
     sim.run_for(Duration::from_secs(70));
     let log = log.borrow();
     for i in 0..6 {
-        let got: Vec<&UserEvent> = log.iter().filter(|(n, _, _)| *n == i).filter_map(|(_, _, e)| if let SerfEvent::User(u) = e { Some(u) } else { None }).collect();
+        let got: Vec<&UserEvent> = log
+            .iter()
+            .filter(|(n, _, _)| *n == i)
+            .filter_map(|(_, _, e)| if let SerfEvent::User(u) = e { Some(u) } else { None })
+            .collect();
         assert_eq!(got.len(), 5, "node {i} got {got:?}");
         let mut payloads: Vec<&[u8]> = got.iter().map(|u| u.payload.as_slice()).collect();
         payloads.sort();
@@ -172,7 +194,12 @@ fn joiner_ignores_old_events_but_gets_new_ones() {
     sim.run_for(Duration::from_secs(2));
     sim.with(2, |m, now| m.serf.user_event("new", b"2", false, now)).unwrap();
     sim.run_for(Duration::from_secs(40));
-    let names: Vec<String> = log.borrow().iter().filter(|(i, _, _)| *i == j).filter_map(|(_, _, e)| if let SerfEvent::User(u) = e { Some(u.name.clone()) } else { None }).collect();
+    let names: Vec<String> = log
+        .borrow()
+        .iter()
+        .filter(|(i, _, _)| *i == j)
+        .filter_map(|(_, _, e)| if let SerfEvent::User(u) = e { Some(u.name.clone()) } else { None })
+        .collect();
     assert_eq!(names, vec!["new".to_string()]);
 }
 
@@ -183,7 +210,11 @@ fn queries_collect_acks_and_responses_with_filters() {
     let q = sim.with(0, |m, now| m.serf.query("uptime", b"?", &params, now)).unwrap();
     sim.run_for(Duration::from_millis(500));
     // Every member (the asker included) received the query; answer it.
-    let incoming: Vec<(usize, IncomingQuery)> = log.borrow().iter().filter_map(|(i, _, e)| if let SerfEvent::Query(q) = e { Some((*i, q.clone())) } else { None }).collect();
+    let incoming: Vec<(usize, IncomingQuery)> = log
+        .borrow()
+        .iter()
+        .filter_map(|(i, _, e)| if let SerfEvent::Query(q) = e { Some((*i, q.clone())) } else { None })
+        .collect();
     assert_eq!(incoming.len(), 5);
     for (i, iq) in &incoming {
         let payload = format!("up-{i}").into_bytes();
@@ -192,8 +223,19 @@ fn queries_collect_acks_and_responses_with_filters() {
     let deadline = q.deadline;
     sim.run_until(deadline + Duration::from_millis(1));
     let l = log.borrow();
-    let acks = l.iter().filter(|(i, _, e)| *i == 0 && matches!(e, SerfEvent::QueryAck { id, .. } if *id == q.id)).count();
-    let resps: Vec<String> = l.iter().filter_map(|(i, _, e)| match e { SerfEvent::QueryResponse { id, payload, .. } if *i == 0 && *id == q.id => Some(String::from_utf8_lossy(payload).to_string()), _ => None }).collect();
+    let acks = l
+        .iter()
+        .filter(|(i, _, e)| *i == 0 && matches!(e, SerfEvent::QueryAck { id, .. } if *id == q.id))
+        .count();
+    let resps: Vec<String> = l
+        .iter()
+        .filter_map(|(i, _, e)| match e {
+            SerfEvent::QueryResponse { id, payload, .. } if *i == 0 && *id == q.id => {
+                Some(String::from_utf8_lossy(payload).to_string())
+            }
+            _ => None,
+        })
+        .collect();
     assert_eq!(acks, 5);
     assert_eq!(resps.len(), 5, "{resps:?}");
     assert!(l.iter().any(|(i, _, e)| *i == 0 && *e == SerfEvent::QueryDone { id: q.id }));
@@ -206,13 +248,27 @@ fn queries_collect_acks_and_responses_with_filters() {
     let q3 = sim.with(1, |m, now| m.serf.query("servers", b"", &params, now)).unwrap();
     sim.run_for(Duration::from_secs(1));
     let got = |qid: u32| -> Vec<usize> {
-        let mut v: Vec<usize> = log.borrow().iter().filter_map(|(i, _, e)| match e { SerfEvent::Query(iq) if iq.query.id == qid => Some(*i), _ => None }).collect();
+        let mut v: Vec<usize> = log
+            .borrow()
+            .iter()
+            .filter_map(|(i, _, e)| match e {
+                SerfEvent::Query(iq) if iq.query.id == qid => Some(*i),
+                _ => None,
+            })
+            .collect();
         v.sort();
         v
     };
     assert_eq!(got(q2.id), vec![3]);
     assert_eq!(got(q3.id), vec![0]);
-    let acks2: Vec<String> = log.borrow().iter().filter_map(|(i, _, e)| match e { SerfEvent::QueryAck { id, from } if *i == 1 && *id == q2.id => Some(from.clone()), _ => None }).collect();
+    let acks2: Vec<String> = log
+        .borrow()
+        .iter()
+        .filter_map(|(i, _, e)| match e {
+            SerfEvent::QueryAck { id, from } if *i == 1 && *id == q2.id => Some(from.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(acks2, vec!["s3".to_string()]);
     assert!(sim.with(0, |m, now| m.serf.query("_serf_ping", b"", &QueryParams::default(), now)).is_err());
 }
@@ -221,8 +277,10 @@ fn queries_collect_acks_and_responses_with_filters() {
 fn a_node_that_left_and_restarts_with_its_snapshot_is_alive_again() {
     let (mut sim, _) = cluster(3, &|_| {});
     sim.with(2, |m, now| m.serf.leave(now));
-    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(15), |s| all_see(s, 2, Some(MemberStatus::Left)) && s.machine(2).serf.has_left())
-        .expect("left");
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(15), |s| {
+        all_see(s, 2, Some(MemberStatus::Left)) && s.machine(2).serf.has_left()
+    })
+    .expect("left");
     let snap = sim.machine(2).serf.snapshot();
     assert!(snap.left);
     assert_eq!(snap.alive.len(), 2);
@@ -231,7 +289,9 @@ fn a_node_that_left_and_restarts_with_its_snapshot_is_alive_again() {
     let j = sim.nodes.len();
     sim.add(|addr, now| SerfMachine { serf: Serf::new(config(2, addr), 77, now, Some(&snap)).unwrap() });
     sim.join(j, 0);
-    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), |s| (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Alive)));
+    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), |s| {
+        (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Alive))
+    });
     assert!(t.is_some(), "restarted node stuck as {:?}", status(&sim, 0, 2));
     sim.run_for(Duration::from_secs(40));
     assert!((0..2).all(|i| status(&sim, i, 2) == Some(MemberStatus::Alive)));
@@ -241,13 +301,17 @@ fn a_node_that_left_and_restarts_with_its_snapshot_is_alive_again() {
 fn a_node_that_left_and_restarts_without_snapshot_refutes_the_old_leave() {
     let (mut sim, _) = cluster(3, &|_| {});
     sim.with(2, |m, now| m.serf.leave(now));
-    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(15), |s| all_see(s, 2, Some(MemberStatus::Left)) && s.machine(2).serf.has_left())
-        .expect("left");
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(15), |s| {
+        all_see(s, 2, Some(MemberStatus::Left)) && s.machine(2).serf.has_left()
+    })
+    .expect("left");
     sim.crash(2);
     let j = sim.nodes.len();
     sim.add(|addr, now| SerfMachine { serf: Serf::new(config(2, addr), 78, now, None).unwrap() });
     sim.join(j, 0);
-    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), |s| (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Alive)));
+    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), |s| {
+        (0..2).all(|i| status(s, i, 2) == Some(MemberStatus::Alive))
+    });
     assert!(t.is_some(), "restarted node stuck as {:?}", status(&sim, 0, 2));
     sim.run_for(Duration::from_secs(40));
     assert!((0..2).all(|i| status(&sim, i, 2) == Some(MemberStatus::Alive)));
@@ -259,9 +323,16 @@ fn tag_updates_reach_everyone_as_update_events() {
     let mut tags = sim.machine(1).serf.local_member().tags;
     tags.insert("expect".into(), "3".into());
     sim.with(1, |m, now| m.serf.set_tags(tags.clone(), now)).unwrap();
-    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(40), |s| (0..3).all(|i| s.machine(i).serf.member("s1").unwrap().tags == tags))
-        .expect("tags");
-    assert!(log.borrow().iter().any(|(i, _, e)| *i == 0 && matches!(e, SerfEvent::Member(MemberEvent::Update(m)) if m.name == "s1")));
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(40), |s| {
+        (0..3).all(|i| s.machine(i).serf.member("s1").unwrap().tags == tags)
+    })
+    .expect("tags");
+    assert!(
+        log.borrow()
+            .iter()
+            .any(|(i, _, e)| *i == 0
+                && matches!(e, SerfEvent::Member(MemberEvent::Update(m)) if m.name == "s1"))
+    );
     let mut big = BTreeMap::new();
     big.insert("x".to_string(), "y".repeat(600));
     assert!(sim.with(1, |m, now| m.serf.set_tags(big, now)).is_err());
@@ -271,7 +342,19 @@ fn tag_updates_reach_everyone_as_update_events() {
 fn stats_report_consul_info_keys() {
     let (sim, _) = cluster(2, &|_| {});
     let st = sim.machine(0).serf.stats();
-    for k in ["members", "failed", "left", "member_time", "event_time", "query_time", "intent_queue", "event_queue", "query_queue", "health_score", "coordinate_resets"] {
+    for k in [
+        "members",
+        "failed",
+        "left",
+        "member_time",
+        "event_time",
+        "query_time",
+        "intent_queue",
+        "event_queue",
+        "query_queue",
+        "health_score",
+        "coordinate_resets",
+    ] {
         assert!(st.contains_key(k), "missing {k}");
     }
     assert_eq!(st["members"], "2");
@@ -296,7 +379,9 @@ fn a_member_that_missed_an_event_gets_it_through_push_pull() {
     sim.with(0, |m, now| m.serf.user_event("missed", b"x", false, now)).unwrap();
     sim.run_for(Duration::from_secs(2)); // gossip is over by now
     sim.nodes[3].isolated = false;
-    let got = |l: &Log| l.borrow().iter().any(|(i, _, e)| *i == 3 && matches!(e, SerfEvent::User(u) if u.name == "missed"));
+    let got = |l: &Log| {
+        l.borrow().iter().any(|(i, _, e)| *i == 3 && matches!(e, SerfEvent::User(u) if u.name == "missed"))
+    };
     assert!(!got(&log), "an isolated node cannot have it yet");
     let limit = SwimConfig::from_settings(&GossipSettings::lan()).push_pull_interval * 3;
     let l2 = log.clone();

@@ -169,7 +169,9 @@ mod tests {
     fn drain(q: &mut BroadcastQueue, budget: usize, limit: u32) -> Vec<Vec<u8>> {
         let mut p = PacketBuilder::new(budget);
         q.fill(&mut p, limit);
-        crate::gossip::codec::split_packet(&p.finish()).map(|v| v.into_iter().map(|m| m.to_vec()).collect()).unwrap_or_default()
+        crate::gossip::codec::split_packet(&p.finish())
+            .map(|v| v.into_iter().map(|m| m.to_vec()).collect())
+            .unwrap_or_default()
     }
 
     #[test]

@@ -20,15 +20,40 @@ pub const MAX_META_LEN: usize = 512;
 pub enum Msg {
     /// Direct probe; `target` is the name the sender believes lives at the
     /// destination address (a restarted node under another name ignores it).
-    Ping { seq: u32, target: String },
+    Ping {
+        seq: u32,
+        target: String,
+    },
     /// Ask the receiver to probe `target` for us; `nack` asks it to tell us
     /// when it got no answer either (Lifeguard).
-    IndirectPing { seq: u32, target: String, target_addr: SocketAddr, nack: bool },
-    Ack { seq: u32 },
-    Nack { seq: u32 },
-    Alive { incarnation: u32, node: String, addr: SocketAddr, meta: Vec<u8> },
-    Suspect { incarnation: u32, node: String, from: String },
-    Dead { incarnation: u32, node: String, from: String },
+    IndirectPing {
+        seq: u32,
+        target: String,
+        target_addr: SocketAddr,
+        nack: bool,
+    },
+    Ack {
+        seq: u32,
+    },
+    Nack {
+        seq: u32,
+    },
+    Alive {
+        incarnation: u32,
+        node: String,
+        addr: SocketAddr,
+        meta: Vec<u8>,
+    },
+    Suspect {
+        incarnation: u32,
+        node: String,
+        from: String,
+    },
+    Dead {
+        incarnation: u32,
+        node: String,
+        from: String,
+    },
     /// An opaque payload for the layer above (Serf).
     User(Vec<u8>),
 }
@@ -50,7 +75,10 @@ impl Msg {
             Msg::Ping { target, .. } | Msg::IndirectPing { target, .. } => &[target],
             Msg::Alive { node, meta, .. } => {
                 if meta.len() > MAX_META_LEN {
-                    return Err(CodecError::Invalid(format!("node meta of {} bytes exceeds {MAX_META_LEN}", meta.len())));
+                    return Err(CodecError::Invalid(format!(
+                        "node meta of {} bytes exceeds {MAX_META_LEN}",
+                        meta.len()
+                    )));
                 }
                 if node.is_empty() {
                     return Err(CodecError::Invalid("empty node name".into()));
@@ -67,7 +95,10 @@ impl Msg {
 fn check_names(names: &[&String]) -> Result<(), CodecError> {
     for n in names {
         if n.len() > MAX_NAME_LEN {
-            return Err(CodecError::Invalid(format!("node name of {} bytes exceeds {MAX_NAME_LEN}", n.len())));
+            return Err(CodecError::Invalid(format!(
+                "node name of {} bytes exceeds {MAX_NAME_LEN}",
+                n.len()
+            )));
         }
     }
     Ok(())

@@ -40,7 +40,6 @@ use suspicion::Suspicion;
 /// driver's choosing (monotonic). The core only compares and adds times.
 pub type Time = Duration;
 
-
 /// SWIM timings and limits (memberlist's names).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwimConfig {
@@ -136,10 +135,18 @@ pub enum SwimEvent {
     Updated(NodeState),
     Failed(NodeState),
     Left(NodeState),
-    Suspected { node: Name, from: Name },
+    Suspected {
+        node: Name,
+        from: Name,
+    },
     /// We heard we were suspected or dead and bumped our incarnation.
-    Refuted { incarnation: u32 },
-    User { from: SocketAddr, payload: Vec<u8> },
+    Refuted {
+        incarnation: u32,
+    },
+    User {
+        from: SocketAddr,
+        payload: Vec<u8>,
+    },
 }
 
 /// What an inbound stream carried, once SWIM has taken its part.
@@ -239,7 +246,13 @@ impl Swim {
     /// the news (everyone is assumed to know already). Used by the
     /// simulator to start large clusters without a mass-join storm; the
     /// protocol runs normally from there.
-    pub fn with_members(cfg: SwimConfig, local: LocalNode, members: &[NodeState], seed: u64, now: Time) -> Swim {
+    pub fn with_members(
+        cfg: SwimConfig,
+        local: LocalNode,
+        members: &[NodeState],
+        seed: u64,
+        now: Time,
+    ) -> Swim {
         let mut s = Swim::new(cfg, local, seed, now);
         s.nodes.reserve(members.len());
         for m in members {
@@ -308,7 +321,9 @@ impl Swim {
 
     /// Whether anyone but us could still receive gossip.
     pub fn has_alive_peers(&self) -> bool {
-        self.nodes.iter().any(|n| n.name != self.local && matches!(n.status, NodeStatus::Alive | NodeStatus::Suspect))
+        self.nodes
+            .iter()
+            .any(|n| n.name != self.local && matches!(n.status, NodeStatus::Alive | NodeStatus::Suspect))
     }
 
     /// RetransmitMult × ceil(log10(N + 1)).
@@ -361,7 +376,9 @@ impl Swim {
                 Ok(StreamIn::PushPull { join: pp.join, user: pp.user })
             }
             StreamMsg::User(b) => Ok(StreamIn::User(b)),
-            StreamMsg::Ok | StreamMsg::Error(_) => Err(CodecError::Invalid("unexpected reply frame as a request".into())),
+            StreamMsg::Ok | StreamMsg::Error(_) => {
+                Err(CodecError::Invalid("unexpected reply frame as a request".into()))
+            }
         }
     }
 
@@ -395,7 +412,12 @@ impl Swim {
     }
 
     /// Queues a message of the layer above for dissemination.
-    pub fn queue_broadcast(&mut self, key: Option<BroadcastKey>, class: BroadcastClass, payload: Vec<u8>) -> u64 {
+    pub fn queue_broadcast(
+        &mut self,
+        key: Option<BroadcastKey>,
+        class: BroadcastClass,
+        payload: Vec<u8>,
+    ) -> u64 {
         let id = self.broadcasts.push(key, class, Msg::User(payload).encode());
         // Consul's MinQueueDepth rule: keep at least 2 × N messages.
         self.broadcasts.prune(self.cfg.max_broadcasts.max(2 * self.nodes.len()));
@@ -460,10 +482,14 @@ impl Swim {
                 self.send(from, &[Msg::Ack { seq }]);
                 self.tell_if_dead(from);
             }
-            Msg::IndirectPing { seq, target, target_addr, nack } => self.relay_probe(from, seq, target, target_addr, nack, now),
+            Msg::IndirectPing { seq, target, target_addr, nack } => {
+                self.relay_probe(from, seq, target, target_addr, nack, now)
+            }
             Msg::Ack { seq } => self.handle_ack(seq),
             Msg::Nack { seq } => self.handle_nack(seq),
-            Msg::Alive { incarnation, node, addr, meta } => self.alive_node(incarnation, &node, addr, meta.into(), now),
+            Msg::Alive { incarnation, node, addr, meta } => {
+                self.alive_node(incarnation, &node, addr, meta.into(), now)
+            }
             Msg::Suspect { incarnation, node, from: accuser } => {
                 let accuser: Name = accuser.into();
                 self.suspect_node(incarnation, &node, &accuser, now);
@@ -482,9 +508,16 @@ impl Swim {
     /// it refute at once, as Lifeguard's buddy system does for suspects.
     /// (An extension of memberlist, which waits for push-pull.)
     fn tell_if_dead(&mut self, from: SocketAddr) {
-        let dead = self.nodes.iter().find(|n| n.addr == from && n.status == NodeStatus::Dead && n.name != self.local);
+        let dead = self
+            .nodes
+            .iter()
+            .find(|n| n.addr == from && n.status == NodeStatus::Dead && n.name != self.local);
         if let Some(n) = dead {
-            let msg = Msg::Dead { incarnation: n.incarnation, node: n.name.to_string(), from: self.local.to_string() };
+            let msg = Msg::Dead {
+                incarnation: n.incarnation,
+                node: n.name.to_string(),
+                from: self.local.to_string(),
+            };
             self.send(from, &[msg]);
         }
     }
@@ -521,11 +554,22 @@ impl Swim {
             None => name.into(),
         };
         let msg = Msg::Alive { incarnation, node: name.to_string(), addr, meta: meta.to_vec() };
-        self.broadcasts.push(Some(BroadcastKey::Node(name.clone())), BroadcastClass::Membership, msg.encode());
+        self.broadcasts.push(
+            Some(BroadcastKey::Node(name.clone())),
+            BroadcastClass::Membership,
+            msg.encode(),
+        );
         self.suspicions.remove(&name);
         match prev {
             None => {
-                let node = NodeState { name, addr, meta, incarnation, status: NodeStatus::Alive, status_change: now };
+                let node = NodeState {
+                    name,
+                    addr,
+                    meta,
+                    incarnation,
+                    status: NodeStatus::Alive,
+                    status_change: now,
+                };
                 self.nodes.insert_random(node.clone(), &mut self.rng);
                 glog!(self.cfg.scope, memberlist, debug, node = %node.name, addr = %addr, "node joined");
                 self.events.push_back(SwimEvent::Joined(node));
@@ -560,7 +604,11 @@ impl Swim {
                 let deadline = s.deadline;
                 self.timer(deadline, SwimTimer::Suspicion(node_name.clone()));
                 let msg = Msg::Suspect { incarnation, node: name.to_string(), from: from.to_string() };
-                self.broadcasts.push(Some(BroadcastKey::Node(node_name)), BroadcastClass::Membership, msg.encode());
+                self.broadcasts.push(
+                    Some(BroadcastKey::Node(node_name)),
+                    BroadcastClass::Membership,
+                    msg.encode(),
+                );
             }
             return;
         }
@@ -575,7 +623,11 @@ impl Swim {
         }
         let _ = inc;
         let msg = Msg::Suspect { incarnation, node: name.to_string(), from: from.to_string() };
-        self.broadcasts.push(Some(BroadcastKey::Node(node_name.clone())), BroadcastClass::Membership, msg.encode());
+        self.broadcasts.push(
+            Some(BroadcastKey::Node(node_name.clone())),
+            BroadcastClass::Membership,
+            msg.encode(),
+        );
         if let Some(n) = self.nodes.get_mut(name) {
             n.incarnation = incarnation;
             n.status = NodeStatus::Suspect;
@@ -615,7 +667,11 @@ impl Swim {
         }
         let left = name == from;
         let msg = Msg::Dead { incarnation, node: name.to_string(), from: from.to_string() };
-        let id = self.broadcasts.push(Some(BroadcastKey::Node(node_name.clone())), BroadcastClass::Membership, msg.encode());
+        let id = self.broadcasts.push(
+            Some(BroadcastKey::Node(node_name.clone())),
+            BroadcastClass::Membership,
+            msg.encode(),
+        );
         let n = self.nodes.get_mut(name)?;
         n.incarnation = incarnation;
         n.status = if left { NodeStatus::Left } else { NodeStatus::Dead };
@@ -660,13 +716,29 @@ impl Swim {
                 }
                 n.clone()
             }
-            None => NodeState { name: local, addr: self.local_addr, meta, incarnation: inc, status: NodeStatus::Alive, status_change: now },
+            None => NodeState {
+                name: local,
+                addr: self.local_addr,
+                meta,
+                incarnation: inc,
+                status: NodeStatus::Alive,
+                status_change: now,
+            },
         }
     }
 
     fn broadcast_alive_of(&mut self, n: &NodeState) {
-        let msg = Msg::Alive { incarnation: n.incarnation, node: n.name.to_string(), addr: n.addr, meta: n.meta.to_vec() };
-        self.broadcasts.push(Some(BroadcastKey::Node(n.name.clone())), BroadcastClass::Membership, msg.encode());
+        let msg = Msg::Alive {
+            incarnation: n.incarnation,
+            node: n.name.to_string(),
+            addr: n.addr,
+            meta: n.meta.to_vec(),
+        };
+        self.broadcasts.push(
+            Some(BroadcastKey::Node(n.name.clone())),
+            BroadcastClass::Membership,
+            msg.encode(),
+        );
     }
 
     fn suspicion_expired(&mut self, name: &str, now: Time) {
@@ -693,11 +765,15 @@ impl Swim {
         let local = self.local.clone();
         for n in nodes {
             match NodeStatus::from_wire(n.state) {
-                Some(NodeStatus::Alive) => self.alive_node(n.incarnation, &n.name, n.addr, n.meta.as_slice().into(), now),
+                Some(NodeStatus::Alive) => {
+                    self.alive_node(n.incarnation, &n.name, n.addr, n.meta.as_slice().into(), now)
+                }
                 Some(NodeStatus::Left) => {
                     self.dead_node(n.incarnation, &n.name, &n.name, now);
                 }
-                Some(NodeStatus::Dead | NodeStatus::Suspect) => self.suspect_node(n.incarnation, &n.name, &local, now),
+                Some(NodeStatus::Dead | NodeStatus::Suspect) => {
+                    self.suspect_node(n.incarnation, &n.name, &local, now)
+                }
                 None => {}
             }
         }

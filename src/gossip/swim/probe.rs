@@ -19,7 +19,11 @@ use std::time::Duration;
 pub(super) enum AckWait {
     Probe(ProbeState),
     /// We relay an indirect probe for `requester`.
-    Relay { requester: SocketAddr, orig_seq: u32, nack: bool },
+    Relay {
+        requester: SocketAddr,
+        orig_seq: u32,
+        nack: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -73,26 +77,39 @@ impl Swim {
     fn reset_nodes(&mut self, now: Time) {
         let ttd = self.cfg.gossip_to_the_dead;
         let local = self.local.clone();
-        let forgotten = self
-            .nodes
-            .remove_where(|n| n.name != local && n.status.is_dead_or_left() && now.saturating_sub(n.status_change) > ttd);
+        let forgotten = self.nodes.remove_where(|n| {
+            n.name != local && n.status.is_dead_or_left() && now.saturating_sub(n.status_change) > ttd
+        });
         if forgotten > 0 {
             glog!(self.cfg.scope, memberlist, debug, forgotten, "forgot long-dead nodes");
         }
         self.nodes.shuffle(&mut self.rng);
     }
 
-    fn probe(&mut self, target: Name, addr: SocketAddr, status: NodeStatus, inc: u32, now: Time, interval: Duration) {
+    fn probe(
+        &mut self,
+        target: Name,
+        addr: SocketAddr,
+        status: NodeStatus,
+        inc: u32,
+        now: Time,
+        interval: Duration,
+    ) {
         let seq = self.next_seq();
         let mut msgs = vec![Msg::Ping { seq, target: target.to_string() }];
         if status == NodeStatus::Suspect {
             // Lifeguard's buddy system: tell a suspect directly so it can
             // refute at once instead of waiting for gossip to reach it.
-            msgs.push(Msg::Suspect { incarnation: inc, node: target.to_string(), from: self.local.to_string() });
+            msgs.push(Msg::Suspect {
+                incarnation: inc,
+                node: target.to_string(),
+                from: self.local.to_string(),
+            });
         }
         self.send(addr, &msgs);
         self.counters.probes += 1;
-        self.acks.insert(seq, AckWait::Probe(ProbeState { target, indirect: false, expected_nacks: 0, nacks: 0 }));
+        self.acks
+            .insert(seq, AckWait::Probe(ProbeState { target, indirect: false, expected_nacks: 0, nacks: 0 }));
         let timeout = self.awareness.scale(self.cfg.probe_timeout).min(interval);
         self.timer(now + timeout, SwimTimer::ProbeTimeout(seq));
         self.timer(now + interval, SwimTimer::ProbeDeadline(seq));
@@ -106,13 +123,18 @@ impl Swim {
         };
         let Some(target_addr) = self.nodes.get(&target).map(|n| n.addr) else { return };
         let local = self.local.clone();
-        let peers = self.k_random(self.cfg.indirect_checks, |n| n.name != local && n.name != target && n.status == NodeStatus::Alive);
+        let peers = self.k_random(self.cfg.indirect_checks, |n| {
+            n.name != local && n.name != target && n.status == NodeStatus::Alive
+        });
         if let Some(AckWait::Probe(p)) = self.acks.get_mut(&seq) {
             p.indirect = true;
             p.expected_nacks = peers.len() as u32;
         }
         for (_, peer) in peers {
-            self.send(peer, &[Msg::IndirectPing { seq, target: target.to_string(), target_addr, nack: true }]);
+            self.send(
+                peer,
+                &[Msg::IndirectPing { seq, target: target.to_string(), target_addr, nack: true }],
+            );
         }
     }
 
@@ -143,7 +165,9 @@ impl Swim {
                 self.awareness.apply(-1);
             }
             Some(AckWait::Probe(_)) => {}
-            Some(AckWait::Relay { requester, orig_seq, .. }) => self.send(requester, &[Msg::Ack { seq: orig_seq }]),
+            Some(AckWait::Relay { requester, orig_seq, .. }) => {
+                self.send(requester, &[Msg::Ack { seq: orig_seq }])
+            }
             None => {}
         }
     }
@@ -155,7 +179,15 @@ impl Swim {
     }
 
     /// Probes `target` on behalf of `requester`.
-    pub(super) fn relay_probe(&mut self, requester: SocketAddr, orig_seq: u32, target: String, target_addr: SocketAddr, nack: bool, now: Time) {
+    pub(super) fn relay_probe(
+        &mut self,
+        requester: SocketAddr,
+        orig_seq: u32,
+        target: String,
+        target_addr: SocketAddr,
+        nack: bool,
+        now: Time,
+    ) {
         let seq = self.next_seq();
         self.acks.insert(seq, AckWait::Relay { requester, orig_seq, nack });
         self.send(target_addr, &[Msg::Ping { seq, target }]);

@@ -17,7 +17,12 @@ fn cluster(n: usize, cfg: &SwimConfig, seed: u64) -> Sim<SwimMachine> {
     for i in 0..n {
         let cfg = cfg.clone();
         sim.add(|addr, now| SwimMachine {
-            swim: Swim::new(cfg, LocalNode { name: name(i), addr, meta: vec![], incarnation: 1 }, seed ^ (i as u64 * 7919), now),
+            swim: Swim::new(
+                cfg,
+                LocalNode { name: name(i), addr, meta: vec![], incarnation: 1 },
+                seed ^ (i as u64 * 7919),
+                now,
+            ),
         });
     }
     for i in 1..n {
@@ -68,10 +73,14 @@ fn graceful_leave_is_left_not_dead() {
     sim.run_for(Duration::from_secs(5));
     let id = sim.with(3, |m, now| m.swim.leave(now));
     assert!(id.is_some());
-    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| all_see(s, 3, NodeStatus::Left));
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| {
+        all_see(s, 3, NodeStatus::Left)
+    });
     assert!(t.is_some());
     let id = id.unwrap();
-    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| !s.machine(3).swim.broadcast_pending(id));
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| {
+        !s.machine(3).swim.broadcast_pending(id)
+    });
     assert!(t.is_some(), "leave broadcast still queued");
     // The leaver keeps being Left (not refuted) even as gossip continues.
     sim.run_for(Duration::from_secs(10));
@@ -85,10 +94,14 @@ fn partitioned_node_refutes_suspicion_when_it_comes_back() {
     let inc_before = sim.machine(2).swim.incarnation();
     sim.nodes[2].isolated = true;
     // Long enough for suspicion to start, shorter than the suspicion timeout.
-    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| (0..6).any(|i| i != 2 && status(s, i, 2) == Some(NodeStatus::Suspect)))
-        .expect("nobody suspected the partitioned node");
+    sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| {
+        (0..6).any(|i| i != 2 && status(s, i, 2) == Some(NodeStatus::Suspect))
+    })
+    .expect("nobody suspected the partitioned node");
     sim.nodes[2].isolated = false;
-    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before);
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| {
+        all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before
+    });
     assert!(t.is_some(), "no refutation");
     let inc = sim.machine(2).swim.incarnation();
     assert!((0..6).filter(|i| *i != 2).all(|i| sim.machine(i).swim.node("n2").unwrap().incarnation == inc));
@@ -106,13 +119,21 @@ fn node_declared_dead_behind_a_partition_refutes_when_it_probes_again() {
     assert!(converged(&sim));
     let inc_before = sim.machine(2).swim.incarnation();
     sim.nodes[2].isolated = true;
-    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| all_see(s, 2, NodeStatus::Dead)).expect("declared dead");
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| {
+        all_see(s, 2, NodeStatus::Dead)
+    })
+    .expect("declared dead");
     // Let the broadcasts about it drain while the partition holds (the
     // isolated node, confirmed by nobody, still only suspects the others).
     sim.run_for(Duration::from_millis(1500));
-    assert!((0..6).filter(|i| *i != 2).any(|i| status(&sim, 2, i) != Some(NodeStatus::Dead)), "the isolated node declared every other dead already");
+    assert!(
+        (0..6).filter(|i| *i != 2).any(|i| status(&sim, 2, i) != Some(NodeStatus::Dead)),
+        "the isolated node declared every other dead already"
+    );
     sim.nodes[2].isolated = false;
-    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before);
+    let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(10), |s| {
+        all_see(s, 2, NodeStatus::Alive) && s.machine(2).swim.incarnation() > inc_before
+    });
     let t = t.expect("the node came back but was not seen alive within 10 s");
     assert!(t < cfg.push_pull_interval, "healed only by push-pull: {t:?}");
 }
@@ -125,7 +146,9 @@ fn meta_updates_propagate_with_a_new_incarnation() {
     // Gossip reaches everyone with high probability within a second or two;
     // push-pull anti-entropy guarantees it within one push-pull interval.
     let limit = lan().push_pull_interval + Duration::from_secs(5);
-    let t = sim.run_until_cond(Duration::from_millis(20), limit, |s| (0..5).all(|i| &*s.machine(i).swim.node("n1").unwrap().meta == b"role=consul"));
+    let t = sim.run_until_cond(Duration::from_millis(20), limit, |s| {
+        (0..5).all(|i| &*s.machine(i).swim.node("n1").unwrap().meta == b"role=consul")
+    });
     assert!(t.is_some());
 }
 
@@ -135,12 +158,24 @@ fn dead_node_that_restarts_rejoins_by_refuting() {
     let mut sim = cluster(4, &cfg, 6);
     sim.run_for(Duration::from_secs(5));
     sim.crash(3);
-    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| all_see(s, 3, NodeStatus::Dead)).expect("dead");
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| {
+        all_see(s, 3, NodeStatus::Dead)
+    })
+    .expect("dead");
     // Same name, new process: fresh incarnation 1 at a new address.
     let seed = 99;
-    let j = sim.add(|addr, now| SwimMachine { swim: Swim::new(cfg.clone(), LocalNode { name: name(3), addr, meta: vec![], incarnation: 1 }, seed, now) });
+    let j = sim.add(|addr, now| SwimMachine {
+        swim: Swim::new(
+            cfg.clone(),
+            LocalNode { name: name(3), addr, meta: vec![], incarnation: 1 },
+            seed,
+            now,
+        ),
+    });
     sim.join(j, 0);
-    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), |s| (0..3).all(|i| status(s, i, 3) == Some(NodeStatus::Alive)));
+    let t = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), |s| {
+        (0..3).all(|i| status(s, i, 3) == Some(NodeStatus::Alive))
+    });
     assert!(t.is_some(), "restarted node not alive again");
 }
 
@@ -179,4 +214,3 @@ fn retransmit_limit_and_push_pull_scale_follow_memberlist() {
     let sim = cluster(1, &lan(), 8);
     assert_eq!(sim.machine(0).swim.retransmit_limit(), 4);
 }
-

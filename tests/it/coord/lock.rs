@@ -20,7 +20,9 @@ async fn lock_children_never_overlap() {
         "echo \"start $(date +%s%N) $$ $CONSUL_LOCK_HELD\" >> {l}; sleep 0.3; echo \"end $(date +%s%N) $$\" >> {l}",
         l = log.display()
     );
-    let mut procs: Vec<_> = (0..4).map(|i| spawn_cli(&a, dir.path(), &format!("lock{i}"), &["lock", "mutex/p", &child])).collect();
+    let mut procs: Vec<_> = (0..4)
+        .map(|i| spawn_cli(&a, dir.path(), &format!("lock{i}"), &["lock", "mutex/p", &child]))
+        .collect();
     for (i, p) in procs.iter_mut().enumerate() {
         let code = wait_exit(p, Duration::from_secs(60));
         assert_eq!(code, Some(0), "lock {i}: {}", read(&dir.path().join(format!("lock{i}.err"))));
@@ -65,8 +67,9 @@ async fn semaphore_admits_at_most_its_limit() {
         m = markers.display(),
         c = counts.display()
     );
-    let mut procs: Vec<_> =
-        (0..5).map(|i| spawn_cli(&a, dir.path(), &format!("sem{i}"), &["lock", "-n", "3", "sem/p", &child])).collect();
+    let mut procs: Vec<_> = (0..5)
+        .map(|i| spawn_cli(&a, dir.path(), &format!("sem{i}"), &["lock", "-n", "3", "sem/p", &child]))
+        .collect();
     // Watch the coordination key while they run.
     let mut samples = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -76,7 +79,11 @@ async fn semaphore_admits_at_most_its_limit() {
         if r.status == 200 {
             let v: Vec<Value> = r.json().unwrap();
             assert_eq!(v[0]["Flags"].as_u64(), Some(0xe0f6_9a2b_aa41_4de0), "semaphore flag");
-            let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v[0]["Value"].as_str().unwrap()).unwrap();
+            let raw = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                v[0]["Value"].as_str().unwrap(),
+            )
+            .unwrap();
             let lock: Value = serde_json::from_slice(&raw).unwrap();
             assert_eq!(lock["Limit"], 3);
             assert!(lock["Holders"].as_object().unwrap().len() <= 3, "too many holders: {lock}");
@@ -85,7 +92,12 @@ async fn semaphore_admits_at_most_its_limit() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for (i, p) in procs.iter_mut().enumerate() {
-        assert_eq!(wait_exit(p, Duration::from_secs(5)), Some(0), "sem {i}: {}", read(&dir.path().join(format!("sem{i}.err"))));
+        assert_eq!(
+            wait_exit(p, Duration::from_secs(5)),
+            Some(0),
+            "sem {i}: {}",
+            read(&dir.path().join(format!("sem{i}.err")))
+        );
     }
     assert!(samples > 0, "never saw the coordination key");
     let seen: Vec<usize> = lines(&counts).iter().map(|l| l.trim().parse().unwrap()).collect();
@@ -112,7 +124,10 @@ async fn child_is_stopped_when_the_lock_is_lost() {
     let pid_file = dir.path().join("pid");
     let child = format!("sleep 300 & echo \"$$ $!\" > {}; wait", pid_file.display());
     let mut lock = spawn_cli(&a, dir.path(), "lost", &["lock", "-verbose", "lost/p", &child]);
-    assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await, "child never started");
+    assert!(
+        wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await,
+        "child never started"
+    );
     let pids: Vec<u32> = read(&pid_file).split_whitespace().map(|p| p.parse().unwrap()).collect();
     assert!(pids.iter().all(|p| !is_dead(*p)));
     // The holder is visible to `consul kv get -detailed`.
@@ -127,9 +142,16 @@ async fn child_is_stopped_when_the_lock_is_lost() {
     assert_eq!(a.put(&format!("/v1/session/destroy/{session}"), b"").await.text(), "true");
     let code = wait_exit(&mut lock, Duration::from_secs(20));
     assert_eq!(code, Some(1), "exit code after a lost lock; stderr: {}", read(&dir.path().join("lost.err")));
-    assert!(t0.elapsed() < Duration::from_secs(4), "took {:?}: SIGTERM should have been enough", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "took {:?}: SIGTERM should have been enough",
+        t0.elapsed()
+    );
     for p in &pids {
-        assert!(wait_until(Duration::from_secs(5), || async { is_dead(*p) }).await, "pid {p} survived the lost lock");
+        assert!(
+            wait_until(Duration::from_secs(5), || async { is_dead(*p) }).await,
+            "pid {p} survived the lost lock"
+        );
     }
     let out = read(&dir.path().join("lost.out"));
     assert!(out.contains("Lock lost, killing child"), "{out}");
@@ -154,7 +176,12 @@ async fn semaphore_slot_loss_stops_the_child() {
     let session = contender["Session"].as_str().unwrap().to_string();
     assert_eq!(contender["Key"], format!("semlost/p/{session}"), "contender key layout");
     a.put(&format!("/v1/session/destroy/{session}"), b"").await;
-    assert_eq!(wait_exit(&mut lock, Duration::from_secs(20)), Some(1), "{}", read(&dir.path().join("semlost.err")));
+    assert_eq!(
+        wait_exit(&mut lock, Duration::from_secs(20)),
+        Some(1),
+        "{}",
+        read(&dir.path().join("semlost.err"))
+    );
     assert!(wait_until(Duration::from_secs(5), || async { is_dead(pid) }).await);
     // Our holder entry was removed and the key cleaned up.
     assert_eq!(a.get("/v1/kv/semlost/p?recurse").await.status, 404);
@@ -203,7 +230,8 @@ async fn exit_codes_and_messages() {
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
     let started = dir.path().join("started");
-    let child = format!("touch {}; while [ ! -e {} ]; do sleep 0.05; done", started.display(), gate.display());
+    let child =
+        format!("touch {}; while [ ! -e {} ]; do sleep 0.05; done", started.display(), gate.display());
     let mut holder = spawn_cli(&a, dir.path(), "holder", &["lock", "codes/p", &child]);
     assert!(wait_until(Duration::from_secs(20), || async { started.exists() }).await);
     let t0 = Instant::now();
@@ -213,7 +241,10 @@ async fn exit_codes_and_messages() {
     assert!(out.stdout.is_empty());
     assert!(t0.elapsed() >= Duration::from_millis(600), "gave up after {:?}", t0.elapsed());
     let out = a.cli(&["lock", "-n", "2", "codes/p", "echo never"]);
-    assert_eq!((out.code, out.stderr.as_str()), (1, "Lock acquisition failed: Existing key does not match semaphore use\n"));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Lock acquisition failed: Existing key does not match semaphore use\n")
+    );
     std::fs::write(&gate, b"").unwrap();
     assert_eq!(wait_exit(&mut holder, Duration::from_secs(20)), Some(0));
     stop(&mut holder);
@@ -250,8 +281,16 @@ async fn interrupt_is_forwarded_and_the_lock_released() {
     assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await);
     // SAFETY: kill(2) on a process this test started.
     unsafe { libc::kill(lock.id() as i32, libc::SIGINT) };
-    assert_eq!(wait_exit(&mut lock, Duration::from_secs(20)), Some(0), "{}", read(&dir.path().join("int.err")));
-    assert!(wait_until(Duration::from_secs(5), || async { read(&got).contains("TERM") }).await, "child never got SIGTERM");
+    assert_eq!(
+        wait_exit(&mut lock, Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        read(&dir.path().join("int.err"))
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || async { read(&got).contains("TERM") }).await,
+        "child never got SIGTERM"
+    );
     assert!(read(&got).contains("INT\n"), "the interrupt was not forwarded: {:?}", read(&got));
     assert_eq!(a.get("/v1/kv/int/p/.lock").await.status, 404, "released and cleaned up");
     assert_eq!(a.get("/v1/session/list").await.text(), "[]", "the lock's session is gone");
@@ -271,5 +310,8 @@ async fn child_does_not_outlive_a_killed_lock_command() {
     assert!(wait_until(Duration::from_secs(20), || async { read(&pid_file).ends_with('\n') }).await);
     let pid: u32 = read(&pid_file).trim().parse().unwrap();
     stop(&mut lock);
-    assert!(wait_until(Duration::from_secs(5), || async { is_dead(pid) }).await, "child {pid} outlived consul lock");
+    assert!(
+        wait_until(Duration::from_secs(5), || async { is_dead(pid) }).await,
+        "child {pid} outlived consul lock"
+    );
 }

@@ -41,7 +41,11 @@ async fn key_watch_runs_once_per_change_and_never_on_timeouts() {
     let handler = format!("cat >> {}; echo \"$CONSUL_INDEX\" >> {}", data.display(), idx.display());
     let mut w = spawn_cli(&a, dir.path(), "watch", &["watch", "-type=key", "-key=w/k", &handler]);
     let count = || lines(&data).len();
-    assert!(wait_until(Duration::from_secs(15), || async { count() == 1 }).await, "no initial run: {}", read(&dir.path().join("watch.err")));
+    assert!(
+        wait_until(Duration::from_secs(15), || async { count() == 1 }).await,
+        "no initial run: {}",
+        read(&dir.path().join("watch.err"))
+    );
     assert_eq!(json_lines(&data)[0], Value::Null, "a missing key is null");
     stays(Duration::from_millis(3500), 1, count).await;
 
@@ -58,7 +62,11 @@ async fn key_watch_runs_once_per_change_and_never_on_timeouts() {
     assert_eq!(got["Value"], "djE=");
     assert_eq!(got["Session"], "");
     let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["Key", "CreateIndex", "ModifyIndex", "LockIndex", "Flags", "Value", "Session"], "Go's field order");
+    assert_eq!(
+        keys,
+        ["Key", "CreateIndex", "ModifyIndex", "LockIndex", "Flags", "Value", "Session"],
+        "Go's field order"
+    );
     assert_eq!(lines(&idx)[1], got["ModifyIndex"].to_string(), "CONSUL_INDEX");
     stays(Duration::from_millis(2500), 2, count).await;
 
@@ -80,12 +88,20 @@ async fn service_watch_fires_when_a_service_registers() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let handler = format!("cat >> {}", data.display());
-    let mut w = spawn_cli(&a, dir.path(), "svc", &["watch", "-type=service", "-service=web", "-passingonly=false", &handler]);
+    let mut w = spawn_cli(
+        &a,
+        dir.path(),
+        "svc",
+        &["watch", "-type=service", "-service=web", "-passingonly=false", &handler],
+    );
     assert!(wait_until(Duration::from_secs(15), || async { lines(&data).len() == 1 }).await);
     assert_eq!(json_lines(&data)[0], serde_json::json!([]));
     let reg = serde_json::json!({"Name": "web", "ID": "web1", "Port": 8080, "Tags": ["v1"]});
     assert_eq!(a.put("/v1/agent/service/register", reg.to_string().as_bytes()).await.status, 200);
-    assert!(wait_until(Duration::from_secs(20), || async { lines(&data).len() >= 2 }).await, "no run after registration");
+    assert!(
+        wait_until(Duration::from_secs(20), || async { lines(&data).len() >= 2 }).await,
+        "no run after registration"
+    );
     let last = json_lines(&data).pop().unwrap();
     assert_eq!(last[0]["Service"]["Service"], "web");
     assert_eq!(last[0]["Service"]["Port"], 8080);
@@ -121,7 +137,10 @@ async fn watch_without_handler_prints_once_and_exits() {
     bad(&["watch"], "Watch type must be specified");
     bad(&["watch", "-type=bogus"], "Unsupported watch type: bogus");
     bad(&["watch", "-type=key"], "Must specify a single key to watch");
-    bad(&["watch", "-type=service", "-service=web", "-passingonly=maybe"], "Failed to parse passingonly flag");
+    bad(
+        &["watch", "-type=service", "-service=web", "-passingonly=maybe"],
+        "Failed to parse passingonly flag",
+    );
     bad(&["watch", "-type=checks", "-service=a", "-state=passing"], "Cannot specify service and state");
     bad(&["watch", "-type=key", "-key=a", "-http-addr=127.0.0.1:1"], "Error querying Consul agent");
 }
@@ -163,8 +182,15 @@ async fn agent_watches_from_config_run_script_and_http_handlers() {
     }));
     a.wait_ready().await;
     let n_hits = || hits.lock().unwrap().len();
-    assert!(wait_until(Duration::from_secs(15), || async { n_hits() == 1 }).await, "no initial POST\n{}", a.output_text());
-    assert!(wait_until(Duration::from_secs(15), || async { lines(&script_out).len() == 1 }).await, "script handler never ran");
+    assert!(
+        wait_until(Duration::from_secs(15), || async { n_hits() == 1 }).await,
+        "no initial POST\n{}",
+        a.output_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || async { lines(&script_out).len() == 1 }).await,
+        "script handler never ran"
+    );
     {
         let first = hits.lock().unwrap()[0].clone();
         assert_eq!(first.body, "null\n");
@@ -216,23 +242,39 @@ async fn reload_replaces_the_agent_watches() {
     };
     let (a, cfg) = agent_with(watch("one", &out_a));
     a.wait_ready().await;
-    assert!(wait_until(Duration::from_secs(15), || async { lines(&out_a).len() == 1 }).await, "first watch never ran");
+    assert!(
+        wait_until(Duration::from_secs(15), || async { lines(&out_a).len() == 1 }).await,
+        "first watch never ran"
+    );
 
     // Swap the watch for one on another key and reload.
     std::fs::write(cfg.path().join("watch.json"), watch("two", &out_b).to_string()).unwrap();
     let r = a.cli(&["reload"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(wait_until(Duration::from_secs(15), || async { lines(&out_b).len() == 1 }).await, "new watch never ran");
+    assert!(
+        wait_until(Duration::from_secs(15), || async { lines(&out_b).len() == 1 }).await,
+        "new watch never ran"
+    );
     // The old watch is gone: a change to its key runs nothing; the new one fires.
     a.put("/v1/kv/one", b"x").await;
     a.put("/v1/kv/two", b"y").await;
-    assert!(wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 2 }).await, "new watch missed its change");
+    assert!(
+        wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 2 }).await,
+        "new watch missed its change"
+    );
     stays(Duration::from_millis(2500), 1, || lines(&out_a).len()).await;
 
     // A bad watch in the new config: the reload fails and the running watch stays.
-    std::fs::write(cfg.path().join("watch.json"), serde_json::json!({"watches": [{"type": "nope"}]}).to_string()).unwrap();
+    std::fs::write(
+        cfg.path().join("watch.json"),
+        serde_json::json!({"watches": [{"type": "nope"}]}).to_string(),
+    )
+    .unwrap();
     let r = a.cli(&["reload"]);
     assert_ne!(r.code, 0, "{r:?}");
     a.put("/v1/kv/two", b"z").await;
-    assert!(wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 3 }).await, "watch stopped after a failed reload");
+    assert!(
+        wait_until(Duration::from_secs(10), || async { lines(&out_b).len() == 3 }).await,
+        "watch stopped after a failed reload"
+    );
 }
