@@ -62,14 +62,14 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 /// does, then the key (traversal and UTF-8 checks), then every query
 /// parameter the KV endpoint reads.
 pub fn http_kv_path(data: &[u8]) {
-    use crate::http::query::{node_meta, passing, query_options, token, Params};
+    use crate::http::query::{node_meta, passing, request_context, token, Params};
     let mut raw = b"/v1/kv/".to_vec();
     raw.extend_from_slice(data);
     let Ok(uri) = axum::http::Uri::try_from(raw) else { return };
     let _ = crate::http::kv::key_from_path(&uri);
     let params = Params::parse(uri.query());
     let headers = axum::http::HeaderMap::new();
-    let _ = query_options(&params, &headers);
+    let _ = request_context(&params, &headers);
     let _ = token(&params, &headers);
     let _ = params.conflicting(&["recurse", "cas"]);
     let _ = params.u64("cas", "cas index");
@@ -236,7 +236,8 @@ pub fn gossip_packet(data: &[u8]) {
 /// the Raft RPCs they claim to be.
 pub fn rpc_frame(data: &[u8]) {
     use crate::rpc::frame::{read_frame, read_preamble};
-    use crate::rpc::message::{RaftRpc, Request, Response};
+    use crate::rpc::message::RaftRpc;
+    use crate::rpc::method::{self, Method, WireCall, WireReply};
     let mut cur = std::io::Cursor::new(data);
     if block_on(read_preamble(&mut cur)).is_err() {
         // Also read the input as frames without a preamble.
@@ -244,7 +245,13 @@ pub fn rpc_frame(data: &[u8]) {
     }
     for _ in 0..16 {
         let Ok(frame) = block_on(read_frame(&mut cur)) else { return };
-        if let Ok(Request::Raft(kind, _, payload)) = postcard::from_bytes::<Request>(&frame.payload) {
+        let call = postcard::from_bytes::<WireCall>(&frame.payload);
+        if let Ok(call) = &call {
+            let _ = method::check_args(call);
+        }
+        let raft =
+            call.ok().filter(|c| c.method == method::Raft::ID).and_then(|c| c.args::<method::Raft>().ok());
+        if let Some(method::Raft { kind, payload, .. }) = raft {
             use crate::consensus::typ::TypeConfig;
             let _ = match kind {
                 RaftRpc::AppendEntries => {
@@ -257,7 +264,7 @@ pub fn rpc_frame(data: &[u8]) {
                 }
             };
         }
-        let _ = postcard::from_bytes::<Response>(&frame.payload);
+        let _ = postcard::from_bytes::<WireReply>(&frame.payload);
     }
 }
 

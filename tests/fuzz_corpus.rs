@@ -64,7 +64,9 @@ mod seeds {
     use consul::gossip::serf::{Serf, SerfConfig};
     use consul::gossip::swim::{Output, SwimConfig};
     use consul::rpc::frame::{self, Kind};
-    use consul::rpc::message::{RaftRpc, Request};
+    use consul::rpc::message::RaftRpc;
+    use consul::rpc::method::{self, WireCall};
+    use consul::rpc::RequestContext;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
     use openraft::{CommittedLeaderId, EntryPayload, LogId, Membership};
@@ -184,18 +186,33 @@ mod seeds {
             entries: vec![entry(11, 3, EntryPayload::Blank)],
             leader_commit: None,
         };
-        let reqs: Vec<(&str, Request)> = vec![
-            ("ping", Request::Ping),
-            ("kvget", Request::KvGet { key: "a/b".into(), opts: Default::default() }),
-            ("vote", Request::Raft(RaftRpc::Vote, 7, postcard::to_allocvec(&vote).unwrap())),
-            ("append", Request::Raft(RaftRpc::AppendEntries, 7, postcard::to_allocvec(&ae).unwrap())),
+        let ctx = RequestContext::default;
+        let raft = |kind, payload: Vec<u8>| method::Raft { kind, target: 7, payload: payload.into() };
+        let reqs: Vec<(&str, WireCall)> = vec![
+            ("ping", WireCall::new(ctx(), &method::Ping {}).unwrap()),
+            ("kvget", WireCall::new(ctx(), &method::KvGet { key: "a/b".into() }).unwrap()),
+            (
+                "vote",
+                WireCall::new(ctx(), &raft(RaftRpc::Vote, postcard::to_allocvec(&vote).unwrap())).unwrap(),
+            ),
+            (
+                "append",
+                WireCall::new(ctx(), &raft(RaftRpc::AppendEntries, postcard::to_allocvec(&ae).unwrap()))
+                    .unwrap(),
+            ),
             (
                 "kvapply",
-                Request::KvApply(Command::KvSet {
-                    key: "k".into(),
-                    value: Bytes::from_static(b"v"),
-                    flags: 1,
-                }),
+                WireCall::new(
+                    ctx(),
+                    &method::KvApply {
+                        command: Command::KvSet {
+                            key: "k".into(),
+                            value: Bytes::from_static(b"v"),
+                            flags: 1,
+                        },
+                    },
+                )
+                .unwrap(),
             ),
         ];
         for (name, r) in reqs {

@@ -6,7 +6,7 @@
 
 use super::Agent;
 use crate::catalog::types::{Deregistration, Registration};
-use crate::rpc::{QueryOptions, RpcError};
+use crate::rpc::{method, QueryOptions, RequestContext, RpcError};
 use rand::Rng;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -62,8 +62,10 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
 async fn full_sync(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcError> {
     let node = agent.node_name();
     let opts = QueryOptions::default();
-    let (_, remote) = agent.catalog_node(&node, &opts).await?;
-    let (_, remote_checks) = agent.health_node(&node, &opts).await?;
+    let (_, remote) =
+        agent.call(RequestContext::query(opts), method::CatalogNode { name: node.clone() }).await?;
+    let (_, remote_checks) =
+        agent.call(RequestContext::query(opts), method::HealthNode { name: node }).await?;
     let want_node = agent.node_record();
     *node_in_sync = remote.as_ref().is_some_and(|(n, _)| n.same_content(&want_node));
     let remote_services = remote.map(|(_, s)| s).unwrap_or_default();
@@ -76,29 +78,40 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     let local = agent.local();
     let node = agent.node_name();
     if !*node_in_sync {
-        agent.catalog_register(Registration { node: agent.node_record(), ..Default::default() }).await?;
+        let registration = Registration { node: agent.node_record(), ..Default::default() };
+        agent.call(RequestContext::default(), method::CatalogRegister { registration }).await?;
         *node_in_sync = true;
         tracing::info!(target: "agent", "Synced node info");
     }
     let pending = local.pending(Instant::now());
     for id in pending.deleted_services {
         agent
-            .catalog_deregister(Deregistration {
-                node: node.clone(),
-                service_id: Some(id.clone()),
-                check_id: None,
-            })
+            .call(
+                RequestContext::default(),
+                method::CatalogDeregister {
+                    deregistration: Deregistration {
+                        node: node.clone(),
+                        service_id: Some(id.clone()),
+                        check_id: None,
+                    },
+                },
+            )
             .await?;
         local.service_deleted(&id);
         tracing::info!(target: "agent", service = %id, "Deregistered service");
     }
     for id in pending.deleted_checks {
         agent
-            .catalog_deregister(Deregistration {
-                node: node.clone(),
-                service_id: None,
-                check_id: Some(id.clone()),
-            })
+            .call(
+                RequestContext::default(),
+                method::CatalogDeregister {
+                    deregistration: Deregistration {
+                        node: node.clone(),
+                        service_id: None,
+                        check_id: Some(id.clone()),
+                    },
+                },
+            )
             .await?;
         local.check_deleted(&id);
         tracing::info!(target: "agent", check = %id, "Deregistered check");
@@ -114,7 +127,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        agent.catalog_register(reg).await?;
+        agent.call(RequestContext::default(), method::CatalogRegister { registration: reg }).await?;
         local.service_synced(&svc.id, svc);
         for c in &checks {
             local.check_synced(&c.check_id, c);
@@ -135,7 +148,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        agent.catalog_register(reg).await?;
+        agent.call(RequestContext::default(), method::CatalogRegister { registration: reg }).await?;
         local.check_synced(&c.check_id, &c);
         tracing::info!(target: "agent", check = %c.check_id, "Synced check");
     }

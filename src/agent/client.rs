@@ -3,7 +3,7 @@
 //! when a server cannot be reached, as Consul's client router does.
 
 use crate::rpc::client::{CallError, RpcClient};
-use crate::rpc::{Request, Response, RpcError};
+use crate::rpc::{method, Method, RequestContext, RpcError, WireCall};
 use rand::seq::SliceRandom;
 use std::net::SocketAddr;
 use std::sync::RwLock;
@@ -32,7 +32,8 @@ impl ServerPool {
     }
 
     /// Calls a random known server, trying the others when one is unreachable.
-    pub async fn call(&self, req: Request) -> Result<Response, RpcError> {
+    pub async fn call<M: Method>(&self, ctx: RequestContext, args: &M) -> Result<M::Reply, RpcError> {
+        let call = WireCall::new(ctx, args)?;
         let mut servers = self.servers();
         if servers.is_empty() {
             return Err(RpcError::Internal("No known Consul servers".into()));
@@ -40,8 +41,8 @@ impl ServerPool {
         servers.shuffle(&mut rand::rng());
         let mut last = None;
         for addr in servers {
-            match self.rpc.call(addr, &req, CALL_TIMEOUT).await {
-                Ok(resp) => return Ok(resp),
+            match self.rpc.call_wire(addr, &call, CALL_TIMEOUT).await {
+                Ok(reply) => return method::decode_reply::<M>(reply),
                 Err(e @ (CallError::Connect { .. } | CallError::Closed(_))) => {
                     tracing::debug!(target: "agent.client", server = %addr, error = %e, "server unreachable; trying another");
                     last = Some(e);

@@ -1,6 +1,6 @@
 //! Which datacenter a request is for. The HTTP layer reads `?dc=` once and
 //! runs the handler inside `in_datacenter`; every RPC the handler makes
-//! through `Agent::rpc` is then wrapped in `Request::Forward`, which a
+//! through `Agent::call` then names it in its `RequestContext`, which a
 //! server of this datacenter relays over the WAN to a server of the target
 //! one (Consul's `?dc` routing). A task-local keeps the datacenter out of
 //! the signature of the dozens of agent calls a handler may make.

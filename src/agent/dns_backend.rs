@@ -6,7 +6,7 @@
 use super::Agent;
 use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
 use crate::dns::backend::{BackendError, BoxFut, DnsBackend, Health, NodeInfo, ReverseHit, ServiceInstance};
-use crate::rpc::{Consistency, QueryOptions, Request, Response, RpcError, ServiceFilter};
+use crate::rpc::{method, Consistency, QueryOptions, RequestContext, RpcError, ServiceFilter};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -19,11 +19,11 @@ impl AgentDns {
         AgentDns { agent }
     }
 
-    fn opts(&self, allow_stale: bool) -> QueryOptions {
-        QueryOptions {
+    fn ctx(&self, allow_stale: bool) -> RequestContext {
+        RequestContext::query(QueryOptions {
             consistency: if allow_stale { Consistency::Stale } else { Consistency::Default },
             ..Default::default()
-        }
+        })
     }
 
     fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {
@@ -63,11 +63,8 @@ impl DnsBackend for AgentDns {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
-            let (meta, entries) = self
-                .agent
-                .health_service(service, &ServiceFilter::default(), &self.opts(allow_stale))
-                .await
-                .map_err(backend_err)?;
+            let args = method::HealthService { name: service.to_string(), filter: ServiceFilter::default() };
+            let (meta, entries) = self.agent.call(self.ctx(allow_stale), args).await.map_err(backend_err)?;
             let out = entries
                 .into_iter()
                 .map(|e| {
@@ -118,40 +115,34 @@ impl DnsBackend for AgentDns {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
-            let opts = self.opts(allow_stale);
-            let (_, found) = self.agent.catalog_node(name, &opts).await.map_err(backend_err)?;
+            let ctx = self.ctx(allow_stale);
+            let args = method::CatalogNode { name: name.to_string() };
+            let (_, found) = self.agent.call(ctx.clone(), args).await.map_err(backend_err)?;
             if let Some((n, _)) = found {
                 return Ok(Some(node_info(&n)));
             }
             // Names arrive lowercased; node names may not be.
-            let (_, nodes) = self.agent.catalog_nodes(&[], &opts).await.map_err(backend_err)?;
+            let args = method::CatalogNodes { node_meta: Vec::new() };
+            let (_, nodes) = self.agent.call(ctx, args).await.map_err(backend_err)?;
             Ok(nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).map(node_info))
         }))
     }
 
     fn reverse<'a>(&'a self, ip: IpAddr) -> BoxFut<'a, Result<Option<ReverseHit>, BackendError>> {
         Box::pin(async move {
-            let req = Request::CatalogReverse { ip: ip.to_string(), opts: self.opts(true) };
-            match self.agent.rpc(req).await.map_err(backend_err)? {
-                Response::Reverse(None) => Ok(None),
-                Response::Reverse(Some((true, node, datacenter))) => {
-                    Ok(Some(ReverseHit::Node { node, datacenter }))
-                }
-                Response::Reverse(Some((false, service, datacenter))) => {
-                    Ok(Some(ReverseHit::Service { service, datacenter }))
-                }
-                other => Err(backend_err(other.unexpected())),
-            }
+            let args = method::CatalogReverse { ip: ip.to_string() };
+            Ok(match self.agent.call(self.ctx(true), args).await.map_err(backend_err)? {
+                None => None,
+                Some((true, node, datacenter)) => Some(ReverseHit::Node { node, datacenter }),
+                Some((false, service, datacenter)) => Some(ReverseHit::Service { service, datacenter }),
+            })
         })
     }
 
     fn servers<'a>(&'a self) -> BoxFut<'a, Result<Vec<NodeInfo>, BackendError>> {
         Box::pin(async move {
-            let (_, list) = self
-                .agent
-                .catalog_service("consul", &ServiceFilter::default(), &self.opts(true))
-                .await
-                .map_err(backend_err)?;
+            let args = method::CatalogService { name: "consul".into(), filter: ServiceFilter::default() };
+            let (_, list) = self.agent.call(self.ctx(true), args).await.map_err(backend_err)?;
             Ok(list.iter().map(|(n, _)| node_info(n)).collect())
         })
     }

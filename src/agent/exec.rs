@@ -20,7 +20,7 @@ use super::Agent;
 use crate::catalog::Command;
 use crate::event::rexec::{self, ExecEvent, JobSpec};
 use crate::event::UserEvent;
-use crate::rpc::{Consistency, QueryOptions};
+use crate::rpc::{method, Consistency, QueryOptions, RequestContext};
 use bytes::Bytes;
 use std::io;
 use std::process::Stdio;
@@ -68,7 +68,7 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
     // a miss is retried as a consistent read.
     for consistency in [Consistency::Stale, Consistency::Default] {
         let opts = QueryOptions { consistency, ..Default::default() };
-        match agent.kv_get(&key, &opts).await {
+        match agent.call(RequestContext::query(opts), method::KvGet { key: key.clone() }).await {
             Ok((_, Some(entry))) => {
                 return match serde_json::from_slice(&entry.value) {
                     Ok(spec) => Some(spec),
@@ -95,7 +95,7 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
 async fn write_key(agent: &Agent, job: &ExecEvent, suffix: &str, value: Bytes) -> Result<(), String> {
     let key = rexec::node_key(&job.prefix, &job.session, &agent.node_name(), suffix);
     let cmd = Command::KvLock { key: key.clone(), value, flags: 0, session: job.session.clone() };
-    match agent.kv_apply(cmd).await {
+    match agent.call(RequestContext::default(), method::KvApply { command: cmd }).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("write of {key} failed: the lock is held by another session")),
         Err(e) => Err(format!("write of {key} failed: {e}")),

@@ -18,13 +18,9 @@ pub mod reaper;
 pub mod reload;
 pub mod runner;
 
-use crate::catalog::txn::{TxnOp, TxnOutcome};
-use crate::catalog::types::{
-    Deregistration, HealthCheck, Node, NodeService, Registration, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX,
-};
-use crate::catalog::{Command, KvEntry};
+use crate::catalog::types::{Node, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX};
 use crate::config::RuntimeConfig;
-use crate::rpc::{QueryMeta, QueryOptions, Request, Response, RpcError, ServiceFilter, ServiceHealth};
+use crate::rpc::{method, RequestContext, RpcError};
 use crate::server::Server;
 use definition::{CheckDef, ServiceDef, Source};
 use local::LocalState;
@@ -33,6 +29,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio_util::sync::CancellationToken;
+
+/// The RPC methods an agent can call (`Agent::call`): every method of
+/// `rpc::method` that a server has a handler for.
+pub use crate::server::endpoints::Serve;
 
 /// Where requests that need the replicated state go.
 #[derive(Clone)]
@@ -226,10 +226,7 @@ impl Agent {
     /// Every datacenter known over the WAN, this one first (a client asks a
     /// server).
     pub async fn datacenters(&self) -> Result<Vec<String>, RpcError> {
-        match self.rpc_local(Request::Datacenters).await? {
-            Response::Texts(dcs) => Ok(dcs),
-            other => Err(other.unexpected()),
-        }
+        self.call_local(RequestContext::default(), method::Datacenters {}).await
     }
 
     // ----- membership (gossip) ------------------------------------------
@@ -619,254 +616,20 @@ impl Agent {
 
     // ----- replicated state (through the delegate) ---------------------
 
-    /// Sends a request to the delegate: the local server in process, or a
-    /// server over RPC for a client agent. Both take the same code path on
-    /// the server side (`Server::dispatch`).
-    pub async fn rpc(&self, req: Request) -> Result<Response, RpcError> {
-        match dc::target_dc() {
-            Some(dc) => self.rpc_local(Request::Forward { dc, req: Box::new(req) }).await,
-            None => self.rpc_local(req).await,
-        }
+    /// Calls an RPC method through the delegate: the local server in
+    /// process (no encoding), or a server over RPC for a client agent. Both
+    /// end in the same handler (`server::endpoints`). A call made while
+    /// serving a `?dc=` request goes to that datacenter (`dc`).
+    pub async fn call<M: Serve>(&self, ctx: RequestContext, args: M) -> Result<M::Reply, RpcError> {
+        self.call_local(ctx.routed_to(dc::target_dc()), args).await
     }
 
-    /// An RPC to this datacenter's servers, whatever `?dc=` says.
-    async fn rpc_local(&self, req: Request) -> Result<Response, RpcError> {
-        let resp = match &self.inner.delegate {
-            Delegate::Server(s) => s.dispatch(req).await,
-            Delegate::Client(c) => c.call(req).await?,
-        };
-        match resp {
-            Response::Error(e) => Err(e),
-            other => Ok(other),
-        }
-    }
-
-    pub async fn kv_get(
-        &self,
-        key: &str,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Option<KvEntry>), RpcError> {
-        match self.rpc(Request::KvGet { key: key.to_string(), opts: opts.clone() }).await? {
-            Response::KvEntry(m, e) => Ok((m, e)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn kv_list(
-        &self,
-        prefix: &str,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<KvEntry>), RpcError> {
-        match self.rpc(Request::KvList { prefix: prefix.to_string(), opts: opts.clone() }).await? {
-            Response::KvEntries(m, e) => Ok((m, e)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn kv_keys(
-        &self,
-        prefix: &str,
-        separator: Option<&str>,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<String>), RpcError> {
-        let req = Request::KvKeys {
-            prefix: prefix.to_string(),
-            separator: separator.map(str::to_string),
-            opts: opts.clone(),
-        };
-        match self.rpc(req).await? {
-            Response::Keys(m, k) => Ok((m, k)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn kv_apply(&self, cmd: Command) -> Result<bool, RpcError> {
-        match self.rpc(Request::KvApply(cmd)).await? {
-            Response::Bool(b) => Ok(b),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn txn(
-        &self,
-        ops: Vec<TxnOp>,
-        opts: &QueryOptions,
-    ) -> Result<(Option<QueryMeta>, TxnOutcome), RpcError> {
-        match self.rpc(Request::Txn { ops, opts: opts.clone() }).await? {
-            Response::Txn(m, o) => Ok((m, o)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_register(&self, reg: Registration) -> Result<(), RpcError> {
-        match self.rpc(Request::CatalogRegister(reg)).await? {
-            Response::Unit => Ok(()),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_deregister(&self, d: Deregistration) -> Result<(), RpcError> {
-        match self.rpc(Request::CatalogDeregister(d)).await? {
-            Response::Unit => Ok(()),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_nodes(
-        &self,
-        node_meta: &[(String, String)],
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<Node>), RpcError> {
-        match self.rpc(Request::CatalogNodes { node_meta: node_meta.to_vec(), opts: opts.clone() }).await? {
-            Response::Nodes(m, n) => Ok((m, n)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_services(
-        &self,
-        node_meta: &[(String, String)],
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, std::sync::Arc<BTreeMap<String, Vec<String>>>), RpcError> {
-        match self.rpc(Request::CatalogServices { node_meta: node_meta.to_vec(), opts: opts.clone() }).await?
-        {
-            Response::Services(m, s) => Ok((m, s)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_service(
-        &self,
-        name: &str,
-        filter: &ServiceFilter,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
-        let req =
-            Request::CatalogService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
-        match self.rpc(req).await? {
-            Response::ServiceNodes(m, s) => Ok((m, s)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn catalog_node(
-        &self,
-        name: &str,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Option<(Node, Vec<NodeService>)>), RpcError> {
-        match self.rpc(Request::CatalogNode { name: name.to_string(), opts: opts.clone() }).await? {
-            Response::NodeServices(m, n) => Ok((m, n)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn health_service(
-        &self,
-        name: &str,
-        filter: &ServiceFilter,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
-        let req =
-            Request::HealthService { name: name.to_string(), filter: filter.clone(), opts: opts.clone() };
-        match self.rpc(req).await? {
-            Response::ServiceHealth(m, s) => Ok((m, s)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn health_node(
-        &self,
-        name: &str,
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        match self.rpc(Request::HealthNode { name: name.to_string(), opts: opts.clone() }).await? {
-            Response::Checks(m, c) => Ok((m, c)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn health_checks(
-        &self,
-        service: &str,
-        node_meta: &[(String, String)],
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        let req = Request::HealthChecks {
-            service: service.to_string(),
-            node_meta: node_meta.to_vec(),
-            opts: opts.clone(),
-        };
-        match self.rpc(req).await? {
-            Response::Checks(m, c) => Ok((m, c)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn health_state(
-        &self,
-        state: &str,
-        node_meta: &[(String, String)],
-        opts: &QueryOptions,
-    ) -> Result<(QueryMeta, Vec<HealthCheck>), RpcError> {
-        let req = Request::HealthState {
-            state: state.to_string(),
-            node_meta: node_meta.to_vec(),
-            opts: opts.clone(),
-        };
-        match self.rpc(req).await? {
-            Response::Checks(m, c) => Ok((m, c)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn session_create(&self, s: crate::catalog::sessions::Session) -> Result<String, RpcError> {
-        match self.rpc(Request::SessionCreate(s)).await? {
-            Response::Text(id) => Ok(id),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn session_destroy(&self, id: &str) -> Result<(), RpcError> {
-        match self.rpc(Request::SessionDestroy(id.to_string())).await? {
-            Response::Unit => Ok(()),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    /// `info`, `node` and `list` reads of sessions.
-    pub async fn session_query(
-        &self,
-        req: Request,
-    ) -> Result<(QueryMeta, Vec<crate::catalog::sessions::Session>), RpcError> {
-        match self.rpc(req).await? {
-            Response::Sessions(m, s) => Ok((m, s)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub async fn session_renew(&self, id: &str) -> Result<Vec<crate::catalog::sessions::Session>, RpcError> {
+    /// A call to this datacenter's servers, whatever `?dc=` says (unless
+    /// the context itself names a datacenter).
+    async fn call_local<M: Serve>(&self, ctx: RequestContext, args: M) -> Result<M::Reply, RpcError> {
         match &self.inner.delegate {
-            Delegate::Server(s) => s.session_renew(id).await,
-            Delegate::Client(_) => match self.rpc(Request::SessionRenew(id.to_string())).await? {
-                Response::Sessions(_, s) => Ok(s),
-                other => Err(other.unexpected()),
-            },
-        }
-    }
-
-    /// `/v1/status/leader`: the leader's server address, or "".
-    pub async fn status_leader(&self) -> Result<String, RpcError> {
-        match self.rpc(Request::StatusLeader).await? {
-            Response::Text(t) => Ok(t),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    /// `/v1/status/peers`: the Raft voters' server addresses.
-    pub async fn status_peers(&self) -> Result<Vec<String>, RpcError> {
-        match self.rpc(Request::StatusPeers).await? {
-            Response::Texts(t) => Ok(t),
-            other => Err(other.unexpected()),
+            Delegate::Server(s) => s.serve(ctx, args).await,
+            Delegate::Client(c) => c.call(ctx, &args).await,
         }
     }
 }

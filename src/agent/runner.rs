@@ -6,7 +6,7 @@ use super::definition::CheckDef;
 use super::Agent;
 use crate::checks::{self, AliasHealth, AliasSource, AliasedCheck, BoxFut, CheckKind, CheckSpec, Status};
 use crate::config::RuntimeConfig;
-use crate::rpc::{Consistency, QueryOptions};
+use crate::rpc::{method, Consistency, QueryOptions, RequestContext};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -132,11 +132,17 @@ async fn remote_status(
     min_index: u64,
     wait: Duration,
 ) -> Result<AliasHealth, String> {
-    let opts = QueryOptions { min_index, max_wait: Some(wait), consistency: Consistency::Stale, token: None };
-    let (meta, checks) = agent.health_node(node, &opts).await.map_err(|e| e.to_string())?;
+    let opts = QueryOptions { min_index, max_wait: Some(wait), consistency: Consistency::Stale };
+    let (meta, checks) = agent
+        .call(RequestContext::query(opts), method::HealthNode { name: node.to_string() })
+        .await
+        .map_err(|e| e.to_string())?;
     let exists = if service_id.is_some() {
         let (_, found) = agent
-            .catalog_node(node, &QueryOptions { consistency: Consistency::Stale, ..Default::default() })
+            .call(
+                RequestContext::query(QueryOptions { consistency: Consistency::Stale, ..Default::default() }),
+                method::CatalogNode { name: node.to_string() },
+            )
             .await
             .map_err(|e| e.to_string())?;
         found.is_some_and(|(_, services)| services.iter().any(|s| Some(s.id.as_str()) == service_id))

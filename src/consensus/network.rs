@@ -1,5 +1,5 @@
 //! Raft's network: Raft RPCs between servers over the server RPC port,
-//! as opaque payloads inside `rpc::Request::Raft` (so `rpc` never needs
+//! as opaque payloads inside the `rpc::method::Raft` call (so `rpc` never needs
 //! openraft's types). Failing to connect is reported as unreachable, which
 //! openraft backs off from; a timeout or broken connection is a network
 //! error it retries.
@@ -9,7 +9,8 @@ use super::typ::{
     RaftNode, TypeConfig, VoteRequest, VoteResponse,
 };
 use crate::rpc::client::{CallError, RpcClient};
-use crate::rpc::message::{RaftRpc, Request, Response};
+use crate::rpc::message::RaftRpc;
+use crate::rpc::{method, RequestContext};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
@@ -82,13 +83,10 @@ impl PeerClient {
             Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&Msg(e.clone())))),
         };
         let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let resp =
-            self.client.call(addr, &Request::Raft(kind, self.target, payload), option.hard_ttl()).await;
+        let call = method::Raft { kind, target: self.target, payload: payload.into() };
+        let resp = self.client.call(addr, RequestContext::default(), &call, option.hard_ttl()).await;
         let bytes = match resp {
-            Ok(Response::Raft(bytes)) => bytes,
-            Ok(other) => {
-                return Err(RPCError::Network(NetworkError::new(&Msg(other.unexpected().to_string()))))
-            }
+            Ok(bytes) => bytes,
             Err(e @ CallError::Connect { .. }) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
         };

@@ -92,7 +92,8 @@ impl Agent {
         }
         if crate::agent::dc::target_dc().is_some() {
             // `?dc=` another datacenter: a server there broadcasts it.
-            self.rpc(crate::rpc::Request::EventFire { serf_name, body }).await?;
+            let args = crate::rpc::method::EventFire { serf_name, body };
+            self.call(crate::rpc::RequestContext::default(), args).await?;
         } else {
             let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
             pools

@@ -4,12 +4,12 @@ use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogDeregisterIn, CatalogRegisterIn};
-use super::query::{filter, keep, node_meta, query_options, Params};
+use super::query::{caller, filter, keep, node_meta, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{node_service, service_node, NodeJson};
 use super::Ctx;
 use crate::filter::{schemas, Filter};
-use crate::rpc::QueryOptions;
+use crate::rpc::{method, QueryOptions, RequestContext};
 use crate::server::catalog::ServiceFilter;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -27,7 +27,7 @@ pub async fn register(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let reg = input.into_registration(&ctx.agent.config().datacenter).map_err(HttpError::bad_request)?;
     ctx.agent.check_dc(Some(&reg.node.datacenter))?;
-    ctx.agent.catalog_register(reg).await?;
+    ctx.agent.call(caller(&params, &headers), method::CatalogRegister { registration: reg }).await?;
     json(&params, &true)
 }
 
@@ -39,7 +39,7 @@ pub async fn deregister(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, bo
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     ctx.agent.check_dc(input.datacenter.as_deref())?;
     let d = input.into_deregistration().map_err(HttpError::bad_request)?;
-    ctx.agent.catalog_deregister(d).await?;
+    ctx.agent.call(caller(&params, &headers), method::CatalogDeregister { deregistration: d }).await?;
     json(&params, &true)
 }
 
@@ -52,8 +52,9 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, mut nodes) = ctx.agent.catalog_nodes(&node_meta(&params)?, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let (meta, mut nodes) =
+        ctx.agent.call(rc, method::CatalogNodes { node_meta: node_meta(&params)? }).await?;
     if let Some(f) = &filter {
         nodes.retain(|n| f.matches(&serde_json::to_value(NodeJson::new(n)).unwrap_or_default()));
     }
@@ -65,12 +66,13 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> H
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::service_node())?;
-    let opts = query_options(&params, &headers)?;
+    let rc = request_context(&params, &headers)?;
     let node_meta = node_meta(&params)?;
-    let (meta, services) = ctx.agent.catalog_services(&node_meta, &opts).await?;
+    let (meta, services) =
+        ctx.agent.call(rc.clone(), method::CatalogServices { node_meta: node_meta.clone() }).await?;
     let services = match &filter {
         None => services,
-        Some(f) => std::sync::Arc::new(filter_services(&ctx, &services, node_meta, &opts, f).await?),
+        Some(f) => std::sync::Arc::new(filter_services(&ctx, &services, node_meta, &rc, f).await?),
     };
     Ok(with_meta(json(&params, &services)?, &meta))
 }
@@ -86,14 +88,16 @@ async fn filter_services(
     ctx: &Ctx,
     services: &BTreeMap<String, Vec<String>>,
     node_meta: Vec<(String, String)>,
-    opts: &QueryOptions,
+    rc: &RequestContext,
     filter: &Filter,
 ) -> Result<BTreeMap<String, Vec<String>>, HttpError> {
-    let read = QueryOptions { min_index: 0, max_wait: None, ..opts.clone() };
+    let read =
+        RequestContext { query: QueryOptions { min_index: 0, max_wait: None, ..rc.query }, ..rc.clone() };
     let by_meta = ServiceFilter { tags: Vec::new(), node_meta, passing_only: false };
     let mut out = BTreeMap::new();
     for name in services.keys() {
-        let (_, instances) = ctx.agent.catalog_service(name, &by_meta, &read).await?;
+        let args = method::CatalogService { name: name.clone(), filter: by_meta.clone() };
+        let (_, instances) = ctx.agent.call(read.clone(), args).await?;
         let mut tags: Option<BTreeSet<String>> = None;
         for (n, s) in &instances {
             if filter.matches(&service_node(n, s)) {
@@ -124,9 +128,9 @@ pub async fn service(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_node())?;
-    let opts = query_options(&params, &headers)?;
+    let rc = request_context(&params, &headers)?;
     let filter = service_filter(&params)?;
-    let (meta, instances) = ctx.agent.catalog_service(&name, &filter, &opts).await?;
+    let (meta, instances) = ctx.agent.call(rc, method::CatalogService { name, filter }).await?;
     let mut out: Vec<Value> = instances.iter().map(|(n, s)| service_node(n, s)).collect();
     out.retain(|v| keep(expr.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -141,8 +145,8 @@ pub async fn node(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, found) = ctx.agent.catalog_node(&name, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let (meta, found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
     let out = match &found {
         None => Value::Null,
         Some((n, services)) => {
@@ -168,8 +172,8 @@ pub async fn node_services(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, found) = ctx.agent.catalog_node(&name, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let (meta, found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
     let out = match &found {
         None => Value::Null,
         Some((n, services)) => {

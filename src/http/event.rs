@@ -69,9 +69,9 @@ pub async fn fire_missing_name() -> HttpResult {
     Err(HttpError::bad_request("Missing name"))
 }
 
-pub async fn list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn list(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    let opts = query_options(&params, &headers)?;
+    let opts = query_options(&params)?;
     let name = params.get("name").filter(|n| !n.is_empty());
     // Consul bounds this wait by its max query time and uses the whole of
     // it when no wait is given; no jitter.

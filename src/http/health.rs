@@ -2,11 +2,12 @@
 
 use super::catalog::service_filter;
 use super::error::{HttpError, HttpResult};
-use super::query::{filter, keep, node_meta, passing, query_options, Params};
+use super::query::{filter, keep, node_meta, passing, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{health_check, node_service, NodeJson};
 use super::Ctx;
 use crate::filter::schemas;
+use crate::rpc::method;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Value};
@@ -20,10 +21,10 @@ pub async fn service(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_health())?;
-    let opts = query_options(&params, &headers)?;
+    let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
-    let (meta, entries) = ctx.agent.health_service(&name, &filter, &opts).await?;
+    let (meta, entries) = ctx.agent.call(rc, method::HealthService { name, filter }).await?;
     let mut out: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -50,8 +51,8 @@ pub async fn node(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, checks) = ctx.agent.health_node(&name, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let (meta, checks) = ctx.agent.call(rc, method::HealthNode { name }).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -66,8 +67,9 @@ pub async fn checks(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, checks) = ctx.agent.health_checks(&name, &node_meta(&params)?, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let args = method::HealthChecks { service: name, node_meta: node_meta(&params)? };
+    let (meta, checks) = ctx.agent.call(rc, args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -85,8 +87,9 @@ pub async fn state(
     if !matches!(state.as_str(), "any" | "passing" | "warning" | "critical") {
         return Err(HttpError::bad_request("Invalid check state"));
     }
-    let opts = query_options(&params, &headers)?;
-    let (meta, checks) = ctx.agent.health_state(&state, &node_meta(&params)?, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let args = method::HealthState { state: state.clone(), node_meta: node_meta(&params)? };
+    let (meta, checks) = ctx.agent.call(rc, args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
     Ok(with_meta(json(&params, &out)?, &meta))

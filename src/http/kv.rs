@@ -2,10 +2,11 @@
 //! acquire, release) and DELETE (recurse, cas), as Consul's KVS endpoint.
 
 use super::error::{HttpError, HttpResult};
-use super::query::{query_options, Params};
+use super::query::{caller, request_context, Params};
 use super::response::{empty, json, with_meta};
 use super::Ctx;
 use crate::catalog::{Command, KvEntry};
+use crate::rpc::method;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -71,23 +72,24 @@ pub async fn handle(
     match method {
         Method::GET => get(&ctx, &params, &headers, &key).await,
         Method::PUT => put(&ctx, &params, &headers, &key, body).await,
-        Method::DELETE => delete(&ctx, &params, &key).await,
+        Method::DELETE => delete(&ctx, &params, &headers, &key).await,
         _ => Err(super::method_not_allowed(&method, &["GET", "PUT", "DELETE"])),
     }
 }
 
 async fn get(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str) -> HttpResult {
-    let opts = query_options(params, headers)?;
+    let rc = request_context(params, headers)?;
     if params.has("keys") {
         let sep = params.get("separator").or_else(|| params.get("seperator")).filter(|s| !s.is_empty());
-        let (meta, keys) = ctx.agent.kv_keys(key, sep, &opts).await?;
+        let args = method::KvKeys { prefix: key.to_string(), separator: sep.map(str::to_string) };
+        let (meta, keys) = ctx.agent.call(rc, args).await?;
         if keys.is_empty() && !key.is_empty() {
             return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta));
         }
         return Ok(with_meta(json(params, &keys)?, &meta));
     }
     if params.has("recurse") {
-        let (meta, entries) = ctx.agent.kv_list(key, &opts).await?;
+        let (meta, entries) = ctx.agent.call(rc, method::KvList { prefix: key.to_string() }).await?;
         if entries.is_empty() {
             return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta));
         }
@@ -97,7 +99,7 @@ async fn get(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str) -> Http
     if key.is_empty() {
         return Err(HttpError::bad_request("Missing key name"));
     }
-    let (meta, entry) = ctx.agent.kv_get(key, &opts).await?;
+    let (meta, entry) = ctx.agent.call(rc, method::KvGet { key: key.to_string() }).await?;
     let Some(entry) = entry else { return Ok(with_meta(empty(StatusCode::NOT_FOUND), &meta)) };
     if params.has("raw") {
         let mut resp = Response::new(Body::from(entry.value.clone()));
@@ -129,11 +131,11 @@ async fn put(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str, body: B
             None => Command::KvSet { key: key.to_string(), value, flags },
         }
     };
-    let ok = ctx.agent.kv_apply(cmd).await?;
+    let ok = ctx.agent.call(caller(params, headers), method::KvApply { command: cmd }).await?;
     json(params, &ok)
 }
 
-async fn delete(ctx: &Ctx, params: &Params, key: &str) -> HttpResult {
+async fn delete(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str) -> HttpResult {
     params.conflicting(&["recurse", "cas"])?;
     let recurse = params.has("recurse");
     if !recurse && key.is_empty() {
@@ -145,6 +147,6 @@ async fn delete(ctx: &Ctx, params: &Params, key: &str) -> HttpResult {
         None => Command::KvDelete { key: key.to_string() },
     };
     let is_cas = matches!(cmd, Command::KvDeleteCas { .. });
-    let ok = ctx.agent.kv_apply(cmd).await?;
+    let ok = ctx.agent.call(caller(params, headers), method::KvApply { command: cmd }).await?;
     json(params, &(ok || !is_cas))
 }

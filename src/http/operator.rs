@@ -3,13 +3,13 @@
 
 use super::decode;
 use super::error::{HttpError, HttpResult};
-use super::query::{query_options, Params};
+use super::query::{caller, request_context, Params};
 use super::response::{empty_ok, json, json_status};
 use super::Ctx;
 use crate::catalog::operator::AutopilotConfig;
 use crate::gossip::KeyringResponse;
+use crate::rpc::method as rpc;
 use crate::rpc::operator::{AutopilotHealth, ServerHealth};
-use crate::rpc::{Request, Response};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -19,11 +19,8 @@ use serde_json::{json, Map, Value};
 pub async fn raft_configuration(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let opts = query_options(&params, &headers)?;
-    let cfg = match ctx.agent.rpc(Request::OperatorRaftConfiguration { opts }).await? {
-        Response::RaftConfiguration(c) => c,
-        other => return Err(other.unexpected().into()),
-    };
+    let rc = request_context(&params, &headers)?;
+    let cfg = ctx.agent.call(rc, rpc::RaftConfigurationGet {}).await?;
     let servers: Vec<Value> = cfg
         .servers
         .iter()
@@ -42,7 +39,7 @@ pub async fn raft_configuration(State(ctx): State<Ctx>, uri: Uri, headers: Heade
     json(&params, &json!({"Servers": servers, "Index": cfg.index, "CommitIndex": cfg.commit_index}))
 }
 
-pub async fn raft_peer(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn raft_peer(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let id = params.get("id").filter(|s| !s.is_empty()).map(str::to_string);
@@ -50,10 +47,8 @@ pub async fn raft_peer(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     if id.is_some() && address.is_some() {
         return Err(HttpError::bad_request("Must specify only one of ?id or ?address"));
     }
-    match ctx.agent.rpc(Request::RaftRemovePeer { id, address }).await? {
-        Response::Unit => Ok(empty_ok()),
-        other => Err(other.unexpected().into()),
-    }
+    ctx.agent.call(caller(&params, &headers), rpc::RaftRemovePeer { id, address }).await?;
+    Ok(empty_ok())
 }
 
 fn autopilot_json(c: &AutopilotConfig) -> Value {
@@ -112,11 +107,8 @@ pub async fn autopilot_configuration(
 ) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let opts = query_options(&params, &headers)?;
-    let current = match ctx.agent.rpc(Request::AutopilotGetConfig { opts }).await? {
-        Response::AutopilotConfig(c) => c,
-        other => return Err(other.unexpected().into()),
-    };
+    let rc = request_context(&params, &headers)?;
+    let current = ctx.agent.call(rc.clone(), rpc::AutopilotGetConfig {}).await?;
     match method {
         Method::GET => json(&params, &autopilot_json(&current)),
         Method::PUT => {
@@ -150,10 +142,11 @@ pub async fn autopilot_configuration(
                 modify_index: 0,
             };
             let cas = params.u64("cas", "cas")?;
-            match ctx.agent.rpc(Request::AutopilotSetConfig { config, cas }).await? {
-                Response::Bool(ok) if cas.is_some() => json(&params, &ok),
-                Response::Bool(_) => Ok(empty_ok()),
-                other => Err(other.unexpected().into()),
+            let ok = ctx.agent.call(rc, rpc::AutopilotSetConfig { config, cas }).await?;
+            if cas.is_some() {
+                json(&params, &ok)
+            } else {
+                Ok(empty_ok())
             }
         }
         m => Err(super::method_not_allowed(&m, &["GET", "PUT"])),
@@ -190,17 +183,14 @@ fn rfc3339(ms: Option<u64>) -> String {
     }
 }
 
-async fn fetch_health(ctx: &Ctx) -> Result<AutopilotHealth, HttpError> {
-    match ctx.agent.rpc(Request::AutopilotHealth).await? {
-        Response::AutopilotHealth(h) => Ok(h),
-        other => Err(other.unexpected().into()),
-    }
+async fn fetch_health(ctx: &Ctx, params: &Params, headers: &HeaderMap) -> Result<AutopilotHealth, HttpError> {
+    Ok(ctx.agent.call(caller(params, headers), rpc::AutopilotHealthGet {}).await?)
 }
 
-pub async fn autopilot_health(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn autopilot_health(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let h = fetch_health(&ctx).await?;
+    let h = fetch_health(&ctx, &params, &headers).await?;
     let servers: Vec<Value> = h.servers.iter().map(|s| Value::Object(server_health_json(s))).collect();
     let status = if h.healthy { StatusCode::OK } else { StatusCode::TOO_MANY_REQUESTS };
     json_status(
@@ -210,10 +200,10 @@ pub async fn autopilot_health(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     )
 }
 
-pub async fn autopilot_state(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn autopilot_state(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let h = fetch_health(&ctx).await?;
+    let h = fetch_health(&ctx, &params, &headers).await?;
     let mut servers = Map::new();
     let mut voters = Vec::new();
     let mut leader = String::new();

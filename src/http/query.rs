@@ -4,7 +4,7 @@
 
 use super::error::HttpError;
 use crate::filter::{Filter, Schema, CONSUL_ERROR_PREFIX};
-use crate::rpc::{Consistency, QueryOptions};
+use crate::rpc::{Consistency, QueryOptions, RequestContext};
 use axum::http::HeaderMap;
 use serde_json::Value;
 
@@ -87,8 +87,8 @@ pub fn token(params: &Params, headers: &HeaderMap) -> Option<String> {
     params.get("token").map(str::to_string)
 }
 
-/// Parses `index`, `wait`, `stale`, `consistent` and the token into query options.
-pub fn query_options(params: &Params, headers: &HeaderMap) -> Result<QueryOptions, HttpError> {
+/// Parses `index`, `wait`, `stale` and `consistent` into query options.
+pub fn query_options(params: &Params) -> Result<QueryOptions, HttpError> {
     let min_index = match params.get("index") {
         None | Some("") => 0,
         Some(v) => v.parse::<u64>().map_err(|_| HttpError::bad_request("Invalid index"))?,
@@ -109,7 +109,18 @@ pub fn query_options(params: &Params, headers: &HeaderMap) -> Result<QueryOption
     } else {
         Consistency::Default
     };
-    Ok(QueryOptions { min_index, max_wait, consistency, token: token(params, headers) })
+    Ok(QueryOptions { min_index, max_wait, consistency })
+}
+
+/// The context of a read: the caller's token and the query options. (The
+/// datacenter comes from `?dc=` through `datacenter::route`.)
+pub fn request_context(params: &Params, headers: &HeaderMap) -> Result<RequestContext, HttpError> {
+    Ok(RequestContext { token: token(params, headers), query: query_options(params)?, ..Default::default() })
+}
+
+/// The context of a write: the caller's token.
+pub fn caller(params: &Params, headers: &HeaderMap) -> RequestContext {
+    RequestContext { token: token(params, headers), ..Default::default() }
 }
 
 /// `?node-meta=key:value` pairs (repeatable).

@@ -3,11 +3,12 @@
 use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
-use super::query::{query_options, Params};
+use super::query::{caller, request_context, Params};
 use super::response::{json, with_meta};
 use super::Ctx;
+use crate::agent::Serve;
 use crate::catalog::sessions::{Behavior, ServiceCheckRef, Session};
-use crate::rpc::Request;
+use crate::rpc::method;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -129,14 +130,19 @@ pub async fn create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: 
         create_index: 0,
         modify_index: 0,
     };
-    let id = ctx.agent.session_create(session).await?;
+    let id = ctx.agent.call(caller(&params, &headers), method::SessionCreate { session }).await?;
     json(&params, &json!({"ID": id}))
 }
 
-pub async fn destroy(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+pub async fn destroy(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    ctx.agent.session_destroy(&id).await?;
+    ctx.agent.call(caller(&params, &headers), method::SessionDestroy { id }).await?;
     json(&params, &true)
 }
 
@@ -144,16 +150,15 @@ pub async fn destroy_missing() -> HttpResult {
     Err(HttpError::bad_request("Missing session"))
 }
 
-async fn query(
-    ctx: &Ctx,
-    uri: &Uri,
-    headers: &HeaderMap,
-    build: impl FnOnce(crate::rpc::QueryOptions) -> Request,
-) -> HttpResult {
+/// `info`, `node` and `list`: reads that answer a list of sessions.
+async fn query<M>(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, args: M) -> HttpResult
+where
+    M: Serve<Reply = (crate::rpc::QueryMeta, Vec<crate::catalog::sessions::Session>)>,
+{
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let opts = query_options(&params, headers)?;
-    let (meta, sessions) = ctx.agent.session_query(build(opts)).await?;
+    let rc = request_context(&params, headers)?;
+    let (meta, sessions) = ctx.agent.call(rc, args).await?;
     let out: Vec<Value> = sessions.iter().map(session_json).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -164,7 +169,7 @@ pub async fn info(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
-    query(&ctx, &uri, &headers, |opts| Request::SessionInfo { id, opts }).await
+    query(&ctx, &uri, &headers, method::SessionInfo { id }).await
 }
 
 pub async fn node(
@@ -173,17 +178,22 @@ pub async fn node(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
-    query(&ctx, &uri, &headers, |opts| Request::SessionNode { node, opts }).await
+    query(&ctx, &uri, &headers, method::SessionNode { node }).await
 }
 
 pub async fn list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
-    query(&ctx, &uri, &headers, |opts| Request::SessionList { opts }).await
+    query(&ctx, &uri, &headers, method::SessionList {}).await
 }
 
-pub async fn renew(State(ctx): State<Ctx>, Path(id): Path<String>, uri: Uri) -> HttpResult {
+pub async fn renew(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let sessions = ctx.agent.session_renew(&id).await?;
+    let sessions = ctx.agent.call(caller(&params, &headers), method::SessionRenew { id }).await?;
     let out: Vec<Value> = sessions.iter().map(session_json).collect();
     json(&params, &out)
 }

@@ -3,10 +3,10 @@
 //! servers only ever handle verified state bytes.
 
 use super::error::{HttpError, HttpResult};
-use super::query::{query_options, Params};
+use super::query::{caller, request_context, Params};
 use super::response::{empty_ok, with_meta};
 use super::Ctx;
-use crate::rpc::{Request, Response};
+use crate::rpc::method;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -18,11 +18,8 @@ pub const MAX_SNAPSHOT_STATE: usize = crate::rpc::frame::MAX_FRAME - 1024 * 1024
 pub async fn save(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    let opts = query_options(&params, &headers)?;
-    let (meta, index, term, state) = match ctx.agent.rpc(Request::SnapshotSave { opts }).await? {
-        Response::Snapshot(m, i, t, s) => (m, i, t, s),
-        other => return Err(other.unexpected().into()),
-    };
+    let rc = request_context(&params, &headers)?;
+    let (meta, index, term, state) = ctx.agent.call(rc, method::SnapshotSave {}).await?;
     // Compressing may take a while for a big state: off the async workers.
     let archive = tokio::task::spawn_blocking(move || crate::snapshot::write_archive(index, term, &state))
         .await
@@ -33,7 +30,7 @@ pub async fn save(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpR
     Ok(with_meta(resp, &meta))
 }
 
-pub async fn restore(State(ctx): State<Ctx>, uri: Uri, body: Body) -> HttpResult {
+pub async fn restore(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let bytes = axum::body::to_bytes(body, MAX_SNAPSHOT_STATE).await.map_err(|_| {
@@ -60,8 +57,7 @@ pub async fn restore(State(ctx): State<Ctx>, uri: Uri, body: Body) -> HttpResult
         )));
     }
     tracing::info!(target: "agent.http", index = archive.meta.index, bytes = archive.state.len(), "restoring snapshot");
-    match ctx.agent.rpc(Request::SnapshotRestore { state: archive.state.into() }).await? {
-        Response::Unit => Ok(empty_ok()),
-        other => Err(other.unexpected().into()),
-    }
+    let args = method::SnapshotRestore { state: archive.state.into() };
+    ctx.agent.call(caller(&params, &headers), args).await?;
+    Ok(empty_ok())
 }

@@ -6,13 +6,14 @@ use super::body::read_limited;
 use super::error::{HttpError, HttpResult};
 use super::input::{CatalogCheckIn, CatalogRegisterIn, CatalogServiceIn};
 use super::kv::KvJson;
-use super::query::{query_options, Params};
+use super::query::{request_context, Params};
 use super::response::{json_status, with_meta};
 use super::views::{health_check, node_service, NodeJson};
 use super::{decode, Ctx};
 use crate::catalog::txn::{KvOp, KvVerb, TxnOp, TxnOutcome, TxnResultItem};
 use crate::catalog::txn_catalog::{CatalogVerb, CheckOp, NodeOp, ServiceOp};
 use crate::catalog::types::{HealthCheck, Node, NodeService};
+use crate::rpc::method;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -161,8 +162,8 @@ pub async fn handle(
         };
         ops.push(parsed);
     }
-    let opts = query_options(&params, &headers)?;
-    let (meta, outcome) = ctx.agent.txn(ops, &opts).await?;
+    let rc = request_context(&params, &headers)?;
+    let (meta, outcome) = ctx.agent.call(rc, method::Txn { ops }).await?;
     let resp = render(&params, &outcome)?;
     Ok(match meta {
         Some(m) => with_meta(resp, &m),

@@ -3,8 +3,10 @@
 //! responses by id. A broken connection fails its pending calls and is
 //! replaced on the next call.
 
+use super::context::RequestContext;
 use super::frame::{self, Kind};
-use super::message::{Request, Response};
+use super::message::RpcError;
+use super::method::{self, Method, WireCall, WireReply};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +25,9 @@ pub enum CallError {
     Closed(SocketAddr),
     #[error("{0}")]
     Codec(String),
+    /// The peer answered with an error.
+    #[error(transparent)]
+    Remote(RpcError),
 }
 
 impl CallError {
@@ -32,7 +37,7 @@ impl CallError {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<WireReply>>>>;
 
 struct Conn {
     tx: mpsc::Sender<Vec<u8>>,
@@ -53,15 +58,31 @@ impl RpcClient {
         RpcClient::default()
     }
 
-    /// Sends `req` to `addr` and waits at most `timeout` for the answer.
-    pub async fn call(
+    /// Calls method `M` on the server at `addr` and waits at most
+    /// `timeout` for its answer (an error the server answered with comes
+    /// back as `CallError::Remote`).
+    pub async fn call<M: Method>(
         &self,
         addr: SocketAddr,
-        req: &Request,
+        ctx: RequestContext,
+        args: &M,
         timeout: Duration,
-    ) -> Result<Response, CallError> {
+    ) -> Result<M::Reply, CallError> {
+        let call = WireCall::new(ctx, args).map_err(|e| CallError::Codec(e.to_string()))?;
+        let reply = self.call_wire(addr, &call, timeout).await?;
+        method::decode_reply::<M>(reply).map_err(CallError::Remote)
+    }
+
+    /// Sends an encoded call to `addr` and waits at most `timeout` for the
+    /// answer (a server relaying a call it does not decode).
+    pub async fn call_wire(
+        &self,
+        addr: SocketAddr,
+        call: &WireCall,
+        timeout: Duration,
+    ) -> Result<WireReply, CallError> {
         let payload =
-            postcard::to_allocvec(req).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
+            postcard::to_allocvec(call).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
         let conn = self.conn(addr).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes =
@@ -126,10 +147,8 @@ impl RpcClient {
                     Ok(f) if f.kind == Kind::Response => {
                         let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&f.id);
                         if let Some(w) = waiter {
-                            let resp = postcard::from_bytes::<Response>(&f.payload).unwrap_or_else(|e| {
-                                Response::Error(super::message::RpcError::Internal(format!(
-                                    "malformed RPC response: {e}"
-                                )))
+                            let resp = postcard::from_bytes::<WireReply>(&f.payload).unwrap_or_else(|e| {
+                                Err(RpcError::Internal(format!("malformed RPC response: {e}")))
                             });
                             let _ = w.send(resp);
                         }

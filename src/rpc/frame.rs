@@ -1,14 +1,14 @@
 //! Framing on the server RPC port (8300). Every connection opens with a
 //! preamble (`CRPC` + protocol version byte); then both sides exchange
 //! frames `[len u32][id u64][kind u8][payload]`, little endian, where the
-//! payload is a postcard-encoded `Request` or `Response`. Frames above the
+//! payload is a postcard-encoded `WireCall` or `WireReply`. Frames above the
 //! size limit are refused, so a peer can never make us allocate more than
 //! that. This is the only file that knows the byte layout.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub const MAGIC: &[u8; 4] = b"CRPC";
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The largest frame either side accepts (snapshot chunks and big log
 /// batches fit well below it).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;

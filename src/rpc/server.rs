@@ -4,7 +4,8 @@
 //! connection is closed and logged; it never affects others.
 
 use super::frame::{self, FrameError, Kind};
-use super::message::{Request, Response, RpcError};
+use super::message::RpcError;
+use super::method::{WireCall, WireReply};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -15,9 +16,9 @@ use tokio_util::task::TaskTracker;
 
 pub type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// Serves decoded requests.
+/// Serves decoded calls (the server's wire dispatcher).
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request) -> BoxFut<'_, Response>;
+    fn handle(&self, call: WireCall) -> BoxFut<'_, WireReply>;
 }
 
 /// Requests in flight per connection.
@@ -119,13 +120,13 @@ async fn serve_conn(
         let handler = handler.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let response = match postcard::from_bytes::<Request>(&frame.payload) {
-                Ok(req) => handler.handle(req).await,
-                Err(e) => Response::Error(RpcError::BadRequest(format!("malformed RPC request: {e}"))),
+            let reply = match postcard::from_bytes::<WireCall>(&frame.payload) {
+                Ok(call) => handler.handle(call).await,
+                Err(e) => Err(RpcError::BadRequest(format!("malformed RPC request: {e}"))),
             };
-            let payload = postcard::to_allocvec(&response)
+            let payload = postcard::to_allocvec(&reply)
                 .or_else(|e| {
-                    postcard::to_allocvec(&Response::Error(RpcError::Internal(format!(
+                    postcard::to_allocvec::<WireReply>(&Err(RpcError::Internal(format!(
                         "encoding response: {e}"
                     ))))
                 })
@@ -135,7 +136,7 @@ async fn serve_conn(
                     let _ = tx.send(bytes).await;
                 }
                 Err(e) => {
-                    let err = Response::Error(RpcError::Internal(e.to_string()));
+                    let err: WireReply = Err(RpcError::Internal(e.to_string()));
                     if let Ok(p) = postcard::to_allocvec(&err) {
                         if let Ok(b) = frame::encode(frame.id, Kind::Response, &p) {
                             let _ = tx.send(b).await;

@@ -248,7 +248,8 @@ impl Server {
                         .rpc
                         .call(
                             addr,
-                            &crate::rpc::Request::RaftRemovePeer {
+                            crate::rpc::RequestContext::default(),
+                            &crate::rpc::method::RaftRemovePeer {
                                 id: Some(self.consensus.node.node_id.clone()),
                                 address: None,
                             },
@@ -256,8 +257,7 @@ impl Server {
                         )
                         .await
                     {
-                        Ok(crate::rpc::Response::Unit) => Ok(()),
-                        Ok(other) => Err(other.unexpected().to_string()),
+                        Ok(()) => Ok(()),
                         Err(e) => Err(e.to_string()),
                     },
                     Err(_) => Err("bad leader address".into()),

@@ -7,7 +7,8 @@
 
 use super::Server;
 use crate::consensus::typ::{raft_id, RaftNode};
-use crate::rpc::{Request, Response};
+use crate::rpc::method;
+use crate::rpc::RequestContext;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -80,8 +81,9 @@ impl Server {
             if s.id == self.consensus.node.node_id {
                 continue;
             }
-            match self.rpc.call(s.rpc_addr, &Request::StatusPeers, Duration::from_secs(5)).await {
-                Ok(Response::Texts(peers)) if !peers.is_empty() => {
+            let ctx = RequestContext::default();
+            match self.rpc.call(s.rpc_addr, ctx, &method::StatusPeers {}, Duration::from_secs(5)).await {
+                Ok(peers) if !peers.is_empty() => {
                     return Ok(Bootstrap::ExistingCluster(format!(
                         "Existing Raft peers reported by server {}, disabling bootstrap mode",
                         s.name

@@ -6,6 +6,7 @@
 //! Must not know HTTP: it speaks `rpc` types. Uses openraft only through
 //! `consensus`.
 
+pub mod authz;
 pub mod autopilot;
 pub mod blocking;
 pub mod bootstrap;
@@ -24,7 +25,8 @@ use crate::consensus::proposer::ProposeError;
 use crate::consensus::reads::ReadError;
 use crate::consensus::Consensus;
 use crate::rpc::client::{CallError, RpcClient};
-use crate::rpc::{Consistency, QueryMeta, QueryOptions, Request, Response, RpcError};
+use crate::rpc::method;
+use crate::rpc::{Consistency, QueryMeta, QueryOptions, RequestContext, RpcError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,8 @@ pub struct Server {
     /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
     /// LAN one to fire events relayed from another datacenter.
     pub(crate) pools: std::sync::OnceLock<crate::cluster::Pools>,
+    /// What the authorisation hook decides (`authz`).
+    pub(crate) authz: authz::Policy,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -71,6 +75,7 @@ impl Server {
             session_timers: Default::default(),
             autopilot_health: Default::default(),
             pools: Default::default(),
+            authz: Default::default(),
         }
     }
 
@@ -107,9 +112,10 @@ impl Server {
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.consensus.reads.confirm().await.map(|_| ()).map_err(read_error),
                 Some((false, addr)) => {
-                    match self.rpc.call(addr, &Request::ReadIndex, FORWARD_TIMEOUT).await {
-                        Ok(Response::ReadIndex(index)) => self.wait_applied(index, deadline).await,
-                        Ok(other) => Err(other.unexpected()),
+                    let internal = RequestContext::default();
+                    match self.rpc.call(addr, internal, &method::ReadIndex {}, FORWARD_TIMEOUT).await {
+                        Ok(index) => self.wait_applied(index, deadline).await,
+                        Err(CallError::Remote(e)) => Err(e),
                         Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
                         Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
                     }
@@ -148,9 +154,10 @@ impl Server {
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
                 Some((false, addr)) => {
-                    match self.rpc.call(addr, &Request::Propose(cmd.clone()), FORWARD_TIMEOUT).await {
-                        Ok(Response::Result(r)) => Ok(r),
-                        Ok(other) => Err(other.unexpected()),
+                    let propose = method::Propose { command: cmd.clone() };
+                    match self.rpc.call(addr, RequestContext::default(), &propose, FORWARD_TIMEOUT).await {
+                        Ok(r) => Ok(r),
+                        Err(CallError::Remote(e)) => Err(e),
                         Err(e @ CallError::Connect { .. }) => {
                             tracing::debug!(target: "agent.server", error = %e, "leader unreachable; retrying");
                             Err(RpcError::NoLeader)

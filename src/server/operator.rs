@@ -7,8 +7,9 @@ use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::{Command, CommandResult};
 use crate::config::runtime::Autopilot as AutopilotSettings;
 use crate::rpc::client::CallError;
+use crate::rpc::method::{self, Method};
 use crate::rpc::operator::{AutopilotHealth, RaftConfiguration, RaftServer};
-use crate::rpc::{QueryOptions, Request, Response, RpcError};
+use crate::rpc::{QueryOptions, RequestContext, RpcError};
 use std::time::{Duration, Instant};
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,18 +20,16 @@ impl Server {
     /// server with no leader answers "No cluster leader").
     /// Without `?stale` the leader answers (it alone knows how far each
     /// follower has replicated).
-    pub async fn raft_configuration(&self, opts: &QueryOptions) -> Result<RaftConfiguration, RpcError> {
-        if opts.consistency != crate::rpc::Consistency::Stale {
-            match self.forward_to_leader(Request::OperatorRaftConfiguration { opts: opts.clone() }).await? {
-                Some(Response::RaftConfiguration(c)) => return Ok(c),
-                Some(other) => return Err(other.unexpected()),
-                None => {}
+    pub async fn raft_configuration(&self, ctx: &RequestContext) -> Result<RaftConfiguration, RpcError> {
+        if ctx.query.consistency != crate::rpc::Consistency::Stale {
+            if let Some(c) = self.forward_to_leader(ctx, &method::RaftConfigurationGet {}).await? {
+                return Ok(c);
             }
         }
         Ok(self.local_raft_configuration())
     }
 
-    fn local_raft_configuration(&self) -> RaftConfiguration {
+    pub(crate) fn local_raft_configuration(&self) -> RaftConfiguration {
         let metrics = self.consensus.raft.metrics().borrow().clone();
         let stored = metrics.membership_config.clone();
         let m = stored.membership();
@@ -64,6 +63,7 @@ impl Server {
     /// the leader (forwarded there from any server).
     pub async fn operator_remove_peer(
         &self,
+        ctx: &RequestContext,
         id: Option<String>,
         address: Option<String>,
     ) -> Result<(), RpcError> {
@@ -73,10 +73,9 @@ impl Server {
                     .into(),
             ));
         }
-        let req = Request::RaftRemovePeer { id: id.clone(), address: address.clone() };
-        match self.forward_to_leader(req).await? {
-            Some(Response::Unit) => Ok(()),
-            Some(other) => Err(other.unexpected()),
+        let req = method::RaftRemovePeer { id: id.clone(), address: address.clone() };
+        match self.forward_to_leader(ctx, &req).await? {
+            Some(()) => Ok(()),
             None => self.remove_peer_as_leader(id.as_deref(), address.as_deref()).await,
         }
     }
@@ -144,10 +143,9 @@ impl Server {
     }
 
     /// `GET /v1/operator/autopilot/health`: the leader's latest view.
-    pub async fn autopilot_health_view(&self) -> Result<AutopilotHealth, RpcError> {
-        match self.forward_to_leader(Request::AutopilotHealth).await? {
-            Some(Response::AutopilotHealth(h)) => Ok(h),
-            Some(other) => Err(other.unexpected()),
+    pub async fn autopilot_health_view(&self, ctx: &RequestContext) -> Result<AutopilotHealth, RpcError> {
+        match self.forward_to_leader(ctx, &method::AutopilotHealthGet {}).await? {
+            Some(h) => Ok(h),
             None => self.local_autopilot_health(),
         }
     }
@@ -169,18 +167,23 @@ impl Server {
         }
     }
 
-    /// Sends `req` to the leader and returns its answer, or `None` when
-    /// this server is the leader (the caller serves it). Retries while no
-    /// leader is known, up to `rpc_hold_timeout`.
-    pub(crate) async fn forward_to_leader(&self, req: Request) -> Result<Option<Response>, RpcError> {
-        let req = Request::LeaderOnly(Box::new(req));
+    /// Sends a call to the leader and returns its answer, or `None` when
+    /// this server is the leader (the caller serves it). The leader serves
+    /// it only while it leads (`RequestContext::leader_only`). Retries while
+    /// no leader is known, up to `rpc_hold_timeout`.
+    pub(crate) async fn forward_to_leader<M: Method>(
+        &self,
+        ctx: &RequestContext,
+        args: &M,
+    ) -> Result<Option<M::Reply>, RpcError> {
+        let ctx = RequestContext { leader_only: true, ..ctx.clone() };
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let err = match self.leader_addr_of() {
                 Some((true, _)) => return Ok(None),
-                Some((false, addr)) => match self.rpc.call(addr, &req, FORWARD_TIMEOUT).await {
-                    Ok(Response::Error(e)) => e,
+                Some((false, addr)) => match self.rpc.call(addr, ctx.clone(), args, FORWARD_TIMEOUT).await {
                     Ok(r) => return Ok(Some(r)),
+                    Err(CallError::Remote(e)) => e,
                     Err(CallError::Connect { .. }) => RpcError::NoLeader,
                     Err(e) => RpcError::Internal(format!("rpc error: {e}")),
                 },
@@ -191,26 +194,5 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Server {
-    /// Serves a `LeaderOnly` request: the leader-side half of each
-    /// forwardable operator request.
-    pub(crate) async fn dispatch_leader_only(&self, req: Request) -> Response {
-        if !self.consensus.is_leader() {
-            return Response::Error(RpcError::NoLeader);
-        }
-        let result = match req {
-            Request::RaftRemovePeer { id, address } => {
-                self.remove_peer_as_leader(id.as_deref(), address.as_deref()).await.map(|_| Response::Unit)
-            }
-            Request::AutopilotHealth => self.local_autopilot_health().map(Response::AutopilotHealth),
-            Request::OperatorRaftConfiguration { .. } => {
-                Ok(Response::RaftConfiguration(self.local_raft_configuration()))
-            }
-            _ => Err(RpcError::BadRequest("this request cannot be forwarded to the leader".into())),
-        };
-        result.unwrap_or_else(Response::Error)
     }
 }

@@ -9,7 +9,7 @@
 
 use super::Server;
 use crate::rpc::client::CallError;
-use crate::rpc::{Request, Response, RpcError};
+use crate::rpc::{RpcError, WireCall, WireReply};
 use rand::seq::SliceRandom;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -28,16 +28,17 @@ impl Server {
         self.pools.get().and_then(|p| p.wan.as_ref())
     }
 
-    /// Serves `Request::EventFire`: a user event another datacenter's
-    /// agent asked to broadcast here.
-    pub(crate) async fn fire_relayed_event(&self, serf_name: &str, body: &[u8]) -> Response {
+    /// Serves `EventFire`: a user event another datacenter's agent asked
+    /// to broadcast here.
+    pub(crate) async fn fire_relayed_event(&self, serf_name: &str, body: &[u8]) -> Result<(), RpcError> {
         let Some(pools) = self.pools.get() else {
-            return Response::Error(RpcError::Internal("gossip is not running".into()));
+            return Err(RpcError::Internal("gossip is not running".into()));
         };
-        match pools.lan.user_event(serf_name, body, false).await {
-            Ok(()) => Response::Unit,
-            Err(e) => Response::Error(RpcError::Internal(format!("failed to broadcast user event: {e}"))),
-        }
+        pools
+            .lan
+            .user_event(serf_name, body, false)
+            .await
+            .map_err(|e| RpcError::Internal(format!("failed to broadcast user event: {e}")))
     }
 
     /// This datacenter first, then every other one seen in the WAN pool
@@ -57,45 +58,38 @@ impl Server {
         std::iter::once(local).chain(others).collect()
     }
 
-    /// Serves `Request::Forward`.
-    pub(crate) async fn forward_to_dc(&self, dc: &str, req: Request) -> Response {
-        if dc.eq_ignore_ascii_case(&self.settings.datacenter) {
-            return Box::pin(self.dispatch(req)).await;
-        }
-        // A relayed request is never relayed again, so two servers with
+    /// Relays a call for datacenter `dc` (not this one) to one of its
+    /// servers, without decoding it.
+    pub(crate) async fn relay_to_dc(&self, dc: &str, mut call: WireCall) -> WireReply {
+        // A relayed call is never relayed again, so two servers with
         // different views cannot bounce it between them.
-        if matches!(req, Request::Forward { .. }) {
-            return Response::Error(RpcError::BadRequest(
-                "a forwarded request cannot be forwarded again".into(),
-            ));
+        if call.ctx.relayed {
+            return Err(RpcError::BadRequest("a forwarded request cannot be forwarded again".into()));
         }
-        let Some(wan) = self.wan() else { return Response::Error(RpcError::NoPathToDatacenter) };
+        call.ctx.relayed = true;
+        let Some(wan) = self.wan() else { return Err(RpcError::NoPathToDatacenter) };
         let mut servers: Vec<_> = crate::cluster::server_members(&wan.members(), dc)
             .into_iter()
             .filter(|s| s.alive)
             .map(|s| s.rpc_addr)
             .collect();
         if servers.is_empty() {
-            return Response::Error(RpcError::NoPathToDatacenter);
+            return Err(RpcError::NoPathToDatacenter);
         }
         servers.shuffle(&mut rand::rng());
         let mut last = String::new();
         for addr in servers {
-            match self.rpc.call(addr, &req, RELAY_TIMEOUT).await {
-                Ok(resp) => return resp,
+            match self.rpc.call_wire(addr, &call, RELAY_TIMEOUT).await {
+                Ok(reply) => return reply,
                 Err(e @ (CallError::Connect { .. } | CallError::Closed(_))) => {
                     tracing::debug!(target: "agent.server.rpc", datacenter = %dc, server = %addr, error = %e, "remote server unreachable; trying another");
                     last = e.to_string();
                 }
                 Err(e) => {
-                    return Response::Error(RpcError::Internal(format!(
-                        "rpc error forwarding to datacenter {dc}: {e}"
-                    )))
+                    return Err(RpcError::Internal(format!("rpc error forwarding to datacenter {dc}: {e}")))
                 }
             }
         }
-        Response::Error(RpcError::Internal(format!(
-            "rpc error: no server of datacenter {dc} could be reached: {last}"
-        )))
+        Err(RpcError::Internal(format!("rpc error: no server of datacenter {dc} could be reached: {last}")))
     }
 }
