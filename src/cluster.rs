@@ -9,10 +9,10 @@
 
 use crate::agent::client::ServerPool;
 use crate::config::RuntimeConfig;
-use crate::gossip::{Gossip, GossipConfig, Member, MemberEvent, MemberStatus, Pool};
+use crate::gossip::{Gossip, GossipConfig, MemberEvent, Pool, Pools};
 use crate::server::autopilot::AutopilotState;
-use crate::server::bootstrap::{Bootstrap, ServerMember};
-use crate::server::leader::{MemberInfo, MemberState};
+use crate::server::bootstrap::Bootstrap;
+use crate::server::members::server_members;
 use crate::server::Server;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,14 +22,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// This agent's gossip pools.
-#[derive(Clone)]
-pub struct Pools {
-    pub lan: Gossip,
-    /// Servers only (and not with `ports.serf_wan = -1`).
-    pub wan: Option<Gossip>,
-}
 
 fn gossip_config(
     cfg: &RuntimeConfig,
@@ -100,58 +92,6 @@ pub async fn start_pools(
         None
     };
     Ok(Pools { lan, wan })
-}
-
-fn is_server_in(m: &Member, dc: &str) -> bool {
-    m.tags.get("role").map(String::as_str) == Some("consul")
-        && m.tags.get("dc").map(String::as_str) == Some(dc)
-}
-
-/// The servers of `dc` as gossip shows them.
-pub fn server_members(members: &[Member], dc: &str) -> Vec<ServerMember> {
-    members
-        .iter()
-        .filter(|m| is_server_in(m, dc))
-        .filter_map(|m| {
-            let port: u16 = m.tags.get("port")?.parse().ok()?;
-            Some(ServerMember {
-                name: m.name.clone(),
-                id: m.tags.get("id").cloned().unwrap_or_default(),
-                rpc_addr: SocketAddr::new(m.addr, port),
-                alive: matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving),
-                expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
-                left: m.status == MemberStatus::Left,
-                version: m
-                    .tags
-                    .get("build")
-                    .map(|b| b.split(':').next().unwrap_or_default().to_string())
-                    .unwrap_or_default(),
-            })
-        })
-        .collect()
-}
-
-/// Every LAN member of our datacenter, as the leader reconciles them.
-pub fn member_infos(members: &[Member], dc: &str) -> Vec<MemberInfo> {
-    members
-        .iter()
-        .filter(|m| m.tags.get("dc").map(String::as_str) == Some(dc))
-        .map(|m| MemberInfo {
-            name: m.name.clone(),
-            id: m.tags.get("id").cloned().unwrap_or_default(),
-            address: m.addr.to_string(),
-            status: match m.status {
-                MemberStatus::Alive | MemberStatus::Leaving | MemberStatus::None => MemberState::Alive,
-                MemberStatus::Failed => MemberState::Failed,
-                MemberStatus::Left => MemberState::Left,
-            },
-            server_port: if m.tags.get("role").map(String::as_str) == Some("consul") {
-                m.tags.get("port").and_then(|p| p.parse().ok())
-            } else {
-                None
-            },
-        })
-        .collect()
 }
 
 /// Follows LAN membership: keeps a client's server pool current, and on

@@ -117,13 +117,13 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     if let Some(server) = &server {
         server.attach_gossip(pools.clone());
     }
-    crate::event::start(agent.clone(), &pools.lan, &tasks, shutdown.clone());
+    crate::agent::events::start(agent.clone(), &pools.lan, &tasks, shutdown.clone());
     let kick = Arc::new(tokio::sync::Notify::new());
     if let Some(server) = &server {
         let lan = pools.lan.clone();
         let dc = cfg.datacenter.clone();
         let members: Arc<dyn Fn() -> Vec<MemberInfo> + Send + Sync> =
-            Arc::new(move || cluster::member_infos(&lan.members(), &dc));
+            Arc::new(move || crate::server::members::member_infos(&lan.members(), &dc));
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
     }

@@ -93,7 +93,7 @@ pub fn http_body(data: &[u8]) {
         0 => {
             if let Ok(s) = from_slice::<AgentServiceIn>(body) {
                 if let Ok(def) = s.into_def() {
-                    let _ = crate::agent::definition::validate_meta(&def.meta);
+                    let _ = crate::definition::validate_meta(&def.meta);
                 }
             }
         }

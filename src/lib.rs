@@ -30,6 +30,7 @@ pub mod config;
 pub mod consensus;
 pub mod daemon;
 pub mod datadir;
+pub mod definition;
 pub mod dns;
 pub mod duration;
 pub mod event;
@@ -46,5 +47,7 @@ pub mod rpc;
 pub mod sdnotify;
 pub mod server;
 pub mod snapshot;
+#[cfg(test)]
+mod tidy;
 pub mod version;
 pub mod watch;

@@ -2,8 +2,8 @@
 //! state). The agent owns them: anti-entropy pushes them to the catalog and
 //! repairs drift. Each entry remembers whether the catalog already has it.
 
-use super::definition::{CheckDef, ServiceDef, Source};
 use crate::catalog::types::{HealthCheck, NodeService, CRITICAL};
+use crate::definition::{CheckDef, ServiceDef, Source};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@
 pub mod ae;
 pub mod client;
 pub mod dc;
-pub mod definition;
 pub mod dns_backend;
+pub mod events;
 pub mod exec;
 pub mod local;
 pub mod persist;
@@ -20,9 +20,9 @@ pub mod runner;
 
 use crate::catalog::types::{Node, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX};
 use crate::config::RuntimeConfig;
+use crate::definition::{self, CheckDef, ServiceDef, Source};
 use crate::rpc::{method, RequestContext, RpcError};
 use crate::server::Server;
-use definition::{CheckDef, ServiceDef, Source};
 use local::LocalState;
 use persist::{CheckState, Persist};
 use std::collections::BTreeMap;
@@ -53,13 +53,13 @@ struct Inner {
     /// Runs the checks; set once at start (`start_checks`).
     runner: OnceLock<crate::checks::Runner>,
     /// The gossip pools; set once at start (`attach_gossip`).
-    gossip: OnceLock<crate::cluster::Pools>,
+    gossip: OnceLock<crate::gossip::Pools>,
     /// How the configuration was loaded, for `reload`.
     load_options: OnceLock<crate::config::LoadOptions>,
     /// The running `watches` (replaced on reload).
     watches: OnceLock<crate::watch::AgentWatches>,
     /// The user events this agent accepted (`/v1/event/list`); filled by
-    /// `event::dispatch`, fired through `Agent::fire_user_event` (src/event/fire.rs).
+    /// `events`' receive loop, fired through `Agent::fire_user_event` (`events`).
     events: crate::event::EventRing,
 }
 
@@ -231,11 +231,11 @@ impl Agent {
 
     // ----- membership (gossip) ------------------------------------------
 
-    pub fn attach_gossip(&self, pools: crate::cluster::Pools) {
+    pub fn attach_gossip(&self, pools: crate::gossip::Pools) {
         let _ = self.inner.gossip.set(pools);
     }
 
-    pub fn gossip(&self) -> Option<&crate::cluster::Pools> {
+    pub fn gossip(&self) -> Option<&crate::gossip::Pools> {
         self.inner.gossip.get()
     }
 

@@ -5,7 +5,7 @@
 //!
 //! Files are our own JSON (see docs/agent.md); each is replaced atomically.
 
-use super::definition::{CheckDef, ServiceDef};
+use crate::definition::{CheckDef, ServiceDef};
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -73,8 +73,8 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::definition::{CheckDef, ServiceDef, Source};
     use crate::agent::local::LocalState;
+    use crate::definition::{CheckDef, ServiceDef, Source};
 
     fn service(id: &str, after: Option<Duration>, status: &str) -> ServiceDef {
         let check = CheckDef {

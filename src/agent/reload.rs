@@ -4,10 +4,10 @@
 //! `consul` service and maintenance flags are left alone. A configuration
 //! that fails to load or validate changes nothing.
 
-use super::definition::{self, CheckDef, ServiceDef, Source};
 use super::Agent;
 use crate::catalog::types::{NODE_MAINT, SERVICE_MAINT_PREFIX};
 use crate::config::{self, LoadOptions, RuntimeConfig};
+use crate::definition::{self, CheckDef, ServiceDef, Source};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -2,10 +2,10 @@
 //! turns a `CheckDef` into a `CheckSpec`, and answers alias checks from
 //! the agent's local state (this node) or the catalog (another node).
 
-use super::definition::CheckDef;
 use super::Agent;
 use crate::checks::{self, AliasHealth, AliasSource, AliasedCheck, BoxFut, CheckKind, CheckSpec, Status};
 use crate::config::RuntimeConfig;
+use crate::definition::CheckDef;
 use crate::rpc::{method, Consistency, QueryOptions, RequestContext};
 use std::sync::Weak;
 use std::time::Duration;

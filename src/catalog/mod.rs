@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod state;
 pub mod txn;
 pub mod txn_catalog;
+pub mod txn_result;
 pub mod types;
 pub mod watch;
 

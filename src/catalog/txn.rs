@@ -7,7 +7,7 @@
 use super::kv::{KvEntry, KvTable};
 use super::registry::Registry;
 use super::txn_catalog::{self, CatalogVerb, CheckOp, NodeOp, ServiceOp};
-use super::types::{HealthCheck, Node, NodeService};
+pub use super::txn_result::TxnResultItem;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -100,19 +100,6 @@ impl TxnOp {
     pub fn is_catalog(&self) -> bool {
         !matches!(self, TxnOp::Kv(_))
     }
-}
-
-/// The result of one successful op.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxnResultItem {
-    /// A KV entry; `with_value` is false for writes, whose results carry a null value.
-    Kv {
-        entry: KvEntry,
-        with_value: bool,
-    },
-    Node(Box<Node>),
-    Service(Box<NodeService>),
-    Check(Box<HealthCheck>),
 }
 
 /// What a committed transaction changed, for waking watchers and
@@ -376,6 +363,7 @@ fn apply_kv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::types::{Node, NodeService};
 
     fn op(verb: KvVerb, key: &str, value: &str, index: u64) -> TxnOp {
         TxnOp::Kv(KvOp {

@@ -5,7 +5,7 @@
 //! catalog change is the state's job, after the commit.
 
 use super::registry::Registry;
-use super::txn::TxnResultItem;
+use super::txn_result::TxnResultItem;
 use super::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
 use serde::{Deserialize, Serialize};
 

@@ -2,8 +2,8 @@
 //! agent, from definition files or flags.
 
 use super::HttpFlags;
-use crate::agent::definition::{service_from_config, CheckDef, ServiceDef};
 use crate::api::{encode, Client};
+use crate::definition::{service_from_config, CheckDef, ServiceDef};
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{json, Map, Value};

@@ -9,13 +9,12 @@
 //! A `?dc=` naming another datacenter is refused (no cross-datacenter
 //! path exists).
 //!
-//! Owns the fire path; lives beside the other event code and adds
-//! `Agent::fire_user_event` so the HTTP layer only talks to the agent.
+//! Owns validation and encoding (`prepare`); the agent broadcasts the
+//! result (`agent::events`), so the HTTP layer only talks to the agent.
 
 use super::filter::Filters;
 use super::types::UserEvent;
 use super::{wire, EVENT_VERSION, USER_EVENT_SIZE_LIMIT};
-use crate::agent::Agent;
 use crate::rpc::RpcError;
 
 /// What the caller asks to fire.
@@ -61,49 +60,36 @@ impl FireRequest {
     }
 }
 
-impl Agent {
-    /// Validates and broadcasts a user event to every agent of the
-    /// datacenter (this one included); returns the event as fired
-    /// (`LTime` 0, as Consul answers).
-    pub async fn fire_user_event(&self, dc: Option<&str>, req: FireRequest) -> Result<UserEvent, EventError> {
-        if req.name.is_empty() {
-            return Err(EventError::BadRequest("User event missing name".into()));
-        }
-        self.check_dc(dc)?;
-        if req.raw_size() > USER_EVENT_SIZE_LIMIT {
-            return Err(EventError::TooLarge(too_large_message()));
-        }
-        Filters::compile(&req.node_filter, &req.service_filter, &req.tag_filter)
-            .map_err(EventError::BadRequest)?;
-        let ev = UserEvent {
-            id: uuid::Uuid::new_v4(),
-            name: req.name,
-            payload: req.payload,
-            node_filter: req.node_filter,
-            service_filter: req.service_filter,
-            tag_filter: req.tag_filter,
-            version: EVENT_VERSION,
-            ltime: 0,
-        };
-        let serf_name = wire::serf_name(&ev.name);
-        let body = wire::encode(&ev).map_err(EventError::Internal)?;
-        if serf_name.len() + body.len() > USER_EVENT_SIZE_LIMIT {
-            return Err(EventError::TooLarge(too_large_message()));
-        }
-        if crate::agent::dc::target_dc().is_some() {
-            // `?dc=` another datacenter: a server there broadcasts it.
-            let args = crate::rpc::method::EventFire { serf_name, body };
-            self.call(crate::rpc::RequestContext::default(), args).await?;
-        } else {
-            let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
-            pools
-                .lan
-                .user_event(&serf_name, &body, false)
-                .await
-                .map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
-        }
-        crate::metrics::incr("consul.agent.user_event.fired", 1);
-        tracing::debug!(target: "agent", event_name = %ev.name, event_id = %ev.id, "fired user event");
-        Ok(ev)
+/// An event ready to broadcast: what the API answers, and its serf name
+/// and encoded body.
+pub struct Prepared {
+    pub event: UserEvent,
+    pub serf_name: String,
+    pub body: Vec<u8>,
+}
+
+/// Validates a request (size, filter expressions), stamps an ID and
+/// encodes it. The caller has checked the name and the datacenter.
+pub fn prepare(req: FireRequest) -> Result<Prepared, EventError> {
+    if req.raw_size() > USER_EVENT_SIZE_LIMIT {
+        return Err(EventError::TooLarge(too_large_message()));
     }
+    Filters::compile(&req.node_filter, &req.service_filter, &req.tag_filter)
+        .map_err(EventError::BadRequest)?;
+    let event = UserEvent {
+        id: uuid::Uuid::new_v4(),
+        name: req.name,
+        payload: req.payload,
+        node_filter: req.node_filter,
+        service_filter: req.service_filter,
+        tag_filter: req.tag_filter,
+        version: EVENT_VERSION,
+        ltime: 0,
+    };
+    let serf_name = wire::serf_name(&event.name);
+    let body = wire::encode(&event).map_err(EventError::Internal)?;
+    if serf_name.len() + body.len() > USER_EVENT_SIZE_LIMIT {
+        return Err(EventError::TooLarge(too_large_message()));
+    }
+    Ok(Prepared { event, serf_name, body })
 }

@@ -5,17 +5,15 @@
 //! - `filter`: the node / service / tag regular expressions.
 //! - `wire`: how an event rides inside a serf user event.
 //! - `ring`: the last 256 events this agent accepted, with change wake-ups.
-//! - `fire`: validating and broadcasting a new event.
+//! - `fire`: validating and encoding a new event.
 //! - `rexec`: the remote-exec protocol (KV layout, job spec) shared by
 //!   `consul exec` and the agents.
-//! - `dispatch`: the receive loop: decode, filter, store or hand `_rexec`
-//!   to the agent's remote-exec runner.
 //!
-//! Owns the event shapes and semantics. Must not touch sockets or the
-//! replicated state: gossip carries the bytes, `agent::exec` runs commands.
+//! Owns the event shapes and semantics. Must not touch sockets, the agent
+//! or the replicated state: gossip carries the bytes, `agent::events`
+//! fires and receives them, `agent::exec` runs commands.
 //! See docs/events.md.
 
-pub mod dispatch;
 pub mod filter;
 pub mod fire;
 pub mod rexec;
@@ -23,7 +21,6 @@ pub mod ring;
 pub mod types;
 pub mod wire;
 
-pub use dispatch::start;
 pub use filter::Filters;
 pub use fire::{EventError, FireRequest};
 pub use ring::EventRing;

@@ -2,11 +2,11 @@
 //! (field names matched case-insensitively, snake_case accepted), and their
 //! conversion into our definitions.
 
-use crate::agent::definition::{CheckDef, ServiceDef};
 use crate::catalog::types::{
     CheckDefinition, Deregistration, HealthCheck, Node, NodeService, Registration, ServiceAddress, Weights,
     CRITICAL,
 };
+use crate::definition::{CheckDef, ServiceDef};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -316,7 +316,7 @@ impl CatalogRegisterIn {
             }
         }
         let meta = self.node_meta.unwrap_or_default();
-        crate::agent::definition::validate_meta(&meta).map_err(|e| format!("Invalid node metadata: {e}"))?;
+        crate::definition::validate_meta(&meta).map_err(|e| format!("Invalid node metadata: {e}"))?;
         let node = Node {
             id: self.id.unwrap_or_default().to_ascii_lowercase(),
             node: node_name.clone(),

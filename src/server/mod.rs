@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
+pub mod members;
 pub mod operator;
 pub mod session;
 pub mod snapshot;
@@ -53,7 +54,7 @@ pub struct Server {
     pub(crate) autopilot_health: std::sync::Mutex<Option<crate::rpc::operator::AutopilotHealth>>,
     /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
     /// LAN one to fire events relayed from another datacenter.
-    pub(crate) pools: std::sync::OnceLock<crate::cluster::Pools>,
+    pub(crate) pools: std::sync::OnceLock<crate::gossip::Pools>,
     /// What the authorisation hook decides (`authz`).
     pub(crate) authz: authz::Policy,
 }

@@ -20,7 +20,7 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(11 * 60);
 impl Server {
     /// Gives the server its gossip pools (the WAN one exists unless
     /// `ports.serf_wan` is disabled).
-    pub fn attach_gossip(&self, pools: crate::cluster::Pools) {
+    pub fn attach_gossip(&self, pools: crate::gossip::Pools) {
         let _ = self.pools.set(pools);
     }
 
@@ -68,7 +68,7 @@ impl Server {
         }
         call.ctx.relayed = true;
         let Some(wan) = self.wan() else { return Err(RpcError::NoPathToDatacenter) };
-        let mut servers: Vec<_> = crate::cluster::server_members(&wan.members(), dc)
+        let mut servers: Vec<_> = super::members::server_members(&wan.members(), dc)
             .into_iter()
             .filter(|s| s.alive)
             .map(|s| s.rpc_addr)

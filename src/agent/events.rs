@@ -1,19 +1,50 @@
-//! The receive loop: every serf user event of the LAN pool is decoded,
-//! checked against this agent's node name and local services, then stored
-//! in the ring, or, for `_rexec`, handed to the remote-exec runner when
-//! `disable_remote_exec` is false.
+//! The agent's side of user events: firing one (`Agent::fire_user_event`:
+//! the event module validates and encodes, this broadcasts on the LAN pool
+//! or asks a server of another datacenter to), and the receive loop (every
+//! serf user event of the LAN pool is decoded, checked against this agent's
+//! node name and local services, then stored in the ring, or, for `_rexec`,
+//! handed to the remote-exec runner when `disable_remote_exec` is false).
 //!
-//! Owns acceptance. Must not run commands itself (`agent::exec` does) nor
-//! touch the gossip layer beyond its subscription.
+//! Owns acceptance and broadcast. Must not run commands itself (`exec`
+//! does) nor touch the gossip layer beyond its subscription and broadcast.
 
-use super::filter::{Filters, ServiceView};
-use super::types::UserEvent;
-use super::{wire, EVENT_VERSION, REMOTE_EXEC_NAME};
-use crate::agent::Agent;
+use super::Agent;
+use crate::event::filter::{Filters, ServiceView};
+use crate::event::fire::{self, EventError, FireRequest};
+use crate::event::types::UserEvent;
+use crate::event::{wire, EVENT_VERSION, REMOTE_EXEC_NAME};
 use crate::gossip::Gossip;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+impl Agent {
+    /// Validates and broadcasts a user event to every agent of the
+    /// datacenter (this one included); returns the event as fired
+    /// (`LTime` 0, as Consul answers).
+    pub async fn fire_user_event(&self, dc: Option<&str>, req: FireRequest) -> Result<UserEvent, EventError> {
+        if req.name.is_empty() {
+            return Err(EventError::BadRequest("User event missing name".into()));
+        }
+        self.check_dc(dc)?;
+        let fire::Prepared { event, serf_name, body } = fire::prepare(req)?;
+        if super::dc::target_dc().is_some() {
+            // `?dc=` another datacenter: a server there broadcasts it.
+            let args = crate::rpc::method::EventFire { serf_name, body };
+            self.call(crate::rpc::RequestContext::default(), args).await?;
+        } else {
+            let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
+            pools
+                .lan
+                .user_event(&serf_name, &body, false)
+                .await
+                .map_err(|e| EventError::Internal(format!("failed to broadcast user event: {e}")))?;
+        }
+        crate::metrics::incr("consul.agent.user_event.fired", 1);
+        tracing::debug!(target: "agent", event_name = %event.name, event_id = %event.id, "fired user event");
+        Ok(event)
+    }
+}
 
 /// Subscribes to the LAN pool's user events now (so none fired after
 /// this call is missed) and spawns the loop that dispatches them.
@@ -56,7 +87,7 @@ pub fn dispatch(agent: &Agent, tasks: &TaskTracker, serf_name: &str, payload: &[
         if agent.config().disable_remote_exec {
             tracing::info!(target: "agent", event_name = %ev.name, event_id = %ev.id, "ignoring remote exec event, disabled.");
         } else {
-            tasks.spawn(crate::agent::exec::run(agent.clone(), ev));
+            tasks.spawn(super::exec::run(agent.clone(), ev));
         }
         return;
     }
