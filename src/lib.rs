@@ -14,12 +14,14 @@
 //! - `gossip`, `cluster`: SWIM/serf membership and what the agent does with it.
 //! - `dns`: the DNS interface; `checks`: health checks; `watch`: watch plans.
 //! - `snapshot`: snapshot archives (save, restore, inspect).
-//! - `datadir`, `logging`, `metrics`, `duration`, `version`: support.
+//! - `datadir`, `logging`, `metrics`, `duration`, `version`: support;
+//!   `accept`: the TCP accept loop of every listener.
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
 #![allow(clippy::result_large_err)]
 
+pub mod accept;
 pub mod agent;
 pub mod api;
 pub mod catalog;
