@@ -15,7 +15,8 @@
 //! - `dns`: the DNS interface; `checks`: health checks; `watch`: watch plans.
 //! - `snapshot`: snapshot archives (save, restore, inspect).
 //! - `datadir`, `logging`, `metrics`, `duration`, `version`: support;
-//!   `accept`: the TCP accept loop of every listener.
+//!   `accept`: the TCP accept loop of every listener; `proc_group`: commands
+//!   in their own process group (script checks, remote exec).
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
@@ -44,6 +45,7 @@ pub mod inject;
 pub mod lincheck;
 pub mod logging;
 pub mod metrics;
+pub mod proc_group;
 pub mod rpc;
 pub mod sdnotify;
 pub mod server;
