@@ -14,12 +14,15 @@
 //! - `gossip`, `cluster`: SWIM/serf membership and what the agent does with it.
 //! - `dns`: the DNS interface; `checks`: health checks; `watch`: watch plans.
 //! - `snapshot`: snapshot archives (save, restore, inspect).
-//! - `datadir`, `logging`, `metrics`, `duration`, `version`: support.
+//! - `datadir`, `logging`, `metrics`, `duration`, `version`: support;
+//!   `accept`: the TCP accept loop of every listener; `proc_group`: commands
+//!   in their own process group (script checks, remote exec).
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
 #![allow(clippy::result_large_err)]
 
+pub mod accept;
 pub mod agent;
 pub mod api;
 pub mod catalog;
@@ -43,6 +46,7 @@ pub mod inject;
 pub mod lincheck;
 pub mod logging;
 pub mod metrics;
+pub mod proc_group;
 pub mod rpc;
 pub mod sdnotify;
 pub mod server;

@@ -20,10 +20,10 @@ use super::Agent;
 use crate::catalog::Command;
 use crate::event::rexec::{self, ExecEvent, JobSpec};
 use crate::event::UserEvent;
+use crate::proc_group;
 use crate::rpc::{method, Consistency, QueryOptions, RequestContext};
 use bytes::Bytes;
 use std::io;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -122,19 +122,13 @@ fn spill_script(script: &[u8]) -> io::Result<TempScript> {
     Ok(guard)
 }
 
-/// `$SHELL -c <command>`, else `/bin/sh -c <command>` (Consul's rule).
-fn shell_argv(command: &str) -> Vec<String> {
-    let shell = std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".into());
-    vec![shell, "-c".into(), command.into()]
-}
-
 /// Runs the job and streams its output; returns the exit code to report.
 async fn execute(agent: &Agent, job: &ExecEvent, spec: &JobSpec) -> i32 {
     let mut _script = None;
     let argv = if !spec.script.is_empty() {
         match spill_script(&spec.script) {
             Ok(t) => {
-                let argv = shell_argv(&t.0.to_string_lossy());
+                let argv = proc_group::shell_args(&t.0.to_string_lossy(), None);
                 _script = Some(t);
                 argv
             }
@@ -146,23 +140,29 @@ async fn execute(agent: &Agent, job: &ExecEvent, spec: &JobSpec) -> i32 {
     } else if !spec.args.is_empty() {
         spec.args.clone()
     } else {
-        shell_argv(&spec.command)
+        proc_group::shell_args(&spec.command, None)
     };
     tracing::info!(target: "agent", command = %argv.join(" "), "remote exec");
-    let (mut child, mut pipe) = match spawn(&argv) {
+    let spawned = match argv.split_first() {
+        Some((program, args)) => proc_group::spawn(program, args),
+        None => Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command")),
+    };
+    let (mut child, mut pipe) = match spawned {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(target: "agent", error = %e, "failed to start remote exec");
             return FAILED;
         }
     };
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let pgid = proc_group::group_of(&child);
     let wait = if spec.wait.is_zero() { DEFAULT_WAIT } else { spec.wait };
     let streamed = stream_output(agent, job, &mut pipe, wait).await;
     if let Err(e) = streamed {
         tracing::error!(target: "agent", error = %e, "stopping remote exec: its output cannot be delivered");
         if let Some(pgid) = pgid {
-            kill_group(pgid);
+            if let Err(err) = proc_group::kill(pgid) {
+                tracing::warn!(target: "agent", pgid, error = %err, "failed to kill remote exec process group");
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         return FAILED;
@@ -179,41 +179,6 @@ async fn execute(agent: &Agent, job: &ExecEvent, spec: &JobSpec) -> i32 {
 /// Go's `WaitStatus.ExitStatus()`: the code, or -1 when killed by a signal.
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().unwrap_or(-1)
-}
-
-fn spawn(argv: &[String]) -> io::Result<(tokio::process::Child, tokio::net::unix::pipe::Receiver)> {
-    let (program, args) =
-        argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    // One pipe for stdout and stderr keeps their interleaving (as `2>&1`).
-    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
-    let stdout = sender.into_blocking_fd()?;
-    let stderr = stdout.try_clone()?;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = cmd.spawn()?;
-    // Drop our copies of the write end so EOF comes when the job is done.
-    drop(cmd);
-    Ok((child, receiver))
-}
-
-fn kill_group(pgid: i32) {
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) has no memory effects; the negative pid addresses the
-    // process group this run created with process_group(0).
-    let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::ESRCH) {
-            tracing::warn!(target: "agent", pgid, error = %err, "failed to kill remote exec process group");
-        }
-    }
 }
 
 /// Writes output chunk `num` (empty: a heartbeat) and advances `num`.
@@ -281,7 +246,7 @@ mod tests {
 
     #[test]
     fn shell_and_exit_codes() {
-        let argv = shell_argv("echo hi");
+        let argv = proc_group::shell_args("echo hi", None);
         assert_eq!(&argv[1..], &["-c".to_string(), "echo hi".to_string()]);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), 3);

@@ -76,7 +76,7 @@ pub(crate) async fn probe_once(spec: &CheckSpec, roots: &TlsRoots) -> (Status, S
     match &spec.kind {
         CheckKind::Script { args } => script::run(args, timeout, max_output).await,
         CheckKind::Shell { command, shell } => {
-            script::run(&script::shell_args(command, shell.as_deref()), timeout, max_output).await
+            script::run(&crate::proc_group::shell_args(command, shell.as_deref()), timeout, max_output).await
         }
         CheckKind::Http {
             url,

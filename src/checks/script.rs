@@ -1,35 +1,24 @@
 //! Script checks (`args`, and the legacy shell `script`): one run of one
 //! command. Owns the child process: spawns it in its own process group
-//! with stdin on /dev/null and stdout+stderr on one pipe, enforces the
-//! timeout by SIGKILLing the whole group, and maps the exit to a status.
+//! with stdin on /dev/null and stdout+stderr on one pipe (`proc_group`),
+//! enforces the timeout by SIGKILLing the whole group, and maps the exit
+//! to a status.
 //! Must not decide whether scripts are allowed (the agent's gate does).
 
 use super::neterr;
 use super::output::TailBuffer;
 use super::spec::Status;
+use crate::proc_group;
 use std::io;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 
 /// How long to wait for a killed group's leader to be reaped before the
 /// result is reported anyway (a process stuck in the kernel can take long).
 const REAP_GRACE: Duration = Duration::from_secs(5);
-
-/// The program and arguments of a `script` string: `<shell> -c <command>`,
-/// the shell being the given one, else `$SHELL`, else `/bin/sh` (Consul's
-/// rule).
-pub(crate) fn shell_args(command: &str, shell: Option<&str>) -> Vec<String> {
-    let shell = match shell.filter(|s| !s.is_empty()) {
-        Some(s) => s.to_string(),
-        None => {
-            std::env::var("SHELL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "/bin/sh".to_string())
-        }
-    };
-    vec![shell, "-c".to_string(), command.to_string()]
-}
 
 /// Kills the process group when dropped, unless disarmed: a cancelled or
 /// timed-out run must not leave the script's children behind.
@@ -40,7 +29,9 @@ struct GroupKiller {
 impl GroupKiller {
     fn kill(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            kill_group(pgid);
+            if let Err(err) = proc_group::kill(pgid) {
+                tracing::warn!(target: "agent", pgid, error = %err, "failed to kill check process group");
+            }
         }
     }
 }
@@ -51,35 +42,20 @@ impl Drop for GroupKiller {
     }
 }
 
-fn kill_group(pgid: i32) {
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) has no memory effects; a negative pid addresses the
-    // process group this run created with process_group(0).
-    let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::ESRCH) {
-            tracing::warn!(target: "agent", pgid, error = %err, "failed to kill check process group");
-        }
-    }
-}
-
 /// Runs `args` once; returns the status and the output to report.
 pub(crate) async fn run(args: &[String], timeout: Duration, max_output: usize) -> (Status, String) {
     let Some((program, rest)) = args.split_first() else {
         return (Status::Critical, "exec: no command".to_string());
     };
     let deadline = Instant::now() + timeout;
-    let (mut child, mut pipe) = match spawn(program, rest) {
+    let (mut child, mut pipe) = match proc_group::spawn(program, rest) {
         Ok(spawned) => spawned,
         Err(e) => {
             tracing::error!(target: "agent", program = %program, error = %e, "check failed to invoke");
             return (Status::Critical, spawn_error(program, &e));
         }
     };
-    let mut killer = GroupKiller { pgid: child.id().and_then(|p| i32::try_from(p).ok()) };
+    let mut killer = GroupKiller { pgid: proc_group::group_of(&child) };
     let mut output = TailBuffer::new(max_output);
 
     let finished = tokio::time::timeout_at(deadline, wait_and_read(&mut child, &mut pipe, &mut output)).await;
@@ -114,26 +90,6 @@ pub(crate) async fn run(args: &[String], timeout: Duration, max_output: usize) -
 
 fn metric_timeout() {
     crate::metrics::incr("consul.checks.script.timeouts", 1);
-}
-
-fn spawn(program: &str, args: &[String]) -> io::Result<(Child, tokio::net::unix::pipe::Receiver)> {
-    // One pipe for both streams keeps their interleaving as the script
-    // wrote it (like `2>&1`).
-    let (sender, receiver) = tokio::net::unix::pipe::pipe()?;
-    let stdout = sender.into_blocking_fd()?;
-    let stderr = stdout.try_clone()?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = cmd.spawn()?;
-    // Dropping the command closes our copies of the pipe's write end, so
-    // the read side sees EOF once the script's group is done with it.
-    drop(cmd);
-    Ok((child, receiver))
 }
 
 async fn wait_and_read(

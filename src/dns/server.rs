@@ -1,7 +1,8 @@
 //! UDP and TCP listeners that feed the `DnsHandler`.
 //!
-//! Owns: binding (UDP and TCP on the same port, port 0 allowed), the receive
-//! loops, bounded concurrency (drop rather than queue under overload), TCP
+//! Owns: binding (UDP and TCP on the same port, port 0 allowed), the UDP
+//! receive loop (TCP accepts through the shared `crate::accept` loop),
+//! bounded concurrency (drop rather than queue under overload), TCP
 //! framing and idle timeout, graceful stop, and counting/logging malformed
 //! packets. Must not interpret names or build answers.
 //!
@@ -27,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::DnsHandler;
+use crate::accept;
+use futures::future::BoxFuture;
 
 const LOG_TARGET: &str = "agent.dns";
 /// At most one malformed-packet log line per this interval.
@@ -138,31 +141,37 @@ async fn tcp_loop(
     slots: Arc<Semaphore>,
     idle: Duration,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, src) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(target: LOG_TARGET, error = %e, "tcp accept failed");
-                // Typically EMFILE: back off briefly instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            crate::metrics::incr("consul.dns.dropped", 1);
-            continue;
-        };
-        let (handler, shutdown) = (handler.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let _permit = permit;
-            tcp_connection(stream, src, handler, shutdown, idle).await;
-        });
-    }
+    let conns = Arc::new(TcpConns { handler, shutdown: shutdown.clone(), idle });
+    let limits = accept::Limits { total: Some(slots), ..accept::Limits::default() };
+    accept::run(listener, conns, limits, shutdown, tasks).await;
     tracing::info!(target: LOG_TARGET, "stopped DNS server (tcp)");
+}
+
+/// The DNS-over-TCP side of the shared accept loop.
+struct TcpConns {
+    handler: DnsHandler,
+    shutdown: CancellationToken,
+    idle: Duration,
+}
+
+impl accept::ConnHandler for TcpConns {
+    async fn serve(&self, conn: accept::Conn) {
+        tcp_connection(conn.stream, conn.peer, self.handler.clone(), self.shutdown.clone(), self.idle).await;
+    }
+
+    fn refused(&self, _: TcpStream, _: SocketAddr, _: accept::Refused) -> Option<BoxFuture<'static, ()>> {
+        // Dropped rather than queued under overload, like UDP queries.
+        crate::metrics::incr("consul.dns.dropped", 1);
+        None
+    }
+
+    fn accept_failed(&self, error: &std::io::Error, first: bool) {
+        if first {
+            tracing::warn!(target: LOG_TARGET, error = %error, "tcp accept failed");
+        } else {
+            tracing::debug!(target: LOG_TARGET, error = %error, "tcp accept failed");
+        }
+    }
 }
 
 /// Serves length-prefixed queries on one connection, in order, until the

@@ -1,15 +1,17 @@
 //! The tokio driver: one task owns the `Serf` core and the UDP socket and
 //! runs the select loop (datagrams in, commands from handles, replies from
-//! stream tasks, timers); one task accepts TCP streams and spawns a
-//! bounded number of per-connection tasks that decrypt, hand the request to
-//! the core and write the reply. Outbound streams (push-pull, joins,
-//! reconnects, large messages) run in their own tasks.
+//! stream tasks, timers); the shared accept loop (`crate::accept`) accepts
+//! TCP streams and spawns a bounded number of per-connection tasks that
+//! decrypt, hand the request to the core and write the reply. Outbound
+//! streams (push-pull, joins, reconnects, large messages) run in their own
+//! tasks.
 //!
 //! Owns: time (a monotonic clock since start), the timer heap, encryption
 //! of everything on the wire, applying key operations, the keyring and
 //! snapshot files, and delivering events to subscribers. Must not contain
 //! protocol decisions: those are the core's.
 
+use crate::accept;
 use crate::gossip::config::{GossipConfig, WireDirection, WireTap};
 use crate::gossip::crypto::{Channel, Crypto};
 use crate::gossip::files;
@@ -22,6 +24,7 @@ use crate::gossip::serf::{Serf, SerfEvent, SerfTimer, UserEvent};
 use crate::gossip::swim::{Output, Time};
 use crate::gossip::transport::{self, Throttle, MAX_FRAME, MAX_UDP};
 use crate::gossip::LogScope;
+use futures::future::BoxFuture;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -258,7 +261,6 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         done.cancel();
     });
     let acceptor = Acceptor {
-        listener: p.tcp,
         internal_tx,
         crypto: p.crypto.clone(),
         tcp_timeout: p.cfg.tcp_timeout,
@@ -266,10 +268,13 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         counters: counters.clone(),
         scope,
         throttle: Arc::new(Mutex::new(Throttle::new(Duration::from_secs(10)))),
-        sem: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
-        tasks: tasks.clone(),
+        cancel: accept_cancel.clone(),
     };
-    tasks.spawn(acceptor.run(accept_cancel));
+    let limits = accept::Limits {
+        total: Some(Arc::new(Semaphore::new(MAX_INBOUND_STREAMS))),
+        ..accept::Limits::default()
+    };
+    tasks.spawn(accept::run(p.tcp, Arc::new(acceptor), limits, accept_cancel, tasks.clone()));
     Shared {
         cmd: cmd_tx,
         view,
@@ -732,9 +737,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// The TCP side: accepts streams and serves one request per connection.
+/// The TCP side: serves one request per stream connection, accepted by
+/// the shared loop (`crate::accept`).
 struct Acceptor {
-    listener: TcpListener,
     internal_tx: mpsc::Sender<Internal>,
     crypto: Arc<RwLock<Crypto>>,
     tcp_timeout: Duration,
@@ -742,41 +747,33 @@ struct Acceptor {
     counters: Arc<Counters>,
     scope: LogScope,
     throttle: Arc<Mutex<Throttle>>,
-    sem: Arc<Semaphore>,
-    tasks: TaskTracker,
+    /// Fires at shutdown or when the actor stops; ends open exchanges too.
+    cancel: CancellationToken,
 }
 
-impl Acceptor {
-    async fn run(self, cancel: CancellationToken) {
-        let me = Arc::new(self);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = me.listener.accept() => match r {
-                    Ok((stream, from)) => {
-                        let Ok(permit) = me.sem.clone().try_acquire_owned() else {
-                            me.reject(from, "too many concurrent stream connections");
-                            continue;
-                        };
-                        let m = me.clone();
-                        let c = cancel.clone();
-                        me.tasks.spawn(async move {
-                            tokio::select! {
-                                _ = c.cancelled() => {}
-                                _ = m.serve(stream, from) => {}
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        glog!(me.scope, memberlist, warn, error = %e, "failed to accept a stream connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
+impl accept::ConnHandler for Acceptor {
+    async fn serve(&self, conn: accept::Conn) {
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = self.exchange(conn.stream, conn.peer) => {}
         }
     }
 
+    fn refused(&self, _: TcpStream, peer: SocketAddr, _: accept::Refused) -> Option<BoxFuture<'static, ()>> {
+        self.reject(peer, "too many concurrent stream connections");
+        None
+    }
+
+    fn accept_failed(&self, error: &std::io::Error, first: bool) {
+        if first {
+            glog!(self.scope, memberlist, warn, error = %error, "failed to accept a stream connection");
+        } else {
+            glog!(self.scope, memberlist, debug, error = %error, "failed to accept a stream connection");
+        }
+    }
+}
+
+impl Acceptor {
     fn reject(&self, from: SocketAddr, why: &str) {
         self.counters.rejected_streams.fetch_add(1, AtomicOrdering::Relaxed);
         crate::metrics::incr("consul.memberlist.tcp.rejected", 1);
@@ -786,7 +783,7 @@ impl Acceptor {
         }
     }
 
-    async fn serve(&self, mut s: TcpStream, from: SocketAddr) {
+    async fn exchange(&self, mut s: TcpStream, from: SocketAddr) {
         let _ = s.set_nodelay(true);
         let frame = match tokio::time::timeout(
             self.tcp_timeout,

@@ -5,18 +5,20 @@
 //! cannot pin a connection forever; it also closes keep-alive connections
 //! idle that long) and the size of a request head (431 beyond it).
 //!
-//! Owns: the accept loop and each connection's hyper settings. Must not
+//! Owns: each connection's hyper settings and the 429 answer; accepting
+//! and counting connections is the shared loop's (`crate::accept`). Must not
 //! know about routes or handlers: it serves whatever `Router` it is given.
 //! Request bodies are bounded by each endpoint (see `body::read_limited`).
 
+use crate::accept;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,38 +52,6 @@ impl ConnLimits {
     }
 }
 
-type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// One admitted connection; releases its slot when dropped.
-struct Slot {
-    counts: Counts,
-    ip: IpAddr,
-}
-
-impl Slot {
-    fn admit(counts: &Counts, ip: IpAddr, max: usize) -> Option<Slot> {
-        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(ip).or_insert(0);
-        if max > 0 && *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { counts: counts.clone(), ip })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = c.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Serves `app` on `listener` until `shutdown` fires, then lets open
 /// requests finish. Runs on `tasks`.
 pub fn spawn(
@@ -91,45 +61,46 @@ pub fn spawn(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) {
-    tasks.spawn(async move {
-        let counts: Counts = Arc::default();
-        let conns = TaskTracker::new();
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = listener.accept() => r,
-            };
-            let (stream, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off
-                    // instead of spinning on the error.
-                    tracing::warn!(target: TARGET, error = %e, "failed to accept HTTP connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Some(slot) = Slot::admit(&counts, peer.ip(), limits.max_per_client) else {
-                crate::metrics::incr("consul.http.conns.rejected", 1);
-                tracing::warn!(
-                    target: TARGET,
-                    client = %peer.ip(),
-                    limit = limits.max_per_client,
-                    "too many HTTP connections from one client; refusing (limits.http_max_conns_per_client)"
-                );
-                conns.spawn(refuse(stream, limits.max_per_client));
-                continue;
-            };
-            let app = app.clone();
-            let token = shutdown.clone();
-            conns.spawn(async move {
-                serve_conn(stream, peer, app, limits, token).await;
-                drop(slot);
-            });
+    let conns = Arc::new(HttpConns { app, limits, shutdown: shutdown.clone() });
+    let admit = accept::Limits { per_client: limits.max_per_client, ..accept::Limits::default() };
+    tasks.spawn(accept::run(listener, conns, admit, shutdown, tasks.clone()));
+}
+
+/// The HTTP side of the shared accept loop.
+struct HttpConns {
+    app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+}
+
+impl accept::ConnHandler for HttpConns {
+    async fn serve(&self, conn: accept::Conn) {
+        serve_conn(conn.stream, conn.peer, self.app.clone(), self.limits, self.shutdown.clone()).await;
+    }
+
+    fn refused(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        _: accept::Refused,
+    ) -> Option<BoxFuture<'static, ()>> {
+        crate::metrics::incr("consul.http.conns.rejected", 1);
+        tracing::warn!(
+            target: TARGET,
+            client = %peer.ip(),
+            limit = self.limits.max_per_client,
+            "too many HTTP connections from one client; refusing (limits.http_max_conns_per_client)"
+        );
+        Some(Box::pin(refuse(stream, self.limits.max_per_client)))
+    }
+
+    fn accept_failed(&self, error: &std::io::Error, first: bool) {
+        if first {
+            tracing::warn!(target: TARGET, error = %error, "failed to accept HTTP connection");
+        } else {
+            tracing::debug!(target: TARGET, error = %error, "failed to accept HTTP connection");
         }
-        conns.close();
-        conns.wait().await;
-    });
+    }
 }
 
 async fn serve_conn(

@@ -1,4 +1,5 @@
-//! The server RPC listener: accepts connections, checks the preamble,
+//! The server RPC listener: accepts connections (through the shared loop,
+//! `crate::accept`, which caps them per client IP), checks the preamble,
 //! reads frames, runs each request concurrently through the `Handler`, and
 //! writes responses (in any order; the request id pairs them). A bad
 //! connection is closed and logged; it never affects others.
@@ -6,9 +7,10 @@
 use super::frame::{self, FrameError, Kind};
 use super::message::RpcError;
 use super::method::{WireCall, WireReply};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use crate::accept;
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -36,51 +38,40 @@ pub async fn serve(
         TcpListener::bind(addr).await.map_err(|e| format!("Error starting RPC listener on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(target: "agent.server.rpc", address = %local, "RPC server listening");
-    let conns: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    let tasks_inner = tasks.clone();
-    tasks.spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(target: "agent.server.rpc", error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            {
-                let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
-                let n = c.entry(peer.ip()).or_insert(0);
-                if max_conns_per_client > 0 && *n >= max_conns_per_client {
-                    tracing::warn!(target: "agent.server.rpc", peer = %peer, limit = max_conns_per_client, "too many RPC connections from one client; closing");
-                    continue;
-                }
-                *n += 1;
-            }
-            let handler = handler.clone();
-            let shutdown = shutdown.clone();
-            let conns = conns.clone();
-            tasks_inner.spawn(async move {
-                if let Err(e) = serve_conn(stream, handler, shutdown).await {
-                    if !matches!(e, FrameError::Closed) {
-                        tracing::debug!(target: "agent.server.rpc", peer = %peer, error = %e, "RPC connection closed");
-                    }
-                }
-                let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(n) = c.get_mut(&peer.ip()) {
-                    *n -= 1;
-                    if *n == 0 {
-                        c.remove(&peer.ip());
-                    }
-                }
-            });
-        }
-    });
+    let conns = Arc::new(RpcConns { handler, max_conns_per_client, shutdown: shutdown.clone() });
+    let limits = accept::Limits { per_client: max_conns_per_client, ..accept::Limits::default() };
+    tasks.spawn(accept::run(listener, conns, limits, shutdown, tasks.clone()));
     Ok(local)
+}
+
+/// The RPC side of the shared accept loop.
+struct RpcConns {
+    handler: Arc<dyn Handler>,
+    max_conns_per_client: usize,
+    shutdown: CancellationToken,
+}
+
+impl accept::ConnHandler for RpcConns {
+    async fn serve(&self, conn: accept::Conn) {
+        if let Err(e) = serve_conn(conn.stream, self.handler.clone(), self.shutdown.clone()).await {
+            if !matches!(e, FrameError::Closed) {
+                tracing::debug!(target: "agent.server.rpc", peer = %conn.peer, error = %e, "RPC connection closed");
+            }
+        }
+    }
+
+    fn refused(&self, _: TcpStream, peer: SocketAddr, _: accept::Refused) -> Option<BoxFuture<'static, ()>> {
+        tracing::warn!(target: "agent.server.rpc", peer = %peer, limit = self.max_conns_per_client, "too many RPC connections from one client; closing");
+        None
+    }
+
+    fn accept_failed(&self, error: &std::io::Error, first: bool) {
+        if first {
+            tracing::warn!(target: "agent.server.rpc", error = %error, "accept failed");
+        } else {
+            tracing::debug!(target: "agent.server.rpc", error = %error, "accept failed");
+        }
+    }
 }
 
 async fn serve_conn(
