@@ -155,11 +155,7 @@ impl Consensus {
 
     /// Records that the leader just reached us (an AppendEntries arrived).
     pub fn touch_contact(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.last_contact_ms.store(now, Ordering::Relaxed);
+        self.last_contact_ms.store(unix_ms_now(), Ordering::Relaxed);
     }
 
     /// Time since the leader last reached this server: zero on the leader,
@@ -172,11 +168,7 @@ impl Consensus {
         if at == 0 {
             return None;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Some(Duration::from_millis(now.saturating_sub(at)))
+        Some(Duration::from_millis(unix_ms_now().saturating_sub(at)))
     }
 
     /// The current leader as this node knows it.
@@ -232,4 +224,13 @@ impl Consensus {
             tracing::warn!(target: "agent.server.raft", error = %e, "raft shutdown");
         }
     }
+}
+
+/// Wall-clock Unix milliseconds (0 if the clock reads before 1970). The
+/// leader's reading stamps each `Proposal`: the catalog reads no clock.
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
