@@ -3,7 +3,6 @@
 //! layer calls in-process).
 
 use super::Server;
-use crate::consensus::network;
 use crate::rpc::message::{QueryMeta, RaftRpc, Request, Response, RpcError};
 use crate::rpc::server::{BoxFut, Handler};
 use std::sync::Arc;
@@ -38,7 +37,7 @@ impl Server {
                 if kind == RaftRpc::AppendEntries {
                     self.consensus.touch_contact();
                 }
-                match network::serve(&self.consensus.raft, kind, &payload).await {
+                match self.consensus.serve_raft(kind, &payload).await.map_err(|e| e.to_string()) {
                     Ok(bytes) => Response::Raft(bytes),
                     Err(e) => Response::Error(RpcError::BadRequest(e)),
                 }

@@ -216,10 +216,8 @@ impl Server {
 
     /// Server RPC addresses of the Raft voters.
     pub fn peers(&self) -> Vec<String> {
-        let membership = self.consensus.store.membership();
-        let m = membership.membership();
-        let voters: Vec<u64> = m.voter_ids().collect();
-        voters.iter().filter_map(|id| m.get_node(id).map(|n| n.addr.clone())).collect()
+        let m = self.consensus.applied_membership();
+        m.voters.iter().filter_map(|id| m.nodes.get(id).map(|n| n.addr.clone())).collect()
     }
 }
 
