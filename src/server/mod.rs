@@ -3,8 +3,8 @@
 //! writes and read-index requests to the leader, the RPC dispatcher
 //! (`endpoints`), and the leader's own loops.
 //!
-//! Must not know HTTP: it speaks `rpc` types. Uses openraft only through
-//! `consensus`.
+//! Must not know HTTP: it speaks `rpc` types. Never names openraft: Raft is
+//! reached only through `Consensus`'s methods.
 
 pub mod autopilot;
 pub mod blocking;
