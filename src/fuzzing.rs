@@ -236,7 +236,6 @@ pub fn gossip_packet(data: &[u8]) {
 /// the Raft RPCs they claim to be.
 pub fn rpc_frame(data: &[u8]) {
     use crate::rpc::frame::{read_frame, read_preamble};
-    use crate::rpc::message::RaftRpc;
     use crate::rpc::method::{self, Method, WireCall, WireReply};
     let mut cur = std::io::Cursor::new(data);
     if block_on(read_preamble(&mut cur)).is_err() {
@@ -252,17 +251,7 @@ pub fn rpc_frame(data: &[u8]) {
         let raft =
             call.ok().filter(|c| c.method == method::Raft::ID).and_then(|c| c.args::<method::Raft>().ok());
         if let Some(method::Raft { kind, payload, .. }) = raft {
-            use crate::consensus::typ::TypeConfig;
-            let _ = match kind {
-                RaftRpc::AppendEntries => {
-                    postcard::from_bytes::<openraft::raft::AppendEntriesRequest<TypeConfig>>(&payload).is_ok()
-                }
-                RaftRpc::Vote => postcard::from_bytes::<openraft::raft::VoteRequest<u64>>(&payload).is_ok(),
-                RaftRpc::InstallSnapshot => {
-                    postcard::from_bytes::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&payload)
-                        .is_ok()
-                }
-            };
+            let _ = crate::consensus::network::check_request(kind, &payload);
         }
         let _ = postcard::from_bytes::<WireReply>(&frame.payload);
     }
@@ -293,11 +282,10 @@ fn config_file(data: &[u8], ext: &str) {
 
 /// The Raft log on disk: the bytes as one WAL segment, opened the way a
 /// server opens its log at start (torn-tail recovery, record checks, last
-/// entry decoded), every record then read back through openraft's reader;
+/// entry decoded), every record then read back the way Raft reads it;
 /// and the bytes as one postcard-encoded log entry.
 pub fn raft_log(data: &[u8]) {
     use crate::consensus::log_store::LogStore;
-    use openraft::RaftLogReader;
     let _ = postcard::from_bytes::<crate::consensus::typ::Entry>(data);
     let Some(dir) = scratch_dir() else { return };
     let wal = dir.path().join("raft").join("wal");
@@ -306,9 +294,9 @@ pub fn raft_log(data: &[u8]) {
     {
         return;
     }
-    let Ok((mut store, _torn)) = LogStore::open(&dir.path().join("raft")) else { return };
+    let Ok((store, _torn)) = LogStore::open(&dir.path().join("raft")) else { return };
     if let Some(last) = store.last_log_id() {
-        let _ = block_on(store.try_get_log_entries(1..last.index.saturating_add(1).min(1 << 16)));
+        let _ = store.read_entries(1, last.index.saturating_add(1).min(1 << 16));
     }
 }
 

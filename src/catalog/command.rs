@@ -151,18 +151,12 @@ impl Proposal {
         }
     }
 
-    /// A batch stamped with the current wall clock.
-    pub fn timed_now(commands: Vec<Command>) -> Proposal {
-        Proposal::Timed { at_unix_ms: unix_ms_now(), commands }
+    /// A batch stamped with the proposing leader's wall clock (Unix
+    /// milliseconds). The caller reads the clock: the catalog never does,
+    /// so applying stays a pure function of the log.
+    pub fn timed(at_unix_ms: u64, commands: Vec<Command>) -> Proposal {
+        Proposal::Timed { at_unix_ms, commands }
     }
-}
-
-/// Wall-clock Unix milliseconds (0 if the clock is before 1970).
-pub fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl std::fmt::Display for Proposal {
@@ -184,6 +178,18 @@ mod tests {
         ]);
         let bytes = postcard::to_allocvec(&p).unwrap();
         assert_eq!(bytes, vec![0, 2, 0, 1, b'a', 2, b'x', b'y', 3, 2, 1, b'b']);
+        let back: Proposal = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, p);
+    }
+
+    /// The same for the stamped form, so the time passed in lands where
+    /// the clock read used to.
+    #[test]
+    fn golden_encoding_timed() {
+        let p = Proposal::timed(300, vec![Command::KvDelete { key: "b".into() }]);
+        let bytes = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(bytes, vec![1, 0xac, 0x02, 1, 2, 1, b'b']);
+        assert_eq!(p.proposed_at_ms(), Some(300));
         let back: Proposal = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, p);
     }

@@ -156,7 +156,9 @@ impl LogStore {
         self.inner.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+    /// The entries with indexes in `[start, end)` that the log holds: what
+    /// openraft's reader returns (public for the fuzzing harness).
+    pub fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         let mut out = Vec::new();
         let mut misses: Vec<(u64, Loc)> = Vec::new();
         {

@@ -5,22 +5,29 @@
 //! `snapshot`), write batching (`proposer`), grouped linearizable reads
 //! (`reads`) and the Raft transport (`network`). Must not define what
 //! commands mean: that is `catalog::State::apply`.
+//!
+//! The only door to openraft: the rest of the crate sees Raft through
+//! `Consensus`'s methods, in our own types (`status`, `membership`).
 
 pub mod disk_full;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod proposer;
 pub mod reads;
 pub mod recovery;
 pub mod snapshot;
 pub mod state_machine;
+pub mod status;
 pub mod typ;
 pub mod wal;
 
 use log_store::LogStore;
+use network::ServeError;
 use proposer::Proposer;
 use reads::ReadBarrier;
 use state_machine::{StateMachine, Store};
+use status::{LogPosition, Membership, RaftStatus, StatusWatch};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +82,8 @@ impl ConsensusConfig {
 /// A running Raft node with its stores.
 #[derive(Clone)]
 pub struct Consensus {
-    pub raft: Raft,
+    /// Private: everything else reaches Raft through the methods below.
+    raft: Raft,
     pub store: Arc<Store>,
     pub log: LogStore,
     pub proposer: Proposer,
@@ -124,12 +132,12 @@ impl Consensus {
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
         if cfg.bootstrap {
-            let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
+            let initialized = membership::is_initialized(&raft).await.map_err(|e| e.to_string())?;
             if !initialized {
                 let mut members = BTreeMap::new();
                 members.insert(cfg.node_id, cfg.node.clone());
                 tracing::info!(target: "agent.server.raft", node = %cfg.node, "bootstrapping a single-server raft cluster");
-                if let Err(e) = raft.initialize(members).await {
+                if let Err(e) = membership::initialize(&raft, members).await {
                     return Err(format!("bootstrapping raft: {e}"));
                 }
             }
@@ -155,11 +163,7 @@ impl Consensus {
 
     /// Records that the leader just reached us (an AppendEntries arrived).
     pub fn touch_contact(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.last_contact_ms.store(now, Ordering::Relaxed);
+        self.last_contact_ms.store(unix_ms_now(), Ordering::Relaxed);
     }
 
     /// Time since the leader last reached this server: zero on the leader,
@@ -172,11 +176,7 @@ impl Consensus {
         if at == 0 {
             return None;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Some(Duration::from_millis(now.saturating_sub(at)))
+        Some(Duration::from_millis(unix_ms_now().saturating_sub(at)))
     }
 
     /// The current leader as this node knows it.
@@ -207,6 +207,43 @@ impl Consensus {
         heard * 2 > voters.len()
     }
 
+    /// Raft's status now (role, term, leader, configuration, replication).
+    pub fn status(&self) -> RaftStatus {
+        RaftStatus::from(&*self.raft.metrics().borrow())
+    }
+
+    /// Wakes on every change of `status()`.
+    pub fn watch_status(&self) -> StatusWatch {
+        StatusWatch(self.raft.metrics())
+    }
+
+    /// The configuration the state machine has applied (committed), as
+    /// opposed to `status().membership`, the latest one in the log.
+    pub fn applied_membership(&self) -> Membership {
+        Membership::from_stored(&self.store.membership())
+    }
+
+    /// The last entry in this server's log.
+    pub fn last_log(&self) -> Option<LogPosition> {
+        self.log.last_log_id().map(LogPosition::from)
+    }
+
+    /// The highest index this server knows to be committed.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.log.committed().map(|l| l.index)
+    }
+
+    /// Serves a Raft RPC from another server (`kind` and its encoded
+    /// request, as `rpc::Request::Raft` carries them); returns the encoded
+    /// response.
+    pub async fn serve_raft(
+        &self,
+        kind: crate::rpc::message::RaftRpc,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, ServeError> {
+        network::serve(&self.raft, kind, payload).await
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
@@ -232,4 +269,13 @@ impl Consensus {
             tracing::warn!(target: "agent.server.raft", error = %e, "raft shutdown");
         }
     }
+}
+
+/// Wall-clock Unix milliseconds (0 if the clock reads before 1970). The
+/// leader's reading stamps each `Proposal`: the catalog reads no clock.
+pub(crate) fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -133,20 +133,46 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
+/// Why a Raft RPC that arrived over the wire was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The payload is not the request its kind names.
+    #[error("malformed raft request: {0}")]
+    Malformed(postcard::Error),
+    #[error("encoding raft response: {0}")]
+    Encode(postcard::Error),
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ServeError> {
+    postcard::to_allocvec(v).map_err(ServeError::Encode)
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ServeError> {
+    postcard::from_bytes(b).map_err(ServeError::Malformed)
+}
+
 /// Serves a Raft RPC that arrived over the wire (the receiving side of
 /// `PeerClient::send`).
-pub async fn serve(raft: &super::typ::Raft, kind: RaftRpc, payload: &[u8]) -> Result<Vec<u8>, String> {
-    fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
-        postcard::to_allocvec(v).map_err(|e| format!("encoding raft response: {e}"))
-    }
-    fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-        postcard::from_bytes(b).map_err(|e| format!("malformed raft request: {e}"))
-    }
+pub(super) async fn serve(
+    raft: &super::typ::Raft,
+    kind: RaftRpc,
+    payload: &[u8],
+) -> Result<Vec<u8>, ServeError> {
     match kind {
         RaftRpc::AppendEntries => enc(&raft.append_entries(dec::<AppendEntriesRequest>(payload)?).await),
         RaftRpc::Vote => enc(&raft.vote(dec::<VoteRequest>(payload)?).await),
         RaftRpc::InstallSnapshot => {
             enc(&raft.install_snapshot(dec::<InstallSnapshotRequest>(payload)?).await)
         }
+    }
+}
+
+/// Decodes `payload` as the request `kind` names, as `serve` would, without
+/// serving it (for the fuzzing harness).
+pub fn check_request(kind: RaftRpc, payload: &[u8]) -> Result<(), ServeError> {
+    match kind {
+        RaftRpc::AppendEntries => dec::<AppendEntriesRequest>(payload).map(|_| ()),
+        RaftRpc::Vote => dec::<VoteRequest>(payload).map(|_| ()),
+        RaftRpc::InstallSnapshot => dec::<InstallSnapshotRequest>(payload).map(|_| ()),
     }
 }

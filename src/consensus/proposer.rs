@@ -85,7 +85,7 @@ async fn drive(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
         tokio::spawn(async move {
             let (cmds, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
             let n = cmds.len();
-            let outcome = raft.client_write(Proposal::timed_now(cmds)).await;
+            let outcome = raft.client_write(Proposal::timed(super::unix_ms_now(), cmds)).await;
             drop(permit);
             match outcome {
                 Ok(resp) => {

@@ -123,7 +123,7 @@ pub async fn run_term_barriers(
             (m.current_leader == Some(me), m.current_term)
         };
         if leading && reads.ready_term() < term {
-            let write = raft.client_write(crate::catalog::Proposal::timed_now(Vec::new()));
+            let write = raft.client_write(crate::catalog::Proposal::timed(super::unix_ms_now(), Vec::new()));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 r = tokio::time::timeout(std::time::Duration::from_secs(5), write) => match r {

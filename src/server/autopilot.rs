@@ -10,7 +10,6 @@ use super::bootstrap::ServerMember;
 use super::Server;
 use crate::config::runtime::Autopilot as AutopilotSettings;
 use crate::rpc::operator::{AutopilotHealth, ServerHealth};
-use openraft::ChangeMembers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -36,10 +35,9 @@ impl Server {
             state.healthy_since.clear();
             return Ok(());
         }
-        let metrics = self.consensus.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let nodes: BTreeMap<u64, _> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let status = self.consensus.status();
+        let voters: BTreeSet<u64> = status.membership.voters.clone();
+        let nodes: BTreeMap<u64, _> = status.membership.nodes.clone();
         let my_id = self.consensus.node_id;
         let by_id: BTreeMap<u64, &ServerMember> =
             servers.iter().filter_map(|s| Some((s.raft_id()?, s))).collect();
@@ -48,11 +46,7 @@ impl Server {
         for (id, s) in &by_id {
             if s.alive && !nodes.contains_key(id) {
                 tracing::info!(target: "agent.server.autopilot", server = %s.name, address = %s.rpc_addr, "adding server as non-voter");
-                self.consensus
-                    .raft
-                    .add_learner(*id, s.raft_node(), false)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.consensus.add_nonvoter(*id, s.raft_node()).await.map_err(|e| e.to_string())?;
             }
         }
 
@@ -102,11 +96,11 @@ impl Server {
         }
 
         // 3. Promotions: caught-up non-voters that stayed healthy long enough.
-        let last_log = self.consensus.log.last_log_id().map(|l| l.index).unwrap_or(0);
-        let matched: BTreeMap<u64, u64> = metrics
+        let last_log = self.consensus.last_log().map(|l| l.index).unwrap_or(0);
+        let matched: BTreeMap<u64, u64> = status
             .replication
             .as_ref()
-            .map(|r| r.iter().map(|(id, m)| (*id, m.map(|l| l.index).unwrap_or(0))).collect())
+            .map(|r| r.iter().map(|(id, m)| (*id, m.unwrap_or(0))).collect())
             .unwrap_or_default();
         let now = Instant::now();
         let mut promote = BTreeSet::new();
@@ -135,18 +129,10 @@ impl Server {
         let new_voters: BTreeSet<u64> =
             voters.iter().filter(|id| !remove.contains(id)).chain(promote.iter()).copied().collect();
         if new_voters != voters {
-            self.consensus
-                .raft
-                .change_membership(ChangeMembers::ReplaceAllVoters(new_voters), false)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.consensus.set_voters(new_voters).await.map_err(|e| e.to_string())?;
         }
         if !learner_removals.is_empty() {
-            self.consensus
-                .raft
-                .change_membership(ChangeMembers::RemoveNodes(learner_removals), false)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.consensus.remove_nonvoters(learner_removals).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -160,20 +146,20 @@ impl Server {
         settings: &AutopilotSettings,
         state: &mut AutopilotState,
     ) -> AutopilotHealth {
-        let metrics = self.consensus.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let leader = metrics.current_leader;
-        let last_log = self.consensus.log.last_log_id();
+        let status = self.consensus.status();
+        let membership = &status.membership;
+        let voters = &membership.voters;
+        let leader = status.leader;
+        let last_log = self.consensus.last_log();
         let leader_last = last_log.map(|l| l.index).unwrap_or(0);
-        let matched: BTreeMap<u64, u64> = metrics
+        let matched: BTreeMap<u64, u64> = status
             .replication
             .as_ref()
-            .map(|r| r.iter().map(|(id, m)| (*id, m.map(|l| l.index).unwrap_or(0))).collect())
+            .map(|r| r.iter().map(|(id, m)| (*id, m.unwrap_or(0))).collect())
             .unwrap_or_default();
         let now_ms = unix_ms();
         let mut out = Vec::new();
-        for (id, n) in membership.nodes() {
+        for (id, n) in &membership.nodes {
             let member = servers.iter().find(|s| s.raft_id() == Some(*id));
             let serf_status = match member {
                 Some(s) if s.alive => "alive",
@@ -206,7 +192,7 @@ impl Server {
                 voter: voters.contains(id),
                 healthy,
                 last_index,
-                last_term: metrics.current_term,
+                last_term: status.term,
                 last_contact_ns: contact.map(|c| c.as_nanos() as u64).unwrap_or(u64::MAX),
                 stable_since_ms,
             });
@@ -234,9 +220,8 @@ impl Server {
     /// asking the leader. Waits until the configuration no longer holds it.
     pub async fn remove_self_from_raft(&self, timeout: Duration) -> Result<(), String> {
         let me = self.consensus.node_id;
-        let membership = self.consensus.store.membership();
-        let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
-        if !membership.membership().nodes().any(|(id, _)| *id == me) || voters.len() <= 1 {
+        let membership = self.consensus.applied_membership();
+        if !membership.contains(me) || membership.voters.len() <= 1 {
             return Ok(());
         }
         let deadline = Instant::now() + timeout;
@@ -264,7 +249,7 @@ impl Server {
                 },
                 None => Err("no leader".into()),
             };
-            let gone = !self.consensus.store.membership().membership().nodes().any(|(id, _)| *id == me);
+            let gone = !self.consensus.applied_membership().contains(me);
             if gone || (attempt.is_ok() && self.consensus.is_leader()) {
                 return Ok(());
             }
@@ -280,22 +265,12 @@ impl Server {
         if !self.consensus.is_leader() {
             return Err("No cluster leader".into());
         }
-        let membership = self.consensus.store.membership();
-        let m = membership.membership();
-        let voters: BTreeSet<u64> = m.voter_ids().collect();
-        if voters.contains(&id) {
-            let remaining: BTreeSet<u64> = voters.into_iter().filter(|v| *v != id).collect();
-            self.consensus
-                .raft
-                .change_membership(ChangeMembers::ReplaceAllVoters(remaining), false)
-                .await
-                .map_err(|e| e.to_string())?;
-        } else if m.nodes().any(|(n, _)| *n == id) {
-            self.consensus
-                .raft
-                .change_membership(ChangeMembers::RemoveNodes([id].into_iter().collect()), false)
-                .await
-                .map_err(|e| e.to_string())?;
+        let m = self.consensus.applied_membership();
+        if m.is_voter(id) {
+            let remaining: BTreeSet<u64> = m.voters.into_iter().filter(|v| *v != id).collect();
+            self.consensus.set_voters(remaining).await.map_err(|e| e.to_string())?;
+        } else if m.contains(id) {
+            self.consensus.remove_nonvoters([id].into_iter().collect()).await.map_err(|e| e.to_string())?;
         } else {
             return Err(format!("id {id:016x} was not found in the Raft configuration"));
         }
@@ -304,8 +279,8 @@ impl Server {
 
     /// Resolves a peer given by Consul's `-id` (node UUID) or `-address`.
     pub fn find_peer(&self, id: Option<&str>, address: Option<&str>) -> Result<u64, String> {
-        let membership = self.consensus.store.membership();
-        for (rid, node) in membership.membership().nodes() {
+        let membership = self.consensus.applied_membership();
+        for (rid, node) in &membership.nodes {
             if id.is_some_and(|i| i.eq_ignore_ascii_case(&node.node_id))
                 || address.is_some_and(|a| a == node.addr)
             {

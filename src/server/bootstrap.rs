@@ -6,6 +6,7 @@
 //! second cluster beside the old one).
 
 use super::Server;
+use crate::consensus::membership::MembershipError;
 use crate::consensus::typ::{raft_id, RaftNode};
 use crate::rpc::method;
 use crate::rpc::RequestContext;
@@ -58,7 +59,7 @@ pub enum Bootstrap {
 impl Server {
     /// One bootstrap attempt, given the alive servers of this datacenter.
     pub async fn maybe_bootstrap(&self, expect: u32, servers: &[ServerMember]) -> Result<Bootstrap, String> {
-        if self.consensus.raft.is_initialized().await.map_err(|e| e.to_string())? {
+        if self.consensus.is_initialized().await.map_err(|e| e.to_string())? {
             return Ok(Bootstrap::AlreadyInCluster);
         }
         let alive: Vec<&ServerMember> = servers.iter().filter(|s| s.alive).collect();
@@ -106,11 +107,9 @@ impl Server {
         }
         // Every server computes the same set and may initialize with it:
         // initializing twice with the same configuration is harmless.
-        match self.consensus.raft.initialize(members).await {
+        match self.consensus.initialize(members).await {
             Ok(()) => Ok(Bootstrap::Bootstrapped(names)),
-            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
-                Ok(Bootstrap::AlreadyInCluster)
-            }
+            Err(MembershipError::AlreadyInitialized(_)) => Ok(Bootstrap::AlreadyInCluster),
             Err(e) => Err(format!("bootstrapping raft: {e}")),
         }
     }

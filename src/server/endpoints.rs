@@ -7,7 +7,6 @@
 
 use super::authz::Authorized;
 use super::Server;
-use crate::consensus::network;
 use crate::rpc::method::{self, encode_reply, Method, WireCall, WireReply};
 use crate::rpc::server::{BoxFut, Handler};
 use crate::rpc::{RequestContext, RpcError};
@@ -97,10 +96,11 @@ impl Serve for method::Raft {
         if self.kind == crate::rpc::message::RaftRpc::AppendEntries {
             s.consensus.touch_contact();
         }
-        network::serve(&s.consensus.raft, self.kind, &self.payload)
+        s.consensus
+            .serve_raft(self.kind, &self.payload)
             .await
             .map(bytes::Bytes::from)
-            .map_err(RpcError::BadRequest)
+            .map_err(|e| RpcError::BadRequest(e.to_string()))
     }
 }
 

@@ -43,7 +43,7 @@ pub async fn run(
     kick: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut metrics = server.consensus.raft.metrics();
+    let mut raft_status = server.consensus.watch_status();
     let mut was_leader = false;
     let mut last_reap: Option<std::time::Instant> = None;
     loop {
@@ -81,7 +81,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = kick.notified() => {}
-            r = metrics.changed() => { if r.is_err() { return; } }
+            r = raft_status.changed() => { if r.is_err() { return; } }
             _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
         }
     }

@@ -3,8 +3,8 @@
 //! writes and read-index requests to the leader, the RPC dispatcher
 //! (`endpoints`), and the leader's own loops.
 //!
-//! Must not know HTTP: it speaks `rpc` types. Uses openraft only through
-//! `consensus`.
+//! Must not know HTTP: it speaks `rpc` types. Never names openraft: Raft is
+//! reached only through `Consensus`'s methods.
 
 pub mod authz;
 pub mod autopilot;
@@ -224,10 +224,8 @@ impl Server {
 
     /// Server RPC addresses of the Raft voters.
     pub fn peers(&self) -> Vec<String> {
-        let membership = self.consensus.store.membership();
-        let m = membership.membership();
-        let voters: Vec<u64> = m.voter_ids().collect();
-        voters.iter().filter_map(|id| m.get_node(id).map(|n| n.addr.clone())).collect()
+        let m = self.consensus.applied_membership();
+        m.voters.iter().filter_map(|id| m.nodes.get(id).map(|n| n.addr.clone())).collect()
     }
 }
 

@@ -30,32 +30,27 @@ impl Server {
     }
 
     pub(crate) fn local_raft_configuration(&self) -> RaftConfiguration {
-        let metrics = self.consensus.raft.metrics().borrow().clone();
-        let stored = metrics.membership_config.clone();
-        let m = stored.membership();
-        let voters: Vec<u64> = m.voter_ids().collect();
+        let status = self.consensus.status();
+        let m = &status.membership;
         let me = self.consensus.node_id;
-        let my_last = self.consensus.log.last_log_id().map(|l| l.index);
-        let matched = metrics.replication.clone().unwrap_or_default();
+        let my_last = self.consensus.last_log().map(|l| l.index);
+        let matched = status.replication.clone().unwrap_or_default();
         let servers = m
-            .nodes()
+            .nodes
+            .iter()
             .map(|(id, n)| RaftServer {
                 id: n.node_id.clone(),
                 node: n.name.clone(),
                 address: n.addr.clone(),
-                leader: metrics.current_leader == Some(*id),
-                voter: voters.contains(id),
-                last_index: if *id == me {
-                    my_last
-                } else {
-                    matched.get(id).and_then(|l| l.map(|l| l.index))
-                },
+                leader: status.leader == Some(*id),
+                voter: m.is_voter(*id),
+                last_index: if *id == me { my_last } else { matched.get(id).copied().flatten() },
             })
             .collect();
         RaftConfiguration {
             servers,
-            index: stored.log_id().map(|l| l.index).unwrap_or(0),
-            commit_index: self.consensus.log.committed().map(|l| l.index).unwrap_or(0),
+            index: m.index.unwrap_or(0),
+            commit_index: self.consensus.committed_index().unwrap_or(0),
         }
     }
 

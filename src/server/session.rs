@@ -162,7 +162,7 @@ fn rescan(map: &mut HashMap<String, Instant>, sessions: &[Session], now: Instant
 
 /// The leader's TTL loop: destroys sessions whose TTL lapsed.
 pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
-    let mut metrics = server.consensus.raft.metrics();
+    let mut raft_status = server.consensus.watch_status();
     let hub = server.consensus.store.catalog_hub().clone();
     let timers = server.session_timers.clone();
     let mut was_leader = false;
@@ -211,7 +211,7 @@ pub async fn run_ttl_timers(server: Arc<Server>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = &mut changed => {}
             _ = timers.kick.notified() => {}
-            r = metrics.changed() => { if r.is_err() { return; } }
+            r = raft_status.changed() => { if r.is_err() { return; } }
             _ = sleep => {}
         }
     }

@@ -77,7 +77,7 @@ async fn three_servers_replicate_and_fail_over() {
         members.insert(id, rn);
         nodes.push(n);
     }
-    nodes[0].server.consensus().raft.initialize(members).await.unwrap();
+    nodes[0].server.consensus().initialize(members).await.unwrap();
     for n in &nodes {
         assert!(n.server.consensus().wait_for_leader(Duration::from_secs(15)).await, "no leader");
     }
