@@ -1,57 +1,62 @@
 //! consul-rs: a Consul-compatible service-discovery and configuration agent.
 //!
 //! # Layout
+//! Modules the tests, examples and benchmarks use are `pub`; the rest are
+//! `pub(crate)`. Dependencies point down this list (`tidy` checks it).
 //! - `cli`: the `consul` command line (Go-style flags, one file per command).
-//! - `config`: config files and flags → `RuntimeConfig`.
-//! - `daemon`: the composition root of `consul agent` (start, signals, stop).
-//! - `agent`: this node's handle; routes requests to its delegate.
-//! - `server`: server-mode endpoints, consistency and blocking queries.
+//! - `daemon`: the composition root of `consul agent` (start, signals, stop);
+//!   `cluster`: the gossip pools it starts and what membership triggers.
+//! - `http`: the `/v1` API on axum; `accept`: the one TCP accept loop.
+//! - `agent`: this node's handle; its local services and checks, anti-entropy,
+//!   events, remote exec; `Agent::call` routes RPC methods to its delegate.
+//! - `server`: the RPC methods' handlers, consistency, blocking queries,
+//!   forwarding, and the leader's loops.
 //! - `consensus`: openraft with our WAL, state machine and snapshots.
-//! - `catalog`: the replicated state and its Raft commands (no IO).
-//! - `rpc`: request options, metadata and errors shared by every endpoint.
-//! - `http`: the `/v1` API on axum.
-//! - `api`: an HTTP client of that API (CLI, examples, tests).
-//! - `gossip`, `cluster`: SWIM/serf membership and what the agent does with it.
-//! - `dns`: the DNS interface; `checks`: health checks; `watch`: watch plans.
-//! - `snapshot`: snapshot archives (save, restore, inspect).
-//! - `datadir`, `logging`, `metrics`, `duration`, `version`: support;
-//!   `accept`: the TCP accept loop of every listener; `proc_group`: commands
-//!   in their own process group (script checks, remote exec).
+//! - `rpc`: the method table, request context, wire frames and connections.
+//! - `catalog`: the replicated state and its Raft commands (no IO, no clock).
+//! - `definition`: service and check definitions, validated.
+//! - `gossip`: SWIM/serf membership; `dns`: the DNS interface; `checks`:
+//!   health checks; `watch`: watch plans; `event`: user events; `filter`:
+//!   the `?filter=` language; `snapshot`: snapshot archives.
+//! - `api`: an HTTP client of our API (CLI, examples, tests).
+//! - `config`, `datadir`, `logging`, `metrics`, `duration`, `fsutil`,
+//!   `proc_group`, `sdnotify`, `version`: support.
+//! - `fuzzing`, `inject`, `lincheck`: test tooling (see their docs).
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
 #![allow(clippy::result_large_err)]
 
-pub mod accept;
-pub mod agent;
+pub(crate) mod accept;
+pub(crate) mod agent;
 pub mod api;
 pub mod catalog;
-pub mod checks;
+pub(crate) mod checks;
 pub mod cli;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod consensus;
-pub mod daemon;
-pub mod datadir;
-pub mod definition;
+pub(crate) mod daemon;
+pub(crate) mod datadir;
+pub(crate) mod definition;
 pub mod dns;
 pub mod duration;
 pub mod event;
 pub mod filter;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub mod fuzzing;
 pub mod gossip;
-pub mod http;
+pub(crate) mod http;
 pub mod inject;
 pub mod lincheck;
-pub mod logging;
+pub(crate) mod logging;
 pub mod metrics;
-pub mod proc_group;
+pub(crate) mod proc_group;
 pub mod rpc;
-pub mod sdnotify;
+pub(crate) mod sdnotify;
 pub mod server;
 pub mod snapshot;
 #[cfg(test)]
 mod tidy;
-pub mod version;
-pub mod watch;
+pub(crate) mod version;
+pub(crate) mod watch;

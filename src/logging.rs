@@ -251,11 +251,6 @@ pub fn monitor(level: LogLevel, json: bool) -> LogStream {
     global_tap().attach(level, json, MONITOR_BUFFER)
 }
 
-/// How many monitors are attached to the agent's log right now.
-pub fn monitors() -> usize {
-    global_tap().len()
-}
-
 fn rank(level: LogLevel) -> u8 {
     match level {
         LogLevel::Error => 1,
@@ -305,10 +300,13 @@ impl Tap {
         LogStream { rx, sink, tap: self.clone(), pending: None }
     }
 
+    /// How many streams are attached (tests look).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.sinks().len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

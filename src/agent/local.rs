@@ -13,8 +13,6 @@ use tokio::sync::{watch, Notify};
 pub struct LocalService {
     pub def: ServiceDef,
     pub source: Source,
-    /// Registered over the API: saved in `data_dir/services/` to survive restarts.
-    pub persist: bool,
     pub in_sync: bool,
 }
 
@@ -28,7 +26,6 @@ impl LocalService {
 pub struct LocalCheck {
     pub def: CheckDef,
     pub source: Source,
-    pub persist: bool,
     /// The current record: status and output change as the check runs.
     pub check: HealthCheck,
     pub in_sync: bool,
@@ -87,13 +84,9 @@ impl LocalState {
         self.version.subscribe()
     }
 
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// Adds or replaces a service and its checks. With
     /// `replace_existing_checks`, checks of the service not in `def` go away.
-    pub fn add_service(&self, def: ServiceDef, source: Source, persist: bool, replace_existing_checks: bool) {
+    pub fn add_service(&self, def: ServiceDef, source: Source, replace_existing_checks: bool) {
         let mut inner = self.lock();
         let id = def.id.clone();
         if replace_existing_checks {
@@ -109,12 +102,12 @@ impl LocalState {
             }
         }
         for c in &def.checks {
-            let check = LocalCheck::new(c.clone(), source, persist, &self.node, inner.checks.get(&c.id));
+            let check = LocalCheck::new(c.clone(), source, &self.node, inner.checks.get(&c.id));
             inner.deleted_checks.remove(&c.id);
             inner.checks.insert(c.id.clone(), check);
         }
         inner.deleted_services.remove(&id);
-        inner.services.insert(id, LocalService { def, source, persist, in_sync: false });
+        inner.services.insert(id, LocalService { def, source, in_sync: false });
         drop(inner);
         self.changed();
     }
@@ -136,9 +129,9 @@ impl LocalState {
         Some(checks)
     }
 
-    pub fn add_check(&self, def: CheckDef, source: Source, persist: bool) {
+    pub fn add_check(&self, def: CheckDef, source: Source) {
         let mut inner = self.lock();
-        let check = LocalCheck::new(def.clone(), source, persist, &self.node, inner.checks.get(&def.id));
+        let check = LocalCheck::new(def.clone(), source, &self.node, inner.checks.get(&def.id));
         inner.deleted_checks.remove(&def.id);
         inner.checks.insert(def.id.clone(), check);
         drop(inner);
@@ -366,13 +359,7 @@ pub struct Pending {
 }
 
 impl LocalCheck {
-    fn new(
-        def: CheckDef,
-        source: Source,
-        persist: bool,
-        node: &str,
-        previous: Option<&LocalCheck>,
-    ) -> LocalCheck {
+    fn new(def: CheckDef, source: Source, node: &str, previous: Option<&LocalCheck>) -> LocalCheck {
         let mut check = def.to_health_check(node);
         // Re-registering a check keeps its current status unless a status
         // is given (Consul keeps TTL state across re-registration).
@@ -390,6 +377,6 @@ impl LocalCheck {
                 .and_then(|p| p.critical_since)
                 .unwrap_or_else(Instant::now)
         });
-        LocalCheck { def, source, persist, check, in_sync: false, deferred_until: None, critical_since }
+        LocalCheck { def, source, check, in_sync: false, deferred_until: None, critical_since }
     }
 }

@@ -372,7 +372,7 @@ impl Agent {
         }
         let before: Vec<String> =
             self.inner.local.service_checks(&def.id).into_iter().map(|c| c.def.id).collect();
-        self.inner.local.add_service(def.clone(), source, persist, replace_existing_checks);
+        self.inner.local.add_service(def.clone(), source, replace_existing_checks);
         for c in &def.checks {
             reaper::warn_if_below_minimum(&c.id, c.deregister_critical_service_after);
             self.apply_saved_state(c);
@@ -425,7 +425,7 @@ impl Agent {
                 .save_check(&def)
                 .map_err(|e| AgentError::Refused(format!("failed to persist check: {e}")))?;
         }
-        self.inner.local.add_check(def.clone(), source, persist);
+        self.inner.local.add_check(def.clone(), source);
         reaper::warn_if_below_minimum(&def.id, def.deregister_critical_service_after);
         self.apply_saved_state(&def);
         let status = self.inner.local.check(&def.id).map(|lc| lc.check.status).unwrap_or_default();
@@ -508,7 +508,7 @@ impl Agent {
             };
             let def = maintenance_check(NODE_MAINT, "Node Maintenance Mode", &notes, "");
             self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
-            self.inner.local.add_check(def, Source::Local, true);
+            self.inner.local.add_check(def, Source::Local);
             tracing::info!(target: "agent", "Node entered maintenance mode");
         } else if self.inner.local.remove_check(NODE_MAINT) {
             let _ = self.inner.persist.remove_check(NODE_MAINT);
@@ -539,7 +539,7 @@ impl Agent {
             };
             let def = maintenance_check(&id, "Service Maintenance Mode", &notes, service_id);
             self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
-            self.inner.local.add_check(def, Source::Local, true);
+            self.inner.local.add_check(def, Source::Local);
             tracing::info!(target: "agent", service = %service_id, "Service entered maintenance mode");
         } else if self.inner.local.remove_check(&id) {
             let _ = self.inner.persist.remove_check(&id);
@@ -555,7 +555,7 @@ impl Agent {
         let cfg = self.config();
         let mut warnings = Vec::new();
         if cfg.server {
-            self.inner.local.add_service(consul_service(&cfg), Source::Local, false, false);
+            self.inner.local.add_service(consul_service(&cfg), Source::Local, false);
         }
         for s in &cfg.services {
             let def =
@@ -605,7 +605,7 @@ impl Agent {
                 continue;
             }
             if def.id == NODE_MAINT || def.id.starts_with(SERVICE_MAINT_PREFIX) {
-                self.inner.local.add_check(def.clone(), source, true);
+                self.inner.local.add_check(def.clone(), source);
                 self.apply_saved_state(&def);
             } else if let Err(e) = self.register_check(def.clone(), source) {
                 warnings.push(format!("failed to restore persisted check {:?}: {e}", def.id));

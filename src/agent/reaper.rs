@@ -93,25 +93,10 @@ mod tests {
     fn only_services_critical_past_their_timeout_are_reaped() {
         let local = LocalState::new("n1");
         let t0 = Instant::now();
-        local.add_service(
-            service("web", Some(Duration::from_secs(90)), "critical"),
-            Source::Remote,
-            false,
-            false,
-        );
-        local.add_service(
-            service("short", Some(Duration::from_secs(5)), "critical"),
-            Source::Remote,
-            false,
-            false,
-        );
-        local.add_service(service("never", None, "critical"), Source::Remote, false, false);
-        local.add_service(
-            service("ok", Some(Duration::from_secs(90)), "passing"),
-            Source::Remote,
-            false,
-            false,
-        );
+        local.add_service(service("web", Some(Duration::from_secs(90)), "critical"), Source::Remote, false);
+        local.add_service(service("short", Some(Duration::from_secs(5)), "critical"), Source::Remote, false);
+        local.add_service(service("never", None, "critical"), Source::Remote, false);
+        local.add_service(service("ok", Some(Duration::from_secs(90)), "passing"), Source::Remote, false);
         let reap = |at: Duration| -> Vec<String> {
             local.critical_too_long(t0 + at, MIN_DEREGISTER_AFTER).into_iter().map(|(s, _)| s).collect()
         };
@@ -132,14 +117,9 @@ mod tests {
     #[test]
     fn re_registering_a_critical_check_keeps_its_clock() {
         let local = LocalState::new("n1");
-        local.add_service(
-            service("web", Some(Duration::from_secs(60)), "critical"),
-            Source::Remote,
-            false,
-            false,
-        );
+        local.add_service(service("web", Some(Duration::from_secs(60)), "critical"), Source::Remote, false);
         let first = local.check("service:web").and_then(|c| c.critical_since);
-        local.add_service(service("web", Some(Duration::from_secs(60)), ""), Source::Remote, false, false);
+        local.add_service(service("web", Some(Duration::from_secs(60)), ""), Source::Remote, false);
         assert_eq!(local.check("service:web").and_then(|c| c.critical_since), first);
     }
 }

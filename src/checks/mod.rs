@@ -41,10 +41,6 @@ use std::pin::Pin;
 /// A boxed, sendable future (what `AliasSource` returns).
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-pub use alias::{alias_health, AliasHealth, AliasSource, AliasedCheck, ALIAS_WAIT};
-pub use http::USER_AGENT;
-pub use runner::{Runner, TtlError};
-pub use spec::{
-    CheckKind, CheckResult, CheckSpec, Status, DEFAULT_OUTPUT_MAX_SIZE, DEFAULT_SCRIPT_TIMEOUT,
-    DEFAULT_TIMEOUT, MIN_INTERVAL, MIN_RUNNER_INTERVAL,
-};
+pub use alias::{alias_health, AliasHealth, AliasSource, AliasedCheck};
+pub use runner::Runner;
+pub use spec::{CheckKind, CheckResult, CheckSpec, Status, MIN_INTERVAL};

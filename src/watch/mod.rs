@@ -19,7 +19,4 @@ pub mod query;
 pub mod script;
 pub mod spec;
 
-pub use agent::{parse_agent_watches, AgentWatch, AgentWatches, WatchHandlerSpec};
-pub use http_handler::HttpHandlerConfig;
-pub use plan::{ChangeDetector, Flow, Plan};
-pub use spec::{WatchKind, WatchSpec};
+pub use agent::{parse_agent_watches, AgentWatches};

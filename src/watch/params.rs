@@ -54,10 +54,6 @@ impl Params {
         self.map.remove(name)
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.map.contains_key(name)
-    }
-
     /// Fails with Consul's message when parameters are left unconsumed.
     pub fn finish(self) -> Result<(), String> {
         if self.map.is_empty() {

@@ -114,10 +114,6 @@ impl Plan {
         Ok(Plan { spec, client, retry_base: RETRY_BASE, report: ErrorReport::Log })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Runs until `stop` fires or the handler returns `Flow::Stop`.
     pub async fn run<F, Fut>(&self, stop: CancellationToken, mut handler: F)
     where

@@ -2,7 +2,8 @@
 //! blocking query (waits for its index to move, or for `wait`).
 
 use super::{harness, spec};
-use crate::checks::{AliasHealth, AliasSource, BoxFut, CheckKind, CheckResult, Status, ALIAS_WAIT};
+use crate::checks::alias::ALIAS_WAIT;
+use crate::checks::{AliasHealth, AliasSource, BoxFut, CheckKind, CheckResult, Status};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

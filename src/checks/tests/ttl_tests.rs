@@ -1,7 +1,8 @@
 //! TTL checks on Tokio's paused clock: updates, renewal, expiry.
 
 use super::{harness, spec};
-use crate::checks::{CheckKind, CheckResult, Status, TtlError};
+use crate::checks::runner::TtlError;
+use crate::checks::{CheckKind, CheckResult, Status};
 use std::time::Duration;
 
 fn result(status: Status, output: &str) -> CheckResult {
