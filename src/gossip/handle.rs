@@ -10,8 +10,8 @@ use crate::gossip::config::GossipConfig;
 use crate::gossip::crypto::{Crypto, Keyring};
 use crate::gossip::files;
 use crate::gossip::member::{Member, MemberEvent};
-use crate::gossip::runtime::{self, Command, Prepared, Shared};
-use crate::gossip::serf::query::{IncomingQuery, KeyResponse, KeyringOp, QueryParams, QueryRef};
+use crate::gossip::runtime::{self, Command, KeyringResponse, Prepared, QueryEvent, Shared};
+use crate::gossip::serf::query::{IncomingQuery, KeyringOp, QueryParams, QueryRef};
 use crate::gossip::serf::{Serf, SerfConfig, UserEvent};
 use crate::gossip::swim::SwimConfig;
 use std::collections::BTreeMap;
@@ -22,13 +22,6 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// One item of a running query.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueryEvent {
-    Ack(String),
-    Response { from: String, payload: Vec<u8> },
-}
 
 /// Responses to a query as they arrive; ends at the query's timeout.
 pub struct QueryResponses {
@@ -59,51 +52,6 @@ impl QueryResponses {
             }
         }
         r
-    }
-}
-
-/// The outcome of a cluster-wide keyring operation (Consul's
-/// `KeyringResponse` for one pool).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyringResponse {
-    /// Members alive when the operation started.
-    pub num_nodes: usize,
-    pub num_resp: usize,
-    pub num_err: usize,
-    /// Node → error message, for the nodes that failed.
-    pub messages: BTreeMap<String, String>,
-    /// Key → how many members have it installed (list).
-    pub keys: BTreeMap<String, usize>,
-    /// Key → how many members use it as primary.
-    pub primary_keys: BTreeMap<String, usize>,
-}
-
-impl KeyringResponse {
-    pub(crate) fn absorb(&mut self, from: &str, payload: &[u8]) {
-        self.num_resp += 1;
-        match KeyResponse::decode(payload) {
-            Ok(r) => {
-                if !r.result {
-                    self.num_err += 1;
-                    self.messages.insert(from.to_string(), r.message);
-                }
-                for k in r.keys {
-                    *self.keys.entry(k).or_default() += 1;
-                }
-                if !r.primary.is_empty() {
-                    *self.primary_keys.entry(r.primary).or_default() += 1;
-                }
-            }
-            Err(e) => {
-                self.num_err += 1;
-                self.messages.insert(from.to_string(), format!("failed to decode the response: {e}"));
-            }
-        }
-    }
-
-    /// True when every member that answered succeeded and all answered.
-    pub fn all_ok(&self) -> bool {
-        self.num_err == 0 && self.num_resp >= self.num_nodes
     }
 }
 

@@ -59,8 +59,9 @@ pub mod transport;
 mod runtime;
 
 pub use config::{GossipConfig, Pool, WireDirection, WireTap};
-pub use handle::{Gossip, KeyringResponse, QueryEvent, QueryResponses, QueryResult};
+pub use handle::{Gossip, QueryResponses, QueryResult};
 pub use member::{Member, MemberEvent, MemberStatus};
 pub use pools::Pools;
+pub use runtime::{KeyringResponse, QueryEvent};
 pub use serf::query::{IncomingQuery, QueryParams, QueryRef};
 pub use serf::UserEvent;

@@ -15,7 +15,6 @@ use crate::accept;
 use crate::gossip::config::{GossipConfig, WireDirection, WireTap};
 use crate::gossip::crypto::{Channel, Crypto};
 use crate::gossip::files;
-use crate::gossip::handle::{KeyringResponse, QueryEvent};
 use crate::gossip::member::{Member, MemberEvent};
 use crate::gossip::serf::query::{
     IncomingQuery, KeyResponse, KeyringOp, KeyringRequest, QueryParams, QueryRef,
@@ -42,6 +41,62 @@ use tokio_util::task::TaskTracker;
 const MAX_INBOUND_STREAMS: usize = 128;
 /// How often the snapshot file is rewritten at most.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+// What the driver hands back to handles is defined here, with the code
+// that produces it: `handle` then depends on `runtime` and never the
+// other way round.
+
+/// One item of a running query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryEvent {
+    Ack(String),
+    Response { from: String, payload: Vec<u8> },
+}
+
+/// The outcome of a cluster-wide keyring operation (Consul's
+/// `KeyringResponse` for one pool).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyringResponse {
+    /// Members alive when the operation started.
+    pub num_nodes: usize,
+    pub num_resp: usize,
+    pub num_err: usize,
+    /// Node → error message, for the nodes that failed.
+    pub messages: BTreeMap<String, String>,
+    /// Key → how many members have it installed (list).
+    pub keys: BTreeMap<String, usize>,
+    /// Key → how many members use it as primary.
+    pub primary_keys: BTreeMap<String, usize>,
+}
+
+impl KeyringResponse {
+    pub(crate) fn absorb(&mut self, from: &str, payload: &[u8]) {
+        self.num_resp += 1;
+        match KeyResponse::decode(payload) {
+            Ok(r) => {
+                if !r.result {
+                    self.num_err += 1;
+                    self.messages.insert(from.to_string(), r.message);
+                }
+                for k in r.keys {
+                    *self.keys.entry(k).or_default() += 1;
+                }
+                if !r.primary.is_empty() {
+                    *self.primary_keys.entry(r.primary).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                self.num_err += 1;
+                self.messages.insert(from.to_string(), format!("failed to decode the response: {e}"));
+            }
+        }
+    }
+
+    /// True when every member that answered succeeded and all answered.
+    pub fn all_ok(&self) -> bool {
+        self.num_err == 0 && self.num_resp >= self.num_nodes
+    }
+}
 
 pub(crate) type JoinResult = (usize, Vec<(String, String)>);
 
