@@ -278,7 +278,7 @@ impl Agent {
         } else {
             &pools.lan
         };
-        g.force_leave(node, prune).await.map_err(AgentError::Refused)
+        g.force_leave(node, prune).await.map_err(|e| AgentError::Refused(e.to_string()))
     }
 
     /// Leaves the cluster gracefully: a server first takes itself out of
@@ -297,7 +297,11 @@ impl Agent {
                     tracing::warn!(target: "agent", error = %e, "WAN leave failed");
                 }
             }
-            pools.lan.leave(std::time::Duration::from_secs(5)).await.map_err(AgentError::Refused)?;
+            pools
+                .lan
+                .leave(std::time::Duration::from_secs(5))
+                .await
+                .map_err(|e| AgentError::Refused(e.to_string()))?;
         }
         tracing::info!(target: "agent", "graceful leave complete");
         Ok(())

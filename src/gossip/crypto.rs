@@ -63,27 +63,46 @@ pub enum CryptoError {
     SealFailed,
 }
 
+/// Why a gossip key or a keyring operation was refused. The texts are the
+/// ones operators see (keyring HTTP answers, start-up errors) and Consul's
+/// where it has one.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyringError {
+    #[error("Invalid key: failed to decode base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    #[error("Invalid key: key size must be 16, 24 or 32 bytes (got {0})")]
+    Size(usize),
+    #[error("failed to derive the gossip key: {0}")]
+    Derive(#[source] hkdf::InvalidLength),
+    #[error("Invalid key: bad key length")]
+    CipherKeyLength,
+    #[error("keyring is empty")]
+    Empty,
+    #[error("Requested key is not in the keyring")]
+    NotInstalled,
+    #[error("Removing the primary key is not allowed")]
+    RemovePrimary,
+}
+
 /// Decodes a base64 gossip key and checks its size.
-pub fn decode_key(b64: &str) -> Result<Vec<u8>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("Invalid key: failed to decode base64: {e}"))?;
+pub fn decode_key(b64: &str) -> Result<Vec<u8>, KeyringError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(KeyringError::Base64)?;
     match bytes.len() {
         16 | 24 | 32 => Ok(bytes),
-        n => Err(format!("Invalid key: key size must be 16, 24 or 32 bytes (got {n})")),
+        n => Err(KeyringError::Size(n)),
     }
 }
 
 /// The 32-byte cipher key for a 16, 24 or 32-byte gossip key.
-pub fn derive_key(raw: &[u8]) -> Result<[u8; 32], String> {
+pub fn derive_key(raw: &[u8]) -> Result<[u8; 32], KeyringError> {
     let mut out = [0u8; 32];
     match raw.len() {
         32 => out.copy_from_slice(raw),
         16 | 24 => {
             let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, raw);
-            hk.expand(HKDF_INFO, &mut out).map_err(|e| format!("failed to derive the gossip key: {e}"))?;
+            hk.expand(HKDF_INFO, &mut out).map_err(KeyringError::Derive)?;
         }
-        n => return Err(format!("Invalid key: key size must be 16, 24 or 32 bytes (got {n})")),
+        n => return Err(KeyringError::Size(n)),
     }
     Ok(out)
 }
@@ -106,22 +125,21 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn make_key(b64: &str) -> Result<Key, String> {
+fn make_key(b64: &str) -> Result<Key, KeyringError> {
     let raw = decode_key(b64)?;
     let derived = derive_key(&raw)?;
-    let cipher =
-        XChaCha20Poly1305::new_from_slice(&derived).map_err(|_| "Invalid key: bad key length".to_string())?;
+    let cipher = XChaCha20Poly1305::new_from_slice(&derived).map_err(|_| KeyringError::CipherKeyLength)?;
     Ok(Key { b64: base64::engine::general_purpose::STANDARD.encode(&raw), cipher })
 }
 
-fn canonical(b64: &str) -> Result<String, String> {
+fn canonical(b64: &str) -> Result<String, KeyringError> {
     decode_key(b64).map(|raw| base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 impl Keyring {
     /// A keyring from base64 keys, the first being primary. Duplicates are
     /// dropped; an empty list is an error.
-    pub fn new(keys: &[String]) -> Result<Keyring, String> {
+    pub fn new(keys: &[String]) -> Result<Keyring, KeyringError> {
         let mut ring = Keyring { keys: Vec::new() };
         for k in keys {
             let key = make_key(k)?;
@@ -130,7 +148,7 @@ impl Keyring {
             }
         }
         if ring.keys.is_empty() {
-            return Err("keyring is empty".into());
+            return Err(KeyringError::Empty);
         }
         Ok(ring)
     }
@@ -145,7 +163,7 @@ impl Keyring {
     }
 
     /// Adds a key (not primary). Installing an installed key is a no-op.
-    pub fn install(&mut self, b64: &str) -> Result<(), String> {
+    pub fn install(&mut self, b64: &str) -> Result<(), KeyringError> {
         let key = make_key(b64)?;
         if !self.keys.iter().any(|k| k.b64 == key.b64) {
             self.keys.push(key);
@@ -154,13 +172,9 @@ impl Keyring {
     }
 
     /// Makes an installed key the primary (the one we encrypt with).
-    pub fn use_key(&mut self, b64: &str) -> Result<(), String> {
+    pub fn use_key(&mut self, b64: &str) -> Result<(), KeyringError> {
         let want = canonical(b64)?;
-        let pos = self
-            .keys
-            .iter()
-            .position(|k| k.b64 == want)
-            .ok_or_else(|| "Requested key is not in the keyring".to_string())?;
+        let pos = self.keys.iter().position(|k| k.b64 == want).ok_or(KeyringError::NotInstalled)?;
         let key = self.keys.remove(pos);
         self.keys.insert(0, key);
         Ok(())
@@ -168,10 +182,10 @@ impl Keyring {
 
     /// Removes a secondary key. Removing a key that is not installed is a
     /// no-op; removing the primary is refused.
-    pub fn remove(&mut self, b64: &str) -> Result<(), String> {
+    pub fn remove(&mut self, b64: &str) -> Result<(), KeyringError> {
         let want = canonical(b64)?;
         if self.keys.first().is_some_and(|k| k.b64 == want) {
-            return Err("Removing the primary key is not allowed".into());
+            return Err(KeyringError::RemovePrimary);
         }
         self.keys.retain(|k| k.b64 != want);
         Ok(())
@@ -279,7 +293,7 @@ mod tests {
 
     #[test]
     fn key_sizes_and_derivation() {
-        assert!(decode_key("YWJj").unwrap_err().contains("16, 24 or 32"));
+        assert!(decode_key("YWJj").unwrap_err().to_string().contains("16, 24 or 32"));
         assert!(decode_key("!!").is_err());
         let d16 = derive_key(&decode_key(K16).unwrap()).unwrap();
         let raw16 = decode_key(K16).unwrap();
@@ -312,8 +326,11 @@ mod tests {
 
         a.install(K32).unwrap();
         assert_eq!(a.keys().len(), 2);
-        assert_eq!(a.remove(K16).unwrap_err(), "Removing the primary key is not allowed");
-        assert_eq!(a.use_key("AAECAwQFBgcICQoLDA0ODw==").unwrap_err(), "Requested key is not in the keyring");
+        assert_eq!(a.remove(K16).unwrap_err().to_string(), "Removing the primary key is not allowed");
+        assert_eq!(
+            a.use_key("AAECAwQFBgcICQoLDA0ODw==").unwrap_err().to_string(),
+            "Requested key is not in the keyring"
+        );
         a.use_key(K32).unwrap();
         assert_eq!(a.primary().unwrap(), K32);
         let new = a.seal(b"rotated", Channel::Stream).unwrap();

@@ -15,34 +15,64 @@
 //!
 //! Owns: file formats and atomic writes. Must not decide when to write.
 
+use crate::gossip::crypto::{decode_key, KeyringError};
 use crate::gossip::serf::SnapshotData;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a keyring or snapshot file could not be read or written; every
+/// text names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("failed to read keyring file {}: {source}", .path.display())]
+    ReadKeyring { path: PathBuf, source: std::io::Error },
+    #[error("failed to parse keyring file {}: {source}", .path.display())]
+    ParseKeyring { path: PathBuf, source: serde_json::Error },
+    #[error("keyring file {} contains no keys", .path.display())]
+    EmptyKeyring { path: PathBuf },
+    #[error("keyring file {}: {source}", .path.display())]
+    BadKey { path: PathBuf, source: KeyringError },
+    #[error("failed to write keyring file {}: {source}", .path.display())]
+    WriteKeyring { path: PathBuf, source: std::io::Error },
+    #[error("snapshot file {} is too large ({size} bytes)", .path.display())]
+    SnapshotTooLarge { path: PathBuf, size: u64 },
+    #[error("failed to read snapshot file {}: {source}", .path.display())]
+    ReadSnapshot { path: PathBuf, source: std::io::Error },
+    #[error("failed to parse snapshot file {}: {source}", .path.display())]
+    ParseSnapshot { path: PathBuf, source: serde_json::Error },
+    #[error("snapshot file {} has unsupported version {version}", .path.display())]
+    SnapshotVersion { path: PathBuf, version: u32 },
+    #[error("failed to write snapshot file {}: {source}", .path.display())]
+    WriteSnapshot { path: PathBuf, source: std::io::Error },
+    /// Serializing what we write failed (not expected for these types).
+    #[error(transparent)]
+    Encode(serde_json::Error),
+}
 
 /// Reads a keyring file; `Ok(None)` if it does not exist.
-pub fn read_keyring(path: &Path) -> Result<Option<Vec<String>>, String> {
+pub fn read_keyring(path: &Path) -> Result<Option<Vec<String>>, FileError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("failed to read keyring file {}: {e}", path.display())),
+        Err(source) => return Err(FileError::ReadKeyring { path: path.to_path_buf(), source }),
     };
     let keys: Vec<String> = serde_json::from_str(&text)
-        .map_err(|e| format!("failed to parse keyring file {}: {e}", path.display()))?;
+        .map_err(|source| FileError::ParseKeyring { path: path.to_path_buf(), source })?;
     if keys.is_empty() {
-        return Err(format!("keyring file {} contains no keys", path.display()));
+        return Err(FileError::EmptyKeyring { path: path.to_path_buf() });
     }
     for k in &keys {
-        crate::gossip::crypto::decode_key(k).map_err(|e| format!("keyring file {}: {e}", path.display()))?;
+        decode_key(k).map_err(|source| FileError::BadKey { path: path.to_path_buf(), source })?;
     }
     Ok(Some(keys))
 }
 
-pub fn write_keyring(path: &Path, keys: &[String]) -> Result<(), String> {
-    let json = serde_json::to_string(keys).map_err(|e| e.to_string())?;
+pub fn write_keyring(path: &Path, keys: &[String]) -> Result<(), FileError> {
+    let json = serde_json::to_string(keys).map_err(FileError::Encode)?;
     write_atomic(path, json.as_bytes(), true)
-        .map_err(|e| format!("failed to write keyring file {}: {e}", path.display()))
+        .map_err(|source| FileError::WriteKeyring { path: path.to_path_buf(), source })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,21 +97,21 @@ const SNAPSHOT_VERSION: u32 = 1;
 const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 
 /// Reads a snapshot; `Ok(None)` if it does not exist.
-pub fn read_snapshot(path: &Path) -> Result<Option<SnapshotData>, String> {
+pub fn read_snapshot(path: &Path) -> Result<Option<SnapshotData>, FileError> {
     match std::fs::metadata(path) {
         Ok(m) if m.len() > MAX_SNAPSHOT_BYTES => {
-            return Err(format!("snapshot file {} is too large ({} bytes)", path.display(), m.len()))
+            return Err(FileError::SnapshotTooLarge { path: path.to_path_buf(), size: m.len() })
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("failed to read snapshot file {}: {e}", path.display())),
+        Err(source) => return Err(FileError::ReadSnapshot { path: path.to_path_buf(), source }),
     }
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("failed to read snapshot file {}: {e}", path.display()))?;
+        .map_err(|source| FileError::ReadSnapshot { path: path.to_path_buf(), source })?;
     let f: SnapshotFile = serde_json::from_str(&text)
-        .map_err(|e| format!("failed to parse snapshot file {}: {e}", path.display()))?;
+        .map_err(|source| FileError::ParseSnapshot { path: path.to_path_buf(), source })?;
     if f.version != SNAPSHOT_VERSION {
-        return Err(format!("snapshot file {} has unsupported version {}", path.display(), f.version));
+        return Err(FileError::SnapshotVersion { path: path.to_path_buf(), version: f.version });
     }
     Ok(Some(SnapshotData {
         member_time: f.member_time,
@@ -92,7 +122,7 @@ pub fn read_snapshot(path: &Path) -> Result<Option<SnapshotData>, String> {
     }))
 }
 
-pub fn write_snapshot(path: &Path, node: &str, s: &SnapshotData, durable: bool) -> Result<(), String> {
+pub fn write_snapshot(path: &Path, node: &str, s: &SnapshotData, durable: bool) -> Result<(), FileError> {
     let f = SnapshotFile {
         version: SNAPSHOT_VERSION,
         node: node.to_string(),
@@ -106,9 +136,9 @@ pub fn write_snapshot(path: &Path, node: &str, s: &SnapshotData, durable: bool) 
             .map(|(name, addr)| SnapshotMember { name: name.clone(), addr: *addr })
             .collect(),
     };
-    let json = serde_json::to_vec(&f).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(&f).map_err(FileError::Encode)?;
     write_atomic(path, &json, durable)
-        .map_err(|e| format!("failed to write snapshot file {}: {e}", path.display()))
+        .map_err(|source| FileError::WriteSnapshot { path: path.to_path_buf(), source })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
@@ -155,7 +185,7 @@ mod tests {
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         std::fs::write(&p, "[\"YWJj\"]").unwrap();
-        assert!(read_keyring(&p).unwrap_err().contains("16, 24 or 32"));
+        assert!(read_keyring(&p).unwrap_err().to_string().contains("16, 24 or 32"));
         std::fs::write(&p, "not json").unwrap();
         assert!(read_keyring(&p).is_err());
     }

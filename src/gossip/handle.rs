@@ -8,12 +8,14 @@
 
 use crate::gossip::config::GossipConfig;
 use crate::gossip::crypto::{Crypto, Keyring};
+use crate::gossip::error::GossipError;
 use crate::gossip::files;
 use crate::gossip::member::{Member, MemberEvent};
-use crate::gossip::runtime::{self, Command, Prepared, Shared};
-use crate::gossip::serf::query::{IncomingQuery, KeyResponse, KeyringOp, QueryParams, QueryRef};
+use crate::gossip::runtime::{self, Command, KeyringResponse, Prepared, QueryEvent, Shared};
+use crate::gossip::serf::query::{IncomingQuery, KeyringOp, QueryParams, QueryRef};
 use crate::gossip::serf::{Serf, SerfConfig, UserEvent};
 use crate::gossip::swim::SwimConfig;
+use crate::gossip::transport::{self, TransportError};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -22,13 +24,6 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// One item of a running query.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueryEvent {
-    Ack(String),
-    Response { from: String, payload: Vec<u8> },
-}
 
 /// Responses to a query as they arrive; ends at the query's timeout.
 pub struct QueryResponses {
@@ -62,51 +57,6 @@ impl QueryResponses {
     }
 }
 
-/// The outcome of a cluster-wide keyring operation (Consul's
-/// `KeyringResponse` for one pool).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyringResponse {
-    /// Members alive when the operation started.
-    pub num_nodes: usize,
-    pub num_resp: usize,
-    pub num_err: usize,
-    /// Node → error message, for the nodes that failed.
-    pub messages: BTreeMap<String, String>,
-    /// Key → how many members have it installed (list).
-    pub keys: BTreeMap<String, usize>,
-    /// Key → how many members use it as primary.
-    pub primary_keys: BTreeMap<String, usize>,
-}
-
-impl KeyringResponse {
-    pub(crate) fn absorb(&mut self, from: &str, payload: &[u8]) {
-        self.num_resp += 1;
-        match KeyResponse::decode(payload) {
-            Ok(r) => {
-                if !r.result {
-                    self.num_err += 1;
-                    self.messages.insert(from.to_string(), r.message);
-                }
-                for k in r.keys {
-                    *self.keys.entry(k).or_default() += 1;
-                }
-                if !r.primary.is_empty() {
-                    *self.primary_keys.entry(r.primary).or_default() += 1;
-                }
-            }
-            Err(e) => {
-                self.num_err += 1;
-                self.messages.insert(from.to_string(), format!("failed to decode the response: {e}"));
-            }
-        }
-    }
-
-    /// True when every member that answered succeeded and all answered.
-    pub fn all_ok(&self) -> bool {
-        self.num_err == 0 && self.num_resp >= self.num_nodes
-    }
-}
-
 /// A running gossip pool.
 #[derive(Clone)]
 pub struct Gossip {
@@ -121,7 +71,7 @@ impl std::fmt::Debug for Gossip {
     }
 }
 
-fn load_keyring(cfg: &GossipConfig) -> Result<Option<Keyring>, String> {
+fn load_keyring(cfg: &GossipConfig) -> Result<Option<Keyring>, GossipError> {
     let scope = cfg.scope();
     let from_file = match &cfg.keyring_file {
         Some(p) => files::read_keyring(p)?,
@@ -146,7 +96,7 @@ fn load_keyring(cfg: &GossipConfig) -> Result<Option<Keyring>, String> {
     if keys.is_empty() {
         return Ok(None);
     }
-    Keyring::new(&keys).map(Some)
+    Ok(Some(Keyring::new(&keys)?))
 }
 
 impl Gossip {
@@ -157,9 +107,9 @@ impl Gossip {
         cfg: GossipConfig,
         tasks: &TaskTracker,
         cancel: CancellationToken,
-    ) -> Result<Gossip, String> {
+    ) -> Result<Gossip, GossipError> {
         if cfg.node_name.is_empty() {
-            return Err("gossip node name must not be empty".into());
+            return Err(GossipError::EmptyNodeName);
         }
         let scope = cfg.scope();
         let keyring = load_keyring(&cfg)?;
@@ -175,15 +125,15 @@ impl Gossip {
             },
             None => None,
         };
-        let (udp, tcp) = crate::gossip::transport::bind(cfg.bind).await?;
-        let bound = tcp.local_addr().map_err(|e| e.to_string())?;
+        let (udp, tcp) = transport::bind(cfg.bind).await?;
+        let bound = tcp.local_addr().map_err(TransportError::LocalAddr)?;
         let addr = match cfg.advertise {
             Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), bound.port()),
             Some(a) => a,
             None => bound,
         };
         if addr.ip().is_unspecified() {
-            return Err(format!("gossip advertise address {addr} must be a specific IP address"));
+            return Err(GossipError::UnspecifiedAdvertise(addr));
         }
         let mut swim = SwimConfig::from_settings(&cfg.settings);
         swim.scope = scope;
@@ -226,10 +176,10 @@ impl Gossip {
         Ok(g)
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, GossipError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.cmd.send(make(tx)).await.map_err(|_| "gossip pool is shut down".to_string())?;
-        rx.await.map_err(|_| "gossip pool is shut down".to_string())
+        self.inner.cmd.send(make(tx)).await.map_err(|_| GossipError::ShutDown)?;
+        rx.await.map_err(|_| GossipError::ShutDown)
     }
 
     /// The address peers reach us at.
@@ -253,7 +203,7 @@ impl Gossip {
 
     /// Joins through each address ("ip:port", "ip" with our port, or
     /// "host[:port]"); returns how many succeeded and the errors.
-    pub async fn join(&self, addrs: &[String]) -> (usize, Vec<(String, String)>) {
+    pub async fn join(&self, addrs: &[String]) -> (usize, Vec<(String, GossipError)>) {
         let mut targets = Vec::new();
         let mut errors = Vec::new();
         for a in addrs {
@@ -267,10 +217,12 @@ impl Gossip {
                 errors.append(&mut errs);
                 (n, errors)
             }
-            Err(e) => {
+            // `call` fails only when the driver is gone, and then every
+            // address not already failed fails for that reason.
+            Err(_) => {
                 for a in addrs {
                     if !errors.iter().any(|(x, _)| x == a) {
-                        errors.push((a.clone(), e.clone()));
+                        errors.push((a.clone(), GossipError::ShutDown));
                     }
                 }
                 (0, errors)
@@ -280,30 +232,26 @@ impl Gossip {
 
     /// Leaves gracefully (others see `left`), then stops the pool. Gives up
     /// waiting after `timeout` and stops anyway.
-    pub async fn leave(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn leave(&self, timeout: Duration) -> Result<(), GossipError> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .cmd
-            .send(Command::Leave { reply: tx })
-            .await
-            .map_err(|_| "gossip pool is shut down".to_string())?;
+        self.inner.cmd.send(Command::Leave { reply: tx }).await.map_err(|_| GossipError::ShutDown)?;
         let r = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err("gossip pool is shut down".into()),
-            Err(_) => Err(format!("timeout waiting for the leave to propagate ({timeout:?})")),
+            Ok(Err(_)) => Err(GossipError::ShutDown),
+            Err(_) => Err(GossipError::LeaveTimeout(timeout)),
         };
         self.shutdown().await;
         r
     }
 
     /// Failed → left; with `prune`, also removed from the member list.
-    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<(), String> {
+    pub async fn force_leave(&self, name: &str, prune: bool) -> Result<(), GossipError> {
         let name = name.to_string();
         self.call(|reply| Command::ForceLeave { name, prune, reply }).await?
     }
 
     /// Replaces our tags (≤ 512 bytes encoded).
-    pub async fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), String> {
+    pub async fn set_tags(&self, tags: BTreeMap<String, String>) -> Result<(), GossipError> {
         self.call(|reply| Command::SetTags { tags, reply }).await?
     }
 
@@ -312,7 +260,7 @@ impl Gossip {
     }
 
     /// Fires a user event (name + payload ≤ 512 bytes) to every member.
-    pub async fn user_event(&self, name: &str, payload: &[u8], coalesce: bool) -> Result<(), String> {
+    pub async fn user_event(&self, name: &str, payload: &[u8], coalesce: bool) -> Result<(), GossipError> {
         let (name, payload) = (name.to_string(), payload.to_vec());
         self.call(|reply| Command::UserEvent { name, payload, coalesce, reply }).await?
     }
@@ -326,7 +274,7 @@ impl Gossip {
         self.inner.query_tx.subscribe()
     }
 
-    pub async fn respond(&self, query: &QueryRef, payload: Vec<u8>) -> Result<(), String> {
+    pub async fn respond(&self, query: &QueryRef, payload: Vec<u8>) -> Result<(), GossipError> {
         let query = query.clone();
         self.call(|reply| Command::Respond { query, payload, reply }).await?
     }
@@ -337,33 +285,33 @@ impl Gossip {
         name: &str,
         payload: &[u8],
         params: QueryParams,
-    ) -> Result<QueryResponses, String> {
+    ) -> Result<QueryResponses, GossipError> {
         let (name, payload) = (name.to_string(), payload.to_vec());
         let (id, rx) = self.call(|reply| Command::Query { name, payload, params, reply }).await??;
         Ok(QueryResponses { id, rx })
     }
 
-    async fn keyring(&self, op: KeyringOp, key: &str) -> Result<KeyringResponse, String> {
+    async fn keyring(&self, op: KeyringOp, key: &str) -> Result<KeyringResponse, GossipError> {
         let key = key.to_string();
         self.call(|reply| Command::Keyring { op, key, reply }).await?
     }
 
     /// Every member reports its keys.
-    pub async fn keyring_list(&self) -> Result<KeyringResponse, String> {
+    pub async fn keyring_list(&self) -> Result<KeyringResponse, GossipError> {
         self.keyring(KeyringOp::List, "").await
     }
 
-    pub async fn keyring_install(&self, key: &str) -> Result<KeyringResponse, String> {
+    pub async fn keyring_install(&self, key: &str) -> Result<KeyringResponse, GossipError> {
         self.keyring(KeyringOp::Install, key).await
     }
 
     /// Makes an installed key the primary everywhere.
-    pub async fn keyring_use(&self, key: &str) -> Result<KeyringResponse, String> {
+    pub async fn keyring_use(&self, key: &str) -> Result<KeyringResponse, GossipError> {
         self.keyring(KeyringOp::Use, key).await
     }
 
     /// Removes a key everywhere; members refuse to remove their primary.
-    pub async fn keyring_remove(&self, key: &str) -> Result<KeyringResponse, String> {
+    pub async fn keyring_remove(&self, key: &str) -> Result<KeyringResponse, GossipError> {
         self.keyring(KeyringOp::Remove, key).await
     }
 
@@ -381,7 +329,7 @@ impl Gossip {
     }
 
     /// `consul info`'s serf section.
-    pub async fn stats(&self) -> Result<BTreeMap<String, String>, String> {
+    pub async fn stats(&self) -> Result<BTreeMap<String, String>, GossipError> {
         self.call(|reply| Command::Stats { reply }).await
     }
 
@@ -403,7 +351,7 @@ impl Gossip {
 }
 
 /// "ip:port", "ip" (default port), "[v6]:port", or "host[:port]".
-async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, String> {
+async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, GossipError> {
     let s = s.trim();
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok(sa);
@@ -416,7 +364,8 @@ async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     } else {
         format!("{s}:{default_port}")
     };
-    let mut addrs =
-        tokio::net::lookup_host(host.as_str()).await.map_err(|e| format!("failed to resolve {s}: {e}"))?;
-    addrs.next().ok_or_else(|| format!("failed to resolve {s}: no addresses"))
+    let mut addrs = tokio::net::lookup_host(host.as_str())
+        .await
+        .map_err(|source| GossipError::Resolve { addr: s.to_string(), source })?;
+    addrs.next().ok_or_else(|| GossipError::NoAddresses(s.to_string()))
 }

@@ -7,7 +7,12 @@
 //! - `codec`, `crypto`, `transport`, `files`: bytes, the encryption
 //!   envelope and keyring, sockets and frames, the keyring/snapshot files.
 //! - `runtime` (private), `handle`, `config`, `member`: the driver task and
-//!   the `Gossip` handle the agent uses.
+//!   the `Gossip` handle the agent uses. The driver defines what it hands
+//!   back (`QueryEvent`, `KeyringResponse`), so `handle` depends on
+//!   `runtime` and not the reverse.
+//! - `error`: `GossipError`, the one error type of the handle API; each
+//!   layer below has its own (`KeyringError`, `FileError`,
+//!   `TransportError`, `SerfError`, `CodecError`), which it wraps.
 //! - `sim`: a deterministic network + virtual clock for tests and
 //!   measurements.
 //!
@@ -47,6 +52,7 @@ macro_rules! glog {
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod error;
 pub mod files;
 pub mod handle;
 pub mod member;
@@ -59,8 +65,10 @@ pub mod transport;
 mod runtime;
 
 pub use config::{GossipConfig, Pool, WireDirection, WireTap};
-pub use handle::{Gossip, KeyringResponse, QueryEvent, QueryResponses, QueryResult};
+pub use error::GossipError;
+pub use handle::{Gossip, QueryResponses, QueryResult};
 pub use member::{Member, MemberEvent, MemberStatus};
 pub use pools::Pools;
+pub use runtime::{KeyringResponse, QueryEvent};
 pub use serf::query::{IncomingQuery, QueryParams, QueryRef};
 pub use serf::UserEvent;

@@ -13,16 +13,16 @@
 
 use crate::accept;
 use crate::gossip::config::{GossipConfig, WireDirection, WireTap};
-use crate::gossip::crypto::{Channel, Crypto};
+use crate::gossip::crypto::{decode_key, Channel, Crypto, ENVELOPE_OVERHEAD};
+use crate::gossip::error::GossipError;
 use crate::gossip::files;
-use crate::gossip::handle::{KeyringResponse, QueryEvent};
 use crate::gossip::member::{Member, MemberEvent};
 use crate::gossip::serf::query::{
     IncomingQuery, KeyResponse, KeyringOp, KeyringRequest, QueryParams, QueryRef,
 };
 use crate::gossip::serf::{Serf, SerfEvent, SerfTimer, UserEvent};
 use crate::gossip::swim::{Output, Time};
-use crate::gossip::transport::{self, Throttle, MAX_FRAME, MAX_UDP};
+use crate::gossip::transport::{self, Throttle, TransportError, MAX_FRAME, MAX_UDP};
 use crate::gossip::LogScope;
 use futures::future::BoxFuture;
 use std::cmp::Ordering;
@@ -43,7 +43,63 @@ const MAX_INBOUND_STREAMS: usize = 128;
 /// How often the snapshot file is rewritten at most.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
-pub(crate) type JoinResult = (usize, Vec<(String, String)>);
+// What the driver hands back to handles is defined here, with the code
+// that produces it: `handle` then depends on `runtime` and never the
+// other way round.
+
+/// One item of a running query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryEvent {
+    Ack(String),
+    Response { from: String, payload: Vec<u8> },
+}
+
+/// The outcome of a cluster-wide keyring operation (Consul's
+/// `KeyringResponse` for one pool).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyringResponse {
+    /// Members alive when the operation started.
+    pub num_nodes: usize,
+    pub num_resp: usize,
+    pub num_err: usize,
+    /// Node → error message, for the nodes that failed.
+    pub messages: BTreeMap<String, String>,
+    /// Key → how many members have it installed (list).
+    pub keys: BTreeMap<String, usize>,
+    /// Key → how many members use it as primary.
+    pub primary_keys: BTreeMap<String, usize>,
+}
+
+impl KeyringResponse {
+    pub(crate) fn absorb(&mut self, from: &str, payload: &[u8]) {
+        self.num_resp += 1;
+        match KeyResponse::decode(payload) {
+            Ok(r) => {
+                if !r.result {
+                    self.num_err += 1;
+                    self.messages.insert(from.to_string(), r.message);
+                }
+                for k in r.keys {
+                    *self.keys.entry(k).or_default() += 1;
+                }
+                if !r.primary.is_empty() {
+                    *self.primary_keys.entry(r.primary).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                self.num_err += 1;
+                self.messages.insert(from.to_string(), format!("failed to decode the response: {e}"));
+            }
+        }
+    }
+
+    /// True when every member that answered succeeded and all answered.
+    pub fn all_ok(&self) -> bool {
+        self.num_err == 0 && self.num_resp >= self.num_nodes
+    }
+}
+
+pub(crate) type JoinResult = (usize, Vec<(String, GossipError)>);
 
 pub(crate) enum Command {
     Join {
@@ -51,38 +107,38 @@ pub(crate) enum Command {
         reply: oneshot::Sender<JoinResult>,
     },
     Leave {
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GossipError>>,
     },
     ForceLeave {
         name: String,
         prune: bool,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GossipError>>,
     },
     SetTags {
         tags: BTreeMap<String, String>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GossipError>>,
     },
     UserEvent {
         name: String,
         payload: Vec<u8>,
         coalesce: bool,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GossipError>>,
     },
     Query {
         name: String,
         payload: Vec<u8>,
         params: QueryParams,
-        reply: oneshot::Sender<Result<(u32, mpsc::Receiver<QueryEvent>), String>>,
+        reply: oneshot::Sender<Result<(u32, mpsc::Receiver<QueryEvent>), GossipError>>,
     },
     Respond {
         query: QueryRef,
         payload: Vec<u8>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), GossipError>>,
     },
     Keyring {
         op: KeyringOp,
         key: String,
-        reply: oneshot::Sender<Result<KeyringResponse, String>>,
+        reply: oneshot::Sender<Result<KeyringResponse, GossipError>>,
     },
     Stats {
         reply: oneshot::Sender<BTreeMap<String, String>>,
@@ -94,8 +150,8 @@ pub(crate) enum Command {
 
 enum Internal {
     StreamIn { from: SocketAddr, payload: Vec<u8>, reply: oneshot::Sender<Vec<u8>> },
-    StreamReply { token: u64, result: Result<Vec<u8>, String> },
-    JoinReply { op: u64, target: String, result: Result<Vec<u8>, String> },
+    StreamReply { token: u64, result: Result<Vec<u8>, TransportError> },
+    JoinReply { op: u64, target: String, result: Result<Vec<u8>, TransportError> },
 }
 
 /// Counters shared with handles.
@@ -152,13 +208,13 @@ impl Ord for TimerEntry {
 struct JoinOp {
     remaining: usize,
     ok: usize,
-    errors: Vec<(String, String)>,
+    errors: Vec<(String, GossipError)>,
     reply: Option<oneshot::Sender<JoinResult>>,
 }
 
 struct KeyringAgg {
     resp: KeyringResponse,
-    reply: Option<oneshot::Sender<Result<KeyringResponse, String>>>,
+    reply: Option<oneshot::Sender<Result<KeyringResponse, GossipError>>>,
 }
 
 enum QuerySink {
@@ -190,7 +246,7 @@ struct Actor {
     joins: HashMap<u64, JoinOp>,
     next_op: u64,
     queries: HashMap<u32, QuerySink>,
-    leave_reply: Option<oneshot::Sender<Result<(), String>>>,
+    leave_reply: Option<oneshot::Sender<Result<(), GossipError>>>,
     stop: bool,
     udp_throttle: Throttle,
     /// The member generation the published view reflects.
@@ -328,7 +384,7 @@ impl Actor {
             v.running = false;
         }
         if let Some(r) = self.leave_reply.take() {
-            let _ = r.send(Err("gossip stopped before the leave finished".into()));
+            let _ = r.send(Err(GossipError::StoppedBeforeLeft));
         }
         glog!(self.scope, memberlist, debug, "gossip driver stopped");
     }
@@ -404,12 +460,13 @@ impl Actor {
                 if let Err(e) = &result {
                     glog!(self.scope, memberlist, debug, error = %e, "stream exchange failed");
                 }
-                self.serf.handle_stream_reply(token, result, now);
+                // The core only logs why an exchange failed.
+                self.serf.handle_stream_reply(token, result.map_err(|e| e.to_string()), now);
             }
             Internal::JoinReply { op, target, result } => {
                 let outcome = match result {
-                    Ok(bytes) => self.serf.handle_join_reply(&bytes, now),
-                    Err(e) => Err(e),
+                    Ok(bytes) => self.serf.handle_join_reply(&bytes, now).map_err(GossipError::from),
+                    Err(e) => Err(GossipError::from(e)),
                 };
                 if let Some(j) = self.joins.get_mut(&op) {
                     j.remaining = j.remaining.saturating_sub(1);
@@ -460,20 +517,21 @@ impl Actor {
             }
             Command::Leave { reply } => {
                 if self.leave_reply.is_some() {
-                    let _ = reply.send(Err("a leave is already in progress".into()));
+                    let _ = reply.send(Err(GossipError::LeaveInProgress));
                     return;
                 }
                 self.leave_reply = Some(reply);
                 self.serf.leave(now);
             }
             Command::ForceLeave { name, prune, reply } => {
-                let _ = reply.send(self.serf.force_leave(&name, prune, now));
+                let _ = reply.send(self.serf.force_leave(&name, prune, now).map_err(GossipError::from));
             }
             Command::SetTags { tags, reply } => {
-                let _ = reply.send(self.serf.set_tags(tags, now));
+                let _ = reply.send(self.serf.set_tags(tags, now).map_err(GossipError::from));
             }
             Command::UserEvent { name, payload, coalesce, reply } => {
-                let _ = reply.send(self.serf.user_event(&name, &payload, coalesce, now));
+                let _ = reply
+                    .send(self.serf.user_event(&name, &payload, coalesce, now).map_err(GossipError::from));
             }
             Command::Query { name, payload, params, reply } => {
                 match self.serf.query(&name, &payload, &params, now) {
@@ -483,12 +541,12 @@ impl Actor {
                         let _ = reply.send(Ok((q.id, rx)));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let _ = reply.send(Err(e.into()));
                     }
                 }
             }
             Command::Respond { query, payload, reply } => {
-                let _ = reply.send(self.serf.respond(&query, payload, now));
+                let _ = reply.send(self.serf.respond(&query, payload, now).map_err(GossipError::from));
             }
             Command::Keyring { op, key, reply } => self.start_keyring_op(op, key, reply, now),
             Command::Stats { reply } => {
@@ -508,17 +566,17 @@ impl Actor {
         &mut self,
         op: KeyringOp,
         key: String,
-        reply: oneshot::Sender<Result<KeyringResponse, String>>,
+        reply: oneshot::Sender<Result<KeyringResponse, GossipError>>,
         now: Time,
     ) {
         let enabled = self.crypto.read().map(|c| c.encrypted()).unwrap_or(false);
         if !enabled {
-            let _ = reply.send(Err("gossip encryption is not enabled on this agent".into()));
+            let _ = reply.send(Err(GossipError::EncryptionDisabled));
             return;
         }
         if op != KeyringOp::List {
-            if let Err(e) = crate::gossip::crypto::decode_key(&key) {
-                let _ = reply.send(Err(e));
+            if let Err(e) = decode_key(&key) {
+                let _ = reply.send(Err(e.into()));
                 return;
             }
         }
@@ -539,7 +597,7 @@ impl Actor {
                 self.queries.insert(q.id, QuerySink::Keyring(KeyringAgg { resp, reply: Some(reply) }));
             }
             Err(e) => {
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(e.into()));
             }
         }
     }
@@ -552,7 +610,7 @@ impl Actor {
         {
             let mut c = self.crypto.write().unwrap_or_else(|e| e.into_inner());
             match c.keyring.as_mut() {
-                None => resp.message = "gossip encryption is not enabled on this agent".into(),
+                None => resp.message = GossipError::EncryptionDisabled.to_string(),
                 Some(k) => {
                     let r = match req.op {
                         KeyringOp::Install => k.install(&req.key),
@@ -569,7 +627,7 @@ impl Actor {
                                 persist = Some(k.keys());
                             }
                         }
-                        Err(e) => resp.message = e,
+                        Err(e) => resp.message = e.to_string(),
                     }
                     resp.primary = k.primary().unwrap_or_default();
                 }
@@ -579,7 +637,7 @@ impl Actor {
             if let Err(e) = files::write_keyring(path, &keys) {
                 glog!(self.scope, serf, error, error = %e, "failed to persist the keyring");
                 resp.result = false;
-                resp.message = e;
+                resp.message = e.to_string();
             }
         }
         if resp.result && req.op != KeyringOp::List {
@@ -787,12 +845,12 @@ impl Acceptor {
         let _ = s.set_nodelay(true);
         let frame = match tokio::time::timeout(
             self.tcp_timeout,
-            transport::read_frame(&mut s, MAX_FRAME + crate::gossip::crypto::ENVELOPE_OVERHEAD),
+            transport::read_frame(&mut s, MAX_FRAME + ENVELOPE_OVERHEAD),
         )
         .await
         {
             Ok(Ok(f)) => f,
-            Ok(Err(e)) => return self.reject(from, &e),
+            Ok(Err(e)) => return self.reject(from, &e.to_string()),
             Err(_) => return self.reject(from, "timed out reading the request"),
         };
         if let Some(t) = &self.tap {

@@ -12,7 +12,7 @@
 //! Owns: byte movement and limits. Must not interpret gossip messages.
 
 use crate::gossip::config::{WireDirection, WireTap};
-use crate::gossip::crypto::{Channel, Crypto};
+use crate::gossip::crypto::{Channel, Crypto, CryptoError};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -28,26 +28,61 @@ pub const REFUSAL_MAGIC: u8 = b'X';
 /// Longest refusal reason we send or read.
 const MAX_REFUSAL: usize = 512;
 
+/// How many times `bind` with port 0 tries for a port free for both.
+const BIND_ATTEMPTS: u32 = 10;
+
+/// Why sockets could not be bound or a stream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("failed to bind TCP listener on {addr}: {source}")]
+    BindTcp { addr: SocketAddr, source: std::io::Error },
+    #[error("failed to bind UDP socket on {addr}: {source}")]
+    BindUdp { addr: SocketAddr, source: std::io::Error },
+    /// The bound listener could not report its own address.
+    #[error(transparent)]
+    LocalAddr(std::io::Error),
+    #[error("failed to read frame length: {0}")]
+    ReadLength(#[source] std::io::Error),
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("failed to read a frame: {0}")]
+    ReadFrame(#[source] std::io::Error),
+    #[error("truncated frame: {got} of {len} bytes")]
+    Truncated { got: usize, len: usize },
+    /// Sealing the request failed.
+    #[error(transparent)]
+    Seal(CryptoError),
+    #[error("dial tcp {to}: {source}")]
+    Dial { to: SocketAddr, source: std::io::Error },
+    #[error("failed to send to {to}: {source}")]
+    Send { to: SocketAddr, source: std::io::Error },
+    #[error("timed out after {timeout:?} talking to {to}")]
+    Timeout { to: SocketAddr, timeout: Duration },
+    /// The peer answered with a refusal frame.
+    #[error("{to} refused the request: {reason}")]
+    Refused { to: SocketAddr, reason: String },
+    #[error("bad reply from {to}: {source}")]
+    BadReply { to: SocketAddr, source: CryptoError },
+}
+
 /// Binds UDP and TCP on the same address. With port 0, TCP picks the
 /// port and UDP follows it (retrying if another process holds it).
-pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
-    let mut last = String::new();
-    for _ in 0..10 {
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("failed to bind TCP listener on {addr}: {e}"))?;
-        let bound = tcp.local_addr().map_err(|e| e.to_string())?;
+pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), TransportError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let tcp = TcpListener::bind(addr).await.map_err(|source| TransportError::BindTcp { addr, source })?;
+        let bound = tcp.local_addr().map_err(TransportError::LocalAddr)?;
         match UdpSocket::bind(bound).await {
             Ok(udp) => return Ok((udp, tcp)),
-            Err(e) => {
-                last = format!("failed to bind UDP socket on {bound}: {e}");
-                if addr.port() != 0 {
-                    return Err(last);
-                }
+            // A fixed port is not retried; a picked one is, a few times,
+            // and the last failure is the one reported.
+            Err(source) if addr.port() != 0 || attempt >= BIND_ATTEMPTS => {
+                return Err(TransportError::BindUdp { addr: bound, source })
             }
+            Err(_) => {}
         }
     }
-    Err(last)
 }
 
 /// Writes one frame.
@@ -61,23 +96,19 @@ pub async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<(
 }
 
 /// Reads one frame of at most `max` bytes.
-pub async fn read_frame(s: &mut TcpStream, max: usize) -> Result<Vec<u8>, String> {
+pub async fn read_frame(s: &mut TcpStream, max: usize) -> Result<Vec<u8>, TransportError> {
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.map_err(|e| format!("failed to read frame length: {e}"))?;
+    s.read_exact(&mut len).await.map_err(TransportError::ReadLength)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
-        return Err(format!("frame of {len} bytes exceeds the limit of {max} bytes"));
+        return Err(TransportError::FrameTooLarge { len, max });
     }
     // Grow the buffer as bytes arrive, so a peer that announces a large
     // frame must actually send it before we hold that much memory.
     let mut buf = Vec::with_capacity(len.min(64 << 10));
-    (&mut *s)
-        .take(len as u64)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| format!("failed to read a frame: {e}"))?;
+    (&mut *s).take(len as u64).read_to_end(&mut buf).await.map_err(TransportError::ReadFrame)?;
     if buf.len() != len {
-        return Err(format!("truncated frame: {} of {len} bytes", buf.len()));
+        return Err(TransportError::Truncated { got: buf.len(), len });
     }
     Ok(buf)
 }
@@ -98,33 +129,32 @@ pub async fn exchange(
     crypto: &Arc<RwLock<Crypto>>,
     timeout: Duration,
     tap: Option<&WireTap>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, TransportError> {
     let wire = {
         let c = crypto.read().unwrap_or_else(|e| e.into_inner());
-        c.wrap(plaintext, Channel::Stream).map_err(|e| e.to_string())?
+        c.wrap(plaintext, Channel::Stream).map_err(TransportError::Seal)?
     };
     let work = async {
-        let mut s = TcpStream::connect(to).await.map_err(|e| format!("dial tcp {to}: {e}"))?;
+        let mut s = TcpStream::connect(to).await.map_err(|source| TransportError::Dial { to, source })?;
         let _ = s.set_nodelay(true);
         if let Some(t) = tap {
             t(WireDirection::TcpOut, to, &wire);
         }
-        write_frame(&mut s, &wire).await.map_err(|e| format!("failed to send to {to}: {e}"))?;
+        write_frame(&mut s, &wire).await.map_err(|source| TransportError::Send { to, source })?;
         let reply = read_frame(&mut s, MAX_FRAME + crate::gossip::crypto::ENVELOPE_OVERHEAD).await?;
         if let Some(t) = tap {
             t(WireDirection::TcpIn, to, &reply);
         }
-        Ok::<Vec<u8>, String>(reply)
+        Ok::<Vec<u8>, TransportError>(reply)
     };
-    let reply = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| format!("timed out after {timeout:?} talking to {to}"))??;
+    let reply =
+        tokio::time::timeout(timeout, work).await.map_err(|_| TransportError::Timeout { to, timeout })??;
     if reply.first() == Some(&REFUSAL_MAGIC) {
-        let reason = String::from_utf8_lossy(reply.get(1..).unwrap_or_default());
-        return Err(format!("{to} refused the request: {reason}"));
+        let reason = String::from_utf8_lossy(reply.get(1..).unwrap_or_default()).into_owned();
+        return Err(TransportError::Refused { to, reason });
     }
     let c = crypto.read().unwrap_or_else(|e| e.into_inner());
-    c.unwrap(&reply, Channel::Stream).map_err(|e| format!("bad reply from {to}: {e}"))
+    c.unwrap(&reply, Channel::Stream).map_err(|source| TransportError::BadReply { to, source })
 }
 
 /// Logs at most one line per `every` for a class of dropped input and
@@ -181,9 +211,9 @@ mod tests {
         c3.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
         drop(c3);
         let r = server.await.unwrap();
-        assert_eq!(r[0].as_deref(), Ok(&b"hello"[..]));
-        assert!(r[1].as_ref().unwrap_err().contains("exceeds the limit"));
-        assert!(r[2].as_ref().unwrap_err().contains("truncated"));
+        assert_eq!(r[0].as_deref().ok(), Some(&b"hello"[..]));
+        assert!(r[1].as_ref().unwrap_err().to_string().contains("exceeds the limit"));
+        assert!(r[2].as_ref().unwrap_err().to_string().contains("truncated"));
     }
 
     #[test]

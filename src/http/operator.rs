@@ -311,7 +311,9 @@ pub async fn keyring(State(ctx): State<Ctx>, method: Method, uri: Uri, body: Byt
                 }
                 r
             } else {
-                g.keyring_list().await.map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                g.keyring_list()
+                    .await
+                    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             };
             out.push(keyring_json(wan, &dc, &r));
         }
@@ -333,7 +335,7 @@ pub async fn keyring(State(ctx): State<Ctx>, method: Method, uri: Uri, body: Byt
             Method::DELETE => g.keyring_remove(&input.key).await,
             ref m => return Err(super::method_not_allowed(m, &["GET", "POST", "PUT", "DELETE"])),
         }
-        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let pool = if wan { "WAN".to_string() } else { format!("{dc} (LAN)") };
         errors.extend(keyring_errors(&pool, &r));
     }

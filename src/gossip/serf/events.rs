@@ -6,7 +6,7 @@
 //! but `SerfEvent::User`.
 
 use super::message::{EventsAt, SerfMsg};
-use super::{Serf, SerfEvent, UserEvent};
+use super::{Serf, SerfError, SerfEvent, UserEvent};
 use crate::gossip::swim::broadcast::BroadcastClass;
 
 /// Recent items by Lamport time: slot `ltime % len` holds the items of the
@@ -61,13 +61,10 @@ impl Serf {
         payload: &[u8],
         coalesce: bool,
         now: crate::gossip::swim::Time,
-    ) -> Result<(), String> {
+    ) -> Result<(), SerfError> {
         let size = name.len() + payload.len();
         if size > self.cfg.user_event_size_limit {
-            return Err(format!(
-                "user event exceeds configured limit of {} bytes before encoding",
-                self.cfg.user_event_size_limit
-            ));
+            return Err(SerfError::EventTooLarge(self.cfg.user_event_size_limit));
         }
         let ltime = self.event_clock.time();
         self.event_clock.increment();

@@ -3,6 +3,7 @@
 //!
 //! Owns: shapes and limits. Must not apply anything.
 
+use super::SerfError;
 use crate::gossip::codec::{self, CodecError};
 use crate::gossip::swim::message::MAX_META_LEN;
 use serde::{Deserialize, Serialize};
@@ -95,13 +96,10 @@ impl SerfState {
 }
 
 /// Encodes tags as node metadata; refuses more than 512 bytes.
-pub fn encode_tags(tags: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
+pub fn encode_tags(tags: &BTreeMap<String, String>) -> Result<Vec<u8>, SerfError> {
     let bytes = codec::to_bytes(tags);
     if bytes.len() > MAX_META_LEN {
-        return Err(format!(
-            "encoded length of tags exceeds limit of {MAX_META_LEN} bytes (got {})",
-            bytes.len()
-        ));
+        return Err(SerfError::TagsTooLarge { limit: MAX_META_LEN, got: bytes.len() });
     }
     Ok(bytes)
 }
@@ -126,7 +124,7 @@ mod tests {
         assert_eq!(decode_tags(&encode_tags(&t).unwrap()).unwrap(), t);
         assert!(decode_tags(&[]).unwrap().is_empty());
         t.insert("big".into(), "x".repeat(600));
-        assert!(encode_tags(&t).unwrap_err().contains("512"));
+        assert!(encode_tags(&t).unwrap_err().to_string().contains("512"));
         assert!(decode_tags(&[5, 1]).is_err());
     }
 }

@@ -137,6 +137,25 @@ pub enum SerfEvent {
     LeaveDone,
 }
 
+/// Why the Serf layer refused a request (limits, names, deadlines).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SerfError {
+    #[error("encoded length of tags exceeds limit of {limit} bytes (got {got})")]
+    TagsTooLarge { limit: usize, got: usize },
+    #[error("user event exceeds configured limit of {0} bytes before encoding")]
+    EventTooLarge(usize),
+    #[error("no node found with name '{0}'")]
+    NoSuchNode(String),
+    #[error("query names starting with {} are reserved", query::INTERNAL_PREFIX)]
+    ReservedQueryName,
+    #[error("query exceeds limit of {0} bytes")]
+    QueryTooLarge(usize),
+    #[error("response is past the deadline")]
+    ResponsePastDeadline,
+    #[error("response exceeds limit of {0} bytes")]
+    ResponseTooLarge(usize),
+}
+
 /// What a snapshot records (see `snapshot` for the file).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SnapshotData {
@@ -214,7 +233,7 @@ impl Serf {
         seed: u64,
         now: Time,
         restore: Option<&SnapshotData>,
-    ) -> Result<Serf, String> {
+    ) -> Result<Serf, SerfError> {
         let meta = message::encode_tags(&cfg.tags)?;
         let local = LocalNode { name: cfg.name.clone(), addr: cfg.addr, meta, incarnation: 1 };
         let swim = Swim::new(cfg.swim.clone(), local, seed, now);
@@ -429,8 +448,8 @@ impl Serf {
     }
 
     /// Applies a join reply; on success broadcasts our join intent.
-    pub fn handle_join_reply(&mut self, bytes: &[u8], now: Time) -> Result<(), String> {
-        let user = self.swim.handle_push_pull_reply(bytes, now).map_err(|e| e.to_string());
+    pub fn handle_join_reply(&mut self, bytes: &[u8], now: Time) -> Result<(), CodecError> {
+        let user = self.swim.handle_push_pull_reply(bytes, now);
         let r = match user {
             Ok(user) => {
                 self.merge_state(&user, true, true, now);
@@ -448,7 +467,7 @@ impl Serf {
 
     /// Changes our tags (≤ 512 bytes encoded); gossiped with a new
     /// incarnation.
-    pub fn set_tags(&mut self, tags: BTreeMap<String, String>, now: Time) -> Result<(), String> {
+    pub fn set_tags(&mut self, tags: BTreeMap<String, String>, now: Time) -> Result<(), SerfError> {
         let meta = message::encode_tags(&tags)?;
         self.tags = tags;
         self.swim.set_meta(meta, now);
@@ -480,9 +499,9 @@ impl Serf {
     /// Marks a member as left: a failed member becomes `left`; with `prune`
     /// it is also erased from the member list. A live member briefly shows
     /// `leaving` and refutes.
-    pub fn force_leave(&mut self, name: &str, prune: bool, now: Time) -> Result<(), String> {
+    pub fn force_leave(&mut self, name: &str, prune: bool, now: Time) -> Result<(), SerfError> {
         if !self.members.contains_key(name) {
-            return Err(format!("no node found with name '{name}'"));
+            return Err(SerfError::NoSuchNode(name.to_string()));
         }
         let ltime = self.member_clock.time();
         self.member_clock.increment();

@@ -7,7 +7,7 @@
 //! collection state. Must not apply key operations (the runtime does).
 
 use super::message::{QueryMsg, SerfMsg};
-use super::{Serf, SerfEvent, SerfTimer};
+use super::{Serf, SerfError, SerfEvent, SerfTimer};
 use crate::gossip::codec;
 use crate::gossip::swim::broadcast::BroadcastClass;
 use crate::gossip::swim::Time;
@@ -23,7 +23,7 @@ pub const QUERY_INSTALL_KEY: &str = "_serf_install-key";
 pub const QUERY_USE_KEY: &str = "_serf_use-key";
 pub const QUERY_REMOVE_KEY: &str = "_serf_remove-key";
 pub const QUERY_LIST_KEYS: &str = "_serf_list-keys";
-const INTERNAL_PREFIX: &str = "_serf_";
+pub(super) const INTERNAL_PREFIX: &str = "_serf_";
 /// Longest tag filter pattern we compile.
 const MAX_PATTERN: usize = 256;
 
@@ -163,9 +163,9 @@ impl Serf {
         payload: &[u8],
         params: &QueryParams,
         now: Time,
-    ) -> Result<QueryStarted, String> {
+    ) -> Result<QueryStarted, SerfError> {
         if name.starts_with(INTERNAL_PREFIX) {
-            return Err(format!("query names starting with {INTERNAL_PREFIX} are reserved"));
+            return Err(SerfError::ReservedQueryName);
         }
         self.start_query(name, payload, params, now)
     }
@@ -177,7 +177,7 @@ impl Serf {
         key: &str,
         timeout: Option<Duration>,
         now: Time,
-    ) -> Result<QueryStarted, String> {
+    ) -> Result<QueryStarted, SerfError> {
         let payload = codec::to_bytes(&key.to_string());
         let params = QueryParams { timeout, ..Default::default() };
         self.start_query(op.query_name(), &payload, &params, now)
@@ -189,9 +189,9 @@ impl Serf {
         payload: &[u8],
         params: &QueryParams,
         now: Time,
-    ) -> Result<QueryStarted, String> {
+    ) -> Result<QueryStarted, SerfError> {
         if name.len() + payload.len() > self.cfg.query_size_limit {
-            return Err(format!("query exceeds limit of {} bytes", self.cfg.query_size_limit));
+            return Err(SerfError::QueryTooLarge(self.cfg.query_size_limit));
         }
         let ltime = self.query_clock.time();
         self.query_clock.increment();
@@ -221,12 +221,12 @@ impl Serf {
     }
 
     /// Answers a query (user or internal) with `payload`.
-    pub fn respond(&mut self, q: &QueryRef, payload: Vec<u8>, now: Time) -> Result<(), String> {
+    pub fn respond(&mut self, q: &QueryRef, payload: Vec<u8>, now: Time) -> Result<(), SerfError> {
         if now > q.deadline {
-            return Err("response is past the deadline".into());
+            return Err(SerfError::ResponsePastDeadline);
         }
         if payload.len() > self.cfg.query_response_size_limit {
-            return Err(format!("response exceeds limit of {} bytes", self.cfg.query_response_size_limit));
+            return Err(SerfError::ResponseTooLarge(self.cfg.query_response_size_limit));
         }
         self.send_response(q, false, payload, now);
         self.pump(now);

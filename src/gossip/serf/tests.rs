@@ -103,7 +103,11 @@ fn crash_is_failed_then_force_leave_and_prune() {
         all_see(s, 3, Some(MemberStatus::Left))
     })
     .expect("force-left");
-    assert!(sim.with(0, |m, now| m.serf.force_leave("nope", false, now)).unwrap_err().contains("nope"));
+    assert!(sim
+        .with(0, |m, now| m.serf.force_leave("nope", false, now))
+        .unwrap_err()
+        .to_string()
+        .contains("nope"));
     sim.with(1, |m, now| m.serf.force_leave("s3", true, now)).unwrap();
     let r = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(5), |s| all_see(s, 3, None));
     r.expect("pruned");
@@ -181,7 +185,11 @@ fn user_events_reach_every_member_exactly_once() {
         assert_eq!(payloads.len(), 5);
     }
     let too_big = vec![0u8; 600];
-    assert!(sim.with(0, |m, now| m.serf.user_event("x", &too_big, false, now)).unwrap_err().contains("512"));
+    assert!(sim
+        .with(0, |m, now| m.serf.user_event("x", &too_big, false, now))
+        .unwrap_err()
+        .to_string()
+        .contains("512"));
 }
 
 #[test]
