@@ -65,11 +65,11 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         tracing::warn!(target: "agent", "{w}");
     }
     let data_dir = match &cfg.data_dir {
-        Some(p) => Some(DataDir::open(p)?),
+        Some(p) => Some(DataDir::open(p).map_err(|e| e.to_string())?),
         None => None,
     };
     let node_uuid = match &data_dir {
-        Some(d) => d.node_id(cfg.node_id.as_deref())?,
+        Some(d) => d.node_id(cfg.node_id.as_deref()).map_err(|e| e.to_string())?,
         None => match &cfg.node_id {
             Some(id) => uuid::Uuid::parse_str(id).map_err(|e| format!("node_id: {e}"))?,
             None => uuid::Uuid::new_v4(),

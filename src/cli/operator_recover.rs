@@ -17,7 +17,7 @@
 use crate::cli::columnize;
 use crate::consensus::recovery::{self, Me, PeerSpec, RecoveredServer, Source, Written};
 use crate::consensus::typ::raft_id;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, DataDirError};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -125,12 +125,11 @@ fn recover(args: &RecoverArgs) -> Result<(), String> {
         ));
     }
     // Held until we return: no agent can start on this data dir meanwhile.
-    let _lock = DataDir::open(data_dir).map_err(|e| {
-        if e.contains("in use by another agent") {
+    let _lock = DataDir::open(data_dir).map_err(|e| match e {
+        DataDirError::Locked { .. } => {
             format!("{e}. Stop that agent first: recovery only works on a stopped server")
-        } else {
-            e
         }
+        e => e.to_string(),
     })?;
     let uuid = read_node_id(data_dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
