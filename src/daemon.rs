@@ -60,7 +60,8 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     // (or just after it reported readiness) is handled, not fatal.
     let signals = Signals::install()?;
     // Watches are checked before anything starts: a bad one stops the agent.
-    let (watches, watch_warnings) = crate::watch::parse_agent_watches(&cfg.watches)?;
+    let (watches, watch_warnings) =
+        crate::watch::parse_agent_watches(&cfg.watches).map_err(|e| e.to_string())?;
     for w in &watch_warnings {
         tracing::warn!(target: "agent", "{w}");
     }
@@ -162,12 +163,10 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let http_addrs =
         crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
     // Watches query this agent over HTTP and stop when HTTP stops.
-    agent.attach_watches(crate::watch::AgentWatches::start(
-        watches,
-        &http_addrs,
-        http_shutdown.clone(),
-        &tasks,
-    )?);
+    agent.attach_watches(
+        crate::watch::AgentWatches::start(watches, &http_addrs, http_shutdown.clone(), &tasks)
+            .map_err(|e| e.to_string())?,
+    );
     let dns_addrs = cfg.dns_socket_addrs();
     if !dns_addrs.is_empty() {
         let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;

@@ -11,6 +11,7 @@
 //! agent, server or catalog directly.
 
 pub mod agent;
+mod error;
 pub mod http_handler;
 pub mod json;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod script;
 pub mod spec;
 
 pub use agent::{parse_agent_watches, AgentWatch, AgentWatches, WatchHandlerSpec};
+pub use error::{Cause, WatchError};
 pub use http_handler::HttpHandlerConfig;
 pub use plan::{ChangeDetector, Flow, Plan};
 pub use spec::{WatchKind, WatchSpec};

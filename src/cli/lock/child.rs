@@ -22,7 +22,7 @@ impl LockChild {
     pub fn start(args: &[String], shell: bool, pass_stdin: bool) -> Result<LockChild, String> {
         let spec =
             if shell { HandlerCommand::Shell(args.join(" ")) } else { HandlerCommand::Args(args.to_vec()) };
-        let mut cmd = spec.command()?;
+        let mut cmd = spec.command().map_err(|e| e.to_string())?;
         cmd.env("CONSUL_LOCK_HELD", "true")
             .stdin(if pass_stdin { Stdio::inherit() } else { Stdio::null() })
             .stdout(Stdio::inherit())
