@@ -100,7 +100,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let agent =
         Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
     agent.set_load_options(opts);
-    for w in agent.load_local()? {
+    for w in agent.load_local().map_err(|e| e.to_string())? {
         tracing::warn!(target: "agent", "{w}");
     }
     agent.start_checks(&tasks);
