@@ -113,7 +113,8 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
         &tasks,
         shutdown.clone(),
     )
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     agent.attach_gossip(pools.clone());
     if let Some(server) = &server {
         server.attach_gossip(pools.clone());
