@@ -170,7 +170,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     );
     let dns_addrs = cfg.dns_socket_addrs();
     if !dns_addrs.is_empty() {
-        let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;
+        let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg).map_err(|e| e.to_string())?;
         let backend = Arc::new(crate::agent::dns_backend::AgentDns::new(agent.clone()));
         crate::dns::serve(backend, dns_cfg, &dns_addrs, http_shutdown.clone(), &tasks).await?;
     }
