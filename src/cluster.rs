@@ -16,12 +16,27 @@ use crate::server::members::server_members;
 use crate::server::Server;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// An error from a module whose own error type is not settled (gossip):
+/// kept whole, shown as it shows itself.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the gossip pools could not start (the agent then stops with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("creating {}: {source}", .path.display())]
+    SerfDir { path: PathBuf, source: std::io::Error },
+    #[error("Failed to start LAN Serf: {0}")]
+    LanSerf(#[source] Cause),
+    #[error("Failed to start WAN Serf: {0}")]
+    WanSerf(#[source] Cause),
+}
 
 fn gossip_config(
     cfg: &RuntimeConfig,
@@ -72,21 +87,21 @@ pub async fn start_pools(
     data_dir: Option<&Path>,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> Result<Pools, String> {
+) -> Result<Pools, ClusterError> {
     if let Some(dir) = data_dir {
-        std::fs::create_dir_all(dir.join("serf"))
-            .map_err(|e| format!("creating {}: {e}", dir.join("serf").display()))?;
+        let path = dir.join("serf");
+        std::fs::create_dir_all(&path).map_err(|source| ClusterError::SerfDir { path, source })?;
     }
     let lan =
         Gossip::start(gossip_config(cfg, Pool::Lan, lan_tags.clone(), data_dir), tasks, shutdown.clone())
             .await
-            .map_err(|e| format!("Failed to start LAN Serf: {e}"))?;
+            .map_err(|e| ClusterError::LanSerf(e.into()))?;
     let wan = if cfg.server && cfg.ports.serf_wan > 0 {
         let mut tags = lan_tags;
         tags.remove("segment");
         let g = Gossip::start(gossip_config(cfg, Pool::Wan, tags, data_dir), tasks, shutdown)
             .await
-            .map_err(|e| format!("Failed to start WAN Serf: {e}"))?;
+            .map_err(|e| ClusterError::WanSerf(e.into()))?;
         Some(g)
     } else {
         None
@@ -202,5 +217,24 @@ pub async fn join_at_start(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `consul agent` prints after "Error starting agent: ".
+    #[test]
+    fn messages() {
+        let e = ClusterError::LanSerf("bind: address already in use".into());
+        assert_eq!(e.to_string(), "Failed to start LAN Serf: bind: address already in use");
+        let e = ClusterError::WanSerf("x".into());
+        assert_eq!(e.to_string(), "Failed to start WAN Serf: x");
+        let e = ClusterError::SerfDir {
+            path: PathBuf::from("/d/serf"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "creating /d/serf: permission denied");
     }
 }

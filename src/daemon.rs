@@ -8,15 +8,19 @@
 //! at once.
 
 use crate::agent::client::ServerPool;
+use crate::agent::LoadLocalError;
 use crate::agent::{Agent, Delegate};
-use crate::cluster;
+use crate::cluster::{self, ClusterError};
 use crate::config::{LoadOptions, Loaded, RuntimeConfig};
 use crate::consensus::{typ, Consensus, ConsensusConfig};
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, DataDirError};
+use crate::dns::DnsConfigError;
 use crate::rpc::client::RpcClient;
 use crate::server::endpoints::RpcEndpoints;
 use crate::server::leader::{self, MemberInfo};
 use crate::server::{Server, ServerSettings};
+use crate::watch::WatchError;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -25,6 +29,49 @@ use tokio_util::task::TaskTracker;
 
 /// How long a graceful leave may take before the agent exits anyway.
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An error from a module whose own error type is not settled (consensus,
+/// RPC, HTTP, the DNS listeners): kept whole, shown as it shows itself.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the agent could not start. `run` prints it after
+/// "==> Error starting agent: " and exits 1, so every text is the one
+/// operators (and tests) know.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("failed to install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Watches(#[from] WatchError),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// `node_id` in `-dev` (no data dir to check it against).
+    #[error("node_id: {0}")]
+    NodeId(#[source] uuid::Error),
+    #[error("Could not write PID file {}: {source}", .path.display())]
+    PidFile { path: PathBuf, source: std::io::Error },
+    #[error("internal error: neither server nor client")]
+    NoDelegate,
+    #[error(transparent)]
+    LoadLocal(#[from] LoadLocalError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    DnsConfig(#[from] DnsConfigError),
+    /// Applying a recovery file (`raft/peers.json`) at start.
+    #[error("{0}")]
+    Recovery(#[source] Cause),
+    #[error("{0}")]
+    Consensus(#[source] Cause),
+    /// The server RPC listener.
+    #[error("{0}")]
+    Rpc(#[source] Cause),
+    #[error("{0}")]
+    Http(#[source] Cause),
+    /// The DNS listeners.
+    #[error("{0}")]
+    Dns(#[source] Cause),
+}
 
 /// Runs the agent until it is told to stop; returns the process exit code.
 pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
@@ -55,7 +102,7 @@ async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
     }
 }
 
-async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String> {
+async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartError> {
     // Signal handlers first: a SIGTERM that arrives while the agent starts
     // (or just after it reported readiness) is handled, not fatal.
     let signals = Signals::install()?;
@@ -71,13 +118,13 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let node_uuid = match &data_dir {
         Some(d) => d.node_id(cfg.node_id.as_deref())?,
         None => match &cfg.node_id {
-            Some(id) => uuid::Uuid::parse_str(id).map_err(|e| format!("node_id: {e}"))?,
+            Some(id) => uuid::Uuid::parse_str(id).map_err(StartError::NodeId)?,
             None => uuid::Uuid::new_v4(),
         },
     };
     if let Some(pid_file) = &cfg.pid_file {
         std::fs::write(pid_file, format!("{}", std::process::id()))
-            .map_err(|e| format!("Could not write PID file {}: {e}", pid_file.display()))?;
+            .map_err(|source| StartError::PidFile { path: pid_file.clone(), source })?;
     }
     print_banner(&cfg, &node_uuid);
 
@@ -94,7 +141,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     let delegate = match (&server, &pool) {
         (Some(s), _) => Delegate::Server(s.clone()),
         (None, Some(p)) => Delegate::Client(p.clone()),
-        (None, None) => return Err("internal error: neither server nor client".into()),
+        (None, None) => return Err(StartError::NoDelegate),
     };
     let agent =
         Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
@@ -160,7 +207,9 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
 
     let http_shutdown = CancellationToken::new();
     let http_addrs =
-        crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks).await?;
+        crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks)
+            .await
+            .map_err(|e| StartError::Http(e.into()))?;
     // Watches query this agent over HTTP and stop when HTTP stops.
     agent.attach_watches(crate::watch::AgentWatches::start(
         watches,
@@ -172,7 +221,9 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, String
     if !dns_addrs.is_empty() {
         let dns_cfg = crate::dns::DnsServerConfig::from_runtime(&cfg)?;
         let backend = Arc::new(crate::agent::dns_backend::AgentDns::new(agent.clone()));
-        crate::dns::serve(backend, dns_cfg, &dns_addrs, http_shutdown.clone(), &tasks).await?;
+        crate::dns::serve(backend, dns_cfg, &dns_addrs, http_shutdown.clone(), &tasks)
+            .await
+            .map_err(|e| StartError::Dns(e.into()))?;
     }
     println!("==> Consul agent running!");
     println!("==> Log data will now stream in as it occurs:\n");
@@ -215,14 +266,16 @@ async fn start_server(
     rpc: &RpcClient,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<(Arc<Server>, Consensus), String> {
+) -> Result<(Arc<Server>, Consensus), StartError> {
     let raft_node = typ::RaftNode {
         addr: cfg.server_rpc_addr().to_string(),
         name: cfg.node_name.clone(),
         node_id: node_uuid.to_string(),
     };
     if let Some(d) = data_dir {
-        crate::consensus::recovery::recover_at_start(&d.raft_dir(), d.path(), &raft_node).await?;
+        crate::consensus::recovery::recover_at_start(&d.raft_dir(), d.path(), &raft_node)
+            .await
+            .map_err(|e| StartError::Recovery(e.into()))?;
     }
     let consensus = Consensus::start(
         ConsensusConfig {
@@ -239,7 +292,8 @@ async fn start_server(
         rpc.clone(),
         tasks,
     )
-    .await?;
+    .await
+    .map_err(|e| StartError::Consensus(e.into()))?;
     let server = Arc::new(Server::new(
         consensus.clone(),
         ServerSettings {
@@ -258,7 +312,8 @@ async fn start_server(
         shutdown.clone(),
         tasks,
     )
-    .await?;
+    .await
+    .map_err(|e| StartError::Rpc(e.into()))?;
     if cfg.bootstrap_expect > 1 {
         println!("==> WARNING: Expect Mode enabled, expecting {} servers", cfg.bootstrap_expect);
     }
@@ -274,12 +329,11 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> Result<Signals, String> {
-        let err = |e: std::io::Error| format!("failed to install signal handlers: {e}");
+    fn install() -> Result<Signals, StartError> {
         Ok(Signals {
-            int: signal(SignalKind::interrupt()).map_err(err)?,
-            term: signal(SignalKind::terminate()).map_err(err)?,
-            hup: signal(SignalKind::hangup()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(StartError::Signals)?,
+            term: signal(SignalKind::terminate()).map_err(StartError::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(StartError::Signals)?,
         })
     }
 }
@@ -374,4 +428,31 @@ fn print_banner(cfg: &RuntimeConfig, node_id: &uuid::Uuid) {
     println!("          ACL Enabled: false");
     println!("           Data Store: {}", if cfg.dev { "memory (-dev)" } else { "disk" });
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run` prints these after "==> Error starting agent: ", word for word;
+    /// wrapped errors show exactly their own text.
+    #[test]
+    fn messages() {
+        let e = StartError::PidFile {
+            path: PathBuf::from("/run/x/consul.pid"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(e.to_string(), "Could not write PID file /run/x/consul.pid: entity not found");
+        let e = StartError::Signals(std::io::Error::other("no"));
+        assert_eq!(e.to_string(), "failed to install signal handlers: no");
+        let e = StartError::NodeId(uuid::Uuid::parse_str("x").unwrap_err());
+        assert!(e.to_string().starts_with("node_id: invalid "), "{e}");
+        assert_eq!(StartError::NoDelegate.to_string(), "internal error: neither server nor client");
+        let e = StartError::from(WatchError::NoType);
+        assert_eq!(e.to_string(), "Watch type must be specified");
+        let e = StartError::Consensus("Failed to start Raft: disk full".into());
+        assert_eq!(e.to_string(), "Failed to start Raft: disk full");
+        let e = StartError::from(ClusterError::LanSerf("bind failed".into()));
+        assert_eq!(e.to_string(), "Failed to start LAN Serf: bind failed");
+    }
 }

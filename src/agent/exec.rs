@@ -21,7 +21,7 @@ use crate::catalog::Command;
 use crate::event::rexec::{self, ExecEvent, JobSpec};
 use crate::event::UserEvent;
 use crate::proc_group;
-use crate::rpc::{method, Consistency, QueryOptions, RequestContext};
+use crate::rpc::{method, Consistency, QueryOptions, RequestContext, RpcError};
 use bytes::Bytes;
 use std::io;
 use std::time::Duration;
@@ -36,6 +36,18 @@ const OUTPUT_IDLE: Duration = Duration::from_millis(500);
 const DEFAULT_WAIT: Duration = Duration::from_secs(2);
 /// The exit code reported when the command could not run.
 const FAILED: i32 = 255;
+
+/// Why a job's results could not be written (logged; the job then stops).
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    /// Our session lost the key: the CLI's session ended.
+    #[error("write of {key} failed: the lock is held by another session")]
+    LockHeld { key: String },
+    #[error("write of {key} failed: {source}")]
+    Write { key: String, source: RpcError },
+    #[error("agent is shutting down")]
+    ShuttingDown,
+}
 
 /// Handles one accepted `_rexec` event from start to exit code.
 pub async fn run(agent: Agent, ev: UserEvent) {
@@ -92,13 +104,13 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
 }
 
 /// Writes `<prefix>/<session>/<node>/<suffix>` holding the job's session.
-async fn write_key(agent: &Agent, job: &ExecEvent, suffix: &str, value: Bytes) -> Result<(), String> {
+async fn write_key(agent: &Agent, job: &ExecEvent, suffix: &str, value: Bytes) -> Result<(), ExecError> {
     let key = rexec::node_key(&job.prefix, &job.session, &agent.node_name(), suffix);
     let cmd = Command::KvLock { key: key.clone(), value, flags: 0, session: job.session.clone() };
     match agent.call(RequestContext::default(), method::KvApply { command: cmd }).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(format!("write of {key} failed: the lock is held by another session")),
-        Err(e) => Err(format!("write of {key} failed: {e}")),
+        Ok(false) => Err(ExecError::LockHeld { key }),
+        Err(source) => Err(ExecError::Write { key, source }),
     }
 }
 
@@ -182,7 +194,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 /// Writes output chunk `num` (empty: a heartbeat) and advances `num`.
-async fn upload(agent: &Agent, job: &ExecEvent, num: &mut u32, data: Vec<u8>) -> Result<(), String> {
+async fn upload(agent: &Agent, job: &ExecEvent, num: &mut u32, data: Vec<u8>) -> Result<(), ExecError> {
     write_key(agent, job, &rexec::output_suffix(*num), Bytes::from(data)).await?;
     *num = num.wrapping_add(1);
     Ok(())
@@ -195,7 +207,7 @@ async fn stream_output(
     job: &ExecEvent,
     pipe: &mut tokio::net::unix::pipe::Receiver,
     wait: Duration,
-) -> Result<(), String> {
+) -> Result<(), ExecError> {
     let shutdown = agent.shutdown_token();
     let mut pending: Vec<u8> = Vec::with_capacity(OUTPUT_CHUNK);
     let mut buf = vec![0u8; 8192];
@@ -231,7 +243,7 @@ async fn stream_output(
                 upload(agent, job, &mut num, Vec::new()).await?;
                 last_upload = Instant::now();
             }
-            _ = shutdown.cancelled() => return Err("agent is shutting down".into()),
+            _ = shutdown.cancelled() => return Err(ExecError::ShuttingDown),
         }
     }
     if !pending.is_empty() {
@@ -243,6 +255,16 @@ async fn stream_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log lines' `error` field, word for word.
+    #[test]
+    fn messages() {
+        assert_eq!(
+            ExecError::LockHeld { key: "_rexec/s/n/exit".into() }.to_string(),
+            "write of _rexec/s/n/exit failed: the lock is held by another session"
+        );
+        assert_eq!(ExecError::ShuttingDown.to_string(), "agent is shutting down");
+    }
 
     #[test]
     fn shell_and_exit_codes() {

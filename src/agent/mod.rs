@@ -83,6 +83,22 @@ pub enum AgentError {
     Rpc(#[from] RpcError),
 }
 
+/// Why the services and checks of the configuration could not be loaded
+/// at start (the agent then stops with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadLocalError {
+    /// A service definition that does not convert (`definition` says why).
+    #[error("Failed to register service: {0}")]
+    ServiceDefinition(String),
+    #[error("Failed to register service {name:?}: {source}")]
+    Service { name: String, source: AgentError },
+    /// A check definition that does not convert (`definition` says why).
+    #[error("Failed to register check: {0}")]
+    CheckDefinition(String),
+    #[error("Failed to register check {id:?}: {source}")]
+    Check { id: String, source: AgentError },
+}
+
 pub const SCRIPTS_DISABLED: &str =
     "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
 
@@ -511,7 +527,7 @@ impl Agent {
                 reason.to_string()
             };
             let def = maintenance_check(NODE_MAINT, "Node Maintenance Mode", &notes, "");
-            self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
+            self.inner.persist.save_check(&def).map_err(|e| AgentError::Refused(e.to_string()))?;
             self.inner.local.add_check(def, Source::Local);
             tracing::info!(target: "agent", "Node entered maintenance mode");
         } else if self.inner.local.remove_check(NODE_MAINT) {
@@ -542,7 +558,7 @@ impl Agent {
                 reason.to_string()
             };
             let def = maintenance_check(&id, "Service Maintenance Mode", &notes, service_id);
-            self.inner.persist.save_check(&def).map_err(AgentError::Refused)?;
+            self.inner.persist.save_check(&def).map_err(|e| AgentError::Refused(e.to_string()))?;
             self.inner.local.add_check(def, Source::Local);
             tracing::info!(target: "agent", service = %service_id, "Service entered maintenance mode");
         } else if self.inner.local.remove_check(&id) {
@@ -555,28 +571,25 @@ impl Agent {
     /// Loads the services and checks from the config and from the data dir
     /// (API registrations and maintenance flags survive restarts). A script
     /// check in the config that is not allowed stops the agent.
-    pub fn load_local(&self) -> Result<Vec<String>, String> {
+    pub fn load_local(&self) -> Result<Vec<String>, LoadLocalError> {
         let cfg = self.config();
         let mut warnings = Vec::new();
         if cfg.server {
             self.inner.local.add_service(consul_service(&cfg), Source::Local, false);
         }
         for s in &cfg.services {
-            let def =
-                definition::service_from_config(s).map_err(|e| format!("Failed to register service: {e}"))?;
+            let def = definition::service_from_config(s).map_err(LoadLocalError::ServiceDefinition)?;
             let name = def.name.clone();
             self.register_service(def, Source::Local, false)
-                .map_err(|e| format!("Failed to register service {name:?}: {e}"))?;
+                .map_err(|source| LoadLocalError::Service { name, source })?;
         }
         for c in &cfg.checks {
-            let mut def =
-                definition::check_from_config(c).map_err(|e| format!("Failed to register check: {e}"))?;
+            let mut def = definition::check_from_config(c).map_err(LoadLocalError::CheckDefinition)?;
             if def.id.is_empty() {
                 def.id = def.name.clone();
             }
             let id = def.id.clone();
-            self.register_check(def, Source::Local)
-                .map_err(|e| format!("Failed to register check {id:?}: {e}"))?;
+            self.register_check(def, Source::Local).map_err(|source| LoadLocalError::Check { id, source })?;
         }
         let (services, errors) = self.inner.persist.load_services();
         warnings.extend(errors.into_iter().map(|e| format!("skipping unreadable persisted service {e}")));
@@ -678,4 +691,29 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `consul agent` prints after "Error starting agent: ".
+    #[test]
+    fn load_local_messages() {
+        let e = LoadLocalError::Service {
+            name: "web".into(),
+            source: AgentError::Refused(SCRIPTS_DISABLED.into()),
+        };
+        assert_eq!(e.to_string(), format!("Failed to register service \"web\": {SCRIPTS_DISABLED}"));
+        let e = LoadLocalError::Check {
+            id: "c1".into(),
+            source: AgentError::BadRequest("Invalid check: x".into()),
+        };
+        assert_eq!(e.to_string(), "Failed to register check \"c1\": Invalid check: x");
+        assert_eq!(
+            LoadLocalError::ServiceDefinition("x".into()).to_string(),
+            "Failed to register service: x"
+        );
+        assert_eq!(LoadLocalError::CheckDefinition("y".into()).to_string(), "Failed to register check: y");
+    }
 }

@@ -8,7 +8,18 @@
 use crate::definition::{CheckDef, ServiceDef};
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
+use std::io;
 use std::path::{Path, PathBuf};
+
+/// Why a registration could not be saved or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    /// The file or directory that could not be written or removed.
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
 
 #[derive(Serialize, Deserialize)]
 struct ServiceFile {
@@ -44,40 +55,41 @@ impl Persist {
         self.dir.as_ref().map(|d| d.join(sub).join(fsutil::file_name_for(id)))
     }
 
-    fn write(&self, sub: &str, id: &str, bytes: Vec<u8>) -> Result<(), String> {
+    fn write(&self, sub: &str, id: &str, bytes: Vec<u8>) -> Result<(), PersistError> {
         let Some(path) = self.path(sub, id) else { return Ok(()) };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| PersistError::Io { path: parent.to_path_buf(), source })?;
         }
-        fsutil::write_atomic(&path, &bytes, true).map_err(|e| format!("{}: {e}", path.display()))
+        fsutil::write_atomic(&path, &bytes, true).map_err(|source| PersistError::Io { path, source })
     }
 
-    fn remove(&self, sub: &str, id: &str) -> Result<(), String> {
+    fn remove(&self, sub: &str, id: &str) -> Result<(), PersistError> {
         let Some(path) = self.path(sub, id) else { return Ok(()) };
-        fsutil::remove_optional(&path).map_err(|e| format!("{}: {e}", path.display()))
+        fsutil::remove_optional(&path).map_err(|source| PersistError::Io { path, source })
     }
 
-    pub fn save_service(&self, def: &ServiceDef) -> Result<(), String> {
-        let bytes = serde_json::to_vec(&ServiceFile { service: def.clone() }).map_err(|e| e.to_string())?;
+    pub fn save_service(&self, def: &ServiceDef) -> Result<(), PersistError> {
+        let bytes = serde_json::to_vec(&ServiceFile { service: def.clone() })?;
         self.write("services", &def.id, bytes)
     }
 
-    pub fn remove_service(&self, id: &str) -> Result<(), String> {
+    pub fn remove_service(&self, id: &str) -> Result<(), PersistError> {
         self.remove("services", id)
     }
 
-    pub fn save_check(&self, def: &CheckDef) -> Result<(), String> {
-        let bytes = serde_json::to_vec(&CheckFile { check: def.clone() }).map_err(|e| e.to_string())?;
+    pub fn save_check(&self, def: &CheckDef) -> Result<(), PersistError> {
+        let bytes = serde_json::to_vec(&CheckFile { check: def.clone() })?;
         self.write("checks", &def.id, bytes)
     }
 
-    pub fn remove_check(&self, id: &str) -> Result<(), String> {
+    pub fn remove_check(&self, id: &str) -> Result<(), PersistError> {
         self.remove("checks", id)?;
         self.remove("checks/state", id)
     }
 
-    pub fn save_check_state(&self, id: &str, state: &CheckState) -> Result<(), String> {
-        let bytes = serde_json::to_vec(state).map_err(|e| e.to_string())?;
+    pub fn save_check_state(&self, id: &str, state: &CheckState) -> Result<(), PersistError> {
+        let bytes = serde_json::to_vec(state)?;
         self.write("checks/state", id, bytes)
     }
 
@@ -123,5 +135,24 @@ impl Persist {
             }
         }
         (out, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text after "failed to persist service: " in the 500 answer.
+    #[test]
+    fn io_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the `services` directory should be.
+        std::fs::write(dir.path().join("services"), b"").unwrap();
+        let p = Persist::new(Some(dir.path()));
+        let def = ServiceDef { id: "web".into(), name: "web".into(), ..Default::default() };
+        let e = p.save_service(&def).unwrap_err();
+        assert!(matches!(e, PersistError::Io { .. }));
+        assert_eq!(e.to_string(), format!("{}/services: File exists (os error 17)", dir.path().display()));
+        assert!(Persist::new(None).save_service(&def).is_ok(), "-dev keeps nothing");
     }
 }

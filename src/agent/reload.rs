@@ -79,7 +79,8 @@ impl Agent {
             checks.push(def);
         }
 
-        let (watches, watch_warnings) = crate::watch::parse_agent_watches(&new.watches)?;
+        let (watches, watch_warnings) =
+            crate::watch::parse_agent_watches(&new.watches).map_err(|e| e.to_string())?;
         for w in watch_warnings {
             tracing::warn!(target: "agent", "{w}");
         }
@@ -132,7 +133,7 @@ impl Agent {
         }
         self.inner.local.trigger().notify_one();
         if let Some(running) = self.inner.watches.get() {
-            running.replace(watches)?;
+            running.replace(watches).map_err(|e| e.to_string())?;
         }
         Ok(summary)
     }

@@ -6,6 +6,7 @@
 
 mod child;
 mod contend;
+mod error;
 mod kv;
 mod mutex;
 mod semaphore;
@@ -15,6 +16,7 @@ use super::HttpFlags;
 use child::LockChild;
 use clap::Args;
 use contend::{CleanupError, Settings, MONITOR_RETRY_TIME};
+use error::LockError;
 use hyper::Method;
 use std::io::Write;
 use std::time::Duration;
@@ -82,14 +84,14 @@ enum Guard {
 }
 
 impl Guard {
-    async fn acquire(&mut self, stop: &CancellationToken) -> Result<Option<CancellationToken>, String> {
+    async fn acquire(&mut self, stop: &CancellationToken) -> Result<Option<CancellationToken>, LockError> {
         match self {
             Guard::Lock(m) => m.acquire(stop).await,
             Guard::Semaphore(s) => s.acquire(stop).await,
         }
     }
 
-    async fn release(&mut self, lost: bool) -> Result<(), String> {
+    async fn release(&mut self, lost: bool) -> Result<(), LockError> {
         match self {
             Guard::Lock(m) => m.release(lost).await,
             Guard::Semaphore(s) => s.release().await,
@@ -297,10 +299,10 @@ async fn run_async(a: LockArgs) -> i32 {
     0
 }
 
-fn exit_error(status: Result<std::process::ExitStatus, String>) -> Option<String> {
+fn exit_error(status: std::io::Result<std::process::ExitStatus>) -> Option<String> {
     match status {
         Ok(s) => crate::watch::script::describe_exit(s),
-        Err(e) => Some(e),
+        Err(e) => Some(e.to_string()),
     }
 }
 
@@ -325,7 +327,7 @@ async fn stop_child(ui: &Ui, child: &mut LockChild) {
     report_stopped(ui, status);
 }
 
-fn report_stopped(ui: &Ui, status: Result<std::process::ExitStatus, String>) {
+fn report_stopped(ui: &Ui, status: std::io::Result<std::process::ExitStatus>) {
     if let Some(err) = exit_error(status) {
         eprintln!("Error running handler: {err}");
     }

@@ -17,9 +17,53 @@
 use crate::cli::columnize;
 use crate::consensus::recovery::{self, Me, PeerSpec, RecoveredServer, Source, Written};
 use crate::consensus::typ::raft_id;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, DataDirError};
 use clap::Args;
+use std::io;
 use std::path::{Path, PathBuf};
+
+/// An error from `consensus::recovery`, whose own error type is not
+/// settled: kept whole, shown as it shows itself.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why no recovery file was written (printed after "Error: ").
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("Missing -data-dir: the stopped server's data directory")]
+    NoDataDir,
+    #[error("Missing -peers: list the servers of the recovered configuration, this one included")]
+    NoPeers,
+    #[error("-peers: {0:?} is neither ip:port, a node ID nor ID@ip:port")]
+    BadPeer(String),
+    /// Checking, resolving or rendering the peers, or reading Raft's data.
+    #[error("{0}")]
+    Recovery(#[source] Cause),
+    #[error("{} has no raft/ directory: is it a server's data directory?", .0.display())]
+    NoRaftDir(PathBuf),
+    /// An agent runs on the data dir.
+    #[error("{0}. Stop that agent first: recovery only works on a stopped server")]
+    InUse(#[source] DataDirError),
+    #[error(transparent)]
+    DataDir(DataDirError),
+    #[error("reading {}: {source}", .path.display())]
+    ReadNodeId { path: PathBuf, source: io::Error },
+    #[error("{}: invalid node ID: {source}", .path.display())]
+    BadNodeId { path: PathBuf, source: uuid::Error },
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] io::Error),
+    #[error("{} holds no Raft data: there is nothing to recover", .0.display())]
+    NoRaftData(PathBuf),
+    #[error(
+        "non-voters need an id, but some servers are only known by address; give every non-voter as ID@ip:port"
+    )]
+    NonVoterWithoutId,
+    #[error("writing {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+fn from_recovery(e: impl Into<Cause>) -> RecoverError {
+    RecoverError::Recovery(e.into())
+}
 
 #[derive(Args, Debug, Default)]
 #[command(about = "Writes raft/peers.json for a stopped server to recover from an outage")]
@@ -39,12 +83,12 @@ pub struct RecoverArgs {
 }
 
 /// Parses one `-peers` item: `ip:port`, `<node-id>` or `<node-id>@ip:port`.
-pub fn parse_peer(item: &str, non_voter: bool) -> Result<PeerSpec, String> {
+pub fn parse_peer(item: &str, non_voter: bool) -> Result<PeerSpec, RecoverError> {
     let item = item.trim();
     if let Some((id, addr)) = item.split_once('@') {
         return Ok(PeerSpec {
-            id: Some(recovery::parse_id(id)?),
-            address: Some(recovery::parse_address(addr)?),
+            id: Some(recovery::parse_id(id).map_err(from_recovery)?),
+            address: Some(recovery::parse_address(addr).map_err(from_recovery)?),
             non_voter,
         });
     }
@@ -53,21 +97,24 @@ pub fn parse_peer(item: &str, non_voter: bool) -> Result<PeerSpec, String> {
     }
     match uuid::Uuid::parse_str(item) {
         Ok(id) => Ok(PeerSpec { id: Some(id), address: None, non_voter }),
-        Err(_) => Err(format!("-peers: {item:?} is neither ip:port, a node ID nor ID@ip:port")),
+        Err(_) => Err(RecoverError::BadPeer(item.to_string())),
     }
 }
 
-fn parse_list(values: &[String], non_voter: bool, out: &mut Vec<PeerSpec>) -> Result<(), String> {
+fn parse_list(values: &[String], non_voter: bool, out: &mut Vec<PeerSpec>) -> Result<(), RecoverError> {
     for item in values.iter().flat_map(|v| v.split(',')).filter(|s| !s.trim().is_empty()) {
         out.push(parse_peer(item, non_voter)?);
     }
     Ok(())
 }
 
-fn read_node_id(data_dir: &Path) -> Result<uuid::Uuid, String> {
+fn read_node_id(data_dir: &Path) -> Result<uuid::Uuid, RecoverError> {
     let path = data_dir.join("node-id");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    uuid::Uuid::parse_str(text.trim()).map_err(|e| format!("{}: invalid node ID: {e}", path.display()))
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(source) => return Err(RecoverError::ReadNodeId { path, source }),
+    };
+    uuid::Uuid::parse_str(text.trim()).map_err(|source| RecoverError::BadNodeId { path, source })
 }
 
 fn table(servers: &[RecoveredServer]) -> String {
@@ -88,58 +135,53 @@ fn table(servers: &[RecoveredServer]) -> String {
 /// The file content: the current format when every server has an id, else
 /// the old address format (the agent then resolves the addresses again, by
 /// the same rules, at its start).
-fn render(servers: &[RecoveredServer]) -> Result<(String, &'static str), String> {
+fn render(servers: &[RecoveredServer]) -> Result<(String, &'static str), RecoverError> {
     if servers.iter().all(|s| s.source != Source::AwaitingServer) {
         let mut written = Vec::with_capacity(servers.len());
         for s in servers {
-            let address = recovery::parse_address(&s.node.addr)?;
+            let address = recovery::parse_address(&s.node.addr).map_err(from_recovery)?;
             written.push(Written { id: s.node.node_id.clone(), address, non_voter: !s.voter });
         }
-        return Ok((recovery::render_ids(&written)?, "id format"));
+        return Ok((recovery::render_ids(&written).map_err(from_recovery)?, "id format"));
     }
     if servers.iter().any(|s| !s.voter) {
-        return Err("non-voters need an id, but some servers are only known by address; give every non-voter as ID@ip:port".into());
+        return Err(RecoverError::NonVoterWithoutId);
     }
-    let addrs =
-        servers.iter().map(|s| recovery::parse_address(&s.node.addr)).collect::<Result<Vec<_>, _>>()?;
-    Ok((recovery::render_addresses(&addrs)?, "address format, because some servers are not known yet"))
+    let addrs = servers
+        .iter()
+        .map(|s| recovery::parse_address(&s.node.addr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(from_recovery)?;
+    Ok((
+        recovery::render_addresses(&addrs).map_err(from_recovery)?,
+        "address format, because some servers are not known yet",
+    ))
 }
 
-fn recover(args: &RecoverArgs) -> Result<(), String> {
-    let data_dir =
-        args.data_dir.as_deref().ok_or("Missing -data-dir: the stopped server's data directory")?;
+fn recover(args: &RecoverArgs) -> Result<(), RecoverError> {
+    let data_dir = args.data_dir.as_deref().ok_or(RecoverError::NoDataDir)?;
     let mut specs = Vec::new();
     parse_list(&args.peers, false, &mut specs)?;
     parse_list(&args.non_voters, true, &mut specs)?;
     if specs.is_empty() {
-        return Err(
-            "Missing -peers: list the servers of the recovered configuration, this one included".into()
-        );
+        return Err(RecoverError::NoPeers);
     }
-    recovery::check_specs(&specs)?;
+    recovery::check_specs(&specs).map_err(from_recovery)?;
     let raft_dir = data_dir.join("raft");
     if !raft_dir.is_dir() {
-        return Err(format!(
-            "{} has no raft/ directory: is it a server's data directory?",
-            data_dir.display()
-        ));
+        return Err(RecoverError::NoRaftDir(data_dir.to_path_buf()));
     }
     // Held until we return: no agent can start on this data dir meanwhile.
-    let _lock = DataDir::open(data_dir).map_err(|e| {
-        if e.contains("in use by another agent") {
-            format!("{e}. Stop that agent first: recovery only works on a stopped server")
-        } else {
-            e
-        }
+    let _lock = DataDir::open(data_dir).map_err(|e| match e {
+        DataDirError::Locked { .. } => RecoverError::InUse(e),
+        e => RecoverError::DataDir(e),
     })?;
     let uuid = read_node_id(data_dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
-    let (state, known) = runtime.block_on(recovery::inspect(&raft_dir, data_dir))?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RecoverError::Runtime)?;
+    let (state, known) = runtime.block_on(recovery::inspect(&raft_dir, data_dir)).map_err(from_recovery)?;
     if state.last().is_none() {
-        return Err(format!("{} holds no Raft data: there is nothing to recover", raft_dir.display()));
+        return Err(RecoverError::NoRaftData(raft_dir));
     }
     let id = raft_id(&uuid);
     let mine = known.config.get(&id);
@@ -149,7 +191,7 @@ fn recover(args: &RecoverArgs) -> Result<(), String> {
         name: mine.map(|n| n.name.clone()).unwrap_or_default(),
         addr: mine.and_then(|n| n.addr.parse().ok()),
     };
-    let servers = recovery::resolve(&specs, &me, &known)?;
+    let servers = recovery::resolve(&specs, &me, &known).map_err(from_recovery)?;
     let (text, format) = render(&servers)?;
     println!("Recovered Raft configuration for {}:", raft_dir.display());
     println!("{}", table(&servers));
@@ -159,8 +201,9 @@ fn recover(args: &RecoverArgs) -> Result<(), String> {
         return Ok(());
     }
     let path = recovery::peers_path(&raft_dir);
-    crate::fsutil::write_atomic(&path, text.as_bytes(), true)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    if let Err(source) = crate::fsutil::write_atomic(&path, text.as_bytes(), true) {
+        return Err(RecoverError::Write { path, source });
+    }
     println!("\nWrote {} ({format}):\n{text}", path.display());
     println!("Next: put this same file in raft/peers.json of every other surviving server");
     println!("(or run this command there with the same -peers), then start all of them.");
@@ -191,11 +234,55 @@ mod tests {
         assert!(p.id.is_some() && p.address.is_none());
         let p = parse_peer(&format!("{id}@10.0.0.2:8300"), true).unwrap();
         assert!(p.id.is_some() && p.address.is_some() && p.non_voter);
-        assert!(parse_peer("server1:8300", false).unwrap_err().contains("neither"));
+        assert!(parse_peer("server1:8300", false).unwrap_err().to_string().contains("neither"));
         assert!(parse_peer("x@10.0.0.2:8300", false).is_err());
         let mut out = Vec::new();
         parse_list(&["10.0.0.1:8300, 10.0.0.2:8300".into(), "10.0.0.3:8300".into()], false, &mut out)
             .unwrap();
         assert_eq!(out.len(), 3);
+    }
+
+    /// What the command prints after "Error: ", word for word.
+    #[test]
+    fn messages() {
+        let text = |e: RecoverError| e.to_string();
+        assert_eq!(text(RecoverError::NoDataDir), "Missing -data-dir: the stopped server's data directory");
+        assert_eq!(
+            text(RecoverError::NoPeers),
+            "Missing -peers: list the servers of the recovered configuration, this one included"
+        );
+        assert_eq!(
+            text(RecoverError::BadPeer("server1:8300".into())),
+            "-peers: \"server1:8300\" is neither ip:port, a node ID nor ID@ip:port"
+        );
+        assert_eq!(
+            text(RecoverError::NoRaftDir("/d".into())),
+            "/d has no raft/ directory: is it a server's data directory?"
+        );
+        assert_eq!(
+            text(RecoverError::NoRaftData("/d/raft".into())),
+            "/d/raft holds no Raft data: there is nothing to recover"
+        );
+        assert_eq!(
+            text(RecoverError::NonVoterWithoutId),
+            "non-voters need an id, but some servers are only known by address; give every non-voter as ID@ip:port"
+        );
+        assert_eq!(text(from_recovery("duplicate address 10.0.0.1:8300")), "duplicate address 10.0.0.1:8300");
+
+        let dir = tempfile::tempdir().unwrap();
+        let held = DataDir::open(dir.path()).unwrap();
+        let e = DataDir::open(dir.path()).err().unwrap();
+        let plain = e.to_string();
+        assert_eq!(
+            text(RecoverError::InUse(e)),
+            format!("{plain}. Stop that agent first: recovery only works on a stopped server")
+        );
+        drop(held);
+        let e = read_node_id(dir.path()).unwrap_err();
+        assert!(matches!(e, RecoverError::ReadNodeId { .. }));
+        assert!(text(e).starts_with(&format!("reading {}/node-id: ", dir.path().display())));
+        std::fs::write(dir.path().join("node-id"), "x").unwrap();
+        assert!(text(read_node_id(dir.path()).unwrap_err())
+            .starts_with(&format!("{}/node-id: invalid node ID: ", dir.path().display())));
     }
 }

@@ -8,7 +8,8 @@
 //! here, so tests and `consul validate` do not depend on this machine.
 
 use super::netif::IfAddr;
-use super::{sockaddr, ConfigError};
+use super::sockaddr::{self, TemplateError};
+use super::ConfigError;
 use std::cell::OnceCell;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -39,8 +40,9 @@ impl<'a> Network<'a> {
 
     /// Expands a template; `Ok(None)` in check-only mode.
     fn expand(&self, key: &str, raw: &str) -> Result<Option<String>, ConfigError> {
-        let fail =
-            |e: String| ConfigError::Invalid(format!("{key}: error in go-sockaddr template {raw:?}: {e}"));
+        let fail = |e: TemplateError| {
+            ConfigError::Invalid(format!("{key}: error in go-sockaddr template {raw:?}: {e}"))
+        };
         match self {
             Network::CheckOnly => sockaddr::check(raw).map(|_| None).map_err(fail),
             Network::Live { .. } => sockaddr::expand(raw, self.interfaces()).map(Some).map_err(fail),

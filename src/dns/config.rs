@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use hickory_proto::ProtoError;
 
 use crate::config::runtime::DnsSettings;
 use crate::config::RuntimeConfig;
@@ -21,6 +22,15 @@ pub const DEFAULT_MAX_INFLIGHT_UDP: usize = 4096;
 pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 512;
 /// Answer sets cached (one per service, tag, datacenter and domain).
 pub const DEFAULT_ANSWER_CACHE_ENTRIES: usize = 4096;
+
+/// Why the DNS settings were refused (the agent then stops with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum DnsConfigError {
+    #[error("invalid DNS domain {domain:?}: {source}")]
+    Domain { domain: String, source: ProtoError },
+    #[error("Invalid recursor address {0:?}: must be an IP address with an optional port")]
+    Recursor(String),
+}
 
 /// Everything the DNS server needs to run, resolved once at start.
 #[derive(Clone, Debug)]
@@ -41,7 +51,7 @@ pub struct DnsServerConfig {
 impl DnsServerConfig {
     /// Builds the DNS config from the agent's resolved configuration.
     /// Fails on a recursor that is not `ip`, `ip:port` or `[ipv6]:port`.
-    pub fn from_runtime(rc: &RuntimeConfig) -> Result<Self, String> {
+    pub fn from_runtime(rc: &RuntimeConfig) -> Result<Self, DnsConfigError> {
         let recursors = rc.recursors.iter().map(|r| parse_recursor(r)).collect::<Result<Vec<_>, _>>()?;
         let cfg = DnsServerConfig {
             domain: rc.domain.clone(),
@@ -73,7 +83,7 @@ impl DnsServerConfig {
     }
 
     /// Checks that the domains are valid DNS names.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DnsConfigError> {
         domain_name(&self.domain)?;
         if let Some(alt) = &self.alt_domain {
             domain_name(alt)?;
@@ -82,7 +92,7 @@ impl DnsServerConfig {
     }
 
     /// The domains as DNS names: primary, then the alternative (if distinct).
-    pub(crate) fn domains(&self) -> Result<crate::dns::name::Domains, String> {
+    pub(crate) fn domains(&self) -> Result<crate::dns::name::Domains, DnsConfigError> {
         let primary = domain_name(&self.domain)?;
         let alt = match &self.alt_domain {
             Some(alt) => Some(domain_name(alt)?).filter(|a| *a != primary),
@@ -115,15 +125,16 @@ pub fn default_dns_settings() -> DnsSettings {
     }
 }
 
-fn domain_name(d: &str) -> Result<Name, String> {
-    let mut name = Name::from_ascii(d).map_err(|e| format!("invalid DNS domain {d:?}: {e}"))?;
+fn domain_name(d: &str) -> Result<Name, DnsConfigError> {
+    let mut name =
+        Name::from_ascii(d).map_err(|source| DnsConfigError::Domain { domain: d.to_string(), source })?;
     name.set_fqdn(true);
     Ok(name.to_lowercase())
 }
 
 /// Parses a recursor: `ip`, `ip:port`, `[ipv6]:port` or a bare IPv6; port 53
 /// is implied.
-pub fn parse_recursor(r: &str) -> Result<SocketAddr, String> {
+pub fn parse_recursor(r: &str) -> Result<SocketAddr, DnsConfigError> {
     let r = r.trim();
     if let Ok(sa) = r.parse::<SocketAddr>() {
         return Ok(sa);
@@ -132,7 +143,7 @@ pub fn parse_recursor(r: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    Err(format!("Invalid recursor address {r:?}: must be an IP address with an optional port"))
+    Err(DnsConfigError::Recursor(r.to_string()))
 }
 
 /// Seconds of a duration as a DNS TTL, saturating.
@@ -182,7 +193,11 @@ mod tests {
         assert_eq!(parse_recursor("::1").unwrap(), "[::1]:53".parse().unwrap());
         assert_eq!(parse_recursor("[::1]:54").unwrap(), "[::1]:54".parse().unwrap());
         assert_eq!(parse_recursor("[::1]").unwrap(), "[::1]:53".parse().unwrap());
-        assert!(parse_recursor("dns.example").unwrap_err().contains("Invalid recursor address"));
+        assert!(parse_recursor("dns.example").unwrap_err().to_string().contains("Invalid recursor address"));
+        assert_eq!(
+            parse_recursor(" 8.8.8.8:x ").unwrap_err().to_string(),
+            "Invalid recursor address \"8.8.8.8:x\": must be an IP address with an optional port"
+        );
     }
 
     #[test]
@@ -203,5 +218,14 @@ mod tests {
         assert_eq!(cfg.recursors, vec!["127.0.0.9:53".parse().unwrap(), "127.0.0.10:5300".parse().unwrap()]);
         assert_eq!(cfg.settings.udp_answer_limit, 5);
         assert_eq!(cfg.domains().unwrap().name(1).to_ascii(), "alt.test.");
+    }
+
+    #[test]
+    fn bad_domain_names_itself() {
+        let mut cfg = DnsServerConfig::new("consul", default_dns_settings());
+        cfg.alt_domain = Some("a..b.".into());
+        let e = cfg.validate().unwrap_err();
+        assert!(matches!(&e, DnsConfigError::Domain { domain, .. } if domain == "a..b."));
+        assert!(e.to_string().starts_with("invalid DNS domain \"a..b.\": "), "{e}");
     }
 }

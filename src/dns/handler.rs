@@ -18,7 +18,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use super::answer::{self, Answer, Ctx};
 use super::backend::DnsBackend;
 use super::cache::AnswerCache;
-use super::config::DnsServerConfig;
+use super::config::{DnsConfigError, DnsServerConfig};
 use super::name::{DnsQuery, Domains};
 use super::recursor::Recursors;
 use super::truncate::{clamp_edns_payload, Budget};
@@ -52,7 +52,7 @@ pub struct Reply {
 }
 
 impl DnsHandler {
-    pub fn new(backend: Arc<dyn DnsBackend>, cfg: DnsServerConfig) -> Result<Self, String> {
+    pub fn new(backend: Arc<dyn DnsBackend>, cfg: DnsServerConfig) -> Result<Self, DnsConfigError> {
         let domains = cfg.domains()?;
         let s = &cfg.settings;
         let recursors = Recursors::new(cfg.recursors.clone(), s.recursor_timeout, s.recursor_strategy_random);

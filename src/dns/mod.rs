@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use backend::{BackendError, BoxFut, DnsBackend, Health, NodeInfo, ReverseHit, ServiceInstance};
-pub use config::{default_dns_settings, DnsServerConfig};
+pub use config::{default_dns_settings, DnsConfigError, DnsServerConfig};
 pub use handler::DnsHandler;
 pub use name::DnsQuery;
 
@@ -46,6 +46,6 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Vec<SocketAddr>, String> {
-    let handler = DnsHandler::new(backend, settings)?;
+    let handler = DnsHandler::new(backend, settings).map_err(|e| e.to_string())?;
     server::serve_handler(handler, addrs, shutdown, tasks).await
 }

@@ -7,6 +7,7 @@ use super::query::{caller, request_context, Params};
 use super::response::{empty_ok, with_meta};
 use super::Ctx;
 use crate::rpc::method;
+use crate::snapshot::ArchiveError;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -44,10 +45,9 @@ pub async fn restore(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body:
     .map_err(|e| {
         // Over our size limit is 413, as for the compressed archive.
         let msg = format!("failed to read snapshot: {e}");
-        if e.starts_with("state.bin is larger than") {
-            HttpError::too_large(msg)
-        } else {
-            HttpError::bad_request(msg)
+        match e {
+            ArchiveError::TooLarge { name: "state.bin", .. } => HttpError::too_large(msg),
+            _ => HttpError::bad_request(msg),
         }
     })?;
     if archive.state.len() > MAX_SNAPSHOT_STATE {

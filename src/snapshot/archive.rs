@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{self, Read};
 
 /// Size caps while reading an archive: a hostile or corrupt file must not
 /// make us allocate without bound.
@@ -35,12 +35,53 @@ pub struct Archive {
     pub state: Vec<u8>,
 }
 
+/// Why an archive could not be written or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{0}")]
+    EncodeMeta(#[source] serde_json::Error),
+    #[error("writing {name}: {source}")]
+    Write { name: &'static str, source: io::Error },
+    #[error("finishing archive: {0}")]
+    Finish(#[source] io::Error),
+    #[error("compressing archive: {0}")]
+    Compress(#[source] io::Error),
+    #[error("reading {name}: {source}")]
+    Read { name: &'static str, source: io::Error },
+    /// A member is over its cap; for `state.bin` that may be the caller's
+    /// (the HTTP restore answers 413 for it).
+    #[error("{name} is larger than the {cap}-byte limit")]
+    TooLarge { name: &'static str, cap: u64 },
+    #[error("not a snapshot archive: {0}")]
+    NotAnArchive(#[source] io::Error),
+    #[error("bad member name: {0}")]
+    BadMemberName(#[source] io::Error),
+    #[error("unexpected file {0:?} in snapshot archive")]
+    UnexpectedFile(String),
+    #[error("corrupt snapshot archive: {0}")]
+    Corrupt(#[source] io::Error),
+    #[error("snapshot archive has no {0}")]
+    Missing(&'static str),
+    #[error("SHA256SUMS is not text")]
+    SumsNotText,
+    #[error("SHA256SUMS has no entry for {0}")]
+    NoSum(&'static str),
+    #[error("checksum mismatch for {0}: the snapshot is corrupt")]
+    ChecksumMismatch(&'static str),
+    #[error("bad meta.json: {0}")]
+    BadMeta(#[source] serde_json::Error),
+    #[error("state.bin is {actual} bytes but meta.json says {declared}")]
+    SizeMismatch { actual: usize, declared: u64 },
+    #[error("unsupported snapshot format {found:?} (this agent reads {:?})", STATE_FORMAT)]
+    UnsupportedFormat { found: String },
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Builds the archive for `state` taken at `index`/`term`.
-pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, String> {
+pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, ArchiveError> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -53,7 +94,7 @@ pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, Str
         version: 1,
         format: STATE_FORMAT.to_string(),
     };
-    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
+    let meta_json = serde_json::to_vec_pretty(&meta).map_err(ArchiveError::EncodeMeta)?;
     let sums = format!(
         "{}  meta.json\n{}  state.bin\n",
         hex(&Sha256::digest(&meta_json)),
@@ -69,71 +110,66 @@ pub fn write_archive(index: u64, term: u64, state: &[u8]) -> Result<Vec<u8>, Str
         h.set_mode(0o600);
         h.set_mtime((now_ms / 1000) as u64);
         h.set_cksum();
-        tar.append_data(&mut h, name, data).map_err(|e| format!("writing {name}: {e}"))?;
+        tar.append_data(&mut h, name, data).map_err(|source| ArchiveError::Write { name, source })?;
     }
-    let gz = tar.into_inner().map_err(|e| format!("finishing archive: {e}"))?;
-    gz.finish().map_err(|e| format!("compressing archive: {e}"))
+    let gz = tar.into_inner().map_err(ArchiveError::Finish)?;
+    gz.finish().map_err(ArchiveError::Compress)
 }
 
-fn read_capped(r: impl Read, cap: u64, name: &str) -> Result<Vec<u8>, String> {
+fn read_capped(r: impl Read, cap: u64, name: &'static str) -> Result<Vec<u8>, ArchiveError> {
     let mut out = Vec::new();
-    r.take(cap + 1).read_to_end(&mut out).map_err(|e| format!("reading {name}: {e}"))?;
+    r.take(cap + 1).read_to_end(&mut out).map_err(|source| ArchiveError::Read { name, source })?;
     if out.len() as u64 > cap {
-        return Err(format!("{name} is larger than the {cap}-byte limit"));
+        return Err(ArchiveError::TooLarge { name, cap });
     }
     Ok(out)
 }
 
 /// Reads and verifies an archive: every member present, every checksum
 /// right, the metadata consistent with the state.
-pub fn read_archive(bytes: &[u8]) -> Result<Archive, String> {
+pub fn read_archive(bytes: &[u8]) -> Result<Archive, ArchiveError> {
     read_archive_capped(bytes, MAX_STATE)
 }
 
 /// As `read_archive`, refusing a state.bin over `max_state` bytes while it
 /// decompresses: a small archive can expand a thousandfold, so a caller
 /// with its own limit (the HTTP restore) must not first inflate up to ours.
-pub fn read_archive_capped(bytes: &[u8], max_state: u64) -> Result<Archive, String> {
+pub fn read_archive_capped(bytes: &[u8], max_state: u64) -> Result<Archive, ArchiveError> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let (mut meta, mut state, mut sums) = (None, None, None);
-    let entries = tar.entries().map_err(|e| format!("not a snapshot archive: {e}"))?;
+    let entries = tar.entries().map_err(ArchiveError::NotAnArchive)?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("not a snapshot archive: {e}"))?;
-        let name = entry.path().map_err(|e| format!("bad member name: {e}"))?.to_string_lossy().to_string();
+        let entry = entry.map_err(ArchiveError::NotAnArchive)?;
+        let name = entry.path().map_err(ArchiveError::BadMemberName)?.to_string_lossy().to_string();
         match name.as_str() {
             "meta.json" => meta = Some(read_capped(entry, MAX_META, "meta.json")?),
             "state.bin" => state = Some(read_capped(entry, max_state.min(MAX_STATE), "state.bin")?),
             "SHA256SUMS" => sums = Some(read_capped(entry, MAX_META, "SHA256SUMS")?),
-            other => return Err(format!("unexpected file {other:?} in snapshot archive")),
+            other => return Err(ArchiveError::UnexpectedFile(other.to_string())),
         }
     }
     // tar stops at its end-of-archive blocks; gzip only checks its CRC and
     // length trailer once the stream is read to the end, so drain it.
-    std::io::copy(&mut tar.into_inner(), &mut std::io::sink())
-        .map_err(|e| format!("corrupt snapshot archive: {e}"))?;
-    let meta_bytes = meta.ok_or("snapshot archive has no meta.json")?;
-    let state = state.ok_or("snapshot archive has no state.bin")?;
-    let sums = String::from_utf8(sums.ok_or("snapshot archive has no SHA256SUMS")?)
-        .map_err(|_| "SHA256SUMS is not text")?;
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(ArchiveError::Corrupt)?;
+    let meta_bytes = meta.ok_or(ArchiveError::Missing("meta.json"))?;
+    let state = state.ok_or(ArchiveError::Missing("state.bin"))?;
+    let sums = String::from_utf8(sums.ok_or(ArchiveError::Missing("SHA256SUMS"))?)
+        .map_err(|_| ArchiveError::SumsNotText)?;
     for (name, data) in [("meta.json", &meta_bytes), ("state.bin", &state)] {
         let want = sums
             .lines()
             .find_map(|l| l.split_once("  ").filter(|(_, n)| *n == name).map(|(h, _)| h.to_string()))
-            .ok_or_else(|| format!("SHA256SUMS has no entry for {name}"))?;
+            .ok_or(ArchiveError::NoSum(name))?;
         if want != hex(&Sha256::digest(data)) {
-            return Err(format!("checksum mismatch for {name}: the snapshot is corrupt"));
+            return Err(ArchiveError::ChecksumMismatch(name));
         }
     }
-    let meta: SnapshotMeta =
-        serde_json::from_slice(&meta_bytes).map_err(|e| format!("bad meta.json: {e}"))?;
+    let meta: SnapshotMeta = serde_json::from_slice(&meta_bytes).map_err(ArchiveError::BadMeta)?;
     if meta.size != state.len() as u64 {
-        return Err(format!("state.bin is {} bytes but meta.json says {}", state.len(), meta.size));
+        return Err(ArchiveError::SizeMismatch { actual: state.len(), declared: meta.size });
     }
     if !meta.format.is_empty() && meta.format != STATE_FORMAT {
-        return Err(format!(
-            "unsupported snapshot format {:?} (this agent reads {STATE_FORMAT:?})",
-            meta.format
-        ));
+        return Err(ArchiveError::UnsupportedFormat { found: meta.format });
     }
     Ok(Archive { meta, state })
 }
@@ -149,7 +185,8 @@ mod tests {
         let bytes = write_archive(1, 1, &state).unwrap();
         assert!(bytes.len() < 1 << 20, "{}", bytes.len());
         let err = read_archive_capped(&bytes, 8 << 20).unwrap_err();
-        assert!(err.contains("state.bin is larger than the 8388608-byte limit"), "{err}");
+        assert!(matches!(err, ArchiveError::TooLarge { name: "state.bin", cap: 8388608 }), "{err}");
+        assert!(err.to_string().contains("state.bin is larger than the 8388608-byte limit"), "{err}");
         assert_eq!(read_archive(&bytes).unwrap().state.len(), 80 << 20);
     }
 
@@ -212,6 +249,47 @@ mod tests {
         }
         let bad = out.into_inner().unwrap().finish().unwrap();
         let err = read_archive(&bad).unwrap_err();
-        assert!(err.contains("checksum mismatch for state.bin"), "{err}");
+        assert!(err.to_string().contains("checksum mismatch for state.bin"), "{err}");
+    }
+
+    /// `consul snapshot` prints these after "Error verifying snapshot file: ".
+    #[test]
+    fn messages() {
+        let text = |e: ArchiveError| e.to_string();
+        assert_eq!(text(ArchiveError::Missing("meta.json")), "snapshot archive has no meta.json");
+        assert_eq!(text(ArchiveError::SumsNotText), "SHA256SUMS is not text");
+        assert_eq!(text(ArchiveError::NoSum("state.bin")), "SHA256SUMS has no entry for state.bin");
+        assert_eq!(
+            text(ArchiveError::ChecksumMismatch("meta.json")),
+            "checksum mismatch for meta.json: the snapshot is corrupt"
+        );
+        assert_eq!(
+            text(ArchiveError::UnexpectedFile("x/y".into())),
+            "unexpected file \"x/y\" in snapshot archive"
+        );
+        assert_eq!(
+            text(ArchiveError::SizeMismatch { actual: 3, declared: 4 }),
+            "state.bin is 3 bytes but meta.json says 4"
+        );
+        assert_eq!(
+            text(ArchiveError::UnsupportedFormat { found: "v9".into() }),
+            "unsupported snapshot format \"v9\" (this agent reads \"consul-rs/postcard-state/v1\")"
+        );
+        assert_eq!(
+            text(ArchiveError::TooLarge { name: "meta.json", cap: 65536 }),
+            "meta.json is larger than the 65536-byte limit"
+        );
+        let io = || io::Error::other("boom");
+        assert_eq!(text(ArchiveError::Read { name: "state.bin", source: io() }), "reading state.bin: boom");
+        assert_eq!(
+            text(ArchiveError::Write { name: "SHA256SUMS", source: io() }),
+            "writing SHA256SUMS: boom"
+        );
+        assert_eq!(text(ArchiveError::NotAnArchive(io())), "not a snapshot archive: boom");
+        assert_eq!(text(ArchiveError::Corrupt(io())), "corrupt snapshot archive: boom");
+        assert_eq!(text(ArchiveError::BadMemberName(io())), "bad member name: boom");
+        assert_eq!(text(ArchiveError::Finish(io())), "finishing archive: boom");
+        assert_eq!(text(ArchiveError::Compress(io())), "compressing archive: boom");
+        assert!(text(read_archive(b"").unwrap_err()).starts_with("not a snapshot archive: "));
     }
 }

@@ -12,4 +12,4 @@
 pub mod archive;
 pub mod inspect;
 
-pub use archive::{read_archive, read_archive_capped, write_archive, Archive, SnapshotMeta};
+pub use archive::{read_archive, read_archive_capped, write_archive, Archive, ArchiveError, SnapshotMeta};

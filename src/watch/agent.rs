@@ -11,6 +11,7 @@ use super::json::encode_line;
 use super::plan::{Flow, Plan};
 use super::script::{run_captured, HandlerCommand};
 use super::spec::{self, WatchSpec};
+use super::WatchError;
 use bytes::Bytes;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,13 +36,16 @@ pub struct AgentWatch {
 
 /// Validates every `watches` entry. Returns the watches and warnings
 /// (deprecated fields), or the first error, naming the watch.
-pub fn parse_agent_watches(raw: &[Value]) -> Result<(Vec<AgentWatch>, Vec<String>), String> {
+pub fn parse_agent_watches(raw: &[Value]) -> Result<(Vec<AgentWatch>, Vec<String>), WatchError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut warnings = Vec::new();
     for (i, value) in raw.iter().enumerate() {
         let number = i + 1;
-        let (watch, deprecated_handler) = parse_one(number, value)
-            .map_err(|e| format!("Failed to parse watch #{number} ({}): {e}", compact(value)))?;
+        let (watch, deprecated_handler) = parse_one(number, value).map_err(|e| WatchError::InWatch {
+            number,
+            json: compact(value),
+            source: Box::new(e),
+        })?;
         if deprecated_handler {
             warnings.push(format!(
                 "watch #{number}: the 'handler' field in watches has been deprecated and replaced with the 'args' field. See https://www.consul.io/docs/agent/watches.html"
@@ -61,20 +65,20 @@ fn compact(v: &Value) -> String {
     text
 }
 
-fn parse_one(number: usize, value: &Value) -> Result<(AgentWatch, bool), String> {
-    let Value::Object(map) = value else { return Err("a watch must be an object".into()) };
+fn parse_one(number: usize, value: &Value) -> Result<(AgentWatch, bool), WatchError> {
+    let Value::Object(map) = value else { return Err(WatchError::NotAnObject) };
     let mut map = map.clone();
     match map.get("handler_type") {
         None => {
             map.insert("handler_type".into(), Value::String("script".into()));
         }
         Some(Value::String(t)) if t == "http" || t == "script" => {}
-        Some(Value::String(t)) => return Err(format!("Handler type '{t}' not recognized")),
-        Some(other) => return Err(format!("Handler type '{other}' not recognized")),
+        Some(Value::String(t)) => return Err(WatchError::UnknownHandlerType(t.clone())),
+        Some(other) => return Err(WatchError::UnknownHandlerType(other.to_string())),
     }
     if let Some(Value::String(t)) = map.get("type") {
         if t.starts_with("connect_") {
-            return Err(format!("Watch type {t} is not allowed in agent config"));
+            return Err(WatchError::ConnectInAgentConfig(t.clone()));
         }
     }
     let (spec, mut kept) = spec::parse(map, &["handler", "args"])?;
@@ -84,7 +88,7 @@ fn parse_one(number: usize, value: &Value) -> Result<(AgentWatch, bool), String>
     let handler = match handler {
         None => None,
         Some(Value::String(s)) => Some(s),
-        Some(_) => return Err("Watch handler must be a string".into()),
+        Some(_) => return Err(WatchError::HandlerNotString),
     };
     let args = match args {
         None => None,
@@ -93,26 +97,26 @@ fn parse_one(number: usize, value: &Value) -> Result<(AgentWatch, bool), String>
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
-                    _ => Err("Watch args must be a list of strings".to_string()),
+                    _ => Err(WatchError::ArgsNotStrings),
                 })
-                .collect::<Result<Vec<String>, String>>()?,
+                .collect::<Result<Vec<String>, _>>()?,
         ),
-        Some(_) => return Err("Watch args must be a list of strings".into()),
+        Some(_) => return Err(WatchError::ArgsNotStrings),
     };
     let deprecated = handler.is_some();
     let handler = match (handler, args, is_http) {
         (Some(_), Some(_), _) | (Some(_), None, true) | (None, Some(_), true) => {
-            return Err("Only one watch handler allowed".into())
+            return Err(WatchError::OneHandlerOnly)
         }
-        (None, None, false) => return Err("Must define a watch handler".into()),
+        (None, None, false) => return Err(WatchError::NoHandler),
         (None, None, true) => match spec.http_handler.clone() {
             Some(cfg) => WatchHandlerSpec::Http(cfg),
-            None => return Err("Handler type 'http' requires 'http_handler_config' to be set".into()),
+            None => return Err(WatchError::NoHttpHandlerConfig),
         },
         (Some(script), None, false) => WatchHandlerSpec::Script(HandlerCommand::Shell(script)),
         (None, Some(args), false) => {
             if args.is_empty() {
-                return Err("Watch args must name a command to run".into());
+                return Err(WatchError::EmptyArgs);
             }
             WatchHandlerSpec::Script(HandlerCommand::Args(args))
         }
@@ -148,7 +152,7 @@ impl AgentWatches {
         http_addrs: &[SocketAddr],
         stop: CancellationToken,
         tasks: &TaskTracker,
-    ) -> Result<AgentWatches, String> {
+    ) -> Result<AgentWatches, WatchError> {
         let set = AgentWatches {
             address: local_http_address(http_addrs),
             current: std::sync::Mutex::new(stop.child_token()),
@@ -161,11 +165,12 @@ impl AgentWatches {
 
     /// Stops the running watches and starts `watches` instead. Every plan
     /// is built before anything stops, so a bad one changes nothing.
-    pub fn replace(&self, watches: Vec<AgentWatch>) -> Result<(), String> {
+    pub fn replace(&self, watches: Vec<AgentWatch>) -> Result<(), WatchError> {
         let mut plans = Vec::with_capacity(watches.len());
         for w in watches {
-            let address = self.address.as_deref().ok_or("watch plans require an HTTP or HTTPS endpoint")?;
-            let plan = Plan::new(w.spec.clone(), address).map_err(|e| format!("watch #{}: {e}", w.number))?;
+            let address = self.address.as_deref().ok_or(WatchError::NoHttpEndpoint)?;
+            let plan = Plan::new(w.spec.clone(), address)
+                .map_err(|e| WatchError::PlanFor { number: w.number, source: Box::new(e) })?;
             plans.push((w, plan));
         }
         let stop = self.parent.child_token();
@@ -215,7 +220,7 @@ mod tests {
 
     fn parse(v: Value) -> Result<Vec<AgentWatch>, String> {
         match v {
-            Value::Array(items) => parse_agent_watches(&items).map(|(w, _)| w),
+            Value::Array(items) => parse_agent_watches(&items).map(|(w, _)| w).map_err(|e| e.to_string()),
             _ => Err("bad test input".into()),
         }
     }

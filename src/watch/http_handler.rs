@@ -3,6 +3,7 @@
 //! as Consul's `http_handler_config` describes. Owns the config parsing and
 //! the one request per change; nothing else.
 
+use super::WatchError;
 use crate::checks::tls;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,41 +33,43 @@ pub struct HttpHandlerConfig {
 impl HttpHandlerConfig {
     /// Reads the config object (or HCL's one-element list of objects).
     /// Unknown keys are ignored, as Consul's decoder does.
-    pub fn parse(raw: &Value) -> Result<HttpHandlerConfig, String> {
+    pub fn parse(raw: &Value) -> Result<HttpHandlerConfig, WatchError> {
         let obj = match raw {
             Value::Object(m) => m,
             Value::Array(items) if items.len() == 1 => match items.first() {
                 Some(Value::Object(m)) => m,
-                _ => return Err("expected an object".into()),
+                _ => return Err(WatchError::ConfigNotObject),
             },
-            _ => return Err("expected an object".into()),
+            _ => return Err(WatchError::ConfigNotObject),
         };
-        let text = |name: &str| -> Result<Option<String>, String> {
+        let text = |name: &str| -> Result<Option<String>, WatchError> {
             match obj.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!("'{name}' expected a string, got {other}")),
+                Some(other) => {
+                    Err(WatchError::ConfigNotString { field: name.to_string(), got: other.to_string() })
+                }
             }
         };
         let path = text("path")?.unwrap_or_default();
         if path.is_empty() {
-            return Err("Requires 'path' to be set".into());
+            return Err(WatchError::NoPath);
         }
         let method = text("method")?.filter(|m| !m.is_empty()).unwrap_or_else(|| "POST".into());
-        Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
+        Method::from_bytes(method.as_bytes()).map_err(|_| WatchError::InvalidMethod(method.clone()))?;
         let timeout = match text("timeout")?.filter(|t| !t.is_empty()) {
             None => DEFAULT_TIMEOUT,
-            Some(t) => crate::duration::parse(&t).map_err(|e| format!("Failed to parse timeout: {e}"))?,
+            Some(t) => crate::duration::parse(&t).map_err(WatchError::InvalidTimeout)?,
         };
         let tls_skip_verify = match obj.get("tls_skip_verify") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             // Consul decodes this field weakly: "true", 1 and friends work.
             Some(Value::String(s)) => {
-                parse_go_bool(s).ok_or_else(|| format!("'tls_skip_verify' cannot parse {s:?} as bool"))?
+                parse_go_bool(s).ok_or_else(|| WatchError::TlsSkipVerifyText(s.clone()))?
             }
             Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-            Some(other) => return Err(format!("'tls_skip_verify' expected a bool, got {other}")),
+            Some(other) => return Err(WatchError::TlsSkipVerifyType(other.to_string())),
         };
         let header = parse_headers(obj.get("header"))?;
         Ok(HttpHandlerConfig { path, method, header, timeout, tls_skip_verify })
@@ -74,34 +77,32 @@ impl HttpHandlerConfig {
 
     /// Sends one change. Returns the response status and (the tail of)
     /// its body; errors name the handler's URL and the cause.
-    pub async fn invoke(&self, index: u64, body: Bytes) -> Result<(u16, String), String> {
-        let what = format!("http watch handler '{}'", self.path);
+    pub async fn invoke(&self, index: u64, body: Bytes) -> Result<(u16, String), WatchError> {
         match tokio::time::timeout(self.timeout, self.send(index, body)).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(format!("failed to invoke {what}: {e}")),
-            Err(_) => Err(format!(
-                "failed to invoke {what}: timed out after {}",
-                crate::duration::format(self.timeout)
-            )),
+            Ok(Err(e)) => Err(WatchError::Invoke { path: self.path.clone(), source: Box::new(e) }),
+            Err(_) => Err(WatchError::InvokeTimeout { path: self.path.clone(), after: self.timeout }),
         }
     }
 
-    async fn send(&self, index: u64, body: Bytes) -> Result<(u16, String), String> {
-        let uri: Uri = self.path.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    async fn send(&self, index: u64, body: Bytes) -> Result<(u16, String), WatchError> {
+        let uri: Uri = self.path.parse().map_err(WatchError::InvalidUrl)?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            other => return Err(format!("unsupported URL scheme {:?}", other.unwrap_or(""))),
+            other => return Err(WatchError::UnsupportedScheme(other.unwrap_or("").to_string())),
         };
         let host =
-            uri.host().ok_or("URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+            uri.host().ok_or(WatchError::NoHost)?.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|source| WatchError::Dial {
+            host: host.clone(),
+            port,
+            source,
+        })?;
         let _ = tcp.set_nodelay(true);
         let method = Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| format!("invalid method {:?}", self.method))?;
+            .map_err(|_| WatchError::InvalidMethod(self.method.clone()))?;
         let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host.as_str());
         let mut req = Request::builder()
@@ -115,13 +116,13 @@ impl HttpHandlerConfig {
                 req = req.header(name.as_str(), v.as_str());
             }
         }
-        let req = req.body(Full::new(body)).map_err(|e| format!("invalid request: {e}"))?;
+        let req = req.body(Full::new(body)).map_err(WatchError::InvalidRequest)?;
         if https {
             // The checks' TLS client: system roots, or `tls_skip_verify`.
             static ROOTS: std::sync::OnceLock<tls::TlsRoots> = std::sync::OnceLock::new();
             let roots = ROOTS.get_or_init(tls::TlsRoots::default);
             let params = tls::TlsParams { skip_verify: self.tls_skip_verify, server_name: None, alpn: &[] };
-            let stream = tls::connect(roots, &params, &host, tcp).await?;
+            let stream = tls::connect(roots, &params, &host, tcp).await.map_err(WatchError::Tls)?;
             exchange(TokioIo::new(stream), req).await
         } else {
             exchange(TokioIo::new(tcp), req).await
@@ -130,15 +131,15 @@ impl HttpHandlerConfig {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-async fn exchange<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<(u16, String), String>
+async fn exchange<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<(u16, String), WatchError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(WatchError::Http)?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string());
+    let resp = sender.send_request(req).await.map_err(WatchError::Http);
     let out = match resp {
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -177,34 +178,38 @@ fn parse_go_bool(s: &str) -> Option<bool> {
     }
 }
 
-fn parse_headers(raw: Option<&Value>) -> Result<BTreeMap<String, Vec<String>>, String> {
+fn parse_headers(raw: Option<&Value>) -> Result<BTreeMap<String, Vec<String>>, WatchError> {
     let mut out = BTreeMap::new();
     let obj = match raw {
         None | Some(Value::Null) => return Ok(out),
         Some(Value::Object(m)) => m,
         Some(Value::Array(items)) if items.len() == 1 => match items.first() {
             Some(Value::Object(m)) => m,
-            _ => return Err("'header' expected a map of header names to lists of values".into()),
+            _ => return Err(WatchError::HeaderNotMap),
         },
-        Some(_) => return Err("'header' expected a map of header names to lists of values".into()),
+        Some(_) => return Err(WatchError::HeaderNotMap),
     };
     for (name, v) in obj {
         hyper::header::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("'header' has an invalid header name {name:?}"))?;
+            .map_err(|_| WatchError::HeaderName(name.clone()))?;
         let values: Vec<String> = match v {
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items
                 .iter()
                 .map(|i| match i {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(format!("'header.{name}' expected strings, got {other}")),
+                    other => {
+                        Err(WatchError::HeaderValueNotString { name: name.clone(), got: other.to_string() })
+                    }
                 })
                 .collect::<Result<_, _>>()?,
-            other => return Err(format!("'header.{name}' expected a list of strings, got {other}")),
+            other => {
+                return Err(WatchError::HeaderValuesNotList { name: name.clone(), got: other.to_string() })
+            }
         };
         for val in &values {
             hyper::header::HeaderValue::from_str(val)
-                .map_err(|_| format!("'header.{name}' has an invalid value {val:?}"))?;
+                .map_err(|_| WatchError::HeaderValue { name: name.clone(), value: val.clone() })?;
         }
         out.insert(name.clone(), values);
     }
@@ -236,7 +241,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let err = |v: Value| HttpHandlerConfig::parse(&v).unwrap_err();
+        let err = |v: Value| HttpHandlerConfig::parse(&v).unwrap_err().to_string();
         assert_eq!(err(json!({})), "Requires 'path' to be set");
         assert!(err(json!({"path": "http://x", "timeout": "soon"})).starts_with("Failed to parse timeout"));
         assert!(err(json!({"path": "http://x", "header": {"bad name": "v"}})).contains("invalid header name"));

@@ -11,6 +11,7 @@
 //! agent, server or catalog directly.
 
 pub mod agent;
+mod error;
 pub mod http_handler;
 pub mod json;
 pub mod params;
@@ -20,3 +21,4 @@ pub mod script;
 pub mod spec;
 
 pub use agent::{parse_agent_watches, AgentWatches};
+pub use error::WatchError;

@@ -12,6 +12,7 @@
 
 use super::query::{fetch, Fetched};
 use super::spec::{WatchKind, WatchSpec};
+use super::WatchError;
 use crate::api::{Client, ClientConfig};
 use serde_json::Value;
 use std::future::Future;
@@ -105,12 +106,13 @@ pub struct Plan {
 impl Plan {
     /// `address` is the agent's HTTP address (`host:port` or `http://…`);
     /// the watch's own `datacenter` and `token` apply to its queries.
-    pub fn new(spec: WatchSpec, address: &str) -> Result<Plan, String> {
+    pub fn new(spec: WatchSpec, address: &str) -> Result<Plan, WatchError> {
         let client = Client::new(ClientConfig {
             address: address.to_string(),
             token: spec.token.clone(),
             datacenter: spec.datacenter.clone(),
-        })?;
+        })
+        .map_err(|e| WatchError::Client(e.into()))?;
         Ok(Plan { spec, client, retry_base: RETRY_BASE, report: ErrorReport::Log })
     }
 
@@ -159,7 +161,7 @@ impl Plan {
         }
     }
 
-    fn report_error(&self, error: &str, retry: Duration) {
+    fn report_error(&self, error: &WatchError, retry: Duration) {
         let typ = self.spec.kind.type_name();
         let retry_text = crate::duration::format(retry);
         match self.report {

@@ -4,6 +4,7 @@
 //! is `null`, and an event watch only passes on events it has not seen.
 
 use super::spec::{ChecksTarget, WatchKind, WatchSpec};
+use super::WatchError;
 use crate::api::{encode, Client};
 use hyper::{Method, StatusCode};
 use serde_json::{Map, Value};
@@ -75,13 +76,11 @@ pub async fn fetch(
     spec: &WatchSpec,
     wait_index: u64,
     prev_index: Option<u64>,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, WatchError> {
     let path = request_path(spec, wait_index);
     let resp = match tokio::time::timeout(REQUEST_GUARD, client.request(Method::GET, &path, None)).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(format!("GET {path}: no answer within {}", crate::duration::format(REQUEST_GUARD)))
-        }
+        Ok(r) => r.map_err(|e| WatchError::Client(e.into()))?,
+        Err(_) => return Err(WatchError::NoAnswer { path, after: REQUEST_GUARD }),
     };
     let index = resp.index().unwrap_or(0);
     let is_kv = matches!(spec.kind, WatchKind::Key { .. } | WatchKind::KeyPrefix { .. });
@@ -89,14 +88,13 @@ pub async fn fetch(
         return Ok(Fetched { index, data: Value::Null });
     }
     if !resp.status.is_success() {
-        return Err(format!(
-            "Unexpected response code: {} ({})",
-            resp.status.as_u16(),
-            resp.text().trim_end()
-        ));
+        return Err(WatchError::Status {
+            code: resp.status.as_u16(),
+            body: resp.text().trim_end().to_string(),
+        });
     }
     let body: Value = serde_json::from_slice(&resp.body)
-        .map_err(|e| format!("failed to decode the answer to GET {path}: {e}"))?;
+        .map_err(|source| WatchError::Decode { path: path.clone(), source })?;
     let data = shape(&spec.kind, body, prev_index);
     Ok(Fetched { index, data })
 }

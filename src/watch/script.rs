@@ -6,6 +6,7 @@
 //! `consul lock`.
 
 use super::http_handler::tail_text;
+use super::WatchError;
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -26,7 +27,7 @@ pub enum HandlerCommand {
 
 impl HandlerCommand {
     /// The process to start; fails on an empty argument list.
-    pub fn command(&self) -> Result<Command, String> {
+    pub fn command(&self) -> Result<Command, WatchError> {
         match self {
             HandlerCommand::Shell(script) => {
                 let shell =
@@ -36,7 +37,7 @@ impl HandlerCommand {
                 Ok(c)
             }
             HandlerCommand::Args(args) => {
-                let (program, rest) = args.split_first().ok_or("handler has no command to run")?;
+                let (program, rest) = args.split_first().ok_or(WatchError::NoCommand)?;
                 let mut c = Command::new(program);
                 c.args(rest);
                 Ok(c)
@@ -104,7 +105,7 @@ pub struct Captured {
 pub async fn run_captured(cmd: &HandlerCommand, index: u64, input: &[u8]) -> Captured {
     let mut command = match cmd.command() {
         Ok(c) => c,
-        Err(e) => return Captured { error: Some(e), output: String::new() },
+        Err(e) => return Captured { error: Some(e.to_string()), output: String::new() },
     };
     command
         .env("CONSUL_INDEX", index.to_string())
@@ -137,17 +138,17 @@ pub async fn run_captured(cmd: &HandlerCommand, index: u64, input: &[u8]) -> Cap
 
 /// Runs the handler with `input` on stdin and the terminal as its output
 /// (the CLI's way). Returns Go's exit text when it failed.
-pub async fn run_inherited(cmd: &HandlerCommand, index: u64, input: &[u8]) -> Result<(), String> {
+pub async fn run_inherited(cmd: &HandlerCommand, index: u64, input: &[u8]) -> Result<(), WatchError> {
     let mut command = cmd.command()?;
     command.env("CONSUL_INDEX", index.to_string()).stdin(Stdio::piped()).kill_on_drop(true);
-    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    let mut child = command.spawn().map_err(WatchError::Spawn)?;
     if let Some(mut s) = child.stdin.take() {
         let _ = s.write_all(input).await;
     }
-    let status = child.wait().await.map_err(|e| e.to_string())?;
+    let status = child.wait().await.map_err(WatchError::Wait)?;
     match describe_exit(status) {
         None => Ok(()),
-        Some(e) => Err(e),
+        Some(e) => Err(WatchError::Exit(e)),
     }
 }
 

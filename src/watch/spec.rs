@@ -5,6 +5,7 @@
 
 use super::http_handler::HttpHandlerConfig;
 use super::params::Params;
+use super::WatchError;
 use serde_json::{Map, Value};
 
 /// The data view a watch follows.
@@ -66,23 +67,23 @@ const UNSUPPORTED_CONNECT_TYPES: &[&str] = &["connect_roots", "connect_leaf", "a
 /// Parses a watch definition. Keys named in `exempt` are not interpreted
 /// and come back in the second value for the caller (the agent's `handler`
 /// and `args`); any other unknown key is an error.
-pub fn parse(map: Map<String, Value>, exempt: &[&str]) -> Result<(WatchSpec, Map<String, Value>), String> {
+pub fn parse(
+    map: Map<String, Value>,
+    exempt: &[&str],
+) -> Result<(WatchSpec, Map<String, Value>), WatchError> {
     let mut p = Params::new(map);
     let datacenter = p.string("datacenter")?.filter(|s| !s.is_empty());
     let token = p.string("token")?.filter(|s| !s.is_empty());
     let typ = p.string("type")?.unwrap_or_default();
     if typ.is_empty() {
-        return Err("Watch type must be specified".into());
+        return Err(WatchError::NoType);
     }
     let handler_type = p.string("handler_type")?;
     let http_handler = if handler_type.as_deref() == Some("http") {
         let Some(raw) = p.take("http_handler_config") else {
-            return Err("Handler type 'http' requires 'http_handler_config' to be set".into());
+            return Err(WatchError::NoHttpHandlerConfig);
         };
-        Some(
-            HttpHandlerConfig::parse(&raw)
-                .map_err(|e| format!("Failed to parse 'http_handler_config': {e}"))?,
-        )
+        Some(HttpHandlerConfig::parse(&raw).map_err(|e| WatchError::HttpHandlerConfig(Box::new(e)))?)
     } else {
         None
     };
@@ -97,13 +98,13 @@ pub fn parse(map: Map<String, Value>, exempt: &[&str]) -> Result<(WatchSpec, Map
     Ok((WatchSpec { kind, datacenter, token, stale, handler_type, http_handler }, kept))
 }
 
-fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
+fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), WatchError> {
     let kind = match typ {
         "key" => {
             let stale = p.boolean("stale")?;
             let key = p.string("key")?.unwrap_or_default();
             if key.is_empty() {
-                return Err("Must specify a single key to watch".into());
+                return Err(WatchError::NoKey);
             }
             return Ok((WatchKind::Key { key }, stale));
         }
@@ -111,7 +112,7 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             let stale = p.boolean("stale")?;
             let prefix = p.string("prefix")?.unwrap_or_default();
             if prefix.is_empty() {
-                return Err("Must specify a single prefix to watch".into());
+                return Err(WatchError::NoPrefix);
             }
             return Ok((WatchKind::KeyPrefix { prefix }, stale));
         }
@@ -121,7 +122,7 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             let stale = p.boolean("stale")?;
             let service = p.string("service")?.unwrap_or_default();
             if service.is_empty() {
-                return Err("Must specify a single service to watch".into());
+                return Err(WatchError::NoService);
             }
             let tags = p.string_list("tag")?;
             let passing_only = p.boolean("passingonly")?;
@@ -132,7 +133,7 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             let service = p.string("service")?.filter(|s| !s.is_empty());
             let state = p.string("state")?.filter(|s| !s.is_empty());
             let target = match (service, state) {
-                (Some(_), Some(_)) => return Err("Cannot specify service and state".into()),
+                (Some(_), Some(_)) => return Err(WatchError::ServiceAndState),
                 (Some(s), None) => ChecksTarget::Service(s),
                 (None, Some(s)) => ChecksTarget::State(s),
                 (None, None) => ChecksTarget::State("any".into()),
@@ -140,9 +141,7 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             if let ChecksTarget::State(s) = &target {
                 // The agent would refuse it on every query; say so once, now.
                 if !matches!(s.as_str(), "any" | "passing" | "warning" | "critical") {
-                    return Err(format!(
-                        "Invalid check state {s:?}: must be one of any, passing, warning, critical"
-                    ));
+                    return Err(WatchError::InvalidCheckState(s.clone()));
                 }
             }
             let tags = p.string_list("tag")?;
@@ -154,11 +153,9 @@ fn parse_kind(typ: &str, p: &mut Params) -> Result<(WatchKind, bool), String> {
             return Ok((WatchKind::Event { name }, false));
         }
         other if UNSUPPORTED_CONNECT_TYPES.contains(&other) => {
-            return Err(format!(
-                "Unsupported watch type: {other} (Connect watches are not available in this agent)"
-            ));
+            return Err(WatchError::ConnectType(other.to_string()));
         }
-        other => return Err(format!("Unsupported watch type: {other}")),
+        other => return Err(WatchError::UnsupportedType(other.to_string())),
     };
     let stale = p.boolean("stale")?;
     Ok((kind, stale))
@@ -171,7 +168,7 @@ mod tests {
 
     fn parse_json(v: Value) -> Result<WatchSpec, String> {
         match v {
-            Value::Object(m) => parse(m, &[]).map(|(s, _)| s),
+            Value::Object(m) => parse(m, &[]).map(|(s, _)| s).map_err(|e| e.to_string()),
             _ => Err("not an object".into()),
         }
     }

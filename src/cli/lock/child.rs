@@ -6,7 +6,9 @@
 //! lock is gone). On Linux the child also gets SIGTERM if `consul lock`
 //! itself dies.
 
+use super::LockError;
 use crate::watch::script::HandlerCommand;
+use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::Child;
@@ -19,7 +21,7 @@ pub struct LockChild {
 }
 
 impl LockChild {
-    pub fn start(args: &[String], shell: bool, pass_stdin: bool) -> Result<LockChild, String> {
+    pub fn start(args: &[String], shell: bool, pass_stdin: bool) -> Result<LockChild, LockError> {
         let spec =
             if shell { HandlerCommand::Shell(args.join(" ")) } else { HandlerCommand::Args(args.to_vec()) };
         let mut cmd = spec.command()?;
@@ -50,11 +52,8 @@ impl LockChild {
                 });
             }
         }
-        let child = cmd.spawn().map_err(|e| e.to_string())?;
-        let pid = child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .ok_or("child exited before it could be tracked")?;
+        let child = cmd.spawn().map_err(LockError::Spawn)?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok()).ok_or(LockError::Untracked)?;
         Ok(LockChild { child, pid, group })
     }
 
@@ -63,7 +62,7 @@ impl LockChild {
     }
 
     /// Sends `sig` to the child (and its group).
-    pub fn signal(&self, sig: i32) -> Result<(), String> {
+    pub fn signal(&self, sig: i32) -> io::Result<()> {
         let target = if self.group { -self.pid } else { self.pid };
         // SAFETY: kill(2) touches no memory of ours; the target is the
         // child we started (or the process group it leads).
@@ -71,20 +70,20 @@ impl LockChild {
         if rc == 0 {
             return Ok(());
         }
-        let err = std::io::Error::last_os_error();
+        let err = io::Error::last_os_error();
         // Already gone is fine.
         if err.raw_os_error() == Some(libc::ESRCH) {
             return Ok(());
         }
-        Err(err.to_string())
+        Err(err)
     }
 
-    pub async fn wait(&mut self) -> Result<ExitStatus, String> {
-        self.child.wait().await.map_err(|e| e.to_string())
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
     }
 
     /// Waits at most `limit`; `None` if it is still running.
-    pub async fn wait_for(&mut self, limit: Duration) -> Option<Result<ExitStatus, String>> {
+    pub async fn wait_for(&mut self, limit: Duration) -> Option<io::Result<ExitStatus>> {
         tokio::time::timeout(limit, self.wait()).await.ok()
     }
 }

@@ -3,6 +3,7 @@
 //! monitor's retry rule.
 
 use super::kv::ApiError;
+use super::LockError;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -72,7 +73,7 @@ impl Drop for Held {
 pub enum CleanupError {
     /// Someone else holds or contends for it: not an error for the CLI.
     InUse,
-    Failed(String),
+    Failed(LockError),
 }
 
 /// The monitor's retry rule: retryable errors are ridden out up to

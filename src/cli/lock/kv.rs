@@ -7,15 +7,16 @@ use base64::Engine;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
-use std::fmt;
 use std::time::Duration;
 
 /// A failed call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// No HTTP answer at all.
+    #[error("{0}")]
     Transport(String),
     /// A non-2xx answer.
+    #[error("Unexpected response code: {0} ({1})")]
     Status(u16, String),
 }
 
@@ -23,15 +24,6 @@ impl ApiError {
     /// Consul's `IsRetryableError`: a network error or a 500.
     pub fn retryable(&self) -> bool {
         matches!(self, ApiError::Transport(_) | ApiError::Status(500, _))
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApiError::Transport(e) => f.write_str(e),
-            ApiError::Status(code, body) => write!(f, "Unexpected response code: {code} ({body})"),
-        }
     }
 }
 

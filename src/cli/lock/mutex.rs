@@ -7,6 +7,7 @@
 use super::contend::{Budget, CleanupError, Held, Retries, Settings, RETRY_TIME};
 use super::kv::{self, Read};
 use super::session::ManagedSession;
+use super::LockError;
 use crate::api::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -28,13 +29,16 @@ impl Mutex {
 
     /// Acquires the lock. `Ok(None)`: stopped or out of time. On success
     /// returns the token that fires when the lock is lost.
-    pub async fn acquire(&mut self, stop: &CancellationToken) -> Result<Option<CancellationToken>, String> {
+    pub async fn acquire(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> Result<Option<CancellationToken>, LockError> {
         if self.held.is_some() {
-            return Err("Lock already held".into());
+            return Err(LockError::LockHeld);
         }
         let session = ManagedSession::create(&self.client, &self.settings.session_name, None)
             .await
-            .map_err(|e| format!("failed to create session: {e}"))?;
+            .map_err(LockError::CreateSession)?;
         let outcome = self.contend(&session.id, stop).await;
         match outcome {
             Ok(Some(())) => {
@@ -57,7 +61,7 @@ impl Mutex {
         }
     }
 
-    async fn contend(&self, session: &str, stop: &CancellationToken) -> Result<Option<()>, String> {
+    async fn contend(&self, session: &str, stop: &CancellationToken) -> Result<Option<()>, LockError> {
         let mut budget = Budget::new(self.settings.timeout);
         let mut wait_index = 0;
         loop {
@@ -70,10 +74,10 @@ impl Mutex {
                 _ = stop.cancelled() => return Ok(None),
                 r = kv::get(&self.client, &self.key, read) => r,
             };
-            let (pair, index) = got.map_err(|e| format!("failed to read lock: {e}"))?;
+            let (pair, index) = got.map_err(LockError::ReadLock)?;
             if let Some(p) = &pair {
                 if p.flags != LOCK_FLAG {
-                    return Err("Existing key does not match lock use".into());
+                    return Err(LockError::NotALock);
                 }
                 if p.session == session {
                     return Ok(Some(()));
@@ -85,14 +89,13 @@ impl Mutex {
             }
             let locked = kv::acquire(&self.client, &self.key, session, LOCK_FLAG, b"")
                 .await
-                .map_err(|e| format!("failed to acquire lock: {e}"))?;
+                .map_err(LockError::Acquire)?;
             if locked {
                 return Ok(Some(()));
             }
             // Refused: either someone was quicker (wait for them), or the
             // key is in its lock-delay (poll slowly).
-            let (pair, index) =
-                kv::get(&self.client, &self.key, Read::default()).await.map_err(|e| e.to_string())?;
+            let (pair, index) = kv::get(&self.client, &self.key, Read::default()).await?;
             if pair.is_some_and(|p| !p.session.is_empty()) {
                 wait_index = index;
                 continue;
@@ -108,34 +111,34 @@ impl Mutex {
     /// Releases the key and ends the session. After a loss there is
     /// nothing of ours to release (the key has another holder or none, and
     /// the session may be gone), so only the session is closed.
-    pub async fn release(&mut self, lost: bool) -> Result<(), String> {
-        let Some(held) = self.held.take() else { return Err("Lock not held".into()) };
+    pub async fn release(&mut self, lost: bool) -> Result<(), LockError> {
+        let Some(held) = self.held.take() else { return Err(LockError::LockNotHeld) };
         drop(held);
-        let Some(session) = self.session.take() else { return Err("Lock not held".into()) };
+        let Some(session) = self.session.take() else { return Err(LockError::LockNotHeld) };
         let result =
             if lost { Ok(false) } else { kv::release(&self.client, &self.key, &session.id, LOCK_FLAG).await };
         session.close().await;
-        result.map(|_| ()).map_err(|e| format!("failed to release lock: {e}"))
+        result.map(|_| ()).map_err(LockError::Release)
     }
 
     /// Deletes the lock key if nobody holds it.
     pub async fn cleanup(&mut self) -> Result<(), CleanupError> {
         if self.held.is_some() {
-            return Err(CleanupError::Failed("Lock already held".into()));
+            return Err(CleanupError::Failed(LockError::LockHeld));
         }
         let (pair, _) = kv::get(&self.client, &self.key, Read::default())
             .await
-            .map_err(|e| CleanupError::Failed(format!("failed to read lock: {e}")))?;
+            .map_err(|e| CleanupError::Failed(LockError::ReadLock(e)))?;
         let Some(pair) = pair else { return Ok(()) };
         if pair.flags != LOCK_FLAG {
-            return Err(CleanupError::Failed("Existing key does not match lock use".into()));
+            return Err(CleanupError::Failed(LockError::NotALock));
         }
         if !pair.session.is_empty() {
             return Err(CleanupError::InUse);
         }
         let removed = kv::delete_cas(&self.client, &self.key, pair.modify_index)
             .await
-            .map_err(|e| CleanupError::Failed(format!("failed to remove lock: {e}")))?;
+            .map_err(|e| CleanupError::Failed(LockError::RemoveLock(e)))?;
         if removed {
             Ok(())
         } else {

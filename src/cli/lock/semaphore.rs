@@ -8,6 +8,7 @@
 use super::contend::{Budget, CleanupError, Held, Retries, Settings};
 use super::kv::{self, Pair, Read};
 use super::session::ManagedSession;
+use super::LockError;
 use crate::api::Client;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -51,12 +52,17 @@ pub struct Semaphore {
 }
 
 impl Semaphore {
-    pub fn new(client: Client, prefix: String, limit: i64, settings: Settings) -> Result<Semaphore, String> {
+    pub fn new(
+        client: Client,
+        prefix: String,
+        limit: i64,
+        settings: Settings,
+    ) -> Result<Semaphore, LockError> {
         if prefix.is_empty() {
-            return Err("missing prefix".into());
+            return Err(LockError::MissingPrefix);
         }
         if limit <= 0 {
-            return Err("semaphore limit must be positive".into());
+            return Err(LockError::LimitNotPositive);
         }
         Ok(Semaphore { client, prefix, limit, settings, session: None, held: None })
     }
@@ -79,21 +85,24 @@ impl Semaphore {
             .unwrap_or(Pair { flags: SEMAPHORE_FLAG, ..Pair::default() })
     }
 
-    fn decode(&self, pair: &Pair) -> Result<SemaphoreLock, String> {
+    fn decode(&self, pair: &Pair) -> Result<SemaphoreLock, LockError> {
         match &pair.value {
             None => Ok(SemaphoreLock { limit: self.limit, holders: BTreeMap::new() }),
-            Some(v) => serde_json::from_slice(v).map_err(|e| format!("lock decoding failed: {e}")),
+            Some(v) => serde_json::from_slice(v).map_err(LockError::Decode),
         }
     }
 
     /// Takes a slot. `Ok(None)`: stopped or out of time.
-    pub async fn acquire(&mut self, stop: &CancellationToken) -> Result<Option<CancellationToken>, String> {
+    pub async fn acquire(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> Result<Option<CancellationToken>, LockError> {
         if self.held.is_some() {
-            return Err("Semaphore already held".into());
+            return Err(LockError::SemaphoreHeld);
         }
         let session = ManagedSession::create(&self.client, &self.settings.session_name, Some("delete"))
             .await
-            .map_err(|e| format!("failed to create session: {e}"))?;
+            .map_err(LockError::CreateSession)?;
         match self.contend(&session.id, stop).await {
             Ok(true) => {
                 let lost = CancellationToken::new();
@@ -115,12 +124,12 @@ impl Semaphore {
         }
     }
 
-    async fn contend(&self, session: &str, stop: &CancellationToken) -> Result<bool, String> {
+    async fn contend(&self, session: &str, stop: &CancellationToken) -> Result<bool, LockError> {
         let made = kv::acquire(&self.client, &self.contender_key(session), session, SEMAPHORE_FLAG, b"")
             .await
-            .map_err(|e| format!("failed to make contender entry: {e}"))?;
+            .map_err(LockError::ContenderEntry)?;
         if !made {
-            return Err("failed to make contender entry: the key is held by another session".into());
+            return Err(LockError::ContenderHeld);
         }
         let mut budget = Budget::new(self.settings.timeout);
         let mut wait_index = 0;
@@ -134,17 +143,14 @@ impl Semaphore {
                 _ = stop.cancelled() => return Ok(false),
                 r = kv::list(&self.client, &self.prefix, read) => r,
             };
-            let (pairs, index) = got.map_err(|e| format!("failed to read prefix: {e}"))?;
+            let (pairs, index) = got.map_err(LockError::ReadPrefix)?;
             let lock_pair = self.find_lock(&pairs);
             if lock_pair.flags != SEMAPHORE_FLAG {
-                return Err("Existing key does not match semaphore use".into());
+                return Err(LockError::NotASemaphore);
             }
             let mut lock = self.decode(&lock_pair)?;
             if lock.limit != self.limit {
-                return Err(format!(
-                    "semaphore limit conflict (lock: {}, local: {})",
-                    lock.limit, self.limit
-                ));
+                return Err(LockError::LimitConflict { lock: lock.limit, local: self.limit });
             }
             lock.prune_dead(&pairs);
             if lock.holders.len() as i64 >= lock.limit {
@@ -152,10 +158,10 @@ impl Semaphore {
                 continue;
             }
             lock.holders.insert(session.to_string(), true);
-            let body = serde_json::to_vec(&lock).map_err(|e| format!("lock encoding failed: {e}"))?;
+            let body = serde_json::to_vec(&lock).map_err(LockError::Encode)?;
             let set = kv::cas(&self.client, &self.lock_key(), SEMAPHORE_FLAG, &body, lock_pair.modify_index)
                 .await
-                .map_err(|e| format!("failed to update lock: {e}"))?;
+                .map_err(LockError::UpdateLock)?;
             if set {
                 return Ok(true);
             }
@@ -174,49 +180,49 @@ impl Semaphore {
 
     /// Gives the slot back: removes us from the holders (retrying the CAS),
     /// deletes our contender key, ends the session.
-    pub async fn release(&mut self) -> Result<(), String> {
-        let Some(held) = self.held.take() else { return Err("Semaphore not held".into()) };
+    pub async fn release(&mut self) -> Result<(), LockError> {
+        let Some(held) = self.held.take() else { return Err(LockError::SemaphoreNotHeld) };
         drop(held);
-        let Some(session) = self.session.take() else { return Err("Semaphore not held".into()) };
+        let Some(session) = self.session.take() else { return Err(LockError::SemaphoreNotHeld) };
         let result = self.leave(&session.id).await;
         session.close().await;
         result
     }
 
-    async fn leave(&self, session: &str) -> Result<(), String> {
+    async fn leave(&self, session: &str) -> Result<(), LockError> {
         let key = self.lock_key();
         loop {
-            let (pair, _) = kv::get(&self.client, &key, Read::default()).await.map_err(|e| e.to_string())?;
+            let (pair, _) = kv::get(&self.client, &key, Read::default()).await?;
             let pair = pair.unwrap_or_default();
             let mut lock = self.decode(&pair)?;
             if lock.holders.remove(session).is_none() {
                 break;
             }
-            let body = serde_json::to_vec(&lock).map_err(|e| format!("lock encoding failed: {e}"))?;
+            let body = serde_json::to_vec(&lock).map_err(LockError::Encode)?;
             let set = kv::cas(&self.client, &key, SEMAPHORE_FLAG, &body, pair.modify_index)
                 .await
-                .map_err(|e| format!("failed to update lock: {e}"))?;
+                .map_err(LockError::UpdateLock)?;
             if set {
                 break;
             }
         }
-        kv::delete(&self.client, &self.contender_key(session)).await.map_err(|e| e.to_string())
+        Ok(kv::delete(&self.client, &self.contender_key(session)).await?)
     }
 
     /// Deletes `.lock` when no live holder is left.
     pub async fn cleanup(&mut self) -> Result<(), CleanupError> {
         if self.held.is_some() {
-            return Err(CleanupError::Failed("Semaphore already held".into()));
+            return Err(CleanupError::Failed(LockError::SemaphoreHeld));
         }
         let (pairs, _) = kv::list(&self.client, &self.prefix, Read::default())
             .await
-            .map_err(|e| CleanupError::Failed(format!("failed to read prefix: {e}")))?;
+            .map_err(|e| CleanupError::Failed(LockError::ReadPrefix(e)))?;
         let lock_pair = self.find_lock(&pairs);
         if lock_pair.modify_index == 0 {
             return Ok(());
         }
         if lock_pair.flags != SEMAPHORE_FLAG {
-            return Err(CleanupError::Failed("Existing key does not match semaphore use".into()));
+            return Err(CleanupError::Failed(LockError::NotASemaphore));
         }
         let mut lock = self.decode(&lock_pair).map_err(CleanupError::Failed)?;
         lock.prune_dead(&pairs);
@@ -225,7 +231,7 @@ impl Semaphore {
         }
         let removed = kv::delete_cas(&self.client, &lock_pair.key, lock_pair.modify_index)
             .await
-            .map_err(|e| CleanupError::Failed(format!("failed to remove semaphore: {e}")))?;
+            .map_err(|e| CleanupError::Failed(LockError::RemoveSemaphore(e)))?;
         if removed {
             Ok(())
         } else {

@@ -5,7 +5,7 @@
 //! and go-sockaddr's composite functions (`GetPrivateIP` and friends).
 
 use super::parse::{Arg, Command};
-use super::{rfc, select};
+use super::{rfc, select, TemplateError};
 use crate::config::netif::IfAddr;
 
 /// A value flowing through a pipeline.
@@ -24,32 +24,31 @@ impl Val {
 }
 
 /// Evaluates one action and returns the text it prints.
-pub fn run(pipeline: &[Command], interfaces: &[IfAddr]) -> Result<String, String> {
+pub fn run(pipeline: &[Command], interfaces: &[IfAddr]) -> Result<String, TemplateError> {
     let mut value: Option<Val> = None;
     for cmd in pipeline {
         value = Some(call(cmd, value, interfaces)?);
     }
     match value {
         Some(Val::Str(s)) => Ok(s),
-        Some(Val::List(_)) => Err("the pipeline ends in a list of interfaces; finish it with attr or join (for example | attr \"address\")".into()),
-        None => Err("empty action".into()),
+        Some(Val::List(_)) => Err(TemplateError::EndsInList),
+        None => Err(TemplateError::EmptyAction),
     }
 }
 
-fn call(cmd: &Command, input: Option<Val>, ifs: &[IfAddr]) -> Result<Val, String> {
+fn call(cmd: &Command, input: Option<Val>, ifs: &[IfAddr]) -> Result<Val, TemplateError> {
     let name = cmd.name.as_str();
     let args = &cmd.args;
-    let arity = |n: usize| -> Result<(), String> {
+    let arity = |n: usize| -> Result<(), TemplateError> {
         if args.len() == n {
             Ok(())
         } else {
-            let plural = if n == 1 { "" } else { "s" };
-            Err(format!("{name} takes {n} argument{plural}, got {}", args.len()))
+            Err(TemplateError::Arity { function: name.to_string(), want: n, got: args.len() })
         }
     };
-    let source = |n: usize| -> Result<(), String> {
+    let source = |n: usize| -> Result<(), TemplateError> {
         if input.is_some() {
-            return Err(format!("{name} does not take piped input"));
+            return Err(TemplateError::PipedInput(name.to_string()));
         }
         arity(n)
     };
@@ -144,9 +143,9 @@ fn call(cmd: &Command, input: Option<Val>, ifs: &[IfAddr]) -> Result<Val, String
             Ok(Val::Str(parts.join(&sep)))
         }
         "math" | "Attr" | "GetIfAddr" | "GetIfAddrs" | "printf" | "print" | "println" => {
-            Err(format!("template function {name:?} is not supported by this agent"))
+            Err(TemplateError::UnsupportedFunction(name.to_string()))
         }
-        other => Err(format!("unknown function {other:?}")),
+        other => Err(TemplateError::UnknownFunction(other.to_string())),
     }
 }
 
@@ -154,7 +153,7 @@ fn call(cmd: &Command, input: Option<Val>, ifs: &[IfAddr]) -> Result<Val, String
 /// forwardable, on interfaces that are up, default-route interface first
 /// then IPv4 before IPv6 then larger networks first, and inside (private)
 /// or outside (public) RFC 6890's special-purpose blocks.
-fn reachable(ifs: &[IfAddr], private: bool) -> Result<Vec<IfAddr>, String> {
+fn reachable(ifs: &[IfAddr], private: bool) -> Result<Vec<IfAddr>, TemplateError> {
     let list: Vec<IfAddr> =
         ifs.iter().filter(|a| a.flags.up && rfc::is_forwardable(a.addr)).cloned().collect();
     let list = select::sort("default,type,size", list)?;
@@ -165,30 +164,29 @@ fn join_addresses(list: &[IfAddr]) -> String {
     list.iter().map(|a| a.addr.to_string()).collect::<Vec<_>>().join(" ")
 }
 
-fn list_input(name: &str, input: Option<Val>) -> Result<Vec<IfAddr>, String> {
+fn list_input(name: &str, input: Option<Val>) -> Result<Vec<IfAddr>, TemplateError> {
     match input {
         Some(Val::List(l)) => Ok(l),
-        Some(other) => Err(format!("{name}: expected a list of interfaces, got {}", other.kind())),
-        None => Err(format!(
-            "{name}: needs a list of interfaces piped in (for example GetAllInterfaces | {name} ...)"
-        )),
+        Some(other) => Err(TemplateError::NotAList { function: name.to_string(), got: other.kind() }),
+        None => Err(TemplateError::NeedsList(name.to_string())),
     }
 }
 
 /// A string argument; a number is taken as its decimal text, so
 /// `include "size" 24` works like `include "size" "24"`.
-fn string_arg(_name: &str, arg: &Arg) -> Result<String, String> {
+fn string_arg(_name: &str, arg: &Arg) -> Result<String, TemplateError> {
     Ok(match arg {
         Arg::Str(s) => s.clone(),
         Arg::Int(i) => i.to_string(),
     })
 }
 
-fn int_arg(name: &str, arg: &Arg) -> Result<i64, String> {
+fn int_arg(name: &str, arg: &Arg) -> Result<i64, TemplateError> {
     match arg {
         Arg::Int(i) => Ok(*i),
-        Arg::Str(s) => {
-            s.trim().parse().map_err(|_| format!("{name}: expected a number, got {}", arg.describe()))
-        }
+        Arg::Str(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| TemplateError::NotANumber { function: name.to_string(), got: arg.describe() }),
     }
 }

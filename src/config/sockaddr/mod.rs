@@ -11,12 +11,14 @@
 //! plain bug (`exclude "flag" "down"` matching everything) we do the
 //! documented thing instead.
 
+mod error;
 mod eval;
 mod parse;
 mod rfc;
 mod select;
 
 use crate::config::netif::IfAddr;
+pub use error::TemplateError;
 
 /// Whether a config value contains a template to evaluate.
 pub fn is_template(s: &str) -> bool {
@@ -25,7 +27,7 @@ pub fn is_template(s: &str) -> bool {
 
 /// Evaluates a template against `interfaces` and returns the text it
 /// produces (addresses separated by spaces).
-pub fn expand(template: &str, interfaces: &[IfAddr]) -> Result<String, String> {
+pub fn expand(template: &str, interfaces: &[IfAddr]) -> Result<String, TemplateError> {
     let pieces = parse::parse(template)?;
     let mut out = String::new();
     for piece in pieces {
@@ -39,7 +41,7 @@ pub fn expand(template: &str, interfaces: &[IfAddr]) -> Result<String, String> {
 
 /// Checks a template's syntax, function names, arguments, selectors and
 /// patterns without looking at any machine (for `consul validate`).
-pub fn check(template: &str) -> Result<(), String> {
+pub fn check(template: &str) -> Result<(), TemplateError> {
     expand(template, &[]).map(|_| ())
 }
 
@@ -65,7 +67,7 @@ mod tests {
     }
 
     fn run(t: &str) -> Result<String, String> {
-        expand(t, &vm())
+        expand(t, &vm()).map_err(|e| e.to_string())
     }
 
     #[test]

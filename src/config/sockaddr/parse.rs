@@ -37,11 +37,13 @@ impl Arg {
     }
 }
 
+use super::TemplateError;
+
 const KEYWORDS: &[&str] =
     &["if", "else", "end", "range", "with", "define", "template", "block", "break", "continue", "nil"];
 
 /// Splits a template into text and actions.
-pub fn parse(src: &str) -> Result<Vec<Piece>, String> {
+pub fn parse(src: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut pieces = Vec::new();
     let mut rest = src;
     let mut trim_next_text = false;
@@ -62,7 +64,7 @@ pub fn parse(src: &str) -> Result<Vec<Piece>, String> {
         }
         push_text(&mut pieces, text, trim_next_text);
         let after_open = &rest[inner_start..];
-        let close = find_close(after_open).ok_or_else(|| "unclosed action: missing \"}}\"".to_string())?;
+        let close = find_close(after_open).ok_or(TemplateError::UnclosedAction)?;
         let mut inner = &after_open[..close];
         // ` -}}` trims the whitespace after the action.
         trim_next_text = false;
@@ -73,7 +75,7 @@ pub fn parse(src: &str) -> Result<Vec<Piece>, String> {
         let trimmed = inner.trim();
         if trimmed.starts_with("/*") {
             if !trimmed.ends_with("*/") {
-                return Err("unclosed comment in action".into());
+                return Err(TemplateError::UnclosedComment);
             }
         } else {
             pieces.push(Piece::Action(parse_pipeline(trimmed)?));
@@ -127,9 +129,9 @@ enum Tok {
     Pipe,
 }
 
-fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
+fn parse_pipeline(src: &str) -> Result<Vec<Command>, TemplateError> {
     if src.is_empty() {
-        return Err("empty action".into());
+        return Err(TemplateError::EmptyAction);
     }
     let toks = lex(src)?;
     let mut commands = Vec::new();
@@ -138,40 +140,35 @@ fn parse_pipeline(src: &str) -> Result<Vec<Command>, String> {
         match tok {
             Tok::Pipe => match current.take() {
                 Some(c) => commands.push(c),
-                None => return Err("missing function before \"|\"".into()),
+                None => return Err(TemplateError::MissingFunctionBefore),
             },
             Tok::Ident(name) => match &mut current {
                 None => {
                     if KEYWORDS.contains(&name.as_str()) {
-                        return Err(format!("template keyword {name:?} is not supported in address templates"));
+                        return Err(TemplateError::Keyword(name));
                     }
                     current = Some(Command { name, args: Vec::new() });
                 }
-                Some(c) => {
-                    return Err(format!(
-                        "{}: argument {name:?} must be a quoted string or a number (nested calls are not supported)",
-                        c.name
-                    ))
-                }
+                Some(c) => return Err(TemplateError::NestedCall { function: c.name.clone(), arg: name }),
             },
             Tok::Str(s) => match &mut current {
                 Some(c) => c.args.push(Arg::Str(s)),
-                None => return Err(format!("expected a function name, found the string {s:?}")),
+                None => return Err(TemplateError::StringForFunction(s)),
             },
             Tok::Int(i) => match &mut current {
                 Some(c) => c.args.push(Arg::Int(i)),
-                None => return Err(format!("expected a function name, found the number {i}")),
+                None => return Err(TemplateError::NumberForFunction(i)),
             },
         }
     }
     match current {
         Some(c) => commands.push(c),
-        None => return Err("missing function after \"|\"".into()),
+        None => return Err(TemplateError::MissingFunctionAfter),
     }
     Ok(commands)
 }
 
-fn lex(src: &str) -> Result<Vec<Tok>, String> {
+fn lex(src: &str) -> Result<Vec<Tok>, TemplateError> {
     let mut toks = Vec::new();
     let mut chars = src.char_indices().peekable();
     while let Some(&(_, c)) = chars.peek() {
@@ -182,7 +179,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             '|' => {
                 chars.next();
                 if chars.peek().map(|(_, c)| *c) == Some('|') {
-                    return Err("\"||\" is not supported".into());
+                    return Err(TemplateError::DoublePipe);
                 }
                 toks.push(Tok::Pipe);
             }
@@ -203,14 +200,14 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                             Some('t') => s.push('\t'),
                             Some('r') => s.push('\r'),
                             Some('\'') => s.push('\''),
-                            Some(other) => return Err(format!("unsupported escape \"\\{other}\" in string")),
+                            Some(other) => return Err(TemplateError::UnsupportedEscape(other)),
                             None => break,
                         },
                         c => s.push(c),
                     }
                 }
                 if !closed {
-                    return Err("unterminated string".into());
+                    return Err(TemplateError::UnterminatedString);
                 }
                 toks.push(Tok::Str(s));
             }
@@ -226,7 +223,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                     s.push(c);
                 }
                 if !closed {
-                    return Err("unterminated raw string".into());
+                    return Err(TemplateError::UnterminatedRawString);
                 }
                 toks.push(Tok::Str(s));
             }
@@ -240,8 +237,10 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                         break;
                     }
                 }
-                let n =
-                    s.trim_start_matches('+').parse::<i64>().map_err(|_| format!("invalid number {s:?}"))?;
+                let n = s
+                    .trim_start_matches('+')
+                    .parse::<i64>()
+                    .map_err(|_| TemplateError::InvalidNumber(s.clone()))?;
                 toks.push(Tok::Int(n));
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -256,11 +255,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                 }
                 toks.push(Tok::Ident(s));
             }
-            '.' | '$' => {
-                return Err(format!("{c:?}: variables and fields are not supported in address templates"))
-            }
-            '(' | ')' => return Err("parentheses are not supported in address templates".into()),
-            other => return Err(format!("unexpected character {other:?}")),
+            '.' | '$' => return Err(TemplateError::Variable(c)),
+            '(' | ')' => return Err(TemplateError::Parentheses),
+            other => return Err(TemplateError::UnexpectedCharacter(other)),
         }
     }
     Ok(toks)
@@ -340,7 +337,7 @@ mod tests {
             ("{{ include name }}", "must be a quoted string"),
             ("{{ limit 1x }}", "invalid number"),
         ] {
-            let e = parse(src).unwrap_err();
+            let e = parse(src).unwrap_err().to_string();
             assert!(e.contains(want), "{src}: {e}");
         }
     }

@@ -6,20 +6,25 @@
 //! parameter is checked before the list is looked at, so an empty list
 //! (as `check` uses) still reports a bad selector or regular expression.
 
-use super::rfc;
+use super::{rfc, TemplateError};
 use crate::config::netif::IfAddr;
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
 /// `include SELECTOR PARAM` (keep == true) or `exclude SELECTOR PARAM`.
-pub fn filter(selector: &str, param: &str, keep: bool, list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String> {
+pub fn filter(
+    selector: &str,
+    param: &str,
+    keep: bool,
+    list: Vec<IfAddr>,
+) -> Result<Vec<IfAddr>, TemplateError> {
     let test = matcher(selector, param)?;
     Ok(list.into_iter().filter(|a| test(a) == keep).collect())
 }
 
 type Test = Box<dyn Fn(&IfAddr) -> bool>;
 
-fn matcher(selector: &str, param: &str) -> Result<Test, String> {
+fn matcher(selector: &str, param: &str) -> Result<Test, TemplateError> {
     Ok(match selector.to_ascii_lowercase().as_str() {
         "address" => {
             let re = regex(param, "address")?;
@@ -38,8 +43,8 @@ fn matcher(selector: &str, param: &str) -> Result<Test, String> {
         "network" => {
             let mut nets = Vec::new();
             for n in param.split('|') {
-                let net =
-                    crate::config::netif::parse_cidr(n).ok_or_else(|| format!("invalid network {n:?}"))?;
+                let net = crate::config::netif::parse_cidr(n)
+                    .ok_or_else(|| TemplateError::InvalidNetwork(n.to_string()))?;
                 nets.push(net);
             }
             Box::new(move |a| nets.iter().any(|(net, len)| rfc::in_network(*net, *len, a.addr)))
@@ -47,18 +52,19 @@ fn matcher(selector: &str, param: &str) -> Result<Test, String> {
         "rfc" | "rfcs" => {
             let mut rfcs = Vec::new();
             for r in param.split('|') {
-                let n: u32 = r.trim().parse().map_err(|_| format!("invalid RFC number {r:?}"))?;
+                let n: u32 = r.trim().parse().map_err(|_| TemplateError::InvalidRfc(r.to_string()))?;
                 if rfc::in_rfc(n, IpAddr::from([0u8; 4])).is_none() {
-                    return Err(format!("unsupported RFC {n}"));
+                    return Err(TemplateError::UnsupportedRfc(n));
                 }
                 rfcs.push(n);
             }
             Box::new(move |a| rfcs.iter().any(|n| rfc::in_rfc(*n, a.addr) == Some(true)))
         }
         "size" => {
-            let size: u8 = param.trim().parse().map_err(|_| format!("invalid mask size {param:?}"))?;
+            let size: u8 =
+                param.trim().parse().map_err(|_| TemplateError::InvalidMaskSize(param.to_string()))?;
             if size > 128 {
-                return Err(format!("mask size {size} is out of range"));
+                return Err(TemplateError::MaskSizeOutOfRange(size));
             }
             Box::new(move |a| a.prefix_len == size)
         }
@@ -68,7 +74,7 @@ fn matcher(selector: &str, param: &str) -> Result<Test, String> {
                 let t = t.trim().to_ascii_lowercase();
                 match t.as_str() {
                     "ip" | "ipv4" | "ipv6" | "unix" => types.push(t),
-                    _ => return Err(format!("unsupported type {t:?} (ip, ipv4, ipv6 or unix)")),
+                    _ => return Err(TemplateError::UnsupportedType(t)),
                 }
             }
             Box::new(move |a| {
@@ -80,22 +86,22 @@ fn matcher(selector: &str, param: &str) -> Result<Test, String> {
                 })
             })
         }
-        other => {
-            return Err(format!(
-                "unsupported selector {other:?} (address, flag, name, network, port, rfc, size or type)"
-            ))
-        }
+        other => return Err(TemplateError::UnsupportedSelector(other.to_string())),
     })
 }
 
-fn regex(pattern: &str, what: &str) -> Result<regex_lite::Regex, String> {
-    regex_lite::Regex::new(pattern).map_err(|e| format!("invalid {what} regular expression {pattern:?}: {e}"))
+fn regex(pattern: &str, what: &'static str) -> Result<regex_lite::Regex, TemplateError> {
+    regex_lite::Regex::new(pattern).map_err(|source| TemplateError::InvalidRegex {
+        what,
+        pattern: pattern.to_string(),
+        source,
+    })
 }
 
 /// go-sockaddr's flag test: an address matches when its interface has all
 /// the listed interface flags, or when its address has any of the listed
 /// address properties. `down` means the interface is not up.
-fn flag_matcher(param: &str) -> Result<Test, String> {
+fn flag_matcher(param: &str) -> Result<Test, TemplateError> {
     #[derive(Default)]
     struct Want {
         iface: bool,
@@ -128,7 +134,7 @@ fn flag_matcher(param: &str) -> Result<Test, String> {
             "link-local multicast" => w.attrs.push(is_link_local_multicast),
             "interface-local multicast" => w.attrs.push(is_interface_local_multicast),
             "unspecified" => w.attrs.push(|a| a.is_unspecified()),
-            other => return Err(format!("unknown interface flag {other:?}")),
+            other => return Err(TemplateError::UnknownFlag(other.to_string())),
         }
     }
     Ok(Box::new(move |a| {
@@ -173,7 +179,7 @@ fn is_global_unicast(a: IpAddr) -> bool {
 }
 
 /// `sort "key,-key,..."`: a stable sort by each key in turn.
-pub fn sort(criteria: &str, mut list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String> {
+pub fn sort(criteria: &str, mut list: Vec<IfAddr>) -> Result<Vec<IfAddr>, TemplateError> {
     type Cmp = fn(&IfAddr, &IfAddr) -> Ordering;
     let mut keys: Vec<(Cmp, bool)> = Vec::new();
     for raw in criteria.split(',') {
@@ -190,11 +196,7 @@ pub fn sort(criteria: &str, mut list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String
             "private" => |a, b| rfc::is_rfc6890(b.addr).cmp(&rfc::is_rfc6890(a.addr)),
             "size" => |a, b| same_family(a, b, || a.prefix_len.cmp(&b.prefix_len)),
             "type" => |a, b| a.addr.is_ipv6().cmp(&b.addr.is_ipv6()),
-            other => {
-                return Err(format!(
-                    "unsupported sort key {other:?} (address, default, name, port, private, size or type)"
-                ))
-            }
+            other => return Err(TemplateError::UnsupportedSortKey(other.to_string())),
         };
         keys.push((cmp, desc));
     }
@@ -223,35 +225,35 @@ fn same_family(a: &IfAddr, b: &IfAddr, f: impl FnOnce() -> Ordering) -> Ordering
 }
 
 /// `unique "address"` or `unique "name"`: keeps the first of each.
-pub fn unique(selector: &str, list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String> {
+pub fn unique(selector: &str, list: Vec<IfAddr>) -> Result<Vec<IfAddr>, TemplateError> {
     let key: fn(&IfAddr) -> String = match selector.to_ascii_lowercase().as_str() {
         "address" => |a| a.addr.to_string(),
         "name" => |a| a.name.clone(),
-        other => return Err(format!("unsupported unique selector {other:?} (address or name)")),
+        other => return Err(TemplateError::UnsupportedUnique(other.to_string())),
     };
     let mut seen = std::collections::HashSet::new();
     Ok(list.into_iter().filter(|a| seen.insert(key(a))).collect())
 }
 
 /// `limit N`: the first N entries.
-pub fn limit(n: i64, mut list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String> {
-    let n = usize::try_from(n).map_err(|_| format!("limit must not be negative (got {n})"))?;
+pub fn limit(n: i64, mut list: Vec<IfAddr>) -> Result<Vec<IfAddr>, TemplateError> {
+    let n = usize::try_from(n).map_err(|_| TemplateError::NegativeLimit(n))?;
     list.truncate(n);
     Ok(list)
 }
 
 /// `offset N`: skips N entries; a negative N keeps the last |N|.
-pub fn offset(n: i64, list: Vec<IfAddr>) -> Result<Vec<IfAddr>, String> {
+pub fn offset(n: i64, list: Vec<IfAddr>) -> Result<Vec<IfAddr>, TemplateError> {
     let count = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
     if count > list.len() {
-        return Err(format!("offset {n} is past the end of the list of {} addresses", list.len()));
+        return Err(TemplateError::OffsetPastEnd { offset: n, len: list.len() });
     }
     let skip = if n < 0 { list.len() - count } else { count };
     Ok(list.into_iter().skip(skip).collect())
 }
 
 /// Checks an attribute name without a value to apply it to.
-pub fn check_attr(name: &str) -> Result<(), String> {
+pub fn check_attr(name: &str) -> Result<(), TemplateError> {
     let probe = IfAddr {
         name: String::new(),
         addr: IpAddr::from([0u8; 4]),
@@ -263,7 +265,7 @@ pub fn check_attr(name: &str) -> Result<(), String> {
 }
 
 /// One attribute of one address, as `attr` and `join` print it.
-pub fn attr(name: &str, a: &IfAddr) -> Result<String, String> {
+pub fn attr(name: &str, a: &IfAddr) -> Result<String, TemplateError> {
     let max = if a.addr.is_ipv4() { 32u32 } else { 128 };
     let len = u32::from(a.prefix_len).min(max);
     let host_bits = max - len;
@@ -307,12 +309,7 @@ pub fn attr(name: &str, a: &IfAddr) -> Result<String, String> {
         },
         "uint32" if max == 32 => bits.to_string(),
         "uint128" if max == 128 => bits.to_string(),
-        other => {
-            return Err(format!(
-                "unsupported attribute {other:?} for {} (address, name, flags, type, network, netmask, mask_bits, size, broadcast, first_usable, last_usable, string, octets, port, uint32, uint128)",
-                a.addr
-            ))
-        }
+        other => return Err(TemplateError::UnsupportedAttribute { name: other.to_string(), addr: a.addr }),
     })
 }
 
@@ -388,11 +385,11 @@ mod tests {
             ("flag", "sideways", "unknown interface flag"),
             ("colour", "red", "unsupported selector"),
         ] {
-            let e = filter(sel, param, true, Vec::new()).unwrap_err();
+            let e = filter(sel, param, true, Vec::new()).unwrap_err().to_string();
             assert!(e.contains(want), "{sel} {param}: {e}");
         }
-        assert!(sort("height", Vec::new()).unwrap_err().contains("unsupported sort key"));
-        assert!(check_attr("colour").unwrap_err().contains("unsupported attribute"));
+        assert!(sort("height", Vec::new()).unwrap_err().to_string().contains("unsupported sort key"));
+        assert!(check_attr("colour").unwrap_err().to_string().contains("unsupported attribute"));
         assert!(check_attr("address").is_ok());
     }
 
@@ -414,7 +411,7 @@ mod tests {
         assert!(limit(-1, sample()).is_err());
         assert_eq!(names(&offset(-1, sample()).unwrap()), ["eth2=203.0.114.9"]);
         assert_eq!(offset(5, sample()).unwrap().len(), 1);
-        assert!(offset(7, sample()).unwrap_err().contains("past the end"));
+        assert!(offset(7, sample()).unwrap_err().to_string().contains("past the end"));
         assert_eq!(unique("name", sample()).unwrap().len(), 5);
     }
 
