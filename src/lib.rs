@@ -39,7 +39,6 @@ pub mod fuzzing;
 pub mod gossip;
 pub mod http;
 pub mod inject;
-pub mod lincheck;
 pub mod logging;
 pub mod metrics;
 pub mod rpc;

@@ -6,7 +6,7 @@ use crate::cluster::{Cluster, State};
 use crate::http;
 use crate::net::Rules;
 use crate::workload::{create_session, Shared, TIMEOUT};
-use consul::lincheck::locks::LockEvent;
+use lincheck::locks::LockEvent;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;

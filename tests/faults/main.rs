@@ -177,7 +177,7 @@ fn recheck() {
         return;
     };
     let file = std::fs::File::open(&path).expect("open FAULTS_HISTORY");
-    let history = consul::lincheck::read_jsonl(std::io::BufReader::new(file)).expect("read history");
+    let history = lincheck::read_jsonl(std::io::BufReader::new(file)).expect("read history");
     let mut o = Outcome::default();
     check::judge_history(&history, &check::finals_of(&history), &mut o);
     for (kind, list) in &o.anomalies {
