@@ -35,6 +35,7 @@ pub mod duration;
 pub mod event;
 pub mod filter;
 pub mod fsutil;
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 pub mod gossip;
 pub mod http;

@@ -6,7 +6,7 @@
 //!
 //! Needs root, iproute2 and nftables; without them every test prints why it
 //! skips. The long run is `#[ignore]`d:
-//! `FAULTS_SECONDS=3600 cargo test --release --test faults -- --ignored long_run --nocapture`.
+//! `FAULTS_SECONDS=3600 cargo test --release --features test-hooks --test faults -- --ignored long_run --nocapture`.
 
 mod check;
 mod cluster;
@@ -154,7 +154,7 @@ fn long_run() {
 /// while paused, all on the same keys: the reproducer for finding F-1 (a
 /// leader restored into its old term answering `?consistent` reads before
 /// re-applying its log; docs/reliability.md), fixed since.
-/// `cargo test --test faults -- --ignored power_loss --nocapture`
+/// `cargo test --features test-hooks --test faults -- --ignored power_loss --nocapture`
 #[test]
 #[ignore]
 fn power_loss_keeps_reads_linearizable() {
@@ -168,7 +168,7 @@ fn power_loss_keeps_reads_linearizable() {
 }
 
 /// Re-checks a saved history offline:
-/// `FAULTS_HISTORY=/tmp/consul-faults-.../history.jsonl cargo test --test faults -- --ignored recheck --nocapture`.
+/// `FAULTS_HISTORY=/tmp/consul-faults-.../history.jsonl cargo test --features test-hooks --test faults -- --ignored recheck --nocapture`.
 #[test]
 #[ignore]
 fn recheck() {
@@ -192,7 +192,7 @@ fn recheck() {
 }
 
 /// One fault kind, `FAULTS_REPEAT` times (default 2), for debugging it:
-/// `FAULTS_KIND=rpc-delay-proxy cargo test --test faults -- --ignored single_fault --nocapture`.
+/// `FAULTS_KIND=rpc-delay-proxy cargo test --features test-hooks --test faults -- --ignored single_fault --nocapture`.
 #[test]
 #[ignore]
 fn single_fault() {
