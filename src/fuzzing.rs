@@ -1,7 +1,7 @@
 //! Fuzz entry points: one function per input surface an outsider (or a
 //! damaged disk) can feed us, each driving the real decoder on arbitrary
 //! bytes. The fuzzer package in `fuzz/` calls them, and
-//! `tests/fuzz_corpus.rs` replays every saved input through them, so a
+//! `tests/it/fuzz_corpus.rs` replays every saved input through them, so a
 //! regression fails the tests without a fuzzer installed. Compiled only
 //! with the `test-hooks` feature: the agent never calls it.
 //!

@@ -3,6 +3,7 @@
 //! on processes and disks (kill -9, SIGSTOP/SIGCONT, restart, a power loss
 //! that cuts what was never synced). Knows nothing about the workload.
 
+use crate::common::wait::wait_blocking;
 use crate::http;
 use crate::net::{Net, Rules};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -293,15 +294,12 @@ impl Cluster {
     /// Waits until the running servers agree on a leader among them.
     pub fn wait_leader(&self, timeout: Duration) -> Option<(usize, Duration)> {
         let start = Instant::now();
-        loop {
-            if let Some(l) = self.agreed_leader() {
-                return Some((l, start.elapsed()));
-            }
-            if start.elapsed() > timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut leader = None;
+        wait_blocking(timeout, Duration::from_millis(100), || {
+            leader = self.agreed_leader();
+            leader.is_some()
+        });
+        Some((leader?, start.elapsed()))
     }
 
     /// Raft voters according to server `i`.

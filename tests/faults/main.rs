@@ -8,6 +8,9 @@
 //! skips. The long run is `#[ignore]`d:
 //! `FAULTS_SECONDS=3600 cargo test --release --features test-hooks --test faults -- --ignored long_run --nocapture`.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod check;
 mod cluster;
 mod delay;
@@ -20,15 +23,6 @@ mod workload;
 use faults::Fault;
 use scenario::{Config, Outcome, Schedule};
 use std::time::Duration;
-
-macro_rules! need_netns {
-    () => {
-        if let Err(why) = net::available() {
-            eprintln!("skipping {}: {why}", module_path!());
-            return;
-        }
-    };
-}
 
 fn base(name: &str, seed: u64, schedule: Schedule) -> Config {
     Config {
@@ -78,7 +72,7 @@ fn assert_caught(o: &Outcome, kinds: &[&str]) {
 
 #[test]
 fn short_run() {
-    need_netns!();
+    need_netns!(net::available());
     let schedule = Schedule::Fixed(vec![
         Fault::KillLeader,
         Fault::IsolateMinority,
@@ -100,7 +94,7 @@ fn short_run() {
 
 #[test]
 fn injected_local_reads_are_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg =
         base("bug-local-reads", 7, Schedule::Fixed(vec![Fault::IsolateMinority, Fault::IsolateMinority]));
     cfg.bug = Some("local-reads");
@@ -110,7 +104,7 @@ fn injected_local_reads_are_caught() {
 
 #[test]
 fn injected_ack_before_fsync_is_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg = base("bug-ack-before-fsync", 11, Schedule::Fixed(vec![Fault::PowerLoss]));
     cfg.bug = Some("ack-before-fsync");
     cfg.lock_clients = 0;
@@ -121,7 +115,7 @@ fn injected_ack_before_fsync_is_caught() {
 
 #[test]
 fn injected_no_lock_delay_is_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg =
         base("bug-no-lock-delay", 13, Schedule::Fixed(vec![Fault::LockDelayProbe, Fault::LockDelayProbe]));
     cfg.bug = Some("no-lock-delay");
@@ -135,7 +129,7 @@ fn injected_no_lock_delay_is_caught() {
 #[test]
 #[ignore]
 fn long_run() {
-    need_netns!();
+    need_netns!(net::available());
     let secs: u64 = std::env::var("FAULTS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
     let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
@@ -158,7 +152,7 @@ fn long_run() {
 #[test]
 #[ignore]
 fn power_loss_keeps_reads_linearizable() {
-    need_netns!();
+    need_netns!(net::available());
     let mut list = vec![Fault::PowerLoss; 3];
     list.extend([Fault::PowerLossLaggingFollower; 3]);
     let mut cfg = base("power-loss", 5, Schedule::Fixed(list));
@@ -196,7 +190,7 @@ fn recheck() {
 #[test]
 #[ignore]
 fn single_fault() {
-    need_netns!();
+    need_netns!(net::available());
     let name = std::env::var("FAULTS_KIND").unwrap_or_default();
     let Some(kind) =
         Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name)

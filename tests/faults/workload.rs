@@ -309,7 +309,7 @@ impl Workload {
             let h = std::thread::Builder::new()
                 .name(format!("client-{c}"))
                 .spawn(move || {
-                    if let Err(e) = crate::net::enter(&ns) {
+                    if let Err(e) = crate::common::netns::enter(&ns) {
                         eprintln!("client {c}: {e}");
                         return;
                     }

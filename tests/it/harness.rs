@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub use crate::common::wait::wait_until;
 use consul::api::{ApiResponse, Client, ClientConfig};
 use hyper::Method;
 use std::io::Read;
@@ -259,24 +260,6 @@ fn spawn_logged(args: &[String], output: &Arc<Mutex<Vec<u8>>>) -> Child {
         });
     }
     child
-}
-
-/// Polls `cond` until it is true or the deadline passes.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// The result of one CLI run.

@@ -9,9 +9,9 @@
 //! Needs root and iproute2 (`ip netns`); without them each test prints why
 //! it skips. CI runs as root, so they run there.
 
+use crate::common::netns::{http_get, Netns};
 use crate::harness::BIN;
 use crate::need_netns;
-use crate::netns::{http_get, Netns};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
