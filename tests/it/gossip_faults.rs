@@ -8,12 +8,13 @@
 //! `GOSSIP_LOSS_SECS` sets how long the loss phase lasts (default 120).
 
 use crate::common::netns::{http_get, Netns};
+use crate::common::proc::{self, Proc};
 use crate::common::wait::wait_blocking;
 use crate::harness::BIN;
 use crate::need_netns;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often a wait re-checks the members: each check is an HTTP request
@@ -25,7 +26,7 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 struct NsAgent {
     name: String,
     addr: String,
-    child: Child,
+    child: Proc,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -50,12 +51,9 @@ impl NsAgent {
         if let Some(j) = join {
             cmd.arg(format!("-retry-join={j}"));
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup log"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn agent in namespace");
+        let child =
+            proc::spawn(cmd.stdin(Stdio::null()).stdout(out.try_clone().expect("dup log")).stderr(out))
+                .expect("spawn agent in namespace");
         NsAgent { name, addr: format!("{ip}:8500"), child, log, _dir: dir }
     }
 
@@ -71,9 +69,7 @@ impl NsAgent {
 
 impl Drop for NsAgent {
     fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill_and_reap();
         if std::thread::panicking() {
             eprintln!("----- output of {} -----\n{}", self.name, self.output());
         }

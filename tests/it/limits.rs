@@ -380,16 +380,17 @@ async fn corrupt_snapshots_in_the_data_dir() {
     for p in snaps() {
         std::fs::write(&p, b"not a snapshot at all").unwrap();
     }
-    let mut child = std::process::Command::new(crate::harness::BIN)
-        .args(&a.args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::proc::spawn(
+        std::process::Command::new(crate::harness::BIN)
+            .args(&a.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap();
     let code = crate::harness::wait_exit(&mut child, Duration::from_secs(30));
     if code.is_none() {
-        let _ = child.kill();
+        child.kill_group();
     }
     let out = child.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
