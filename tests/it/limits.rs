@@ -271,7 +271,10 @@ async fn dns_answers_are_bounded_and_any_is_minimal() {
     let dns: SocketAddr = (a.ip, 8600).into();
     let ask = async |q: Vec<u8>| -> (usize, Message) {
         let mut buf = vec![0u8; 70000];
-        for _ in 0..50 {
+        // Retried until a deadline (a lost or slow answer is asked again),
+        // not a number of times.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while Instant::now() < deadline {
             sock.send_to(&q, dns).await.unwrap();
             if let Ok(Ok((n, _))) =
                 tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
