@@ -1,8 +1,9 @@
 //! Fuzz entry points: one function per input surface an outsider (or a
 //! damaged disk) can feed us, each driving the real decoder on arbitrary
 //! bytes. The fuzzer package in `fuzz/` calls them, and
-//! `tests/fuzz_corpus.rs` replays every saved input through them, so a
-//! regression fails `cargo test` without a fuzzer installed.
+//! `tests/it/fuzz_corpus.rs` replays every saved input through them, so a
+//! regression fails the tests without a fuzzer installed. Compiled only
+//! with the `test-hooks` feature: the agent never calls it.
 //!
 //! Owns: the mapping from raw bytes to a call into each decoder. Must not
 //! hold decoding logic of its own (a bug found here must be a bug in the

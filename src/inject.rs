@@ -1,21 +1,32 @@
-//! Test-only bug injection for the fault harness (tests/faults/). Setting
-//! `CONSUL_RS_INJECT_BUG` (comma-separated names) in an agent's environment
-//! turns on deliberately wrong behaviour, so the harness can prove that it
-//! and its checkers catch that class of bug. Unset, every guard is false and
-//! nothing here runs beyond one environment read.
+//! Test-only bug injection for the fault harness (tests/faults/). In a
+//! build with the `test-hooks` feature, setting `CONSUL_RS_INJECT_BUG`
+//! (comma-separated names) in an agent's environment turns on deliberately
+//! wrong behaviour, so the harness can prove that it and its checkers catch
+//! that class of bug. Unset, every guard is false and nothing here runs
+//! beyond one environment read.
+//!
+//! Without the feature (every release build) `enabled` is a constant
+//! `false`: no environment read, the variable's name is not even in the
+//! binary, and the compiler drops the guarded code. The call sites are the
+//! same in both builds, so they need no `cfg` of their own.
 //!
 //! Owns only the switch and the helpers the guarded sites call; the sites
 //! themselves (one `if crate::inject::enabled(..)` each) live in
-//! `server/mod.rs` (local-reads, no-lock-delay) and `consensus/wal.rs`
-//! (ack-before-fsync). Must never be set in production: the agent logs a
-//! loud warning the first time it consults the switch.
+//! `server/mod.rs` (local-reads, no-lock-delay), `consensus/state_machine.rs`
+//! (no-lock-delay) and `consensus/wal.rs` (ack-before-fsync). Must never be
+//! set in production: the agent logs a loud warning the first time it
+//! consults the switch.
 
+#[cfg(feature = "test-hooks")]
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "test-hooks")]
 use std::sync::{Mutex, OnceLock};
+#[cfg(feature = "test-hooks")]
 use std::time::{Duration, Instant};
 
 /// The environment variable naming the bugs to inject.
+#[cfg(feature = "test-hooks")]
 pub const ENV: &str = "CONSUL_RS_INJECT_BUG";
 
 /// A deliberately injected bug.
@@ -48,6 +59,7 @@ impl Bug {
         Bug::ALL.into_iter().find(|b| b.name() == name.trim())
     }
 
+    #[cfg(feature = "test-hooks")]
     fn effect(self) -> &'static str {
         match self {
             Bug::LocalReads => "default-consistency reads are served from local state without the leader",
@@ -57,8 +69,10 @@ impl Bug {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 static ENABLED: OnceLock<Vec<Bug>> = OnceLock::new();
 
+#[cfg(feature = "test-hooks")]
 fn parse_list(raw: &str) -> (Vec<Bug>, Vec<String>) {
     let mut bugs = Vec::new();
     let mut unknown = Vec::new();
@@ -72,6 +86,7 @@ fn parse_list(raw: &str) -> (Vec<Bug>, Vec<String>) {
     (bugs, unknown)
 }
 
+#[cfg(feature = "test-hooks")]
 fn load() -> Vec<Bug> {
     let Ok(raw) = std::env::var(ENV) else { return Vec::new() };
     let (bugs, unknown) = parse_list(&raw);
@@ -86,16 +101,27 @@ fn load() -> Vec<Bug> {
 
 /// Whether `bug` is injected in this process. Reads the environment once;
 /// the first call logs every injected bug at WARN.
+#[cfg(feature = "test-hooks")]
 pub fn enabled(bug: Bug) -> bool {
     ENABLED.get_or_init(load).contains(&bug)
+}
+
+/// Without `test-hooks` no bug can be injected: a constant, so every guarded
+/// branch is dead code the compiler removes.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub const fn enabled(_bug: Bug) -> bool {
+    false
 }
 
 /// How old written bytes must be before the emulated kernel writeback has
 /// made them durable (`ack-before-fsync`). Linux writes dirty pages back
 /// after about 30 s; 3 s keeps the window of acknowledged but volatile
 /// entries short, yet always there while appends flow.
+#[cfg(feature = "test-hooks")]
 const WRITEBACK_AFTER: Duration = Duration::from_secs(3);
 
+#[cfg(feature = "test-hooks")]
 #[derive(Default)]
 struct SegmentSync {
     /// Bytes an emulated power loss keeps.
@@ -104,6 +130,7 @@ struct SegmentSync {
     pending: VecDeque<(Instant, u64)>,
 }
 
+#[cfg(feature = "test-hooks")]
 static SEGMENTS: OnceLock<Mutex<HashMap<PathBuf, SegmentSync>>> = OnceLock::new();
 
 /// The file next to a WAL segment that records how many of its bytes are
@@ -122,6 +149,7 @@ pub fn synced_marker(segment: &Path) -> PathBuf {
 /// written, and publishes the durable length in `synced_marker(segment)`.
 /// Bytes the file already had when this process first appended to it count
 /// as durable (an earlier incarnation wrote them).
+#[cfg(feature = "test-hooks")]
 pub fn unsynced_append(segment: &Path, start: u64, end: u64) {
     let map = SEGMENTS.get_or_init(Mutex::default);
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,11 +177,17 @@ pub fn unsynced_append(segment: &Path, start: u64, end: u64) {
     }
 }
 
+/// Without `test-hooks` its only caller sits behind `enabled(..)`, which is
+/// constant `false` then: it is never called and does nothing.
+#[cfg(not(feature = "test-hooks"))]
+pub fn unsynced_append(_segment: &Path, _start: u64, _end: u64) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "test-hooks")]
     fn names_round_trip_and_unknown_names_are_reported() {
         for b in Bug::ALL {
             assert_eq!(Bug::parse(b.name()), Some(b));

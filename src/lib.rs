@@ -21,7 +21,8 @@
 //! - `api`: an HTTP client of our API (CLI, examples, tests).
 //! - `config`, `datadir`, `logging`, `metrics`, `duration`, `fsutil`,
 //!   `proc_group`, `sdnotify`, `version`: support.
-//! - `fuzzing`, `inject`, `lincheck`: test tooling (see their docs).
+//! - `fuzzing` (feature `test-hooks` only), `inject`: test tooling; the
+//!   linearizability checker is the workspace crate `crates/lincheck`.
 //!
 //! See docs/ARCHITECTURE.md for the map, the invariants and request flows.
 
@@ -44,11 +45,11 @@ pub mod duration;
 pub mod event;
 pub mod filter;
 pub(crate) mod fsutil;
+#[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 pub mod gossip;
 pub(crate) mod http;
 pub mod inject;
-pub mod lincheck;
 pub(crate) mod logging;
 pub mod metrics;
 pub(crate) mod proc_group;

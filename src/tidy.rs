@@ -46,7 +46,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ("inject", ""),
     ("accept", ""),
     ("proc_group", ""),
-    ("lincheck", ""),
     // Test tooling: one entry point per input surface, so it may reach anything.
     ("fuzzing", "agent catalog config consensus definition dns filter gossip http rpc snapshot"),
 ];

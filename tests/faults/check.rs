@@ -1,14 +1,14 @@
 //! The end of a run: final `?consistent` reads of every key, then every
-//! check the lincheck module offers, plus the harness's own (agents that
+//! check the lincheck crate offers, plus the harness's own (agents that
 //! panicked or exited, leader recovery, validity of the run). Saves the
 //! history as JSON lines so a failure can be re-checked offline.
 
 use crate::cluster::Cluster;
 use crate::scenario::{Config, Outcome, Schedule};
 use crate::workload::{kv_op, Shared};
-use consul::lincheck::locks::{check_mutual_exclusion, holds_from_events};
-use consul::lincheck::properties::{check_durability, check_no_phantom_reads};
-use consul::lincheck::{
+use lincheck::locks::{check_mutual_exclusion, holds_from_events};
+use lincheck::properties::{check_durability, check_no_phantom_reads};
+use lincheck::{
     check_linearizability, Call, CheckOptions, Operation, Outcome as OpOutcome, ReadMode, Ret, Verdict,
 };
 use std::collections::BTreeMap;
@@ -57,7 +57,7 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
     let path = cluster.out_dir.join("history.jsonl");
     match std::fs::File::create(&path) {
         Ok(f) => {
-            if let Err(e) = consul::lincheck::write_jsonl(&history, std::io::BufWriter::new(f)) {
+            if let Err(e) = lincheck::write_jsonl(&history, std::io::BufWriter::new(f)) {
                 o.problems.push(format!("{}: {e}", path.display()));
             }
         }
@@ -119,7 +119,7 @@ pub fn finish(cfg: &Config, cluster: &mut Cluster, sh: Arc<Shared>, o: &mut Outc
 
 /// The history checks: contract, linearizability, phantom reads, durability.
 pub fn judge_history(history: &[Operation], finals: &BTreeMap<String, Option<String>>, o: &mut Outcome) {
-    for v in consul::lincheck::contract::check_contract(history) {
+    for v in lincheck::contract::check_contract(history) {
         o.problems.push(format!("workload contract broken (harness bug): {v}"));
     }
     let options = CheckOptions { threads: 2, ..CheckOptions::default() };

@@ -3,11 +3,13 @@
 //! on processes and disks (kill -9, SIGSTOP/SIGCONT, restart, a power loss
 //! that cuts what was never synced). Knows nothing about the workload.
 
+use crate::common::proc::{self, Proc};
+use crate::common::wait::wait_blocking;
 use crate::http;
 use crate::net::{Net, Rules};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_consul");
@@ -31,7 +33,9 @@ pub struct Server {
     pub ip: Ipv4Addr,
     pub data_dir: PathBuf,
     pub state: State,
-    child: Option<Child>,
+    /// Leads its own process group: killing it kills the whole group, and
+    /// dropping it (also in a panic) kills and reaps.
+    child: Option<Proc>,
     logs: Vec<PathBuf>,
     join: Vec<Ipv4Addr>,
     bootstrap_expect: Option<usize>,
@@ -138,11 +142,7 @@ impl Cluster {
             Some(b) => cmd.env("CONSUL_RS_INJECT_BUG", b),
             None => cmd.env_remove("CONSUL_RS_INJECT_BUG"),
         };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
+        let child = proc::spawn(cmd.stdin(Stdio::null()).stdout(out).stderr(err))
             .map_err(|e| format!("starting {}: {e}", s.name))?;
         s.child = Some(child);
         s.logs.push(log);
@@ -169,7 +169,7 @@ impl Cluster {
         self.signal(i, libc::SIGKILL)?;
         let p = self.pos(i);
         if let Some(mut c) = self.servers[p].child.take() {
-            let _ = c.wait();
+            c.kill_and_reap();
         }
         self.servers[p].state = State::Killed;
         Ok(())
@@ -293,15 +293,12 @@ impl Cluster {
     /// Waits until the running servers agree on a leader among them.
     pub fn wait_leader(&self, timeout: Duration) -> Option<(usize, Duration)> {
         let start = Instant::now();
-        loop {
-            if let Some(l) = self.agreed_leader() {
-                return Some((l, start.elapsed()));
-            }
-            if start.elapsed() > timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut leader = None;
+        wait_blocking(timeout, Duration::from_millis(100), || {
+            leader = self.agreed_leader();
+            leader.is_some()
+        });
+        Some((leader?, start.elapsed()))
     }
 
     /// Raft voters according to server `i`.
@@ -417,18 +414,11 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Servers first (each `Proc` kills its process group and reaps it),
+    /// then the namespaces they ran in.
     fn drop(&mut self) {
         for s in &mut self.servers {
-            if let Some(mut c) = s.child.take() {
-                if let Ok(pid) = i32::try_from(c.id()) {
-                    // SAFETY: signals to our own unreaped child.
-                    unsafe {
-                        libc::kill(pid, libc::SIGCONT);
-                    }
-                }
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            drop(s.child.take());
         }
     }
 }

@@ -48,7 +48,7 @@ impl DelayProxy {
                 (p.stop.clone(), p.streams.clone(), p.connections.clone(), p.bytes.clone());
             let seed = seed.wrapping_add(n as u64);
             let h = std::thread::spawn(move || {
-                let listener = match crate::net::enter(&ns)
+                let listener = match crate::common::netns::enter(&ns)
                     .and_then(|()| TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}")))
                 {
                     Ok(l) => l,

@@ -3,10 +3,11 @@
 //! actually happened so a run can prove its faults took effect.
 
 use crate::cluster::{Cluster, State};
+use crate::common::wait::wait_blocking;
 use crate::http;
 use crate::net::Rules;
 use crate::workload::{create_session, Shared, TIMEOUT};
-use consul::lincheck::locks::LockEvent;
+use lincheck::locks::LockEvent;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
@@ -15,6 +16,10 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How often a wait re-checks the cluster: each check costs HTTP requests
+/// to every server.
+const POLL_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -445,7 +450,7 @@ impl<'a> Injector<'a> {
         // Autopilot removes dead servers and re-adds them when they come
         // back; start from a configuration with every member a voter.
         let before = self.cluster.members().len();
-        let settled = wait(Duration::from_secs(40), || {
+        let settled = wait_blocking(Duration::from_secs(40), POLL_EVERY, || {
             self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before)
         });
         if !settled {
@@ -456,7 +461,7 @@ impl<'a> Injector<'a> {
         let join: Vec<Ipv4Addr> = self.cluster.members().iter().map(|i| self.cluster.server(*i).ip).collect();
         self.cluster.add_server(idx, join, None)?;
         self.sync_targets();
-        let grown = wait(Duration::from_secs(40), || {
+        let grown = wait_blocking(Duration::from_secs(40), POLL_EVERY, || {
             self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before + 1)
         });
         if !grown {
@@ -468,7 +473,7 @@ impl<'a> Injector<'a> {
         self.cluster.cli(idx, &["leave"])?;
         self.cluster.wait_left(idx, Duration::from_secs(30))?;
         self.sync_targets();
-        let shrunk = wait(Duration::from_secs(30), || {
+        let shrunk = wait_blocking(Duration::from_secs(30), POLL_EVERY, || {
             self.cluster.agreed_leader().and_then(|l| self.cluster.voters(l)) == Some(before)
         });
         if !shrunk {
@@ -513,7 +518,7 @@ impl<'a> Injector<'a> {
         let ns = self.cluster.net.client_ns.clone();
         let (lock_b, sid_b2) = (lock.clone(), sid_b.clone());
         let b_thread = std::thread::spawn(move || -> Result<Duration, String> {
-            crate::net::enter(&ns)?;
+            crate::common::netns::enter(&ns)?;
             let deadline = Instant::now() + Duration::from_secs(8);
             loop {
                 let r = http::request(
@@ -591,18 +596,5 @@ impl<'a> Injector<'a> {
     /// Moves the workload to fresh keys.
     pub fn next_epoch(&self) {
         self.sh.epoch.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! Needs root, iproute2 and nftables; without them every test prints why it
 //! skips. The long run is `#[ignore]`d:
-//! `FAULTS_SECONDS=3600 cargo test --release --test faults -- --ignored long_run --nocapture`.
+//! `FAULTS_SECONDS=3600 cargo test --release --features test-hooks --test faults -- --ignored long_run --nocapture`.
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod check;
 mod cluster;
@@ -20,15 +23,6 @@ mod workload;
 use faults::Fault;
 use scenario::{Config, Outcome, Schedule};
 use std::time::Duration;
-
-macro_rules! need_netns {
-    () => {
-        if let Err(why) = net::available() {
-            eprintln!("skipping {}: {why}", module_path!());
-            return;
-        }
-    };
-}
 
 fn base(name: &str, seed: u64, schedule: Schedule) -> Config {
     Config {
@@ -78,7 +72,7 @@ fn assert_caught(o: &Outcome, kinds: &[&str]) {
 
 #[test]
 fn short_run() {
-    need_netns!();
+    need_netns!(net::available());
     let schedule = Schedule::Fixed(vec![
         Fault::KillLeader,
         Fault::IsolateMinority,
@@ -100,7 +94,7 @@ fn short_run() {
 
 #[test]
 fn injected_local_reads_are_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg =
         base("bug-local-reads", 7, Schedule::Fixed(vec![Fault::IsolateMinority, Fault::IsolateMinority]));
     cfg.bug = Some("local-reads");
@@ -110,7 +104,7 @@ fn injected_local_reads_are_caught() {
 
 #[test]
 fn injected_ack_before_fsync_is_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg = base("bug-ack-before-fsync", 11, Schedule::Fixed(vec![Fault::PowerLoss]));
     cfg.bug = Some("ack-before-fsync");
     cfg.lock_clients = 0;
@@ -121,7 +115,7 @@ fn injected_ack_before_fsync_is_caught() {
 
 #[test]
 fn injected_no_lock_delay_is_caught() {
-    need_netns!();
+    need_netns!(net::available());
     let mut cfg =
         base("bug-no-lock-delay", 13, Schedule::Fixed(vec![Fault::LockDelayProbe, Fault::LockDelayProbe]));
     cfg.bug = Some("no-lock-delay");
@@ -135,7 +129,7 @@ fn injected_no_lock_delay_is_caught() {
 #[test]
 #[ignore]
 fn long_run() {
-    need_netns!();
+    need_netns!(net::available());
     let secs: u64 = std::env::var("FAULTS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
     let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1)
@@ -154,11 +148,11 @@ fn long_run() {
 /// while paused, all on the same keys: the reproducer for finding F-1 (a
 /// leader restored into its old term answering `?consistent` reads before
 /// re-applying its log; docs/reliability.md), fixed since.
-/// `cargo test --test faults -- --ignored power_loss --nocapture`
+/// `cargo test --features test-hooks --test faults -- --ignored power_loss --nocapture`
 #[test]
 #[ignore]
 fn power_loss_keeps_reads_linearizable() {
-    need_netns!();
+    need_netns!(net::available());
     let mut list = vec![Fault::PowerLoss; 3];
     list.extend([Fault::PowerLossLaggingFollower; 3]);
     let mut cfg = base("power-loss", 5, Schedule::Fixed(list));
@@ -168,7 +162,7 @@ fn power_loss_keeps_reads_linearizable() {
 }
 
 /// Re-checks a saved history offline:
-/// `FAULTS_HISTORY=/tmp/consul-faults-.../history.jsonl cargo test --test faults -- --ignored recheck --nocapture`.
+/// `FAULTS_HISTORY=/tmp/consul-faults-.../history.jsonl cargo test --features test-hooks --test faults -- --ignored recheck --nocapture`.
 #[test]
 #[ignore]
 fn recheck() {
@@ -177,7 +171,7 @@ fn recheck() {
         return;
     };
     let file = std::fs::File::open(&path).expect("open FAULTS_HISTORY");
-    let history = consul::lincheck::read_jsonl(std::io::BufReader::new(file)).expect("read history");
+    let history = lincheck::read_jsonl(std::io::BufReader::new(file)).expect("read history");
     let mut o = Outcome::default();
     check::judge_history(&history, &check::finals_of(&history), &mut o);
     for (kind, list) in &o.anomalies {
@@ -192,11 +186,11 @@ fn recheck() {
 }
 
 /// One fault kind, `FAULTS_REPEAT` times (default 2), for debugging it:
-/// `FAULTS_KIND=rpc-delay-proxy cargo test --test faults -- --ignored single_fault --nocapture`.
+/// `FAULTS_KIND=rpc-delay-proxy cargo test --features test-hooks --test faults -- --ignored single_fault --nocapture`.
 #[test]
 #[ignore]
 fn single_fault() {
-    need_netns!();
+    need_netns!(net::available());
     let name = std::env::var("FAULTS_KIND").unwrap_or_default();
     let Some(kind) =
         Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name)

@@ -7,51 +7,18 @@
 //! and addresses can repeat between concurrent runs (each run is its own
 //! layer-2 island). Every namespace is deleted on drop, also on panic.
 
+use crate::common::netns::{ip, nft, Netns};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-pub fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// Runs an nftables script inside namespace `ns`.
-fn nft(ns: &str, script: &str) -> Result<(), String> {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft in {ns}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).map_err(|e| format!("writing nft script for {ns}: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("nft in {ns}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("nft in {ns} failed: {}\n{script}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
 /// Whether this machine can run the harness; the reason if not.
 pub fn available() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("network namespaces need root".into());
-    }
+    crate::common::netns::root()?;
     for tool in ["ip", "nft"] {
         let ok = Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
         if !ok {
@@ -116,7 +83,8 @@ pub struct Net {
     prefix: String,
     hub: String,
     pub client_ns: String,
-    created: Mutex<Vec<String>>,
+    /// In creation order; deleted in reverse.
+    created: Mutex<Vec<Netns>>,
 }
 
 /// Address of the workload clients.
@@ -137,9 +105,9 @@ impl Net {
     }
 
     fn add_ns(&self, name: &str) -> Result<(), String> {
-        ip(&["netns", "add", name])?;
-        self.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_string());
-        ip(&["-n", name, "link", "set", "lo", "up"])
+        let ns = Netns::named(name.to_string())?;
+        self.created.lock().unwrap_or_else(|e| e.into_inner()).push(ns);
+        Ok(())
     }
 
     /// Creates namespace `ns` with `eth0` = `addr/24`, bridged in the hub
@@ -211,22 +179,9 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        let names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
-        for name in names.iter().rev() {
-            let _ = ip(&["netns", "del", name]);
+        let mut names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        while let Some(ns) = names.pop() {
+            drop(ns);
         }
-    }
-}
-
-/// Moves the calling thread (only it) into namespace `ns`.
-pub fn enter(ns: &str) -> Result<(), String> {
-    let path = format!("/var/run/netns/{ns}");
-    let fd = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
-    // SAFETY: setns on a namespace fd we hold open; it affects only this thread.
-    let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("setns {path}: {}", std::io::Error::last_os_error()))
     }
 }

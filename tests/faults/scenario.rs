@@ -125,7 +125,7 @@ fn leader_monitor(
     changes: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        if crate::net::enter(&ns).is_err() {
+        if crate::common::netns::enter(&ns).is_err() {
             return;
         }
         let mut last: Option<(String, String)> = None;
@@ -177,7 +177,7 @@ pub fn run(cfg: Config) -> Outcome {
             let ns = cluster.net.client_ns.clone();
             let res = std::thread::scope(|s| {
                 s.spawn(|| -> Result<Outcome, String> {
-                    crate::net::enter(&ns)?;
+                    crate::common::netns::enter(&ns)?;
                     drive(&cfg, &mut cluster)
                 })
                 .join()

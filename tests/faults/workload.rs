@@ -7,8 +7,8 @@
 
 use crate::http::{self, HttpError};
 use base64::Engine as _;
-use consul::lincheck::locks::LockEvent;
-use consul::lincheck::{Call, ReadMode, Recorder, Ret};
+use lincheck::locks::LockEvent;
+use lincheck::{Call, ReadMode, Recorder, Ret};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
@@ -309,7 +309,7 @@ impl Workload {
             let h = std::thread::Builder::new()
                 .name(format!("client-{c}"))
                 .spawn(move || {
-                    if let Err(e) = crate::net::enter(&ns) {
+                    if let Err(e) = crate::common::netns::enter(&ns) {
                         eprintln!("client {c}: {e}");
                         return;
                     }

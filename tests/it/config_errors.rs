@@ -1,6 +1,7 @@
 //! Each kind of configuration problem stops the agent with a message that
 //! names the file, the key and the line; warnings let it start.
 
+use crate::common::proc;
 use crate::harness::{cli, wait_exit, Agent, BIN};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,19 +12,20 @@ fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let ip = crate::harness::unique_ip();
-    let mut child = Command::new(BIN)
-        .arg("agent")
-        .arg(format!("-config-dir={}", dir.path().display()))
-        .arg(format!("-bind={ip}"))
-        .arg(format!("-client={ip}"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = proc::spawn(
+        Command::new(BIN)
+            .arg("agent")
+            .arg(format!("-config-dir={}", dir.path().display()))
+            .arg(format!("-bind={ip}"))
+            .arg(format!("-client={ip}"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let code = wait_exit(&mut child, Duration::from_secs(10));
     if code.is_none() {
-        let _ = child.kill();
+        child.kill_group();
     }
     let out = child.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -5,49 +5,31 @@
 mod lock;
 mod watch;
 
+use crate::common::proc::{self, Proc};
 use crate::harness::{Agent, BIN};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A background command that is killed when the test ends, even when the
-/// test fails.
-pub struct Bg(pub Child);
-
-impl std::ops::Deref for Bg {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Bg {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        stop(&mut self.0);
-    }
-}
+/// A background command, killed with its process group and reaped when the
+/// test ends, even when the test fails.
+pub type Bg = Proc;
 
 /// Starts a CLI command against `a` in the background; its stdout and
 /// stderr go to `<dir>/<name>.out` / `.err`.
 pub fn spawn_cli(a: &Agent, dir: &Path, name: &str, args: &[&str]) -> Bg {
     let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
-    let child = Command::new(BIN)
-        .args(args)
-        .env("CONSUL_HTTP_ADDR", a.addr())
-        .env("SHELL", "/bin/sh")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    Bg(child)
+    proc::spawn(
+        Command::new(BIN)
+            .args(args)
+            .env("CONSUL_HTTP_ADDR", a.addr())
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err),
+    )
+    .unwrap()
 }
 
 pub fn read(path: &Path) -> String {
@@ -75,7 +57,8 @@ pub fn is_dead(pid: u32) -> bool {
     }
 }
 
-/// Stops a background command started by a test.
+/// Stops a background command started by a test: SIGKILL to it alone (not
+/// its group: a test may check what becomes of its children), and reap it.
 pub fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();

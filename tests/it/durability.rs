@@ -2,6 +2,7 @@
 //! that covers the write (proved from a syscall trace), concurrent writes
 //! share fsyncs, and a kill -9 at any moment loses no acknowledged write.
 
+use crate::common::proc;
 use crate::harness::{wait_exit, wait_until, Agent, BIN};
 use hyper::Method;
 use std::collections::HashMap;
@@ -20,26 +21,29 @@ async fn every_ack_follows_an_fsync_covering_it() {
     let trace = dir.path().join("trace.txt");
     let ip = crate::harness::unique_ip();
     let data = dir.path().join("data");
-    let mut child = Command::new("strace")
-        .args([
-            "-f",
-            "-y",
-            "-s",
-            "200",
-            "-e",
-            "trace=pwrite64,fdatasync,fsync,write,writev,sendto,sendmsg",
-            "-o",
-        ])
-        .arg(&trace)
-        .arg(BIN)
-        .args(["agent", "-server", "-bootstrap", "-node=s1", "-log-level=warn"])
-        .arg(format!("-data-dir={}", data.display()))
-        .arg(format!("-bind={ip}"))
-        .arg(format!("-client={ip}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn strace");
+    // Its own process group: killing strace alone would leave the agent it
+    // traces running, orphaned.
+    let mut child = proc::spawn(
+        Command::new("strace")
+            .args([
+                "-f",
+                "-y",
+                "-s",
+                "200",
+                "-e",
+                "trace=pwrite64,fdatasync,fsync,write,writev,sendto,sendmsg",
+                "-o",
+            ])
+            .arg(&trace)
+            .arg(BIN)
+            .args(["agent", "-server", "-bootstrap", "-node=s1", "-log-level=warn"])
+            .arg(format!("-data-dir={}", data.display()))
+            .arg(format!("-bind={ip}"))
+            .arg(format!("-client={ip}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn strace");
     let client = consul::api::Client::new(consul::api::ClientConfig {
         address: format!("{ip}:8500"),
         token: None,
@@ -59,8 +63,8 @@ async fn every_ack_follows_an_fsync_covering_it() {
             .unwrap();
         assert_eq!(r.text(), "true");
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    // The whole group: strace and the agent it traces.
+    child.kill_group();
     let _ = wait_exit(&mut child, Duration::from_secs(10));
     let text = std::fs::read_to_string(&trace).unwrap();
     let lines: Vec<&str> = text.lines().collect();

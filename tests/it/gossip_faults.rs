@@ -7,20 +7,26 @@
 //!
 //! `GOSSIP_LOSS_SECS` sets how long the loss phase lasts (default 120).
 
+use crate::common::netns::{http_get, Netns};
+use crate::common::proc::{self, Proc};
+use crate::common::wait::wait_blocking;
 use crate::harness::BIN;
 use crate::need_netns;
-use crate::netns::{http_get, Netns};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How often a wait re-checks the members: each check is an HTTP request
+/// into the namespace per agent.
+const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// A `consul agent` run inside the namespace by `ip netns exec` (which
 /// execs it, so the child's pid is the agent's).
 struct NsAgent {
     name: String,
     addr: String,
-    child: Child,
+    child: Proc,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -45,12 +51,9 @@ impl NsAgent {
         if let Some(j) = join {
             cmd.arg(format!("-retry-join={j}"));
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup log"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn agent in namespace");
+        let child =
+            proc::spawn(cmd.stdin(Stdio::null()).stdout(out.try_clone().expect("dup log")).stderr(out))
+                .expect("spawn agent in namespace");
         NsAgent { name, addr: format!("{ip}:8500"), child, log, _dir: dir }
     }
 
@@ -66,9 +69,7 @@ impl NsAgent {
 
 impl Drop for NsAgent {
     fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill_and_reap();
         if std::thread::panicking() {
             eprintln!("----- output of {} -----\n{}", self.name, self.output());
         }
@@ -86,17 +87,6 @@ fn view(ns: &Netns, agent: &NsAgent) -> Option<BTreeMap<String, u64>> {
             .map(|m| (m["Name"].as_str().unwrap_or_default().to_string(), m["Status"].as_u64().unwrap_or(0)))
             .collect(),
     )
-}
-
-fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    cond()
 }
 
 fn all_alive(ns: &Netns, agents: &[NsAgent], n: usize) -> bool {
@@ -140,7 +130,7 @@ fn ten_agents_under_packet_loss_pause_and_kill() {
         agents.push(NsAgent::start(&ns, i, false, Some("127.0.0.11")));
     }
     assert!(
-        wait_for(Duration::from_secs(60), || all_alive(&ns, &agents, 10)),
+        wait_blocking(Duration::from_secs(60), POLL_EVERY, || all_alive(&ns, &agents, 10)),
         "the ten agents never all saw each other alive"
     );
 
@@ -200,7 +190,7 @@ fn ten_agents_under_packet_loss_pause_and_kill() {
     let victim_name = victim.name.clone();
     let t0 = Instant::now();
     drop(victim);
-    let all_see = wait_for(Duration::from_secs(40), || {
+    let all_see = wait_blocking(Duration::from_secs(40), POLL_EVERY, || {
         agents.iter().all(|a| view(&ns, a).is_some_and(|v| v.get(&victim_name) == Some(&4)))
     });
     assert!(all_see, "not every member declared the killed agent failed within 40 s");

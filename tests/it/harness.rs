@@ -1,9 +1,12 @@
 //! Test harness: starts real `consul` processes on their own loopback
-//! addresses, waits for them with deadlines, kills them on drop and prints
-//! their output when a test fails.
+//! addresses, waits for them with deadlines, kills them (with their process
+//! group) and reaps them on drop, also when a test fails, and prints their
+//! output when it does.
 
 #![allow(dead_code)]
 
+use crate::common::proc::{self, Proc};
+pub use crate::common::wait::wait_until;
 use consul::api::{ApiResponse, Client, ClientConfig};
 use hyper::Method;
 use std::io::Read;
@@ -36,7 +39,7 @@ pub fn unique_ip() -> Ipv4Addr {
 
 /// A running agent process.
 pub struct Agent {
-    pub child: Option<Child>,
+    pub child: Option<Proc>,
     pub ip: Ipv4Addr,
     pub http_port: u16,
     pub output: Arc<Mutex<Vec<u8>>>,
@@ -164,10 +167,10 @@ impl Agent {
         cli_with_env(args, &[("CONSUL_HTTP_ADDR", &self.addr())], None)
     }
 
+    /// SIGKILL to the agent's process group, and reap it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            c.kill_and_reap();
         }
     }
 
@@ -182,8 +185,7 @@ impl Agent {
                 return status.code();
             }
             if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
+                c.kill_and_reap();
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -231,14 +233,11 @@ impl Drop for Agent {
     }
 }
 
-fn spawn_logged(args: &[String], output: &Arc<Mutex<Vec<u8>>>) -> Child {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn consul");
+fn spawn_logged(args: &[String], output: &Arc<Mutex<Vec<u8>>>) -> Proc {
+    let mut child = proc::spawn(
+        Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()),
+    )
+    .expect("spawn consul");
     for stream in [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
@@ -259,24 +258,6 @@ fn spawn_logged(args: &[String], output: &Arc<Mutex<Vec<u8>>>) -> Child {
         });
     }
     child
-}
-
-/// Polls `cond` until it is true or the deadline passes.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// The result of one CLI run.
@@ -301,7 +282,7 @@ pub fn cli_with_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn consul cli");
+    let mut child = proc::spawn(&mut cmd).expect("spawn consul cli");
     if let (Some(data), Some(mut sin)) = (stdin, child.stdin.take()) {
         sin.write_all(data).expect("write stdin");
     }
@@ -336,4 +317,32 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let utime: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     utime + stime
+}
+
+/// The guard every test's child processes live in: dropping it ends the
+/// child's whole process group (a grandchild too), and reaps the child.
+#[test]
+fn dropping_a_proc_kills_its_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("grandchild");
+    let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    let child = proc::spawn(Command::new("sh").args(["-c", &script])).expect("spawn sh");
+    let read_pid = || std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let started =
+        crate::common::wait::wait_blocking(Duration::from_secs(10), Duration::from_millis(10), || {
+            read_pid().is_some()
+        });
+    assert!(started, "the shell never started its background sleep");
+    let grandchild = read_pid().expect("pid");
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    };
+    assert!(alive(grandchild));
+    drop(child);
+    // Killed by the drop; reparented to init (or a subreaper), which reaps it.
+    let gone = crate::common::wait::wait_blocking(Duration::from_secs(10), Duration::from_millis(20), || {
+        !alive(grandchild)
+    });
+    assert!(gone, "grandchild {grandchild} outlived the dropped Proc");
 }

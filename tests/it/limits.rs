@@ -271,7 +271,10 @@ async fn dns_answers_are_bounded_and_any_is_minimal() {
     let dns: SocketAddr = (a.ip, 8600).into();
     let ask = async |q: Vec<u8>| -> (usize, Message) {
         let mut buf = vec![0u8; 70000];
-        for _ in 0..50 {
+        // Retried until a deadline (a lost or slow answer is asked again),
+        // not a number of times.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while Instant::now() < deadline {
             sock.send_to(&q, dns).await.unwrap();
             if let Ok(Ok((n, _))) =
                 tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
@@ -380,16 +383,17 @@ async fn corrupt_snapshots_in_the_data_dir() {
     for p in snaps() {
         std::fs::write(&p, b"not a snapshot at all").unwrap();
     }
-    let mut child = std::process::Command::new(crate::harness::BIN)
-        .args(&a.args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::proc::spawn(
+        std::process::Command::new(crate::harness::BIN)
+            .args(&a.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap();
     let code = crate::harness::wait_exit(&mut child, Duration::from_secs(30));
     if code.is_none() {
-        let _ = child.kill();
+        child.kill_group();
     }
     let out = child.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -1,7 +1,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The integration test binary: every test starts real `consul` processes
-//! (see `harness`) and talks to them over loopback.
+//! The integration test binary of the `consul` package. One binary rather
+//! than one per file: each links the whole library, so every extra binary
+//! costs a link on every change. Most tests start real `consul` processes
+//! (see `harness`) and talk to them over loopback; the rest drive the
+//! library in process: config loading (`config_hcl`), the DNS server with
+//! an in-memory backend (`dns_*`), gossip on real sockets (`gossip_net`)
+//! and in the simulator (`gossip_sim`), and the corpus replays
+//! (`filter_corpus`, and `fuzz_corpus` with the `test-hooks` feature).
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod dns_common;
 mod golden;
 mod harness;
 
@@ -11,18 +21,28 @@ mod checks_reap;
 mod cli;
 mod cluster;
 mod config_errors;
+mod config_hcl;
+mod config_hcl_cli;
 mod coord;
 mod discovery_cluster;
+mod dns_bench;
+mod dns_dig;
+mod dns_server;
 mod durability;
 mod events;
 mod filter;
+mod filter_corpus;
+// The replay drives `consul::fuzzing`, which only the feature compiles in.
+#[cfg(feature = "test-hooks")]
+mod fuzz_corpus;
 mod gossip_faults;
+mod gossip_net;
+mod gossip_sim;
 mod http_api;
 mod kv;
 mod limits;
 mod monitor;
 mod multidc;
-mod netns;
 mod operator;
 mod ops_cluster;
 mod ops_info;

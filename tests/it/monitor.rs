@@ -155,14 +155,15 @@ async fn consul_monitor_prints_lines_until_interrupted_or_the_agent_stops() {
     a.wait_ready().await;
 
     let spawn_monitor = |extra: &[&str]| {
-        Command::new(crate::harness::BIN)
-            .arg("monitor")
-            .arg(format!("-http-addr={}", a.addr()))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn consul monitor")
+        crate::common::proc::spawn(
+            Command::new(crate::harness::BIN)
+                .arg("monitor")
+                .arg(format!("-http-addr={}", a.addr()))
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .expect("spawn consul monitor")
     };
     // Lines read on a thread: (line, sent) until EOF.
     let reader = |child: &mut std::process::Child| {

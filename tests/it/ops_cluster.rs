@@ -186,8 +186,7 @@ pub fn wait_exit(agent: &mut Agent, timeout: Duration) -> Option<i32> {
     let mut child = agent.child.take()?;
     let code = crate::harness::wait_exit(&mut child, timeout);
     if code.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill_and_reap();
     }
     code
 }

@@ -9,17 +9,18 @@
 //! Needs root and iproute2 (`ip netns`); without them each test prints why
 //! it skips. CI runs as root, so they run there.
 
+use crate::common::netns::{http_get, Netns};
+use crate::common::proc::{self, Proc};
 use crate::harness::BIN;
 use crate::need_netns;
-use crate::netns::{http_get, Netns};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `consul agent` (client mode) running inside a namespace.
 struct NsAgent {
-    child: Child,
+    child: Proc,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -35,7 +36,8 @@ impl NsAgent {
         for h in hcl {
             cmd.arg(format!("-hcl={h}"));
         }
-        let child = cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).spawn().unwrap();
+        let child =
+            proc::spawn(cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out)).unwrap();
         NsAgent { child, log, _dir: dir }
     }
 
@@ -64,13 +66,6 @@ impl NsAgent {
         let code = crate::harness::wait_exit(&mut self.child, Duration::from_secs(20));
         assert_eq!(code, Some(1), "expected a refusal:\n{}", self.output());
         self.output()
-    }
-}
-
-impl Drop for NsAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,6 +4,7 @@
 //! is removed at exit. Also keeps configs/systemd/consul.service in line
 //! with what the agent implements.
 
+use crate::common::proc;
 use crate::harness::{unique_ip, wait_exit, BIN};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -24,15 +25,16 @@ async fn readiness_stopping_and_pid_file() {
     let pid_file = dir.path().join("consul.pid");
     let ip = unique_ip();
     let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["agent", "-dev", "-node=sd", &format!("-bind={ip}"), &format!("-client={ip}")])
-        .arg(format!("-pid-file={}", pid_file.display()))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = proc::spawn(
+        Command::new(BIN)
+            .args(["agent", "-dev", "-node=sd", &format!("-bind={ip}"), &format!("-client={ip}")])
+            .arg(format!("-pid-file={}", pid_file.display()))
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
+    .unwrap();
     let output = || std::fs::read_to_string(dir.path().join("out.log")).unwrap_or_default();
 
     let ready = recv_text(&sock);
@@ -75,14 +77,15 @@ fn a_failed_start_never_reports_ready() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["agent", "-dev", "-bind=not-an-ip"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = proc::spawn(
+        Command::new(BIN)
+            .args(["agent", "-dev", "-bind=not-an-ip"])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(1));
     sock.set_nonblocking(true).unwrap();
     assert!(recv_text(&sock).is_none(), "a failed start must not notify systemd");

@@ -1,5 +1,5 @@
 //! SWIM core tests on the deterministic simulator (small clusters; the
-//! large ones live in tests/gossip_sim.rs).
+//! large ones live in tests/it/gossip_sim.rs).
 
 use super::*;
 use crate::gossip::sim::{Sim, SwimMachine};

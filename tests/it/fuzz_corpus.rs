@@ -4,8 +4,7 @@
 //! A panic in any target fails the test and names the file.
 //!
 //! `write_seeds` (ignored; run by hand) regenerates the hand-made seed
-//! inputs from the real encoders: `cargo test --test fuzz_corpus -- --ignored`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! inputs from the real encoders: `cargo test --features test-hooks --test it fuzz_corpus::write_seeds -- --ignored`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

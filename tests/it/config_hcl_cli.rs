@@ -1,11 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `consul validate` and `consul agent -hcl` with HCL, through the real
 //! binary: HCL files and directories validate, errors name the file, key
 //! and line, and `-hcl` fragments merge after the flags.
 
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_consul");
+use crate::harness::BIN;
 
 struct Out {
     code: Option<i32>,

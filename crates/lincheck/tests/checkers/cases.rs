@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Hand-made histories with exact verdicts for every lincheck checker:
 //! linearizable ones (overlapping ops with several valid orders, indeterminate
 //! writes that did and did not take effect, CAS chains) and broken ones (stale
@@ -8,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use consul::lincheck::locks::{check_mutual_exclusion, LockHold, LockViolation};
-use consul::lincheck::properties::{check_durability, check_no_phantom_reads, LostReason, PhantomReason};
-use consul::lincheck::{
+use lincheck::locks::{check_mutual_exclusion, LockHold, LockViolation};
+use lincheck::properties::{check_durability, check_no_phantom_reads, LostReason, PhantomReason};
+use lincheck::{
     check_linearizability, read_jsonl, write_jsonl, Budget, BudgetExceeded, Call, CheckError, CheckOptions,
     KeyVerdict, Operation, Outcome, ReadMode, RegisterValue, Report, Ret, Verdict, Violation,
 };

@@ -586,7 +586,7 @@ const PRODUCER_LOOKBACK: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lincheck::prepare::UNREAD;
+    use crate::prepare::UNREAD;
 
     fn kh(ops: Vec<(Step, Time, Time)>) -> KeyHistory {
         let mut definite: Vec<KeyOp> = Vec::new();

@@ -3,10 +3,8 @@
 //! test sees the same packets in the same order.
 //!
 //! These print the figures quoted in docs/gossip.md. Run with
-//! `cargo test --release --test gossip_sim -- --nocapture` (the 10,000-node
+//! `cargo test --release --test it gossip_sim -- --nocapture` (the 10,000-node
 //! run is `#[ignore]`d: add `--ignored`).
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use consul::config::runtime::GossipSettings;
 use consul::gossip::sim::{sim_addr, Sim, SwimMachine};
@@ -173,7 +171,7 @@ fn one_thousand_members_join_and_failure() {
     assert!(f.join_rounds <= 24.0, "join took {:.1} rounds", f.join_rounds);
 }
 
-/// Any size: `GOSSIP_SIM_N=5000 cargo test --release --test gossip_sim -- --ignored --nocapture sized`.
+/// Any size: `GOSSIP_SIM_N=5000 cargo test --release --test it gossip_sim::sized -- --ignored --nocapture`.
 /// Every simulated node holds the full table, so memory grows as N²
 /// (150-200 B per entry: 10,000 nodes need roughly 15-20 GB).
 #[test]

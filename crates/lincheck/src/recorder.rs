@@ -124,7 +124,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::lincheck::history::ReadMode;
+    use crate::history::ReadMode;
 
     #[test]
     fn records_from_many_threads_in_invocation_order() {

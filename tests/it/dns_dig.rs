@@ -1,14 +1,10 @@
 //! The DNS server as seen by `dig` (Debian `bind9-dnsutils`): a real,
 //! independent resolver client. Each test prints a notice and passes when
 //! dig is not installed; CI installs it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "dns_common.rs"]
-mod common;
 
 use std::net::SocketAddr;
 
-use common::*;
+use crate::dns_common::*;
 use consul::dns::Health;
 
 fn have_dig() -> bool {

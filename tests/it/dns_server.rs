@@ -1,17 +1,14 @@
 //! End-to-end tests of the DNS server: the real server on 127.0.0.x:0 with
 //! an in-memory backend, queried over real UDP and TCP sockets with
 //! hickory-proto messages.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "dns_common.rs"]
-mod common;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::wait::wait_elapsed;
+use crate::dns_common::*;
 use consul::dns::{BackendError, Health};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
@@ -722,7 +719,9 @@ async fn bind_errors_are_clear_and_stop_is_graceful() {
     .await
     .is_none());
     // The port is free again.
-    assert!(wait_until(Duration::from_secs(5), || std::net::UdpSocket::bind(s.addr).is_ok()).await);
+    assert!(wait_elapsed(Duration::from_secs(5), || std::net::UdpSocket::bind(s.addr).is_ok())
+        .await
+        .is_some());
 }
 
 #[tokio::test]

@@ -1,13 +1,9 @@
 //! DNS throughput and latency with dnsperf (Debian `dnsperf`), against the
 //! real server with 100 instances of `web` and an in-memory backend.
 //! Ignored by default; run in release:
-//! `cargo test --release --test dns_bench -- --ignored --nocapture`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `cargo test --release --test it dns_bench -- --ignored --nocapture`.
 
-#[path = "dns_common.rs"]
-mod common;
-
-use common::*;
+use crate::dns_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]

@@ -2,8 +2,7 @@
 //! distinct 127.0.x.y addresses (port 0, so parallel tests never collide),
 //! with dev or LAN timings. Every wait is a wait-until with a deadline.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
-
+use crate::common::wait::wait_elapsed;
 use consul::config::runtime::GossipSettings;
 use consul::gossip::{
     Gossip, GossipConfig, MemberEvent, MemberStatus, Pool, QueryEvent, QueryParams, WireDirection, WireTap,
@@ -35,17 +34,6 @@ async fn start(c: GossipConfig) -> Gossip {
     Gossip::start(c, &TaskTracker::new(), CancellationToken::new()).await.expect("start")
 }
 
-async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Some(t0.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f().then(|| t0.elapsed())
-}
-
 fn status_of(g: &Gossip, name: &str) -> Option<MemberStatus> {
     g.members().into_iter().find(|m| m.name == name).map(|m| m.status)
 }
@@ -61,7 +49,7 @@ async fn join_all(nodes: &[Gossip]) {
         assert_eq!(n, 1, "join failed: {errs:?}");
     }
     let n = nodes.len();
-    let ok = wait_until(Duration::from_secs(10), || nodes.iter().all(|g| count_alive(g) == n)).await;
+    let ok = wait_elapsed(Duration::from_secs(10), || nodes.iter().all(|g| count_alive(g) == n)).await;
     assert!(
         ok.is_some(),
         "members did not agree: {:?}",
@@ -88,7 +76,7 @@ async fn join_agree_leave_and_crash() {
     let mut events = nodes[0].subscribe();
     nodes[3].leave(Duration::from_secs(10)).await.expect("leave");
     assert!(!nodes[3].is_running());
-    let t = wait_until(Duration::from_secs(5), || {
+    let t = wait_elapsed(Duration::from_secs(5), || {
         nodes[..3].iter().all(|g| status_of(g, "node4") == Some(MemberStatus::Left))
     })
     .await;
@@ -104,7 +92,7 @@ async fn join_agree_leave_and_crash() {
     // (dev timings: 100 ms probes, suspicion 3 × 100 ms, ×6 at most).
     let crashed_at = Instant::now();
     nodes[2].shutdown().await;
-    let t = wait_until(Duration::from_secs(10), || {
+    let t = wait_elapsed(Duration::from_secs(10), || {
         nodes[..2].iter().all(|g| status_of(g, "node3") == Some(MemberStatus::Failed))
     })
     .await;
@@ -235,7 +223,7 @@ async fn flipped_garbage_and_oversized_packets_are_dropped() {
     b.keys = vec![K1.into()];
     let b = start(b).await;
     join_all(&[a.clone(), b.clone()]).await;
-    let genuine = wait_until(Duration::from_secs(5), || {
+    let genuine = wait_elapsed(Duration::from_secs(5), || {
         seen.lock().unwrap().iter().any(|(d, _)| *d == WireDirection::UdpOut)
     })
     .await;
@@ -251,7 +239,7 @@ async fn flipped_garbage_and_oversized_packets_are_dropped() {
     sock.send_to(&[b'E'; 10], b.addr()).await.unwrap();
     sock.send_to(&vec![b'E'; 2000], b.addr()).await.unwrap();
     sock.send_to(b"G\x01\x05\x01", b.addr()).await.unwrap();
-    let t = wait_until(Duration::from_secs(5), || b.dropped_packets() >= before + 5).await;
+    let t = wait_elapsed(Duration::from_secs(5), || b.dropped_packets() >= before + 5).await;
     assert!(t.is_some(), "dropped {} of 5", b.dropped_packets() - before);
     // Garbage on the stream port too.
     let mut s = tokio::net::TcpStream::connect(b.addr()).await.unwrap();
@@ -259,7 +247,7 @@ async fn flipped_garbage_and_oversized_packets_are_dropped() {
     s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await.unwrap();
     drop(s);
     let rej = b.rejected_streams();
-    let t = wait_until(Duration::from_secs(5), || b.rejected_streams() > rej || rej > 0).await;
+    let t = wait_elapsed(Duration::from_secs(5), || b.rejected_streams() > rej || rej > 0).await;
     assert!(t.is_some());
     // Still healthy.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -388,7 +376,7 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
     b.user_event("e", b"1", false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the snapshot flush (≤ 1 s)
     b.shutdown().await; // crash-like: no leave
-    wait_until(Duration::from_secs(10), || status_of(&a, "b") == Some(MemberStatus::Failed))
+    wait_elapsed(Duration::from_secs(10), || status_of(&a, "b") == Some(MemberStatus::Failed))
         .await
         .expect("b failed");
     let text = std::fs::read_to_string(dir.path().join("serf/local.snapshot")).unwrap();
@@ -396,7 +384,7 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
 
     // Restart with no join call: the snapshot brings it back.
     let b2 = start(mk_b(false)).await;
-    let t = wait_until(Duration::from_secs(10), || {
+    let t = wait_elapsed(Duration::from_secs(10), || {
         status_of(&a, "b") == Some(MemberStatus::Alive) && count_alive(&b2) == 2
     })
     .await;
@@ -417,7 +405,7 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
     snap["alive"][0]["addr"] = serde_json::Value::String(a_addr.to_string());
     std::fs::write(dir.path().join("serf/local.snapshot"), snap.to_string()).unwrap();
     let b2 = start(mk_b(false)).await;
-    wait_until(Duration::from_secs(10), || {
+    wait_elapsed(Duration::from_secs(10), || {
         count_alive(&b2) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)
     })
     .await
@@ -426,19 +414,19 @@ async fn restart_from_snapshot_rejoins_previous_peers() {
     // After a graceful leave the snapshot says so. With rejoin_after_leave
     // the node rejoins anyway; without it, it forgets its peers.
     b2.leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
+    wait_elapsed(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
         .await
         .expect("left");
     let text = std::fs::read_to_string(dir.path().join("serf/local.snapshot")).unwrap();
     assert!(text.contains("\"left\":true"), "{text}");
     let b4 = start(mk_b(true)).await;
-    let t = wait_until(Duration::from_secs(10), || {
+    let t = wait_elapsed(Duration::from_secs(10), || {
         count_alive(&b4) == 2 && status_of(&a, "b") == Some(MemberStatus::Alive)
     })
     .await;
     assert!(t.is_some(), "rejoin_after_leave did not rejoin");
     b4.leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
+    wait_elapsed(Duration::from_secs(5), || status_of(&a, "b") == Some(MemberStatus::Left))
         .await
         .expect("left again");
     let b3 = start(mk_b(false)).await;
@@ -492,7 +480,7 @@ async fn queries_and_events_over_sockets() {
     let mut tags = nodes[1].local_member().tags;
     tags.insert("expect".into(), "3".into());
     nodes[1].set_tags(tags).await.unwrap();
-    let t = wait_until(Duration::from_secs(5), || {
+    let t = wait_elapsed(Duration::from_secs(5), || {
         nodes[2].members().iter().any(|m| m.name == "q2" && m.tags.contains_key("expect"))
     })
     .await;
@@ -523,7 +511,7 @@ async fn lan_timing_figures_for_five_nodes() {
     let (n, errs) = fifth.join(&[nodes[0].addr().to_string()]).await;
     assert_eq!(n, 1, "{errs:?}");
     nodes.push(fifth);
-    wait_until(Duration::from_secs(30), || {
+    wait_elapsed(Duration::from_secs(30), || {
         nodes.iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Alive))
     })
     .await
@@ -532,7 +520,7 @@ async fn lan_timing_figures_for_five_nodes() {
 
     let t0 = Instant::now();
     nodes[4].leave(Duration::from_secs(10)).await.unwrap();
-    wait_until(Duration::from_secs(10), || {
+    wait_elapsed(Duration::from_secs(10), || {
         nodes[..4].iter().all(|g| status_of(g, "lan5") == Some(MemberStatus::Left))
     })
     .await
@@ -541,12 +529,12 @@ async fn lan_timing_figures_for_five_nodes() {
 
     let t0 = Instant::now();
     nodes[1].shutdown().await;
-    let first = wait_until(Duration::from_secs(30), || {
+    let first = wait_elapsed(Duration::from_secs(30), || {
         [0usize, 2, 3].iter().any(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))
     })
     .await
     .expect("first");
-    wait_until(Duration::from_secs(30), || {
+    wait_elapsed(Duration::from_secs(30), || {
         [0usize, 2, 3].iter().all(|i| status_of(&nodes[*i], "lan2") == Some(MemberStatus::Failed))
     })
     .await
@@ -582,7 +570,7 @@ async fn join_by_ip_uses_the_pool_port() {
         b.join(&["127.0.11.1".to_string(), "localhost:1".to_string(), "not a host".to_string()]).await;
     assert_eq!(n, 1, "{errs:?}");
     assert_eq!(errs.len(), 2, "{errs:?}");
-    wait_until(Duration::from_secs(5), || count_alive(&a) == 2).await.expect("joined");
+    wait_elapsed(Duration::from_secs(5), || count_alive(&a) == 2).await.expect("joined");
     assert_eq!(a.local_member().port, 18301);
     for g in [a, b] {
         g.shutdown().await;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! A corpus of realistic Consul configs written in HCL (the handbook's
 //! configs, docs-style server and client configs, service definitions with
 //! checks, HCL1 one-line blocks), each paired with its JSON equivalent: both

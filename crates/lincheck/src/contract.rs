@@ -124,7 +124,7 @@ pub fn check_contract(history: &[Operation]) -> Vec<ContractViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lincheck::history::{Outcome, ReadMode};
+    use crate::history::{Outcome, ReadMode};
 
     fn read(v: &str, ix: u64) -> Operation {
         Operation {

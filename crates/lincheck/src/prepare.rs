@@ -331,7 +331,7 @@ fn observe<'a>(observed_by: &mut HashMap<&'a str, Time>, v: &'a str, t: Time) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lincheck::history::Operation;
+    use crate::history::Operation;
 
     fn ok(call: Call, inv: Time, done: Time, ret: Ret) -> Operation {
         Operation { client: 0, call, invoked_at: inv, outcome: Outcome::Ok { completed_at: done, ret } }

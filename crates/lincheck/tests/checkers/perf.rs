@@ -1,9 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Throughput of the linearizability checker on 100k-operation histories.
 //! Ignored by default (it is a measurement, and wants a release build):
 //!
 //! ```text
-//! cargo test --release --test lincheck_perf -- --ignored --nocapture
+//! cargo test --release -p lincheck --test checkers perf -- --ignored --nocapture
 //! ```
 //!
 //! Each scenario prints the history size, the time to check it, search steps,
@@ -14,8 +13,8 @@
 
 use std::time::Instant;
 
-use consul::lincheck::simulate::{inject_stale_read, simulate, OpMix, SimConfig};
-use consul::lincheck::{check_linearizability, CheckOptions, Report, Verdict};
+use lincheck::simulate::{inject_stale_read, simulate, OpMix, SimConfig};
+use lincheck::{check_linearizability, CheckOptions, Report, Verdict};
 
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

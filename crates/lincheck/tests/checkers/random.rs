@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Seeded randomized tests of the lincheck checkers.
 //!
 //! 1. Histories of a simulated correct store (random concurrency, timeouts
@@ -15,10 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use consul::lincheck::contract::check_contract;
-use consul::lincheck::properties::{check_durability, check_no_phantom_reads};
-use consul::lincheck::simulate::{inject_stale_read, simulate, OpMix, SimConfig};
-use consul::lincheck::{
+use lincheck::contract::check_contract;
+use lincheck::properties::{check_durability, check_no_phantom_reads};
+use lincheck::simulate::{inject_stale_read, simulate, OpMix, SimConfig};
+use lincheck::{
     check_linearizability, read_jsonl, write_jsonl, Call, CheckOptions, KeyVerdict, Operation, Outcome,
     ReadMode, Ret, Verdict,
 };
