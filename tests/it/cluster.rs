@@ -328,11 +328,15 @@ async fn late_servers_are_promoted_and_a_graceful_leave_removes_one() {
         "the server that left is still in raft: {:?}",
         raft_servers(&servers[0]).await
     );
-    let members = servers[0].cli(&["members"]);
+    // The leave intent reaches s1 by gossip: "leaving" until it has.
+    let left = || servers[0].cli(&["members"]).stdout;
     assert!(
-        members.stdout.lines().any(|l| l.starts_with("s5 ") && l.contains(" left ")),
+        wait_until(Duration::from_secs(30), || async {
+            left().lines().any(|l| l.starts_with("s5 ") && l.contains(" left "))
+        })
+        .await,
         "{}",
-        members.stdout
+        left()
     );
     drop(s4);
 }
