@@ -61,10 +61,6 @@ const FILE_EXCEPTIONS: &[(&str, &str, &str)] = &[
     ("cli/operator_recover.rs", "datadir", "offline: finds the stopped server's node id"),
 ];
 
-/// Modules whose files may form an import cycle among themselves for now
-/// (a cycle inside one module, between its files). Empty is the goal.
-const KNOWN_FILE_CYCLES: &[&str] = &[];
-
 /// Only these modules may name openraft: the rest goes through `consensus`.
 const OPENRAFT_USERS: &[&str] = &["consensus", "fuzzing"];
 
@@ -274,8 +270,7 @@ fn files_within_a_module_form_no_cycle() {
     let mut problems = Vec::new();
     for (top, graph) in &per_module {
         let found = cycles(graph);
-        let known = KNOWN_FILE_CYCLES.contains(&top.as_str());
-        if !found.is_empty() && !known {
+        if !found.is_empty() {
             problems.push(format!("`{top}`: {found:?}"));
         }
     }

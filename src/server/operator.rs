@@ -179,7 +179,8 @@ impl Server {
                 Some((false, addr)) => match self.rpc.call(addr, ctx.clone(), args, FORWARD_TIMEOUT).await {
                     Ok(r) => return Ok(Some(r)),
                     Err(CallError::Remote(e)) => e,
-                    Err(CallError::Connect { .. }) => RpcError::NoLeader,
+                    // Down or gone mid-call: as good as no leader; try again.
+                    Err(e) if e.is_unreachable() => RpcError::NoLeader,
                     Err(e) => RpcError::Internal(format!("rpc error: {e}")),
                 },
                 None => RpcError::NoLeader,

@@ -8,7 +8,6 @@ use super::blocking::Interest;
 use super::Server;
 use crate::catalog::sessions::{topic_node_sessions, topic_session, Session, TOPIC_SESSIONS};
 use crate::catalog::{Command, CommandResult};
-use crate::rpc::client::CallError;
 use crate::rpc::method;
 use crate::rpc::{QueryMeta, QueryOptions, RequestContext, RpcError};
 use std::collections::HashMap;
@@ -100,31 +99,10 @@ impl Server {
     /// Renews a session's TTL. Timers live on the leader, so a follower
     /// passes the renewal on.
     pub async fn session_renew(&self, ctx: &RequestContext, id: &str) -> Result<Vec<Session>, RpcError> {
-        let to_leader = RequestContext { leader_only: true, ..ctx.clone() };
         let renew = method::SessionRenew { id: id.to_string() };
-        let deadline = Instant::now() + self.settings.rpc_hold_timeout;
-        loop {
-            let attempt = match self.consensus.leader() {
-                Some((lid, _)) if lid == self.consensus.node_id => self.renew_local(id),
-                Some((_, node)) => match node.addr.parse() {
-                    Ok(addr) => {
-                        match self.rpc.call(addr, to_leader.clone(), &renew, Duration::from_secs(10)).await {
-                            Ok(s) => Ok(s),
-                            Err(CallError::Remote(e)) => Err(e),
-                            Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),
-                            Err(e) => Err(RpcError::Internal(format!("rpc error: {e}"))),
-                        }
-                    }
-                    Err(_) => Err(RpcError::NoLeader),
-                },
-                None => Err(RpcError::NoLeader),
-            };
-            match attempt {
-                Err(RpcError::NoLeader) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                other => return other,
-            }
+        match self.forward_to_leader(ctx, &renew).await? {
+            Some(sessions) => Ok(sessions),
+            None => self.renew_local(id),
         }
     }
 
