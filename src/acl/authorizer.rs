@@ -21,52 +21,10 @@
 //! walks the name once whatever the number of rules (see the microbench in
 //! the tests).
 
+pub use super::rules::Access;
 use super::rules::{Kind, Rules};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A rule's disposition. The order is the precedence when several policies
-/// set the same segment: `Deny > Write > List > Read` (so `max` merges).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Access {
-    Read,
-    List,
-    Write,
-    Deny,
-}
-
-impl Access {
-    /// Parses a disposition as Consul does (case-insensitive).
-    pub fn parse(s: &str) -> Option<Access> {
-        match s.to_ascii_lowercase().as_str() {
-            "read" => Some(Access::Read),
-            "list" => Some(Access::List),
-            "write" => Some(Access::Write),
-            "deny" => Some(Access::Deny),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Read => "read",
-            Access::List => "list",
-            Access::Write => "write",
-            Access::Deny => "deny",
-        }
-    }
-
-    /// Whether a rule with this disposition grants `needed` (read, list or
-    /// write).
-    fn grants(self, needed: Access) -> bool {
-        match self {
-            Access::Write => true,
-            Access::List => matches!(needed, Access::List | Access::Read),
-            Access::Read => needed == Access::Read,
-            Access::Deny => false,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultPolicy {

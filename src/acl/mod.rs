@@ -11,8 +11,10 @@
 //!   rules Consul applies to policies, roles and identities.
 
 pub mod authorizer;
+pub mod identity;
 pub mod model;
 pub mod rules;
 
 pub use authorizer::{Access, Authorizer, DefaultPolicy};
+pub use identity::{IdentityError, SyntheticPolicy, Template};
 pub use rules::{parse as parse_rules, RuleError, Rules};

@@ -22,7 +22,6 @@
 //! forms) and the Enterprise `sentinel` field are accepted and ignored, as
 //! Consul CE does.
 
-use super::authorizer::Access;
 use crate::config::hcl;
 use serde_json::{Map, Value};
 
@@ -32,6 +31,49 @@ use serde_json::{Map, Value};
 /// Consul's default `kv_max_value_size` (512 KiB), far above any real
 /// policy (the largest built-in one is under 1 KiB).
 pub const MAX_RULES_BYTES: usize = 512 * 1024;
+
+/// A rule's disposition. The order is the precedence when several policies
+/// set the same segment: `Deny > Write > List > Read` (so `max` merges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    List,
+    Write,
+    Deny,
+}
+
+impl Access {
+    /// Parses a disposition as Consul does (case-insensitive).
+    pub fn parse(s: &str) -> Option<Access> {
+        match s.to_ascii_lowercase().as_str() {
+            "read" => Some(Access::Read),
+            "list" => Some(Access::List),
+            "write" => Some(Access::Write),
+            "deny" => Some(Access::Deny),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::List => "list",
+            Access::Write => "write",
+            Access::Deny => "deny",
+        }
+    }
+
+    /// Whether a rule with this disposition grants `needed` (read, list or
+    /// write).
+    pub fn grants(self, needed: Access) -> bool {
+        match self {
+            Access::Write => true,
+            Access::List => matches!(needed, Access::List | Access::Read),
+            Access::Read => needed == Access::Read,
+            Access::Deny => false,
+        }
+    }
+}
 
 /// A resource kind that names things (exact and `_prefix` forms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
