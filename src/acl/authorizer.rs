@@ -164,9 +164,21 @@ impl Authorizer {
     }
 
     /// No rules at all: `Allow` allows everything except `acl` read/write
-    /// (and snapshots); `Deny` denies everything.
+    /// (and snapshots); `Deny` denies everything. Key listing is not
+    /// checked unless [`with_key_list_policy`] turns it on.
+    ///
+    /// [`with_key_list_policy`]: Authorizer::with_key_list_policy
     pub fn default_only(default: DefaultPolicy) -> Authorizer {
         Authorizer { default, enable_key_list_policy: false, rules: Some(Compiled::default()) }
+    }
+
+    /// The same authorizer with the agent's `acl.enable_key_list_policy`
+    /// (for [`default_only`], which does not take it).
+    ///
+    /// [`default_only`]: Authorizer::default_only
+    pub fn with_key_list_policy(mut self, enable: bool) -> Authorizer {
+        self.enable_key_list_policy = enable;
+        self
     }
 
     pub fn is_management(&self) -> bool {
@@ -945,6 +957,13 @@ mod tests {
         // Under default allow with no rule, listing is allowed.
         let a = Authorizer::new(&[], DefaultPolicy::Allow, true);
         assert!(a.key_list("anything/"));
+        // Anonymous without policies: the flag decides whether listing is
+        // refused up front or filtered.
+        let anon = Authorizer::default_only(DefaultPolicy::Deny);
+        assert!(anon.key_list("x/") && !anon.key_read("x/k"));
+        let anon = Authorizer::default_only(DefaultPolicy::Deny).with_key_list_policy(true);
+        assert!(!anon.key_list("x/"));
+        assert!(Authorizer::default_only(DefaultPolicy::Allow).with_key_list_policy(true).key_list("x/"));
     }
 
     #[test]
