@@ -375,11 +375,8 @@ mod tests {
 
     #[test]
     fn refused_key() {
-        let err = load_texts(&[(
-            "a.json",
-            "{\"data_dir\": \"/x\", \"auto_config\": {\"enabled\": true}}",
-        )])
-        .unwrap_err();
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"auto_config\": {\"enabled\": true}}")])
+            .unwrap_err();
         assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
         assert!(err.to_string().contains("auto_config.enabled"));
     }

@@ -57,10 +57,8 @@ fn wrong_type_and_bad_json() {
 
 #[test]
 fn refused_and_warned_keys() {
-    let (code, out) = start_with(
-        &[("ac.json", r#"{"data_dir": "/tmp/x", "auto_config": {"enabled": true}}"#)],
-        &[],
-    );
+    let (code, out) =
+        start_with(&[("ac.json", r#"{"data_dir": "/tmp/x", "auto_config": {"enabled": true}}"#)], &[]);
     assert_eq!(code, Some(1));
     assert!(out.contains("auto_config.enabled") && out.contains("not supported yet"), "{out}");
     let (code, out) = start_with(&[("tls.json", r#"{"data_dir": "/tmp/x", "verify_incoming": true}"#)], &[]);
