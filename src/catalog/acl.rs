@@ -30,6 +30,9 @@ pub struct AclTable {
     /// The raft index of the accepted `/v1/acl/bootstrap`, 0 before.
     pub bootstrap_index: u64,
     pub index: AclIndexes,
+    /// A secret only servers know (it lives in the replicated state):
+    /// a follower presents it when it forwards a raw command to the leader.
+    pub server_secret: String,
 }
 
 /// The error an apply returns when bootstrap already happened; the server
@@ -200,6 +203,13 @@ impl AclTable {
             self.index.roles = index;
         }
         Ok(())
+    }
+
+    /// Sets the servers' shared secret once; later attempts keep the first.
+    pub fn set_server_secret(&mut self, secret: &str) {
+        if self.server_secret.is_empty() {
+            self.server_secret = secret.to_string();
+        }
     }
 
     /// After a snapshot restore every table reports the restore's index.

@@ -98,6 +98,10 @@ pub enum Command {
     AclRoleDelete {
         id: String,
     },
+    /// Sets the servers' shared secret (`AclTable::server_secret`) unless set.
+    AclServerSecret {
+        secret: String,
+    },
 }
 
 impl Command {
@@ -136,7 +140,8 @@ impl Command {
             Command::AclRoleSet(r) => 512 + r.description.len(),
             Command::AclTokenDelete { .. }
             | Command::AclPolicyDelete { .. }
-            | Command::AclRoleDelete { .. } => 64,
+            | Command::AclRoleDelete { .. }
+            | Command::AclServerSecret { .. } => 64,
         }
     }
 }

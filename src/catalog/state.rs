@@ -212,6 +212,10 @@ impl State {
                 let r = self.acl.delete_role(index, id);
                 self.acl_result(r, changes)
             }
+            Command::AclServerSecret { secret } => {
+                self.acl.set_server_secret(secret);
+                CommandResult::Bool(true)
+            }
             Command::Restore { state } => match State::decode(state) {
                 Ok(mut restored) => {
                     restored.raise_indexes(index);
