@@ -8,6 +8,8 @@ pub mod columnize;
 pub mod event;
 pub mod exec;
 pub mod goflag;
+#[cfg(test)]
+mod http_flags_tests;
 pub mod info;
 pub mod join;
 pub mod keygen;
