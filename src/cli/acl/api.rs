@@ -111,3 +111,22 @@ pub async fn role_id(client: &Client, partial: &str) -> Result<String, String> {
 pub fn path(prefix: &str, id: &str) -> String {
     format!("{prefix}{}", encode(id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unique_prefix;
+
+    #[test]
+    fn prefixes_must_be_unique() {
+        let ids = ["abc-1", "abd-2", "xyz-3"];
+        assert_eq!(unique_prefix(ids.iter().copied(), "x", "token").unwrap(), "xyz-3");
+        assert_eq!(
+            unique_prefix(ids.iter().copied(), "ab", "policy").unwrap_err(),
+            "Partial policy ID is not unique"
+        );
+        assert_eq!(
+            unique_prefix(ids.iter().copied(), "q", "role").unwrap_err(),
+            "No such role ID with prefix: q"
+        );
+    }
+}

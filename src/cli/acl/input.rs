@@ -103,3 +103,61 @@ pub fn expires_ttl(raw: &str) -> Result<Option<String>, String> {
     }
     Ok(Some(crate::duration::format(d)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn identities_parse_as_consul() {
+        let got = service_identities(&s(&["web", "db:east,west"])).unwrap();
+        assert_eq!(got[0], ServiceIdentity { service_name: "web".into(), datacenters: vec![] });
+        assert_eq!(got[1].datacenters, vec!["east", "west"]);
+        assert_eq!(
+            service_identities(&s(&["a:b:c"])).unwrap_err(),
+            "Malformed -service-identity argument: \"a:b:c\""
+        );
+        assert_eq!(node_identities(&s(&["n1:dc1"])).unwrap()[0].datacenter, "dc1");
+        assert_eq!(node_identities(&s(&["n1"])).unwrap_err(), "Malformed -node-identity argument: \"n1\"");
+    }
+
+    #[test]
+    fn templated_policy_with_vars() {
+        let got = templated_policies("builtin/service", &s(&["name:api"])).unwrap();
+        assert_eq!(got[0].template_name, "builtin/service");
+        assert_eq!(got[0].var_name(), Some("api"));
+        assert!(templated_policies("", &[]).unwrap().is_empty());
+        assert!(templated_policies("builtin/dns", &s(&["nocolon"]))
+            .unwrap_err()
+            .starts_with("Malformed -var"));
+        assert!(templated_policies("", &s(&["name:x"])).is_err());
+    }
+
+    #[test]
+    fn data_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.hcl");
+        std::fs::write(&path, "key \"\" { policy = \"read\" }\n").unwrap();
+        assert_eq!(
+            load_data_source(&format!("@{}", path.display())).unwrap(),
+            "key \"\" { policy = \"read\" }\n"
+        );
+        assert_eq!(load_data_source("literal").unwrap(), "literal");
+        assert_eq!(load_data_source("").unwrap(), "");
+        assert_eq!(
+            load_data_source("@/nonexistent/r.hcl").unwrap_err(),
+            "Failed to read file: open /nonexistent/r.hcl: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn expires_ttl_in_gos_form() {
+        assert_eq!(expires_ttl("15m").unwrap().as_deref(), Some("15m0s"));
+        assert_eq!(expires_ttl("").unwrap(), None);
+        assert!(expires_ttl("soon").is_err());
+    }
+}

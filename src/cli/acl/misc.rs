@@ -109,3 +109,30 @@ pub async fn set_agent_token(a: SetAgentTokenArgs) -> i32 {
     println!("ACL token {kind:?} set successfully");
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn agent_token_arguments() {
+        assert_eq!(agent_token_args(&[]).unwrap_err(), "Missing TYPE and TOKEN arguments");
+        assert_eq!(agent_token_args(&s(&["dns"])).unwrap_err(), "Missing TOKEN argument");
+        assert_eq!(agent_token_args(&s(&["bogus"])).unwrap_err(), "MISSING TYPE argument");
+        assert_eq!(
+            agent_token_args(&s(&["a", "b", "c"])).unwrap_err(),
+            "Too many arguments: expected 2 got 3"
+        );
+        assert_eq!(agent_token_args(&s(&["agent", "t"])).unwrap(), ("agent".to_string(), "t".to_string()));
+        assert_eq!(agent_token_path("recovery"), Some("agent_recovery"));
+        assert_eq!(
+            agent_token_path("config_file_service_registration"),
+            Some("config_file_service_registration")
+        );
+        assert_eq!(agent_token_path("master"), None);
+    }
+}

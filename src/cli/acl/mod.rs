@@ -72,3 +72,64 @@ fn output_format(raw: &str) -> Result<Format, i32> {
 }
 
 const B: &str = "true";
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// argv through the same Go-style rewriting and clap tree as `cli::run`.
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let root = Cli::command().args_override_self(true);
+        let argv = args.iter().map(std::ffi::OsString::from).collect();
+        let argv = crate::cli::goflag::normalize(&root, argv)?;
+        let m = root.try_get_matches_from(argv).map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&m).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn go_style_repeated_and_boolean_flags() {
+        let cli = parse(&[
+            "consul",
+            "acl",
+            "token",
+            "create",
+            "-policy-name",
+            "a",
+            "-policy-name=b",
+            "-local",
+            "-expires-ttl",
+            "15m",
+            "-token",
+            "t",
+            "-service-identity",
+            "web:dc1,dc2",
+        ])
+        .unwrap();
+        let Command::Acl(super::AclArgs { command: super::AclCommand::Token(t) }) = cli.command else {
+            panic!("not acl token")
+        };
+        let super::token::TokenCommand::Create(c) = t.command else { panic!("not create") };
+        assert_eq!(c.policy_names, vec!["a", "b"]);
+        assert_eq!(c.local, Some(true));
+        assert_eq!(c.expires_ttl, "15m");
+        assert_eq!(c.http.token.as_deref(), Some("t"));
+        assert_eq!(c.service_identities, vec!["web:dc1,dc2"]);
+    }
+
+    #[test]
+    fn set_agent_token_takes_positionals_and_unknown_flags_fail() {
+        let cli =
+            parse(&["consul", "acl", "set-agent-token", "-token-file", "/f", "agent", "secret"]).unwrap();
+        let Command::Acl(super::AclArgs { command: super::AclCommand::SetAgentToken(s) }) = cli.command
+        else {
+            panic!("not set-agent-token")
+        };
+        assert_eq!(s.args, vec!["agent", "secret"]);
+        assert_eq!(s.http.token_file.as_deref(), Some("/f"));
+        assert_eq!(
+            parse(&["consul", "acl", "token", "read", "-from-token", "x"]).err().unwrap(),
+            "flag provided but not defined: -from-token"
+        );
+    }
+}
