@@ -22,6 +22,8 @@ pub struct AclArgs {
     pub command: AclCommand,
 }
 
+/// Parsed once per process, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum AclCommand {
     /// Bootstrap Consul's ACL system
