@@ -9,6 +9,21 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
+/// With `CONSUL_RS_UI_SCREENSHOTS=<dir>`, the browser test saves each page
+/// at a desktop and a phone width there (docs/img/ui/ holds a set).
+async fn shoot(b: &Browser, name: &str) {
+    let Ok(dir) = std::env::var("CONSUL_RS_UI_SCREENSHOTS") else { return };
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    for (label, w, h) in [("wide", 1280, 800), ("phone", 390, 844)] {
+        b.set_size(w, h).await;
+        // Let the layout settle at the new width before the picture.
+        b.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))", json!([]))
+            .await;
+        std::fs::write(format!("{dir}/{name}-{label}.png"), b.screenshot().await).expect("write screenshot");
+    }
+    b.set_size(1280, 800).await;
+}
+
 async fn raw_get(a: &Agent, path: &str, headers: &[(&str, &str)]) -> (u16, hyper::HeaderMap, Vec<u8>) {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
@@ -188,6 +203,7 @@ async fn pages_in_a_real_browser() {
     );
     let path = b.js("return location.pathname", json!([])).await;
     assert_eq!(path, "/ui/dc1/services");
+    shoot(&b, "services").await;
 
     // The filter box.
     b.type_into("#service-filter", "prim").await;
@@ -223,17 +239,20 @@ async fn pages_in_a_real_browser() {
     b.refresh().await;
     assert!(b.wait_text("#instances", "web1", T).await, "after reload: {:?}", b.text("main").await);
     assert_eq!(b.text("h1").await.as_deref(), Some("web"));
+    shoot(&b, "service").await;
 
     // Nodes: the leader is marked; a node's sessions can be invalidated.
     b.click("#nav a[data-section='nodes']").await;
     assert!(b.wait_text("#nodes", "leader", T).await, "{:?}", b.text("main").await);
     assert!(b.text("#nodes").await.unwrap_or_default().contains(&a.ip.to_string()));
+    shoot(&b, "nodes").await;
     let session: Value = a.put("/v1/session/create", br#"{"Name": "ui-test-lock"}"#).await.json().unwrap();
     let sid = session["ID"].as_str().unwrap().to_string();
     b.click("#nodes a[href$='/nodes/dev']").await;
     assert!(b.wait_text("#node-sessions", &sid, T).await, "{:?}", b.text("main").await);
     assert!(b.wait_text("#node-services", "web1", T).await);
     assert!(b.wait_text("#node-checks", "Serf Health Status", T).await);
+    shoot(&b, "node").await;
     b.click(&format!("[data-invalidate='{sid}']")).await;
     b.click("dialog [data-confirm]").await;
     assert!(b.wait_text("#node-sessions", "No sessions", T).await);
@@ -309,6 +328,7 @@ async fn kv_pages(a: &Agent, b: &Browser, base: &str) {
     );
     assert_eq!(kv_value(a, key).await.as_deref(), Some(&b"theirs"[..]));
     assert_eq!(b.js("return document.getElementById('kv-value').value", json!([])).await, "mine");
+    shoot(b, "kv-conflict").await;
 
     // Delete the key (after a reload shows the current value).
     b.refresh().await;
@@ -344,6 +364,7 @@ async fn kv_pages(a: &Agent, b: &Browser, base: &str) {
     );
     b.goto(&format!("{base}/ui/dc1/kv/deep/")).await;
     assert!(b.wait_text("#kv-list", &"x".repeat(300), T).await);
+    shoot(b, "kv-folder").await;
 
     // Delete a whole folder, after confirming.
     b.click("#kv-delete-folder").await;
@@ -353,4 +374,54 @@ async fn kv_pages(a: &Agent, b: &Browser, base: &str) {
         "the folder survived"
     );
     assert_eq!(b.js("return location.pathname", json!([])).await, "/ui/dc1/kv/");
+}
+
+/// Not a pass/fail test (timings are measured, never asserted): how long
+/// the services page takes to show 1,000 services × 3 instances, from the
+/// navigation start to the first page of rows with their health. Run with
+/// `cargo test --test it ui::services_page_load_time -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn services_page_load_time() {
+    use futures::stream::{self, StreamExt};
+    if !webdriver::available() {
+        eprintln!("NOTICE: chromium/chromedriver not found; nothing to measure");
+        return;
+    }
+    let a = Agent::dev(&[]);
+    a.wait_ready().await;
+    let regs: Vec<(usize, usize)> = (0..3).flat_map(|n| (0..1000).map(move |s| (n, s))).collect();
+    stream::iter(regs)
+        .for_each_concurrent(32, |(n, s)| {
+            let a = &a;
+            async move {
+                let body = json!({
+                    "Node": format!("node-{n}"), "Address": format!("10.0.0.{}", n + 1),
+                    "Service": {"ID": format!("svc-{s}-{n}"), "Service": format!("svc-{s:04}"), "Port": 8000 + n, "Tags": ["t1", "t2"]},
+                    "Check": {"CheckID": format!("chk-{s}-{n}"), "Name": "alive", "Status": "passing", "ServiceID": format!("svc-{s}-{n}")},
+                });
+                assert_eq!(a.put("/v1/catalog/register", body.to_string().as_bytes()).await.status, 200);
+            }
+        })
+        .await;
+    let b = Browser::start(1280, 800).await;
+    for round in 0..3 {
+        b.goto(&format!("http://{}/ui/dc1/services", a.addr())).await;
+        let drawn = wait_until(Duration::from_secs(30), || async {
+            b.js(
+                "return document.querySelectorAll('#services tbody tr .badge.passing').length >= 100",
+                json!([]),
+            )
+            .await
+                == true
+        })
+        .await;
+        assert!(drawn, "{:?}", b.text("main").await);
+        let ms = b.js("return performance.now()", json!([])).await;
+        let bytes = b
+            .js("return performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/')).map(e => e.name.split('?')[0] + ' ' + e.encodedBodySize)", json!([]))
+            .await;
+        eprintln!("round {round}: services page with 1000 services x 3 instances drawn after {ms} ms; API calls: {bytes}");
+    }
+    b.close().await;
 }

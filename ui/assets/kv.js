@@ -40,16 +40,16 @@ function folder(ctx, prefix) {
   const notice = h('div', { class: 'banner ok', role: 'status', hidden: true });
   ctx.main.append(prefix ? crumbs(ctx, prefix) : null, h('h1', {}, title),
     ctx.apiLink(listPath, { keys: true, separator: '/' }), notice,
-    createForm(ctx, prefix),
     prefix ? h('div', { class: 'actions' }, h('button', {
       type: 'button', class: 'danger', id: 'kv-delete-folder',
       onclick: () => deleteFolder(ctx, prefix),
     }, 'Delete folder')) : null,
-    body);
+    body,
+    createForm(ctx, prefix));
   ctx.watch(listPath, { keys: true, separator: '/' }, (keys) => {
     keys = (keys || []).filter((k) => k !== prefix);
     if (keys.length === 0) {
-      clear(body, h('p', { class: 'empty' }, prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one above.'));
+      clear(body, h('p', { class: 'empty' }, prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one below.'));
       return;
     }
     const rows = keys.map((k) => {

@@ -155,7 +155,7 @@ export function checkList(checks) {
   if (!checks || checks.length === 0) return h('p', { class: 'muted' }, 'No health checks.');
   return h('ul', { class: 'checks' }, checks.map((c) => h('li', { 'data-check': c.CheckID, 'data-status': c.Status },
     badge(c.Status), ' ', h('strong', {}, c.Name || c.CheckID),
-    c.ServiceID ? null : h('span', { class: 'muted' }, ' (node check)'),
+    c.ServiceID ? h('span', { class: 'muted' }, ` · ${c.ServiceName} (${c.ServiceID})`) : h('span', { class: 'muted' }, ' (node check)'),
     c.Notes ? h('div', { class: 'muted' }, c.Notes) : null,
     c.Output ? h('pre', { class: 'output' }, c.Output) : null)));
 }
