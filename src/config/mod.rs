@@ -693,7 +693,7 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
         )])
         .unwrap_err();
         assert!(err.to_string().contains("Both the ui_config.enabled and ui_config.dir"), "{err}");
-        for bad in ["/v1/ui", "a/../b", "a b", "{x}"] {
+        for bad in ["/v1/ui", "a/../b", "a//b", "a b", "{x}"] {
             let text = format!(r#"{{"data_dir": "/x", "ui_config": {{"content_path": "{bad}"}}}}"#);
             let err = load_texts(&[("a.json", &text)]).unwrap_err();
             assert!(err.to_string().contains("ui_config.content_path"), "{bad}: {err}");

@@ -679,8 +679,8 @@ fn content_path(raw: &str) -> Result<String, ConfigError> {
     if path == "/v1/" || path.starts_with("/v1/") {
         return Err(bad("the HTTP API owns /v1/"));
     }
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(bad("must not contain '.' or '..' segments"));
+    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(bad("must not contain empty, '.' or '..' segments"));
     }
     if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) {
         return Err(bad("may only contain letters, digits, '/', '-', '.', '_' and '~'"));
