@@ -54,3 +54,5 @@ mod ops_systemd;
 mod raft_cluster;
 mod sessions;
 mod txn;
+mod ui;
+mod webdriver;
