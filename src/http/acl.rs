@@ -45,9 +45,12 @@ struct NodeIdentityIn {
     datacenter: Option<String>,
 }
 
+/// `TemplateVariables`: Consul spells its one field `name` on the wire and
+/// reads any case. The alias matters: inside the flattened grants the
+/// case-insensitive decoder does not reach, so `Name` must be named.
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
 struct TemplateVariablesIn {
+    #[serde(alias = "Name", alias = "NAME")]
     name: Option<String>,
 }
 
@@ -149,15 +152,40 @@ fn grants(g: GrantsIn) -> Grants {
     }
 }
 
+/// Decodes an optional JSON body; `what` starts the 400's text as Consul
+/// words it per endpoint (`Token decoding failed: ...`).
 async fn body_of<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: Body,
+    what: &str,
 ) -> Result<T, HttpError> {
     let body = read_limited(headers, body, BODY_LIMIT).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))
+    decode::from_slice(&body).map_err(|e| HttpError::bad_request(format!("{what}: {e}")))
+}
+
+/// Consul's ACL endpoints get the server's refusals back as plain error
+/// strings, so its HTTP layer answers every one that is not an ACL error
+/// (permission denied, ACL not found, ACL disabled) with a 500 carrying
+/// the text; clients see `Unexpected response code: 500 (Invalid Policy:
+/// ...)`. Only the HTTP layer's own checks (decoding, IDs in URL and body)
+/// are 400s.
+fn from_server(e: crate::rpc::RpcError) -> HttpError {
+    use crate::rpc::RpcError;
+    match e {
+        RpcError::BadRequest(m) | RpcError::NotFound(m) => {
+            HttpError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, m)
+        }
+        other => other.into(),
+    }
+}
+
+/// A read of a policy or role ID or name that names nothing: 404, as
+/// Consul 1.15+ (py-consul reads it as "no such policy").
+fn does_not_exist(what: &str) -> HttpError {
+    HttpError::not_found(format!("Requested {what} does not exist: ACL not found"))
 }
 
 /// `ExpirationTTL`: a duration string, or a number of nanoseconds.
@@ -167,10 +195,10 @@ fn ttl_ns(v: Option<Value>) -> Result<Option<u64>, HttpError> {
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => crate::duration::parse(&s)
             .map(|d| Some(d.as_nanos() as u64).filter(|n| *n > 0))
-            .map_err(|e| HttpError::bad_request(format!("Request decode failed: ExpirationTTL: {e}"))),
+            .map_err(|e| HttpError::bad_request(format!("Token decoding failed: ExpirationTTL: {e}"))),
         Some(Value::Number(n)) => Ok(n.as_u64().filter(|n| *n > 0)),
         Some(other) => Err(HttpError::bad_request(format!(
-            "Request decode failed: ExpirationTTL: invalid value {other}"
+            "Token decoding failed: ExpirationTTL: invalid value {other}"
         ))),
     }
 }
@@ -185,7 +213,7 @@ fn token_from(input: TokenIn, accessor_from_path: Option<String>) -> Result<Toke
     };
     let expiration_time_ms = match input.expiration_time.filter(|t| !t.is_empty()) {
         Some(t) => Some(parse_rfc3339_ms(&t).ok_or_else(|| {
-            HttpError::bad_request(format!("Request decode failed: ExpirationTime: invalid time {t:?}"))
+            HttpError::bad_request(format!("Token decoding failed: ExpirationTime: invalid time {t:?}"))
         })?),
         None => None,
     };
@@ -242,7 +270,7 @@ fn grants_into(m: &mut Map<String, Value>, g: &Grants) {
             .map(|t| {
                 let mut o = json!({"TemplateName": t.template_name});
                 if let Some(n) = &t.name {
-                    o["TemplateVariables"] = json!({"Name": n});
+                    o["TemplateVariables"] = json!({"name": n});
                 }
                 if !t.datacenters.is_empty() {
                     o["Datacenters"] = json!(t.datacenters);
@@ -271,22 +299,20 @@ pub fn token_json(t: &Token) -> Value {
     if !t.auth_method.is_empty() {
         m.insert("AuthMethod".into(), json!(t.auth_method));
     }
+    // No `ExpirationTTL`: Consul turns it into `ExpirationTime` on create
+    // and never stores or returns it.
     if let Some(ms) = t.expiration_time_ms {
-        m.insert("ExpirationTime".into(), json!(crate::logging::format_unix_millis(ms as i64)));
+        m.insert("ExpirationTime".into(), json!(rfc3339_nanos(ms.saturating_mul(1_000_000))));
     }
-    if let Some(ns) = t.expiration_ttl_ns {
-        m.insert("ExpirationTTL".into(), json!(crate::duration::format(std::time::Duration::from_nanos(ns))));
-    }
-    m.insert(
-        "CreateTime".into(),
-        json!(crate::logging::format_unix_millis((t.create_time_ns / 1_000_000) as i64)),
-    );
+    m.insert("CreateTime".into(), json!(rfc3339_nanos(t.create_time_ns)));
     m.insert("Hash".into(), hash_json(&t.hash));
     m.insert("CreateIndex".into(), json!(t.create_index));
     m.insert("ModifyIndex".into(), json!(t.modify_index));
     Value::Object(m)
 }
 
+/// A policy in full, or (`with_rules` false) the listing's stub, which has
+/// no `Rules` and always a `Datacenters` key (`null` when empty), as Consul's.
 fn policy_json(p: &Policy, with_rules: bool) -> Value {
     let mut m = Map::new();
     m.insert("ID".into(), json!(p.id));
@@ -297,6 +323,8 @@ fn policy_json(p: &Policy, with_rules: bool) -> Value {
     }
     if !p.datacenters.is_empty() {
         m.insert("Datacenters".into(), json!(p.datacenters));
+    } else if !with_rules {
+        m.insert("Datacenters".into(), Value::Null);
     }
     m.insert("Hash".into(), hash_json(&p.hash));
     m.insert("CreateIndex".into(), json!(p.create_index));
@@ -326,24 +354,37 @@ struct BootstrapIn {
 
 pub async fn bootstrap(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
     let params = Params::parse(uri.query());
-    let input: BootstrapIn = body_of(&headers, body).await?;
+    let input: BootstrapIn = body_of(&headers, body, "Request decoding failed").await?;
     let t = ctx
         .agent
         .call(caller(&params, &headers), method::AclBootstrap { secret: input.bootstrap_secret })
-        .await?;
-    json(&params, &token_json(&t))
+        .await
+        .map_err(from_server)?;
+    // Consul's bootstrap answer also carries the secret as `ID` (the
+    // pre-1.4 field some scripts still read).
+    let mut out = token_json(&t);
+    out["ID"] = json!(t.secret_id);
+    json(&params, &out)
 }
 
 pub async fn token_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
     let params = Params::parse(uri.query());
-    let token = token_from(body_of(&headers, body).await?, None)?;
-    let t = ctx.agent.call(caller(&params, &headers), method::AclTokenSet { token, create: true }).await?;
+    let token = token_from(body_of(&headers, body, "Token decoding failed").await?, None)?;
+    let t = ctx
+        .agent
+        .call(caller(&params, &headers), method::AclTokenSet { token, create: true })
+        .await
+        .map_err(from_server)?;
     json(&params, &token_json(&t))
 }
 
 pub async fn token_self(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
-    let t = ctx.agent.call(request_context(&params, &headers)?, method::AclTokenSelf {}).await?;
+    let t = ctx
+        .agent
+        .call(request_context(&params, &headers)?, method::AclTokenSelf {})
+        .await
+        .map_err(from_server)?;
     json(&params, &token_json(&t))
 }
 
@@ -366,16 +407,23 @@ pub async fn token_item(
         struct CloneIn {
             description: Option<String>,
         }
-        let input: CloneIn = body_of(&headers, body).await?;
+        let input: CloneIn = body_of(&headers, body, "Token decoding failed").await?;
         let args = method::AclTokenClone { accessor: id.to_string(), description: input.description };
-        let t = ctx.agent.call(caller(&params, &headers), args).await?;
+        let t = ctx.agent.call(caller(&params, &headers), args).await.map_err(from_server)?;
         return json(&params, &token_json(&t));
     }
     let id = rest;
     match method {
         Method::GET => {
             let rc = request_context(&params, &headers)?;
-            let (meta, t) = ctx.agent.call(rc.clone(), method::AclTokenRead { accessor: id.clone() }).await?;
+            let (meta, t) = ctx
+                .agent
+                .call(rc.clone(), method::AclTokenRead { accessor: id.clone() })
+                .await
+                .map_err(from_server)?;
+            // A token that is not there stays a 403 `ACL not found` (the
+            // client libraries' suites, run against Consul 1.20-1.22, expect
+            // an error here, while a missing policy or role reads as 404).
             let Some(t) = t else {
                 return Err(HttpError::new(axum::http::StatusCode::FORBIDDEN, "ACL not found"));
             };
@@ -386,16 +434,20 @@ pub async fn token_item(
             Ok(with_meta(json(&params, &out)?, &meta))
         }
         Method::PUT => {
-            let token = token_from(body_of(&headers, body).await?, Some(id))?;
+            let token = token_from(body_of(&headers, body, "Token decoding failed").await?, Some(id))?;
             let t = ctx
                 .agent
                 .call(caller(&params, &headers), method::AclTokenSet { token, create: false })
-                .await?;
+                .await
+                .map_err(from_server)?;
             json(&params, &token_json(&t))
         }
         Method::DELETE => {
-            let ok =
-                ctx.agent.call(caller(&params, &headers), method::AclTokenDelete { accessor: id }).await?;
+            let ok = ctx
+                .agent
+                .call(caller(&params, &headers), method::AclTokenDelete { accessor: id })
+                .await
+                .map_err(from_server)?;
             json(&params, &ok)
         }
         m => Err(super::method_not_allowed(&m, &["GET", "PUT", "DELETE"])),
@@ -445,8 +497,11 @@ pub async fn token_list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) ->
         service_name: params.get("servicename").filter(|s| !s.is_empty()).map(str::to_string),
         auth_method: params.get("authmethod").filter(|s| !s.is_empty()).map(str::to_string),
     };
-    let (meta, tokens) =
-        ctx.agent.call(request_context(&params, &headers)?, method::AclTokenList { filter }).await?;
+    let (meta, tokens) = ctx
+        .agent
+        .call(request_context(&params, &headers)?, method::AclTokenList { filter })
+        .await
+        .map_err(from_server)?;
     let out: Vec<Value> = tokens.iter().map(token_json).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -472,11 +527,15 @@ fn policy_from(input: PolicyIn, id_from_path: Option<String>) -> Result<Policy, 
 
 pub async fn policy_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
     let params = Params::parse(uri.query());
-    let policy = policy_from(body_of(&headers, body).await?, None)?;
+    let policy = policy_from(body_of(&headers, body, "Policy decoding failed").await?, None)?;
     if !policy.id.is_empty() {
-        return Err(HttpError::bad_request("Cannot specify an ID in Policy Creation"));
+        return Err(HttpError::bad_request("Cannot specify the ID when creating a new policy"));
     }
-    let p = ctx.agent.call(caller(&params, &headers), method::AclPolicySet { policy, create: true }).await?;
+    let p = ctx
+        .agent
+        .call(caller(&params, &headers), method::AclPolicySet { policy, create: true })
+        .await
+        .map_err(from_server)?;
     json(&params, &policy_json(&p, true))
 }
 
@@ -492,15 +551,21 @@ pub async fn policy_item(
     match method {
         Method::GET => policy_read(&ctx, &params, &headers, id, false).await,
         Method::PUT => {
-            let policy = policy_from(body_of(&headers, body).await?, Some(id))?;
+            let policy = policy_from(body_of(&headers, body, "Policy decoding failed").await?, Some(id))?;
             let p = ctx
                 .agent
                 .call(caller(&params, &headers), method::AclPolicySet { policy, create: false })
-                .await?;
+                .await
+                .map_err(from_server)?;
             json(&params, &policy_json(&p, true))
         }
         Method::DELETE => {
-            json(&params, &ctx.agent.call(caller(&params, &headers), method::AclPolicyDelete { id }).await?)
+            let ok = ctx
+                .agent
+                .call(caller(&params, &headers), method::AclPolicyDelete { id })
+                .await
+                .map_err(from_server)?;
+            json(&params, &ok)
         }
         m => Err(super::method_not_allowed(&m, &["GET", "PUT", "DELETE"])),
     }
@@ -523,15 +588,22 @@ async fn policy_read(
     key: String,
     by_name: bool,
 ) -> HttpResult {
-    let (meta, p) =
-        ctx.agent.call(request_context(params, headers)?, method::AclPolicyRead { key, by_name }).await?;
-    let p = p.ok_or_else(|| HttpError::new(axum::http::StatusCode::FORBIDDEN, "ACL not found"))?;
+    let (meta, p) = ctx
+        .agent
+        .call(request_context(params, headers)?, method::AclPolicyRead { key, by_name })
+        .await
+        .map_err(from_server)?;
+    let p = p.ok_or_else(|| does_not_exist("policy"))?;
     Ok(with_meta(json(params, &policy_json(&p, true))?, &meta))
 }
 
 pub async fn policy_list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
-    let (meta, list) = ctx.agent.call(request_context(&params, &headers)?, method::AclPolicyList {}).await?;
+    let (meta, list) = ctx
+        .agent
+        .call(request_context(&params, &headers)?, method::AclPolicyList {})
+        .await
+        .map_err(from_server)?;
     let out: Vec<Value> = list.iter().map(|p| policy_json(p, false)).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -555,11 +627,16 @@ fn role_from(input: RoleIn, id_from_path: Option<String>) -> Result<Role, HttpEr
 
 pub async fn role_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
     let params = Params::parse(uri.query());
-    let role = role_from(body_of(&headers, body).await?, None)?;
+    let role = role_from(body_of(&headers, body, "Role decoding failed").await?, None)?;
     if !role.id.is_empty() {
-        return Err(HttpError::bad_request("Cannot specify an ID in Role Creation"));
+        // Consul's create is an update with an empty ID in the URL.
+        return Err(HttpError::bad_request("Role ID in URL and payload do not match"));
     }
-    let r = ctx.agent.call(caller(&params, &headers), method::AclRoleSet { role, create: true }).await?;
+    let r = ctx
+        .agent
+        .call(caller(&params, &headers), method::AclRoleSet { role, create: true })
+        .await
+        .map_err(from_server)?;
     json(&params, &role_json(&r))
 }
 
@@ -575,13 +652,21 @@ pub async fn role_item(
     match method {
         Method::GET => role_read(&ctx, &params, &headers, id, false).await,
         Method::PUT => {
-            let role = role_from(body_of(&headers, body).await?, Some(id))?;
-            let r =
-                ctx.agent.call(caller(&params, &headers), method::AclRoleSet { role, create: false }).await?;
+            let role = role_from(body_of(&headers, body, "Role decoding failed").await?, Some(id))?;
+            let r = ctx
+                .agent
+                .call(caller(&params, &headers), method::AclRoleSet { role, create: false })
+                .await
+                .map_err(from_server)?;
             json(&params, &role_json(&r))
         }
         Method::DELETE => {
-            json(&params, &ctx.agent.call(caller(&params, &headers), method::AclRoleDelete { id }).await?)
+            let ok = ctx
+                .agent
+                .call(caller(&params, &headers), method::AclRoleDelete { id })
+                .await
+                .map_err(from_server)?;
+            json(&params, &ok)
         }
         m => Err(super::method_not_allowed(&m, &["GET", "PUT", "DELETE"])),
     }
@@ -604,17 +689,23 @@ async fn role_read(
     key: String,
     by_name: bool,
 ) -> HttpResult {
-    let (meta, r) =
-        ctx.agent.call(request_context(params, headers)?, method::AclRoleRead { key, by_name }).await?;
-    let r = r.ok_or_else(|| HttpError::new(axum::http::StatusCode::FORBIDDEN, "ACL not found"))?;
+    let (meta, r) = ctx
+        .agent
+        .call(request_context(params, headers)?, method::AclRoleRead { key, by_name })
+        .await
+        .map_err(from_server)?;
+    let r = r.ok_or_else(|| does_not_exist("role"))?;
     Ok(with_meta(json(params, &role_json(&r))?, &meta))
 }
 
 pub async fn role_list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     let policy = params.get("policy").filter(|s| !s.is_empty()).map(str::to_string);
-    let (meta, list) =
-        ctx.agent.call(request_context(&params, &headers)?, method::AclRoleList { policy }).await?;
+    let (meta, list) = ctx
+        .agent
+        .call(request_context(&params, &headers)?, method::AclRoleList { policy })
+        .await
+        .map_err(from_server)?;
     let out: Vec<Value> = list.iter().map(role_json).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -672,6 +763,20 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     u64::try_from(secs * 1000 + millis).ok()
 }
 
+/// Unix nanoseconds as Go's JSON writes a `time.Time` in UTC (RFC 3339
+/// with as many fraction digits as needed: `2024-05-01T10:00:00.5Z`).
+pub fn rfc3339_nanos(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let frac = ns % 1_000_000_000;
+    let whole = crate::logging::format_unix_millis(secs * 1000);
+    let base = whole.strip_suffix(".000Z").unwrap_or(&whole);
+    if frac == 0 {
+        return format!("{base}Z");
+    }
+    let digits = format!("{frac:09}");
+    format!("{base}.{}Z", digits.trim_end_matches('0'))
+}
+
 /// (year, month, day) to days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -697,6 +802,57 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
         assert_eq!(parse_rfc3339_ms("2018-13-24T12:25:06Z"), None);
     }
+
+    #[test]
+    fn create_time_prints_like_go() {
+        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nanos(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(rfc3339_nanos(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(parse_rfc3339_ms(&rfc3339_nanos(1_700_000_000_120_000_000)), Some(1_700_000_000_120));
+    }
+}
+
+// --- Login and logout ------------------------------------------------------------
+
+/// `/v1/acl/login`. Auth methods do not exist in consul-rs yet (they come
+/// with the auth-methods issue), so whatever method a login names is one
+/// the cluster does not have, and Consul answers that with 403
+/// `ACL not found`. The body is still decoded so bad JSON gets its 400.
+pub async fn login(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> HttpResult {
+    acl_enabled(&ctx)?;
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct LoginIn {
+        #[allow(dead_code)]
+        auth_method: Option<String>,
+    }
+    let _: LoginIn = body_of(&headers, body, "Failed to decode request body").await?;
+    Err(HttpError::new(axum::http::StatusCode::FORBIDDEN, "ACL not found"))
+}
+
+/// `/v1/acl/logout`: deletes the caller's own token if `login` made it.
+/// No token: 401; a secret that names no token: 403 `ACL not found`; a
+/// token not made by a login: 403, as Consul. Tokens made by a login cannot
+/// exist yet (the server refuses `AuthMethod` outside login), so that last
+/// branch says so rather than pretend.
+pub async fn logout(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
+    acl_enabled(&ctx)?;
+    let params = Params::parse(uri.query());
+    let rc = caller(&params, &headers);
+    if rc.token.as_deref().is_none_or(str::is_empty) {
+        return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "Supplied token does not exist"));
+    }
+    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(from_server)?;
+    if t.auth_method.is_empty() {
+        return Err(HttpError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "Permission denied: token wasn't created via login",
+        ));
+    }
+    Err(HttpError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "logout of tokens from auth methods is not supported yet",
+    ))
 }
 
 // --- Templated policies (built in: served by the agent itself) -----------------
@@ -742,7 +898,7 @@ pub async fn templated_policy_preview(
     acl_enabled(&ctx)?;
     let params = Params::parse(uri.query());
     let t = template_named(&name)?;
-    let vars: TemplateVariablesIn = body_of(&headers, body).await?;
+    let vars: TemplateVariablesIn = body_of(&headers, body, "Request decoding failed").await?;
     let p = crate::acl::identity::preview(t, vars.name.as_deref())
         .map_err(|e| HttpError::bad_request(format!("validation error for templated policy {name}: {e}")))?;
     let mut out = json!({"ID": p.id, "Name": p.name, "Description": p.description, "Rules": p.rules,

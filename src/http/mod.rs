@@ -37,7 +37,7 @@ use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 use error::HttpError;
 use std::net::SocketAddr;
@@ -175,6 +175,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/role/name/{name}", get(acl::role_by_name))
         .route("/v1/acl/role/{id}", any(acl::role_item))
         .route("/v1/acl/roles", get(acl::role_list))
+        .route("/v1/acl/login", post(acl::login))
+        .route("/v1/acl/logout", post(acl::logout))
         .route("/v1/acl/templated-policies", get(acl::templated_policy_list))
         .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
         .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))

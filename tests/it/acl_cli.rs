@@ -214,7 +214,7 @@ async fn acl_commands_against_a_default_deny_agent() {
         root(&["acl", "policy", "create", "-name", "app-rw", "-rules", "key \"\" { policy = \"read\" }"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.starts_with("Failed to create new policy: Unexpected response code: 400"),
+        out.stderr.starts_with("Failed to create new policy: Unexpected response code: 500 (Invalid Policy: A Policy with Name \"app-rw\" already exists)"),
         "{}",
         out.stderr
     );

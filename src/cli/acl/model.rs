@@ -29,10 +29,12 @@ pub struct NodeIdentity {
     pub datacenter: String,
 }
 
+/// Consul's `api.ACLTemplatedPolicyVariables`: its one field is spelled
+/// `name` on the wire (Consul reads any case; older consul-rs wrote `Name`).
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(default)]
 pub struct TemplateVariables {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty", alias = "Name")]
     pub name: String,
 }
 

@@ -25,6 +25,44 @@ pub(crate) fn is_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
 }
 
+/// What Consul answers when an accessor handed to a token lookup is not a
+/// UUID (its state store's index refuses it).
+const TOKEN_LOOKUP_NOT_UUID: &str =
+    "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters";
+
+/// IDs with this prefix are kept for built-ins (global-management,
+/// anonymous and future ones); users may not choose them.
+const RESERVED_ID_PREFIX: &str = "00000000-0000-0000-0000-0000000000";
+
+/// Why a caller-chosen AccessorID or SecretID is refused, if it is.
+fn invalid_token_id(id: &str) -> Option<String> {
+    if id.starts_with(RESERVED_ID_PREFIX) {
+        Some(format!("UUIDs with the prefix {RESERVED_ID_PREFIX:?} are reserved"))
+    } else if !is_uuid(id) {
+        Some("not a valid UUID".into())
+    } else {
+        None
+    }
+}
+
+/// Consul keeps accessors and secrets apart from each other too: a new ID
+/// may be neither an existing accessor nor an existing secret.
+fn id_in_use(s: &State, id: &str) -> bool {
+    s.acl.token(id).is_some() || s.acl.token_by_secret(id).is_some()
+}
+
+/// A policy or role ID the state store's index accepts, else Consul's
+/// lookup error for it.
+fn check_lookup_id(what: &str, id: &str) -> Result<(), RpcError> {
+    if is_uuid(id) {
+        Ok(())
+    } else if id.len() != 36 {
+        Err(bad(format!("failed acl {what} lookup: index error: UUID must be 36 characters")))
+    } else {
+        Err(bad(format!("failed acl {what} lookup: index error: invalid UUID")))
+    }
+}
+
 fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -53,7 +91,8 @@ fn hash_parts(parts: &[&str]) -> Vec<u8> {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    h.finalize()[..16].to_vec()
+    // 32 bytes, the length of Consul's (blake2b-256) hashes.
+    h.finalize().to_vec()
 }
 
 fn grants_text(g: &Grants) -> String {
@@ -149,42 +188,59 @@ impl Server {
             if create {
                 if token.accessor_id.is_empty() {
                     token.accessor_id = new_uuid();
-                } else if !is_uuid(&token.accessor_id) {
-                    return Err(bad("Invalid Token: AccessorID is not a valid UUID"));
-                } else if s.acl.token(&token.accessor_id).is_some() {
+                } else if let Some(why) = invalid_token_id(&token.accessor_id) {
+                    return Err(bad(format!("Invalid Token: AccessorID - {why}")));
+                } else if id_in_use(s, &token.accessor_id) {
                     return Err(bad("Invalid Token: AccessorID is already in use"));
                 }
                 if token.secret_id.is_empty() {
                     token.secret_id = new_uuid();
-                } else if !is_uuid(&token.secret_id) {
-                    return Err(bad("Invalid Token: SecretID is not a valid UUID"));
-                } else if s.acl.token_by_secret(&token.secret_id).is_some() {
+                } else if let Some(why) = invalid_token_id(&token.secret_id) {
+                    return Err(bad(format!("Invalid Token: SecretID - {why}")));
+                } else if id_in_use(s, &token.secret_id) {
                     return Err(bad("Invalid Token: SecretID is already in use"));
                 }
                 if token.expiration_ttl_ns.is_some() && token.expiration_time_ms.is_some() {
-                    return Err(bad("Expiration TTL and Expiration Time cannot both be set"));
+                    return Err(bad("Token Expiration TTL and Expiration Time cannot both be set"));
                 }
-                if let Some(ttl) = token.expiration_ttl_ns {
-                    let ttl = Duration::from_nanos(ttl);
-                    if ttl < MIN_TTL || ttl > MAX_TTL {
+                // A TTL only sets the expiry time; both are then checked
+                // against Consul's bounds as a time from now.
+                if let Some(ttl) = token.expiration_ttl_ns.take() {
+                    token.expiration_time_ms = Some(now / 1_000_000 + ttl / 1_000_000);
+                }
+                if let Some(t) = token.expiration_time_ms {
+                    let now_ms = now / 1_000_000;
+                    if t < now_ms {
+                        return Err(bad("ExpirationTime cannot be before CreateTime"));
+                    }
+                    let expires_in = Duration::from_millis(t - now_ms);
+                    let go = crate::duration::format;
+                    if expires_in > MAX_TTL {
                         return Err(bad(format!(
-                            "Invalid Token: Expiration TTL '{}' should be between {} and {}",
-                            crate::duration::format(ttl),
-                            crate::duration::format(MIN_TTL),
-                            crate::duration::format(MAX_TTL)
+                            "ExpirationTime cannot be more than {} in the future (was {})",
+                            go(MAX_TTL),
+                            go(expires_in)
                         )));
                     }
-                    token.expiration_time_ms = Some(now / 1_000_000 + ttl.as_millis() as u64);
-                } else if let Some(t) = token.expiration_time_ms {
-                    let now_ms = now / 1_000_000;
-                    if t <= now_ms {
-                        return Err(bad("ExpirationTime cannot be in the past"));
+                    if expires_in < MIN_TTL {
+                        return Err(bad(format!(
+                            "ExpirationTime cannot be less than {} in the future (was {})",
+                            go(MIN_TTL),
+                            go(expires_in)
+                        )));
                     }
+                }
+                if !token.auth_method.is_empty() {
+                    return Err(bad("AuthMethod field is disallowed outside of login"));
                 }
                 token.create_time_ns = now;
             } else {
-                let Some(old) = s.acl.token(&token.accessor_id) else {
-                    return Err(RpcError::NotFound(format!("Cannot find token {:?}", token.accessor_id)));
+                if !is_uuid(&token.accessor_id) {
+                    return Err(bad("AccessorID is not a valid UUID"));
+                }
+                let Some(old) = s.acl.token(&token.accessor_id).filter(|t| !t.expired_at(now / 1_000_000))
+                else {
+                    return Err(bad(format!("Cannot find token {:?}", token.accessor_id)));
                 };
                 if !token.secret_id.is_empty() && token.secret_id != old.secret_id {
                     return Err(bad("Changing a token's SecretID is not permitted"));
@@ -192,16 +248,25 @@ impl Server {
                 if token.local != old.local {
                     return Err(bad(format!("Cannot toggle local mode of {}", token.accessor_id)));
                 }
-                if token.expiration_time_ms.is_some_and(|t| Some(t) != old.expiration_time_ms)
-                    || token.expiration_ttl_ns.is_some_and(|t| Some(t) != old.expiration_ttl_ns)
+                if token.expiration_ttl_ns.is_some()
+                    || token.expiration_time_ms.is_some_and(|t| Some(t) != old.expiration_time_ms)
                 {
-                    return Err(bad("Cannot change expiration time or TTL of a token"));
+                    return Err(bad(format!("Cannot change expiration time of {}", token.accessor_id)));
                 }
                 token.secret_id = old.secret_id.clone();
                 token.expiration_time_ms = old.expiration_time_ms;
                 token.expiration_ttl_ns = old.expiration_ttl_ns;
                 token.create_time_ns = old.create_time_ns;
                 token.auth_method = old.auth_method.clone();
+            }
+            if token.local {
+                if let Some(si) = token.grants.service_identities.iter().find(|si| !si.datacenters.is_empty())
+                {
+                    return Err(bad(format!(
+                        "Service identity {:?} cannot specify a list of datacenters on a local token",
+                        si.service_name
+                    )));
+                }
             }
             token.grants = resolve_grants(s, &token.grants, &self.settings.datacenter)?;
             token.roles = resolve_links(
@@ -223,9 +288,7 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<Token>), RpcError> {
         if !is_uuid(accessor) {
-            return Err(bad(format!(
-                "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters"
-            )));
+            return Err(bad(TOKEN_LOOKUP_NOT_UUID));
         }
         self.acl_read(opts, |s| s.acl.token(accessor).map(|t| named_token(s, t))).await
     }
@@ -298,8 +361,14 @@ impl Server {
         description: Option<String>,
     ) -> Result<Token, RpcError> {
         self.acl_on()?;
-        let Some(old) = self.consensus.store.read(|s| s.acl.token(accessor).cloned()) else {
-            return Err(RpcError::NotFound(format!("Cannot find token {accessor:?}")));
+        if !is_uuid(accessor) {
+            return Err(bad(TOKEN_LOOKUP_NOT_UUID));
+        }
+        let now = super::now_ms();
+        let Some(old) =
+            self.consensus.store.read(|s| s.acl.token(accessor).filter(|t| !t.expired_at(now)).cloned())
+        else {
+            return Err(super::acl_not_found());
         };
         if !old.auth_method.is_empty() {
             return Err(bad("Cannot clone a token created from an auth method"));
@@ -321,6 +390,12 @@ impl Server {
 
     pub async fn acl_policy_set(&self, mut policy: Policy, create: bool) -> Result<Policy, RpcError> {
         self.acl_on()?;
+        if policy.name.is_empty() {
+            return Err(bad("Invalid Policy: no Name is set"));
+        }
+        if !policy.id.is_empty() && !is_uuid(&policy.id) {
+            return Err(bad("Policy ID invalid UUID"));
+        }
         if !crate::acl::identity::is_valid_policy_name(&policy.name) {
             return Err(bad(crate::acl::identity::INVALID_POLICY_NAME));
         }
@@ -348,7 +423,9 @@ impl Server {
             }
             if let Some(other) = s.acl.policy_by_name(&policy.name) {
                 if other.id != policy.id {
-                    return Err(bad(format!("Invalid Policy: A Policy with Name {:?} already exists", policy.name)));
+                    // Consul words the rename clash differently from the create one.
+                    let text = if create { "A Policy with Name" } else { "A policy with name" };
+                    return Err(bad(format!("Invalid Policy: {text} {:?} already exists", policy.name)));
                 }
             }
             let mut dcs = policy.datacenters.clone();
@@ -370,6 +447,10 @@ impl Server {
         by_name: bool,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<Policy>), RpcError> {
+        if !by_name {
+            self.acl_on()?;
+            check_lookup_id("policy", key)?;
+        }
         self.acl_read(opts, |s| if by_name { s.acl.policy_by_name(key) } else { s.acl.policy(key) }.cloned())
             .await
     }
@@ -380,6 +461,7 @@ impl Server {
 
     pub async fn acl_policy_delete(&self, id: &str) -> Result<bool, RpcError> {
         self.acl_on()?;
+        check_lookup_id("policy", id)?;
         if id == model::GLOBAL_MANAGEMENT_ID {
             return Err(bad("Delete operation not permitted on the builtin global-management policy"));
         }
@@ -389,6 +471,12 @@ impl Server {
 
     pub async fn acl_role_set(&self, mut role: Role, create: bool) -> Result<Role, RpcError> {
         self.acl_on()?;
+        if role.name.is_empty() {
+            return Err(bad("Invalid Role: no Name is set"));
+        }
+        if !role.id.is_empty() && !is_uuid(&role.id) {
+            return Err(bad("Role ID invalid UUID"));
+        }
         if !crate::acl::identity::is_valid_role_name(&role.name) {
             return Err(bad(
                 "Invalid Role: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
@@ -406,10 +494,8 @@ impl Server {
             }
             if let Some(other) = s.acl.role_by_name(&role.name) {
                 if other.id != role.id {
-                    return Err(bad(format!(
-                        "Invalid Role: A Role with Name {:?} already exists",
-                        role.name
-                    )));
+                    let text = if create { "A Role with Name" } else { "A role with name" };
+                    return Err(bad(format!("Invalid Role: {text} {:?} already exists", role.name)));
                 }
             }
             role.grants = resolve_grants(s, &role.grants, &self.settings.datacenter)?;
@@ -430,6 +516,10 @@ impl Server {
         by_name: bool,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<Role>), RpcError> {
+        if !by_name {
+            self.acl_on()?;
+            check_lookup_id("role", key)?;
+        }
         self.acl_read(opts, |s| {
             if by_name { s.acl.role_by_name(key) } else { s.acl.role(key) }.map(|r| named_role(s, r))
         })
@@ -453,6 +543,7 @@ impl Server {
 
     pub async fn acl_role_delete(&self, id: &str) -> Result<bool, RpcError> {
         self.acl_on()?;
+        check_lookup_id("role", id)?;
         self.acl_apply(Command::AclRoleDelete { id: id.to_string() }).await?;
         Ok(true)
     }
