@@ -127,7 +127,9 @@ async fn token_json_is_shaped_as_consuls() {
     assert!(gm.get("Rules").is_none(), "{gm}");
     assert_eq!(gm.get("Datacenters"), Some(&Value::Null), "{gm}");
     let full = acl.ok_json(Method::GET, "/v1/acl/policy/00000000-0000-0000-0000-000000000001", None).await;
+    // The built-in shows its rules and a hash, as Consul's does.
     assert!(full["Rules"].as_str().unwrap().contains("acl = \"write\""), "{full}");
+    assert_eq!(full["Hash"].as_str().unwrap().len(), 44, "{full}");
     assert!(full.get("Datacenters").is_none(), "{full}");
 
     // Bootstrap is refused here (the initial management token did it), with

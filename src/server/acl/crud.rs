@@ -428,9 +428,7 @@ impl Server {
                     return Err(bad(format!("Invalid Policy: {text} {:?} already exists", policy.name)));
                 }
             }
-            let mut dcs = policy.datacenters.clone();
-            dcs.sort();
-            policy.hash = hash_parts(&[&policy.name, &policy.description, &policy.rules, &dcs.join(",")]);
+            policy.hash = policy_hash(&policy);
             Ok(policy.clone())
         })?;
         let id = prepared.id.clone();
@@ -547,6 +545,13 @@ impl Server {
         self.acl_apply(Command::AclRoleDelete { id: id.to_string() }).await?;
         Ok(true)
     }
+}
+
+/// A policy's hash over what it says (Consul returns one; clients compare it).
+pub(crate) fn policy_hash(policy: &Policy) -> Vec<u8> {
+    let mut dcs = policy.datacenters.clone();
+    dcs.sort();
+    hash_parts(&[&policy.name, &policy.description, &policy.rules, &dcs.join(",")])
 }
 
 /// A token's hash over what it grants (Consul returns one; clients compare it).

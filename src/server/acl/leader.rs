@@ -72,13 +72,7 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
             out.push(Command::AclServerSecret { secret: uuid::Uuid::new_v4().to_string() });
         }
         if s.acl.policy(model::GLOBAL_MANAGEMENT_ID).is_none() {
-            out.push(Command::AclPolicySet(Box::new(Policy {
-                id: model::GLOBAL_MANAGEMENT_ID.into(),
-                name: model::GLOBAL_MANAGEMENT_NAME.into(),
-                description: "Builtin Policy that grants unlimited access".into(),
-                rules: String::new(),
-                ..Default::default()
-            })));
+            out.push(Command::AclPolicySet(Box::new(global_management())));
         }
         if s.acl.token(model::ANONYMOUS_ACCESSOR).is_none() {
             out.push(Command::AclTokenSet(Box::new(super::crud::with_token_hash(Token {
@@ -129,6 +123,51 @@ async fn establish(server: &Server, with_initial: bool) -> Result<(), crate::rpc
     Ok(())
 }
 
+/// The built-in policy. Its rules are shown to readers (as Consul shows
+/// them) but never evaluated: the resolver grants everything to a link to
+/// this ID (`resolve_token`).
+fn global_management() -> Policy {
+    let mut p = Policy {
+        id: model::GLOBAL_MANAGEMENT_ID.into(),
+        name: model::GLOBAL_MANAGEMENT_NAME.into(),
+        description: "Builtin Policy that grants unlimited access".into(),
+        rules: GLOBAL_MANAGEMENT_RULES.into(),
+        ..Default::default()
+    };
+    p.hash = super::crud::policy_hash(&p);
+    p
+}
+
+/// Write on every resource, in the rule language.
+const GLOBAL_MANAGEMENT_RULES: &str = r#"
+acl = "write"
+agent_prefix "" {
+  policy = "write"
+}
+event_prefix "" {
+  policy = "write"
+}
+key_prefix "" {
+  policy = "write"
+}
+keyring = "write"
+node_prefix "" {
+  policy = "write"
+}
+operator = "write"
+mesh = "write"
+peering = "write"
+query_prefix "" {
+  policy = "write"
+}
+service_prefix "" {
+  policy = "write"
+  intentions = "write"
+}
+session_prefix "" {
+  policy = "write"
+}"#;
+
 async fn reap_expired(server: &Server) -> Result<(), crate::rpc::RpcError> {
     let now = super::now_ms();
     let expired: Vec<String> = server
@@ -146,4 +185,16 @@ fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_management_rules_parse_and_have_a_hash() {
+        let p = global_management();
+        assert!(crate::acl::rules::parse(&p.rules).is_ok());
+        assert_eq!(p.hash.len(), 32);
+    }
 }
