@@ -16,6 +16,7 @@ mod golden;
 mod harness;
 
 mod acl_cli;
+mod acl_cluster;
 mod blocking;
 mod catalog;
 mod checks_reap;
