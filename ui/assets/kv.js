@@ -49,7 +49,7 @@ function folder(ctx, prefix) {
   ctx.watch(listPath, { keys: true, separator: '/' }, (keys) => {
     keys = (keys || []).filter((k) => k !== prefix);
     if (keys.length === 0) {
-      clear(body, h('p', { class: 'empty' }, prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one below.'));
+      clear(body, ctx.empty('keys', prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one below.'));
       return;
     }
     const rows = keys.map((k) => {
