@@ -29,7 +29,7 @@ export function list(ctx) {
           t.AccessorID === ANONYMOUS_ACCESSOR ? [' ', badge(null, 'anonymous')] : null],
         t.Description || '',
         acl.grantsCell(ctx, t),
-        t.Local ? 'local' : 'global',
+        t.Local ? 'yes' : 'no',
         acl.when(t.CreateTime),
       ])));
   });
