@@ -108,8 +108,11 @@ async fn acl_pages_in_a_real_browser() {
     assert!(b.wait_text("#policy-error", "(line 2)", T).await, "{:?}", b.text("main").await);
     assert!(b.text("#policy-error").await.unwrap_or_default().contains("reed"));
     shoot(&b, "acl-policy-error").await;
-    b.type_into("#policy-rules", "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }\n")
-        .await;
+    b.type_into(
+        "#policy-rules",
+        "service \"web\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }\n",
+    )
+    .await;
     b.click("#policy-save").await;
     assert!(b.wait_text("h1", "web-read", T).await, "{:?}", b.text("main").await);
     let policy: Value = api(&root, Method::GET, "/v1/acl/policy/name/web-read", None).await.json().unwrap();
@@ -129,8 +132,12 @@ async fn acl_pages_in_a_real_browser() {
     assert_eq!(b.js("return document.getElementById('token-secret').type", json!([])).await, "password");
     assert!(!b.text("main").await.unwrap_or_default().contains(&secret), "the secret is masked");
     let accessor = b.text("#token-accessor").await.unwrap();
-    let token: Value = api(&root, Method::GET, &format!("/v1/acl/token/{accessor}"), None).await.json().unwrap();
-    assert_eq!((token["SecretID"].as_str(), &token["Policies"][0]["Name"]), (Some(secret.as_str()), &json!("web-read")));
+    let token: Value =
+        api(&root, Method::GET, &format!("/v1/acl/token/{accessor}"), None).await.json().unwrap();
+    assert_eq!(
+        (token["SecretID"].as_str(), &token["Policies"][0]["Name"]),
+        (Some(secret.as_str()), &json!("web-read"))
+    );
     // The list follows without a reload.
     b.click(".crumbs a").await;
     assert!(b.wait_text("#tokens", "web reader", T).await);
@@ -144,7 +151,11 @@ async fn acl_pages_in_a_real_browser() {
     assert_eq!(names(&b, "#services tbody a", "href").await.len(), 1, "{:?}", b.text("#services").await);
     assert!(b.wait_text("#filtered-note", "hidden", T).await);
     b.click("#nav a[data-section='acls/tokens']").await;
-    assert!(b.wait_text("[role=alert]", "lacks permission 'acl:read'", T).await, "{:?}", b.text("main").await);
+    assert!(
+        b.wait_text("[role=alert]", "lacks permission 'acl:read'", T).await,
+        "{:?}",
+        b.text("main").await
+    );
 
     // Back as the manager (from the banner's login button): delete both.
     b.click("[role=alert] button").await;
@@ -176,8 +187,10 @@ async fn acl_pages_in_a_real_browser() {
         "the policy survived"
     );
     assert!(
-        wait_until(T, || async { names(&b, "#policies a[data-policy]", "data-policy").await == ["global-management"] })
-            .await
+        wait_until(T, || async {
+            names(&b, "#policies a[data-policy]", "data-policy").await == ["global-management"]
+        })
+        .await
     );
 
     // Logging out returns to the anonymous view.
