@@ -56,4 +56,5 @@ mod raft_cluster;
 mod sessions;
 mod txn;
 mod ui;
+mod ui_acl;
 mod webdriver;
