@@ -17,6 +17,7 @@ mod harness;
 
 mod acl_api;
 mod acl_cli;
+mod acl_cluster;
 mod blocking;
 mod catalog;
 mod checks_reap;
@@ -56,4 +57,5 @@ mod raft_cluster;
 mod sessions;
 mod txn;
 mod ui;
+mod ui_acl;
 mod webdriver;
