@@ -256,3 +256,51 @@ async fn acl_errors_have_consuls_status_codes_and_texts() {
     let r = acl.root(Method::POST, "/v1/acl/logout", None).await;
     assert_eq!(status_text(&r), (403, "Permission denied: token wasn't created via login".into()));
 }
+
+/// The way back in when every management token is lost: the refusal names
+/// the reset index, the operator writes it to `acl-bootstrap-reset` in the
+/// leader's data dir, and bootstrap works once more. The file is used up
+/// whether its number was right or not.
+#[tokio::test]
+async fn bootstrap_reset_uses_the_index_from_the_refusal_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::server(Some(dir.path()), &["-hcl", "acl { enabled = true }"]);
+    a.wait_ready().await;
+    let reset_file = dir.path().join("acl-bootstrap-reset");
+    let bootstrap = || async { a.put("/v1/acl/bootstrap", b"").await };
+    let ok = crate::common::wait::wait_until(Duration::from_secs(30), || async {
+        bootstrap().await.status.is_success()
+    })
+    .await;
+    assert!(ok, "bootstrap never worked\n{}", a.output_text());
+
+    let refused_index = |r: &ApiResponse| -> u64 {
+        let (code, text) = status_text(r);
+        assert_eq!(code, 403, "{text}");
+        let n = text
+            .strip_prefix("Permission denied: ACL bootstrap no longer allowed (reset index: ")
+            .and_then(|t| t.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{text}"));
+        n.parse().unwrap()
+    };
+    let index = refused_index(&bootstrap().await);
+
+    std::fs::write(&reset_file, format!("{}\n", index + 1)).unwrap();
+    let r = bootstrap().await;
+    assert_eq!(
+        status_text(&r),
+        (500, format!("Invalid bootstrap reset index (specified {}, reset index: {index})", index + 1))
+    );
+    assert!(!reset_file.exists(), "a wrong reset file is used up too");
+    assert_eq!(refused_index(&bootstrap().await), index);
+
+    std::fs::write(&reset_file, format!("{index}\n")).unwrap();
+    let r = bootstrap().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t: Value = r.json().unwrap();
+    assert_eq!(t["Description"], "Bootstrap Token (Global Management)");
+    assert_eq!(t["ID"], t["SecretID"]);
+    assert!(!reset_file.exists());
+    // Bootstrap is closed again, at the new index.
+    assert!(refused_index(&bootstrap().await) > index);
+}

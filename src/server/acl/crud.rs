@@ -156,6 +156,17 @@ impl Server {
             None => new_uuid(),
         };
         let reset_index = self.read_bootstrap_reset();
+        let bootstrapped_at = self.consensus.store.read(|s| s.acl.bootstrap_index);
+        if bootstrapped_at != 0 && reset_index != 0 {
+            // As Consul: the file is used once, right or wrong, so a stale
+            // one can never reopen bootstrap later (after a restore, say).
+            self.remove_bootstrap_reset();
+            if reset_index != bootstrapped_at {
+                return Err(bad(format!(
+                    "Invalid bootstrap reset index (specified {reset_index}, reset index: {bootstrapped_at})"
+                )));
+            }
+        }
         let token = Token {
             accessor_id: new_uuid(),
             secret_id: secret,
@@ -170,12 +181,13 @@ impl Server {
         let token = with_token_hash(token);
         let accessor = token.accessor_id.clone();
         self.acl_apply(Command::AclBootstrap { token: Box::new(token), reset_index }).await?;
-        if reset_index != 0 {
-            if let Some(dir) = &self.settings.acl.data_dir {
-                let _ = std::fs::remove_file(dir.join("acl-bootstrap-reset"));
-            }
-        }
         self.stored_token(&accessor)
+    }
+
+    fn remove_bootstrap_reset(&self) {
+        if let Some(dir) = &self.settings.acl.data_dir {
+            let _ = std::fs::remove_file(dir.join("acl-bootstrap-reset"));
+        }
     }
 
     /// The reset index an operator wrote to `data_dir/acl-bootstrap-reset`
