@@ -59,17 +59,26 @@ export function field(id, label, input, hint) {
   return [h('label', { for: id }, label), hint ? h('p', { class: 'hint muted' }, hint) : null, input];
 }
 
-// The text under a form that says why a save was refused. A 400 names the
-// problem (for rules, the line): the user fixes it there, the page keeps
-// their text. Other failures (permission denied, unreachable) go to the
-// page's banner, which offers a login.
+// Whether a failed save is the user's to fix in the form. Consul refuses
+// bad input with 400 when its HTTP layer catches it (undecodable JSON, IDs
+// that do not match) and with 500 when the server does (rules, names,
+// links, expiry): the server's checks reach the HTTP layer as plain error
+// text. "No cluster leader" is a 500 too, but has a kind of its own.
+export function isRefusal(err) {
+  return !!err && (err.kind === 'invalid' || (err.kind === 'http' && err.status === 500));
+}
+
+// The text under a form that says why a save was refused (for rules, the
+// line): the user fixes it there, the page keeps their text. Other
+// failures (permission denied, unreachable) go to the page's banner, which
+// offers a login.
 export function formError(id) {
   const el = h('p', { class: 'field-error', id, role: 'alert', hidden: true });
   return {
     el,
     show(ctx, err) {
-      if (err && err.kind === 'invalid') {
-        el.textContent = err.message;
+      if (isRefusal(err)) {
+        el.textContent = err.message.replace(/^Error 500: /, '');
         el.hidden = false;
       } else {
         el.hidden = true;

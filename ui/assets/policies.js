@@ -106,7 +106,7 @@ function form(ctx, body, p) {
       notice.hidden = false;
     } catch (err) {
       error.show(ctx, err);
-      if (err.kind === 'invalid' && /rules/i.test(err.message)) {
+      if (acl.isRefusal(err) && /rules/i.test(err.message)) {
         rules.setAttribute('aria-invalid', 'true');
         markLine(rules, err.message);
       }
