@@ -788,30 +788,6 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_round_trips_with_logging_format() {
-        let ms = 1_700_000_123_456u64;
-        let text = crate::logging::format_unix_millis(ms as i64);
-        assert_eq!(parse_rfc3339_ms(&text), Some(ms));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339_ms("2018-10-24T12:25:06.921933-04:00"), Some(1_540_398_306_921));
-        assert_eq!(parse_rfc3339_ms("yesterday"), None);
-        assert_eq!(parse_rfc3339_ms("2018-13-24T12:25:06Z"), None);
-    }
-
-    #[test]
-    fn create_time_prints_like_go() {
-        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_nanos(1_500_000_000), "1970-01-01T00:00:01.5Z");
-        assert_eq!(rfc3339_nanos(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
-        assert_eq!(parse_rfc3339_ms(&rfc3339_nanos(1_700_000_000_120_000_000)), Some(1_700_000_000_120));
-    }
-}
-
 // --- Login and logout ------------------------------------------------------------
 
 /// `/v1/acl/login`. Auth methods do not exist in consul-rs yet (they come
@@ -907,4 +883,28 @@ pub async fn templated_policy_preview(
         out["Datacenters"] = json!(p.datacenters);
     }
     json(&params, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_with_logging_format() {
+        let ms = 1_700_000_123_456u64;
+        let text = crate::logging::format_unix_millis(ms as i64);
+        assert_eq!(parse_rfc3339_ms(&text), Some(ms));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_ms("2018-10-24T12:25:06.921933-04:00"), Some(1_540_398_306_921));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        assert_eq!(parse_rfc3339_ms("2018-13-24T12:25:06Z"), None);
+    }
+
+    #[test]
+    fn create_time_prints_like_go() {
+        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nanos(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(rfc3339_nanos(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(parse_rfc3339_ms(&rfc3339_nanos(1_700_000_000_120_000_000)), Some(1_700_000_000_120));
+    }
 }

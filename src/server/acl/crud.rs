@@ -671,7 +671,9 @@ fn resolve_grants(s: &State, g: &Grants, _dc: &str) -> Result<Grants, RpcError> 
             return Err(bad("Node identity is missing the datacenter field on this token"));
         }
         if !crate::acl::identity::is_valid_node_identity_name(&ni.node_name) {
-            return Err(bad(format!("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed")));
+            return Err(bad(
+                "Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
+            ));
         }
     }
     for tp in &g.templated_policies {

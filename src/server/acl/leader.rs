@@ -112,11 +112,8 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
 
 async fn establish(server: &Server, with_initial: bool) -> Result<(), crate::rpc::RpcError> {
     for cmd in missing_builtins(server, with_initial) {
-        match server.apply(cmd).await? {
-            crate::catalog::CommandResult::Error(e) => {
-                return Err(crate::rpc::RpcError::Internal(e));
-            }
-            _ => {}
+        if let crate::catalog::CommandResult::Error(e) = server.apply(cmd).await? {
+            return Err(crate::rpc::RpcError::Internal(e));
         }
     }
     tracing::debug!(target: "agent.server.acl", "ACL built-ins in place");
