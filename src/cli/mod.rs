@@ -22,6 +22,7 @@ pub mod operator_recover;
 pub mod reload;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
 pub mod validate;
 pub mod version;
 pub mod watch;
@@ -76,6 +77,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Interact with services
     Services(services::ServicesArgs),
+    /// Builtin helpers for creating CAs and certificates
+    Tls(tls::TlsArgs),
     /// Generates a new encryption key
     Keygen(keygen::KeygenArgs),
     /// Validate config files/directories
@@ -160,6 +163,7 @@ Available commands are:
     reload         Triggers the agent to reload configuration files
     services       Interact with services
     snapshot       Saves, restores and inspects snapshots of Consul server state
+    tls            Builtin helpers for creating CAs and certificates
     validate       Validate config files/directories
     version        Prints the Consul version
     watch          Watch for changes in Consul
@@ -240,6 +244,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Members(m) => members::run(m),
         Command::Monitor(m) => monitor::run(m),
         Command::Services(s) => services::run(s),
+        Command::Tls(t) => tls::run(t),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),

@@ -4,7 +4,8 @@
 //!
 //! Owns: the config file format (`file.rs`), HCL parsing (`hcl/`), merge
 //! rules (`merge.rs`), address keys and go-sockaddr templates (`addrs.rs`,
-//! `sockaddr/`, `netif.rs`) and the resolved `RuntimeConfig` (`runtime.rs`).
+//! `sockaddr/`, `netif.rs`), TLS settings (`tls.rs`) and the resolved
+//! `RuntimeConfig` (`runtime.rs`).
 //! Must not open sockets or spawn tasks; the only IO is reading config
 //! files (and, to pick a default advertise address or evaluate templates,
 //! listing interface addresses).
@@ -16,6 +17,7 @@ pub mod merge;
 pub mod netif;
 pub mod runtime;
 pub mod sockaddr;
+pub mod tls;
 
 pub use netif::{IfAddr, IfFlags};
 pub use runtime::{LogLevel, RuntimeConfig};
@@ -148,6 +150,7 @@ pub fn load_with_interfaces(
             }
         }
         merge::normalize(&mut source.value);
+        warnings.extend(tls::fold_deprecated(&mut source.value));
         merge::merge(&mut merged, source.value);
     }
     let file = parse_value("merged configuration", merged)?;
