@@ -58,6 +58,8 @@ struct Inner {
     load_options: OnceLock<crate::config::LoadOptions>,
     /// The running `watches` (replaced on reload).
     watches: OnceLock<crate::watch::AgentWatches>,
+    /// The agent's certificates (reloaded with the configuration).
+    tls: OnceLock<crate::tls::Tls>,
     /// The user events this agent accepted (`/v1/event/list`); filled by
     /// `events`' receive loop, fired through `Agent::fire_user_event` (`events`).
     events: crate::event::EventRing,
@@ -123,6 +125,7 @@ impl Agent {
                 gossip: OnceLock::new(),
                 load_options: OnceLock::new(),
                 watches: OnceLock::new(),
+                tls: OnceLock::new(),
                 events: crate::event::EventRing::default(),
             }),
         }

@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 
 /// The lowest TLS version a surface accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
+    #[default]
     V1_2,
     V1_3,
 }
@@ -96,7 +97,7 @@ fn parse_cipher_suites(key: &str, s: &str) -> Result<Vec<CipherSuite>, ConfigErr
 }
 
 /// One surface's resolved settings (its own keys over `tls.defaults`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TlsProtocol {
     pub ca_file: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
@@ -121,7 +122,7 @@ impl TlsProtocol {
 }
 
 /// Everything TLS, resolved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TlsSettings {
     pub https: TlsProtocol,
     pub internal_rpc: TlsProtocol,
