@@ -224,7 +224,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
     // Watches query this agent over HTTP and stop when HTTP stops.
     agent.attach_watches(crate::watch::AgentWatches::start(
         watches,
-        &bound.http,
+        watch_endpoint(&cfg, &bound),
         http_shutdown.clone(),
         &tasks,
     )?);
@@ -332,6 +332,30 @@ async fn start_server(
         println!("==> WARNING: Expect Mode enabled, expecting {} servers", cfg.bootstrap_expect);
     }
     Ok((server, consensus))
+}
+
+/// How the agent's watches reach its API: plain HTTP when it listens on
+/// it, else HTTPS with the agent's own certificate (which its
+/// `verify_incoming` accepts) and CA.
+fn watch_endpoint(cfg: &RuntimeConfig, bound: &crate::http::Bound) -> Option<crate::api::ClientConfig> {
+    use crate::watch::agent::local_http_address;
+    if let Some(address) = local_http_address(&bound.http) {
+        return Some(crate::api::ClientConfig { address, ..Default::default() });
+    }
+    let address = local_http_address(&bound.https)?;
+    let https = &cfg.tls.https;
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    Some(crate::api::ClientConfig {
+        address: format!("https://{address}"),
+        tls: crate::api::TlsOptions {
+            ca_file: path(&https.ca_file),
+            ca_path: path(&https.ca_path),
+            client_cert: path(&https.cert_file),
+            client_key: path(&https.key_file),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
 }
 
 /// Waits for a signal (or a leave request) and returns the exit code.

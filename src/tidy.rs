@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &str)] = &[
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
     ("cli", "api catalog config definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
-    ("daemon", "agent cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
+    ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
     ("http", "accept agent catalog config definition duration event filter gossip logging metrics rpc snapshot tls version"),

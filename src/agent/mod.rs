@@ -333,7 +333,13 @@ impl Agent {
     pub fn start_checks(&self, tasks: &tokio_util::task::TaskTracker) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::checks::CheckResult>(1024);
         let alias = Arc::new(runner::AgentAlias { agent: Arc::downgrade(&self.inner) });
-        let r = crate::checks::Runner::new(tx, Some(alias), tasks.clone(), self.inner.shutdown.clone());
+        let mut r = crate::checks::Runner::new(tx, Some(alias), tasks.clone(), self.inner.shutdown.clone());
+        // enable_agent_tls_for_checks: the agent's certificate and CA.
+        if let Some(id) = self.inner.tls.get().and_then(|t| t.check_identity()) {
+            if let Err(e) = r.use_agent_tls(&id.ca, id.chain, id.key) {
+                tracing::error!(target: "agent", error = %e, "checks will not present the agent's certificate");
+            }
+        }
         if self.inner.runner.set(r).is_err() {
             return;
         }

@@ -65,8 +65,6 @@ pub struct CheckIdentity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: Arc<PrivateKeyDer<'static>>,
     pub ca: Vec<CertificateDer<'static>>,
-    /// SNI for checks: `server_name`, when set.
-    pub server_name: Option<String>,
 }
 
 /// The agent's TLS handle: cheap to clone; every clone sees reloads.
@@ -89,17 +87,6 @@ impl Tls {
             datacenter: datacenter.into(),
             domain: domain.into(),
         })
-    }
-
-    /// No TLS anywhere (tests, tools).
-    pub fn disabled() -> Tls {
-        let settings = TlsSettings::default();
-        let loaded = Loaded { settings, https: None, rpc_server: None, rpc_client: None, checks: None };
-        Tls {
-            state: Arc::new(RwLock::new(Arc::new(loaded))),
-            datacenter: "dc1".into(),
-            domain: "consul".into(),
-        }
     }
 
     fn current(&self) -> Arc<Loaded> {
@@ -343,7 +330,7 @@ fn check_identity(s: &TlsSettings) -> Result<Option<CheckIdentity>, TlsError> {
     if let Some(f) = &p.ca_file {
         ca.extend(files::roots_as_certs(f)?);
     }
-    Ok(Some(CheckIdentity { chain, key: Arc::new(key), ca, server_name: s.server_name.clone() }))
+    Ok(Some(CheckIdentity { chain, key: Arc::new(key), ca }))
 }
 
 fn build(s: &TlsSettings) -> Result<Loaded, TlsError> {
