@@ -317,7 +317,7 @@ async fn start_server(
         },
         rpc.clone(),
     ));
-    crate::rpc::server::serve(
+    crate::rpc::server::serve_tls(
         cfg.server_bind_addr(),
         Arc::new(RpcEndpoints(server.clone())),
         cfg.limits.rpc_max_conns_per_client,

@@ -35,8 +35,21 @@ pub trait Handler: Send + Sync + 'static {
 /// Requests in flight per connection.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Binds the server port and serves until `shutdown`. Returns the bound address.
-pub(crate) async fn serve(
+/// Binds the server port and serves it in plain text until `shutdown`.
+/// Returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    handler: Arc<dyn Handler>,
+    max_conns_per_client: usize,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<SocketAddr, String> {
+    serve_with(addr, handler, max_conns_per_client, None, shutdown, tasks).await
+}
+
+/// As `serve`, with the agent's TLS (see the module doc); `handshake_timeout`
+/// bounds a client's TLS handshake (`limits.rpc_handshake_timeout`).
+pub(crate) async fn serve_tls(
     addr: SocketAddr,
     handler: Arc<dyn Handler>,
     max_conns_per_client: usize,
@@ -45,11 +58,23 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<SocketAddr, String> {
+    serve_with(addr, handler, max_conns_per_client, Some((tls, handshake_timeout)), shutdown, tasks).await
+}
+
+async fn serve_with(
+    addr: SocketAddr,
+    handler: Arc<dyn Handler>,
+    max_conns_per_client: usize,
+    tls: Option<(Tls, std::time::Duration)>,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<SocketAddr, String> {
     let listener =
         TcpListener::bind(addr).await.map_err(|e| format!("Error starting RPC listener on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(target: "agent.server.rpc", address = %local, "RPC server listening");
-    let accept_tls = tls.rpc_accept(handshake_timeout);
+    let accept_tls = tls.as_ref().map(|(t, timeout)| t.rpc_accept(*timeout));
+    let tls = tls.map(|(t, _)| t);
     let conns =
         Arc::new(RpcConns { handler, max_conns_per_client, tls, accept_tls, shutdown: shutdown.clone() });
     let limits = accept::Limits { per_client: max_conns_per_client, ..accept::Limits::default() };
@@ -61,8 +86,8 @@ pub(crate) async fn serve(
 struct RpcConns {
     handler: Arc<dyn Handler>,
     max_conns_per_client: usize,
-    tls: Tls,
-    accept_tls: accept::TlsAccept,
+    tls: Option<Tls>,
+    accept_tls: Option<accept::TlsAccept>,
     shutdown: CancellationToken,
 }
 
@@ -78,7 +103,7 @@ enum PeerRole {
 
 impl accept::ConnHandler for RpcConns {
     async fn serve(&self, conn: accept::Conn) {
-        let role = match self.tls.required_server_identity() {
+        let role = match self.tls.as_ref().and_then(Tls::required_server_identity) {
             None => PeerRole::Unchecked,
             Some(name) => {
                 let leaf = conn.tls.as_ref().and_then(|t| t.peer_certificates.first());
@@ -99,7 +124,7 @@ impl accept::ConnHandler for RpcConns {
     }
 
     fn tls(&self) -> Option<&accept::TlsAccept> {
-        Some(&self.accept_tls)
+        self.accept_tls.as_ref()
     }
 
     fn open_failed(&self, peer: SocketAddr, error: &accept::OpenError) {

@@ -6,7 +6,7 @@ use crate::harness::{cli, wait_exit, Agent, BIN};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();

@@ -52,4 +52,5 @@ mod ops_signals;
 mod ops_systemd;
 mod raft_cluster;
 mod sessions;
+mod tls;
 mod txn;
