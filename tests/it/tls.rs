@@ -200,6 +200,23 @@ fn impossible_tls_settings_are_refused_with_the_fix() {
     }
 }
 
+#[tokio::test]
+async fn https_port_without_certificates_starts_and_refuses_handshakes_clearly() {
+    let pki = Pki::new();
+    let a = Agent::dev(&["-https-port=8501"]);
+    a.wait_ready().await;
+    let https = format!("{}:8501", a.ip);
+    let r = tls_connect(&https, "localhost", client_config(&pki.ca(), None, &[])).await;
+    assert!(r.is_err(), "a handshake without a certificate succeeded");
+    let logged = wait_until(Duration::from_secs(5), || async {
+        a.output_text().contains("TLS handshake refused: the HTTPS port has no certificate")
+    })
+    .await;
+    assert!(logged, "{}", a.output_text());
+    let self_: serde_json::Value = a.get("/v1/agent/self").await.json().unwrap();
+    assert_eq!(self_["DebugConfig"]["HTTPSPort"], 8501);
+}
+
 /// A rustls client that trusts `ca` and presents `cert` (when given).
 fn client_config(ca: &str, cert: Option<(&str, &str)>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -273,7 +290,12 @@ async fn https_api_with_client_certificates_h2_bad_clients_and_rotation() {
             "ports": {"https": 8501},
             "limits": {"https_handshake_timeout": "1s"},
             "tls": {"defaults": {"ca_file": pki.ca(), "cert_file": live_cert, "key_file": live_key,
-                                  "verify_incoming": true}}
+                                  "verify_incoming": true}},
+            // The agent's own certificate lets its HTTPS check through
+            // its own verify_incoming.
+            "enable_agent_tls_for_checks": true,
+            "check": {"id": "self-https", "name": "self over https",
+                      "http": format!("https://{ip}:8501/v1/status/leader"), "interval": "1s"}
         }),
     );
     let args: Vec<String> = vec![
@@ -342,6 +364,12 @@ async fn https_api_with_client_certificates_h2_bad_clients_and_rotation() {
     assert_eq!((out.code, out.stdout.trim()), (0, "hello"), "{out:?}");
     // Plain HTTP keeps running next to HTTPS.
     assert_eq!(a.get("/v1/kv/greeting?raw").await.text(), "hello");
+    let passing = wait_until(Duration::from_secs(10), || async {
+        let checks: serde_json::Value = a.get("/v1/agent/checks").await.json().unwrap();
+        checks["self-https"]["Status"] == "passing"
+    })
+    .await;
+    assert!(passing, "the HTTPS check with the agent's certificate never passed\n{}", a.output_text());
 
     // Bad clients: garbage and a plain HTTP request are closed; a client
     // that stalls mid-handshake is dropped at the handshake deadline and
@@ -377,7 +405,11 @@ async fn https_api_with_client_certificates_h2_bad_clients_and_rotation() {
         closes_within(&mut stalled, Duration::from_secs(5)).await,
         "the stalled handshake was never dropped"
     );
-    assert!(a.output_text().contains("http: TLS handshake error"), "no log line for failed handshakes");
+    let logged = wait_until(Duration::from_secs(5), || async {
+        a.output_text().contains("http: TLS handshake error")
+    })
+    .await;
+    assert!(logged, "no log line for failed handshakes");
 
     // h2: 500 blocking queries on one TLS connection, all woken by one write.
     let tls = tls_connect(&https, "localhost", client_config(&ca, Some((&cli_cert, &cli_key)), &[b"h2"]))
@@ -518,7 +550,11 @@ async fn mutual_tls_cluster_refuses_impostors_in_both_directions() {
     let mut plain = TcpStream::connect(&rpc).await.unwrap();
     frame::write_preamble(&mut plain).await.unwrap();
     assert!(rpc_call(&mut plain, 1, &method::StatusLeader {}).await.is_none());
-    assert!(servers[0].output_text().contains("plain-text RPC connection refused"));
+    let logged = wait_until(Duration::from_secs(5), || async {
+        servers[0].output_text().contains("plain-text RPC connection refused")
+    })
+    .await;
+    assert!(logged, "{}", servers[0].output_text());
 
     // A client certificate gets ordinary calls answered but not the
     // servers' own (Raft, forwarded writes, read-index).
