@@ -629,3 +629,105 @@ async fn mutual_tls_cluster_refuses_impostors_in_both_directions() {
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(victim.output_text().contains("certificate not valid for name"), "{}", victim.output_text());
 }
+
+/// KV operations per second from `workers` concurrent clients for `secs`.
+async fn throughput(client: &Client, method: HttpMethod, workers: usize, secs: u64) -> f64 {
+    let stop = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let client = client.clone();
+        let method = method.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while std::time::Instant::now() < stop {
+                let path = format!("/v1/kv/bench/{w}");
+                let body =
+                    (method == HttpMethod::PUT).then(|| bytes::Bytes::from_static(b"0123456789abcdef"));
+                let r = client.request(method.clone(), &path, body).await.unwrap();
+                assert!(r.status.is_success() || r.status == 404, "{}", r.status);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / secs as f64
+}
+
+/// Not a check: prints what TLS costs, side by side (HTTP vs HTTPS on one
+/// agent; a 3-server cluster's writes with and without TLS on the server
+/// port). `cargo test --release --test it tls::tls_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn tls_cost_figures() {
+    let pki = Pki::new();
+    let ip = unique_ip();
+    let (cert, key) = pki.cert(&["-server", "-additional-ipaddress", &ip.to_string()]);
+    let (cli_cert, cli_key) = pki.cert(&["-cli"]);
+    let config = pki.config(
+        "https.json",
+        serde_json::json!({"ports": {"https": 8501},
+            "tls": {"defaults": {"ca_file": pki.ca(), "cert_file": cert, "key_file": key, "verify_incoming": true}}}),
+    );
+    let args = vec![
+        "agent".into(),
+        "-dev".into(),
+        format!("-bind={ip}"),
+        format!("-client={ip}"),
+        "-node=bench".into(),
+        format!("-config-file={config}"),
+    ];
+    let a = Agent::spawn(ip, args, None, None);
+    a.wait_ready().await;
+    let https = Client::new(ClientConfig {
+        address: format!("https://{ip}:8501"),
+        tls: TlsOptions {
+            ca_file: Some(pki.ca()),
+            client_cert: Some(cli_cert.clone()),
+            client_key: Some(cli_key.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    for (name, c) in [("HTTP ", a.client()), ("HTTPS", https)] {
+        let put = throughput(&c, HttpMethod::PUT, 16, 3).await;
+        let get = throughput(&c, HttpMethod::GET, 16, 3).await;
+        println!("TLS COST {name}: KV PUT {put:.0}/s, KV GET {get:.0}/s (16 keep-alive clients, dev agent)");
+    }
+    drop(a);
+
+    let (server_cert, server_key) = pki.cert(&["-server"]);
+    for tls in [false, true] {
+        let mut extra: Vec<String> = Vec::new();
+        if tls {
+            let cfg = pki.config("server.json", secure(&pki, &server_cert, &server_key));
+            extra.push(format!("-config-file={cfg}"));
+        }
+        let ips: Vec<Ipv4Addr> = (0..3).map(|_| unique_ip()).collect();
+        let servers: Vec<Agent> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                let tmp = tempfile::tempdir().unwrap();
+                let dir = tmp.path().to_path_buf();
+                let others: Vec<Ipv4Addr> = ips.iter().filter(|o| *o != ip).copied().collect();
+                let e: Vec<&str> = extra.iter().map(String::as_str).collect();
+                let args = server_args(*ip, &dir, &format!("s{}", i + 1), Some(3), &others, &e);
+                Agent::spawn(*ip, args, Some(dir), Some(tmp))
+            })
+            .collect();
+        for s in &servers {
+            s.wait_ready().await;
+        }
+        // Through a follower: its forwarding and the leader's replication
+        // both cross the server port.
+        let leader: String = servers[0].get("/v1/status/leader").await.json().unwrap();
+        let follower = servers.iter().find(|s| !leader.starts_with(&s.ip.to_string())).unwrap();
+        let put = throughput(&follower.client(), HttpMethod::PUT, 32, 4).await;
+        println!("TLS COST 3 servers, RPC TLS {tls}: KV PUT via a follower {put:.0}/s (32 clients)");
+    }
+}
