@@ -144,6 +144,12 @@ pub struct FileConfig {
     pub primary_datacenter: Option<String>,
     /// Consul's internal (undocumented) anti-entropy interval; tests use it.
     pub ae_interval: Option<Dur>,
+    pub ui_config: Option<UiConfig>,
+    /// Deprecated spellings of `ui_config.enabled`, `.dir` and
+    /// `.content_path`: honoured with Consul's deprecation warning.
+    pub ui: Option<bool>,
+    pub ui_dir: Option<String>,
+    pub ui_content_path: Option<String>,
     pub tls: Option<TlsBlock>,
     pub server_name: Option<String>,
     pub enable_agent_tls_for_checks: Option<bool>,
@@ -170,10 +176,6 @@ pub struct FileConfig {
     pub enable_syslog: Option<bool>,
     pub syslog_facility: Option<String>,
     pub enable_debug: Option<bool>,
-    pub ui: Option<bool>,
-    pub ui_dir: Option<String>,
-    pub ui_content_path: Option<String>,
-    pub ui_config: Option<Value>,
     pub telemetry: Option<Value>,
     pub log_file: Option<String>,
     pub log_rotate_duration: Option<String>,
@@ -371,6 +373,22 @@ pub struct HttpConfig {
     pub max_header_bytes: Option<i64>,
 }
 
+/// `ui_config`: the web UI. Only `enabled`, `dir` and `content_path` are
+/// implemented; the metrics and dashboard keys feed panels our UI does not
+/// have, so they are accepted with a warning.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    pub enabled: Option<bool>,
+    pub dir: Option<String>,
+    pub content_path: Option<String>,
+    pub metrics_provider: Option<Value>,
+    pub metrics_provider_files: Option<Value>,
+    pub metrics_provider_options_json: Option<Value>,
+    pub metrics_proxy: Option<Value>,
+    pub dashboard_url_templates: Option<Value>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acl {
@@ -501,10 +519,13 @@ impl FileConfig {
         warn(self.enable_syslog.is_some(), "enable_syslog");
         warn(self.syslog_facility.is_some(), "syslog_facility");
         warn(self.enable_debug.is_some(), "enable_debug");
-        warn(self.ui.is_some(), "ui");
-        warn(self.ui_dir.is_some(), "ui_dir");
-        warn(self.ui_content_path.is_some(), "ui_content_path");
-        warn(self.ui_config.is_some(), "ui_config");
+        if let Some(ui) = &self.ui_config {
+            warn(ui.metrics_provider.is_some(), "ui_config.metrics_provider");
+            warn(ui.metrics_provider_files.is_some(), "ui_config.metrics_provider_files");
+            warn(ui.metrics_provider_options_json.is_some(), "ui_config.metrics_provider_options_json");
+            warn(ui.metrics_proxy.is_some(), "ui_config.metrics_proxy");
+            warn(ui.dashboard_url_templates.is_some(), "ui_config.dashboard_url_templates");
+        }
         // Only `prometheus_retention_time` is read; anything else is ignored.
         warn(self.telemetry.as_ref().is_some_and(telemetry_beyond_prometheus), "telemetry");
         warn(self.log_file.is_some(), "log_file");
@@ -541,15 +562,7 @@ impl FileConfig {
         warn(self.primary_gateways_interval.is_some(), "primary_gateways_interval");
         warn(self.disable_kv_key_validation.is_some(), "disable_kv_key_validation");
         warn(self.audit.is_some(), "audit");
-        warn(self.acl_ttl.is_some(), "acl_ttl");
-        warn(self.acl_down_policy.is_some(), "acl_down_policy");
         warn(self.acl_disabled_ttl.is_some(), "acl_disabled_ttl");
-        warn(self.acl_token.is_some(), "acl_token");
-        warn(self.acl_agent_token.is_some(), "acl_agent_token");
-        warn(self.acl_agent_master_token.is_some(), "acl_agent_master_token");
-        warn(self.acl_replication_token.is_some(), "acl_replication_token");
-        warn(self.enable_acl_replication.is_some(), "enable_acl_replication");
-        warn(self.acl_enable_key_list_policy.is_some(), "acl_enable_key_list_policy");
         if let Some(ports) = &self.ports {
             warn(ports.grpc.is_some(), "ports.grpc");
             warn(ports.grpc_tls.is_some(), "ports.grpc_tls");
@@ -564,19 +577,8 @@ impl FileConfig {
             warn(addresses.grpc.is_some() || addresses.grpc_tls.is_some(), "addresses.grpc");
         }
 
-        // Refusals: only when the value asks for something we would not do.
-        let mut refuse = |set: bool, key: &str| {
-            if set {
-                out.push((key.to_string(), Refused));
-            }
-        };
-        if let Some(acl) = &self.acl {
-            refuse(acl.enabled == Some(true), "acl.enabled");
-            refuse(acl.default_policy.as_deref() == Some("deny"), "acl.default_policy");
-        }
-        refuse(self.acl_datacenter.is_some(), "acl_datacenter");
-        refuse(self.acl_default_policy.as_deref() == Some("deny"), "acl_default_policy");
-        refuse(self.acl_master_token.is_some(), "acl_master_token");
+        // Refusals (`Support::Refused`): none today. TLS settings that
+        // cannot work are refused with their own reasons by `tls::build`.
         out
     }
 }

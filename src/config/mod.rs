@@ -10,6 +10,7 @@
 //! files (and, to pick a default advertise address or evaluate templates,
 //! listing interface addresses).
 
+pub mod acl;
 pub mod addrs;
 pub mod file;
 pub mod hcl;
@@ -20,7 +21,7 @@ pub mod sockaddr;
 pub mod tls;
 
 pub use netif::{IfAddr, IfFlags};
-pub use runtime::{LogLevel, RuntimeConfig};
+pub use runtime::{LogLevel, RuntimeConfig, UiSettings};
 
 use file::{FileConfig, Support};
 use serde_json::{Map, Value};
@@ -377,13 +378,11 @@ mod tests {
 
     #[test]
     fn refused_key() {
-        let err = load_texts(&[(
-            "a.json",
-            "{\"data_dir\": \"/x\", \"acl\": {\"enabled\": true, \"default_policy\": \"deny\"}}",
-        )])
-        .unwrap_err();
-        assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("acl.enabled"));
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"auto_config\": {\"enabled\": true}}")])
+            .unwrap_err();
+        // Refused with what it would need (`tls::build`), not ignored.
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("auto_config.enabled") && err.to_string().contains("Connect CA"));
     }
 
     #[test]
@@ -468,9 +467,10 @@ mod tests {
             "{:?}",
             loaded.warnings
         );
-        let err = load_texts(&[("a.hcl", "data_dir = \"/x\"\nacl {\n  enabled = true\n}\n")]).unwrap_err();
+        let err =
+            load_texts(&[("a.hcl", "data_dir = \"/x\"\nauto_config {\n  enabled = true\n}\n")]).unwrap_err();
         assert!(
-            matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"),
+            matches!(err, ConfigError::Invalid(_)) && err.to_string().contains("auto_config.enabled"),
             "{err}"
         );
     }
@@ -649,5 +649,82 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
         assert_eq!(c.services.len(), 1);
         assert!(c.services[0].check.as_ref().unwrap().script.is_some());
         assert!(c.leave_on_terminate && !c.skip_leave_on_interrupt);
+    }
+
+    #[test]
+    fn ui_config_and_its_deprecated_spellings() {
+        let c = load_texts(&[("a.json", r#"{"data_dir": "/x"}"#)]).unwrap().config;
+        assert!(!c.ui.served());
+        assert_eq!(c.ui.content_path, "/ui/");
+
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"enabled": true, "content_path": "console"}}"#,
+        )])
+        .unwrap();
+        assert!(l.config.ui.enabled && l.config.ui.dir.is_none());
+        assert_eq!(l.config.ui.content_path, "/console/");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+
+        // The old keys still work, each with Consul's warning, and lose to
+        // `ui_config` where both are set.
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui": true, "ui_content_path": "/a/b//", "ui_config": {"content_path": "/c"}}"#,
+        )])
+        .unwrap();
+        assert!(l.config.ui.enabled);
+        assert_eq!(l.config.ui.content_path, "/c/");
+        assert!(l
+            .warnings
+            .iter()
+            .any(|w| w == "The 'ui' field is deprecated. Use the 'ui_config.enabled' field instead."));
+        assert!(l.warnings.iter().any(|w| w.starts_with("The 'ui_content_path' field is deprecated.")));
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_dir": "/srv/ui", "ui_content_path": "/a/b//"}"#,
+        )])
+        .unwrap();
+        assert_eq!(l.config.ui.dir.as_deref(), Some(std::path::Path::new("/srv/ui")));
+        assert_eq!(l.config.ui.content_path, "/a/b/");
+        assert!(l.config.ui.served() && !l.config.ui.enabled);
+        assert!(l.warnings.iter().any(|w| w.starts_with("The 'ui_dir' field is deprecated.")));
+
+        let err = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"enabled": true, "dir": "/srv/ui"}}"#,
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("Both the ui_config.enabled and ui_config.dir"), "{err}");
+        for bad in ["/v1/ui", "a/../b", "a//b", "a b", "{x}"] {
+            let text = format!(r#"{{"data_dir": "/x", "ui_config": {{"content_path": "{bad}"}}}}"#);
+            let err = load_texts(&[("a.json", &text)]).unwrap_err();
+            assert!(err.to_string().contains("ui_config.content_path"), "{bad}: {err}");
+        }
+        // Keys of panels our UI does not have are accepted with a warning.
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"metrics_provider": "prometheus"}}"#,
+        )])
+        .unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("ui_config.metrics_provider")), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn dev_mode_serves_the_ui_and_may_name_a_directory() {
+        let opts = LoadOptions {
+            dev: true,
+            flags: Some(serde_json::json!({"ui_config": {"dir": "/srv/ui"}})),
+            ..Default::default()
+        };
+        let c = load_with_interfaces(&opts, &|| Vec::new()).unwrap().config;
+        assert!(c.ui.enabled);
+        assert_eq!(c.ui.dir.as_deref(), Some(std::path::Path::new("/srv/ui")));
+        let opts = LoadOptions {
+            dev: true,
+            flags: Some(serde_json::json!({"ui_config": {"enabled": false}})),
+            ..Default::default()
+        };
+        assert!(!load_with_interfaces(&opts, &|| Vec::new()).unwrap().config.ui.served());
     }
 }

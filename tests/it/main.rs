@@ -15,6 +15,7 @@ mod dns_common;
 mod golden;
 mod harness;
 
+mod acl_cli;
 mod blocking;
 mod catalog;
 mod checks_reap;
@@ -54,3 +55,5 @@ mod raft_cluster;
 mod sessions;
 mod tls;
 mod txn;
+mod ui;
+mod webdriver;
