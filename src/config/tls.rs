@@ -490,6 +490,34 @@ mod tests {
     }
 
     #[test]
+    fn the_tutorials_hcl_block() {
+        let doc = crate::config::hcl::parse(
+            r#"
+tls {
+  defaults {
+    ca_file = "consul-agent-ca.pem"
+    cert_file = "dc1-server-consul-0.pem"
+    key_file = "dc1-server-consul-0-key.pem"
+    verify_incoming = true
+    verify_outgoing = true
+  }
+  internal_rpc {
+    verify_server_hostname = true
+  }
+}
+"#,
+        )
+        .unwrap();
+        let (s, _) = build_json(doc.value).unwrap();
+        assert!(
+            s.internal_rpc.verify_incoming
+                && s.internal_rpc.verify_server_hostname
+                && s.https.verify_incoming
+        );
+        assert_eq!(s.https.key_file, Some(PathBuf::from("dc1-server-consul-0-key.pem")));
+    }
+
+    #[test]
     fn cipher_suites_by_consul_names() {
         let (s, _) = build_json(json!({"tls": {"defaults": {"tls_cipher_suites":
             "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"}}}))

@@ -630,6 +630,44 @@ async fn mutual_tls_cluster_refuses_impostors_in_both_directions() {
     assert!(victim.output_text().contains("certificate not valid for name"), "{}", victim.output_text());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_upgrade_serves_plain_and_tls_until_verify_incoming() {
+    let pki = Pki::new();
+    let (server_cert, server_key) = pki.cert(&["-server"]);
+    let (client_cert, client_key) = pki.cert(&["-client"]);
+    // Step 1 of the rolling upgrade: the server has its certificate but
+    // still accepts plain text.
+    let mut rolling = secure(&pki, &server_cert, &server_key);
+    rolling["tls"]["defaults"]["verify_incoming"] = false.into();
+    let server_cfg = pki.config("server.json", rolling.clone());
+    let client_cfg = pki.config("client.json", secure(&pki, &client_cert, &client_key));
+    let ip = unique_ip();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let f = format!("-config-file={server_cfg}");
+    let server =
+        Agent::spawn(ip, server_args(ip, &dir, "s1", None, &[], &["-bootstrap", &f]), Some(dir), Some(tmp));
+    server.wait_ready().await;
+    let old = Agent::on_own_ip("old", &[format!("-retry-join={ip}")]);
+    let new = Agent::on_own_ip("new", &[format!("-retry-join={ip}"), format!("-config-file={client_cfg}")]);
+    old.wait_ready().await;
+    new.wait_ready().await;
+    assert!(old.put("/v1/kv/plain", b"1").await.status.is_success());
+    assert!(new.put("/v1/kv/tls", b"1").await.status.is_success());
+
+    // Step 2: verify_incoming on the server, by reload. New plain-text
+    // connections are refused; TLS clients go on.
+    rolling["tls"]["defaults"]["verify_incoming"] = true.into();
+    pki.config("server.json", rolling);
+    let out = crate::harness::cli_with_env(&["reload", "-http-addr", &server.addr()], &[], None);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut plain = TcpStream::connect(format!("{ip}:8300")).await.unwrap();
+    frame::write_preamble(&mut plain).await.unwrap();
+    assert!(rpc_call(&mut plain, 1, &method::StatusLeader {}).await.is_none());
+    assert!(new.put("/v1/kv/tls", b"2").await.status.is_success());
+    assert_eq!(server.get("/v1/kv/tls?raw").await.text(), "2");
+}
+
 /// KV operations per second from `workers` concurrent clients for `secs`.
 async fn throughput(client: &Client, method: HttpMethod, workers: usize, secs: u64) -> f64 {
     let stop = std::time::Instant::now() + Duration::from_secs(secs);
