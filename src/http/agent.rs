@@ -159,6 +159,7 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
             "DNSDomain": cfg.domain,
             "HTTPPort": cfg.ports.http,
+            "HTTPSPort": cfg.ports.https,
             "DNSPort": cfg.ports.dns,
             "SerfPortLAN": cfg.ports.serf_lan,
             "SerfPortWAN": cfg.ports.serf_wan,

@@ -54,6 +54,7 @@ mod ops_signals;
 mod ops_systemd;
 mod raft_cluster;
 mod sessions;
+mod tls;
 mod txn;
 mod ui;
 mod ui_acl;
