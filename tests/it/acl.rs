@@ -164,6 +164,8 @@ enum Kind {
     List(&'static str),
     /// A change: 403 when not allowed.
     Write,
+    /// A transaction: 409 with the refusal as the operation's error.
+    Txn,
 }
 
 /// One row of the matrix: a request and the permission it needs.
@@ -245,8 +247,9 @@ fn cases(session: &str) -> Vec<Case> {
         case(Write, "PUT", "/v1/kv/m/w", "x", "key:write", Some("m/w")),
         // A recursive delete needs write on the whole prefix.
         case(Write, "DELETE", "/v1/kv/zz/?recurse", "", "key:write", Some("zz/")),
-        case(Read, "PUT", "/v1/txn", txn_get, "key:read", Some("m/k")),
-        case(Write, "PUT", "/v1/txn", txn_set, "key:write", Some("m/t")),
+        // A transaction's reads are filtered, its writes refused per operation.
+        case(List("\"m/k\""), "PUT", "/v1/txn", txn_get, "key:read", None),
+        case(Txn, "PUT", "/v1/txn", txn_set, "key:write", Some("m/t")),
         // node and service, through catalog and health
         case(List("\"n1\""), "GET", "/v1/catalog/nodes", "", "node:read", None),
         case(List("\"n1\""), "GET", "/v1/catalog/node/n1", "", "node:read", None),
@@ -358,6 +361,12 @@ async fn run_matrix(a: &Agent, default_allow: bool) -> Vec<String> {
                         let want = denied(accessor, c.perm, c.on);
                         (r.status != 403 || r.body.trim() != want).then(|| format!("want 403 {want}"))
                     }
+                    Kind::Txn if may => (r.status != 200).then(|| "want 200".to_string()),
+                    Kind::Txn => {
+                        let want = json!({"Errors": [{"OpIndex": 0, "What": denied(accessor, c.perm, c.on)}], "Results": null});
+                        (r.status != 409 || serde_json::from_str::<Value>(&r.body).ok() != Some(want.clone()))
+                            .then(|| format!("want 409 {want}"))
+                    }
                     Kind::List(marker) => {
                         let sent_token = tok.is_some();
                         // KV answers 404 for a list that is empty once filtered.
@@ -391,10 +400,48 @@ async fn enforcement_matrix_under_both_default_policies() {
     let failures: Vec<String> = fa.into_iter().chain(fd).collect();
     assert!(failures.is_empty(), "{} matrix failures:\n{}", failures.len(), failures.join("\n"));
 
+    txn_reports_each_refused_operation(&deny).await;
     acl_reads_hide_secrets(&deny).await;
     rpc_port_enforces(&deny).await;
     bad_input_is_refused(&allow).await;
     secrets_never_leak(&[&allow, &deny], ROOT).await;
+}
+
+/// A transaction reports every operation its token may not do, and
+/// changes nothing; its reads come back filtered.
+async fn txn_reports_each_refused_operation(a: &Agent) {
+    let addr = a.addr();
+    policy(
+        &addr,
+        "txn-some",
+        "key_prefix \"t/ok/\" { policy = \"write\" }\nnode_prefix \"\" { policy = \"read\" }",
+    )
+    .await;
+    let (acc, tok) = token(&addr, ROOT, &["txn-some"]).await;
+    ok(&addr, "PUT", "/v1/kv/t/hidden", Some(ROOT), "h").await;
+    let ops = json!([
+        {"KV": {"Verb": "set", "Key": "t/ok/a", "Value": "MQ=="}},
+        {"KV": {"Verb": "set", "Key": "t/no", "Value": "MQ=="}},
+        {"KV": {"Verb": "get", "Key": "t/hidden"}},
+        {"KV": {"Verb": "check-index", "Key": "t/hidden", "Index": 1}},
+        {"KV": {"Verb": "delete-tree", "Key": "t/"}},
+        {"Node": {"Verb": "set", "Node": {"Node": "tn", "Address": "10.2.2.2"}}},
+    ]);
+    let r = req(&addr, "PUT", "/v1/txn", Some(&tok), &ops.to_string()).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let what = |i: usize, perm: &str, on: &str| json!({"OpIndex": i, "What": denied(&acc, perm, Some(on))});
+    let want = json!({"Errors": [
+        what(1, "key:write", "t/no"),
+        what(3, "key:read", "t/hidden"),
+        what(4, "key:write", "t/"),
+        what(5, "node:write", "tn"),
+    ], "Results": null});
+    assert_eq!(r.json(), want);
+    assert_eq!(req(&addr, "GET", "/v1/kv/t/ok/a", Some(ROOT), "").await.status, 404, "a refused txn wrote");
+    // Reads alone: answered, without what the token cannot read.
+    let ops = json!([{"KV": {"Verb": "get", "Key": "t/hidden"}}, {"KV": {"Verb": "get-tree", "Key": "m/"}}]);
+    let r = ok(&addr, "PUT", "/v1/txn", Some(&tok), &ops.to_string()).await;
+    assert!(!r.body.contains("t/hidden") && !r.body.contains("m/k"), "{}", r.body);
 }
 
 /// Tokens with `acl = "read"` see every token, with each SecretID hidden;
