@@ -233,9 +233,9 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<Token>), RpcError> {
         if !is_uuid(accessor) {
-            return Err(bad(format!(
-                "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters"
-            )));
+            return Err(bad(
+                "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters",
+            ));
         }
         self.acl_read(opts, |s| s.acl.token(accessor).map(|t| named_token(s, t))).await
     }
@@ -559,7 +559,7 @@ fn resolve_grants(s: &State, g: &Grants, _dc: &str) -> Result<Grants, RpcError> 
             return Err(bad("Node identity is missing the datacenter field on this token"));
         }
         if !crate::acl::identity::is_valid_node_identity_name(&ni.node_name) {
-            return Err(bad(format!("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed")));
+            return Err(bad("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed"));
         }
     }
     for tp in &g.templated_policies {
