@@ -15,6 +15,7 @@ mod dns_common;
 mod golden;
 mod harness;
 
+mod acl;
 mod acl_cli;
 mod acl_cluster;
 mod blocking;

@@ -175,24 +175,34 @@ impl Server {
                 } else if s.acl.token_by_secret(&token.secret_id).is_some() {
                     return Err(bad("Invalid Token: SecretID is already in use"));
                 }
-                if token.expiration_ttl_ns.is_some() && token.expiration_time_ms.is_some() {
-                    return Err(bad("Expiration TTL and Expiration Time cannot both be set"));
+                // As Consul: a TTL becomes an expiration time, and the
+                // bounds apply to that time, however it was given.
+                if let Some(ttl) = token.expiration_ttl_ns.take() {
+                    if token.expiration_time_ms.is_some() {
+                        return Err(bad("Token Expiration TTL and Expiration Time cannot both be set"));
+                    }
+                    token.expiration_time_ms = Some((now + ttl) / 1_000_000);
                 }
-                if let Some(ttl) = token.expiration_ttl_ns {
-                    let ttl = Duration::from_nanos(ttl);
-                    if ttl < MIN_TTL || ttl > MAX_TTL {
+                if let Some(t) = token.expiration_time_ms {
+                    let now_ms = now / 1_000_000;
+                    if t < now_ms {
+                        return Err(bad("ExpirationTime cannot be before CreateTime"));
+                    }
+                    let expires_in = Duration::from_millis(t - now_ms);
+                    let fmt = crate::duration::format;
+                    if expires_in > MAX_TTL {
                         return Err(bad(format!(
-                            "Invalid Token: Expiration TTL '{}' should be between {} and {}",
-                            crate::duration::format(ttl),
-                            crate::duration::format(MIN_TTL),
-                            crate::duration::format(MAX_TTL)
+                            "ExpirationTime cannot be more than {} in the future (was {})",
+                            fmt(MAX_TTL),
+                            fmt(expires_in)
                         )));
                     }
-                    token.expiration_time_ms = Some(now / 1_000_000 + ttl.as_millis() as u64);
-                } else if let Some(t) = token.expiration_time_ms {
-                    let now_ms = now / 1_000_000;
-                    if t <= now_ms {
-                        return Err(bad("ExpirationTime cannot be in the past"));
+                    if expires_in < MIN_TTL {
+                        return Err(bad(format!(
+                            "ExpirationTime cannot be less than {} in the future (was {})",
+                            fmt(MIN_TTL),
+                            fmt(expires_in)
+                        )));
                     }
                 }
                 token.create_time_ns = now;
@@ -206,10 +216,10 @@ impl Server {
                 if token.local != old.local {
                     return Err(bad(format!("Cannot toggle local mode of {}", token.accessor_id)));
                 }
-                if token.expiration_time_ms.is_some_and(|t| Some(t) != old.expiration_time_ms)
-                    || token.expiration_ttl_ns.is_some_and(|t| Some(t) != old.expiration_ttl_ns)
+                if token.expiration_ttl_ns.is_some()
+                    || token.expiration_time_ms.is_some_and(|t| Some(t) != old.expiration_time_ms)
                 {
-                    return Err(bad("Cannot change expiration time or TTL of a token"));
+                    return Err(bad(format!("Cannot change expiration time of {}", token.accessor_id)));
                 }
                 token.secret_id = old.secret_id.clone();
                 token.expiration_time_ms = old.expiration_time_ms;
@@ -237,9 +247,9 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Option<Token>), RpcError> {
         if !is_uuid(accessor) {
-            return Err(bad(format!(
-                "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters"
-            )));
+            return Err(bad(
+                "failed acl token lookup: failed acl token lookup: index error: UUID must be 36 characters",
+            ));
         }
         self.acl_read(opts, |s| s.acl.token(accessor).map(|t| named_token(s, t))).await
     }
@@ -563,7 +573,7 @@ fn resolve_grants(s: &State, g: &Grants, _dc: &str) -> Result<Grants, RpcError> 
             return Err(bad("Node identity is missing the datacenter field on this token"));
         }
         if !crate::acl::identity::is_valid_node_identity_name(&ni.node_name) {
-            return Err(bad(format!("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed")));
+            return Err(bad("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed"));
         }
     }
     for tp in &g.templated_policies {
