@@ -159,6 +159,7 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
             "DNSDomain": cfg.domain,
             "HTTPPort": cfg.ports.http,
+            "HTTPSPort": cfg.ports.https,
             "DNSPort": cfg.ports.dns,
             "SerfPortLAN": cfg.ports.serf_lan,
             "SerfPortWAN": cfg.ports.serf_wan,
@@ -207,8 +208,11 @@ pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Call
     let members = ctx.agent.members(wan)?;
     let mut out: Vec<Value> =
         members.iter().filter(|m| id.0.authz.node_read(&m.name)).map(member_json).collect();
+    let removed = out.len() != members.len();
     out.retain(|v| keep(filter.as_ref(), v));
-    json(&params, &out)
+    let mut resp = json(&params, &out)?;
+    id.mark_filtered(&mut resp, removed);
+    Ok(resp)
 }
 
 pub async fn join(State(ctx): State<Ctx>, Path(addr): Path<String>, uri: Uri) -> HttpResult {
@@ -242,8 +246,10 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Cal
     let filter = filter(&params, schemas::agent_service())?;
     let dc = ctx.agent.config().datacenter.clone();
     let mut map = Map::new();
+    let mut removed = false;
     for s in ctx.agent.local().services() {
         if !id.0.authz.service_read(&s.def.name) {
+            removed = true;
             continue;
         }
         let v = agent_service(&s.node_service(), &dc);
@@ -251,7 +257,9 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Cal
             map.insert(s.def.id.clone(), v);
         }
     }
-    json(&params, &map)
+    let mut resp = json(&params, &map)?;
+    id.mark_filtered(&mut resp, removed);
+    Ok(resp)
 }
 
 fn content_hash(v: &Value) -> String {
@@ -341,6 +349,7 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Calle
         .into_iter()
         .map(|s| (s.def.id.clone(), (s.def.name.clone(), s.def.tags.clone())))
         .collect();
+    let mut removed = false;
     for c in ctx.agent.local().checks() {
         let mut check = c.check.clone();
         if let Some((name, tags)) = services.get(&check.service_id) {
@@ -353,6 +362,7 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Calle
             id.0.authz.service_read(&check.service_name)
         };
         if !visible {
+            removed = true;
             continue;
         }
         let mut v = health_check(&check);
@@ -364,7 +374,9 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Calle
             map.insert(c.def.id.clone(), v);
         }
     }
-    json(&params, &map)
+    let mut resp = json(&params, &map)?;
+    id.mark_filtered(&mut resp, removed);
+    Ok(resp)
 }
 
 pub async fn check_register(

@@ -15,11 +15,22 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// The caller of an agent-local endpoint, as the middleware resolved it.
+/// The caller of an agent-local endpoint, as the middleware resolved it,
+/// and whether the request carried a token (only then may a filtered list
+/// say so: an anonymous caller learns nothing from the header).
 #[derive(Clone)]
-pub struct Caller(pub Arc<Identity>);
+pub struct Caller(pub Arc<Identity>, pub bool);
 
 impl Caller {
+    /// Sets `X-Consul-Results-Filtered-By-ACLs` when ACLs hid something
+    /// from a caller who sent a token (Consul does this by hand for its
+    /// agent-local lists too; server replies carry it in their meta).
+    pub fn mark_filtered(&self, resp: &mut Response, removed: bool) {
+        if removed && self.1 {
+            resp.headers_mut().insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
+        }
+    }
+
     pub fn require(&self, allowed: bool, permission: &str, on: Option<&str>) -> Result<(), HttpError> {
         if allowed {
             Ok(())
@@ -51,7 +62,7 @@ pub async fn layer(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Resp
             Ok(id) => id,
             Err(e) => return with_policy(HttpError::from(e).into_response(), policy),
         };
-        let caller = Caller(id);
+        let caller = Caller(id, secret.as_deref().is_some_and(|t| !t.is_empty()));
         if let Err(e) = fixed_permission(&ctx, &caller, req.method(), &path) {
             return with_policy(e.into_response(), policy);
         }

@@ -86,6 +86,7 @@ pub async fn list(
     let out: Vec<&UserEvent> =
         events.iter().map(|e| e.as_ref()).filter(|e| id.0.authz.event_read(&e.name)).collect();
     let mut resp = json(&params, &out)?;
+    id.mark_filtered(&mut resp, out.len() != events.len());
     resp.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));
     Ok(resp)
 }

@@ -108,9 +108,13 @@ pub async fn autopilot_configuration(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let rc = request_context(&params, &headers)?;
-    let current = ctx.agent.call(rc.clone(), rpc::AutopilotGetConfig {}).await?;
     match method {
-        Method::GET => json(&params, &autopilot_json(&current)),
+        // Only a GET reads the current record: a PUT needs operator:write
+        // alone, and must be refused for that, not for operator:read.
+        Method::GET => {
+            let current = ctx.agent.call(rc, rpc::AutopilotGetConfig {}).await?;
+            json(&params, &autopilot_json(&current))
+        }
         Method::PUT => {
             let input: AutopilotInput = if body.is_empty() {
                 AutopilotInput::default()

@@ -74,17 +74,31 @@ impl Params {
     }
 }
 
-/// The ACL token of a request: `X-Consul-Token`, `Authorization: Bearer`, or `?token`.
+/// The ACL token of a request, in Consul's order: `?token`, then
+/// `X-Consul-Token`, then `Authorization: Bearer <token>` (any other
+/// scheme carries none). A header that is not valid text still counts, as
+/// bytes no token has: it must be refused as not found, never dropped (which
+/// would serve the request as the anonymous token).
 pub fn token(params: &Params, headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = headers.get("X-Consul-Token").and_then(|v| v.to_str().ok()) {
+    if let Some(t) = params.get("token").filter(|t| !t.is_empty()) {
         return Some(t.to_string());
     }
-    if let Some(auth) = headers.get("Authorization").and_then(|v| v.to_str().ok()) {
-        if let Some(t) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")) {
-            return Some(t.trim().to_string());
+    let text = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(t) = text("X-Consul-Token").filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    if let Some(auth) = text("Authorization") {
+        let mut parts = auth.split(' ');
+        let scheme = parts.next().unwrap_or_default();
+        // Bearer tokens have no spaces: the first word after the scheme.
+        let value = parts.find(|p| !p.trim().is_empty()).map(|p| p.trim().to_string());
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(v) = value {
+                return Some(v);
+            }
         }
     }
-    params.get("token").map(str::to_string)
+    None
 }
 
 /// Parses `index`, `wait`, `stale` and `consistent` into query options.

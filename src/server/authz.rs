@@ -14,7 +14,7 @@
 
 use super::acl::Identity;
 use super::Server;
-use crate::catalog::txn::{KvVerb, TxnOp};
+use crate::catalog::txn::{KvVerb, TxnError, TxnOp, TxnOutcome};
 use crate::catalog::{Command, State};
 use crate::rpc::method::{self, Method};
 use crate::rpc::{QueryMeta, RequestContext, RpcError};
@@ -72,6 +72,20 @@ pub trait Guard: Method {
     }
     /// Removes from the reply what the token may not read.
     fn filter(_reply: &mut Self::Reply, _c: &Check<'_>) {}
+    /// A refusal that is an answer rather than an error, given instead of
+    /// running the handler (a transaction reports each refused operation
+    /// in its reply, as Consul does).
+    fn refusal(&self, _c: &Check<'_>) -> Option<Self::Reply> {
+        None
+    }
+}
+
+/// What the hook decided about a call it did not refuse outright.
+pub enum Verdict<R> {
+    /// Run the handler.
+    Allowed(Authorized),
+    /// Answer with this instead (`Guard::refusal`).
+    Answered(R),
 }
 
 /// Keeps the items `keep` allows; whether any went.
@@ -90,7 +104,7 @@ impl Server {
         &self,
         ctx: &RequestContext,
         args: &M,
-    ) -> Result<Authorized, RpcError> {
+    ) -> Result<Verdict<M::Reply>, RpcError> {
         match self.authorize_now(ctx, args) {
             Err(e) if e == super::acl::acl_not_found() && !self.consensus.is_leader() => {
                 self.check_consistency(&crate::rpc::QueryOptions::default()).await?;
@@ -100,19 +114,19 @@ impl Server {
         }
     }
 
-    fn authorize_now<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Authorized, RpcError> {
+    fn authorize_now<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Verdict<M::Reply>, RpcError> {
         #[cfg(test)]
         if self.authz == Policy::DenyAll {
             return Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME)));
         }
         if !self.acl_enabled() {
-            return Ok(Authorized(()));
+            return Ok(Verdict::Allowed(Authorized(())));
         }
-        self.consensus.store.read(|state| {
+        let answer = self.consensus.store.read(|state| {
             if M::SERVERS_ONLY {
                 let secret = &state.acl.server_secret;
                 return match ctx.token.as_deref() {
-                    Some(t) if !secret.is_empty() && t == secret => Ok(()),
+                    Some(t) if !secret.is_empty() && t == secret => Ok(None),
                     _ => Err(RpcError::PermissionDenied(format!(
                         "Permission denied: {} is for servers only",
                         M::NAME
@@ -120,9 +134,14 @@ impl Server {
                 };
             }
             let id = self.identity(state, ctx.token.as_deref())?;
-            args.check(&self.check_ctx(&id, state, ctx))
+            let c = self.check_ctx(&id, state, ctx);
+            args.check(&c)?;
+            Ok(args.refusal(&c))
         })?;
-        Ok(Authorized(()))
+        Ok(match answer {
+            Some(reply) => Verdict::Answered(reply),
+            None => Verdict::Allowed(Authorized(())),
+        })
     }
 
     fn check_ctx<'a>(&self, id: &'a Identity, state: &'a State, ctx: &RequestContext) -> Check<'a> {
@@ -227,59 +246,56 @@ impl Guard for method::KvApply {
     }
 }
 
-impl Guard for method::Txn {
-    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
-        let a = &c.id.authz;
-        for op in &self.ops {
-            match op {
-                TxnOp::Kv(kv) => match kv.verb {
-                    KvVerb::Get
-                    | KvVerb::GetOrEmpty
-                    | KvVerb::CheckIndex
-                    | KvVerb::CheckSession
-                    | KvVerb::CheckNotExists => c.require(a.key_read(&kv.key), "key:read", Some(&kv.key))?,
-                    KvVerb::GetTree => c.require(a.key_read(&kv.key), "key:read", Some(&kv.key))?,
-                    KvVerb::DeleteTree => {
-                        c.require(a.key_write_prefix(&kv.key), "key:write", Some(&kv.key))?
-                    }
-                    _ => c.require(a.key_write(&kv.key), "key:write", Some(&kv.key))?,
-                },
-                TxnOp::Node(n) => {
-                    if op.is_read() {
-                        c.require(a.node_read(&n.node.node), "node:read", Some(&n.node.node))?
-                    } else {
-                        c.require(a.node_write(&n.node.node), "node:write", Some(&n.node.node))?
-                    }
-                }
-                TxnOp::Service(s) => {
-                    let name = &s.service.service;
-                    if op.is_read() {
-                        c.require(a.service_read(name), "service:read", Some(name))?
-                    } else {
-                        c.require(a.service_write(name), "service:write", Some(name))?
-                    }
-                }
-                TxnOp::Check(ch) => {
-                    let ch = &ch.check;
-                    if op.is_read() {
-                        c.require(a.node_read(&ch.node), "node:read", Some(&ch.node))?
-                    } else if ch.service_id.is_empty() {
-                        c.require(a.node_write(&ch.node), "node:write", Some(&ch.node))?
-                    } else {
-                        c.require(a.service_write(&ch.service_name), "service:write", Some(&ch.service_name))?
-                    }
-                }
-            }
+/// Why one transaction operation is refused, if it is, as Consul's
+/// pre-check decides: KV and catalog reads are not refused but filtered
+/// from the results; `check-index` and `check-session` need read (their
+/// outcome reveals the key); every other KV verb, `check-not-exists`
+/// included, needs write (a delete-tree on the whole prefix).
+fn txn_op_refused(c: &Check<'_>, op: &TxnOp) -> Option<String> {
+    let a = &c.id.authz;
+    let need = |ok: bool, perm: &str, on: &str| (!ok).then(|| c.id.denied_text(perm, Some(on)));
+    match op {
+        TxnOp::Kv(kv) => match kv.verb {
+            KvVerb::Get | KvVerb::GetTree | KvVerb::GetOrEmpty => None,
+            KvVerb::CheckIndex | KvVerb::CheckSession => need(a.key_read(&kv.key), "key:read", &kv.key),
+            KvVerb::DeleteTree => need(a.key_write_prefix(&kv.key), "key:write", &kv.key),
+            _ => need(a.key_write(&kv.key), "key:write", &kv.key),
+        },
+        _ if op.is_read() => None,
+        TxnOp::Node(n) => need(a.node_write(&n.node.node), "node:write", &n.node.node),
+        TxnOp::Service(s) => need(a.service_write(&s.service.service), "service:write", &s.service.service),
+        TxnOp::Check(ch) if ch.check.service_id.is_empty() => {
+            need(a.node_write(&ch.check.node), "node:write", &ch.check.node)
         }
-        Ok(())
+        TxnOp::Check(ch) => {
+            need(a.service_write(&ch.check.service_name), "service:write", &ch.check.service_name)
+        }
+    }
+}
+
+impl Guard for method::Txn {
+    /// Each refused operation is reported (409 with `Errors` over HTTP),
+    /// as Consul does, not the whole call refused with a 403: clients of
+    /// `/v1/txn` read per-operation errors.
+    fn refusal(&self, c: &Check<'_>) -> Option<Self::Reply> {
+        let errors: Vec<TxnError> = self
+            .ops
+            .iter()
+            .enumerate()
+            .filter_map(|(op_index, op)| txn_op_refused(c, op).map(|what| TxnError { op_index, what }))
+            .collect();
+        (!errors.is_empty()).then(|| (None, TxnOutcome { results: Vec::new(), errors }))
     }
     fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
-        // A get-tree result may reach below the rule that allowed its
-        // prefix: drop entries the token cannot read.
+        // Reads were not refused: drop what the token cannot read (a
+        // get-tree may also reach below the rule that allowed its prefix).
         use crate::catalog::txn::TxnResultItem;
+        let a = &c.id.authz;
         let removed = retain(&mut reply.1.results, |r| match r {
-            TxnResultItem::Kv { entry, .. } => c.id.authz.key_read(&entry.key),
-            _ => true,
+            TxnResultItem::Kv { entry, .. } => a.key_read(&entry.key),
+            TxnResultItem::Node(n) => a.node_read(&n.node),
+            TxnResultItem::Service(s) => a.service_read(&s.service),
+            TxnResultItem::Check(ch) => check_visible(c, ch),
         });
         if let Some(meta) = reply.0.as_mut() {
             c.mark(meta, removed);

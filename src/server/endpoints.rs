@@ -47,7 +47,10 @@ impl Server {
         if ctx.leader_only && !self.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        let auth = self.authorize(&ctx, &args).await?;
+        let auth = match self.authorize(&ctx, &args).await? {
+            super::authz::Verdict::Allowed(auth) => auth,
+            super::authz::Verdict::Answered(reply) => return Ok(reply),
+        };
         let mut reply = args.serve(self, &ctx, auth).await?;
         self.filter_reply::<M>(&ctx, &mut reply)?;
         Ok(reply)

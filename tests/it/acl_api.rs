@@ -33,7 +33,7 @@ impl Acl {
             Client::new(ClientConfig {
                 address: agent.addr(),
                 token: token.map(str::to_string),
-                datacenter: None,
+                ..Default::default()
             })
             .unwrap()
         };
@@ -248,7 +248,7 @@ async fn acl_errors_have_consuls_status_codes_and_texts() {
     let stranger = Client::new(ClientConfig {
         address: acl.agent.addr(),
         token: Some(missing.into()),
-        datacenter: None,
+        ..Default::default()
     })
     .unwrap();
     let r = acl.call(&stranger, Method::POST, "/v1/acl/logout", None).await;

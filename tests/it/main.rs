@@ -15,6 +15,7 @@ mod dns_common;
 mod golden;
 mod harness;
 
+mod acl;
 mod acl_api;
 mod acl_cli;
 mod acl_cluster;
@@ -55,6 +56,7 @@ mod ops_signals;
 mod ops_systemd;
 mod raft_cluster;
 mod sessions;
+mod tls;
 mod txn;
 mod ui;
 mod ui_acl;

@@ -226,13 +226,13 @@ impl Server {
                 } else if id_in_use(s, &token.secret_id) {
                     return Err(bad("Invalid Token: SecretID is already in use"));
                 }
-                if token.expiration_ttl_ns.is_some() && token.expiration_time_ms.is_some() {
-                    return Err(bad("Token Expiration TTL and Expiration Time cannot both be set"));
-                }
-                // A TTL only sets the expiry time; both are then checked
-                // against Consul's bounds as a time from now.
+                // As Consul: a TTL becomes an expiration time, and the
+                // bounds apply to that time, however it was given.
                 if let Some(ttl) = token.expiration_ttl_ns.take() {
-                    token.expiration_time_ms = Some(now / 1_000_000 + ttl / 1_000_000);
+                    if token.expiration_time_ms.is_some() {
+                        return Err(bad("Token Expiration TTL and Expiration Time cannot both be set"));
+                    }
+                    token.expiration_time_ms = Some((now + ttl) / 1_000_000);
                 }
                 if let Some(t) = token.expiration_time_ms {
                     let now_ms = now / 1_000_000;
@@ -240,19 +240,19 @@ impl Server {
                         return Err(bad("ExpirationTime cannot be before CreateTime"));
                     }
                     let expires_in = Duration::from_millis(t - now_ms);
-                    let go = crate::duration::format;
+                    let fmt = crate::duration::format;
                     if expires_in > MAX_TTL {
                         return Err(bad(format!(
                             "ExpirationTime cannot be more than {} in the future (was {})",
-                            go(MAX_TTL),
-                            go(expires_in)
+                            fmt(MAX_TTL),
+                            fmt(expires_in)
                         )));
                     }
                     if expires_in < MIN_TTL {
                         return Err(bad(format!(
                             "ExpirationTime cannot be less than {} in the future (was {})",
-                            go(MIN_TTL),
-                            go(expires_in)
+                            fmt(MIN_TTL),
+                            fmt(expires_in)
                         )));
                     }
                 }
@@ -671,9 +671,7 @@ fn resolve_grants(s: &State, g: &Grants, _dc: &str) -> Result<Grants, RpcError> 
             return Err(bad("Node identity is missing the datacenter field on this token"));
         }
         if !crate::acl::identity::is_valid_node_identity_name(&ni.node_name) {
-            return Err(bad(
-                "Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed",
-            ));
+            return Err(bad("Node identity has an invalid name. Only lowercase alphanumeric characters, '-' and '_' are allowed"));
         }
     }
     for tp in &g.templated_policies {

@@ -25,11 +25,16 @@ pub async fn run(server: Arc<Server>, shutdown: CancellationToken) {
     let mut status = server.consensus.watch_status();
     let mut established = false;
     let mut pause_logged: Option<bool> = None;
+    // When the next pass is due while leading. Raft's status changes with
+    // every heartbeat: a pass on each change would re-read the built-ins
+    // and scan every token many times a second, so a change only counts
+    // when it makes this server leader (or not).
+    let mut next_pass = tokio::time::Instant::now();
     loop {
         let leader = server.consensus.is_leader();
         if !leader {
             established = false;
-        } else {
+        } else if !established || tokio::time::Instant::now() >= next_pass {
             // Checked on every pass, not once: a snapshot restore can take
             // the built-ins away.
             match establish(&server, !established).await {
@@ -51,12 +56,12 @@ pub async fn run(server: Arc<Server>, shutdown: CancellationToken) {
                     tracing::debug!(target: "agent.server.acl", error = %e, "expired-token reap failed");
                 }
             }
+            next_pass = tokio::time::Instant::now() + if established { REAP_INTERVAL } else { RETRY };
         }
-        let pause = if leader && !established { RETRY } else { REAP_INTERVAL };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = status.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep_until(next_pass), if leader => {}
         }
     }
 }
@@ -111,12 +116,16 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
 }
 
 async fn establish(server: &Server, with_initial: bool) -> Result<(), crate::rpc::RpcError> {
-    for cmd in missing_builtins(server, with_initial) {
+    let missing = missing_builtins(server, with_initial);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for cmd in missing {
         if let crate::catalog::CommandResult::Error(e) = server.apply(cmd).await? {
             return Err(crate::rpc::RpcError::Internal(e));
         }
     }
-    tracing::debug!(target: "agent.server.acl", "ACL built-ins in place");
+    tracing::debug!(target: "agent.server.acl", "ACL built-ins written");
     Ok(())
 }
 

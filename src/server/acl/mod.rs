@@ -197,3 +197,86 @@ pub fn resolve_token(state: &State, token: &Token, dc: &str) -> ResolvedToken {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Command;
+    use crate::consensus::typ::{raft_id, RaftNode};
+    use crate::consensus::{Consensus, ConsensusConfig};
+    use crate::rpc::client::RpcClient;
+    use std::time::Duration;
+
+    async fn dev_server() -> Server {
+        let uuid = uuid::Uuid::new_v4();
+        let node = RaftNode { addr: "127.0.0.1:1".into(), name: "s1".into(), node_id: uuid.to_string() };
+        let rpc = RpcClient::new();
+        let consensus = Consensus::start(
+            ConsensusConfig {
+                raft_dir: None,
+                node_id: raft_id(&uuid),
+                node,
+                datacenter: "dc1".into(),
+                raft_multiplier: 1,
+                dev: true,
+                snapshot_threshold: 16384,
+                trailing_logs: 10240,
+                bootstrap: true,
+            },
+            rpc.clone(),
+            &tokio_util::task::TaskTracker::new(),
+        )
+        .await
+        .unwrap();
+        let settings = super::super::ServerSettings {
+            datacenter: "dc1".into(),
+            default_query_time: Duration::from_secs(300),
+            max_query_time: Duration::from_secs(600),
+            rpc_hold_timeout: Duration::from_secs(1),
+            autopilot: Default::default(),
+            acl: AclServerSettings { enabled: true, ..Default::default() },
+        };
+        let server = Server::new(consensus, settings, rpc);
+        assert!(server.consensus.wait_for_leader(Duration::from_secs(10)).await);
+        server
+    }
+
+    async fn store(server: &Server, secret: &str, expires_ms: u64) {
+        let token = Token {
+            accessor_id: uuid::Uuid::new_v4().to_string(),
+            secret_id: secret.into(),
+            expiration_time_ms: Some(expires_ms),
+            ..Default::default()
+        };
+        server.apply(Command::AclTokenSet(Box::new(token))).await.unwrap();
+    }
+
+    fn resolve(server: &Server, secret: &str) -> Result<Arc<Identity>, RpcError> {
+        server.consensus.store.read(|st| server.identity(st, Some(secret)))
+    }
+
+    /// An expired token is refused as not found from the moment it
+    /// expires: also when its identity was cached while it was valid (the
+    /// leader's reap only frees the space, every 10 s).
+    #[tokio::test]
+    async fn expired_tokens_are_not_found_even_when_cached() {
+        let server = dev_server().await;
+        store(&server, "expired", now_ms() - 1).await;
+        assert_eq!(resolve(&server, "expired").err(), Some(acl_not_found()));
+
+        store(&server, "short", now_ms() + 300).await;
+        assert!(resolve(&server, "short").is_ok(), "valid before its time");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while resolve(&server, "short").is_ok() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(resolve(&server, "short").err(), Some(acl_not_found()));
+
+        // Nor does it read itself or show in listings.
+        let ctx = crate::rpc::RequestContext { token: Some("short".into()), ..Default::default() };
+        assert_eq!(server.acl_token_self(&ctx).await.err(), Some(acl_not_found()));
+        let (_, list) = server.acl_token_list(&Default::default(), &Default::default()).await.unwrap();
+        assert!(list.iter().all(|t| t.secret_id != "short" && t.secret_id != "expired"), "{list:?}");
+        server.consensus.shutdown().await;
+    }
+}
