@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -95,11 +96,16 @@ async fn serve_conn(
         }
     });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // Requests in flight, so shutdown can end them: a blocking query may
+    // wait minutes, and the agent must not wait for it before exiting.
+    let mut inflight = JoinSet::new();
     let result = loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             f = frame::read_frame(&mut rd) => f,
         };
+        // Reap the requests that have finished, so the set stays small.
+        while inflight.try_join_next().is_some() {}
         let frame = match frame {
             Ok(f) => f,
             Err(e) => break Err(e),
@@ -107,10 +113,14 @@ async fn serve_conn(
         if frame.kind != Kind::Request {
             break Err(FrameError::BadKind(frame.kind as u8));
         }
-        let Ok(permit) = permits.clone().acquire_owned().await else { break Ok(()) };
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p,
+            _ = shutdown.cancelled() => break Ok(()),
+        };
+        let Ok(permit) = permit else { break Ok(()) };
         let handler = handler.clone();
         let tx = tx.clone();
-        tokio::spawn(async move {
+        inflight.spawn(async move {
             let reply = match postcard::from_bytes::<WireCall>(&frame.payload) {
                 Ok(call) => handler.handle(call).await,
                 Err(e) => Err(RpcError::BadRequest(format!("malformed RPC request: {e}"))),
@@ -139,6 +149,17 @@ async fn serve_conn(
         });
     };
     drop(tx);
+    // Let the requests in flight answer, unless the agent is stopping:
+    // then they end now (the caller sees the connection close and retries
+    // elsewhere), as do those still running when it starts stopping.
+    tokio::select! {
+        _ = async { while inflight.join_next().await.is_some() {} } => {}
+        _ = shutdown.cancelled() => {}
+    }
+    drop(inflight);
+    if shutdown.is_cancelled() {
+        writer.abort();
+    }
     let _ = writer.await;
     result
 }

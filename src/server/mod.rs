@@ -8,12 +8,14 @@
 
 pub mod authz;
 pub mod autopilot;
+pub mod autopilot_health;
 pub mod blocking;
 pub mod bootstrap;
 pub mod catalog;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
+pub mod leave;
 pub mod members;
 pub mod operator;
 pub mod session;
@@ -57,6 +59,12 @@ pub struct Server {
     pub(crate) pools: std::sync::OnceLock<crate::gossip::Pools>,
     /// What the authorisation hook decides (`authz`).
     pub(crate) authz: authz::Policy,
+    /// Held by every change of the Raft configuration this server makes
+    /// as leader (autopilot rounds, peer removals), so two never race and
+    /// each sees the configuration the previous one committed.
+    pub(crate) membership_changes: tokio::sync::Mutex<()>,
+    /// Set when this server starts leaving (`leave`).
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -77,6 +85,8 @@ impl Server {
             autopilot_health: Default::default(),
             pools: Default::default(),
             authz: Default::default(),
+            membership_changes: Default::default(),
+            leaving: Default::default(),
         }
     }
 
