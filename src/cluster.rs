@@ -175,11 +175,7 @@ pub async fn run_membership(
         if let Err(e) = server.autopilot_round(&servers, &settings, &mut autopilot).await {
             tracing::warn!(target: "agent.server.autopilot", error = %e, "autopilot round failed");
         }
-        let health = server
-            .consensus()
-            .is_leader()
-            .then(|| server.autopilot_health(&servers, &settings, &mut autopilot));
-        server.publish_autopilot_health(health);
+        server.track_autopilot_health(&servers, &settings);
     }
 }
 

@@ -27,9 +27,6 @@ use std::time::{Duration, Instant};
 pub struct AutopilotState {
     /// When each non-voter was first seen healthy (for stabilization).
     healthy_since: BTreeMap<u64, Instant>,
-    /// Since when (unix ms) each server has been continuously healthy, for
-    /// the operator API's `StableSince`.
-    pub(super) stable_since_ms: BTreeMap<u64, u64>,
     /// The last reason dead servers were kept, so it is logged once.
     kept_dead: Option<String>,
 }

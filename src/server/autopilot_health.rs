@@ -4,21 +4,45 @@
 //! within `last_contact_threshold`, no more than `max_trailing_logs`
 //! behind).
 
-use super::autopilot::{healthy, AutopilotState, View};
+use super::autopilot::{healthy, View};
 use super::bootstrap::ServerMember;
+use super::members::server_members;
 use super::Server;
 use crate::config::runtime::Autopilot as AutopilotSettings;
 use crate::rpc::operator::{AutopilotHealth, ServerHealth};
+use crate::rpc::RpcError;
 use std::time::Duration;
 
 impl Server {
+    /// The health view the leader answers with, computed when asked: it
+    /// exists from the moment this server leads (no waiting for a round).
+    pub(crate) fn local_autopilot_health(&self) -> Result<AutopilotHealth, RpcError> {
+        if !self.consensus.is_leader() {
+            return Err(RpcError::NoLeader);
+        }
+        let servers = match self.pools.get() {
+            Some(p) => server_members(&p.lan.members(), &self.settings.datacenter),
+            None => Vec::new(),
+        };
+        Ok(self.autopilot_health(&servers, &self.autopilot_settings()))
+    }
+
+    /// Keeps the `StableSince` clocks running between requests (called
+    /// every autopilot tick); forgets them on a server that does not lead.
+    pub fn track_autopilot_health(&self, servers: &[ServerMember], settings: &AutopilotSettings) {
+        if self.consensus.is_leader() {
+            self.autopilot_health(servers, settings);
+        } else if let Ok(mut clocks) = self.stable_since.lock() {
+            clocks.clear();
+        }
+    }
+
     /// Health of every server in the Raft configuration, as this server
     /// (the leader) sees it now.
     pub fn autopilot_health(
         &self,
         servers: &[ServerMember],
         settings: &AutopilotSettings,
-        state: &mut AutopilotState,
     ) -> AutopilotHealth {
         let status = self.consensus.status();
         let membership = &status.membership;
@@ -51,12 +75,14 @@ impl Server {
                 (view.matched.get(id).copied().unwrap_or(0), view.contact.get(id).copied())
             };
             let healthy = healthy(&view, *id, member, settings);
-            let stable_since_ms = if healthy {
-                Some(*state.stable_since_ms.entry(*id).or_insert(now_ms))
-            } else {
-                state.stable_since_ms.remove(id);
-                None
-            };
+            let stable_since_ms = self.stable_since.lock().ok().and_then(|mut clocks| {
+                if healthy {
+                    Some(*clocks.entry(*id).or_insert(now_ms))
+                } else {
+                    clocks.remove(id);
+                    None
+                }
+            });
             out.push(ServerHealth {
                 id: n.node_id.clone(),
                 name: n.name.clone(),

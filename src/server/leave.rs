@@ -7,8 +7,8 @@
 //! before calling `leave_raft`), so the leader's autopilot stops counting
 //! it as a server to add back; then it asks the leader to remove it and
 //! waits until the *leader's* configuration no longer holds it. Its own
-//! copy of the configuration cannot tell: a removed server is not sent the
-//! entry that removes it.
+//! copy of the configuration cannot tell: a removed server may never be
+//! sent the entry that removes it.
 
 use super::Server;
 use crate::consensus::typ::raft_id;

@@ -52,8 +52,9 @@ pub struct Server {
     pub(crate) settings: ServerSettings,
     pub(crate) rpc: RpcClient,
     pub(crate) session_timers: std::sync::Arc<session::SessionTimers>,
-    /// The leader's latest autopilot health view (None on followers).
-    pub(crate) autopilot_health: std::sync::Mutex<Option<crate::rpc::operator::AutopilotHealth>>,
+    /// Since when (unix ms) each server has been continuously healthy, as
+    /// this server judged it while leading (the health view's `StableSince`).
+    pub(crate) stable_since: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
     /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
     /// LAN one to fire events relayed from another datacenter.
     pub(crate) pools: std::sync::OnceLock<crate::gossip::Pools>,
@@ -82,7 +83,7 @@ impl Server {
             settings,
             rpc,
             session_timers: Default::default(),
-            autopilot_health: Default::default(),
+            stable_since: Default::default(),
             pools: Default::default(),
             authz: Default::default(),
             membership_changes: Default::default(),

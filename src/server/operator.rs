@@ -145,23 +145,6 @@ impl Server {
         }
     }
 
-    /// The health the leader's last autopilot round computed.
-    pub(crate) fn local_autopilot_health(&self) -> Result<AutopilotHealth, RpcError> {
-        if !self.consensus.is_leader() {
-            return Err(RpcError::NoLeader);
-        }
-        self.autopilot_health.lock().ok().and_then(|h| h.clone()).ok_or_else(|| {
-            RpcError::Internal("autopilot has not completed a round yet on the new leader".into())
-        })
-    }
-
-    /// Records the health a leader's autopilot round computed.
-    pub fn publish_autopilot_health(&self, h: Option<AutopilotHealth>) {
-        if let Ok(mut slot) = self.autopilot_health.lock() {
-            *slot = h;
-        }
-    }
-
     /// Sends a call to the leader and returns its answer, or `None` when
     /// this server is the leader (the caller serves it). The leader serves
     /// it only while it leads (`RequestContext::leader_only`). Retries while

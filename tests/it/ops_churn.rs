@@ -155,3 +155,75 @@ async fn the_leader_leaves_cleanly_and_is_not_added_back() {
     assert!(!again, "{name} was added back:\n{}", all_output(&refs));
     assert_eq!(peers(&nodes[other].agent).await.map(|p| p.len()), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopilot_health_answers_as_soon_as_there_is_a_leader() {
+    let dev = crate::harness::Agent::dev(&[]);
+    let c = dev.client();
+    let led = wait_until(Duration::from_secs(30), || async {
+        matches!(c.request(hyper::Method::GET, "/v1/status/leader", None).await, Ok(r) if r.text().len() > 2)
+    })
+    .await;
+    assert!(led, "{}", dev.output_text());
+    let r = dev.get("/v1/operator/autopilot/health").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["Healthy"], true, "{v}");
+    assert_eq!(v["Servers"].as_array().map(|s| s.len()), Some(1), "{v}");
+    assert_eq!(v["Servers"][0]["Leader"], true, "{v}");
+    let r = dev.get("/v1/operator/autopilot/state").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_stops_answering_is_reported_unhealthy_and_recovers() {
+    let nodes = cluster(3, &["autopilot { max_trailing_logs = 2 }"]).await;
+    let leader = nodes[0].agent.get("/v1/status/leader").await.text();
+    let fi = nodes.iter().position(|n| !leader.contains(&n.spec.rpc())).unwrap();
+    let li = nodes.iter().position(|n| leader.contains(&n.spec.rpc())).unwrap();
+    let health = || async {
+        let r = nodes[li].agent.get("/v1/operator/autopilot/health").await;
+        let v: serde_json::Value = r.json().unwrap();
+        (r.status.as_u16(), v)
+    };
+    let follower = |v: &serde_json::Value| {
+        v["Servers"].as_array().and_then(|s| s.iter().find(|s| s["Name"] == nodes[fi].spec.name).cloned())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || async { health().await.0 == 200 }).await,
+        "{:?}",
+        health().await
+    );
+    // Frozen: no answers, and writes go past it.
+    signal(&nodes[fi].agent, libc::SIGSTOP);
+    for i in 0..5 {
+        let r = nodes[li].agent.put(&format!("/v1/kv/k{i}"), b"v").await;
+        assert_eq!(r.status.as_u16(), 200);
+    }
+    let unhealthy = wait_until(Duration::from_secs(10), || async {
+        let (code, v) = health().await;
+        code == 429 && follower(&v).is_some_and(|f| f["Healthy"] == false)
+    })
+    .await;
+    signal(&nodes[fi].agent, libc::SIGCONT);
+    let (code, v) = health().await;
+    assert!(unhealthy, "{code} {v:#}");
+    assert_eq!(v["FailureTolerance"], 0, "{v:#}");
+    let f = follower(&v).unwrap();
+    assert_eq!(f["StableSince"], "0001-01-01T00:00:00Z", "{f}");
+    let behind = v["Servers"].as_array().unwrap().iter().find(|s| s["Leader"] == true).unwrap()["LastIndex"]
+        .as_u64()
+        .unwrap()
+        - f["LastIndex"].as_u64().unwrap();
+    assert!(behind > 2, "{v:#}");
+    let state: serde_json::Value = nodes[li].agent.get("/v1/operator/autopilot/state").await.json().unwrap();
+    assert_eq!(state["Healthy"], false, "{state:#}");
+    assert_eq!(state["Voters"].as_array().map(|v| v.len()), Some(3), "{state:#}");
+    // Back: healthy again, and nothing was removed meanwhile.
+    assert!(
+        wait_until(Duration::from_secs(10), || async { health().await.0 == 200 }).await,
+        "{:?}",
+        health().await
+    );
+    assert_eq!(peers(&nodes[li].agent).await.map(|p| p.len()), Some(3));
+}
