@@ -133,7 +133,12 @@ pub async fn run_membership(
                     Ok(MemberEvent::Join(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, address = %m.addr, "member joined"),
                     Ok(MemberEvent::Leave(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member left"),
                     Ok(MemberEvent::Failed(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member failed"),
-                    Ok(MemberEvent::Reap(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member reaped"),
+                    Ok(MemberEvent::Reap(m)) => {
+                        tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member reaped");
+                        for s in server_members(std::slice::from_ref(&m), &cfg.datacenter) {
+                            autopilot.note_reaped(&s);
+                        }
+                    }
                     Ok(MemberEvent::Update(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

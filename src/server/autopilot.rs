@@ -29,6 +29,19 @@ pub struct AutopilotState {
     healthy_since: BTreeMap<u64, Instant>,
     /// The last reason dead servers were kept, so it is logged once.
     kept_dead: Option<String>,
+    /// Servers gossip reaped (`force-leave -prune`, or the reconnect
+    /// timeout): gone from the member list, so only this remembers them.
+    reaped: BTreeSet<u64>,
+}
+
+impl AutopilotState {
+    /// Gossip dropped this server from its member list: it is to leave
+    /// the Raft configuration as a server that left does.
+    pub fn note_reaped(&mut self, member: &ServerMember) {
+        if let Some(id) = member.raft_id() {
+            self.reaped.insert(id);
+        }
+    }
 }
 
 /// What the leader sees at the start of a round.
@@ -119,6 +132,9 @@ pub(crate) fn plan(
                 out.remove.insert(*id, Removal::Left);
             }
             Some(_) => {}
+            None if state.reaped.contains(id) => {
+                out.remove.insert(*id, Removal::Left);
+            }
             None => {
                 let addr = &nodes[id].addr;
                 if view.servers.iter().any(|s| s.alive && s.rpc_addr.to_string() == *addr) {
@@ -166,6 +182,8 @@ pub(crate) fn plan(
         }
     }
     state.healthy_since.retain(|id, _| nodes.contains_key(id) && !voters.contains(id));
+    // Forget a reaped server once it is out of the configuration, or back.
+    state.reaped.retain(|id| nodes.contains_key(id) && !by_id.contains_key(id));
     out
 }
 
@@ -424,6 +442,20 @@ mod tests {
         s.cleanup_dead_servers = false;
         s.min_quorum = 0;
         assert!(plan(&view(&m, &servers), &s, &mut st, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn a_reaped_server_is_removed_and_one_gossip_never_knew_is_kept() {
+        let m = config(&[1, 2, 3], &[]);
+        let servers = [member(1), member(2)];
+        let mut st = AutopilotState::default();
+        assert!(plan(&view(&m, &servers), &settings(), &mut st, Instant::now()).is_empty());
+        st.note_reaped(&member(3));
+        let p = plan(&view(&m, &servers), &settings(), &mut st, Instant::now());
+        assert_eq!(p.remove, [(id(3), Removal::Left)].into_iter().collect());
+        let m = config(&[1, 2], &[]);
+        plan(&view(&m, &servers), &settings(), &mut st, Instant::now());
+        assert!(st.reaped.is_empty());
     }
 
     #[test]

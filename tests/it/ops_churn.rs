@@ -227,3 +227,38 @@ async fn a_follower_that_stops_answering_is_reported_unhealthy_and_recovers() {
     );
     assert_eq!(peers(&nodes[li].agent).await.map(|p| p.len()), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_servers_go_by_remove_peer_and_force_leave_prune() {
+    // Without dead-server cleanup, only the operator removes them.
+    let nodes = cluster(3, &["autopilot { cleanup_dead_servers = false }"]).await;
+    let mut spec = Spec::server("s4");
+    spec.join = nodes.iter().map(|n| n.spec.ip).collect();
+    spec.hcl.push("autopilot { cleanup_dead_servers = false }".into());
+    let mut s4 = Node::start(spec);
+    let mut all: Vec<String> = nodes.iter().map(|n| n.spec.rpc()).collect();
+    all.push(s4.spec.rpc());
+    wait_peers(&nodes[0].agent, &all).await;
+    let from: Vec<usize> = nodes.iter().map(|n| n.agent.output_text().len()).collect();
+
+    s4.agent.kill9();
+    wait_member_status(&nodes[0].agent, "s4", "failed").await;
+    let out =
+        nodes[0].agent.cli(&["operator", "raft", "remove-peer", &format!("-address={}", s4.spec.rpc())]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Removed peer with address"), "{out:?}");
+    all.pop();
+    wait_peers(&nodes[0].agent, &all).await;
+
+    let mut nodes = nodes;
+    nodes[2].agent.kill9();
+    wait_member_status(&nodes[0].agent, "s3", "failed").await;
+    let out = nodes[0].agent.cli(&["force-leave", "-prune", "s3"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_peers(&nodes[0].agent, &[nodes[0].spec.rpc(), nodes[1].spec.rpc()]).await;
+    let refs: Vec<&Node> = nodes.iter().collect();
+    assert_eq!(adds_of(&refs, &from, "s3") + adds_of(&refs, &from, "s4"), 0, "{}", all_output(&refs));
+    // Still a working cluster of two.
+    let r = nodes[0].agent.put("/v1/kv/after", b"1").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", all_output(&refs));
+}
