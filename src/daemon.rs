@@ -173,6 +173,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
             Arc::new(move || crate::server::members::member_infos(&lan.members(), &dc));
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
+        tasks.spawn(crate::server::acl::leader::run(server.clone(), shutdown.clone()));
     }
     tasks.spawn(cluster::run_membership(
         cfg.clone(),
@@ -302,6 +303,13 @@ async fn start_server(
             max_query_time: cfg.max_query_time,
             rpc_hold_timeout: cfg.rpc_hold_timeout,
             autopilot: cfg.autopilot.clone(),
+            acl: crate::server::acl::AclServerSettings {
+                enabled: cfg.acl.enabled,
+                default_policy: cfg.acl.default_policy,
+                enable_key_list_policy: cfg.acl.enable_key_list_policy,
+                initial_management: cfg.acl.tokens.initial_management.clone(),
+                data_dir: cfg.data_dir.clone(),
+            },
         },
         rpc.clone(),
     ));

@@ -305,10 +305,10 @@ pub fn raft_log(data: &[u8]) {
 /// and a stored Raft snapshot file, with the state they carry decoded.
 pub fn snapshot_archive(data: &[u8]) {
     if let Ok(a) = crate::snapshot::read_archive(data) {
-        let _ = postcard::from_bytes::<crate::catalog::State>(&a.state);
+        let _ = crate::catalog::State::decode(&a.state);
     }
     if let Ok(s) = crate::consensus::snapshot::decode(data) {
-        let _ = postcard::from_bytes::<crate::catalog::State>(&s.data);
+        let _ = crate::catalog::State::decode(&s.data);
     }
 }
 

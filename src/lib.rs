@@ -29,6 +29,7 @@
 #![allow(clippy::result_large_err)]
 
 pub(crate) mod accept;
+pub mod acl;
 pub(crate) mod agent;
 pub mod api;
 pub mod catalog;

@@ -15,20 +15,23 @@ const ALLOWED: &[(&str, &str)] = &[
     // The command line: talks to a running agent through `api`; offline
     // commands use the file formats they read (config, snapshot archives,
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
-    ("cli", "api catalog config definition duration event fsutil snapshot version watch"),
+    ("cli", "acl api catalog config definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
     ("daemon", "agent cluster config consensus datadir dns http logging rpc sdnotify server version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
-    ("http", "accept agent catalog config definition duration event filter gossip logging metrics rpc snapshot version"),
-    ("agent", "catalog checks config definition dns duration event fsutil gossip logging metrics proc_group rpc server version watch"),
-    ("server", "catalog config consensus duration gossip inject metrics rpc version"),
+    ("http", "accept acl agent catalog config definition duration event filter gossip logging metrics rpc snapshot version"),
+    ("agent", "acl catalog checks config definition dns duration event fsutil gossip logging metrics proc_group rpc server version watch"),
+    ("server", "acl catalog config consensus duration gossip inject metrics rpc version"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
-    ("rpc", "accept catalog"),
+    ("rpc", "accept acl catalog"),
     ("definition", "catalog config"),
     ("event", "rpc"),
     ("snapshot", "catalog"),
-    ("catalog", "metrics"),
+    ("catalog", "acl metrics"),
+    // Policy rules, the model the catalog stores and what a token may do:
+    // pure, below everything that stores or enforces ACLs.
+    ("acl", "config"),
     ("dns", "accept config metrics"),
     ("gossip", "accept config metrics"),
     ("checks", "duration metrics proc_group"),
@@ -47,7 +50,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("accept", ""),
     ("proc_group", ""),
     // Test tooling: one entry point per input surface, so it may reach anything.
-    ("fuzzing", "agent catalog config consensus definition dns filter gossip http rpc snapshot"),
+    ("fuzzing", "acl agent catalog config consensus definition dns filter gossip http rpc snapshot"),
 ];
 
 /// Single files allowed one more dependency than their module, and why.

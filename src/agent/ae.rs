@@ -62,15 +62,33 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
 async fn full_sync(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcError> {
     let node = agent.node_name();
     let opts = QueryOptions::default();
-    let (_, remote) =
-        agent.call(RequestContext::query(opts), method::CatalogNode { name: node.clone() }).await?;
-    let (_, remote_checks) =
-        agent.call(RequestContext::query(opts), method::HealthNode { name: node }).await?;
+    let (_, remote) = agent
+        .call(
+            RequestContext { query: opts, ..agent.own_context() },
+            method::CatalogNode { name: node.clone() },
+        )
+        .await?;
+    let (_, remote_checks) = agent
+        .call(RequestContext { query: opts, ..agent.own_context() }, method::HealthNode { name: node })
+        .await?;
     let want_node = agent.node_record();
     *node_in_sync = remote.as_ref().is_some_and(|(n, _)| n.same_content(&want_node));
     let remote_services = remote.map(|(_, s)| s).unwrap_or_default();
     agent.local().compare(&remote_services, &remote_checks, Instant::now());
     push_changes(agent, node_in_sync).await
+}
+
+/// The token a sync of one service or check goes with: services and
+/// checks from config files use `config_file_service_registration` (else
+/// the agent's), the rest the agent's token.
+fn sync_context(agent: &Agent, source: Option<crate::definition::Source>) -> crate::rpc::RequestContext {
+    match source {
+        Some(crate::definition::Source::Local) => crate::rpc::RequestContext {
+            token: agent.tokens().config_file_registration_token(),
+            ..Default::default()
+        },
+        _ => agent.own_context(),
+    }
 }
 
 /// Pushes deletions and out-of-sync entries.
@@ -79,7 +97,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     let node = agent.node_name();
     if !*node_in_sync {
         let registration = Registration { node: agent.node_record(), ..Default::default() };
-        agent.call(RequestContext::default(), method::CatalogRegister { registration }).await?;
+        agent.call(agent.own_context(), method::CatalogRegister { registration }).await?;
         *node_in_sync = true;
         tracing::info!(target: "agent", "Synced node info");
     }
@@ -87,7 +105,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     for id in pending.deleted_services {
         agent
             .call(
-                RequestContext::default(),
+                agent.own_context(),
                 method::CatalogDeregister {
                     deregistration: Deregistration {
                         node: node.clone(),
@@ -103,7 +121,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     for id in pending.deleted_checks {
         agent
             .call(
-                RequestContext::default(),
+                agent.own_context(),
                 method::CatalogDeregister {
                     deregistration: Deregistration {
                         node: node.clone(),
@@ -127,7 +145,8 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        agent.call(RequestContext::default(), method::CatalogRegister { registration: reg }).await?;
+        let ctx = sync_context(agent, local.service(&svc.id).map(|s| s.source));
+        agent.call(ctx, method::CatalogRegister { registration: reg }).await?;
         local.service_synced(&svc.id, svc);
         for c in &checks {
             local.check_synced(&c.check_id, c);
@@ -148,7 +167,8 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        agent.call(RequestContext::default(), method::CatalogRegister { registration: reg }).await?;
+        let ctx = sync_context(agent, local.check(&c.check_id).map(|lc| lc.source));
+        agent.call(ctx, method::CatalogRegister { registration: reg }).await?;
         local.check_synced(&c.check_id, &c);
         tracing::info!(target: "agent", check = %c.check_id, "Synced check");
     }

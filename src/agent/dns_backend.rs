@@ -19,11 +19,16 @@ impl AgentDns {
         AgentDns { agent }
     }
 
+    /// Lookups carry the agent's DNS token (`acl.tokens.dns`, else the
+    /// default token): answers hold only what it may read.
     fn ctx(&self, allow_stale: bool) -> RequestContext {
-        RequestContext::query(QueryOptions {
-            consistency: if allow_stale { Consistency::Stale } else { Consistency::Default },
-            ..Default::default()
-        })
+        RequestContext {
+            token: self.agent.tokens().dns_token(),
+            ..RequestContext::query(QueryOptions {
+                consistency: if allow_stale { Consistency::Stale } else { Consistency::Default },
+                ..Default::default()
+            })
+        }
     }
 
     fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {

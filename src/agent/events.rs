@@ -22,7 +22,13 @@ impl Agent {
     /// Validates and broadcasts a user event to every agent of the
     /// datacenter (this one included); returns the event as fired
     /// (`LTime` 0, as Consul answers).
-    pub async fn fire_user_event(&self, dc: Option<&str>, req: FireRequest) -> Result<UserEvent, EventError> {
+    /// `token`: the caller's, for a server of another datacenter to check.
+    pub async fn fire_user_event(
+        &self,
+        dc: Option<&str>,
+        token: Option<String>,
+        req: FireRequest,
+    ) -> Result<UserEvent, EventError> {
         if req.name.is_empty() {
             return Err(EventError::BadRequest("User event missing name".into()));
         }
@@ -31,7 +37,7 @@ impl Agent {
         if super::dc::target_dc().is_some() {
             // `?dc=` another datacenter: a server there broadcasts it.
             let args = crate::rpc::method::EventFire { serf_name, body };
-            self.call(crate::rpc::RequestContext::default(), args).await?;
+            self.call(crate::rpc::RequestContext { token, ..Default::default() }, args).await?;
         } else {
             let pools = self.gossip().ok_or_else(|| EventError::Internal("gossip is not running".into()))?;
             pools

@@ -80,7 +80,10 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
     // a miss is retried as a consistent read.
     for consistency in [Consistency::Stale, Consistency::Default] {
         let opts = QueryOptions { consistency, ..Default::default() };
-        match agent.call(RequestContext::query(opts), method::KvGet { key: key.clone() }).await {
+        match agent
+            .call(RequestContext { query: opts, ..agent.own_context() }, method::KvGet { key: key.clone() })
+            .await
+        {
             Ok((_, Some(entry))) => {
                 return match serde_json::from_slice(&entry.value) {
                     Ok(spec) => Some(spec),
@@ -107,7 +110,7 @@ async fn get_spec(agent: &Agent, job: &ExecEvent) -> Option<JobSpec> {
 async fn write_key(agent: &Agent, job: &ExecEvent, suffix: &str, value: Bytes) -> Result<(), ExecError> {
     let key = rexec::node_key(&job.prefix, &job.session, &agent.node_name(), suffix);
     let cmd = Command::KvLock { key: key.clone(), value, flags: 0, session: job.session.clone() };
-    match agent.call(RequestContext::default(), method::KvApply { command: cmd }).await {
+    match agent.call(agent.own_context(), method::KvApply { command: cmd }).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ExecError::LockHeld { key }),
         Err(source) => Err(ExecError::Write { key, source }),

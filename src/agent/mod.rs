@@ -6,6 +6,7 @@
 //!
 //! Must not know HTTP or DNS types.
 
+pub mod acl;
 pub mod ae;
 pub mod client;
 pub mod dc;
@@ -17,6 +18,7 @@ pub mod persist;
 pub mod reaper;
 pub mod reload;
 pub mod runner;
+pub mod tokens;
 
 use crate::catalog::types::{Node, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX};
 use crate::config::RuntimeConfig;
@@ -61,6 +63,10 @@ struct Inner {
     /// The user events this agent accepted (`/v1/event/list`); filled by
     /// `events`' receive loop, fired through `Agent::fire_user_event` (`events`).
     events: crate::event::EventRing,
+    /// The agent's ACL tokens.
+    tokens: tokens::TokenStore,
+    /// A client agent's resolved tokens (`acl`).
+    acl_cache: acl::AclCache,
 }
 
 /// A cheap, cloneable handle to the running agent.
@@ -111,6 +117,7 @@ impl Agent {
         data_dir: Option<&Path>,
     ) -> Agent {
         let local = LocalState::new(&config.node_name);
+        let tokens = tokens::TokenStore::new(&config.acl, data_dir);
         Agent {
             inner: Arc::new(Inner {
                 config: RwLock::new(config),
@@ -124,6 +131,8 @@ impl Agent {
                 load_options: OnceLock::new(),
                 watches: OnceLock::new(),
                 events: crate::event::EventRing::default(),
+                tokens,
+                acl_cache: Default::default(),
             }),
         }
     }
@@ -151,6 +160,11 @@ impl Agent {
 
     pub fn local(&self) -> &LocalState {
         &self.inner.local
+    }
+
+    /// The agent's ACL tokens (`acl.tokens`, `/v1/agent/token/:type`).
+    pub fn tokens(&self) -> &tokens::TokenStore {
+        &self.inner.tokens
     }
 
     /// The ring of recent user events.
@@ -654,7 +668,11 @@ impl Agent {
     /// process (no encoding), or a server over RPC for a client agent. Both
     /// end in the same handler (`server::endpoints`). A call made while
     /// serving a `?dc=` request goes to that datacenter (`dc`).
-    pub async fn call<M: Serve>(&self, ctx: RequestContext, args: M) -> Result<M::Reply, RpcError> {
+    /// A call without a token carries the agent's default token.
+    pub async fn call<M: Serve>(&self, mut ctx: RequestContext, args: M) -> Result<M::Reply, RpcError> {
+        if ctx.token.as_deref().is_none_or(str::is_empty) {
+            ctx.token = self.tokens().user_token();
+        }
         self.call_local(ctx.routed_to(dc::target_dc()), args).await
     }
 

@@ -10,6 +10,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
+pub mod token;
+
 /// Where to reach an agent and with which token.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -21,8 +23,8 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Applies Consul's CLI rules: flag, else `CONSUL_HTTP_ADDR`, else
-    /// `127.0.0.1:8500`; token from flag, `-token-file`, `CONSUL_HTTP_TOKEN`
-    /// or `CONSUL_HTTP_TOKEN_FILE`.
+    /// `127.0.0.1:8500`; the token as `token::resolve` picks it from the
+    /// flags and `CONSUL_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN_FILE`.
     pub fn resolve(
         http_addr: Option<&str>,
         token: Option<&str>,
@@ -33,22 +35,7 @@ impl ClientConfig {
             .map(str::to_string)
             .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "127.0.0.1:8500".to_string());
-        let token_from_file = |path: &str| -> Result<String, String> {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("Error loading token file: {e}"))
-        };
-        let token = match (token, token_file) {
-            (Some(t), _) => Some(t.to_string()),
-            (None, Some(f)) => Some(token_from_file(f)?),
-            (None, None) => match std::env::var("CONSUL_HTTP_TOKEN").ok().filter(|s| !s.is_empty()) {
-                Some(t) => Some(t),
-                None => match std::env::var("CONSUL_HTTP_TOKEN_FILE").ok().filter(|s| !s.is_empty()) {
-                    Some(f) => Some(token_from_file(&f)?),
-                    None => None,
-                },
-            },
-        };
+        let token = token::resolve(token, token_file, token::process_env).map_err(|e| e.to_string())?;
         Ok(ClientConfig { address, token, datacenter: datacenter.map(str::to_string) })
     }
 }

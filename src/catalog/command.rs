@@ -7,6 +7,7 @@
 use super::sessions::Session;
 use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Deregistration, Registration};
+use crate::acl::model::{Policy, Role, Token};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,29 @@ pub enum Command {
     Restore {
         state: Bytes,
     },
+    /// `/v1/acl/bootstrap`: refused unless no bootstrap happened yet or
+    /// `reset_index` names the one that did (`acl-bootstrap-reset`).
+    AclBootstrap {
+        token: Box<Token>,
+        reset_index: u64,
+    },
+    /// Creates or replaces a token (by AccessorID).
+    AclTokenSet(Box<Token>),
+    AclTokenDelete {
+        accessor: String,
+    },
+    AclPolicySet(Box<Policy>),
+    AclPolicyDelete {
+        id: String,
+    },
+    AclRoleSet(Box<Role>),
+    AclRoleDelete {
+        id: String,
+    },
+    /// Sets the servers' shared secret (`AclTable::server_secret`) unless set.
+    AclServerSecret {
+        secret: String,
+    },
 }
 
 impl Command {
@@ -109,6 +133,15 @@ impl Command {
             }
             Command::AutopilotSet { .. } => 64,
             Command::Restore { state } => 16 + state.len(),
+            Command::AclBootstrap { token, .. } | Command::AclTokenSet(token) => {
+                512 + token.description.len()
+            }
+            Command::AclPolicySet(p) => 256 + p.rules.len() + p.description.len(),
+            Command::AclRoleSet(r) => 512 + r.description.len(),
+            Command::AclTokenDelete { .. }
+            | Command::AclPolicyDelete { .. }
+            | Command::AclRoleDelete { .. }
+            | Command::AclServerSecret { .. } => 64,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! spawns no tasks. The leader stamps any time-dependent value into a
 //! `Command` before proposing it, so every replica applies identically.
 
+pub mod acl;
 pub mod command;
 pub mod kv;
 pub mod operator;

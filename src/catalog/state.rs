@@ -1,6 +1,7 @@
 //! The replicated state: every table the state machine holds, and the one
 //! `apply` that changes it. Deterministic: no IO, no clock, no randomness.
 
+use super::acl::{AclTable, TOPIC_ACL};
 use super::command::{Command, CommandResult};
 use super::kv::KvTable;
 use super::registry::Registry;
@@ -48,11 +49,24 @@ pub struct State {
     pub sessions: SessionTable,
     /// Set by the operator API; `None` until first written.
     pub autopilot: Option<super::operator::AutopilotConfig>,
+    /// Tokens, policies and roles (added after the first release: older
+    /// encodings decode through `State::decode`).
+    pub acl: AclTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
     #[serde(skip)]
     pub restored_at: u64,
+}
+
+/// `State` as encoded before the ACL tables were added.
+#[derive(Deserialize)]
+struct StateBeforeAcl {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
 }
 
 impl State {
@@ -170,7 +184,39 @@ impl State {
             Command::AutopilotSet { config, cas } => CommandResult::Bool(
                 super::operator::AutopilotConfig::set(&mut self.autopilot, index, config, *cas),
             ),
-            Command::Restore { state } => match postcard::from_bytes::<State>(state) {
+            Command::AclBootstrap { token, reset_index } => {
+                let r = self.acl.bootstrap(index, token, *reset_index);
+                self.acl_result(r, changes)
+            }
+            Command::AclTokenSet(token) => {
+                let r = self.acl.set_token(index, token);
+                self.acl_result(r, changes)
+            }
+            Command::AclTokenDelete { accessor } => {
+                let r = self.acl.delete_token(index, accessor);
+                self.acl_result(r, changes)
+            }
+            Command::AclPolicySet(policy) => {
+                let r = self.acl.set_policy(index, policy);
+                self.acl_result(r, changes)
+            }
+            Command::AclPolicyDelete { id } => {
+                let r = self.acl.delete_policy(index, id);
+                self.acl_result(r, changes)
+            }
+            Command::AclRoleSet(role) => {
+                let r = self.acl.set_role(index, role);
+                self.acl_result(r, changes)
+            }
+            Command::AclRoleDelete { id } => {
+                let r = self.acl.delete_role(index, id);
+                self.acl_result(r, changes)
+            }
+            Command::AclServerSecret { secret } => {
+                self.acl.set_server_secret(secret);
+                CommandResult::Bool(true)
+            }
+            Command::Restore { state } => match State::decode(state) {
                 Ok(mut restored) => {
                     restored.raise_indexes(index);
                     restored.restored_at = index;
@@ -195,6 +241,38 @@ impl State {
         ci.by_service.values_mut().for_each(|v| *v = index);
         ci.by_node.values_mut().for_each(|v| *v = index);
         self.sessions.index = index;
+        self.acl.raise_indexes(index);
+    }
+
+    /// An ACL apply's outcome; a change wakes the ACL topic.
+    fn acl_result(&mut self, r: Result<(), String>, changes: &mut Changes) -> CommandResult {
+        match r {
+            Ok(()) => {
+                changes.topics.push(TOPIC_ACL.to_string());
+                CommandResult::Bool(true)
+            }
+            Err(e) => CommandResult::Error(e),
+        }
+    }
+
+    /// Decodes an encoded state (a snapshot, a restore), also one written
+    /// before the ACL tables existed.
+    pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
+        match postcard::from_bytes::<State>(bytes) {
+            Ok(s) => Ok(s),
+            Err(current) => match postcard::from_bytes::<StateBeforeAcl>(bytes) {
+                Ok(old) => Ok(State {
+                    kv: old.kv,
+                    index: old.index,
+                    catalog: old.catalog,
+                    sessions: old.sessions,
+                    autopilot: old.autopilot,
+                    acl: AclTable::default(),
+                    restored_at: 0,
+                }),
+                Err(_) => Err(current),
+            },
+        }
     }
 
     fn kv_written(&mut self, index: u64, key: &str, changes: &mut Changes) {
@@ -364,6 +442,22 @@ mod tests {
         let mut c = Changes::default();
         s.apply(4, &Command::SessionDestroy { id: "s1".into() }, &mut c);
         assert_eq!(c.lock_delays, vec![("k".to_string(), 15_000_000_000)]);
+    }
+
+    /// A state encoded before the ACL tables existed (a snapshot taken by
+    /// an older release) still decodes, with empty ACL tables.
+    #[test]
+    fn state_from_before_acl_decodes() {
+        let mut s = State::default();
+        let mut c = Changes::default();
+        s.apply(3, &Command::KvSet { key: "a".into(), value: Bytes::from_static(b"v"), flags: 0 }, &mut c);
+        let old = postcard::to_allocvec(&(&s.kv, &s.index, &s.catalog, &s.sessions, &s.autopilot)).unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert_eq!(back.acl.max_index(), 0);
+        let now = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(State::decode(&now).unwrap().kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert!(State::decode(b"\xff\xff").is_err());
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! subcommand, Consul's messages and exit codes. Every command except
 //! `agent` talks to a running agent over HTTP through `api::Client`.
 
+pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod columnize;
 pub mod event;
 pub mod exec;
 pub mod goflag;
+#[cfg(test)]
+mod http_flags_tests;
 pub mod info;
 pub mod join;
 pub mod keygen;
@@ -40,6 +43,8 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Interact with Consul's ACLs
+    Acl(acl::AclArgs),
     /// Runs a Consul agent
     Agent(agent::AgentArgs),
     /// Interact with the catalog
@@ -141,6 +146,7 @@ impl HttpFlags {
 const USAGE: &str = "Usage: consul [--version] [--help] <command> [<args>]
 
 Available commands are:
+    acl            Interact with Consul's ACLs
     agent          Runs a Consul agent
     catalog        Interact with the catalog
     event          Fire a new event
@@ -222,6 +228,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     match cli.command {
+        Command::Acl(a) => acl::run(a),
         Command::Agent(a) => agent::run(&a, matches.subcommand_matches("agent")),
         Command::Catalog(c) => catalog::run(c),
         Command::Event(e) => event::run(e),

@@ -260,7 +260,7 @@ fn inspect(a: InspectArgs) -> i32 {
             return 1;
         }
     };
-    let state: crate::catalog::State = match postcard::from_bytes(&state) {
+    let state: crate::catalog::State = match crate::catalog::State::decode(&state) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error reading snapshot state: {e}");

@@ -519,15 +519,7 @@ impl FileConfig {
         warn(self.key_file.is_some(), "key_file");
         warn(self.enable_agent_tls_for_checks.is_some(), "enable_agent_tls_for_checks");
         warn(self.audit.is_some(), "audit");
-        warn(self.acl_ttl.is_some(), "acl_ttl");
-        warn(self.acl_down_policy.is_some(), "acl_down_policy");
         warn(self.acl_disabled_ttl.is_some(), "acl_disabled_ttl");
-        warn(self.acl_token.is_some(), "acl_token");
-        warn(self.acl_agent_token.is_some(), "acl_agent_token");
-        warn(self.acl_agent_master_token.is_some(), "acl_agent_master_token");
-        warn(self.acl_replication_token.is_some(), "acl_replication_token");
-        warn(self.enable_acl_replication.is_some(), "enable_acl_replication");
-        warn(self.acl_enable_key_list_policy.is_some(), "acl_enable_key_list_policy");
         if let Some(ports) = &self.ports {
             warn(ports.grpc.is_some(), "ports.grpc");
             warn(ports.grpc_tls.is_some(), "ports.grpc_tls");
@@ -549,13 +541,6 @@ impl FileConfig {
                 out.push((key.to_string(), Refused));
             }
         };
-        if let Some(acl) = &self.acl {
-            refuse(acl.enabled == Some(true), "acl.enabled");
-            refuse(acl.default_policy.as_deref() == Some("deny"), "acl.default_policy");
-        }
-        refuse(self.acl_datacenter.is_some(), "acl_datacenter");
-        refuse(self.acl_default_policy.as_deref() == Some("deny"), "acl_default_policy");
-        refuse(self.acl_master_token.is_some(), "acl_master_token");
         refuse(self.verify_incoming == Some(true), "verify_incoming");
         refuse(self.verify_incoming_rpc == Some(true), "verify_incoming_rpc");
         refuse(self.verify_incoming_https == Some(true), "verify_incoming_https");

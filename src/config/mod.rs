@@ -9,6 +9,7 @@
 //! files (and, to pick a default advertise address or evaluate templates,
 //! listing interface addresses).
 
+pub mod acl;
 pub mod addrs;
 pub mod file;
 pub mod hcl;
@@ -374,13 +375,10 @@ mod tests {
 
     #[test]
     fn refused_key() {
-        let err = load_texts(&[(
-            "a.json",
-            "{\"data_dir\": \"/x\", \"acl\": {\"enabled\": true, \"default_policy\": \"deny\"}}",
-        )])
-        .unwrap_err();
+        let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"auto_config\": {\"enabled\": true}}")])
+            .unwrap_err();
         assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("acl.enabled"));
+        assert!(err.to_string().contains("auto_config.enabled"));
     }
 
     #[test]
@@ -465,9 +463,10 @@ mod tests {
             "{:?}",
             loaded.warnings
         );
-        let err = load_texts(&[("a.hcl", "data_dir = \"/x\"\nacl {\n  enabled = true\n}\n")]).unwrap_err();
+        let err =
+            load_texts(&[("a.hcl", "data_dir = \"/x\"\nauto_config {\n  enabled = true\n}\n")]).unwrap_err();
         assert!(
-            matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("acl.enabled"),
+            matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("auto_config.enabled"),
             "{err}"
         );
     }

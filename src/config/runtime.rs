@@ -244,6 +244,8 @@ pub struct RuntimeConfig {
     /// `telemetry.prometheus_retention_time`: > 0 enables the Prometheus
     /// format of `/v1/agent/metrics`.
     pub prometheus_retention_time: Duration,
+    /// The `acl` block (and its deprecated spellings).
+    pub acl: super::acl::AclSettings,
 }
 
 impl RuntimeConfig {
@@ -532,7 +534,11 @@ pub(super) fn build(
     let h = c.http_config.clone().unwrap_or_default();
     Ok(RuntimeConfig {
         dev,
-        primary_datacenter: c.primary_datacenter.clone().unwrap_or_else(|| datacenter.clone()),
+        primary_datacenter: c
+            .primary_datacenter
+            .clone()
+            .or_else(|| c.acl_datacenter.clone())
+            .unwrap_or_else(|| datacenter.clone()),
         datacenter,
         data_dir,
         node_name,
@@ -608,6 +614,7 @@ pub(super) fn build(
         },
         ae_interval: c.ae_interval.map(|x| x.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60)),
         prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
+        acl: super::acl::build(&c, warnings)?,
     })
 }
 

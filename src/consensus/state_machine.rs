@@ -238,7 +238,7 @@ impl StateMachine {
         let (state, meta) = match &loaded {
             Some(s) => {
                 let state: State =
-                    postcard::from_bytes(&s.data).map_err(|e| format!("decoding snapshot state: {e}"))?;
+                    State::decode(&s.data).map_err(|e| format!("decoding snapshot state: {e}"))?;
                 (
                     state,
                     AppliedMeta {
@@ -335,7 +335,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let state: State = postcard::from_bytes(&data).map_err(sm_err)?;
+        let state: State = State::decode(&data).map_err(sm_err)?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         if let Some(dir) = &self.snapshot_dir {
             save_retrying(dir, &stored, &self.disk_full).await?;

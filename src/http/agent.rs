@@ -1,6 +1,7 @@
 //! `/v1/agent/*`: this agent's own view: self, members, and the services and
 //! checks it owns (registration, TTL updates, maintenance).
 
+use super::authz::{self, Caller};
 use super::body::read_limited;
 use super::decode;
 use super::error::{HttpError, HttpResult};
@@ -17,6 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::IntoResponse;
+use axum::Extension;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -179,12 +181,14 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     json(&params, &body)
 }
 
-pub async fn members(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Caller>>) -> HttpResult {
     let params = Params::parse(uri.query());
+    let id = authz::caller(id)?;
     let filter = filter(&params, schemas::member())?;
     let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
     let members = ctx.agent.members(wan)?;
-    let mut out: Vec<Value> = members.iter().map(member_json).collect();
+    let mut out: Vec<Value> =
+        members.iter().filter(|m| id.0.authz.node_read(&m.name)).map(member_json).collect();
     out.retain(|v| keep(filter.as_ref(), v));
     json(&params, &out)
 }
@@ -214,12 +218,16 @@ pub async fn force_leave(State(ctx): State<Ctx>, Path(node): Path<String>, uri: 
     Ok(empty_ok())
 }
 
-pub async fn services(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn services(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Caller>>) -> HttpResult {
     let params = Params::parse(uri.query());
+    let id = authz::caller(id)?;
     let filter = filter(&params, schemas::agent_service())?;
     let dc = ctx.agent.config().datacenter.clone();
     let mut map = Map::new();
     for s in ctx.agent.local().services() {
+        if !id.0.authz.service_read(&s.def.name) {
+            continue;
+        }
         let v = agent_service(&s.node_service(), &dc);
         if keep(filter.as_ref(), &v) {
             map.insert(s.def.id.clone(), v);
@@ -277,13 +285,16 @@ pub async fn service_register(
     State(ctx): State<Ctx>,
     uri: Uri,
     headers: HeaderMap,
+    id: Option<Extension<Caller>>,
     body: Body,
 ) -> HttpResult {
     let params = Params::parse(uri.query());
+    let id = authz::caller(id)?;
     let body = read_limited(&headers, body, MAX_BODY).await?;
     let input: AgentServiceIn = decode::from_slice(&body)
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let def = input.into_def().map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    id.require(id.0.authz.service_write(&def.name), "service:write", Some(&def.name))?;
     let replace = params.has("replace-existing-checks");
     ctx.agent.register_service(def, Source::Remote, replace)?;
     Ok(empty_ok())
@@ -294,8 +305,10 @@ pub async fn service_deregister(State(ctx): State<Ctx>, Path(id): Path<String>) 
     Ok(empty_ok())
 }
 
-pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn checks(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Caller>>) -> HttpResult {
     let params = Params::parse(uri.query());
+    let id = authz::caller(id)?;
+    let node = ctx.agent.node_name();
     let filter = filter(&params, schemas::health_check())?;
     let mut map = Map::new();
     let services: BTreeMap<String, (String, Vec<String>)> = ctx
@@ -311,6 +324,14 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             check.service_name = name.clone();
             check.service_tags = tags.clone();
         }
+        let visible = if check.service_id.is_empty() {
+            id.0.authz.node_read(&node)
+        } else {
+            id.0.authz.service_read(&check.service_name)
+        };
+        if !visible {
+            continue;
+        }
         let mut v = health_check(&check);
         if let Value::Object(m) = &mut v {
             m.remove("CreateIndex");
@@ -323,7 +344,13 @@ pub async fn checks(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     json(&params, &map)
 }
 
-pub async fn check_register(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn check_register(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    id: Option<Extension<Caller>>,
+    body: Body,
+) -> HttpResult {
+    let id = authz::caller(id)?;
     let body = read_limited(&headers, body, MAX_BODY).await?;
     let input: CheckIn = decode::from_slice(&body)
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
@@ -333,6 +360,12 @@ pub async fn check_register(State(ctx): State<Ctx>, headers: HeaderMap, body: Bo
     }
     if def.id.is_empty() {
         def.id = def.name.clone();
+    }
+    if def.service_id.is_empty() {
+        let node = ctx.agent.node_name();
+        id.require(id.0.authz.node_write(&node), "node:write", Some(&node))?;
+    } else if let Some(svc) = ctx.agent.local().service(&def.service_id) {
+        id.require(id.0.authz.service_write(&svc.def.name), "service:write", Some(&svc.def.name))?;
     }
     ctx.agent.register_check(def, Source::Remote)?;
     Ok(empty_ok())
@@ -496,4 +529,34 @@ pub async fn reload(State(ctx): State<Ctx>) -> HttpResult {
             Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed reloading config: {e}")))
         }
     }
+}
+
+/// `PUT /v1/agent/token/:type`: replaces one of the agent's tokens (saved
+/// when `acl.enable_token_persistence` is on).
+pub async fn set_token(
+    State(ctx): State<Ctx>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
+    if !ctx.agent.config().acl.enabled {
+        return Err(HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled"));
+    }
+    let Some(which) = crate::agent::tokens::TokenKind::parse(&kind) else {
+        return Err(HttpError::not_found(format!("Token {kind:?} is unknown")));
+    };
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct TokenIn {
+        token: Option<String>,
+    }
+    let body = read_limited(&headers, body, MAX_BODY).await?;
+    let input: TokenIn = decode::from_slice(&body)
+        .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    ctx.agent
+        .tokens()
+        .set(which, input.token.as_deref().unwrap_or(""))
+        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tracing::info!(target: "agent", token_type = %kind, "updated agent ACL token");
+    Ok(empty_ok())
 }

@@ -60,7 +60,7 @@ pub async fn fire(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Bo
         service_filter: filter("service"),
         tag_filter: filter("tag"),
     };
-    let ev = ctx.agent.fire_user_event(params.dc(), req).await?;
+    let ev = ctx.agent.fire_user_event(params.dc(), super::query::token(&params, &headers), req).await?;
     json(&params, &ev)
 }
 
@@ -69,8 +69,13 @@ pub async fn fire_missing_name() -> HttpResult {
     Err(HttpError::bad_request("Missing name"))
 }
 
-pub async fn list(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
+pub async fn list(
+    State(ctx): State<Ctx>,
+    uri: Uri,
+    id: Option<axum::Extension<super::authz::Caller>>,
+) -> HttpResult {
     let params = Params::parse(uri.query());
+    let id = super::authz::caller(id)?;
     let opts = query_options(&params)?;
     let name = params.get("name").filter(|n| !n.is_empty());
     // Consul bounds this wait by its max query time and uses the whole of
@@ -78,7 +83,8 @@ pub async fn list(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     let max = ctx.agent.config().max_query_time;
     let wait = opts.max_wait.filter(|w| !w.is_zero()).unwrap_or(max).min(max);
     let (index, events) = ctx.agent.events().list_blocking(name, opts.min_index, wait).await;
-    let out: Vec<&UserEvent> = events.iter().map(|e| e.as_ref()).collect();
+    let out: Vec<&UserEvent> =
+        events.iter().map(|e| e.as_ref()).filter(|e| id.0.authz.event_read(&e.name)).collect();
     let mut resp = json(&params, &out)?;
     resp.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));
     Ok(resp)

@@ -6,7 +6,9 @@
 //! shapes (`response`) and the error mapping (`error`). Holds no state of
 //! its own: every handler calls the `agent::Agent` handle.
 
+pub mod acl;
 pub mod agent;
+pub mod authz;
 pub mod body;
 pub mod catalog;
 pub mod datacenter;
@@ -31,7 +33,7 @@ pub mod views;
 use crate::agent::Agent;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, put};
@@ -92,6 +94,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
         .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/token/{kind}", put(agent::set_token))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
         .route("/v1/agent/services", get(agent::services))
         .route("/v1/agent/service/register", put(agent::service_register))
@@ -140,8 +143,25 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/event/fire/", put(event::fire_missing_name))
         .route("/v1/event/fire/{*name}", put(event::fire))
         .route("/v1/event/list", get(event::list))
-        .route("/v1/acl/{*rest}", any(acl_disabled))
+        .route("/v1/acl/bootstrap", put(acl::bootstrap))
+        .route("/v1/acl/token", put(acl::token_create))
+        .route("/v1/acl/token/self", get(acl::token_self))
+        .route("/v1/acl/token/{*rest}", any(acl::token_item))
+        .route("/v1/acl/tokens", get(acl::token_list))
+        .route("/v1/acl/policy", put(acl::policy_create))
+        .route("/v1/acl/policy/name/{name}", get(acl::policy_by_name))
+        .route("/v1/acl/policy/{id}", any(acl::policy_item))
+        .route("/v1/acl/policies", get(acl::policy_list))
+        .route("/v1/acl/role", put(acl::role_create))
+        .route("/v1/acl/role/name/{name}", get(acl::role_by_name))
+        .route("/v1/acl/role/{id}", any(acl::role_item))
+        .route("/v1/acl/roles", get(acl::role_list))
+        .route("/v1/acl/templated-policies", get(acl::templated_policy_list))
+        .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
+        .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))
+        .route("/v1/acl/{*rest}", any(acl::other))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
         .layer(middleware::from_fn(finish))
         .with_state(ctx)
@@ -150,10 +170,6 @@ pub fn router(ctx: Ctx) -> Router {
 async fn root() -> Response {
     (StatusCode::OK, "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.")
         .into_response()
-}
-
-async fn acl_disabled() -> Response {
-    HttpError::new(StatusCode::UNAUTHORIZED, "ACL support disabled").into_response()
 }
 
 async fn fallback(req: Request) -> Response {
@@ -177,7 +193,6 @@ async fn finish(req: Request, next: Next) -> Response {
         *resp.body_mut() = Body::from(format!("method {method} not allowed"));
         resp.headers_mut().remove(header::CONTENT_LENGTH);
     }
-    resp.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static("allow"));
     resp
 }
 

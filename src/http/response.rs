@@ -62,5 +62,8 @@ pub fn with_meta(mut resp: Response, meta: &QueryMeta) -> Response {
     );
     h.insert("X-Consul-LastContact", HeaderValue::from(meta.last_contact.as_millis() as u64));
     h.insert("X-Consul-Effective-Consistency", HeaderValue::from_static(meta.consistency.header_value()));
+    if meta.filtered_by_acls {
+        h.insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
+    }
     resp
 }

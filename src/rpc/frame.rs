@@ -8,7 +8,7 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub const MAGIC: &[u8; 4] = b"CRPC";
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// The largest frame either side accepts (snapshot chunks and big log
 /// batches fit well below it).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;

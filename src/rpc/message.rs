@@ -48,6 +48,8 @@ pub struct QueryMeta {
     pub known_leader: bool,
     pub last_contact: Duration,
     pub consistency: Consistency,
+    /// The caller's token hid some results (`X-Consul-Results-Filtered-By-Acls`).
+    pub filtered_by_acls: bool,
 }
 
 /// What can go wrong serving a request. The HTTP layer maps each to
@@ -70,6 +72,9 @@ pub enum RpcError {
     Unsupported(String),
     #[error("agent is shutting down")]
     ShuttingDown,
+    /// An ACL endpoint on a cluster without ACLs.
+    #[error("ACL support disabled")]
+    AclDisabled,
     #[error("{0}")]
     Internal(String),
 }

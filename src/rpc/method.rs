@@ -13,9 +13,11 @@
 //! an argument or reply type needs a new number (and `frame::VERSION` tells
 //! peers apart).
 
+use super::acl::{AclTokenFilter, ResolvedToken};
 use super::context::RequestContext;
 use super::message::{QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
+use crate::acl::model::{Policy, Role, Token};
 use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
@@ -109,6 +111,32 @@ macro_rules! method_table {
             36 SnapshotSave {} -> (QueryMeta, u64, u64, Bytes);
             /// Replaces the state with an encoded one (`/v1/snapshot` PUT).
             37 SnapshotRestore { state: Bytes } -> ();
+            /// `/v1/acl/bootstrap`: the new management token. `secret`:
+            /// the caller's `BootstrapSecret`, else a random one.
+            38 AclBootstrap { secret: Option<String> } -> Token;
+            /// Creates (`create`) or updates a token. Unset AccessorID and
+            /// SecretID are generated; policy and role links may name
+            /// their target by ID or by name.
+            39 AclTokenSet { token: Token, create: bool } -> Token;
+            /// A token by AccessorID (`None`: not found).
+            40 AclTokenRead { accessor: String } -> (QueryMeta, Option<Token>);
+            /// The caller's own token (`/v1/acl/token/self`).
+            41 AclTokenSelf {} -> Token;
+            42 AclTokenList { filter: AclTokenFilter } -> (QueryMeta, Vec<Token>);
+            43 AclTokenDelete { accessor: String } -> bool;
+            44 AclTokenClone { accessor: String, description: Option<String> } -> Token;
+            45 AclPolicySet { policy: Policy, create: bool } -> Policy;
+            /// A policy by ID, or by name when `by_name`.
+            46 AclPolicyRead { key: String, by_name: bool } -> (QueryMeta, Option<Policy>);
+            47 AclPolicyList {} -> (QueryMeta, Vec<Policy>);
+            48 AclPolicyDelete { id: String } -> bool;
+            49 AclRoleSet { role: Role, create: bool } -> Role;
+            50 AclRoleRead { key: String, by_name: bool } -> (QueryMeta, Option<Role>);
+            51 AclRoleList { policy: Option<String> } -> (QueryMeta, Vec<Role>);
+            52 AclRoleDelete { id: String } -> bool;
+            /// What the caller's token allows, for an agent that enforces
+            /// its own endpoints (a client agent caches the answer).
+            53 AclResolve {} -> ResolvedToken;
         }
     };
 }

@@ -8,6 +8,7 @@
 //!
 //! Must not decide what a request means: handlers belong to `server/`.
 
+pub mod acl;
 pub mod client;
 pub mod context;
 pub mod frame;

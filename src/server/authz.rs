@@ -1,14 +1,23 @@
-//! The one authorisation hook every RPC method passes before its handler.
+//! The one authorisation hook every RPC method passes before its handler,
+//! and the filter every reply passes after it.
 //!
 //! `Server::serve` calls `authorize` for each call, in process or from the
 //! wire, and a handler (`endpoints::Serve::serve`) cannot be called without
 //! the `Authorized` proof it returns: the type has no public constructor, so
-//! a path that skips the hook does not compile. Until ACLs land the hook
-//! allows everything; the ACL work decides here, with the caller's token
-//! from the `RequestContext` and the method's arguments.
+//! a path that skips the hook does not compile. What each method needs is
+//! its `Guard` impl below: every method must have one (`Serve: Guard`), so
+//! a new method cannot be added without deciding. `check` refuses a call
+//! the token may not make (403 with Consul's text); `filter` removes from
+//! a collection what the token may not read, with the caller's identity as
+//! it is when the reply is sent (so a blocking query that waited across a
+//! policy change answers under the new policy).
 
+use super::acl::Identity;
 use super::Server;
-use crate::rpc::{Method, RequestContext, RpcError};
+use crate::catalog::txn::{KvVerb, TxnOp};
+use crate::catalog::{Command, State};
+use crate::rpc::method::{self, Method};
+use crate::rpc::{QueryMeta, RequestContext, RpcError};
 
 /// Proof that a call passed `Server::authorize`. Deliberately neither
 /// `Clone` nor constructible outside this module: one proof per call.
@@ -17,26 +26,532 @@ pub struct Authorized(());
 /// What the hook decides.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Policy {
-    /// No ACL system: every call is allowed (Consul with ACLs disabled).
+    /// Decide by the caller's token (everything is allowed when ACLs are
+    /// disabled, as in Consul).
     #[default]
-    AllowAll,
+    Acl,
     /// Every call is refused: lets a test prove that no method reaches its
     /// handler around the hook.
     #[cfg(test)]
     DenyAll,
 }
 
+/// What a guard decides with: who asks, and the state they ask about.
+pub struct Check<'a> {
+    pub id: &'a Identity,
+    pub state: &'a State,
+    /// The request carried a token (only then does a filtered reply say so).
+    pub token_given: bool,
+    /// `acl.enable_key_list_policy`: listing keys needs `list` on the prefix.
+    pub key_list_policy: bool,
+}
+
+impl Check<'_> {
+    fn require(&self, allowed: bool, permission: &str, on: Option<&str>) -> Result<(), RpcError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.id.denied(permission, on))
+        }
+    }
+
+    /// Sets the results-filtered flag when something was removed.
+    fn mark(&self, meta: &mut QueryMeta, removed: bool) {
+        meta.filtered_by_acls |= removed && self.token_given;
+    }
+}
+
+/// What one method needs from its caller's token.
+pub trait Guard: Method {
+    /// Only servers may call it: the caller's token must be the servers'
+    /// shared secret (`AclTable::server_secret`), not a user token.
+    const SERVERS_ONLY: bool = false;
+    /// Refuses a call the token may not make.
+    fn check(&self, _c: &Check<'_>) -> Result<(), RpcError> {
+        Ok(())
+    }
+    /// Removes from the reply what the token may not read.
+    fn filter(_reply: &mut Self::Reply, _c: &Check<'_>) {}
+}
+
+/// Keeps the items `keep` allows; whether any went.
+fn retain<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> bool {
+    let before = items.len();
+    items.retain(|x| keep(x));
+    items.len() != before
+}
+
 impl Server {
     /// Decides whether the caller of `ctx` may make this call of `M`.
-    pub(crate) fn authorize<M: Method>(
-        &self,
-        _ctx: &RequestContext,
-        _args: &M,
-    ) -> Result<Authorized, RpcError> {
-        match self.authz {
-            Policy::AllowAll => Ok(Authorized(())),
-            #[cfg(test)]
-            Policy::DenyAll => Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME))),
+    pub(crate) fn authorize<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Authorized, RpcError> {
+        #[cfg(test)]
+        if self.authz == Policy::DenyAll {
+            return Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME)));
         }
+        if !self.acl_enabled() {
+            return Ok(Authorized(()));
+        }
+        self.consensus.store.read(|state| {
+            if M::SERVERS_ONLY {
+                let secret = &state.acl.server_secret;
+                return match ctx.token.as_deref() {
+                    Some(t) if !secret.is_empty() && t == secret => Ok(()),
+                    _ => Err(RpcError::PermissionDenied(format!(
+                        "Permission denied: {} is for servers only",
+                        M::NAME
+                    ))),
+                };
+            }
+            let id = self.identity(state, ctx.token.as_deref())?;
+            args.check(&self.check_ctx(&id, state, ctx))
+        })?;
+        Ok(Authorized(()))
+    }
+
+    fn check_ctx<'a>(&self, id: &'a Identity, state: &'a State, ctx: &RequestContext) -> Check<'a> {
+        Check {
+            id,
+            state,
+            token_given: ctx.token.as_deref().is_some_and(|t| !t.is_empty()),
+            key_list_policy: self.settings.acl.enable_key_list_policy,
+        }
+    }
+
+    /// Filters a reply for the caller of `ctx`.
+    pub(crate) fn filter_reply<M: Guard>(
+        &self,
+        ctx: &RequestContext,
+        reply: &mut M::Reply,
+    ) -> Result<(), RpcError> {
+        if !self.acl_enabled() {
+            return Ok(());
+        }
+        self.consensus.store.read(|state| {
+            let id = self.identity(state, ctx.token.as_deref())?;
+            M::filter(reply, &self.check_ctx(&id, state, ctx));
+            Ok(())
+        })
+    }
+}
+
+// --- Server-to-server and status: no token needed ---------------------------
+
+impl Guard for method::Ping {}
+/// Raft traffic is not token-checked (a server joining has no ACL state
+/// yet); protecting the RPC port from non-servers is TLS's job
+/// (`verify_incoming`), as in Consul.
+impl Guard for method::Raft {}
+impl Guard for method::ReadIndex {}
+impl Guard for method::StatusLeader {}
+impl Guard for method::StatusPeers {}
+impl Guard for method::Datacenters {}
+
+/// A raw state-machine command from a follower: only servers may send
+/// one, proven by the servers' shared secret in the ACL state.
+impl Guard for method::Propose {
+    const SERVERS_ONLY: bool = true;
+}
+
+// --- KV ------------------------------------------------------------------------
+
+impl Guard for method::KvGet {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.key_read(&self.key), "key:read", Some(&self.key))
+    }
+}
+
+impl Guard for method::KvList {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        if c.key_list_policy {
+            c.require(c.id.authz.key_list(&self.prefix), "key:list", Some(&self.prefix))?;
+        }
+        Ok(())
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |e| c.id.authz.key_read(&e.key));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::KvKeys {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        if c.key_list_policy {
+            c.require(c.id.authz.key_list(&self.prefix), "key:list", Some(&self.prefix))?;
+        }
+        Ok(())
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |k| c.id.authz.key_read(k));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+/// The permission a KV write needs, as `(allowed, permission, segment)`.
+fn kv_write_allowed<'a>(id: &Identity, cmd: &'a Command) -> (bool, &'static str, Option<&'a str>) {
+    match cmd {
+        Command::KvSet { key, .. }
+        | Command::KvCas { key, .. }
+        | Command::KvDelete { key }
+        | Command::KvDeleteCas { key, .. }
+        | Command::KvLock { key, .. }
+        | Command::KvUnlock { key, .. } => (id.authz.key_write(key), "key:write", Some(key)),
+        // A recursive delete needs write on everything under the prefix.
+        Command::KvDeleteTree { prefix } => (id.authz.key_write_prefix(prefix), "key:write", Some(prefix)),
+        // Only KV commands travel as KvApply.
+        _ => (false, "operator:write", None),
+    }
+}
+
+impl Guard for method::KvApply {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let (ok, perm, on) = kv_write_allowed(c.id, &self.command);
+        c.require(ok, perm, on)
+    }
+}
+
+impl Guard for method::Txn {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let a = &c.id.authz;
+        for op in &self.ops {
+            match op {
+                TxnOp::Kv(kv) => match kv.verb {
+                    KvVerb::Get
+                    | KvVerb::GetOrEmpty
+                    | KvVerb::CheckIndex
+                    | KvVerb::CheckSession
+                    | KvVerb::CheckNotExists => c.require(a.key_read(&kv.key), "key:read", Some(&kv.key))?,
+                    KvVerb::GetTree => c.require(a.key_read(&kv.key), "key:read", Some(&kv.key))?,
+                    KvVerb::DeleteTree => {
+                        c.require(a.key_write_prefix(&kv.key), "key:write", Some(&kv.key))?
+                    }
+                    _ => c.require(a.key_write(&kv.key), "key:write", Some(&kv.key))?,
+                },
+                TxnOp::Node(n) => {
+                    if op.is_read() {
+                        c.require(a.node_read(&n.node.node), "node:read", Some(&n.node.node))?
+                    } else {
+                        c.require(a.node_write(&n.node.node), "node:write", Some(&n.node.node))?
+                    }
+                }
+                TxnOp::Service(s) => {
+                    let name = &s.service.service;
+                    if op.is_read() {
+                        c.require(a.service_read(name), "service:read", Some(name))?
+                    } else {
+                        c.require(a.service_write(name), "service:write", Some(name))?
+                    }
+                }
+                TxnOp::Check(ch) => {
+                    let ch = &ch.check;
+                    if op.is_read() {
+                        c.require(a.node_read(&ch.node), "node:read", Some(&ch.node))?
+                    } else if ch.service_id.is_empty() {
+                        c.require(a.node_write(&ch.node), "node:write", Some(&ch.node))?
+                    } else {
+                        c.require(a.service_write(&ch.service_name), "service:write", Some(&ch.service_name))?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        // A get-tree result may reach below the rule that allowed its
+        // prefix: drop entries the token cannot read.
+        use crate::catalog::txn::TxnResultItem;
+        let removed = retain(&mut reply.1.results, |r| match r {
+            TxnResultItem::Kv { entry, .. } => c.id.authz.key_read(&entry.key),
+            _ => true,
+        });
+        if let Some(meta) = reply.0.as_mut() {
+            c.mark(meta, removed);
+        }
+    }
+}
+
+// --- Catalog and health -----------------------------------------------------------
+
+impl Guard for method::CatalogRegister {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let reg = &self.registration;
+        let a = &c.id.authz;
+        let node = &reg.node.node;
+        // The node itself needs node:write only when it changes (Consul's
+        // rule: a service token may register onto an existing node).
+        let existing = c.state.catalog.node(node);
+        let node_changes = match existing {
+            None => true,
+            Some(n) => {
+                !reg.skip_node_update
+                    && (n.address != reg.node.address
+                        || (!reg.preserve_node_extras
+                            && (n.meta != reg.node.meta || n.tagged_addresses != reg.node.tagged_addresses)))
+            }
+        };
+        if node_changes {
+            c.require(a.node_write(node), "node:write", Some(node))?;
+        }
+        if let Some(svc) = &reg.service {
+            c.require(a.service_write(&svc.service), "service:write", Some(&svc.service))?;
+        }
+        for check in &reg.checks {
+            if check.service_id.is_empty() {
+                c.require(a.node_write(node), "node:write", Some(node))?;
+            } else {
+                let name = reg
+                    .service
+                    .as_ref()
+                    .filter(|s| s.id == check.service_id)
+                    .map(|s| s.service.clone())
+                    .or_else(|| c.state.catalog.service(node, &check.service_id).map(|s| s.service.clone()))
+                    .unwrap_or_else(|| check.service_name.clone());
+                c.require(a.service_write(&name), "service:write", Some(&name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Guard for method::CatalogDeregister {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let d = &self.deregistration;
+        let a = &c.id.authz;
+        let service_name =
+            |id: &str| c.state.catalog.service(&d.node, id).map(|s| s.service.clone()).unwrap_or_default();
+        match (&d.service_id, &d.check_id) {
+            (Some(sid), _) => {
+                let name = service_name(sid);
+                c.require(a.service_write(&name), "service:write", Some(&name))
+            }
+            (None, Some(cid)) => match c.state.catalog.check(&d.node, cid) {
+                Some(ch) if !ch.service_id.is_empty() => {
+                    let name = service_name(&ch.service_id);
+                    c.require(a.service_write(&name), "service:write", Some(&name))
+                }
+                _ => c.require(a.node_write(&d.node), "node:write", Some(&d.node)),
+            },
+            (None, None) => c.require(a.node_write(&d.node), "node:write", Some(&d.node)),
+        }
+    }
+}
+
+impl Guard for method::CatalogNodes {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |n| c.id.authz.node_read(&n.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::CatalogServices {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        if reply.1.keys().all(|s| c.id.authz.service_read(s)) {
+            return;
+        }
+        let kept =
+            reply.1.iter().filter(|(s, _)| c.id.authz.service_read(s)).map(|(k, v)| (k.clone(), v.clone()));
+        reply.1 = std::sync::Arc::new(kept.collect());
+        c.mark(&mut reply.0, true);
+    }
+}
+
+impl Guard for method::CatalogService {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let a = &c.id.authz;
+        let removed = retain(&mut reply.1, |(n, s)| a.service_read(&s.service) && a.node_read(&n.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::CatalogNode {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let a = &c.id.authz;
+        let mut removed = false;
+        if reply.1.as_ref().is_some_and(|(n, _)| !a.node_read(&n.node)) {
+            reply.1 = None;
+            removed = true;
+        }
+        if let Some((_, services)) = reply.1.as_mut() {
+            removed |= retain(services, |s| a.service_read(&s.service));
+        }
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::CatalogReverse {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let visible = match reply {
+            Some((true, node, _)) => c.id.authz.node_read(node),
+            Some((false, service, _)) => c.id.authz.service_read(service),
+            None => true,
+        };
+        if !visible {
+            *reply = None;
+        }
+    }
+}
+
+/// Checks a token may see: node checks need node:read, service checks
+/// service:read as well.
+fn check_visible(c: &Check<'_>, ch: &crate::catalog::types::HealthCheck) -> bool {
+    c.id.authz.node_read(&ch.node) && (ch.service_id.is_empty() || c.id.authz.service_read(&ch.service_name))
+}
+
+impl Guard for method::HealthService {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let a = &c.id.authz;
+        let removed =
+            retain(&mut reply.1, |h| a.service_read(&h.service.service) && a.node_read(&h.node.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::HealthNode {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |ch| check_visible(c, ch));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::HealthChecks {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |ch| check_visible(c, ch));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::HealthState {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |ch| check_visible(c, ch));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+// --- Sessions -------------------------------------------------------------------
+
+fn session_node(state: &State, id: &str) -> Option<String> {
+    state.sessions.get(id).map(|s| s.node.clone())
+}
+
+impl Guard for method::SessionCreate {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let node = &self.session.node;
+        c.require(c.id.authz.session_write(node), "session:write", Some(node))
+    }
+}
+
+impl Guard for method::SessionDestroy {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        match session_node(c.state, &self.id) {
+            Some(node) => c.require(c.id.authz.session_write(&node), "session:write", Some(&node)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Guard for method::SessionRenew {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        match session_node(c.state, &self.id) {
+            Some(node) => c.require(c.id.authz.session_write(&node), "session:write", Some(&node)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn filter_sessions(reply: &mut (QueryMeta, Vec<crate::catalog::sessions::Session>), c: &Check<'_>) {
+    let removed = retain(&mut reply.1, |s| c.id.authz.session_read(&s.node));
+    c.mark(&mut reply.0, removed);
+}
+
+impl Guard for method::SessionInfo {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        filter_sessions(reply, c)
+    }
+}
+
+impl Guard for method::SessionNode {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        filter_sessions(reply, c)
+    }
+}
+
+impl Guard for method::SessionList {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        filter_sessions(reply, c)
+    }
+}
+
+// --- Operator, events, snapshots ---------------------------------------------------
+
+macro_rules! needs {
+    ($($m:ident => $test:ident, $perm:literal;)*) => {
+        $(
+            impl Guard for method::$m {
+                fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+                    c.require(c.id.authz.$test(), $perm, None)
+                }
+            }
+        )*
+    };
+}
+
+needs! {
+    RaftRemovePeer => operator_write, "operator:write";
+    RaftConfigurationGet => operator_read, "operator:read";
+    AutopilotGetConfig => operator_read, "operator:read";
+    AutopilotSetConfig => operator_write, "operator:write";
+    AutopilotHealthGet => operator_read, "operator:read";
+    // A snapshot holds every secret: management only (`acl = "write"`).
+    SnapshotSave => acl_write, "acl:write";
+    SnapshotRestore => acl_write, "acl:write";
+    AclPolicyRead => acl_read, "acl:read";
+    AclPolicyList => acl_read, "acl:read";
+    AclRoleRead => acl_read, "acl:read";
+    AclRoleList => acl_read, "acl:read";
+    AclTokenSet => acl_write, "acl:write";
+    AclTokenDelete => acl_write, "acl:write";
+    AclTokenClone => acl_write, "acl:write";
+    AclPolicySet => acl_write, "acl:write";
+    AclPolicyDelete => acl_write, "acl:write";
+    AclRoleSet => acl_write, "acl:write";
+    AclRoleDelete => acl_write, "acl:write";
+}
+
+impl Guard for method::EventFire {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let name = self.serf_name.strip_prefix("consul:event:").unwrap_or(&self.serf_name);
+        c.require(c.id.authz.event_write(name), "event:write", Some(name))
+    }
+}
+
+/// Anyone may try: it succeeds once (and after a reset).
+impl Guard for method::AclBootstrap {}
+/// Any valid token may read itself; resolution refuses an unknown secret.
+impl Guard for method::AclTokenSelf {}
+impl Guard for method::AclResolve {}
+
+/// Only `acl:write` sees SecretIDs in token reads and listings.
+fn hide_secret(t: &mut crate::acl::model::Token, c: &Check<'_>) {
+    if !c.id.authz.acl_write() {
+        t.secret_id = "<hidden>".into();
+    }
+}
+
+impl Guard for method::AclTokenRead {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.acl_read(), "acl:read", None)
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        if let Some(t) = reply.1.as_mut() {
+            hide_secret(t, c);
+        }
+    }
+}
+
+impl Guard for method::AclTokenList {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.acl_read(), "acl:read", None)
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        reply.1.iter_mut().for_each(|t| hide_secret(t, c));
     }
 }

@@ -5,7 +5,7 @@
 //! relay calls for another datacenter first, then pass the authorisation
 //! hook (`authz`), then run the handler.
 
-use super::authz::Authorized;
+use super::authz::{Authorized, Guard};
 use super::Server;
 use crate::rpc::method::{self, encode_reply, Method, WireCall, WireReply};
 use crate::rpc::server::{BoxFut, Handler};
@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// A method's handler on the server.
-pub trait Serve: Method {
+pub trait Serve: Guard {
     /// Serves one call. Only `Server::serve` can produce the `Authorized`
     /// proof, so this runs after the authorisation hook or not at all.
     fn serve(
@@ -48,7 +48,9 @@ impl Server {
             return Err(RpcError::NoLeader);
         }
         let auth = self.authorize(&ctx, &args)?;
-        args.serve(self, &ctx, auth).await
+        let mut reply = args.serve(self, &ctx, auth).await?;
+        self.filter_reply::<M>(&ctx, &mut reply)?;
+        Ok(reply)
     }
 }
 
@@ -195,6 +197,22 @@ delegate! {
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
+    AclBootstrap => |s, ctx, a| s.acl_bootstrap(ctx, a.secret).await;
+    AclTokenSet => |s, _ctx, a| s.acl_token_set(a.token, a.create).await;
+    AclTokenRead => |s, ctx, a| s.acl_token_read(&a.accessor, &ctx.query).await;
+    AclTokenSelf => |s, ctx, _a| s.acl_token_self(ctx).await;
+    AclTokenList => |s, ctx, a| s.acl_token_list(&a.filter, &ctx.query).await;
+    AclTokenDelete => |s, ctx, a| s.acl_token_delete(ctx, &a.accessor).await;
+    AclTokenClone => |s, _ctx, a| s.acl_token_clone(&a.accessor, a.description).await;
+    AclPolicySet => |s, _ctx, a| s.acl_policy_set(a.policy, a.create).await;
+    AclPolicyRead => |s, ctx, a| s.acl_policy_read(&a.key, a.by_name, &ctx.query).await;
+    AclPolicyList => |s, ctx, _a| s.acl_policy_list(&ctx.query).await;
+    AclPolicyDelete => |s, _ctx, a| s.acl_policy_delete(&a.id).await;
+    AclRoleSet => |s, _ctx, a| s.acl_role_set(a.role, a.create).await;
+    AclRoleRead => |s, ctx, a| s.acl_role_read(&a.key, a.by_name, &ctx.query).await;
+    AclRoleList => |s, ctx, a| s.acl_role_list(a.policy.as_deref(), &ctx.query).await;
+    AclRoleDelete => |s, _ctx, a| s.acl_role_delete(&a.id).await;
+    AclResolve => |s, ctx, _a| s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref()));
 }
 
 #[cfg(test)]
@@ -238,6 +256,7 @@ mod tests {
             max_query_time: Duration::from_secs(600),
             rpc_hold_timeout: Duration::from_secs(1),
             autopilot: Default::default(),
+            acl: Default::default(),
         };
         let mut server = Server::new(consensus, settings, rpc);
         server.authz = super::super::authz::Policy::DenyAll;
@@ -253,7 +272,7 @@ mod tests {
         let r = server.serve(RequestContext::default(), method::StatusPeers {}).await;
         assert!(matches!(r, Err(RpcError::PermissionDenied(_))), "{r:?}");
         // And with the hook open, a call goes through.
-        server.authz = super::super::authz::Policy::AllowAll;
+        server.authz = super::super::authz::Policy::Acl;
         assert_eq!(server.serve(RequestContext::default(), method::Ping {}).await, Ok(()));
         server.consensus.shutdown().await;
     }

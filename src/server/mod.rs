@@ -6,6 +6,7 @@
 //! Must not know HTTP: it speaks `rpc` types. Never names openraft: Raft is
 //! reached only through `Consensus`'s methods.
 
+pub mod acl;
 pub mod authz;
 pub mod autopilot;
 pub mod autopilot_health;
@@ -45,6 +46,7 @@ pub struct ServerSettings {
     /// Autopilot settings from the config file, used until an operator
     /// stores a configuration through the API.
     pub autopilot: crate::config::runtime::Autopilot,
+    pub acl: acl::AclServerSettings,
 }
 
 pub struct Server {
@@ -58,7 +60,8 @@ pub struct Server {
     /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
     /// LAN one to fire events relayed from another datacenter.
     pub(crate) pools: std::sync::OnceLock<crate::gossip::Pools>,
-    /// What the authorisation hook decides (`authz`).
+    /// What the authorisation hook decides (`authz`); tests may close it.
+    #[cfg(test)]
     pub(crate) authz: authz::Policy,
     /// Held by every change of the Raft configuration this server makes
     /// as leader (autopilot rounds, peer removals), so two never race and
@@ -66,6 +69,8 @@ pub struct Server {
     pub(crate) membership_changes: tokio::sync::Mutex<()>,
     /// Set when this server starts leaving (`leave`).
     pub(crate) leaving: std::sync::atomic::AtomicBool,
+    /// Resolved tokens by secret (`acl`).
+    pub(crate) acl_cache: acl::IdentityCache,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -85,9 +90,11 @@ impl Server {
             session_timers: Default::default(),
             stable_since: Default::default(),
             pools: Default::default(),
+            #[cfg(test)]
             authz: Default::default(),
             membership_changes: Default::default(),
             leaving: Default::default(),
+            acl_cache: Default::default(),
         }
     }
 
@@ -111,6 +118,7 @@ impl Server {
             known_leader: c.leader().is_some(),
             last_contact: c.last_contact().unwrap_or(Duration::ZERO),
             consistency: opts.consistency,
+            filtered_by_acls: false,
         };
         if opts.consistency == Consistency::Stale {
             return Ok(meta(&self.consensus));
@@ -167,7 +175,14 @@ impl Server {
                 Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
                 Some((false, addr)) => {
                     let propose = method::Propose { command: cmd.clone() };
-                    match self.rpc.call(addr, RequestContext::default(), &propose, FORWARD_TIMEOUT).await {
+                    // With ACLs on, the leader takes a raw command only from
+                    // a server: one that knows the replicated server secret.
+                    let secret = self.consensus.store.read(|s| s.acl.server_secret.clone());
+                    let ctx = RequestContext {
+                        token: Some(secret).filter(|s| !s.is_empty()),
+                        ..Default::default()
+                    };
+                    match self.rpc.call(addr, ctx, &propose, FORWARD_TIMEOUT).await {
                         Ok(r) => Ok(r),
                         Err(CallError::Remote(e)) => Err(e),
                         Err(e @ CallError::Connect { .. }) => {

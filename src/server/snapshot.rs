@@ -23,7 +23,7 @@ impl Server {
 
     pub async fn snapshot_restore(&self, state: Bytes) -> Result<(), RpcError> {
         // Decode here first so a bad snapshot is refused before it reaches the log.
-        postcard::from_bytes::<State>(&state)
+        State::decode(&state)
             .map_err(|e| RpcError::BadRequest(format!("snapshot state does not decode: {e}")))?;
         match self.apply(Command::Restore { state }).await? {
             CommandResult::Unit => {

@@ -57,12 +57,10 @@ fn wrong_type_and_bad_json() {
 
 #[test]
 fn refused_and_warned_keys() {
-    let (code, out) = start_with(
-        &[("acl.json", r#"{"data_dir": "/tmp/x", "acl": {"enabled": true, "default_policy": "deny"}}"#)],
-        &[],
-    );
+    let (code, out) =
+        start_with(&[("ac.json", r#"{"data_dir": "/tmp/x", "auto_config": {"enabled": true}}"#)], &[]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("acl.enabled") && out.contains("not supported yet"), "{out}");
+    assert!(out.contains("auto_config.enabled") && out.contains("not supported yet"), "{out}");
     let (code, out) = start_with(&[("tls.json", r#"{"data_dir": "/tmp/x", "verify_incoming": true}"#)], &[]);
     assert_eq!(code, Some(1));
     assert!(out.contains("verify_incoming"), "{out}");

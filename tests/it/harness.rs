@@ -275,7 +275,10 @@ pub fn cli(args: &[&str]) -> CliOutput {
 pub fn cli_with_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliOutput {
     use std::io::Write;
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("CONSUL_HTTP_ADDR").env_remove("CONSUL_HTTP_TOKEN");
+    cmd.args(args)
+        .env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN_FILE");
     for (k, v) in env {
         cmd.env(k, v);
     }

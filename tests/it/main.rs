@@ -15,6 +15,7 @@ mod dns_common;
 mod golden;
 mod harness;
 
+mod acl_cli;
 mod blocking;
 mod catalog;
 mod checks_reap;

@@ -1,0 +1,238 @@
+//! ACLs on a server: resolving a token's secret to what it may do (from
+//! the replicated ACL tables, cached per secret until any token, policy or
+//! role changes), the ACL endpoints (`crud`), and the leader's duties
+//! (`leader`: the built-in policy, the anonymous and initial management
+//! tokens, reaping expired tokens).
+
+pub mod crud;
+pub mod leader;
+
+use super::Server;
+use crate::acl::authorizer::{Authorizer, DefaultPolicy};
+use crate::acl::model::{self, Grants, Token};
+use crate::acl::rules::{self, Rules};
+use crate::catalog::State;
+use crate::rpc::acl::ResolvedToken;
+use crate::rpc::RpcError;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The ACL settings a server acts on.
+#[derive(Clone, Debug, Default)]
+pub struct AclServerSettings {
+    pub enabled: bool,
+    pub default_policy: crate::config::acl::DefaultPolicy,
+    pub enable_key_list_policy: bool,
+    /// `acl.tokens.initial_management`: created by the leader.
+    pub initial_management: Option<String>,
+    /// Where `acl-bootstrap-reset` is looked for.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Who a caller is and what they may do.
+pub struct Identity {
+    /// The token's AccessorID (the anonymous token's for no token); ""
+    /// when ACLs are off.
+    pub accessor_id: String,
+    pub authz: Authorizer,
+    /// Unix ms after which the token is no longer valid.
+    expires_ms: Option<u64>,
+}
+
+impl Identity {
+    pub fn new(accessor_id: String, authz: Authorizer, expires_ms: Option<u64>) -> Identity {
+        Identity { accessor_id, authz, expires_ms }
+    }
+
+    /// The answer when ACLs are disabled: everything is allowed.
+    pub fn unrestricted() -> Identity {
+        Identity { accessor_id: String::new(), authz: Authorizer::management(), expires_ms: None }
+    }
+
+    /// Consul's refusal text for a missing permission, `on` naming the
+    /// segment (key, service, node...) when there is one.
+    pub fn denied(&self, permission: &str, on: Option<&str>) -> RpcError {
+        RpcError::PermissionDenied(denied_text(&self.accessor_id, permission, on))
+    }
+}
+
+pub fn denied_text(accessor: &str, permission: &str, on: Option<&str>) -> String {
+    match on {
+        Some(seg) => format!(
+            "Permission denied: token with AccessorID '{accessor}' lacks permission '{permission}' on {seg:?}"
+        ),
+        None => {
+            format!("Permission denied: token with AccessorID '{accessor}' lacks permission '{permission}'")
+        }
+    }
+}
+
+/// The error for a secret that names no (live) token.
+pub fn acl_not_found() -> RpcError {
+    RpcError::PermissionDenied("ACL not found".into())
+}
+
+/// Resolved identities by secret, valid while the ACL tables' index is
+/// the one they were built at.
+#[derive(Default)]
+pub struct IdentityCache {
+    entries: Mutex<(u64, HashMap<String, Arc<Identity>>)>,
+}
+
+/// Entries kept at most; a flood of distinct secrets clears the cache
+/// rather than growing it.
+const CACHE_MAX: usize = 16_384;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Server {
+    pub(crate) fn acl_enabled(&self) -> bool {
+        self.settings.acl.enabled
+    }
+
+    fn default_policy(&self) -> DefaultPolicy {
+        match self.settings.acl.default_policy {
+            crate::config::acl::DefaultPolicy::Allow => DefaultPolicy::Allow,
+            crate::config::acl::DefaultPolicy::Deny => DefaultPolicy::Deny,
+        }
+    }
+
+    /// The caller's identity from `secret` (`None`/"": the anonymous
+    /// token), read from `state`. An unknown or expired secret is
+    /// refused with `ACL not found`.
+    pub(crate) fn identity(&self, state: &State, secret: Option<&str>) -> Result<Arc<Identity>, RpcError> {
+        if !self.acl_enabled() {
+            return Ok(Arc::new(Identity::unrestricted()));
+        }
+        let secret = secret.filter(|s| !s.is_empty()).unwrap_or(model::ANONYMOUS_SECRET);
+        let index = state.acl.max_index();
+        let now = now_ms();
+        {
+            let mut cache = self.acl_cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 != index {
+                *cache = (index, HashMap::new());
+            }
+            if let Some(id) = cache.1.get(secret) {
+                if id.expires_ms.is_none_or(|t| t > now) {
+                    return Ok(id.clone());
+                }
+            }
+        }
+        let id = Arc::new(self.build_identity(state, secret, now)?);
+        let mut cache = self.acl_cache.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 == index {
+            if cache.1.len() >= CACHE_MAX {
+                cache.1.clear();
+            }
+            cache.1.insert(secret.to_string(), id.clone());
+        }
+        Ok(id)
+    }
+
+    fn build_identity(&self, state: &State, secret: &str, now: u64) -> Result<Identity, RpcError> {
+        let token = match state.acl.token_by_secret(secret) {
+            Some(t) if !t.expired_at(now) => t,
+            Some(_) => return Err(acl_not_found()),
+            // Before the leader created the anonymous token, an anonymous
+            // caller gets the default policy alone.
+            None if secret == model::ANONYMOUS_SECRET => {
+                return Ok(Identity {
+                    accessor_id: model::ANONYMOUS_ACCESSOR.into(),
+                    authz: Authorizer::default_only(self.default_policy()),
+                    expires_ms: None,
+                })
+            }
+            None => return Err(acl_not_found()),
+        };
+        let resolved = resolve_token(state, token, &self.settings.datacenter);
+        let authz = if resolved.management {
+            Authorizer::management()
+        } else {
+            let parsed: Vec<Arc<Rules>> = resolved
+                .rules
+                .iter()
+                // Stored rules were validated when written; a rule text that
+                // no longer parses (a newer writer) grants nothing.
+                .filter_map(|r| rules::parse(r).ok().map(Arc::new))
+                .collect();
+            Authorizer::new(&parsed, self.default_policy(), self.settings.acl.enable_key_list_policy)
+        };
+        Ok(Identity { accessor_id: token.accessor_id.clone(), authz, expires_ms: token.expiration_time_ms })
+    }
+
+    /// What a client agent needs to decide for `secret` itself.
+    pub(crate) fn resolve_for_agent(
+        &self,
+        state: &State,
+        secret: Option<&str>,
+    ) -> Result<ResolvedToken, RpcError> {
+        if !self.acl_enabled() {
+            return Err(RpcError::AclDisabled);
+        }
+        let secret = secret.filter(|s| !s.is_empty()).unwrap_or(model::ANONYMOUS_SECRET);
+        match state.acl.token_by_secret(secret) {
+            Some(t) if !t.expired_at(now_ms()) => Ok(resolve_token(state, t, &self.settings.datacenter)),
+            None if secret == model::ANONYMOUS_SECRET => {
+                Ok(ResolvedToken { accessor_id: model::ANONYMOUS_ACCESSOR.into(), ..Default::default() })
+            }
+            _ => Err(acl_not_found()),
+        }
+    }
+}
+
+/// The rule texts that apply to `token` in datacenter `dc`: its policies'
+/// and its roles' policies' (those valid in `dc`), and the expansions of
+/// its and its roles' identities and templated policies.
+pub fn resolve_token(state: &State, token: &Token, dc: &str) -> ResolvedToken {
+    let mut out = ResolvedToken { accessor_id: token.accessor_id.clone(), ..Default::default() };
+    let mut grants: Vec<&Grants> = vec![&token.grants];
+    for link in &token.roles {
+        if let Some(role) = state.acl.role(&link.id) {
+            grants.push(&role.grants);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for g in grants {
+        for link in &g.policies {
+            if !seen.insert(link.id.clone()) {
+                continue;
+            }
+            if link.id == model::GLOBAL_MANAGEMENT_ID {
+                out.management = true;
+                continue;
+            }
+            if let Some(p) = state.acl.policy(&link.id) {
+                if p.datacenters.is_empty() || p.datacenters.iter().any(|d| d == dc) {
+                    out.rules.push(p.rules.clone());
+                }
+            }
+        }
+        for si in &g.service_identities {
+            if si.datacenters.is_empty() || si.datacenters.iter().any(|d| d == dc) {
+                out.rules.push(crate::acl::identity::service_identity_rules(&si.service_name));
+            }
+        }
+        for ni in &g.node_identities {
+            if ni.datacenter == dc {
+                out.rules.push(crate::acl::identity::node_identity_rules(&ni.node_name));
+            }
+        }
+        for tp in &g.templated_policies {
+            if !(tp.datacenters.is_empty() || tp.datacenters.iter().any(|d| d == dc)) {
+                continue;
+            }
+            if let Some(t) = crate::acl::identity::template(&tp.template_name) {
+                if let Ok(text) = crate::acl::identity::render(t, tp.name.as_deref()) {
+                    out.rules.push(text);
+                }
+            }
+        }
+    }
+    out
+}
