@@ -5,17 +5,31 @@
 //!
 //! A leaving server first tells gossip it is leaving (the agent does that
 //! before calling `leave_raft`), so the leader's autopilot stops counting
-//! it as a server to add back; then it asks the leader to remove it and
-//! waits until the *leader's* configuration no longer holds it. Its own
-//! copy of the configuration cannot tell: a removed server may never be
-//! sent the entry that removes it.
+//! it as a server to add back; then it asks the leader to remove it, and
+//! the leader answers once its configuration no longer holds it (removed
+//! now, or already by autopilot when gossip showed it left). Its own copy
+//! of the configuration cannot tell: a removed server may never be sent
+//! the entry that removes it.
 
 use super::Server;
+use crate::consensus::membership::MembershipError;
 use crate::consensus::typ::raft_id;
+use crate::rpc::method;
 use crate::rpc::{RequestContext, RpcError};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// Why a server was not removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("No cluster leader")]
+    NotLeader,
+    #[error("id {0:016x} was not found in the Raft configuration")]
+    NotFound(u64),
+    #[error(transparent)]
+    Raft(#[from] MembershipError),
+}
 
 /// How a leave ended, when it ended well.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,8 +55,8 @@ impl Server {
 
     /// Takes this server out of the Raft configuration: directly when it
     /// leads (Raft's leader then steps down once the change is committed),
-    /// else by asking the leader until the leader's configuration no
-    /// longer holds it.
+    /// else by asking the leader (`RaftLeave`, which answers once the
+    /// leader's configuration no longer holds it).
     pub async fn leave_raft(&self, timeout: Duration) -> Result<Left, String> {
         let me = self.consensus.node_id;
         let mine = self.consensus.status().membership;
@@ -52,55 +66,45 @@ impl Server {
         if mine.voters.len() <= 1 && mine.is_voter(me) {
             return Ok(Left::Alone);
         }
+        let my_id = self.consensus.node.node_id.clone();
         let deadline = Instant::now() + timeout;
-        let mut last_error;
         loop {
-            if self.consensus.is_leader() {
-                match self.remove_peer(me).await {
-                    Ok(()) => return Ok(Left::Removed),
-                    Err(e) => last_error = e,
-                }
-            } else {
-                match self.still_a_member().await {
-                    Ok(false) => return Ok(Left::Removed),
-                    // Asked (or not) this pass, confirmed on the next.
-                    Ok(true) => {
-                        last_error = match self.ask_leader_to_remove_me().await {
-                            Ok(()) => "the leader still lists this server".into(),
-                            Err(e) => e.to_string(),
-                        }
-                    }
-                    Err(e) => last_error = e.to_string(),
-                }
+            // With ACLs on, the leader takes this only from a server.
+            let secret = self.consensus.store.read(|s| s.acl.server_secret.clone());
+            let ctx = RequestContext { token: Some(secret).filter(|s| !s.is_empty()), ..Default::default() };
+            let ask = method::RaftLeave { id: my_id.clone() };
+            let attempt = match self.forward_to_leader(&ctx, &ask).await {
+                Ok(Some(())) => Ok(()),
+                Ok(None) => self.leave_as_leader(&my_id).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(()) => return Ok(Left::Removed),
+                Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
-            if Instant::now() >= deadline {
-                return Err(last_error);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Whether the leader's configuration still holds this server.
-    async fn still_a_member(&self) -> Result<bool, RpcError> {
-        let c = self.raft_configuration(&RequestContext::default()).await?;
-        let me = &self.consensus.node.node_id;
-        Ok(c.servers.iter().any(|s| s.id.eq_ignore_ascii_case(me)))
-    }
-
-    async fn ask_leader_to_remove_me(&self) -> Result<(), RpcError> {
-        let id = Some(self.consensus.node.node_id.clone());
-        match self.operator_remove_peer(&RequestContext::default(), id, None).await {
-            // Gone between our look and the leader's (autopilot saw us leave).
-            Err(RpcError::BadRequest(e)) if e.contains("was not found") => Ok(()),
-            other => other,
+    /// The leader's half of `RaftLeave`: removes the server with node ID
+    /// `id` unless it is already out.
+    pub(crate) async fn leave_as_leader(&self, id: &str) -> Result<(), RpcError> {
+        let rid = match uuid::Uuid::parse_str(id) {
+            Ok(u) => raft_id(&u),
+            Err(e) => return Err(RpcError::BadRequest(format!("invalid node ID {id:?}: {e}"))),
+        };
+        match self.remove_peer(rid).await {
+            Ok(()) | Err(RemoveError::NotFound(_)) => Ok(()),
+            Err(RemoveError::NotLeader) => Err(RpcError::NoLeader),
+            Err(e) => Err(RpcError::Internal(e.to_string())),
         }
     }
 
     /// Removes a server from the Raft configuration (leader only), as one
     /// committed change, serialised with autopilot's rounds.
-    pub async fn remove_peer(&self, id: u64) -> Result<(), String> {
+    pub async fn remove_peer(&self, id: u64) -> Result<(), RemoveError> {
         if !self.consensus.is_leader() {
-            return Err("No cluster leader".into());
+            return Err(RemoveError::NotLeader);
         }
         let _changing = self.membership_changes.lock().await;
         let m = self.consensus.status().membership;
@@ -108,12 +112,12 @@ impl Server {
         if m.is_voter(id) {
             tracing::info!(target: "agent.server", server = %name, "removing server from the raft configuration");
             let remaining: BTreeSet<u64> = m.voters.into_iter().filter(|v| *v != id).collect();
-            self.consensus.set_voters(remaining).await.map_err(|e| e.to_string())?;
+            self.consensus.set_voters(remaining).await?;
         } else if m.contains(id) {
             tracing::info!(target: "agent.server", server = %name, "removing non-voter from the raft configuration");
-            self.consensus.remove_nonvoters([id].into_iter().collect()).await.map_err(|e| e.to_string())?;
+            self.consensus.remove_nonvoters([id].into_iter().collect()).await?;
         } else {
-            return Err(format!("id {id:016x} was not found in the Raft configuration"));
+            return Err(RemoveError::NotFound(id));
         }
         Ok(())
     }

@@ -83,12 +83,9 @@ impl Server {
         address: Option<&str>,
     ) -> Result<(), RpcError> {
         let rid = self.find_peer(id, address).map_err(RpcError::BadRequest)?;
-        self.remove_peer(rid).await.map_err(|e| {
-            if e == "No cluster leader" {
-                RpcError::NoLeader
-            } else {
-                RpcError::Internal(e)
-            }
+        self.remove_peer(rid).await.map_err(|e| match e {
+            super::leave::RemoveError::NotLeader => RpcError::NoLeader,
+            e => RpcError::Internal(e.to_string()),
         })
     }
 
