@@ -11,10 +11,12 @@
 //!   rules Consul applies to policies, roles and identities.
 
 pub mod authorizer;
+pub mod caller;
 pub mod identity;
 pub mod model;
 pub mod rules;
 
 pub use authorizer::{Access, Authorizer, DefaultPolicy};
+pub use caller::Identity;
 pub use identity::{IdentityError, SyntheticPolicy, Template};
 pub use rules::{parse as parse_rules, RuleError, Rules};

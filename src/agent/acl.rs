@@ -7,10 +7,10 @@
 use super::{Agent, Delegate};
 use crate::acl::authorizer::{Authorizer, DefaultPolicy};
 use crate::acl::rules::{self, Rules};
+use crate::acl::Identity;
 use crate::config::acl::DownPolicy;
 use crate::rpc::method;
 use crate::rpc::{RequestContext, RpcError};
-use crate::server::acl::Identity;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

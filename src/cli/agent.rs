@@ -193,8 +193,6 @@ impl AgentArgs {
             ("encrypt", &self.encrypt),
             ("retry_interval", &self.retry_interval),
             ("retry_interval_wan", &self.retry_interval_wan),
-            ("ui_dir", &self.ui_dir),
-            ("ui_content_path", &self.ui_content_path),
             ("domain", &self.domain),
             ("alt_domain", &self.alt_domain),
             ("default_query_time", &self.default_query_time),
@@ -209,7 +207,6 @@ impl AgentArgs {
             ("enable_syslog", self.syslog),
             ("disable_keyring_file", self.disable_keyring_file),
             ("rejoin_after_leave", self.rejoin),
-            ("ui", self.ui),
             ("enable_script_checks", self.enable_script_checks),
             ("enable_local_script_checks", self.enable_local_script_checks),
             ("disable_host_node_id", self.disable_host_node_id),
@@ -255,6 +252,21 @@ impl AgentArgs {
         }
         if !ports.is_empty() {
             set("ports", Value::Object(ports));
+        }
+        // As Consul's flags: -ui, -ui-dir and -ui-content-path set
+        // `ui_config`, not the deprecated top-level keys.
+        let mut ui = Map::new();
+        if let Some(v) = self.ui {
+            ui.insert("enabled".into(), json!(v));
+        }
+        if let Some(v) = &self.ui_dir {
+            ui.insert("dir".into(), json!(v));
+        }
+        if let Some(v) = &self.ui_content_path {
+            ui.insert("content_path".into(), json!(v));
+        }
+        if !ui.is_empty() {
+            set("ui_config", Value::Object(ui));
         }
         Ok(Value::Object(m))
     }

@@ -144,15 +144,17 @@ pub struct FileConfig {
     pub primary_datacenter: Option<String>,
     /// Consul's internal (undocumented) anti-entropy interval; tests use it.
     pub ae_interval: Option<Dur>,
+    pub ui_config: Option<UiConfig>,
+    /// Deprecated spellings of `ui_config.enabled`, `.dir` and
+    /// `.content_path`: honoured with Consul's deprecation warning.
+    pub ui: Option<bool>,
+    pub ui_dir: Option<String>,
+    pub ui_content_path: Option<String>,
 
     // --- Documented, harmless to ignore for now (warned) ----------------
     pub enable_syslog: Option<bool>,
     pub syslog_facility: Option<String>,
     pub enable_debug: Option<bool>,
-    pub ui: Option<bool>,
-    pub ui_dir: Option<String>,
-    pub ui_content_path: Option<String>,
-    pub ui_config: Option<Value>,
     pub telemetry: Option<Value>,
     pub log_file: Option<String>,
     pub log_rotate_duration: Option<String>,
@@ -340,6 +342,22 @@ pub struct HttpConfig {
     pub max_header_bytes: Option<i64>,
 }
 
+/// `ui_config`: the web UI. Only `enabled`, `dir` and `content_path` are
+/// implemented; the metrics and dashboard keys feed panels our UI does not
+/// have, so they are accepted with a warning.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    pub enabled: Option<bool>,
+    pub dir: Option<String>,
+    pub content_path: Option<String>,
+    pub metrics_provider: Option<Value>,
+    pub metrics_provider_files: Option<Value>,
+    pub metrics_provider_options_json: Option<Value>,
+    pub metrics_proxy: Option<Value>,
+    pub dashboard_url_templates: Option<Value>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acl {
@@ -470,10 +488,13 @@ impl FileConfig {
         warn(self.enable_syslog.is_some(), "enable_syslog");
         warn(self.syslog_facility.is_some(), "syslog_facility");
         warn(self.enable_debug.is_some(), "enable_debug");
-        warn(self.ui.is_some(), "ui");
-        warn(self.ui_dir.is_some(), "ui_dir");
-        warn(self.ui_content_path.is_some(), "ui_content_path");
-        warn(self.ui_config.is_some(), "ui_config");
+        if let Some(ui) = &self.ui_config {
+            warn(ui.metrics_provider.is_some(), "ui_config.metrics_provider");
+            warn(ui.metrics_provider_files.is_some(), "ui_config.metrics_provider_files");
+            warn(ui.metrics_provider_options_json.is_some(), "ui_config.metrics_provider_options_json");
+            warn(ui.metrics_proxy.is_some(), "ui_config.metrics_proxy");
+            warn(ui.dashboard_url_templates.is_some(), "ui_config.dashboard_url_templates");
+        }
         // Only `prometheus_retention_time` is read; anything else is ignored.
         warn(self.telemetry.as_ref().is_some_and(telemetry_beyond_prometheus), "telemetry");
         warn(self.log_file.is_some(), "log_file");

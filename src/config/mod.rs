@@ -19,7 +19,7 @@ pub mod runtime;
 pub mod sockaddr;
 
 pub use netif::{IfAddr, IfFlags};
-pub use runtime::{LogLevel, RuntimeConfig};
+pub use runtime::{LogLevel, RuntimeConfig, UiSettings};
 
 use file::{FileConfig, Support};
 use serde_json::{Map, Value};
@@ -645,5 +645,82 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
         assert_eq!(c.services.len(), 1);
         assert!(c.services[0].check.as_ref().unwrap().script.is_some());
         assert!(c.leave_on_terminate && !c.skip_leave_on_interrupt);
+    }
+
+    #[test]
+    fn ui_config_and_its_deprecated_spellings() {
+        let c = load_texts(&[("a.json", r#"{"data_dir": "/x"}"#)]).unwrap().config;
+        assert!(!c.ui.served());
+        assert_eq!(c.ui.content_path, "/ui/");
+
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"enabled": true, "content_path": "console"}}"#,
+        )])
+        .unwrap();
+        assert!(l.config.ui.enabled && l.config.ui.dir.is_none());
+        assert_eq!(l.config.ui.content_path, "/console/");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+
+        // The old keys still work, each with Consul's warning, and lose to
+        // `ui_config` where both are set.
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui": true, "ui_content_path": "/a/b//", "ui_config": {"content_path": "/c"}}"#,
+        )])
+        .unwrap();
+        assert!(l.config.ui.enabled);
+        assert_eq!(l.config.ui.content_path, "/c/");
+        assert!(l
+            .warnings
+            .iter()
+            .any(|w| w == "The 'ui' field is deprecated. Use the 'ui_config.enabled' field instead."));
+        assert!(l.warnings.iter().any(|w| w.starts_with("The 'ui_content_path' field is deprecated.")));
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_dir": "/srv/ui", "ui_content_path": "/a/b//"}"#,
+        )])
+        .unwrap();
+        assert_eq!(l.config.ui.dir.as_deref(), Some(std::path::Path::new("/srv/ui")));
+        assert_eq!(l.config.ui.content_path, "/a/b/");
+        assert!(l.config.ui.served() && !l.config.ui.enabled);
+        assert!(l.warnings.iter().any(|w| w.starts_with("The 'ui_dir' field is deprecated.")));
+
+        let err = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"enabled": true, "dir": "/srv/ui"}}"#,
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("Both the ui_config.enabled and ui_config.dir"), "{err}");
+        for bad in ["/v1/ui", "a/../b", "a//b", "a b", "{x}"] {
+            let text = format!(r#"{{"data_dir": "/x", "ui_config": {{"content_path": "{bad}"}}}}"#);
+            let err = load_texts(&[("a.json", &text)]).unwrap_err();
+            assert!(err.to_string().contains("ui_config.content_path"), "{bad}: {err}");
+        }
+        // Keys of panels our UI does not have are accepted with a warning.
+        let l = load_texts(&[(
+            "a.json",
+            r#"{"data_dir": "/x", "ui_config": {"metrics_provider": "prometheus"}}"#,
+        )])
+        .unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("ui_config.metrics_provider")), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn dev_mode_serves_the_ui_and_may_name_a_directory() {
+        let opts = LoadOptions {
+            dev: true,
+            flags: Some(serde_json::json!({"ui_config": {"dir": "/srv/ui"}})),
+            ..Default::default()
+        };
+        let c = load_with_interfaces(&opts, &|| Vec::new()).unwrap().config;
+        assert!(c.ui.enabled);
+        assert_eq!(c.ui.dir.as_deref(), Some(std::path::Path::new("/srv/ui")));
+        let opts = LoadOptions {
+            dev: true,
+            flags: Some(serde_json::json!({"ui_config": {"enabled": false}})),
+            ..Default::default()
+        };
+        assert!(!load_with_interfaces(&opts, &|| Vec::new()).unwrap().config.ui.served());
     }
 }

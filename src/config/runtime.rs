@@ -159,6 +159,23 @@ impl Default for Autopilot {
     }
 }
 
+/// The web UI (`ui_config`), resolved: served when `enabled` or `dir` is set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UiSettings {
+    pub enabled: bool,
+    /// Serve this directory instead of the UI embedded in the binary.
+    pub dir: Option<PathBuf>,
+    /// Where the UI lives: `/ui/` unless configured; always with a leading
+    /// and a trailing slash.
+    pub content_path: String,
+}
+
+impl UiSettings {
+    pub fn served(&self) -> bool {
+        self.enabled || self.dir.is_some()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct HttpSettings {
     pub block_endpoints: Vec<String>,
@@ -239,6 +256,7 @@ pub struct RuntimeConfig {
     pub translate_wan_addrs: bool,
     pub tagged_addresses: BTreeMap<String, String>,
     pub http: HttpSettings,
+    pub ui: UiSettings,
     /// Full anti-entropy sync interval.
     pub ae_interval: Duration,
     /// `telemetry.prometheus_retention_time`: > 0 enables the Prometheus
@@ -531,6 +549,7 @@ pub(super) fn build(
         return Err(invalid("reconnect_timeout must be >= 8h".into()));
     }
 
+    let ui = ui_settings(&c, dev, warnings)?;
     let h = c.http_config.clone().unwrap_or_default();
     Ok(RuntimeConfig {
         dev,
@@ -612,10 +631,68 @@ pub(super) fn build(
             allow_write_http_from: h.allow_write_http_from.unwrap_or_default(),
             response_headers: h.response_headers.unwrap_or_default(),
         },
+        ui,
         ae_interval: c.ae_interval.map(|x| x.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60)),
         prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
         acl: super::acl::build(&c, warnings)?,
     })
+}
+
+/// `ui_config`, with the deprecated top-level `ui`, `ui_dir` and
+/// `ui_content_path` filling in what `ui_config` leaves unset (Consul's
+/// warnings). `-dev` turns the UI on unless told otherwise.
+fn ui_settings(c: &FileConfig, dev: bool, warnings: &mut Vec<String>) -> Result<UiSettings, ConfigError> {
+    let u = c.ui_config.clone().unwrap_or_default();
+    if c.ui.is_some() {
+        warnings.push("The 'ui' field is deprecated. Use the 'ui_config.enabled' field instead.".into());
+    }
+    if c.ui_dir.is_some() {
+        warnings.push("The 'ui_dir' field is deprecated. Use the 'ui_config.dir' field instead.".into());
+    }
+    if c.ui_content_path.is_some() {
+        warnings.push(
+            "The 'ui_content_path' field is deprecated. Use the 'ui_config.content_path' field instead."
+                .into(),
+        );
+    }
+    let enabled = u.enabled.or(c.ui).unwrap_or(dev);
+    let dir = u.dir.or_else(|| c.ui_dir.clone()).filter(|d| !d.is_empty()).map(PathBuf::from);
+    // Dev mode turns the UI on by itself, so a directory given there is no
+    // contradiction.
+    if !dev && enabled && dir.is_some() {
+        return Err(ConfigError::Invalid(
+            "Both the ui_config.enabled and ui_config.dir (or -ui and -ui-dir) were specified, please provide only one.\n\
+             If trying to use your own web UI resources, use ui_config.dir or the -ui-dir flag.\n\
+             The web UI is included in the binary so use ui_config.enabled or the -ui flag to enable it"
+                .into(),
+        ));
+    }
+    let path = u.content_path.or_else(|| c.ui_content_path.clone()).unwrap_or_default();
+    let content_path = content_path(&path)?;
+    Ok(UiSettings { enabled, dir, content_path })
+}
+
+/// Consul's normalisation of `ui_config.content_path`: trimmed of slashes,
+/// then one leading and one trailing; empty means `/ui/`. We also refuse
+/// paths the HTTP API owns or that cannot appear in a URL path as written,
+/// which Consul would accept and then never serve.
+fn content_path(raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok("/ui/".into());
+    }
+    let path = format!("/{trimmed}/");
+    let bad = |why: &str| ConfigError::Invalid(format!("ui_config.content_path {raw:?}: {why}"));
+    if path == "/v1/" || path.starts_with("/v1/") {
+        return Err(bad("the HTTP API owns /v1/"));
+    }
+    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(bad("must not contain empty, '.' or '..' segments"));
+    }
+    if !path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) {
+        return Err(bad("may only contain letters, digits, '/', '-', '.', '_' and '~'"));
+    }
+    Ok(path)
 }
 
 fn nonneg(key: &str, v: Option<i64>, default: usize) -> Result<usize, ConfigError> {

@@ -8,7 +8,7 @@
 use super::error::HttpError;
 use super::query::{token, Params};
 use super::Ctx;
-use crate::server::acl::Identity;
+use crate::acl::Identity;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -24,7 +24,7 @@ impl Caller {
         if allowed {
             Ok(())
         } else {
-            Err(self.0.denied(permission, on).into())
+            Err(HttpError::new(StatusCode::FORBIDDEN, self.0.denied_text(permission, on)))
         }
     }
 }

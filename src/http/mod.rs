@@ -28,6 +28,7 @@ pub mod session;
 pub mod snapshot;
 pub mod status;
 pub mod txn;
+pub mod ui;
 pub mod views;
 
 use crate::agent::Agent;
@@ -40,6 +41,7 @@ use axum::routing::{any, delete, get, put};
 use axum::Router;
 use error::HttpError;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -77,10 +79,27 @@ const NOT_YET: &[&str] = &[
     "/v1/imported-services",
 ];
 
-/// The route table: every `/v1` path this agent serves.
+/// The route table: every `/v1` path this agent serves, `/`, and the web
+/// UI under its content path when it is on.
 pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/", get(root))
+    let settings = &ctx.agent.config().ui;
+    let ui = settings.served().then(|| Arc::new(ui::UiServer::new(settings)));
+    let mut routes = Router::new();
+    if let Some(ui) = &ui {
+        let content_path = ui.content_path().to_string();
+        let serve = {
+            let ui = ui.clone();
+            move |req: Request| async move { ui.serve(req.uri().path(), req.headers()).await }
+        };
+        routes = routes
+            .route(&content_path, get(serve.clone()))
+            .route(&format!("{content_path}{{*rest}}"), get(serve));
+        // As Go's ServeMux does for a subtree: `/ui` is redirected to `/ui/`.
+        let bare = content_path.trim_end_matches('/').to_string();
+        routes = routes.route(&bare, get(move || async move { ui::redirect(&content_path) }));
+    }
+    routes
+        .route("/", get(move || async move { ui::root(ui.as_deref()) }))
         .route("/v1/kv", any(kv::handle))
         .route("/v1/kv/", any(kv::handle))
         .route("/v1/kv/{*key}", any(kv::handle))
@@ -167,11 +186,6 @@ pub fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
-async fn root() -> Response {
-    (StatusCode::OK, "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.")
-        .into_response()
-}
-
 async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
     if NOT_YET.iter().any(|p| path.starts_with(p)) {
@@ -181,7 +195,16 @@ async fn fallback(req: Request) -> Response {
         )
         .into_response();
     }
-    HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint").into_response()
+    // Consul's texts (with their newline), by whether the path looks like an
+    // API call.
+    if path.contains("/v1/") {
+        HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint\n").into_response()
+    } else {
+        HttpError::not_found(
+            "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n",
+        )
+        .into_response()
+    }
 }
 
 /// Finishes every response: axum's own 405s get Consul's text, and every

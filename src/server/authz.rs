@@ -51,7 +51,7 @@ impl Check<'_> {
         if allowed {
             Ok(())
         } else {
-            Err(self.id.denied(permission, on))
+            Err(RpcError::PermissionDenied(self.id.denied_text(permission, on)))
         }
     }
 

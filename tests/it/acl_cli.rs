@@ -133,7 +133,6 @@ fn field(out: &str, label: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "waits for the /v1/acl and /v1/agent/token HTTP endpoints (issue 16, item 4), not yet on main"]
 async fn acl_commands_against_a_default_deny_agent() {
     let hcl = format!(
         r#"acl {{ enabled = true

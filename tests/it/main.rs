@@ -55,3 +55,5 @@ mod ops_systemd;
 mod raft_cluster;
 mod sessions;
 mod txn;
+mod ui;
+mod webdriver;

@@ -55,6 +55,7 @@ async fn start_node(i: usize) -> (Node, u64, RaftNode) {
         max_query_time: Duration::from_secs(600),
         rpc_hold_timeout: Duration::from_secs(7),
         autopilot: Default::default(),
+        acl: Default::default(),
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();

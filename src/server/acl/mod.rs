@@ -9,6 +9,7 @@ pub mod leader;
 
 use super::Server;
 use crate::acl::authorizer::{Authorizer, DefaultPolicy};
+pub use crate::acl::caller::Identity;
 use crate::acl::model::{self, Grants, Token};
 use crate::acl::rules::{self, Rules};
 use crate::catalog::State;
@@ -28,44 +29,6 @@ pub struct AclServerSettings {
     pub initial_management: Option<String>,
     /// Where `acl-bootstrap-reset` is looked for.
     pub data_dir: Option<PathBuf>,
-}
-
-/// Who a caller is and what they may do.
-pub struct Identity {
-    /// The token's AccessorID (the anonymous token's for no token); ""
-    /// when ACLs are off.
-    pub accessor_id: String,
-    pub authz: Authorizer,
-    /// Unix ms after which the token is no longer valid.
-    expires_ms: Option<u64>,
-}
-
-impl Identity {
-    pub fn new(accessor_id: String, authz: Authorizer, expires_ms: Option<u64>) -> Identity {
-        Identity { accessor_id, authz, expires_ms }
-    }
-
-    /// The answer when ACLs are disabled: everything is allowed.
-    pub fn unrestricted() -> Identity {
-        Identity { accessor_id: String::new(), authz: Authorizer::management(), expires_ms: None }
-    }
-
-    /// Consul's refusal text for a missing permission, `on` naming the
-    /// segment (key, service, node...) when there is one.
-    pub fn denied(&self, permission: &str, on: Option<&str>) -> RpcError {
-        RpcError::PermissionDenied(denied_text(&self.accessor_id, permission, on))
-    }
-}
-
-pub fn denied_text(accessor: &str, permission: &str, on: Option<&str>) -> String {
-    match on {
-        Some(seg) => format!(
-            "Permission denied: token with AccessorID '{accessor}' lacks permission '{permission}' on {seg:?}"
-        ),
-        None => {
-            format!("Permission denied: token with AccessorID '{accessor}' lacks permission '{permission}'")
-        }
-    }
 }
 
 /// The error for a secret that names no (live) token.
@@ -119,7 +82,7 @@ impl Server {
                 *cache = (index, HashMap::new());
             }
             if let Some(id) = cache.1.get(secret) {
-                if id.expires_ms.is_none_or(|t| t > now) {
+                if id.valid_at(now) {
                     return Ok(id.clone());
                 }
             }
@@ -142,11 +105,9 @@ impl Server {
             // Before the leader created the anonymous token, an anonymous
             // caller gets the default policy alone.
             None if secret == model::ANONYMOUS_SECRET => {
-                return Ok(Identity {
-                    accessor_id: model::ANONYMOUS_ACCESSOR.into(),
-                    authz: Authorizer::default_only(self.default_policy()),
-                    expires_ms: None,
-                })
+                let authz = Authorizer::default_only(self.default_policy())
+                    .with_key_list_policy(self.settings.acl.enable_key_list_policy);
+                return Ok(Identity::new(model::ANONYMOUS_ACCESSOR.into(), authz, None));
             }
             None => return Err(acl_not_found()),
         };
@@ -163,7 +124,7 @@ impl Server {
                 .collect();
             Authorizer::new(&parsed, self.default_policy(), self.settings.acl.enable_key_list_policy)
         };
-        Ok(Identity { accessor_id: token.accessor_id.clone(), authz, expires_ms: token.expiration_time_ms })
+        Ok(Identity::new(token.accessor_id.clone(), authz, token.expiration_time_ms))
     }
 
     /// What a client agent needs to decide for `secret` itself.
