@@ -56,7 +56,11 @@ impl Server {
     /// Takes this server out of the Raft configuration: directly when it
     /// leads (Raft's leader then steps down once the change is committed),
     /// else by asking the leader (`RaftLeave`, which answers once the
-    /// leader's configuration no longer holds it).
+    /// leader's configuration no longer holds it). The request goes to the
+    /// leader if this server knows one, else to each other server in turn,
+    /// which passes it on: a server already removed by the leader (gossip
+    /// told it that this one is leaving) hears from the leader no more, and
+    /// soon knows no leader.
     pub async fn leave_raft(&self, timeout: Duration) -> Result<Left, String> {
         let me = self.consensus.node_id;
         let mine = self.consensus.status().membership;
@@ -66,23 +70,43 @@ impl Server {
         if mine.voters.len() <= 1 && mine.is_voter(me) {
             return Ok(Left::Alone);
         }
-        let my_id = self.consensus.node.node_id.clone();
+        let ask = method::RaftLeave { id: self.consensus.node.node_id.clone() };
         let deadline = Instant::now() + timeout;
         loop {
-            // With ACLs on, the leader takes this only from a server.
+            if self.consensus.is_leader() {
+                match self.leave_as_leader(&ask.id).await {
+                    Ok(()) => return Ok(Left::Removed),
+                    Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+                    Err(_) => {}
+                }
+            }
+            // With ACLs on, servers take this only from a server.
             let secret = self.consensus.store.read(|s| s.acl.server_secret.clone());
             let ctx = RequestContext { token: Some(secret).filter(|s| !s.is_empty()), ..Default::default() };
-            let ask = method::RaftLeave { id: my_id.clone() };
-            let attempt = match self.forward_to_leader(&ctx, &ask).await {
-                Ok(Some(())) => Ok(()),
-                Ok(None) => self.leave_as_leader(&my_id).await,
-                Err(e) => Err(e),
-            };
-            match attempt {
-                Ok(()) => return Ok(Left::Removed),
-                Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            let leader = self.consensus.leader().filter(|(id, _)| *id != me).map(|(_, n)| n.addr);
+            let others = mine.nodes.iter().filter(|(id, _)| **id != me).map(|(_, n)| n.addr.clone());
+            let mut last_error = "no other server to ask".to_string();
+            for addr in leader.into_iter().chain(others) {
+                let Ok(addr) = addr.parse() else { continue };
+                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500));
+                match self.rpc.call(addr, ctx.clone(), &ask, left.min(Duration::from_secs(3))).await {
+                    Ok(()) => return Ok(Left::Removed),
+                    Err(e) => last_error = e.to_string(),
+                }
             }
+            if Instant::now() >= deadline {
+                return Err(last_error);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `RaftLeave` on any server: passed on to the leader, or done here
+    /// when this server leads.
+    pub(crate) async fn leave_via_leader(&self, ctx: &RequestContext, id: &str) -> Result<(), RpcError> {
+        match self.forward_to_leader(ctx, &method::RaftLeave { id: id.to_string() }).await? {
+            Some(()) => Ok(()),
+            None => self.leave_as_leader(id).await,
         }
     }
 

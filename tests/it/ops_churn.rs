@@ -262,3 +262,29 @@ async fn dead_servers_go_by_remove_peer_and_force_leave_prune() {
     let r = nodes[0].agent.put("/v1/kv/after", b"1").await;
     assert_eq!(r.status.as_u16(), 200, "{}", all_output(&refs));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_leaves_cleanly_with_acls_on_and_default_deny() {
+    // The leaving server's request to the leader is a server's, not a
+    // user's: it needs no token the operator gave it.
+    let acl = r#"acl { enabled = true default_policy = "deny" tokens { initial_management = "root" } }"#;
+    let mut nodes = cluster(3, &[acl, "skip_leave_on_interrupt = false"]).await;
+    let leader = nodes[0].agent.get("/v1/status/leader").await.text();
+    let fi = nodes.iter().position(|n| !leader.contains(&n.spec.rpc())).unwrap();
+    let rest: Vec<String> =
+        nodes.iter().enumerate().filter(|(i, _)| *i != fi).map(|(_, n)| n.spec.rpc()).collect();
+    signal(&nodes[fi].agent, SIGINT);
+    assert_eq!(wait_exit(&mut nodes[fi].agent, Duration::from_secs(30)), Some(0));
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let out = nodes[fi].agent.output_text();
+    assert!(out.contains("left the raft configuration"), "{}", all_output(&refs));
+    assert!(!out.contains("failed to leave the raft configuration"), "{}", all_output(&refs));
+    let other = (fi + 1) % 3;
+    wait_peers(&nodes[other].agent, &rest).await;
+    // Writes through a follower (forwarded to the leader as a server's
+    // request) work too.
+    let leader = nodes[other].agent.get("/v1/status/leader").await.text();
+    let follower = nodes.iter().find(|n| n.agent.pid() > 0 && !leader.contains(&n.spec.rpc())).unwrap();
+    let r = follower.agent.put("/v1/kv/after-leave?token=root", b"1").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+}
