@@ -311,13 +311,14 @@ impl Agent {
         g.force_leave(node, prune).await.map_err(|e| AgentError::Refused(e.to_string()))
     }
 
-    /// Leaves the cluster gracefully: a server first takes itself out of
-    /// the Raft configuration (so the remaining servers keep a working
-    /// quorum), then the agent leaves the gossip pools.
+    /// Leaves the cluster gracefully: the agent leaves the gossip pools,
+    /// then a server takes itself out of the Raft configuration (so the
+    /// remaining servers keep a working quorum without it).
     ///
     /// A server announces its leave in gossip first: until the others see
     /// it leaving, the leader's autopilot counts it as a live server and
-    /// would add it back as soon as it is removed.
+    /// would add it back as soon as it is removed (as Consul's servers do,
+    /// and its leader then removes a server that left).
     pub async fn leave(&self) -> Result<(), AgentError> {
         let server = match &self.inner.delegate {
             Delegate::Server(server) => {

@@ -240,7 +240,14 @@ impl Injector<'_> {
     fn replace(&mut self, leader: bool) -> Result<usize, String> {
         let l = self.leader()?;
         let victim = if leader { l } else { self.follower(l)? };
-        self.cluster.wipe_and_restart(victim)?;
+        let join: Vec<Ipv4Addr> = self
+            .cluster
+            .members()
+            .into_iter()
+            .filter(|i| *i != victim)
+            .map(|i| self.cluster.server(i).ip)
+            .collect();
+        self.cluster.wipe_and_restart(victim, join)?;
         Ok(victim)
     }
 

@@ -366,11 +366,15 @@ impl Cluster {
     }
 
     /// Loses server `i`'s disk: kill -9, empty its data dir, start it again
-    /// under the same name and address (so with a new node ID).
-    pub fn wipe_and_restart(&mut self, i: usize) -> Result<(), String> {
+    /// under the same name and address (so with a new node ID), joining
+    /// `join`. (With its disk it lost the gossip snapshot that let a restart
+    /// find the current members; the servers it first joined may be gone.)
+    pub fn wipe_and_restart(&mut self, i: usize, join: Vec<Ipv4Addr>) -> Result<(), String> {
         if self.server(i).state != State::Killed {
             self.kill9(i)?;
         }
+        let p = self.pos(i);
+        self.servers[p].join = join;
         let dir = self.server(i).data_dir.clone();
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
