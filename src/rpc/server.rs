@@ -163,3 +163,52 @@ async fn serve_conn(
     let _ = writer.await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::method::Ping;
+    use std::time::Duration;
+
+    /// Never answers: stands for a blocking query that waits minutes.
+    struct Stuck(Arc<tokio::sync::Notify>);
+
+    impl Handler for Stuck {
+        fn handle(&self, _call: WireCall) -> BoxFut<'_, WireReply> {
+            Box::pin(async move {
+                self.0.notify_one();
+                std::future::pending().await
+            })
+        }
+    }
+
+    /// Shutdown ends a connection with a request in flight at once, instead
+    /// of waiting for its answer (which held `consul agent` 5 s on SIGTERM).
+    #[tokio::test]
+    async fn shutdown_ends_requests_in_flight() {
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Stuck(entered.clone())),
+            10,
+            shutdown.clone(),
+            &tasks,
+        )
+        .await
+        .unwrap();
+        let client = crate::rpc::client::RpcClient::new();
+        let call = tokio::spawn(async move {
+            client.call(addr, crate::rpc::RequestContext::default(), &Ping {}, Duration::from_secs(60)).await
+        });
+        tokio::time::timeout(Duration::from_secs(5), entered.notified()).await.expect("request arrived");
+        shutdown.cancel();
+        tasks.close();
+        let stopped = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+        assert!(stopped.is_ok(), "the connection kept the agent waiting for its request");
+        let answer =
+            tokio::time::timeout(Duration::from_secs(2), call).await.expect("the caller saw the close");
+        assert!(answer.expect("join").is_err());
+    }
+}
