@@ -17,16 +17,19 @@
 //! gracefully, gossip drops the exchange), so the loop only stops
 //! accepting; waiting for the connections is the tracker's job.
 //!
-//! # Where TLS goes
-//! Handlers get a `Conn` whose stream is a `Stream`, never the accepted
-//! socket itself, and `open` is the one place a socket becomes a `Conn`.
-//! It runs in the connection's own task, holding its slot, so a slow
-//! client delays no other. A TLS listener wraps the socket there (a
-//! `tokio_rustls::TlsAcceptor` handshake); `Stream` becomes an enum of a
-//! plain and a TLS stream implementing `AsyncRead`/`AsyncWrite`, and
-//! `Conn` carries the negotiated ALPN protocol, from which HTTP's
-//! connection builder (`http::listener`) picks h2 or HTTP/1.1; Consul's
-//! header-name casing is a setting of that same HTTP/1 builder. Refused
+//! # TLS
+//! Handlers get a `Conn` whose stream is a `Stream` (plain or TLS), never
+//! the accepted socket itself, and `open` is the one place a socket
+//! becomes a `Conn`. It runs in the connection's own task, holding its
+//! slot, under the handshake deadline, so a slow or garbage-sending client
+//! delays no other. A surface that speaks TLS returns a `TlsAccept` from
+//! `ConnHandler::tls`: either TLS only (HTTPS) or TLS when the first byte
+//! is a TLS handshake record and plain text otherwise, if the surface
+//! still allows it (the server port during a rolling upgrade). The
+//! `rustls::ServerConfig` is asked for per connection, so a reloaded
+//! certificate applies to new connections while open ones keep theirs.
+//! `Conn` carries the negotiated ALPN protocol (HTTP picks h2 or HTTP/1.1
+//! from it) and the client's verified certificate chain. Refused
 //! connections are answered (HTTP's 429) on the plain socket, before any
 //! handshake, so a refusal stays cheap.
 
@@ -35,21 +38,157 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// What handlers read and write (see "Where TLS goes").
-pub type Stream = TcpStream;
+/// What handlers read and write: the socket, or TLS over it (see "TLS").
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.tcp().set_nodelay(on)
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
 
 /// An admitted connection, as its handler gets it.
 pub struct Conn {
     pub stream: Stream,
     pub peer: SocketAddr,
+    /// What the TLS handshake settled, for a TLS connection.
+    pub tls: Option<TlsInfo>,
 }
+
+/// The outcome of a connection's TLS handshake.
+#[derive(Clone, Debug, Default)]
+pub struct TlsInfo {
+    /// The application protocol both sides agreed on (ALPN), if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The client's certificate chain, end entity first; verified against
+    /// the CA when the server config asks for client certificates.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
+}
+
+/// Where a surface's TLS server settings come from, asked once per
+/// connection (so a reload applies to new connections only).
+pub trait TlsSource: Send + Sync + 'static {
+    /// The settings for a new handshake; `None` when no certificate is
+    /// configured (the handshake is then refused with `OpenError::NoCertificate`).
+    fn server_config(&self) -> Option<Arc<rustls::ServerConfig>>;
+
+    /// Whether a connection that does not start with a TLS handshake is
+    /// served in plain text (only asked in `TlsMode::Sniff`).
+    fn plain_allowed(&self) -> bool {
+        false
+    }
+}
+
+/// How a listener uses TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Every connection must be TLS (HTTPS).
+    Required,
+    /// TLS when the first byte is a TLS handshake record, plain text
+    /// otherwise if `TlsSource::plain_allowed` (the server port).
+    Sniff,
+}
+
+/// A surface's TLS: the settings source, the mode and how long a client
+/// may take to finish the handshake.
+#[derive(Clone)]
+pub struct TlsAccept {
+    pub source: Arc<dyn TlsSource>,
+    pub mode: TlsMode,
+    pub handshake_timeout: Duration,
+}
+
+/// Why an admitted connection was closed before its handler saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("TLS handshake timed out")]
+    Timeout,
+    #[error("connection closed before the TLS handshake")]
+    ClosedEarly,
+    #[error("TLS handshake refused: no certificate is configured for this listener")]
+    NoCertificate,
+    #[error("plain-text connection refused: this listener requires TLS")]
+    PlainRefused,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(#[source] io::Error),
+    #[error("{0}")]
+    Io(#[source] io::Error),
+}
+
+/// The first byte of a TLS record carrying a handshake message.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Why a connection was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +229,15 @@ pub trait ConnHandler: Send + Sync + 'static {
     /// successful accept (or at start): log that one as a warning and the
     /// repeats at debug, so a long run of failures is one line.
     fn accept_failed(&self, error: &io::Error, first: bool);
+
+    /// The listener's TLS, if it speaks TLS.
+    fn tls(&self) -> Option<&TlsAccept> {
+        None
+    }
+
+    /// Logs a connection closed before it was served: a failed or refused
+    /// TLS handshake.
+    fn open_failed(&self, _peer: SocketAddr, _error: &OpenError) {}
 }
 
 /// Accepts on `listener` until `shutdown` fires, admitting by `limits` and
@@ -127,7 +275,10 @@ pub async fn run<H: ConnHandler>(
                 let handler = handler.clone();
                 tasks.spawn(async move {
                     let _slot = slot;
-                    handler.serve(open(stream, peer)).await;
+                    match open(stream, peer, handler.tls()).await {
+                        Ok(conn) => handler.serve(conn).await,
+                        Err(e) => handler.open_failed(peer, &e),
+                    }
                 });
             }
             Err(why) => {
@@ -140,9 +291,39 @@ pub async fn run<H: ConnHandler>(
 }
 
 /// Turns an accepted socket into what handlers serve: the one place a TLS
-/// handshake goes (see "Where TLS goes").
-fn open(stream: TcpStream, peer: SocketAddr) -> Conn {
-    Conn { stream, peer }
+/// handshake happens (see "TLS").
+async fn open(stream: TcpStream, peer: SocketAddr, tls: Option<&TlsAccept>) -> Result<Conn, OpenError> {
+    let Some(tls) = tls else { return Ok(Conn { stream: Stream::Plain(stream), peer, tls: None }) };
+    let deadline = tokio::time::Instant::now() + tls.handshake_timeout;
+    if tls.mode == TlsMode::Sniff {
+        let mut first = [0u8; 1];
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut first))
+            .await
+            .map_err(|_| OpenError::Timeout)?
+            .map_err(OpenError::Io)?;
+        if n == 0 {
+            return Err(OpenError::ClosedEarly);
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            return if tls.source.plain_allowed() {
+                Ok(Conn { stream: Stream::Plain(stream), peer, tls: None })
+            } else {
+                Err(OpenError::PlainRefused)
+            };
+        }
+    }
+    let config = tls.source.server_config().ok_or(OpenError::NoCertificate)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let stream = tokio::time::timeout_at(deadline, acceptor.accept(stream))
+        .await
+        .map_err(|_| OpenError::Timeout)?
+        .map_err(OpenError::Handshake)?;
+    let (_, session) = stream.get_ref();
+    let info = TlsInfo {
+        alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+        peer_certificates: session.peer_certificates().map(|c| c.to_vec()).unwrap_or_default(),
+    };
+    Ok(Conn { stream: Stream::Tls(Box::new(stream)), peer, tls: Some(info) })
 }
 
 /// Open connections per client IP; an IP leaves the map at zero so the map

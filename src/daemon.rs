@@ -68,6 +68,9 @@ pub enum StartError {
     Rpc(#[source] Cause),
     #[error("{0}")]
     Http(#[source] Cause),
+    /// Certificate, key or CA files that do not load.
+    #[error("Failed to configure TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The DNS listeners.
     #[error("{0}")]
     Dns(#[source] Cause),
@@ -128,11 +131,12 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
     }
     print_banner(&cfg, &node_uuid);
 
+    let tls = crate::tls::Tls::load(&cfg.tls, &cfg.datacenter, &cfg.domain)?;
     let tasks = TaskTracker::new();
     let shutdown = CancellationToken::new();
-    let rpc = RpcClient::new();
+    let rpc = RpcClient::with_tls(tls.clone());
     let (server, consensus) = if cfg.server {
-        let (s, c) = start_server(&cfg, &node_uuid, data_dir.as_ref(), &rpc, &shutdown, &tasks).await?;
+        let (s, c) = start_server(&cfg, &node_uuid, data_dir.as_ref(), &rpc, &tls, &shutdown, &tasks).await?;
         (Some(s), Some(c))
     } else {
         (None, None)
@@ -146,6 +150,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
     let agent =
         Agent::new(cfg.clone(), node_uuid, delegate, shutdown.clone(), data_dir.as_ref().map(DataDir::path));
     agent.set_load_options(opts);
+    agent.attach_tls(tls.clone());
     for w in agent.load_local()? {
         tracing::warn!(target: "agent", "{w}");
     }
@@ -207,14 +212,20 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
     }
 
     let http_shutdown = CancellationToken::new();
-    let http_addrs =
-        crate::http::serve(agent.clone(), &cfg.http_socket_addrs(), http_shutdown.clone(), &tasks)
-            .await
-            .map_err(|e| StartError::Http(e.into()))?;
+    let bound = crate::http::serve(
+        agent.clone(),
+        &cfg.http_socket_addrs(),
+        &cfg.https_socket_addrs(),
+        &tls,
+        http_shutdown.clone(),
+        &tasks,
+    )
+    .await
+    .map_err(|e| StartError::Http(e.into()))?;
     // Watches query this agent over HTTP and stop when HTTP stops.
     agent.attach_watches(crate::watch::AgentWatches::start(
         watches,
-        &http_addrs,
+        watch_endpoint(&cfg, &bound),
         http_shutdown.clone(),
         &tasks,
     )?);
@@ -265,6 +276,7 @@ async fn start_server(
     node_uuid: &uuid::Uuid,
     data_dir: Option<&DataDir>,
     rpc: &RpcClient,
+    tls: &crate::tls::Tls,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<(Arc<Server>, Consensus), StartError> {
@@ -313,10 +325,12 @@ async fn start_server(
         },
         rpc.clone(),
     ));
-    crate::rpc::server::serve(
+    crate::rpc::server::serve_tls(
         cfg.server_bind_addr(),
         Arc::new(RpcEndpoints(server.clone())),
         cfg.limits.rpc_max_conns_per_client,
+        tls.clone(),
+        cfg.limits.rpc_handshake_timeout,
         shutdown.clone(),
         tasks,
     )
@@ -326,6 +340,30 @@ async fn start_server(
         println!("==> WARNING: Expect Mode enabled, expecting {} servers", cfg.bootstrap_expect);
     }
     Ok((server, consensus))
+}
+
+/// How the agent's watches reach its API: plain HTTP when it listens on
+/// it, else HTTPS with the agent's own certificate (which its
+/// `verify_incoming` accepts) and CA.
+fn watch_endpoint(cfg: &RuntimeConfig, bound: &crate::http::Bound) -> Option<crate::api::ClientConfig> {
+    use crate::watch::agent::local_http_address;
+    if let Some(address) = local_http_address(&bound.http) {
+        return Some(crate::api::ClientConfig { address, ..Default::default() });
+    }
+    let address = local_http_address(&bound.https)?;
+    let https = &cfg.tls.https;
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    Some(crate::api::ClientConfig {
+        address: format!("https://{address}"),
+        tls: crate::api::TlsOptions {
+            ca_file: path(&https.ca_file),
+            ca_path: path(&https.ca_path),
+            client_cert: path(&https.cert_file),
+            client_key: path(&https.key_file),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
 }
 
 /// Waits for a signal (or a leave request) and returns the exit code.
@@ -424,8 +462,8 @@ fn print_banner(cfg: &RuntimeConfig, node_id: &uuid::Uuid) {
     println!("           Datacenter: '{}' (Segment: '<all>')", cfg.datacenter);
     println!("               Server: {} (Bootstrap: {})", cfg.server, cfg.bootstrap);
     println!(
-        "          Client Addr: [{client}] (HTTP: {}, HTTPS: -1, gRPC: -1, gRPC-TLS: -1, DNS: {})",
-        ports.http, ports.dns
+        "          Client Addr: [{client}] (HTTP: {}, HTTPS: {}, gRPC: -1, gRPC-TLS: -1, DNS: {})",
+        ports.http, ports.https, ports.dns
     );
     println!(
         "         Cluster Addr: {} (LAN: {}, WAN: {})",

@@ -60,5 +60,6 @@ pub mod server;
 pub mod snapshot;
 #[cfg(test)]
 mod tidy;
+pub(crate) mod tls;
 pub(crate) mod version;
 pub(crate) mod watch;

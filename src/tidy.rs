@@ -17,14 +17,16 @@ const ALLOWED: &[(&str, &str)] = &[
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
     ("cli", "acl api catalog config definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
-    ("daemon", "agent cluster config consensus datadir dns http logging rpc sdnotify server version watch"),
+    ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
-    ("http", "accept acl agent catalog config definition duration event filter gossip logging metrics rpc snapshot version"),
-    ("agent", "acl catalog checks config definition dns duration event fsutil gossip logging metrics proc_group rpc server version watch"),
+    ("http", "accept acl agent catalog config definition duration event filter gossip logging metrics rpc snapshot tls version"),
+    ("agent", "acl catalog checks config definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
     ("server", "acl catalog config consensus duration gossip inject metrics rpc version"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
-    ("rpc", "accept acl catalog"),
+    ("rpc", "accept acl catalog tls"),
+    // The agent's certificates and the rustls settings made from them.
+    ("tls", "accept config"),
     ("definition", "catalog config"),
     ("event", "rpc"),
     ("snapshot", "catalog"),

@@ -20,6 +20,9 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
     // Whether the catalog's record of this node matches ours; until it does,
     // every push carries the node's full record (Consul's nodeInfoInSync).
     let mut node_in_sync = false;
+    // ACL refusals already reported: a retry that is refused the same way
+    // again stays at debug (one line per distinct denied action).
+    let mut denied_seen = std::collections::HashSet::new();
     loop {
         let full = Instant::now() >= next_full;
         let result = if full {
@@ -39,7 +42,18 @@ pub async fn run(agent: Agent, interval: Duration, shutdown: CancellationToken) 
             }
             Err(e) => {
                 // Keep quiet about the expected case of no leader yet.
-                if matches!(e, RpcError::NoLeader) {
+                if let RpcError::PermissionDenied(why) = &e {
+                    if denied_seen.len() < 64 && denied_seen.insert(why.clone()) {
+                        tracing::warn!(
+                            target: "agent",
+                            error = %why,
+                            fix = "give this agent a token with node:write on its node and service:write on its services: consul acl set-agent-token agent <secret> (or acl.tokens.agent)",
+                            "anti-entropy sync refused by ACLs"
+                        );
+                    } else {
+                        tracing::debug!(target: "agent", error = %why, "anti-entropy sync refused by ACLs");
+                    }
+                } else if matches!(e, RpcError::NoLeader) {
                     tracing::debug!(target: "agent", error = %e, "failed to sync remote state");
                 } else {
                     tracing::warn!(target: "agent", error = %e, "failed to sync remote state");
@@ -78,16 +92,27 @@ async fn full_sync(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcErro
     push_changes(agent, node_in_sync).await
 }
 
-/// The token a sync of one service or check goes with: services and
-/// checks from config files use `config_file_service_registration` (else
-/// the agent's), the rest the agent's token.
-fn sync_context(agent: &Agent, source: Option<crate::definition::Source>) -> crate::rpc::RequestContext {
-    match source {
-        Some(crate::definition::Source::Local) => crate::rpc::RequestContext {
-            token: agent.tokens().config_file_registration_token(),
-            ..Default::default()
-        },
-        _ => agent.own_context(),
+/// The token a service's sync goes with, as Consul picks it: the token
+/// given with its registration (the definition's `token`, else the
+/// registering request's), else for services from config files
+/// `config_file_service_registration`, else the agent's token.
+fn service_context(agent: &Agent, service_id: &str) -> crate::rpc::RequestContext {
+    let token = match agent.local().service(service_id) {
+        Some(s) if !s.def.token.is_empty() => Some(s.def.token.clone()),
+        Some(s) if s.source == crate::definition::Source::Local => {
+            agent.tokens().config_file_registration_token()
+        }
+        _ => agent.tokens().agent_token(),
+    };
+    crate::rpc::RequestContext { token, ..Default::default() }
+}
+
+/// A check goes with its service's token, a node check with the agent's.
+fn check_context(agent: &Agent, check: &crate::catalog::types::HealthCheck) -> crate::rpc::RequestContext {
+    if check.service_id.is_empty() {
+        agent.own_context()
+    } else {
+        service_context(agent, &check.service_id)
     }
 }
 
@@ -103,9 +128,13 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
     }
     let pending = local.pending(Instant::now());
     for id in pending.deleted_services {
+        let ctx = match local.deleted_service_token(&id) {
+            Some(token) => RequestContext { token: Some(token), ..Default::default() },
+            None => agent.own_context(),
+        };
         agent
             .call(
-                agent.own_context(),
+                ctx,
                 method::CatalogDeregister {
                     deregistration: Deregistration {
                         node: node.clone(),
@@ -145,7 +174,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        let ctx = sync_context(agent, local.service(&svc.id).map(|s| s.source));
+        let ctx = service_context(agent, &svc.id);
         agent.call(ctx, method::CatalogRegister { registration: reg }).await?;
         local.service_synced(&svc.id, svc);
         for c in &checks {
@@ -167,7 +196,7 @@ async fn push_changes(agent: &Agent, node_in_sync: &mut bool) -> Result<(), RpcE
             skip_node_update: true,
             preserve_node_extras: false,
         };
-        let ctx = sync_context(agent, local.check(&c.check_id).map(|lc| lc.source));
+        let ctx = check_context(agent, &c);
         agent.call(ctx, method::CatalogRegister { registration: reg }).await?;
         local.check_synced(&c.check_id, &c);
         tracing::info!(target: "agent", check = %c.check_id, "Synced check");

@@ -111,6 +111,33 @@ impl DnsBackend for AgentDns {
         Some(server.consensus.store.read(|s| s.catalog.service_index(service)).max(1))
     }
 
+    fn acl_generation(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let cfg = self.agent.config();
+        if !cfg.acl.enabled {
+            return 0;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.agent.tokens().dns_token().hash(&mut h);
+        match &self.agent.inner.delegate {
+            // A server knows when any token or policy changed.
+            super::Delegate::Server(server) => {
+                server.consensus.store.read(|s| s.acl.max_index()).hash(&mut h)
+            }
+            // A client re-resolves within the token TTL, as its own endpoints do.
+            super::Delegate::Client(_) => {
+                let ttl = cfg.acl.token_ttl.as_millis().max(1);
+                (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis()
+                    / ttl)
+                    .hash(&mut h)
+            }
+        }
+        h.finish()
+    }
+
     fn node<'a>(
         &'a self,
         name: &'a str,

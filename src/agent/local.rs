@@ -44,6 +44,9 @@ struct Inner {
     /// Removed locally but maybe still in the catalog.
     deleted_services: BTreeSet<String>,
     deleted_checks: BTreeSet<String>,
+    /// The registration tokens of removed services, until their removal is
+    /// synced (the deregistration goes with the same token).
+    deleted_tokens: BTreeMap<String, String>,
 }
 
 /// This agent's services and checks. Cheap to clone.
@@ -116,8 +119,11 @@ impl LocalState {
     /// `None` if there was no such service.
     pub fn remove_service(&self, id: &str) -> Option<Vec<String>> {
         let mut inner = self.lock();
-        inner.services.remove(id)?;
+        let removed = inner.services.remove(id)?;
         inner.deleted_services.insert(id.to_string());
+        if !removed.def.token.is_empty() {
+            inner.deleted_tokens.insert(id.to_string(), removed.def.token);
+        }
         let checks: Vec<String> =
             inner.checks.values().filter(|c| c.def.service_id == id).map(|c| c.def.id.clone()).collect();
         for c in &checks {
@@ -341,7 +347,14 @@ impl LocalState {
     }
 
     pub fn service_deleted(&self, id: &str) {
-        self.lock().deleted_services.remove(id);
+        let mut inner = self.lock();
+        inner.deleted_services.remove(id);
+        inner.deleted_tokens.remove(id);
+    }
+
+    /// The token a removed service was registered with, until its removal is synced.
+    pub fn deleted_service_token(&self, id: &str) -> Option<String> {
+        self.lock().deleted_tokens.get(id).cloned()
     }
 
     pub fn check_deleted(&self, id: &str) {

@@ -60,6 +60,8 @@ struct Inner {
     load_options: OnceLock<crate::config::LoadOptions>,
     /// The running `watches` (replaced on reload).
     watches: OnceLock<crate::watch::AgentWatches>,
+    /// The agent's certificates (reloaded with the configuration).
+    tls: OnceLock<crate::tls::Tls>,
     /// The user events this agent accepted (`/v1/event/list`); filled by
     /// `events`' receive loop, fired through `Agent::fire_user_event` (`events`).
     events: crate::event::EventRing,
@@ -130,6 +132,7 @@ impl Agent {
                 gossip: OnceLock::new(),
                 load_options: OnceLock::new(),
                 watches: OnceLock::new(),
+                tls: OnceLock::new(),
                 events: crate::event::EventRing::default(),
                 tokens,
                 acl_cache: Default::default(),
@@ -362,7 +365,13 @@ impl Agent {
     pub fn start_checks(&self, tasks: &tokio_util::task::TaskTracker) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::checks::CheckResult>(1024);
         let alias = Arc::new(runner::AgentAlias { agent: Arc::downgrade(&self.inner) });
-        let r = crate::checks::Runner::new(tx, Some(alias), tasks.clone(), self.inner.shutdown.clone());
+        let mut r = crate::checks::Runner::new(tx, Some(alias), tasks.clone(), self.inner.shutdown.clone());
+        // enable_agent_tls_for_checks: the agent's certificate and CA.
+        if let Some(id) = self.inner.tls.get().and_then(|t| t.check_identity()) {
+            if let Err(e) = r.use_agent_tls(&id.ca, id.chain, id.key) {
+                tracing::error!(target: "agent", error = %e, "checks will not present the agent's certificate");
+            }
+        }
         if self.inner.runner.set(r).is_err() {
             return;
         }

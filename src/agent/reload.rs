@@ -1,8 +1,9 @@
 //! Reloading the configuration (SIGHUP, `consul reload`): the log level,
-//! the services and checks defined in config files, and the `watches`
-//! change without a restart, as in Consul. Registrations made over the HTTP API, the
-//! `consul` service and maintenance flags are left alone. A configuration
-//! that fails to load or validate changes nothing.
+//! the services and checks defined in config files, the `watches` and the
+//! TLS certificate, key and CA files change without a restart, as in
+//! Consul. Registrations made over the HTTP API, the `consul` service and
+//! maintenance flags are left alone. A configuration that fails to load or
+//! validate changes nothing.
 
 use super::Agent;
 use crate::catalog::types::{NODE_MAINT, SERVICE_MAINT_PREFIX};
@@ -24,6 +25,11 @@ impl Agent {
     /// Hands the agent its running watches, so a reload can replace them.
     pub fn attach_watches(&self, watches: crate::watch::AgentWatches) {
         let _ = self.inner.watches.set(watches);
+    }
+
+    /// Hands the agent its TLS handle, so a reload re-reads the certificates.
+    pub(crate) fn attach_tls(&self, tls: crate::tls::Tls) {
+        let _ = self.inner.tls.set(tls);
     }
 
     /// Remembers how the configuration was loaded, so `reload` can read it again.
@@ -83,6 +89,13 @@ impl Agent {
             crate::watch::parse_agent_watches(&new.watches).map_err(|e| e.to_string())?;
         for w in watch_warnings {
             tracing::warn!(target: "agent", "{w}");
+        }
+
+        // Renewed certificates: new connections use them, open ones keep
+        // theirs. A file that does not load fails the reload before
+        // anything changed, and the running certificates stay.
+        if let Some(tls) = self.inner.tls.get() {
+            tls.reload(&new.tls).map_err(|e| format!("Failed reloading tls configuration: {e}"))?;
         }
 
         crate::logging::set_level(new.log_level);

@@ -133,6 +133,19 @@ impl TokenStore {
         t.config_file_service_registration.clone().or_else(|| t.agent.clone()).or_else(|| t.default.clone())
     }
 
+    /// The `agent` token alone (no fallback), for display.
+    pub fn agent_token_only(&self) -> Option<String> {
+        self.read().agent.clone()
+    }
+
+    pub fn dns_token_only(&self) -> Option<String> {
+        self.read().dns.clone()
+    }
+
+    pub fn config_file_token_only(&self) -> Option<String> {
+        self.read().config_file_service_registration.clone()
+    }
+
     /// Sets one token (an empty value clears it) and persists when on.
     pub fn set(&self, kind: TokenKind, value: &str) -> Result<(), TokenStoreError> {
         let v = Some(value.to_string()).filter(|v| !v.is_empty());

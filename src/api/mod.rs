@@ -2,6 +2,11 @@
 //! the tests, like Consul's own `api` package. It is a client of the
 //! boundary: it depends on nothing server-side.
 
+pub mod tls;
+pub mod token;
+
+pub use tls::TlsOptions;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -10,21 +15,24 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
-pub mod token;
-
 /// Where to reach an agent and with which token.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ClientConfig {
-    /// `host:port` or `http://host:port`.
+    /// `host:port`, `http://host:port` or `https://host:port`.
     pub address: String,
     pub token: Option<String>,
     pub datacenter: Option<String>,
+    /// HTTPS settings (used for `https://` addresses, or any address with
+    /// `use_https`).
+    pub tls: TlsOptions,
 }
 
 impl ClientConfig {
     /// Applies Consul's CLI rules: flag, else `CONSUL_HTTP_ADDR`, else
     /// `127.0.0.1:8500`; the token as `token::resolve` picks it from the
-    /// flags and `CONSUL_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN_FILE`.
+    /// flags and `CONSUL_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN_FILE`; TLS options
+    /// from the environment (`TlsOptions::from_env`; callers with flags
+    /// apply them over it).
     pub fn resolve(
         http_addr: Option<&str>,
         token: Option<&str>,
@@ -36,7 +44,12 @@ impl ClientConfig {
             .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "127.0.0.1:8500".to_string());
         let token = token::resolve(token, token_file, token::process_env).map_err(|e| e.to_string())?;
-        Ok(ClientConfig { address, token, datacenter: datacenter.map(str::to_string) })
+        Ok(ClientConfig {
+            address,
+            token,
+            datacenter: datacenter.map(str::to_string),
+            tls: TlsOptions::from_env()?,
+        })
     }
 }
 
@@ -67,23 +80,34 @@ impl ApiResponse {
 pub struct Client {
     base: String,
     cfg: ClientConfig,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<tls::Connector, Full<Bytes>>,
 }
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, String> {
         let addr = cfg.address.trim_end_matches('/');
         let base = if let Some(rest) = addr.strip_prefix("http://") {
+            // CONSUL_HTTP_SSL=true upgrades only addresses without a scheme.
             format!("http://{rest}")
-        } else if addr.starts_with("https://") || addr.starts_with("unix://") {
-            return Err(format!("{addr}: only http:// addresses are supported by this client yet"));
+        } else if let Some(rest) = addr.strip_prefix("https://") {
+            format!("https://{rest}")
+        } else if addr.starts_with("unix://") {
+            return Err(format!("{addr}: unix:// addresses are not supported by this client yet"));
+        } else if cfg.tls.use_https {
+            format!("https://{addr}")
         } else {
             format!("http://{addr}")
+        };
+        let tls = if base.starts_with("https://") {
+            Some((std::sync::Arc::new(cfg.tls.client_config()?), cfg.tls.server_name.clone()))
+        } else {
+            None
         };
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
-        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+        connector.enforce_http(false);
+        let http = HyperClient::builder(TokioExecutor::new()).build(tls::Connector::new(connector, tls));
         Ok(Client { base, cfg, http })
     }
 
@@ -158,6 +182,28 @@ impl Client {
             ));
         }
         Ok(resp)
+    }
+
+    /// Opens a long-lived GET (`/v1/agent/monitor`): the body as it
+    /// arrives, once the agent has answered 2xx.
+    pub async fn stream(&self, path_and_query: &str) -> Result<hyper::body::Incoming, String> {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut req = Request::builder().method(Method::GET).uri(&url);
+        if let Some(t) = &self.cfg.token {
+            req = req.header("X-Consul-Token", t);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let resp =
+            self.http.request(req).await.map_err(|e| format!("GET \"{url}\": {}", describe_hyper(&e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = match resp.into_body().collect().await {
+                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim_end().to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(format!("Unexpected response code: {} ({text})", status.as_u16()));
+        }
+        Ok(resp.into_body())
     }
 
     /// Sends a request and turns any non-2xx status into Consul's

@@ -88,8 +88,9 @@ impl Runner {
     /// and gRPC+TLS checks (besides the system roots), as Consul does with
     /// the agent's `ca_file` for checks. Call before the runner is cloned
     /// or started; returns how many certificates were added.
-    // Not wired yet: the agent's `ca_file` reaches checks with the TLS work
-    // (issue 18); checks/tests/runner_tests.rs covers it.
+    // The agent itself uses `use_agent_tls` (Consul adds its CA to checks
+    // only with `enable_agent_tls_for_checks`); checks/tests/runner_tests.rs
+    // covers this one.
     #[allow(dead_code)]
     pub fn add_ca_pem(&mut self, pem: &[u8]) -> Result<usize, String> {
         let shared = Arc::get_mut(&mut self.shared)
@@ -97,6 +98,26 @@ impl Runner {
         let roots = Arc::get_mut(&mut shared.roots)
             .ok_or_else(|| "failed to add CA certificates: checks are already running".to_string())?;
         roots.add_pem(pem)
+    }
+
+    /// Has HTTPS, TCP+TLS and gRPC+TLS checks trust the agent's CA and
+    /// present the agent's certificate (`enable_agent_tls_for_checks`).
+    /// Call before the runner is cloned or started.
+    pub fn use_agent_tls(
+        &mut self,
+        ca: &[rustls::pki_types::CertificateDer<'static>],
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: Arc<rustls::pki_types::PrivateKeyDer<'static>>,
+    ) -> Result<(), String> {
+        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
+            "failed to set the agent's TLS for checks: the runner is already shared".to_string()
+        })?;
+        let roots = Arc::get_mut(&mut shared.roots).ok_or_else(|| {
+            "failed to set the agent's TLS for checks: checks are already running".to_string()
+        })?;
+        roots.add_certs(ca);
+        roots.set_client_cert(chain, key);
+        Ok(())
     }
 
     /// Starts `spec`, replacing (stopping first) a running check with the

@@ -6,7 +6,7 @@
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpStream;
@@ -18,9 +18,27 @@ use tokio_rustls::TlsConnector;
 pub(crate) struct TlsRoots {
     extra: Vec<CertificateDer<'static>>,
     store: OnceLock<Arc<RootCertStore>>,
+    /// The agent's certificate, presented by every TLS probe
+    /// (`enable_agent_tls_for_checks`).
+    client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
 }
 
 impl TlsRoots {
+    /// Trusts these CA certificates too.
+    pub(crate) fn add_certs(&mut self, certs: &[CertificateDer<'static>]) {
+        self.extra.extend(certs.iter().cloned());
+        self.store = OnceLock::new();
+    }
+
+    /// Presents this certificate to servers that ask for one.
+    pub(crate) fn set_client_cert(
+        &mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: Arc<PrivateKeyDer<'static>>,
+    ) {
+        self.client = Some((chain, key));
+    }
+
     /// Adds the certificates of a PEM bundle; returns how many were added.
     pub(crate) fn add_pem(&mut self, pem: &[u8]) -> Result<usize, String> {
         let mut added = 0;
@@ -74,13 +92,16 @@ fn client_config(roots: &TlsRoots, params: &TlsParams<'_>) -> Result<ClientConfi
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
-    let mut config = if params.skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
-            .with_no_client_auth()
+    let builder = if params.skip_verify {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
     } else {
-        builder.with_root_certificates(roots.store()).with_no_client_auth()
+        builder.with_root_certificates(roots.store())
+    };
+    let mut config = match &roots.client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .map_err(|e| format!("tls: the agent's certificate: {e}"))?,
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = params.alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)

@@ -1,5 +1,6 @@
-//! Every command that talks to an agent takes Consul's token flags: the
-//! check walks the whole command tree, so a new command cannot forget them.
+//! Every command that talks to an agent takes Consul's token and TLS
+//! flags: the check walks the whole command tree, so a new command cannot
+//! forget them.
 
 use clap::CommandFactory;
 
@@ -11,6 +12,8 @@ const OFFLINE: &[&str] = &[
     "consul version",
     "consul snapshot inspect",
     "consul operator raft recover",
+    "consul tls ca create",
+    "consul tls cert create",
 ];
 
 fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
@@ -33,11 +36,20 @@ fn every_agent_command_takes_token_and_token_file() {
         if OFFLINE.contains(&path.as_str()) {
             continue;
         }
-        for flag in ["token", "token-file", "http-addr"] {
+        for flag in [
+            "token",
+            "token-file",
+            "http-addr",
+            "ca-file",
+            "ca-path",
+            "client-cert",
+            "client-key",
+            "tls-server-name",
+        ] {
             if !cmd.get_arguments().any(|a| a.get_long() == Some(flag)) {
                 missing.push(format!("{path}: -{flag}"));
             }
         }
     }
-    assert!(missing.is_empty(), "commands without the HTTP token flags: {missing:?}");
+    assert!(missing.is_empty(), "commands without the HTTP token or TLS flags: {missing:?}");
 }

@@ -25,6 +25,7 @@ pub mod operator_recover;
 pub mod reload;
 pub mod services;
 pub mod snapshot;
+pub mod tls;
 pub mod validate;
 pub mod version;
 pub mod watch;
@@ -81,6 +82,8 @@ pub enum Command {
     Monitor(monitor::MonitorArgs),
     /// Interact with services
     Services(services::ServicesArgs),
+    /// Builtin helpers for creating CAs and certificates
+    Tls(tls::TlsArgs),
     /// Generates a new encryption key
     Keygen(keygen::KeygenArgs),
     /// Validate config files/directories
@@ -103,15 +106,30 @@ pub struct HttpFlags {
         help = "File containing the ACL token to use in the request (CONSUL_HTTP_TOKEN_FILE)"
     )]
     pub token_file: Option<String>,
-    #[arg(long = "ca-file", hide = true)]
+    #[arg(
+        long = "ca-file",
+        help = "Path to a CA file to use for TLS when communicating with Consul (CONSUL_CACERT)"
+    )]
     pub ca_file: Option<String>,
-    #[arg(long = "ca-path", hide = true)]
+    #[arg(
+        long = "ca-path",
+        help = "Path to a directory of CA certificates to use for TLS when communicating with Consul (CONSUL_CAPATH)"
+    )]
     pub ca_path: Option<String>,
-    #[arg(long = "client-cert", hide = true)]
+    #[arg(
+        long = "client-cert",
+        help = "Path to a client cert file to use for TLS when 'verify_incoming' is enabled (CONSUL_CLIENT_CERT)"
+    )]
     pub client_cert: Option<String>,
-    #[arg(long = "client-key", hide = true)]
+    #[arg(
+        long = "client-key",
+        help = "Path to a client key file to use for TLS when 'verify_incoming' is enabled (CONSUL_CLIENT_KEY)"
+    )]
     pub client_key: Option<String>,
-    #[arg(long = "tls-server-name", hide = true)]
+    #[arg(
+        long = "tls-server-name",
+        help = "The server name to use as the SNI host when connecting via TLS (CONSUL_TLS_SERVER_NAME)"
+    )]
     pub tls_server_name: Option<String>,
     #[arg(long = "datacenter", help = "Name of the datacenter to query")]
     pub datacenter: Option<String>,
@@ -120,14 +138,27 @@ pub struct HttpFlags {
 }
 
 impl HttpFlags {
-    pub fn client(&self) -> Result<crate::api::Client, String> {
-        let cfg = crate::api::ClientConfig::resolve(
+    /// The client settings these flags (over the environment) ask for: the
+    /// one place every command's HTTP options are resolved.
+    pub fn client_config(&self) -> Result<crate::api::ClientConfig, String> {
+        let mut cfg = crate::api::ClientConfig::resolve(
             self.http_addr.as_deref(),
             self.token.as_deref(),
             self.token_file.as_deref(),
             self.datacenter.as_deref(),
         )?;
-        crate::api::Client::new(cfg)
+        cfg.tls = cfg.tls.with_flags(
+            self.ca_file.as_deref(),
+            self.ca_path.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+            self.tls_server_name.as_deref(),
+        );
+        Ok(cfg)
+    }
+
+    pub fn client(&self) -> Result<crate::api::Client, String> {
+        crate::api::Client::new(self.client_config()?)
     }
 
     /// The client, or (after printing Consul's message) exit code 1.
@@ -166,6 +197,7 @@ Available commands are:
     reload         Triggers the agent to reload configuration files
     services       Interact with services
     snapshot       Saves, restores and inspects snapshots of Consul server state
+    tls            Builtin helpers for creating CAs and certificates
     validate       Validate config files/directories
     version        Prints the Consul version
     watch          Watch for changes in Consul
@@ -247,6 +279,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Members(m) => members::run(m),
         Command::Monitor(m) => monitor::run(m),
         Command::Services(s) => services::run(s),
+        Command::Tls(t) => tls::run(t),
         Command::Keygen(k) => keygen::run(&k),
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),

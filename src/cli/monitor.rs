@@ -2,16 +2,11 @@
 //! `/v1/agent/monitor`, printing each line as it arrives, until interrupted
 //! (exit 0) or until the agent ends the stream (exit 1, as Consul does).
 //!
-//! Reads the body as a stream, so it keeps its own small HTTP client: the
-//! shared `api::Client` collects whole bodies. Touches nothing else.
+//! Reads the body as a stream (`api::Client::stream`). Touches nothing else.
 
 use super::HttpFlags;
-use bytes::Bytes;
 use clap::Args;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use std::io::Write;
 
 #[derive(Args, Debug)]
@@ -40,24 +35,11 @@ pub fn run(a: MonitorArgs) -> i32 {
             Ok(c) => c,
             Err(code) => return code,
         };
-        let token = match crate::api::ClientConfig::resolve(
-            a.http.http_addr.as_deref(),
-            a.http.token.as_deref(),
-            a.http.token_file.as_deref(),
-            None,
-        ) {
-            Ok(cfg) => cfg.token,
-            Err(e) => {
-                eprintln!("Error connecting to Consul agent: {e}");
-                return 1;
-            }
-        };
-        let mut url =
-            format!("{}/v1/agent/monitor?loglevel={}", client.base(), crate::api::encode(&a.log_level));
+        let mut path = format!("/v1/agent/monitor?loglevel={}", crate::api::encode(&a.log_level));
         if a.log_json.unwrap_or(false) {
-            url.push_str("&logjson");
+            path.push_str("&logjson");
         }
-        let body = match start(&url, token.as_deref()).await {
+        let body = match client.stream(&path).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("Error starting monitor: {e}");
@@ -77,28 +59,6 @@ pub fn run(a: MonitorArgs) -> i32 {
             }
         }
     })
-}
-
-/// Opens the stream: the response body once the agent has answered 200.
-async fn start(url: &str, token: Option<&str>) -> Result<hyper::body::Incoming, String> {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
-    let http: HyperClient<_, Empty<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(connector);
-    let mut req = Request::builder().method(Method::GET).uri(url);
-    if let Some(t) = token {
-        req = req.header("X-Consul-Token", t);
-    }
-    let req = req.body(Empty::new()).map_err(|e| format!("GET \"{url}\": {e}"))?;
-    let resp = http.request(req).await.map_err(|e| format!("GET \"{url}\": {}", chain(&e)))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = match resp.into_body().collect().await {
-            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim_end().to_string(),
-            Err(e) => e.to_string(),
-        };
-        return Err(format!("Unexpected response code: {} ({text})", status.as_u16()));
-    }
-    Ok(resp.into_body())
 }
 
 /// Prints whole lines as they arrive until the body ends or we are told to
@@ -150,15 +110,4 @@ async fn follow(mut body: hyper::body::Incoming) -> End {
         let _ = out.write_all(&partial).and_then(|_| out.write_all(b"\n"));
     }
     End::RemoteClosed
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }

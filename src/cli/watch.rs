@@ -116,12 +116,7 @@ async fn run_async(a: WatchArgs) -> i32 {
         eprintln!("{HELP}");
         return 1;
     }
-    let cfg = match ClientConfig::resolve(
-        a.http.http_addr.as_deref(),
-        a.http.token.as_deref(),
-        a.http.token_file.as_deref(),
-        a.http.datacenter.as_deref(),
-    ) {
+    let cfg = match a.http.client_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("Error connecting to Consul agent: {e}");
@@ -153,7 +148,7 @@ async fn run_async(a: WatchArgs) -> i32 {
         eprintln!("Error querying Consul agent: {e}");
         return 1;
     }
-    let mut plan = match Plan::new(spec, &cfg.address) {
+    let mut plan = match Plan::new(spec, &cfg) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("Error connecting to Consul agent: {e}");

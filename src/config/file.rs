@@ -150,6 +150,27 @@ pub struct FileConfig {
     pub ui: Option<bool>,
     pub ui_dir: Option<String>,
     pub ui_content_path: Option<String>,
+    pub tls: Option<TlsBlock>,
+    pub server_name: Option<String>,
+    pub enable_agent_tls_for_checks: Option<bool>,
+    /// Refused when enabled (see `tls::build`): they need a Connect CA.
+    pub auto_encrypt: Option<Value>,
+    pub auto_config: Option<Value>,
+
+    // --- Deprecated TLS keys: folded into `tls` per source, with a warning
+    // (see `tls::fold_deprecated`), so the merged config never has them ---
+    pub tls_min_version: Option<String>,
+    pub tls_cipher_suites: Option<String>,
+    pub tls_prefer_server_cipher_suites: Option<bool>,
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub verify_incoming: Option<bool>,
+    pub verify_incoming_rpc: Option<bool>,
+    pub verify_incoming_https: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
 
     // --- Documented, harmless to ignore for now (warned) ----------------
     pub enable_syslog: Option<bool>,
@@ -164,7 +185,6 @@ pub struct FileConfig {
     pub disable_anonymous_signature: Option<bool>,
     pub disable_coordinates: Option<bool>,
     pub disable_http_unprintable_char_filter: Option<bool>,
-    pub server_name: Option<String>,
     pub snapshot_agent: Option<Value>,
     pub connect: Option<Value>,
     pub config_entries: Option<Value>,
@@ -190,14 +210,6 @@ pub struct FileConfig {
     pub primary_gateways: Option<Vec<String>>,
     pub primary_gateways_interval: Option<String>,
     pub disable_kv_key_validation: Option<bool>,
-    pub tls_min_version: Option<String>,
-    pub tls_cipher_suites: Option<String>,
-    pub tls_prefer_server_cipher_suites: Option<bool>,
-    pub ca_file: Option<String>,
-    pub ca_path: Option<String>,
-    pub cert_file: Option<String>,
-    pub key_file: Option<String>,
-    pub enable_agent_tls_for_checks: Option<bool>,
     pub audit: Option<Value>,
     pub acl_ttl: Option<String>,
     pub acl_down_policy: Option<String>,
@@ -214,14 +226,33 @@ pub struct FileConfig {
     pub acl_datacenter: Option<String>,
     pub acl_default_policy: Option<String>,
     pub acl_master_token: Option<String>,
+}
+
+/// `tls { defaults {..} internal_rpc {..} https {..} grpc {..} }`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsBlock {
+    pub defaults: Option<TlsProtocolBlock>,
+    pub internal_rpc: Option<TlsProtocolBlock>,
+    pub https: Option<TlsProtocolBlock>,
+    pub grpc: Option<TlsProtocolBlock>,
+}
+
+/// One level of the `tls` block. The levels share this shape; keys Consul
+/// has only at some levels are refused at the others by `tls::build`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsProtocolBlock {
+    pub ca_file: Option<String>,
+    pub ca_path: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub tls_min_version: Option<String>,
+    pub tls_cipher_suites: Option<String>,
     pub verify_incoming: Option<bool>,
-    pub verify_incoming_rpc: Option<bool>,
-    pub verify_incoming_https: Option<bool>,
     pub verify_outgoing: Option<bool>,
     pub verify_server_hostname: Option<bool>,
-    pub tls: Option<Value>,
-    pub auto_encrypt: Option<Value>,
-    pub auto_config: Option<Value>,
+    pub use_auto_cert: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -505,7 +536,6 @@ impl FileConfig {
         warn(self.disable_anonymous_signature.is_some(), "disable_anonymous_signature");
         warn(self.disable_coordinates.is_some(), "disable_coordinates");
         warn(self.disable_http_unprintable_char_filter.is_some(), "disable_http_unprintable_char_filter");
-        warn(self.server_name.is_some(), "server_name");
         warn(self.snapshot_agent.is_some(), "snapshot_agent");
         warn(self.connect.is_some(), "connect");
         warn(self.config_entries.is_some(), "config_entries");
@@ -531,14 +561,6 @@ impl FileConfig {
         warn(self.primary_gateways.is_some(), "primary_gateways");
         warn(self.primary_gateways_interval.is_some(), "primary_gateways_interval");
         warn(self.disable_kv_key_validation.is_some(), "disable_kv_key_validation");
-        warn(self.tls_min_version.is_some(), "tls_min_version");
-        warn(self.tls_cipher_suites.is_some(), "tls_cipher_suites");
-        warn(self.tls_prefer_server_cipher_suites.is_some(), "tls_prefer_server_cipher_suites");
-        warn(self.ca_file.is_some(), "ca_file");
-        warn(self.ca_path.is_some(), "ca_path");
-        warn(self.cert_file.is_some(), "cert_file");
-        warn(self.key_file.is_some(), "key_file");
-        warn(self.enable_agent_tls_for_checks.is_some(), "enable_agent_tls_for_checks");
         warn(self.audit.is_some(), "audit");
         warn(self.acl_disabled_ttl.is_some(), "acl_disabled_ttl");
         if let Some(ports) = &self.ports {
@@ -553,32 +575,10 @@ impl FileConfig {
         }
         if let Some(addresses) = &self.addresses {
             warn(addresses.grpc.is_some() || addresses.grpc_tls.is_some(), "addresses.grpc");
-            warn(addresses.https.is_some(), "addresses.https");
         }
 
-        // Refusals: only when the value asks for something we would not do.
-        let mut refuse = |set: bool, key: &str| {
-            if set {
-                out.push((key.to_string(), Refused));
-            }
-        };
-        refuse(self.verify_incoming == Some(true), "verify_incoming");
-        refuse(self.verify_incoming_rpc == Some(true), "verify_incoming_rpc");
-        refuse(self.verify_incoming_https == Some(true), "verify_incoming_https");
-        refuse(self.verify_outgoing == Some(true), "verify_outgoing");
-        refuse(self.verify_server_hostname == Some(true), "verify_server_hostname");
-        refuse(self.tls.is_some(), "tls");
-        refuse(
-            self.auto_encrypt.as_ref().is_some_and(|v| v.get("tls") == Some(&Value::Bool(true))),
-            "auto_encrypt.tls",
-        );
-        refuse(
-            self.auto_config.as_ref().is_some_and(|v| v.get("enabled") == Some(&Value::Bool(true))),
-            "auto_config.enabled",
-        );
-        if let Some(ports) = &self.ports {
-            refuse(ports.https.is_some_and(|p| p > 0), "ports.https");
-        }
+        // Refusals (`Support::Refused`): none today. TLS settings that
+        // cannot work are refused with their own reasons by `tls::build`.
         out
     }
 }

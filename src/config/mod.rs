@@ -4,7 +4,8 @@
 //!
 //! Owns: the config file format (`file.rs`), HCL parsing (`hcl/`), merge
 //! rules (`merge.rs`), address keys and go-sockaddr templates (`addrs.rs`,
-//! `sockaddr/`, `netif.rs`) and the resolved `RuntimeConfig` (`runtime.rs`).
+//! `sockaddr/`, `netif.rs`), TLS settings (`tls.rs`) and the resolved
+//! `RuntimeConfig` (`runtime.rs`).
 //! Must not open sockets or spawn tasks; the only IO is reading config
 //! files (and, to pick a default advertise address or evaluate templates,
 //! listing interface addresses).
@@ -17,6 +18,7 @@ pub mod merge;
 pub mod netif;
 pub mod runtime;
 pub mod sockaddr;
+pub mod tls;
 
 pub use netif::{IfAddr, IfFlags};
 pub use runtime::{LogLevel, RuntimeConfig, UiSettings};
@@ -149,6 +151,7 @@ pub fn load_with_interfaces(
             }
         }
         merge::normalize(&mut source.value);
+        warnings.extend(tls::fold_deprecated(&mut source.value));
         merge::merge(&mut merged, source.value);
     }
     let file = parse_value("merged configuration", merged)?;
@@ -377,8 +380,9 @@ mod tests {
     fn refused_key() {
         let err = load_texts(&[("a.json", "{\"data_dir\": \"/x\", \"auto_config\": {\"enabled\": true}}")])
             .unwrap_err();
-        assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("auto_config.enabled"));
+        // Refused with what it would need (`tls::build`), not ignored.
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("auto_config.enabled") && err.to_string().contains("Connect CA"));
     }
 
     #[test]
@@ -466,7 +470,7 @@ mod tests {
         let err =
             load_texts(&[("a.hcl", "data_dir = \"/x\"\nauto_config {\n  enabled = true\n}\n")]).unwrap_err();
         assert!(
-            matches!(err, ConfigError::Unsupported { .. }) && err.to_string().contains("auto_config.enabled"),
+            matches!(err, ConfigError::Invalid(_)) && err.to_string().contains("auto_config.enabled"),
             "{err}"
         );
     }

@@ -4,6 +4,7 @@
 
 use super::addrs::Network;
 use super::file::{CheckDefinition, FileConfig, ServiceDefinition};
+use super::tls::TlsSettings;
 use super::ConfigError;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -47,6 +48,8 @@ impl LogLevel {
 pub struct Ports {
     pub dns: i64,
     pub http: i64,
+    /// -1 (Consul's default): no HTTPS listener.
+    pub https: i64,
     pub serf_lan: i64,
     pub serf_wan: i64,
     pub server: i64,
@@ -59,6 +62,9 @@ pub struct Limits {
     pub txn_max_req_len: u64,
     pub rpc_max_conns_per_client: usize,
     pub rpc_handshake_timeout: Duration,
+    /// How long a client of the HTTPS API may take to finish its TLS
+    /// handshake.
+    pub https_handshake_timeout: Duration,
     /// How long a client may take to send a request's headers (and how
     /// long a keep-alive connection may stay idle) on the HTTP API.
     pub http_read_header_timeout: Duration,
@@ -204,6 +210,7 @@ pub struct RuntimeConfig {
     pub serf_bind_wan: IpAddr,
     pub client_addrs: Vec<IpAddr>,
     pub http_addrs: Vec<IpAddr>,
+    pub https_addrs: Vec<IpAddr>,
     pub dns_addrs: Vec<IpAddr>,
     pub ports: Ports,
     pub encrypt: Option<String>,
@@ -262,6 +269,7 @@ pub struct RuntimeConfig {
     /// `telemetry.prometheus_retention_time`: > 0 enables the Prometheus
     /// format of `/v1/agent/metrics`.
     pub prometheus_retention_time: Duration,
+    pub tls: TlsSettings,
     /// The `acl` block (and its deprecated spellings).
     pub acl: super::acl::AclSettings,
 }
@@ -272,6 +280,13 @@ impl RuntimeConfig {
             return Vec::new();
         }
         self.http_addrs.iter().map(|ip| SocketAddr::new(*ip, self.ports.http as u16)).collect()
+    }
+
+    pub fn https_socket_addrs(&self) -> Vec<SocketAddr> {
+        if self.ports.https <= 0 {
+            return Vec::new();
+        }
+        self.https_addrs.iter().map(|ip| SocketAddr::new(*ip, self.ports.https as u16)).collect()
     }
 
     pub fn dns_socket_addrs(&self) -> Vec<SocketAddr> {
@@ -378,6 +393,10 @@ pub(super) fn build(
         Some(a) => net.addr_list("addresses.http", a)?,
         None => client_addrs.clone(),
     };
+    let https_addrs = match &addresses.https {
+        Some(a) => net.addr_list("addresses.https", a)?,
+        None => client_addrs.clone(),
+    };
     let dns_addrs = match &addresses.dns {
         Some(a) => net.addr_list("addresses.dns", a)?,
         None => client_addrs.clone(),
@@ -395,6 +414,7 @@ pub(super) fn build(
     let ports = Ports {
         dns: p.dns.unwrap_or(8600),
         http: p.http.unwrap_or(8500),
+        https: p.https.unwrap_or(-1),
         serf_lan: p.serf_lan.unwrap_or(8301),
         serf_wan: p.serf_wan.unwrap_or(if dev { -1 } else { 8302 }),
         server: p.server.unwrap_or(8300),
@@ -402,6 +422,7 @@ pub(super) fn build(
     for (name, port, may_disable) in [
         ("ports.dns", ports.dns, true),
         ("ports.http", ports.http, true),
+        ("ports.https", ports.https, true),
         ("ports.serf_lan", ports.serf_lan, false),
         ("ports.serf_wan", ports.serf_wan, true),
         ("ports.server", ports.server, false),
@@ -477,6 +498,7 @@ pub(super) fn build(
         txn_max_req_len: l.txn_max_req_len.unwrap_or(512 * 1024),
         rpc_max_conns_per_client: nonneg("limits.rpc_max_conns_per_client", l.rpc_max_conns_per_client, 100)?,
         rpc_handshake_timeout: l.rpc_handshake_timeout.map(|x| x.0).unwrap_or(Duration::from_secs(5)),
+        https_handshake_timeout: l.https_handshake_timeout.map(|x| x.0).unwrap_or(Duration::from_secs(5)),
         http_read_header_timeout: match l.http_read_header_timeout.map(|x| x.0) {
             None => Duration::from_secs(30),
             Some(d) if d.is_zero() => {
@@ -551,6 +573,7 @@ pub(super) fn build(
 
     let ui = ui_settings(&c, dev, warnings)?;
     let h = c.http_config.clone().unwrap_or_default();
+    let tls = super::tls::build(&c, warnings)?;
     Ok(RuntimeConfig {
         dev,
         primary_datacenter: c
@@ -573,6 +596,7 @@ pub(super) fn build(
         serf_bind_wan,
         client_addrs,
         http_addrs,
+        https_addrs,
         dns_addrs,
         ports,
         encrypt,
@@ -634,6 +658,7 @@ pub(super) fn build(
         ui,
         ae_interval: c.ae_interval.map(|x| x.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(60)),
         prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
+        tls,
         acl: super::acl::build(&c, warnings)?,
     })
 }

@@ -175,8 +175,13 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
         Some(dc) => dc.to_string(),
         None => ctx.backend.local_datacenter(),
     };
-    let key =
-        CacheKey { service: name.to_string(), tag: tag.map(str::to_string), dc: dc_name.clone(), domain: d };
+    let key = CacheKey {
+        service: name.to_string(),
+        tag: tag.map(str::to_string),
+        dc: dc_name.clone(),
+        domain: d,
+        acl: ctx.backend.acl_generation(),
+    };
     // The common case: nothing changed since the set was built, and the
     // backend can tell without handing over every instance.
     let cached =

@@ -107,6 +107,12 @@ pub trait DnsBackend: Send + Sync + 'static {
         None
     }
 
+    /// Changes whenever what the lookups' token may read could have changed
+    /// (another token, another ACL state); cached answers are kept per value.
+    fn acl_generation(&self) -> u64 {
+        0
+    }
+
     /// One node by name in `dc` (None = local); `Ok(None)` when unknown.
     fn node<'a>(
         &'a self,

@@ -20,6 +20,9 @@ pub struct CacheKey {
     pub dc: String,
     /// Which of our domains SRV targets are rendered under.
     pub domain: usize,
+    /// The ACL state the set was filtered under (`DnsBackend::acl_generation`):
+    /// a new DNS token or a changed policy builds a new set.
+    pub acl: u64,
 }
 
 struct Entry {
@@ -117,7 +120,7 @@ mod tests {
     use super::*;
 
     fn key(s: &str) -> CacheKey {
-        CacheKey { service: s.into(), tag: None, dc: "dc1".into(), domain: 0 }
+        CacheKey { service: s.into(), tag: None, dc: "dc1".into(), domain: 0, acl: 0 }
     }
 
     #[test]

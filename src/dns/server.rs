@@ -177,7 +177,7 @@ impl accept::ConnHandler for TcpConns {
 /// Serves length-prefixed queries on one connection, in order, until the
 /// client closes, stays idle past `idle`, or the server stops.
 async fn tcp_connection(
-    mut stream: TcpStream,
+    mut stream: accept::Stream,
     src: SocketAddr,
     handler: DnsHandler,
     shutdown: CancellationToken,

@@ -841,7 +841,7 @@ impl Acceptor {
         }
     }
 
-    async fn exchange(&self, mut s: TcpStream, from: SocketAddr) {
+    async fn exchange(&self, mut s: accept::Stream, from: SocketAddr) {
         let _ = s.set_nodelay(true);
         let frame = match tokio::time::timeout(
             self.tcp_timeout,

@@ -86,7 +86,7 @@ pub async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Transpor
 }
 
 /// Writes one frame.
-pub async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, payload: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(payload.len()).map_err(|_| std::io::Error::other("frame too large"))?;
     let mut buf = Vec::with_capacity(4 + payload.len());
     buf.extend_from_slice(&len.to_be_bytes());
@@ -96,7 +96,10 @@ pub async fn write_frame(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<(
 }
 
 /// Reads one frame of at most `max` bytes.
-pub async fn read_frame(s: &mut TcpStream, max: usize) -> Result<Vec<u8>, TransportError> {
+pub async fn read_frame<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    max: usize,
+) -> Result<Vec<u8>, TransportError> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await.map_err(TransportError::ReadLength)?;
     let len = u32::from_be_bytes(len) as usize;

@@ -159,6 +159,7 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
             "DNSDomain": cfg.domain,
             "HTTPPort": cfg.ports.http,
+            "HTTPSPort": cfg.ports.https,
             "DNSPort": cfg.ports.dns,
             "SerfPortLAN": cfg.ports.serf_lan,
             "SerfPortWAN": cfg.ports.serf_wan,
@@ -172,6 +173,8 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             "RetryJoinLAN": cfg.retry_join,
             "LogLevel": cfg.log_level.as_str(),
             "DevMode": cfg.dev,
+            "ACLsEnabled": cfg.acl.enabled,
+            "ACLTokens": acl_tokens_view(agent),
         },
         "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
         "Member": self_member(agent),
@@ -179,6 +182,22 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
         "Meta": cfg.node_meta,
     });
     json(&params, &body)
+}
+
+/// The agent's tokens as `/v1/agent/self` shows them: set or not, never
+/// the secret (Consul prints "hidden").
+fn acl_tokens_view(agent: &Agent) -> Value {
+    let t = agent.tokens();
+    let shown = |v: Option<String>| if v.is_some_and(|v| !v.is_empty()) { "hidden" } else { "" };
+    let cfg = agent.config();
+    json!({
+        "ACLDefaultToken": shown(t.user_token()),
+        "ACLAgentToken": shown(agent.tokens().agent_token_only()),
+        "ACLAgentRecoveryToken": shown(t.agent_recovery_token()),
+        "ACLReplicationToken": shown(cfg.acl.tokens.replication.clone()),
+        "ACLConfigFileRegistrationToken": shown(agent.tokens().config_file_token_only()),
+        "ACLDNSToken": shown(agent.tokens().dns_token_only()),
+    })
 }
 
 pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Caller>>) -> HttpResult {
@@ -293,7 +312,12 @@ pub async fn service_register(
     let body = read_limited(&headers, body, MAX_BODY).await?;
     let input: AgentServiceIn = decode::from_slice(&body)
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
-    let def = input.into_def().map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    let mut def =
+        input.into_def().map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+    // Anti-entropy syncs the service with the token it was registered with.
+    if def.token.is_empty() {
+        def.token = super::query::token(&params, &headers).unwrap_or_default();
+    }
     id.require(id.0.authz.service_write(&def.name), "service:write", Some(&def.name))?;
     let replace = params.has("replace-existing-checks");
     ctx.agent.register_service(def, Source::Remote, replace)?;

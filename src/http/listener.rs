@@ -5,9 +5,14 @@
 //! cannot pin a connection forever; it also closes keep-alive connections
 //! idle that long) and the size of a request head (431 beyond it).
 //!
+//! The HTTPS listener is the same, with the TLS handshake done by the
+//! shared loop; a connection that negotiated `h2` (ALPN) is served as
+//! HTTP/2, so many blocking queries share one connection.
+//!
 //! Owns: each connection's hyper settings and the 429 answer; accepting
-//! and counting connections is the shared loop's (`crate::accept`). Must not
-//! know about routes or handlers: it serves whatever `Router` it is given.
+//! and counting connections, and TLS handshakes, are the shared loop's
+//! (`crate::accept`). Must not know about routes or handlers: it serves
+//! whatever `Router` it is given.
 //! Request bodies are bounded by each endpoint (see `body::read_limited`).
 
 use crate::accept;
@@ -16,7 +21,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use futures::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,15 +58,17 @@ impl ConnLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` fires, then lets open
-/// requests finish. Runs on `tasks`.
+/// requests finish. Runs on `tasks`. With `tls`, every connection must
+/// complete a TLS handshake first (HTTPS).
 pub fn spawn(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<accept::TlsAccept>,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) {
-    let conns = Arc::new(HttpConns { app, limits, shutdown: shutdown.clone() });
+    let conns = Arc::new(HttpConns { app, limits, tls, shutdown: shutdown.clone() });
     let admit = accept::Limits { per_client: limits.max_per_client, ..accept::Limits::default() };
     tasks.spawn(accept::run(listener, conns, admit, shutdown, tasks.clone()));
 }
@@ -70,12 +77,33 @@ pub fn spawn(
 struct HttpConns {
     app: Router,
     limits: ConnLimits,
+    tls: Option<accept::TlsAccept>,
     shutdown: CancellationToken,
 }
 
 impl accept::ConnHandler for HttpConns {
     async fn serve(&self, conn: accept::Conn) {
-        serve_conn(conn.stream, conn.peer, self.app.clone(), self.limits, self.shutdown.clone()).await;
+        serve_conn(conn, self.app.clone(), self.limits, self.shutdown.clone()).await;
+    }
+
+    fn tls(&self) -> Option<&accept::TlsAccept> {
+        self.tls.as_ref()
+    }
+
+    fn open_failed(&self, peer: SocketAddr, error: &accept::OpenError) {
+        // Go's HTTP server logs every failed handshake; so do we, at
+        // warning, since a wrong or expired certificate shows up here.
+        match error {
+            accept::OpenError::ClosedEarly => {
+                tracing::debug!(target: TARGET, client = %peer, "HTTPS client closed before the TLS handshake")
+            }
+            accept::OpenError::NoCertificate => tracing::warn!(
+                target: TARGET,
+                client = %peer,
+                "TLS handshake refused: the HTTPS port has no certificate; set tls.https.cert_file and key_file (or tls.defaults.*)"
+            ),
+            e => tracing::warn!(target: TARGET, client = %peer, error = %e, "http: TLS handshake error"),
+        }
     }
 
     fn refused(
@@ -103,32 +131,46 @@ impl accept::ConnHandler for HttpConns {
     }
 }
 
-async fn serve_conn(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    limits: ConnLimits,
-    shutdown: CancellationToken,
-) {
+async fn serve_conn(conn: accept::Conn, app: Router, limits: ConnLimits, shutdown: CancellationToken) {
+    let accept::Conn { stream, peer, tls } = conn;
+    let h2 = tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some(b"h2".as_slice());
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
         let mut app = app.clone();
         async move { app.call(req).await }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_header_timeout)
-        // hyper refuses a smaller buffer than 8 KiB.
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let result = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes as u32)
+            // Many blocking queries on one connection: Go's default limit.
+            .max_concurrent_streams(1000);
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.read_header_timeout)
+            // hyper refuses a smaller buffer than 8 KiB.
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     if let Err(e) = result {

@@ -219,24 +219,43 @@ async fn finish(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Binds every HTTP address and serves until `shutdown` fires.
+/// The addresses the API listens on.
+#[derive(Clone, Debug, Default)]
+pub struct Bound {
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+}
+
+/// Binds every HTTP and HTTPS address and serves until `shutdown` fires.
+/// Both serve the same router with the same limits; HTTPS connections
+/// complete a TLS handshake (with the agent's current certificate) first.
 pub async fn serve(
     agent: Agent,
     addrs: &[SocketAddr],
+    https_addrs: &[SocketAddr],
+    tls: &crate::tls::Tls,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
-) -> Result<Vec<SocketAddr>, String> {
+) -> Result<Bound, String> {
     let limits = listener::ConnLimits::from_config(&agent.config().limits);
+    let handshake_timeout = agent.config().limits.https_handshake_timeout;
     let app = router(Ctx { agent });
-    let mut bound = Vec::new();
-    for addr in addrs {
+    let mut bound = Bound::default();
+    for (addr, https) in addrs.iter().map(|a| (a, false)).chain(https_addrs.iter().map(|a| (a, true))) {
+        let (kind, scheme) = if https { ("HTTPS", "https") } else { ("HTTP", "http") };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("Error starting HTTP listener on {addr}: {e}"))?;
+            .map_err(|e| format!("Error starting {kind} listener on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(target: "agent", address = %format!("http://{local}"), network = "tcp", "Started HTTP server");
-        bound.push(local);
-        listener::spawn(listener, app.clone(), limits, shutdown.clone(), tasks);
+        tracing::info!(target: "agent", address = %format!("{scheme}://{local}"), network = "tcp", "Started {kind} server");
+        let tls = if https {
+            bound.https.push(local);
+            Some(tls.https_accept(handshake_timeout))
+        } else {
+            bound.http.push(local);
+            None
+        };
+        listener::spawn(listener, app.clone(), limits, tls, shutdown.clone(), tasks);
     }
     Ok(bound)
 }

@@ -2,16 +2,26 @@
 //! per peer carries any number of concurrent requests, matched to their
 //! responses by id. A broken connection fails its pending calls and is
 //! replaced on the next call.
+//!
+//! With `verify_outgoing` every connection is TLS (the agent's `Tls`
+//! handle says how, per connection, so renewed certificates apply to new
+//! connections): the server must prove `server.<dc>.<domain>` under
+//! `verify_server_hostname`, where `dc` is this agent's datacenter, or the
+//! target's for a call relayed to another datacenter. One pooled
+//! connection per address, so an address is assumed to stay in one
+//! datacenter.
 
 use super::context::RequestContext;
 use super::frame::{self, Kind};
 use super::message::RpcError;
 use super::method::{self, Method, WireCall, WireReply};
+use crate::tls::Tls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +59,8 @@ struct Conn {
 pub struct RpcClient {
     conns: Arc<Mutex<HashMap<SocketAddr, Arc<Conn>>>>,
     next_id: Arc<AtomicU64>,
+    /// `None`: plain text (no TLS configured).
+    tls: Option<Tls>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +68,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 impl RpcClient {
     pub fn new() -> RpcClient {
         RpcClient::default()
+    }
+
+    /// A pool that dials with TLS whenever `tls` says to.
+    pub(crate) fn with_tls(tls: Tls) -> RpcClient {
+        RpcClient { tls: Some(tls), ..RpcClient::default() }
     }
 
     /// Calls method `M` on the server at `addr` and waits at most
@@ -83,7 +100,10 @@ impl RpcClient {
     ) -> Result<WireReply, CallError> {
         let payload =
             postcard::to_allocvec(call).map_err(|e| CallError::Codec(format!("encoding request: {e}")))?;
-        let conn = self.conn(addr).await?;
+        // A relayed call goes to a server of the call's datacenter; every
+        // other call to one of this agent's own.
+        let dc = if call.ctx.relayed { call.ctx.datacenter.as_deref() } else { None };
+        let conn = self.conn(addr, dc).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes =
             frame::encode(id, Kind::Request, &payload).map_err(|e| CallError::Codec(e.to_string()))?;
@@ -113,7 +133,7 @@ impl RpcClient {
         }
     }
 
-    async fn conn(&self, addr: SocketAddr) -> Result<Arc<Conn>, CallError> {
+    async fn conn(&self, addr: SocketAddr, dc: Option<&str>) -> Result<Arc<Conn>, CallError> {
         if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get(&addr) {
             if !c.closed.load(Ordering::Relaxed) {
                 return Ok(c.clone());
@@ -125,7 +145,39 @@ impl RpcClient {
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+        let dial = self.tls.as_ref().and_then(|t| t.rpc_dial(dc));
+        let conn = match dial {
+            None => self.start_conn(stream, addr).await?,
+            Some((config, name)) => {
+                let handshake = tokio_rustls::TlsConnector::from(config).connect(name.clone(), stream);
+                let tls = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+                    Err(_) => return Err(connect_err("TLS handshake timed out".into())),
+                    Ok(Err(e)) => {
+                        tracing::warn!(
+                            target: "agent.client.rpc",
+                            server = %addr,
+                            expected_name = ?name,
+                            error = %e,
+                            "TLS handshake with server failed; refusing it"
+                        );
+                        return Err(connect_err(format!("TLS handshake: {e}")));
+                    }
+                    Ok(Ok(s)) => s,
+                };
+                self.start_conn(tls, addr).await?
+            }
+        };
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(addr, conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends the preamble and starts the connection's reader and writer.
+    async fn start_conn<S>(&self, stream: S, addr: SocketAddr) -> Result<Arc<Conn>, CallError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let connect_err = |reason: String| CallError::Connect { addr, reason };
+        let (mut rd, mut wr) = tokio::io::split(stream);
         frame::write_preamble(&mut wr).await.map_err(|e| connect_err(e.to_string()))?;
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Pending = Arc::default();
@@ -160,7 +212,6 @@ impl RpcClient {
             // Fail everything still waiting on this connection.
             pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
         });
-        self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(addr, conn.clone());
         Ok(conn)
     }
 }

@@ -219,6 +219,14 @@ pub fn decode_reply<M: Method>(reply: WireReply) -> Result<M::Reply, RpcError> {
     postcard::from_bytes(&reply?).map_err(|e| RpcError::Internal(format!("malformed {} reply: {e}", M::NAME)))
 }
 
+/// Whether a method is part of the servers' own protocol (Raft, writes and
+/// read-index checks forwarded to the leader): with
+/// `verify_server_hostname` only a peer with a server's certificate may
+/// call it.
+pub fn is_server_only(id: u16) -> bool {
+    id == Raft::ID || id == Propose::ID || id == ReadIndex::ID
+}
+
 /// The name of a wire number, for errors about unknown methods.
 pub fn name_of(id: u16) -> Option<&'static str> {
     ALL.iter().find(|(i, _)| *i == id).map(|(_, n)| *n)

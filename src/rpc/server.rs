@@ -3,11 +3,20 @@
 //! reads frames, runs each request concurrently through the `Handler`, and
 //! writes responses (in any order; the request id pairs them). A bad
 //! connection is closed and logged; it never affects others.
+//!
+//! TLS: a connection that opens with a TLS handshake is served over TLS
+//! (the shared loop does the handshake, verifying the client's certificate
+//! under `verify_incoming`); one that opens in plain text is served only
+//! while `verify_incoming` is off (a rolling upgrade). Under
+//! `verify_server_hostname`, server-only methods (Raft, forwarded writes)
+//! are answered only to a peer whose certificate names this datacenter's
+//! servers, so a client's certificate cannot make a client act as a server.
 
 use super::frame::{self, FrameError, Kind};
 use super::message::RpcError;
-use super::method::{WireCall, WireReply};
+use super::method::{self, WireCall, WireReply};
 use crate::accept;
+use crate::tls::Tls;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +36,8 @@ pub trait Handler: Send + Sync + 'static {
 /// Requests in flight per connection.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Binds the server port and serves until `shutdown`. Returns the bound address.
+/// Binds the server port and serves it in plain text until `shutdown`.
+/// Returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     handler: Arc<dyn Handler>,
@@ -35,11 +45,39 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<SocketAddr, String> {
+    serve_with(addr, handler, max_conns_per_client, None, shutdown, tasks).await
+}
+
+/// As `serve`, with the agent's TLS (see the module doc); `handshake_timeout`
+/// bounds a client's TLS handshake (`limits.rpc_handshake_timeout`).
+pub(crate) async fn serve_tls(
+    addr: SocketAddr,
+    handler: Arc<dyn Handler>,
+    max_conns_per_client: usize,
+    tls: Tls,
+    handshake_timeout: std::time::Duration,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<SocketAddr, String> {
+    serve_with(addr, handler, max_conns_per_client, Some((tls, handshake_timeout)), shutdown, tasks).await
+}
+
+async fn serve_with(
+    addr: SocketAddr,
+    handler: Arc<dyn Handler>,
+    max_conns_per_client: usize,
+    tls: Option<(Tls, std::time::Duration)>,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<SocketAddr, String> {
     let listener =
         TcpListener::bind(addr).await.map_err(|e| format!("Error starting RPC listener on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(target: "agent.server.rpc", address = %local, "RPC server listening");
-    let conns = Arc::new(RpcConns { handler, max_conns_per_client, shutdown: shutdown.clone() });
+    let accept_tls = tls.as_ref().map(|(t, timeout)| t.rpc_accept(*timeout));
+    let tls = tls.map(|(t, _)| t);
+    let conns =
+        Arc::new(RpcConns { handler, max_conns_per_client, tls, accept_tls, shutdown: shutdown.clone() });
     let limits = accept::Limits { per_client: max_conns_per_client, ..accept::Limits::default() };
     tasks.spawn(accept::run(listener, conns, limits, shutdown, tasks.clone()));
     Ok(local)
@@ -49,14 +87,62 @@ pub async fn serve(
 struct RpcConns {
     handler: Arc<dyn Handler>,
     max_conns_per_client: usize,
+    tls: Option<Tls>,
+    accept_tls: Option<accept::TlsAccept>,
     shutdown: CancellationToken,
+}
+
+/// Whether a connection's peer proved it is a server of this datacenter,
+/// when that is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerRole {
+    /// No check configured: every peer may call every method.
+    Unchecked,
+    Server,
+    NotServer,
 }
 
 impl accept::ConnHandler for RpcConns {
     async fn serve(&self, conn: accept::Conn) {
-        if let Err(e) = serve_conn(conn.stream, self.handler.clone(), self.shutdown.clone()).await {
+        let role = match self.tls.as_ref().and_then(Tls::required_server_identity) {
+            None => PeerRole::Unchecked,
+            Some(name) => {
+                let leaf = conn.tls.as_ref().and_then(|t| t.peer_certificates.first());
+                if leaf.is_some_and(|c| crate::tls::identity::names(c, &name)) {
+                    PeerRole::Server
+                } else {
+                    PeerRole::NotServer
+                }
+            }
+        };
+        let peer = conn.peer;
+        if let Err(e) = serve_conn(conn.stream, peer, role, self.handler.clone(), self.shutdown.clone()).await
+        {
             if !matches!(e, FrameError::Closed) {
-                tracing::debug!(target: "agent.server.rpc", peer = %conn.peer, error = %e, "RPC connection closed");
+                tracing::debug!(target: "agent.server.rpc", peer = %peer, error = %e, "RPC connection closed");
+            }
+        }
+    }
+
+    fn tls(&self) -> Option<&accept::TlsAccept> {
+        self.accept_tls.as_ref()
+    }
+
+    fn open_failed(&self, peer: SocketAddr, error: &accept::OpenError) {
+        match error {
+            accept::OpenError::ClosedEarly => {}
+            accept::OpenError::PlainRefused => tracing::warn!(
+                target: "agent.server.rpc",
+                peer = %peer,
+                "plain-text RPC connection refused: tls.internal_rpc.verify_incoming requires TLS with a client certificate"
+            ),
+            accept::OpenError::NoCertificate => tracing::warn!(
+                target: "agent.server.rpc",
+                peer = %peer,
+                "TLS RPC connection refused: this server has no certificate; set tls.internal_rpc.cert_file and key_file (or tls.defaults.*)"
+            ),
+            e => {
+                tracing::warn!(target: "agent.server.rpc", peer = %peer, error = %e, "failed TLS handshake on the RPC port")
             }
         }
     }
@@ -76,12 +162,14 @@ impl accept::ConnHandler for RpcConns {
 }
 
 async fn serve_conn(
-    stream: TcpStream,
+    stream: accept::Stream,
+    peer: SocketAddr,
+    role: PeerRole,
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
 ) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     tokio::select! {
         r = frame::read_preamble(&mut rd) => r?,
         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => return Err(FrameError::BadPreamble),
@@ -122,6 +210,20 @@ async fn serve_conn(
         let tx = tx.clone();
         inflight.spawn(async move {
             let reply = match postcard::from_bytes::<WireCall>(&frame.payload) {
+                Ok(call)
+                    if role == PeerRole::NotServer
+                        && (method::is_server_only(call.method) || call.ctx.leader_only) =>
+                {
+                    tracing::warn!(
+                        target: "agent.server.rpc",
+                        peer = %peer,
+                        method = method::name_of(call.method).unwrap_or("?"),
+                        "refused a server-only RPC from a peer without this datacenter's server certificate (verify_server_hostname)"
+                    );
+                    Err(RpcError::PermissionDenied(
+                        "Permission denied: this RPC is for servers only and the peer's certificate does not name a server of this datacenter".into(),
+                    ))
+                }
                 Ok(call) => handler.handle(call).await,
                 Err(e) => Err(RpcError::BadRequest(format!("malformed RPC request: {e}"))),
             };

@@ -82,8 +82,25 @@ fn retain<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> bool {
 }
 
 impl Server {
-    /// Decides whether the caller of `ctx` may make this call of `M`.
-    pub(crate) fn authorize<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Authorized, RpcError> {
+    /// Decides whether the caller of `ctx` may make this call of `M`. A
+    /// secret this server does not know may be a token created a moment
+    /// ago that it has not applied yet: before refusing, a follower
+    /// catches up with the leader (a linearizable read) and looks again.
+    pub(crate) async fn authorize<M: Guard>(
+        &self,
+        ctx: &RequestContext,
+        args: &M,
+    ) -> Result<Authorized, RpcError> {
+        match self.authorize_now(ctx, args) {
+            Err(e) if e == super::acl::acl_not_found() && !self.consensus.is_leader() => {
+                self.check_consistency(&crate::rpc::QueryOptions::default()).await?;
+                self.authorize_now(ctx, args)
+            }
+            other => other,
+        }
+    }
+
+    fn authorize_now<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Authorized, RpcError> {
         #[cfg(test)]
         if self.authz == Policy::DenyAll {
             return Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME)));
@@ -123,8 +140,7 @@ impl Server {
         ctx: &RequestContext,
         reply: &mut M::Reply,
     ) -> Result<(), RpcError> {
-        // A servers-only call carries the servers' secret, which names no
-        // token; its reply goes to a server and holds nothing to filter.
+        // Server-only methods carry the servers' secret, not a user token.
         if !self.acl_enabled() || M::SERVERS_ONLY {
             return Ok(());
         }

@@ -47,7 +47,7 @@ impl Server {
         if ctx.leader_only && !self.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        let auth = self.authorize(&ctx, &args)?;
+        let auth = self.authorize(&ctx, &args).await?;
         let mut reply = args.serve(self, &ctx, auth).await?;
         self.filter_reply::<M>(&ctx, &mut reply)?;
         Ok(reply)
@@ -203,21 +203,50 @@ delegate! {
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
     AclBootstrap => |s, ctx, a| s.acl_bootstrap(ctx, a.secret).await;
-    AclTokenSet => |s, _ctx, a| s.acl_token_set(a.token, a.create).await;
+    AclTokenSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_token_set(a.token, a.create).await,
+    };
     AclTokenRead => |s, ctx, a| s.acl_token_read(&a.accessor, &ctx.query).await;
     AclTokenSelf => |s, ctx, _a| s.acl_token_self(ctx).await;
     AclTokenList => |s, ctx, a| s.acl_token_list(&a.filter, &ctx.query).await;
-    AclTokenDelete => |s, ctx, a| s.acl_token_delete(ctx, &a.accessor).await;
-    AclTokenClone => |s, _ctx, a| s.acl_token_clone(&a.accessor, a.description).await;
-    AclPolicySet => |s, _ctx, a| s.acl_policy_set(a.policy, a.create).await;
+    AclTokenDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_token_delete(ctx, &a.accessor).await,
+    };
+    AclTokenClone => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_token_clone(&a.accessor, a.description).await,
+    };
+    AclPolicySet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_policy_set(a.policy, a.create).await,
+    };
     AclPolicyRead => |s, ctx, a| s.acl_policy_read(&a.key, a.by_name, &ctx.query).await;
     AclPolicyList => |s, ctx, _a| s.acl_policy_list(&ctx.query).await;
-    AclPolicyDelete => |s, _ctx, a| s.acl_policy_delete(&a.id).await;
-    AclRoleSet => |s, _ctx, a| s.acl_role_set(a.role, a.create).await;
+    AclPolicyDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_policy_delete(&a.id).await,
+    };
+    AclRoleSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_role_set(a.role, a.create).await,
+    };
     AclRoleRead => |s, ctx, a| s.acl_role_read(&a.key, a.by_name, &ctx.query).await;
     AclRoleList => |s, ctx, a| s.acl_role_list(a.policy.as_deref(), &ctx.query).await;
-    AclRoleDelete => |s, _ctx, a| s.acl_role_delete(&a.id).await;
-    AclResolve => |s, ctx, _a| s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref()));
+    AclRoleDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_role_delete(&a.id).await,
+    };
+    // An unknown secret may be a token this follower has not applied yet:
+    // catch up with the leader before saying so.
+    AclResolve => |s, ctx, _a| match s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref())) {
+        Err(e) if e == super::acl::acl_not_found() && !s.consensus.is_leader() => {
+            s.check_consistency(&crate::rpc::QueryOptions::default()).await?;
+            s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref()))
+        }
+        other => other,
+    };
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::plan::{Flow, Plan};
 use super::script::{run_captured, HandlerCommand};
 use super::spec::{self, WatchSpec};
 use super::WatchError;
+use crate::api::ClientConfig;
 use bytes::Bytes;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -139,7 +140,7 @@ pub fn local_http_address(bound: &[SocketAddr]) -> Option<String> {
 /// The agent's running `watches`: replaced as a whole on reload (the old
 /// plans stop, the new ones start and fire once, as Consul's reload does).
 pub struct AgentWatches {
-    address: Option<String>,
+    endpoint: Option<ClientConfig>,
     parent: CancellationToken,
     tasks: TaskTracker,
     current: std::sync::Mutex<CancellationToken>,
@@ -147,14 +148,16 @@ pub struct AgentWatches {
 
 impl AgentWatches {
     /// Starts one task per watch; they all stop when `stop` fires.
+    /// `endpoint` is how watches reach this agent (see
+    /// `local_http_address`); `None` when it serves no HTTP at all.
     pub fn start(
         watches: Vec<AgentWatch>,
-        http_addrs: &[SocketAddr],
+        endpoint: Option<ClientConfig>,
         stop: CancellationToken,
         tasks: &TaskTracker,
     ) -> Result<AgentWatches, WatchError> {
         let set = AgentWatches {
-            address: local_http_address(http_addrs),
+            endpoint,
             current: std::sync::Mutex::new(stop.child_token()),
             parent: stop,
             tasks: tasks.clone(),
@@ -168,8 +171,8 @@ impl AgentWatches {
     pub fn replace(&self, watches: Vec<AgentWatch>) -> Result<(), WatchError> {
         let mut plans = Vec::with_capacity(watches.len());
         for w in watches {
-            let address = self.address.as_deref().ok_or(WatchError::NoHttpEndpoint)?;
-            let plan = Plan::new(w.spec.clone(), address)
+            let endpoint = self.endpoint.as_ref().ok_or(WatchError::NoHttpEndpoint)?;
+            let plan = Plan::new(w.spec.clone(), endpoint)
                 .map_err(|e| WatchError::PlanFor { number: w.number, source: Box::new(e) })?;
             plans.push((w, plan));
         }

@@ -104,13 +104,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `address` is the agent's HTTP address (`host:port` or `http://…`);
-    /// the watch's own `datacenter` and `token` apply to its queries.
-    pub fn new(spec: WatchSpec, address: &str) -> Result<Plan, WatchError> {
+    /// `agent` says how to reach the agent (its address and TLS); the
+    /// watch's own `datacenter` and `token` apply to its queries.
+    pub fn new(spec: WatchSpec, agent: &ClientConfig) -> Result<Plan, WatchError> {
         let client = Client::new(ClientConfig {
-            address: address.to_string(),
             token: spec.token.clone(),
             datacenter: spec.datacenter.clone(),
+            ..agent.clone()
         })
         .map_err(|e| WatchError::Client(e.into()))?;
         Ok(Plan { spec, client, retry_base: RETRY_BASE, report: ErrorReport::Log })

@@ -49,7 +49,7 @@ fn start_server(name: &str, expect: Option<u32>, join: &[Ipv4Addr], extra: &[&st
 }
 
 /// Three servers with `bootstrap_expect = 3` that all retry-join each other.
-fn start_three(extra: &[&str]) -> Vec<Agent> {
+pub(crate) fn start_three(extra: &[&str]) -> Vec<Agent> {
     let ips: Vec<Ipv4Addr> = (0..3).map(|_| unique_ip()).collect();
     ips.iter()
         .enumerate()
@@ -75,7 +75,7 @@ async fn leader_of(a: &Agent) -> Option<String> {
 }
 
 /// Waits until every agent names the same leader; returns its RPC address.
-async fn agreed_leader(agents: &[&Agent], timeout: Duration) -> String {
+pub(crate) async fn agreed_leader(agents: &[&Agent], timeout: Duration) -> String {
     agreed_leader_other_than(agents, "", timeout).await
 }
 

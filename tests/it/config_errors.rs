@@ -6,7 +6,7 @@ use crate::harness::{cli, wait_exit, Agent, BIN};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn start_with(files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {
         std::fs::write(dir.path().join(name), text).unwrap();
@@ -60,10 +60,10 @@ fn refused_and_warned_keys() {
     let (code, out) =
         start_with(&[("ac.json", r#"{"data_dir": "/tmp/x", "auto_config": {"enabled": true}}"#)], &[]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("auto_config.enabled") && out.contains("not supported yet"), "{out}");
+    assert!(out.contains("auto_config.enabled is not supported") && out.contains("Connect CA"), "{out}");
     let (code, out) = start_with(&[("tls.json", r#"{"data_dir": "/tmp/x", "verify_incoming": true}"#)], &[]);
     assert_eq!(code, Some(1));
-    assert!(out.contains("verify_incoming"), "{out}");
+    assert!(out.contains("verify_incoming is set but no CA is configured"), "{out}");
 }
 
 #[tokio::test]

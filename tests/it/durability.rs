@@ -46,8 +46,7 @@ async fn every_ack_follows_an_fsync_covering_it() {
     .expect("spawn strace");
     let client = consul::api::Client::new(consul::api::ClientConfig {
         address: format!("{ip}:8500"),
-        token: None,
-        datacenter: None,
+        ..Default::default()
     })
     .unwrap();
     let ready = wait_until(Duration::from_secs(30), || async {

@@ -127,7 +127,7 @@ impl Agent {
     }
 
     pub fn client(&self) -> Client {
-        Client::new(ClientConfig { address: self.addr(), token: None, datacenter: None }).expect("client")
+        Client::new(ClientConfig { address: self.addr(), ..Default::default() }).expect("client")
     }
 
     pub fn pid(&self) -> u32 {

@@ -16,6 +16,7 @@ mod golden;
 mod harness;
 
 mod acl_cli;
+mod acl_cluster;
 mod blocking;
 mod catalog;
 mod checks_reap;
@@ -54,6 +55,8 @@ mod ops_signals;
 mod ops_systemd;
 mod raft_cluster;
 mod sessions;
+mod tls;
 mod txn;
 mod ui;
+mod ui_acl;
 mod webdriver;

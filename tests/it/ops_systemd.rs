@@ -46,8 +46,7 @@ async fn readiness_stopping_and_pid_file() {
     // Ready means serving: the very first request succeeds.
     let client = consul::api::Client::new(consul::api::ClientConfig {
         address: format!("{ip}:8500"),
-        token: None,
-        datacenter: None,
+        ..Default::default()
     })
     .unwrap();
     let r = client

@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(15);
 
 /// With `CONSUL_RS_UI_SCREENSHOTS=<dir>`, the browser test saves each page
 /// at a desktop and a phone width there (docs/img/ui/ holds a set).
-async fn shoot(b: &Browser, name: &str) {
+pub(crate) async fn shoot(b: &Browser, name: &str) {
     let Ok(dir) = std::env::var("CONSUL_RS_UI_SCREENSHOTS") else { return };
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     for (label, w, h) in [("wide", 1280, 800), ("phone", 390, 844)] {
@@ -204,6 +204,16 @@ async fn pages_in_a_real_browser() {
     let path = b.js("return location.pathname", json!([])).await;
     assert_eq!(path, "/ui/dc1/services");
     shoot(&b, "services").await;
+    // ACLs are off here: no ACL sections in the menu, and their pages say why.
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('#nav [data-acl]')].map(e => e.hidden)", json!([])).await,
+        json!([true, true, true])
+    );
+    assert_eq!(b.text("#token-button").await.as_deref(), Some("ACLs off"));
+    b.goto(&format!("{base}/ui/dc1/acls/tokens")).await;
+    assert!(b.wait_text("#acl-disabled", "ACLs are disabled", T).await, "{:?}", b.text("main").await);
+    b.goto(&format!("{base}/ui/dc1/services")).await;
+    assert!(b.wait_text("#services", "web", T).await);
 
     // The filter box.
     b.type_into("#service-filter", "prim").await;

@@ -53,9 +53,8 @@ impl Browser {
                 .stderr(Stdio::null()),
         )
         .expect("spawn chromedriver");
-        let http =
-            Client::new(ClientConfig { address: format!("127.0.0.1:{port}"), token: None, datacenter: None })
-                .expect("client");
+        let http = Client::new(ClientConfig { address: format!("127.0.0.1:{port}"), ..Default::default() })
+            .expect("client");
         let ready = wait_until(Duration::from_secs(20), || async {
             matches!(http.request(Method::GET, "/status", None).await, Ok(r) if r.status.is_success())
         })

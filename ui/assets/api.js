@@ -37,19 +37,26 @@ export function url(path, params) {
 }
 
 function classify(status, text) {
-  if (status === 403) return new ApiError('denied', `Permission denied: ${text || 'the token in use may not do this'}. Set a token with the Token button.`, status);
+  if (status === 403 && /^ACL not found/i.test(text)) return new ApiError('denied', 'The token in use is unknown to the cluster (ACL not found): it may have been deleted or have expired. Log in again.', status);
+  if (status === 403) {
+    const why = /^permission denied/i.test(text) ? text : `Permission denied: ${text || 'the token in use may not do this'}`;
+    return new ApiError('denied', `${why}. Log in with a token that allows it.`, status);
+  }
+  if (status === 401 && /ACL support disabled/i.test(text)) return new ApiError('acloff', 'ACLs are disabled on this agent (ACL support disabled).', status);
   if (status === 401) return new ApiError('denied', `Not authorised: ${text}`, status);
   if (status === 404) return new ApiError('notfound', text || 'Not found', status);
+  if (status === 400) return new ApiError('invalid', text || 'The request was refused as invalid.', status);
   if (/no cluster leader/i.test(text)) return new ApiError('noleader', 'No cluster leader: the servers are electing one or have lost quorum. Retrying.', status);
   if (/no path to datacenter/i.test(text)) return new ApiError('nodc', `No path to that datacenter: ${text}`, status);
   return new ApiError('http', `Error ${status}: ${text || 'no details'}`, status);
 }
 
 // One request. Throws ApiError (or an AbortError when aborted). With
-// `notFoundOk`, a 404 is a normal answer (KV: no such key).
-export async function request(method, path, { params, body, signal, notFoundOk } = {}) {
+// `notFoundOk`, a 404 is a normal answer (KV: no such key). `secret`
+// replaces the stored token for this one request (checking a login).
+export async function request(method, path, { params, body, signal, notFoundOk, secret } = {}) {
   const headers = {};
-  const t = token.get();
+  const t = secret ?? token.get();
   if (t) headers['X-Consul-Token'] = t;
   let resp;
   try {
@@ -74,8 +81,13 @@ export async function getJSON(path, opts) {
   return json(await request('GET', path, opts));
 }
 
-// A live view of one endpoint. `onData(data)` runs on the first answer and
-// whenever the index moves; `onError(err)` on each failure (the watch
+// A write with a JSON body; answers the decoded reply.
+export async function sendJSON(method, path, value, opts) {
+  return json(await request(method, path, { ...opts, body: JSON.stringify(value) }));
+}
+
+// A live view of one endpoint. `onData(data, headers)` runs on the first
+// answer and whenever the index moves; `onError(err)` on each failure (the watch
 // keeps retrying with back-off); `onError(null)` once it recovers.
 export class Watch {
   constructor(path, params, onData, onError, { notFoundOk = false } = {}) {
@@ -136,7 +148,7 @@ export class Watch {
           this.failures = 0;
           if (header === null) {
             // Not a blocking endpoint: refresh on a timer instead.
-            this.onData(data);
+            this.onData(data, resp.headers);
             this.delivered = true;
             await this.pause(NO_INDEX_REFRESH_MS);
             continue;
@@ -146,7 +158,7 @@ export class Watch {
           // An index that went backwards (a restored snapshot, a new
           // leader's state) starts over, as Consul's docs advise.
           this.index = next < this.index ? 0 : next;
-          if (changed) { this.delivered = true; this.onData(data); }
+          if (changed) { this.delivered = true; this.onData(data, resp.headers); }
           const elapsed = performance.now() - started;
           if (elapsed < MIN_GAP_MS) await this.pause(MIN_GAP_MS - elapsed);
         } catch (e) {

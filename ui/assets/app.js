@@ -1,12 +1,18 @@
-// The shell: datacenter, navigation, token, and a small router over
+// The shell: datacenter, navigation, login, and a small router over
 // history URLs under the content path (/ui/<dc>/services/<name>, …), so a
 // deep link survives a reload (the agent answers index.html for them).
 
 import { h, clear } from './dom.js';
-import { ApiError, getJSON, token, url as apiUrl, Watch } from './api.js';
+import { ApiError, getJSON, url as apiUrl, Watch } from './api.js';
+import * as auth from './auth.js';
 import * as services from './services.js';
 import * as nodes from './nodes.js';
 import * as kv from './kv.js';
+import * as tokens from './tokens.js';
+import * as policies from './policies.js';
+import * as roles from './roles.js';
+
+const ACL_PAGES = { tokens, policies, roles };
 
 const base = document.querySelector('meta[name="ui-content-path"]').content;
 const main = document.getElementById('main');
@@ -22,16 +28,25 @@ export function navigate(path, { replace = false } = {}) {
   route();
 }
 
+function loginButton() {
+  return h('button', { type: 'button', class: 'secondary login-link', onclick: () => auth.loginDialog() }, 'Log in');
+}
+
 // What every page gets: its datacenter, where to draw, and watches and
 // error reporting that end when the user navigates away.
 function pageContext(dc) {
-  const page = { watches: [], errors: new Map() };
+  const page = { watches: [], errors: new Map(), hidden: new Set() };
   const banner = h('div', { class: 'banner error', role: 'alert', hidden: true });
+  const filtered = h('div', { class: 'banner info', id: 'filtered-note', role: 'status', hidden: true },
+    'Some results are hidden: the token in use may not read them.');
   const report = () => {
-    const msgs = [...new Set(page.errors.values())];
+    const errs = [...page.errors.values()];
+    const msgs = [...new Set(errs.map((e) => e.message))];
     banner.hidden = msgs.length === 0;
-    banner.textContent = msgs.join(' ');
+    // A refusal comes with the way out: log in with another token.
+    clear(banner, msgs.join(' '), errs.some((e) => e.kind === 'denied') ? [' ', loginButton()] : null);
   };
+  const asError = (err) => (err instanceof ApiError ? err : new ApiError('other', String(err), 0));
   page.ctx = {
     dc,
     main,
@@ -40,10 +55,13 @@ function pageContext(dc) {
     navigate: (path, opts) => navigate(`${encodeURIComponent(dc)}/${path}`, opts),
     // A live view of `path`; it stops when the page is left.
     watch(path, params, onData, opts) {
-      const w = new Watch(path, { ...params, dc }, (data) => {
+      const w = new Watch(path, { ...params, dc }, (data, headers) => {
+        // Consul sets this only for requests that carried a token.
+        if (headers.get('X-Consul-Results-Filtered-By-ACLs') === 'true') page.hidden.add(w); else page.hidden.delete(w);
+        filtered.hidden = page.hidden.size === 0;
         onData(data);
       }, (err) => {
-        if (err) page.errors.set(w, err.message); else page.errors.delete(w);
+        if (err) page.errors.set(w, asError(err)); else page.errors.delete(w);
         report();
       }, opts);
       page.watches.push(w);
@@ -51,17 +69,34 @@ function pageContext(dc) {
     },
     // Shows an error from a one-off request in the page's banner.
     fail(err) {
-      page.errors.set('action', err instanceof ApiError ? err.message : String(err));
+      page.errors.set('action', asError(err));
       report();
     },
     clearFail() { page.errors.delete('action'); report(); },
+    // An empty list: with ACLs on and nobody logged in, the likely reason
+    // is that the anonymous token may not see anything, so say that.
+    empty(what, text) {
+      if (auth.anonymousUnderAcls()) {
+        return h('div', { class: 'empty denied' }, h('p', {}, `Permission denied: you are not logged in, and the anonymous token may not see any ${what}.`), loginButton());
+      }
+      return h('p', { class: 'empty' }, text);
+    },
     // The API call behind a view, so users can learn the API.
     apiLink(path, params) {
       const u = apiUrl(path, { ...params, dc });
       return h('p', { class: 'api' }, 'API: ', h('a', { href: u, target: '_blank', rel: 'noopener', 'data-api': path }, h('code', {}, `GET ${u}`)));
     },
   };
+  page.ctx.filtered = filtered;
   return page;
+}
+
+// Above every page with ACLs on and nobody logged in.
+function loginPrompt() {
+  if (!auth.anonymousUnderAcls()) return null;
+  return h('div', { class: 'banner info', id: 'login-prompt' },
+    auth.auth.lost ? 'The token you were logged in with no longer works (deleted or expired), so it was forgotten. ' : '',
+    'You are not logged in: with ACLs on, you see only what the anonymous token may see. ', loginButton());
 }
 
 function leave() {
@@ -75,12 +110,15 @@ function splitPath() {
   return rest.split('/');
 }
 
-function markNav(dc, section) {
+function markNav(dc, here) {
   for (const a of document.querySelectorAll('#nav a')) {
-    a.href = link(`${encodeURIComponent(dc)}/${a.dataset.section}${a.dataset.section === 'kv' ? '/' : ''}`);
-    if (a.dataset.section === section) a.setAttribute('aria-current', 'page');
+    const section = a.dataset.section;
+    a.href = link(`${encodeURIComponent(dc)}/${section}${section === 'kv' ? '/' : ''}`);
+    if (here === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  // The ACL sections only where ACLs are on.
+  for (const li of document.querySelectorAll('#nav [data-acl]')) li.hidden = auth.auth.enabled !== true;
   document.getElementById('brand').href = link(`${encodeURIComponent(dc)}/services`);
   const select = document.getElementById('dc');
   if (select.value !== dc) select.value = dc;
@@ -93,10 +131,11 @@ function route() {
   if (!dcPart) { navigate(`${encodeURIComponent(localDc)}/services`, { replace: true }); return; }
   const dc = decodeURIComponent(dcPart);
   if (!section) { navigate(`${encodeURIComponent(dc)}/services`, { replace: true }); return; }
-  markNav(dc, section);
+  if (section === 'acls' && !rest[0]) { navigate(`${encodeURIComponent(dc)}/acls/tokens`, { replace: true }); return; }
+  markNav(dc, section === 'acls' ? `acls/${rest[0]}` : section);
   const page = pageContext(dc);
   current = page;
-  clear(main, page.ctx.banner);
+  clear(main, loginPrompt(), page.ctx.banner, page.ctx.filtered);
   const name = rest.length ? decodeURIComponent(rest.join('/')) : '';
   try {
     if (section === 'services' && rest.length === 0) services.list(page.ctx);
@@ -104,11 +143,24 @@ function route() {
     else if (section === 'nodes' && rest.length === 0) nodes.list(page.ctx);
     else if (section === 'nodes' && rest.length === 1) nodes.detail(page.ctx, name);
     else if (section === 'kv') kv.render(page.ctx, rest.map(decodeURIComponent).join('/'));
+    else if (section === 'acls' && ACL_PAGES[rest[0]] && rest.length <= 2) aclPage(page.ctx, ACL_PAGES[rest[0]], rest[1]);
     else notFound();
   } catch (e) {
     page.ctx.fail(e);
   }
   document.title = `${document.querySelector('main h1')?.textContent || 'Consul'} - Consul`;
+}
+
+// tokens, policies, roles: the list, `new`, or one item by ID.
+function aclPage(ctx, mod, id) {
+  if (auth.auth.enabled === false) {
+    ctx.main.append(h('h1', {}, mod.TITLE), h('div', { class: 'empty', id: 'acl-disabled' },
+      h('p', {}, 'ACLs are disabled on this agent (GET /v1/acl/token/self answers “ACL support disabled”).'),
+      h('p', {}, 'Turn them on with an acl { enabled = true } block in the configuration of every agent, then restart.')));
+    return;
+  }
+  if (id === undefined || id === '') mod.list(ctx);
+  else mod.edit(ctx, id === 'new' ? null : decodeURIComponent(id));
 }
 
 function notFound() {
@@ -128,35 +180,18 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', route);
 
-function tokenDialog() {
-  const input = h('input', { type: 'password', id: 'token-input', autocomplete: 'off', value: token.get() });
-  const dlg = h('dialog', { 'aria-labelledby': 'token-title' },
-    h('h2', { id: 'token-title' }, 'ACL token'),
-    h('p', { class: 'muted' }, 'Sent as X-Consul-Token with every request this UI makes. Kept in this browser\'s local storage only.'),
-    h('form', { method: 'dialog' },
-      h('label', { for: 'token-input' }, 'Secret ID'), input,
-      h('div', { class: 'actions' },
-        h('button', { type: 'submit', value: 'save' }, 'Save'),
-        h('button', { type: 'submit', value: 'clear', class: 'secondary' }, 'Forget token'),
-        h('button', { type: 'submit', value: 'cancel', class: 'secondary' }, 'Cancel'))));
-  dlg.addEventListener('close', () => {
-    if (dlg.returnValue === 'save') token.set(input.value.trim());
-    if (dlg.returnValue === 'clear') token.set('');
-    dlg.remove();
-    updateTokenButton();
-    if (dlg.returnValue === 'save' || dlg.returnValue === 'clear') route();
-  });
-  document.body.append(dlg);
-  dlg.showModal();
-}
-
-function updateTokenButton() {
-  document.getElementById('token-button').textContent = token.get() ? 'Token (set)' : 'Token';
+function updateLoginButton() {
+  const b = document.getElementById('token-button');
+  b.textContent = auth.buttonLabel();
+  b.title = auth.loggedIn() ? `Logged in: AccessorID ${auth.auth.self.AccessorID}` : '';
 }
 
 async function start() {
-  document.getElementById('token-button').addEventListener('click', tokenDialog);
-  updateTokenButton();
+  document.getElementById('token-button').addEventListener('click', () => auth.loginDialog());
+  // A login or logout redraws the page with the new token's view.
+  let started = false;
+  auth.onChange(() => { updateLoginButton(); if (started) route(); });
+  await auth.refresh();
   let dcs = [];
   try {
     const self = await getJSON('/v1/agent/self');
@@ -169,10 +204,12 @@ async function start() {
   clear(select, dcs.map((dc) => h('option', { value: dc }, dc)));
   document.getElementById('dc-box').hidden = dcs.length < 2;
   select.addEventListener('change', () => {
-    const [, section] = splitPath();
-    const keep = ['services', 'nodes', 'kv'].includes(section) ? section : 'services';
+    const [, section, sub] = splitPath();
+    let keep = ['services', 'nodes', 'kv'].includes(section) ? section : 'services';
+    if (section === 'acls' && ACL_PAGES[sub]) keep = `acls/${sub}`;
     navigate(`${encodeURIComponent(select.value)}/${keep}${keep === 'kv' ? '/' : ''}`);
   });
+  started = true;
   route();
 }
 

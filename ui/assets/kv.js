@@ -38,18 +38,19 @@ function folder(ctx, prefix) {
   const body = h('div', { id: 'kv-list' }, h('p', { class: 'loading' }, 'Loading keys…'));
   const title = prefix ? prefix.slice(0, -1).split('/').pop() || '(empty)' : 'Key/Value';
   const notice = h('div', { class: 'banner ok', role: 'status', hidden: true });
-  ctx.main.append(prefix ? crumbs(ctx, prefix) : null, h('h1', {}, title),
+  // (Element.append would write a null as the text "null".)
+  ctx.main.append(...[prefix ? crumbs(ctx, prefix) : null, h('h1', {}, title),
     ctx.apiLink(listPath, { keys: true, separator: '/' }), notice,
     prefix ? h('div', { class: 'actions' }, h('button', {
       type: 'button', class: 'danger', id: 'kv-delete-folder',
       onclick: () => deleteFolder(ctx, prefix),
     }, 'Delete folder')) : null,
     body,
-    createForm(ctx, prefix));
+    createForm(ctx, prefix)].filter(Boolean));
   ctx.watch(listPath, { keys: true, separator: '/' }, (keys) => {
     keys = (keys || []).filter((k) => k !== prefix);
     if (keys.length === 0) {
-      clear(body, h('p', { class: 'empty' }, prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one below.'));
+      clear(body, ctx.empty('keys', prefix ? `No keys under “${prefix}”.` : 'No keys yet. Create one below.'));
       return;
     }
     const rows = keys.map((k) => {

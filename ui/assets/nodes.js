@@ -17,7 +17,7 @@ export function list(ctx) {
   let leader = '';
   const draw = () => {
     if (!nodes || !checks) return;
-    if (nodes.length === 0) { clear(body, h('p', { class: 'empty' }, 'No nodes are registered in this datacenter.')); return; }
+    if (nodes.length === 0) { clear(body, ctx.empty('nodes', 'No nodes are registered in this datacenter.')); return; }
     const q = filter.value.trim().toLowerCase();
     const shown = nodes.filter((n) => !q || n.Node.toLowerCase().includes(q) || n.Address.toLowerCase().includes(q));
     if (shown.length === 0) { clear(body, h('p', { class: 'empty' }, `No node matches “${filter.value}”.`)); return; }

@@ -55,7 +55,7 @@ export function list(ctx) {
     const names = Object.keys(catalog).sort().filter((n) =>
       !q || n.toLowerCase().includes(q) || (catalog[n] || []).some((t) => t.toLowerCase().includes(q)));
     if (Object.keys(catalog).length === 0) {
-      clear(body, h('p', { class: 'empty' }, 'No services are registered in this datacenter yet.'));
+      clear(body, ctx.empty('services', 'No services are registered in this datacenter yet.'));
       return;
     }
     if (names.length === 0) {

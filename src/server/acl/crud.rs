@@ -61,6 +61,20 @@ fn grants_text(g: &Grants) -> String {
 }
 
 impl Server {
+    /// ACL writes run on the leader (as Consul's do), so the answer reads
+    /// back what was just written: `Some(reply)` when forwarded there.
+    pub(crate) async fn on_leader<M: crate::rpc::Method>(
+        &self,
+        ctx: &RequestContext,
+        args: &M,
+    ) -> Result<Option<M::Reply>, RpcError> {
+        self.acl_on()?;
+        if ctx.leader_only {
+            return Ok(None);
+        }
+        self.forward_to_leader(ctx, args).await
+    }
+
     fn acl_on(&self) -> Result<(), RpcError> {
         if self.acl_enabled() {
             Ok(())
