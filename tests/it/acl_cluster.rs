@@ -44,6 +44,7 @@ async fn call(
         address: a.addr(),
         token: token.map(str::to_string),
         datacenter: None,
+        ..Default::default()
     })
     .expect("client");
     let body = body.map(|b| bytes::Bytes::from(b.to_string()));

@@ -52,8 +52,13 @@ async fn acl_pages_in_a_real_browser() {
     let a = Agent::dev(&["-hcl", &hcl]);
     let (browser, ()) = tokio::join!(Browser::start(1280, 800), a.wait_ready());
     let b = browser;
-    let root = Client::new(ClientConfig { address: a.addr(), token: Some(ROOT.into()), datacenter: None })
-        .expect("client");
+    let root = Client::new(ClientConfig {
+        address: a.addr(),
+        token: Some(ROOT.into()),
+        datacenter: None,
+        ..Default::default()
+    })
+    .expect("client");
     for name in ["web", "db"] {
         let svc = json!({"Name": name, "Port": 80});
         let r = api(&root, Method::PUT, "/v1/agent/service/register", Some(svc)).await;
