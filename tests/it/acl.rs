@@ -878,6 +878,7 @@ async fn server_and_client_agent() {
             address: saddr.clone(),
             token: Some(root.clone()),
             datacenter: None,
+            ..Default::default()
         })
         .unwrap();
         let r = c.request(hyper::Method::GET, "/v1/snapshot", None).await.unwrap();
@@ -911,6 +912,7 @@ async fn server_and_client_agent() {
         address: saddr.clone(),
         token: Some(app.clone()),
         datacenter: None,
+        ..Default::default()
     })
     .unwrap();
     let r = app_c.request(hyper::Method::PUT, "/v1/snapshot", Some(snap.1)).await.unwrap();
