@@ -133,7 +133,12 @@ pub async fn run_membership(
                     Ok(MemberEvent::Join(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, address = %m.addr, "member joined"),
                     Ok(MemberEvent::Leave(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member left"),
                     Ok(MemberEvent::Failed(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member failed"),
-                    Ok(MemberEvent::Reap(m)) => tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member reaped"),
+                    Ok(MemberEvent::Reap(m)) => {
+                        tracing::info!(target: "agent.server.serf.lan", member = %m.name, "member reaped");
+                        for s in server_members(std::slice::from_ref(&m), &cfg.datacenter) {
+                            autopilot.note_reaped(&s);
+                        }
+                    }
                     Ok(MemberEvent::Update(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -175,11 +180,7 @@ pub async fn run_membership(
         if let Err(e) = server.autopilot_round(&servers, &settings, &mut autopilot).await {
             tracing::warn!(target: "agent.server.autopilot", error = %e, "autopilot round failed");
         }
-        let health = server
-            .consensus()
-            .is_leader()
-            .then(|| server.autopilot_health(&servers, &settings, &mut autopilot));
-        server.publish_autopilot_health(health);
+        server.track_autopilot_health(&servers, &settings);
     }
 }
 

@@ -314,28 +314,46 @@ impl Agent {
         g.force_leave(node, prune).await.map_err(|e| AgentError::Refused(e.to_string()))
     }
 
-    /// Leaves the cluster gracefully: a server first takes itself out of
-    /// the Raft configuration (so the remaining servers keep a working
-    /// quorum), then the agent leaves the gossip pools.
+    /// Leaves the cluster gracefully: the agent leaves the gossip pools,
+    /// then a server takes itself out of the Raft configuration (so the
+    /// remaining servers keep a working quorum without it).
+    ///
+    /// A server announces its leave in gossip first: until the others see
+    /// it leaving, the leader's autopilot counts it as a live server and
+    /// would add it back as soon as it is removed (as Consul's servers do,
+    /// and its leader then removes a server that left).
     pub async fn leave(&self) -> Result<(), AgentError> {
-        if let Delegate::Server(server) = &self.inner.delegate {
-            tracing::info!(target: "agent.server", "server starting leave");
-            if let Err(e) = server.remove_self_from_raft(std::time::Duration::from_secs(5)).await {
-                tracing::warn!(target: "agent.server", error = %e, "failed to leave the raft configuration cleanly");
+        let server = match &self.inner.delegate {
+            Delegate::Server(server) => {
+                tracing::info!(target: "agent.server", "server starting leave");
+                server.start_leaving();
+                Some(server)
             }
-        }
+            _ => None,
+        };
+        let mut gossip_result = Ok(());
         if let Some(pools) = self.gossip() {
             if let Some(wan) = &pools.wan {
                 if let Err(e) = wan.leave(std::time::Duration::from_secs(5)).await {
                     tracing::warn!(target: "agent", error = %e, "WAN leave failed");
                 }
             }
-            pools
+            gossip_result = pools
                 .lan
                 .leave(std::time::Duration::from_secs(5))
                 .await
-                .map_err(|e| AgentError::Refused(e.to_string()))?;
+                .map_err(|e| AgentError::Refused(e.to_string()));
         }
+        if let Some(server) = server {
+            match server.leave_raft(std::time::Duration::from_secs(5)).await {
+                Ok(crate::server::leave::Left::Alone) => {}
+                Ok(_) => tracing::info!(target: "agent.server", "left the raft configuration"),
+                Err(e) => {
+                    tracing::warn!(target: "agent.server", error = %e, "failed to leave the raft configuration cleanly")
+                }
+            }
+        }
+        gossip_result?;
         tracing::info!(target: "agent", "graceful leave complete");
         Ok(())
     }

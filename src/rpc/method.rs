@@ -137,6 +137,11 @@ macro_rules! method_table {
             /// What the caller's token allows, for an agent that enforces
             /// its own endpoints (a client agent caches the answer).
             53 AclResolve {} -> ResolvedToken;
+            /// A server that is leaving asks to be taken (by its node ID)
+            /// out of the Raft configuration; any server passes it on to
+            /// the leader. Answers once it is out: removed now, or already
+            /// gone. Servers only.
+            61 RaftLeave { id: String } -> ();
         }
     };
 }

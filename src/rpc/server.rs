@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -183,11 +184,16 @@ async fn serve_conn(
         }
     });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // Requests in flight, so shutdown can end them: a blocking query may
+    // wait minutes, and the agent must not wait for it before exiting.
+    let mut inflight = JoinSet::new();
     let result = loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             f = frame::read_frame(&mut rd) => f,
         };
+        // Reap the requests that have finished, so the set stays small.
+        while inflight.try_join_next().is_some() {}
         let frame = match frame {
             Ok(f) => f,
             Err(e) => break Err(e),
@@ -195,10 +201,14 @@ async fn serve_conn(
         if frame.kind != Kind::Request {
             break Err(FrameError::BadKind(frame.kind as u8));
         }
-        let Ok(permit) = permits.clone().acquire_owned().await else { break Ok(()) };
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p,
+            _ = shutdown.cancelled() => break Ok(()),
+        };
+        let Ok(permit) = permit else { break Ok(()) };
         let handler = handler.clone();
         let tx = tx.clone();
-        tokio::spawn(async move {
+        inflight.spawn(async move {
             let reply = match postcard::from_bytes::<WireCall>(&frame.payload) {
                 Ok(call)
                     if role == PeerRole::NotServer
@@ -241,6 +251,66 @@ async fn serve_conn(
         });
     };
     drop(tx);
+    // Let the requests in flight answer, unless the agent is stopping:
+    // then they end now (the caller sees the connection close and retries
+    // elsewhere), as do those still running when it starts stopping.
+    tokio::select! {
+        _ = async { while inflight.join_next().await.is_some() {} } => {}
+        _ = shutdown.cancelled() => {}
+    }
+    drop(inflight);
+    if shutdown.is_cancelled() {
+        writer.abort();
+    }
     let _ = writer.await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::method::Ping;
+    use std::time::Duration;
+
+    /// Never answers: stands for a blocking query that waits minutes.
+    struct Stuck(Arc<tokio::sync::Notify>);
+
+    impl Handler for Stuck {
+        fn handle(&self, _call: WireCall) -> BoxFut<'_, WireReply> {
+            Box::pin(async move {
+                self.0.notify_one();
+                std::future::pending().await
+            })
+        }
+    }
+
+    /// Shutdown ends a connection with a request in flight at once, instead
+    /// of waiting for its answer (which held `consul agent` 5 s on SIGTERM).
+    #[tokio::test]
+    async fn shutdown_ends_requests_in_flight() {
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Stuck(entered.clone())),
+            10,
+            shutdown.clone(),
+            &tasks,
+        )
+        .await
+        .unwrap();
+        let client = crate::rpc::client::RpcClient::new();
+        let call = tokio::spawn(async move {
+            client.call(addr, crate::rpc::RequestContext::default(), &Ping {}, Duration::from_secs(60)).await
+        });
+        tokio::time::timeout(Duration::from_secs(5), entered.notified()).await.expect("request arrived");
+        shutdown.cancel();
+        tasks.close();
+        let stopped = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+        assert!(stopped.is_ok(), "the connection kept the agent waiting for its request");
+        let answer =
+            tokio::time::timeout(Duration::from_secs(2), call).await.expect("the caller saw the close");
+        assert!(answer.expect("join").is_err());
+    }
 }

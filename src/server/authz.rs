@@ -188,6 +188,11 @@ impl Guard for method::Datacenters {}
 impl Guard for method::Propose {
     const SERVERS_ONLY: bool = true;
 }
+/// A server's own graceful leave: only servers (a user removes a peer with
+/// `RaftRemovePeer`, under `operator:write`).
+impl Guard for method::RaftLeave {
+    const SERVERS_ONLY: bool = true;
+}
 
 // --- KV ------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ pub struct ServerMember {
     pub expect: Option<u32>,
     /// Whether the member left gracefully (as opposed to failed).
     pub left: bool,
+    /// Whether it has announced that it is leaving (still `alive` until it
+    /// has gone): autopilot must not add it back while it goes.
+    pub leaving: bool,
     /// The Consul version it runs (its `build` tag up to the first ':').
     pub version: String,
 }

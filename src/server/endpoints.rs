@@ -184,6 +184,11 @@ delegate! {
     } else {
         s.operator_remove_peer(ctx, a.id, a.address).await
     };
+    RaftLeave => |s, ctx, a| if ctx.leader_only {
+        s.leave_as_leader(&a.id).await
+    } else {
+        s.leave_via_leader(ctx, &a.id).await
+    };
     RaftConfigurationGet => |s, ctx, _a| if ctx.leader_only {
         Ok(s.local_raft_configuration())
     } else {

@@ -28,6 +28,7 @@ pub fn server_members(members: &[Member], dc: &str) -> Vec<ServerMember> {
                 alive: matches!(m.status, MemberStatus::Alive | MemberStatus::Leaving),
                 expect: m.tags.get("expect").and_then(|e| e.parse().ok()),
                 left: m.status == MemberStatus::Left,
+                leaving: m.status == MemberStatus::Leaving,
                 version: m
                     .tags
                     .get("build")

@@ -9,12 +9,14 @@
 pub mod acl;
 pub mod authz;
 pub mod autopilot;
+pub mod autopilot_health;
 pub mod blocking;
 pub mod bootstrap;
 pub mod catalog;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
+pub mod leave;
 pub mod members;
 pub mod operator;
 pub mod session;
@@ -52,14 +54,21 @@ pub struct Server {
     pub(crate) settings: ServerSettings,
     pub(crate) rpc: RpcClient,
     pub(crate) session_timers: std::sync::Arc<session::SessionTimers>,
-    /// The leader's latest autopilot health view (None on followers).
-    pub(crate) autopilot_health: std::sync::Mutex<Option<crate::rpc::operator::AutopilotHealth>>,
+    /// Since when (unix ms) each server has been continuously healthy, as
+    /// this server judged it while leading (the health view's `StableSince`).
+    pub(crate) stable_since: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
     /// The gossip pools: the WAN one for `?dc=` routing (see `wan`), the
     /// LAN one to fire events relayed from another datacenter.
     pub(crate) pools: std::sync::OnceLock<crate::gossip::Pools>,
     /// What the authorisation hook decides (`authz`); tests may close it.
     #[cfg(test)]
     pub(crate) authz: authz::Policy,
+    /// Held by every change of the Raft configuration this server makes
+    /// as leader (autopilot rounds, peer removals), so two never race and
+    /// each sees the configuration the previous one committed.
+    pub(crate) membership_changes: tokio::sync::Mutex<()>,
+    /// Set when this server starts leaving (`leave`).
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
     /// Resolved tokens by secret (`acl`).
     pub(crate) acl_cache: acl::IdentityCache,
 }
@@ -79,10 +88,12 @@ impl Server {
             settings,
             rpc,
             session_timers: Default::default(),
-            autopilot_health: Default::default(),
+            stable_since: Default::default(),
             pools: Default::default(),
             #[cfg(test)]
             authz: Default::default(),
+            membership_changes: Default::default(),
+            leaving: Default::default(),
             acl_cache: Default::default(),
         }
     }

@@ -83,12 +83,9 @@ impl Server {
         address: Option<&str>,
     ) -> Result<(), RpcError> {
         let rid = self.find_peer(id, address).map_err(RpcError::BadRequest)?;
-        self.remove_peer(rid).await.map_err(|e| {
-            if e == "No cluster leader" {
-                RpcError::NoLeader
-            } else {
-                RpcError::Internal(e)
-            }
+        self.remove_peer(rid).await.map_err(|e| match e {
+            super::leave::RemoveError::NotLeader => RpcError::NoLeader,
+            e => RpcError::Internal(e.to_string()),
         })
     }
 
@@ -142,23 +139,6 @@ impl Server {
         match self.forward_to_leader(ctx, &method::AutopilotHealthGet {}).await? {
             Some(h) => Ok(h),
             None => self.local_autopilot_health(),
-        }
-    }
-
-    /// The health the leader's last autopilot round computed.
-    pub(crate) fn local_autopilot_health(&self) -> Result<AutopilotHealth, RpcError> {
-        if !self.consensus.is_leader() {
-            return Err(RpcError::NoLeader);
-        }
-        self.autopilot_health.lock().ok().and_then(|h| h.clone()).ok_or_else(|| {
-            RpcError::Internal("autopilot has not completed a round yet on the new leader".into())
-        })
-    }
-
-    /// Records the health a leader's autopilot round computed.
-    pub fn publish_autopilot_health(&self, h: Option<AutopilotHealth>) {
-        if let Ok(mut slot) = self.autopilot_health.lock() {
-            *slot = h;
         }
     }
 

@@ -346,6 +346,41 @@ impl Cluster {
         found
     }
 
+    /// Every output line of every server (all incarnations, removed
+    /// servers included) that `keep` keeps.
+    pub fn log_lines(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.servers {
+            for log in &s.logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                out.extend(text.lines().filter(|l| keep(l)).map(str::to_string));
+            }
+        }
+        out
+    }
+
+    /// The node ID server `i` keeps in its data dir (a new one after a wipe).
+    pub fn node_id(&self, i: usize) -> Option<String> {
+        let text = std::fs::read_to_string(self.server(i).data_dir.join("node-id")).ok()?;
+        Some(text.trim().to_string())
+    }
+
+    /// Loses server `i`'s disk: kill -9, empty its data dir, start it again
+    /// under the same name and address (so with a new node ID), joining
+    /// `join`. (With its disk it lost the gossip snapshot that let a restart
+    /// find the current members; the servers it first joined may be gone.)
+    pub fn wipe_and_restart(&mut self, i: usize, join: Vec<Ipv4Addr>) -> Result<(), String> {
+        if self.server(i).state != State::Killed {
+            self.kill9(i)?;
+        }
+        let p = self.pos(i);
+        self.servers[p].join = join;
+        let dir = self.server(i).data_dir.clone();
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.spawn(i)
+    }
+
     /// Whether the current incarnation of server `i` has logged `needle`.
     pub fn latest_log_contains(&self, i: usize, needle: &str) -> bool {
         self.server(i)

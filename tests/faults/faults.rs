@@ -39,6 +39,9 @@ pub enum Fault {
     Membership,
     Snapshot,
     LockDelayProbe,
+    /// A membership churn cycle (`churn.rs`); not among `ALL`, it has its
+    /// own run (`churn_run`).
+    Churn,
 }
 
 impl Fault {
@@ -78,6 +81,7 @@ impl Fault {
             Fault::Membership => "membership-add-leave",
             Fault::Snapshot => "snapshot-save",
             Fault::LockDelayProbe => "lock-delay-probe",
+            Fault::Churn => "membership-churn",
         }
     }
 
@@ -110,6 +114,11 @@ pub struct Tally {
     /// Lock-delay probe: how long the second holder waited after the first
     /// holder's session was destroyed.
     pub lock_waits: Vec<Duration>,
+    /// Churn: how long the Raft configuration took to match the running
+    /// servers after each step.
+    pub convergence: Vec<(&'static str, Duration)>,
+    /// Churn: what its checker found (kind, description).
+    pub churn_anomalies: Vec<(&'static str, String)>,
 }
 
 pub struct Injector<'a> {
@@ -121,7 +130,7 @@ pub struct Injector<'a> {
     pub hold: Duration,
     /// Bound on leader recovery after each heal.
     pub regain_bound: Duration,
-    next_server: usize,
+    pub(crate) next_server: usize,
     probe_round: u64,
 }
 
@@ -145,23 +154,23 @@ impl<'a> Injector<'a> {
         }
     }
 
-    fn sync_targets(&self) {
+    pub(crate) fn sync_targets(&self) {
         self.sh.set_targets(self.cluster.targets());
     }
 
-    fn hold_for(&mut self) -> Duration {
+    pub(crate) fn hold_for(&mut self) -> Duration {
         let ms = self.hold.as_millis() as u64;
         Duration::from_millis(self.rng.random_range(ms..=ms + ms / 2))
     }
 
-    fn leader(&mut self) -> Result<usize, String> {
+    pub(crate) fn leader(&mut self) -> Result<usize, String> {
         self.cluster
             .wait_leader(self.regain_bound)
             .map(|(l, _)| l)
             .ok_or_else(|| "no agreed leader before the fault".to_string())
     }
 
-    fn follower(&mut self, leader: usize) -> Result<usize, String> {
+    pub(crate) fn follower(&mut self, leader: usize) -> Result<usize, String> {
         let f: Vec<usize> = self.cluster.running().into_iter().filter(|i| *i != leader).collect();
         f.choose(&mut self.rng).copied().ok_or_else(|| "no follower running".to_string())
     }
@@ -298,6 +307,7 @@ impl<'a> Injector<'a> {
                 Ok(())
             }
             Fault::LockDelayProbe => self.lock_delay_probe(),
+            Fault::Churn => self.churn(),
         }
     }
 

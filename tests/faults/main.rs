@@ -12,6 +12,7 @@
 mod common;
 
 mod check;
+mod churn;
 mod cluster;
 mod delay;
 mod faults;
@@ -143,6 +144,26 @@ fn long_run() {
     assert_clean(&scenario::run(cfg));
 }
 
+/// Membership churn (issue 21) under the workload: cycles of 3 → 5 → 3
+/// servers with adds, a follower and the leader wiped and rejoined, a
+/// restart and two leaves (the leader's among them), for `FAULTS_SECONDS`
+/// (default 3600) with seed `FAULTS_SEED` (default 1). Every step must
+/// converge within `churn::CONVERGE_BOUND`, with no change logged twice, no
+/// running server removed, never fewer voters than `MinQuorum`, and no
+/// acknowledged write lost.
+/// `FAULTS_SECONDS=3600 cargo test --release --features test-hooks --test faults -- --ignored churn_run --nocapture`
+#[test]
+#[ignore]
+fn churn_run() {
+    need_netns!(net::available());
+    let secs: u64 = std::env::var("FAULTS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
+    let seed: u64 = std::env::var("FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut cfg =
+        base("churn", seed, Schedule::Random { kinds: vec![Fault::Churn], total: Duration::from_secs(secs) });
+    cfg.calm = Duration::from_secs(2);
+    assert_clean(&scenario::run(cfg));
+}
+
 /// Whole-cluster power losses that also take the committed-index hint
 /// (written without fsync), the second kind with a follower that lagged
 /// while paused, all on the same keys: the reproducer for finding F-1 (a
@@ -192,8 +213,10 @@ fn recheck() {
 fn single_fault() {
     need_netns!(net::available());
     let name = std::env::var("FAULTS_KIND").unwrap_or_default();
-    let Some(kind) =
-        Fault::ALL.into_iter().chain([Fault::PowerLossLaggingFollower]).find(|f| f.name() == name)
+    let Some(kind) = Fault::ALL
+        .into_iter()
+        .chain([Fault::PowerLossLaggingFollower, Fault::Churn])
+        .find(|f| f.name() == name)
     else {
         let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
         panic!("set FAULTS_KIND to one of {names:?}");

@@ -96,6 +96,23 @@ impl Outcome {
             self.tally.delayed_bytes,
             self.tally.lock_waits.iter().map(|d| format!("{:.2}s", d.as_secs_f64())).collect::<Vec<_>>()
         );
+        if !self.tally.convergence.is_empty() {
+            let mut took: Vec<f64> = self.tally.convergence.iter().map(|(_, d)| d.as_secs_f64()).collect();
+            took.sort_by(f64::total_cmp);
+            let mut worst: BTreeMap<&str, f64> = BTreeMap::new();
+            for (step, d) in &self.tally.convergence {
+                let w = worst.entry(step).or_default();
+                *w = w.max(d.as_secs_f64());
+            }
+            s += &format!(
+                "  churn: {} steps converged, median {:.1}s, p95 {:.1}s, worst {:.1}s; worst by step {:?}\n",
+                took.len(),
+                took[took.len() / 2],
+                took[(took.len() * 95 / 100).min(took.len() - 1)],
+                took[took.len() - 1],
+                worst.iter().map(|(k, v)| format!("{k} {v:.1}s")).collect::<Vec<_>>()
+            );
+        }
         s += &format!("  anomalies: {}\n", self.anomaly_count());
         for (kind, list) in &self.anomalies {
             s += &format!("  [{kind}] {} found\n", list.len());
@@ -243,6 +260,9 @@ fn drive(cfg: &Config, cluster: &mut Cluster) -> Result<Outcome, String> {
     let _ = monitor.join();
     let mut outcome =
         Outcome { tally, leader_changes: changes.load(Ordering::Relaxed), ..Outcome::default() };
+    for (kind, what) in std::mem::take(&mut outcome.tally.churn_anomalies) {
+        outcome.anomaly(kind, what);
+    }
     check::finish(cfg, cluster, sh, &mut outcome);
     Ok(outcome)
 }

@@ -890,6 +890,7 @@ async fn server_and_client_agent() {
             address: saddr.clone(),
             token: Some(root.clone()),
             datacenter: None,
+            ..Default::default()
         })
         .unwrap();
         let r = c.request(hyper::Method::GET, "/v1/snapshot", None).await.unwrap();
@@ -923,6 +924,7 @@ async fn server_and_client_agent() {
         address: saddr.clone(),
         token: Some(app.clone()),
         datacenter: None,
+        ..Default::default()
     })
     .unwrap();
     let r = app_c.request(hyper::Method::PUT, "/v1/snapshot", Some(snap.1)).await.unwrap();

@@ -48,6 +48,7 @@ mod limits;
 mod monitor;
 mod multidc;
 mod operator;
+mod ops_churn;
 mod ops_cluster;
 mod ops_info;
 mod ops_netenv;
