@@ -4,6 +4,7 @@
 //! appended, never reordered, and a `Proposal` carries its version so a
 //! future reader can tell formats apart. A golden test pins the encoding.
 
+use super::coordinates::CoordinateEntry;
 use super::sessions::Session;
 use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Deregistration, Registration};
@@ -102,6 +103,8 @@ pub enum Command {
     AclServerSecret {
         secret: String,
     },
+    /// Network coordinates reported by agents, batched by a server.
+    CoordinateBatchUpdate(Vec<CoordinateEntry>),
 }
 
 impl Command {
@@ -142,6 +145,9 @@ impl Command {
             | Command::AclPolicyDelete { .. }
             | Command::AclRoleDelete { .. }
             | Command::AclServerSecret { .. } => 64,
+            Command::CoordinateBatchUpdate(batch) => {
+                16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
+            }
         }
     }
 }

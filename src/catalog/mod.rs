@@ -9,6 +9,7 @@
 
 pub mod acl;
 pub mod command;
+pub mod coordinates;
 pub mod kv;
 pub mod operator;
 pub mod registry;

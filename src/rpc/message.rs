@@ -77,6 +77,9 @@ pub enum RpcError {
     AclDisabled,
     #[error("{0}")]
     Internal(String),
+    /// `disable_coordinates` is set on the server that answered.
+    #[error("Coordinate support disabled")]
+    CoordinatesDisabled,
 }
 
 /// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).

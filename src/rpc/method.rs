@@ -18,6 +18,7 @@ use super::context::RequestContext;
 use super::message::{QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
 use crate::acl::model::{Policy, Role, Token};
+use crate::catalog::coordinates::{CoordinateEntry, DatacenterCoordinates};
 use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
@@ -137,6 +138,14 @@ macro_rules! method_table {
             /// What the caller's token allows, for an agent that enforces
             /// its own endpoints (a client agent caches the answer).
             53 AclResolve {} -> ResolvedToken;
+            /// An agent's network coordinate, queued for the next batch.
+            70 CoordinateUpdate { entry: CoordinateEntry } -> bool;
+            /// Every node's coordinates (blocking), optionally one segment's.
+            71 CoordinateNodes { segment: Option<String> } -> (QueryMeta, Vec<CoordinateEntry>);
+            /// One node's coordinates (one per segment; empty: none).
+            72 CoordinateNode { node: String } -> (QueryMeta, Vec<CoordinateEntry>);
+            /// The WAN coordinates of every datacenter's servers.
+            73 CoordinateDatacenters {} -> Vec<DatacenterCoordinates>;
         }
     };
 }

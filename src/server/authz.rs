@@ -164,6 +164,31 @@ impl Guard for method::StatusLeader {}
 impl Guard for method::StatusPeers {}
 impl Guard for method::Datacenters {}
 
+// --- Coordinates ---------------------------------------------------------------
+
+/// Updating a node's coordinate is writing to the node (Consul's rule).
+impl Guard for method::CoordinateUpdate {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.node_write(&self.entry.node), "node:write", Some(&self.entry.node))
+    }
+}
+
+impl Guard for method::CoordinateNodes {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |e| c.id.authz.node_read(&e.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::CoordinateNode {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.node_read(&self.node), "node:read", Some(&self.node))
+    }
+}
+
+/// Servers' WAN coordinates, like the datacenter list, need no permission.
+impl Guard for method::CoordinateDatacenters {}
+
 /// A raw state-machine command from a follower: only servers may send
 /// one, proven by the servers' shared secret in the ACL state.
 impl Guard for method::Propose {

@@ -194,6 +194,10 @@ delegate! {
         s.autopilot_health_view(ctx).await
     };
     Datacenters => |s, _ctx, _a| Ok(s.datacenters());
+    CoordinateUpdate => |s, _ctx, a| s.coordinate_update(a.entry).await;
+    CoordinateNodes => |s, ctx, a| s.coordinate_nodes(a.segment.as_deref(), &ctx.query).await;
+    CoordinateNode => |s, ctx, a| s.coordinate_node(&a.node, &ctx.query).await;
+    CoordinateDatacenters => |s, _ctx, _a| s.coordinate_datacenters();
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
@@ -286,6 +290,7 @@ mod tests {
             rpc_hold_timeout: Duration::from_secs(1),
             autopilot: Default::default(),
             acl: Default::default(),
+            coordinates: None,
         };
         let mut server = Server::new(consensus, settings, rpc);
         server.authz = super::super::authz::Policy::DenyAll;

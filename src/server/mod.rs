@@ -12,6 +12,7 @@ pub mod autopilot;
 pub mod blocking;
 pub mod bootstrap;
 pub mod catalog;
+pub mod coordinate;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
@@ -45,6 +46,8 @@ pub struct ServerSettings {
     /// stores a configuration through the API.
     pub autopilot: crate::config::runtime::Autopilot,
     pub acl: acl::AclServerSettings,
+    /// Coordinate batching (None: `disable_coordinates`).
+    pub coordinates: Option<crate::config::runtime::CoordinateSync>,
 }
 
 pub struct Server {
@@ -62,6 +65,8 @@ pub struct Server {
     pub(crate) authz: authz::Policy,
     /// Resolved tokens by secret (`acl`).
     pub(crate) acl_cache: acl::IdentityCache,
+    /// Coordinate updates waiting for the next batch (`coordinate`).
+    pub(crate) coordinate_updates: coordinate::PendingUpdates,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -84,6 +89,7 @@ impl Server {
             #[cfg(test)]
             authz: Default::default(),
             acl_cache: Default::default(),
+            coordinate_updates: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ mod config_errors;
 mod config_hcl;
 mod config_hcl_cli;
 mod coord;
+mod coordinates;
 mod discovery_cluster;
 mod dns_bench;
 mod dns_dig;
