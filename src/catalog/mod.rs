@@ -12,6 +12,7 @@ pub mod command;
 pub mod coordinates;
 pub mod kv;
 pub mod operator;
+pub mod queries;
 pub mod registry;
 pub mod sessions;
 pub mod state;

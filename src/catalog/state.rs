@@ -5,6 +5,7 @@ use super::acl::{AclTable, TOPIC_ACL};
 use super::command::{Command, CommandResult};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
+use super::queries::{QueryTable, TOPIC_QUERIES};
 use super::registry::Registry;
 use super::sessions::{topic_node_sessions, topic_session, Behavior, Session, SessionTable, TOPIC_SESSIONS};
 use super::txn;
@@ -56,11 +57,25 @@ pub struct State {
     /// Network coordinates of the nodes (added after the ACL tables; older
     /// encodings decode through `State::decode`).
     pub coordinates: CoordinateTable,
+    /// Prepared queries (added after the coordinate table).
+    pub queries: QueryTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
     #[serde(skip)]
     pub restored_at: u64,
+}
+
+/// `State` as encoded before the prepared-query table was added.
+#[derive(Deserialize)]
+struct StateBeforeQueries {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
 }
 
 /// `State` as encoded before the coordinate table was added.
@@ -234,6 +249,22 @@ impl State {
                 self.acl.set_server_secret(secret);
                 CommandResult::Bool(true)
             }
+            Command::QuerySet(q) => {
+                let sessions = &self.sessions;
+                match self.queries.set(index, (**q).clone(), |id| sessions.get(id).is_some()) {
+                    Ok(()) => {
+                        changes.topics.push(TOPIC_QUERIES.to_string());
+                        CommandResult::Unit
+                    }
+                    Err(e) => CommandResult::Error(e),
+                }
+            }
+            Command::QueryDelete { id } => {
+                if self.queries.delete(index, id) {
+                    changes.topics.push(TOPIC_QUERIES.to_string());
+                }
+                CommandResult::Unit
+            }
             Command::CoordinateBatchUpdate(batch) => {
                 let catalog = &self.catalog;
                 if self.coordinates.apply_batch(index, batch, |n| catalog.node(n).is_some()) > 0 {
@@ -268,6 +299,7 @@ impl State {
         self.sessions.index = index;
         self.acl.raise_indexes(index);
         self.coordinates.index = index;
+        self.queries.index = index;
     }
 
     /// An ACL apply's outcome; a change wakes the ACL topic.
@@ -288,6 +320,19 @@ impl State {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = postcard::from_bytes::<StateBeforeQueries>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: QueryTable::default(),
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = postcard::from_bytes::<StateBeforeCoordinates>(bytes) {
             return Ok(State {
                 kv: old.kv,
@@ -297,6 +342,7 @@ impl State {
                 autopilot: old.autopilot,
                 acl: old.acl,
                 coordinates: CoordinateTable::default(),
+                queries: QueryTable::default(),
                 restored_at: 0,
             });
         }
@@ -309,6 +355,7 @@ impl State {
                 autopilot: old.autopilot,
                 acl: AclTable::default(),
                 coordinates: CoordinateTable::default(),
+                queries: QueryTable::default(),
                 restored_at: 0,
             }),
             Err(_) => Err(current),
@@ -362,6 +409,10 @@ impl State {
     /// Removes a session and releases or deletes the locks it held.
     pub fn invalidate_session(&mut self, index: u64, id: &str, changes: &mut Changes) {
         let Some(s) = self.sessions.remove(index, id) else { return };
+        // A query bound to the session dies with it.
+        if self.queries.session_ended(index, id) {
+            changes.topics.push(TOPIC_QUERIES.to_string());
+        }
         for key in self.kv.held_by(id) {
             match s.behavior {
                 Behavior::Release => self.kv.release_invalidated(index, &key),
@@ -525,6 +576,20 @@ mod tests {
         s.apply(4, &Command::CoordinateBatchUpdate(vec![node.clone()]), &mut c);
         assert!(s.coordinates.is_empty() && c.topics.is_empty());
         s.coordinates.apply_batch(5, &[node.clone()], |_| true);
+        // Before prepared queries: coordinates kept, no queries.
+        let old = postcard::to_allocvec(&(
+            &s.kv,
+            &s.index,
+            &s.catalog,
+            &s.sessions,
+            &s.autopilot,
+            &s.acl,
+            &s.coordinates,
+        ))
+        .unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.coordinates.list(), vec![node.clone()]);
+        assert_eq!(back.queries.list().count(), 0);
         let now = postcard::to_allocvec(&s).unwrap();
         assert_eq!(State::decode(&now).unwrap().coordinates.list(), vec![node]);
     }

@@ -23,6 +23,7 @@ pub mod listener;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
+pub mod prepared_query;
 pub mod query;
 pub mod response;
 pub mod session;
@@ -66,7 +67,6 @@ pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
 const NOT_YET: &[&str] = &[
     "/v1/agent/",
     "/v1/catalog/",
-    "/v1/query",
     "/v1/operator/",
     "/v1/connect/",
     "/v1/config",
@@ -137,6 +137,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/coordinate/nodes", get(coordinate::nodes))
         .route("/v1/coordinate/node/{node}", get(coordinate::node))
         .route("/v1/coordinate/update", put(coordinate::update))
+        .route("/v1/query", any(prepared_query::general))
+        .route("/v1/query/{*rest}", any(prepared_query::specific))
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{name}", get(catalog::service))

@@ -101,6 +101,17 @@ pub struct ServiceHealth {
     pub checks: Vec<HealthCheck>,
 }
 
+/// A prepared query's answer: healthy instances from the datacenter that
+/// had some (`failovers`: how many other datacenters were tried).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryExecution {
+    pub service: String,
+    pub nodes: Vec<ServiceHealth>,
+    pub dns_ttl: String,
+    pub datacenter: String,
+    pub failovers: u32,
+}
+
 /// Which Raft RPC an opaque Raft payload is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RaftRpc {

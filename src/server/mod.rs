@@ -18,6 +18,7 @@ pub mod kv;
 pub mod leader;
 pub mod members;
 pub mod operator;
+pub mod prepared_query;
 pub mod session;
 pub mod snapshot;
 pub mod stats;

@@ -53,6 +53,7 @@ mod ops_netenv;
 mod ops_recovery;
 mod ops_signals;
 mod ops_systemd;
+mod prepared_queries;
 mod raft_cluster;
 mod sessions;
 mod txn;
