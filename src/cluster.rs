@@ -69,6 +69,7 @@ fn gossip_config(
     g.verify_incoming = cfg.encrypt_verify_incoming;
     g.verify_outgoing = cfg.encrypt_verify_outgoing;
     g.rejoin_after_leave = cfg.rejoin_after_leave;
+    g.disable_coordinates = cfg.disable_coordinates;
     g.reconnect_timeout = if pool == Pool::Lan { cfg.reconnect_timeout } else { cfg.reconnect_timeout_wan };
     if let Some(dir) = data_dir {
         let serf = dir.join("serf");

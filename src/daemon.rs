@@ -170,6 +170,13 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
         server.attach_gossip(pools.clone());
     }
     crate::agent::events::start(agent.clone(), &pools.lan, &tasks, shutdown.clone());
+    if !cfg.disable_coordinates {
+        tasks.spawn(crate::agent::coordinate::run_sync(
+            agent.clone(),
+            cfg.coordinate_sync.clone(),
+            shutdown.clone(),
+        ));
+    }
     let kick = Arc::new(tokio::sync::Notify::new());
     if let Some(server) = &server {
         let lan = pools.lan.clone();
@@ -179,6 +186,7 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
         tasks.spawn(crate::server::acl::leader::run(server.clone(), shutdown.clone()));
+        tasks.spawn(crate::server::coordinate::run_batches(server.clone(), shutdown.clone()));
     }
     tasks.spawn(cluster::run_membership(
         cfg.clone(),
@@ -322,6 +330,7 @@ async fn start_server(
                 initial_management: cfg.acl.tokens.initial_management.clone(),
                 data_dir: cfg.data_dir.clone(),
             },
+            coordinates: (!cfg.disable_coordinates).then(|| cfg.coordinate_sync.clone()),
         },
         rpc.clone(),
     ));

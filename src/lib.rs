@@ -38,6 +38,7 @@ pub mod cli;
 pub(crate) mod cluster;
 pub mod config;
 pub mod consensus;
+pub mod coordinate;
 pub(crate) mod daemon;
 pub(crate) mod datadir;
 pub(crate) mod definition;

@@ -15,14 +15,14 @@ const ALLOWED: &[(&str, &str)] = &[
     // The command line: talks to a running agent through `api`; offline
     // commands use the file formats they read (config, snapshot archives,
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
-    ("cli", "acl api catalog config definition duration event fsutil snapshot version watch"),
+    ("cli", "acl api catalog config coordinate definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
     ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
-    ("http", "accept acl agent catalog config definition duration event filter gossip logging metrics rpc snapshot tls version"),
-    ("agent", "acl catalog checks config definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
-    ("server", "acl catalog config consensus duration gossip inject metrics rpc version"),
+    ("http", "accept acl agent catalog config coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
+    ("agent", "acl catalog checks config coordinate definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
+    ("server", "acl catalog config consensus coordinate duration gossip inject metrics rpc version"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
     ("rpc", "accept acl catalog tls"),
     // The agent's certificates and the rustls settings made from them.
@@ -30,17 +30,20 @@ const ALLOWED: &[(&str, &str)] = &[
     ("definition", "catalog config"),
     ("event", "rpc"),
     ("snapshot", "catalog"),
-    ("catalog", "acl metrics"),
+    ("catalog", "acl coordinate metrics"),
     // Policy rules, the model the catalog stores and what a token may do:
     // pure, below everything that stores or enforces ACLs.
     ("acl", "config"),
     ("dns", "accept config metrics"),
-    ("gossip", "accept config metrics"),
+    ("gossip", "accept config coordinate metrics"),
     ("checks", "duration metrics proc_group"),
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
     ("datadir", "fsutil"),
     ("config", "duration"),
+    // Vivaldi network coordinates: pure arithmetic, below everything that
+    // measures, stores or answers them.
+    ("coordinate", ""),
     ("api", ""),
     ("filter", ""),
     ("metrics", ""),

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod ae;
 pub mod client;
+pub mod coordinate;
 pub mod dc;
 pub mod dns_backend;
 pub mod events;

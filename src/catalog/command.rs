@@ -4,6 +4,8 @@
 //! appended, never reordered, and a `Proposal` carries its version so a
 //! future reader can tell formats apart. A golden test pins the encoding.
 
+use super::coordinates::CoordinateEntry;
+use super::queries::PreparedQuery;
 use super::sessions::Session;
 use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Deregistration, Registration};
@@ -102,6 +104,13 @@ pub enum Command {
     AclServerSecret {
         secret: String,
     },
+    /// Network coordinates reported by agents, batched by a server.
+    CoordinateBatchUpdate(Vec<CoordinateEntry>),
+    /// Creates or replaces a prepared query (validated by the server).
+    QuerySet(Box<PreparedQuery>),
+    QueryDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -142,6 +151,11 @@ impl Command {
             | Command::AclPolicyDelete { .. }
             | Command::AclRoleDelete { .. }
             | Command::AclServerSecret { .. } => 64,
+            Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
+            Command::QueryDelete { .. } => 64,
+            Command::CoordinateBatchUpdate(batch) => {
+                16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
+            }
         }
     }
 }

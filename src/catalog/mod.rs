@@ -9,8 +9,10 @@
 
 pub mod acl;
 pub mod command;
+pub mod coordinates;
 pub mod kv;
 pub mod operator;
+pub mod queries;
 pub mod registry;
 pub mod sessions;
 pub mod state;

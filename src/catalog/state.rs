@@ -3,7 +3,9 @@
 
 use super::acl::{AclTable, TOPIC_ACL};
 use super::command::{Command, CommandResult};
+use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
+use super::queries::{QueryTable, TOPIC_QUERIES};
 use super::registry::Registry;
 use super::sessions::{topic_node_sessions, topic_session, Behavior, Session, SessionTable, TOPIC_SESSIONS};
 use super::txn;
@@ -52,11 +54,39 @@ pub struct State {
     /// Tokens, policies and roles (added after the first release: older
     /// encodings decode through `State::decode`).
     pub acl: AclTable,
+    /// Network coordinates of the nodes (added after the ACL tables; older
+    /// encodings decode through `State::decode`).
+    pub coordinates: CoordinateTable,
+    /// Prepared queries (added after the coordinate table).
+    pub queries: QueryTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
     #[serde(skip)]
     pub restored_at: u64,
+}
+
+/// `State` as encoded before the prepared-query table was added.
+#[derive(Deserialize)]
+struct StateBeforeQueries {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+}
+
+/// `State` as encoded before the coordinate table was added.
+#[derive(Deserialize)]
+struct StateBeforeCoordinates {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
 }
 
 /// `State` as encoded before the ACL tables were added.
@@ -142,6 +172,9 @@ impl State {
                 Ok(topics) => {
                     changes.topics.extend(topics);
                     self.check_node_sessions(index, &d.node, changes);
+                    if self.catalog.node(&d.node).is_none() && self.coordinates.remove_node(index, &d.node) {
+                        changes.topics.push(TOPIC_COORDINATES.to_string());
+                    }
                     CommandResult::Unit
                 }
                 Err(e) => CommandResult::Error(e),
@@ -216,6 +249,29 @@ impl State {
                 self.acl.set_server_secret(secret);
                 CommandResult::Bool(true)
             }
+            Command::QuerySet(q) => {
+                let sessions = &self.sessions;
+                match self.queries.set(index, (**q).clone(), |id| sessions.get(id).is_some()) {
+                    Ok(()) => {
+                        changes.topics.push(TOPIC_QUERIES.to_string());
+                        CommandResult::Unit
+                    }
+                    Err(e) => CommandResult::Error(e),
+                }
+            }
+            Command::QueryDelete { id } => {
+                if self.queries.delete(index, id) {
+                    changes.topics.push(TOPIC_QUERIES.to_string());
+                }
+                CommandResult::Unit
+            }
+            Command::CoordinateBatchUpdate(batch) => {
+                let catalog = &self.catalog;
+                if self.coordinates.apply_batch(index, batch, |n| catalog.node(n).is_some()) > 0 {
+                    changes.topics.push(TOPIC_COORDINATES.to_string());
+                }
+                CommandResult::Bool(true)
+            }
             Command::Restore { state } => match State::decode(state) {
                 Ok(mut restored) => {
                     restored.raise_indexes(index);
@@ -242,6 +298,8 @@ impl State {
         ci.by_node.values_mut().for_each(|v| *v = index);
         self.sessions.index = index;
         self.acl.raise_indexes(index);
+        self.coordinates.index = index;
+        self.queries.index = index;
     }
 
     /// An ACL apply's outcome; a change wakes the ACL topic.
@@ -258,20 +316,49 @@ impl State {
     /// Decodes an encoded state (a snapshot, a restore), also one written
     /// before the ACL tables existed.
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        match postcard::from_bytes::<State>(bytes) {
-            Ok(s) => Ok(s),
-            Err(current) => match postcard::from_bytes::<StateBeforeAcl>(bytes) {
-                Ok(old) => Ok(State {
-                    kv: old.kv,
-                    index: old.index,
-                    catalog: old.catalog,
-                    sessions: old.sessions,
-                    autopilot: old.autopilot,
-                    acl: AclTable::default(),
-                    restored_at: 0,
-                }),
-                Err(_) => Err(current),
-            },
+        let current = match postcard::from_bytes::<State>(bytes) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        if let Ok(old) = postcard::from_bytes::<StateBeforeQueries>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: QueryTable::default(),
+                restored_at: 0,
+            });
+        }
+        if let Ok(old) = postcard::from_bytes::<StateBeforeCoordinates>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: CoordinateTable::default(),
+                queries: QueryTable::default(),
+                restored_at: 0,
+            });
+        }
+        match postcard::from_bytes::<StateBeforeAcl>(bytes) {
+            Ok(old) => Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: AclTable::default(),
+                coordinates: CoordinateTable::default(),
+                queries: QueryTable::default(),
+                restored_at: 0,
+            }),
+            Err(_) => Err(current),
         }
     }
 
@@ -322,6 +409,10 @@ impl State {
     /// Removes a session and releases or deletes the locks it held.
     pub fn invalidate_session(&mut self, index: u64, id: &str, changes: &mut Changes) {
         let Some(s) = self.sessions.remove(index, id) else { return };
+        // A query bound to the session dies with it.
+        if self.queries.session_ended(index, id) {
+            changes.topics.push(TOPIC_QUERIES.to_string());
+        }
         for key in self.kv.held_by(id) {
             match s.behavior {
                 Behavior::Release => self.kv.release_invalidated(index, &key),
@@ -458,6 +549,49 @@ mod tests {
         let now = postcard::to_allocvec(&s).unwrap();
         assert_eq!(State::decode(&now).unwrap().kv.get("a").unwrap().value, Bytes::from_static(b"v"));
         assert!(State::decode(b"\xff\xff").is_err());
+    }
+
+    /// A state encoded before the coordinate table existed decodes with an
+    /// empty table and keeps its ACL tables; coordinates round-trip.
+    #[test]
+    fn state_from_before_coordinates_decodes() {
+        let mut s = State::default();
+        let mut c = Changes::default();
+        s.apply(3, &Command::KvSet { key: "a".into(), value: Bytes::from_static(b"v"), flags: 0 }, &mut c);
+        s.acl.set_server_secret("secret");
+        let old =
+            postcard::to_allocvec(&(&s.kv, &s.index, &s.catalog, &s.sessions, &s.autopilot, &s.acl)).unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert_eq!(back.acl.server_secret, "secret");
+        assert!(back.coordinates.is_empty());
+
+        let node = crate::catalog::coordinates::CoordinateEntry {
+            node: "n1".into(),
+            segment: String::new(),
+            coord: crate::coordinate::Coordinate::origin(&Default::default()),
+        };
+        // Unknown node: dropped, nothing woken.
+        let mut c = Changes::default();
+        s.apply(4, &Command::CoordinateBatchUpdate(vec![node.clone()]), &mut c);
+        assert!(s.coordinates.is_empty() && c.topics.is_empty());
+        s.coordinates.apply_batch(5, &[node.clone()], |_| true);
+        // Before prepared queries: coordinates kept, no queries.
+        let old = postcard::to_allocvec(&(
+            &s.kv,
+            &s.index,
+            &s.catalog,
+            &s.sessions,
+            &s.autopilot,
+            &s.acl,
+            &s.coordinates,
+        ))
+        .unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.coordinates.list(), vec![node.clone()]);
+        assert_eq!(back.queries.list().count(), 0);
+        let now = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(State::decode(&now).unwrap().coordinates.list(), vec![node]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod operator;
 pub mod operator_recover;
 pub mod reload;
+pub mod rtt;
 pub mod services;
 pub mod snapshot;
 pub mod tls;
@@ -66,6 +67,8 @@ pub enum Command {
     Operator(operator::OperatorArgs),
     /// Triggers the agent to reload configuration files
     Reload(reload::ReloadArgs),
+    /// Estimates network round trip time between nodes
+    Rtt(rtt::RttArgs),
     /// Saves, restores and inspects snapshots of Consul server state
     Snapshot(snapshot::SnapshotArgs),
     /// Fire a new event
@@ -274,6 +277,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Maint(m) => maint::run(m),
         Command::Operator(o) => operator::run(o),
         Command::Reload(r) => reload::run(r),
+        Command::Rtt(r) => rtt::run(r),
         Command::Snapshot(s) => snapshot::run(s),
         Command::Lock(l) => lock::run(l),
         Command::Members(m) => members::run(m),

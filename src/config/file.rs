@@ -144,6 +144,13 @@ pub struct FileConfig {
     pub primary_datacenter: Option<String>,
     /// Consul's internal (undocumented) anti-entropy interval; tests use it.
     pub ae_interval: Option<Dur>,
+    /// Consul's internal coordinate-sync tuning (non-user keys; tests
+    /// shorten them): an agent sends its coordinate every
+    /// max(interval_min, members / rate_target seconds).
+    pub sync_coordinate_rate_target: Option<f64>,
+    pub sync_coordinate_interval_min: Option<Dur>,
+    /// Consul's internal server tuning; only `coordinate` is read.
+    pub consul: Option<ConsulInternal>,
     pub ui_config: Option<UiConfig>,
     /// Deprecated spellings of `ui_config.enabled`, `.dir` and
     /// `.content_path`: honoured with Consul's deprecation warning.
@@ -329,6 +336,21 @@ pub struct Limits {
     pub kv_max_value_size: Option<u64>,
     pub txn_max_req_len: Option<u64>,
     pub request_limits: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsulInternal {
+    pub coordinate: Option<CoordinateTuning>,
+}
+
+/// How servers batch coordinate updates into Raft.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinateTuning {
+    pub update_period: Option<Dur>,
+    pub update_batch_size: Option<i64>,
+    pub update_max_batches: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -534,7 +556,6 @@ impl FileConfig {
         warn(self.log_rotate_max_files.is_some(), "log_rotate_max_files");
         warn(self.disable_update_check.is_some(), "disable_update_check");
         warn(self.disable_anonymous_signature.is_some(), "disable_anonymous_signature");
-        warn(self.disable_coordinates.is_some(), "disable_coordinates");
         warn(self.disable_http_unprintable_char_filter.is_some(), "disable_http_unprintable_char_filter");
         warn(self.snapshot_agent.is_some(), "snapshot_agent");
         warn(self.connect.is_some(), "connect");

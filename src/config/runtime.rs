@@ -217,6 +217,10 @@ pub struct RuntimeConfig {
     pub encrypt_verify_incoming: bool,
     pub encrypt_verify_outgoing: bool,
     pub disable_keyring_file: bool,
+    /// No network coordinates are computed, sent, stored or answered.
+    pub disable_coordinates: bool,
+    /// How agents send and servers batch network coordinates.
+    pub coordinate_sync: CoordinateSync,
     pub log_level: LogLevel,
     pub log_json: bool,
     pub pid_file: Option<PathBuf>,
@@ -313,6 +317,7 @@ pub(super) fn build(
     net: &Network<'_>,
 ) -> Result<RuntimeConfig, ConfigError> {
     let invalid = |msg: String| ConfigError::Invalid(msg);
+    let coordinate_sync = CoordinateSync::from_file(&c);
     let server = c.server.unwrap_or(dev);
     let mut bootstrap = c.bootstrap.unwrap_or(dev);
     let bootstrap_expect = c.bootstrap_expect.unwrap_or(0);
@@ -603,6 +608,8 @@ pub(super) fn build(
         encrypt_verify_incoming: c.encrypt_verify_incoming.unwrap_or(true),
         encrypt_verify_outgoing: c.encrypt_verify_outgoing.unwrap_or(true),
         disable_keyring_file: c.disable_keyring_file.unwrap_or(dev),
+        disable_coordinates: c.disable_coordinates.unwrap_or(false),
+        coordinate_sync,
         log_level,
         log_json: c.log_json.unwrap_or(false),
         pid_file: c.pid_file.clone().map(PathBuf::from),
@@ -795,5 +802,63 @@ mod tests {
         assert!(validate_gossip_key("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=").is_ok());
         assert!(validate_gossip_key("YWJj").unwrap_err().contains("16, 24 or 32"));
         assert!(validate_gossip_key("!!").is_err());
+    }
+}
+
+/// Consul's coordinate-sync constants: an agent sends its LAN coordinate
+/// every max(`interval_min`, members / `rate_target` s) plus a random
+/// stagger; a server applies what it received every `update_period`, in
+/// batches of `batch_size`, at most `max_batches` per period (the rest is
+/// dropped: the next round brings fresher values anyway).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoordinateSync {
+    pub rate_target: f64,
+    pub interval_min: Duration,
+    pub update_period: Duration,
+    pub batch_size: usize,
+    pub max_batches: usize,
+}
+
+impl Default for CoordinateSync {
+    fn default() -> Self {
+        CoordinateSync {
+            rate_target: 64.0,
+            interval_min: Duration::from_secs(15),
+            update_period: Duration::from_secs(5),
+            batch_size: 128,
+            max_batches: 5,
+        }
+    }
+}
+
+impl CoordinateSync {
+    fn from_file(c: &super::file::FileConfig) -> Self {
+        let d = CoordinateSync::default();
+        let tuning = c.consul.as_ref().and_then(|x| x.coordinate.as_ref());
+        let positive = |v: Option<i64>, def: usize| v.filter(|n| *n > 0).map_or(def, |n| n as usize);
+        CoordinateSync {
+            rate_target: c
+                .sync_coordinate_rate_target
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .unwrap_or(d.rate_target),
+            interval_min: c
+                .sync_coordinate_interval_min
+                .map(|x| x.0)
+                .filter(|x| !x.is_zero())
+                .unwrap_or(d.interval_min),
+            update_period: tuning
+                .and_then(|t| t.update_period.map(|x| x.0))
+                .filter(|x| !x.is_zero())
+                .unwrap_or(d.update_period),
+            batch_size: positive(tuning.and_then(|t| t.update_batch_size), d.batch_size),
+            max_batches: positive(tuning.and_then(|t| t.update_max_batches), d.max_batches),
+        }
+    }
+
+    /// How long an agent waits between two coordinate updates in a pool of
+    /// `members` (Consul's rate-scaled interval).
+    pub fn interval(&self, members: usize) -> Duration {
+        let scaled = Duration::from_secs_f64(members as f64 / self.rate_target);
+        scaled.max(self.interval_min)
     }
 }

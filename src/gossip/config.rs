@@ -80,6 +80,8 @@ pub struct GossipConfig {
     pub tcp_timeout: Duration,
     /// Test hook; see [`WireTap`].
     pub wire_tap: Option<WireTap>,
+    /// Consul's `disable_coordinates`.
+    pub disable_coordinates: bool,
 }
 
 impl std::fmt::Debug for GossipConfig {
@@ -123,6 +125,7 @@ impl GossipConfig {
             tombstone_timeout: Duration::from_secs(24 * 3600),
             tcp_timeout,
             wire_tap: None,
+            disable_coordinates: false,
         }
     }
 

@@ -6,6 +6,7 @@
 //! Owns: the public API and start-up order. Must not touch protocol state
 //! directly.
 
+use crate::coordinate::Coordinate;
 use crate::gossip::config::GossipConfig;
 use crate::gossip::crypto::{Crypto, Keyring};
 use crate::gossip::error::GossipError;
@@ -16,7 +17,7 @@ use crate::gossip::serf::query::{IncomingQuery, KeyringOp, QueryParams, QueryRef
 use crate::gossip::serf::{Serf, SerfConfig, UserEvent};
 use crate::gossip::swim::SwimConfig;
 use crate::gossip::transport::{self, TransportError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -140,6 +141,7 @@ impl Gossip {
         let mut sc = SerfConfig::new(cfg.node_name.clone(), addr, cfg.tags.clone(), swim);
         sc.reconnect_timeout = cfg.reconnect_timeout;
         sc.tombstone_timeout = cfg.tombstone_timeout;
+        sc.disable_coordinates = cfg.disable_coordinates;
         // After a graceful leave, the previous peers are forgotten unless
         // the agent rejoins after leaving (Serf's rule); the clocks are kept.
         let snapshot = snapshot.map(|mut s| {
@@ -194,6 +196,24 @@ impl Gossip {
     /// Every known member (alive, leaving, left, failed), sorted by name.
     pub fn members(&self) -> Vec<Member> {
         self.inner.view.read().map(|v| v.members.clone()).unwrap_or_else(|e| e.into_inner().members.clone())
+    }
+
+    /// Our network coordinate in this pool (None under `disable_coordinates`).
+    pub fn coordinate(&self) -> Option<Coordinate> {
+        self.inner
+            .view
+            .read()
+            .map(|v| v.coordinate.clone())
+            .unwrap_or_else(|e| e.into_inner().coordinate.clone())
+    }
+
+    /// The coordinates peers sent with their acks, ours included, by node name.
+    pub fn coordinates(&self) -> HashMap<String, Coordinate> {
+        self.inner
+            .view
+            .read()
+            .map(|v| v.coordinates.clone())
+            .unwrap_or_else(|e| e.into_inner().coordinates.clone())
     }
 
     /// Whether the driver is still running.

@@ -167,6 +167,8 @@ pub(crate) struct View {
     pub local: Member,
     pub members: Vec<Member>,
     pub running: bool,
+    pub coordinate: Option<crate::coordinate::Coordinate>,
+    pub coordinates: std::collections::HashMap<String, crate::coordinate::Coordinate>,
 }
 
 /// Channels and shared state a handle holds.
@@ -251,6 +253,7 @@ struct Actor {
     udp_throttle: Throttle,
     /// The member generation the published view reflects.
     view_gen: u64,
+    coord_gen: u64,
 }
 
 /// Everything `Gossip::start` prepared.
@@ -274,6 +277,8 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         local: p.serf.local_member(),
         members: p.serf.members(),
         running: true,
+        coordinate: p.serf.coordinate(),
+        coordinates: p.serf.cached_coordinates(),
     }));
     let counters = Arc::new(Counters::default());
     let scope = p.cfg.scope();
@@ -307,6 +312,7 @@ pub(crate) fn spawn(p: Prepared, tasks: &TaskTracker, cancel: CancellationToken)
         stop: false,
         udp_throttle: Throttle::new(Duration::from_secs(10)),
         view_gen: u64::MAX,
+        coord_gen: 0,
     };
     let accept_cancel = cancel.child_token();
     let stop_accept = accept_cancel.clone();
@@ -667,6 +673,14 @@ impl Actor {
                 if let Ok(mut v) = self.view.write() {
                     v.local = self.serf.local_member();
                     v.members = self.serf.members();
+                }
+            }
+            let coord_gen = self.serf.coordinate_generation();
+            if coord_gen != self.coord_gen {
+                self.coord_gen = coord_gen;
+                if let Ok(mut v) = self.view.write() {
+                    v.coordinate = self.serf.coordinate();
+                    v.coordinates = self.serf.cached_coordinates();
                 }
             }
             if !progressed {

@@ -54,10 +54,11 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
     let filter = filter(&params, schemas::node())?;
     let rc = request_context(&params, &headers)?;
     let (meta, mut nodes) =
-        ctx.agent.call(rc, method::CatalogNodes { node_meta: node_meta(&params)? }).await?;
+        ctx.agent.call(rc.clone(), method::CatalogNodes { node_meta: node_meta(&params)? }).await?;
     if let Some(f) = &filter {
         nodes.retain(|n| f.matches(&serde_json::to_value(NodeJson::new(n)).unwrap_or_default()));
     }
+    ctx.agent.sort_near(&rc, params.get("near"), &mut nodes, |n| Some(n.node.as_str())).await?;
     let out: Vec<NodeJson> = nodes.iter().map(NodeJson::new).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -130,9 +131,10 @@ pub async fn service(
     let expr = filter(&params, schemas::service_node())?;
     let rc = request_context(&params, &headers)?;
     let filter = service_filter(&params)?;
-    let (meta, instances) = ctx.agent.call(rc, method::CatalogService { name, filter }).await?;
+    let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
     let mut out: Vec<Value> = instances.iter().map(|(n, s)| service_node(n, s)).collect();
     out.retain(|v| keep(expr.as_ref(), v));
+    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 

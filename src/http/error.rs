@@ -39,7 +39,7 @@ impl From<RpcError> for HttpError {
             RpcError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             RpcError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RpcError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-            RpcError::AclDisabled => StatusCode::UNAUTHORIZED,
+            RpcError::AclDisabled | RpcError::CoordinatesDisabled => StatusCode::UNAUTHORIZED,
             RpcError::NoLeader
             | RpcError::NoPathToDatacenter
             | RpcError::ShuttingDown

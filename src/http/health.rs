@@ -24,7 +24,7 @@ pub async fn service(
     let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
-    let (meta, entries) = ctx.agent.call(rc, method::HealthService { name, filter }).await?;
+    let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
     let mut out: Vec<Value> = entries
         .iter()
         .map(|e| {
@@ -36,6 +36,7 @@ pub async fn service(
         })
         .collect();
     out.retain(|v| keep(expr.as_ref(), v));
+    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
     let mut resp = with_meta(json(&params, &out)?, &meta);
     resp.headers_mut()
         .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
@@ -69,9 +70,10 @@ pub async fn checks(
     let filter = filter(&params, schemas::health_check())?;
     let rc = request_context(&params, &headers)?;
     let args = method::HealthChecks { service: name, node_meta: node_meta(&params)? };
-    let (meta, checks) = ctx.agent.call(rc, args).await?;
+    let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
+    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
@@ -89,8 +91,9 @@ pub async fn state(
     }
     let rc = request_context(&params, &headers)?;
     let args = method::HealthState { state: state.clone(), node_meta: node_meta(&params)? };
-    let (meta, checks) = ctx.agent.call(rc, args).await?;
+    let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
+    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }

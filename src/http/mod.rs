@@ -11,6 +11,7 @@ pub mod agent;
 pub mod authz;
 pub mod body;
 pub mod catalog;
+pub mod coordinate;
 pub mod datacenter;
 pub mod decode;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod listener;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
+pub mod prepared_query;
 pub mod query;
 pub mod response;
 pub mod session;
@@ -65,8 +67,6 @@ pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
 const NOT_YET: &[&str] = &[
     "/v1/agent/",
     "/v1/catalog/",
-    "/v1/coordinate/",
-    "/v1/query",
     "/v1/operator/",
     "/v1/connect/",
     "/v1/config",
@@ -133,6 +133,12 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
+        .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
+        .route("/v1/coordinate/nodes", get(coordinate::nodes))
+        .route("/v1/coordinate/node/{node}", get(coordinate::node))
+        .route("/v1/coordinate/update", put(coordinate::update))
+        .route("/v1/query", any(prepared_query::general))
+        .route("/v1/query/{*rest}", any(prepared_query::specific))
         .route("/v1/catalog/nodes", get(catalog::nodes))
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{name}", get(catalog::service))

@@ -77,6 +77,9 @@ pub enum RpcError {
     AclDisabled,
     #[error("{0}")]
     Internal(String),
+    /// `disable_coordinates` is set on the server that answered.
+    #[error("Coordinate support disabled")]
+    CoordinatesDisabled,
 }
 
 /// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).
@@ -96,6 +99,17 @@ pub struct ServiceHealth {
     pub node: Node,
     pub service: NodeService,
     pub checks: Vec<HealthCheck>,
+}
+
+/// A prepared query's answer: healthy instances from the datacenter that
+/// had some (`failovers`: how many other datacenters were tried).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryExecution {
+    pub service: String,
+    pub nodes: Vec<ServiceHealth>,
+    pub dns_ttl: String,
+    pub datacenter: String,
+    pub failovers: u32,
 }
 
 /// Which Raft RPC an opaque Raft payload is.

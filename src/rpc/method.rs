@@ -15,10 +15,12 @@
 
 use super::acl::{AclTokenFilter, ResolvedToken};
 use super::context::RequestContext;
-use super::message::{QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
+use super::message::{QueryExecution, QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
 use crate::acl::model::{Policy, Role, Token};
+use crate::catalog::coordinates::{CoordinateEntry, DatacenterCoordinates};
 use crate::catalog::operator::AutopilotConfig;
+use crate::catalog::queries::PreparedQuery;
 use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
 use crate::catalog::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
@@ -142,6 +144,29 @@ macro_rules! method_table {
             /// the leader. Answers once it is out: removed now, or already
             /// gone. Servers only.
             61 RaftLeave { id: String } -> ();
+            /// An agent's network coordinate, queued for the next batch.
+            70 CoordinateUpdate { entry: CoordinateEntry } -> bool;
+            /// Every node's coordinates (blocking), optionally one segment's.
+            71 CoordinateNodes { segment: Option<String> } -> (QueryMeta, Vec<CoordinateEntry>);
+            /// One node's coordinates (one per segment; empty: none).
+            72 CoordinateNode { node: String } -> (QueryMeta, Vec<CoordinateEntry>);
+            /// The WAN coordinates of every datacenter's servers.
+            73 CoordinateDatacenters {} -> Vec<DatacenterCoordinates>;
+            /// Creates (`create`: a new ID) or updates a prepared query; its ID.
+            74 QuerySet { query: PreparedQuery, create: bool } -> String;
+            75 QueryDelete { id: String } -> ();
+            /// One query by ID (a one-element list, as Consul answers).
+            76 QueryGet { id: String } -> (QueryMeta, Vec<PreparedQuery>);
+            77 QueryList {} -> (QueryMeta, Vec<PreparedQuery>);
+            /// Runs the query `key` names (ID, name or template match).
+            /// `near` is the request's `?near`, `agent_node` the asking
+            /// agent (`_agent`), `source_ip` the client's address (`_ip`).
+            78 QueryExecute { key: String, limit: u64, near: String, agent_node: String, source_ip: String }
+                -> (QueryMeta, QueryExecution);
+            /// A server of another datacenter runs a rendered query (failover).
+            79 QueryExecuteRemote { query: PreparedQuery, limit: u64 } -> QueryExecution;
+            /// The query `key` resolves to, rendered.
+            80 QueryExplain { key: String } -> (QueryMeta, PreparedQuery);
         }
     };
 }

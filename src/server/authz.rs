@@ -14,6 +14,7 @@
 
 use super::acl::Identity;
 use super::Server;
+use crate::catalog::queries::PreparedQuery;
 use crate::catalog::txn::{KvVerb, TxnError, TxnOp, TxnOutcome};
 use crate::catalog::{Command, State};
 use crate::rpc::method::{self, Method};
@@ -182,6 +183,120 @@ impl Guard for method::ReadIndex {}
 impl Guard for method::StatusLeader {}
 impl Guard for method::StatusPeers {}
 impl Guard for method::Datacenters {}
+
+// --- Coordinates ---------------------------------------------------------------
+
+/// Updating a node's coordinate is writing to the node (Consul's rule).
+impl Guard for method::CoordinateUpdate {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.node_write(&self.entry.node), "node:write", Some(&self.entry.node))
+    }
+}
+
+impl Guard for method::CoordinateNodes {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |e| c.id.authz.node_read(&e.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::CoordinateNode {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.node_read(&self.node), "node:read", Some(&self.node))
+    }
+}
+
+/// Servers' WAN coordinates, like the datacenter list, need no permission.
+impl Guard for method::CoordinateDatacenters {}
+
+// --- Prepared queries ------------------------------------------------------------
+
+/// The name `query` rules apply to: a query's name, a template's prefix
+/// (even ""); an unnamed query has none and only a management token
+/// sees it (Consul's rule).
+fn query_prefix(q: &PreparedQuery) -> Option<&str> {
+    (!q.name.is_empty() || q.is_template()).then_some(q.name.as_str())
+}
+
+fn query_readable(c: &Check<'_>, q: &PreparedQuery) -> bool {
+    match query_prefix(q) {
+        Some(name) => c.id.authz.query_read(name),
+        None => c.id.authz.is_management(),
+    }
+}
+
+fn query_writable(c: &Check<'_>, q: &PreparedQuery) -> Result<(), RpcError> {
+    match query_prefix(q) {
+        Some(name) => c.require(c.id.authz.query_write(name), "query:write", Some(name)),
+        None => Ok(()),
+    }
+}
+
+/// The stored token shows only to callers who may read ACLs.
+fn redact(c: &Check<'_>, q: &mut PreparedQuery) {
+    if !q.token.is_empty() && !c.id.authz.acl_read() {
+        q.token = crate::server::prepared_query::REDACTED.to_string();
+    }
+}
+
+impl Guard for method::QuerySet {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        query_writable(c, &self.query)?;
+        match c.state.queries.get(&self.query.id) {
+            Some(existing) if !self.create => query_writable(c, existing),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Guard for method::QueryDelete {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        match c.state.queries.get(&self.id) {
+            Some(existing) => query_writable(c, existing),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Guard for method::QueryGet {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        match c.state.queries.get(&self.id) {
+            Some(q) if !query_readable(c, q) => c.require(false, "query:read", query_prefix(q)),
+            _ => Ok(()),
+        }
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        reply.1.iter_mut().for_each(|q| redact(c, q));
+    }
+}
+
+impl Guard for method::QueryList {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |q| query_readable(c, q));
+        reply.1.iter_mut().for_each(|q| redact(c, q));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::QueryExplain {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        match c.state.queries.lookup(&self.key) {
+            Some(q) if !query_readable(c, q) => c.require(false, "query:read", query_prefix(q)),
+            _ => Ok(()),
+        }
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        redact(c, &mut reply.1);
+    }
+}
+
+/// Executing needs no permission of its own: the results are what the
+/// query's stored token (else the caller's) may read, decided in the handler.
+impl Guard for method::QueryExecute {}
+
+/// Sent by a server of another datacenter during failover; the rendered
+/// query carries the token that filters its results.
+impl Guard for method::QueryExecuteRemote {}
 
 /// A raw state-machine command from a follower: only servers may send
 /// one, proven by the servers' shared secret in the ACL state.

@@ -202,6 +202,17 @@ delegate! {
         s.autopilot_health_view(ctx).await
     };
     Datacenters => |s, _ctx, _a| Ok(s.datacenters());
+    CoordinateUpdate => |s, _ctx, a| s.coordinate_update(a.entry).await;
+    CoordinateNodes => |s, ctx, a| s.coordinate_nodes(a.segment.as_deref(), &ctx.query).await;
+    CoordinateNode => |s, ctx, a| s.coordinate_node(&a.node, &ctx.query).await;
+    CoordinateDatacenters => |s, _ctx, _a| s.coordinate_datacenters();
+    QuerySet => |s, _ctx, a| s.query_set(a.query, a.create).await;
+    QueryDelete => |s, _ctx, a| s.query_delete(&a.id).await;
+    QueryGet => |s, ctx, a| s.query_get(&a.id, &ctx.query).await;
+    QueryList => |s, ctx, _a| s.query_list(&ctx.query).await;
+    QueryExecute => |s, ctx, a| s.query_execute(ctx, a).await;
+    QueryExecuteRemote => |s, ctx, a| s.query_execute_remote(ctx, &a.query, a.limit);
+    QueryExplain => |s, ctx, a| s.query_explain(&a.key, &ctx.query).await;
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
@@ -294,6 +305,7 @@ mod tests {
             rpc_hold_timeout: Duration::from_secs(1),
             autopilot: Default::default(),
             acl: Default::default(),
+            coordinates: None,
         };
         let mut server = Server::new(consensus, settings, rpc);
         server.authz = super::super::authz::Policy::DenyAll;

@@ -13,12 +13,14 @@ pub mod autopilot_health;
 pub mod blocking;
 pub mod bootstrap;
 pub mod catalog;
+pub mod coordinate;
 pub mod endpoints;
 pub mod kv;
 pub mod leader;
 pub mod leave;
 pub mod members;
 pub mod operator;
+pub mod prepared_query;
 pub mod session;
 pub mod snapshot;
 pub mod stats;
@@ -47,6 +49,8 @@ pub struct ServerSettings {
     /// stores a configuration through the API.
     pub autopilot: crate::config::runtime::Autopilot,
     pub acl: acl::AclServerSettings,
+    /// Coordinate batching (None: `disable_coordinates`).
+    pub coordinates: Option<crate::config::runtime::CoordinateSync>,
 }
 
 pub struct Server {
@@ -71,6 +75,8 @@ pub struct Server {
     pub(crate) leaving: std::sync::atomic::AtomicBool,
     /// Resolved tokens by secret (`acl`).
     pub(crate) acl_cache: acl::IdentityCache,
+    /// Coordinate updates waiting for the next batch (`coordinate`).
+    pub(crate) coordinate_updates: coordinate::PendingUpdates,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -95,6 +101,7 @@ impl Server {
             membership_changes: Default::default(),
             leaving: Default::default(),
             acl_cache: Default::default(),
+            coordinate_updates: Default::default(),
         }
     }
 

@@ -24,7 +24,7 @@ impl Server {
         let _ = self.pools.set(pools);
     }
 
-    fn wan(&self) -> Option<&crate::gossip::Gossip> {
+    pub(super) fn wan(&self) -> Option<&crate::gossip::Gossip> {
         self.pools.get().and_then(|p| p.wan.as_ref())
     }
 
@@ -55,7 +55,8 @@ impl Server {
                 }
             }
         }
-        std::iter::once(local).chain(others).collect()
+        let all = std::iter::once(local).chain(others).collect();
+        self.datacenters_by_distance(all)
     }
 
     /// Relays a call for datacenter `dc` (not this one) to one of its

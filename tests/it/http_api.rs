@@ -46,7 +46,7 @@ async fn pretty_dc_tokens_paths_methods() {
 
     let r = a.get("/v1/nope").await;
     assert_eq!(r.status, 404);
-    let r = a.get("/v1/coordinate/nodes").await;
+    let r = a.get("/v1/connect/ca/roots").await;
     assert_eq!(r.status, 501, "known but not yet implemented endpoints say so");
     let r = a.get("/v1/acl/tokens").await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (401, "ACL support disabled"));

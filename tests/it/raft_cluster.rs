@@ -56,6 +56,7 @@ async fn start_node(i: usize) -> (Node, u64, RaftNode) {
         rpc_hold_timeout: Duration::from_secs(7),
         autopilot: Default::default(),
         acl: Default::default(),
+        coordinates: None,
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();

@@ -184,6 +184,7 @@ impl Serf {
     /// Removes a member from the list for good.
     pub(super) fn erase(&mut self, name: &str) {
         if let Some(m) = self.members.remove(name) {
+            self.forget_coordinate(name);
             self.touch_members();
             self.out_events.push_back(super::SerfEvent::Member(MemberEvent::Reap(m.member)));
         }

@@ -4,13 +4,15 @@
 //! Owns: shapes and limits. Must not apply anything.
 
 use super::SerfError;
+use crate::coordinate::Coordinate;
 use crate::gossip::codec::{self, CodecError};
 use crate::gossip::swim::message::MAX_META_LEN;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// One Serf message.
+/// One Serf message. Variants are only ever appended: older agents of ours
+/// count a variant they do not know as a bad message and carry on.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum SerfMsg {
     /// `node` is leaving (or is force-left; `prune` also erases it).
@@ -38,6 +40,9 @@ pub enum SerfMsg {
         ack: bool,
         payload: Vec<u8>,
     },
+    /// The sender's network coordinate, sent in the same packet as its ack
+    /// of our ping (never broadcast).
+    Coordinate(Coordinate),
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

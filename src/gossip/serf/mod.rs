@@ -17,6 +17,7 @@ pub mod clock;
 pub mod message;
 pub mod query;
 
+mod coords;
 mod events;
 mod members;
 
@@ -65,6 +66,9 @@ pub struct SerfConfig {
     pub query_response_size_limit: usize,
     /// A joining node does not replay user events older than the join.
     pub join_ignore_old_events: bool,
+    /// Consul's `disable_coordinates`: no coordinate is computed, sent or
+    /// accepted.
+    pub disable_coordinates: bool,
 }
 
 impl SerfConfig {
@@ -88,6 +92,7 @@ impl SerfConfig {
             query_size_limit: 1024,
             query_response_size_limit: 1024,
             join_ignore_old_events: true,
+            disable_coordinates: false,
         }
     }
 }
@@ -218,6 +223,8 @@ pub struct Serf {
     restored_peers: Vec<(String, SocketAddr)>,
     /// Bumped on every change to any member's status, address or tags.
     members_gen: u64,
+    /// Network coordinates (None under `disable_coordinates`).
+    coords: Option<coords::CoordState>,
 }
 
 impl Serf {
@@ -258,8 +265,13 @@ impl Serf {
             bad_messages: 0,
             restored_peers: Vec::new(),
             members_gen: 0,
+            coords: None,
             cfg,
         };
+        if !s.cfg.disable_coordinates {
+            s.coords = Some(coords::CoordState::new(seed));
+            s.refresh_ack_payload();
+        }
         if let Some(r) = restore {
             s.member_clock.witness(r.member_time);
             s.event_clock.witness(r.event_time);
@@ -338,7 +350,8 @@ impl Serf {
         s.insert("event_queue".into(), self.swim.queue_len(BroadcastClass::Event).to_string());
         s.insert("query_queue".into(), self.swim.queue_len(BroadcastClass::Query).to_string());
         s.insert("health_score".into(), self.swim.health_score().to_string());
-        s.insert("coordinate_resets".into(), "0".into());
+        let resets = self.coords.as_ref().map_or(0, |c| c.client.stats().resets);
+        s.insert("coordinate_resets".into(), resets.to_string());
         s
     }
 
@@ -387,6 +400,8 @@ impl Serf {
     pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Time) -> Result<(), CodecError> {
         let r = self.swim.handle_packet(from, bytes, now);
         self.pump(now);
+        // An ack's coordinate pairs only with the ack in its own packet.
+        self.end_of_packet();
         r
     }
 
@@ -555,6 +570,7 @@ impl Serf {
             SwimEvent::Failed(n) => self.node_gone(&n.name, false, now),
             SwimEvent::Left(n) => self.node_gone(&n.name, true, now),
             SwimEvent::User { from, payload } => self.handle_user_msg(from, &payload, now),
+            SwimEvent::ProbeRtt { node, seq, rtt } => self.probe_rtt(&node, seq, rtt),
             SwimEvent::Suspected { .. } | SwimEvent::Refuted { .. } => {}
         }
     }
@@ -596,6 +612,7 @@ impl Serf {
             SerfMsg::QueryResponse { ltime, id, from: node, ack, payload: body } => {
                 self.handle_query_response(ltime, id, node, ack, body, now)
             }
+            SerfMsg::Coordinate(coord) => self.ack_coordinate(coord),
         }
     }
 

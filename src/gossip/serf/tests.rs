@@ -423,3 +423,71 @@ fn garbage_serf_payloads_are_counted_not_fatal() {
     assert!(serf.bad_messages() > 100);
     assert_eq!(serf.members().iter().filter(|m| m.status == MemberStatus::Alive).count(), 2);
 }
+
+// ----- network coordinates ---------------------------------------------------
+
+/// Nodes behind different access delays (the simulator's per-node inbound
+/// delay) learn coordinates from probe acks alone; estimates land near the
+/// true RTTs.
+#[test]
+fn coordinates_follow_probe_rtts() {
+    let delays_ms = [0u64, 5, 10, 20, 30, 40];
+    let n = delays_ms.len();
+    let (mut sim, _) = cluster(n, &|_| {});
+    sim.jitter = Duration::from_micros(200);
+    for (i, d) in delays_ms.iter().enumerate() {
+        sim.nodes[i].inbound_delay = Duration::from_millis(*d);
+    }
+    sim.run_for(Duration::from_secs(180));
+    let one_way = sim.latency.as_secs_f64() + sim.jitter.as_secs_f64() / 2.0;
+    let mut errors = Vec::new();
+    for i in 0..n {
+        let serf = &sim.machine(i).serf;
+        assert!(serf.coordinate_stats().updates > 50, "node {i}: {:?}", serf.coordinate_stats());
+        assert_eq!(serf.coordinate_stats().rejected, 0);
+        let mine = serf.coordinate().unwrap();
+        let cache = serf.cached_coordinates();
+        for j in (0..n).filter(|j| *j != i) {
+            let theirs = cache.get(&name(j)).unwrap_or_else(|| panic!("{i} has no coordinate of {j}"));
+            let est = mine.distance_secs(theirs).unwrap();
+            let truth = 2.0 * one_way + (delays_ms[i] + delays_ms[j]) as f64 / 1000.0;
+            errors.push((est - truth).abs() / truth);
+        }
+    }
+    errors.sort_by(|a, b| a.total_cmp(b));
+    let p90 = errors[(errors.len() - 1) * 9 / 10];
+    assert!(p90 < 0.25, "p90 relative error {p90}, all {errors:?}");
+}
+
+/// An agent that sends acks without a coordinate (as our older agents do;
+/// here one with coordinates disabled) stays healthy and is simply not a
+/// sample; nobody's coordinate is poisoned or reset.
+#[test]
+fn acks_without_a_coordinate_still_work() {
+    let (mut sim, log) = cluster(2, &|c| c.disable_coordinates = c.name == "s1");
+    sim.run_for(Duration::from_secs(30));
+    assert!(all_see(&sim, 0, Some(MemberStatus::Alive)) && all_see(&sim, 1, Some(MemberStatus::Alive)));
+    assert!(!log.borrow().iter().any(|(_, _, e)| matches!(e, SerfEvent::Member(MemberEvent::Failed(_)))));
+    let s0 = &sim.machine(0).serf;
+    assert_eq!(s0.coordinate_stats().updates, 0);
+    assert!(s0.cached_coordinates().get("s1").is_none());
+    let s1 = &sim.machine(1).serf;
+    assert_eq!(s1.coordinate(), None);
+    assert_eq!(s1.bad_messages(), 0);
+}
+
+/// A peer advertising a NaN coordinate is counted and ignored.
+#[test]
+fn nan_coordinates_from_a_peer_are_ignored() {
+    // s1 computes no coordinate of its own, so the bad payload set below stays.
+    let (mut sim, _) = cluster(2, &|c| c.disable_coordinates = c.name == "s1");
+    let mut bad = crate::coordinate::Coordinate::origin(&Default::default());
+    bad.vec[0] = f64::NAN;
+    let payload = message::SerfMsg::Coordinate(bad).encode();
+    sim.with(1, |m, _| m.serf.swim.set_ack_payload(Some(payload)));
+    sim.run_for(Duration::from_secs(20));
+    let s0 = &sim.machine(0).serf;
+    assert!(s0.coordinate_stats().rejected > 0);
+    assert!(s0.coordinate().unwrap().is_valid());
+    assert!(s0.cached_coordinates().get("s1").is_none());
+}

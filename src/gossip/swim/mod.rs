@@ -147,6 +147,14 @@ pub enum SwimEvent {
         from: SocketAddr,
         payload: Vec<u8>,
     },
+    /// Our direct probe of `node` (sequence `seq`) was answered after
+    /// `rtt`. Any `User` message the responder put next to its ack (see
+    /// `set_ack_payload`) follows this event.
+    ProbeRtt {
+        node: Name,
+        seq: u32,
+        rtt: Duration,
+    },
 }
 
 /// What an inbound stream carried, once SWIM has taken its part.
@@ -189,6 +197,11 @@ pub struct Swim {
     leaving: bool,
     next_token: u64,
     counters: SwimCounters,
+    /// A message for the layer above sent as a `User` message in the same
+    /// packet as every ack we give (Serf puts our coordinate there). Older
+    /// agents of ours decode `User` and skip what they do not understand,
+    /// so the ack itself stays readable to them.
+    ack_payload: Option<Vec<u8>>,
 }
 
 impl Swim {
@@ -229,6 +242,7 @@ impl Swim {
             leaving: false,
             next_token: 0,
             counters: SwimCounters::default(),
+            ack_payload: None,
         };
         s.events.push_back(SwimEvent::Joined(me));
         let (pi, gi, ppi) = (s.cfg.probe_interval, s.cfg.gossip_interval, s.cfg.push_pull_interval);
@@ -340,6 +354,11 @@ impl Swim {
 
     pub fn poll_event(&mut self) -> Option<SwimEvent> {
         self.events.pop_front()
+    }
+
+    /// Sets (or clears) what rides along with every ack we send.
+    pub fn set_ack_payload(&mut self, payload: Option<Vec<u8>>) {
+        self.ack_payload = payload;
     }
 
     /// One UDP datagram (plaintext, already decrypted) from `from`. Either
@@ -479,13 +498,19 @@ impl Swim {
                     glog!(self.cfg.scope, memberlist, debug, from = %from, target_node = %target, "got a ping for another node; ignoring");
                     return;
                 }
-                self.send(from, &[Msg::Ack { seq }]);
+                match &self.ack_payload {
+                    Some(p) => {
+                        let user = Msg::User(p.clone());
+                        self.send(from, &[Msg::Ack { seq }, user]);
+                    }
+                    None => self.send(from, &[Msg::Ack { seq }]),
+                }
                 self.tell_if_dead(from);
             }
             Msg::IndirectPing { seq, target, target_addr, nack } => {
                 self.relay_probe(from, seq, target, target_addr, nack, now)
             }
-            Msg::Ack { seq } => self.handle_ack(seq),
+            Msg::Ack { seq } => self.handle_ack(seq, now),
             Msg::Nack { seq } => self.handle_nack(seq),
             Msg::Alive { incarnation, node, addr, meta } => {
                 self.alive_node(incarnation, &node, addr, meta.into(), now)

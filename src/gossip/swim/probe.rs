@@ -33,6 +33,8 @@ pub(super) struct ProbeState {
     indirect: bool,
     expected_nacks: u32,
     nacks: u32,
+    /// When the direct ping left: the ack's RTT feeds network coordinates.
+    sent: Time,
 }
 
 impl Swim {
@@ -108,8 +110,10 @@ impl Swim {
         }
         self.send(addr, &msgs);
         self.counters.probes += 1;
-        self.acks
-            .insert(seq, AckWait::Probe(ProbeState { target, indirect: false, expected_nacks: 0, nacks: 0 }));
+        self.acks.insert(
+            seq,
+            AckWait::Probe(ProbeState { target, indirect: false, expected_nacks: 0, nacks: 0, sent: now }),
+        );
         let timeout = self.awareness.scale(self.cfg.probe_timeout).min(interval);
         self.timer(now + timeout, SwimTimer::ProbeTimeout(seq));
         self.timer(now + interval, SwimTimer::ProbeDeadline(seq));
@@ -158,11 +162,14 @@ impl Swim {
         }
     }
 
-    pub(super) fn handle_ack(&mut self, seq: u32) {
+    pub(super) fn handle_ack(&mut self, seq: u32, now: Time) {
         match self.acks.remove(&seq) {
-            // Only a direct ack proves our own health (Lifeguard).
+            // Only a direct ack proves our own health (Lifeguard), and only
+            // a direct one measures the round trip to the target.
             Some(AckWait::Probe(p)) if !p.indirect => {
                 self.awareness.apply(-1);
+                let rtt = now.saturating_sub(p.sent);
+                self.events.push_back(super::SwimEvent::ProbeRtt { node: p.target, seq, rtt });
             }
             Some(AckWait::Probe(_)) => {}
             Some(AckWait::Relay { requester, orig_seq, .. }) => {
