@@ -237,6 +237,7 @@ fn client_with(a: &Agent, token: &str) -> consul::api::Client {
         address: a.addr(),
         token: Some(token.into()),
         datacenter: None,
+        ..Default::default()
     })
     .unwrap()
 }

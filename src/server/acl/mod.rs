@@ -235,6 +235,7 @@ mod tests {
             rpc_hold_timeout: Duration::from_secs(1),
             autopilot: Default::default(),
             acl: AclServerSettings { enabled: true, ..Default::default() },
+            coordinates: None,
         };
         let server = Server::new(consensus, settings, rpc);
         assert!(server.consensus.wait_for_leader(Duration::from_secs(10)).await);
