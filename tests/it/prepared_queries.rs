@@ -45,6 +45,19 @@ async fn execute_with(a: &Agent, key: &str, params: &str) -> Value {
     r.json().unwrap()
 }
 
+/// `dig` against the agent's DNS port; `+short` answers, or the full
+/// response when `short` is false.
+fn dig(a: &Agent, name: &str, qtype: &str, short: bool) -> String {
+    let mut args =
+        vec![format!("@{}", a.ip), "-p".into(), "8600".into(), "+time=3".into(), "+tries=1".into()];
+    if short {
+        args.push("+short".into());
+    }
+    args.extend([name.to_string(), qtype.to_string()]);
+    let out = std::process::Command::new("dig").args(&args).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
 fn nodes(v: &Value) -> Vec<String> {
     let mut n: Vec<String> = v["Nodes"]
         .as_array()
@@ -92,11 +105,19 @@ async fn crud_execute_and_templates() {
     assert_eq!(execute_with(&a, "db-q", "?limit=1").await["Nodes"].as_array().unwrap().len(), 1);
 
     // Update (PUT) to OnlyPassing and an excluded tag.
-    let body =
-        json!({"Name": "db-q", "Service": {"Service": "db", "OnlyPassing": true, "Tags": ["!replica"]}});
+    let body = json!({"Name": "db-q", "Service": {"Service": "db", "OnlyPassing": true, "Tags": ["!replica"]}, "DNS": {"TTL": "15s"}});
     let r = a.put(&format!("/v1/query/{id}"), body.to_string().as_bytes()).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, ""));
     assert_eq!(nodes(&execute(&a, "db-q").await), ["p1"]);
+
+    // DNS: the query's answer with its TTL; an unknown query is NXDOMAIN.
+    assert_eq!(dig(&a, "db-q.query.consul", "A", true), "10.2.0.2");
+    let full = dig(&a, "db-q.query.consul", "A", false);
+    assert!(full.contains("db-q.query.consul.\t15\tIN\tA\t10.2.0.2"), "the query's TTL: {full}");
+    let srv = dig(&a, "db-q.query.dc1.consul", "SRV", true);
+    assert!(srv.contains("5432 p1.node.dc1.consul."), "{srv}");
+    let full = dig(&a, "nope.query.consul", "A", false);
+    assert!(full.contains("status: NXDOMAIN"), "{full}");
 
     // Unknown queries (before any catch-all template exists): 404 "Query not found".
     for path in ["/v1/query/nope", "/v1/query/nope/execute", "/v1/query/nope/explain"] {
@@ -228,6 +249,10 @@ async fn failover_follows_the_datacenters_list() {
     create(&dc1, json!({"Name": "db-near", "Service": {"Service": "db", "Failover": {"NearestN": 2}}})).await;
     let out = execute(&dc1, "db-near").await;
     assert_eq!(out["Datacenter"], "dc3", "{out}");
+    // Over DNS too: dc1's agent answers with dc3's instance.
+    assert_eq!(dig(&dc1, "db-near.query.consul", "A", true), "10.2.0.4");
+    let srv = dig(&dc1, "db-fo.query.consul", "SRV", true);
+    assert!(srv.contains("5432 far1.node.dc3.consul."), "{srv}");
 }
 
 const ROOT: &str = "8f0c8b2e-2f3b-4a51-9d25-6f8c1f1e0a11";
