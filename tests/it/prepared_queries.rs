@@ -208,7 +208,7 @@ fn dc_agent(name: &str, dc: &str, extra: &[String]) -> Agent {
 /// failing over to [dc2, dc3] answers from dc3 after two failovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_follows_the_datacenters_list() {
-    let dc1 = dc_agent("one", "dc1", &[]);
+    let dc1 = dc_agent("one", "dc1", &["-hcl".into(), "translate_wan_addrs = true".into()]);
     let join = format!("-retry-join-wan={}", dc1.ip);
     let dc2 = dc_agent("two", "dc2", std::slice::from_ref(&join));
     let dc3 = dc_agent("three", "dc3", &[join]);
@@ -229,6 +229,9 @@ async fn failover_follows_the_datacenters_list() {
     );
     register(&dc1, "local1", &[], "critical").await;
     register(&dc3, "far1", &[], "passing").await;
+    // far1's node also has a WAN address, which dc1 (translate_wan_addrs) shows.
+    let reg = json!({"Node": "far1", "Address": "10.2.0.4", "TaggedAddresses": {"wan": "198.51.100.4"}});
+    assert_eq!(dc3.put("/v1/catalog/register", reg.to_string().as_bytes()).await.status, 200);
 
     let id = create(
         &dc1,
@@ -237,6 +240,7 @@ async fn failover_follows_the_datacenters_list() {
     .await;
     let out = execute(&dc1, &id).await;
     assert_eq!(nodes(&out), ["far1"], "{out}");
+    assert_eq!(out["Nodes"][0]["Node"]["Address"], "198.51.100.4", "{out}");
     assert_eq!((out["Datacenter"].as_str(), out["Failovers"].as_u64()), (Some("dc3"), Some(2)));
 
     // Once dc1 recovers, it answers itself.
@@ -249,6 +253,28 @@ async fn failover_follows_the_datacenters_list() {
     create(&dc1, json!({"Name": "db-near", "Service": {"Service": "db", "Failover": {"NearestN": 2}}})).await;
     let out = execute(&dc1, "db-near").await;
     assert_eq!(out["Datacenter"], "dc3", "{out}");
+    // WAN coordinates of the three servers, and consul rtt -wan between them.
+    let ok = wait_until(Duration::from_secs(20), || async {
+        dc1.try_get("/v1/coordinate/datacenters").await.and_then(|r| r.json::<Vec<Value>>().ok()).is_some_and(
+            |d| {
+                d.len() == 3
+                    && d.iter().all(|dc| {
+                        dc["AreaID"] == "WAN" && dc["Coordinates"].as_array().is_some_and(|c| c.len() == 1)
+                    })
+            },
+        )
+    })
+    .await;
+    assert!(ok, "WAN coordinates: {}", dc1.get("/v1/coordinate/datacenters").await.text());
+    let out = dc1.cli(&["rtt", "-wan", "two.dc2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("Estimated two.dc2 <-> one.dc1 rtt: ")
+            && out.stdout.contains("(using WAN coordinates)"),
+        "{}",
+        out.stdout
+    );
+
     // Over DNS too: dc1's agent answers with dc3's instance.
     assert_eq!(dig(&dc1, "db-near.query.consul", "A", true), "10.2.0.4");
     let srv = dig(&dc1, "db-fo.query.consul", "SRV", true);
