@@ -5,7 +5,9 @@
 
 use super::Agent;
 use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
-use crate::dns::backend::{BackendError, BoxFut, DnsBackend, Health, NodeInfo, ReverseHit, ServiceInstance};
+use crate::dns::backend::{
+    BackendError, BoxFut, DnsBackend, Health, NodeInfo, PreparedAnswer, ReverseHit, ServiceInstance,
+};
 use crate::rpc::{method, Consistency, QueryOptions, RequestContext, RpcError, ServiceFilter};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,6 +35,31 @@ impl AgentDns {
 
     fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {
         self.agent.check_dc(dc).map_err(|_| BackendError::NoPathToDatacenter)
+    }
+}
+
+/// One catalog entry as the DNS layer sees it.
+fn instance(e: crate::rpc::message::ServiceHealth) -> ServiceInstance {
+    let health = match aggregate(e.checks.iter().map(|c| c.status.as_str())) {
+        PASSING => Health::Passing,
+        WARNING => Health::Warning,
+        CRITICAL => Health::Critical,
+        _ => Health::Critical,
+    };
+    ServiceInstance {
+        node: e.node.node,
+        node_address: e.node.address,
+        datacenter: e.node.datacenter,
+        node_meta: e.node.meta,
+        node_tagged_addresses: e.node.tagged_addresses,
+        service_id: e.service.id,
+        service_name: e.service.service,
+        service_address: e.service.address,
+        service_port: e.service.port,
+        service_tags: e.service.tags,
+        weight_passing: e.service.weights.passing.max(0) as u32,
+        weight_warning: e.service.weights.warning.max(0) as u32,
+        health,
     }
 }
 
@@ -70,32 +97,7 @@ impl DnsBackend for AgentDns {
             self.check_dc(dc)?;
             let args = method::HealthService { name: service.to_string(), filter: ServiceFilter::default() };
             let (meta, entries) = self.agent.call(self.ctx(allow_stale), args).await.map_err(backend_err)?;
-            let out = entries
-                .into_iter()
-                .map(|e| {
-                    let health = match aggregate(e.checks.iter().map(|c| c.status.as_str())) {
-                        PASSING => Health::Passing,
-                        WARNING => Health::Warning,
-                        CRITICAL => Health::Critical,
-                        _ => Health::Critical,
-                    };
-                    ServiceInstance {
-                        node: e.node.node,
-                        node_address: e.node.address,
-                        datacenter: e.node.datacenter,
-                        node_meta: e.node.meta,
-                        node_tagged_addresses: e.node.tagged_addresses,
-                        service_id: e.service.id,
-                        service_name: e.service.service,
-                        service_address: e.service.address,
-                        service_port: e.service.port,
-                        service_tags: e.service.tags,
-                        weight_passing: e.service.weights.passing.max(0) as u32,
-                        weight_warning: e.service.weights.warning.max(0) as u32,
-                        health,
-                    }
-                })
-                .collect();
+            let out = entries.into_iter().map(instance).collect();
             Ok((meta.index, Arc::new(out)))
         }))
     }
@@ -136,6 +138,39 @@ impl DnsBackend for AgentDns {
             }
         }
         h.finish()
+    }
+
+    fn prepared_query<'a>(
+        &'a self,
+        name: &'a str,
+        dc: Option<&'a str>,
+        allow_stale: bool,
+    ) -> BoxFut<'a, Result<Option<PreparedAnswer>, BackendError>> {
+        let local = self.local_datacenter();
+        Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
+            self.check_dc(dc)?;
+            // `_agent` in the query means this agent; a DNS client has no
+            // forwarded address, so `_ip` leaves the answer unsorted.
+            let args = method::QueryExecute {
+                key: name.to_string(),
+                limit: 0,
+                near: String::new(),
+                agent_node: self.agent.node_name(),
+                source_ip: String::new(),
+            };
+            let out = match self.agent.call(self.ctx(allow_stale), args).await {
+                Ok((_, out)) => out,
+                Err(RpcError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(backend_err(e)),
+            };
+            let ttl = (!out.dns_ttl.is_empty()).then(|| crate::duration::parse(&out.dns_ttl).ok()).flatten();
+            Ok(Some(PreparedAnswer {
+                service: out.service,
+                datacenter: out.datacenter,
+                instances: out.nodes.into_iter().map(instance).collect(),
+                ttl,
+            }))
+        }))
     }
 
     fn node<'a>(

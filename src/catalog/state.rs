@@ -575,7 +575,7 @@ mod tests {
         let mut c = Changes::default();
         s.apply(4, &Command::CoordinateBatchUpdate(vec![node.clone()]), &mut c);
         assert!(s.coordinates.is_empty() && c.topics.is_empty());
-        s.coordinates.apply_batch(5, &[node.clone()], |_| true);
+        s.coordinates.apply_batch(5, std::slice::from_ref(&node), |_| true);
         // Before prepared queries: coordinates kept, no queries.
         let old = postcard::to_allocvec(&(
             &s.kv,

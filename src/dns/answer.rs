@@ -117,6 +117,7 @@ pub async fn answer(ctx: &Ctx<'_>, query: &DnsQuery, d: usize) -> Answer {
             service(ctx, name, query.tag_filter(), dc.as_deref(), d).await
         }
         DnsQuery::Node { name, dc } => node(ctx, name, dc.as_deref(), d).await,
+        DnsQuery::PreparedQuery { name, dc } => prepared_query(ctx, name, dc.as_deref(), d).await,
         DnsQuery::Addr { ip } => addr(ctx, *ip, d),
         DnsQuery::Invalid | DnsQuery::Ptr { .. } | DnsQuery::NotOurs => ctx.nxdomain(d),
     }
@@ -206,6 +207,41 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
             })
         }
     };
+    if set.healthy == 0 {
+        return ctx.nxdomain(d);
+    }
+    let pool = Pool::for_query(&set, ctx.qtype);
+    if pool.len() == 0 {
+        return ctx.nodata(d);
+    }
+    let is_address = ctx.qtype != RecordType::SRV;
+    let a_limit = if is_address && s.a_record_limit > 0 { s.a_record_limit } else { usize::MAX };
+    fit_units(ctx, &pool, a_limit, set.shared_targets)
+}
+
+/// `<query>.query.<domain>`: the query's answer set, built per lookup (the
+/// server already ordered and limited it), with the query's TTL or else the
+/// service's; the same pool, truncation and A-record limit as services.
+async fn prepared_query(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -> Answer {
+    let s = ctx.settings();
+    let found = match ctx.backend.prepared_query(name, dc, s.allow_stale).await {
+        Ok(f) => f,
+        Err(e) => return ctx.backend_error(d, &e),
+    };
+    let Some(result) = found else { return ctx.nxdomain(d) };
+    let ttl = match result.ttl {
+        Some(t) => ttl_secs(t),
+        None => service_ttl(s, &result.service),
+    };
+    let set = records::build_answer_set(&SetInput {
+        instances: &result.instances,
+        tag: None,
+        only_passing: s.only_passing,
+        node_meta_txt: s.enable_additional_node_meta_txt,
+        domain: ctx.domains.name(d),
+        dc: &result.datacenter,
+        ttl,
+    });
     if set.healthy == 0 {
         return ctx.nxdomain(d);
     }

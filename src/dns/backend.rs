@@ -127,4 +127,27 @@ pub trait DnsBackend: Send + Sync + 'static {
 
     /// Server nodes of the local datacenter (for NS records and the SOA's glue).
     fn servers<'a>(&'a self) -> BoxFut<'a, Result<Vec<NodeInfo>, BackendError>>;
+
+    /// Executes the prepared query `name` (name or ID) as asked from `dc`
+    /// (None = local); `Ok(None)` when no such query exists.
+    fn prepared_query<'a>(
+        &'a self,
+        _name: &'a str,
+        _dc: Option<&'a str>,
+        _allow_stale: bool,
+    ) -> BoxFut<'a, Result<Option<PreparedAnswer>, BackendError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// What a prepared query answered, for DNS.
+#[derive(Clone, Debug, Default)]
+pub struct PreparedAnswer {
+    pub service: String,
+    /// Where the instances came from (after any failover).
+    pub datacenter: String,
+    /// Healthy instances, already ordered by the query (near or shuffled).
+    pub instances: Vec<ServiceInstance>,
+    /// The query's `DNS.TTL`, if it sets one.
+    pub ttl: Option<std::time::Duration>,
 }

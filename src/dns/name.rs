@@ -16,6 +16,8 @@ pub enum DnsQuery {
     /// `_<service>._<tag-or-proto>[.service][.<dc>].<domain>`; `tcp`/`udp`
     /// mean "no tag filter".
     Rfc2782 { service: String, proto_or_tag: String, dc: Option<String> },
+    /// `<query>.query[.<dc>].<domain>`: a prepared query by name or ID.
+    PreparedQuery { name: String, dc: Option<String> },
     /// `<node>.node[.<dc>].<domain>`; node names may contain dots.
     Node { name: String, dc: Option<String> },
     /// `<hex-ip>.addr[.<dc>].<domain>`
@@ -60,10 +62,10 @@ pub struct Domains {
     labels: Vec<Vec<Vec<u8>>>,
 }
 
-const KINDS: [&str; 3] = ["service", "node", "addr"];
+const KINDS: [&str; 4] = ["service", "node", "addr", "query"];
 /// Kinds Consul has that we recognise but do not serve (NXDOMAIN, as for
-/// an unknown prepared query or service).
-const UNSERVED_KINDS: [&str; 4] = ["query", "connect", "ingress", "virtual"];
+/// an unknown service).
+const UNSERVED_KINDS: [&str; 3] = ["connect", "ingress", "virtual"];
 
 impl Domains {
     pub fn new(primary: Name, alt: Option<Name>) -> Self {
@@ -144,6 +146,7 @@ fn parse_local(labels: &[String]) -> DnsQuery {
             }
         },
         "node" => DnsQuery::Node { name: parts.join("."), dc },
+        "query" => DnsQuery::PreparedQuery { name: parts.join("."), dc },
         "addr" => match parts {
             [hex] => parse_hex_ip(hex).map(|ip| DnsQuery::Addr { ip }).unwrap_or(DnsQuery::Invalid),
             _ => DnsQuery::Invalid,
@@ -288,7 +291,9 @@ mod tests {
             ("node.dc1.consul.", Invalid, Some(0)),
             ("foo.consul.", Invalid, Some(0)),
             ("a.b.c.consul.", Invalid, Some(0)),
-            ("web.query.consul.", Invalid, Some(0)),
+            ("web.query.consul.", PreparedQuery { name: s("web"), dc: None }, Some(0)),
+            ("web.query.dc2.consul.", PreparedQuery { name: s("web"), dc: Some(s("dc2")) }, Some(0)),
+            ("web.connect.consul.", Invalid, Some(0)),
             ("_web.service.consul.", Service { name: s("_web"), tag: None, dc: None }, Some(0)),
             (
                 "__._tcp.service.consul.",

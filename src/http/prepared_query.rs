@@ -294,6 +294,25 @@ async fn execute(
         source_ip: forwarded.or(peer).unwrap_or_default(),
     };
     let rc = request_context(params, headers)?;
-    let (meta, out) = ctx.agent.call(rc, args).await?;
+    let (meta, mut out) = ctx.agent.call(rc, args).await?;
+    translate_wan(ctx, &mut out);
     Ok(with_meta(json(params, &execution_json(&out))?, &meta))
+}
+
+/// `translate_wan_addrs`: instances that came from another datacenter are
+/// shown with their WAN addresses where they have one.
+fn translate_wan(ctx: &Ctx, out: &mut QueryExecution) {
+    let cfg = ctx.agent.config();
+    if !cfg.translate_wan_addrs || out.datacenter == cfg.datacenter {
+        return;
+    }
+    for h in &mut out.nodes {
+        if let Some(wan) = h.node.tagged_addresses.get("wan") {
+            h.node.address = wan.clone();
+        }
+        if let Some(wan) = h.service.tagged_addresses.get("wan") {
+            h.service.address = wan.address.clone();
+            h.service.port = wan.port;
+        }
+    }
 }

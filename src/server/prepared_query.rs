@@ -56,7 +56,7 @@ pub fn validate(q: &PreparedQuery) -> Result<(), String> {
 
 /// Whether a check status passes the query's health rule.
 fn healthy(checks: &[HealthCheck], ignore: &[String], only_passing: bool) -> bool {
-    checks.iter().filter(|c| !ignore.iter().any(|i| *i == c.check_id)).all(|c| match c.status.as_str() {
+    checks.iter().filter(|c| !ignore.contains(&c.check_id)).all(|c| match c.status.as_str() {
         CRITICAL => false,
         WARNING => !only_passing,
         PASSING => true,
@@ -242,7 +242,8 @@ impl Server {
                 if !tags_ok(&inst.tags, &svc.tags)
                     || !svc.node_meta.iter().all(|(k, v)| n.meta.get(k) == Some(v))
                     || !svc.service_meta.iter().all(|(k, v)| inst.meta.get(k) == Some(v))
-                    || !(id.authz.service_read(&inst.service) && id.authz.node_read(&n.node))
+                    || !id.authz.service_read(&inst.service)
+                    || !id.authz.node_read(&n.node)
                 {
                     continue;
                 }

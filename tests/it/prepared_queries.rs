@@ -45,6 +45,19 @@ async fn execute_with(a: &Agent, key: &str, params: &str) -> Value {
     r.json().unwrap()
 }
 
+/// `dig` against the agent's DNS port; `+short` answers, or the full
+/// response when `short` is false.
+fn dig(a: &Agent, name: &str, qtype: &str, short: bool) -> String {
+    let mut args =
+        vec![format!("@{}", a.ip), "-p".into(), "8600".into(), "+time=3".into(), "+tries=1".into()];
+    if short {
+        args.push("+short".into());
+    }
+    args.extend([name.to_string(), qtype.to_string()]);
+    let out = std::process::Command::new("dig").args(&args).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
 fn nodes(v: &Value) -> Vec<String> {
     let mut n: Vec<String> = v["Nodes"]
         .as_array()
@@ -92,11 +105,19 @@ async fn crud_execute_and_templates() {
     assert_eq!(execute_with(&a, "db-q", "?limit=1").await["Nodes"].as_array().unwrap().len(), 1);
 
     // Update (PUT) to OnlyPassing and an excluded tag.
-    let body =
-        json!({"Name": "db-q", "Service": {"Service": "db", "OnlyPassing": true, "Tags": ["!replica"]}});
+    let body = json!({"Name": "db-q", "Service": {"Service": "db", "OnlyPassing": true, "Tags": ["!replica"]}, "DNS": {"TTL": "15s"}});
     let r = a.put(&format!("/v1/query/{id}"), body.to_string().as_bytes()).await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, ""));
     assert_eq!(nodes(&execute(&a, "db-q").await), ["p1"]);
+
+    // DNS: the query's answer with its TTL; an unknown query is NXDOMAIN.
+    assert_eq!(dig(&a, "db-q.query.consul", "A", true), "10.2.0.2");
+    let full = dig(&a, "db-q.query.consul", "A", false);
+    assert!(full.contains("db-q.query.consul.\t15\tIN\tA\t10.2.0.2"), "the query's TTL: {full}");
+    let srv = dig(&a, "db-q.query.dc1.consul", "SRV", true);
+    assert!(srv.contains("5432 p1.node.dc1.consul."), "{srv}");
+    let full = dig(&a, "nope.query.consul", "A", false);
+    assert!(full.contains("status: NXDOMAIN"), "{full}");
 
     // Unknown queries (before any catch-all template exists): 404 "Query not found".
     for path in ["/v1/query/nope", "/v1/query/nope/execute", "/v1/query/nope/explain"] {
@@ -187,7 +208,7 @@ fn dc_agent(name: &str, dc: &str, extra: &[String]) -> Agent {
 /// failing over to [dc2, dc3] answers from dc3 after two failovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_follows_the_datacenters_list() {
-    let dc1 = dc_agent("one", "dc1", &[]);
+    let dc1 = dc_agent("one", "dc1", &["-hcl".into(), "translate_wan_addrs = true".into()]);
     let join = format!("-retry-join-wan={}", dc1.ip);
     let dc2 = dc_agent("two", "dc2", std::slice::from_ref(&join));
     let dc3 = dc_agent("three", "dc3", &[join]);
@@ -208,6 +229,9 @@ async fn failover_follows_the_datacenters_list() {
     );
     register(&dc1, "local1", &[], "critical").await;
     register(&dc3, "far1", &[], "passing").await;
+    // far1's node also has a WAN address, which dc1 (translate_wan_addrs) shows.
+    let reg = json!({"Node": "far1", "Address": "10.2.0.4", "TaggedAddresses": {"wan": "198.51.100.4"}});
+    assert_eq!(dc3.put("/v1/catalog/register", reg.to_string().as_bytes()).await.status, 200);
 
     let id = create(
         &dc1,
@@ -216,6 +240,7 @@ async fn failover_follows_the_datacenters_list() {
     .await;
     let out = execute(&dc1, &id).await;
     assert_eq!(nodes(&out), ["far1"], "{out}");
+    assert_eq!(out["Nodes"][0]["Node"]["Address"], "198.51.100.4", "{out}");
     assert_eq!((out["Datacenter"].as_str(), out["Failovers"].as_u64()), (Some("dc3"), Some(2)));
 
     // Once dc1 recovers, it answers itself.
@@ -228,6 +253,32 @@ async fn failover_follows_the_datacenters_list() {
     create(&dc1, json!({"Name": "db-near", "Service": {"Service": "db", "Failover": {"NearestN": 2}}})).await;
     let out = execute(&dc1, "db-near").await;
     assert_eq!(out["Datacenter"], "dc3", "{out}");
+    // WAN coordinates of the three servers, and consul rtt -wan between them.
+    let ok = wait_until(Duration::from_secs(20), || async {
+        dc1.try_get("/v1/coordinate/datacenters").await.and_then(|r| r.json::<Vec<Value>>().ok()).is_some_and(
+            |d| {
+                d.len() == 3
+                    && d.iter().all(|dc| {
+                        dc["AreaID"] == "WAN" && dc["Coordinates"].as_array().is_some_and(|c| c.len() == 1)
+                    })
+            },
+        )
+    })
+    .await;
+    assert!(ok, "WAN coordinates: {}", dc1.get("/v1/coordinate/datacenters").await.text());
+    let out = dc1.cli(&["rtt", "-wan", "two.dc2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("Estimated two.dc2 <-> one.dc1 rtt: ")
+            && out.stdout.contains("(using WAN coordinates)"),
+        "{}",
+        out.stdout
+    );
+
+    // Over DNS too: dc1's agent answers with dc3's instance.
+    assert_eq!(dig(&dc1, "db-near.query.consul", "A", true), "10.2.0.4");
+    let srv = dig(&dc1, "db-fo.query.consul", "SRV", true);
+    assert!(srv.contains("5432 far1.node.dc3.consul."), "{srv}");
 }
 
 const ROOT: &str = "8f0c8b2e-2f3b-4a51-9d25-6f8c1f1e0a11";

@@ -470,7 +470,7 @@ fn acks_without_a_coordinate_still_work() {
     assert!(!log.borrow().iter().any(|(_, _, e)| matches!(e, SerfEvent::Member(MemberEvent::Failed(_)))));
     let s0 = &sim.machine(0).serf;
     assert_eq!(s0.coordinate_stats().updates, 0);
-    assert!(s0.cached_coordinates().get("s1").is_none());
+    assert!(!s0.cached_coordinates().contains_key("s1"));
     let s1 = &sim.machine(1).serf;
     assert_eq!(s1.coordinate(), None);
     assert_eq!(s1.bad_messages(), 0);
@@ -489,5 +489,5 @@ fn nan_coordinates_from_a_peer_are_ignored() {
     let s0 = &sim.machine(0).serf;
     assert!(s0.coordinate_stats().rejected > 0);
     assert!(s0.coordinate().unwrap().is_valid());
-    assert!(s0.cached_coordinates().get("s1").is_none());
+    assert!(!s0.cached_coordinates().contains_key("s1"));
 }
