@@ -36,7 +36,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("acl", "config"),
     ("dns", "accept config metrics"),
     ("gossip", "accept config coordinate metrics"),
-    ("checks", "duration metrics proc_group"),
+    ("checks", "api duration metrics proc_group"),
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
     ("datadir", "fsutil"),

@@ -174,10 +174,10 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// `CONSUL_HTTP_SSL_VERIFY=false`: any certificate, but the server must
-/// still hold the key of the one it sent.
+/// `CONSUL_HTTP_SSL_VERIFY=false` (and a check's `tls_skip_verify`): any
+/// certificate, but the server must still hold the key of the one it sent.
 #[derive(Debug)]
-struct SkipVerify(Arc<CryptoProvider>);
+pub struct SkipVerify(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for SkipVerify {
     fn verify_server_cert(

@@ -1,13 +1,13 @@
 //! TLS client side of HTTPS, TCP+TLS and gRPC+TLS probes (rustls with the
 //! `ring` provider). Owns the trust roots (the system store, loaded once,
-//! plus CA certificates the agent adds) and the `tls_skip_verify` verifier.
+//! plus CA certificates the agent adds); `tls_skip_verify` uses the API
+//! client's verifier (`api::tls::SkipVerify`).
 //! Must not know anything about the agent's own TLS listeners.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use std::sync::{Arc, OnceLock};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -93,7 +93,9 @@ fn client_config(roots: &TlsRoots, params: &TlsParams<'_>) -> Result<ClientConfi
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?;
     let builder = if params.skip_verify {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(crate::api::tls::SkipVerify(provider())))
     } else {
         builder.with_root_certificates(roots.store())
     };
@@ -119,44 +121,4 @@ pub(crate) async fn connect(
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| format!("tls: invalid server name {name:?}: {e}"))?;
     TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await.map_err(|e| format!("tls: {e}"))
-}
-
-/// `tls_skip_verify`: accepts any certificate, but still checks that the
-/// server holds the key of the certificate it sent.
-#[derive(Debug)]
-struct SkipVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
