@@ -26,11 +26,8 @@ use super::rules::{Kind, Rules};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultPolicy {
-    Allow,
-    Deny,
-}
+/// `acl.default_policy`: one type from the config to the decision.
+pub use crate::config::acl::DefaultPolicy;
 
 /// What the rules alone decide; `Default` hands over to the default
 /// policy.

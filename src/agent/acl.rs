@@ -27,13 +27,6 @@ pub struct AclCache {
     refreshing: Mutex<std::collections::HashSet<String>>,
 }
 
-fn default_policy(cfg: &crate::config::RuntimeConfig) -> DefaultPolicy {
-    match cfg.acl.default_policy {
-        crate::config::acl::DefaultPolicy::Allow => DefaultPolicy::Allow,
-        crate::config::acl::DefaultPolicy::Deny => DefaultPolicy::Deny,
-    }
-}
-
 /// Compares secrets without leaking, through timing, how much matched.
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -121,7 +114,7 @@ impl Agent {
         } else {
             let parsed: Vec<Arc<Rules>> =
                 resolved.rules.iter().filter_map(|r| rules::parse(r).ok().map(Arc::new)).collect();
-            Authorizer::new(&parsed, default_policy(&cfg), cfg.acl.enable_key_list_policy)
+            Authorizer::new(&parsed, cfg.acl.default_policy, cfg.acl.enable_key_list_policy)
         };
         let id = Arc::new(Identity::new(resolved.accessor_id, authz, None));
         let mut entries = self.inner.acl_cache.entries.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,6 +15,16 @@ pub enum DefaultPolicy {
     Deny,
 }
 
+impl DefaultPolicy {
+    /// As written in config files and Consul's answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultPolicy::Allow => "allow",
+            DefaultPolicy::Deny => "deny",
+        }
+    }
+}
+
 /// `acl.down_policy`: what a token resolves to while no server answers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DownPolicy {
@@ -26,6 +36,18 @@ pub enum DownPolicy {
     /// As `ExtendCache`, but an expired entry is served at once while it is
     /// refreshed in the background.
     AsyncCache,
+}
+
+impl DownPolicy {
+    /// As written in config files and Consul's answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownPolicy::Allow => "allow",
+            DownPolicy::Deny => "deny",
+            DownPolicy::ExtendCache => "extend-cache",
+            DownPolicy::AsyncCache => "async-cache",
+        }
+    }
 }
 
 /// `acl.tokens`.

@@ -475,16 +475,8 @@ async fn expand(
     out["ExpandedRoles"] = Value::Array(my_roles.iter().map(|r| role_json(r)).collect());
     out["NamespaceDefaultPolicyIDs"] = Value::Null;
     out["NamespaceDefaultRoleIDs"] = Value::Null;
-    out["AgentACLDefaultPolicy"] = json!(match cfg.acl.default_policy {
-        crate::config::acl::DefaultPolicy::Allow => "allow",
-        crate::config::acl::DefaultPolicy::Deny => "deny",
-    });
-    out["AgentACLDownPolicy"] = json!(match cfg.acl.down_policy {
-        crate::config::acl::DownPolicy::Allow => "allow",
-        crate::config::acl::DownPolicy::Deny => "deny",
-        crate::config::acl::DownPolicy::ExtendCache => "extend-cache",
-        crate::config::acl::DownPolicy::AsyncCache => "async-cache",
-    });
+    out["AgentACLDefaultPolicy"] = json!(cfg.acl.default_policy.as_str());
+    out["AgentACLDownPolicy"] = json!(cfg.acl.down_policy.as_str());
     out["ResolvedByAgent"] = json!(cfg.node_name);
     Ok(())
 }

@@ -50,10 +50,7 @@ fn is_agent_local(path: &str) -> bool {
 
 pub async fn layer(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
     let cfg = ctx.agent.config();
-    let policy = match cfg.acl.default_policy {
-        crate::config::acl::DefaultPolicy::Deny if cfg.acl.enabled => "deny",
-        _ => "allow",
-    };
+    let policy = if cfg.acl.enabled { cfg.acl.default_policy.as_str() } else { "allow" };
     let path = req.uri().path().to_string();
     if is_agent_local(&path) {
         let params = Params::parse(req.uri().query());

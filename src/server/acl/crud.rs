@@ -67,13 +67,6 @@ fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn applied(r: CommandResult) -> Result<(), RpcError> {
     match r {
         CommandResult::Bool(_) | CommandResult::Unit => Ok(()),
@@ -175,7 +168,7 @@ impl Server {
                 policies: vec![Link { id: model::GLOBAL_MANAGEMENT_ID.into(), name: String::new() }],
                 ..Default::default()
             },
-            create_time_ns: now_ns(),
+            create_time_ns: super::now_ns(),
             ..Default::default()
         };
         let token = with_token_hash(token);
@@ -209,7 +202,7 @@ impl Server {
 
     pub async fn acl_token_set(&self, mut token: Token, create: bool) -> Result<Token, RpcError> {
         self.acl_on()?;
-        let now = now_ns();
+        let now = super::now_ns();
         let prepared = self.consensus.store.read(|s| -> Result<Token, RpcError> {
             if create {
                 if token.accessor_id.is_empty() {

@@ -84,7 +84,7 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
                 accessor_id: model::ANONYMOUS_ACCESSOR.into(),
                 secret_id: model::ANONYMOUS_SECRET.into(),
                 description: "Anonymous Token".into(),
-                create_time_ns: now_ns(),
+                create_time_ns: super::now_ns(),
                 ..Default::default()
             }))));
         }
@@ -99,7 +99,7 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
                         policies: vec![Link { id: model::GLOBAL_MANAGEMENT_ID.into(), name: String::new() }],
                         ..Default::default()
                     },
-                    create_time_ns: now_ns(),
+                    create_time_ns: super::now_ns(),
                     ..Default::default()
                 }));
                 // As in Consul, creating it is the cluster's bootstrap (a
@@ -184,13 +184,6 @@ async fn reap_expired(server: &Server) -> Result<(), crate::rpc::RpcError> {
         server.apply(Command::AclTokenDelete { accessor }).await?;
     }
     Ok(())
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

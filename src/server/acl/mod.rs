@@ -47,11 +47,17 @@ pub struct IdentityCache {
 /// rather than growing it.
 const CACHE_MAX: usize = 16_384;
 
-pub(crate) fn now_ms() -> u64 {
+/// The wall clock in Unix nanoseconds (token create times).
+pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The wall clock in Unix milliseconds (token expiry).
+pub(crate) fn now_ms() -> u64 {
+    now_ns() / 1_000_000
 }
 
 impl Server {
@@ -60,10 +66,7 @@ impl Server {
     }
 
     fn default_policy(&self) -> DefaultPolicy {
-        match self.settings.acl.default_policy {
-            crate::config::acl::DefaultPolicy::Allow => DefaultPolicy::Allow,
-            crate::config::acl::DefaultPolicy::Deny => DefaultPolicy::Deny,
-        }
+        self.settings.acl.default_policy
     }
 
     /// The caller's identity from `secret` (`None`/"": the anonymous
