@@ -331,11 +331,12 @@ fn rtt_estimates_match_injected_delays() {
             }
         }
     }
-    assert!(p90 <= 0.25, "p90 relative error {:.1} % over 25 %", p90 * 100.0);
 
     // `?near=_agent` on each agent: itself first, then its truly nearest
     // peer, wherever that peer is clearly nearest (the next is at least
     // 40 % farther: closer calls are within the estimates' error).
+    // Failures are collected so one run reports on every check.
+    let mut failed = Vec::new();
     let mut checked = 0;
     for i in 0..lab.n() {
         let mut by_truth: Vec<(f64, usize)> =
@@ -344,26 +345,46 @@ fn rtt_estimates_match_injected_delays() {
         if by_truth[1].0 < 1.4 * by_truth[0].0 {
             continue;
         }
-        let Some(Value::Array(nodes)) = lab.get(i, "/v1/catalog/nodes?near=_agent") else {
-            panic!("n{i}: /v1/catalog/nodes?near=_agent failed")
-        };
-        let order: Vec<&str> = nodes.iter().filter_map(|n| n["Node"].as_str()).collect();
-        assert_eq!(order.len(), lab.n(), "n{i}: {order:?}");
-        assert_eq!(order[0], format!("n{i}"), "n{i} sorted for itself: {order:?}");
-        assert_eq!(order[1], format!("n{}", by_truth[0].1), "n{i}'s nearest peer: {order:?}");
         checked += 1;
+        let order: Vec<String> = match lab.get(i, "/v1/catalog/nodes?near=_agent") {
+            Some(Value::Array(nodes)) => {
+                nodes.iter().filter_map(|n| n["Node"].as_str().map(str::to_string)).collect()
+            }
+            other => {
+                failed.push(format!("n{i}: /v1/catalog/nodes?near=_agent answered {other:?}"));
+                continue;
+            }
+        };
+        let want = [format!("n{i}"), format!("n{}", by_truth[0].1)];
+        if order.len() != lab.n() || order[..2] != want {
+            failed.push(format!("n{i}: ?near=_agent gave {order:?}, want {want:?} first"));
+        }
     }
     assert!(checked >= 2, "the layout leaves too few clear nearest peers");
 
-    // `consul rtt` gives the same estimate as the formula used above.
+    // `consul rtt` answers what the formula above gives (the coordinates
+    // may move a little between the two reads).
+    let expected = lab.errors().iter().find(|e| (e.i, e.j) == (0, 1)).map(|e| e.estimate * 1e3);
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.hub.name, BIN, "rtt"])
         .arg(format!("-http-addr={}", lab.agents[0].http(0)))
         .args(["n0", "n1"])
         .output()
         .expect("consul rtt");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("Estimated n0 <-> n1 rtt: "), "{text}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let said: Option<f64> = text
+        .strip_prefix("Estimated n0 <-> n1 rtt: ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|ms| ms.parse().ok());
+    match (said, expected) {
+        (Some(s), Some(e)) if (s - e).abs() <= 0.15 * e => {}
+        _ => failed.push(format!("consul rtt n0 n1 said {text:?}, the coordinates give {expected:?} ms")),
+    }
+
+    if p90 > 0.25 {
+        failed.push(format!("p90 relative error {:.1} % over 25 %", p90 * 100.0));
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 /// The estimate must come within 30 % and stay there for `STEADY` reads in
