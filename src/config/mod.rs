@@ -727,4 +727,19 @@ retry_join = ["{{ GetPrivateInterfaces | exclude \"name\" \"eth0\" | join \"addr
         };
         assert!(!load_with_interfaces(&opts, &|| Vec::new()).unwrap().config.ui.served());
     }
+
+    #[test]
+    fn dev_mode_keeps_a_wan_pool_with_dev_timings() {
+        let opts = LoadOptions { dev: true, ..Default::default() };
+        let c = load_with_interfaces(&opts, &|| Vec::new()).unwrap().config;
+        assert_eq!(c.ports.serf_wan, 8302);
+        assert_eq!(c.gossip_wan.probe_interval, std::time::Duration::from_millis(100));
+        assert_eq!(c.gossip_wan.push_pull_interval, runtime::GossipSettings::wan().push_pull_interval);
+        let opts = LoadOptions {
+            dev: true,
+            flags: Some(serde_json::json!({"ports": {"serf_wan": -1}})),
+            ..Default::default()
+        };
+        assert_eq!(load_with_interfaces(&opts, &|| Vec::new()).unwrap().config.ports.serf_wan, -1);
+    }
 }

@@ -129,6 +129,19 @@ impl GossipSettings {
         }
     }
 
+    /// The WAN profile with `-dev`'s tight timings (Consul's dev mode
+    /// overrides the same four settings for both pools).
+    pub fn dev_wan() -> Self {
+        let dev = GossipSettings::dev();
+        GossipSettings {
+            gossip_interval: dev.gossip_interval,
+            probe_interval: dev.probe_interval,
+            probe_timeout: dev.probe_timeout,
+            suspicion_mult: dev.suspicion_mult,
+            ..GossipSettings::wan()
+        }
+    }
+
     /// The tight timings of `-dev`, as Consul's dev mode uses.
     pub fn dev() -> Self {
         GossipSettings {
@@ -421,7 +434,9 @@ pub(super) fn build(
         http: p.http.unwrap_or(8500),
         https: p.https.unwrap_or(-1),
         serf_lan: p.serf_lan.unwrap_or(8301),
-        serf_wan: p.serf_wan.unwrap_or(if dev { -1 } else { 8302 }),
+        // `-dev` keeps Consul's WAN port: a dev server is a one-member WAN
+        // pool, so `/v1/coordinate/datacenters` and `members -wan` show it.
+        serf_wan: p.serf_wan.unwrap_or(8302),
         server: p.server.unwrap_or(8300),
     };
     for (name, port, may_disable) in [
@@ -558,7 +573,8 @@ pub(super) fn build(
             Ok(base)
         };
     let gossip_lan = gossip(&c.gossip_lan, if dev { GossipSettings::dev() } else { GossipSettings::lan() })?;
-    let gossip_wan = gossip(&c.gossip_wan, GossipSettings::wan())?;
+    let gossip_wan =
+        gossip(&c.gossip_wan, if dev { GossipSettings::dev_wan() } else { GossipSettings::wan() })?;
 
     let default_query_time = c.default_query_time.map(|x| x.0).unwrap_or(Duration::from_secs(300));
     let max_query_time = c.max_query_time.map(|x| x.0).unwrap_or(Duration::from_secs(600));

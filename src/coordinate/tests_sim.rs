@@ -76,3 +76,19 @@ fn simulated_rtt_estimates_are_accurate() {
 fn simulation_is_deterministic() {
     assert_eq!(simulate(10, 50, 42), simulate(10, 50, 42));
 }
+
+/// The size of the real-network test (`tests/it/coordinates_netns.rs`):
+/// five nodes, 60 rounds (60 s of one probe per second). Even with no
+/// more than 10 % noise per sample the p90 lands between 9 and 23 %
+/// depending on the layout, so that test's 25 % bound has little headroom
+/// before any scheduling noise is added (docs/queries.md).
+#[test]
+fn small_cluster_after_sixty_rounds() {
+    let mut worst = 0.0f64;
+    for seed in 1..=6 {
+        let (median, p90) = simulate(5, 60, seed);
+        eprintln!("vivaldi simulation, 5 nodes, 60 rounds, seed {seed}: median {median:.3}, p90 {p90:.3}");
+        worst = worst.max(p90);
+    }
+    assert!(worst < 0.25, "worst p90 relative error {worst}");
+}

@@ -91,7 +91,8 @@ impl Server {
     }
 
     /// The WAN coordinates of every datacenter's servers, by datacenter
-    /// (Consul's single "WAN" area), node names without the `.dc` suffix.
+    /// (Consul's single built-in area, whose ID is `wan` on the wire even
+    /// though its API docs show `WAN`), node names without the `.dc` suffix.
     pub fn coordinate_datacenters(&self) -> Result<Vec<DatacenterCoordinates>, RpcError> {
         self.coordinates_enabled()?;
         let Some(wan) = self.wan() else { return Ok(Vec::new()) };
@@ -112,7 +113,7 @@ impl Server {
             .into_iter()
             .map(|(datacenter, mut coordinates)| {
                 coordinates.sort_by(|a, b| a.node.cmp(&b.node));
-                DatacenterCoordinates { datacenter, area_id: "WAN".into(), coordinates }
+                DatacenterCoordinates { datacenter, area_id: "wan".into(), coordinates }
             })
             .collect())
     }

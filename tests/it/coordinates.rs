@@ -125,9 +125,20 @@ async fn near_sorts_by_stored_coordinates() {
         out.stderr
     );
 
-    // A dev agent runs no WAN pool: no WAN coordinates to show.
+    // A dev agent is a one-server WAN pool, as in Consul: one datacenter
+    // whose only entry is this server (short name) at the WAN origin.
     let r = a.get("/v1/coordinate/datacenters").await;
-    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "[]"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dcs: Vec<Value> = r.json().unwrap();
+    assert_eq!(dcs.len(), 1, "{dcs:?}");
+    assert_eq!((&dcs[0]["Datacenter"], &dcs[0]["AreaID"]), (&json!("dc1"), &json!("wan")));
+    let wan = dcs[0]["Coordinates"].as_array().unwrap();
+    assert_eq!(wan.len(), 1, "{wan:?}");
+    assert_eq!((&wan[0]["Node"], &wan[0]["Segment"]), (&json!("dev"), &json!("")));
+    assert_eq!(wan[0]["Coord"]["Vec"], json!([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]));
+    let out = a.cli(&["rtt", "-wan", "dev.dc1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "Estimated dev.dc1 <-> dev.dc1 rtt: 0.020 ms (using WAN coordinates)");
 }
 
 /// Bad input is refused with a clear error and nothing is stored; an update

@@ -29,6 +29,7 @@ mod config_hcl;
 mod config_hcl_cli;
 mod coord;
 mod coordinates;
+mod coordinates_netns;
 mod discovery_cluster;
 mod dns_bench;
 mod dns_dig;

@@ -259,7 +259,7 @@ async fn failover_follows_the_datacenters_list() {
             |d| {
                 d.len() == 3
                     && d.iter().all(|dc| {
-                        dc["AreaID"] == "WAN" && dc["Coordinates"].as_array().is_some_and(|c| c.len() == 1)
+                        dc["AreaID"] == "wan" && dc["Coordinates"].as_array().is_some_and(|c| c.len() == 1)
                     })
             },
         )
