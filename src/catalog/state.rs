@@ -6,10 +6,11 @@ use super::command::{Command, CommandResult};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
 use super::queries::{QueryTable, TOPIC_QUERIES};
+use super::registry::before_mesh::RegistryBeforeMesh;
 use super::registry::Registry;
 use super::sessions::{topic_node_sessions, topic_session, Behavior, Session, SessionTable, TOPIC_SESSIONS};
 use super::txn;
-use super::types::CRITICAL;
+use super::types::{Registration, CRITICAL};
 use serde::{Deserialize, Serialize};
 
 /// Per-table raft indexes: the index of the last write to each table, so
@@ -66,12 +67,35 @@ pub struct State {
     pub restored_at: u64,
 }
 
+/// `State` as encoded before services carried mesh fields.
+#[derive(Deserialize)]
+struct StateBeforeMesh {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: RegistryBeforeMesh,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+    queries: QueryTable,
+}
+
+/// Decodes `T` from all of `bytes`; trailing bytes mean another layout.
+fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes)?;
+    if rest.is_empty() {
+        Ok(v)
+    } else {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+}
+
 /// `State` as encoded before the prepared-query table was added.
 #[derive(Deserialize)]
 struct StateBeforeQueries {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
     acl: AclTable,
@@ -83,7 +107,7 @@ struct StateBeforeQueries {
 struct StateBeforeCoordinates {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
     acl: AclTable,
@@ -94,7 +118,7 @@ struct StateBeforeCoordinates {
 struct StateBeforeAcl {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
 }
@@ -136,6 +160,14 @@ impl State {
                     changes.kv_trees.push(prefix.clone());
                 }
                 CommandResult::Bool(true)
+            }
+            Command::TxnBeforeMesh { ops } => {
+                let ops: Vec<txn::TxnOp> = ops.iter().cloned().map(Into::into).collect();
+                self.apply(index, &Command::Txn { ops }, changes)
+            }
+            Command::RegisterBeforeMesh(reg) => {
+                let reg: Registration = (**reg).clone().into();
+                self.apply(index, &Command::Register(Box::new(reg)), changes)
             }
             Command::Txn { ops } => {
                 let mut touched = txn::TxnChanges::default();
@@ -314,17 +346,34 @@ impl State {
     }
 
     /// Decodes an encoded state (a snapshot, a restore), also one written
-    /// before the ACL tables existed.
+    /// by an older release (before the mesh fields of services, the
+    /// prepared queries, the coordinates or the ACL tables existed).
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let current = match postcard::from_bytes::<State>(bytes) {
+        // The current layout and the one just before the mesh fields differ
+        // inside the service rows, not at the end: only a decode that
+        // consumes every byte is taken as a match.
+        let current = match decode_exact::<State>(bytes) {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = decode_exact::<StateBeforeMesh>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog.into(),
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: old.queries,
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = postcard::from_bytes::<StateBeforeQueries>(bytes) {
             return Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: old.acl,
@@ -337,7 +386,7 @@ impl State {
             return Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: old.acl,
@@ -350,7 +399,7 @@ impl State {
             Ok(old) => Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: AclTable::default(),
