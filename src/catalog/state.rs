@@ -643,6 +643,101 @@ mod tests {
         assert_eq!(State::decode(&now).unwrap().coordinates.list(), vec![node]);
     }
 
+    /// A whole state encoded by the release before the mesh fields (a
+    /// service row in the old layout) decodes, the service intact; and a
+    /// Raft log entry of that release (a `Register` at its old position)
+    /// still applies.
+    #[test]
+    fn state_and_log_from_before_mesh_decode() {
+        use crate::catalog::before_mesh;
+        use crate::catalog::command::Proposal;
+        use crate::catalog::types::Node;
+        let old_reg = before_mesh::Registration {
+            node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() },
+            service: Some(before_mesh::NodeService {
+                id: "web1".into(),
+                service: "web".into(),
+                port: 80,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // The log: main encoded `Command::Register` at this variant index
+        // with the old layout, which `RegisterBeforeMesh` now reads.
+        let entry = postcard::to_allocvec(&Proposal::timed(
+            1,
+            vec![Command::RegisterBeforeMesh(Box::new(old_reg.clone()))],
+        ))
+        .unwrap();
+        let p: Proposal = postcard::from_bytes(&entry).unwrap();
+        let mut s = State::default();
+        let mut c = Changes::default();
+        assert_eq!(s.apply(3, &p.commands()[0], &mut c), CommandResult::Unit);
+        assert_eq!(s.catalog.service("n1", "web1").unwrap().port, 80);
+        assert!(c.topics.iter().any(|t| t == "svc:web"));
+
+        // The snapshot: every table as today, the registry's service rows
+        // in the old layout (postcard concatenates the fields of a struct).
+        let registry_now = postcard::to_allocvec(&s.catalog).unwrap();
+        let mut old_registry = Vec::new();
+        {
+            // Re-encode the registry with the old service row: nodes first,
+            // then the services map, then by_name, checks, index.
+            let full: (
+                std::collections::BTreeMap<String, Node>,
+                std::collections::BTreeMap<(String, String), crate::catalog::types::NodeService>,
+            ) = postcard::take_from_bytes(&registry_now).map(|(v, _)| v).unwrap();
+            let (_, rest) = postcard::take_from_bytes::<(
+                std::collections::BTreeMap<String, Node>,
+                std::collections::BTreeMap<(String, String), crate::catalog::types::NodeService>,
+            )>(&registry_now)
+            .unwrap();
+            let old_services: std::collections::BTreeMap<(String, String), before_mesh::NodeService> = full
+                .1
+                .iter()
+                .map(|(k, v)| {
+                    let o = before_mesh::NodeService {
+                        id: v.id.clone(),
+                        service: v.service.clone(),
+                        port: v.port,
+                        weights: v.weights,
+                        create_index: v.create_index,
+                        modify_index: v.modify_index,
+                        ..Default::default()
+                    };
+                    (k.clone(), o)
+                })
+                .collect();
+            old_registry.extend(postcard::to_allocvec(&(&full.0, &old_services)).unwrap());
+            old_registry.extend_from_slice(rest);
+        }
+        let mut old = Vec::new();
+        old.extend(postcard::to_allocvec(&(&s.kv, &s.index)).unwrap());
+        old.extend(old_registry);
+        old.extend(
+            postcard::to_allocvec(&(&s.sessions, &s.autopilot, &s.acl, &s.coordinates, &s.queries)).unwrap(),
+        );
+        assert!(postcard::from_bytes::<State>(&old).is_err() || decode_exact::<State>(&old).is_err());
+        let back = State::decode(&old).unwrap();
+        let svc = back.catalog.service("n1", "web1").unwrap();
+        assert_eq!((svc.service.as_str(), svc.port), ("web", 80));
+        assert!(svc.proxy.destination_service_name.is_empty());
+        // Today's encoding round-trips with the mesh fields.
+        let mut s2 = back.clone();
+        let mut reg: Registration = old_reg.into();
+        let svc = reg.service.as_mut().unwrap();
+        svc.kind = "connect-proxy".into();
+        svc.proxy.destination_service_name = "api".into();
+        svc.proxy.config = r#"{"a":1}"#.into();
+        let mut c = Changes::default();
+        assert_eq!(s2.apply(9, &Command::Register(Box::new(reg)), &mut c), CommandResult::Unit);
+        let now = postcard::to_allocvec(&s2).unwrap();
+        let back = State::decode(&now).unwrap();
+        let svc = back.catalog.service("n1", "web1").unwrap();
+        assert_eq!(svc.proxy.destination_service_name, "api");
+        assert_eq!(back.catalog.connect_instances("API").len(), 1);
+    }
+
     #[test]
     fn failed_cas_changes_nothing() {
         let mut s = State::default();

@@ -287,8 +287,14 @@ async fn bad_mesh_input_is_refused_with_consuls_text_and_nothing_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_fields_survive_restart_and_snapshot_restore() {
-    let mut a = Agent::server(None, &[]);
+    // A config-file service with a sidecar, in the file format's snake_case.
+    let cfg = r#"service { name = "cfg" port = 7000 connect { sidecar_service { proxy { upstreams = [{ destination_name = "db", local_bind_port = 9191 }] } } } }"#;
+    let mut a = Agent::server(None, &["-hcl", cfg]);
     a.wait_ready().await;
+    let (svc, _) = get_json(&a, "/v1/agent/service/cfg-sidecar-proxy").await;
+    assert_eq!(svc["Port"], 21000, "{svc}");
+    assert_eq!(svc["Proxy"]["DestinationServiceName"], "cfg");
+    assert_eq!(svc["Proxy"]["Upstreams"][0]["DestinationName"], "db");
     let (status, text) = put_json(&a, "/v1/catalog/register", &full_proxy_registration("n1", "p1")).await;
     assert_eq!(status, 200, "{text}");
     let native = json!({"Node": "n1", "Address": "10.1.2.3", "Service": {"Service": "nat", "Port": 7000, "Connect": {"Native": true}}});
@@ -313,6 +319,9 @@ async fn mesh_fields_survive_restart_and_snapshot_restore() {
     assert_eq!(after[0]["ServiceLocality"], before[0]["ServiceLocality"]);
     let (svc, _) = get_json(&a, "/v1/agent/service/web-sidecar-proxy").await;
     assert_eq!(svc["Proxy"]["DestinationServiceID"], "web", "persisted sidecar lost: {svc}");
+    assert_eq!(svc["Port"], 21001, "{svc}");
+    let (svc, _) = get_json(&a, "/v1/agent/service/cfg-sidecar-proxy").await;
+    assert_eq!(svc["Port"], 21000, "{svc}");
 
     let dereg = json!({"Node": "n1", "ServiceID": "p1"});
     assert_eq!(put_json(&a, "/v1/catalog/deregister", &dereg).await.0, 200);
