@@ -2,11 +2,10 @@
 //! `Connect`, `Locality`). postcard has no field tags, so a struct that grew
 //! fields cannot read its old bytes; these mirrors of the old layouts can,
 //! and convert into today's types (the new fields empty). Used for Raft log
-//! entries (`Command::RegisterBeforeMesh`, `Command::TxnBeforeMesh`) and
-//! snapshots (`registry::before_mesh`). Never written any more.
+//! entries (`Command::RegisterBeforeMesh`; `txn::TxnOpBeforeMesh` for
+//! `Command::TxnBeforeMesh`) and snapshots (`registry::before_mesh`). Never
+//! written any more.
 
-use super::txn::{KvOp, TxnOp};
-use super::txn_catalog::{CatalogVerb, CheckOp, NodeOp, ServiceOp};
 use super::types::{self, HealthCheck, Node, ServiceAddress, Weights};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,37 +67,6 @@ impl From<Registration> for types::Registration {
             checks: r.checks,
             skip_node_update: r.skip_node_update,
             preserve_node_extras: r.preserve_node_extras,
-        }
-    }
-}
-
-/// A transaction's service op as encoded before the mesh fields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceOpBeforeMesh {
-    pub verb: CatalogVerb,
-    pub node: String,
-    pub service: NodeService,
-}
-
-/// `TxnOp` as encoded before the mesh fields (same variants, same order).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxnOpBeforeMesh {
-    Kv(KvOp),
-    Node(Box<NodeOp>),
-    Service(Box<ServiceOpBeforeMesh>),
-    Check(Box<CheckOp>),
-}
-
-impl From<TxnOpBeforeMesh> for TxnOp {
-    fn from(op: TxnOpBeforeMesh) -> Self {
-        match op {
-            TxnOpBeforeMesh::Kv(k) => TxnOp::Kv(k),
-            TxnOpBeforeMesh::Node(n) => TxnOp::Node(n),
-            TxnOpBeforeMesh::Service(s) => {
-                let s = *s;
-                TxnOp::Service(Box::new(ServiceOp { verb: s.verb, node: s.node, service: s.service.into() }))
-            }
-            TxnOpBeforeMesh::Check(c) => TxnOp::Check(c),
         }
     }
 }

@@ -4,11 +4,10 @@
 //! appended, never reordered, and a `Proposal` carries its version so a
 //! future reader can tell formats apart. A golden test pins the encoding.
 
-use super::before_mesh::TxnOpBeforeMesh;
 use super::coordinates::CoordinateEntry;
 use super::queries::PreparedQuery;
 use super::sessions::Session;
-use super::txn::{TxnOp, TxnOutcome};
+use super::txn::{TxnOp, TxnOpBeforeMesh, TxnOutcome};
 use super::types::{Deregistration, Registration};
 use crate::acl::model::{Policy, Role, Token};
 use bytes::Bytes;

@@ -58,7 +58,7 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
     if let Some(f) = &filter {
         nodes.retain(|n| f.matches(&serde_json::to_value(NodeJson::new(n)).unwrap_or_default()));
     }
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         nodes.clear();
     }
     ctx.agent.sort_near(&rc, params.get("near"), &mut nodes, |n| Some(n.node.as_str())).await?;
@@ -78,7 +78,7 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> H
         None => services,
         Some(f) => std::sync::Arc::new(filter_services(&ctx, &services, node_meta, &rc, f).await?),
     };
-    let services = if super::mesh::peer_requested(&params) { Default::default() } else { services };
+    let services = if super::mesh_params::peer_requested(&params) { Default::default() } else { services };
     Ok(with_meta(json(&params, &services)?, &meta))
 }
 
@@ -137,10 +137,12 @@ pub async fn service(
     let rc = request_context(&params, &headers)?;
     let filter = service_filter(&params)?;
     let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
-    let mut out: Vec<Value> =
-        instances.iter().map(|(n, s)| service_node(n, &super::mesh::maybe_merge(&params, s))).collect();
+    let mut out: Vec<Value> = instances
+        .iter()
+        .map(|(n, s)| service_node(n, &super::mesh_params::maybe_merge(&params, s)))
+        .collect();
     out.retain(|v| keep(expr.as_ref(), v));
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         out.clear();
     }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
@@ -158,7 +160,7 @@ pub async fn node(
     let filter = filter(&params, schemas::node_service())?;
     let rc = request_context(&params, &headers)?;
     let (meta, mut found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         found = None;
     }
     let out = match &found {
@@ -188,14 +190,14 @@ pub async fn node_services(
     let filter = filter(&params, schemas::node_service())?;
     let rc = request_context(&params, &headers)?;
     let (meta, mut found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         found = None;
     }
     let out = match &found {
         None => Value::Null,
         Some((n, services)) => {
             let mut list: Vec<Value> =
-                services.iter().map(|s| node_service(&super::mesh::maybe_merge(&params, s))).collect();
+                services.iter().map(|s| node_service(&super::mesh_params::maybe_merge(&params, s))).collect();
             list.retain(|v| keep(filter.as_ref(), v));
             json!({"Node": NodeJson::new(n), "Services": list})
         }

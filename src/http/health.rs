@@ -30,13 +30,13 @@ pub async fn service(
         .map(|e| {
             json!({
                 "Node": NodeJson::new(&e.node),
-                "Service": node_service(&super::mesh::maybe_merge(&params, &e.service)),
+                "Service": node_service(&super::mesh_params::maybe_merge(&params, &e.service)),
                 "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
             })
         })
         .collect();
     out.retain(|v| keep(expr.as_ref(), v));
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         out.clear();
     }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
@@ -59,7 +59,7 @@ pub async fn node(
     let (meta, checks) = ctx.agent.call(rc, method::HealthNode { name }).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         out.clear();
     }
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -79,7 +79,7 @@ pub async fn checks(
     let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         out.clear();
     }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
@@ -103,7 +103,7 @@ pub async fn state(
     let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh::peer_requested(&params) {
+    if super::mesh_params::peer_requested(&params) {
         out.clear();
     }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;

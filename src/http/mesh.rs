@@ -7,40 +7,16 @@
 
 use super::catalog::service_filter;
 use super::error::HttpResult;
+use super::mesh_params::{maybe_merge, peer_requested};
 use super::query::{filter, keep, passing, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{health_check, node_service, service_node, NodeJson};
 use super::Ctx;
-use crate::catalog::types::NodeService;
 use crate::filter::schemas;
 use crate::rpc::method;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Value};
-
-/// Whether the read names a cluster peer (`?peer=<name>`). This agent has
-/// no peerings, so such a read finds nothing: the endpoint answers its
-/// empty shape with the index headers of the local read.
-pub fn peer_requested(params: &Params) -> bool {
-    params.get("peer").is_some_and(|p| !p.is_empty())
-}
-
-/// `?merge-central-config`: Consul merges the `proxy-defaults` and
-/// `service-defaults` config entries into each returned service. The
-/// parameter is accepted; the merge arrives with config entries (not stored
-/// by this build yet), so today the service is returned as registered.
-pub fn merge_central_config(service: NodeService) -> NodeService {
-    service
-}
-
-/// Applies `?merge-central-config` when the request asks for it.
-pub fn maybe_merge(params: &Params, service: &NodeService) -> NodeService {
-    if params.has("merge-central-config") {
-        merge_central_config(service.clone())
-    } else {
-        service.clone()
-    }
-}
 
 /// `/v1/catalog/connect/<service>`: the Connect-capable instances of a
 /// service (its proxies and Connect-native instances), as `ServiceNode`s.

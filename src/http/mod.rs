@@ -22,6 +22,7 @@ pub mod input;
 pub mod kv;
 pub mod listener;
 pub mod mesh;
+pub mod mesh_params;
 pub mod mesh_views;
 pub mod metrics;
 pub mod monitor;
