@@ -305,7 +305,16 @@ impl Debug {
             if !self.wants(target) {
                 continue;
             }
-            match self.get_json(path).await {
+            let got = match self.get_json(path).await {
+                // Consul records the WAN pool; an agent that cannot answer
+                // for it (a client) still has its LAN members to show.
+                Err(e) if target == TARGET_MEMBERS => {
+                    error(&format!("[WARN] WAN members unavailable ({e}); recording LAN members"));
+                    self.get_json("/v1/agent/members").await
+                }
+                other => other,
+            };
+            match got {
                 Ok(v) => {
                     if let Err(e) = self.write_json(&format!("{target}.json"), &v) {
                         errs.push(e);
