@@ -4,12 +4,15 @@
 //! validates them, and rendered into catalog records.
 
 use crate::catalog::types::{
-    CheckDefinition as CatalogCheckDef, HealthCheck, NodeService, ServiceAddress, Weights, CRITICAL,
+    CheckDefinition as CatalogCheckDef, HealthCheck, Locality, NodeService, ServiceAddress, ServiceConnect,
+    ServiceProxy, Weights, CRITICAL,
 };
 use crate::config::file;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+pub mod mesh;
 
 /// Where a definition came from: script checks are gated differently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +38,22 @@ pub struct ServiceDef {
     pub enable_tag_override: bool,
     pub checks: Vec<CheckDef>,
     pub token: String,
+    // The mesh fields (Consul's `Proxy`, `Connect`, `Locality`). Defaults
+    // keep service files persisted before them readable.
+    #[serde(default)]
+    pub proxy: ServiceProxy,
+    #[serde(default)]
+    pub connect_native: bool,
+    /// `connect.sidecar_service`: registration sugar the agent expands
+    /// into a second service (`mesh::sidecar_for`); never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_service: Option<Box<ServiceDef>>,
+    #[serde(default)]
+    pub locality: Option<Locality>,
+    /// Registered by the agent for a parent's `sidecar_service` (removed
+    /// with the parent).
+    #[serde(default)]
+    pub locally_registered_as_sidecar: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -192,6 +211,12 @@ impl ServiceDef {
         if self.id.is_empty() {
             self.id = self.name.clone();
         }
+        // Consul's ServiceDefinition.NodeService: upstreams default to services.
+        for u in &mut self.proxy.upstreams {
+            if u.destination_type.is_empty() {
+                u.destination_type = "service".into();
+            }
+        }
         let n = self.checks.len();
         for (i, c) in self.checks.iter_mut().enumerate() {
             c.service_id = self.id.clone();
@@ -227,6 +252,13 @@ impl ServiceDef {
             }
         }
         validate_meta(&self.meta).map_err(|e| ServiceError::Invalid(format!("Invalid Service Meta: {e}")))?;
+        let mesh_errors = mesh::validate(self);
+        if !mesh_errors.is_empty() {
+            return Err(ServiceError::Invalid(format!(
+                "Validation failed: {}",
+                mesh::multierror(&mesh_errors)
+            )));
+        }
         for c in &self.checks {
             c.validate().map_err(|e| {
                 if e.starts_with("Status for checks") {
@@ -255,6 +287,9 @@ impl ServiceDef {
             enable_tag_override: self.enable_tag_override,
             create_index: 0,
             modify_index: 0,
+            proxy: self.proxy.clone(),
+            connect: ServiceConnect { native: self.connect_native },
+            locality: self.locality.clone(),
         }
     }
 }
@@ -354,6 +389,14 @@ fn nonneg_u32(v: Option<i64>, what: &str) -> Result<u32, String> {
 
 /// Converts a config-file service block.
 pub fn service_from_config(s: &file::ServiceDefinition) -> Result<ServiceDef, String> {
+    let mut def = service_from_config_raw(s)?;
+    def.normalize();
+    Ok(def)
+}
+
+/// `service_from_config` without filling defaults (a sidecar's IDs come
+/// from its parent).
+fn service_from_config_raw(s: &file::ServiceDefinition) -> Result<ServiceDef, String> {
     let mut checks = Vec::new();
     if let Some(c) = &s.check {
         checks.push(check_from_config(c)?);
@@ -388,7 +431,22 @@ pub fn service_from_config(s: &file::ServiceDefinition) -> Result<ServiceDef, St
         enable_tag_override: s.enable_tag_override.unwrap_or(false),
         checks,
         token: s.token.clone().unwrap_or_default(),
+        ..Default::default()
     };
-    def.normalize();
+    if let Some(p) = &s.proxy {
+        def.proxy = mesh::parse_proxy(p).map_err(|e| format!("service {:?}: {e}", def.name))?;
+    }
+    if let Some(c) = &s.connect {
+        let (native, sidecar) = mesh::parse_connect(c).map_err(|e| format!("service {:?}: {e}", def.name))?;
+        def.connect_native = native;
+        if let Some(sc) = sidecar {
+            let sc: file::ServiceDefinition = serde_json::from_value(sc)
+                .map_err(|e| format!("service {:?}: connect.sidecar_service: {e}", def.name))?;
+            def.sidecar_service = Some(Box::new(service_from_config_raw(&sc)?));
+        }
+    }
+    if let Some(l) = &s.locality {
+        def.locality = mesh::parse_locality(l).map_err(|e| format!("service {:?}: {e}", def.name))?;
+    }
     Ok(def)
 }

@@ -413,7 +413,8 @@ impl Agent {
         cfg.enable_script_checks || (source == Source::Local && cfg.enable_local_script_checks)
     }
 
-    /// Registers a service (and its checks) on this agent.
+    /// Registers a service (and its checks) on this agent, and the sidecar
+    /// its `connect.sidecar_service` asks for.
     pub fn register_service(
         &self,
         mut def: ServiceDef,
@@ -425,6 +426,57 @@ impl Agent {
         if def.checks.iter().any(CheckDef::is_script) && !self.scripts_allowed(source) {
             return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
         }
+        let sidecar = self.sidecar_of(&def)?;
+        // The sugar is spent: the parent is stored without it.
+        def.sidecar_service = None;
+        self.add_service(def, source, replace_existing_checks)?;
+        if let Some(sidecar) = sidecar {
+            if sidecar.checks.iter().any(CheckDef::is_script) && !self.scripts_allowed(source) {
+                return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+            }
+            self.add_service(sidecar, source, replace_existing_checks)?;
+        }
+        Ok(())
+    }
+
+    /// The sidecar registration `def.sidecar_service` expands to, with its
+    /// port from `ports.sidecar_min_port`..`sidecar_max_port` (keeping the
+    /// port of an earlier registration of the same sidecar).
+    fn sidecar_of(&self, def: &ServiceDef) -> Result<Option<ServiceDef>, AgentError> {
+        if def.sidecar_service.is_none() {
+            return Ok(None);
+        }
+        let cfg = self.config();
+        let id = definition::mesh::sidecar_id(&def.id);
+        let local = self.inner.local.services();
+        let ports = definition::mesh::SidecarPorts {
+            min: u16::try_from(cfg.ports.sidecar_min).unwrap_or(0),
+            max: u16::try_from(cfg.ports.sidecar_max).unwrap_or(0),
+            previous: local.iter().find(|s| s.def.id == id).map(|s| s.def.port),
+            taken: local.iter().filter(|s| s.def.id != id).map(|s| s.def.port).collect(),
+        };
+        let sidecar = definition::mesh::sidecar_for(def, &ports)
+            .map_err(|e| AgentError::BadRequest(format!("Invalid SidecarService: {e}")))?;
+        if let Some(s) = &sidecar {
+            let errs = definition::mesh::validate(s);
+            if !errs.is_empty() {
+                return Err(AgentError::BadRequest(format!(
+                    "Failed Validation: {}",
+                    definition::mesh::multierror(&errs)
+                )));
+            }
+            s.validate().map_err(|e| AgentError::BadRequest(format!("Failed Validation: {e}")))?;
+        }
+        Ok(sidecar)
+    }
+
+    /// Stores a validated service and starts its checks.
+    fn add_service(
+        &self,
+        def: ServiceDef,
+        source: Source,
+        replace_existing_checks: bool,
+    ) -> Result<(), AgentError> {
         let persist = source == Source::Remote;
         if persist {
             self.inner
@@ -462,6 +514,11 @@ impl Agent {
             let _ = self.inner.persist.remove_check(&c);
         }
         tracing::info!(target: "agent", service = %id, "removed service");
+        // A sidecar the agent registered for this service goes with it.
+        let sidecar = definition::mesh::sidecar_id(id);
+        if self.inner.local.service(&sidecar).is_some_and(|s| s.def.locally_registered_as_sidecar) {
+            self.deregister_service(&sidecar)?;
+        }
         Ok(())
     }
 

@@ -122,7 +122,15 @@ impl Agent {
 
         let mut summary =
             ReloadSummary { services: services.len(), checks: checks.len(), ..Default::default() };
-        let new_service_ids: BTreeSet<&str> = services.iter().map(|s| s.id.as_str()).collect();
+        // A sidecar stays when its parent does (re-registering the parent
+        // keeps the sidecar's port).
+        let sidecar_ids: Vec<String> = services
+            .iter()
+            .filter(|s| s.sidecar_service.is_some())
+            .map(|s| definition::mesh::sidecar_id(&s.id))
+            .collect();
+        let new_service_ids: BTreeSet<&str> =
+            services.iter().map(|s| s.id.as_str()).chain(sidecar_ids.iter().map(String::as_str)).collect();
         for id in old_services.iter().filter(|id| !new_service_ids.contains(id.as_str())) {
             if self.deregister_service(id).is_ok() {
                 summary.removed_services.push(id.clone());

@@ -7,7 +7,7 @@
 use super::coordinates::CoordinateEntry;
 use super::queries::PreparedQuery;
 use super::sessions::Session;
-use super::txn::{TxnOp, TxnOutcome};
+use super::txn::{TxnOp, TxnOpBeforeMesh, TxnOutcome};
 use super::types::{Deregistration, Registration};
 use crate::acl::model::{Policy, Role, Token};
 use bytes::Bytes;
@@ -38,15 +38,18 @@ pub enum Command {
     KvDeleteTree {
         prefix: String,
     },
-    Txn {
-        ops: Vec<TxnOp>,
+    /// A transaction written before services had mesh fields (old logs
+    /// only; `Txn` below replaced it).
+    TxnBeforeMesh {
+        ops: Vec<TxnOpBeforeMesh>,
     },
     /// Drops KV tombstones at or below `index`.
     TombstoneReap {
         index: u64,
     },
-    /// Registers a node, optionally a service, and checks in the catalog.
-    Register(Box<Registration>),
+    /// A registration written before services had mesh fields (old logs
+    /// only; `Register` below replaced it).
+    RegisterBeforeMesh(Box<super::before_mesh::Registration>),
     /// Removes a node (with everything on it), a service or a check.
     Deregister(Deregistration),
     /// Creates a session (its ID chosen by the proposer).
@@ -111,6 +114,12 @@ pub enum Command {
     QueryDelete {
         id: String,
     },
+    /// Registers a node, optionally a service, and checks in the catalog.
+    Register(Box<Registration>),
+    /// An atomic transaction (`/v1/txn`).
+    Txn {
+        ops: Vec<TxnOp>,
+    },
 }
 
 impl Command {
@@ -126,13 +135,21 @@ impl Command {
                 .iter()
                 .map(|op| match op {
                     super::txn::TxnOp::Kv(kv) => 40 + kv.key.len() + kv.value.len() + kv.session.len(),
-                    super::txn::TxnOp::Node(_) | super::txn::TxnOp::Service(_) => 256,
+                    super::txn::TxnOp::Node(_) => 256,
+                    super::txn::TxnOp::Service(s) => {
+                        256 + s.service.proxy.config.len() + 128 * s.service.proxy.upstreams.len()
+                    }
                     super::txn::TxnOp::Check(c) => 256 + c.check.output.len() + c.check.notes.len(),
                 })
                 .sum(),
+            Command::TxnBeforeMesh { ops } => 256 * ops.len(),
+            Command::RegisterBeforeMesh(r) => {
+                256 + r.checks.iter().map(|c| 128 + c.output.len() + c.notes.len()).sum::<usize>()
+            }
             Command::TombstoneReap { .. } => 16,
             Command::Register(r) => {
-                256 + r.checks.iter().map(|c| 128 + c.output.len() + c.notes.len()).sum::<usize>()
+                256 + r.service.as_ref().map_or(0, |s| s.proxy.config.len() + 128 * s.proxy.upstreams.len())
+                    + r.checks.iter().map(|c| 128 + c.output.len() + c.notes.len()).sum::<usize>()
             }
             Command::Deregister(_) => 64,
             Command::SessionCreate(s) => 128 + s.name.len() + s.node.len(),

@@ -8,9 +8,11 @@
 //! `Command` before proposing it, so every replica applies identically.
 
 pub mod acl;
+pub mod before_mesh;
 pub mod command;
 pub mod coordinates;
 pub mod kv;
+pub mod mesh;
 pub mod operator;
 pub mod queries;
 pub mod registry;

@@ -6,6 +6,7 @@ use super::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod before_mesh;
 mod journal;
 
 /// Raft indexes of the catalog's last changes, by scope.
@@ -58,6 +59,17 @@ struct Touch {
     node_names: BTreeSet<String>,
 }
 
+impl Touch {
+    /// A change to instance `s` wakes queries on its name and, for a
+    /// proxy, the Connect queries on its destination.
+    fn service(&mut self, s: &NodeService) {
+        self.service_names.insert(s.service.clone());
+        if s.kind == super::mesh::KIND_CONNECT_PROXY && !s.proxy.destination_service_name.is_empty() {
+            self.service_names.insert(s.proxy.destination_service_name.clone());
+        }
+    }
+}
+
 impl Registry {
     // ----- reads -------------------------------------------------------
 
@@ -85,6 +97,22 @@ impl Registry {
     /// A node by name, ignoring case when there is no exact match.
     pub fn node_ci(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name).or_else(|| self.nodes.values().find(|n| n.node.eq_ignore_ascii_case(name)))
+    }
+
+    /// The Connect-capable instances for a service name (any case): proxies
+    /// whose destination it is, and Connect-native instances of it
+    /// (Consul's `ConnectServiceNodes`). A scan: the catalog keeps no
+    /// destination index.
+    pub fn connect_instances<'a>(&'a self, name: &str) -> Vec<(&'a Node, &'a NodeService)> {
+        self.services
+            .iter()
+            .filter(|(_, s)| {
+                (s.kind == super::mesh::KIND_CONNECT_PROXY
+                    && s.proxy.destination_service_name.eq_ignore_ascii_case(name))
+                    || (s.connect.native && s.service.eq_ignore_ascii_case(name))
+            })
+            .filter_map(|(k, s)| Some((self.nodes.get(&k.0)?, s)))
+            .collect()
     }
 
     /// Every instance of a service name (any case), with its node.
@@ -214,7 +242,7 @@ impl Registry {
                     touch.nodes = true;
                     touch.node_names.insert(name.clone());
                     for s in self.node_services(&name) {
-                        touch.service_names.insert(s.service.clone());
+                        touch.service(s);
                     }
                 }
             }
@@ -239,12 +267,12 @@ impl Registry {
                     s.create_index = existing.create_index;
                     s.modify_index = idx;
                     if !existing.service.eq_ignore_ascii_case(&s.service) {
-                        touch.service_names.insert(existing.service.clone());
+                        touch.service(existing);
                         let old = existing.service.clone();
                         self.unlink_name(&old, &key);
                     }
                     self.link_name(&s.service, &key);
-                    touch.service_names.insert(s.service.clone());
+                    touch.service(&s);
                     self.note_service(&key);
                     self.services.insert(key.clone(), s);
                     touch.services = true;
@@ -256,7 +284,7 @@ impl Registry {
                     s.create_index = idx;
                     s.modify_index = idx;
                     self.link_name(&s.service, &key);
-                    touch.service_names.insert(s.service.clone());
+                    touch.service(&s);
                     self.note_service(&key);
                     self.services.insert(key, s);
                     touch.services = true;
@@ -307,10 +335,13 @@ impl Registry {
         if c.service_id.is_empty() {
             // A node check changes the health of every service on the node.
             for s in self.node_services(&c.node) {
-                touch.service_names.insert(s.service.clone());
+                touch.service(s);
             }
         } else if !c.service_name.is_empty() {
             touch.service_names.insert(c.service_name.clone());
+            if let Some(s) = self.services.get(&(c.node.clone(), c.service_id.clone())) {
+                touch.service(s);
+            }
         }
     }
 
@@ -372,7 +403,7 @@ impl Registry {
         self.unlink_name(&s.service, &key);
         touch.services = true;
         touch.node_names.insert(node.to_string());
-        touch.service_names.insert(s.service.clone());
+        touch.service(&s);
         let ids: Vec<String> =
             self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
         for cid in ids {

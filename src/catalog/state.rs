@@ -6,10 +6,11 @@ use super::command::{Command, CommandResult};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
 use super::queries::{QueryTable, TOPIC_QUERIES};
+use super::registry::before_mesh::RegistryBeforeMesh;
 use super::registry::Registry;
 use super::sessions::{topic_node_sessions, topic_session, Behavior, Session, SessionTable, TOPIC_SESSIONS};
 use super::txn;
-use super::types::CRITICAL;
+use super::types::{Registration, CRITICAL};
 use serde::{Deserialize, Serialize};
 
 /// Per-table raft indexes: the index of the last write to each table, so
@@ -66,12 +67,35 @@ pub struct State {
     pub restored_at: u64,
 }
 
+/// `State` as encoded before services carried mesh fields.
+#[derive(Deserialize)]
+struct StateBeforeMesh {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: RegistryBeforeMesh,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+    queries: QueryTable,
+}
+
+/// Decodes `T` from all of `bytes`; trailing bytes mean another layout.
+fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    let (v, rest) = postcard::take_from_bytes::<T>(bytes)?;
+    if rest.is_empty() {
+        Ok(v)
+    } else {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+}
+
 /// `State` as encoded before the prepared-query table was added.
 #[derive(Deserialize)]
 struct StateBeforeQueries {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
     acl: AclTable,
@@ -83,7 +107,7 @@ struct StateBeforeQueries {
 struct StateBeforeCoordinates {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
     acl: AclTable,
@@ -94,7 +118,7 @@ struct StateBeforeCoordinates {
 struct StateBeforeAcl {
     kv: KvTable,
     index: TableIndexes,
-    catalog: Registry,
+    catalog: RegistryBeforeMesh,
     sessions: SessionTable,
     autopilot: Option<super::operator::AutopilotConfig>,
 }
@@ -136,6 +160,14 @@ impl State {
                     changes.kv_trees.push(prefix.clone());
                 }
                 CommandResult::Bool(true)
+            }
+            Command::TxnBeforeMesh { ops } => {
+                let ops: Vec<txn::TxnOp> = ops.iter().cloned().map(Into::into).collect();
+                self.apply(index, &Command::Txn { ops }, changes)
+            }
+            Command::RegisterBeforeMesh(reg) => {
+                let reg: Registration = (**reg).clone().into();
+                self.apply(index, &Command::Register(Box::new(reg)), changes)
             }
             Command::Txn { ops } => {
                 let mut touched = txn::TxnChanges::default();
@@ -314,17 +346,34 @@ impl State {
     }
 
     /// Decodes an encoded state (a snapshot, a restore), also one written
-    /// before the ACL tables existed.
+    /// by an older release (before the mesh fields of services, the
+    /// prepared queries, the coordinates or the ACL tables existed).
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let current = match postcard::from_bytes::<State>(bytes) {
+        // The current layout and the one just before the mesh fields differ
+        // inside the service rows, not at the end: only a decode that
+        // consumes every byte is taken as a match.
+        let current = match decode_exact::<State>(bytes) {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = decode_exact::<StateBeforeMesh>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog.into(),
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: old.queries,
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = postcard::from_bytes::<StateBeforeQueries>(bytes) {
             return Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: old.acl,
@@ -337,7 +386,7 @@ impl State {
             return Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: old.acl,
@@ -350,7 +399,7 @@ impl State {
             Ok(old) => Ok(State {
                 kv: old.kv,
                 index: old.index,
-                catalog: old.catalog,
+                catalog: old.catalog.into(),
                 sessions: old.sessions,
                 autopilot: old.autopilot,
                 acl: AclTable::default(),
@@ -592,6 +641,101 @@ mod tests {
         assert_eq!(back.queries.list().count(), 0);
         let now = postcard::to_allocvec(&s).unwrap();
         assert_eq!(State::decode(&now).unwrap().coordinates.list(), vec![node]);
+    }
+
+    /// A whole state encoded by the release before the mesh fields (a
+    /// service row in the old layout) decodes, the service intact; and a
+    /// Raft log entry of that release (a `Register` at its old position)
+    /// still applies.
+    #[test]
+    fn state_and_log_from_before_mesh_decode() {
+        use crate::catalog::before_mesh;
+        use crate::catalog::command::Proposal;
+        use crate::catalog::types::Node;
+        let old_reg = before_mesh::Registration {
+            node: Node { node: "n1".into(), address: "10.0.0.1".into(), ..Default::default() },
+            service: Some(before_mesh::NodeService {
+                id: "web1".into(),
+                service: "web".into(),
+                port: 80,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // The log: main encoded `Command::Register` at this variant index
+        // with the old layout, which `RegisterBeforeMesh` now reads.
+        let entry = postcard::to_allocvec(&Proposal::timed(
+            1,
+            vec![Command::RegisterBeforeMesh(Box::new(old_reg.clone()))],
+        ))
+        .unwrap();
+        let p: Proposal = postcard::from_bytes(&entry).unwrap();
+        let mut s = State::default();
+        let mut c = Changes::default();
+        assert_eq!(s.apply(3, &p.commands()[0], &mut c), CommandResult::Unit);
+        assert_eq!(s.catalog.service("n1", "web1").unwrap().port, 80);
+        assert!(c.topics.iter().any(|t| t == "svc:web"));
+
+        // The snapshot: every table as today, the registry's service rows
+        // in the old layout (postcard concatenates the fields of a struct).
+        let registry_now = postcard::to_allocvec(&s.catalog).unwrap();
+        let mut old_registry = Vec::new();
+        {
+            // Re-encode the registry with the old service row: nodes first,
+            // then the services map, then by_name, checks, index.
+            let full: (
+                std::collections::BTreeMap<String, Node>,
+                std::collections::BTreeMap<(String, String), crate::catalog::types::NodeService>,
+            ) = postcard::take_from_bytes(&registry_now).map(|(v, _)| v).unwrap();
+            let (_, rest) = postcard::take_from_bytes::<(
+                std::collections::BTreeMap<String, Node>,
+                std::collections::BTreeMap<(String, String), crate::catalog::types::NodeService>,
+            )>(&registry_now)
+            .unwrap();
+            let old_services: std::collections::BTreeMap<(String, String), before_mesh::NodeService> = full
+                .1
+                .iter()
+                .map(|(k, v)| {
+                    let o = before_mesh::NodeService {
+                        id: v.id.clone(),
+                        service: v.service.clone(),
+                        port: v.port,
+                        weights: v.weights,
+                        create_index: v.create_index,
+                        modify_index: v.modify_index,
+                        ..Default::default()
+                    };
+                    (k.clone(), o)
+                })
+                .collect();
+            old_registry.extend(postcard::to_allocvec(&(&full.0, &old_services)).unwrap());
+            old_registry.extend_from_slice(rest);
+        }
+        let mut old = Vec::new();
+        old.extend(postcard::to_allocvec(&(&s.kv, &s.index)).unwrap());
+        old.extend(old_registry);
+        old.extend(
+            postcard::to_allocvec(&(&s.sessions, &s.autopilot, &s.acl, &s.coordinates, &s.queries)).unwrap(),
+        );
+        assert!(postcard::from_bytes::<State>(&old).is_err() || decode_exact::<State>(&old).is_err());
+        let back = State::decode(&old).unwrap();
+        let svc = back.catalog.service("n1", "web1").unwrap();
+        assert_eq!((svc.service.as_str(), svc.port), ("web", 80));
+        assert!(svc.proxy.destination_service_name.is_empty());
+        // Today's encoding round-trips with the mesh fields.
+        let mut s2 = back.clone();
+        let mut reg: Registration = old_reg.into();
+        let svc = reg.service.as_mut().unwrap();
+        svc.kind = "connect-proxy".into();
+        svc.proxy.destination_service_name = "api".into();
+        svc.proxy.config = r#"{"a":1}"#.into();
+        let mut c = Changes::default();
+        assert_eq!(s2.apply(9, &Command::Register(Box::new(reg)), &mut c), CommandResult::Unit);
+        let now = postcard::to_allocvec(&s2).unwrap();
+        let back = State::decode(&now).unwrap();
+        let svc = back.catalog.service("n1", "web1").unwrap();
+        assert_eq!(svc.proxy.destination_service_name, "api");
+        assert_eq!(back.catalog.connect_instances("API").len(), 1);
     }
 
     #[test]

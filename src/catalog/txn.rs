@@ -86,6 +86,37 @@ pub enum TxnOp {
     Check(Box<CheckOp>),
 }
 
+/// A transaction's service op as encoded before the mesh fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceOpBeforeMesh {
+    pub verb: CatalogVerb,
+    pub node: String,
+    pub service: super::before_mesh::NodeService,
+}
+
+/// `TxnOp` as encoded before the mesh fields (same variants, same order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOpBeforeMesh {
+    Kv(KvOp),
+    Node(Box<NodeOp>),
+    Service(Box<ServiceOpBeforeMesh>),
+    Check(Box<CheckOp>),
+}
+
+impl From<TxnOpBeforeMesh> for TxnOp {
+    fn from(op: TxnOpBeforeMesh) -> Self {
+        match op {
+            TxnOpBeforeMesh::Kv(k) => TxnOp::Kv(k),
+            TxnOpBeforeMesh::Node(n) => TxnOp::Node(n),
+            TxnOpBeforeMesh::Service(s) => {
+                let s = *s;
+                TxnOp::Service(Box::new(ServiceOp { verb: s.verb, node: s.node, service: s.service.into() }))
+            }
+            TxnOpBeforeMesh::Check(c) => TxnOp::Check(c),
+        }
+    }
+}
+
 impl TxnOp {
     pub fn is_read(&self) -> bool {
         match self {

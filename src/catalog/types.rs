@@ -1,6 +1,7 @@
 //! The catalog's records: nodes, the services on them, and health checks,
 //! as Consul's state store keeps them (field for field, in Rust casing).
 
+pub use super::mesh::{Locality, ServiceConnect, ServiceProxy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -79,6 +80,11 @@ pub struct NodeService {
     pub enable_tag_override: bool,
     pub create_index: u64,
     pub modify_index: u64,
+    // Added with the mesh fields: older encodings of this struct decode
+    // through `registry::before_mesh` and the `*BeforeMesh` commands.
+    pub proxy: ServiceProxy,
+    pub connect: ServiceConnect,
+    pub locality: Option<Locality>,
 }
 
 impl NodeService {

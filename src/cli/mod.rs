@@ -6,6 +6,7 @@ pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod columnize;
+pub mod debug;
 pub mod event;
 pub mod exec;
 pub mod goflag;
@@ -95,6 +96,8 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Watch for changes in Consul
     Watch(watch::WatchArgs),
+    /// Records a debugging archive for operators
+    Debug(debug::DebugArgs),
 }
 
 /// Flags every command that talks to an agent takes (Consul's HTTP flags).
@@ -288,6 +291,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),
         Command::Watch(w) => watch::run(w),
+        Command::Debug(d) => debug::run(d),
     }
 }
 

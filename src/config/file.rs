@@ -588,10 +588,6 @@ impl FileConfig {
             warn(ports.grpc.is_some(), "ports.grpc");
             warn(ports.grpc_tls.is_some(), "ports.grpc_tls");
             warn(ports.proxy_min_port.is_some() || ports.proxy_max_port.is_some(), "ports.proxy_*_port");
-            warn(
-                ports.sidecar_min_port.is_some() || ports.sidecar_max_port.is_some(),
-                "ports.sidecar_*_port",
-            );
             warn(ports.expose_min_port.is_some() || ports.expose_max_port.is_some(), "ports.expose_*_port");
         }
         if let Some(addresses) = &self.addresses {

@@ -53,6 +53,10 @@ pub struct Ports {
     pub serf_lan: i64,
     pub serf_wan: i64,
     pub server: i64,
+    /// `ports.sidecar_min_port`..=`ports.sidecar_max_port`: where a
+    /// `connect.sidecar_service` without a port gets one (21000..=21255).
+    pub sidecar_min: i64,
+    pub sidecar_max: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -438,6 +442,8 @@ pub(super) fn build(
         // pool, so `/v1/coordinate/datacenters` and `members -wan` show it.
         serf_wan: p.serf_wan.unwrap_or(8302),
         server: p.server.unwrap_or(8300),
+        sidecar_min: p.sidecar_min_port.unwrap_or(21000),
+        sidecar_max: p.sidecar_max_port.unwrap_or(21255),
     };
     for (name, port, may_disable) in [
         ("ports.dns", ports.dns, true),
@@ -446,11 +452,19 @@ pub(super) fn build(
         ("ports.serf_lan", ports.serf_lan, false),
         ("ports.serf_wan", ports.serf_wan, true),
         ("ports.server", ports.server, false),
+        ("ports.sidecar_min_port", ports.sidecar_min, false),
+        ("ports.sidecar_max_port", ports.sidecar_max, false),
     ] {
         let ok = (0..=65535).contains(&port) || (may_disable && port == -1);
         if !ok {
             return Err(invalid(format!("{name}: invalid port {port}")));
         }
+    }
+
+    if ports.sidecar_min > ports.sidecar_max {
+        return Err(invalid(
+            "ports.sidecar_min_port must be less than or equal to ports.sidecar_max_port".into(),
+        ));
     }
 
     let encrypt = c.encrypt.clone().filter(|s| !s.is_empty());

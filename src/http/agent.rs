@@ -326,6 +326,11 @@ pub async fn service_register(
         def.token = super::query::token(&params, &headers).unwrap_or_default();
     }
     id.require(id.0.authz.service_write(&def.name), "service:write", Some(&def.name))?;
+    if let Some(sc) = &def.sidecar_service {
+        // The sidecar is registered with the same token: it needs write on its own name.
+        let name = if sc.name.is_empty() { format!("{}-sidecar-proxy", def.name) } else { sc.name.clone() };
+        id.require(id.0.authz.service_write(&name), "service:write", Some(&name))?;
+    }
     let replace = params.has("replace-existing-checks");
     ctx.agent.register_service(def, Source::Remote, replace)?;
     Ok(empty_ok())

@@ -97,9 +97,11 @@ fn fixed_permission(ctx: &Ctx, c: &Caller, method: &Method, path: &str) -> Resul
         return c.require(a.event_write(&name), "event:write", Some(&name));
     }
     match path {
-        "/v1/agent/self" | "/v1/agent/metrics" | "/v1/agent/monitor" | "/v1/agent/host" => {
+        "/v1/agent/self" | "/v1/agent/metrics" | "/v1/agent/monitor" => {
             return c.require(a.agent_read(&node), "agent:read", Some(&node))
         }
+        // Consul's HostInfo endpoint is an operator view of the machine.
+        "/v1/agent/host" => return c.require(a.operator_read(), "operator:read", None),
         "/v1/agent/leave" | "/v1/agent/reload" => {
             return c.require(a.agent_write(&node), "agent:write", Some(&node))
         }

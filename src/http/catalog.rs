@@ -58,6 +58,9 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
     if let Some(f) = &filter {
         nodes.retain(|n| f.matches(&serde_json::to_value(NodeJson::new(n)).unwrap_or_default()));
     }
+    if super::mesh_params::peer_requested(&params) {
+        nodes.clear();
+    }
     ctx.agent.sort_near(&rc, params.get("near"), &mut nodes, |n| Some(n.node.as_str())).await?;
     let out: Vec<NodeJson> = nodes.iter().map(NodeJson::new).collect();
     Ok(with_meta(json(&params, &out)?, &meta))
@@ -75,6 +78,7 @@ pub async fn services(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> H
         None => services,
         Some(f) => std::sync::Arc::new(filter_services(&ctx, &services, node_meta, &rc, f).await?),
     };
+    let services = if super::mesh_params::peer_requested(&params) { Default::default() } else { services };
     Ok(with_meta(json(&params, &services)?, &meta))
 }
 
@@ -94,7 +98,7 @@ async fn filter_services(
 ) -> Result<BTreeMap<String, Vec<String>>, HttpError> {
     let read =
         RequestContext { query: QueryOptions { min_index: 0, max_wait: None, ..rc.query }, ..rc.clone() };
-    let by_meta = ServiceFilter { tags: Vec::new(), node_meta, passing_only: false };
+    let by_meta = ServiceFilter { tags: Vec::new(), node_meta, passing_only: false, connect: false };
     let mut out = BTreeMap::new();
     for name in services.keys() {
         let args = method::CatalogService { name: name.clone(), filter: by_meta.clone() };
@@ -117,6 +121,7 @@ pub(crate) fn service_filter(params: &Params) -> Result<ServiceFilter, HttpError
         tags: params.all("tag").into_iter().map(str::to_string).collect(),
         node_meta: node_meta(params)?,
         passing_only: false,
+        connect: false,
     })
 }
 
@@ -132,8 +137,14 @@ pub async fn service(
     let rc = request_context(&params, &headers)?;
     let filter = service_filter(&params)?;
     let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
-    let mut out: Vec<Value> = instances.iter().map(|(n, s)| service_node(n, s)).collect();
+    let mut out: Vec<Value> = instances
+        .iter()
+        .map(|(n, s)| service_node(n, &super::mesh_params::maybe_merge(&params, s)))
+        .collect();
     out.retain(|v| keep(expr.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -148,7 +159,10 @@ pub async fn node(
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
     let rc = request_context(&params, &headers)?;
-    let (meta, found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
+    let (meta, mut found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
+    if super::mesh_params::peer_requested(&params) {
+        found = None;
+    }
     let out = match &found {
         None => Value::Null,
         Some((n, services)) => {
@@ -175,11 +189,15 @@ pub async fn node_services(
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
     let rc = request_context(&params, &headers)?;
-    let (meta, found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
+    let (meta, mut found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
+    if super::mesh_params::peer_requested(&params) {
+        found = None;
+    }
     let out = match &found {
         None => Value::Null,
         Some((n, services)) => {
-            let mut list: Vec<Value> = services.iter().map(node_service).collect();
+            let mut list: Vec<Value> =
+                services.iter().map(|s| node_service(&super::mesh_params::maybe_merge(&params, s))).collect();
             list.retain(|v| keep(filter.as_ref(), v));
             json!({"Node": NodeJson::new(n), "Services": list})
         }

@@ -30,12 +30,15 @@ pub async fn service(
         .map(|e| {
             json!({
                 "Node": NodeJson::new(&e.node),
-                "Service": node_service(&e.service),
+                "Service": node_service(&super::mesh_params::maybe_merge(&params, &e.service)),
                 "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
             })
         })
         .collect();
     out.retain(|v| keep(expr.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
     let mut resp = with_meta(json(&params, &out)?, &meta);
     resp.headers_mut()
@@ -56,6 +59,9 @@ pub async fn node(
     let (meta, checks) = ctx.agent.call(rc, method::HealthNode { name }).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 
@@ -73,6 +79,9 @@ pub async fn checks(
     let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }
@@ -94,6 +103,9 @@ pub async fn state(
     let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
     let mut out: Vec<Value> = checks.iter().map(health_check).collect();
     out.retain(|v| keep(filter.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
     ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
     Ok(with_meta(json(&params, &out)?, &meta))
 }

@@ -2,11 +2,12 @@
 //! (field names matched case-insensitively, snake_case accepted), and their
 //! conversion into our definitions.
 
+use crate::catalog::types::ServiceConnect;
 use crate::catalog::types::{
     CheckDefinition, Deregistration, HealthCheck, Node, NodeService, Registration, ServiceAddress, Weights,
     CRITICAL,
 };
-use crate::definition::{CheckDef, ServiceDef};
+use crate::definition::{mesh, CheckDef, ServiceDef};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -188,6 +189,9 @@ pub struct AgentServiceIn {
     pub check: Option<CheckIn>,
     pub checks: Option<Vec<CheckIn>>,
     pub token: Option<String>,
+    pub proxy: Option<serde_json::Value>,
+    pub connect: Option<serde_json::Value>,
+    pub locality: Option<serde_json::Value>,
 }
 
 impl AgentServiceIn {
@@ -199,7 +203,7 @@ impl AgentServiceIn {
         for c in self.checks.unwrap_or_default() {
             checks.push(c.into_def());
         }
-        Ok(ServiceDef {
+        let mut def = ServiceDef {
             kind: self.kind.unwrap_or_default(),
             id: self.id.unwrap_or_default(),
             name: self.name.unwrap_or_default(),
@@ -215,7 +219,24 @@ impl AgentServiceIn {
             enable_tag_override: self.enable_tag_override.unwrap_or(false),
             checks,
             token: self.token.unwrap_or_default(),
-        })
+            ..Default::default()
+        };
+        if let Some(p) = &self.proxy {
+            def.proxy = mesh::parse_proxy(p)?;
+        }
+        if let Some(c) = &self.connect {
+            let (native, sidecar) = mesh::parse_connect(c)?;
+            def.connect_native = native;
+            if let Some(sc) = sidecar {
+                let sc: AgentServiceIn =
+                    super::decode::from_value(sc).map_err(|e| format!("Connect.SidecarService: {e}"))?;
+                def.sidecar_service = Some(Box::new(sc.into_def()?));
+            }
+        }
+        if let Some(l) = &self.locality {
+            def.locality = mesh::parse_locality(l)?;
+        }
+        Ok(def)
     }
 }
 
@@ -235,6 +256,9 @@ pub struct CatalogServiceIn {
     pub socket_path: Option<String>,
     pub weights: Option<WeightsIn>,
     pub enable_tag_override: Option<bool>,
+    pub proxy: Option<serde_json::Value>,
+    pub connect: Option<serde_json::Value>,
+    pub locality: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -351,9 +375,38 @@ impl CatalogRegisterIn {
                     enable_tag_override: s.enable_tag_override.unwrap_or(false),
                     create_index: 0,
                     modify_index: 0,
+                    proxy: match &s.proxy {
+                        Some(p) => mesh::parse_proxy(p)?,
+                        None => Default::default(),
+                    },
+                    connect: ServiceConnect {
+                        native: match &s.connect {
+                            Some(c) => mesh::parse_connect(c)?.0,
+                            None => false,
+                        },
+                    },
+                    locality: match &s.locality {
+                        Some(l) => mesh::parse_locality(l)?,
+                        None => None,
+                    },
                 })
             }
         };
+        if let Some(svc) = &service {
+            // Consul's Catalog.Register runs NodeService.Validate.
+            let probe = ServiceDef {
+                kind: svc.kind.clone(),
+                port: svc.port,
+                socket_path: svc.socket_path.clone(),
+                proxy: svc.proxy.clone(),
+                connect_native: svc.connect.native,
+                ..Default::default()
+            };
+            let errs = mesh::validate(&probe);
+            if !errs.is_empty() {
+                return Err(mesh::multierror(&errs));
+            }
+        }
         let mut checks = Vec::new();
         for c in self.check.into_iter().chain(self.checks.unwrap_or_default()) {
             let name = c.name.unwrap_or_default();

@@ -17,9 +17,13 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod host;
 pub mod input;
 pub mod kv;
 pub mod listener;
+pub mod mesh;
+pub mod mesh_params;
+pub mod mesh_views;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
@@ -187,6 +191,14 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
         .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))
         .route("/v1/acl/{*rest}", any(acl::other))
+        // Mesh-facing reads, usage, host and version (issue 19 items 2 and 3).
+        .route("/v1/catalog/connect/{service}", get(mesh::catalog_connect))
+        .route("/v1/catalog/gateway-services/{gateway}", get(mesh::gateway_services))
+        .route("/v1/health/connect/{service}", get(mesh::health_connect))
+        .route("/v1/health/ingress/{service}", get(mesh::health_ingress))
+        .route("/v1/operator/usage", get(mesh::operator_usage))
+        .route("/v1/agent/host", get(host::handle))
+        .route("/v1/agent/version", get(mesh::agent_version))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))

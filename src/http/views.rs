@@ -44,9 +44,20 @@ fn tagged_json(t: &BTreeMap<String, ServiceAddress>) -> Value {
     Value::Object(m)
 }
 
-/// The `Proxy` and `Connect` blocks of a service that is not a mesh proxy.
-fn empty_proxy() -> Value {
-    json!({"Mode": "", "MeshGateway": {}, "Expose": {}})
+/// A service's `Proxy` as the catalog shows it (Consul's
+/// `ConnectProxyConfig`; a typical service shows the empty one,
+/// `{"Mode":"","MeshGateway":{},"Expose":{}}`).
+fn catalog_proxy(s: &NodeService) -> Value {
+    super::mesh_views::proxy(&s.proxy, super::mesh_views::Flavor::Catalog)
+}
+
+/// A service's `Connect` block (`{}` unless Connect-native).
+fn connect_json(s: &NodeService) -> Value {
+    if s.connect.native {
+        json!({"Native": true})
+    } else {
+        json!({})
+    }
 }
 
 /// `/v1/catalog/service/<name>` entries (Consul's `ServiceNode`).
@@ -73,8 +84,11 @@ pub fn service_node(n: &Node, s: &NodeService) -> Value {
         m.insert("ServiceSocketPath".into(), json!(s.socket_path));
     }
     m.insert("ServiceEnableTagOverride".into(), json!(s.enable_tag_override));
-    m.insert("ServiceProxy".into(), empty_proxy());
-    m.insert("ServiceConnect".into(), json!({}));
+    m.insert("ServiceProxy".into(), catalog_proxy(s));
+    m.insert("ServiceConnect".into(), connect_json(s));
+    if let Some(l) = &s.locality {
+        m.insert("ServiceLocality".into(), super::mesh_views::locality(l));
+    }
     m.insert("CreateIndex".into(), json!(s.create_index));
     m.insert("ModifyIndex".into(), json!(s.modify_index));
     Value::Object(m)
@@ -84,8 +98,11 @@ pub fn service_node(n: &Node, s: &NodeService) -> Value {
 /// (Consul's `NodeService`), with raft indexes.
 pub fn node_service(s: &NodeService) -> Value {
     let mut m = service_common(s);
-    m.insert("Proxy".into(), empty_proxy());
-    m.insert("Connect".into(), json!({}));
+    m.insert("Proxy".into(), catalog_proxy(s));
+    m.insert("Connect".into(), connect_json(s));
+    if let Some(l) = &s.locality {
+        m.insert("Locality".into(), super::mesh_views::locality(l));
+    }
     m.insert("CreateIndex".into(), json!(s.create_index));
     m.insert("ModifyIndex".into(), json!(s.modify_index));
     Value::Object(m)
@@ -116,7 +133,18 @@ fn service_common(s: &NodeService) -> Map<String, Value> {
 /// A service as `/v1/agent/services` shows it (Consul's `AgentService`).
 pub fn agent_service(s: &NodeService, datacenter: &str) -> Value {
     let mut m = service_common(s);
+    // Consul attaches Proxy only to proxies and gateways, Connect only to
+    // native services.
+    if s.kind == crate::catalog::mesh::KIND_CONNECT_PROXY || crate::catalog::mesh::is_gateway(&s.kind) {
+        m.insert("Proxy".into(), super::mesh_views::proxy(&s.proxy, super::mesh_views::Flavor::Agent));
+    }
+    if s.connect.native {
+        m.insert("Connect".into(), json!({"Native": true}));
+    }
     m.insert("Datacenter".into(), json!(datacenter));
+    if let Some(l) = &s.locality {
+        m.insert("Locality".into(), super::mesh_views::locality(l));
+    }
     Value::Object(m)
 }
 

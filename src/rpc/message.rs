@@ -91,6 +91,10 @@ pub struct ServiceFilter {
     pub node_meta: Vec<(String, String)>,
     /// Only instances whose every check passes.
     pub passing_only: bool,
+    /// The Connect-capable instances for the name (proxies whose
+    /// destination it is, Connect-native instances) instead of the
+    /// instances named so (`/v1/catalog/connect`, `/v1/health/connect`).
+    pub connect: bool,
 }
 
 /// One entry of `/v1/health/service/<name>`.

@@ -167,6 +167,8 @@ macro_rules! method_table {
             79 QueryExecuteRemote { query: PreparedQuery, limit: u64 } -> QueryExecution;
             /// The query `key` resolves to, rendered.
             80 QueryExplain { key: String } -> (QueryMeta, PreparedQuery);
+            /// `/v1/operator/usage`: service, instance and node counts.
+            135 OperatorUsage {} -> (QueryMeta, crate::rpc::operator::ServiceUsage);
         }
     };
 }

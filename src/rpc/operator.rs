@@ -55,3 +55,16 @@ pub struct AutopilotHealth {
     pub failure_tolerance: u32,
     pub servers: Vec<ServerHealth>,
 }
+
+/// `/v1/operator/usage`: one datacenter's service and node counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceUsage {
+    /// Distinct service names.
+    pub services: u64,
+    pub service_instances: u64,
+    /// Instances by mesh kind (`connect-native` for native services).
+    pub connect_service_instances: std::collections::BTreeMap<String, u64>,
+    /// Instances that are neither mesh proxies/gateways nor `consul`.
+    pub billable_service_instances: u64,
+    pub nodes: u64,
+}

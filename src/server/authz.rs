@@ -654,6 +654,7 @@ needs! {
     AutopilotGetConfig => operator_read, "operator:read";
     AutopilotSetConfig => operator_write, "operator:write";
     AutopilotHealthGet => operator_read, "operator:read";
+    OperatorUsage => operator_read, "operator:read";
     // A snapshot holds every secret: management only (`acl = "write"`).
     SnapshotSave => acl_write, "acl:write";
     SnapshotRestore => acl_write, "acl:write";

@@ -55,6 +55,46 @@ impl Server {
         .await
     }
 
+    /// `/v1/operator/usage`: counts over the whole catalog.
+    pub async fn operator_usage(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, crate::rpc::operator::ServiceUsage), RpcError> {
+        use crate::catalog::mesh;
+        self.blocking(opts, self.topic(TOPIC_SERVICES.into()), |s| {
+            let mut u = crate::rpc::operator::ServiceUsage::default();
+            for k in [
+                mesh::KIND_API_GATEWAY,
+                "connect-native",
+                mesh::KIND_CONNECT_PROXY,
+                mesh::KIND_INGRESS_GATEWAY,
+                mesh::KIND_MESH_GATEWAY,
+                mesh::KIND_TERMINATING_GATEWAY,
+            ] {
+                u.connect_service_instances.insert(k.to_string(), 0);
+            }
+            let mut names = std::collections::BTreeSet::new();
+            for n in s.catalog.nodes() {
+                u.nodes += 1;
+                for svc in s.catalog.node_services(&n.node) {
+                    names.insert(svc.service.as_str());
+                    u.service_instances += 1;
+                    if !svc.kind.is_empty() {
+                        *u.connect_service_instances.entry(svc.kind.clone()).or_default() += 1;
+                    } else if svc.connect.native {
+                        *u.connect_service_instances.entry("connect-native".into()).or_default() += 1;
+                    }
+                    if svc.kind.is_empty() && svc.service != "consul" {
+                        u.billable_service_instances += 1;
+                    }
+                }
+            }
+            u.services = names.len() as u64;
+            (s.catalog.index.services.max(s.catalog.index.nodes), u)
+        })
+        .await
+    }
+
     /// Service names with the union of their tags.
     pub async fn catalog_services(
         &self,
@@ -94,9 +134,12 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<(Node, NodeService)>), RpcError> {
         self.blocking(opts, self.topic(topic_service(name)), |s| {
-            let out = s
-                .catalog
-                .service_instances(name)
+            let instances = if filter.connect {
+                s.catalog.connect_instances(name)
+            } else {
+                s.catalog.service_instances(name)
+            };
+            let out = instances
                 .into_iter()
                 .filter(|(n, svc)| {
                     tags_match(&svc.tags, &filter.tags) && meta_matches(&n.meta, &filter.node_meta)
@@ -129,7 +172,12 @@ impl Server {
     ) -> Result<(QueryMeta, Vec<ServiceHealth>), RpcError> {
         self.blocking(opts, self.topic(topic_service(name)), |s| {
             let mut out = Vec::new();
-            for (n, svc) in s.catalog.service_instances(name) {
+            let instances = if filter.connect {
+                s.catalog.connect_instances(name)
+            } else {
+                s.catalog.service_instances(name)
+            };
+            for (n, svc) in instances {
                 if !tags_match(&svc.tags, &filter.tags) || !meta_matches(&n.meta, &filter.node_meta) {
                     continue;
                 }

@@ -170,6 +170,7 @@ delegate! {
     HealthNode => |s, ctx, a| s.health_node(&a.name, &ctx.query).await;
     HealthChecks => |s, ctx, a| s.health_checks(&a.service, &a.node_meta, &ctx.query).await;
     HealthState => |s, ctx, a| s.health_state(&a.state, &a.node_meta, &ctx.query).await;
+    OperatorUsage => |s, ctx, _a| s.operator_usage(&ctx.query).await;
     StatusLeader => |s, _ctx, _a| Ok(s.leader_addr());
     StatusPeers => |s, _ctx, _a| Ok(s.peers());
     SessionCreate => |s, _ctx, a| s.session_create(a.session).await;

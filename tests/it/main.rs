@@ -47,6 +47,7 @@ mod gossip_sim;
 mod http_api;
 mod kv;
 mod limits;
+mod mesh;
 mod monitor;
 mod multidc;
 mod operator;
