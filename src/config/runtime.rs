@@ -421,7 +421,8 @@ pub(super) fn build(
         http: p.http.unwrap_or(8500),
         https: p.https.unwrap_or(-1),
         serf_lan: p.serf_lan.unwrap_or(8301),
-        serf_wan: p.serf_wan.unwrap_or(if dev { -1 } else { 8302 }),
+        // Consul keeps the WAN pool in dev mode too (`members -wan` works).
+        serf_wan: p.serf_wan.unwrap_or(8302),
         server: p.server.unwrap_or(8300),
     };
     for (name, port, may_disable) in [

@@ -380,11 +380,14 @@ pub async fn token_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, 
 
 pub async fn token_self(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
-    let t = ctx
-        .agent
-        .call(request_context(&params, &headers)?, method::AclTokenSelf {})
-        .await
-        .map_err(from_server)?;
+    let t =
+        ctx.agent.call(request_context(&params, &headers)?, method::AclTokenSelf {}).await.map_err(|e| {
+            match e {
+                // An unknown or expired secret: Consul's 404.
+                crate::rpc::RpcError::NotFound(m) => HttpError::not_found(m),
+                e => from_server(e),
+            }
+        })?;
     json(&params, &token_json(&t))
 }
 
@@ -810,7 +813,13 @@ pub async fn logout(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Htt
     if rc.token.as_deref().is_none_or(str::is_empty) {
         return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "Supplied token does not exist"));
     }
-    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(from_server)?;
+    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(|e| match e {
+        // Consul's logout looks the secret up and answers ACL not found.
+        crate::rpc::RpcError::NotFound(_) => {
+            HttpError::from(crate::rpc::RpcError::PermissionDenied("ACL not found".into()))
+        }
+        e => from_server(e),
+    })?;
     if t.auth_method.is_empty() {
         return Err(HttpError::new(
             axum::http::StatusCode::FORBIDDEN,

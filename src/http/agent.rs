@@ -204,7 +204,14 @@ pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Call
     let params = Params::parse(uri.query());
     let id = authz::caller(id)?;
     let filter = filter(&params, schemas::member())?;
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    let wan = wan_param(&params);
+    if wan && !matches!(params.get("segment"), None | Some("") | Some("_all")) {
+        return Err(HttpError::bad_request("Cannot provide a segment with wan=true"));
+    }
+    // A client agent has no WAN pool: Consul answers `null` there.
+    if wan && !ctx.agent.config().server {
+        return json(&params, &Value::Null);
+    }
     let members = ctx.agent.members(wan)?;
     let mut out: Vec<Value> =
         members.iter().filter(|m| id.0.authz.node_read(&m.name)).map(member_json).collect();
@@ -215,9 +222,15 @@ pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Call
     Ok(resp)
 }
 
+/// `?wan=` as Consul reads it for members and join: any non-empty value
+/// (even `0` or `false`) means the WAN pool; a bare `?wan` does not.
+fn wan_param(params: &Params) -> bool {
+    params.get("wan").is_some_and(|w| !w.is_empty())
+}
+
 pub async fn join(State(ctx): State<Ctx>, Path(addr): Path<String>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    let wan = wan_param(&params);
     ctx.agent.join(&[addr], wan).await?;
     Ok(empty_ok())
 }
@@ -235,7 +248,8 @@ pub async fn leave(State(ctx): State<Ctx>) -> HttpResult {
 
 pub async fn force_leave(State(ctx): State<Ctx>, Path(node): Path<String>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    // Here Consul only asks whether the parameter is present.
+    let wan = params.has("wan");
     ctx.agent.force_leave(&node, params.has("prune"), wan).await?;
     Ok(empty_ok())
 }
@@ -401,6 +415,9 @@ pub async fn check_register(
         id.require(id.0.authz.node_write(&node), "node:write", Some(&node))?;
     } else if let Some(svc) = ctx.agent.local().service(&def.service_id) {
         id.require(id.0.authz.service_write(&svc.def.name), "service:write", Some(&svc.def.name))?;
+    } else {
+        // Consul answers this before any ACL check, with a 404.
+        return Err(HttpError::not_found(format!("ServiceID {:?} does not exist", def.service_id)));
     }
     ctx.agent.register_check(def, Source::Remote)?;
     Ok(empty_ok())

@@ -35,7 +35,7 @@ pub mod views;
 
 use crate::agent::Agent;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -190,7 +190,7 @@ pub fn router(ctx: Ctx) -> Router {
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
-        .layer(middleware::from_fn(finish))
+        .layer(middleware::from_fn_with_state(ctx.clone(), finish))
         .with_state(ctx)
 }
 
@@ -217,14 +217,36 @@ async fn fallback(req: Request) -> Response {
 
 /// Finishes every response: axum's own 405s get Consul's text, and every
 /// answer carries the headers Consul always sets.
-async fn finish(req: Request, next: Next) -> Response {
+async fn finish(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let cached = method == Method::GET && asks_cached(req.uri());
     let mut resp = next.run(req).await;
+    // Consul's HTTP wrapper marks every answer when `translate_wan_addrs` is
+    // on, so clients know addresses may be WAN ones.
+    if ctx.agent.config().translate_wan_addrs {
+        resp.headers_mut().insert("X-Consul-Translate-Addresses", header::HeaderValue::from_static("true"));
+    }
+    if cached && resp.status().is_success() {
+        // Consul's agent cache answers `?cached` reads of these endpoints
+        // with `X-Cache: HIT` (and `Age`) or `MISS`. This agent keeps no
+        // such cache: every answer is a fresh read, which is a miss.
+        resp.headers_mut().insert("X-Cache", header::HeaderValue::from_static("MISS"));
+    }
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::CONTENT_TYPE) {
         *resp.body_mut() = Body::from(format!("method {method} not allowed"));
         resp.headers_mut().remove(header::CONTENT_LENGTH);
     }
     resp
+}
+
+/// A `?cached` read of an endpoint Consul serves from its agent cache.
+fn asks_cached(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    let cacheable = path == "/v1/catalog/services"
+        || path.starts_with("/v1/catalog/service/")
+        || path.starts_with("/v1/health/service/")
+        || (path.starts_with("/v1/query/") && path.ends_with("/execute"));
+    cacheable && query::Params::parse(uri.query()).has("cached")
 }
 
 /// The addresses the API listens on.
