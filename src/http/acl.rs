@@ -706,12 +706,20 @@ pub async fn role_list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> 
 }
 
 /// Unknown `/v1/acl/...` paths: 401 with ACLs off (as every ACL endpoint
-/// then answers), else 404.
-pub async fn other(State(ctx): State<Ctx>) -> HttpResult {
+/// then answers); Consul's auth-method and binding-rule endpoints, which
+/// this agent does not have, 501 as other missing Consul endpoints; else 404.
+pub async fn other(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     if !ctx.agent.config().acl.enabled {
         return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "ACL support disabled"));
     }
-    Err(HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint"))
+    let path = uri.path();
+    if ["/v1/acl/auth-method", "/v1/acl/binding-rule"].iter().any(|p| path.starts_with(p)) {
+        return Err(HttpError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            format!("{path}: this Consul endpoint is not implemented by this agent yet"),
+        ));
+    }
+    Err(HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint\n"))
 }
 
 // --- Time ----------------------------------------------------------------------

@@ -177,7 +177,8 @@ pub async fn node_services(
     let rc = request_context(&params, &headers)?;
     let (meta, found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
     let out = match &found {
-        None => Value::Null,
+        // Consul answers its empty `NodeServiceList` value, not `null`.
+        None => json!({"Node": null, "Services": null}),
         Some((n, services)) => {
             let mut list: Vec<Value> = services.iter().map(node_service).collect();
             list.retain(|v| keep(filter.as_ref(), v));

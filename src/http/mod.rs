@@ -55,8 +55,9 @@ pub struct Ctx {
 
 /// Consul's answer to a method an endpoint does not take.
 pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
-    let mut list: Vec<&str> = allowed.to_vec();
-    list.push("OPTIONS");
+    // Consul lists OPTIONS first, then the endpoint's methods.
+    let mut list: Vec<&str> = vec!["OPTIONS"];
+    list.extend_from_slice(allowed);
     let mut e = HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed"));
     e.allow = Some(list.join(","));
     e
@@ -98,7 +99,7 @@ pub fn router(ctx: Ctx) -> Router {
         let bare = content_path.trim_end_matches('/').to_string();
         routes = routes.route(&bare, get(move || async move { ui::redirect(&content_path) }));
     }
-    routes
+    let routes = routes
         .route("/", get(move || async move { ui::root(ui.as_deref()) }))
         .route("/v1/kv", any(kv::handle))
         .route("/v1/kv/", any(kv::handle))
@@ -189,9 +190,13 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/{*rest}", any(acl::other))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
-        .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
-        .layer(middleware::from_fn_with_state(ctx.clone(), finish))
-        .with_state(ctx)
+        .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route));
+    // `finish` wraps the whole router, not each route: axum adds the
+    // `Allow` header of its own 405s inside a route, after a route layer
+    // has run, and `finish` rewrites that header.
+    Router::new()
+        .fallback_service(routes.with_state(ctx.clone()))
+        .layer(middleware::from_fn_with_state(ctx, finish))
 }
 
 async fn fallback(req: Request) -> Response {
@@ -232,9 +237,34 @@ async fn finish(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
         // such cache: every answer is a fresh read, which is a miss.
         resp.headers_mut().insert("X-Cache", header::HeaderValue::from_static("MISS"));
     }
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::CONTENT_TYPE) {
-        *resp.body_mut() = Body::from(format!("method {method} not allowed"));
-        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // axum's own 405s list the route's methods with HEAD beside GET and
+        // without OPTIONS; Consul's list OPTIONS first and never HEAD.
+        let methods: Vec<String> = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && *m != "HEAD" && *m != "OPTIONS")
+            .map(str::to_string)
+            .collect();
+        let allow = std::iter::once("OPTIONS".to_string()).chain(methods).collect::<Vec<_>>().join(",");
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        if method == Method::OPTIONS {
+            // Consul answers OPTIONS itself: 200, the Allow list, no body.
+            let mut ok = Response::new(Body::empty());
+            if let Some(v) = resp.headers().get(header::ALLOW) {
+                ok.headers_mut().insert(header::ALLOW, v.clone());
+            }
+            resp = ok;
+        } else if !resp.headers().contains_key(header::CONTENT_TYPE) {
+            *resp.body_mut() = Body::from(format!("method {method} not allowed"));
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+        }
     }
     resp
 }

@@ -48,6 +48,13 @@ fn is_time(s: &str) -> bool {
 fn normalize(v: &mut Value) {
     match v {
         Value::Object(m) => {
+            // Maps keyed by node IDs (autopilot's `Servers`).
+            if m.keys().any(|k| is_uuid(k)) {
+                *m = std::mem::take(m)
+                    .into_iter()
+                    .map(|(k, v)| (if is_uuid(&k) { "<uuid>".to_string() } else { k }, v))
+                    .collect();
+            }
             for (k, val) in m.iter_mut() {
                 match k.as_str() {
                     k if COUNTERS.contains(&k) && val.is_u64() => *val = Value::String("<index>".into()),
@@ -610,6 +617,13 @@ async fn acl_endpoints() {
             get("templated_policies", "/v1/acl/templated-policies").token(ROOT).keys(),
             get("templated_policy", "/v1/acl/templated-policy/name/builtin/service").token(ROOT),
             get("templated_policy_unknown", "/v1/acl/templated-policy/name/builtin/nope").token(ROOT),
+            case(
+                "templated_policy_preview",
+                Method::POST,
+                "/v1/acl/templated-policy/preview/builtin/service",
+            )
+            .with_body(r#"{"Name":"api"}"#)
+            .token(ROOT),
             case("login_unknown_method", Method::POST, "/v1/acl/login")
                 .with_body(r#"{"AuthMethod":"m","BearerToken":"x"}"#),
             case("logout_anonymous", Method::POST, "/v1/acl/logout"),
