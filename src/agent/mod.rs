@@ -673,9 +673,9 @@ impl Agent {
     pub fn load_local(&self) -> Result<Vec<String>, LoadLocalError> {
         let cfg = self.config();
         let mut warnings = Vec::new();
-        if cfg.server {
-            self.inner.local.add_service(consul_service(&cfg), Source::Local, false);
-        }
+        // A server's own `consul` service is registered in the catalog by
+        // the leader's reconcile, not kept as a local service: Consul's
+        // `/v1/agent/services` on a fresh server is `{}`.
         for s in &cfg.services {
             let def = definition::service_from_config(s).map_err(LoadLocalError::ServiceDefinition)?;
             let name = def.name.clone();
@@ -751,18 +751,6 @@ impl Agent {
             Delegate::Server(s) => s.serve(ctx, args).await,
             Delegate::Client(c) => c.call(ctx, &args).await,
         }
-    }
-}
-
-/// The `consul` service every server registers on its server port.
-fn consul_service(cfg: &RuntimeConfig) -> ServiceDef {
-    let meta = crate::server::leader::consul_meta();
-    ServiceDef {
-        id: "consul".into(),
-        name: "consul".into(),
-        port: cfg.ports.server as u16,
-        meta,
-        ..Default::default()
     }
 }
 

@@ -99,17 +99,12 @@ impl Agent {
         }
 
         crate::logging::set_level(new.log_level);
-        let consul_service = if new.server { Some(super::consul_service(&new).id) } else { None };
         self.set_config(new);
 
         // What the old configuration registered.
         let local = &self.inner.local;
-        let old_services: Vec<String> = local
-            .services()
-            .into_iter()
-            .filter(|s| s.source == Source::Local && Some(&s.def.id) != consul_service.as_ref())
-            .map(|s| s.def.id)
-            .collect();
+        let old_services: Vec<String> =
+            local.services().into_iter().filter(|s| s.source == Source::Local).map(|s| s.def.id).collect();
         let embedded: BTreeSet<String> =
             local.services().iter().flat_map(|s| s.def.checks.iter().map(|c| c.id.clone())).collect();
         let old_checks: Vec<String> = local

@@ -380,11 +380,14 @@ pub async fn token_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, 
 
 pub async fn token_self(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
-    let t = ctx
-        .agent
-        .call(request_context(&params, &headers)?, method::AclTokenSelf {})
-        .await
-        .map_err(from_server)?;
+    let t =
+        ctx.agent.call(request_context(&params, &headers)?, method::AclTokenSelf {}).await.map_err(|e| {
+            match e {
+                // An unknown or expired secret: Consul's 404.
+                crate::rpc::RpcError::NotFound(m) => HttpError::not_found(m),
+                e => from_server(e),
+            }
+        })?;
     json(&params, &token_json(&t))
 }
 
@@ -703,12 +706,20 @@ pub async fn role_list(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> 
 }
 
 /// Unknown `/v1/acl/...` paths: 401 with ACLs off (as every ACL endpoint
-/// then answers), else 404.
-pub async fn other(State(ctx): State<Ctx>) -> HttpResult {
+/// then answers); Consul's auth-method and binding-rule endpoints, which
+/// this agent does not have, 501 as other missing Consul endpoints; else 404.
+pub async fn other(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
     if !ctx.agent.config().acl.enabled {
         return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "ACL support disabled"));
     }
-    Err(HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint"))
+    let path = uri.path();
+    if ["/v1/acl/auth-method", "/v1/acl/binding-rule"].iter().any(|p| path.starts_with(p)) {
+        return Err(HttpError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            format!("{path}: this Consul endpoint is not implemented by this agent yet"),
+        ));
+    }
+    Err(HttpError::not_found("Invalid URL path: not a recognized HTTP API endpoint\n"))
 }
 
 // --- Time ----------------------------------------------------------------------
@@ -810,7 +821,13 @@ pub async fn logout(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Htt
     if rc.token.as_deref().is_none_or(str::is_empty) {
         return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "Supplied token does not exist"));
     }
-    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(from_server)?;
+    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(|e| match e {
+        // Consul's logout looks the secret up and answers ACL not found.
+        crate::rpc::RpcError::NotFound(_) => {
+            HttpError::from(crate::rpc::RpcError::PermissionDenied("ACL not found".into()))
+        }
+        e => from_server(e),
+    })?;
     if t.auth_method.is_empty() {
         return Err(HttpError::new(
             axum::http::StatusCode::FORBIDDEN,

@@ -143,45 +143,90 @@ pub async fn self_(State(ctx): State<Ctx>, uri: Uri) -> HttpResult {
             "Revision": crate::version::revision(),
             "Server": cfg.server,
             "Version": crate::version::CONSUL_VERSION,
-            "BuildDate": "",
+            // Consul formats its build time as RFC 3339; ours is not
+            // recorded, which Go spells as the zero time.
+            "BuildDate": "0001-01-01T00:00:00Z",
         },
-        "DebugConfig": {
-            "Datacenter": cfg.datacenter,
-            "NodeName": cfg.node_name,
-            "NodeID": agent.node_id().to_string(),
-            "ServerMode": cfg.server,
-            "Bootstrap": cfg.bootstrap,
-            "BootstrapExpect": cfg.bootstrap_expect,
-            "DataDir": cfg.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
-            "ClientAddrs": cfg.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "BindAddr": cfg.bind_addr.to_string(),
-            "AdvertiseAddrLAN": cfg.advertise_addr.to_string(),
-            "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
-            "DNSDomain": cfg.domain,
-            "HTTPPort": cfg.ports.http,
-            "HTTPSPort": cfg.ports.https,
-            "DNSPort": cfg.ports.dns,
-            "SerfPortLAN": cfg.ports.serf_lan,
-            "SerfPortWAN": cfg.ports.serf_wan,
-            "ServerPort": cfg.ports.server,
-            "EnableScriptChecks": cfg.enable_script_checks,
-            "EnableLocalScriptChecks": cfg.enable_local_script_checks,
-            "DisableRemoteExec": cfg.disable_remote_exec,
-            "LeaveOnTerm": cfg.leave_on_terminate,
-            "SkipLeaveOnInt": cfg.skip_leave_on_interrupt,
-            "RejoinAfterLeave": cfg.rejoin_after_leave,
-            "RetryJoinLAN": cfg.retry_join,
-            "LogLevel": cfg.log_level.as_str(),
-            "DevMode": cfg.dev,
-            "ACLsEnabled": cfg.acl.enabled,
-            "ACLTokens": acl_tokens_view(agent),
-        },
-        "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+        "DebugConfig": debug_config(agent),
+        "Coord": own_coordinate(agent),
         "Member": self_member(agent),
         "Stats": stats(agent).await,
         "Meta": cfg.node_meta,
     });
     json(&params, &body)
+}
+
+/// The part of Consul's sanitised runtime config (`DebugConfig`) that has
+/// a counterpart here, under Consul's field names.
+fn debug_config(agent: &Agent) -> Value {
+    let cfg = agent.config();
+    let mut m = json!({
+        "Datacenter": cfg.datacenter,
+        "NodeName": cfg.node_name,
+        "NodeID": agent.node_id().to_string(),
+        "ServerMode": cfg.server,
+        "Bootstrap": cfg.bootstrap,
+        "BootstrapExpect": cfg.bootstrap_expect,
+        "DataDir": cfg.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        "ClientAddrs": cfg.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "BindAddr": cfg.bind_addr.to_string(),
+        "AdvertiseAddrLAN": cfg.advertise_addr.to_string(),
+        "AdvertiseAddrWAN": cfg.advertise_addr_wan.to_string(),
+        "DNSDomain": cfg.domain,
+        "HTTPPort": cfg.ports.http,
+        "HTTPSPort": cfg.ports.https,
+        "DNSPort": cfg.ports.dns,
+        "SerfPortLAN": cfg.ports.serf_lan,
+        "SerfPortWAN": cfg.ports.serf_wan,
+        "ServerPort": cfg.ports.server,
+        "EnableRemoteScriptChecks": cfg.enable_script_checks,
+        "EnableLocalScriptChecks": cfg.enable_local_script_checks,
+        "DisableRemoteExec": cfg.disable_remote_exec,
+        "LeaveOnTerm": cfg.leave_on_terminate,
+        "SkipLeaveOnInt": cfg.skip_leave_on_interrupt,
+        "RejoinAfterLeave": cfg.rejoin_after_leave,
+        "RetryJoinLAN": cfg.retry_join,
+        "LogLevel": cfg.log_level.as_str(),
+        "DevMode": cfg.dev,
+        "ACLsEnabled": cfg.acl.enabled,
+        "ACLTokens": acl_tokens_view(agent),
+    });
+    let more = json!({
+        "RetryJoinWAN": cfg.retry_join_wan,
+        "PrimaryDatacenter": cfg.primary_datacenter,
+        "Revision": crate::version::revision(),
+        "Version": crate::version::CONSUL_VERSION,
+        "VersionPrerelease": "",
+        "VersionMetadata": "",
+        "NodeMeta": cfg.node_meta,
+        "DNSRecursors": cfg.recursors,
+        "TranslateWANAddrs": cfg.translate_wan_addrs,
+        "DisableCoordinates": cfg.disable_coordinates,
+        // Never the key itself, as Consul's sanitised config.
+        "EncryptKey": if cfg.encrypt.as_deref().is_some_and(|k| !k.is_empty()) { "hidden" } else { "" },
+        // No gRPC or xDS server here (so no `xDS` block in /v1/agent/self).
+        "GRPCPort": -1,
+        "GRPCTLSPort": -1,
+    });
+    if let (Value::Object(m), Value::Object(more)) = (&mut m, more) {
+        m.extend(more);
+    }
+    m
+}
+
+/// This agent's LAN coordinate (`null` with `disable_coordinates`, as
+/// Consul), or a fresh one before gossip has measured anything.
+fn own_coordinate(agent: &Agent) -> Value {
+    if agent.config().disable_coordinates {
+        return Value::Null;
+    }
+    let coord = agent.gossip().and_then(|p| p.lan.coordinate());
+    match coord {
+        Some(c) => serde_json::to_value(c).unwrap_or(Value::Null),
+        None => {
+            json!({"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05})
+        }
+    }
 }
 
 /// The agent's tokens as `/v1/agent/self` shows them: set or not, never
@@ -204,7 +249,14 @@ pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Call
     let params = Params::parse(uri.query());
     let id = authz::caller(id)?;
     let filter = filter(&params, schemas::member())?;
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    let wan = wan_param(&params);
+    if wan && !matches!(params.get("segment"), None | Some("") | Some("_all")) {
+        return Err(HttpError::bad_request("Cannot provide a segment with wan=true"));
+    }
+    // A client agent has no WAN pool: Consul answers `null` there.
+    if wan && !ctx.agent.config().server {
+        return json(&params, &Value::Null);
+    }
     let members = ctx.agent.members(wan)?;
     let mut out: Vec<Value> =
         members.iter().filter(|m| id.0.authz.node_read(&m.name)).map(member_json).collect();
@@ -215,9 +267,15 @@ pub async fn members(State(ctx): State<Ctx>, uri: Uri, id: Option<Extension<Call
     Ok(resp)
 }
 
+/// `?wan=` as Consul reads it for members and join: any non-empty value
+/// (even `0` or `false`) means the WAN pool; a bare `?wan` does not.
+fn wan_param(params: &Params) -> bool {
+    params.get("wan").is_some_and(|w| !w.is_empty())
+}
+
 pub async fn join(State(ctx): State<Ctx>, Path(addr): Path<String>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    let wan = wan_param(&params);
     ctx.agent.join(&[addr], wan).await?;
     Ok(empty_ok())
 }
@@ -235,7 +293,8 @@ pub async fn leave(State(ctx): State<Ctx>) -> HttpResult {
 
 pub async fn force_leave(State(ctx): State<Ctx>, Path(node): Path<String>, uri: Uri) -> HttpResult {
     let params = Params::parse(uri.query());
-    let wan = params.get("wan").is_some_and(|w| w != "0" && w != "false");
+    // Here Consul only asks whether the parameter is present.
+    let wan = params.has("wan");
     ctx.agent.force_leave(&node, params.has("prune"), wan).await?;
     Ok(empty_ok())
 }
@@ -406,6 +465,9 @@ pub async fn check_register(
         id.require(id.0.authz.node_write(&node), "node:write", Some(&node))?;
     } else if let Some(svc) = ctx.agent.local().service(&def.service_id) {
         id.require(id.0.authz.service_write(&svc.def.name), "service:write", Some(&svc.def.name))?;
+    } else {
+        // Consul answers this before any ACL check, with a 404.
+        return Err(HttpError::not_found(format!("ServiceID {:?} does not exist", def.service_id)));
     }
     ctx.agent.register_check(def, Source::Remote)?;
     Ok(empty_ok())
@@ -519,13 +581,30 @@ pub async fn health_by_id(
     headers: HeaderMap,
 ) -> HttpResult {
     let params = Params::parse(uri.query());
+    let text = wants_text(&params, &headers);
     let Some((status, v)) = local_health(&ctx, &id) else {
-        return Err(HttpError::not_found(format!("ServiceId {id} not found")));
+        let why = format!("ServiceId {id} not found");
+        let empty = json!({"AggregatedStatus": CRITICAL, "Service": null, "Checks": null});
+        return health_answer(&params, text, StatusCode::NOT_FOUND, &why, &empty);
     };
-    if wants_text(&params, &headers) {
-        return Ok((status_code(&status), status).into_response());
+    health_answer(&params, text, status_code(&status), &status, &v)
+}
+
+/// An agent health answer as Consul's handlers give it: the code, the
+/// reason (the status, or why nothing was found) in `X-Consul-Reason`, and
+/// either the reason as plain text or the JSON body.
+fn health_answer(params: &Params, text: bool, code: StatusCode, reason: &str, body: &Value) -> HttpResult {
+    let mut resp = if text {
+        let mut r = (code, reason.to_string()).into_response();
+        r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        r
+    } else {
+        json_status(params, code, body)?
+    };
+    if let Ok(v) = HeaderValue::from_str(reason) {
+        resp.headers_mut().insert("X-Consul-Reason", v);
     }
-    json_status(&params, status_code(&status), &v)
+    Ok(resp)
 }
 
 pub async fn health_by_name(
@@ -543,16 +622,15 @@ pub async fn health_by_name(
         .filter(|s| s.def.name == name)
         .map(|s| s.def.id.clone())
         .collect();
+    let text = wants_text(&params, &headers);
     if ids.is_empty() {
-        return Err(HttpError::not_found(format!("ServiceName {name} Not Found")));
+        let why = format!("ServiceName {name} Not Found");
+        return health_answer(&params, text, StatusCode::NOT_FOUND, &why, &json!([]));
     }
     let results: Vec<(String, Value)> = ids.iter().filter_map(|id| local_health(&ctx, id)).collect();
     let worst = aggregate(results.iter().map(|(s, _)| s.as_str())).to_string();
-    if wants_text(&params, &headers) {
-        return Ok((status_code(&worst), worst).into_response());
-    }
     let list: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
-    json_status(&params, status_code(&worst), &list)
+    health_answer(&params, text, status_code(&worst), &worst, &json!(list))
 }
 
 /// `PUT /v1/agent/reload`: re-reads the config files (as SIGHUP does); a

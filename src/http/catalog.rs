@@ -194,7 +194,8 @@ pub async fn node_services(
         found = None;
     }
     let out = match &found {
-        None => Value::Null,
+        // Consul answers its empty `NodeServiceList` value, not `null`.
+        None => json!({"Node": null, "Services": null}),
         Some((n, services)) => {
             let mut list: Vec<Value> =
                 services.iter().map(|s| node_service(&super::mesh_params::maybe_merge(&params, s))).collect();

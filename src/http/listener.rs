@@ -162,7 +162,12 @@ async fn serve_conn(conn: accept::Conn, app: Router, limits: ConnLimits, shutdow
             .timer(TokioTimer::new())
             .header_read_timeout(limits.read_header_timeout)
             // hyper refuses a smaller buffer than 8 KiB.
-            .max_buf_size(limits.max_header_bytes.max(8192));
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            // Go writes HTTP/1 header names in canonical form
+            // (`X-Consul-Index`, `X-Consul-Knownleader`), and scripts grep
+            // for exactly that; hyper's title case is the same spelling.
+            // HTTP/2 names stay lower-case, as the protocol requires.
+            .title_case_headers(true);
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let mut conn = std::pin::pin!(conn);
         tokio::select! {

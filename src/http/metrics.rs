@@ -1,7 +1,8 @@
 //! `/v1/agent/metrics`: our counters and gauges in Consul's JSON shape, or
 //! in Prometheus' text exposition format (`?format=prometheus`, or an
 //! `Accept` header asking for OpenMetrics) when Prometheus retention is
-//! enabled, as Consul requires. Our counters are totals since start, not
+//! enabled, as Consul requires (without it: an empty 200 with the reason in
+//! `X-Consul-Reason`, as Consul 1.2x answers). Our counters are totals since start, not
 //! per-interval aggregates. Reads `crate::metrics`; keeps no metrics itself.
 
 use super::error::HttpResult;
@@ -77,10 +78,17 @@ pub async fn handle(uri: Uri, headers: HeaderMap) -> HttpResult {
     let params = Params::parse(uri.query());
     if wants_prometheus(&params, &headers) {
         if PROMETHEUS_RETENTION_MS.load(Ordering::Relaxed) == 0 {
-            return Err(super::error::HttpError::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Prometheus is not enabled since its retention time is not positive",
-            ));
+            // Consul's handler returns a 415 "payload error" with no body,
+            // which its HTTP wrapper turns into the reason header on an
+            // empty 200: that, not a 415, is what clients see.
+            let mut resp = Response::new(Body::empty());
+            resp.headers_mut().insert(
+                "X-Consul-Reason",
+                HeaderValue::from_static(
+                    "Prometheus is not enabled since its retention time is not positive",
+                ),
+            );
+            return Ok(resp);
         }
         let text = prometheus_text(&crate::metrics::snapshot(), &crate::metrics::gauge_snapshot());
         let mut resp = Response::new(Body::from(text));

@@ -59,8 +59,9 @@ pub struct Ctx {
 
 /// Consul's answer to a method an endpoint does not take.
 pub fn method_not_allowed(method: &Method, allowed: &[&str]) -> HttpError {
-    let mut list: Vec<&str> = allowed.to_vec();
-    list.push("OPTIONS");
+    // Consul lists OPTIONS first, then the endpoint's methods.
+    let mut list: Vec<&str> = vec!["OPTIONS"];
+    list.extend_from_slice(allowed);
     let mut e = HttpError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed"));
     e.allow = Some(list.join(","));
     e
@@ -102,7 +103,7 @@ pub fn router(ctx: Ctx) -> Router {
         let bare = content_path.trim_end_matches('/').to_string();
         routes = routes.route(&bare, get(move || async move { ui::redirect(&content_path) }));
     }
-    routes
+    let routes = routes
         .route("/", get(move || async move { ui::root(ui.as_deref()) }))
         .route("/v1/kv", any(kv::handle))
         .route("/v1/kv/", any(kv::handle))
@@ -201,9 +202,21 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/agent/version", get(mesh::agent_version))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
-        .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
-        .layer(middleware::from_fn_with_state(extra_headers(&ctx), finish))
-        .with_state(ctx)
+        .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route));
+    // `finish` wraps the whole router, not each route: axum adds the
+    // `Allow` header of its own 405s inside a route, after a route layer
+    // has run, and `finish` rewrites that header.
+    let extra = extra_headers(&ctx);
+    Router::new()
+        .fallback_service(routes.with_state(ctx.clone()))
+        .layer(middleware::from_fn_with_state(Finish { ctx, extra }, finish))
+}
+
+/// What `finish` needs: the agent's settings and the configured headers.
+#[derive(Clone)]
+struct Finish {
+    ctx: Ctx,
+    extra: Arc<HeaderMap>,
 }
 
 /// `http_config.response_headers`, checked when the config was loaded.
@@ -239,15 +252,53 @@ async fn fallback(req: Request) -> Response {
 }
 
 /// Finishes every response: axum's own 405s get Consul's text, and every
-/// answer (API and UI) carries the operator's `http_config.response_headers`
-/// unless the handler set that header itself (Consul sets them before the
-/// handler runs, so the handler's value wins there too).
-async fn finish(State(extra): State<Arc<HeaderMap>>, req: Request, next: Next) -> Response {
+/// answer carries the headers Consul always sets, and (API and UI alike) the
+/// operator's `http_config.response_headers` unless the handler set that
+/// header itself (Consul sets them before the handler runs, so the
+/// handler's value wins there too).
+async fn finish(State(Finish { ctx, extra }): State<Finish>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let cached = method == Method::GET && asks_cached(req.uri());
     let mut resp = next.run(req).await;
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::CONTENT_TYPE) {
-        *resp.body_mut() = Body::from(format!("method {method} not allowed"));
-        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    // Consul's HTTP wrapper marks every answer when `translate_wan_addrs` is
+    // on, so clients know addresses may be WAN ones.
+    if ctx.agent.config().translate_wan_addrs {
+        resp.headers_mut().insert("X-Consul-Translate-Addresses", header::HeaderValue::from_static("true"));
+    }
+    if cached && resp.status().is_success() {
+        // Consul's agent cache answers `?cached` reads of these endpoints
+        // with `X-Cache: HIT` (and `Age`) or `MISS`. This agent keeps no
+        // such cache: every answer is a fresh read, which is a miss.
+        resp.headers_mut().insert("X-Cache", header::HeaderValue::from_static("MISS"));
+    }
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // axum's own 405s list the route's methods with HEAD beside GET and
+        // without OPTIONS; Consul's list OPTIONS first and never HEAD.
+        let methods: Vec<String> = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && *m != "HEAD" && *m != "OPTIONS")
+            .map(str::to_string)
+            .collect();
+        let allow = std::iter::once("OPTIONS".to_string()).chain(methods).collect::<Vec<_>>().join(",");
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        if method == Method::OPTIONS {
+            // Consul answers OPTIONS itself: 200, the Allow list, no body.
+            let mut ok = Response::new(Body::empty());
+            if let Some(v) = resp.headers().get(header::ALLOW) {
+                ok.headers_mut().insert(header::ALLOW, v.clone());
+            }
+            resp = ok;
+        } else if !resp.headers().contains_key(header::CONTENT_TYPE) {
+            *resp.body_mut() = Body::from(format!("method {method} not allowed"));
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+        }
     }
     for name in extra.keys() {
         if !resp.headers().contains_key(name) {
@@ -257,6 +308,16 @@ async fn finish(State(extra): State<Arc<HeaderMap>>, req: Request, next: Next) -
         }
     }
     resp
+}
+
+/// A `?cached` read of an endpoint Consul serves from its agent cache.
+fn asks_cached(uri: &axum::http::Uri) -> bool {
+    let path = uri.path();
+    let cacheable = path == "/v1/catalog/services"
+        || path.starts_with("/v1/catalog/service/")
+        || path.starts_with("/v1/health/service/")
+        || (path.starts_with("/v1/query/") && path.ends_with("/execute"));
+    cacheable && query::Params::parse(uri.query()).has("cached")
 }
 
 /// The addresses the API listens on.

@@ -147,11 +147,8 @@ pub async fn autopilot_configuration(
             };
             let cas = params.u64("cas", "cas")?;
             let ok = ctx.agent.call(rc, rpc::AutopilotSetConfig { config, cas }).await?;
-            if cas.is_some() {
-                json(&params, &ok)
-            } else {
-                Ok(empty_ok())
-            }
+            // Consul answers the CAS outcome, and `true` for a plain write.
+            json(&params, &(ok || cas.is_none()))
         }
         m => Err(super::method_not_allowed(&m, &["GET", "PUT"])),
     }

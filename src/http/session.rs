@@ -65,7 +65,12 @@ pub fn session_json(s: &Session) -> Value {
         "Behavior": s.behavior.as_str(),
         "TTL": s.ttl,
         "NodeChecks": s.node_checks,
-        "ServiceChecks": s.service_checks.iter().map(|c| json!({"ID": c.id, "Namespace": c.namespace})).collect::<Vec<_>>(),
+        // Consul's nil slice: `null` when the session has none.
+        "ServiceChecks": if s.service_checks.is_empty() {
+            Value::Null
+        } else {
+            s.service_checks.iter().map(|c| json!({"ID": c.id, "Namespace": c.namespace})).collect()
+        },
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
     })

@@ -39,7 +39,9 @@ impl<'a> NodeJson<'a> {
 fn tagged_json(t: &BTreeMap<String, ServiceAddress>) -> Value {
     let mut m = Map::new();
     for (k, a) in t {
-        m.insert(k.clone(), json!({"address": a.address, "port": a.port}));
+        // Consul's `ServiceAddress` has no JSON tags: whatever case the
+        // registration used, the answer says `Address` and `Port`.
+        m.insert(k.clone(), json!({"Address": a.address, "Port": a.port}));
     }
     Value::Object(m)
 }

@@ -67,6 +67,11 @@ pub trait Guard: Method {
     /// Only servers may call it: the caller's token must be the servers'
     /// shared secret (`AclTable::server_secret`), not a user token.
     const SERVERS_ONLY: bool = false;
+    /// The hook resolves the caller's token before the handler and again
+    /// for the reply filter. A method that reads the caller's own token
+    /// (`AclTokenSelf`) opts out: Consul looks the secret up instead of
+    /// resolving it, so an unknown secret is its 404, not "ACL not found".
+    const RESOLVES_CALLER: bool = true;
     /// Refuses a call the token may not make.
     fn check(&self, _c: &Check<'_>) -> Result<(), RpcError> {
         Ok(())
@@ -120,7 +125,7 @@ impl Server {
         if self.authz == Policy::DenyAll {
             return Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME)));
         }
-        if !self.acl_enabled() {
+        if !self.acl_enabled() || !M::RESOLVES_CALLER {
             return Ok(Verdict::Allowed(Authorized(())));
         }
         let answer = self.consensus.store.read(|state| {
@@ -161,7 +166,7 @@ impl Server {
         reply: &mut M::Reply,
     ) -> Result<(), RpcError> {
         // Server-only methods carry the servers' secret, not a user token.
-        if !self.acl_enabled() || M::SERVERS_ONLY {
+        if !self.acl_enabled() || M::SERVERS_ONLY || !M::RESOLVES_CALLER {
             return Ok(());
         }
         self.consensus.store.read(|state| {
@@ -681,7 +686,9 @@ impl Guard for method::EventFire {
 /// Anyone may try: it succeeds once (and after a reset).
 impl Guard for method::AclBootstrap {}
 /// Any valid token may read itself; resolution refuses an unknown secret.
-impl Guard for method::AclTokenSelf {}
+impl Guard for method::AclTokenSelf {
+    const RESOLVES_CALLER: bool = false;
+}
 impl Guard for method::AclResolve {}
 
 /// Only `acl:write` sees SecretIDs in token reads and listings.

@@ -83,7 +83,11 @@ async fn acl_pages_in_a_real_browser() {
     b.click("#login-prompt button").await;
     b.type_into("#login-secret", "00000000-1111-2222-3333-444444444444").await;
     b.click("#login-submit").await;
-    assert!(b.wait_text("#login-error", "ACL not found", T).await, "{:?}", b.text("#login").await);
+    assert!(
+        b.wait_text("#login-error", "No token has this SecretID", T).await,
+        "{:?}",
+        b.text("#login").await
+    );
     b.type_into("#login-secret", ROOT).await;
     b.click("#login-submit").await;
     assert!(b.wait_text("#token-button", "Initial Management Token", T).await);

@@ -42,21 +42,27 @@ async function whoIs(secret) {
   }
 }
 
+// token/self's answer to a secret that names no token.
+function unknownSecret(e) {
+  return e.status === 404 || e.status === 403;
+}
+
 // Learns the ACL state for the stored secret. A secret the cluster no
-// longer knows (403 "ACL not found") is forgotten: it would only make
-// every request fail.
+// longer knows (404 "Supplied token does not exist" from token/self, as in
+// Consul 1.15+; 403 "ACL not found" from older servers) is forgotten: it
+// would only make every request fail.
 export async function refresh() {
   const r = await whoIs(token.get());
   auth.lost = false;
   if (r.disabled) { auth.enabled = false; auth.self = null; }
   else if (r.token) { auth.enabled = true; auth.self = r.token; }
-  else if (r.error.status === 403 && token.get()) {
+  else if (unknownSecret(r.error) && token.get()) {
     token.set('');
     auth.lost = true;
     auth.enabled = true;
     const anon = await whoIs('');
     auth.self = anon.token || null;
-  } else if (r.error.status === 403) { auth.enabled = true; auth.self = null; }
+  } else if (unknownSecret(r.error)) { auth.enabled = true; auth.self = null; }
   // Otherwise (agent unreachable, no leader) keep what was known.
   changed();
 }
@@ -122,8 +128,8 @@ export function loginDialog() {
     if (r.disabled) {
       auth.enabled = false;
       error.textContent = 'ACLs are disabled on this agent: no token is needed.';
-    } else if (r.error.status === 403) {
-      error.textContent = 'No token has this SecretID (ACL not found). Check it and try again.';
+    } else if (unknownSecret(r.error)) {
+      error.textContent = 'No token has this SecretID. Check it and try again.';
     } else {
       error.textContent = r.error.message;
     }

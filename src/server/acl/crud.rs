@@ -315,15 +315,28 @@ impl Server {
     pub async fn acl_token_self(&self, ctx: &RequestContext) -> Result<Token, RpcError> {
         self.acl_on()?;
         let secret = ctx.token.as_deref().filter(|t| !t.is_empty()).unwrap_or(model::ANONYMOUS_SECRET);
-        self.consensus
-            .store
-            .read(|s| {
+        let lookup = || {
+            self.consensus.store.read(|s| {
                 s.acl
                     .token_by_secret(secret)
                     .filter(|t| !t.expired_at(super::now_ms()))
                     .map(|t| named_token(s, t))
             })
-            .ok_or_else(super::acl_not_found)
+        };
+        if let Some(t) = lookup() {
+            return Ok(t);
+        }
+        // The hook does not resolve this caller (see `Guard::RESOLVES_CALLER`),
+        // so the follower catch-up it does for unknown secrets happens here:
+        // a token created a moment ago may not be applied on this server yet.
+        if !self.consensus.is_leader() {
+            self.check_consistency(&QueryOptions::default()).await?;
+            if let Some(t) = lookup() {
+                return Ok(t);
+            }
+        }
+        // Consul 1.15+: a secret that names no token is a 404 with this text.
+        Err(RpcError::NotFound("Supplied token does not exist".into()))
     }
 
     pub async fn acl_token_list(
