@@ -117,7 +117,7 @@ impl Server {
         match first {
             // A secondary datacenter asks the primary about a token it does
             // not hold (or applies the down policy when it cannot).
-            Err(e) if e == not_found && self.acl_primary().is_some() => {
+            Err(e) if e == not_found && self.resolves_through_primary() => {
                 let id = self.resolve_remote(ctx.token.as_deref()).await?;
                 self.authorize_now(ctx, args, Some(id))
             }

@@ -108,7 +108,7 @@ impl Server {
             Ok(id) => Arc::new(id),
             // A secondary datacenter's server remembers what the primary
             // (or its down policy) said about tokens it does not hold.
-            Err(e) => return self.remote_identity_cached(secret).ok_or(e),
+            Err(e) => return self.remote_identity_cached(state, secret).ok_or(e),
         };
         let mut cache = self.acl_cache.entries.lock().unwrap_or_else(|e| e.into_inner());
         if cache.0 == index {

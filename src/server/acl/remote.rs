@@ -34,6 +34,8 @@ const CACHE_MAX: usize = 16_384;
 /// about.
 struct Entry {
     fetched: Instant,
+    /// When the resolver last answered with this entry.
+    decided: Instant,
     /// `None`: the down policy's answer (the primary could not be asked),
     /// kept only so the reply filter of the same call decides alike; it is
     /// never served as fresh.
@@ -85,13 +87,36 @@ impl Server {
         self.acl_primary().is_none() || self.settings.acl.enable_token_replication
     }
 
-    /// What this server last heard about `secret` from the primary (or
-    /// its down policy), however old, while the token has not expired.
-    pub(crate) fn remote_identity_cached(&self, secret: &str) -> Option<Arc<Identity>> {
-        self.acl_primary()?;
+    /// Whether a token this server does not hold is asked of the primary.
+    /// As in Consul: in a secondary, unless tokens are replicated here
+    /// (then a token missing from a replicated table does not exist, and
+    /// the primary is not asked; before the first copy it still is).
+    pub(crate) fn resolves_through_primary(&self) -> bool {
+        self.acl_primary().is_some() && self.consensus.store.read(|s| self.asks_primary_with(s))
+    }
+
+    /// `resolves_through_primary` for a caller that holds the state.
+    fn asks_primary_with(&self, state: &crate::catalog::State) -> bool {
+        self.acl_primary().is_some()
+            && (!self.settings.acl.enable_token_replication || state.acl.index.tokens == 0)
+    }
+
+    /// What the resolver last decided about `secret` (the primary's answer
+    /// or the down policy's), for `acl.token_ttl` after that decision: a
+    /// call's reply filter sees what its check saw, and repeated calls do
+    /// not ask the primary each time.
+    pub(crate) fn remote_identity_cached(
+        &self,
+        state: &crate::catalog::State,
+        secret: &str,
+    ) -> Option<Arc<Identity>> {
+        if !self.asks_primary_with(state) {
+            return None;
+        }
         let entries = self.acl_remote.lock();
         let e = entries.get(secret)?;
-        e.id.valid_at(super::now_ms()).then(|| e.id.clone())
+        (e.decided.elapsed() < self.settings.acl.token_ttl && e.id.valid_at(super::now_ms()))
+            .then(|| e.id.clone())
     }
 
     /// `AclResolve` from a client agent of this (secondary) datacenter for
@@ -117,7 +142,7 @@ impl Server {
     pub async fn resolve_identity(&self, secret: Option<&str>) -> Result<Arc<Identity>, RpcError> {
         let local = self.consensus.store.read(|st| self.identity(st, secret));
         match local {
-            Err(e) if e == super::acl_not_found() && self.acl_primary().is_some() => {
+            Err(e) if e == super::acl_not_found() && self.resolves_through_primary() => {
                 self.resolve_remote(secret).await
             }
             other => other,
@@ -149,8 +174,15 @@ impl Server {
                     self.authorizer_for(&token.resolved),
                     token.expiration_time_ms,
                 ));
-                self.acl_remote
-                    .insert(secret, Entry { fetched: Instant::now(), token: Some(token), id: id.clone() });
+                self.acl_remote.insert(
+                    secret,
+                    Entry {
+                        fetched: Instant::now(),
+                        decided: Instant::now(),
+                        token: Some(token),
+                        id: id.clone(),
+                    },
+                );
                 Ok(id)
             }
             Err(e @ RpcError::PermissionDenied(_)) => {
@@ -165,13 +197,20 @@ impl Server {
                     // Consul's servers: a cached answer past its TTL, else
                     // the default policy alone.
                     DownPolicy::ExtendCache | DownPolicy::AsyncCache => match cached {
-                        Some((_, id)) => return Ok(id),
+                        Some((_, id)) => {
+                            if let Some(e) = self.acl_remote.lock().get_mut(secret) {
+                                e.decided = Instant::now();
+                            }
+                            return Ok(id);
+                        }
                         None => Authorizer::default_only(self.default_policy()),
                     },
                 };
                 let id = Arc::new(Identity::new(String::new(), fallback, None));
-                self.acl_remote
-                    .insert(secret, Entry { fetched: Instant::now(), token: None, id: id.clone() });
+                self.acl_remote.insert(
+                    secret,
+                    Entry { fetched: Instant::now(), decided: Instant::now(), token: None, id: id.clone() },
+                );
                 Ok(id)
             }
         }
