@@ -175,7 +175,7 @@ impl Server {
     }
 
     /// Filters a reply for the caller of `ctx`.
-    pub(crate) fn filter_reply<M: Guard>(
+    pub(crate) async fn filter_reply<M: Guard>(
         &self,
         ctx: &RequestContext,
         reply: &mut M::Reply,
@@ -184,8 +184,28 @@ impl Server {
         if !self.acl_enabled() || M::SERVERS_ONLY {
             return Ok(());
         }
+        match self.filter_reply_as::<M>(ctx, reply, None) {
+            // A token resolved through the primary whose answer aged out
+            // while the handler ran (a long blocking query): ask again.
+            Err(e) if e == super::acl::acl_not_found() && self.resolves_through_primary() => {
+                let id = self.resolve_remote(ctx.token.as_deref()).await?;
+                self.filter_reply_as::<M>(ctx, reply, Some(id))
+            }
+            other => other,
+        }
+    }
+
+    fn filter_reply_as<M: Guard>(
+        &self,
+        ctx: &RequestContext,
+        reply: &mut M::Reply,
+        resolved: Option<std::sync::Arc<Identity>>,
+    ) -> Result<(), RpcError> {
         self.consensus.store.read(|state| {
-            let id = self.identity(state, ctx.token.as_deref())?;
+            let id = match &resolved {
+                Some(id) => id.clone(),
+                None => self.identity(state, ctx.token.as_deref())?,
+            };
             M::filter(reply, &self.check_ctx(&id, state, ctx));
             Ok(())
         })

@@ -52,7 +52,7 @@ impl Server {
             super::authz::Verdict::Answered(reply) => return Ok(reply),
         };
         let mut reply = args.serve(self, &ctx, auth).await?;
-        self.filter_reply::<M>(&ctx, &mut reply)?;
+        self.filter_reply::<M>(&ctx, &mut reply).await?;
         Ok(reply)
     }
 }

@@ -317,7 +317,10 @@ async fn two_secondaries_replicate_resolve_and_survive_the_primary() {
     );
     let (code, text) = call(&dc3, Method::GET, "/v1/kv/app/x", Some(stranger), None).await;
     assert_eq!(code, 403, "{text}");
-    assert!(text.starts_with("Permission denied"), "down policy not applied: {text}");
+    assert!(
+        text.starts_with("Permission denied: token with AccessorID 'primary-dc-down'"),
+        "down policy not applied: {text}"
+    );
     // Writes that belong to the primary fail with a clear error.
     let (code, text) = call(
         &dc2,

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 const REMOTE_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a routed ACL call (a write, a token read) may take.
 const ROUTED_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a down-policy verdict stands before the primary is asked
+/// again.
+const DOWN_VERDICT_LIFE: Duration = Duration::from_secs(1);
 /// Entries kept at most; a flood of distinct secrets clears the cache.
 const CACHE_MAX: usize = 16_384;
 
@@ -115,8 +118,12 @@ impl Server {
         }
         let entries = self.acl_remote.lock();
         let e = entries.get(secret)?;
-        (e.decided.elapsed() < self.settings.acl.token_ttl && e.id.valid_at(super::now_ms()))
-            .then(|| e.id.clone())
+        let ttl = self.settings.acl.token_ttl;
+        // A down-policy verdict is not an answer: kept just long enough for
+        // the call that made it (and a burst like it), so the primary is
+        // asked again as soon as it may be back.
+        let life = if e.token.is_some() { ttl } else { ttl.min(DOWN_VERDICT_LIFE) };
+        (e.decided.elapsed() < life && e.id.valid_at(super::now_ms())).then(|| e.id.clone())
     }
 
     /// `AclResolve` from a client agent of this (secondary) datacenter for
@@ -206,7 +213,8 @@ impl Server {
                         None => Authorizer::default_only(self.default_policy()),
                     },
                 };
-                let id = Arc::new(Identity::new(String::new(), fallback, None));
+                // Consul names the caller this way in refusals meanwhile.
+                let id = Arc::new(Identity::new("primary-dc-down".into(), fallback, None));
                 self.acl_remote.insert(
                     secret,
                     Entry { fetched: Instant::now(), decided: Instant::now(), token: None, id: id.clone() },
