@@ -182,18 +182,18 @@ fn replicate_auth_methods(_data: &AclReplicationData, _diff: &mut AclReplication
 fn diff_against(st: &State, data: &AclReplicationData) -> AclReplicationDiff {
     let mut diff = AclReplicationDiff::default();
     if let Some(remote) = &data.policies {
-        let (set, delete) = diff_table(remote, st.acl.policies(), |p| &p.id, |a, b| same_policy(a, b));
+        let (set, delete) = diff_table(remote, st.acl.policies(), |p| &p.id, same_policy);
         (diff.set_policies, diff.delete_policies) = (set, delete);
     }
     if let Some(remote) = &data.roles {
-        let (set, delete) = diff_table(remote, st.acl.roles(), |r| &r.id, |a, b| same_role(a, b));
+        let (set, delete) = diff_table(remote, st.acl.roles(), |r| &r.id, same_role);
         (diff.set_roles, diff.delete_roles) = (set, delete);
     }
     if let Some(remote) = &data.tokens {
         // Only global tokens are compared: local ones are this datacenter's.
         let local_globals = st.acl.tokens().filter(|t| !t.local);
         let remote: Vec<Token> = remote.iter().filter(|t| !t.local).cloned().collect();
-        let (set, delete) = diff_table(&remote, local_globals, |t| &t.accessor_id, |a, b| same_token(a, b));
+        let (set, delete) = diff_table(&remote, local_globals, |t| &t.accessor_id, same_token);
         (diff.set_tokens, diff.delete_tokens) = (set, delete);
     }
     diff
