@@ -578,6 +578,9 @@ pub(super) fn build(
 
     let ui = ui_settings(&c, dev, warnings)?;
     let h = c.http_config.clone().unwrap_or_default();
+    if let Some(headers) = &h.response_headers {
+        check_response_headers(headers)?;
+    }
     let tls = super::tls::build(&c, warnings)?;
     Ok(RuntimeConfig {
         dev,
@@ -790,6 +793,24 @@ fn telemetry_duration(t: &Option<serde_json::Value>, key: &str) -> Result<Durati
             Err(ConfigError::Invalid(format!("telemetry.{key}: expected a duration, got {other}")))
         }
     }
+}
+
+/// `http_config.response_headers` are added to every HTTP answer, so a name
+/// or value the HTTP layer could not send is refused at load time.
+fn check_response_headers(headers: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "http_config.response_headers: invalid header name {name:?}"
+            )));
+        }
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "http_config.response_headers: invalid value for header {name:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

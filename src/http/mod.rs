@@ -36,8 +36,8 @@ pub mod views;
 
 use crate::agent::Agent;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, Method, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
@@ -193,8 +193,19 @@ pub fn router(ctx: Ctx) -> Router {
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))
-        .layer(middleware::from_fn(finish))
+        .layer(middleware::from_fn_with_state(extra_headers(&ctx), finish))
         .with_state(ctx)
+}
+
+/// `http_config.response_headers`, checked when the config was loaded.
+fn extra_headers(ctx: &Ctx) -> Arc<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &ctx.agent.config().http.response_headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            map.append(n, v);
+        }
+    }
+    Arc::new(map)
 }
 
 async fn fallback(req: Request) -> Response {
@@ -219,13 +230,22 @@ async fn fallback(req: Request) -> Response {
 }
 
 /// Finishes every response: axum's own 405s get Consul's text, and every
-/// answer carries the headers Consul always sets.
-async fn finish(req: Request, next: Next) -> Response {
+/// answer (API and UI) carries the operator's `http_config.response_headers`
+/// unless the handler set that header itself (Consul sets them before the
+/// handler runs, so the handler's value wins there too).
+async fn finish(State(extra): State<Arc<HeaderMap>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let mut resp = next.run(req).await;
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::CONTENT_TYPE) {
         *resp.body_mut() = Body::from(format!("method {method} not allowed"));
         resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    for name in extra.keys() {
+        if !resp.headers().contains_key(name) {
+            for value in extra.get_all(name) {
+                resp.headers_mut().append(name.clone(), value.clone());
+            }
+        }
     }
     resp
 }

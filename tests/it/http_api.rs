@@ -63,3 +63,28 @@ async fn pretty_dc_tokens_paths_methods() {
     let r = a.get("/").await;
     assert_eq!(r.status, 301);
 }
+
+/// `http_config.response_headers` reach every answer: API, errors, the UI;
+/// a header the handler sets itself keeps the handler's value; a header
+/// that cannot be sent stops the agent at load time.
+#[tokio::test]
+async fn response_headers_from_config_are_on_every_answer() {
+    let hcl = r#"http_config { response_headers { "Access-Control-Allow-Origin" = "*", "Content-Type" = "text/x-ours", "X-Extra" = "1" } }"#;
+    let a = Agent::dev(&["-hcl", hcl]);
+    a.wait_ready().await;
+    for path in ["/v1/status/leader", "/v1/kv/missing", "/v1/no/such/endpoint", "/ui/"] {
+        let r = a.get(path).await;
+        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(h("access-control-allow-origin"), "*", "{path} ({})", r.status);
+        assert_eq!(h("x-extra"), "1", "{path}");
+        if path == "/v1/status/leader" {
+            assert_eq!(h("content-type"), "application/json", "the handler's Content-Type wins");
+        }
+    }
+    let (code, out) = crate::config_errors::start_with(
+        &[("h.hcl", "data_dir = \"/tmp/x\"\nhttp_config { response_headers { \"Bad Name\" = \"v\" } }\n")],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("http_config.response_headers: invalid header name \"Bad Name\""), "{out}");
+}

@@ -110,6 +110,37 @@ async fn service_watch_fires_when_a_service_registers() {
     stop(&mut w);
 }
 
+/// A handler that exits without reading its stdin must not take the
+/// watch down with it: the JSON is larger than a pipe buffer, so the write
+/// to the handler's stdin fails with a broken pipe every time.
+#[tokio::test]
+async fn handler_that_ignores_its_input_keeps_the_watch_running() {
+    let (a, _cfg) = agent_with(serde_json::json!({"default_query_time": "1s"}));
+    a.wait_ready().await;
+    let big = vec![b'x'; 48 * 1024];
+    for i in 0..4 {
+        a.put(&format!("/v1/kv/big/{i}"), &big).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let handler = format!("echo run >> {}", runs.display());
+    let mut w = spawn_cli(&a, dir.path(), "big", &["watch", "-type=keyprefix", "-prefix=big/", &handler]);
+    assert!(
+        wait_until(Duration::from_secs(15), || async { lines(&runs).len() == 1 }).await,
+        "no initial run: {}",
+        read(&dir.path().join("big.err"))
+    );
+    a.put("/v1/kv/big/4", &big).await;
+    assert!(
+        wait_until(Duration::from_secs(15), || async { lines(&runs).len() == 2 }).await,
+        "the watch died after its handler closed stdin: {:?} {}",
+        w.try_wait(),
+        read(&dir.path().join("big.err"))
+    );
+    assert!(w.try_wait().unwrap().is_none(), "the watch keeps running");
+    stop(&mut w);
+}
+
 #[tokio::test]
 async fn watch_without_handler_prints_once_and_exits() {
     let a = Agent::dev(&[]);
