@@ -218,9 +218,12 @@ delegate! {
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
     // In a secondary datacenter, ACL writes (and token reads while tokens
     // are not replicated) are served by the primary (`via_primary`).
-    AclBootstrap => |s, ctx, a| match s.via_primary(ctx, &a, true).await? {
-        Some(reply) => Ok(reply),
-        None => s.acl_bootstrap(ctx, a.secret).await,
+    // Bootstrap happens in the primary only; a secondary answers as if ACLs
+    // were off there (Consul's answer).
+    AclBootstrap => |s, ctx, a| if s.acl_primary().is_some() {
+        Err(RpcError::AclDisabled)
+    } else {
+        s.acl_bootstrap(ctx, a.secret).await
     };
     AclTokenSet => |s, ctx, a| match s.via_primary(ctx, &a, !a.token.local).await? {
         Some(reply) => Ok(reply),

@@ -233,6 +233,10 @@ async fn two_secondaries_replicate_resolve_and_survive_the_primary() {
     );
     assert!(med < LAG_BOUND);
 
+    // Bootstrap belongs to the primary.
+    let (code, text) = call(&dc2, Method::PUT, "/v1/acl/bootstrap", None, None).await;
+    assert_eq!((code, text.trim()), (401, "ACL support disabled"));
+
     // A policy written in a secondary is written in the primary.
     let from2 = ok_json(
         &dc2,
