@@ -186,6 +186,12 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
         tasks.spawn(crate::server::acl::leader::run(server.clone(), shutdown.clone()));
+        let tokens_of = agent.clone();
+        tasks.spawn(crate::server::acl::replication::run(
+            server.clone(),
+            Arc::new(move || tokens_of.tokens().replication_token()),
+            shutdown.clone(),
+        ));
         tasks.spawn(crate::server::coordinate::run_batches(server.clone(), shutdown.clone()));
     }
     tasks.spawn(cluster::run_membership(
@@ -329,6 +335,10 @@ async fn start_server(
                 enable_key_list_policy: cfg.acl.enable_key_list_policy,
                 initial_management: cfg.acl.tokens.initial_management.clone(),
                 data_dir: cfg.data_dir.clone(),
+                primary_datacenter: cfg.primary_datacenter.clone(),
+                down_policy: cfg.acl.down_policy,
+                token_ttl: cfg.acl.token_ttl,
+                enable_token_replication: cfg.acl.enable_token_replication,
             },
             coordinates: (!cfg.disable_coordinates).then(|| cfg.coordinate_sync.clone()),
         },

@@ -48,7 +48,7 @@ impl Agent {
             }
         }
         match &self.inner.delegate {
-            Delegate::Server(s) => s.consensus().store.read(|st| s.identity(st, given.as_deref())),
+            Delegate::Server(s) => s.resolve_identity(given.as_deref()).await,
             Delegate::Client(_) => self.client_identity(given).await,
         }
     }

@@ -138,6 +138,12 @@ impl TokenStore {
         self.read().agent.clone()
     }
 
+    /// The token a secondary datacenter's servers replicate ACLs with
+    /// (`acl.tokens.replication`).
+    pub fn replication_token(&self) -> Option<String> {
+        self.read().replication.clone()
+    }
+
     pub fn dns_token_only(&self) -> Option<String> {
         self.read().dns.clone()
     }

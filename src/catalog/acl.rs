@@ -35,6 +35,40 @@ pub struct AclTable {
     pub server_secret: String,
 }
 
+/// What a secondary datacenter's leader copies from the primary in one
+/// Raft entry: objects to create or replace (by ID) and IDs to delete.
+/// Only global tokens travel; the secondary's local tokens are never
+/// touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclReplicationDiff {
+    pub set_policies: Vec<Policy>,
+    pub delete_policies: Vec<String>,
+    pub set_roles: Vec<Role>,
+    pub delete_roles: Vec<String>,
+    pub set_tokens: Vec<Token>,
+    pub delete_tokens: Vec<String>,
+}
+
+impl AclReplicationDiff {
+    pub fn is_empty(&self) -> bool {
+        self.set_policies.is_empty()
+            && self.delete_policies.is_empty()
+            && self.set_roles.is_empty()
+            && self.delete_roles.is_empty()
+            && self.set_tokens.is_empty()
+            && self.delete_tokens.is_empty()
+    }
+
+    /// A rough encoded size, for bounding batches.
+    pub fn approx_size(&self) -> usize {
+        let ids = self.delete_policies.len() + self.delete_roles.len() + self.delete_tokens.len();
+        64 + 40 * ids
+            + self.set_policies.iter().map(|p| 256 + p.rules.len() + p.description.len()).sum::<usize>()
+            + self.set_roles.iter().map(|r| 512 + r.description.len()).sum::<usize>()
+            + self.set_tokens.iter().map(|t| 512 + t.description.len()).sum::<usize>()
+    }
+}
+
 /// The error an apply returns when bootstrap already happened; the server
 /// turns it into Consul's 403.
 pub fn bootstrap_refused(reset_index: u64) -> String {
@@ -205,6 +239,82 @@ impl AclTable {
         Ok(())
     }
 
+    /// Applies what a secondary's leader copied from the primary. Deletes
+    /// and replaced objects are taken out first, so a rename chain (A's
+    /// name moving to B within one round) does not trip the name index.
+    /// An object that still conflicts with what is here (a name or
+    /// secret held by another object; a local token) is skipped: the next
+    /// round, after the primary's state settles, tries again.
+    pub fn replicate(&mut self, index: u64, diff: &AclReplicationDiff) {
+        let mut old_policies = BTreeMap::new();
+        for id in diff.delete_policies.iter().chain(diff.set_policies.iter().map(|p| &p.id)) {
+            if let Some(p) = self.policies.remove(id) {
+                self.policy_names.remove(&p.name);
+                old_policies.insert(p.id.clone(), p);
+                self.index.policies = index;
+            }
+        }
+        for p in &diff.set_policies {
+            if self.policy_names.contains_key(&p.name) {
+                continue;
+            }
+            let mut p = p.clone();
+            p.create_index = old_policies.get(&p.id).map_or(index, |o| o.create_index);
+            p.modify_index = index;
+            self.policy_names.insert(p.name.clone(), p.id.clone());
+            self.policies.insert(p.id.clone(), p);
+            self.index.policies = index;
+        }
+
+        let mut old_roles = BTreeMap::new();
+        for id in diff.delete_roles.iter().chain(diff.set_roles.iter().map(|r| &r.id)) {
+            if let Some(r) = self.roles.remove(id) {
+                self.role_names.remove(&r.name);
+                old_roles.insert(r.id.clone(), r);
+                self.index.roles = index;
+            }
+        }
+        for r in &diff.set_roles {
+            if self.role_names.contains_key(&r.name) {
+                continue;
+            }
+            let mut r = r.clone();
+            r.create_index = old_roles.get(&r.id).map_or(index, |o| o.create_index);
+            r.modify_index = index;
+            self.role_names.insert(r.name.clone(), r.id.clone());
+            self.roles.insert(r.id.clone(), r);
+            self.index.roles = index;
+        }
+
+        let mut old_tokens = BTreeMap::new();
+        for accessor in diff.delete_tokens.iter().chain(diff.set_tokens.iter().map(|t| &t.accessor_id)) {
+            // Local tokens belong to this datacenter alone.
+            if self.tokens.get(accessor).is_some_and(|t| !t.local) {
+                if let Some(t) = self.tokens.remove(accessor) {
+                    self.secrets.remove(&t.secret_id);
+                    old_tokens.insert(t.accessor_id.clone(), t);
+                    self.index.tokens = index;
+                }
+            }
+        }
+        for t in &diff.set_tokens {
+            if t.local
+                || t.accessor_id.is_empty()
+                || t.secret_id.is_empty()
+                || self.tokens.contains_key(&t.accessor_id)
+                || self.secrets.contains_key(&t.secret_id)
+            {
+                continue;
+            }
+            let mut t = t.clone();
+            t.create_index = old_tokens.get(&t.accessor_id).map_or(index, |o| o.create_index);
+            t.modify_index = index;
+            self.secrets.insert(t.secret_id.clone(), t.accessor_id.clone());
+            self.tokens.insert(t.accessor_id.clone(), t);
+            self.index.tokens = index;
+        }
+    }
+
     /// Sets the servers' shared secret once; later attempts keep the first.
     pub fn set_server_secret(&mut self, secret: &str) {
         if self.server_secret.is_empty() {
@@ -251,6 +361,37 @@ mod tests {
         assert_eq!(t.bootstrap(4, &token("a2", "s2"), 2).unwrap_err(), bootstrap_refused(3));
         t.bootstrap(5, &token("a2", "s2"), 3).unwrap();
         assert_eq!(t.bootstrap_index, 5);
+    }
+
+    #[test]
+    fn replication_renames_replaces_and_keeps_local_tokens() {
+        let mut t = AclTable::default();
+        let p = |id: &str, name: &str| Policy { id: id.into(), name: name.into(), ..Default::default() };
+        t.set_policy(1, &p("p1", "a")).unwrap();
+        t.set_policy(2, &p("p2", "b")).unwrap();
+        let mut local = token("local", "s-local");
+        local.local = true;
+        t.set_token(3, &local).unwrap();
+        t.set_token(4, &token("g1", "s-g1")).unwrap();
+        // p2 takes p1's old name, p1 a new one, in one round; g1 goes,
+        // g2 arrives; a delete naming the local token is ignored.
+        let diff = AclReplicationDiff {
+            set_policies: vec![p("p2", "a"), p("p1", "c")],
+            set_tokens: vec![token("g2", "s-g2")],
+            delete_tokens: vec!["g1".into(), "local".into()],
+            ..Default::default()
+        };
+        t.replicate(10, &diff);
+        assert_eq!(t.policy_by_name("a").unwrap().id, "p2");
+        assert_eq!(t.policy_by_name("c").unwrap().create_index, 1);
+        assert!(t.policy_by_name("b").is_none());
+        assert!(t.token("g1").is_none() && t.token_by_secret("s-g1").is_none());
+        assert_eq!(t.token_by_secret("s-g2").unwrap().modify_index, 10);
+        assert!(t.token("local").is_some());
+        assert_eq!((t.index.policies, t.index.tokens, t.index.roles), (10, 10, 0));
+        // A delete of a policy removes its name too.
+        t.replicate(11, &AclReplicationDiff { delete_policies: vec!["p2".into()], ..Default::default() });
+        assert!(t.policy_by_name("a").is_none());
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub enum Command {
     Txn {
         ops: Vec<TxnOp>,
     },
+    /// A secondary datacenter's copy of the primary's ACL changes.
+    AclReplicate(Box<super::acl::AclReplicationDiff>),
 }
 
 impl Command {
@@ -170,6 +172,7 @@ impl Command {
             | Command::AclServerSecret { .. } => 64,
             Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
             Command::QueryDelete { .. } => 64,
+            Command::AclReplicate(diff) => diff.approx_size(),
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
             }

@@ -281,6 +281,10 @@ impl State {
                 self.acl.set_server_secret(secret);
                 CommandResult::Bool(true)
             }
+            Command::AclReplicate(diff) => {
+                self.acl.replicate(index, diff);
+                self.acl_result(Ok(()), changes)
+            }
             Command::QuerySet(q) => {
                 let sessions = &self.sessions;
                 match self.queries.set(index, (**q).clone(), |id| sessions.get(id).is_some()) {

@@ -7,6 +7,7 @@
 //! its own: every handler calls the `agent::Agent` handle.
 
 pub mod acl;
+pub mod acl_replication;
 pub mod agent;
 pub mod authz;
 pub mod body;
@@ -191,6 +192,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/templated-policies", get(acl::templated_policy_list))
         .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
         .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))
+        // ACLs across datacenters.
+        .route("/v1/acl/replication", get(acl_replication::replication))
         .route("/v1/acl/{*rest}", any(acl::other))
         // Mesh-facing reads, usage, host and version (issue 19 items 2 and 3).
         .route("/v1/catalog/connect/{service}", get(mesh::catalog_connect))

@@ -24,3 +24,44 @@ pub struct ResolvedToken {
     pub management: bool,
     pub rules: Vec<String>,
 }
+
+/// What the primary datacenter answers a secondary's server that asks
+/// about a token it does not hold: the token as resolved for the asking
+/// datacenter, and when it expires.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteToken {
+    pub resolved: ResolvedToken,
+    /// Unix milliseconds.
+    pub expiration_time_ms: Option<u64>,
+}
+
+/// One answer of the primary to a secondary's replication loop: the
+/// primary's ACL table indexes, and every table whose index differs from
+/// the one the secondary said it has (`None`: unchanged). Tokens are the
+/// global ones only, and only when asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclReplicationData {
+    pub indexes: crate::catalog::acl::AclIndexes,
+    pub policies: Option<Vec<crate::acl::model::Policy>>,
+    pub roles: Option<Vec<crate::acl::model::Role>>,
+    pub tokens: Option<Vec<crate::acl::model::Token>>,
+}
+
+/// `/v1/acl/replication`, as the leader of a datacenter reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclReplicationStatus {
+    pub enabled: bool,
+    pub running: bool,
+    pub source_datacenter: String,
+    /// `policies` or `tokens` (Consul's names; "" when not enabled).
+    pub replication_type: String,
+    /// The primary's policy index last copied.
+    pub replicated_index: u64,
+    pub replicated_role_index: u64,
+    pub replicated_token_index: u64,
+    /// Unix milliseconds of the last successful round.
+    pub last_success_ms: Option<u64>,
+    /// Unix milliseconds of the last failed round, and why.
+    pub last_error_ms: Option<u64>,
+    pub last_error_message: String,
+}

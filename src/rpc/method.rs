@@ -13,11 +13,12 @@
 //! an argument or reply type needs a new number (and `frame::VERSION` tells
 //! peers apart).
 
-use super::acl::{AclTokenFilter, ResolvedToken};
+use super::acl::{AclReplicationData, AclReplicationStatus, AclTokenFilter, RemoteToken, ResolvedToken};
 use super::context::RequestContext;
 use super::message::{QueryExecution, QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
 use crate::acl::model::{Policy, Role, Token};
+use crate::catalog::acl::AclIndexes;
 use crate::catalog::coordinates::{CoordinateEntry, DatacenterCoordinates};
 use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::queries::PreparedQuery;
@@ -169,6 +170,18 @@ macro_rules! method_table {
             80 QueryExplain { key: String } -> (QueryMeta, PreparedQuery);
             /// `/v1/operator/usage`: service, instance and node counts.
             135 OperatorUsage {} -> (QueryMeta, crate::rpc::operator::ServiceUsage);
+            // --- ACLs across datacenters (100-109) ---
+            /// Asked of the primary datacenter by a server of `datacenter`
+            /// that does not hold the caller's token: the token resolved
+            /// for that datacenter. A local token of another datacenter
+            /// is refused.
+            100 AclResolveRemote { datacenter: String } -> RemoteToken;
+            /// A secondary's replication loop asks the primary for what
+            /// changed since `have` (blocking on the ACL tables); global
+            /// tokens only when `tokens`.
+            101 AclReplicationFetch { have: AclIndexes, tokens: bool } -> (QueryMeta, AclReplicationData);
+            /// `/v1/acl/replication`: the leader's replication status.
+            102 AclReplicationStatusGet {} -> AclReplicationStatus;
         }
     };
 }

@@ -111,16 +111,33 @@ impl Server {
         ctx: &RequestContext,
         args: &M,
     ) -> Result<Verdict<M::Reply>, RpcError> {
-        match self.authorize_now(ctx, args) {
-            Err(e) if e == super::acl::acl_not_found() && !self.consensus.is_leader() => {
+        let not_found = super::acl::acl_not_found();
+        let first = match self.authorize_now(ctx, args, None) {
+            Err(e) if e == not_found && !self.consensus.is_leader() => {
                 self.check_consistency(&crate::rpc::QueryOptions::default()).await?;
-                self.authorize_now(ctx, args)
+                self.authorize_now(ctx, args, None)
+            }
+            other => other,
+        };
+        match first {
+            // A secondary datacenter asks the primary about a token it does
+            // not hold (or applies the down policy when it cannot).
+            Err(e) if e == not_found && self.resolves_through_primary() => {
+                let id = self.resolve_remote(ctx.token.as_deref()).await?;
+                self.authorize_now(ctx, args, Some(id))
             }
             other => other,
         }
     }
 
-    fn authorize_now<M: Guard>(&self, ctx: &RequestContext, args: &M) -> Result<Verdict<M::Reply>, RpcError> {
+    /// `resolved`: the caller's identity when it came from the primary
+    /// datacenter rather than this server's tables.
+    fn authorize_now<M: Guard>(
+        &self,
+        ctx: &RequestContext,
+        args: &M,
+        resolved: Option<std::sync::Arc<Identity>>,
+    ) -> Result<Verdict<M::Reply>, RpcError> {
         #[cfg(test)]
         if self.authz == Policy::DenyAll {
             return Err(RpcError::PermissionDenied(format!("Permission denied: {}", M::NAME)));
@@ -139,7 +156,10 @@ impl Server {
                     ))),
                 };
             }
-            let id = self.identity(state, ctx.token.as_deref())?;
+            let id = match &resolved {
+                Some(id) => id.clone(),
+                None => self.identity(state, ctx.token.as_deref())?,
+            };
             let c = self.check_ctx(&id, state, ctx);
             args.check(&c)?;
             Ok(args.refusal(&c))
@@ -160,7 +180,7 @@ impl Server {
     }
 
     /// Filters a reply for the caller of `ctx`.
-    pub(crate) fn filter_reply<M: Guard>(
+    pub(crate) async fn filter_reply<M: Guard>(
         &self,
         ctx: &RequestContext,
         reply: &mut M::Reply,
@@ -169,8 +189,28 @@ impl Server {
         if !self.acl_enabled() || M::SERVERS_ONLY || !M::RESOLVES_CALLER {
             return Ok(());
         }
+        match self.filter_reply_as::<M>(ctx, reply, None) {
+            // A token resolved through the primary whose answer aged out
+            // while the handler ran (a long blocking query): ask again.
+            Err(e) if e == super::acl::acl_not_found() && self.resolves_through_primary() => {
+                let id = self.resolve_remote(ctx.token.as_deref()).await?;
+                self.filter_reply_as::<M>(ctx, reply, Some(id))
+            }
+            other => other,
+        }
+    }
+
+    fn filter_reply_as<M: Guard>(
+        &self,
+        ctx: &RequestContext,
+        reply: &mut M::Reply,
+        resolved: Option<std::sync::Arc<Identity>>,
+    ) -> Result<(), RpcError> {
         self.consensus.store.read(|state| {
-            let id = self.identity(state, ctx.token.as_deref())?;
+            let id = match &resolved {
+                Some(id) => id.clone(),
+                None => self.identity(state, ctx.token.as_deref())?,
+            };
             M::filter(reply, &self.check_ctx(&id, state, ctx));
             Ok(())
         })
@@ -717,3 +757,24 @@ impl Guard for method::AclTokenList {
         reply.1.iter_mut().for_each(|t| hide_secret(t, c));
     }
 }
+
+// --- ACLs across datacenters -------------------------------------------------
+
+/// A secondary's server asks about the caller's own token: resolution
+/// (before this guard) already refused a secret the primary does not know.
+impl Guard for method::AclResolveRemote {}
+
+/// Copying policies and roles needs `acl:read`; copying tokens (with their
+/// secrets) needs `acl:write`, as Consul asks of a replication token.
+impl Guard for method::AclReplicationFetch {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        if self.tokens {
+            c.require(c.id.authz.acl_write(), "acl:write", None)
+        } else {
+            c.require(c.id.authz.acl_read(), "acl:read", None)
+        }
+    }
+}
+
+/// Consul's `/v1/acl/replication` needs no permission.
+impl Guard for method::AclReplicationStatusGet {}

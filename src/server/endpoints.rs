@@ -52,7 +52,7 @@ impl Server {
             super::authz::Verdict::Answered(reply) => return Ok(reply),
         };
         let mut reply = args.serve(self, &ctx, auth).await?;
-        self.filter_reply::<M>(&ctx, &mut reply)?;
+        self.filter_reply::<M>(&ctx, &mut reply).await?;
         Ok(reply)
     }
 }
@@ -217,42 +217,89 @@ delegate! {
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
-    AclBootstrap => |s, ctx, a| s.acl_bootstrap(ctx, a.secret).await;
-    AclTokenSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
-        Some(reply) => Ok(reply),
-        None => s.acl_token_set(a.token, a.create).await,
+    // In a secondary datacenter, ACL writes (and token reads while tokens
+    // are not replicated) are served by the primary (`via_primary`).
+    // Bootstrap happens in the primary only; a secondary answers as if ACLs
+    // were off there (Consul's answer).
+    AclBootstrap => |s, ctx, a| if s.acl_primary().is_some() {
+        Err(RpcError::AclDisabled)
+    } else {
+        s.acl_bootstrap(ctx, a.secret).await
     };
-    AclTokenRead => |s, ctx, a| s.acl_token_read(&a.accessor, &ctx.query).await;
-    AclTokenSelf => |s, ctx, _a| s.acl_token_self(ctx).await;
-    AclTokenList => |s, ctx, a| s.acl_token_list(&a.filter, &ctx.query).await;
-    AclTokenDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclTokenSet => |s, ctx, a| match s.via_primary(ctx, &a, !a.token.local).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_token_delete(ctx, &a.accessor).await,
+        None if !s.local_tokens_enabled() => Err(RpcError::Internal("Cannot upsert tokens within this datacenter".into())),
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_token_set(a.token, a.create).await,
+        },
     };
-    AclTokenClone => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclTokenRead => |s, ctx, a| match s.via_primary(ctx, &a, s.token_call_needs_primary(Some(&a.accessor))).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_token_clone(&a.accessor, a.description).await,
+        None => s.acl_token_read(&a.accessor, &ctx.query).await,
     };
-    AclPolicySet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclTokenSelf => |s, ctx, a| {
+        let here = s.consensus.store.read(|st| {
+            ctx.token.as_deref().is_some_and(|t| !t.is_empty() && st.acl.token_by_secret(t).is_some())
+        });
+        match s.via_primary(ctx, &a, !here && s.acl_primary().is_some()).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_token_self(ctx).await,
+        }
+    };
+    AclTokenList => |s, ctx, a| match s.via_primary(ctx, &a, s.token_call_needs_primary(None)).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_policy_set(a.policy, a.create).await,
+        None => s.acl_token_list(&a.filter, &ctx.query).await,
+    };
+    AclTokenDelete => |s, ctx, a| match s.via_primary(ctx, &a, s.token_call_needs_primary(Some(&a.accessor))).await? {
+        Some(reply) => Ok(reply),
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_token_delete(ctx, &a.accessor).await,
+        },
+    };
+    AclTokenClone => |s, ctx, a| match s.via_primary(ctx, &a, s.token_call_needs_primary(Some(&a.accessor))).await? {
+        Some(reply) => Ok(reply),
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_token_clone(&a.accessor, a.description).await,
+        },
+    };
+    AclPolicySet => |s, ctx, a| match s.via_primary(ctx, &a, true).await? {
+        Some(reply) => Ok(reply),
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_policy_set(a.policy, a.create).await,
+        },
     };
     AclPolicyRead => |s, ctx, a| s.acl_policy_read(&a.key, a.by_name, &ctx.query).await;
     AclPolicyList => |s, ctx, _a| s.acl_policy_list(&ctx.query).await;
-    AclPolicyDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclPolicyDelete => |s, ctx, a| match s.via_primary(ctx, &a, true).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_policy_delete(&a.id).await,
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_policy_delete(&a.id).await,
+        },
     };
-    AclRoleSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclRoleSet => |s, ctx, a| match s.via_primary(ctx, &a, true).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_role_set(a.role, a.create).await,
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_role_set(a.role, a.create).await,
+        },
     };
     AclRoleRead => |s, ctx, a| s.acl_role_read(&a.key, a.by_name, &ctx.query).await;
     AclRoleList => |s, ctx, a| s.acl_role_list(a.policy.as_deref(), &ctx.query).await;
-    AclRoleDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclRoleDelete => |s, ctx, a| match s.via_primary(ctx, &a, true).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_role_delete(&a.id).await,
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_role_delete(&a.id).await,
+        },
     };
+    AclResolveRemote => |s, ctx, a| s.resolve_for_datacenter(ctx, &a.datacenter);
+    AclReplicationFetch => |s, ctx, a| s.replication_fetch(&a.have, a.tokens, &ctx.query).await;
+    AclReplicationStatusGet => |s, ctx, a| s.replication_status(ctx, &a).await;
     // The hook has resolved the secret already (catching up with the
     // leader if it did not know it): this only packs the answer.
     AclResolve => |s, ctx, _a| s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref()));

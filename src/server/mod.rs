@@ -75,6 +75,10 @@ pub struct Server {
     pub(crate) leaving: std::sync::atomic::AtomicBool,
     /// Resolved tokens by secret (`acl`).
     pub(crate) acl_cache: acl::IdentityCache,
+    /// Tokens resolved through the primary datacenter (`acl::remote`).
+    pub(crate) acl_remote: acl::remote::RemoteIdentities,
+    /// What this server's replication loop last did (`acl::replication`).
+    pub(crate) acl_replication: acl::replication::ReplicationStatus,
     /// Coordinate updates waiting for the next batch (`coordinate`).
     pub(crate) coordinate_updates: coordinate::PendingUpdates,
 }
@@ -101,6 +105,8 @@ impl Server {
             membership_changes: Default::default(),
             leaving: Default::default(),
             acl_cache: Default::default(),
+            acl_remote: Default::default(),
+            acl_replication: Default::default(),
             coordinate_updates: Default::default(),
         }
     }

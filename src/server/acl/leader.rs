@@ -76,6 +76,11 @@ fn missing_builtins(server: &Server, with_initial: bool) -> Vec<Command> {
         if s.acl.server_secret.is_empty() {
             out.push(Command::AclServerSecret { secret: uuid::Uuid::new_v4().to_string() });
         }
+        // A secondary datacenter gets the built-ins (and its tokens) from
+        // the primary: by replication, or by asking it.
+        if server.acl_primary().is_some() {
+            return out;
+        }
         if s.acl.policy(model::GLOBAL_MANAGEMENT_ID).is_none() {
             out.push(Command::AclPolicySet(Box::new(global_management())));
         }
@@ -176,10 +181,16 @@ session_prefix "" {
 
 async fn reap_expired(server: &Server) -> Result<(), crate::rpc::RpcError> {
     let now = super::now_ms();
-    let expired: Vec<String> = server
-        .consensus
-        .store
-        .read(|s| s.acl.tokens().filter(|t| t.expired_at(now)).map(|t| t.accessor_id.clone()).collect());
+    let secondary = server.acl_primary().is_some();
+    let expired: Vec<String> = server.consensus.store.read(|s| {
+        s.acl
+            .tokens()
+            // A secondary reaps only its local tokens: global ones go
+            // when replication copies their deletion from the primary.
+            .filter(|t| t.expired_at(now) && (t.local || !secondary))
+            .map(|t| t.accessor_id.clone())
+            .collect()
+    });
     for accessor in expired {
         server.apply(Command::AclTokenDelete { accessor }).await?;
     }

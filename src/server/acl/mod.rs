@@ -6,6 +6,8 @@
 
 pub mod crud;
 pub mod leader;
+pub mod remote;
+pub mod replication;
 
 use super::Server;
 use crate::acl::authorizer::{Authorizer, DefaultPolicy};
@@ -29,6 +31,18 @@ pub struct AclServerSettings {
     pub initial_management: Option<String>,
     /// Where `acl-bootstrap-reset` is looked for.
     pub data_dir: Option<PathBuf>,
+    /// `primary_datacenter`: where tokens, policies and roles are written
+    /// (empty or this server's own datacenter: this is the primary).
+    pub primary_datacenter: String,
+    /// `acl.down_policy`: what a token resolves to while the primary
+    /// cannot be asked (secondary datacenters only).
+    pub down_policy: crate::config::acl::DownPolicy,
+    /// `acl.token_ttl`: how long an identity resolved through the primary
+    /// is used before it is asked again.
+    pub token_ttl: std::time::Duration,
+    /// `acl.enable_token_replication`: a secondary's leader also copies
+    /// global tokens, and local tokens may be created there.
+    pub enable_token_replication: bool,
 }
 
 /// The error for a secret that names no (live) token.
@@ -90,7 +104,12 @@ impl Server {
                 }
             }
         }
-        let id = Arc::new(self.build_identity(state, secret, now)?);
+        let id = match self.build_identity(state, secret, now) {
+            Ok(id) => Arc::new(id),
+            // A secondary datacenter's server remembers what the primary
+            // (or its down policy) said about tokens it does not hold.
+            Err(e) => return self.remote_identity_cached(state, secret).ok_or(e),
+        };
         let mut cache = self.acl_cache.entries.lock().unwrap_or_else(|e| e.into_inner());
         if cache.0 == index {
             if cache.1.len() >= CACHE_MAX {
@@ -107,7 +126,9 @@ impl Server {
             Some(_) => return Err(acl_not_found()),
             // Before the leader created the anonymous token, an anonymous
             // caller gets the default policy alone.
-            None if secret == model::ANONYMOUS_SECRET => {
+            // (A secondary datacenter asks the primary about its anonymous
+            // token instead, as about any token it does not hold.)
+            None if secret == model::ANONYMOUS_SECRET && self.acl_primary().is_none() => {
                 let authz = Authorizer::default_only(self.default_policy())
                     .with_key_list_policy(self.settings.acl.enable_key_list_policy);
                 return Ok(Identity::new(model::ANONYMOUS_ACCESSOR.into(), authz, None));
@@ -115,7 +136,13 @@ impl Server {
             None => return Err(acl_not_found()),
         };
         let resolved = resolve_token(state, token, &self.settings.datacenter);
-        let authz = if resolved.management {
+        let authz = self.authorizer_for(&resolved);
+        Ok(Identity::new(token.accessor_id.clone(), authz, token.expiration_time_ms))
+    }
+
+    /// The authorizer for a token's resolved rules.
+    pub(crate) fn authorizer_for(&self, resolved: &ResolvedToken) -> Authorizer {
+        if resolved.management {
             Authorizer::management()
         } else {
             let parsed: Vec<Arc<Rules>> = resolved
@@ -126,8 +153,7 @@ impl Server {
                 .filter_map(|r| rules::parse(r).ok().map(Arc::new))
                 .collect();
             Authorizer::new(&parsed, self.default_policy(), self.settings.acl.enable_key_list_policy)
-        };
-        Ok(Identity::new(token.accessor_id.clone(), authz, token.expiration_time_ms))
+        }
     }
 
     /// What a client agent needs to decide for `secret` itself.
@@ -142,10 +168,14 @@ impl Server {
         let secret = secret.filter(|s| !s.is_empty()).unwrap_or(model::ANONYMOUS_SECRET);
         match state.acl.token_by_secret(secret) {
             Some(t) if !t.expired_at(now_ms()) => Ok(resolve_token(state, t, &self.settings.datacenter)),
-            None if secret == model::ANONYMOUS_SECRET => {
+            None if secret == model::ANONYMOUS_SECRET && self.acl_primary().is_none() => {
                 Ok(ResolvedToken { accessor_id: model::ANONYMOUS_ACCESSOR.into(), ..Default::default() })
             }
-            _ => Err(acl_not_found()),
+            Some(_) => Err(acl_not_found()),
+            // A secondary answers from what the primary said (the hook
+            // asked it just now); when it could not ask, the client agent
+            // applies its own down policy.
+            None => self.remote_resolved_for_agent(secret),
         }
     }
 }
