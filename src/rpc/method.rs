@@ -167,6 +167,11 @@ macro_rules! method_table {
             79 QueryExecuteRemote { query: PreparedQuery, limit: u64 } -> QueryExecution;
             /// The query `key` resolves to, rendered.
             80 QueryExplain { key: String } -> (QueryMeta, PreparedQuery);
+
+            // --- issue 22: reads (140-144) ---
+            /// As `ReadIndex`, for a `?consistent` read: the leader always
+            /// confirms its leadership with a quorum round, never its lease.
+            140 ReadIndexConsistent {} -> u64;
         }
     };
 }
@@ -249,7 +254,7 @@ pub fn decode_reply<M: Method>(reply: WireReply) -> Result<M::Reply, RpcError> {
 /// `verify_server_hostname` only a peer with a server's certificate may
 /// call it.
 pub fn is_server_only(id: u16) -> bool {
-    id == Raft::ID || id == Propose::ID || id == ReadIndex::ID
+    id == Raft::ID || id == Propose::ID || id == ReadIndex::ID || id == ReadIndexConsistent::ID
 }
 
 /// The name of a wire number, for errors about unknown methods.

@@ -130,7 +130,16 @@ impl Serve for method::ReadIndex {
         if !s.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        s.consensus.reads.confirm().await.map_err(super::read_error)
+        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Lease).await.map_err(super::read_error)
+    }
+}
+
+impl Serve for method::ReadIndexConsistent {
+    async fn serve(self, s: &Server, _: &RequestContext, _: Authorized) -> Result<u64, RpcError> {
+        if !s.consensus.is_leader() {
+            return Err(RpcError::NoLeader);
+        }
+        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Quorum).await.map_err(super::read_error)
     }
 }
 
