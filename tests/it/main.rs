@@ -66,4 +66,6 @@ mod tls;
 mod txn;
 mod ui;
 mod ui_acl;
+// Idle blocking queries at scale (an ignored measurement).
+mod watchers;
 mod webdriver;
