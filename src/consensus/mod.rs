@@ -148,7 +148,7 @@ impl Consensus {
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
         let mut votes_held_until = votes_held_until;
-        if let Some(until) = votes_held_until {
+        if votes_held_until.is_some() {
             let voters = raft.metrics().borrow().membership_config.membership().voter_ids().count();
             if voters <= 1 {
                 // Alone, nobody else can lead: no lease to keep.
@@ -156,11 +156,6 @@ impl Consensus {
                 votes_held_until = None;
             } else {
                 tracing::info!(target: "agent.server.raft", hold = ?follower_lease, "restarted while following a leader: not voting or campaigning until its lease is over");
-                let r = raft.clone();
-                tasks.spawn(async move {
-                    tokio::time::sleep_until(until.into()).await;
-                    r.runtime_config().elect(true);
-                });
             }
         }
         if cfg.bootstrap {
@@ -175,6 +170,15 @@ impl Consensus {
             }
         }
         let stop = tokio_util::sync::CancellationToken::new();
+        if let Some(until) = votes_held_until {
+            let (r, stop) = (raft.clone(), stop.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => r.runtime_config().elect(true),
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
         let proposer = Proposer::spawn(raft.clone(), tasks, stop.clone());
         let reads = ReadBarrier::spawn(
             reads::ReadSetup {
