@@ -92,6 +92,7 @@ pub fn run(loaded: Loaded, opts: LoadOptions) -> i32 {
 async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
     let cfg = Arc::new(loaded.config);
     crate::logging::init(cfg.log_level, cfg.log_json);
+    raise_open_file_limit();
     crate::http::metrics::set_prometheus_retention(cfg.prometheus_retention_time);
     for w in &loaded.warnings {
         tracing::warn!(target: "agent", "{w}");
@@ -103,6 +104,33 @@ async fn run_async(loaded: Loaded, opts: LoadOptions) -> i32 {
             1
         }
     }
+}
+
+/// Raises the soft open-file limit to the hard one (every HTTP connection,
+/// so every blocking query, holds a descriptor; Consul's docs ask operators
+/// to raise it, and Go's runtime raises the soft limit the same way) and
+/// logs both limits once.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(target: "agent", error = %std::io::Error::last_os_error(), "could not read the open-file limit");
+        return;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        } else {
+            let error = std::io::Error::last_os_error();
+            tracing::warn!(target: "agent", %error, soft = before, hard = lim.rlim_max, "could not raise the open-file limit");
+        }
+    }
+    let show =
+        |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
+    tracing::info!(target: "agent", soft = %show(lim.rlim_cur), hard = %show(lim.rlim_max), was = %show(before), "open-file limit (each HTTP connection and blocking query uses one)");
 }
 
 async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartError> {

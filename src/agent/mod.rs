@@ -749,7 +749,9 @@ impl Agent {
     async fn call_local<M: Serve>(&self, ctx: RequestContext, args: M) -> Result<M::Reply, RpcError> {
         match &self.inner.delegate {
             Delegate::Server(s) => s.serve(ctx, args).await,
-            Delegate::Client(c) => c.call(ctx, &args).await,
+            // Boxed: on a server the RPC client's future would otherwise
+            // size every in-process call, parked blocking queries included.
+            Delegate::Client(c) => Box::pin(c.call(ctx, &args)).await,
         }
     }
 }

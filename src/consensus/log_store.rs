@@ -42,6 +42,9 @@ struct Inner {
     index: RwLock<Index>,
     /// Set while an append or vote write waits for disk space.
     disk_full: DiskFull,
+    /// Test hook: while true, appends wait before writing (a held fsync).
+    #[cfg(feature = "test-hooks")]
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 struct Disk {
@@ -68,7 +71,13 @@ impl LogStore {
     /// An in-memory log for `-dev`.
     pub fn memory() -> LogStore {
         LogStore {
-            inner: Arc::new(Inner { disk: None, index: RwLock::default(), disk_full: DiskFull::default() }),
+            inner: Arc::new(Inner {
+                disk: None,
+                index: RwLock::default(),
+                disk_full: DiskFull::default(),
+                #[cfg(feature = "test-hooks")]
+                hold: tokio::sync::watch::channel(false).0,
+            }),
         }
     }
 
@@ -127,6 +136,8 @@ impl LogStore {
                 disk: Some(Disk { meta_dir, wal: Mutex::new(wal), reader }),
                 index: RwLock::new(idx),
                 disk_full: DiskFull::default(),
+                #[cfg(feature = "test-hooks")]
+                hold: tokio::sync::watch::channel(false).0,
             }),
         };
         Ok((store, report.torn_tail_bytes))
@@ -136,6 +147,25 @@ impl LogStore {
     /// state machine's snapshot writes).
     pub fn disk_full(&self) -> &DiskFull {
         &self.inner.disk_full
+    }
+
+    /// Test hook: while `on`, every append waits before it writes, as if
+    /// its fsync took that long (tests of what a slow disk must not delay).
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_appends(&self, on: bool) {
+        self.inner.hold.send_replace(on);
+    }
+
+    /// Test hook: how many appends are waiting in `hold_appends`.
+    #[cfg(feature = "test-hooks")]
+    pub fn held_appends(&self) -> usize {
+        self.inner.hold.receiver_count()
+    }
+
+    /// The vote as last saved (updated before `save_vote` returns, so
+    /// before openraft answers a candidate it granted).
+    pub fn vote(&self) -> Option<Vote> {
+        self.read_index().vote
     }
 
     /// The last log id (for `consul info`).
@@ -334,6 +364,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        #[cfg(feature = "test-hooks")]
+        {
+            let mut held = self.inner.hold.subscribe();
+            let _ = held.wait_for(|on| !*on).await;
+        }
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut encoded = Vec::with_capacity(entries.len());
         for e in &entries {

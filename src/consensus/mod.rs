@@ -10,6 +10,7 @@
 //! `Consensus`'s methods, in our own types (`status`, `membership`).
 
 pub mod disk_full;
+pub mod lease;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -97,6 +98,8 @@ pub struct Consensus {
     /// How long a leader may go without hearing from a quorum before it
     /// stops naming itself leader (`quorum_contact`).
     lease: Duration,
+    /// Until when this server refuses votes after a restart (see `start`).
+    votes_held_until: Option<std::time::Instant>,
     /// Ends the proposer and read-barrier loops at shutdown.
     stop: tokio_util::sync::CancellationToken,
 }
@@ -107,7 +110,7 @@ impl Consensus {
         rpc: crate::rpc::client::RpcClient,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Result<Consensus, String> {
-        let raft_config = Arc::new(cfg.raft_config()?);
+        let mut raft_config = cfg.raft_config()?;
         // Twice the followers' lease: by then they have surely campaigned.
         let lease = Duration::from_millis(2 * raft_config.election_timeout_max);
         let (log, snapshot_dir) = match &cfg.raft_dir {
@@ -120,17 +123,41 @@ impl Consensus {
             }
             None => (LogStore::memory(), None),
         };
+        // A server restarted while it followed a leader forgot when it last
+        // heard from it, so it may not grant votes or campaign until the
+        // lease it gave before the restart (`election_timeout_max` after
+        // the last heartbeat) is surely over: leaders serve default reads
+        // on that lease (`lease`). Counted from the start, which is later.
+        let follower_lease = Duration::from_millis(raft_config.election_timeout_max);
+        let votes_held_until =
+            log.vote().filter(|v| v.is_committed()).map(|_| std::time::Instant::now() + follower_lease);
+        if votes_held_until.is_some() {
+            raft_config.enable_elect = false;
+        }
+        let raft_config = Arc::new(raft_config);
         let (sm, store) = StateMachine::open(snapshot_dir, log.disk_full().clone())?;
         let peer_contacts = network::PeerContacts::default();
+        let lease_tracker = Arc::new(lease::LeaseTracker::default());
         let raft = Raft::new(
             cfg.node_id,
-            raft_config,
-            network::Network::new(rpc, peer_contacts.clone()),
+            raft_config.clone(),
+            network::Network::new(rpc.clone(), peer_contacts.clone(), lease_tracker.clone()),
             log.clone(),
             sm,
         )
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
+        let mut votes_held_until = votes_held_until;
+        if votes_held_until.is_some() {
+            let voters = raft.metrics().borrow().membership_config.membership().voter_ids().count();
+            if voters <= 1 {
+                // Alone, nobody else can lead: no lease to keep.
+                raft.runtime_config().elect(true);
+                votes_held_until = None;
+            } else {
+                tracing::info!(target: "agent.server.raft", hold = ?follower_lease, "restarted while following a leader: not voting or campaigning until its lease is over");
+            }
+        }
         if cfg.bootstrap {
             let initialized = membership::is_initialized(&raft).await.map_err(|e| e.to_string())?;
             if !initialized {
@@ -143,8 +170,30 @@ impl Consensus {
             }
         }
         let stop = tokio_util::sync::CancellationToken::new();
+        if let Some(until) = votes_held_until {
+            let (r, stop) = (raft.clone(), stop.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => r.runtime_config().elect(true),
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
         let proposer = Proposer::spawn(raft.clone(), tasks, stop.clone());
-        let reads = ReadBarrier::spawn(raft.clone(), tasks, stop.clone());
+        let reads = ReadBarrier::spawn(
+            reads::ReadSetup {
+                raft: raft.clone(),
+                me: cfg.node_id,
+                log: log.clone(),
+                store: store.clone(),
+                lease: lease_tracker,
+                lease_for: lease::leader_lease(raft_config.election_timeout_max),
+                rpc,
+                round_timeout: Duration::from_millis(raft_config.election_timeout_min),
+            },
+            tasks,
+            stop.clone(),
+        );
         tasks.spawn(reads::run_term_barriers(raft.clone(), cfg.node_id, reads.clone(), stop.clone()));
         Ok(Consensus {
             raft,
@@ -157,6 +206,7 @@ impl Consensus {
             last_contact_ms: Arc::default(),
             peer_contacts,
             lease,
+            votes_held_until,
             stop,
         })
     }
@@ -241,7 +291,8 @@ impl Consensus {
         kind: crate::rpc::message::RaftRpc,
         payload: &[u8],
     ) -> Result<Vec<u8>, ServeError> {
-        network::serve(&self.raft, kind, payload).await
+        let votes_held = self.votes_held_until.is_some_and(|t| std::time::Instant::now() < t);
+        network::serve(&self.raft, &self.log, votes_held, kind, payload).await
     }
 
     pub fn is_leader(&self) -> bool {

@@ -4,9 +4,11 @@
 //! openraft backs off from; a timeout or broken connection is a network
 //! error it retries.
 
+use super::lease::LeaseTracker;
+use super::log_store::LogStore;
 use super::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, NodeId,
-    RaftNode, TypeConfig, VoteRequest, VoteResponse,
+    RaftNode, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 use crate::rpc::client::{CallError, RpcClient};
 use crate::rpc::message::RaftRpc;
@@ -42,11 +44,12 @@ impl PeerContacts {
 pub struct Network {
     client: RpcClient,
     contacts: PeerContacts,
+    lease: Arc<LeaseTracker>,
 }
 
 impl Network {
-    pub fn new(client: RpcClient, contacts: PeerContacts) -> Network {
-        Network { client, contacts }
+    pub fn new(client: RpcClient, contacts: PeerContacts, lease: Arc<LeaseTracker>) -> Network {
+        Network { client, contacts, lease }
     }
 }
 
@@ -55,6 +58,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: Result<SocketAddr, String>,
     contacts: PeerContacts,
+    lease: Arc<LeaseTracker>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -63,7 +67,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &RaftNode) -> Self::Network {
         let addr =
             node.addr.parse::<SocketAddr>().map_err(|e| format!("bad raft address {:?}: {e}", node.addr));
-        PeerClient { client: self.client.clone(), target, addr, contacts: self.contacts.clone() }
+        PeerClient {
+            client: self.client.clone(),
+            target,
+            addr,
+            contacts: self.contacts.clone(),
+            lease: self.lease.clone(),
+        }
     }
 }
 
@@ -102,9 +112,22 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
+        // Before sending: a follower may apply up to this commit index as
+        // soon as it arrives, so reads on this leader must start from it.
+        if let Some(c) = rpc.leader_commit {
+            self.lease.commit_sent(c.index);
+        }
+        let (vote, sent_at) = (rpc.vote, Instant::now());
         let resp = self.send(RaftRpc::AppendEntries, &rpc, &option).await;
-        if resp.is_ok() {
-            self.contacts.touch(self.target);
+        match &resp {
+            Ok(AppendEntriesResponse::HigherVote(_)) => self.lease.higher_vote_seen(),
+            Ok(_) => {
+                self.contacts.touch(self.target);
+                if vote.is_committed() {
+                    self.lease.accepted(self.target, vote, sent_at);
+                }
+            }
+            Err(_) => {}
         }
         resp
     }
@@ -151,18 +174,58 @@ fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ServeError> {
     postcard::from_bytes(b).map_err(ServeError::Malformed)
 }
 
+/// Asks `target` at `addr` whether it still follows `vote` (the sending
+/// leader's): the quorum round of `reads`. Any failure is "no".
+pub(super) async fn leader_check(
+    client: &RpcClient,
+    target: NodeId,
+    addr: &str,
+    vote: &Vote,
+    timeout: Duration,
+) -> bool {
+    let Ok(addr) = addr.parse::<SocketAddr>() else { return false };
+    let Ok(payload) = postcard::to_allocvec(vote) else { return false };
+    let call = method::Raft { kind: RaftRpc::LeaderCheck, target, payload: payload.into() };
+    match client.call(addr, RequestContext::default(), &call, timeout).await {
+        Ok(bytes) => postcard::from_bytes::<bool>(&bytes).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 /// Serves a Raft RPC that arrived over the wire (the receiving side of
-/// `PeerClient::send`).
+/// `PeerClient::send` and `leader_check`). `votes_held` refuses every vote
+/// (see `Consensus::start`: a restarted server keeps the lease it may have
+/// given before the restart).
 pub(super) async fn serve(
     raft: &super::typ::Raft,
+    log: &LogStore,
+    votes_held: bool,
     kind: RaftRpc,
     payload: &[u8],
 ) -> Result<Vec<u8>, ServeError> {
     match kind {
         RaftRpc::AppendEntries => enc(&raft.append_entries(dec::<AppendEntriesRequest>(payload)?).await),
-        RaftRpc::Vote => enc(&raft.vote(dec::<VoteRequest>(payload)?).await),
+        RaftRpc::Vote => {
+            let req = dec::<VoteRequest>(payload)?;
+            if votes_held {
+                let current = log.vote().unwrap_or_default();
+                tracing::debug!(target: "agent.server.raft", candidate = %req.vote, "refusing a vote: restarted within the lease this server may have given before");
+                return enc(&Ok::<_, RaftError<NodeId>>(VoteResponse::new(
+                    current,
+                    log.last_log_id(),
+                    false,
+                )));
+            }
+            enc(&raft.vote(req).await)
+        }
         RaftRpc::InstallSnapshot => {
             enc(&raft.install_snapshot(dec::<InstallSnapshotRequest>(payload)?).await)
+        }
+        // From the log store, never through openraft's core: the stored
+        // vote changes before any vote for another candidate is granted.
+        RaftRpc::LeaderCheck => {
+            let vote = dec::<Vote>(payload)?;
+            enc(&log.vote().is_some_and(|mine| mine.leader_id() == vote.leader_id()))
         }
     }
 }
@@ -174,5 +237,6 @@ pub fn check_request(kind: RaftRpc, payload: &[u8]) -> Result<(), ServeError> {
         RaftRpc::AppendEntries => dec::<AppendEntriesRequest>(payload).map(|_| ()),
         RaftRpc::Vote => dec::<VoteRequest>(payload).map(|_| ()),
         RaftRpc::InstallSnapshot => dec::<InstallSnapshotRequest>(payload).map(|_| ()),
+        RaftRpc::LeaderCheck => dec::<Vote>(payload).map(|_| ()),
     }
 }

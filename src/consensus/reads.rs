@@ -1,13 +1,42 @@
-//! Linearizable reads, grouped. A read is linearizable once the leader has
-//! confirmed (with a heartbeat round to a quorum) that it is still leader
-//! after the read arrived, and has applied everything committed so far.
-//! Reads that arrive while a confirmation is in flight wait for the next
-//! one (the one in flight started before they arrived), and all of them
-//! share it: one round trip serves any number of concurrent reads.
+//! Linearizable reads (Raft's ReadIndex) that never wait for a write in
+//! flight.
+//!
+//! Why reads used to wait for writes: openraft 0.9's core awaits every log
+//! append's fsync inline (`RaftCore::append_to_log` waits for the flush
+//! callback), and `Raft::ensure_linearizable` is a message to that core. A
+//! read that arrived 1 ms after a PUT queued behind the PUT's fsync; by the
+//! time the core took the read's commit index the PUT was usually committed
+//! too, so the read also waited for it to be applied and returned the new
+//! value. Followers answer openraft's heartbeats from their core as well,
+//! so they too answer after their own fsync of the same entry.
+//!
+//! Now nothing here asks the core:
+//! - the read index is the commit index at arrival: the larger of the
+//!   committed pointer the core saved (before it applies anything) and the
+//!   highest commit index this leader ever sent a follower (`lease`), so it
+//!   covers every acknowledged write and everything a follower may have
+//!   served, and never includes a write still in flight;
+//! - a default read confirms leadership with the leader lease (`lease`),
+//!   and falls back to a quorum round when the lease lapsed;
+//! - a `?consistent` read always runs a quorum round (never the lease, as
+//!   Consul documents): `RaftRpc::LeaderCheck` to every voter, answered from
+//!   the follower's log store (its saved vote), not its core. Reads that
+//!   arrive while a round is in flight share the next one: one round trip
+//!   serves any number of concurrent reads.
+//!
+//! Then the read waits until the state machine has applied its read index:
+//! entries already committed, whose apply the core dispatched before it
+//! saved the committed pointer.
 
-use super::typ::{NodeId, Raft, RaftNode};
+use super::lease::LeaseTracker;
+use super::log_store::LogStore;
+use super::state_machine::Store;
+use super::typ::{NodeId, Raft, RaftNode, Vote};
+use crate::rpc::client::RpcClient;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -20,84 +49,261 @@ pub enum ReadError {
     Raft(String),
 }
 
+/// How a read confirms that this server still leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    /// Default consistency: the leader lease, else a quorum round.
+    Lease,
+    /// `?consistent`: always a quorum round.
+    Quorum,
+}
+
+type Waiter = oneshot::Sender<Result<u64, ReadError>>;
+
 #[derive(Clone)]
 pub struct ReadBarrier {
-    tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64, ReadError>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Only its metrics are read (no call into the core).
+    raft: Raft,
+    me: NodeId,
+    log: LogStore,
+    store: Arc<Store>,
+    lease: Arc<LeaseTracker>,
+    /// How long after a quorum's acknowledgement the lease holds.
+    lease_for: Duration,
+    rpc: RpcClient,
+    /// How long a quorum round waits for answers.
+    round_timeout: Duration,
+    rounds: mpsc::UnboundedSender<Waiter>,
     /// The term in which this node, as leader, has committed and applied an
-    /// entry of its own (`Consensus::term_barrier`). Until that is true for
-    /// the current term no read is served: a node restarted as leader of its
+    /// entry of its own (`run_term_barriers`). Until that is true for the
+    /// current term no read is served: a node restarted as leader of its
     /// old term (openraft restores a committed self-vote without an
     /// election) may not yet know how far its log was committed, and its
     /// read index alone would let it answer from a state machine that has
-    /// not re-applied everything acknowledged before the crash.
-    ready_term: Arc<AtomicU64>,
+    /// not re-applied everything acknowledged before the crash. A new
+    /// leader's barrier also covers every entry an earlier leader committed.
+    ready_term: AtomicU64,
+    /// Test hook (`use_core_reads`).
+    #[cfg(feature = "test-hooks")]
+    core_reads: std::sync::atomic::AtomicBool,
+}
+
+/// What a leader needs to know about itself to serve a read.
+struct Leading {
+    vote: Vote,
+    joint: Vec<BTreeSet<NodeId>>,
+    peers: Vec<(NodeId, String)>,
+}
+
+/// What `ReadBarrier::spawn` needs.
+pub struct ReadSetup {
+    pub raft: Raft,
+    pub me: NodeId,
+    pub log: LogStore,
+    pub store: Arc<Store>,
+    pub lease: Arc<LeaseTracker>,
+    pub lease_for: Duration,
+    pub rpc: RpcClient,
+    pub round_timeout: Duration,
 }
 
 impl ReadBarrier {
-    /// Starts the grouping loop; it ends when `stop` is cancelled.
+    /// Starts the quorum-round loop; it ends when `stop` is cancelled.
     pub fn spawn(
-        raft: Raft,
+        setup: ReadSetup,
         tasks: &tokio_util::task::TaskTracker,
         stop: tokio_util::sync::CancellationToken,
     ) -> ReadBarrier {
         let (tx, rx) = mpsc::unbounded_channel();
-        let ready_term = Arc::new(AtomicU64::new(0));
-        let ready = ready_term.clone();
+        let inner = Arc::new(Inner {
+            raft: setup.raft,
+            me: setup.me,
+            log: setup.log,
+            store: setup.store,
+            lease: setup.lease,
+            lease_for: setup.lease_for,
+            rpc: setup.rpc,
+            round_timeout: setup.round_timeout,
+            rounds: tx,
+            ready_term: AtomicU64::new(0),
+            #[cfg(feature = "test-hooks")]
+            core_reads: Default::default(),
+        });
+        let driver = inner.clone();
         tasks.spawn(async move {
             tokio::select! {
-                _ = drive(raft, rx, ready) => {}
+                _ = drive(driver, rx) => {}
                 _ = stop.cancelled() => {}
             }
         });
-        ReadBarrier { tx, ready_term }
+        ReadBarrier { inner }
     }
 
     /// Records that an entry proposed by this leader in `term` is applied.
     pub fn set_ready_term(&self, term: u64) {
-        self.ready_term.fetch_max(term, Ordering::AcqRel);
+        self.inner.ready_term.fetch_max(term, Ordering::AcqRel);
     }
 
     pub fn ready_term(&self) -> u64 {
-        self.ready_term.load(Ordering::Acquire)
+        self.inner.ready_term.load(Ordering::Acquire)
     }
 
-    /// Waits until a read of local state is linearizable; returns the
-    /// index the state has reached.
-    pub async fn confirm(&self) -> Result<u64, ReadError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(reply).map_err(|_| ReadError::ShuttingDown)?;
-        rx.await.map_err(|_| ReadError::ShuttingDown)?
+    /// Test hook: confirm reads through openraft's `ensure_linearizable`
+    /// instead, as before issue 22 (behind the core, so behind every log
+    /// fsync), so one build can measure and test both.
+    #[cfg(feature = "test-hooks")]
+    pub fn use_core_reads(&self, on: bool) {
+        self.inner.core_reads.store(on, Ordering::Release);
+    }
+
+    /// Waits until a read of local state is linearizable; returns the read
+    /// index (the state has reached at least that).
+    pub async fn confirm(&self, how: Confirm) -> Result<u64, ReadError> {
+        let inner = &self.inner;
+        #[cfg(feature = "test-hooks")]
+        if inner.core_reads.load(Ordering::Acquire) {
+            return inner.confirm_via_core().await;
+        }
+        let leading = inner.leading()?;
+        let arrival_index = inner.read_index();
+        let index = match how {
+            Confirm::Lease if inner.lease_held(&leading) => {
+                crate::metrics::incr("consul.raft.read_barrier.lease_reads", 1);
+                arrival_index
+            }
+            _ => {
+                let (reply, rx) = oneshot::channel();
+                inner.rounds.send(reply).map_err(|_| ReadError::ShuttingDown)?;
+                rx.await.map_err(|_| ReadError::ShuttingDown)??.max(arrival_index)
+            }
+        };
+        inner.wait_applied(index).await?;
+        Ok(index)
     }
 }
 
-async fn drive(
-    raft: Raft,
-    mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64, ReadError>>>,
-    ready_term: Arc<AtomicU64>,
-) {
+impl Inner {
+    /// This server's facts as leader, or why it may not serve reads.
+    fn leading(&self) -> Result<Leading, ReadError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.me) {
+            let leader = m
+                .current_leader
+                .and_then(|id| m.membership_config.membership().get_node(&id).cloned().map(|n| (id, n)));
+            return Err(ReadError::NotLeader { leader });
+        }
+        // Not yet safe in this term (see `ready_term`): callers retry.
+        if self.ready_term.load(Ordering::Acquire) < m.current_term {
+            return Err(ReadError::NotLeader { leader: None });
+        }
+        // The saved vote, not the metrics: it changes before this server
+        // grants a vote to anyone else.
+        let vote = match self.log.vote() {
+            Some(v)
+                if v.is_committed()
+                    && v.leader_id().node_id == self.me
+                    && v.leader_id().term == m.current_term =>
+            {
+                v
+            }
+            _ => return Err(ReadError::NotLeader { leader: None }),
+        };
+        let membership = m.membership_config.membership();
+        let joint = membership.get_joint_config().clone();
+        let peers = membership
+            .voter_ids()
+            .filter(|id| *id != self.me)
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            .collect();
+        Ok(Leading { vote, joint, peers })
+    }
+
+    /// The commit index now (see the module doc).
+    fn read_index(&self) -> u64 {
+        let saved = self.log.committed().map(|l| l.index).unwrap_or(0);
+        saved.max(self.lease.max_commit_sent())
+    }
+
+    fn lease_held(&self, l: &Leading) -> bool {
+        self.lease.held(self.me, &l.vote, &l.joint, self.lease_for, Instant::now())
+    }
+
+    /// One quorum round, started after every read it serves arrived:
+    /// succeeds once each configuration has a majority (this server
+    /// included) that still follows this leader's vote.
+    async fn quorum_round(&self) -> Result<u64, ReadError> {
+        let l = self.leading()?;
+        let index = self.read_index();
+        let mut granted: BTreeSet<NodeId> = BTreeSet::from([self.me]);
+        let quorum = |g: &BTreeSet<NodeId>| {
+            l.joint.iter().all(|c| c.iter().filter(|id| g.contains(id)).count() * 2 > c.len())
+        };
+        if quorum(&granted) {
+            return Ok(index);
+        }
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in l.peers {
+            let (rpc, vote, timeout) = (self.rpc.clone(), l.vote, self.round_timeout);
+            asks.spawn(
+                async move { (id, super::network::leader_check(&rpc, id, &addr, &vote, timeout).await) },
+            );
+        }
+        while let Some(answer) = asks.join_next().await {
+            if let Ok((id, true)) = answer {
+                granted.insert(id);
+                if quorum(&granted) {
+                    return Ok(index);
+                }
+            }
+        }
+        // A leader that cannot reach a quorum is no leader for reads.
+        Err(ReadError::NotLeader { leader: None })
+    }
+
+    /// The pre-issue-22 confirmation (`ReadBarrier::use_core_reads`).
+    #[cfg(feature = "test-hooks")]
+    async fn confirm_via_core(&self) -> Result<u64, ReadError> {
+        use openraft::error::{CheckIsLeaderError, Fatal, RaftError};
+        match self.raft.ensure_linearizable().await {
+            Ok(_) if self.ready_term.load(Ordering::Acquire) < self.raft.metrics().borrow().current_term => {
+                Err(ReadError::NotLeader { leader: None })
+            }
+            Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(ReadError::NotLeader { leader: None })
+            }
+            Err(RaftError::Fatal(Fatal::Stopped)) => Err(ReadError::ShuttingDown),
+            Err(RaftError::Fatal(f)) => Err(ReadError::Raft(f.to_string())),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), ReadError> {
+        let mut applied = self.store.subscribe_applied();
+        loop {
+            if *applied.borrow_and_update() >= index {
+                return Ok(());
+            }
+            if applied.changed().await.is_err() {
+                return Err(ReadError::ShuttingDown);
+            }
+        }
+    }
+}
+
+async fn drive(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);
         }
-        let result = match raft.ensure_linearizable().await {
-            // Not yet safe in this term (see `ready_term`): callers retry.
-            Ok(_) if ready_term.load(Ordering::Acquire) < raft.metrics().borrow().current_term => {
-                Err(ReadError::NotLeader { leader: None })
-            }
-            Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-            )) => Err(ReadError::NotLeader { leader: f.leader_id.zip(f.leader_node) }),
-            // A leader that cannot reach a quorum is no leader for reads.
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::CheckIsLeaderError::QuorumNotEnough(_),
-            )) => Err(ReadError::NotLeader { leader: None }),
-            Err(openraft::error::RaftError::Fatal(openraft::error::Fatal::Stopped)) => {
-                Err(ReadError::ShuttingDown)
-            }
-            Err(openraft::error::RaftError::Fatal(f)) => Err(ReadError::Raft(f.to_string())),
-        };
+        let result = inner.quorum_round().await;
         crate::metrics::incr("consul.raft.read_barrier.rounds", 1);
         crate::metrics::incr("consul.raft.read_barrier.reads", waiters.len() as u64);
         for w in waiters {

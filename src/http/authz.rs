@@ -55,7 +55,9 @@ pub async fn layer(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Resp
     if is_agent_local(&path) {
         let params = Params::parse(req.uri().query());
         let secret = token(&params, req.headers());
-        let id = match ctx.agent.identity(secret.as_deref()).await {
+        // Boxed: it ends before `next` runs, and unboxed it would size
+        // every request's future, parked blocking queries included.
+        let id = match Box::pin(ctx.agent.identity(secret.as_deref())).await {
             Ok(id) => id,
             Err(e) => return with_policy(HttpError::from(e).into_response(), policy),
         };

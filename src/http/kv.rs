@@ -7,6 +7,7 @@ use super::response::{empty, json, with_meta};
 use super::Ctx;
 use crate::catalog::{Command, KvEntry};
 use crate::rpc::method;
+use crate::rpc::RequestContext;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -69,16 +70,24 @@ pub async fn handle(
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let key = key_from_path(&uri)?;
+    // A GET may park for minutes as a blocking query: it keeps only what it
+    // needs, not the request's URI and headers (over HTTP/1.1 they share
+    // the connection's read buffer), and the PUT and DELETE steps are boxed
+    // so their larger futures do not size it (issue 22: bytes per watcher).
+    drop(uri);
     match method {
-        Method::GET => get(&ctx, &params, &headers, &key).await,
-        Method::PUT => put(&ctx, &params, &headers, &key, body).await,
-        Method::DELETE => delete(&ctx, &params, &headers, &key).await,
+        Method::GET => {
+            let rc = request_context(&params, &headers)?;
+            drop(headers);
+            get(&ctx, &params, rc, &key).await
+        }
+        Method::PUT => Box::pin(put(&ctx, &params, &headers, &key, body)).await,
+        Method::DELETE => Box::pin(delete(&ctx, &params, &headers, &key)).await,
         _ => Err(super::method_not_allowed(&method, &["GET", "PUT", "DELETE"])),
     }
 }
 
-async fn get(ctx: &Ctx, params: &Params, headers: &HeaderMap, key: &str) -> HttpResult {
-    let rc = request_context(params, headers)?;
+async fn get(ctx: &Ctx, params: &Params, rc: RequestContext, key: &str) -> HttpResult {
     if params.has("keys") {
         let sep = params.get("separator").or_else(|| params.get("seperator")).filter(|s| !s.is_empty());
         let args = method::KvKeys { prefix: key.to_string(), separator: sep.map(str::to_string) };

@@ -122,4 +122,8 @@ pub enum RaftRpc {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    /// Does the receiver still follow the sender's vote? Answered from the
+    /// log store without openraft's core (`consensus::reads`), so a
+    /// confirmation round never queues behind a log write.
+    LeaderCheck,
 }

@@ -182,6 +182,11 @@ macro_rules! method_table {
             101 AclReplicationFetch { have: AclIndexes, tokens: bool } -> (QueryMeta, AclReplicationData);
             /// `/v1/acl/replication`: the leader's replication status.
             102 AclReplicationStatusGet {} -> AclReplicationStatus;
+
+            // --- issue 22: reads (140-144) ---
+            /// As `ReadIndex`, for a `?consistent` read: the leader always
+            /// confirms its leadership with a quorum round, never its lease.
+            140 ReadIndexConsistent {} -> u64;
         }
     };
 }
@@ -264,7 +269,7 @@ pub fn decode_reply<M: Method>(reply: WireReply) -> Result<M::Reply, RpcError> {
 /// `verify_server_hostname` only a peer with a server's certificate may
 /// call it.
 pub fn is_server_only(id: u16) -> bool {
-    id == Raft::ID || id == Propose::ID || id == ReadIndex::ID
+    id == Raft::ID || id == Propose::ID || id == ReadIndex::ID || id == ReadIndexConsistent::ID
 }
 
 /// The name of a wire number, for errors about unknown methods.

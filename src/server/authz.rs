@@ -225,6 +225,7 @@ impl Guard for method::Ping {}
 /// (`verify_incoming`), as in Consul.
 impl Guard for method::Raft {}
 impl Guard for method::ReadIndex {}
+impl Guard for method::ReadIndexConsistent {}
 impl Guard for method::StatusLeader {}
 impl Guard for method::StatusPeers {}
 impl Guard for method::Datacenters {}

@@ -68,7 +68,11 @@ impl Server {
             let notified = watch.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let mut meta = self.check_consistency(opts).await?;
+            // Boxed: a parked query's future is as large as its largest
+            // step, and this one (read index, RPCs to the leader) dwarfs the
+            // sleep it spends its life in; boxed, it is allocated only while
+            // it runs (issue 22: bytes per idle watcher).
+            let mut meta = Box::pin(self.check_consistency(opts)).await?;
             let (index, value) = self.consensus.store.read(&query);
             meta.index = index.max(1);
             let Some(deadline) = deadline else { return Ok((meta, value)) };

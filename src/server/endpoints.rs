@@ -42,12 +42,15 @@ impl Server {
         if let Some(dc) = ctx.foreign_dc(&self.settings.datacenter) {
             let dc = dc.to_string();
             let call = WireCall::new(ctx, &args)?;
-            return method::decode_reply::<M>(self.relay_to_dc(&dc, call).await);
+            return method::decode_reply::<M>(Box::pin(self.relay_to_dc(&dc, call)).await);
         }
         if ctx.leader_only && !self.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        let auth = match self.authorize(&ctx, &args).await? {
+        // Boxed, as the relay above: steps that end before the handler
+        // runs would otherwise size the future a parked blocking query
+        // holds for its whole wait (issue 22: bytes per idle watcher).
+        let auth = match Box::pin(self.authorize(&ctx, &args)).await? {
             super::authz::Verdict::Allowed(auth) => auth,
             super::authz::Verdict::Answered(reply) => return Ok(reply),
         };
@@ -130,7 +133,16 @@ impl Serve for method::ReadIndex {
         if !s.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        s.consensus.reads.confirm().await.map_err(super::read_error)
+        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Lease).await.map_err(super::read_error)
+    }
+}
+
+impl Serve for method::ReadIndexConsistent {
+    async fn serve(self, s: &Server, _: &RequestContext, _: Authorized) -> Result<u64, RpcError> {
+        if !s.consensus.is_leader() {
+            return Err(RpcError::NoLeader);
+        }
+        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Quorum).await.map_err(super::read_error)
     }
 }
 

@@ -140,13 +140,31 @@ impl Server {
         {
             return Ok(meta(&self.consensus));
         }
+        // `?consistent` always confirms leadership with a quorum round;
+        // a default read may rely on the leader's lease.
+        let confirm = match opts.consistency {
+            Consistency::Consistent => crate::consensus::reads::Confirm::Quorum,
+            _ => crate::consensus::reads::Confirm::Lease,
+        };
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let attempt = match self.leader_addr_of() {
-                Some((true, _)) => self.consensus.reads.confirm().await.map(|_| ()).map_err(read_error),
+                Some((true, _)) => {
+                    self.consensus.reads.confirm(confirm).await.map(|_| ()).map_err(read_error)
+                }
                 Some((false, addr)) => {
                     let internal = RequestContext::default();
-                    match self.rpc.call(addr, internal, &method::ReadIndex {}, FORWARD_TIMEOUT).await {
+                    let asked = match confirm {
+                        crate::consensus::reads::Confirm::Quorum => {
+                            self.rpc
+                                .call(addr, internal, &method::ReadIndexConsistent {}, FORWARD_TIMEOUT)
+                                .await
+                        }
+                        crate::consensus::reads::Confirm::Lease => {
+                            self.rpc.call(addr, internal, &method::ReadIndex {}, FORWARD_TIMEOUT).await
+                        }
+                    };
+                    match asked {
                         Ok(index) => self.wait_applied(index, deadline).await,
                         Err(CallError::Remote(e)) => Err(e),
                         Err(e) if e.is_unreachable() => Err(RpcError::NoLeader),

@@ -199,10 +199,22 @@ async fn consistency_modes() {
         assert_eq!(r.status, 200);
         assert_eq!(r.headers["x-consul-effective-consistency"], mode);
     }
-    let before = a.counter("consul.raft.read_barrier.rounds").await;
+    // Default reads confirm leadership with the lease (or a quorum round
+    // when it lapsed); `?consistent` always with a round; `?stale` never.
+    let confirmations = || async {
+        a.counter("consul.raft.read_barrier.rounds").await
+            + a.counter("consul.raft.read_barrier.lease_reads").await
+    };
+    let before = confirmations().await;
     a.get("/v1/kv/m").await;
-    assert!(a.counter("consul.raft.read_barrier.rounds").await > before, "default reads confirm leadership");
+    assert!(confirmations().await > before, "default reads confirm leadership");
     let before = a.counter("consul.raft.read_barrier.rounds").await;
+    a.get("/v1/kv/m?consistent").await;
+    assert!(
+        a.counter("consul.raft.read_barrier.rounds").await > before,
+        "?consistent reads run a quorum round"
+    );
+    let before = confirmations().await;
     a.get("/v1/kv/m?stale").await;
-    assert_eq!(a.counter("consul.raft.read_barrier.rounds").await, before, "stale reads don't");
+    assert_eq!(confirmations().await, before, "stale reads don't");
 }

@@ -61,9 +61,14 @@ mod ops_signals;
 mod ops_systemd;
 mod prepared_queries;
 mod raft_cluster;
+// Reads vs a held log append (needs the test-hooks feature for the hold).
+#[cfg(feature = "test-hooks")]
+mod reads;
 mod sessions;
 mod tls;
 mod txn;
 mod ui;
 mod ui_acl;
+// Idle blocking queries at scale (an ignored measurement).
+mod watchers;
 mod webdriver;
