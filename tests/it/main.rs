@@ -32,6 +32,7 @@ mod coordinates;
 mod discovery_cluster;
 mod dns_bench;
 mod dns_dig;
+mod dns_hot;
 mod dns_server;
 mod durability;
 mod events;
