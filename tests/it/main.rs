@@ -30,6 +30,7 @@ mod config_hcl_cli;
 mod coord;
 mod coordinates;
 mod discovery_cluster;
+mod dns_agent;
 mod dns_bench;
 mod dns_dig;
 mod dns_hot;
