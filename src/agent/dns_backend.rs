@@ -36,6 +36,26 @@ impl AgentDns {
     fn check_dc(&self, dc: Option<&str>) -> Result<(), BackendError> {
         self.agent.check_dc(dc).map_err(|_| BackendError::NoPathToDatacenter)
     }
+
+    /// `translate_wan_addrs`: answers about another datacenter than ours
+    /// carry its nodes' and services' WAN addresses where they have one, as
+    /// Consul's DNS does (the LAN addresses are unreachable from here).
+    fn use_wan(&self, answer_dc: Option<&str>) -> bool {
+        let cfg = self.agent.config();
+        cfg.translate_wan_addrs && answer_dc.is_some_and(|dc| !dc.eq_ignore_ascii_case(&cfg.datacenter))
+    }
+}
+
+/// The WAN view of one catalog entry (see `AgentDns::use_wan`).
+fn translate_wan(mut e: crate::rpc::message::ServiceHealth) -> crate::rpc::message::ServiceHealth {
+    if let Some(wan) = e.node.tagged_addresses.get("wan") {
+        e.node.address = wan.clone();
+    }
+    if let Some(wan) = e.service.tagged_addresses.get("wan") {
+        e.service.address = wan.address.clone();
+        e.service.port = wan.port;
+    }
+    e
 }
 
 /// One catalog entry as the DNS layer sees it.
@@ -97,7 +117,8 @@ impl DnsBackend for AgentDns {
             self.check_dc(dc)?;
             let args = method::HealthService { name: service.to_string(), filter: ServiceFilter::default() };
             let (meta, entries) = self.agent.call(self.ctx(allow_stale), args).await.map_err(backend_err)?;
-            let out = entries.into_iter().map(instance).collect();
+            let wan = self.use_wan(dc);
+            let out = entries.into_iter().map(|e| instance(if wan { translate_wan(e) } else { e })).collect();
             Ok((meta.index, Arc::new(out)))
         }))
     }
@@ -145,18 +166,19 @@ impl DnsBackend for AgentDns {
         name: &'a str,
         dc: Option<&'a str>,
         allow_stale: bool,
+        source: Option<IpAddr>,
     ) -> BoxFut<'a, Result<Option<PreparedAnswer>, BackendError>> {
         let local = self.local_datacenter();
         Box::pin(super::dc::in_datacenter(dc.map(str::to_string), &local, async move {
             self.check_dc(dc)?;
-            // `_agent` in the query means this agent; a DNS client has no
-            // forwarded address, so `_ip` leaves the answer unsorted.
+            // `_agent` in the query means this agent; `_ip` the node at the
+            // DNS client's address.
             let args = method::QueryExecute {
                 key: name.to_string(),
                 limit: 0,
                 near: String::new(),
                 agent_node: self.agent.node_name(),
-                source_ip: String::new(),
+                source_ip: source.map(|ip| ip.to_string()).unwrap_or_default(),
             };
             let out = match self.agent.call(self.ctx(allow_stale), args).await {
                 Ok((_, out)) => out,
@@ -164,10 +186,15 @@ impl DnsBackend for AgentDns {
                 Err(e) => return Err(backend_err(e)),
             };
             let ttl = (!out.dns_ttl.is_empty()).then(|| crate::duration::parse(&out.dns_ttl).ok()).flatten();
+            let wan = self.use_wan(Some(&out.datacenter));
             Ok(Some(PreparedAnswer {
                 service: out.service,
+                instances: out
+                    .nodes
+                    .into_iter()
+                    .map(|e| instance(if wan { translate_wan(e) } else { e }))
+                    .collect(),
                 datacenter: out.datacenter,
-                instances: out.nodes.into_iter().map(instance).collect(),
                 ttl,
             }))
         }))
@@ -185,13 +212,21 @@ impl DnsBackend for AgentDns {
             let ctx = self.ctx(allow_stale);
             let args = method::CatalogNode { name: name.to_string() };
             let (_, found) = self.agent.call(ctx.clone(), args).await.map_err(backend_err)?;
+            let wan = self.use_wan(dc);
+            let view = |n: &crate::catalog::types::Node| {
+                let mut info = node_info(n);
+                if let Some(addr) = n.tagged_addresses.get("wan").filter(|_| wan) {
+                    info.address = addr.clone();
+                }
+                info
+            };
             if let Some((n, _)) = found {
-                return Ok(Some(node_info(&n)));
+                return Ok(Some(view(&n)));
             }
             // Names arrive lowercased; node names may not be.
             let args = method::CatalogNodes { node_meta: Vec::new() };
             let (_, nodes) = self.agent.call(ctx, args).await.map_err(backend_err)?;
-            Ok(nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).map(node_info))
+            Ok(nodes.iter().find(|n| n.node.eq_ignore_ascii_case(name)).map(view))
         }))
     }
 

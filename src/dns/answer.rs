@@ -16,7 +16,9 @@ use rand::seq::SliceRandom;
 
 use super::backend::{BackendError, DnsBackend, NodeInfo, ReverseHit};
 use super::cache::{AnswerCache, CacheKey};
+use super::compiled::Compiled;
 use super::config::{service_ttl, ttl_secs, DnsServerConfig};
+use super::hot::{HotEntry, HotOffer, MAX_HOT_BYTES};
 use super::name::{DnsQuery, Domains};
 use super::records::{self, AnswerSet, SetInput, Unit};
 use super::truncate::{self, Budget};
@@ -51,6 +53,11 @@ pub struct Ctx<'a> {
     /// The request's question and our OPT, for exact size measurement.
     pub queries: &'a [Query],
     pub edns: Option<&'a Edns>,
+    /// Set for UDP queries whose service answer may be pre-encoded.
+    pub hot: Option<HotOffer<'a>>,
+    /// The client's address (its EDNS client subnet when it sent one), for
+    /// prepared queries that sort `_ip` near.
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Ctx<'_> {
@@ -185,16 +192,17 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
     };
     // The common case: nothing changed since the set was built, and the
     // backend can tell without handing over every instance.
-    let cached =
-        ctx.backend.service_index(name, dc, s.allow_stale).and_then(|index| ctx.cache.get(&key, index));
-    let set = match cached {
-        Some(set) => set,
+    let cheap_index = ctx.backend.service_index(name, dc, s.allow_stale);
+    let acl = key.acl;
+    let cached = cheap_index.and_then(|index| Some((index, ctx.cache.get(&key, index)?)));
+    let (index, set) = match cached {
+        Some(found) => found,
         None => {
             let (index, instances) = match ctx.backend.service_instances(name, dc, s.allow_stale).await {
                 Ok(r) => r,
                 Err(e) => return ctx.backend_error(d, &e),
             };
-            ctx.cache.get_or_build(key, index, || {
+            let set = ctx.cache.get_or_build(key, index, || {
                 records::build_answer_set(&SetInput {
                     instances: &instances,
                     tag,
@@ -204,7 +212,8 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
                     dc: &dc_name,
                     ttl: service_ttl(s, name),
                 })
-            })
+            });
+            (index, set)
         }
     };
     if set.healthy == 0 {
@@ -216,7 +225,49 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
     }
     let is_address = ctx.qtype != RecordType::SRV;
     let a_limit = if is_address && s.a_record_limit > 0 { s.a_record_limit } else { usize::MAX };
-    fit_units(ctx, &pool, a_limit, set.shared_targets)
+    // Later queries can be answered from pre-encoded bytes only when the
+    // backend can re-check the index cheaply, and only for what the
+    // templates cover (no random CNAME pick, no per-reply glue merging).
+    if cheap_index.is_some() && !pool.from_hosts && !set.shared_targets {
+        offer_hot(ctx, &pool, HotLookup { service: name, dc, index, acl, a_limit });
+    }
+    fit_units(ctx, &pool, a_limit, set.shared_targets, Order::Shuffled)
+}
+
+/// What a hot answer is re-validated against.
+struct HotLookup<'a> {
+    service: &'a str,
+    dc: Option<&'a str>,
+    index: u64,
+    acl: u64,
+    a_limit: usize,
+}
+
+/// Leaves this query's answer pre-encoded in the hot table, if the query
+/// came over UDP in the plain shape and the reply stays within 16 KiB.
+fn offer_hot(ctx: &Ctx<'_>, pool: &Pool<'_>, lookup: HotLookup<'_>) {
+    let Some(offer) = &ctx.hot else { return };
+    if ctx.budget.max_bytes > MAX_HOT_BYTES || offer.table.has(&offer.key, lookup.index, lookup.acl) {
+        return;
+    }
+    let units: Vec<&Unit> = (0..pool.len()).filter_map(|i| pool.get(i)).collect();
+    let Some(compiled) = Compiled::new(offer.key.name(), &units) else { return };
+    let s = ctx.settings();
+    offer.table.insert(HotEntry {
+        key: offer.key.clone(),
+        service: lookup.service.to_string(),
+        dc: lookup.dc.map(str::to_string),
+        index: lookup.index,
+        acl: lookup.acl,
+        compiled,
+        opt: ctx.edns.map(super::wire::opt_bytes),
+        budget: ctx.budget,
+        a_limit: lookup.a_limit,
+        recursion_available: offer.recursion_available,
+        enable_truncate: s.enable_truncate,
+        compress: !s.disable_compression,
+        qlen: ctx.qname.len() + 1,
+    });
 }
 
 /// `<query>.query.<domain>`: the query's answer set, built per lookup (the
@@ -224,7 +275,7 @@ async fn service(ctx: &Ctx<'_>, name: &str, tag: Option<&str>, dc: Option<&str>,
 /// service's; the same pool, truncation and A-record limit as services.
 async fn prepared_query(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -> Answer {
     let s = ctx.settings();
-    let found = match ctx.backend.prepared_query(name, dc, s.allow_stale).await {
+    let found = match ctx.backend.prepared_query(name, dc, s.allow_stale, ctx.client_ip).await {
         Ok(f) => f,
         Err(e) => return ctx.backend_error(d, &e),
     };
@@ -251,7 +302,17 @@ async fn prepared_query(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -
     }
     let is_address = ctx.qtype != RecordType::SRV;
     let a_limit = if is_address && s.a_record_limit > 0 { s.a_record_limit } else { usize::MAX };
-    fit_units(ctx, &pool, a_limit, set.shared_targets)
+    // The server shuffled, or sorted by distance (`near`): keep its order.
+    fit_units(ctx, &pool, a_limit, set.shared_targets, Order::AsGiven)
+}
+
+/// How `fit_units` orders the pool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// A fresh weighted shuffle per query (service lookups).
+    Shuffled,
+    /// The pool's order (prepared queries: the server already ordered it).
+    AsGiven,
 }
 
 /// The units one query type draws from, without copying: up to two lists
@@ -259,6 +320,8 @@ async fn prepared_query(ctx: &Ctx<'_>, name: &str, dc: Option<&str>, d: usize) -
 struct Pool<'s> {
     first: &'s [Unit],
     second: &'s [Unit],
+    /// One hostname drawn at random for this query (CNAME answer).
+    from_hosts: bool,
 }
 
 impl<'s> Pool<'s> {
@@ -267,7 +330,7 @@ impl<'s> Pool<'s> {
     /// address of the asked family.
     fn for_query(set: &'s AnswerSet, qtype: RecordType) -> Pool<'s> {
         let (first, second): (&[Unit], &[Unit]) = match qtype {
-            RecordType::SRV => return Pool { first: &set.srv, second: &[] },
+            RecordType::SRV => return Pool { first: &set.srv, second: &[], from_hosts: false },
             RecordType::A => (&set.v4, &[]),
             RecordType::AAAA => (&set.v6, &[]),
             RecordType::ANY => (&set.v4, &set.v6),
@@ -275,7 +338,7 @@ impl<'s> Pool<'s> {
         };
         let addresses = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
         if first.len() + second.len() > 0 || set.hosts.is_empty() || !addresses {
-            return Pool { first, second };
+            return Pool { first, second, from_hosts: false };
         }
         let pick = truncate::random_prefix(
             |i| set.hosts.get(i).map_or(0, |u| u.weight),
@@ -284,7 +347,7 @@ impl<'s> Pool<'s> {
             &mut rand::rng(),
         );
         let one = pick.first().and_then(|&i| set.hosts.get(i..=i)).unwrap_or(&[]);
-        Pool { first: one, second: &[] }
+        Pool { first: one, second: &[], from_hosts: true }
     }
 
     fn len(&self) -> usize {
@@ -299,16 +362,19 @@ impl<'s> Pool<'s> {
     }
 }
 
-/// Orders the pool randomly (by weight), keeps as many as the budget allows
+/// Orders the pool (randomly by weight, or as given), keeps as many as the budget allows
 /// and renders them with the query name as owner. Optional additional
 /// records (node-meta TXT) are sent only when every offered unit fits with
 /// them; otherwise they are dropped first so more answers fit.
-fn fit_units(ctx: &Ctx<'_>, pool: &Pool<'_>, a_limit: usize, shared_targets: bool) -> Answer {
+fn fit_units(ctx: &Ctx<'_>, pool: &Pool<'_>, a_limit: usize, shared_targets: bool, how: Order) -> Answer {
     let offered = pool.len().min(a_limit);
     let cap = offered.min(ctx.budget.count_cap.unwrap_or(usize::MAX));
     // Only the first `cap` of a random order can ever be sent: draw just those.
     let weight = |i: usize| pool.get(i).map_or(0, |u| u.weight);
-    let order = truncate::random_prefix(weight, pool.len(), cap, &mut rand::rng());
+    let order = match how {
+        Order::Shuffled => truncate::random_prefix(weight, pool.len(), cap, &mut rand::rng()),
+        Order::AsGiven => (0..cap).collect(),
+    };
     let ordered: Vec<&Unit> = order.iter().filter_map(|&i| pool.get(i)).collect();
 
     let mut with_optional = true;

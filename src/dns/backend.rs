@@ -129,12 +129,15 @@ pub trait DnsBackend: Send + Sync + 'static {
     fn servers<'a>(&'a self) -> BoxFut<'a, Result<Vec<NodeInfo>, BackendError>>;
 
     /// Executes the prepared query `name` (name or ID) as asked from `dc`
-    /// (None = local); `Ok(None)` when no such query exists.
+    /// (None = local); `Ok(None)` when no such query exists. `source` is
+    /// the DNS client's address (its EDNS client subnet when it sent one),
+    /// which a query with `Near = "_ip"` sorts by.
     fn prepared_query<'a>(
         &'a self,
         _name: &'a str,
         _dc: Option<&'a str>,
         _allow_stale: bool,
+        _source: Option<IpAddr>,
     ) -> BoxFut<'a, Result<Option<PreparedAnswer>, BackendError>> {
         Box::pin(async { Ok(None) })
     }
@@ -146,7 +149,8 @@ pub struct PreparedAnswer {
     pub service: String,
     /// Where the instances came from (after any failover).
     pub datacenter: String,
-    /// Healthy instances, already ordered by the query (near or shuffled).
+    /// Healthy instances, already ordered by the query (near or shuffled):
+    /// DNS keeps this order.
     pub instances: Vec<ServiceInstance>,
     /// The query's `DNS.TTL`, if it sets one.
     pub ttl: Option<std::time::Duration>,

@@ -18,7 +18,9 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use super::answer::{self, Answer, Ctx};
 use super::backend::DnsBackend;
 use super::cache::AnswerCache;
+use super::compiled::Scratch;
 use super::config::{DnsConfigError, DnsServerConfig};
+use super::hot::{HotAnswers, HotKey, HotOffer};
 use super::name::{DnsQuery, Domains};
 use super::recursor::Recursors;
 use super::truncate::{clamp_edns_payload, Budget};
@@ -36,6 +38,8 @@ struct Inner {
     cfg: DnsServerConfig,
     domains: Domains,
     cache: AnswerCache,
+    /// Pre-encoded service answers for the UDP receive loops.
+    hot: HotAnswers,
     recursors: Recursors,
 }
 
@@ -57,7 +61,21 @@ impl DnsHandler {
         let s = &cfg.settings;
         let recursors = Recursors::new(cfg.recursors.clone(), s.recursor_timeout, s.recursor_strategy_random);
         let cache = AnswerCache::new(cfg.answer_cache_entries);
-        Ok(DnsHandler { inner: Arc::new(Inner { backend, cfg, domains, cache, recursors }) })
+        let hot = HotAnswers::new(cfg.answer_cache_entries);
+        Ok(DnsHandler { inner: Arc::new(Inner { backend, cfg, domains, cache, hot, recursors }) })
+    }
+
+    /// Answers a UDP packet from a current pre-encoded answer into
+    /// `scratch.buf`. False: not a hot question (or no longer current),
+    /// answer it through `respond_bytes_with`.
+    pub fn serve_hot(&self, packet: &[u8], scratch: &mut Scratch) -> bool {
+        let inner = &*self.inner;
+        inner.hot.serve(packet, &*inner.backend, inner.cfg.settings.allow_stale, scratch)
+    }
+
+    /// How many queries were answered from pre-encoded answers.
+    pub fn hot_hits(&self) -> u64 {
+        self.inner.hot.hits()
     }
 
     /// How many service answer sets were built (one per service, tag,
@@ -73,7 +91,13 @@ impl DnsHandler {
     /// Answers a decoded request and encodes the reply for its transport:
     /// UDP replies never exceed 512 bytes, or the client's EDNS size.
     pub async fn respond_bytes(&self, request: &Request) -> Vec<u8> {
-        let reply = self.respond(request).await;
+        self.respond_bytes_with(request, None).await
+    }
+
+    /// `respond_bytes`, leaving a pre-encoded copy of a service answer
+    /// under `hot` (the key of the raw UDP query) for the next queries.
+    pub async fn respond_bytes_with(&self, request: &Request, hot: Option<HotKey>) -> Vec<u8> {
+        let reply = self.respond_with(request, hot).await;
         let max_size = match request.protocol() {
             Protocol::Udp => {
                 reply.edns.as_ref().map_or(512, |e| usize::from(clamp_edns_payload(e.max_payload())))
@@ -93,6 +117,10 @@ impl DnsHandler {
 
     /// Computes the reply to a decoded request.
     pub async fn respond(&self, request: &Request) -> Reply {
+        self.respond_with(request, None).await
+    }
+
+    async fn respond_with(&self, request: &Request, hot: Option<HotKey>) -> Reply {
         let inner = &*self.inner;
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !inner.recursors.is_empty();
@@ -136,6 +164,12 @@ impl DnsHandler {
             budget: Budget::new(request.protocol(), edns.as_ref(), &inner.cfg.settings),
             queries: &queries,
             edns: edns.as_ref(),
+            client_ip: Some(client_ip(request)),
+            hot: hot.filter(|_| request.protocol() == Protocol::Udp).map(|key| HotOffer {
+                table: &inner.hot,
+                key,
+                recursion_available: metadata.recursion_available,
+            }),
         };
 
         let ours = match (&parsed.query, parsed.domain) {
@@ -206,6 +240,16 @@ fn response_edns(request: &Edns) -> Edns {
     e.set_max_payload(clamp_edns_payload(request.max_payload()));
     e.set_version(0);
     e
+}
+
+/// Who asked, for `_ip` near sorting: the EDNS client subnet's address
+/// when the query carries one (a resolver relaying for its client), else
+/// the packet's source.
+fn client_ip(request: &Request) -> std::net::IpAddr {
+    match request.edns.as_ref().and_then(|e| e.option(EdnsCode::Subnet)) {
+        Some(EdnsOption::Subnet(subnet)) => subnet.addr(),
+        _ => request.src().ip(),
+    }
 }
 
 /// Echoes an EDNS Client Subnet option with scope 0 (RFC 7871 §7.2.1:

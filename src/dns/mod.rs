@@ -9,15 +9,21 @@
 //! Flow: `server` (sockets) → `handler` (request checks, flags, EDNS) →
 //! `name` (typed query) → `answer` (records, codes; `records` + `cache` +
 //! `truncate` for services) or `recursor` (names outside our domains);
-//! `wire` encodes the reply.
+//! `wire` encodes the reply. Hot path: a UDP service answer is also left
+//! pre-encoded (`compiled`) in `hot`, and later packets of the same plain
+//! shape (`packet`) are answered from it by the receive loop directly,
+//! while the catalog index and the DNS token's ACL state are unchanged.
 //! See docs/dns.md.
 
 pub mod answer;
 pub mod backend;
 pub mod cache;
+pub mod compiled;
 pub mod config;
 pub mod handler;
+pub mod hot;
 pub mod name;
+pub mod packet;
 pub mod records;
 pub mod recursor;
 pub mod server;

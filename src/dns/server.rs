@@ -27,7 +27,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::compiled::Scratch;
 use super::handler::DnsHandler;
+use super::hot::HotKey;
+use super::packet;
 use crate::accept;
 use futures::future::BoxFuture;
 
@@ -47,10 +50,14 @@ pub async fn serve_handler(
     tasks: &TaskTracker,
 ) -> Result<Vec<SocketAddr>, String> {
     let mut bound = Vec::with_capacity(addrs.len());
+    let sockets = udp_socket_count();
     for addr in addrs {
-        let (udp, tcp) = bind_pair(*addr).await?;
-        let local =
-            udp.local_addr().map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
+        let (udp, tcp) = bind_pair(*addr, sockets).await?;
+        let local = udp
+            .first()
+            .ok_or_else(|| format!("Error starting DNS listener on {addr} (udp): no socket"))?
+            .local_addr()
+            .map_err(|e| format!("Error starting DNS listener on {addr} (udp): {e}"))?;
         bound.push((udp, tcp, local));
     }
     let cfg = handler.config();
@@ -59,32 +66,63 @@ pub async fn serve_handler(
     let idle = cfg.tcp_idle_timeout;
     let mut out = Vec::with_capacity(bound.len());
     for (udp, tcp, local) in bound {
-        tracing::info!(target: LOG_TARGET, address = %local, "started DNS server (udp and tcp)");
+        tracing::info!(target: LOG_TARGET, address = %local, sockets = udp.len(), "started DNS server (udp and tcp)");
         out.push(local);
-        let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
-        tasks.spawn(udp_loop(Arc::new(udp), h, s, t, udp_slots.clone()));
+        for socket in udp {
+            let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
+            tasks.spawn(udp_loop(Arc::new(socket), h, s, t, udp_slots.clone()));
+        }
         let (h, s, t) = (handler.clone(), shutdown.clone(), tasks.clone());
         tasks.spawn(tcp_loop(tcp, h, s, t, tcp_slots.clone(), idle));
     }
     Ok(out)
 }
 
-async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), String> {
+/// UDP sockets per address: one per core (at most 8), bound to the same
+/// port with SO_REUSEPORT so the kernel spreads clients over them and
+/// each receive loop answers on its own core.
+fn udp_socket_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+/// A UDP socket with SO_REUSEPORT set before binding (when `shared`).
+fn bind_udp(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(SockProtocol::UDP))?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// `count` UDP sockets (SO_REUSEPORT when more than one) and a TCP listener
+/// on the same port of `addr`.
+async fn bind_pair(addr: SocketAddr, count: usize) -> Result<(Vec<UdpSocket>, TcpListener), String> {
     let err = |proto: &str, a: SocketAddr, e: std::io::Error| {
         format!("Error starting DNS listener on {a} ({proto}): {e}")
     };
+    let shared = count > 1;
+    let more = |first: UdpSocket, at: SocketAddr| -> Result<Vec<UdpSocket>, String> {
+        let mut all = vec![first];
+        for _ in 1..count {
+            all.push(bind_udp(at, shared).map_err(|e| err("udp", at, e))?);
+        }
+        Ok(all)
+    };
     if addr.port() != 0 {
-        let udp = UdpSocket::bind(addr).await.map_err(|e| err("udp", addr, e))?;
+        let udp = bind_udp(addr, shared).map_err(|e| err("udp", addr, e))?;
         let tcp = TcpListener::bind(addr).await.map_err(|e| err("tcp", addr, e))?;
-        return Ok((udp, tcp));
+        return Ok((more(udp, addr)?, tcp));
     }
     // Port 0: take the kernel's UDP port, then the same port for TCP.
     let mut last = String::new();
     for _ in 0..PORT_ZERO_ATTEMPTS {
-        let udp = UdpSocket::bind(addr).await.map_err(|e| err("udp", addr, e))?;
+        let udp = bind_udp(addr, shared).map_err(|e| err("udp", addr, e))?;
         let chosen = udp.local_addr().map_err(|e| err("udp", addr, e))?;
         match TcpListener::bind(chosen).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => return Ok((more(udp, chosen)?, tcp)),
             Err(e) => last = err("tcp", chosen, e),
         }
     }
@@ -99,6 +137,7 @@ async fn udp_loop(
     slots: Arc<Semaphore>,
 ) {
     let mut buf = vec![0u8; 65535];
+    let mut scratch = Scratch::default();
     loop {
         let received = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
@@ -113,6 +152,13 @@ async fn udp_loop(
             }
         };
         if src.port() == 0 {
+            continue;
+        }
+        // Hot answers are written here, without a task or a decode.
+        if handler.serve_hot(buf.get(..len).unwrap_or_default(), &mut scratch) {
+            if let Err(e) = socket.send_to(&scratch.buf, src).await {
+                tracing::debug!(target: LOG_TARGET, client = %src, error = %e, "failed to send udp reply");
+            }
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -230,6 +276,8 @@ pub async fn handle_packet(
         malformed(src, "a response sent as a query");
         return None;
     }
+    // A plain UDP query may leave its answer pre-encoded for the next ones.
+    let hot = if protocol == Protocol::Udp { packet::parse(&packet).map(|v| HotKey::of(&v)) } else { None };
     let request = match Request::from_bytes(packet, src, protocol) {
         Ok(r) => r,
         Err(e) => {
@@ -237,7 +285,7 @@ pub async fn handle_packet(
             return Some(form_error(&header.metadata));
         }
     };
-    Some(handler.respond_bytes(&request).await)
+    Some(handler.respond_bytes_with(&request, hot).await)
 }
 
 /// A bare FORMERR header answering an undecodable query.

@@ -104,6 +104,13 @@ pub fn encode(parts: &Parts<'_>, max_size: usize, compress: bool) -> Vec<u8> {
     w.buf
 }
 
+/// Our OPT record exactly as `encode` writes it into a NOERROR reply.
+pub fn opt_bytes(edns: &Edns) -> Vec<u8> {
+    let mut e = edns.clone();
+    e.set_rcode_high(hickory_proto::op::ResponseCode::NoError.high());
+    raw_record(&Record::from(&e))
+}
+
 /// The 12-byte header (RFC 1035 §4.1.1; AD/CD from RFC 4035).
 fn header_bytes(m: &Metadata, c: &HeaderCounts) -> [u8; 12] {
     let flag = |on: bool, bit: u8| if on { bit } else { 0 };

@@ -31,6 +31,9 @@ pub struct FakeBackend {
     pub servers: Mutex<Vec<NodeInfo>>,
     pub fail: Mutex<Option<BackendError>>,
     pub other_dcs: Vec<String>,
+    /// What `acl_generation` reports (a test bumps it to model a DNS token
+    /// whose policies changed).
+    pub acl: std::sync::atomic::AtomicU64,
 }
 
 impl FakeBackend {
@@ -74,6 +77,16 @@ impl DnsBackend for FakeBackend {
             let services = self.services.lock().unwrap();
             Ok(services.get(&(dc, service.to_string())).cloned().unwrap_or((1, Arc::new(Vec::new()))))
         })
+    }
+
+    /// Like a server reading its own state: the index without the instances.
+    fn service_index(&self, service: &str, dc: Option<&str>, _allow_stale: bool) -> Option<u64> {
+        let dc = self.check(dc).ok()?;
+        Some(self.services.lock().unwrap().get(&(dc, service.to_string())).map_or(1, |(index, _)| *index))
+    }
+
+    fn acl_generation(&self) -> u64 {
+        self.acl.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn node<'a>(

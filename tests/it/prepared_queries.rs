@@ -275,8 +275,14 @@ async fn failover_follows_the_datacenters_list() {
         out.stdout
     );
 
-    // Over DNS too: dc1's agent answers with dc3's instance.
-    assert_eq!(dig(&dc1, "db-near.query.consul", "A", true), "10.2.0.4");
+    // Over DNS too: dc1's agent answers with dc3's instance, by its WAN
+    // address (translate_wan_addrs), for a prepared query, a service and a
+    // node lookup alike.
+    assert_eq!(dig(&dc1, "db-near.query.consul", "A", true), "198.51.100.4");
+    assert_eq!(dig(&dc1, "db.service.dc3.consul", "A", true), "198.51.100.4");
+    assert_eq!(dig(&dc1, "far1.node.dc3.consul", "A", true), "198.51.100.4");
+    // dc3 itself (no translation asked) answers with the LAN address.
+    assert_eq!(dig(&dc3, "db.service.consul", "A", true), "10.2.0.4");
     let srv = dig(&dc1, "db-fo.query.consul", "SRV", true);
     assert!(srv.contains("5432 far1.node.dc3.consul."), "{srv}");
 }
