@@ -9,7 +9,7 @@ use super::queries::PreparedQuery;
 use super::sessions::Session;
 use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Deregistration, Registration};
-use crate::acl::model::{Policy, Role, Token};
+use crate::acl::model::{AuthMethod, BindingRule, Policy, Role, Token};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +111,17 @@ pub enum Command {
     QueryDelete {
         id: String,
     },
+    /// Creates or replaces an auth method (validated by the server).
+    AclAuthMethodSet(Box<AuthMethod>),
+    /// Deletes an auth method with its binding rules and the tokens its
+    /// logins created.
+    AclAuthMethodDelete {
+        name: String,
+    },
+    AclBindingRuleSet(Box<BindingRule>),
+    AclBindingRuleDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -153,6 +164,9 @@ impl Command {
             | Command::AclServerSecret { .. } => 64,
             Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
             Command::QueryDelete { .. } => 64,
+            Command::AclAuthMethodSet(m) => 256 + m.config.len() + m.description.len(),
+            Command::AclBindingRuleSet(r) => 256 + r.selector.len() + r.bind_name.len(),
+            Command::AclAuthMethodDelete { .. } | Command::AclBindingRuleDelete { .. } => 64,
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
             }

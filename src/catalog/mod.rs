@@ -8,6 +8,7 @@
 //! `Command` before proposing it, so every replica applies identically.
 
 pub mod acl;
+pub mod auth;
 pub mod command;
 pub mod coordinates;
 pub mod kv;

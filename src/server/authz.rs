@@ -668,6 +668,14 @@ needs! {
     AclPolicyDelete => acl_write, "acl:write";
     AclRoleSet => acl_write, "acl:write";
     AclRoleDelete => acl_write, "acl:write";
+    AclAuthMethodRead => acl_read, "acl:read";
+    AclAuthMethodList => acl_read, "acl:read";
+    AclBindingRuleRead => acl_read, "acl:read";
+    AclBindingRuleList => acl_read, "acl:read";
+    AclAuthMethodSet => acl_write, "acl:write";
+    AclAuthMethodDelete => acl_write, "acl:write";
+    AclBindingRuleSet => acl_write, "acl:write";
+    AclBindingRuleDelete => acl_write, "acl:write";
 }
 
 impl Guard for method::EventFire {
@@ -682,6 +690,11 @@ impl Guard for method::AclBootstrap {}
 /// Any valid token may read itself; resolution refuses an unknown secret.
 impl Guard for method::AclTokenSelf {}
 impl Guard for method::AclResolve {}
+/// Anyone may log in: the bearer token is the credential.
+impl Guard for method::AclLogin {}
+/// The caller's own token is what logout deletes; resolution already
+/// refused an unknown secret, the handler refuses a token not from a login.
+impl Guard for method::AclLogout {}
 
 /// Only `acl:write` sees SecretIDs in token reads and listings.
 fn hide_secret(t: &mut crate::acl::model::Token, c: &Check<'_>) {

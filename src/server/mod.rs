@@ -77,6 +77,8 @@ pub struct Server {
     pub(crate) acl_cache: acl::IdentityCache,
     /// Coordinate updates waiting for the next batch (`coordinate`).
     pub(crate) coordinate_updates: coordinate::PendingUpdates,
+    /// `jwt` auth methods' login checks with their fetched keys (`acl::auth`).
+    pub(crate) auth_validators: crate::authmethod::validator::ValidatorCache,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -102,6 +104,7 @@ impl Server {
             leaving: Default::default(),
             acl_cache: Default::default(),
             coordinate_updates: Default::default(),
+            auth_validators: Default::default(),
         }
     }
 
