@@ -166,7 +166,7 @@ mod tests {
         let wrong_aud = claims(json!({"iat": now, "aud": "vault"}));
         assert!(check_claims(&wrong_aud, &c, "", now).unwrap_err().0.contains("aud claim does not match"));
         c.bound_audiences.clear();
-        assert!(check_claims(&wrong_aud, &c, "", now).unwrap_err().0.contains("no audiences bound"));
+        assert!(check_claims(&wrong_aud, &c, "", now).unwrap_err().0.contains("no audiences are bound"));
     }
 
     #[test]

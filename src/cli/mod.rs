@@ -17,6 +17,7 @@ pub mod keygen;
 pub mod keyring;
 pub mod kv;
 pub mod lock;
+pub mod login;
 pub mod maint;
 pub mod members;
 pub mod monitor;
@@ -95,6 +96,10 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Watch for changes in Consul
     Watch(watch::WatchArgs),
+    /// Login to Consul using an auth method
+    Login(login::LoginArgs),
+    /// Destroy a Consul token created with login
+    Logout(login::LogoutArgs),
 }
 
 /// Flags every command that talks to an agent takes (Consul's HTTP flags).
@@ -288,6 +293,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Validate(v) => validate::run(&v),
         Command::Version(v) => version::run(&v),
         Command::Watch(w) => watch::run(w),
+        Command::Login(l) => login::login(l),
+        Command::Logout(l) => login::logout(l),
     }
 }
 

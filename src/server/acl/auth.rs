@@ -199,13 +199,12 @@ impl Server {
         Ok(true)
     }
 
-    pub async fn acl_binding_rule_set(&self, mut r: BindingRule, create: bool) -> Result<BindingRule, RpcError> {
+    /// `_create` is not consulted: as in Consul, no ID creates and an ID
+    /// names an existing rule to update, whichever endpoint carried it.
+    pub async fn acl_binding_rule_set(&self, mut r: BindingRule, _create: bool) -> Result<BindingRule, RpcError> {
         if !self.acl_enabled() {
             return Err(RpcError::AclDisabled);
         }
-        // As Consul: no ID creates one; an ID names an existing rule to
-        // update, whichever endpoint carried it.
-        let _ = create;
         let prepared = self.consensus.store.read(|s| -> Result<BindingRule, RpcError> {
             if r.id.is_empty() {
                 r.id = uuid::Uuid::new_v4().to_string();
