@@ -33,8 +33,8 @@
 pub(crate) mod accept;
 pub mod acl;
 pub(crate) mod agent;
-pub(crate) mod authmethod;
 pub mod api;
+pub(crate) mod authmethod;
 pub mod catalog;
 pub(crate) mod checks;
 pub mod cli;

@@ -66,7 +66,9 @@ mod tests {
         let vars: BTreeMap<String, String> = [("value.name".to_string(), "Web".to_string())].into();
         assert_eq!(interpolate("svc-${value.name}", &vars).unwrap(), "svc-web");
         assert_eq!(interpolate("${ value.name }-x", &vars).unwrap(), "web-x");
-        assert!(interpolate("${value.nope}", &vars).unwrap_err().contains("unknown variable accessed: value.nope"));
+        assert!(interpolate("${value.nope}", &vars)
+            .unwrap_err()
+            .contains("unknown variable accessed: value.nope"));
         assert!(interpolate("${value.name", &vars).is_err());
         assert!(compute("service", "${value.name}", None, &vars).is_ok());
         assert!(compute("service", "bad name", None, &vars).unwrap_err().contains("is invalid"));

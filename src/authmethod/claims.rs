@@ -77,7 +77,10 @@ pub fn extract(all: &Map<String, Value>, config: &JwtConfig) -> Result<Identity,
     for (source, target) in &config.claim_mappings {
         let Some(raw) = claim(all, source) else { continue };
         let s = stringify(raw).ok_or_else(|| {
-            AuthError(format!("error converting claim '{source}' to string from unknown type {}", type_name(raw)))
+            AuthError(format!(
+                "error converting claim '{source}' to string from unknown type {}",
+                type_name(raw)
+            ))
         })?;
         id.values.insert(target.clone(), s);
     }
@@ -122,7 +125,8 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        let all = json!({"sub": "web", "nomad": {"job": "api"}, "n": 3.7, "groups": ["a", "", 2], "one": "x"});
+        let all =
+            json!({"sub": "web", "nomad": {"job": "api"}, "n": 3.7, "groups": ["a", "", 2], "one": "x"});
         let id = extract(all.as_object().unwrap(), &config).unwrap();
         assert_eq!(id.values["name"], "web");
         assert_eq!(id.values["job"], "api");
@@ -132,6 +136,9 @@ mod tests {
         assert_eq!(id.lists["one"], vec!["x"]);
         assert_eq!(id.projected_vars()["value.name"], "web");
         let bad = json!({"sub": {"a": 1}});
-        assert!(extract(bad.as_object().unwrap(), &config).unwrap_err().0.contains("error converting claim 'sub'"));
+        assert!(extract(bad.as_object().unwrap(), &config)
+            .unwrap_err()
+            .0
+            .contains("error converting claim 'sub'"));
     }
 }

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Algorithms a `jwt` method may list in `JWTSupportedAlgs`.
-pub const KNOWN_ALGS: &[&str] = &["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
+pub const KNOWN_ALGS: &[&str] =
+    &["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
 
 /// The leeway used when a leeway setting is 0 (Consul's defaults).
 pub const DEFAULT_EXP_NBF_LEEWAY_S: i64 = 150;
@@ -107,7 +108,9 @@ fn string_map(key: &str, v: &Value) -> Result<BTreeMap<String, String>, AuthErro
 fn seconds(key: &str, v: &Value) -> Result<i64, AuthError> {
     let ns: i128 = match v {
         Value::Null => 0,
-        Value::Number(n) => n.as_i64().map(i128::from).ok_or_else(|| invalid(format!("'{key}': bad duration {n}")))?,
+        Value::Number(n) => {
+            n.as_i64().map(i128::from).ok_or_else(|| invalid(format!("'{key}': bad duration {n}")))?
+        }
         Value::String(s) if s.is_empty() => 0,
         Value::String(s) => crate::duration::parse_nanos(s)
             .map_err(|e| invalid(format!("'{key}': invalid duration {s:?}: {e}")))?,
@@ -117,8 +120,14 @@ fn seconds(key: &str, v: &Value) -> Result<i64, AuthError> {
 }
 
 /// OIDC-flow settings a `jwt` method must not have.
-const OIDC_ONLY: &[&str] =
-    &["OIDCClientID", "OIDCClientSecret", "OIDCScopes", "OIDCACRValues", "AllowedRedirectURIs", "VerboseOIDCLogging"];
+const OIDC_ONLY: &[&str] = &[
+    "OIDCClientID",
+    "OIDCClientSecret",
+    "OIDCScopes",
+    "OIDCACRValues",
+    "AllowedRedirectURIs",
+    "VerboseOIDCLogging",
+];
 
 /// Parses and checks a `jwt` method's `Config` (a JSON object). Network
 /// checks of the URLs are the validator's (`validator::check_reachable`).
@@ -153,7 +162,8 @@ pub fn parse(config: &Map<String, Value>) -> Result<JwtConfig, AuthError> {
             }
         }
     }
-    let sources = [!c.jwt_validation_pub_keys.is_empty(), !c.jwks_url.is_empty(), !c.oidc_discovery_url.is_empty()];
+    let sources =
+        [!c.jwt_validation_pub_keys.is_empty(), !c.jwks_url.is_empty(), !c.oidc_discovery_url.is_empty()];
     if sources.iter().filter(|s| **s).count() != 1 {
         return Err(invalid(
             "exactly one of 'JWTValidationPubKeys', 'JWKSURL', or 'OIDCDiscoveryURL' must be set for type \"jwt\"",
@@ -218,7 +228,10 @@ mod tests {
         let e = cfg(json!({"JWKSURL": "http://x/k", "ClaimMappings": {"a": "x", "b": "x"}})).unwrap_err().0;
         assert!(e.contains("ClaimMappings contains multiple mappings for key \"x\""), "{e}");
         let e = cfg(json!({"JWTValidationPubKeys": ["nope"]})).unwrap_err().0;
-        assert!(e.starts_with("Invalid Auth Method: error parsing public key JWTValidationPubKeys[0]"), "{e}");
+        assert!(
+            e.starts_with("Invalid Auth Method: error parsing public key JWTValidationPubKeys[0]"),
+            "{e}"
+        );
         let e = cfg(json!({"JWKSURL": "http://x/k", "Bogus": 1})).unwrap_err().0;
         assert!(e.contains("unknown Config key \"Bogus\""), "{e}");
     }

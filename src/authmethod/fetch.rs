@@ -68,7 +68,8 @@ async fn get_inner(url: &str, ca_pem: &str) -> Result<Bytes, String> {
     let host = uri.host().ok_or_else(|| fail("URL has no host".into()))?.to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let tcp = tokio::net::TcpStream::connect((bare_host.as_str(), port)).await.map_err(|e| fail(e.to_string()))?;
+    let tcp =
+        tokio::net::TcpStream::connect((bare_host.as_str(), port)).await.map_err(|e| fail(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Io> = if https {
         let config = tls_config(ca_pem).map_err(fail)?;

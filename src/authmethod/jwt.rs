@@ -66,7 +66,8 @@ impl Jws {
     }
 
     pub fn claims(&self) -> Result<Map<String, Value>, AuthError> {
-        serde_json::from_slice(&self.payload).map_err(|e| AuthError(format!("failed to unmarshal claims: {e}")))
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| AuthError(format!("failed to unmarshal claims: {e}")))
     }
 }
 
@@ -109,7 +110,9 @@ pub fn check_claims(
     if nbf == 0 {
         nbf = if iat != 0 { iat } else { exp - config.not_before_leeway() };
     }
-    let failed = |what: &str| AuthError(format!("error validating claims: go-jose/go-jose/jwt: validation failed, {what}"));
+    let failed = |what: &str| {
+        AuthError(format!("error validating claims: go-jose/go-jose/jwt: validation failed, {what}"))
+    };
     if !issuer.is_empty() && claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(failed("invalid issuer claim (iss)"));
     }
@@ -128,7 +131,9 @@ pub fn check_claims(
     let aud = audiences(claims);
     if config.bound_audiences.is_empty() {
         if !aud.is_empty() {
-            return Err(AuthError::new("error validating claims: audience claim found in JWT but no audiences are bound"));
+            return Err(AuthError::new(
+                "error validating claims: audience claim found in JWT but no audiences are bound",
+            ));
         }
     } else if !config.bound_audiences.iter().any(|b| aud.contains(b)) {
         return Err(AuthError::new("error validating claims: aud claim does not match any bound audience"));

@@ -13,7 +13,10 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
     /// Modulus and exponent, big-endian without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed point (0x04 || x || y).
     P256(Vec<u8>),
     P384(Vec<u8>),
@@ -112,7 +115,8 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
                 _ => continue,
             },
             (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
-                let (Some(Ok(x)), Some(Ok(y))) = (k.x.as_deref().map(b64url), k.y.as_deref().map(b64url)) else {
+                let (Some(Ok(x)), Some(Ok(y))) = (k.x.as_deref().map(b64url), k.y.as_deref().map(b64url))
+                else {
                     continue;
                 };
                 let size = if crv == "P-256" { 32 } else { 48 };

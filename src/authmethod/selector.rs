@@ -81,7 +81,10 @@ fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, String> {
                             break;
                         }
                         Some('\\') => {
-                            let next = s[i + 1..].chars().next().ok_or_else(|| format!("{}: unterminated string", start + 1))?;
+                            let next = s[i + 1..]
+                                .chars()
+                                .next()
+                                .ok_or_else(|| format!("{}: unterminated string", start + 1))?;
                             text.push(match next {
                                 'n' => '\n',
                                 't' => '\t',
@@ -99,13 +102,16 @@ fn tokenize(s: &str) -> Result<Vec<(usize, Tok)>, String> {
             }
             b'`' => {
                 let start = i;
-                let end = s[i + 1..].find('`').ok_or_else(|| format!("{}: unterminated string", start + 1))?;
+                let end =
+                    s[i + 1..].find('`').ok_or_else(|| format!("{}: unterminated string", start + 1))?;
                 out.push((start, Tok::Quoted(s[i + 1..i + 1 + end].to_string())));
                 i += end + 2;
             }
             _ => {
                 let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'=' | b'!' | b'"' | b'`') {
+                while i < b.len()
+                    && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'(' | b')' | b'=' | b'!' | b'"' | b'`')
+                {
                     i += 1;
                 }
                 out.push((start, Tok::Word(s[start..i].to_string())));
@@ -213,7 +219,8 @@ impl Parser<'_> {
 
     fn matcher(&mut self) -> Result<Expr, String> {
         // `v in sel` / `v not in sel` start with the value.
-        let value_first = is_kw(self.peek_at(1), "in") || (is_kw(self.peek_at(1), "not") && is_kw(self.peek_at(2), "in"));
+        let value_first =
+            is_kw(self.peek_at(1), "in") || (is_kw(self.peek_at(1), "not") && is_kw(self.peek_at(2), "in"));
         if value_first {
             let v = self.value()?;
             let negate = is_kw(self.peek(), "not");
@@ -373,7 +380,9 @@ mod tests {
             assert!(parse(bad, &id()).is_err(), "{bad} should not parse");
         }
         assert!(parse(&"(".repeat(100), &id()).unwrap_err().contains("nested too deeply"));
-        assert!(parse("value.nope == x", &id()).unwrap_err().contains("Selector \"value.nope\" is not valid"));
+        assert!(parse("value.nope == x", &id())
+            .unwrap_err()
+            .contains("Selector \"value.nope\" is not valid"));
         assert!(selects("", &id()));
         assert!(!selects("value.ns ==", &id()));
     }

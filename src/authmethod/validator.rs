@@ -62,8 +62,9 @@ pub async fn check_reachable(config: &JwtConfig) -> Result<(), AuthError> {
                 .map_err(|e| AuthError(format!("Invalid Auth Method: error checking JWKSURL: {e}")))
         }
         KeySourceKind::OidcDiscovery => {
-            fetch::check_ca(&config.oidc_discovery_ca_cert)
-                .map_err(|e| AuthError(format!("Invalid Auth Method: error checking OIDCDiscoveryCACert: {e}")))?;
+            fetch::check_ca(&config.oidc_discovery_ca_cert).map_err(|e| {
+                AuthError(format!("Invalid Auth Method: error checking OIDCDiscoveryCACert: {e}"))
+            })?;
             discover(config)
                 .await
                 .map(|_| ())
@@ -77,7 +78,8 @@ async fn discover(config: &JwtConfig) -> Result<(String, String), String> {
     let base = config.oidc_discovery_url.trim_end_matches('/');
     let url = format!("{base}/.well-known/openid-configuration");
     let body = fetch::get(&url, &config.oidc_discovery_ca_cert).await?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| format!("oidc: failed to decode provider discovery object: {e}"))?;
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| format!("oidc: failed to decode provider discovery object: {e}"))?;
     let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default().to_string();
     if issuer.trim_end_matches('/') != base {
         return Err(format!(
@@ -97,7 +99,9 @@ impl Validator {
         let mut static_keys = Vec::new();
         for (i, pem) in config.jwt_validation_pub_keys.iter().enumerate() {
             let key = keys::parse_pem(pem).map_err(|e| {
-                AuthError(format!("Invalid Auth Method: error parsing public key JWTValidationPubKeys[{i}]: {e}"))
+                AuthError(format!(
+                    "Invalid Auth Method: error parsing public key JWTValidationPubKeys[{i}]: {e}"
+                ))
             })?;
             static_keys.push(Key { kid: None, alg: None, key });
         }
@@ -147,7 +151,9 @@ impl Validator {
         let source = self.config.key_source();
         let jws = match jwt::parse(token) {
             Ok(j) => j,
-            Err(e) if source == KeySourceKind::Static => return Err(AuthError(format!("error parsing token: {e}"))),
+            Err(e) if source == KeySourceKind::Static => {
+                return Err(AuthError(format!("error parsing token: {e}")))
+            }
             Err(e) => return Err(AuthError(format!("error verifying token: malformed jwt: {e}"))),
         };
         self.alg_allowed(&jws.alg)?;
@@ -169,7 +175,11 @@ impl Validator {
                 }
             }
             if !jws.verified_by(&f.keys) {
-                let prefix = if source == KeySourceKind::Jwks { "error verifying token" } else { "error validating signature" };
+                let prefix = if source == KeySourceKind::Jwks {
+                    "error verifying token"
+                } else {
+                    "error validating signature"
+                };
                 return Err(AuthError(format!("{prefix}: failed to verify id token signature")));
             }
             if source == KeySourceKind::OidcDiscovery && issuer.is_empty() {

@@ -11,9 +11,17 @@ pub struct LoginArgs {
     pub http: HttpFlags,
     #[arg(long, default_value = "", help = "Name of the auth method to login to.")]
     pub method: String,
-    #[arg(long = "bearer-token-file", default_value = "", help = "Path to a file containing a secret bearer token to use with this auth method.")]
+    #[arg(
+        long = "bearer-token-file",
+        default_value = "",
+        help = "Path to a file containing a secret bearer token to use with this auth method."
+    )]
     pub bearer_token_file: String,
-    #[arg(long = "token-sink-file", default_value = "", help = "The most recent token's SecretID is kept up to date in this file.")]
+    #[arg(
+        long = "token-sink-file",
+        default_value = "",
+        help = "The most recent token's SecretID is kept up to date in this file."
+    )]
     pub token_sink_file: String,
     #[arg(long, action = ArgAction::Append, help = "Metadata to set on the token, formatted as key=value. This flag may be specified multiple times to set multiple meta fields.")]
     pub meta: Vec<String>,

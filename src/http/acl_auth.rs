@@ -37,7 +37,9 @@ fn ttl_ns(v: Option<Value>) -> Result<u64, HttpError> {
     match v {
         None | Some(Value::Null) => Ok(0),
         Some(Value::String(s)) if s.is_empty() => Ok(0),
-        Some(Value::String(s)) => crate::duration::parse(&s).map(|d| d.as_nanos() as u64).map_err(|e| bad(e.to_string())),
+        Some(Value::String(s)) => {
+            crate::duration::parse(&s).map(|d| d.as_nanos() as u64).map_err(|e| bad(e.to_string()))
+        }
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(format!("invalid value {n}"))),
         Some(other) => Err(bad(format!("invalid value {other}"))),
     }
@@ -62,7 +64,9 @@ fn method_from(input: AuthMethodIn, name_from_path: Option<String>) -> Result<Au
     let config = match input.config {
         None | Some(Value::Null) => "{}".to_string(),
         Some(v @ Value::Object(_)) => v.to_string(),
-        Some(_) => return Err(HttpError::bad_request("AuthMethod decoding failed: Config: expected an object")),
+        Some(_) => {
+            return Err(HttpError::bad_request("AuthMethod decoding failed: Config: expected an object"))
+        }
     };
     Ok(AuthMethod {
         name,
@@ -101,7 +105,13 @@ pub fn auth_method_json(m: &AuthMethod, full: bool) -> Value {
     Value::Object(o)
 }
 
-async fn method_write(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body, name: Option<String>) -> HttpResult {
+async fn method_write(
+    ctx: &Ctx,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    name: Option<String>,
+) -> HttpResult {
     acl_enabled(ctx)?;
     let params = Params::parse(uri.query());
     let create = name.is_none();
@@ -114,7 +124,12 @@ async fn method_write(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body, nam
     json(&params, &auth_method_json(&out, true))
 }
 
-pub async fn auth_method_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn auth_method_create(
+    State(ctx): State<Ctx>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     method_write(&ctx, &uri, &headers, body, None).await
 }
 
@@ -234,7 +249,12 @@ async fn rule_write(ctx: &Ctx, uri: &Uri, headers: &HeaderMap, body: Body, id: O
     json(&params, &binding_rule_json(&out))
 }
 
-pub async fn binding_rule_create(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn binding_rule_create(
+    State(ctx): State<Ctx>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     rule_write(&ctx, &uri, &headers, body, None).await
 }
 

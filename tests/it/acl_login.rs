@@ -157,7 +157,9 @@ struct Acl {
 
 impl Acl {
     async fn start() -> Acl {
-        let hcl = format!(r#"acl {{ enabled = true default_policy = "deny" tokens {{ initial_management = "{ROOT}" }} }}"#);
+        let hcl = format!(
+            r#"acl {{ enabled = true default_policy = "deny" tokens {{ initial_management = "{ROOT}" }} }}"#
+        );
         let agent = Agent::dev(&["-hcl", &hcl]);
         agent.wait_ready().await;
         let root = client(&agent, Some(ROOT));
@@ -192,8 +194,12 @@ impl Acl {
 }
 
 fn client(agent: &Agent, token: Option<&str>) -> Client {
-    Client::new(ClientConfig { address: agent.addr(), token: token.map(str::to_string), ..Default::default() })
-        .unwrap()
+    Client::new(ClientConfig {
+        address: agent.addr(),
+        token: token.map(str::to_string),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn claims(job: &str, ns: &str, groups: &[&str]) -> Value {
@@ -210,7 +216,14 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
     let keys = KeyServer::start(json!({"keys": [k1.jwk()]})).await;
 
     // Methods of other types are refused by name, with a 400.
-    let r = acl.call(&acl.root, Method::PUT, "/v1/acl/auth-method", Some(json!({"Name": "k8s", "Type": "kubernetes"}))).await;
+    let r = acl
+        .call(
+            &acl.root,
+            Method::PUT,
+            "/v1/acl/auth-method",
+            Some(json!({"Name": "k8s", "Type": "kubernetes"})),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 400, "{}", r.text());
     assert!(r.text().contains("\"kubernetes\" is not supported"), "{}", r.text());
 
@@ -232,12 +245,23 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
         .await;
     assert_eq!(m["MaxTokenTTL"], "1h0m0s");
     assert_eq!(m["Config"]["BoundIssuer"], "nomad");
-    let list: Vec<Value> = acl.call(&acl.root, Method::GET, "/v1/acl/auth-methods", None).await.json().unwrap();
+    let list: Vec<Value> =
+        acl.call(&acl.root, Method::GET, "/v1/acl/auth-methods", None).await.json().unwrap();
     assert_eq!(list.len(), 1);
     assert!(list[0].get("Config").is_none(), "the listing has no Config: {}", list[0]);
 
-    acl.ok(Method::PUT, "/v1/acl/policy", json!({"Name": "kv-app", "Rules": "key_prefix \"app/\" { policy = \"write\" }"})).await;
-    acl.ok(Method::PUT, "/v1/acl/policy", json!({"Name": "kv-ops", "Rules": "key_prefix \"ops/\" { policy = \"write\" }"})).await;
+    acl.ok(
+        Method::PUT,
+        "/v1/acl/policy",
+        json!({"Name": "kv-app", "Rules": "key_prefix \"app/\" { policy = \"write\" }"}),
+    )
+    .await;
+    acl.ok(
+        Method::PUT,
+        "/v1/acl/policy",
+        json!({"Name": "kv-ops", "Rules": "key_prefix \"ops/\" { policy = \"write\" }"}),
+    )
+    .await;
     acl.ok(Method::PUT, "/v1/acl/role", json!({"Name": "ops-role", "Policies": [{"Name": "kv-ops"}]})).await;
     let rules = [
         json!({"BindType": "service", "BindName": "${value.job}", "Selector": "value.ns == default"}),
@@ -255,7 +279,8 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
     }
     // Selector syntax errors and unknown fields are refused when written.
     for bad in ["value.ns ==", "value.nope == x", "(value.ns == a"] {
-        let body = json!({"AuthMethod": "nomad-workloads", "BindType": "service", "BindName": "x", "Selector": bad});
+        let body =
+            json!({"AuthMethod": "nomad-workloads", "BindType": "service", "BindName": "x", "Selector": bad});
         let r = acl.call(&acl.root, Method::PUT, "/v1/acl/binding-rule", Some(body)).await;
         assert_eq!(r.status.as_u16(), 500, "{bad}: {}", r.text());
         assert!(r.text().contains("Selector is invalid"), "{bad}: {}", r.text());
@@ -263,10 +288,17 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
     let body = json!({"AuthMethod": "nomad-workloads", "BindType": "service", "BindName": "${value.nope}"});
     let r = acl.call(&acl.root, Method::PUT, "/v1/acl/binding-rule", Some(body)).await;
     assert!(r.text().contains("invalid BindName"), "{}", r.text());
-    let listed: Vec<Value> =
-        acl.call(&acl.root, Method::GET, "/v1/acl/binding-rules?authmethod=nomad-workloads", None).await.json().unwrap();
+    let listed: Vec<Value> = acl
+        .call(&acl.root, Method::GET, "/v1/acl/binding-rules?authmethod=nomad-workloads", None)
+        .await
+        .json()
+        .unwrap();
     assert_eq!(listed.len(), 6);
-    let none: Vec<Value> = acl.call(&acl.root, Method::GET, "/v1/acl/binding-rules?authmethod=other", None).await.json().unwrap();
+    let none: Vec<Value> = acl
+        .call(&acl.root, Method::GET, "/v1/acl/binding-rules?authmethod=other", None)
+        .await
+        .json()
+        .unwrap();
     assert!(none.is_empty());
 
     // A valid login gets exactly what the matching rules bind.
@@ -290,14 +322,24 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
     let me = client(&acl.agent, Some(&secret));
     let put = |path: &'static str, body: Value| {
         let me = &me;
-        async move { me.request(Method::PUT, path, Some(serde_json::to_vec(&body).unwrap().into())).await.unwrap() }
+        async move {
+            me.request(Method::PUT, path, Some(serde_json::to_vec(&body).unwrap().into())).await.unwrap()
+        }
     };
     assert_eq!(put("/v1/kv/app/config", json!("x")).await.status.as_u16(), 200, "policy kv-app");
     assert_eq!(put("/v1/kv/ops/config", json!("x")).await.status.as_u16(), 200, "role ops-role");
     assert_eq!(put("/v1/kv/other", json!("x")).await.status.as_u16(), 403, "nothing else");
     let reg = |name: &str| json!({"Name": name, "Port": 80});
-    assert_eq!(put("/v1/agent/service/register", reg("web")).await.status.as_u16(), 200, "service identity web");
-    assert_eq!(put("/v1/agent/service/register", reg("web-tp")).await.status.as_u16(), 200, "templated policy");
+    assert_eq!(
+        put("/v1/agent/service/register", reg("web")).await.status.as_u16(),
+        200,
+        "service identity web"
+    );
+    assert_eq!(
+        put("/v1/agent/service/register", reg("web-tp")).await.status.as_u16(),
+        200,
+        "templated policy"
+    );
     assert_eq!(put("/v1/agent/service/register", reg("db")).await.status.as_u16(), 403, "not db");
 
     // A login no rule matches: 403 as Consul words it, nothing stored.
@@ -389,7 +431,8 @@ async fn jwks_method_binds_each_type_rotates_keys_and_survives_a_hanging_key_ser
     // Deleting the method takes its rules and its logins' tokens.
     keys.set(|s| s.hang = false);
     acl.ok(Method::DELETE, "/v1/acl/auth-method/nomad-workloads", json!(null)).await;
-    let rules: Vec<Value> = acl.call(&acl.root, Method::GET, "/v1/acl/binding-rules", None).await.json().unwrap();
+    let rules: Vec<Value> =
+        acl.call(&acl.root, Method::GET, "/v1/acl/binding-rules", None).await.json().unwrap();
     assert!(rules.is_empty());
     let tokens: Vec<Value> = acl.call(&acl.root, Method::GET, "/v1/acl/tokens", None).await.json().unwrap();
     assert!(tokens.iter().all(|t| t.get("AuthMethod").is_none()), "{tokens:?}");
@@ -440,15 +483,25 @@ async fn static_keys_discovery_and_the_cli() {
         }}),
     )
     .await;
-    acl.ok(Method::PUT, "/v1/acl/binding-rule", json!({"AuthMethod": "oidc-disc", "BindType": "service", "BindName": "${value.job}"})).await;
+    acl.ok(
+        Method::PUT,
+        "/v1/acl/binding-rule",
+        json!({"AuthMethod": "oidc-disc", "BindType": "service", "BindName": "${value.job}"}),
+    )
+    .await;
     let mut c = claims("api", "x", &[]);
     c["iss"] = json!(keys.base);
     let r = acl.login("oidc-disc", &disc.sign(&c)).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     // An unreachable JWKS URL is refused when the method is written.
     let r = acl
-        .call(&acl.root, Method::PUT, "/v1/acl/auth-method", Some(json!({"Name": "dead", "Type": "jwt",
-            "Config": {"JWKSURL": format!("{}/nothing-here", keys.base)}})))
+        .call(
+            &acl.root,
+            Method::PUT,
+            "/v1/acl/auth-method",
+            Some(json!({"Name": "dead", "Type": "jwt",
+            "Config": {"JWKSURL": format!("{}/nothing-here", keys.base)}})),
+        )
         .await;
     assert!(r.text().contains("error checking JWKSURL"), "{}", r.text());
 
@@ -460,8 +513,13 @@ async fn static_keys_discovery_and_the_cli() {
     let addr = acl.agent.addr();
     let env = [("CONSUL_HTTP_ADDR", addr.as_str())];
     let out = cli_with_env(
-        &["login", "-method=static", &format!("-bearer-token-file={}", jwt_file.display()),
-          &format!("-token-sink-file={}", sink.display()), "-meta=pod=p9"],
+        &[
+            "login",
+            "-method=static",
+            &format!("-bearer-token-file={}", jwt_file.display()),
+            &format!("-token-sink-file={}", sink.display()),
+            "-meta=pod=p9",
+        ],
         &env,
         None,
     );
@@ -483,22 +541,44 @@ async fn static_keys_discovery_and_the_cli() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["TokenLocality"], "global");
     let out = cli_with_env(
-        &["acl", "auth-method", "create", "-type=jwt", "-name=cli-made", "-max-token-ttl=10m",
-          &format!("-config={}", json!({"JWTValidationPubKeys": [ec.pem()]}))],
+        &[
+            "acl",
+            "auth-method",
+            "create",
+            "-type=jwt",
+            "-name=cli-made",
+            "-max-token-ttl=10m",
+            &format!("-config={}", json!({"JWTValidationPubKeys": [ec.pem()]})),
+        ],
         &root_env,
         None,
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("cli-made"), "{}", out.stdout);
     let out = cli_with_env(
-        &["acl", "binding-rule", "create", "-method=cli-made", "-bind-type=service", "-bind-name=web",
-          "-selector=value.x == y"],
+        &[
+            "acl",
+            "binding-rule",
+            "create",
+            "-method=cli-made",
+            "-bind-type=service",
+            "-bind-name=web",
+            "-selector=value.x == y",
+        ],
         &root_env,
         None,
     );
     assert_ne!(out.code, 0, "unknown selector field: {}", out.stdout);
     let out = cli_with_env(
-        &["acl", "binding-rule", "create", "-method=cli-made", "-bind-type=service", "-bind-name=web", "-format=json"],
+        &[
+            "acl",
+            "binding-rule",
+            "create",
+            "-method=cli-made",
+            "-bind-type=service",
+            "-bind-name=web",
+            "-format=json",
+        ],
         &root_env,
         None,
     );
@@ -507,12 +587,20 @@ async fn static_keys_discovery_and_the_cli() {
     let id = rule["ID"].as_str().unwrap();
     let out = cli_with_env(&["acl", "binding-rule", "list", "-method=cli-made"], &root_env, None);
     assert!(out.stdout.contains(id), "{}", out.stdout);
-    let out = cli_with_env(&["acl", "binding-rule", "update", &format!("-id={id}"), "-description=now described"], &root_env, None);
+    let out = cli_with_env(
+        &["acl", "binding-rule", "update", &format!("-id={id}"), "-description=now described"],
+        &root_env,
+        None,
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("now described"), "{}", out.stdout);
     let out = cli_with_env(&["acl", "binding-rule", "delete", &format!("-id={id}")], &root_env, None);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = cli_with_env(&["acl", "auth-method", "update", "-name=cli-made", "-description=desc"], &root_env, None);
+    let out = cli_with_env(
+        &["acl", "auth-method", "update", "-name=cli-made", "-description=desc"],
+        &root_env,
+        None,
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let out = cli_with_env(&["acl", "auth-method", "delete", "-name=cli-made"], &root_env, None);
     assert_eq!(out.code, 0, "{}", out.stderr);

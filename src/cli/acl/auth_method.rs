@@ -103,7 +103,8 @@ fn config_value(raw: &str) -> Result<Value, String> {
     } else {
         raw.to_string()
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("Error parsing JSON for auth method config: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("Error parsing JSON for auth method config: {e}"))?;
     if !v.is_object() {
         return Err("Error parsing JSON for auth method config: expected an object".into());
     }
@@ -112,15 +113,31 @@ fn config_value(raw: &str) -> Result<Value, String> {
 
 #[derive(Args, Debug)]
 pub struct Common {
-    #[arg(long = "display-name", default_value = "", help = "An optional name to use instead of the name when displaying this auth method in a UI.")]
+    #[arg(
+        long = "display-name",
+        default_value = "",
+        help = "An optional name to use instead of the name when displaying this auth method in a UI."
+    )]
     pub display_name: String,
     #[arg(long, default_value = "", help = "A description of the auth method.")]
     pub description: String,
-    #[arg(long = "max-token-ttl", default_value = "", help = "Duration of time all tokens created by this auth method should be valid for")]
+    #[arg(
+        long = "max-token-ttl",
+        default_value = "",
+        help = "Duration of time all tokens created by this auth method should be valid for"
+    )]
     pub max_token_ttl: String,
-    #[arg(long = "token-locality", default_value = "", help = "Defines the kind of token that this auth method should produce. This can be either 'local' or 'global'. If empty the value of 'local' is assumed.")]
+    #[arg(
+        long = "token-locality",
+        default_value = "",
+        help = "Defines the kind of token that this auth method should produce. This can be either 'local' or 'global'. If empty the value of 'local' is assumed."
+    )]
     pub token_locality: String,
-    #[arg(long, default_value = "", help = "The configuration for the auth method. Must be JSON. May be prefixed with '@' to indicate that the value is a file path to load the config from. '-' may also be given to indicate that the config is available on stdin")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The configuration for the auth method. Must be JSON. May be prefixed with '@' to indicate that the value is a file path to load the config from. '-' may also be given to indicate that the config is available on stdin"
+    )]
     pub config: String,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Indicates that auth method metadata such as the raft indices should be shown for each entry.")]
     pub meta: Option<bool>,

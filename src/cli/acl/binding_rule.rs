@@ -112,11 +112,23 @@ fn bind_vars(raw: &[String]) -> Result<Option<Value>, String> {
 pub struct Fields {
     #[arg(long, default_value = "", help = "A description of the binding rule.")]
     pub description: String,
-    #[arg(long, default_value = "", help = "Selector is an expression that matches against verified identity attributes returned from the auth method during login.")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "Selector is an expression that matches against verified identity attributes returned from the auth method during login."
+    )]
     pub selector: String,
-    #[arg(long = "bind-type", default_value = "", help = "Type of binding to perform (\"service\", \"node\", \"role\", \"policy\" or \"templated-policy\").")]
+    #[arg(
+        long = "bind-type",
+        default_value = "",
+        help = "Type of binding to perform (\"service\", \"node\", \"role\", \"policy\" or \"templated-policy\")."
+    )]
     pub bind_type: String,
-    #[arg(long = "bind-name", default_value = "", help = "Name to bind on match. Can use ${var} interpolation.")]
+    #[arg(
+        long = "bind-name",
+        default_value = "",
+        help = "Name to bind on match. Can use ${var} interpolation."
+    )]
     pub bind_name: String,
     #[arg(long = "bind-vars", action = ArgAction::Append, help = "Templated policy variables. Can only be used when -bind-type is templated-policy. May be specified multiple times as key=value.")]
     pub bind_vars: Vec<String>,
@@ -151,7 +163,11 @@ impl Fields {
 pub struct CreateArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long, default_value = "", help = "The auth method's name for which this binding rule applies. This flag is required.")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The auth method's name for which this binding rule applies. This flag is required."
+    )]
     pub method: String,
     #[command(flatten)]
     pub fields: Fields,
@@ -189,7 +205,11 @@ async fn create(a: CreateArgs) -> i32 {
 pub struct ReadArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long, default_value = "", help = "The ID of the binding rule to read. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The ID of the binding rule to read. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs"
+    )]
     pub id: String,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Indicates that binding rule metadata such as the raft indices should be shown for each entry.")]
     pub meta: Option<bool>,
@@ -224,7 +244,11 @@ async fn read(a: ReadArgs) -> i32 {
 pub struct UpdateArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long, default_value = "", help = "The ID of the binding rule to update. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The ID of the binding rule to update. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs"
+    )]
     pub id: String,
     #[arg(long = "no-merge", num_args = 0..=1, require_equals = true, default_missing_value = B, help = "Do not merge the current binding rule information with what is provided to the command. Instead overwrite all fields with the exception of the binding rule ID which is immutable.")]
     pub no_merge: Option<bool>,
@@ -280,7 +304,11 @@ async fn update(a: UpdateArgs) -> i32 {
 pub struct IdArgs {
     #[command(flatten)]
     pub http: HttpFlags,
-    #[arg(long, default_value = "", help = "The ID of the binding rule to delete. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs")]
+    #[arg(
+        long,
+        default_value = "",
+        help = "The ID of the binding rule to delete. It may be specified as a unique ID prefix but will error if the prefix matches multiple binding rule IDs"
+    )]
     pub id: String,
 }
 

@@ -8,7 +8,9 @@
 use super::super::blocking::Interest;
 use super::super::Server;
 use super::crud::{is_uuid, named_token, with_token_hash};
-use crate::acl::model::{AuthMethod, BindingRule, Grants, Link, NodeIdentity, ServiceIdentity, TemplatedPolicy, Token};
+use crate::acl::model::{
+    AuthMethod, BindingRule, Grants, Link, NodeIdentity, ServiceIdentity, TemplatedPolicy, Token,
+};
 use crate::authmethod::claims::Identity as ClaimsIdentity;
 use crate::authmethod::{bind, selector, validator, AuthError};
 use crate::catalog::acl::TOPIC_ACL;
@@ -71,11 +73,17 @@ fn bind(state: &State, method: &str, id: &ClaimsIdentity, dc: &str) -> Result<Bi
         if !selector::selects(&rule.selector, id) {
             continue;
         }
-        let (name, var) = bind::compute(&rule.bind_type, &rule.bind_name, rule.bind_vars_name.as_deref(), &vars)
-            .map_err(|e| bad(format!("cannot compute {:?} bind name for bind target: {e}", rule.bind_type)))?;
+        let (name, var) =
+            bind::compute(&rule.bind_type, &rule.bind_name, rule.bind_vars_name.as_deref(), &vars).map_err(
+                |e| bad(format!("cannot compute {:?} bind name for bind target: {e}", rule.bind_type)),
+            )?;
         match rule.bind_type.as_str() {
-            "service" => b.grants.service_identities.push(ServiceIdentity { service_name: name, datacenters: vec![] }),
-            "node" => b.grants.node_identities.push(NodeIdentity { node_name: name, datacenter: dc.to_string() }),
+            "service" => {
+                b.grants.service_identities.push(ServiceIdentity { service_name: name, datacenters: vec![] })
+            }
+            "node" => {
+                b.grants.node_identities.push(NodeIdentity { node_name: name, datacenter: dc.to_string() })
+            }
             "role" => {
                 if let Some(r) = state.acl.role_by_name(&name) {
                     if !b.roles.iter().any(|l| l.id == r.id) {
@@ -130,7 +138,11 @@ impl Server {
         applied(self.apply(cmd).await?)
     }
 
-    pub async fn acl_auth_method_set(&self, mut m: AuthMethod, create: bool) -> Result<AuthMethod, RpcError> {
+    pub async fn acl_auth_method_set(
+        &self,
+        mut m: AuthMethod,
+        _create: bool,
+    ) -> Result<AuthMethod, RpcError> {
         if !self.acl_enabled() {
             return Err(RpcError::AclDisabled);
         }
@@ -138,7 +150,9 @@ impl Server {
             return Err(bad("Invalid Auth Method: no Name is set"));
         }
         if !crate::acl::identity::is_valid_auth_method_name(&m.name) {
-            return Err(bad("Invalid Auth Method: invalid Name. Only alphanumeric characters, '-' and '_' are allowed"));
+            return Err(bad(
+                "Invalid Auth Method: invalid Name. Only alphanumeric characters, '-' and '_' are allowed",
+            ));
         }
         let existing = self.consensus.store.read(|s| s.auth.method(&m.name).cloned());
         match &existing {
@@ -146,7 +160,8 @@ impl Server {
             Some(old) if old.method_type != m.method_type => {
                 return Err(bad("the Type field of an Auth Method is immutable"))
             }
-            None if !create => return Err(bad(format!("cannot find auth method {:?}", m.name))),
+            // As Consul: writing a method that does not exist creates it,
+            // whichever endpoint carried it.
             _ => {}
         }
         if let Some(why) = crate::authmethod::unsupported_type(&m.method_type) {
@@ -184,7 +199,10 @@ impl Server {
         self.auth_read(opts, |s| s.auth.methods_index, |s| s.auth.method(name).cloned()).await
     }
 
-    pub async fn acl_auth_method_list(&self, opts: &QueryOptions) -> Result<(QueryMeta, Vec<AuthMethod>), RpcError> {
+    pub async fn acl_auth_method_list(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<AuthMethod>), RpcError> {
         self.auth_read(opts, |s| s.auth.methods_index, |s| s.auth.methods().cloned().collect()).await
     }
 
@@ -201,7 +219,11 @@ impl Server {
 
     /// `_create` is not consulted: as in Consul, no ID creates and an ID
     /// names an existing rule to update, whichever endpoint carried it.
-    pub async fn acl_binding_rule_set(&self, mut r: BindingRule, _create: bool) -> Result<BindingRule, RpcError> {
+    pub async fn acl_binding_rule_set(
+        &self,
+        mut r: BindingRule,
+        _create: bool,
+    ) -> Result<BindingRule, RpcError> {
         if !self.acl_enabled() {
             return Err(RpcError::AclDisabled);
         }
@@ -255,7 +277,8 @@ impl Server {
             .map_err(|e| bad(format!("Invalid Binding Rule: invalid BindName: {e}")))?;
         let var = match &r.bind_vars_name {
             Some(v) => Some(
-                bind::interpolate(v, &fake).map_err(|e| bad(format!("Invalid Binding Rule: invalid BindVars: {e}")))?,
+                bind::interpolate(v, &fake)
+                    .map_err(|e| bad(format!("Invalid Binding Rule: invalid BindVars: {e}")))?,
             ),
             None => None,
         };
@@ -288,9 +311,11 @@ impl Server {
         method: Option<&str>,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<BindingRule>), RpcError> {
-        self.auth_read(opts, |s| s.auth.rules_index, |s| {
-            s.auth.rules().filter(|r| method.is_none_or(|m| r.auth_method == m)).cloned().collect()
-        })
+        self.auth_read(
+            opts,
+            |s| s.auth.rules_index,
+            |s| s.auth.rules().filter(|r| method.is_none_or(|m| r.auth_method == m)).cloned().collect(),
+        )
         .await
     }
 
@@ -327,7 +352,9 @@ impl Server {
             )));
         }
         let Some(method) = self.consensus.store.read(|s| s.auth.method(method_name).cloned()) else {
-            return Err(RpcError::PermissionDenied(format!("ACL not found: auth method {method_name:?} not found")));
+            return Err(RpcError::PermissionDenied(format!(
+                "ACL not found: auth method {method_name:?} not found"
+            )));
         };
         let v = self.auth_validators.get(&method).map_err(auth_bad)?;
         let now_s = (super::now_ms() / 1000) as i64;
@@ -377,7 +404,9 @@ impl Server {
             return Err(super::acl_not_found());
         };
         if token.auth_method.is_empty() {
-            return Err(RpcError::PermissionDenied("Permission denied: token wasn't created via login".into()));
+            return Err(RpcError::PermissionDenied(
+                "Permission denied: token wasn't created via login".into(),
+            ));
         }
         self.auth_apply(Command::AclTokenDelete { accessor: token.accessor_id }).await?;
         Ok(true)
