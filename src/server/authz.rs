@@ -67,6 +67,11 @@ pub trait Guard: Method {
     /// Only servers may call it: the caller's token must be the servers'
     /// shared secret (`AclTable::server_secret`), not a user token.
     const SERVERS_ONLY: bool = false;
+    /// Whether the reply passes `filter` (with the caller resolved again
+    /// when it is sent). Off for a method whose success removes the
+    /// caller's own token (logout): resolving it again would turn the
+    /// success into `ACL not found`.
+    const FILTERS_REPLY: bool = true;
     /// Refuses a call the token may not make.
     fn check(&self, _c: &Check<'_>) -> Result<(), RpcError> {
         Ok(())
@@ -161,7 +166,7 @@ impl Server {
         reply: &mut M::Reply,
     ) -> Result<(), RpcError> {
         // Server-only methods carry the servers' secret, not a user token.
-        if !self.acl_enabled() || M::SERVERS_ONLY {
+        if !self.acl_enabled() || M::SERVERS_ONLY || !M::FILTERS_REPLY {
             return Ok(());
         }
         self.consensus.store.read(|state| {
@@ -694,7 +699,10 @@ impl Guard for method::AclResolve {}
 impl Guard for method::AclLogin {}
 /// The caller's own token is what logout deletes; resolution already
 /// refused an unknown secret, the handler refuses a token not from a login.
-impl Guard for method::AclLogout {}
+impl Guard for method::AclLogout {
+    // The token is gone once the handler succeeds; nothing to filter.
+    const FILTERS_REPLY: bool = false;
+}
 
 /// Only `acl:write` sees SecretIDs in token reads and listings.
 fn hide_secret(t: &mut crate::acl::model::Token, c: &Check<'_>) {
