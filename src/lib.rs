@@ -13,6 +13,8 @@
 //!   forwarding, and the leader's loops.
 //! - `consensus`: openraft with our WAL, state machine and snapshots.
 //! - `rpc`: the method table, request context, wire frames and connections.
+//! - `authmethod`: `jwt` auth methods: token checks, JWKS fetching,
+//!   binding-rule selectors and bind names (`consul login`).
 //! - `catalog`: the replicated state and its Raft commands (no IO, no clock).
 //! - `definition`: service and check definitions, validated.
 //! - `gossip`: SWIM/serf membership; `dns`: the DNS interface; `checks`:
@@ -32,6 +34,7 @@ pub(crate) mod accept;
 pub mod acl;
 pub(crate) mod agent;
 pub mod api;
+pub(crate) mod authmethod;
 pub mod catalog;
 pub(crate) mod checks;
 pub mod cli;

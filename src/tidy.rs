@@ -20,9 +20,12 @@ const ALLOWED: &[(&str, &str)] = &[
     ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
-    ("http", "accept acl agent catalog config coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
+    ("http", "accept acl agent authmethod catalog config coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
     ("agent", "acl catalog checks config coordinate definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
-    ("server", "acl catalog config consensus coordinate duration gossip inject metrics rpc version"),
+    ("server", "acl authmethod catalog config consensus coordinate duration gossip inject metrics rpc version"),
+    // `jwt` auth methods: checks a login's bearer token (fetching JWKS keys)
+    // and evaluates binding rules; used by the server.
+    ("authmethod", "acl duration"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
     ("rpc", "accept acl catalog tls"),
     // The agent's certificates and the rustls settings made from them.

@@ -109,3 +109,41 @@ pub struct Role {
     pub create_index: u64,
     pub modify_index: u64,
 }
+
+/// An auth method (`/v1/acl/auth-method`): how `consul login` checks a
+/// bearer token from an outside identity provider. Only type `jwt` is
+/// served; its settings (`Config`) are kept as the JSON text the operator
+/// gave, so a stored method reads back exactly as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthMethod {
+    pub name: String,
+    pub method_type: String,
+    pub display_name: String,
+    pub description: String,
+    /// `MaxTokenTTL` in nanoseconds (0: tokens do not expire).
+    pub max_token_ttl_ns: u64,
+    /// `TokenLocality`: "", "local" or "global".
+    pub token_locality: String,
+    /// `Config` as a JSON object text.
+    pub config: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// A binding rule: which logins of an auth method get what.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingRule {
+    pub id: String,
+    pub description: String,
+    pub auth_method: String,
+    /// A selector over the login's claims ("" matches every login).
+    pub selector: String,
+    /// service | node | role | policy | templated-policy.
+    pub bind_type: String,
+    /// May hold `${value.x}` interpolations.
+    pub bind_name: String,
+    /// `BindVars.Name` of a templated-policy rule (may interpolate too).
+    pub bind_vars_name: Option<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}

@@ -9,7 +9,7 @@ use super::queries::PreparedQuery;
 use super::sessions::Session;
 use super::txn::{TxnOp, TxnOpBeforeMesh, TxnOutcome};
 use super::types::{Deregistration, Registration};
-use crate::acl::model::{Policy, Role, Token};
+use crate::acl::model::{AuthMethod, BindingRule, Policy, Role, Token};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +122,17 @@ pub enum Command {
     },
     /// A secondary datacenter's copy of the primary's ACL changes.
     AclReplicate(Box<super::acl::AclReplicationDiff>),
+    /// Creates or replaces an auth method (validated by the server).
+    AclAuthMethodSet(Box<AuthMethod>),
+    /// Deletes an auth method with its binding rules and the tokens its
+    /// logins created.
+    AclAuthMethodDelete {
+        name: String,
+    },
+    AclBindingRuleSet(Box<BindingRule>),
+    AclBindingRuleDelete {
+        id: String,
+    },
 }
 
 impl Command {
@@ -173,6 +184,9 @@ impl Command {
             Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
             Command::QueryDelete { .. } => 64,
             Command::AclReplicate(diff) => diff.approx_size(),
+            Command::AclAuthMethodSet(m) => 256 + m.config.len() + m.description.len(),
+            Command::AclBindingRuleSet(r) => 256 + r.selector.len() + r.bind_name.len(),
+            Command::AclAuthMethodDelete { .. } | Command::AclBindingRuleDelete { .. } => 64,
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
             }

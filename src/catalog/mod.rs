@@ -9,6 +9,7 @@
 
 pub mod acl;
 pub mod before_mesh;
+pub mod auth;
 pub mod command;
 pub mod coordinates;
 pub mod kv;

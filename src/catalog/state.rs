@@ -2,6 +2,7 @@
 //! `apply` that changes it. Deterministic: no IO, no clock, no randomness.
 
 use super::acl::{AclTable, TOPIC_ACL};
+use super::auth::AuthTable;
 use super::command::{Command, CommandResult};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
@@ -60,6 +61,9 @@ pub struct State {
     pub coordinates: CoordinateTable,
     /// Prepared queries (added after the coordinate table).
     pub queries: QueryTable,
+    /// Auth methods and binding rules (added after the prepared-query
+    /// table; older encodings decode through `State::decode`).
+    pub auth: AuthTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
@@ -301,6 +305,35 @@ impl State {
                 }
                 CommandResult::Unit
             }
+            Command::AclAuthMethodSet(m) => {
+                let r = self.auth.set_method(index, m);
+                self.acl_result(r, changes)
+            }
+            Command::AclAuthMethodDelete { name } => {
+                if self.auth.delete_method(index, name) {
+                    // Its logins' tokens go with it (Consul deletes them too).
+                    let doomed: Vec<String> = self
+                        .acl
+                        .tokens()
+                        .filter(|t| t.auth_method == *name)
+                        .map(|t| t.accessor_id.clone())
+                        .collect();
+                    for accessor in doomed {
+                        let _ = self.acl.delete_token(index, &accessor);
+                    }
+                    changes.topics.push(TOPIC_ACL.to_string());
+                }
+                CommandResult::Bool(true)
+            }
+            Command::AclBindingRuleSet(rule) => {
+                let r = self.auth.set_rule(index, rule);
+                self.acl_result(r, changes)
+            }
+            Command::AclBindingRuleDelete { id } => {
+                self.auth.delete_rule(index, id);
+                changes.topics.push(TOPIC_ACL.to_string());
+                CommandResult::Bool(true)
+            }
             Command::CoordinateBatchUpdate(batch) => {
                 let catalog = &self.catalog;
                 if self.coordinates.apply_batch(index, batch, |n| catalog.node(n).is_some()) > 0 {
@@ -336,6 +369,7 @@ impl State {
         self.acl.raise_indexes(index);
         self.coordinates.index = index;
         self.queries.index = index;
+        self.auth.raise_indexes(index);
     }
 
     /// An ACL apply's outcome; a change wakes the ACL topic.
@@ -370,6 +404,7 @@ impl State {
                 acl: old.acl,
                 coordinates: old.coordinates,
                 queries: old.queries,
+                auth: AuthTable::default(),
                 restored_at: 0,
             });
         }
@@ -383,6 +418,7 @@ impl State {
                 acl: old.acl,
                 coordinates: old.coordinates,
                 queries: QueryTable::default(),
+                auth: AuthTable::default(),
                 restored_at: 0,
             });
         }
@@ -396,6 +432,7 @@ impl State {
                 acl: old.acl,
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
+                auth: AuthTable::default(),
                 restored_at: 0,
             });
         }
@@ -409,6 +446,7 @@ impl State {
                 acl: AclTable::default(),
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
+                auth: AuthTable::default(),
                 restored_at: 0,
             }),
             Err(_) => Err(current),
@@ -740,6 +778,48 @@ mod tests {
         let svc = back.catalog.service("n1", "web1").unwrap();
         assert_eq!(svc.proxy.destination_service_name, "api");
         assert_eq!(back.catalog.connect_instances("API").len(), 1);
+    /// A state encoded before the auth-method tables decodes with empty
+    /// ones; deleting a method takes its rules and its logins' tokens.
+    #[test]
+    fn state_from_before_auth_decodes_and_method_delete_cascades() {
+        use crate::acl::model::{AuthMethod, BindingRule, Token};
+        let mut s = State::default();
+        let mut c = Changes::default();
+        s.apply(3, &Command::KvSet { key: "a".into(), value: Bytes::from_static(b"v"), flags: 0 }, &mut c);
+        let old = postcard::to_allocvec(&(
+            &s.kv,
+            &s.index,
+            &s.catalog,
+            &s.sessions,
+            &s.autopilot,
+            &s.acl,
+            &s.coordinates,
+            &s.queries,
+        ))
+        .unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert_eq!(back.auth.methods().count(), 0);
+
+        let m = AuthMethod { name: "m".into(), method_type: "jwt".into(), ..Default::default() };
+        s.apply(4, &Command::AclAuthMethodSet(Box::new(m)), &mut c);
+        let r = BindingRule { id: "r".into(), auth_method: "m".into(), ..Default::default() };
+        s.apply(5, &Command::AclBindingRuleSet(Box::new(r)), &mut c);
+        let login = Token {
+            accessor_id: "a1".into(),
+            secret_id: "s1".into(),
+            auth_method: "m".into(),
+            ..Default::default()
+        };
+        let plain = Token { accessor_id: "a2".into(), secret_id: "s2".into(), ..Default::default() };
+        s.apply(6, &Command::AclTokenSet(Box::new(login)), &mut c);
+        s.apply(7, &Command::AclTokenSet(Box::new(plain)), &mut c);
+        let now = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(State::decode(&now).unwrap().auth.rule("r").unwrap().create_index, 5);
+        s.apply(8, &Command::AclAuthMethodDelete { name: "m".into() }, &mut c);
+        assert!(s.auth.rule("r").is_none());
+        assert!(s.acl.token("a1").is_none());
+        assert!(s.acl.token("a2").is_some());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod keygen;
 pub mod keyring;
 pub mod kv;
 pub mod lock;
+pub mod login;
 pub mod maint;
 pub mod members;
 pub mod monitor;
@@ -98,6 +99,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Records a debugging archive for operators
     Debug(debug::DebugArgs),
+    /// Login to Consul using an auth method
+    Login(login::LoginArgs),
+    /// Destroy a Consul token created with login
+    Logout(login::LogoutArgs),
 }
 
 /// Flags every command that talks to an agent takes (Consul's HTTP flags).
@@ -292,6 +297,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Version(v) => version::run(&v),
         Command::Watch(w) => watch::run(w),
         Command::Debug(d) => debug::run(d),
+        Command::Login(l) => login::login(l),
+        Command::Logout(l) => login::logout(l),
     }
 }
 

@@ -154,7 +154,7 @@ fn grants(g: GrantsIn) -> Grants {
 
 /// Decodes an optional JSON body; `what` starts the 400's text as Consul
 /// words it per endpoint (`Token decoding failed: ...`).
-async fn body_of<T: serde::de::DeserializeOwned + Default>(
+pub(super) async fn body_of<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: Body,
     what: &str,
@@ -172,7 +172,7 @@ async fn body_of<T: serde::de::DeserializeOwned + Default>(
 /// the text; clients see `Unexpected response code: 500 (Invalid Policy:
 /// ...)`. Only the HTTP layer's own checks (decoding, IDs in URL and body)
 /// are 400s.
-fn from_server(e: crate::rpc::RpcError) -> HttpError {
+pub(super) fn from_server(e: crate::rpc::RpcError) -> HttpError {
     use crate::rpc::RpcError;
     match e {
         RpcError::BadRequest(m) | RpcError::NotFound(m) => {
@@ -791,62 +791,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-// --- Login and logout ------------------------------------------------------------
-
-/// `/v1/acl/login`. Auth methods do not exist in consul-rs yet (they come
-/// with the auth-methods issue), so whatever method a login names is one
-/// the cluster does not have, and Consul answers that with 403
-/// `ACL not found`. The body is still decoded so bad JSON gets its 400.
-pub async fn login(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> HttpResult {
-    acl_enabled(&ctx)?;
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "PascalCase")]
-    struct LoginIn {
-        #[allow(dead_code)]
-        auth_method: Option<String>,
-    }
-    let _: LoginIn = body_of(&headers, body, "Failed to decode request body").await?;
-    Err(HttpError::new(axum::http::StatusCode::FORBIDDEN, "ACL not found"))
-}
-
-/// `/v1/acl/logout`: deletes the caller's own token if `login` made it.
-/// No token: 401; a secret that names no token: 403 `ACL not found`; a
-/// token not made by a login: 403, as Consul. Tokens made by a login cannot
-/// exist yet (the server refuses `AuthMethod` outside login), so that last
-/// branch says so rather than pretend.
-pub async fn logout(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> HttpResult {
-    acl_enabled(&ctx)?;
-    let params = Params::parse(uri.query());
-    let rc = caller(&params, &headers);
-    if rc.token.as_deref().is_none_or(str::is_empty) {
-        return Err(HttpError::new(axum::http::StatusCode::UNAUTHORIZED, "Supplied token does not exist"));
-    }
-    let t = ctx.agent.call(rc, method::AclTokenSelf {}).await.map_err(|e| match e {
-        // Consul's logout looks the secret up and answers ACL not found.
-        crate::rpc::RpcError::NotFound(_) => {
-            HttpError::from(crate::rpc::RpcError::PermissionDenied("ACL not found".into()))
-        }
-        e => from_server(e),
-    })?;
-    if t.auth_method.is_empty() {
-        return Err(HttpError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "Permission denied: token wasn't created via login",
-        ));
-    }
-    Err(HttpError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "logout of tokens from auth methods is not supported yet",
-    ))
-}
-
 // --- Templated policies (built in: served by the agent itself) -----------------
 
 fn template_json(t: &crate::acl::Template) -> Value {
     json!({"TemplateName": t.name, "Schema": t.schema, "Template": t.template, "Description": t.description})
 }
 
-fn acl_enabled(ctx: &Ctx) -> Result<(), HttpError> {
+pub(super) fn acl_enabled(ctx: &Ctx) -> Result<(), HttpError> {
     if ctx.agent.config().acl.enabled {
         Ok(())
     } else {

@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod acl_replication;
+pub mod acl_auth;
 pub mod agent;
 pub mod authz;
 pub mod body;
@@ -187,8 +188,14 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/role/name/{name}", get(acl::role_by_name))
         .route("/v1/acl/role/{id}", any(acl::role_item))
         .route("/v1/acl/roles", get(acl::role_list))
-        .route("/v1/acl/login", post(acl::login))
-        .route("/v1/acl/logout", post(acl::logout))
+        .route("/v1/acl/login", post(acl_auth::login))
+        .route("/v1/acl/logout", post(acl_auth::logout))
+        .route("/v1/acl/auth-method", put(acl_auth::auth_method_create))
+        .route("/v1/acl/auth-method/{name}", any(acl_auth::auth_method_item))
+        .route("/v1/acl/auth-methods", get(acl_auth::auth_method_list))
+        .route("/v1/acl/binding-rule", put(acl_auth::binding_rule_create))
+        .route("/v1/acl/binding-rule/{id}", any(acl_auth::binding_rule_item))
+        .route("/v1/acl/binding-rules", get(acl_auth::binding_rule_list))
         .route("/v1/acl/templated-policies", get(acl::templated_policy_list))
         .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
         .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))

@@ -17,7 +17,7 @@ use super::acl::{AclReplicationData, AclReplicationStatus, AclTokenFilter, Remot
 use super::context::RequestContext;
 use super::message::{QueryExecution, QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
-use crate::acl::model::{Policy, Role, Token};
+use crate::acl::model::{AuthMethod, BindingRule, Policy, Role, Token};
 use crate::catalog::acl::AclIndexes;
 use crate::catalog::coordinates::{CoordinateEntry, DatacenterCoordinates};
 use crate::catalog::operator::AutopilotConfig;
@@ -187,6 +187,21 @@ macro_rules! method_table {
             /// As `ReadIndex`, for a `?consistent` read: the leader always
             /// confirms its leadership with a quorum round, never its lease.
             140 ReadIndexConsistent {} -> u64;
+            /// Creates (`create`) or updates an auth method (by name).
+            90 AclAuthMethodSet { method: AuthMethod, create: bool } -> AuthMethod;
+            91 AclAuthMethodRead { name: String } -> (QueryMeta, Option<AuthMethod>);
+            92 AclAuthMethodList {} -> (QueryMeta, Vec<AuthMethod>);
+            /// Also deletes its binding rules and its logins' tokens.
+            93 AclAuthMethodDelete { name: String } -> bool;
+            /// Creates (no ID) or updates (an existing ID) a binding rule.
+            94 AclBindingRuleSet { rule: BindingRule, create: bool } -> BindingRule;
+            95 AclBindingRuleRead { id: String } -> (QueryMeta, Option<BindingRule>);
+            96 AclBindingRuleList { auth_method: Option<String> } -> (QueryMeta, Vec<BindingRule>);
+            97 AclBindingRuleDelete { id: String } -> bool;
+            /// `/v1/acl/login`: a token from a bearer token the method accepts.
+            98 AclLogin { auth_method: String, bearer_token: String, meta: BTreeMap<String, String> } -> Token;
+            /// `/v1/acl/logout`: deletes the caller's own login token.
+            99 AclLogout {} -> bool;
         }
     };
 }

@@ -72,6 +72,11 @@ pub trait Guard: Method {
     /// (`AclTokenSelf`) opts out: Consul looks the secret up instead of
     /// resolving it, so an unknown secret is its 404, not "ACL not found".
     const RESOLVES_CALLER: bool = true;
+    /// Whether the reply passes `filter` (with the caller resolved again
+    /// when it is sent). Off for a method whose success removes the
+    /// caller's own token (logout): resolving it again would turn the
+    /// success into `ACL not found`.
+    const FILTERS_REPLY: bool = true;
     /// Refuses a call the token may not make.
     fn check(&self, _c: &Check<'_>) -> Result<(), RpcError> {
         Ok(())
@@ -186,7 +191,7 @@ impl Server {
         reply: &mut M::Reply,
     ) -> Result<(), RpcError> {
         // Server-only methods carry the servers' secret, not a user token.
-        if !self.acl_enabled() || M::SERVERS_ONLY || !M::RESOLVES_CALLER {
+        if !self.acl_enabled() || M::SERVERS_ONLY || !M::RESOLVES_CALLER || !M::FILTERS_REPLY {
             return Ok(());
         }
         match self.filter_reply_as::<M>(ctx, reply, None) {
@@ -715,6 +720,14 @@ needs! {
     AclPolicyDelete => acl_write, "acl:write";
     AclRoleSet => acl_write, "acl:write";
     AclRoleDelete => acl_write, "acl:write";
+    AclAuthMethodRead => acl_read, "acl:read";
+    AclAuthMethodList => acl_read, "acl:read";
+    AclBindingRuleRead => acl_read, "acl:read";
+    AclBindingRuleList => acl_read, "acl:read";
+    AclAuthMethodSet => acl_write, "acl:write";
+    AclAuthMethodDelete => acl_write, "acl:write";
+    AclBindingRuleSet => acl_write, "acl:write";
+    AclBindingRuleDelete => acl_write, "acl:write";
 }
 
 impl Guard for method::EventFire {
@@ -731,6 +744,14 @@ impl Guard for method::AclTokenSelf {
     const RESOLVES_CALLER: bool = false;
 }
 impl Guard for method::AclResolve {}
+/// Anyone may log in: the bearer token is the credential.
+impl Guard for method::AclLogin {}
+/// The caller's own token is what logout deletes; resolution already
+/// refused an unknown secret, the handler refuses a token not from a login.
+impl Guard for method::AclLogout {
+    // The token is gone once the handler succeeds; nothing to filter.
+    const FILTERS_REPLY: bool = false;
+}
 
 /// Only `acl:write` sees SecretIDs in token reads and listings.
 fn hide_secret(t: &mut crate::acl::model::Token, c: &Check<'_>) {

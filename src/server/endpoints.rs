@@ -312,6 +312,36 @@ delegate! {
     AclResolveRemote => |s, ctx, a| s.resolve_for_datacenter(ctx, &a.datacenter);
     AclReplicationFetch => |s, ctx, a| s.replication_fetch(&a.have, a.tokens, &ctx.query).await;
     AclReplicationStatusGet => |s, ctx, a| s.replication_status(ctx, &a).await;
+    AclAuthMethodSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_auth_method_set(a.method, a.create).await,
+    };
+    AclAuthMethodRead => |s, ctx, a| s.acl_auth_method_read(&a.name, &ctx.query).await;
+    AclAuthMethodList => |s, ctx, _a| s.acl_auth_method_list(&ctx.query).await;
+    AclAuthMethodDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_auth_method_delete(&a.name).await,
+    };
+    AclBindingRuleSet => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_binding_rule_set(a.rule, a.create).await,
+    };
+    AclBindingRuleRead => |s, ctx, a| s.acl_binding_rule_read(&a.id, &ctx.query).await;
+    AclBindingRuleList => |s, ctx, a| s.acl_binding_rule_list(a.auth_method.as_deref(), &ctx.query).await;
+    AclBindingRuleDelete => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_binding_rule_delete(&a.id).await,
+    };
+    // Login writes a token, so it runs on the leader (which also keeps
+    // the fetched JWKS keys warm).
+    AclLogin => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_login(&a.auth_method, &a.bearer_token, &a.meta).await,
+    };
+    AclLogout => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+        Some(reply) => Ok(reply),
+        None => s.acl_logout(ctx).await,
+    };
     // The hook has resolved the secret already (catching up with the
     // leader if it did not know it): this only packs the answer.
     AclResolve => |s, ctx, _a| s.consensus.store.read(|st| s.resolve_for_agent(st, ctx.token.as_deref()));

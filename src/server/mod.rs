@@ -81,6 +81,8 @@ pub struct Server {
     pub(crate) acl_replication: acl::replication::ReplicationStatus,
     /// Coordinate updates waiting for the next batch (`coordinate`).
     pub(crate) coordinate_updates: coordinate::PendingUpdates,
+    /// `jwt` auth methods' login checks with their fetched keys (`acl::auth`).
+    pub(crate) auth_validators: crate::authmethod::validator::ValidatorCache,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -108,6 +110,7 @@ impl Server {
             acl_remote: Default::default(),
             acl_replication: Default::default(),
             coordinate_updates: Default::default(),
+            auth_validators: Default::default(),
         }
     }
 

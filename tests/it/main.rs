@@ -19,6 +19,7 @@ mod acl;
 mod acl_api;
 mod acl_cli;
 mod acl_cluster;
+mod acl_login;
 mod acl_repl;
 mod blocking;
 mod catalog;

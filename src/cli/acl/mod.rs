@@ -4,6 +4,8 @@
 //! `/v1/agent/token`.
 
 mod api;
+mod auth_method;
+mod binding_rule;
 mod format;
 mod input;
 mod misc;
@@ -38,6 +40,10 @@ pub enum AclCommand {
     SetAgentToken(misc::SetAgentTokenArgs),
     /// Manage Consul's ACL templated policies
     TemplatedPolicy(templated::TemplatedPolicyArgs),
+    /// Manage Consul's ACL auth methods
+    AuthMethod(auth_method::AuthMethodArgs),
+    /// Manage Consul's ACL binding rules
+    BindingRule(binding_rule::BindingRuleArgs),
 }
 
 pub fn run(a: AclArgs) -> i32 {
@@ -49,6 +55,8 @@ pub fn run(a: AclArgs) -> i32 {
             AclCommand::Token(t) => token::run(t).await,
             AclCommand::SetAgentToken(s) => misc::set_agent_token(s).await,
             AclCommand::TemplatedPolicy(t) => templated::run(t).await,
+            AclCommand::AuthMethod(m) => auth_method::run(m).await,
+            AclCommand::BindingRule(r) => binding_rule::run(r).await,
         }
     })
 }

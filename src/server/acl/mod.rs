@@ -4,6 +4,7 @@
 //! (`leader`: the built-in policy, the anonymous and initial management
 //! tokens, reaping expired tokens).
 
+pub mod auth;
 pub mod crud;
 pub mod leader;
 pub mod remote;
