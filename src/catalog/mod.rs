@@ -8,8 +8,8 @@
 //! `Command` before proposing it, so every replica applies identically.
 
 pub mod acl;
-pub mod before_mesh;
 pub mod auth;
+pub mod before_mesh;
 pub mod command;
 pub mod coordinates;
 pub mod kv;

@@ -84,6 +84,20 @@ struct StateBeforeMesh {
     queries: QueryTable,
 }
 
+/// `State` with today's service rows but before the auth-method tables
+/// (main between the mesh and auth-method merges).
+#[derive(Deserialize)]
+struct StateBeforeAuth {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+    queries: QueryTable,
+}
+
 /// Decodes `T` from all of `bytes`; trailing bytes mean another layout.
 fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
     let (v, rest) = postcard::take_from_bytes::<T>(bytes)?;
@@ -394,6 +408,20 @@ impl State {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = decode_exact::<StateBeforeAuth>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: old.queries,
+                auth: AuthTable::default(),
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = decode_exact::<StateBeforeMesh>(bytes) {
             return Ok(State {
                 kv: old.kv,
@@ -778,6 +806,8 @@ mod tests {
         let svc = back.catalog.service("n1", "web1").unwrap();
         assert_eq!(svc.proxy.destination_service_name, "api");
         assert_eq!(back.catalog.connect_instances("API").len(), 1);
+    }
+
     /// A state encoded before the auth-method tables decodes with empty
     /// ones; deleting a method takes its rules and its logins' tokens.
     #[test]

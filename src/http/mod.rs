@@ -7,8 +7,8 @@
 //! its own: every handler calls the `agent::Agent` handle.
 
 pub mod acl;
-pub mod acl_replication;
 pub mod acl_auth;
+pub mod acl_replication;
 pub mod agent;
 pub mod authz;
 pub mod body;
