@@ -111,6 +111,18 @@ pub enum Command {
     QueryDelete {
         id: String,
     },
+    /// Creates or replaces a config entry (validated by the server); with
+    /// `cas`, only if the stored ModifyIndex equals it (0: only if absent).
+    ConfigEntrySet {
+        entry: Box<crate::config_entry::ConfigEntry>,
+        cas: Option<u64>,
+    },
+    /// Deletes a config entry; with `cas`, only if its ModifyIndex equals it.
+    ConfigEntryDelete {
+        kind: String,
+        name: String,
+        cas: Option<u64>,
+    },
 }
 
 impl Command {
@@ -153,6 +165,8 @@ impl Command {
             | Command::AclServerSecret { .. } => 64,
             Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
             Command::QueryDelete { .. } => 64,
+            Command::ConfigEntrySet { entry, .. } => 64 + entry.kind.len() + entry.name.len() + entry.body.len(),
+            Command::ConfigEntryDelete { kind, name, .. } => 32 + kind.len() + name.len(),
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
             }

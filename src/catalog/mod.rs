@@ -9,6 +9,7 @@
 
 pub mod acl;
 pub mod command;
+pub mod config_entries;
 pub mod coordinates;
 pub mod kv;
 pub mod operator;

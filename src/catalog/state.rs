@@ -3,6 +3,7 @@
 
 use super::acl::{AclTable, TOPIC_ACL};
 use super::command::{Command, CommandResult};
+use super::config_entries::{ConfigEntryTable, TOPIC_CONFIG_ENTRIES};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
 use super::queries::{QueryTable, TOPIC_QUERIES};
@@ -59,11 +60,26 @@ pub struct State {
     pub coordinates: CoordinateTable,
     /// Prepared queries (added after the coordinate table).
     pub queries: QueryTable,
+    /// Config entries (added after prepared queries).
+    pub config_entries: ConfigEntryTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
     #[serde(skip)]
     pub restored_at: u64,
+}
+
+/// `State` as encoded before the config-entry table was added.
+#[derive(Deserialize)]
+struct StateBeforeConfigEntries {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+    queries: QueryTable,
 }
 
 /// `State` as encoded before the prepared-query table was added.
@@ -265,6 +281,21 @@ impl State {
                 }
                 CommandResult::Unit
             }
+            Command::ConfigEntrySet { entry, cas } => {
+                let ok = self.config_entries.set(index, (**entry).clone(), *cas);
+                if ok {
+                    changes.topics.push(TOPIC_CONFIG_ENTRIES.to_string());
+                }
+                CommandResult::Bool(ok)
+            }
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                let before = self.config_entries.index;
+                let ok = self.config_entries.delete(index, kind, name, *cas);
+                if self.config_entries.index != before {
+                    changes.topics.push(TOPIC_CONFIG_ENTRIES.to_string());
+                }
+                CommandResult::Bool(ok)
+            }
             Command::CoordinateBatchUpdate(batch) => {
                 let catalog = &self.catalog;
                 if self.coordinates.apply_batch(index, batch, |n| catalog.node(n).is_some()) > 0 {
@@ -300,6 +331,7 @@ impl State {
         self.acl.raise_indexes(index);
         self.coordinates.index = index;
         self.queries.index = index;
+        self.config_entries.index = index;
     }
 
     /// An ACL apply's outcome; a change wakes the ACL topic.
@@ -320,6 +352,20 @@ impl State {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = postcard::from_bytes::<StateBeforeConfigEntries>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: old.queries,
+                config_entries: ConfigEntryTable::default(),
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = postcard::from_bytes::<StateBeforeQueries>(bytes) {
             return Ok(State {
                 kv: old.kv,
@@ -330,6 +376,7 @@ impl State {
                 acl: old.acl,
                 coordinates: old.coordinates,
                 queries: QueryTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -343,6 +390,7 @@ impl State {
                 acl: old.acl,
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -356,6 +404,7 @@ impl State {
                 acl: AclTable::default(),
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             }),
             Err(_) => Err(current),
