@@ -24,7 +24,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("agent", "acl catalog checks config coordinate definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
     ("server", "acl catalog config config_entry consensus coordinate duration gossip inject metrics rpc version"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
-    ("rpc", "accept acl catalog tls"),
+    ("rpc", "accept acl catalog config_entry tls"),
     // The agent's certificates and the rustls settings made from them.
     ("tls", "accept config"),
     ("definition", "catalog config"),
@@ -40,7 +40,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
     ("datadir", "fsutil"),
-    ("config", "duration"),
+    ("config", "config_entry duration"),
     // Vivaldi network coordinates: pure arithmetic, below everything that
     // measures, stores or answers them.
     ("coordinate", ""),

@@ -643,6 +643,45 @@ mod tests {
         assert_eq!(State::decode(&now).unwrap().coordinates.list(), vec![node]);
     }
 
+    /// A state encoded before the config-entry table decodes with an empty
+    /// table; entries round-trip and a CAS write that loses changes nothing.
+    #[test]
+    fn state_from_before_config_entries_decodes() {
+        let mut s = State::default();
+        let mut c = Changes::default();
+        s.apply(3, &Command::KvSet { key: "a".into(), value: Bytes::from_static(b"v"), flags: 0 }, &mut c);
+        let old = postcard::to_allocvec(&(
+            &s.kv,
+            &s.index,
+            &s.catalog,
+            &s.sessions,
+            &s.autopilot,
+            &s.acl,
+            &s.coordinates,
+            &s.queries,
+        ))
+        .unwrap();
+        let back = State::decode(&old).unwrap();
+        assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert!(back.config_entries.is_empty());
+        let entry = crate::config_entry::ConfigEntry {
+            kind: "service-defaults".into(),
+            name: "web".into(),
+            body: "{}".into(),
+            ..Default::default()
+        };
+        let mut c = Changes::default();
+        let set = Command::ConfigEntrySet { entry: Box::new(entry.clone()), cas: Some(0) };
+        assert_eq!(s.apply(4, &set, &mut c), CommandResult::Bool(true));
+        assert_eq!(c.topics, vec![TOPIC_CONFIG_ENTRIES.to_string()]);
+        let mut c = Changes::default();
+        assert_eq!(s.apply(5, &set, &mut c), CommandResult::Bool(false));
+        assert!(c.is_empty());
+        let now = postcard::to_allocvec(&s).unwrap();
+        let back = State::decode(&now).unwrap();
+        assert_eq!(back.config_entries.get("service-defaults", "web").unwrap().modify_index, 4);
+    }
+
     #[test]
     fn failed_cas_changes_nothing() {
         let mut s = State::default();

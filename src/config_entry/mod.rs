@@ -261,6 +261,41 @@ pub fn normalize_and_validate(kind: &str, name: &mut String, fields: &mut Map<St
     validate::entry(kind, name, fields).map_err(EntryError::Invalid)
 }
 
+/// What central config resolves to for one service, as Consul merges it
+/// for a proxy (`?merge-central-config`, the resolved service config):
+/// `proxy-defaults` first, then the service's `service-defaults` over it.
+/// Keys: `ProxyConfig` (proxy-defaults `Config`, with `protocol` set from
+/// service-defaults when it names one), `Protocol`, `Mode`,
+/// `TransparentProxy`, `MeshGateway`, `Expose`, `MutualTLSMode`, and
+/// `UpstreamConfig` (service-defaults only).
+pub fn resolved_service_config(service: &str, lookup: &dyn Fn(&str, &str) -> Option<Map<String, Value>>) -> Value {
+    let proxy = lookup(PROXY_DEFAULTS, PROXY_DEFAULTS_NAME).unwrap_or_default();
+    let svc = lookup(SERVICE_DEFAULTS, service).unwrap_or_default();
+    let mut config = proxy.get("Config").and_then(Value::as_object).cloned().unwrap_or_default();
+    let protocol = validate::protocol_of(service, lookup);
+    if svc.get("Protocol").and_then(Value::as_str).is_some_and(|p| !p.is_empty()) {
+        config.insert("protocol".into(), Value::String(protocol.clone()));
+    }
+    let mut out = Map::new();
+    out.insert("ProxyConfig".into(), Value::Object(config));
+    out.insert("Protocol".into(), Value::String(protocol));
+    for k in ["Mode", "MutualTLSMode"] {
+        let v = svc.get(k).or_else(|| proxy.get(k)).cloned().unwrap_or(Value::String(String::new()));
+        out.insert(k.into(), v);
+    }
+    for k in ["TransparentProxy", "MeshGateway", "Expose"] {
+        let mut merged = proxy.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+        if let Some(Value::Object(o)) = svc.get(k) {
+            merged.extend(o.clone());
+        }
+        out.insert(k.into(), Value::Object(merged));
+    }
+    if let Some(u) = svc.get("UpstreamConfig") {
+        out.insert("UpstreamConfig".into(), u.clone());
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +340,16 @@ mod tests {
             json!({"Kind": "service-defaults", "Name": "web", "Protocol": "http", "TransparentProxy": {},
                 "MeshGateway": {}, "Expose": {}, "CreateIndex": 5, "ModifyIndex": 6})
         );
+        let lookup = |k: &str, _n: &str| match k {
+            PROXY_DEFAULTS => json!({"Config": {"protocol": "tcp", "x": 1}, "MeshGateway": {"Mode": "local"}})
+                .as_object()
+                .cloned(),
+            SERVICE_DEFAULTS => json!({"Protocol": "http", "MeshGateway": {"Mode": "remote"}}).as_object().cloned(),
+            _ => None,
+        };
+        let r = resolved_service_config("web", &lookup);
+        assert_eq!(r["ProxyConfig"], json!({"protocol": "http", "x": 1}));
+        assert_eq!(r["MeshGateway"], json!({"Mode": "remote"}));
         let m = ConfigEntry::new(MESH, MESH_NAME, &Map::new());
         assert_eq!(m.to_json(), json!({"Kind": "mesh", "CreateIndex": 0, "ModifyIndex": 0}));
     }

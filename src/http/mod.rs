@@ -11,6 +11,7 @@ pub mod agent;
 pub mod authz;
 pub mod body;
 pub mod catalog;
+pub mod config;
 pub mod coordinate;
 pub mod datacenter;
 pub mod decode;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod input;
+pub mod intentions;
 pub mod kv;
 pub mod listener;
 pub mod metrics;
@@ -69,8 +71,6 @@ const NOT_YET: &[&str] = &[
     "/v1/catalog/",
     "/v1/operator/",
     "/v1/connect/",
-    "/v1/config",
-    "/v1/discovery-chain/",
     "/v1/internal/",
     "/v1/namespace",
     "/v1/partition",
@@ -187,6 +187,15 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/acl/templated-policy/name/{*name}", get(acl::templated_policy_read))
         .route("/v1/acl/templated-policy/preview/{*name}", any(acl::templated_policy_preview))
         .route("/v1/acl/{*rest}", any(acl::other))
+        // Config entries, discovery chains and intentions.
+        .route("/v1/config", any(config::apply))
+        .route("/v1/config/{*rest}", any(config::item))
+        .route("/v1/discovery-chain/{*service}", any(config::discovery_chain))
+        .route("/v1/connect/intentions", any(intentions::list))
+        .route("/v1/connect/intentions/exact", any(intentions::exact))
+        .route("/v1/connect/intentions/match", get(intentions::matches))
+        .route("/v1/connect/intentions/check", get(intentions::check))
+        .route("/v1/connect/intentions/{id}", any(intentions::by_id))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route))

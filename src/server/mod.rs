@@ -12,6 +12,7 @@ pub mod autopilot;
 pub mod autopilot_health;
 pub mod blocking;
 pub mod bootstrap;
+pub mod config_entry;
 pub mod catalog;
 pub mod coordinate;
 pub mod endpoints;
