@@ -242,7 +242,10 @@ fn splitter(name: &str, f: &mut Map<String, Value>) -> Result<(), String> {
     if let Some(Value::Array(items)) = f.get_mut("Splits") {
         for it in items.iter_mut().filter_map(Value::as_object_mut) {
             let w = it.get("Weight").and_then(Value::as_f64).unwrap_or(0.0);
-            it.insert("Weight".into(), Value::from(scaled(w) as f64 / 100.0));
+            // Whole percentages stay integers, as Go prints a float32 90.
+            let w = scaled(w);
+            let v = if w % 100 == 0 { Value::from(w / 100) } else { Value::from(w as f64 / 100.0) };
+            it.insert("Weight".into(), v);
         }
     }
     Ok(())

@@ -327,7 +327,7 @@ async fn intentions_create_check_match_and_delete() {
     let out = a.cli(&["intention", "match", "db"]);
     assert_eq!(out.stdout, "web => db (deny)\n* => db (allow)\n", "{out:?}");
     let (_, m) = get_json(&a, "/v1/connect/intentions/match?by=source&name=web").await;
-    assert_eq!(m["web"].as_array().unwrap().len(), 1);
+    assert_eq!(m["web"].as_array().unwrap().len(), 2, "web => db and * => db both match source web");
     let (_, exact) = get_json(&a, "/v1/connect/intentions/exact?source=web&destination=db").await;
     assert_eq!((exact["Action"].clone(), exact["Precedence"].clone()), (json!("deny"), json!(9)));
     let (_, list) = get_json(&a, "/v1/connect/intentions").await;
