@@ -186,11 +186,6 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
         tasks.spawn(leader::run(server.clone(), members, kick.clone(), shutdown.clone()));
         tasks.spawn(crate::server::session::run_ttl_timers(server.clone(), shutdown.clone()));
         tasks.spawn(crate::server::acl::leader::run(server.clone(), shutdown.clone()));
-        tasks.spawn(crate::server::config_entry::run_bootstrap(
-            server.clone(),
-            cfg.config_entries_bootstrap.clone(),
-            shutdown.clone(),
-        ));
         tasks.spawn(crate::server::coordinate::run_batches(server.clone(), shutdown.clone()));
     }
     tasks.spawn(cluster::run_membership(

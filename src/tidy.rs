@@ -40,7 +40,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
     ("datadir", "fsutil"),
-    ("config", "config_entry duration"),
+    ("config", "duration"),
     // Vivaldi network coordinates: pure arithmetic, below everything that
     // measures, stores or answers them.
     ("coordinate", ""),

@@ -165,7 +165,9 @@ impl Command {
             | Command::AclServerSecret { .. } => 64,
             Command::QuerySet(q) => 512 + q.service.tags.iter().map(String::len).sum::<usize>(),
             Command::QueryDelete { .. } => 64,
-            Command::ConfigEntrySet { entry, .. } => 64 + entry.kind.len() + entry.name.len() + entry.body.len(),
+            Command::ConfigEntrySet { entry, .. } => {
+                64 + entry.kind.len() + entry.name.len() + entry.body.len()
+            }
             Command::ConfigEntryDelete { kind, name, .. } => 32 + kind.len() + name.len(),
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()

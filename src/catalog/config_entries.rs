@@ -29,7 +29,10 @@ impl ConfigEntryTable {
 
     /// The entries of one kind, by name.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ConfigEntry> + 'a {
-        self.by_key.range((kind.to_string(), String::new())..).take_while(move |((k, _), _)| k == kind).map(|(_, e)| e)
+        self.by_key
+            .range((kind.to_string(), String::new())..)
+            .take_while(move |((k, _), _)| k == kind)
+            .map(|(_, e)| e)
     }
 
     pub fn len(&self) -> usize {

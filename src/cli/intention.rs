@@ -208,7 +208,15 @@ async fn get(a: PairArgs) -> i32 {
                     rows.push(format!("Meta[{k}]:\x1f{}", val.as_str().unwrap_or("")));
                 }
             }
-            println!("{}", columnize::format(&rows.iter().map(|r| r.split('\x1f').map(str::to_string).collect::<Vec<_>>()).collect::<Vec<_>>()));
+            println!(
+                "{}",
+                columnize::format(
+                    &rows
+                        .iter()
+                        .map(|r| r.split('\x1f').map(str::to_string).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                )
+            );
             0
         }
         Ok(r) => {
@@ -302,7 +310,15 @@ async fn list(a: ListArgs) -> i32 {
                     i.get("Precedence").and_then(Value::as_i64).unwrap_or(0)
                 ));
             }
-            println!("{}", columnize::format(&rows.iter().map(|r| r.split('\x1f').map(str::to_string).collect::<Vec<_>>()).collect::<Vec<_>>()));
+            println!(
+                "{}",
+                columnize::format(
+                    &rows
+                        .iter()
+                        .map(|r| r.split('\x1f').map(str::to_string).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                )
+            );
             0
         }
         Ok(r) => {

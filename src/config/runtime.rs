@@ -276,9 +276,6 @@ pub struct RuntimeConfig {
     pub tls: TlsSettings,
     /// The `acl` block (and its deprecated spellings).
     pub acl: super::acl::AclSettings,
-    /// `config_entries.bootstrap`: entries the leader writes when they do
-    /// not exist yet (each checked to decode when the config is loaded).
-    pub config_entries_bootstrap: Vec<serde_json::Value>,
 }
 
 impl RuntimeConfig {
@@ -670,35 +667,7 @@ pub(super) fn build(
         prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
         tls,
         acl: super::acl::build(&c, warnings)?,
-        config_entries_bootstrap: config_entries_bootstrap(&c)?,
     })
-}
-
-/// `config_entries { bootstrap = [...] }` (HCL may repeat the `bootstrap`
-/// block). Each entry must decode, or the agent does not start (Consul).
-fn config_entries_bootstrap(c: &FileConfig) -> Result<Vec<serde_json::Value>, ConfigError> {
-    use serde_json::Value;
-    let Some(v) = &c.config_entries else { return Ok(Vec::new()) };
-    let Some(obj) = v.as_object() else {
-        return Err(ConfigError::Invalid("config_entries: expected a block".into()));
-    };
-    let mut out = Vec::new();
-    for (key, val) in obj {
-        if key != "bootstrap" {
-            return Err(ConfigError::Invalid(format!("config_entries: unknown key {key:?}")));
-        }
-        let list = match val {
-            Value::Array(a) => a.clone(),
-            Value::Object(_) => vec![val.clone()],
-            _ => return Err(ConfigError::Invalid("config_entries.bootstrap: expected a list of entries".into())),
-        };
-        for (i, entry) in list.into_iter().enumerate() {
-            crate::config_entry::decode(&entry)
-                .map_err(|e| ConfigError::Invalid(format!("config_entries.bootstrap[{i}]: {e}")))?;
-            out.push(entry);
-        }
-    }
-    Ok(out)
 }
 
 /// `ui_config`, with the deprecated top-level `ui`, `ui_dir` and

@@ -121,7 +121,13 @@ impl Compiler<'_> {
         Ok(self.plain_resolver(service, &subset, self.ctx.datacenter, resolver.as_ref()))
     }
 
-    fn plain_resolver(&mut self, service: &str, subset: &str, dc: &str, r: Option<&Map<String, Value>>) -> String {
+    fn plain_resolver(
+        &mut self,
+        service: &str,
+        subset: &str,
+        dc: &str,
+        r: Option<&Map<String, Value>>,
+    ) -> String {
         let timeout = self.connect_timeout(r);
         let target = self.add_target(service, subset, dc, &timeout);
         let mut resolver = Map::new();
@@ -130,9 +136,10 @@ impl Compiler<'_> {
             resolver.insert("Default".into(), json!(true));
         }
         resolver.insert("Target".into(), json!(target));
-        let failover = r.and_then(|r| r.get("Failover")).and_then(Value::as_object).and_then(|fo| {
-            fo.get(subset).or_else(|| fo.get("*")).and_then(Value::as_object).cloned()
-        });
+        let failover = r
+            .and_then(|r| r.get("Failover"))
+            .and_then(Value::as_object)
+            .and_then(|fo| fo.get(subset).or_else(|| fo.get("*")).and_then(Value::as_object).cloned());
         if let Some(fo) = failover {
             let mut ids = Vec::new();
             let fo_service = match s(&fo, "Service") {
@@ -151,7 +158,9 @@ impl Compiler<'_> {
             for d in &dcs {
                 ids.push(self.add_target(fo_service, fo_subset, d, &timeout));
             }
-            for t in fo.get("Targets").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object) {
+            for t in
+                fo.get("Targets").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+            {
                 let svc = match s(t, "Service") {
                     "" => service,
                     other => other,
@@ -186,7 +195,9 @@ impl Compiler<'_> {
             return Ok(key);
         }
         let mut splits = Vec::new();
-        for split in sp.get("Splits").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object) {
+        for split in
+            sp.get("Splits").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+        {
             let svc = match s(split, "Service") {
                 "" => name,
                 other => other,
@@ -223,7 +234,8 @@ pub fn compile(service: &str, ctx: &Context<'_>, lookup: Lookup<'_>) -> Result<V
         (true, Some(router)) => {
             let mut routes = Vec::new();
             let defined = router.get("Routes").and_then(Value::as_array).cloned().unwrap_or_default();
-            let catch_all = json!({"Match": {"HTTP": {"PathPrefix": "/"}}, "Destination": {"Service": service}});
+            let catch_all =
+                json!({"Match": {"HTTP": {"PathPrefix": "/"}}, "Destination": {"Service": service}});
             for def in defined.iter().chain(std::iter::once(&catch_all)) {
                 let dest = def.get("Destination").and_then(Value::as_object).cloned().unwrap_or_default();
                 let svc = match s(&dest, "Service") {
@@ -274,7 +286,8 @@ mod tests {
     fn compile_with(entries: &[(&str, &str, Value)], service: &str, o: &Overrides) -> Value {
         let map: BTreeMap<(String, String), Value> =
             entries.iter().map(|(k, n, v)| ((k.to_string(), n.to_string()), v.clone())).collect();
-        let lookup = |k: &str, n: &str| map.get(&(k.to_string(), n.to_string())).and_then(|v| v.as_object().cloned());
+        let lookup =
+            |k: &str, n: &str| map.get(&(k.to_string(), n.to_string())).and_then(|v| v.as_object().cloned());
         let ctx = Context { datacenter: "dc1", trust_domain: "td.consul", overrides: o };
         compile(service, &ctx, &lookup).unwrap()
     }
@@ -285,7 +298,10 @@ mod tests {
         assert_eq!(c["StartNode"], "resolver:web.default.default.dc1");
         assert_eq!(c["Protocol"], "tcp");
         let node = &c["Nodes"]["resolver:web.default.default.dc1"];
-        assert_eq!(node["Resolver"], json!({"ConnectTimeout": "5s", "Default": true, "Target": "web.default.default.dc1"}));
+        assert_eq!(
+            node["Resolver"],
+            json!({"ConnectTimeout": "5s", "Default": true, "Target": "web.default.default.dc1"})
+        );
         assert_eq!(c["Targets"]["web.default.default.dc1"]["SNI"], "web.default.dc1.internal.td.consul");
     }
 
@@ -303,11 +319,18 @@ mod tests {
         let entries = [
             (SERVICE_DEFAULTS, "web", json!({"Protocol": "http"})),
             (SERVICE_RESOLVER, "web", json!({"Subsets": {"v1": {"Filter": "a"}, "v2": {"Filter": "b"}}})),
-            (SERVICE_SPLITTER, "web", json!({"Splits": [{"Weight": 90, "ServiceSubset": "v1"}, {"Weight": 10, "ServiceSubset": "v2"}]})),
+            (
+                SERVICE_SPLITTER,
+                "web",
+                json!({"Splits": [{"Weight": 90, "ServiceSubset": "v1"}, {"Weight": 10, "ServiceSubset": "v2"}]}),
+            ),
         ];
         let c = compile_with(&entries, "web", &Overrides::default());
         assert_eq!(c["StartNode"], "splitter:web");
-        assert_eq!(c["Nodes"]["splitter:web"]["Splits"][1]["NextNode"], "resolver:v2.web.default.default.dc1");
+        assert_eq!(
+            c["Nodes"]["splitter:web"]["Splits"][1]["NextNode"],
+            "resolver:v2.web.default.default.dc1"
+        );
         assert_eq!(c["Targets"]["v1.web.default.default.dc1"]["Subset"], json!({"Filter": "a"}));
         // Overriding to tcp drops the splitter.
         let c = compile_with(&entries, "web", &Overrides { protocol: "tcp".into(), ..Default::default() });

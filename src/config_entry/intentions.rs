@@ -57,7 +57,9 @@ pub(super) fn normalize_and_validate(name: &str, f: &mut Map<String, Value>) -> 
             for (j, p) in perms.iter_mut().filter_map(Value::as_object_mut).enumerate() {
                 let a = p.get("Action").and_then(Value::as_str).unwrap_or("").to_lowercase();
                 if a != ALLOW && a != DENY {
-                    return Err(format!("Sources[{i}].Permissions[{j}].Action must be set to 'allow' or 'deny'"));
+                    return Err(format!(
+                        "Sources[{i}].Permissions[{j}].Action must be set to 'allow' or 'deny'"
+                    ));
                 }
                 p.insert("Action".into(), Value::String(a));
                 if p.get("HTTP").is_none() {
@@ -205,7 +207,10 @@ mod tests {
 
     #[test]
     fn precedence_decides() {
-        let mut all = of_entry(&entry("db", json!([{"Name": "web", "Action": "deny"}, {"Name": "*", "Action": "allow"}])));
+        let mut all = of_entry(&entry(
+            "db",
+            json!([{"Name": "web", "Action": "deny"}, {"Name": "*", "Action": "allow"}]),
+        ));
         all.extend(of_entry(&entry("*", json!([{"Name": "api", "Action": "deny"}]))));
         assert!(!decide(&all, "web", "db", true));
         assert!(decide(&all, "other", "db", false));

@@ -149,7 +149,8 @@ const REDIRECT: &[F] = &[
     F("Peer", Str),
     F("SamenessGroup", Str),
 ];
-const FAILOVER_TARGET: &[F] = &[F("Service", Str), F("ServiceSubset", Str), F("Datacenter", Str), F("Peer", Str)];
+const FAILOVER_TARGET: &[F] =
+    &[F("Service", Str), F("ServiceSubset", Str), F("Datacenter", Str), F("Peer", Str)];
 const FAILOVER: &[F] = &[
     F("Service", Str),
     F("ServiceSubset", Str),

@@ -211,12 +211,12 @@ fn unused_key_error(key: &str) -> String {
 /// fields. Nothing is validated beyond types and known keys.
 pub fn decode(raw: &Value) -> Result<(String, String, Map<String, Value>), EntryError> {
     let obj = raw.as_object().ok_or_else(|| EntryError::Decode("Payload is not a JSON object".into()))?;
-    let kind_val = obj
-        .get("Kind")
-        .or_else(|| obj.get("kind"))
-        .ok_or_else(|| EntryError::Decode("Payload does not contain a kind/Kind key at the top level".into()))?;
-    let kind =
-        kind_val.as_str().ok_or_else(|| EntryError::Decode("Kind value in payload is not a string".into()))?;
+    let kind_val = obj.get("Kind").or_else(|| obj.get("kind")).ok_or_else(|| {
+        EntryError::Decode("Payload does not contain a kind/Kind key at the top level".into())
+    })?;
+    let kind = kind_val
+        .as_str()
+        .ok_or_else(|| EntryError::Decode("Kind value in payload is not a string".into()))?;
     check_kind(kind)?;
     let schema = schema_of(kind).unwrap_or(&[]);
     let mut problems = Problems::default();
@@ -256,7 +256,11 @@ pub fn decode(raw: &Value) -> Result<(String, String, Map<String, Value>), Entry
 /// Normalizes and validates one entry on its own (Consul's `Normalize`
 /// then `Validate`): may rewrite the name (`proxy-defaults` → `global`) and
 /// fields (lower-case protocols, intention precedence).
-pub fn normalize_and_validate(kind: &str, name: &mut String, fields: &mut Map<String, Value>) -> Result<(), EntryError> {
+pub fn normalize_and_validate(
+    kind: &str,
+    name: &mut String,
+    fields: &mut Map<String, Value>,
+) -> Result<(), EntryError> {
     check_kind(kind)?;
     validate::entry(kind, name, fields).map_err(EntryError::Invalid)
 }
@@ -268,7 +272,10 @@ pub fn normalize_and_validate(kind: &str, name: &mut String, fields: &mut Map<St
 /// service-defaults when it names one), `Protocol`, `Mode`,
 /// `TransparentProxy`, `MeshGateway`, `Expose`, `MutualTLSMode`, and
 /// `UpstreamConfig` (service-defaults only).
-pub fn resolved_service_config(service: &str, lookup: &dyn Fn(&str, &str) -> Option<Map<String, Value>>) -> Value {
+pub fn resolved_service_config(
+    service: &str,
+    lookup: &dyn Fn(&str, &str) -> Option<Map<String, Value>>,
+) -> Value {
     let proxy = lookup(PROXY_DEFAULTS, PROXY_DEFAULTS_NAME).unwrap_or_default();
     let svc = lookup(SERVICE_DEFAULTS, service).unwrap_or_default();
     let mut config = proxy.get("Config").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -332,7 +339,8 @@ mod tests {
 
     #[test]
     fn renders_consuls_shape() {
-        let mut e = ConfigEntry::new(SERVICE_DEFAULTS, "web", json!({"Protocol": "http"}).as_object().unwrap());
+        let mut e =
+            ConfigEntry::new(SERVICE_DEFAULTS, "web", json!({"Protocol": "http"}).as_object().unwrap());
         e.create_index = 5;
         e.modify_index = 6;
         assert_eq!(
@@ -341,10 +349,14 @@ mod tests {
                 "MeshGateway": {}, "Expose": {}, "CreateIndex": 5, "ModifyIndex": 6})
         );
         let lookup = |k: &str, _n: &str| match k {
-            PROXY_DEFAULTS => json!({"Config": {"protocol": "tcp", "x": 1}, "MeshGateway": {"Mode": "local"}})
-                .as_object()
-                .cloned(),
-            SERVICE_DEFAULTS => json!({"Protocol": "http", "MeshGateway": {"Mode": "remote"}}).as_object().cloned(),
+            PROXY_DEFAULTS => {
+                json!({"Config": {"protocol": "tcp", "x": 1}, "MeshGateway": {"Mode": "local"}})
+                    .as_object()
+                    .cloned()
+            }
+            SERVICE_DEFAULTS => {
+                json!({"Protocol": "http", "MeshGateway": {"Mode": "remote"}}).as_object().cloned()
+            }
             _ => None,
         };
         let r = resolved_service_config("web", &lookup);

@@ -183,7 +183,9 @@ pub fn decode_value(ty: Ty, v: &Value, path: &str, problems: &mut Problems) -> O
                     return None;
                 }
             },
-            Value::Number(n) => n.as_i64().map(|n| Value::String(crate::duration::format_nanos(i128::from(n)))),
+            Value::Number(n) => {
+                n.as_i64().map(|n| Value::String(crate::duration::format_nanos(i128::from(n))))
+            }
             _ => None,
         },
         Ty::Strs | Ty::Ints => {
@@ -225,7 +227,9 @@ pub fn decode_value(ty: Ty, v: &Value, path: &str, problems: &mut Problems) -> O
             for (i, it) in items.into_iter().enumerate() {
                 let item_path = format!("{path}[{i}]");
                 match it {
-                    Value::Object(m) => out.push(Value::Object(decode_object(fields, m, &item_path, &[], problems))),
+                    Value::Object(m) => {
+                        out.push(Value::Object(decode_object(fields, m, &item_path, &[], problems)))
+                    }
                     other => return bad(problems, &item_path, Ty::Obj(fields), other),
                 }
             }
@@ -310,6 +314,8 @@ mod tests {
         assert_eq!(p.unused, vec!["Foo", "MeshGateway.Bar", "Items[0].Baz"]);
         let (_, p) = run(json!({"Protocol": {"a": 1}, "MaxConnections": "many", "Timeout": "soon"}));
         assert_eq!(p.type_errors.len(), 3, "{p:?}");
-        assert!(p.type_errors[0].starts_with("'Protocol' expected type 'string', got unconvertible type 'map"));
+        assert!(
+            p.type_errors[0].starts_with("'Protocol' expected type 'string', got unconvertible type 'map")
+        );
     }
 }

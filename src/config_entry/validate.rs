@@ -10,7 +10,10 @@ fn s<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
 }
 
 fn list<'a>(m: &'a Map<String, Value>, k: &str) -> Vec<&'a Map<String, Value>> {
-    m.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_object).collect()).unwrap_or_default()
+    m.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default()
 }
 
 fn obj<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Map<String, Value>> {
@@ -117,7 +120,9 @@ pub(super) fn entry(kind: &str, name: &mut String, f: &mut Map<String, Value>) -
                 other => return Err(format!("invalid value for balance_inbound_connections: {other}")),
             }
             if f.contains_key("UpstreamConfig") && f.contains_key("Destination") {
-                return Err("UpstreamConfig and Destination are mutually exclusive for service defaults".into());
+                return Err(
+                    "UpstreamConfig and Destination are mutually exclusive for service defaults".into()
+                );
             }
             if let Some(d) = obj(f, "Destination") {
                 if list_len(d, "Addresses") == 0 {
@@ -276,7 +281,10 @@ fn resolver(f: &mut Map<String, Value>) -> Result<(), String> {
         if obj(f, "Failover").is_some_and(|m| !m.is_empty()) {
             return Err("Redirect and Failover cannot both be set".into());
         }
-        if ["Service", "ServiceSubset", "Datacenter", "Peer", "SamenessGroup"].iter().all(|k| s(r, k).is_empty()) {
+        if ["Service", "ServiceSubset", "Datacenter", "Peer", "SamenessGroup"]
+            .iter()
+            .all(|k| s(r, k).is_empty())
+        {
             return Err("Redirect is empty".into());
         }
         if !s(r, "Peer").is_empty() || !s(r, "SamenessGroup").is_empty() {
@@ -345,7 +353,9 @@ fn ingress(f: &mut Map<String, Value>) -> Result<(), String> {
                 return Err(format!("Service name cannot be blank (listener on port {port})"));
             }
             if n == "*" && proto == "tcp" {
-                return Err(format!("Wildcard service name is only valid for L7 protocols (listener on port {port})"));
+                return Err(format!(
+                    "Wildcard service name is only valid for L7 protocols (listener on port {port})"
+                ));
             }
             if list_len(svc, "Hosts") > 0 && proto == "tcp" {
                 return Err(format!("Associating hosts to a service is not supported for the tcp protocol (listener on port {port})"));
@@ -395,7 +405,8 @@ fn uses_advanced_routing(service: &str, lookup: &dyn Fn(&str, &str) -> Option<Ma
         let splits = list(&sp, "Splits");
         let trivial = splits.len() == 1 && {
             let only = splits[0];
-            (s(only, "Service").is_empty() || s(only, "Service") == service) && s(only, "ServiceSubset").is_empty()
+            (s(only, "Service").is_empty() || s(only, "Service") == service)
+                && s(only, "ServiceSubset").is_empty()
         };
         if !trivial {
             return true;
@@ -441,20 +452,34 @@ mod tests {
             r#"invalid name ("web"), only "global" is supported"#
         );
         assert_eq!(check(SERVICE_DEFAULTS, "", json!({})).unwrap_err(), "Name is required");
-        assert_eq!(check(SERVICE_DEFAULTS, "web", json!({"Protocol": "HTTP"})).unwrap().1, json!({"Protocol": "http"}));
-        assert_eq!(check(EXPORTED_SERVICES, "x", json!({})).unwrap_err(), r#"exported-services Name must be "default""#);
+        assert_eq!(
+            check(SERVICE_DEFAULTS, "web", json!({"Protocol": "HTTP"})).unwrap().1,
+            json!({"Protocol": "http"})
+        );
+        assert_eq!(
+            check(EXPORTED_SERVICES, "x", json!({})).unwrap_err(),
+            r#"exported-services Name must be "default""#
+        );
         assert_eq!(check(MESH, "", json!({})).unwrap().0, "mesh");
     }
 
     #[test]
     fn splitter_weights_sum_to_100() {
-        let e = check(SERVICE_SPLITTER, "web", json!({"Splits": [{"Weight": 90}, {"Weight": 5, "Service": "b"}]}));
+        let e = check(
+            SERVICE_SPLITTER,
+            "web",
+            json!({"Splits": [{"Weight": 90}, {"Weight": 5, "Service": "b"}]}),
+        );
         assert_eq!(e.unwrap_err(), "the sum of all split weights must be 100, not 95.000000");
         assert!(check(SERVICE_SPLITTER, "web", json!({"Splits": [{"Weight": 50}, {"Weight": 50}]}))
             .unwrap_err()
             .starts_with("split destination occurs more than once"));
-        check(SERVICE_SPLITTER, "web", json!({"Splits": [{"Weight": 33.333}, {"Weight": 66.667, "Service": "b"}]}))
-            .unwrap();
+        check(
+            SERVICE_SPLITTER,
+            "web",
+            json!({"Splits": [{"Weight": 33.333}, {"Weight": 66.667, "Service": "b"}]}),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -46,7 +46,13 @@ pub fn decode_entry(bytes: &[u8]) -> Result<ConfigEntry, HttpError> {
 }
 
 /// `PUT /v1/config[?cas=N]`: `true`, or `false` when the CAS failed.
-pub async fn apply(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn apply(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     if method != Method::PUT {
         return Err(super::method_not_allowed(&method, &["PUT"]));
     }
@@ -83,7 +89,9 @@ pub async fn item(
                     .await?;
                 match found {
                     Some(e) => Ok(with_meta(json(&params, &e.to_json())?, &meta)),
-                    None => Err(HttpError::not_found(format!("Config entry not found for {kind:?} / {name:?}"))),
+                    None => {
+                        Err(HttpError::not_found(format!("Config entry not found for {kind:?} / {name:?}")))
+                    }
                 }
             }
             None => {
@@ -99,8 +107,10 @@ pub async fn item(
             };
             ce::check_kind(&kind).map_err(|e| HttpError::bad_request(e.to_string()))?;
             let cas = cas(&params)?;
-            let deleted =
-                ctx.agent.call(caller(&params, &headers), method::ConfigEntryDelete { kind, name, cas }).await?;
+            let deleted = ctx
+                .agent
+                .call(caller(&params, &headers), method::ConfigEntryDelete { kind, name, cas })
+                .await?;
             // Consul answers the CAS outcome only to CAS deletes.
             match cas {
                 Some(_) => json(&params, &deleted),
@@ -129,17 +139,24 @@ pub async fn discovery_chain(
         Method::POST => {
             let bytes = read_limited(&headers, body, MAX_BODY).await?;
             if !bytes.iter().all(u8::is_ascii_whitespace) {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
-                let obj = v.as_object().ok_or_else(|| HttpError::bad_request("Request decode failed: not a JSON object"))?;
+                let v: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
+                let obj = v
+                    .as_object()
+                    .ok_or_else(|| HttpError::bad_request("Request decode failed: not a JSON object"))?;
                 for (k, val) in obj {
                     match k.to_ascii_lowercase().replace('_', "").as_str() {
                         "overrideprotocol" => overrides.0 = val.as_str().unwrap_or("").to_string(),
                         "overrideconnecttimeout" => {
                             overrides.1 = match val {
-                                Value::String(s) => crate::duration::parse(s)
-                                    .map(crate::duration::format)
-                                    .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?,
-                                Value::Number(n) => crate::duration::format_nanos(i128::from(n.as_i64().unwrap_or(0))),
+                                Value::String(s) => {
+                                    crate::duration::parse(s).map(crate::duration::format).map_err(|e| {
+                                        HttpError::bad_request(format!("Request decode failed: {e}"))
+                                    })?
+                                }
+                                Value::Number(n) => {
+                                    crate::duration::format_nanos(i128::from(n.as_i64().unwrap_or(0)))
+                                }
                                 _ => String::new(),
                             }
                         }

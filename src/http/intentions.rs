@@ -65,7 +65,11 @@ pub async fn matches(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Ht
     let by = match params.get("by") {
         Some("source") => By::Source,
         Some("destination") => By::Destination,
-        Some(other) => return Err(HttpError::bad_request(format!("'by' parameter must be either 'source' or 'destination', got {other:?}"))),
+        Some(other) => {
+            return Err(HttpError::bad_request(format!(
+                "'by' parameter must be either 'source' or 'destination', got {other:?}"
+            )))
+        }
         None => return Err(HttpError::bad_request("required query parameter 'by' not set")),
     };
     let names = params.all("name");
@@ -97,7 +101,13 @@ pub async fn check(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
 }
 
 /// `GET|PUT|DELETE /v1/connect/intentions/exact?source=&destination=`.
-pub async fn exact(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResult {
+pub async fn exact(
+    State(ctx): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let source = required(&params, "source")?.to_string();
@@ -136,7 +146,9 @@ pub async fn exact(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: He
 /// A source written from a legacy intention body (`Action`,
 /// `Description`, `Permissions`, `Meta`).
 fn source_from_legacy(v: &Value, source: &str) -> Result<Map<String, Value>, HttpError> {
-    let obj = v.as_object().ok_or_else(|| HttpError::bad_request("Failed to decode request body: not a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| HttpError::bad_request("Failed to decode request body: not a JSON object"))?;
     let mut src = Map::new();
     src.insert("Name".into(), json!(source));
     for (k, val) in obj {
@@ -171,10 +183,19 @@ async fn modify(
     change: impl Fn(&mut Vec<Value>),
 ) -> Result<(), HttpError> {
     for _ in 0..CAS_ATTEMPTS {
-        let rc = RequestContext { query: crate::rpc::QueryOptions { consistency: crate::rpc::Consistency::Consistent, ..Default::default() }, ..caller(params, headers) };
+        let rc = RequestContext {
+            query: crate::rpc::QueryOptions {
+                consistency: crate::rpc::Consistency::Consistent,
+                ..Default::default()
+            },
+            ..caller(params, headers)
+        };
         let (_, existing) = ctx
             .agent
-            .call(rc, method::ConfigEntryGet { kind: ce::SERVICE_INTENTIONS.into(), name: destination.into() })
+            .call(
+                rc,
+                method::ConfigEntryGet { kind: ce::SERVICE_INTENTIONS.into(), name: destination.into() },
+            )
             .await?;
         let cas = existing.as_ref().map_or(0, |e| e.modify_index);
         let mut fields = existing.as_ref().map(ConfigEntry::fields).unwrap_or_default();
@@ -197,7 +218,9 @@ async fn modify(
         } else {
             fields.insert("Sources".into(), Value::Array(sources));
             let entry = ConfigEntry::new(ce::SERVICE_INTENTIONS, destination, &fields);
-            ctx.agent.call(caller(params, headers), method::ConfigEntryApply { entry, cas: Some(cas) }).await?
+            ctx.agent
+                .call(caller(params, headers), method::ConfigEntryApply { entry, cas: Some(cas) })
+                .await?
         };
         if ok {
             return Ok(());

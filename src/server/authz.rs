@@ -689,9 +689,11 @@ impl Guard for method::AclBootstrap {}
 fn config_writable(c: &Check<'_>, kind: &str, name: &str) -> Result<(), RpcError> {
     use crate::config_entry as ce;
     match kind {
-        ce::PROXY_DEFAULTS | ce::MESH | ce::EXPORTED_SERVICES | ce::INGRESS_GATEWAY | ce::TERMINATING_GATEWAY => {
-            c.require(c.id.authz.mesh_write(), "mesh:write", None)
-        }
+        ce::PROXY_DEFAULTS
+        | ce::MESH
+        | ce::EXPORTED_SERVICES
+        | ce::INGRESS_GATEWAY
+        | ce::TERMINATING_GATEWAY => c.require(c.id.authz.mesh_write(), "mesh:write", None),
         ce::SERVICE_INTENTIONS => c.require(c.id.authz.intention_write(name), "intentions:write", Some(name)),
         _ => c.require(c.id.authz.service_write(name), "service:write", Some(name)),
     }

@@ -78,10 +78,17 @@ impl Server {
         self.propose_config(Command::ConfigEntrySet { entry: Box::new(entry), cas }).await
     }
 
-    pub async fn config_entry_delete(&self, kind: &str, name: &str, cas: Option<u64>) -> Result<bool, RpcError> {
+    pub async fn config_entry_delete(
+        &self,
+        kind: &str,
+        name: &str,
+        cas: Option<u64>,
+    ) -> Result<bool, RpcError> {
         ce::check_kind(kind).map_err(entry_error)?;
         let name = match kind {
-            ce::PROXY_DEFAULTS if name.is_empty() || name == ce::PROXY_DEFAULTS_NAME => ce::PROXY_DEFAULTS_NAME,
+            ce::PROXY_DEFAULTS if name.is_empty() || name == ce::PROXY_DEFAULTS_NAME => {
+                ce::PROXY_DEFAULTS_NAME
+            }
             ce::PROXY_DEFAULTS => {
                 return Err(RpcError::Internal(format!(
                     "invalid name ({name:?}), only {:?} is supported",
@@ -99,8 +106,12 @@ impl Server {
                 .collect();
             ce::validate_graph(&chains, &lookup).map_err(|e| RpcError::Internal(e.0))
         })?;
-        self.propose_config(Command::ConfigEntryDelete { kind: kind.to_string(), name: name.to_string(), cas })
-            .await
+        self.propose_config(Command::ConfigEntryDelete {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            cas,
+        })
+        .await
     }
 
     async fn propose_config(&self, cmd: Command) -> Result<bool, RpcError> {
@@ -161,12 +172,16 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, String), RpcError> {
         let dc = if compile_dc.is_empty() { self.settings.datacenter.as_str() } else { compile_dc };
-        let overrides =
-            chain::Overrides { protocol: overrides.0, connect_timeout: overrides.1, mesh_gateway_mode: overrides.2 };
+        let overrides = chain::Overrides {
+            protocol: overrides.0,
+            connect_timeout: overrides.1,
+            mesh_gateway_mode: overrides.2,
+        };
         let (meta, compiled) = self
             .blocking(opts, self.config_topic(), |s| {
                 let lookup = |k: &str, n: &str| s.config_entries.get(k, n).map(ConfigEntry::fields);
-                let ctx = chain::Context { datacenter: dc, trust_domain: TRUST_DOMAIN, overrides: &overrides };
+                let ctx =
+                    chain::Context { datacenter: dc, trust_domain: TRUST_DOMAIN, overrides: &overrides };
                 (s.config_entries.index, chain::compile(service, &ctx, &lookup))
             })
             .await?;
@@ -180,51 +195,10 @@ impl Server {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, String), RpcError> {
         let (meta, v) = self
-            .blocking(opts, self.config_topic(), |s| (s.config_entries.index, resolved_service_config(s, service)))
+            .blocking(opts, self.config_topic(), |s| {
+                (s.config_entries.index, resolved_service_config(s, service))
+            })
             .await?;
         Ok((meta, v.to_string()))
-    }
-}
-
-/// Applies `config_entries.bootstrap` each time this server becomes leader:
-/// every entry is written only if no entry of that kind and name exists
-/// (a CAS at index 0), as Consul's leader does. Runs until `shutdown`.
-pub async fn run_bootstrap(
-    server: std::sync::Arc<Server>,
-    entries: Vec<Value>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    if entries.is_empty() {
-        return;
-    }
-    let mut status = server.consensus.watch_status();
-    let mut done = false;
-    loop {
-        if !server.consensus.is_leader() {
-            done = false;
-        } else if !done {
-            done = true;
-            for raw in &entries {
-                let result = match ce::decode(raw) {
-                    Ok((kind, name, fields)) => {
-                        server.config_entry_apply(ConfigEntry::new(&kind, &name, &fields), Some(0)).await
-                    }
-                    Err(e) => Err(entry_error(e)),
-                };
-                match result {
-                    Ok(true) => tracing::info!(target: "agent.server", "bootstrapped config entry"),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(target: "agent.server", error = %e, "failed to bootstrap config entry");
-                        done = !matches!(e, RpcError::NoLeader | RpcError::ShuttingDown);
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = status.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !done => {}
-        }
     }
 }

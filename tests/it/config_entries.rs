@@ -94,8 +94,14 @@ async fn every_kind_round_trips_in_consuls_shape() {
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "{}"));
     let r = a.delete("/v1/config/ingress-gateway/ingress?cas=1").await;
     assert_eq!(r.text(), "false");
-    let (status, text) = (a.get("/v1/config/terminating-gateway/term").await.status.as_u16(), a.get("/v1/config/terminating-gateway/term").await.text());
-    assert_eq!((status, text.as_str()), (404, "Config entry not found for \"terminating-gateway\" / \"term\""));
+    let (status, text) = (
+        a.get("/v1/config/terminating-gateway/term").await.status.as_u16(),
+        a.get("/v1/config/terminating-gateway/term").await.text(),
+    );
+    assert_eq!(
+        (status, text.as_str()),
+        (404, "Config entry not found for \"terminating-gateway\" / \"term\"")
+    );
     let (_, none) = get_json(&a, "/v1/config/terminating-gateway").await;
     assert_eq!(none, json!([]));
 }
@@ -137,12 +143,17 @@ async fn bad_input_is_refused_with_consuls_texts_and_nothing_is_stored() {
     let r = a.put("/v1/config", b"{not json").await;
     assert_eq!(r.status.as_u16(), 400, "{}", r.text());
     assert!(r.text().starts_with("Request decoding failed: "), "{}", r.text());
-    let big = format!("{{\"Kind\":\"service-defaults\",\"Name\":\"x\",\"Meta\":{{\"k\":\"{}\"}}}}", "a".repeat(2 << 20));
+    let big = format!(
+        "{{\"Kind\":\"service-defaults\",\"Name\":\"x\",\"Meta\":{{\"k\":\"{}\"}}}}",
+        "a".repeat(2 << 20)
+    );
     let r = a.put("/v1/config", big.as_bytes()).await;
     assert_eq!(r.status.as_u16(), 413, "{}", r.text());
     let r = a.get("/v1/config/nope").await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (400, "invalid config entry kind: nope"));
-    for kind in ["service-defaults", "proxy-defaults", "service-splitter", "service-router", "service-intentions"] {
+    for kind in
+        ["service-defaults", "proxy-defaults", "service-splitter", "service-router", "service-intentions"]
+    {
         let (_, list) = get_json(&a, &format!("/v1/config/{kind}")).await;
         assert_eq!(list, json!([]), "{kind} stored something");
     }
@@ -152,9 +163,7 @@ async fn bad_input_is_refused_with_consuls_texts_and_nothing_is_stored() {
 async fn cas_races_have_exactly_one_winner_per_round() {
     let a = Agent::dev(&[]);
     a.wait_ready().await;
-    let entry = |writer: u32, round: u32| {
-        json!({"Kind": "service-defaults", "Name": "race", "Meta": {"writer": writer.to_string(), "round": round.to_string()}})
-    };
+    let entry = |writer: u32, round: u32| json!({"Kind": "service-defaults", "Name": "race", "Meta": {"writer": writer.to_string(), "round": round.to_string()}});
     let (status, _) = put_entry(&a, &entry(0, 0), "?cas=0").await;
     assert_eq!(status, 200);
     let (status, again) = put_entry(&a, &entry(0, 0), "?cas=0").await;
@@ -233,16 +242,25 @@ async fn acls_guard_writes_and_filter_reads() {
     a.wait_ready().await;
     let root = client_with_token(&a, "root");
     let policy = json!({"Name": "web-writer", "Rules": "service \"web\" { policy = \"write\" intentions = \"write\" }"});
-    let r = root.request(hyper::Method::PUT, "/v1/acl/policy", Some(policy.to_string().into_bytes().into())).await.unwrap();
+    let r = root
+        .request(hyper::Method::PUT, "/v1/acl/policy", Some(policy.to_string().into_bytes().into()))
+        .await
+        .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     let tok = json!({"Policies": [{"Name": "web-writer"}]});
-    let r = root.request(hyper::Method::PUT, "/v1/acl/token", Some(tok.to_string().into_bytes().into())).await.unwrap();
+    let r = root
+        .request(hyper::Method::PUT, "/v1/acl/token", Some(tok.to_string().into_bytes().into()))
+        .await
+        .unwrap();
     let secret = r.json::<Value>().unwrap()["SecretID"].as_str().unwrap().to_string();
     let user = client_with_token(&a, &secret);
     let put = |c: &consul::api::Client, body: Value| {
         let c = c.clone();
         async move {
-            let r = c.request(hyper::Method::PUT, "/v1/config", Some(body.to_string().into_bytes().into())).await.unwrap();
+            let r = c
+                .request(hyper::Method::PUT, "/v1/config", Some(body.to_string().into_bytes().into()))
+                .await
+                .unwrap();
             (r.status.as_u16(), r.text())
         }
     };
@@ -254,21 +272,35 @@ async fn acls_guard_writes_and_filter_reads() {
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("mesh:write"), "{text}");
     assert_eq!(put(&user, json!({"Kind": "service-intentions", "Name": "web", "Sources": [{"Name": "x", "Action": "allow"}]})).await.0, 200);
-    assert_eq!(put(&user, json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "x", "Action": "allow"}]})).await.0, 403);
+    assert_eq!(
+        put(
+            &user,
+            json!({"Kind": "service-intentions", "Name": "db", "Sources": [{"Name": "x", "Action": "allow"}]})
+        )
+        .await
+        .0,
+        403
+    );
     assert_eq!(put(&root, json!({"Kind": "service-defaults", "Name": "api"})).await.0, 200);
     // The list is filtered to what the token may read, and says so.
     let r = user.request(hyper::Method::GET, "/v1/config/service-defaults", None).await.unwrap();
     let names: Vec<String> =
         r.json::<Vec<Value>>().unwrap().iter().map(|e| e["Name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, vec!["web"]);
-    assert_eq!(r.headers.get("X-Consul-Results-Filtered-By-ACLs").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(
+        r.headers.get("X-Consul-Results-Filtered-By-ACLs").and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
     let r = user.request(hyper::Method::GET, "/v1/config/service-defaults/api", None).await.unwrap();
     assert_eq!(r.status.as_u16(), 403);
     let anon = a.client();
     let r = anon.request(hyper::Method::GET, "/v1/config/service-defaults", None).await.unwrap();
     assert_eq!(r.json::<Vec<Value>>().unwrap().len(), 0);
     // With ACLs on and default deny, an unmatched intention check denies.
-    let r = root.request(hyper::Method::GET, "/v1/connect/intentions/check?source=a&destination=b", None).await.unwrap();
+    let r = root
+        .request(hyper::Method::GET, "/v1/connect/intentions/check?source=a&destination=b", None)
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().unwrap(), json!({"Allowed": false}));
 }
 
@@ -290,7 +322,11 @@ async fn cli_writes_reads_lists_and_deletes() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let out = a.cli(&["config", "write", "-cas", "-modify-index=1", file.to_str().unwrap()]);
-    assert_eq!((out.code, out.stderr.trim()), (1, "Config entry not updated: service-defaults/web"), "{out:?}");
+    assert_eq!(
+        (out.code, out.stderr.trim()),
+        (1, "Config entry not updated: service-defaults/web"),
+        "{out:?}"
+    );
     let out = a.cli(&["config", "read", "-kind", "service-defaults", "-name", "web"]);
     assert_eq!(out.code, 0, "{out:?}");
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -298,8 +334,22 @@ async fn cli_writes_reads_lists_and_deletes() {
     assert!(out.stdout.contains("\n    \"Kind\": \"service-defaults\""), "{}", out.stdout);
     let out = a.cli(&["config", "list", "-kind", "service-defaults"]);
     assert_eq!(out.stdout, "api\nweb\n", "{out:?}");
-    let out = a.cli(&["config", "delete", "-kind", "service-defaults", "-name", "web", "-cas", "-modify-index", "1"]);
-    assert_eq!((out.code, out.stderr.trim()), (1, "Config entry not deleted: service-defaults/web"), "{out:?}");
+    let out = a.cli(&[
+        "config",
+        "delete",
+        "-kind",
+        "service-defaults",
+        "-name",
+        "web",
+        "-cas",
+        "-modify-index",
+        "1",
+    ]);
+    assert_eq!(
+        (out.code, out.stderr.trim()),
+        (1, "Config entry not deleted: service-defaults/web"),
+        "{out:?}"
+    );
     let out = a.cli(&["config", "delete", "-kind", "service-defaults", "-name", "web"]);
     assert_eq!((out.code, out.stdout.trim()), (0, "Config entry deleted: service-defaults/web"), "{out:?}");
     let out = a.cli(&["config", "read", "-kind", "service-defaults", "-name", "web"]);
@@ -336,7 +386,11 @@ async fn intentions_create_check_match_and_delete() {
     assert_eq!((out.code, out.stdout.trim()), (0, "Intention deleted."), "{out:?}");
     let out = a.cli(&["intention", "delete", "*", "db"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(a.get("/v1/config/service-intentions/db").await.status.as_u16(), 404, "the empty entry is removed");
+    assert_eq!(
+        a.get("/v1/config/service-intentions/db").await.status.as_u16(),
+        404,
+        "the empty entry is removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,32 +413,4 @@ async fn a_follower_answers_stale_after_the_leader_dies() {
     assert_eq!((status, v["Protocol"].clone()), (200, json!("http")));
     let (status, list) = get_json(&servers[follower], "/v1/config/service-defaults?stale").await;
     assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_entries_are_written_by_the_leader_only_when_absent() {
-    let hcl = r#"config_entries {
-  bootstrap {
-    kind = "proxy-defaults"
-    name = "global"
-    config { protocol = "http" }
-  }
-  bootstrap {
-    kind = "service-defaults"
-    name = "web"
-    protocol = "grpc"
-  }
-}"#;
-    let a = Agent::dev(&["-hcl", hcl]);
-    a.wait_ready().await;
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            get_json(&a, "/v1/config/service-defaults/web").await.1["Protocol"] == "grpc"
-        })
-        .await,
-        "bootstrap entries never appeared\n{}",
-        a.output_text()
-    );
-    let (_, pd) = get_json(&a, "/v1/config/proxy-defaults/global").await;
-    assert_eq!(pd["Config"]["protocol"], "http");
 }
