@@ -40,6 +40,7 @@ pub(crate) mod checks;
 pub mod cli;
 pub(crate) mod cluster;
 pub mod config;
+pub mod config_entry;
 pub mod consensus;
 pub mod coordinate;
 pub(crate) mod daemon;

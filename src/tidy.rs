@@ -15,25 +15,25 @@ const ALLOWED: &[(&str, &str)] = &[
     // The command line: talks to a running agent through `api`; offline
     // commands use the file formats they read (config, snapshot archives,
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
-    ("cli", "acl api catalog config coordinate definition duration event fsutil snapshot version watch"),
+    ("cli", "acl api catalog config config_entry coordinate definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
     ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
-    ("http", "accept acl agent authmethod catalog config coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
+    ("http", "accept acl agent authmethod catalog config config_entry coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
     ("agent", "acl catalog checks config coordinate definition dns duration event fsutil gossip logging metrics proc_group rpc server tls version watch"),
-    ("server", "acl authmethod catalog config consensus coordinate duration gossip inject metrics rpc version"),
+    ("server", "acl authmethod catalog config config_entry consensus coordinate duration gossip inject metrics rpc version"),
     // `jwt` auth methods: checks a login's bearer token (fetching JWKS keys)
     // and evaluates binding rules; used by the server.
     ("authmethod", "acl duration"),
     ("consensus", "catalog fsutil gossip inject metrics rpc"),
-    ("rpc", "accept acl catalog tls"),
+    ("rpc", "accept acl catalog config_entry tls"),
     // The agent's certificates and the rustls settings made from them.
     ("tls", "accept config"),
     ("definition", "catalog config"),
     ("event", "rpc"),
     ("snapshot", "catalog"),
-    ("catalog", "acl coordinate metrics"),
+    ("catalog", "acl config_entry coordinate metrics"),
     // Policy rules, the model the catalog stores and what a token may do:
     // pure, below everything that stores or enforces ACLs.
     ("acl", "config"),
@@ -47,6 +47,9 @@ const ALLOWED: &[(&str, &str)] = &[
     // Vivaldi network coordinates: pure arithmetic, below everything that
     // measures, stores or answers them.
     ("coordinate", ""),
+    // Config entries: decoding, validation, discovery chains and intention
+    // decisions as a pure library, below the catalog that stores them.
+    ("config_entry", "duration"),
     ("api", ""),
     ("filter", ""),
     ("metrics", ""),

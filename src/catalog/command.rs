@@ -132,6 +132,17 @@ pub enum Command {
     AclBindingRuleSet(Box<BindingRule>),
     AclBindingRuleDelete {
         id: String,
+    /// Creates or replaces a config entry (validated by the server); with
+    /// `cas`, only if the stored ModifyIndex equals it (0: only if absent).
+    ConfigEntrySet {
+        entry: Box<crate::config_entry::ConfigEntry>,
+        cas: Option<u64>,
+    },
+    /// Deletes a config entry; with `cas`, only if its ModifyIndex equals it.
+    ConfigEntryDelete {
+        kind: String,
+        name: String,
+        cas: Option<u64>,
     },
 }
 
@@ -187,6 +198,10 @@ impl Command {
             Command::AclAuthMethodSet(m) => 256 + m.config.len() + m.description.len(),
             Command::AclBindingRuleSet(r) => 256 + r.selector.len() + r.bind_name.len(),
             Command::AclAuthMethodDelete { .. } | Command::AclBindingRuleDelete { .. } => 64,
+            Command::ConfigEntrySet { entry, .. } => {
+                64 + entry.kind.len() + entry.name.len() + entry.body.len()
+            }
+            Command::ConfigEntryDelete { kind, name, .. } => 32 + kind.len() + name.len(),
             Command::CoordinateBatchUpdate(batch) => {
                 16 + batch.iter().map(|e| 128 + e.node.len() + e.segment.len()).sum::<usize>()
             }

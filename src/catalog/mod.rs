@@ -11,6 +11,7 @@ pub mod acl;
 pub mod auth;
 pub mod before_mesh;
 pub mod command;
+pub mod config_entries;
 pub mod coordinates;
 pub mod kv;
 pub mod mesh;

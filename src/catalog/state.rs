@@ -4,6 +4,7 @@
 use super::acl::{AclTable, TOPIC_ACL};
 use super::auth::AuthTable;
 use super::command::{Command, CommandResult};
+use super::config_entries::{ConfigEntryTable, TOPIC_CONFIG_ENTRIES};
 use super::coordinates::{CoordinateTable, TOPIC_COORDINATES};
 use super::kv::KvTable;
 use super::queries::{QueryTable, TOPIC_QUERIES};
@@ -64,6 +65,8 @@ pub struct State {
     /// Auth methods and binding rules (added after the prepared-query
     /// table; older encodings decode through `State::decode`).
     pub auth: AuthTable,
+    /// Config entries (added after the auth-method tables).
+    pub config_entries: ConfigEntryTable,
     /// The raft index of the last snapshot restore this replica applied
     /// (0: none since it started). Local bookkeeping, not replicated
     /// state: the leader's session TTL timers watch it to re-arm.
@@ -82,6 +85,21 @@ struct StateBeforeMesh {
     acl: AclTable,
     coordinates: CoordinateTable,
     queries: QueryTable,
+}
+
+/// `State` before the config-entry table (main between the auth-method and
+/// config-entry merges).
+#[derive(Deserialize)]
+struct StateBeforeConfigEntries {
+    kv: KvTable,
+    index: TableIndexes,
+    catalog: Registry,
+    sessions: SessionTable,
+    autopilot: Option<super::operator::AutopilotConfig>,
+    acl: AclTable,
+    coordinates: CoordinateTable,
+    queries: QueryTable,
+    auth: AuthTable,
 }
 
 /// `State` with today's service rows but before the auth-method tables
@@ -347,6 +365,20 @@ impl State {
                 self.auth.delete_rule(index, id);
                 changes.topics.push(TOPIC_ACL.to_string());
                 CommandResult::Bool(true)
+            Command::ConfigEntrySet { entry, cas } => {
+                let ok = self.config_entries.set(index, (**entry).clone(), *cas);
+                if ok {
+                    changes.topics.push(TOPIC_CONFIG_ENTRIES.to_string());
+                }
+                CommandResult::Bool(ok)
+            }
+            Command::ConfigEntryDelete { kind, name, cas } => {
+                let before = self.config_entries.index;
+                let ok = self.config_entries.delete(index, kind, name, *cas);
+                if self.config_entries.index != before {
+                    changes.topics.push(TOPIC_CONFIG_ENTRIES.to_string());
+                }
+                CommandResult::Bool(ok)
             }
             Command::CoordinateBatchUpdate(batch) => {
                 let catalog = &self.catalog;
@@ -384,6 +416,7 @@ impl State {
         self.coordinates.index = index;
         self.queries.index = index;
         self.auth.raise_indexes(index);
+        self.config_entries.index = index;
     }
 
     /// An ACL apply's outcome; a change wakes the ACL topic.
@@ -408,6 +441,21 @@ impl State {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        if let Ok(old) = decode_exact::<StateBeforeConfigEntries>(bytes) {
+            return Ok(State {
+                kv: old.kv,
+                index: old.index,
+                catalog: old.catalog,
+                sessions: old.sessions,
+                autopilot: old.autopilot,
+                acl: old.acl,
+                coordinates: old.coordinates,
+                queries: old.queries,
+                auth: old.auth,
+                config_entries: ConfigEntryTable::default(),
+                restored_at: 0,
+            });
+        }
         if let Ok(old) = decode_exact::<StateBeforeAuth>(bytes) {
             return Ok(State {
                 kv: old.kv,
@@ -419,6 +467,7 @@ impl State {
                 coordinates: old.coordinates,
                 queries: old.queries,
                 auth: AuthTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -433,6 +482,7 @@ impl State {
                 coordinates: old.coordinates,
                 queries: old.queries,
                 auth: AuthTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -447,6 +497,7 @@ impl State {
                 coordinates: old.coordinates,
                 queries: QueryTable::default(),
                 auth: AuthTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -461,6 +512,7 @@ impl State {
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
                 auth: AuthTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             });
         }
@@ -475,6 +527,7 @@ impl State {
                 coordinates: CoordinateTable::default(),
                 queries: QueryTable::default(),
                 auth: AuthTable::default(),
+                config_entries: ConfigEntryTable::default(),
                 restored_at: 0,
             }),
             Err(_) => Err(current),

@@ -7,12 +7,14 @@ pub mod agent;
 pub mod catalog;
 pub mod columnize;
 pub mod debug;
+pub mod config;
 pub mod event;
 pub mod exec;
 pub mod goflag;
 #[cfg(test)]
 mod http_flags_tests;
 pub mod info;
+pub mod intention;
 pub mod join;
 pub mod keygen;
 pub mod keyring;
@@ -79,6 +81,10 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Interact with the key-value store
     Kv(kv::KvArgs),
+    /// Interact with Consul's centralized configurations
+    Config(config::ConfigArgs),
+    /// Interact with Connect service intentions
+    Intention(intention::IntentionArgs),
     /// Execute a command holding a lock
     Lock(lock::LockArgs),
     /// Lists the members of a Consul cluster
@@ -277,6 +283,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Event(e) => event::run(e),
         Command::Exec(e) => exec::run(e),
         Command::Kv(k) => kv::run(k),
+        Command::Config(c) => config::run(c),
+        Command::Intention(i) => intention::run(i),
         Command::ForceLeave(f) => join::force_leave(f),
         Command::Info(i) => info::run(i),
         Command::Join(j) => join::join(j),

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod authz;
 pub mod body;
 pub mod catalog;
+pub mod config;
 pub mod coordinate;
 pub mod datacenter;
 pub mod decode;
@@ -21,6 +22,7 @@ pub mod event;
 pub mod health;
 pub mod host;
 pub mod input;
+pub mod intentions;
 pub mod kv;
 pub mod listener;
 pub mod mesh;
@@ -76,8 +78,6 @@ const NOT_YET: &[&str] = &[
     "/v1/catalog/",
     "/v1/operator/",
     "/v1/connect/",
-    "/v1/config",
-    "/v1/discovery-chain/",
     "/v1/internal/",
     "/v1/namespace",
     "/v1/partition",
@@ -210,6 +210,15 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/operator/usage", get(mesh::operator_usage))
         .route("/v1/agent/host", get(host::handle))
         .route("/v1/agent/version", get(mesh::agent_version))
+        // Config entries, discovery chains and intentions.
+        .route("/v1/config", any(config::apply))
+        .route("/v1/config/{*rest}", any(config::item))
+        .route("/v1/discovery-chain/{*service}", any(config::discovery_chain))
+        .route("/v1/connect/intentions", any(intentions::list))
+        .route("/v1/connect/intentions/exact", any(intentions::exact))
+        .route("/v1/connect/intentions/match", get(intentions::matches))
+        .route("/v1/connect/intentions/check", get(intentions::check))
+        .route("/v1/connect/intentions/{id}", any(intentions::by_id))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route));

@@ -26,6 +26,7 @@ use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
 use crate::catalog::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
 use crate::catalog::{Command, CommandResult, KvEntry};
+use crate::config_entry::ConfigEntry;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -202,6 +203,25 @@ macro_rules! method_table {
             98 AclLogin { auth_method: String, bearer_token: String, meta: BTreeMap<String, String> } -> Token;
             /// `/v1/acl/logout`: deletes the caller's own login token.
             99 AclLogout {} -> bool;
+            /// Creates or replaces a config entry (decoded, not yet
+            /// validated: the server normalizes and validates it); `cas`:
+            /// only if the stored ModifyIndex equals it (0: only if absent).
+            110 ConfigEntryApply { entry: ConfigEntry, cas: Option<u64> } -> bool;
+            111 ConfigEntryGet { kind: String, name: String } -> (QueryMeta, Option<ConfigEntry>);
+            /// The entries of one kind.
+            112 ConfigEntryList { kind: String } -> (QueryMeta, Vec<ConfigEntry>);
+            /// The entries of these kinds (empty: every kind).
+            113 ConfigEntryListAll { kinds: Vec<String> } -> (QueryMeta, Vec<ConfigEntry>);
+            /// Whether it was deleted (a plain delete of a missing entry is true).
+            114 ConfigEntryDelete { kind: String, name: String, cas: Option<u64> } -> bool;
+            /// The compiled discovery chain of `service` (JSON text of Consul's
+            /// `Chain` object); `compile_dc` "" = this datacenter; overrides
+            /// are `(protocol, connect timeout, mesh gateway mode)`.
+            115 DiscoveryChainGet { service: String, compile_dc: String, overrides: (String, String, String) }
+                -> (QueryMeta, String);
+            /// What `proxy-defaults` and `service-defaults` resolve to for a
+            /// service (JSON text; `config_entry::resolved_service_config`).
+            116 ResolvedServiceConfig { service: String } -> (QueryMeta, String);
         }
     };
 }

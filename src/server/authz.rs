@@ -739,6 +739,92 @@ impl Guard for method::EventFire {
 
 /// Anyone may try: it succeeds once (and after a reset).
 impl Guard for method::AclBootstrap {}
+
+// --- Config entries ----------------------------------------------------------------
+
+/// May the caller write this entry? Consul's `CanWrite` per kind:
+/// `mesh:write` (which `operator:write` grants) for the cluster-wide kinds
+/// and gateways, `intentions:write` on the destination for intentions,
+/// `service:write` on the name otherwise.
+fn config_writable(c: &Check<'_>, kind: &str, name: &str) -> Result<(), RpcError> {
+    use crate::config_entry as ce;
+    match kind {
+        ce::PROXY_DEFAULTS
+        | ce::MESH
+        | ce::EXPORTED_SERVICES
+        | ce::INGRESS_GATEWAY
+        | ce::TERMINATING_GATEWAY => c.require(c.id.authz.mesh_write(), "mesh:write", None),
+        ce::SERVICE_INTENTIONS => c.require(c.id.authz.intention_write(name), "intentions:write", Some(name)),
+        _ => c.require(c.id.authz.service_write(name), "service:write", Some(name)),
+    }
+}
+
+/// May the caller read this entry? `proxy-defaults` and `mesh` are readable
+/// by anyone (Consul), intentions need `intentions:read` on the destination,
+/// `exported-services` `mesh:read`, the rest `service:read` on the name.
+fn config_readable(c: &Check<'_>, kind: &str, name: &str) -> bool {
+    use crate::config_entry as ce;
+    match kind {
+        ce::PROXY_DEFAULTS | ce::MESH => true,
+        ce::EXPORTED_SERVICES => c.id.authz.mesh_read(),
+        ce::SERVICE_INTENTIONS => c.id.authz.intention_read(name),
+        _ => c.id.authz.service_read(name),
+    }
+}
+
+fn config_read_permission(kind: &str) -> &'static str {
+    match kind {
+        crate::config_entry::SERVICE_INTENTIONS => "intentions:read",
+        crate::config_entry::EXPORTED_SERVICES => "mesh:read",
+        _ => "service:read",
+    }
+}
+
+impl Guard for method::ConfigEntryApply {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        config_writable(c, &self.entry.kind, &self.entry.name)
+    }
+}
+
+impl Guard for method::ConfigEntryDelete {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        config_writable(c, &self.kind, &self.name)
+    }
+}
+
+impl Guard for method::ConfigEntryGet {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        let allowed = config_readable(c, &self.kind, &self.name);
+        c.require(allowed, config_read_permission(&self.kind), Some(&self.name))
+    }
+}
+
+impl Guard for method::ConfigEntryList {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |e| config_readable(c, &e.kind, &e.name));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+impl Guard for method::ConfigEntryListAll {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |e| config_readable(c, &e.kind, &e.name));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+/// Consul: reading a chain needs `service:read` on its service.
+impl Guard for method::DiscoveryChainGet {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.service_read(&self.service), "service:read", Some(&self.service))
+    }
+}
+
+impl Guard for method::ResolvedServiceConfig {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.service_read(&self.service), "service:read", Some(&self.service))
+    }
+}
 /// Any valid token may read itself; resolution refuses an unknown secret.
 impl Guard for method::AclTokenSelf {
     const RESOLVES_CALLER: bool = false;

@@ -226,6 +226,13 @@ delegate! {
     QueryExecute => |s, ctx, a| s.query_execute(ctx, a).await;
     QueryExecuteRemote => |s, ctx, a| s.query_execute_remote(ctx, &a.query, a.limit);
     QueryExplain => |s, ctx, a| s.query_explain(&a.key, &ctx.query).await;
+    ConfigEntryApply => |s, _ctx, a| s.config_entry_apply(a.entry, a.cas).await;
+    ConfigEntryGet => |s, ctx, a| s.config_entry_get(&a.kind, &a.name, &ctx.query).await;
+    ConfigEntryList => |s, ctx, a| s.config_entry_list(std::slice::from_ref(&a.kind), &ctx.query).await;
+    ConfigEntryListAll => |s, ctx, a| s.config_entry_list(&a.kinds, &ctx.query).await;
+    ConfigEntryDelete => |s, _ctx, a| s.config_entry_delete(&a.kind, &a.name, a.cas).await;
+    DiscoveryChainGet => |s, ctx, a| s.discovery_chain(&a.service, &a.compile_dc, a.overrides, &ctx.query).await;
+    ResolvedServiceConfig => |s, ctx, a| s.resolved_service_config(&a.service, &ctx.query).await;
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;

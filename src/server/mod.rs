@@ -13,6 +13,7 @@ pub mod autopilot_health;
 pub mod blocking;
 pub mod bootstrap;
 pub mod catalog;
+pub mod config_entry;
 pub mod coordinate;
 pub mod endpoints;
 pub mod kv;

@@ -26,6 +26,7 @@ mod catalog;
 mod checks_reap;
 mod cli;
 mod cluster;
+mod config_entries;
 mod config_errors;
 mod config_hcl;
 mod config_hcl_cli;
