@@ -132,6 +132,7 @@ pub enum Command {
     AclBindingRuleSet(Box<BindingRule>),
     AclBindingRuleDelete {
         id: String,
+    },
     /// Creates or replaces a config entry (validated by the server); with
     /// `cas`, only if the stored ModifyIndex equals it (0: only if absent).
     ConfigEntrySet {

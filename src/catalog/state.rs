@@ -365,6 +365,7 @@ impl State {
                 self.auth.delete_rule(index, id);
                 changes.topics.push(TOPIC_ACL.to_string());
                 CommandResult::Bool(true)
+            }
             Command::ConfigEntrySet { entry, cas } => {
                 let ok = self.config_entries.set(index, (**entry).clone(), *cas);
                 if ok {
@@ -883,6 +884,22 @@ mod tests {
         let back = State::decode(&old).unwrap();
         assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
         assert_eq!(back.auth.methods().count(), 0);
+        // And one from before the config-entry table (auth tables present).
+        let before_ce = postcard::to_allocvec(&(
+            &s.kv,
+            &s.index,
+            &s.catalog,
+            &s.sessions,
+            &s.autopilot,
+            &s.acl,
+            &s.coordinates,
+            &s.queries,
+            &s.auth,
+        ))
+        .unwrap();
+        let back = State::decode(&before_ce).unwrap();
+        assert_eq!(back.kv.get("a").unwrap().value, Bytes::from_static(b"v"));
+        assert!(back.config_entries.is_empty());
 
         let m = AuthMethod { name: "m".into(), method_type: "jwt".into(), ..Default::default() };
         s.apply(4, &Command::AclAuthMethodSet(Box::new(m)), &mut c);
