@@ -393,6 +393,13 @@ async fn agent_endpoints() {
 async fn catalog_health_coordinate() {
     let a = dev();
     a.wait_ready().await;
+    // The leader registers the node before the agent's first sync adds its
+    // tagged addresses: record the listing after that sync, not racing it.
+    let synced = crate::harness::wait_until(std::time::Duration::from_secs(15), || async {
+        a.get("/v1/catalog/node/dev").await.text().contains("\"lan_ipv4\"")
+    })
+    .await;
+    assert!(synced, "the agent never synced its node's tagged addresses");
     let reg = r#"{"Node":"ext","Address":"10.1.1.1","Service":{"ID":"db1","Service":"db","Port":5432,"TaggedAddresses":{"wan":{"Address":"1.2.3.4","Port":5432}}},"Check":{"CheckID":"db-ok","Name":"db ok","Status":"passing","ServiceID":"db1"}}"#;
     walk(
         "catalog",
