@@ -131,11 +131,24 @@ pub async fn service(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
+    service_nodes(ctx, name, uri, headers, false).await
+}
+
+/// `/v1/catalog/service/<name>`, or with `connect` its Connect-capable
+/// instances (`/v1/catalog/connect/<name>`): one handler, as in Consul.
+pub(super) async fn service_nodes(
+    ctx: Ctx,
+    name: String,
+    uri: Uri,
+    headers: HeaderMap,
+    connect: bool,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_node())?;
     let rc = request_context(&params, &headers)?;
-    let filter = service_filter(&params)?;
+    let mut filter = service_filter(&params)?;
+    filter.connect = connect;
     let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
     let mut out: Vec<Value> = instances
         .iter()

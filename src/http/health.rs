@@ -18,12 +18,25 @@ pub async fn service(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
+    service_entries(ctx, name, uri, headers, false).await
+}
+
+/// `/v1/health/service/<name>`, or with `connect` its Connect-capable
+/// instances (`/v1/health/connect/<name>`): one handler, as in Consul.
+pub(super) async fn service_entries(
+    ctx: Ctx,
+    name: String,
+    uri: Uri,
+    headers: HeaderMap,
+    connect: bool,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let expr = filter(&params, schemas::service_health())?;
     let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
+    filter.connect = connect;
     let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
     let mut out: Vec<Value> = entries
         .iter()

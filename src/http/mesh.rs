@@ -7,10 +7,8 @@
 
 use super::catalog::service_filter;
 use super::error::HttpResult;
-use super::mesh_params::{maybe_merge, peer_requested};
-use super::query::{filter, keep, passing, request_context, Params};
+use super::query::{filter, passing, request_context, Params};
 use super::response::{json, with_meta};
-use super::views::{health_check, node_service, service_node, NodeJson};
 use super::Ctx;
 use crate::filter::schemas;
 use crate::rpc::method;
@@ -26,21 +24,7 @@ pub async fn catalog_connect(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
-    let params = Params::parse(uri.query());
-    ctx.agent.check_dc(params.dc())?;
-    let expr = filter(&params, schemas::service_node())?;
-    let rc = request_context(&params, &headers)?;
-    let mut filter = service_filter(&params)?;
-    filter.connect = true;
-    let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
-    let mut out: Vec<Value> =
-        instances.iter().map(|(n, s)| service_node(n, &maybe_merge(&params, s))).collect();
-    out.retain(|v| keep(expr.as_ref(), v));
-    if peer_requested(&params) {
-        out.clear();
-    }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
-    Ok(with_meta(json(&params, &out)?, &meta))
+    super::catalog::service_nodes(ctx, name, uri, headers, true).await
 }
 
 /// `/v1/health/connect/<service>`: like `/v1/health/service` over the
@@ -51,30 +35,7 @@ pub async fn health_connect(
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
-    let params = Params::parse(uri.query());
-    ctx.agent.check_dc(params.dc())?;
-    let expr = filter(&params, schemas::service_health())?;
-    let rc = request_context(&params, &headers)?;
-    let mut filter = service_filter(&params)?;
-    filter.passing_only = passing(&params)?;
-    filter.connect = true;
-    let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
-    let mut out: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "Node": NodeJson::new(&e.node),
-                "Service": node_service(&maybe_merge(&params, &e.service)),
-                "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    out.retain(|v| keep(expr.as_ref(), v));
-    if peer_requested(&params) {
-        out.clear();
-    }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
-    Ok(with_meta(json(&params, &out)?, &meta))
+    super::health::service_entries(ctx, name, uri, headers, true).await
 }
 
 /// `/v1/health/ingress/<service>`: the ingress gateways that route to the
