@@ -644,7 +644,10 @@ impl Agent {
         reason: &str,
     ) -> Result<(), AgentError> {
         if self.inner.local.service(service_id).is_none() {
-            return Err(AgentError::NotFound(format!("Unknown service ID {service_id:?}")));
+            // Consul vets the update first, with the same text as deregister.
+            return Err(AgentError::NotFound(format!(
+                "Unknown service ID {service_id:?}. Ensure that the service ID is passed, not the service name."
+            )));
         }
         let id = format!("{SERVICE_MAINT_PREFIX}{service_id}");
         if enable {

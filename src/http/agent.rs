@@ -11,7 +11,7 @@ use super::response::{empty_ok, json, json_status};
 use super::views::{agent_service, health_check};
 use super::Ctx;
 use crate::agent::{Agent, AgentError};
-use crate::catalog::types::{aggregate, CRITICAL, PASSING, WARNING};
+use crate::catalog::types::{aggregate, HealthCheck, CRITICAL, PASSING, WARNING};
 use crate::definition::Source;
 use crate::filter::schemas;
 use axum::body::Body;
@@ -457,6 +457,10 @@ pub async fn check_register(
     if def.name.is_empty() {
         return Err(HttpError::bad_request("Missing check name"));
     }
+    // Consul refuses an unknown initial status before looking at the service.
+    if !def.status.is_empty() && !crate::catalog::types::valid_status(&def.status) {
+        return Err(HttpError::bad_request("Bad check status"));
+    }
     if def.id.is_empty() {
         def.id = def.name.clone();
     }
@@ -508,7 +512,8 @@ pub async fn check_update(
         .map_err(|e| HttpError::bad_request(format!("Request decode failed: {e}")))?;
     let status = input.status.unwrap_or_default();
     if !crate::catalog::types::valid_status(&status) {
-        return Err(HttpError::bad_request(format!("Invalid check status: {status:?}")));
+        // Consul quotes the status with single quotes here.
+        return Err(HttpError::bad_request(format!("Invalid check status: '{status}'")));
     }
     ctx.agent.update_ttl_check(&id, &status, &input.output.unwrap_or_default())?;
     Ok(empty_ok())
@@ -549,16 +554,43 @@ fn local_health(ctx: &Ctx, service_id: &str) -> Option<(String, Value)> {
         .checks()
         .into_iter()
         .filter(|c| c.def.service_id == service_id || c.def.service_id.is_empty())
-        .map(|c| c.check)
+        .map(|c| {
+            // Consul's local service checks carry their service's name and
+            // tags (set when the check was added), as /v1/agent/checks shows.
+            let mut check = c.check;
+            if !check.service_id.is_empty() {
+                check.service_name = s.def.name.clone();
+                check.service_tags = s.def.tags.clone();
+            }
+            check
+        })
         .collect();
     let status = aggregate(checks.iter().map(|c| c.status.as_str())).to_string();
     let dc = ctx.agent.config().datacenter.clone();
     let v = json!({
         "AggregatedStatus": status,
         "Service": agent_service(&s.node_service(), &dc),
-        "Checks": checks.iter().map(health_check).collect::<Vec<_>>(),
+        "Checks": checks.iter().map(local_health_check).collect::<Vec<_>>(),
     });
     Some((status, v))
+}
+
+/// A check as these endpoints list it: Consul copies the local check's
+/// identity, status and service fields into the API client's
+/// `HealthCheck` (which has no `Interval`/`Timeout`), leaving its type and
+/// indexes at their zero values.
+fn local_health_check(c: &HealthCheck) -> Value {
+    let mut v = health_check(c);
+    if let Value::Object(m) = &mut v {
+        // `shift_remove` keeps Consul's field order (`remove` swaps the
+        // last field into the gap).
+        m.shift_remove("Interval");
+        m.shift_remove("Timeout");
+        m.insert("Type".into(), json!(""));
+        m.insert("CreateIndex".into(), json!(0));
+        m.insert("ModifyIndex".into(), json!(0));
+    }
+    v
 }
 
 fn status_code(status: &str) -> StatusCode {
@@ -569,9 +601,11 @@ fn status_code(status: &str) -> StatusCode {
     }
 }
 
+/// As Consul decides: an `Accept` header that starts with `text/plain`,
+/// else `?format=text`.
 fn wants_text(params: &Params, headers: &HeaderMap) -> bool {
-    params.get("format") == Some("text")
-        || headers.get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/plain"))
+    headers.get("Accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("text/plain"))
+        || params.get("format") == Some("text")
 }
 
 pub async fn health_by_id(

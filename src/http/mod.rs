@@ -23,6 +23,7 @@ pub mod health;
 pub mod host;
 pub mod input;
 pub mod intentions;
+pub mod internal_ui;
 pub mod kv;
 pub mod listener;
 pub mod mesh;
@@ -219,6 +220,11 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/v1/connect/intentions/match", get(intentions::matches))
         .route("/v1/connect/intentions/check", get(intentions::check))
         .route("/v1/connect/intentions/{id}", any(intentions::by_id))
+        // The web UI's internal catalog reads (issue 19 item 1 leftovers).
+        .route("/v1/internal/ui/nodes", get(internal_ui::nodes))
+        .route("/v1/internal/ui/node/", get(internal_ui::node_missing))
+        .route("/v1/internal/ui/node/{*name}", get(internal_ui::node))
+        .route("/v1/internal/ui/services", get(internal_ui::services))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(ctx.clone(), authz::layer))
         .layer(middleware::from_fn_with_state(ctx.clone(), datacenter::route));
@@ -249,8 +255,34 @@ fn extra_headers(ctx: &Ctx) -> Arc<HeaderMap> {
     Arc::new(map)
 }
 
+/// Consul endpoints this agent knowingly does not serve, each with why
+/// (first matching prefix wins; docs/compatibility.md lists the same).
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "/v1/operator/raft/transfer-leader",
+        "leadership transfer is not supported: the Raft library this agent uses (openraft 0.9) has no \
+         leadership-transfer operation",
+    ),
+    ("/v1/agent/metrics/stream", "metrics streaming is not implemented: /v1/agent/metrics serves the same figures"),
+    ("/v1/agent/connect/", "Connect certificates and authorization are not served: this agent issues no certificates"),
+    ("/v1/connect/ca/", "the Connect CA is not served: this agent issues no certificates"),
+    ("/v1/internal/ui/exported-services", "cluster peering is not supported by this agent"),
+    ("/v1/internal/ui/", "this web UI view needs service-mesh or peering data this agent does not serve"),
+    ("/v1/peering", "cluster peering is not supported by this agent"),
+    ("/v1/exported-services", "cluster peering is not supported by this agent"),
+    ("/v1/imported-services", "cluster peering is not supported by this agent"),
+    ("/v1/namespace", "namespaces are a Consul Enterprise feature"),
+    ("/v1/partition", "admin partitions are a Consul Enterprise feature"),
+    ("/v1/operator/area", "network areas are a Consul Enterprise feature"),
+    ("/v1/operator/segment", "network segments are a Consul Enterprise feature"),
+];
+
 async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
+    if let Some((_, why)) = UNSUPPORTED.iter().find(|(p, _)| path.starts_with(p)) {
+        return HttpError::new(StatusCode::NOT_IMPLEMENTED, format!("{path}: not implemented by this agent: {why}"))
+            .into_response();
+    }
     if NOT_YET.iter().any(|p| path.starts_with(p)) {
         return HttpError::new(
             StatusCode::NOT_IMPLEMENTED,

@@ -13,10 +13,11 @@ use super::{decode, Ctx};
 use crate::catalog::txn::{KvOp, KvVerb, TxnOp, TxnOutcome, TxnResultItem};
 use crate::catalog::txn_catalog::{CatalogVerb, CheckOp, NodeOp, ServiceOp};
 use crate::catalog::types::{HealthCheck, Node, NodeService};
-use crate::rpc::method;
+use crate::rpc::{method, QueryMeta};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -166,9 +167,21 @@ pub async fn handle(
     let (meta, outcome) = ctx.agent.call(rc, method::Txn { ops }).await?;
     let resp = render(&params, &outcome)?;
     Ok(match meta {
-        Some(m) => with_meta(resp, &m),
+        Some(m) => read_meta(resp, &m),
         None => resp,
     })
+}
+
+/// A read-only transaction does not block, so Consul sends only the
+/// staleness headers of its meta (`X-Consul-LastContact`,
+/// `X-Consul-KnownLeader`, and the ACL-filtered flag), no index and no
+/// effective consistency.
+fn read_meta(resp: Response, meta: &QueryMeta) -> Response {
+    let mut resp = with_meta(resp, meta);
+    let h = resp.headers_mut();
+    h.remove("X-Consul-Index");
+    h.remove("X-Consul-Effective-Consistency");
+    resp
 }
 
 fn kv_op(kv: KvOpIn, max_value_size: u64) -> Result<KvOp, HttpError> {

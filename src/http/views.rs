@@ -163,12 +163,18 @@ pub fn health_check(c: &HealthCheck) -> Value {
     m.insert("ServiceName".into(), json!(c.service_name));
     m.insert("ServiceTags".into(), json!(c.service_tags));
     m.insert("Type".into(), json!(c.check_type));
-    if c.interval_ns > 0 {
-        m.insert("Interval".into(), json!(crate::duration::format_nanos(c.interval_ns as i128)));
-    }
-    if c.timeout_ns > 0 {
-        m.insert("Timeout".into(), json!(crate::duration::format_nanos(c.timeout_ns as i128)));
-    }
+    // Consul's `HealthCheck` always has these two strings (no `omitempty`).
+    // Checks the agent runs (they have a type) get them from the check
+    // definition's durations, so an unset one reads Go's `"0s"`; serf and
+    // catalog-registered checks leave them `""`.
+    let agent_run = !c.check_type.is_empty();
+    let duration = |ns: u64| match ns {
+        0 if agent_run => "0s".to_string(),
+        0 => String::new(),
+        ns => crate::duration::format_nanos(ns as i128),
+    };
+    m.insert("Interval".into(), json!(duration(c.interval_ns)));
+    m.insert("Timeout".into(), json!(duration(c.timeout_ns)));
     m.insert("ExposedPort".into(), json!(0));
     m.insert("Definition".into(), definition(c));
     m.insert("CreateIndex".into(), json!(c.create_index));

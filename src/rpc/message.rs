@@ -127,3 +127,13 @@ pub enum RaftRpc {
     /// confirmation round never queues behind a log write.
     LeaderCheck,
 }
+
+/// One node with everything registered on it: Consul's `NodeInfo`, the
+/// entries of `/v1/internal/ui/nodes` (and, summarised per service name,
+/// of `/v1/internal/ui/services`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDump {
+    pub node: Node,
+    pub services: Vec<NodeService>,
+    pub checks: Vec<HealthCheck>,
+}

@@ -15,7 +15,7 @@
 
 use super::acl::{AclReplicationData, AclReplicationStatus, AclTokenFilter, RemoteToken, ResolvedToken};
 use super::context::RequestContext;
-use super::message::{QueryExecution, QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
+use super::message::{NodeDump, QueryExecution, QueryMeta, RaftRpc, RpcError, ServiceFilter, ServiceHealth};
 use super::operator::{AutopilotHealth, RaftConfiguration};
 use crate::acl::model::{AuthMethod, BindingRule, Policy, Role, Token};
 use crate::catalog::acl::AclIndexes;
@@ -222,6 +222,10 @@ macro_rules! method_table {
             /// What `proxy-defaults` and `service-defaults` resolve to for a
             /// service (JSON text; `config_entry::resolved_service_config`).
             116 ResolvedServiceConfig { service: String } -> (QueryMeta, String);
+            // The web UI's internal reads (`/v1/internal/ui/*`): every node
+            // with its services and checks, or just the named one (none for
+            // an unknown name).
+            160 InternalNodeDump { node: Option<String> } -> (QueryMeta, Vec<NodeDump>);
         }
     };
 }

@@ -18,5 +18,5 @@ pub mod operator;
 pub mod server;
 
 pub use context::RequestContext;
-pub use message::{Consistency, QueryMeta, QueryOptions, RpcError, ServiceFilter, ServiceHealth};
+pub use message::{Consistency, NodeDump, QueryMeta, QueryOptions, RpcError, ServiceFilter, ServiceHealth};
 pub use method::{Method, WireCall, WireReply};

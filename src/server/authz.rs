@@ -631,6 +631,20 @@ impl Guard for method::HealthState {
     }
 }
 
+/// The UI's node dump: nodes the token may read, and on them the services
+/// and checks it may read (as Consul's `Internal.NodeDump` filters).
+impl Guard for method::InternalNodeDump {
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let a = &c.id.authz;
+        let mut removed = retain(&mut reply.1, |d| a.node_read(&d.node.node));
+        for d in reply.1.iter_mut() {
+            removed |= retain(&mut d.services, |s| a.service_read(&s.service));
+            removed |= retain(&mut d.checks, |ch| check_visible(c, ch));
+        }
+        c.mark(&mut reply.0, removed);
+    }
+}
+
 // --- Sessions -------------------------------------------------------------------
 
 fn session_node(state: &State, id: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use crate::catalog::types::{
 };
 use crate::catalog::{Command, CommandResult};
 use crate::consensus::state_machine::ServiceNames;
-use crate::rpc::{QueryMeta, QueryOptions, RpcError};
+use crate::rpc::{NodeDump, QueryMeta, QueryOptions, RpcError};
 pub use crate::rpc::{ServiceFilter, ServiceHealth};
 use std::collections::BTreeMap;
 
@@ -243,6 +243,33 @@ impl Server {
                 .cloned()
                 .collect();
             (s.catalog.service_index(service), checks)
+        })
+        .await
+    }
+
+    /// Every node (or the one named) with its services and checks, for the
+    /// web UI's internal endpoints. The dump reads all three tables, so it
+    /// reports the latest of their indexes and wakes on any catalog change.
+    pub async fn internal_node_dump(
+        &self,
+        node: Option<&str>,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<NodeDump>), RpcError> {
+        let hub = self.consensus.store.catalog_hub().clone();
+        let interest = move || Interest(hub.watch_prefix(""));
+        self.blocking(opts, interest, |s| {
+            let c = &s.catalog;
+            let dump = c
+                .nodes()
+                .filter(|n| node.is_none_or(|want| n.node == want))
+                .map(|n| NodeDump {
+                    node: n.clone(),
+                    services: c.node_services(&n.node).cloned().collect(),
+                    checks: c.node_checks(&n.node).cloned().collect(),
+                })
+                .collect();
+            let index = c.index.nodes.max(c.index.services).max(c.index.checks);
+            (index, dump)
         })
         .await
     }

@@ -180,6 +180,7 @@ delegate! {
     CatalogReverse => |s, ctx, a| s.catalog_reverse(&a.ip, &ctx.query).await;
     HealthService => |s, ctx, a| s.health_service(&a.name, &a.filter, &ctx.query).await;
     HealthNode => |s, ctx, a| s.health_node(&a.name, &ctx.query).await;
+    InternalNodeDump => |s, ctx, a| s.internal_node_dump(a.node.as_deref(), &ctx.query).await;
     HealthChecks => |s, ctx, a| s.health_checks(&a.service, &a.node_meta, &ctx.query).await;
     HealthState => |s, ctx, a| s.health_state(&a.state, &a.node_meta, &ctx.query).await;
     OperatorUsage => |s, ctx, _a| s.operator_usage(&ctx.query).await;

@@ -440,6 +440,27 @@ async fn catalog_health_coordinate() {
         ],
     )
     .await;
+    // The web UI's internal reads, with a sidecar proxy of `db` beside it
+    // (the summary counts the proxy's checks for `db` too).
+    let proxy = r#"{"Node":"ext","Address":"10.1.1.1","Service":{"ID":"db1-proxy","Service":"db-sidecar-proxy","Kind":"connect-proxy","Port":21000,"Tags":["p"],"Meta":{"external-source":"k8s"},"Proxy":{"DestinationServiceName":"db","DestinationServiceID":"db1","Mode":"transparent"}}}"#;
+    walk(
+        "internal_ui",
+        &a,
+        vec![
+            put("register_proxy", "/v1/catalog/register", proxy),
+            get("nodes", "/v1/internal/ui/nodes"),
+            get("nodes_peer", "/v1/internal/ui/nodes?peer=other"),
+            get("nodes_filter", "/v1/internal/ui/nodes?filter=Node%20%3D%3D%20ext"),
+            get("node", "/v1/internal/ui/node/ext"),
+            get("node_unknown", "/v1/internal/ui/node/nope"),
+            get("node_missing", "/v1/internal/ui/node/"),
+            get("services", "/v1/internal/ui/services"),
+            get("exported_services", "/v1/internal/ui/exported-services?peer=p"),
+            get("service_topology", "/v1/internal/ui/service-topology/db?kind="),
+            put("deregister_proxy", "/v1/catalog/deregister", r#"{"Node":"ext","ServiceID":"db1-proxy"}"#),
+        ],
+    )
+    .await;
     walk(
         "catalog_deregister",
         &a,
@@ -551,6 +572,21 @@ async fn operator_snapshot_misc() {
             get("autopilot_state", "/v1/operator/autopilot/state").keys(),
             get("keyring_not_encrypted", "/v1/operator/keyring"),
             get("usage_not_yet", "/v1/operator/usage"),
+            case("transfer_leader", Method::POST, "/v1/operator/raft/transfer-leader"),
+        ],
+    )
+    .await;
+    // Issue 19 item 2 reads that had no golden case of their own.
+    walk(
+        "item2",
+        &a,
+        vec![
+            get("agent_version", "/v1/agent/version").keys(),
+            get("agent_host", "/v1/agent/host").keys(),
+            get("catalog_connect_none", "/v1/catalog/connect/nope"),
+            get("health_connect_none", "/v1/health/connect/nope"),
+            get("health_ingress_none", "/v1/health/ingress/nope"),
+            get("catalog_peer", "/v1/catalog/service/consul?peer=other"),
         ],
     )
     .await;
@@ -567,6 +603,13 @@ async fn operator_snapshot_misc() {
             get("unknown_v1", "/v1/nope"),
             get("not_api", "/nope"),
             get("not_yet", "/v1/connect/intentions"),
+            get("agent_connect", "/v1/agent/connect/ca/roots"),
+            get("connect_ca", "/v1/connect/ca/roots"),
+            get("peerings", "/v1/peerings"),
+            get("namespaces", "/v1/namespaces"),
+            get("partitions", "/v1/partitions"),
+            get("areas", "/v1/operator/area"),
+            get("segments", "/v1/operator/segment"),
             case("method_not_allowed", Method::DELETE, "/v1/status/leader"),
             get("dc_unknown", "/v1/catalog/nodes?dc=elsewhere"),
         ],
