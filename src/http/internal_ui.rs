@@ -28,7 +28,9 @@ const META_EXTERNAL_SOURCE: &str = "external-source";
 /// silently ignored.
 fn refuse_filter(params: &Params) -> Result<(), HttpError> {
     if params.get("filter").is_some_and(|f| !f.is_empty()) {
-        return Err(HttpError::bad_request("filter is not supported on /v1/internal/ui endpoints by this agent"));
+        return Err(HttpError::bad_request(
+            "filter is not supported on /v1/internal/ui endpoints by this agent",
+        ));
     }
     Ok(())
 }
@@ -47,7 +49,12 @@ fn node_info(d: &NodeDump) -> Value {
     })
 }
 
-async fn dump(ctx: &Ctx, params: &Params, headers: &HeaderMap, node: Option<String>) -> Result<(crate::rpc::QueryMeta, Vec<NodeDump>), HttpError> {
+async fn dump(
+    ctx: &Ctx,
+    params: &Params,
+    headers: &HeaderMap,
+    node: Option<String>,
+) -> Result<(crate::rpc::QueryMeta, Vec<NodeDump>), HttpError> {
     ctx.agent.check_dc(params.dc())?;
     refuse_filter(params)?;
     let rc = request_context(params, headers)?;
@@ -68,7 +75,12 @@ pub async fn nodes(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap) -> Http
 }
 
 /// `GET /v1/internal/ui/node/:node`: the node, or a 404 with an empty body.
-pub async fn node(State(ctx): State<Ctx>, Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> HttpResult {
+pub async fn node(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> HttpResult {
     let params = Params::parse(uri.query());
     let (meta, dump) = dump(&ctx, &params, &headers, Some(name)).await?;
     match dump.first() {
@@ -109,8 +121,11 @@ fn summarize(dump: &[NodeDump]) -> Vec<Value> {
     for d in dump {
         let node_checks: Vec<_> = d.checks.iter().filter(|c| c.service_id.is_empty()).collect();
         for svc in &d.services {
-            let checks: Vec<_> =
-                node_checks.iter().copied().chain(d.checks.iter().filter(|c| c.service_id == svc.id)).collect();
+            let checks: Vec<_> = node_checks
+                .iter()
+                .copied()
+                .chain(d.checks.iter().filter(|c| c.service_id == svc.id))
+                .collect();
             let sum = by_name.entry(svc.service.clone()).or_default();
             sum.nodes.insert(d.node.node.clone());
             sum.kind = svc.kind.clone();

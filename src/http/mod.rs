@@ -263,8 +263,14 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "leadership transfer is not supported: the Raft library this agent uses (openraft 0.9) has no \
          leadership-transfer operation",
     ),
-    ("/v1/agent/metrics/stream", "metrics streaming is not implemented: /v1/agent/metrics serves the same figures"),
-    ("/v1/agent/connect/", "Connect certificates and authorization are not served: this agent issues no certificates"),
+    (
+        "/v1/agent/metrics/stream",
+        "metrics streaming is not implemented: /v1/agent/metrics serves the same figures",
+    ),
+    (
+        "/v1/agent/connect/",
+        "Connect certificates and authorization are not served: this agent issues no certificates",
+    ),
     ("/v1/connect/ca/", "the Connect CA is not served: this agent issues no certificates"),
     ("/v1/internal/ui/exported-services", "cluster peering is not supported by this agent"),
     ("/v1/internal/ui/", "this web UI view needs service-mesh or peering data this agent does not serve"),
@@ -280,8 +286,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
     if let Some((_, why)) = UNSUPPORTED.iter().find(|(p, _)| path.starts_with(p)) {
-        return HttpError::new(StatusCode::NOT_IMPLEMENTED, format!("{path}: not implemented by this agent: {why}"))
-            .into_response();
+        return HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("{path}: not implemented by this agent: {why}"),
+        )
+        .into_response();
     }
     if NOT_YET.iter().any(|p| path.starts_with(p)) {
         return HttpError::new(

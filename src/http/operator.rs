@@ -87,14 +87,17 @@ fn duration_field(name: &str, v: Option<Value>, current: u64) -> Result<u64, Htt
     match v {
         None | Some(Value::Null) => Ok(current),
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
-            HttpError::bad_request(format!("Request decode failed: {name}: must be a non-negative duration"))
+            HttpError::bad_request(format!(
+                "Error parsing autopilot config: {name}: must be a non-negative duration"
+            ))
         }),
         Some(Value::String(s)) => crate::duration::parse(&s)
             .map(|d| d.as_nanos() as u64)
-            .map_err(|e| HttpError::bad_request(format!("Request decode failed: {name}: {e}"))),
-        Some(_) => {
-            Err(HttpError::bad_request(format!("Request decode failed: {name}: expected a duration string")))
-        }
+            // Consul's decoder reports the duration's own error, unprefixed.
+            .map_err(|e| HttpError::bad_request(format!("Error parsing autopilot config: {e}"))),
+        Some(_) => Err(HttpError::bad_request(format!(
+            "Error parsing autopilot config: {name}: expected a duration string"
+        ))),
     }
 }
 

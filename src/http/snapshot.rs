@@ -43,11 +43,12 @@ pub async fn restore(State(ctx): State<Ctx>, uri: Uri, headers: HeaderMap, body:
     .await
     .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("restore failed: {e}")))?
     .map_err(|e| {
-        // Over our size limit is 413, as for the compressed archive.
+        // Over our size limit is 413, as for the compressed archive. An
+        // archive that does not read is Consul's restore error, a 500.
         let msg = format!("failed to read snapshot: {e}");
         match e {
             ArchiveError::TooLarge { name: "state.bin", .. } => HttpError::too_large(msg),
-            _ => HttpError::bad_request(msg),
+            _ => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, msg),
         }
     })?;
     if archive.state.len() > MAX_SNAPSHOT_STATE {

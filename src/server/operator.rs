@@ -82,7 +82,15 @@ impl Server {
         id: Option<&str>,
         address: Option<&str>,
     ) -> Result<(), RpcError> {
-        let rid = self.find_peer(id, address).map_err(RpcError::BadRequest)?;
+        // Consul refuses a request naming no peer as bad (400) but returns a
+        // peer it cannot find as a plain error (500).
+        let rid = self.find_peer(id, address).map_err(|e| {
+            if id.is_none() && address.is_none() {
+                RpcError::BadRequest(e)
+            } else {
+                RpcError::Internal(e)
+            }
+        })?;
         self.remove_peer(rid).await.map_err(|e| match e {
             super::leave::RemoveError::NotLeader => RpcError::NoLeader,
             e => RpcError::Internal(e.to_string()),
