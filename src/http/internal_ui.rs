@@ -17,10 +17,10 @@ use crate::rpc::{method, NodeDump};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The node meta key Consul reads an instance's external source from.
+/// The service meta key Consul reads an instance's external source from.
 const META_EXTERNAL_SOURCE: &str = "external-source";
 
 /// `?filter=` on these endpoints filters Consul's `NodeInfo` and summary
@@ -157,8 +157,7 @@ fn summarize(dump: &[NodeDump]) -> Vec<Value> {
         .map(|(name, s)| {
             let count = |status: &str| s.checks.values().filter(|v| v.as_str() == status).count();
             let list = |set: BTreeSet<String>| if set.is_empty() { Value::Null } else { json!(set) };
-            let mut v = json!({});
-            let m = v.as_object_mut().expect("object");
+            let mut m = Map::new();
             if !s.kind.is_empty() {
                 m.insert("Kind".into(), json!(s.kind));
             }
@@ -182,7 +181,7 @@ fn summarize(dump: &[NodeDump]) -> Vec<Value> {
             m.insert("ConnectNative".into(), json!(s.connect_native));
             m.insert("ConnectedWithProxy".into(), json!(s.has_proxy));
             m.insert("ConnectedWithGateway".into(), json!(false));
-            v
+            Value::Object(m)
         })
         .collect()
 }

@@ -353,6 +353,11 @@ async fn agent_endpoints() {
                 r#"{"Name":"c","TTL":"10s","ServiceID":"ghost"}"#,
             ),
             put("check_register_no_name", "/v1/agent/check/register", r#"{"TTL":"10s"}"#),
+            put(
+                "check_register_bad_status",
+                "/v1/agent/check/register",
+                r#"{"Name":"x","TTL":"10s","Status":"sunny","ServiceID":"ghost"}"#,
+            ),
             put("check_pass", "/v1/agent/check/pass/mem?note=ok", ""),
             put("check_warn", "/v1/agent/check/warn/mem", ""),
             put("check_fail", "/v1/agent/check/fail/mem", ""),
