@@ -10,6 +10,10 @@
 //! exponentially and are reported by `/v1/acl/replication`; the loop never
 //! gives up, so a secondary catches up by itself when the primary returns.
 //! The primary's side is `replication_fetch`.
+//!
+//! Auth methods and binding rules are not copied: as in Consul they belong
+//! to the datacenter they were written in (see `auth`), and the tokens
+//! their logins make are local ones unless the primary made them global.
 
 use super::super::blocking::Interest;
 use super::super::Server;
@@ -149,9 +153,8 @@ async fn replicate_once(
     let call = WireCall::new(ctx, &method::AclReplicationFetch { have: have.clone(), tokens: with_tokens })?;
     let (_, data) =
         method::decode_reply::<method::AclReplicationFetch>(server.relay_to_dc(primary, call).await)
-            .map_err(|e| RpcError::Internal(format!("failed to retrieve ACL updates: {e}")))?;
-    let mut diff = server.consensus.store.read(|st| diff_against(st, &data));
-    replicate_auth_methods(&data, &mut diff);
+            .map_err(|e| fetch_error(&e, with_tokens))?;
+    let diff = server.consensus.store.read(|st| diff_against(st, &data));
     if !diff.is_empty() {
         let (p, r, t) = (
             diff.set_policies.len() + diff.delete_policies.len(),
@@ -171,12 +174,18 @@ async fn replicate_once(
     Ok(())
 }
 
-/// THE SPOT FOR AUTH METHODS (and binding rules): when they exist in the
-/// replicated state, the primary adds them to `AclReplicationData` (in
-/// `replication_fetch`), and this function adds their difference to the
-/// round's diff (new fields at the end of `AclReplicationDiff`, applied by
-/// `AclTable::replicate`). Until then there is nothing to copy.
-fn replicate_auth_methods(_data: &AclReplicationData, _diff: &mut AclReplicationDiff) {}
+/// Why a fetch failed, in Consul's words: a replication token that may
+/// read ACLs but not write them gets tokens without their secrets there,
+/// which Consul refuses to copy; anything else fails the first table
+/// Consul fetches, the policies.
+fn fetch_error(e: &RpcError, with_tokens: bool) -> RpcError {
+    match e {
+        RpcError::PermissionDenied(m) if with_tokens && m.contains("'acl:write'") => RpcError::Internal(
+            "failed to retrieve unredacted tokens - replication token in use does not grant acl:write".into(),
+        ),
+        e => RpcError::Internal(format!("failed to retrieve remote ACL policies: {e}")),
+    }
+}
 
 /// What differs between the primary's tables (those it sent) and ours.
 fn diff_against(st: &State, data: &AclReplicationData) -> AclReplicationDiff {
