@@ -450,9 +450,18 @@ async fn secondary_clients_async_cache_and_a_weak_replication_token() {
             ],
         )
     };
+    // A secondary replicating tokens with a token that may only read ACLs.
+    const READER: &str = "6f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b";
+    let dc3 = agent(
+        "s3",
+        "dc3",
+        &acl_hcl("dc1", "extend-cache", &format!(r#"replication = "{READER}""#))
+            .replace("acl {", "acl {\n  enable_token_replication = true"),
+        std::slice::from_ref(&join_wan),
+    );
     let c_deny = client_of_dc2("c2deny", "deny");
     let c_allow = client_of_dc2("c2allow", "allow");
-    for a in [&dc1, &dc2, &c_deny, &c_allow] {
+    for a in [&dc1, &dc2, &dc3, &c_deny, &c_allow] {
         a.wait_ready().await;
     }
 
@@ -499,6 +508,41 @@ async fn secondary_clients_async_cache_and_a_weak_replication_token() {
         .await,
         "{}",
         replication(&dc2).await
+    );
+
+    // acl:read without acl:write: policies and roles are copied, tokens
+    // are not, and replication says why (Consul's text).
+    let reader_policy = ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/policy",
+        Some(json!({"Name": "acl-reader", "Rules": r#"acl = "read""#})),
+    )
+    .await;
+    ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/token",
+        Some(json!({"SecretID": READER, "Policies": [{"ID": reader_policy["ID"]}]})),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            let r = replication(&dc3).await;
+            r["LastErrorMessage"]
+                == "failed to retrieve unredacted tokens - replication token in use does not grant acl:write"
+                && r["ReplicatedIndex"] != 0
+                && r["LastSuccess"] != "0001-01-01T00:00:00Z"
+        })
+        .await,
+        "{}",
+        replication(&dc3).await
+    );
+    let r = replication(&dc3).await;
+    assert_eq!(
+        (r["Running"].clone(), r["ReplicationType"].clone(), r["ReplicatedTokenIndex"].clone()),
+        (json!(true), json!("tokens"), json!(0)),
+        "{r}"
     );
 
     // Auth methods need token replication in a secondary.
