@@ -349,7 +349,7 @@ async fn start_server(
     )
     .await
     .map_err(|e| StartError::Consensus(e.into()))?;
-    let server = Arc::new(Server::new(
+    let server = Server::new(
         consensus.clone(),
         ServerSettings {
             datacenter: cfg.datacenter.clone(),
@@ -372,7 +372,8 @@ async fn start_server(
             config_entry_bootstrap: cfg.config_entry_bootstrap.clone(),
         },
         rpc.clone(),
-    ));
+    )
+    .into_shared();
     crate::rpc::server::serve_tls(
         cfg.server_bind_addr(),
         Arc::new(RpcEndpoints(server.clone())),

@@ -902,11 +902,13 @@ impl Guard for method::AclResolveRemote {}
 /// secrets) needs `acl:write`, as Consul asks of a replication token.
 impl Guard for method::AclReplicationFetch {
     fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        // Reading policies and roles needs acl:read; copying tokens (with
+        // their secrets) acl:write.
+        c.require(c.id.authz.acl_read(), "acl:read", None)?;
         if self.tokens {
-            c.require(c.id.authz.acl_write(), "acl:write", None)
-        } else {
-            c.require(c.id.authz.acl_read(), "acl:read", None)
+            c.require(c.id.authz.acl_write(), "acl:write", None)?;
         }
+        Ok(())
     }
 }
 

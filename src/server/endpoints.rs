@@ -341,15 +341,21 @@ delegate! {
         Some(reply) => Ok(reply),
         None => s.acl_binding_rule_delete(&a.id).await,
     };
-    // Login writes a token, so it runs on the leader (which also keeps
-    // the fetched JWKS keys warm).
+    // Auth methods and binding rules belong to the datacenter they are
+    // written in (Consul's model): their calls stay here, on this
+    // datacenter's leader, never in the primary. Login writes a token, so
+    // it runs on the leader (which also keeps the fetched JWKS keys warm);
+    // a logout of a global token goes to the primary, which owns it.
     AclLogin => |s, ctx, a| match s.on_leader(ctx, &a).await? {
         Some(reply) => Ok(reply),
         None => s.acl_login(&a.auth_method, &a.bearer_token, &a.meta).await,
     };
-    AclLogout => |s, ctx, a| match s.on_leader(ctx, &a).await? {
+    AclLogout => |s, ctx, a| match s.via_primary(ctx, &a, s.logout_needs_primary(ctx)).await? {
         Some(reply) => Ok(reply),
-        None => s.acl_logout(ctx).await,
+        None => match s.on_leader(ctx, &a).await? {
+            Some(reply) => Ok(reply),
+            None => s.acl_logout(ctx).await,
+        },
     };
     // The hook has resolved the secret already (catching up with the
     // leader if it did not know it): this only packs the answer.

@@ -88,6 +88,9 @@ pub struct Server {
     pub(crate) coordinate_updates: coordinate::PendingUpdates,
     /// `jwt` auth methods' login checks with their fetched keys (`acl::auth`).
     pub(crate) auth_validators: crate::authmethod::validator::ValidatorCache,
+    /// This server, for work it starts in the background from a `&self`
+    /// method (`acl::remote`'s async-cache refresh); set by `into_shared`.
+    pub(crate) shared: std::sync::OnceLock<std::sync::Weak<Server>>,
 }
 
 /// How long one forwarded call may take before it is abandoned.
@@ -116,7 +119,21 @@ impl Server {
             acl_replication: Default::default(),
             coordinate_updates: Default::default(),
             auth_validators: Default::default(),
+            shared: Default::default(),
         }
+    }
+
+    /// Wraps the server for sharing, remembering the handle so the server
+    /// can start background work of its own.
+    pub fn into_shared(self) -> std::sync::Arc<Server> {
+        let server = std::sync::Arc::new(self);
+        let _ = server.shared.set(std::sync::Arc::downgrade(&server));
+        server
+    }
+
+    /// The shared handle, when the server was made with `into_shared`.
+    pub(crate) fn shared(&self) -> Option<std::sync::Arc<Server>> {
+        self.shared.get().and_then(std::sync::Weak::upgrade)
     }
 
     pub fn consensus(&self) -> &Consensus {

@@ -391,3 +391,228 @@ async fn two_secondaries_replicate_resolve_and_survive_the_primary() {
         .await
     );
 }
+
+/// An agent's config with ACLs on, the given down policy and a 1 s token TTL.
+fn acl_hcl(primary: &str, down_policy: &str, tokens: &str) -> String {
+    format!(
+        r#"primary_datacenter = "{primary}"
+acl {{
+  enabled = true
+  default_policy = "deny"
+  down_policy = "{down_policy}"
+  token_ttl = "1s"
+  tokens {{
+    agent = "{ROOT}"
+    {tokens}
+  }}
+}}"#
+    )
+}
+
+/// Waits until `since` is `d` old (no sleeping: a deadline-bound wait).
+async fn until_elapsed(since: Instant, d: Duration) {
+    assert!(wait_until(d + Duration::from_secs(5), || async { since.elapsed() > d }).await);
+}
+
+/// A secondary (dc2) that resolves tokens through the primary, with
+/// `async-cache`, and two client agents of dc2 (down policies `deny` and
+/// `allow`). dc2 starts with a replication token that may not read ACLs:
+/// replication reports why, keeps running and retrying, and recovers once
+/// the token is replaced. Requests through the clients resolve via dc2's
+/// server; `async-cache` answers a stale entry at once and refreshes it
+/// in the background; with the primary stopped the clients follow their
+/// own down policies for a token nobody saw. Auth methods are refused in a
+/// secondary that does not replicate tokens (Consul's text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_clients_async_cache_and_a_weak_replication_token() {
+    const WEAK: &str = "5e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b";
+    let mut dc1 = agent(
+        "p1",
+        "dc1",
+        &acl_hcl("dc1", "extend-cache", &format!(r#"initial_management = "{ROOT}""#)),
+        &[],
+    );
+    let join_wan = format!("-retry-join-wan={}", dc1.ip);
+    let dc2 = agent(
+        "s2",
+        "dc2",
+        &acl_hcl("dc1", "async-cache", &format!(r#"replication = "{WEAK}""#)),
+        std::slice::from_ref(&join_wan),
+    );
+    let client_of_dc2 = |name: &str, down: &str| {
+        Agent::on_own_ip(
+            name,
+            &[
+                "-datacenter=dc2".to_string(),
+                format!("-retry-join={}", dc2.ip),
+                "-hcl".to_string(),
+                acl_hcl("dc1", down, ""),
+            ],
+        )
+    };
+    // A secondary replicating tokens with a token that may only read ACLs.
+    const READER: &str = "6f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b";
+    let dc3 = agent(
+        "s3",
+        "dc3",
+        &acl_hcl("dc1", "extend-cache", &format!(r#"replication = "{READER}""#))
+            .replace("acl {", "acl {\n  enable_token_replication = true"),
+        std::slice::from_ref(&join_wan),
+    );
+    let c_deny = client_of_dc2("c2deny", "deny");
+    let c_allow = client_of_dc2("c2allow", "allow");
+    for a in [&dc1, &dc2, &dc3, &c_deny, &c_allow] {
+        a.wait_ready().await;
+    }
+
+    // The replication token exists but grants nothing.
+    ok_json(&dc1, Method::PUT, "/v1/acl/token", Some(json!({"SecretID": WEAK, "Description": "weak"}))).await;
+    let weak_refusal = |r: &Value| {
+        r["LastErrorMessage"].as_str().is_some_and(|m| {
+            m.starts_with("failed to retrieve remote ACL policies: Permission denied: token with AccessorID")
+                && m.ends_with("lacks permission 'acl:read'")
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async { weak_refusal(&replication(&dc2).await) }).await,
+        "{}",
+        replication(&dc2).await
+    );
+    let r = replication(&dc2).await;
+    assert_eq!(
+        (r["Running"].clone(), r["LastSuccess"].clone(), r["ReplicationType"].clone()),
+        (json!(true), json!("0001-01-01T00:00:00Z"), json!("policies")),
+        "{r}"
+    );
+    // It retries (LastError moves on; the back-off is capped at 4 s).
+    let first_error = r["LastError"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            let r = replication(&dc2).await;
+            weak_refusal(&r) && r["LastError"].as_str().unwrap() > first_error.as_str()
+        })
+        .await,
+        "no retry after {first_error}: {}",
+        replication(&dc2).await
+    );
+    // A token with rights, set at run time: replication recovers by itself.
+    let (code, text) =
+        call(&dc2, Method::PUT, "/v1/agent/token/replication", Some(ROOT), Some(json!({"Token": ROOT})))
+            .await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            let r = replication(&dc2).await;
+            r["LastSuccess"] != "0001-01-01T00:00:00Z" && r["ReplicatedIndex"] != 0 && r["Running"] == true
+        })
+        .await,
+        "{}",
+        replication(&dc2).await
+    );
+
+    // acl:read without acl:write: policies and roles are copied, tokens
+    // are not, and replication says why (Consul's text).
+    let reader_policy = ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/policy",
+        Some(json!({"Name": "acl-reader", "Rules": r#"acl = "read""#})),
+    )
+    .await;
+    ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/token",
+        Some(json!({"SecretID": READER, "Policies": [{"ID": reader_policy["ID"]}]})),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            let r = replication(&dc3).await;
+            r["LastErrorMessage"]
+                == "failed to retrieve unredacted tokens - replication token in use does not grant acl:write"
+                && r["ReplicatedIndex"] != 0
+                && r["LastSuccess"] != "0001-01-01T00:00:00Z"
+        })
+        .await,
+        "{}",
+        replication(&dc3).await
+    );
+    let r = replication(&dc3).await;
+    assert_eq!(
+        (r["Running"].clone(), r["ReplicationType"].clone(), r["ReplicatedTokenIndex"].clone()),
+        (json!(true), json!("tokens"), json!(0)),
+        "{r}"
+    );
+
+    // Auth methods need token replication in a secondary.
+    let (code, text) = call(&dc2, Method::GET, "/v1/acl/auth-methods", Some(ROOT), None).await;
+    assert_eq!((code, text.trim()), (500, "Token replication is required for auth methods to function"));
+
+    // A token of the primary works through dc2's client agents (they ask
+    // dc2's server, which asks the primary).
+    let app = ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/policy",
+        Some(json!({"Name": "app", "Rules": r#"key_prefix "app/" { policy = "write" } agent_prefix "" { policy = "read" }"#})),
+    )
+    .await;
+    let tok =
+        ok_json(&dc1, Method::PUT, "/v1/acl/token", Some(json!({"Policies": [{"ID": app["ID"]}]}))).await;
+    let secret = tok["SecretID"].as_str().unwrap().to_string();
+    let accessor = tok["AccessorID"].as_str().unwrap().to_string();
+    for c in [&c_deny, &c_allow] {
+        let (code, text) = call(c, Method::PUT, "/v1/kv/app/x", Some(&secret), Some(json!("v"))).await;
+        assert_eq!(code, 200, "{}: {text}", c.addr());
+        assert_eq!(call(c, Method::PUT, "/v1/kv/other", Some(&secret), Some(json!("v"))).await.0, 403);
+        // An agent endpoint, decided by the client agent itself.
+        assert_eq!(call(c, Method::GET, "/v1/agent/self", Some(&secret), None).await.0, 200, "{}", c.addr());
+    }
+
+    // async-cache in dc2's server: after token_ttl, the cached answer is
+    // served at once (without the grant the primary just added) while a
+    // background refresh fetches the new one.
+    assert!(!may_read(&dc2, &secret, "more/k").await);
+    let resolved = Instant::now();
+    let more = ok_json(
+        &dc1,
+        Method::PUT,
+        "/v1/acl/policy",
+        Some(json!({"Name": "more", "Rules": r#"key_prefix "more/" { policy = "read" }"#})),
+    )
+    .await;
+    ok_json(
+        &dc1,
+        Method::PUT,
+        &format!("/v1/acl/token/{accessor}"),
+        Some(json!({"Policies": [{"ID": app["ID"]}, {"ID": more["ID"]}]})),
+    )
+    .await;
+    until_elapsed(resolved, Duration::from_millis(1200)).await;
+    assert!(
+        !may_read(&dc2, &secret, "more/k").await,
+        "async-cache waited for the primary instead of answering from its cache"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || may_read(&dc2, &secret, "more/k")).await,
+        "the background refresh never landed"
+    );
+
+    // The primary stops. A token nobody has seen: each client agent
+    // follows its own down policy for its own endpoints.
+    dc1.kill9();
+    let stranger = "0b7c5a4e-1f2d-4c3b-8a9e-7d6f5e4c3b2a";
+    let (code, text) = call(&c_deny, Method::GET, "/v1/agent/self", Some(stranger), None).await;
+    assert_eq!(code, 403, "down_policy = deny let a stranger in: {text}");
+    let (code, text) = call(&c_allow, Method::GET, "/v1/agent/self", Some(stranger), None).await;
+    assert_eq!(code, 200, "down_policy = allow refused a stranger: {text}");
+    // Both still serve the known token: async-cache in dc2's server keeps
+    // its cached answer while the primary is away.
+    until_elapsed(Instant::now(), Duration::from_millis(1200)).await;
+    assert!(may_read(&dc2, &secret, "more/k").await, "async-cache dropped the cached token");
+    for c in [&c_deny, &c_allow] {
+        let (code, text) = call(c, Method::PUT, "/v1/kv/app/y", Some(&secret), Some(json!("v"))).await;
+        assert_eq!(code, 200, "{}: {text}", c.addr());
+    }
+}

@@ -4,6 +4,14 @@
 //! reachable key URLs, selectors and bind names against the method's
 //! claims), and on login checks the bearer token, applies the binding rules
 //! and writes the token exactly as Consul builds it.
+//!
+//! Across datacenters (Consul's model): auth methods and binding rules
+//! belong to the datacenter they are written in. They are never replicated
+//! and their writes stay in that datacenter (its leader), so a secondary's
+//! `consul login` keeps working while the primary is down. A secondary
+//! serves them only when it replicates tokens (otherwise it could not hold
+//! the tokens its logins create); a method there makes local tokens only
+//! (`TokenLocality = "global"` belongs to the primary).
 
 use super::super::blocking::Interest;
 use super::super::Server;
@@ -120,16 +128,32 @@ pub fn login_description(meta: &BTreeMap<String, String>) -> String {
     }
 }
 
+/// Consul's refusal of every auth-method, binding-rule, login and logout
+/// call in a secondary datacenter that does not replicate tokens.
+const NEEDS_TOKEN_REPLICATION: &str = "Token replication is required for auth methods to function";
+/// Consul's refusal to write a global token outside the primary.
+const GLOBAL_TOKEN_ELSEWHERE: &str = "Cannot upsert global tokens within this datacenter";
+
 impl Server {
+    /// Whether this datacenter may serve auth methods: the primary, or a
+    /// secondary that replicates tokens (where local tokens may be made).
+    fn auth_methods_here(&self) -> Result<(), RpcError> {
+        if !self.acl_enabled() {
+            return Err(RpcError::AclDisabled);
+        }
+        if !self.local_tokens_enabled() {
+            return Err(RpcError::Internal(NEEDS_TOKEN_REPLICATION.into()));
+        }
+        Ok(())
+    }
+
     async fn auth_read<T>(
         &self,
         opts: &QueryOptions,
         index: impl Fn(&State) -> u64,
         read: impl Fn(&State) -> T,
     ) -> Result<(QueryMeta, T), RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         let hub = self.consensus.store.catalog_hub().clone();
         self.blocking(opts, || Interest(hub.watch_key(TOPIC_ACL)), |s| (index(s).max(1), read(s))).await
     }
@@ -143,9 +167,7 @@ impl Server {
         mut m: AuthMethod,
         _create: bool,
     ) -> Result<AuthMethod, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         if m.name.is_empty() {
             return Err(bad("Invalid Auth Method: no Name is set"));
         }
@@ -178,7 +200,15 @@ impl Server {
             }
         }
         match m.token_locality.as_str() {
-            "" | "local" | "global" => {}
+            "" | "local" => {}
+            // A secondary may not write global tokens (they are the
+            // primary's, and replication would remove them here).
+            "global" if self.acl_primary().is_some() => {
+                return Err(bad(
+                    "Invalid Auth Method: TokenLocality 'global' can only be used in the primary datacenter",
+                ))
+            }
+            "global" => {}
             _ => return Err(bad("Invalid Auth Method: TokenLocality should be one of 'local' or 'global'")),
         }
         let config = validator::parse_config(&m.config).map_err(auth_bad)?;
@@ -207,9 +237,7 @@ impl Server {
     }
 
     pub async fn acl_auth_method_delete(&self, name: &str) -> Result<bool, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         if self.consensus.store.read(|s| s.auth.method(name).is_none()) {
             return Ok(true);
         }
@@ -224,9 +252,7 @@ impl Server {
         mut r: BindingRule,
         _create: bool,
     ) -> Result<BindingRule, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         let prepared = self.consensus.store.read(|s| -> Result<BindingRule, RpcError> {
             if r.id.is_empty() {
                 r.id = uuid::Uuid::new_v4().to_string();
@@ -320,9 +346,7 @@ impl Server {
     }
 
     pub async fn acl_binding_rule_delete(&self, id: &str) -> Result<bool, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         if !is_uuid(id) {
             return Err(bad("failed acl binding rule lookup: index error: UUID must be 36 characters"));
         }
@@ -341,9 +365,7 @@ impl Server {
         bearer: &str,
         meta: &BTreeMap<String, String>,
     ) -> Result<Token, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         if bearer.len() > crate::authmethod::jwt::MAX_TOKEN_BYTES {
             return Err(bad(format!(
                 "BearerToken is {} bytes, more than the {} accepted",
@@ -365,6 +387,12 @@ impl Server {
                 return Err(auth_bad(e));
             }
         };
+        let global = method.token_locality == "global";
+        if global && self.acl_primary().is_some() {
+            // Only reachable when a global method came here another way
+            // (a snapshot of the primary restored into a secondary).
+            return Err(RpcError::Internal(GLOBAL_TOKEN_ELSEWHERE.into()));
+        }
         let now = super::now_ns();
         let token = self.consensus.store.read(|s| -> Result<Token, RpcError> {
             let b = bind(s, &method.name, &identity, &self.settings.datacenter)?;
@@ -377,7 +405,7 @@ impl Server {
                 description: login_description(meta),
                 grants: b.grants,
                 roles: b.roles,
-                local: method.token_locality != "global",
+                local: !global,
                 auth_method: method.name.clone(),
                 expiration_time_ms: (method.max_token_ttl_ns > 0)
                     .then(|| (now + method.max_token_ttl_ns) / 1_000_000),
@@ -394,11 +422,19 @@ impl Server {
             .ok_or_else(|| RpcError::Internal("token vanished after it was written".into()))
     }
 
+    /// Whether a logout is served by the primary: in a secondary, for a
+    /// global token (a login in the primary made it; replication brought
+    /// it here), as Consul sends global token writes there.
+    pub(crate) fn logout_needs_primary(&self, ctx: &RequestContext) -> bool {
+        let Some(secret) = ctx.token.as_deref().filter(|t| !t.is_empty()) else { return false };
+        self.acl_primary().is_some()
+            && self.local_tokens_enabled()
+            && self.consensus.store.read(|s| s.acl.token_by_secret(secret).is_some_and(|t| !t.local))
+    }
+
     /// `/v1/acl/logout`: deletes the caller's own token, if a login made it.
     pub async fn acl_logout(&self, ctx: &RequestContext) -> Result<bool, RpcError> {
-        if !self.acl_enabled() {
-            return Err(RpcError::AclDisabled);
-        }
+        self.auth_methods_here()?;
         let secret = ctx.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(super::acl_not_found)?;
         let Some(token) = self.consensus.store.read(|s| s.acl.token_by_secret(secret).cloned()) else {
             return Err(super::acl_not_found());

@@ -242,6 +242,13 @@ mod tests {
     use std::time::Duration;
 
     async fn dev_server() -> Server {
+        dev_server_with(|_| {}).await
+    }
+
+    /// A one-server datacenter `dc1` whose ACL settings `tune` may change
+    /// (e.g. to make it a secondary of a `primary_datacenter` it cannot
+    /// reach: it has no WAN).
+    pub(super) async fn dev_server_with(tune: impl FnOnce(&mut AclServerSettings)) -> Server {
         let uuid = uuid::Uuid::new_v4();
         let node = RaftNode { addr: "127.0.0.1:1".into(), name: "s1".into(), node_id: uuid.to_string() };
         let rpc = RpcClient::new();
@@ -262,13 +269,15 @@ mod tests {
         )
         .await
         .unwrap();
+        let mut acl = AclServerSettings { enabled: true, ..Default::default() };
+        tune(&mut acl);
         let settings = super::super::ServerSettings {
             datacenter: "dc1".into(),
             default_query_time: Duration::from_secs(300),
             max_query_time: Duration::from_secs(600),
             rpc_hold_timeout: Duration::from_secs(1),
             autopilot: Default::default(),
-            acl: AclServerSettings { enabled: true, ..Default::default() },
+            acl,
             coordinates: None,
             config_entry_bootstrap: Vec::new(),
         };

@@ -50,6 +50,9 @@ struct Entry {
 #[derive(Default)]
 pub struct RemoteIdentities {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Secrets whose background refresh (`async-cache`) is under way, so a
+    /// burst of requests starts one.
+    refreshing: Mutex<std::collections::HashSet<String>>,
 }
 
 impl RemoteIdentities {
@@ -173,6 +176,17 @@ impl Server {
             if fetched.elapsed() < settings.token_ttl {
                 return Ok(id.clone());
             }
+            // Consul's async-cache: a stale answer now, a fresh one asked
+            // for in the background (the next request sees it).
+            if settings.down_policy == DownPolicy::AsyncCache {
+                if let Some(server) = self.shared() {
+                    if let Some(e) = self.acl_remote.lock().get_mut(secret) {
+                        e.decided = Instant::now();
+                    }
+                    server.refresh_remote_in_background(secret);
+                    return Ok(id.clone());
+                }
+            }
         }
         match self.fetch_remote(secret).await {
             Ok(token) => {
@@ -202,7 +216,8 @@ impl Server {
                     DownPolicy::Allow => Authorizer::default_only(DefaultPolicy::Allow),
                     DownPolicy::Deny => Authorizer::default_only(DefaultPolicy::Deny),
                     // Consul's servers: a cached answer past its TTL, else
-                    // the default policy alone.
+                    // the default policy alone (async-cache comes here
+                    // only for a server not made with `into_shared`).
                     DownPolicy::ExtendCache | DownPolicy::AsyncCache => match cached {
                         Some((_, id)) => {
                             if let Some(e) = self.acl_remote.lock().get_mut(secret) {
@@ -222,6 +237,44 @@ impl Server {
                 Ok(id)
             }
         }
+    }
+
+    /// `async-cache`: asks the primary again about `secret` without making
+    /// anyone wait; the answer replaces the cached one. When the primary
+    /// cannot be asked the cached answer stays and counts as fresh for
+    /// another `token_ttl` (as Consul keeps it), so an outage does not
+    /// start a refresh per request.
+    fn refresh_remote_in_background(self: Arc<Self>, secret: &str) {
+        if !self.acl_remote.refreshing.lock().unwrap_or_else(|e| e.into_inner()).insert(secret.to_string()) {
+            return;
+        }
+        let secret = secret.to_string();
+        tokio::spawn(async move {
+            let result = self.fetch_remote(&secret).await;
+            match result {
+                Ok(token) => {
+                    let id = Arc::new(Identity::new(
+                        token.resolved.accessor_id.clone(),
+                        self.authorizer_for(&token.resolved),
+                        token.expiration_time_ms,
+                    ));
+                    let now = Instant::now();
+                    self.acl_remote
+                        .insert(&secret, Entry { fetched: now, decided: now, token: Some(token), id });
+                }
+                Err(RpcError::PermissionDenied(_)) => {
+                    self.acl_remote.lock().remove(&secret);
+                }
+                Err(e) => {
+                    tracing::warn!(target: "agent.server.acl", error = %remote_error(&e), "cannot refresh a token through the primary datacenter; keeping the cached answer (async-cache)");
+                    if let Some(entry) = self.acl_remote.lock().get_mut(&secret) {
+                        entry.fetched = Instant::now();
+                        entry.decided = Instant::now();
+                    }
+                }
+            }
+            self.acl_remote.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&secret);
+        });
     }
 
     /// Asks the primary what `secret` may do in this datacenter.
@@ -325,6 +378,45 @@ impl Server {
         match accessor {
             Some(a) => !self.consensus.store.read(|s| s.acl.token(a).is_some_and(|t| t.local)),
             None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::dev_server_with;
+    use crate::config::acl::DownPolicy;
+    use std::time::Duration;
+
+    /// A secondary whose primary cannot be reached (it has no WAN at all)
+    /// decides about a token it never saw by its down policy: `allow`
+    /// allows everything, `deny` refuses everything, the cache policies
+    /// apply the default policy alone (deny here). The caller is named as
+    /// Consul names it meanwhile.
+    #[tokio::test]
+    async fn unknown_tokens_follow_the_down_policy_while_the_primary_is_unreachable() {
+        for (policy, allowed) in [
+            (DownPolicy::Allow, true),
+            (DownPolicy::Deny, false),
+            (DownPolicy::ExtendCache, false),
+            (DownPolicy::AsyncCache, false),
+        ] {
+            let server = dev_server_with(|acl| {
+                acl.primary_datacenter = "dc0".into();
+                acl.down_policy = policy;
+                acl.default_policy = crate::config::acl::DefaultPolicy::Deny;
+                acl.token_ttl = Duration::from_secs(30);
+            })
+            .await;
+            assert!(server.resolves_through_primary(), "{policy:?}");
+            let id = server.resolve_identity(Some("never-issued")).await.expect("a verdict, not an error");
+            assert_eq!(id.accessor_id, "primary-dc-down", "{policy:?}");
+            assert_eq!(id.authz.key_write("any/key"), allowed, "{policy:?}");
+            assert_eq!(id.authz.key_read("any/key"), allowed, "{policy:?}");
+            // A client agent of this datacenter asking about it hears that
+            // the primary could not be asked, so it applies its own policy.
+            assert!(server.remote_resolved_for_agent("never-issued").is_err(), "{policy:?}");
+            server.consensus.shutdown().await;
         }
     }
 }

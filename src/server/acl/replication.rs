@@ -10,6 +10,10 @@
 //! exponentially and are reported by `/v1/acl/replication`; the loop never
 //! gives up, so a secondary catches up by itself when the primary returns.
 //! The primary's side is `replication_fetch`.
+//!
+//! Auth methods and binding rules are not copied: as in Consul they belong
+//! to the datacenter they were written in (see `auth`), and the tokens
+//! their logins make are local ones unless the primary made them global.
 
 use super::super::blocking::Interest;
 use super::super::Server;
@@ -139,19 +143,60 @@ async fn replicate_once(
     have: &mut AclIndexes,
     with_tokens: bool,
 ) -> Result<(), RpcError> {
-    let min_index = have.policies.max(have.roles).max(have.tokens);
+    let err = match fetch(server, primary, token.clone(), have, with_tokens, true).await {
+        Ok(data) => return apply_round(server, data, have).await,
+        Err(e) => fetch_error(&e, with_tokens),
+    };
+    if with_tokens && err.to_string() == TOKENS_REDACTED {
+        // As in Consul, where policies and roles replicate apart from
+        // tokens: a token that may read ACLs still copies those (now, not
+        // blocking), and the round reports the tokens' failure.
+        let data =
+            fetch(server, primary, token, have, false, false).await.map_err(|e| fetch_error(&e, false))?;
+        let tokens_index = have.tokens;
+        apply_round(server, data, have).await?;
+        have.tokens = tokens_index;
+        let (now, have) = (super::now_ms(), have.clone());
+        server.acl_replication.update(|s| {
+            s.last_success_ms = Some(now);
+            s.replicated_index = have.policies;
+            s.replicated_role_index = have.roles;
+        });
+    }
+    Err(err)
+}
+
+/// Asks the primary for the tables that moved past `have`; `block`: wait
+/// (up to `BLOCK_WAIT`) until something does.
+async fn fetch(
+    server: &Server,
+    primary: &str,
+    token: Option<String>,
+    have: &AclIndexes,
+    tokens: bool,
+    block: bool,
+) -> Result<AclReplicationData, RpcError> {
+    let min_index = if block { have.policies.max(have.roles).max(have.tokens) } else { 0 };
     let ctx = RequestContext {
         token,
         datacenter: Some(primary.to_string()),
         query: QueryOptions { min_index, max_wait: Some(BLOCK_WAIT), consistency: Consistency::Stale },
         ..Default::default()
     };
-    let call = WireCall::new(ctx, &method::AclReplicationFetch { have: have.clone(), tokens: with_tokens })?;
+    let call = WireCall::new(ctx, &method::AclReplicationFetch { have: have.clone(), tokens })?;
     let (_, data) =
-        method::decode_reply::<method::AclReplicationFetch>(server.relay_to_dc(primary, call).await)
-            .map_err(|e| RpcError::Internal(format!("failed to retrieve ACL updates: {e}")))?;
-    let mut diff = server.consensus.store.read(|st| diff_against(st, &data));
-    replicate_auth_methods(&data, &mut diff);
+        method::decode_reply::<method::AclReplicationFetch>(server.relay_to_dc(primary, call).await)?;
+    Ok(data)
+}
+
+/// Writes what differs from `data` in one Raft entry and remembers the
+/// primary's indexes.
+async fn apply_round(
+    server: &Server,
+    data: AclReplicationData,
+    have: &mut AclIndexes,
+) -> Result<(), RpcError> {
+    let diff = server.consensus.store.read(|st| diff_against(st, &data));
     if !diff.is_empty() {
         let (p, r, t) = (
             diff.set_policies.len() + diff.delete_policies.len(),
@@ -171,12 +216,23 @@ async fn replicate_once(
     Ok(())
 }
 
-/// THE SPOT FOR AUTH METHODS (and binding rules): when they exist in the
-/// replicated state, the primary adds them to `AclReplicationData` (in
-/// `replication_fetch`), and this function adds their difference to the
-/// round's diff (new fields at the end of `AclReplicationDiff`, applied by
-/// `AclTable::replicate`). Until then there is nothing to copy.
-fn replicate_auth_methods(_data: &AclReplicationData, _diff: &mut AclReplicationDiff) {}
+/// Consul's report of a replication token that may read ACLs but not
+/// write them, with token replication on.
+const TOKENS_REDACTED: &str =
+    "failed to retrieve unredacted tokens - replication token in use does not grant acl:write";
+
+/// Why a fetch failed, in Consul's words: a replication token that may
+/// read ACLs but not write them gets tokens without their secrets there,
+/// which Consul refuses to copy; anything else fails the first table
+/// Consul fetches, the policies.
+fn fetch_error(e: &RpcError, with_tokens: bool) -> RpcError {
+    match e {
+        RpcError::PermissionDenied(m) if with_tokens && m.contains("'acl:write'") => {
+            RpcError::Internal(TOKENS_REDACTED.into())
+        }
+        e => RpcError::Internal(format!("failed to retrieve remote ACL policies: {e}")),
+    }
+}
 
 /// What differs between the primary's tables (those it sent) and ours.
 fn diff_against(st: &State, data: &AclReplicationData) -> AclReplicationDiff {
