@@ -369,6 +369,7 @@ async fn start_server(
                 enable_token_replication: cfg.acl.enable_token_replication,
             },
             coordinates: (!cfg.disable_coordinates).then(|| cfg.coordinate_sync.clone()),
+            config_entry_bootstrap: cfg.config_entry_bootstrap.clone(),
         },
         rpc.clone(),
     )

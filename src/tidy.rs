@@ -43,7 +43,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
     ("datadir", "fsutil"),
-    ("config", "duration"),
+    ("config", "config_entry duration"),
     // Vivaldi network coordinates: pure arithmetic, below everything that
     // measures, stores or answers them.
     ("coordinate", ""),

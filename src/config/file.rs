@@ -559,7 +559,6 @@ impl FileConfig {
         warn(self.disable_http_unprintable_char_filter.is_some(), "disable_http_unprintable_char_filter");
         warn(self.snapshot_agent.is_some(), "snapshot_agent");
         warn(self.connect.is_some(), "connect");
-        warn(self.config_entries.is_some(), "config_entries");
         warn(self.cache.is_some(), "cache");
         warn(self.unix_sockets.is_some(), "unix_sockets");
         warn(self.serf_lan_allowed_cidrs.is_some(), "serf_lan_allowed_cidrs");

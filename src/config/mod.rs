@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod addrs;
+pub mod config_entries;
 pub mod file;
 pub mod hcl;
 pub mod merge;

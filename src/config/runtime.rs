@@ -293,6 +293,9 @@ pub struct RuntimeConfig {
     pub tls: TlsSettings,
     /// The `acl` block (and its deprecated spellings).
     pub acl: super::acl::AclSettings,
+    /// `config_entries.bootstrap`, validated: written by a server's leader
+    /// when absent.
+    pub config_entry_bootstrap: Vec<crate::config_entry::ConfigEntry>,
 }
 
 impl RuntimeConfig {
@@ -700,6 +703,7 @@ pub(super) fn build(
         prometheus_retention_time: telemetry_duration(&c.telemetry, "prometheus_retention_time")?,
         tls,
         acl: super::acl::build(&c, warnings)?,
+        config_entry_bootstrap: super::config_entries::bootstrap(c.config_entries.as_ref())?,
     })
 }
 

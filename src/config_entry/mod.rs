@@ -11,6 +11,7 @@
 //! proposes a write.
 
 pub mod chain;
+pub mod gateways;
 pub mod intentions;
 pub mod kinds;
 pub mod schema;

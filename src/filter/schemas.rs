@@ -64,15 +64,29 @@ fn mesh_gateway() -> Field {
     object("MeshGateway", vec![string("Mode")])
 }
 
+/// Consul's `ConnectProxyConfig` (its opaque `Config` maps are not
+/// filterable in Consul either).
 fn proxy(name: &str) -> Field {
     let upstream = Kind::Struct(vec![
         string("DestinationType"),
         string("DestinationNamespace"),
+        string("DestinationPartition"),
+        string("DestinationPeer"),
         string("DestinationName"),
         string("Datacenter"),
         string("LocalBindAddress"),
         int("LocalBindPort"),
+        string("LocalBindSocketPath"),
+        string("LocalBindSocketMode"),
         mesh_gateway(),
+        boolean("CentrallyConfigured"),
+    ]);
+    let expose_path = Kind::Struct(vec![
+        int("ListenerPort"),
+        string("Path"),
+        int("LocalPathPort"),
+        string("Protocol"),
+        boolean("ParsedFromCheck"),
     ]);
     object(
         name,
@@ -81,12 +95,19 @@ fn proxy(name: &str) -> Field {
             string("DestinationServiceID"),
             string("LocalServiceAddress"),
             int("LocalServicePort"),
+            string("LocalServiceSocketPath"),
             string("Mode"),
-            object("TransparentProxy", vec![int("OutboundListenerPort")]),
+            object("TransparentProxy", vec![int("OutboundListenerPort"), boolean("DialedDirectly")]),
             mesh_gateway(),
             Field::new("Upstreams", Kind::List(Box::new(upstream))),
+            object("Expose", vec![boolean("Checks"), Field::new("Paths", Kind::List(Box::new(expose_path)))]),
         ],
     )
+}
+
+/// Consul's `Locality`.
+fn locality(name: &str) -> Field {
+    object(name, vec![string("Region"), string("Zone")])
 }
 
 fn connect(name: &str) -> Field {
@@ -109,6 +130,7 @@ fn node_service_fields() -> Vec<Field> {
         boolean("EnableTagOverride"),
         proxy("Proxy"),
         connect("Connect"),
+        locality("Locality"),
     ]
 }
 
@@ -154,6 +176,7 @@ static SERVICE_NODE: LazyLock<Schema> = LazyLock::new(|| {
         boolean("ServiceEnableTagOverride"),
         proxy("ServiceProxy"),
         connect("ServiceConnect"),
+        locality("ServiceLocality"),
     ])
 });
 
@@ -190,6 +213,31 @@ static MEMBER: LazyLock<Schema> = LazyLock::new(|| {
         uint("DelegateCur"),
     ])
 });
+
+static INTENTION: LazyLock<Schema> = LazyLock::new(|| {
+    Schema::new(vec![
+        string("ID"),
+        string("Description"),
+        string("SourceNS"),
+        string("SourceName"),
+        string("DestinationNS"),
+        string("DestinationName"),
+        string("SourcePartition"),
+        string("DestinationPartition"),
+        string("SourcePeer"),
+        string("SourceType"),
+        string("Action"),
+        int("Precedence"),
+        string_map("Meta"),
+        uint("CreateIndex"),
+        uint("ModifyIndex"),
+    ])
+});
+
+/// `/v1/connect/intentions`: each intention (Consul's `Intention`).
+pub fn intention() -> &'static Schema {
+    &INTENTION
+}
 
 /// `/v1/catalog/nodes`: each node.
 pub fn node() -> &'static Schema {

@@ -149,11 +149,12 @@ pub(super) async fn service_nodes(
     let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.connect = connect;
-    let (meta, instances) = ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
-    let mut out: Vec<Value> = instances
-        .iter()
-        .map(|(n, s)| service_node(n, &super::mesh_params::maybe_merge(&params, s)))
-        .collect();
+    let (mut meta, mut instances) =
+        ctx.agent.call(rc.clone(), method::CatalogService { name, filter }).await?;
+    let mut services: Vec<_> = instances.iter_mut().map(|(_, s)| s).collect();
+    let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
+    meta.index = meta.index.max(config_index);
+    let mut out: Vec<Value> = instances.iter().map(|(n, s)| service_node(n, s)).collect();
     out.retain(|v| keep(expr.as_ref(), v));
     if super::mesh_params::peer_requested(&params) {
         out.clear();
@@ -202,16 +203,20 @@ pub async fn node_services(
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::node_service())?;
     let rc = request_context(&params, &headers)?;
-    let (meta, mut found) = ctx.agent.call(rc, method::CatalogNode { name }).await?;
+    let (mut meta, mut found) = ctx.agent.call(rc.clone(), method::CatalogNode { name }).await?;
     if super::mesh_params::peer_requested(&params) {
         found = None;
+    }
+    if let Some((_, services)) = found.as_mut() {
+        let mut services: Vec<_> = services.iter_mut().collect();
+        let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
+        meta.index = meta.index.max(config_index);
     }
     let out = match &found {
         // Consul answers its empty `NodeServiceList` value, not `null`.
         None => json!({"Node": null, "Services": null}),
         Some((n, services)) => {
-            let mut list: Vec<Value> =
-                services.iter().map(|s| node_service(&super::mesh_params::maybe_merge(&params, s))).collect();
+            let mut list: Vec<Value> = services.iter().map(node_service).collect();
             list.retain(|v| keep(filter.as_ref(), v));
             json!({"Node": NodeJson::new(n), "Services": list})
         }

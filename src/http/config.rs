@@ -5,7 +5,7 @@
 
 use super::body::read_limited;
 use super::error::{HttpError, HttpResult};
-use super::query::{caller, request_context, Params};
+use super::query::{caller, filter, keep, request_context, Params};
 use super::response::{json, with_meta};
 use super::Ctx;
 use crate::config_entry::{self as ce, ConfigEntry};
@@ -95,9 +95,16 @@ pub async fn item(
                 }
             }
             None => {
+                // An unknown kind is refused by the server with Consul's
+                // text; a known one filters on its own fields.
+                let expr = match super::config_filter::schema(&kind) {
+                    Some(schema) => filter(&params, &schema)?,
+                    None => None,
+                };
                 let rc = request_context(&params, &headers)?;
                 let (meta, list) = ctx.agent.call(rc, method::ConfigEntryList { kind }).await?;
-                let out: Vec<Value> = list.iter().map(ConfigEntry::to_json).collect();
+                let mut out: Vec<Value> = list.iter().map(ConfigEntry::to_json).collect();
+                out.retain(|v| keep(expr.as_ref(), v));
                 Ok(with_meta(json(&params, &out)?, &meta))
             }
         },

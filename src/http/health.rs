@@ -37,13 +37,16 @@ pub(super) async fn service_entries(
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
     filter.connect = connect;
-    let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
+    let (mut meta, mut entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
+    let mut services: Vec<_> = entries.iter_mut().map(|e| &mut e.service).collect();
+    let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
+    meta.index = meta.index.max(config_index);
     let mut out: Vec<Value> = entries
         .iter()
         .map(|e| {
             json!({
                 "Node": NodeJson::new(&e.node),
-                "Service": node_service(&super::mesh_params::maybe_merge(&params, &e.service)),
+                "Service": node_service(&e.service),
                 "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
             })
         })

@@ -6,7 +6,7 @@
 
 use super::body::read_limited;
 use super::error::{HttpError, HttpResult};
-use super::query::{caller, request_context, Params};
+use super::query::{caller, filter, keep, request_context, Params};
 use super::response::{json, with_meta};
 use super::Ctx;
 use crate::config_entry::intentions::{self, By, Intention};
@@ -44,8 +44,10 @@ pub async fn list(State(ctx): State<Ctx>, method: Method, uri: Uri, headers: Hea
     ctx.agent.check_dc(params.dc())?;
     match method {
         Method::GET => {
+            let expr = filter(&params, crate::filter::schemas::intention())?;
             let (meta, list) = all(&ctx, request_context(&params, &headers)?).await?;
-            let out: Vec<Value> = list.iter().map(Intention::to_json).collect();
+            let mut out: Vec<Value> = list.iter().map(Intention::to_json).collect();
+            out.retain(|v| keep(expr.as_ref(), v));
             Ok(with_meta(json(&params, &out)?, &meta))
         }
         Method::POST => Err(HttpError::bad_request(BY_ID)),

@@ -7,8 +7,9 @@
 
 use super::catalog::service_filter;
 use super::error::HttpResult;
-use super::query::{filter, passing, request_context, Params};
+use super::query::{filter, keep, passing, request_context, Params};
 use super::response::{json, with_meta};
+use super::views::{health_check, node_service, NodeJson};
 use super::Ctx;
 use crate::filter::schemas;
 use crate::rpc::method;
@@ -39,40 +40,61 @@ pub async fn health_connect(
 }
 
 /// `/v1/health/ingress/<service>`: the ingress gateways that route to the
-/// service. Which gateway routes where is defined by `ingress-gateway`
-/// config entries, which this build does not store yet: the answer is `[]`
-/// with the index headers of the service's health read.
+/// service (from `ingress-gateway` config entries, `*` included), each
+/// instance with its node and checks, as `/v1/health/service` shows them.
 pub async fn health_ingress(
     State(ctx): State<Ctx>,
-    Path(name): Path<String>,
+    Path(service): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
-    filter(&params, schemas::service_health())?;
+    let expr = filter(&params, schemas::service_health())?;
     let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
-    let (meta, _) = ctx.agent.call(rc, method::HealthService { name, filter }).await?;
-    Ok(with_meta(json(&params, &Vec::<Value>::new())?, &meta))
+    let (mut meta, mut entries) =
+        ctx.agent.call(rc.clone(), method::HealthIngress { service, filter }).await?;
+    let mut services: Vec<_> = entries.iter_mut().map(|e| &mut e.service).collect();
+    let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
+    meta.index = meta.index.max(config_index);
+    let mut out: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "Node": NodeJson::new(&e.node),
+                "Service": node_service(&e.service),
+                "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    out.retain(|v| keep(expr.as_ref(), v));
+    if super::mesh_params::peer_requested(&params) {
+        out.clear();
+    }
+    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
+    let mut resp = with_meta(json(&params, &out)?, &meta);
+    // The same Consul handler as `/v1/health/service`, with its header.
+    resp.headers_mut()
+        .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
+    Ok(resp)
 }
 
 /// `/v1/catalog/gateway-services/<gateway>`: the services a terminating or
-/// ingress gateway fronts, from their config entries. Not stored by this
-/// build yet: `[]` with the index headers of the gateway's catalog read.
+/// ingress gateway fronts, from its config entry (`[]` without one).
 pub async fn gateway_services(
     State(ctx): State<Ctx>,
-    Path(name): Path<String>,
+    Path(gateway): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> HttpResult {
     let params = Params::parse(uri.query());
     ctx.agent.check_dc(params.dc())?;
     let rc = request_context(&params, &headers)?;
-    let filter = service_filter(&params)?;
-    let (meta, _) = ctx.agent.call(rc, method::CatalogService { name, filter }).await?;
-    Ok(with_meta(json(&params, &Vec::<Value>::new())?, &meta))
+    let (meta, mappings) = ctx.agent.call(rc, method::GatewayServices { gateway }).await?;
+    let out: Vec<Value> = mappings.iter().map(|g| g.to_json()).collect();
+    Ok(with_meta(json(&params, &out)?, &meta))
 }
 
 /// `/v1/operator/usage` (Consul's `Usage` with its query meta in the body).

@@ -14,6 +14,7 @@ pub mod authz;
 pub mod body;
 pub mod catalog;
 pub mod config;
+pub mod config_filter;
 pub mod coordinate;
 pub mod datacenter;
 pub mod decode;

@@ -26,6 +26,7 @@ use crate::catalog::sessions::Session;
 use crate::catalog::txn::{TxnOp, TxnOutcome};
 use crate::catalog::types::{Deregistration, HealthCheck, Node, NodeService, Registration};
 use crate::catalog::{Command, CommandResult, KvEntry};
+use crate::config_entry::gateways::GatewayService;
 use crate::config_entry::ConfigEntry;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -222,6 +223,11 @@ macro_rules! method_table {
             /// What `proxy-defaults` and `service-defaults` resolve to for a
             /// service (JSON text; `config_entry::resolved_service_config`).
             116 ResolvedServiceConfig { service: String } -> (QueryMeta, String);
+            /// The services a terminating or ingress gateway fronts (from its
+            /// config entry; `*` expanded over the catalog).
+            155 GatewayServices { gateway: String } -> (QueryMeta, Vec<GatewayService>);
+            /// The ingress gateway instances, with health, routing to a service.
+            156 HealthIngress { service: String, filter: ServiceFilter } -> (QueryMeta, Vec<ServiceHealth>);
             // The web UI's internal reads (`/v1/internal/ui/*`): every node
             // with its services and checks, or just the named one (none for
             // an unknown name).

@@ -834,6 +834,32 @@ impl Guard for method::DiscoveryChainGet {
     }
 }
 
+/// Consul: `service:read` on the gateway; mappings to services the token
+/// cannot read are dropped.
+impl Guard for method::GatewayServices {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.service_read(&self.gateway), "service:read", Some(&self.gateway))
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let removed = retain(&mut reply.1, |g| c.id.authz.service_read(&g.service));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
+/// Consul: `service:read` on the service routed to; the gateway instances
+/// are filtered like any health read.
+impl Guard for method::HealthIngress {
+    fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
+        c.require(c.id.authz.service_read(&self.service), "service:read", Some(&self.service))
+    }
+    fn filter(reply: &mut Self::Reply, c: &Check<'_>) {
+        let a = &c.id.authz;
+        let removed =
+            retain(&mut reply.1, |h| a.service_read(&h.service.service) && a.node_read(&h.node.node));
+        c.mark(&mut reply.0, removed);
+    }
+}
+
 impl Guard for method::ResolvedServiceConfig {
     fn check(&self, c: &Check<'_>) -> Result<(), RpcError> {
         c.require(c.id.authz.service_read(&self.service), "service:read", Some(&self.service))

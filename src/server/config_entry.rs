@@ -61,6 +61,34 @@ pub fn resolved_service_config(state: &State, service: &str) -> Value {
 }
 
 impl Server {
+    /// `config_entries.bootstrap`, on gaining leadership: each entry that
+    /// does not exist yet is written (check-and-set on absence, so one a
+    /// user wrote or changed meanwhile is left alone), as Consul's leader
+    /// does, and only in the primary datacenter. Failures are logged; the
+    /// next leadership change tries again.
+    pub async fn bootstrap_config_entries(&self) {
+        let primary = &self.settings.acl.primary_datacenter;
+        if !primary.is_empty() && *primary != self.settings.datacenter {
+            return;
+        }
+        for entry in &self.settings.config_entry_bootstrap {
+            let exists =
+                self.consensus.store.read(|s| s.config_entries.get(&entry.kind, &entry.name).is_some());
+            if exists {
+                continue;
+            }
+            match self.config_entry_apply(entry.clone(), Some(0)).await {
+                Ok(true) => {
+                    tracing::info!(target: "agent.server", kind = %entry.kind, name = %entry.name, "bootstrapped config entry")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(target: "agent.server", kind = %entry.kind, name = %entry.name, error = %e, "failed to bootstrap config entry")
+                }
+            }
+        }
+    }
+
     pub async fn config_entry_apply(&self, entry: ConfigEntry, cas: Option<u64>) -> Result<bool, RpcError> {
         let mut name = entry.name.clone();
         let mut fields = entry.fields();

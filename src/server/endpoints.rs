@@ -234,6 +234,8 @@ delegate! {
     ConfigEntryDelete => |s, _ctx, a| s.config_entry_delete(&a.kind, &a.name, a.cas).await;
     DiscoveryChainGet => |s, ctx, a| s.discovery_chain(&a.service, &a.compile_dc, a.overrides, &ctx.query).await;
     ResolvedServiceConfig => |s, ctx, a| s.resolved_service_config(&a.service, &ctx.query).await;
+    GatewayServices => |s, ctx, a| s.gateway_services(&a.gateway, &ctx.query).await;
+    HealthIngress => |s, ctx, a| s.health_ingress(&a.service, &a.filter, &ctx.query).await;
     EventFire => |s, _ctx, a| s.fire_relayed_event(&a.serf_name, &a.body).await;
     SnapshotSave => |s, ctx, _a| s.snapshot_save(&ctx.query).await;
     SnapshotRestore => |s, _ctx, a| s.snapshot_restore(a.state).await;
@@ -404,6 +406,7 @@ mod tests {
             autopilot: Default::default(),
             acl: Default::default(),
             coordinates: None,
+            config_entry_bootstrap: Vec::new(),
         };
         let mut server = Server::new(consensus, settings, rpc);
         server.authz = super::super::authz::Policy::DenyAll;

@@ -58,6 +58,7 @@ pub async fn run(
             // gossip has not yet heard from every member, and reaping then
             // would deregister live servers (seen by the fault harness).
             last_reap = Some(std::time::Instant::now());
+            server.bootstrap_config_entries().await;
         }
         was_leader = is_leader;
         if is_leader {

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod config_entry;
 pub mod coordinate;
 pub mod endpoints;
+pub mod gateway_services;
 pub mod kv;
 pub mod leader;
 pub mod leave;
@@ -52,6 +53,9 @@ pub struct ServerSettings {
     pub acl: acl::AclServerSettings,
     /// Coordinate batching (None: `disable_coordinates`).
     pub coordinates: Option<crate::config::runtime::CoordinateSync>,
+    /// `config_entries.bootstrap` (validated at load): the leader writes
+    /// each one that is absent.
+    pub config_entry_bootstrap: Vec<crate::config_entry::ConfigEntry>,
 }
 
 pub struct Server {

@@ -707,3 +707,68 @@ async fn acl_endpoints() {
     )
     .await;
 }
+
+/// Gateway mappings, ingress health, `?merge-central-config` and `?filter`
+/// on config entries and intentions (issue 19, the mesh2 branch): Consul's
+/// shapes from `catalog.mdx` § List Services for Gateway, `health.mdx` §
+/// List Service Instances for Ingress Gateways, `config.mdx` and
+/// `connect/intentions.mdx` § List Intentions.
+#[tokio::test]
+async fn mesh_gateways_and_central_config() {
+    let a = dev();
+    a.wait_ready().await;
+    walk(
+        "mesh",
+        &a,
+        vec![
+            put(
+                "proxy_defaults",
+                "/v1/config",
+                r#"{"Kind":"proxy-defaults","Name":"global","Config":{"local_connect_timeout_ms":1000},"MeshGateway":{"Mode":"local"}}"#,
+            ),
+            put("service_defaults", "/v1/config", r#"{"Kind":"service-defaults","Name":"web","Protocol":"http"}"#),
+            put(
+                "terminating",
+                "/v1/config",
+                r#"{"Kind":"terminating-gateway","Name":"term","Services":[{"Name":"billing","CAFile":"/ca.pem","CertFile":"/c.pem","KeyFile":"/k.pem","SNI":"billing.example"}]}"#,
+            ),
+            put(
+                "ingress",
+                "/v1/config",
+                r#"{"Kind":"ingress-gateway","Name":"ing","Listeners":[{"Port":8080,"Protocol":"http","Services":[{"Name":"web","Hosts":["web.example"]},{"Name":"*"}]}]}"#,
+            ),
+            put(
+                "register_api",
+                "/v1/catalog/register",
+                r#"{"Node":"n1","Address":"10.0.0.1","Service":{"ID":"api","Service":"api","Port":80}}"#,
+            ),
+            put(
+                "register_gateway",
+                "/v1/catalog/register",
+                r#"{"Node":"n1","Address":"10.0.0.1","Service":{"Kind":"ingress-gateway","ID":"ing-1","Service":"ing","Port":8080}}"#,
+            ),
+            put(
+                "register_proxy",
+                "/v1/catalog/register",
+                r#"{"Node":"n1","Address":"10.0.0.1","Service":{"Kind":"connect-proxy","ID":"web-proxy","Service":"web-sidecar-proxy","Port":21000,"Proxy":{"DestinationServiceName":"web","Config":{"protocol":"tcp"}}}}"#,
+            ),
+            get("gateway_services_terminating", "/v1/catalog/gateway-services/term"),
+            get("gateway_services_ingress", "/v1/catalog/gateway-services/ing"),
+            get("gateway_services_none", "/v1/catalog/gateway-services/nope"),
+            get("health_ingress", "/v1/health/ingress/api"),
+            get("health_ingress_none", "/v1/health/ingress/billing"),
+            get("catalog_service_merged", "/v1/catalog/service/web-sidecar-proxy?merge-central-config"),
+            get("health_service_merged", "/v1/health/service/web-sidecar-proxy?merge-central-config"),
+            get("config_filter", "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20http"),
+            get("config_filter_bad", "/v1/config/service-defaults?filter=Bogus%20%3D%3D%201"),
+            put(
+                "intentions",
+                "/v1/config",
+                r#"{"Kind":"service-intentions","Name":"web","Sources":[{"Name":"api","Action":"allow"},{"Name":"db","Action":"deny"}]}"#,
+            ),
+            get("intentions_filter", "/v1/connect/intentions?filter=Action%20%3D%3D%20deny"),
+            get("intentions_filter_bad", "/v1/connect/intentions?filter=Bogus%20%3D%3D%201"),
+        ],
+    )
+    .await;
+}

@@ -422,3 +422,149 @@ async fn consul_debug_writes_an_archive_without_the_token() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("Capture validation failed: duration must be longer than 10s"), "{bad:?}");
 }
+
+/// `config_entries.bootstrap` (HCL) written by the leader; central config
+/// merged into proxies and gateways with `?merge-central-config`; gateway
+/// mappings and ingress health from gateway entries, `*` included, with
+/// blocking reads that wake on a registration; `?filter` on config entries
+/// and intentions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_config_bootstrap_merge_and_gateway_mappings() {
+    let hcl = r#"config_entries {
+  bootstrap {
+    kind = "proxy-defaults"
+    name = "global"
+    config { local_connect_timeout_ms = 1000 }
+    mesh_gateway { mode = "local" }
+  }
+  bootstrap {
+    kind = "service-defaults"
+    name = "web"
+    protocol = "http"
+  }
+}"#;
+    let a = Agent::dev(&["-hcl", hcl]);
+    a.wait_ready().await;
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            a.get("/v1/config/service-defaults/web").await.status == 200
+        })
+        .await,
+        "bootstrap entries never written"
+    );
+    let (pd, _) = get_json(&a, "/v1/config/proxy-defaults/global").await;
+    assert_eq!(pd["Config"], json!({"local_connect_timeout_ms": 1000}), "{pd}");
+
+    // A sidecar registered through the catalog (no agent-side merge).
+    let reg = json!({
+        "Node": "n1", "Address": "10.0.0.1",
+        "Service": {"Kind": "connect-proxy", "ID": "web-proxy", "Service": "web-sidecar-proxy", "Port": 21000,
+            "Proxy": {"DestinationServiceName": "web", "Config": {"protocol": "tcp"}}}
+    });
+    assert_eq!(put_json(&a, "/v1/catalog/register", &reg).await.0, 200);
+    let (plain, _) = get_json(&a, "/v1/catalog/service/web-sidecar-proxy").await;
+    assert_eq!(plain[0]["ServiceProxy"]["Config"], json!({"protocol": "tcp"}));
+    assert_eq!(plain[0]["ServiceProxy"]["MeshGateway"], json!({}));
+    let (merged, _) = get_json(&a, "/v1/catalog/service/web-sidecar-proxy?merge-central-config").await;
+    // What the proxy registered wins; central config fills the rest.
+    assert_eq!(
+        merged[0]["ServiceProxy"]["Config"],
+        json!({"protocol": "tcp", "local_connect_timeout_ms": 1000}),
+        "{merged}"
+    );
+    assert_eq!(merged[0]["ServiceProxy"]["MeshGateway"], json!({"Mode": "local"}));
+    let (health, _) = get_json(&a, "/v1/health/service/web-sidecar-proxy?merge-central-config").await;
+    assert_eq!(health[0]["Service"]["Proxy"]["MeshGateway"], json!({"Mode": "local"}), "{health}");
+    let (ns, _) = get_json(&a, "/v1/catalog/node-services/n1?merge-central-config").await;
+    assert_eq!(ns["Services"][0]["Proxy"]["MeshGateway"], json!({"Mode": "local"}), "{ns}");
+
+    // Gateways: an ingress with an explicit service and a wildcard, a
+    // terminating gateway with TLS origination.
+    let ingress = json!({"Kind": "ingress-gateway", "Name": "ing", "Listeners": [
+        {"Port": 8080, "Protocol": "http", "Services": [{"Name": "web", "Hosts": ["web.example"]}, {"Name": "*"}]}]});
+    assert_eq!(put_json(&a, "/v1/config", &ingress).await, (200, "true".to_string()));
+    let term = json!({"Kind": "terminating-gateway", "Name": "term", "Services": [{"Name": "billing", "CAFile": "/ca.pem", "SNI": "billing.example"}]});
+    assert_eq!(put_json(&a, "/v1/config", &term).await.0, 200);
+    let (gs, _) = get_json(&a, "/v1/catalog/gateway-services/term").await;
+    assert_eq!(gs.as_array().map(Vec::len), Some(1), "{gs}");
+    assert_eq!(gs[0]["Gateway"], json!({"Name": "term"}));
+    assert_eq!(gs[0]["Service"], json!({"Name": "billing"}));
+    assert_eq!(gs[0]["GatewayKind"], "terminating-gateway");
+    assert_eq!((gs[0]["CAFile"].as_str(), gs[0]["SNI"].as_str()), (Some("/ca.pem"), Some("billing.example")));
+    let (gs, index) = get_json(&a, "/v1/catalog/gateway-services/ing").await;
+    let names: Vec<&str> =
+        gs.as_array().unwrap().iter().filter_map(|g| g["Service"]["Name"].as_str()).collect();
+    assert_eq!(names, vec!["web"], "only the explicit service until one is registered: {gs}");
+    assert_eq!(gs[0]["Hosts"], json!(["web.example"]));
+    assert_eq!((gs[0]["Port"].as_i64(), gs[0]["Protocol"].as_str()), (Some(8080), Some("http")));
+
+    // A blocked read wakes when a typical service appears under `*`.
+    let index: u64 = index.unwrap().parse().unwrap();
+    let client = a.client();
+    let path = format!("/v1/catalog/gateway-services/ing?index={index}&wait=20s");
+    let waiter = tokio::spawn(async move {
+        let r = client.request(hyper::Method::GET, &path, None).await.unwrap();
+        serde_json::from_str::<Value>(&r.text()).unwrap()
+    });
+    let api =
+        json!({"Node": "n1", "Address": "10.0.0.1", "Service": {"ID": "api", "Service": "api", "Port": 80}});
+    assert_eq!(put_json(&a, "/v1/catalog/register", &api).await.0, 200);
+    let woke = tokio::time::timeout(Duration::from_secs(15), waiter)
+        .await
+        .expect("blocked read never woke")
+        .unwrap();
+    let wild = woke.as_array().unwrap().iter().find(|g| g["Service"]["Name"] == "api").cloned();
+    assert_eq!(wild.as_ref().map(|g| g["FromWildcard"].clone()), Some(json!(true)), "{woke}");
+
+    // Ingress health: the gateway's instances, for an explicit and a
+    // wildcard service; nothing for a service no gateway fronts.
+    let gw = json!({"Node": "n1", "Address": "10.0.0.1",
+        "Service": {"Kind": "ingress-gateway", "ID": "ing-1", "Service": "ing", "Port": 8080}});
+    assert_eq!(put_json(&a, "/v1/catalog/register", &gw).await.0, 200);
+    for service in ["web", "api"] {
+        let (h, _) = get_json(&a, &format!("/v1/health/ingress/{service}")).await;
+        assert_eq!(h.as_array().map(Vec::len), Some(1), "{service}: {h}");
+        assert_eq!(h[0]["Service"]["ID"], "ing-1");
+        assert_eq!(h[0]["Node"]["Node"], "n1");
+    }
+    let (h, _) = get_json(&a, "/v1/health/ingress/billing").await;
+    assert_eq!(h, json!([]));
+
+    // ?filter on a kind's fields and on intentions.
+    let (sd, _) = get_json(&a, "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20http").await;
+    assert_eq!(sd.as_array().map(Vec::len), Some(1), "{sd}");
+    let (sd, _) = get_json(&a, "/v1/config/service-defaults?filter=Protocol%20%3D%3D%20grpc").await;
+    assert_eq!(sd, json!([]));
+    assert_eq!(a.get("/v1/config/service-defaults?filter=Bogus%20%3D%3D%201").await.status, 400);
+    let intentions = json!({"Kind": "service-intentions", "Name": "web",
+        "Sources": [{"Name": "api", "Action": "allow"}, {"Name": "db", "Action": "deny"}]});
+    assert_eq!(put_json(&a, "/v1/config", &intentions).await.0, 200);
+    let (list, _) = get_json(&a, "/v1/connect/intentions?filter=Action%20%3D%3D%20deny").await;
+    let sources: Vec<&str> =
+        list.as_array().unwrap().iter().filter_map(|i| i["SourceName"].as_str()).collect();
+    assert_eq!(sources, vec!["db"], "{list}");
+    // Locality and Proxy selectors on the catalog.
+    let (p, _) = get_json(
+        &a,
+        "/v1/catalog/service/web-sidecar-proxy?filter=ServiceProxy.DestinationServiceName%20%3D%3D%20web",
+    )
+    .await;
+    assert_eq!(p.as_array().map(Vec::len), Some(1));
+    assert_eq!(a.get("/v1/catalog/service/api?filter=ServiceLocality.Region%20%3D%3D%20x").await.status, 200);
+}
+
+#[test]
+fn a_bad_bootstrap_config_entry_stops_validate_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("entries.hcl");
+    std::fs::write(
+        &file,
+        "server = true\ndata_dir = \"/tmp/x\"\nconfig_entries {\n  bootstrap {\n    kind = \"service-defaults\"\n    name = \"web\"\n    protocol = \"http\"\n  }\n  bootstrap {\n    kind = \"service-defaults\"\n    name = \"api\"\n    bogus = 1\n  }\n}\n",
+    )
+    .unwrap();
+    let out = cli(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("config_entries.bootstrap[1]"), "{text}");
+    assert!(text.contains("bogus"), "{text}");
+}

@@ -57,6 +57,7 @@ async fn start_node(i: usize) -> (Node, u64, RaftNode) {
         autopilot: Default::default(),
         acl: Default::default(),
         coordinates: None,
+        config_entry_bootstrap: Vec::new(),
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();

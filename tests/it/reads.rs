@@ -67,6 +67,7 @@ async fn start_node(i: usize, raft_multiplier: u32) -> (Node, u64, RaftNode) {
         autopilot: Default::default(),
         acl: Default::default(),
         coordinates: None,
+        config_entry_bootstrap: Vec::new(),
     };
     let server = Arc::new(Server::new(consensus, settings, rpc));
     let shutdown = CancellationToken::new();

@@ -279,6 +279,7 @@ mod tests {
             autopilot: Default::default(),
             acl,
             coordinates: None,
+            config_entry_bootstrap: Vec::new(),
         };
         let server = Server::new(consensus, settings, rpc);
         assert!(server.consensus.wait_for_leader(Duration::from_secs(10)).await);
