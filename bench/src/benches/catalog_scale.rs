@@ -53,11 +53,14 @@ fn check_op(node: usize, k: usize, c: usize, status: &str) -> String {
     )
 }
 
-/// The txn operations that register node `i` whole.
+/// The txn operations that register node `i` whole. Nodes carry IDs, as
+/// every real agent's registration does.
 fn node_ops(i: usize) -> Vec<String> {
     let n = node_name(i);
     let mut ops = vec![format!(
-        r#"{{"Node":{{"Verb":"set","Node":{{"Node":"{n}","Address":"{}","Datacenter":"dc1","Meta":{{"rack":"r{}"}}}}}}}}"#,
+        r#"{{"Node":{{"Verb":"set","Node":{{"ID":"{:08x}-0000-4000-8000-{:012x}","Node":"{n}","Address":"{}","Datacenter":"dc1","Meta":{{"rack":"r{}"}}}}}}}}"#,
+        i,
+        i,
         node_addr(i),
         i % 40
     )];
