@@ -81,6 +81,8 @@ enum Cmd {
     Dns,
     /// Catalog with 10,000 services × 3 instances.
     Catalog,
+    /// One server holding 5,000 nodes × 5 services × 2 checks.
+    CatalogScale,
     /// Gossip with real processes against serf.
     Gossip,
     /// Gossip at scale in the deterministic simulator.
@@ -106,6 +108,7 @@ impl Cmd {
             Cmd::Watch => "watch",
             Cmd::Dns => "dns",
             Cmd::Catalog => "catalog",
+            Cmd::CatalogScale => "catalog-scale",
             Cmd::Gossip => "gossip",
             Cmd::GossipSim => "gossip-sim",
             Cmd::Failover => "failover",
@@ -124,6 +127,7 @@ impl Cmd {
             Cmd::Watch => "Blocking queries (watchers)",
             Cmd::Dns => "DNS",
             Cmd::Catalog => "Catalog at scale",
+            Cmd::CatalogScale => "A 5,000-node catalog on one server",
             Cmd::Gossip => "Gossip, real processes",
             Cmd::GossipSim => "Gossip at scale (simulation)",
             Cmd::Failover => "Leader failover",
@@ -154,7 +158,7 @@ impl Cmd {
     }
 }
 
-const ALL: [Cmd; 12] = [
+const ALL: [Cmd; 13] = [
     Cmd::Disk,
     Cmd::KvPut,
     Cmd::KvGet,
@@ -162,6 +166,7 @@ const ALL: [Cmd; 12] = [
     Cmd::Watch,
     Cmd::Dns,
     Cmd::Catalog,
+    Cmd::CatalogScale,
     Cmd::Gossip,
     Cmd::GossipSim,
     Cmd::Failover,
@@ -188,6 +193,7 @@ async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
             Cmd::Watch => benches::watch::run(ctx, &mut sec).await,
             Cmd::Dns => benches::dns::run(ctx, &mut sec).await,
             Cmd::Catalog => benches::catalog::run(ctx, &mut sec).await,
+            Cmd::CatalogScale => benches::catalog_scale::run(ctx, &mut sec).await,
             Cmd::Gossip => benches::gossip::run(ctx, &mut sec).await,
             Cmd::GossipSim => benches::gossip_sim::run(ctx, &mut sec).await,
             Cmd::Failover => benches::failover::run(ctx, &mut sec).await,

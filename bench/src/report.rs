@@ -19,6 +19,7 @@ pub const ORDER: &[&str] = &[
     "watch",
     "dns",
     "catalog",
+    "catalog-scale",
     "gossip",
     "gossip-sim",
     "failover",

@@ -34,6 +34,7 @@ pub const TOPIC_SERVICES: &str = "services";
 pub const TOPIC_CHECKS: &str = "checks";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "RegistryWire")]
 pub struct Registry {
     nodes: BTreeMap<String, Node>,
     /// (node, service id) → instance.
@@ -47,6 +48,43 @@ pub struct Registry {
     /// `journal`). Never part of a snapshot: it only lives inside one apply.
     #[serde(skip)]
     journal: Option<Box<journal::Journal>>,
+    /// (lower-cased node ID, node name) of every node with an ID: the
+    /// rename check of each registration (real agents always send their
+    /// ID) looked for the ID by scanning every node. Derived from `nodes`,
+    /// so never encoded; rebuilt when a registry is decoded.
+    #[serde(skip)]
+    by_id: BTreeSet<(String, String)>,
+}
+
+/// The encoded form of `Registry` (the same fields in the same order, so
+/// snapshots do not change); decoding goes through it to rebuild `by_id`.
+#[derive(Deserialize)]
+struct RegistryWire {
+    nodes: BTreeMap<String, Node>,
+    services: BTreeMap<(String, String), NodeService>,
+    by_name: BTreeMap<String, BTreeSet<(String, String)>>,
+    checks: BTreeMap<(String, String), HealthCheck>,
+    index: CatalogIndexes,
+}
+
+impl From<RegistryWire> for Registry {
+    fn from(w: RegistryWire) -> Registry {
+        let by_id = w
+            .nodes
+            .values()
+            .filter(|n| !n.id.is_empty())
+            .map(|n| (n.id.to_ascii_lowercase(), n.node.clone()))
+            .collect();
+        Registry {
+            nodes: w.nodes,
+            services: w.services,
+            by_name: w.by_name,
+            checks: w.checks,
+            index: w.index,
+            journal: None,
+            by_id,
+        }
+    }
 }
 
 /// Records what changed during one apply.
@@ -75,6 +113,45 @@ impl Registry {
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name)
+    }
+
+    /// The first node (by name) whose ID is `id`, ignoring case, other than
+    /// `except`.
+    pub fn node_by_id(&self, id: &str, except: Option<&str>) -> Option<&Node> {
+        let id = id.to_ascii_lowercase();
+        self.by_id
+            .range((id.clone(), String::new())..)
+            .take_while(|(i, _)| *i == id)
+            .filter(|(_, name)| Some(name.as_str()) != except)
+            .find_map(|(_, name)| self.nodes.get(name))
+    }
+
+    /// Every change to `nodes` goes through here and `take_node`, so that
+    /// `by_id` follows.
+    fn put_node(&mut self, name: String, node: Node) {
+        if !node.id.is_empty() {
+            self.by_id.insert((node.id.to_ascii_lowercase(), name.clone()));
+        }
+        if let Some(old) = self.nodes.insert(name.clone(), node) {
+            self.forget_id(&old, &name);
+        }
+    }
+
+    fn take_node(&mut self, name: &str) -> Option<Node> {
+        let old = self.nodes.remove(name)?;
+        self.forget_id(&old, name);
+        Some(old)
+    }
+
+    /// Drops `old`'s ID entry unless the node now under `name` has the same ID.
+    fn forget_id(&mut self, old: &Node, name: &str) {
+        if old.id.is_empty() {
+            return;
+        }
+        let still = self.nodes.get(name).is_some_and(|n| n.id.eq_ignore_ascii_case(&old.id));
+        if !still {
+            self.by_id.remove(&(old.id.to_ascii_lowercase(), name.to_string()));
+        }
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
@@ -191,9 +268,7 @@ impl Registry {
         let mut touch = Touch::default();
         // Validate everything first so a failed registration changes nothing.
         if !reg.node.id.is_empty() {
-            if let Some(other) =
-                self.nodes.values().find(|n| n.id.eq_ignore_ascii_case(&reg.node.id) && n.node != name)
-            {
+            if let Some(other) = self.node_by_id(&reg.node.id, Some(&name)) {
                 return Err(format!(
                     "failed inserting node: Error while renaming Node ID: {:?}: Node name {:?} is reserved by node {:?} with name {:?}",
                     reg.node.id, name, other.id, other.node
@@ -238,7 +313,7 @@ impl Registry {
                 }
                 if !existing.same_content(&n) {
                     self.note_node(&name);
-                    self.nodes.insert(name.clone(), n);
+                    self.put_node(name.clone(), n);
                     touch.nodes = true;
                     touch.node_names.insert(name.clone());
                     for s in self.node_services(&name) {
@@ -251,7 +326,7 @@ impl Registry {
                 n.create_index = idx;
                 n.modify_index = idx;
                 self.note_node(&name);
-                self.nodes.insert(name.clone(), n);
+                self.put_node(name.clone(), n);
                 touch.nodes = true;
                 touch.node_names.insert(name.clone());
             }
@@ -418,7 +493,7 @@ impl Registry {
 
     fn remove_node(&mut self, node: &str, touch: &mut Touch) {
         self.note_node(node);
-        if self.nodes.remove(node).is_none() {
+        if self.take_node(node).is_none() {
             return;
         }
         touch.nodes = true;
@@ -546,6 +621,40 @@ mod tests {
         r.deregister(10, &Deregistration { node: "n1".into(), ..Default::default() }).unwrap();
         assert!(r.node("n1").is_none());
         assert_eq!(r.node_checks("n1").count(), 0);
+    }
+
+    #[test]
+    fn node_ids_are_indexed_through_renames_rollbacks_and_decoding() {
+        let with_id = |name: &str, id: &str| Registration {
+            node: Node { id: id.into(), ..node(name) },
+            ..Default::default()
+        };
+        let mut r = Registry::default();
+        r.register(1, &with_id("n1", "AAAA-1")).unwrap();
+        r.register(2, &with_id("n2", "bbbb-2")).unwrap();
+        assert_eq!(r.node_by_id("aaaa-1", None).map(|n| n.node.as_str()), Some("n1"));
+        assert!(r.node_by_id("aaaa-1", Some("n1")).is_none());
+        // Another name may not take a registered ID (any case) ...
+        let err = r.register(3, &with_id("n3", "BBBB-2")).unwrap_err();
+        assert!(err.contains("is reserved by node"), "{err}");
+        // ... but a node may change its own ID, which frees the old one.
+        r.register(4, &with_id("n2", "cccc-3")).unwrap();
+        assert!(r.node_by_id("bbbb-2", None).is_none());
+        r.register(5, &with_id("n3", "bbbb-2")).unwrap();
+        // A rolled-back transaction leaves the index as it found it.
+        r.begin_txn();
+        r.register(6, &with_id("n4", "dddd-4")).unwrap();
+        r.deregister(6, &Deregistration { node: "n1".into(), ..Default::default() }).unwrap();
+        assert!(r.node_by_id("aaaa-1", None).is_none());
+        r.rollback_txn();
+        assert_eq!(r.node_by_id("AAAA-1", None).map(|n| n.node.as_str()), Some("n1"));
+        assert!(r.node_by_id("dddd-4", None).is_none());
+        // Decoding rebuilds it (it is never encoded).
+        let back: Registry = postcard::from_bytes(&postcard::to_allocvec(&r).unwrap()).unwrap();
+        assert_eq!(back.by_id, r.by_id);
+        assert_eq!(back.by_id.len(), 3);
+        r.deregister(7, &Deregistration { node: "n3".into(), ..Default::default() }).unwrap();
+        assert!(r.node_by_id("bbbb-2", None).is_none());
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn cas_allows(existing: Option<u64>, want: u64) -> bool {
 /// The node an op addresses: by ID (any case) when given, else by name.
 fn find_node<'a>(reg: &'a Registry, n: &Node) -> Option<&'a Node> {
     if !n.id.is_empty() {
-        return reg.nodes().find(|x| x.id.eq_ignore_ascii_case(&n.id));
+        return reg.node_by_id(&n.id, None);
     }
     reg.node(&n.node)
 }

@@ -137,6 +137,8 @@ impl Store {
     fn publish(&self, changes: Changes, applied: Option<LogId>) {
         if changes.everything {
             self.forget_derived();
+            // A restore replaced the whole state; the old one is freed by now.
+            release_freed_heap();
         }
         if !changes.lock_delays.is_empty() {
             let now = std::time::Instant::now();
@@ -345,6 +347,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *guard = state;
             self.store.forget_derived();
         }
+        release_freed_heap();
         {
             let mut m = self.store.lock_meta();
             m.last_applied = meta.last_log_id;
@@ -393,6 +396,21 @@ async fn save_retrying(
         .map_err(snap_err)?
         .map_err(snap_err)?;
     Ok(())
+}
+
+/// Gives the heap the previous state occupied back to the kernel. After a
+/// restore or an installed snapshot, glibc keeps the freed old state (and
+/// the decode's temporaries) resident: a 5,000-node catalog's server went
+/// from 250 MB to 520 MB on one `consul snapshot restore`, and 170 MB of
+/// that was free heap. Restores are rare, so the trim's cost (a walk of the
+/// free lists) does not matter.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free heap pages back to the kernel;
+    // it touches no memory that is in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

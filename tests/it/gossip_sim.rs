@@ -40,13 +40,8 @@ fn converged_cluster(n: usize, cfg: &SwimConfig, seed: u64) -> Sim<SwimMachine> 
     let mut sim = Sim::new(seed);
     let meta: Meta = Vec::new().into();
     let table: Vec<NodeState> = (0..n)
-        .map(|i| NodeState {
-            name: name(i).into(),
-            addr: sim_addr(i),
-            meta: meta.clone(),
-            incarnation: 1,
-            status: NodeStatus::Alive,
-            status_change: Duration::ZERO,
+        .map(|i| {
+            NodeState::new(name(i).into(), sim_addr(i), meta.clone(), 1, NodeStatus::Alive, Duration::ZERO)
         })
         .collect();
     for i in 0..n {

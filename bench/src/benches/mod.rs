@@ -2,6 +2,7 @@
 
 pub mod cas;
 pub mod catalog;
+pub mod catalog_scale;
 pub mod disk;
 pub mod dns;
 pub mod failover;

@@ -19,14 +19,14 @@ pub struct RegistryBeforeMesh {
 
 impl From<RegistryBeforeMesh> for Registry {
     fn from(r: RegistryBeforeMesh) -> Self {
-        Registry {
+        super::RegistryWire {
             nodes: r.nodes,
             services: r.services.into_iter().map(|(k, s)| (k, s.into())).collect(),
             by_name: r.by_name,
             checks: r.checks,
             index: r.index,
-            journal: None,
         }
+        .into()
     }
 }
 

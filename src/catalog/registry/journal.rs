@@ -50,8 +50,10 @@ impl Registry {
         let Some(j) = self.journal.take() else { return };
         for (name, old) in j.nodes {
             match old {
-                Some(n) => self.nodes.insert(name, n),
-                None => self.nodes.remove(&name),
+                Some(n) => self.put_node(name, n),
+                None => {
+                    self.take_node(&name);
+                }
             };
         }
         for (key, old) in j.services {

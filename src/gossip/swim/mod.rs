@@ -214,14 +214,7 @@ impl Swim {
         let mut rng = SmallRng::seed_from_u64(seed);
         let incarnation = local.incarnation.max(1);
         let mut nodes = NodeTable::default();
-        let me = NodeState {
-            name: name.clone(),
-            addr: local.addr,
-            meta: meta.clone(),
-            incarnation,
-            status: NodeStatus::Alive,
-            status_change: now,
-        };
+        let me = NodeState::new(name.clone(), local.addr, meta.clone(), incarnation, NodeStatus::Alive, now);
         nodes.insert_random(me.clone(), &mut rng);
         let mut s = Swim {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
@@ -273,7 +266,7 @@ impl Swim {
             if m.name == s.local || s.nodes.get(&m.name).is_some() {
                 continue;
             }
-            let node = NodeState { status: NodeStatus::Alive, status_change: now, ..m.clone() };
+            let node = m.with_status(m.incarnation, NodeStatus::Alive, now);
             s.nodes.insert_random(node.clone(), &mut s.rng);
             s.events.push_back(SwimEvent::Joined(node));
         }
@@ -353,7 +346,13 @@ impl Swim {
     }
 
     pub fn poll_event(&mut self) -> Option<SwimEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        // A warm start (`with_members`) queues one event per member; give
+        // that memory back once drained instead of keeping it per member.
+        if ev.is_none() && self.events.capacity() > 1024 {
+            self.events.shrink_to(64);
+        }
+        ev
     }
 
     /// Sets (or clears) what rides along with every ack we send.
@@ -587,14 +586,7 @@ impl Swim {
         self.suspicions.remove(&name);
         match prev {
             None => {
-                let node = NodeState {
-                    name,
-                    addr,
-                    meta,
-                    incarnation,
-                    status: NodeStatus::Alive,
-                    status_change: now,
-                };
+                let node = NodeState::new(name, addr, meta, incarnation, NodeStatus::Alive, now);
                 self.nodes.insert_random(node.clone(), &mut self.rng);
                 glog!(self.cfg.scope, memberlist, debug, node = %node.name, addr = %addr, "node joined");
                 self.events.push_back(SwimEvent::Joined(node));
@@ -602,12 +594,8 @@ impl Swim {
             Some((status, _, old_addr, old_meta)) => {
                 let Some(n) = self.nodes.get_mut(&name) else { return };
                 n.incarnation = incarnation;
-                n.addr = addr;
-                n.meta = meta;
-                if n.status != NodeStatus::Alive {
-                    n.status = NodeStatus::Alive;
-                    n.status_change = now;
-                }
+                n.set_addr_meta(addr, meta);
+                n.set_status(NodeStatus::Alive, now);
                 let snapshot = n.clone();
                 if status.is_dead_or_left() {
                     self.events.push_back(SwimEvent::Joined(snapshot));
@@ -655,8 +643,7 @@ impl Swim {
         );
         if let Some(n) = self.nodes.get_mut(name) {
             n.incarnation = incarnation;
-            n.status = NodeStatus::Suspect;
-            n.status_change = now;
+            n.reset_status(NodeStatus::Suspect, now);
         }
         let total = self.nodes.len();
         let mut k = self.cfg.suspicion_mult.saturating_sub(2);
@@ -699,8 +686,7 @@ impl Swim {
         );
         let n = self.nodes.get_mut(name)?;
         n.incarnation = incarnation;
-        n.status = if left { NodeStatus::Left } else { NodeStatus::Dead };
-        n.status_change = now;
+        n.reset_status(if left { NodeStatus::Left } else { NodeStatus::Dead }, now);
         let snapshot = n.clone();
         if left {
             glog!(self.cfg.scope, memberlist, debug, node = %node_name, "node left");
@@ -734,21 +720,14 @@ impl Swim {
         match self.nodes.get_mut(&local) {
             Some(n) => {
                 n.incarnation = inc;
-                n.meta = meta;
-                if n.status != NodeStatus::Alive && !self.leaving {
-                    n.status = NodeStatus::Alive;
-                    n.status_change = now;
+                let addr = n.addr;
+                n.set_addr_meta(addr, meta);
+                if !self.leaving {
+                    n.set_status(NodeStatus::Alive, now);
                 }
                 n.clone()
             }
-            None => NodeState {
-                name: local,
-                addr: self.local_addr,
-                meta,
-                incarnation: inc,
-                status: NodeStatus::Alive,
-                status_change: now,
-            },
+            None => NodeState::new(local, self.local_addr, meta, inc, NodeStatus::Alive, now),
         }
     }
 
@@ -817,7 +796,7 @@ impl Swim {
             n.name != local
                 && match n.status {
                     NodeStatus::Alive | NodeStatus::Suspect => true,
-                    NodeStatus::Dead | NodeStatus::Left => now.saturating_sub(n.status_change) < ttd,
+                    NodeStatus::Dead | NodeStatus::Left => now.saturating_sub(n.status_change()) < ttd,
                 }
         });
         let limit = self.retransmit_limit();

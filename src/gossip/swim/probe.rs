@@ -80,7 +80,7 @@ impl Swim {
         let ttd = self.cfg.gossip_to_the_dead;
         let local = self.local.clone();
         let forgotten = self.nodes.remove_where(|n| {
-            n.name != local && n.status.is_dead_or_left() && now.saturating_sub(n.status_change) > ttd
+            n.name != local && n.status.is_dead_or_left() && now.saturating_sub(n.status_change()) > ttd
         });
         if forgotten > 0 {
             glog!(self.cfg.scope, memberlist, debug, forgotten, "forgot long-dead nodes");

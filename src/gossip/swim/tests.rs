@@ -214,3 +214,47 @@ fn retransmit_limit_and_push_pull_scale_follow_memberlist() {
     let sim = cluster(1, &lan(), 8);
     assert_eq!(sim.machine(0).swim.retransmit_limit(), 4);
 }
+
+fn self_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    kb * 1024
+}
+
+/// The simulator's memory per member-table entry (N² of them): a
+/// measurement, not a check of behaviour, and RSS is shared with whatever
+/// else the test process runs, so it is ignored by default. Run alone:
+/// `cargo test --lib sim_memory_per_table_entry -- --ignored --nocapture`
+/// (`GOSSIP_SIM_N` sets N, default 2,000).
+#[test]
+#[ignore]
+fn sim_memory_per_table_entry() {
+    let n: usize = std::env::var("GOSSIP_SIM_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let cfg = lan();
+    let before = self_rss_bytes();
+    let meta: Meta = Vec::new().into();
+    let table: Vec<NodeState> = (0..n)
+        .map(|i| {
+            let addr = crate::gossip::sim::sim_addr(i);
+            NodeState::new(name(i).into(), addr, meta.clone(), 1, NodeStatus::Alive, Duration::ZERO)
+        })
+        .collect();
+    let mut sim = Sim::new(1);
+    for i in 0..n {
+        let local =
+            LocalNode { name: name(i), addr: crate::gossip::sim::sim_addr(i), meta: vec![], incarnation: 1 };
+        let (cfg, t) = (cfg.clone(), &table);
+        sim.add(|_addr, now| SwimMachine { swim: Swim::with_members(cfg, local, t, i as u64, now) });
+    }
+    sim.run_for(Duration::from_secs(2));
+    let grown = self_rss_bytes().saturating_sub(before) as f64;
+    let per_entry = grown / (n as f64 * n as f64);
+    println!("n={n}: RSS grew {:.1} MB, {per_entry:.1} bytes per table entry", grown / 1e6);
+    assert!((0..n).all(|i| sim.machine(i).swim.num_alive() == n));
+    // 32-byte entries plus index slots; was 150-200 bytes.
+    assert!(per_entry < 64.0, "{per_entry:.1} bytes per entry");
+}
