@@ -58,6 +58,11 @@ struct Cli {
     /// Scratch directory for data dirs and logs (default bench/.work/scratch).
     #[arg(long, global = true)]
     work: Option<PathBuf>,
+    /// Run the benchmark(s) N times in a row; the targets table takes the
+    /// median of the per-run values and shows their spread. Each run is
+    /// saved under `<results>/runs/<k>/`.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    runs: u32,
     /// With `all`: skip benchmarks whose peer tools are missing instead of refusing to start.
     #[arg(long, global = true)]
     allow_missing: bool,
@@ -212,6 +217,31 @@ async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
     sec
 }
 
+/// Drops saved per-run results that the coming measurement supersedes, so
+/// the report never mixes runs of different code: a repeated run starts a
+/// fresh set; a single run of some benchmarks removes only their old runs.
+fn forget_runs(results: &std::path::Path, cmds: &[Cmd], runs: usize) {
+    let dir = results.join("runs");
+    if cmds.is_empty() || !dir.is_dir() {
+        return;
+    }
+    if runs > 1 {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("consul-bench: failed to clear {}: {e}", dir.display());
+        }
+        return;
+    }
+    for k in 1.. {
+        let d = report::run_dir(results, k);
+        if !d.is_dir() {
+            break;
+        }
+        for c in cmds {
+            let _ = std::fs::remove_file(d.join(format!("{}.json", c.id())));
+        }
+    }
+}
+
 fn check(tools: &Tools) -> bool {
     println!("peer tools:");
     for (name, state) in tools.describe() {
@@ -305,18 +335,30 @@ fn main() {
                 eprintln!("consul-bench: {e}");
             }
         }
-        for c in cmds {
-            let sec = run_one(&ctx, c).await;
-            if sec.error.is_some() {
-                failed += 1;
-            }
-            if let Err(e) = sec.save(&ctx.results) {
-                eprintln!("consul-bench: {e}");
-            }
-            // Rebuild the page after each benchmark: a long run that stops
-            // half-way still leaves a report of what it measured.
-            if let Err(e) = report::write(&ctx, false) {
-                eprintln!("consul-bench: {e}");
+        let runs = cli.runs as usize;
+        forget_runs(&ctx.results, &cmds, runs);
+        for k in 1..=runs {
+            for &c in &cmds {
+                if runs > 1 {
+                    eprintln!("consul-bench: run {k} of {runs}");
+                }
+                let sec = run_one(&ctx, c).await;
+                if sec.error.is_some() {
+                    failed += 1;
+                }
+                if let Err(e) = sec.save(&ctx.results) {
+                    eprintln!("consul-bench: {e}");
+                }
+                if runs > 1 {
+                    if let Err(e) = sec.save(&report::run_dir(&ctx.results, k)) {
+                        eprintln!("consul-bench: {e}");
+                    }
+                }
+                // Rebuild the page after each benchmark: a long run that stops
+                // half-way still leaves a report of what it measured.
+                if let Err(e) = report::write(&ctx, false) {
+                    eprintln!("consul-bench: {e}");
+                }
             }
         }
         if let Err(e) = report::write(&ctx, true) {
