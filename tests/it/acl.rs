@@ -964,6 +964,14 @@ async fn agent_token_endpoint_without_acls() {
     assert_eq!((r.status, r.body.trim()), (401, "ACL support disabled"));
 }
 
+/// The agent's `consul.blocking_query.parked` gauge (read as management).
+async fn parked_now(addr: &str) -> i64 {
+    let m = ok(addr, "GET", "/v1/agent/metrics", Some(ROOT), "").await.json();
+    let gauges = m["Gauges"].as_array().cloned().unwrap_or_default();
+    let parked = gauges.iter().find(|g| g["Name"] == "consul.blocking_query.parked");
+    parked.and_then(|g| g["Value"].as_f64()).unwrap_or(0.0) as i64
+}
+
 /// Issue 22: a change to a token or its policy counts as a change for the
 /// blocking queries made with that token (and only for them): the wait
 /// ends at once and the answer is decided under the new ACL state — a
@@ -990,7 +998,7 @@ async fn blocking_queries_end_when_their_token_changes() {
     assert!(list.body.contains("w/secret/x"), "{}", list.body);
     let list_index = list.header("X-Consul-Index").unwrap().to_string();
 
-    let parked_before = a.gauge("consul.blocking_query.parked").await;
+    let parked_before = parked_now(&addr).await;
     let watch = |path: String, tok: String| {
         let addr = addr.clone();
         tokio::spawn(async move { req(&addr, "GET", &path, Some(&tok), "").await })
@@ -998,10 +1006,8 @@ async fn blocking_queries_end_when_their_token_changes() {
     let w1 = watch(format!("/v1/kv/w/a?index={key_index}&wait=60s"), tok_a.clone());
     let w2 = watch(format!("/v1/kv/w/?recurse&index={list_index}&wait=60s"), tok_b.clone());
     let w3 = watch(format!("/v1/kv/w/a?index={key_index}&wait=60s"), tok_c.clone());
-    let parked = wait_until(Duration::from_secs(10), || async {
-        a.gauge("consul.blocking_query.parked").await >= parked_before + 3
-    })
-    .await;
+    let parked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await >= parked_before + 3 }).await;
     assert!(parked, "the three watchers never parked");
 
     // A token the watchers do not use: they stay parked.
@@ -1020,10 +1026,8 @@ async fn blocking_queries_end_when_their_token_changes() {
     assert!(t0.elapsed() < Duration::from_secs(10));
     // The other two woke on both changes, looked at their own tokens and
     // parked again.
-    let reparked = wait_until(Duration::from_secs(10), || async {
-        a.gauge("consul.blocking_query.parked").await == parked_before + 2
-    })
-    .await;
+    let reparked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await == parked_before + 2 }).await;
     assert!(reparked && !w2.is_finished() && !w3.is_finished(), "changes to other tokens ended these waits");
 
     // Token B's policy now hides w/secret/: the listing comes back filtered.
@@ -1035,10 +1039,8 @@ async fn blocking_queries_end_when_their_token_changes() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("w/a") && !r.body.contains("w/secret/x"), "{}", r.body);
     assert!(r.filtered(), "{:?}", r.headers);
-    let reparked = wait_until(Duration::from_secs(10), || async {
-        a.gauge("consul.blocking_query.parked").await == parked_before + 1
-    })
-    .await;
+    let reparked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await == parked_before + 1 }).await;
     assert!(reparked && !w3.is_finished(), "a change to token B's policy ended token C's wait");
 
     // Token C is deleted: its watcher gets "ACL not found".
