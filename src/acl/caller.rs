@@ -11,11 +11,32 @@ pub struct Identity {
     pub authz: Authorizer,
     /// Unix ms after which the token is no longer valid.
     expires_ms: Option<u64>,
+    /// A digest of what decided `authz` (the token's resolved rules): two
+    /// resolutions of one secret with equal fingerprints grant the same.
+    /// A parked blocking query compares it after any ACL change to tell
+    /// whether the change was to its caller's token (issue 22).
+    fingerprint: u64,
 }
 
 impl Identity {
     pub fn new(accessor_id: String, authz: Authorizer, expires_ms: Option<u64>) -> Identity {
-        Identity { accessor_id, authz, expires_ms }
+        Identity { accessor_id, authz, expires_ms, fingerprint: 0 }
+    }
+
+    /// Sets the digest of the resolved rules `authz` was built from.
+    pub fn with_fingerprint(mut self, fingerprint: u64) -> Identity {
+        self.fingerprint = fingerprint;
+        self
+    }
+
+    /// The digest of what decided `authz` (0: not tracked).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Unix ms after which the token is no longer valid.
+    pub fn expires_ms(&self) -> Option<u64> {
+        self.expires_ms
     }
 
     /// The answer when ACLs are disabled: everything is allowed.

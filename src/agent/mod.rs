@@ -25,6 +25,9 @@ use crate::catalog::types::{Node, CRITICAL, NODE_MAINT, SERVICE_MAINT_PREFIX};
 use crate::config::RuntimeConfig;
 use crate::definition::{self, CheckDef, ServiceDef, Source};
 use crate::rpc::{method, RequestContext, RpcError};
+/// For the HTTP layer: parks blocking queries served by this agent's
+/// server as small tickets (issue 22).
+pub use crate::server::blocking::serve_parking;
 use crate::server::Server;
 use local::LocalState;
 use persist::{CheckState, Persist};

@@ -17,8 +17,17 @@ enum Kind {
 }
 
 struct Slot {
-    notify: Arc<Notify>,
+    signal: Arc<Signal>,
     refs: usize,
+}
+
+/// What a slot's watchers wait on: the notifier, and a count of the
+/// changes, so a watcher that was not waiting when one happened (a parked
+/// query between two runs) still sees it (`Watch::changed_since`).
+#[derive(Default)]
+struct Signal {
+    notify: Notify,
+    changes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -63,10 +72,10 @@ impl WatchHub {
         let slot = reg
             .map(kind)
             .entry(key.to_string())
-            .or_insert_with(|| Slot { notify: Arc::new(Notify::new()), refs: 0 });
+            .or_insert_with(|| Slot { signal: Arc::new(Signal::default()), refs: 0 });
         slot.refs += 1;
         crate::metrics::gauge_add("consul.blocking_query.watchers", 1);
-        Watch { hub: self.clone(), kind, key: key.to_string(), notify: slot.notify.clone() }
+        Watch { hub: self.clone(), kind, key: key.into(), signal: slot.signal.clone() }
     }
 
     fn unregister(&self, kind: Kind, key: &str) {
@@ -122,7 +131,10 @@ impl WatchHub {
 
     fn fire(&self, slot: &Slot) {
         self.notified.fetch_add(1, Ordering::Relaxed);
-        slot.notify.notify_waiters();
+        // Counted before waking: a watcher that enables its `Notified` and
+        // then finds the count unchanged is sure to be woken.
+        slot.signal.changes.fetch_add(1, Ordering::SeqCst);
+        slot.signal.notify.notify_waiters();
     }
 
     /// How many watch slots are registered (for metrics and tests).
@@ -142,15 +154,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Watch {
     hub: Arc<WatchHub>,
     kind: Kind,
-    key: String,
-    notify: Arc<Notify>,
+    key: Box<str>,
+    signal: Arc<Signal>,
 }
 
 impl Watch {
     /// The notifier to wait on. Create and enable the `Notified` future
     /// before reading, so a change between the read and the wait is not lost.
     pub fn notify(&self) -> &Notify {
-        &self.notify
+        &self.signal.notify
+    }
+
+    /// How many changes the watched data has seen (take it before reading).
+    pub fn changes(&self) -> u64 {
+        self.signal.changes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the watched data changed after `changes` (a count from
+    /// `changes`): returns at once if it already has.
+    pub async fn changed_since(&self, changes: u64) {
+        let notified = self.signal.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.changes() != changes {
+            return;
+        }
+        notified.await
     }
 }
 

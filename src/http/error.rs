@@ -43,7 +43,8 @@ impl From<RpcError> for HttpError {
             RpcError::NoLeader
             | RpcError::NoPathToDatacenter
             | RpcError::ShuttingDown
-            | RpcError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | RpcError::Internal(_)
+            | RpcError::Parked => StatusCode::INTERNAL_SERVER_ERROR,
         };
         HttpError { status, message: e.to_string(), allow: None }
     }

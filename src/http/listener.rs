@@ -135,10 +135,27 @@ async fn serve_conn(conn: accept::Conn, app: Router, limits: ConnLimits, shutdow
     let accept::Conn { stream, peer, tls } = conn;
     let h2 = tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some(b"h2".as_slice());
     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(Body::new);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let mut app = app.clone();
-        async move { app.call(req).await }
+        let app = app.clone();
+        async move {
+            if !may_block(&req) {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut app = app;
+                return app.call(req).await;
+            }
+            // A read that may block: while it waits, this connection holds
+            // the request's head and a ticket, not the handler and
+            // middleware futures (`serve_parking`); each run gets a copy.
+            let (mut parts, body) = req.into_parts();
+            drop(body);
+            parts.extensions.insert(ConnectInfo(peer));
+            crate::agent::serve_parking(|| {
+                let req = axum::http::Request::from_parts(parts.clone(), Body::empty());
+                let mut app = app.clone();
+                async move { app.call(req).await }
+            })
+            .await
+        }
     });
     let result = if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -215,4 +232,13 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+}
+
+/// A bodiless GET with `index=` in its query: a blocking query, if its
+/// handler makes it one (one that does not is served as usual, once).
+fn may_block(req: &hyper::Request<Incoming>) -> bool {
+    use hyper::body::Body as _;
+    req.method() == hyper::Method::GET
+        && req.body().is_end_stream()
+        && req.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("index=")))
 }

@@ -80,6 +80,11 @@ pub enum RpcError {
     /// `disable_coordinates` is set on the server that answered.
     #[error("Coordinate support disabled")]
     CoordinatesDisabled,
+    /// A blocking query served in process left its wait to the request's
+    /// outermost layer (`server::blocking::serve_parking`), which runs the
+    /// request again; never an answer.
+    #[error("blocking query parked")]
+    Parked,
 }
 
 /// Filters shared by catalog and health reads (`?tag`, `?node-meta`, `?passing`).

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One RPC method: its arguments are `Self`, its answer `Reply`.
-pub trait Method: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Method: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The wire number (never reused).
     const ID: u16;
     /// The name in logs and errors.

@@ -47,6 +47,12 @@ impl Server {
         if ctx.leader_only && !self.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
+        // A blocking read under ACLs also waits on its caller's token (see
+        // `blocking`): what it resolved to is taken before the check, so a
+        // change after it cannot go unnoticed.
+        let acl_blocking =
+            ctx.query.min_index > 0 && self.acl_enabled() && M::RESOLVES_CALLER && !M::SERVERS_ONLY;
+        let seen = acl_blocking.then(|| self.first_seen(ctx.token.as_deref()));
         // Boxed, as the relay above: steps that end before the handler
         // runs would otherwise size the future a parked blocking query
         // holds for its whole wait (issue 22: bytes per idle watcher).
@@ -54,7 +60,18 @@ impl Server {
             super::authz::Verdict::Allowed(auth) => auth,
             super::authz::Verdict::Answered(reply) => return Ok(reply),
         };
-        let mut reply = args.serve(self, &ctx, auth).await?;
+        let mut reply = match seen {
+            Some(seen) => {
+                let again = args.clone();
+                let reply = self.as_caller(ctx.token.clone(), seen, args.serve(self, &ctx, auth)).await?;
+                // The wait may have ended because the token, its policies
+                // or roles changed: the call is decided again, so a token
+                // that lost the right gets the refusal, not the data.
+                Box::pin(self.authorize(&ctx, &again)).await?;
+                reply
+            }
+            None => args.serve(self, &ctx, auth).await?,
+        };
         self.filter_reply::<M>(&ctx, &mut reply).await?;
         Ok(reply)
     }

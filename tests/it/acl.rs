@@ -963,3 +963,89 @@ async fn agent_token_endpoint_without_acls() {
     let r = req(&addr, "GET", "/v1/acl/tokens", None, "").await;
     assert_eq!((r.status, r.body.trim()), (401, "ACL support disabled"));
 }
+
+/// The agent's `consul.blocking_query.parked` gauge (read as management).
+async fn parked_now(addr: &str) -> i64 {
+    let m = ok(addr, "GET", "/v1/agent/metrics", Some(ROOT), "").await.json();
+    let gauges = m["Gauges"].as_array().cloned().unwrap_or_default();
+    let parked = gauges.iter().find(|g| g["Name"] == "consul.blocking_query.parked");
+    parked.and_then(|g| g["Value"].as_f64()).unwrap_or(0.0) as i64
+}
+
+/// Issue 22: a change to a token or its policy counts as a change for the
+/// blocking queries made with that token (and only for them): the wait
+/// ends at once and the answer is decided under the new ACL state — a
+/// refusal for a key the token no longer reads, a filtered listing, "ACL
+/// not found" for a deleted token. Consul itself decides once, before the
+/// wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blocking_queries_end_when_their_token_changes() {
+    let a = acl_dev("deny").await;
+    let addr = a.addr();
+    let read_w = "key_prefix \"w/\" { policy = \"read\" }";
+    let pa = policy_as(&addr, ROOT, "wa", read_w).await;
+    let pb = policy_as(&addr, ROOT, "wb", read_w).await;
+    policy_as(&addr, ROOT, "wc", read_w).await;
+    policy_as(&addr, ROOT, "other", "key_prefix \"o/\" { policy = \"read\" }").await;
+    let (acc_a, tok_a) = token(&addr, ROOT, &["wa"]).await;
+    let (_, tok_b) = token(&addr, ROOT, &["wb"]).await;
+    let (acc_c, tok_c) = token(&addr, ROOT, &["wc"]).await;
+    ok(&addr, "PUT", "/v1/kv/w/a", Some(ROOT), "1").await;
+    ok(&addr, "PUT", "/v1/kv/w/secret/x", Some(ROOT), "2").await;
+    let key_index =
+        ok(&addr, "GET", "/v1/kv/w/a", Some(&tok_a), "").await.header("X-Consul-Index").unwrap().to_string();
+    let list = ok(&addr, "GET", "/v1/kv/w/?recurse", Some(&tok_b), "").await;
+    assert!(list.body.contains("w/secret/x"), "{}", list.body);
+    let list_index = list.header("X-Consul-Index").unwrap().to_string();
+
+    let parked_before = parked_now(&addr).await;
+    let watch = |path: String, tok: String| {
+        let addr = addr.clone();
+        tokio::spawn(async move { req(&addr, "GET", &path, Some(&tok), "").await })
+    };
+    let w1 = watch(format!("/v1/kv/w/a?index={key_index}&wait=60s"), tok_a.clone());
+    let w2 = watch(format!("/v1/kv/w/?recurse&index={list_index}&wait=60s"), tok_b.clone());
+    let w3 = watch(format!("/v1/kv/w/a?index={key_index}&wait=60s"), tok_c.clone());
+    let parked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await >= parked_before + 3 }).await;
+    assert!(parked, "the three watchers never parked");
+
+    // A token the watchers do not use: they stay parked.
+    token(&addr, ROOT, &["other"]).await;
+
+    // Token A's policy loses the key: its watcher is refused at once.
+    let t0 = tokio::time::Instant::now();
+    let narrowed = json!({"Name": "wa", "Rules": "key_prefix \"o/\" { policy = \"read\" }"}).to_string();
+    ok(&addr, "PUT", &format!("/v1/acl/policy/{pa}"), Some(ROOT), &narrowed).await;
+    let r = tokio::time::timeout(Duration::from_secs(10), w1).await.expect("watcher A woke").unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.body.trim(),
+        format!("Permission denied: token with AccessorID '{acc_a}' lacks permission 'key:read' on \"w/a\"")
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    // The other two woke on both changes, looked at their own tokens and
+    // parked again.
+    let reparked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await == parked_before + 2 }).await;
+    assert!(reparked && !w2.is_finished() && !w3.is_finished(), "changes to other tokens ended these waits");
+
+    // Token B's policy now hides w/secret/: the listing comes back filtered.
+    let hidden =
+        json!({"Name": "wb", "Rules": format!("{read_w}\nkey_prefix \"w/secret/\" {{ policy = \"deny\" }}")})
+            .to_string();
+    ok(&addr, "PUT", &format!("/v1/acl/policy/{pb}"), Some(ROOT), &hidden).await;
+    let r = tokio::time::timeout(Duration::from_secs(10), w2).await.expect("watcher B woke").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("w/a") && !r.body.contains("w/secret/x"), "{}", r.body);
+    assert!(r.filtered(), "{:?}", r.headers);
+    let reparked =
+        wait_until(Duration::from_secs(10), || async { parked_now(&addr).await == parked_before + 1 }).await;
+    assert!(reparked && !w3.is_finished(), "a change to token B's policy ended token C's wait");
+
+    // Token C is deleted: its watcher gets "ACL not found".
+    ok(&addr, "DELETE", &format!("/v1/acl/token/{acc_c}"), Some(ROOT), "").await;
+    let r = tokio::time::timeout(Duration::from_secs(10), w3).await.expect("watcher C woke").unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body.trim(), "ACL not found");
+}

@@ -132,13 +132,15 @@ impl Server {
             None if secret == model::ANONYMOUS_SECRET && self.acl_primary().is_none() => {
                 let authz = Authorizer::default_only(self.default_policy())
                     .with_key_list_policy(self.settings.acl.enable_key_list_policy);
-                return Ok(Identity::new(model::ANONYMOUS_ACCESSOR.into(), authz, None));
+                return Ok(Identity::new(model::ANONYMOUS_ACCESSOR.into(), authz, None)
+                    .with_fingerprint(fingerprint(&ResolvedToken::default(), None)));
             }
             None => return Err(acl_not_found()),
         };
         let resolved = resolve_token(state, token, &self.settings.datacenter);
         let authz = self.authorizer_for(&resolved);
-        Ok(Identity::new(token.accessor_id.clone(), authz, token.expiration_time_ms))
+        Ok(Identity::new(token.accessor_id.clone(), authz, token.expiration_time_ms)
+            .with_fingerprint(fingerprint(&resolved, token.expiration_time_ms)))
     }
 
     /// The authorizer for a token's resolved rules.
@@ -179,6 +181,19 @@ impl Server {
             None => self.remote_resolved_for_agent(secret),
         }
     }
+}
+
+/// A digest of a resolved token: equal digests mean the same grants (a
+/// blocking query's caller is unaffected by an ACL change that keeps it).
+pub(crate) fn fingerprint(resolved: &ResolvedToken, expires_ms: Option<u64>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    resolved.accessor_id.hash(&mut h);
+    resolved.management.hash(&mut h);
+    resolved.rules.hash(&mut h);
+    expires_ms.hash(&mut h);
+    // 0 means "not tracked" (`Identity::fingerprint`).
+    h.finish().max(1)
 }
 
 /// The rule texts that apply to `token` in datacenter `dc`: its policies'

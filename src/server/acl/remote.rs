@@ -190,11 +190,14 @@ impl Server {
         }
         match self.fetch_remote(secret).await {
             Ok(token) => {
-                let id = Arc::new(Identity::new(
-                    token.resolved.accessor_id.clone(),
-                    self.authorizer_for(&token.resolved),
-                    token.expiration_time_ms,
-                ));
+                let id = Arc::new(
+                    Identity::new(
+                        token.resolved.accessor_id.clone(),
+                        self.authorizer_for(&token.resolved),
+                        token.expiration_time_ms,
+                    )
+                    .with_fingerprint(super::fingerprint(&token.resolved, token.expiration_time_ms)),
+                );
                 self.acl_remote.insert(
                     secret,
                     Entry {
