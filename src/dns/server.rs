@@ -161,7 +161,10 @@ async fn udp_loop(
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    // Readiness stays set after an error: let others run
+                    // before trying again, as the one-at-a-time loop did.
                     tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+                    tokio::task::yield_now().await;
                     break;
                 }
             };
