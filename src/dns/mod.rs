@@ -28,6 +28,7 @@ pub mod records;
 pub mod recursor;
 pub mod server;
 pub mod truncate;
+pub mod udp_batch;
 pub mod wire;
 
 use std::net::SocketAddr;

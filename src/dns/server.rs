@@ -31,6 +31,7 @@ use super::compiled::Scratch;
 use super::handler::DnsHandler;
 use super::hot::HotKey;
 use super::packet;
+use super::udp_batch::Batch;
 use crate::accept;
 use futures::future::BoxFuture;
 
@@ -129,6 +130,10 @@ async fn bind_pair(addr: SocketAddr, count: usize) -> Result<(Vec<UdpSocket>, Tc
     Err(last)
 }
 
+/// Packets a receive loop handles before letting the other tasks on its
+/// worker run (a loop that always finds queries waiting never awaits).
+const UDP_PACKETS_PER_YIELD: usize = 256;
+
 async fn udp_loop(
     socket: Arc<UdpSocket>,
     handler: DnsHandler,
@@ -136,47 +141,75 @@ async fn udp_loop(
     tasks: TaskTracker,
     slots: Arc<Semaphore>,
 ) {
-    let mut buf = vec![0u8; 65535];
+    // Boxed: the slots' headers and addresses are kilobytes.
+    let mut batch = Box::<Batch>::default();
     let mut scratch = Scratch::default();
+    let mut since_yield = 0usize;
     loop {
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
+        let ready = tokio::select! {
+            r = socket.readable() => r,
             _ = shutdown.cancelled() => break,
         };
-        let (len, src) = match received {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
-                tokio::task::yield_now().await;
-                continue;
-            }
-        };
-        if src.port() == 0 {
+        if let Err(e) = ready {
+            tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+            tokio::task::yield_now().await;
             continue;
         }
-        // Hot answers are written here, without a task or a decode.
-        if handler.serve_hot(buf.get(..len).unwrap_or_default(), &mut scratch) {
-            if let Err(e) = socket.send_to(&scratch.buf, src).await {
-                tracing::debug!(target: LOG_TARGET, client = %src, error = %e, "failed to send udp reply");
-            }
-            continue;
-        }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            crate::metrics::incr("consul.dns.dropped", 1);
-            continue;
-        };
-        let packet = buf.get(..len).unwrap_or_default().to_vec();
-        let (socket, handler) = (socket.clone(), handler.clone());
-        tasks.spawn(async move {
-            let _permit = permit;
-            if let Some(reply) = handle_packet(&handler, packet, src, Protocol::Udp).await {
-                if let Err(e) = socket.send_to(&reply, src).await {
-                    tracing::debug!(target: LOG_TARGET, client = %src, error = %e, "failed to send udp reply");
+        // Everything queued now, a batch per call, until the queue is empty.
+        loop {
+            let count = match batch.recv(&socket) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // Readiness stays set after an error: let others run
+                    // before trying again, as the one-at-a-time loop did.
+                    tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+                    tokio::task::yield_now().await;
+                    break;
                 }
+            };
+            for i in 0..count {
+                let (packet, src) = batch.datagram(i);
+                let Some(src) = src.filter(|s| s.port() != 0) else { continue };
+                // Hot answers are written here, without a task or a decode.
+                if handler.serve_hot(packet, &mut scratch) {
+                    batch.queue_reply(i, &scratch.buf);
+                    continue;
+                }
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    crate::metrics::incr("consul.dns.dropped", 1);
+                    continue;
+                };
+                let packet = packet.to_vec();
+                let (socket, handler) = (socket.clone(), handler.clone());
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    if let Some(reply) = handle_packet(&handler, packet, src, Protocol::Udp).await {
+                        if let Err(e) = socket.send_to(&reply, src).await {
+                            send_failed(Some(src), &e);
+                        }
+                    }
+                });
             }
-        });
+            batch.flush(&socket, send_failed).await;
+            since_yield += count;
+            if since_yield >= UDP_PACKETS_PER_YIELD {
+                since_yield = 0;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
     }
-    tracing::info!(target: LOG_TARGET, "stopped DNS server (udp)");
+    tracing::info!(target: LOG_TARGET, hot_answers = handler.hot_hits(), "stopped DNS server (udp)");
+}
+
+fn send_failed(client: Option<SocketAddr>, e: &std::io::Error) {
+    match client {
+        Some(client) => tracing::debug!(target: LOG_TARGET, %client, error = %e, "failed to send udp reply"),
+        None => tracing::debug!(target: LOG_TARGET, error = %e, "failed to send udp reply"),
+    }
 }
 
 async fn tcp_loop(
