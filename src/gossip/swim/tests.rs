@@ -214,3 +214,28 @@ fn retransmit_limit_and_push_pull_scale_follow_memberlist() {
     let sim = cluster(1, &lan(), 8);
     assert_eq!(sim.machine(0).swim.retransmit_limit(), 4);
 }
+
+/// A member joining a formed cluster is seen alive by every member within a
+/// few gossip rounds, whatever the random choices: the newcomer spreads its
+/// own alive message too, not only the member it joined. (When only the
+/// joined member did, its few retransmits sometimes missed a member, which
+/// then learned of the newcomer at its next push-pull, up to 30 s later.)
+#[test]
+fn late_joiner_is_seen_by_all_within_rounds_for_every_seed() {
+    let cfg = lan();
+    for seed in 0..40u64 {
+        let mut sim = cluster(5, &cfg, seed);
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(30), converged)
+            .unwrap_or_else(|| panic!("seed {seed}: 5 nodes did not converge"));
+        let c = cfg.clone();
+        let late = sim.add(|addr, now| SwimMachine {
+            swim: Swim::new(c, LocalNode { name: name(5), addr, meta: vec![], incarnation: 1 }, seed ^ 99, now),
+        });
+        sim.join(late, 0);
+        let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(40), |s| {
+            all_see(s, late, NodeStatus::Alive)
+        });
+        let t = t.unwrap_or_else(|| panic!("seed {seed}: the late joiner was never seen by all"));
+        assert!(t < Duration::from_secs(2), "seed {seed}: the late joiner was seen by all after {t:?}");
+    }
+}
