@@ -34,6 +34,11 @@ pub struct Ctx {
     pub tools: Tools,
     /// The open-file limit this process (and every child) runs with.
     pub nofile: u64,
+    /// Opt-in overrides of the gossip benchmark (`--trials`,
+    /// `--gossip-sizes`, `--gossip-join-only`).
+    pub trials: Option<usize>,
+    pub gossip_sizes: Option<Vec<usize>>,
+    pub gossip_join_only: bool,
 }
 
 /// Absolute paths of the peer programs, when installed.

@@ -66,6 +66,15 @@ struct Cli {
     /// With `all`: skip benchmarks whose peer tools are missing instead of refusing to start.
     #[arg(long, global = true)]
     allow_missing: bool,
+    /// gossip: trials per cluster size instead of the default (3 for N = 5 and 10, 2 for N = 25).
+    #[arg(long, global = true)]
+    trials: Option<usize>,
+    /// gossip: only these cluster sizes, e.g. `5,10,25`.
+    #[arg(long, global = true, value_delimiter = ',')]
+    gossip_sizes: Option<Vec<usize>>,
+    /// gossip: measure joins only (skip the kill -9 and leave steps), for many-trial join runs.
+    #[arg(long, global = true)]
+    gossip_join_only: bool,
 }
 
 #[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +322,9 @@ fn main() {
         assets,
         tools,
         nofile,
+        trials: cli.trials,
+        gossip_sizes: cli.gossip_sizes.clone(),
+        gossip_join_only: cli.gossip_join_only,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -182,6 +182,8 @@ struct Figures {
     leave_s: f64,
     rss_mb: f64,
     trials: usize,
+    /// The slowest join of all trials (a single trial: its join).
+    join_worst_s: f64,
 }
 
 async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) -> Result<Figures, String> {
@@ -248,6 +250,18 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
     let join = all_see(&mut obs, t_join, limit, |m| m.get(&nc) == Some(&St::Alive))
         .await
         .ok_or_else(|| format!("join of {newcomer} not seen by all"))?;
+    if ctx.gossip_join_only {
+        drop(members);
+        return Ok(Figures {
+            form_s: formed.as_secs_f64(),
+            join_s: join.as_secs_f64(),
+            fail_s: f64::NAN,
+            leave_s: f64::NAN,
+            rss_mb: median(&rss),
+            trials: 1,
+            join_worst_s: join.as_secs_f64(),
+        });
+    }
 
     // Failure: kill -9 member 2; every other member must list it failed.
     let victim = members[1].name();
@@ -293,6 +307,7 @@ async fn measure(ctx: &Ctx, sec: &mut Section, serf: bool, n: usize, key: &str) 
         leave_s: leave.as_secs_f64(),
         rss_mb: median(&rss),
         trials: 1,
+        join_worst_s: join.as_secs_f64(),
     })
 }
 
@@ -311,12 +326,13 @@ fn median_figures(v: Vec<Result<Figures, String>>) -> Result<Figures, String> {
         leave_s: med(|f| f.leave_s),
         rss_mb: med(|f| f.rss_mb),
         trials: ok.len(),
+        join_worst_s: ok.iter().map(|f| f.join_s).fold(0.0, f64::max),
     })
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     crate::ctx::need(&ctx.tools.serf, "serf")?;
-    let sizes: Vec<usize> = ctx.pick(vec![5, 10, 25], vec![5]);
+    let sizes: Vec<usize> = ctx.gossip_sizes.clone().unwrap_or_else(|| ctx.pick(vec![5, 10, 25], vec![5]));
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let key = base64::engine::general_purpose::STANDARD.encode(raw);
@@ -334,6 +350,13 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
          fresh cluster, the systems alternating) and shows the median of each figure."
             .into(),
     );
+    if ctx.trials.is_some() || ctx.gossip_join_only {
+        sec.about.push(format!(
+            "This run: {} trials per N{}; \"worst join\" is the slowest join of all trials.",
+            ctx.trials.map(|t| t.to_string()).unwrap_or_else(|| "the default".into()),
+            if ctx.gossip_join_only { ", joins only (no kill -9 or leave step)" } else { "" }
+        ));
+    }
     let mut t = Table::new(
         "Gossip on loopback, real processes",
         &[
@@ -342,6 +365,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             "trials (medians shown)",
             "formed s",
             "join seen by all s",
+            "worst join s",
             "kill -9 → failed everywhere s",
             "leave → left everywhere s",
             "RSS per agent MB",
@@ -355,12 +379,11 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         // Several trials (a fresh cluster each, the two systems alternating)
         // and the median of each figure: one trial's failure detection
         // depends on where the victim falls in the probe order.
-        let trials = if ctx.quick {
-            1
-        } else if n >= 25 {
-            2
-        } else {
-            3
+        let trials = match ctx.trials {
+            Some(t) => t.max(1),
+            None if ctx.quick => 1,
+            None if n >= 25 => 2,
+            None => 3,
         };
         let (mut ours_v, mut theirs_v) = (Vec::new(), Vec::new());
         for _ in 0..trials {
@@ -383,10 +406,15 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         };
         for (sys, f) in [("consul", &ours), ("serf", &theirs)] {
             sec.metric(format!("gossip.n{n}.{sys}.join_s"), f.join_s);
+            sec.metric(format!("gossip.n{n}.{sys}.join_worst_s"), f.join_worst_s);
             sec.metric(format!("gossip.n{n}.{sys}.fail_s"), f.fail_s);
             sec.metric(format!("gossip.n{n}.{sys}.leave_s"), f.leave_s);
             sec.metric(format!("gossip.n{n}.{sys}.rss_mb"), f.rss_mb);
         }
+        eprintln!(
+            "  gossip N={n}, {} trials: worst join {:.2}/{:.2} s (consul-rs/serf)",
+            trials, ours.join_worst_s, theirs.join_worst_s
+        );
         eprintln!(
             "  gossip N={n}: join {:.2}/{:.2} s, fail {:.2}/{:.2} s, leave {:.2}/{:.2} s (consul-rs/serf)",
             ours.join_s, theirs.join_s, ours.fail_s, theirs.fail_s, ours.leave_s, theirs.leave_s
@@ -399,6 +427,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                 f.trials.to_string(),
                 num(f.form_s),
                 num(f.join_s),
+                num(f.join_worst_s),
                 num(f.fail_s),
                 num(f.leave_s),
                 num(f.rss_mb),

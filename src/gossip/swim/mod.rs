@@ -237,6 +237,12 @@ impl Swim {
             counters: SwimCounters::default(),
             ack_payload: None,
         };
+        // Our own alive message waits in the queue from the start, as
+        // memberlist's does: once a join tells us of peers, the first probes
+        // and gossip rounds carry it. Without it only the node we joined
+        // spreads the news (a few retransmits), and a member those happen
+        // to miss learns of us only at its next push-pull, up to 30 s later.
+        s.broadcast_alive_of(&me);
         s.events.push_back(SwimEvent::Joined(me));
         let (pi, gi, ppi) = (s.cfg.probe_interval, s.cfg.gossip_interval, s.cfg.push_pull_interval);
         let p = pi.mul_f64(s.rng.random::<f64>());
@@ -261,6 +267,8 @@ impl Swim {
         now: Time,
     ) -> Swim {
         let mut s = Swim::new(cfg, local, seed, now);
+        // Everyone knows us already: drop the self-introduction `new` queued.
+        s.broadcasts = BroadcastQueue::new();
         s.nodes.reserve(members.len());
         for m in members {
             if m.name == s.local || s.nodes.get(&m.name).is_some() {

@@ -257,4 +257,72 @@ fn sim_memory_per_table_entry() {
     assert!((0..n).all(|i| sim.machine(i).swim.num_alive() == n));
     // 32-byte entries plus index slots; was 150-200 bytes.
     assert!(per_entry < 64.0, "{per_entry:.1} bytes per entry");
+
+/// A member joining a formed cluster is seen alive by every member within a
+/// few gossip rounds, whatever the random choices: the newcomer spreads its
+/// own alive message too, not only the member it joined. (When only the
+/// joined member did, its few retransmits sometimes missed a member, which
+/// then learned of the newcomer at its next push-pull, up to 30 s later.)
+#[test]
+fn late_joiner_is_seen_by_all_within_rounds_for_every_seed() {
+    let cfg = lan();
+    for seed in 0..40u64 {
+        let mut sim = cluster(5, &cfg, seed);
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(30), converged)
+            .unwrap_or_else(|| panic!("seed {seed}: 5 nodes did not converge"));
+        let c = cfg.clone();
+        let late = sim.add(|addr, now| SwimMachine {
+            swim: Swim::new(
+                c,
+                LocalNode { name: name(5), addr, meta: vec![], incarnation: 1 },
+                seed ^ 99,
+                now,
+            ),
+        });
+        sim.join(late, 0);
+        let t = sim.run_until_cond(Duration::from_millis(20), Duration::from_secs(40), |s| {
+            all_see(s, late, NodeStatus::Alive)
+        });
+        let t = t.unwrap_or_else(|| panic!("seed {seed}: the late joiner was never seen by all"));
+        assert!(t < Duration::from_secs(2), "seed {seed}: the late joiner was seen by all after {t:?}");
+    }
+}
+
+/// The mechanism behind the fast join above: a node that has just joined
+/// puts its own alive message into its first gossip packet, so the news
+/// does not depend on the joined member's retransmits alone.
+#[test]
+fn a_new_node_introduces_itself_in_its_first_gossip() {
+    let cfg = lan();
+    let (new_addr, old_addr): (SocketAddr, SocketAddr) =
+        ("127.0.0.1:7001".parse().unwrap(), "127.0.0.1:7002".parse().unwrap());
+    let now = Duration::ZERO;
+    let old = Swim::new(
+        cfg.clone(),
+        LocalNode { name: "old".into(), addr: old_addr, meta: vec![], incarnation: 1 },
+        1,
+        now,
+    );
+    let mut new = Swim::new(
+        cfg,
+        LocalNode { name: "new".into(), addr: new_addr, meta: vec![], incarnation: 1 },
+        2,
+        now,
+    );
+    let reply = old.encode_push_pull(true, vec![]);
+    assert!(new.handle_push_pull_reply(&reply, now).is_ok());
+    while new.poll_output().is_some() {}
+    new.handle_timer(SwimTimer::Gossip, now + Duration::from_millis(1));
+    let mut introduced = false;
+    while let Some(o) = new.poll_output() {
+        if let Output::Packet { to, bytes } = o {
+            assert_eq!(to, old_addr);
+            for part in codec::split_packet(&bytes).unwrap_or_default() {
+                if let Ok(Msg::Alive { node, addr, .. }) = Msg::decode(part) {
+                    introduced |= node == "new" && addr == new_addr;
+                }
+            }
+        }
+    }
+    assert!(introduced, "the first gossip packet did not carry the new node's alive message");
 }
