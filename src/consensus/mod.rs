@@ -335,6 +335,15 @@ impl Consensus {
         }
     }
 
+    /// Waits up to `max` until a leader other than `seen` is known (a
+    /// caller that found no leader, or an unreachable one, retries as soon
+    /// as an election ends instead of after a fixed pause).
+    pub async fn leader_changed(&self, seen: Option<NodeId>, max: Duration) {
+        let mut rx = self.raft.metrics();
+        let _ = tokio::time::timeout(max, rx.wait_for(|m| m.current_leader.is_some() && m.current_leader != seen))
+            .await;
+    }
+
     pub async fn shutdown(&self) {
         self.stop.cancel();
         if let Err(e) = self.raft.shutdown().await {
