@@ -108,8 +108,8 @@ impl Watch {
         loop {
             // The lease runs from the last AppendEntries this server took.
             let Some(silence) = self.silence() else { return };
-            let jitter =
-                Duration::from_millis(rand::rng().random_range(5..=self.heartbeat.as_millis() as u64 / 2));
+            let spread = (self.heartbeat.as_millis() as u64 / 2).max(6);
+            let jitter = Duration::from_millis(rand::rng().random_range(5..=spread));
             let wait = self.follower_lease.saturating_sub(silence) + jitter;
             tokio::time::sleep(wait).await;
             if self.other_leader_known(dead) || self.silence().is_none_or(|s| s < self.follower_lease) {

@@ -340,8 +340,11 @@ impl Consensus {
     /// as an election ends instead of after a fixed pause).
     pub async fn leader_changed(&self, seen: Option<NodeId>, max: Duration) {
         let mut rx = self.raft.metrics();
-        let _ = tokio::time::timeout(max, rx.wait_for(|m| m.current_leader.is_some() && m.current_leader != seen))
-            .await;
+        let _ = tokio::time::timeout(
+            max,
+            rx.wait_for(|m| m.current_leader.is_some() && m.current_leader != seen),
+        )
+        .await;
     }
 
     pub async fn shutdown(&self) {
