@@ -42,6 +42,8 @@ struct Inner {
     index: RwLock<Index>,
     /// Set while an append or vote write waits for disk space.
     disk_full: DiskFull,
+    /// Sends a leader's new entries to the voters while it syncs them.
+    speculator: std::sync::OnceLock<Arc<super::speculate::Speculator>>,
     /// Test hook: while true, appends wait before writing (a held fsync).
     #[cfg(feature = "test-hooks")]
     hold: tokio::sync::watch::Sender<bool>,
@@ -75,6 +77,7 @@ impl LogStore {
                 disk: None,
                 index: RwLock::default(),
                 disk_full: DiskFull::default(),
+                speculator: std::sync::OnceLock::new(),
                 #[cfg(feature = "test-hooks")]
                 hold: tokio::sync::watch::channel(false).0,
             }),
@@ -136,6 +139,7 @@ impl LogStore {
                 disk: Some(Disk { meta_dir, wal: Mutex::new(wal), reader }),
                 index: RwLock::new(idx),
                 disk_full: DiskFull::default(),
+                speculator: std::sync::OnceLock::new(),
                 #[cfg(feature = "test-hooks")]
                 hold: tokio::sync::watch::channel(false).0,
             }),
@@ -160,6 +164,14 @@ impl LogStore {
     #[cfg(feature = "test-hooks")]
     pub fn held_appends(&self) -> usize {
         self.inner.hold.receiver_count()
+    }
+
+    /// From now on, a leader's appends are sent ahead to the voters (see
+    /// `speculate`). Memory-mode logs have no sync to overlap.
+    pub(super) fn set_speculator(&self, s: Arc<super::speculate::Speculator>) {
+        if self.inner.disk.is_some() {
+            let _ = self.inner.speculator.set(s);
+        }
     }
 
     /// The vote as last saved (updated before `save_vote` returns, so
@@ -370,6 +382,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let _ = held.wait_for(|on| !*on).await;
         }
         let entries: Vec<Entry> = entries.into_iter().collect();
+        if let Some(s) = self.inner.speculator.get() {
+            let (vote, prev) = {
+                let idx = self.read_index();
+                (idx.vote, idx.last_log_id)
+            };
+            s.appending(vote, prev, &entries);
+        }
         let mut encoded = Vec::with_capacity(entries.len());
         for e in &entries {
             encoded.push((e.get_log_id().index, postcard::to_allocvec(e).map_err(sto_write)?));

@@ -3,13 +3,16 @@
 //! Owns: the Raft type configuration (`typ`), the on-disk log (`wal`,
 //! `log_store`), the state machine and snapshots (`state_machine`,
 //! `snapshot`), write batching (`proposer`), grouped linearizable reads
-//! (`reads`) and the Raft transport (`network`). Must not define what
+//! (`reads`), the Raft transport (`network`), sending a leader's entries
+//! ahead of its own fsync (`speculate`) and campaigning early when the
+//! leader's process is gone (`leader_gone`). Must not define what
 //! commands mean: that is `catalog::State::apply`.
 //!
 //! The only door to openraft: the rest of the crate sees Raft through
 //! `Consensus`'s methods, in our own types (`status`, `membership`).
 
 pub mod disk_full;
+mod leader_gone;
 pub mod lease;
 pub mod log_store;
 pub mod membership;
@@ -18,6 +21,7 @@ pub mod proposer;
 pub mod reads;
 pub mod recovery;
 pub mod snapshot;
+mod speculate;
 pub mod state_machine;
 pub mod status;
 pub mod typ;
@@ -147,6 +151,13 @@ impl Consensus {
         )
         .await
         .map_err(|e| format!("starting raft: {e}"))?;
+        let speculator = Arc::new(speculate::Speculator::new(
+            cfg.node_id,
+            rpc.clone(),
+            Duration::from_millis(raft_config.election_timeout_min),
+        ));
+        speculator.attach(raft.clone());
+        log.set_speculator(speculator);
         let mut votes_held_until = votes_held_until;
         if votes_held_until.is_some() {
             let voters = raft.metrics().borrow().membership_config.membership().voter_ids().count();
@@ -195,6 +206,16 @@ impl Consensus {
             stop.clone(),
         );
         tasks.spawn(reads::run_term_barriers(raft.clone(), cfg.node_id, reads.clone(), stop.clone()));
+        let last_contact_ms = Arc::new(AtomicU64::new(0));
+        let watch = leader_gone::Watch {
+            raft: raft.clone(),
+            me: cfg.node_id,
+            last_contact_ms: last_contact_ms.clone(),
+            heartbeat: Duration::from_millis(raft_config.heartbeat_interval),
+            follower_lease,
+            votes_held_until,
+        };
+        tasks.spawn(watch.run(stop.clone()));
         Ok(Consensus {
             raft,
             store,
@@ -203,7 +224,7 @@ impl Consensus {
             reads,
             node_id: cfg.node_id,
             node: cfg.node,
-            last_contact_ms: Arc::default(),
+            last_contact_ms,
             peer_contacts,
             lease,
             votes_held_until,
@@ -312,6 +333,18 @@ impl Consensus {
                 _ => return false,
             }
         }
+    }
+
+    /// Waits up to `max` until a leader other than `seen` is known (a
+    /// caller that found no leader, or an unreachable one, retries as soon
+    /// as an election ends instead of after a fixed pause).
+    pub async fn leader_changed(&self, seen: Option<NodeId>, max: Duration) {
+        let mut rx = self.raft.metrics();
+        let _ = tokio::time::timeout(
+            max,
+            rx.wait_for(|m| m.current_leader.is_some() && m.current_leader != seen),
+        )
+        .await;
     }
 
     pub async fn shutdown(&self) {

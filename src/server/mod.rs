@@ -98,7 +98,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a leader waits for a write to commit; shorter than
 /// `FORWARD_TIMEOUT` so a forwarding follower hears the reason.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
-/// Pause between attempts while no leader is known.
+/// Longest pause between attempts while no leader is known (an election
+/// that ends sooner ends the pause).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
@@ -173,6 +174,7 @@ impl Server {
         };
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
+            let seen = self.consensus.leader().map(|(id, _)| id);
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => {
                     self.consensus.reads.confirm(confirm).await.map(|_| ()).map_err(read_error)
@@ -200,7 +202,9 @@ impl Server {
             };
             match attempt {
                 Ok(()) => return Ok(meta(&self.consensus)),
-                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(RETRY_PAUSE).await,
+                Err(RpcError::NoLeader) if Instant::now() < deadline => {
+                    self.consensus.leader_changed(seen, RETRY_PAUSE).await
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -227,6 +231,7 @@ impl Server {
     pub(crate) async fn apply(&self, cmd: Command) -> Result<CommandResult, RpcError> {
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
+            let seen = self.consensus.leader().map(|(id, _)| id);
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
                 Some((false, addr)) => {
@@ -251,7 +256,9 @@ impl Server {
                 None => Err(RpcError::NoLeader),
             };
             match attempt {
-                Err(RpcError::NoLeader) if Instant::now() < deadline => tokio::time::sleep(RETRY_PAUSE).await,
+                Err(RpcError::NoLeader) if Instant::now() < deadline => {
+                    self.consensus.leader_changed(seen, RETRY_PAUSE).await
+                }
                 other => return other,
             }
         }

@@ -190,6 +190,13 @@ async fn three_servers_and_a_client_survive_the_leader_being_killed() {
         .collect();
     let new_leader = agreed_leader_other_than(&survivors, &leader, Duration::from_secs(30)).await;
     assert_ne!(new_leader, leader);
+    // A survivor found the dead leader's port closed and campaigned once
+    // its lease was over, instead of a randomised timeout later.
+    assert!(
+        servers.iter().enumerate().any(|(i, s)| i != li
+            && s.output_text().contains("campaigning: the leader is gone and its lease is over")),
+        "no survivor campaigned early on the dead leader's closed port"
+    );
     for i in 0..20 {
         let r = client.get(&format!("/v1/kv/acked/{i}?raw")).await;
         assert_eq!(r.text(), format!("v{i}"), "acknowledged write acked/{i} lost");

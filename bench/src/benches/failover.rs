@@ -185,7 +185,9 @@ async fn trials(ctx: &Ctx, sec: &mut Section, etcd: bool, n: usize) -> Result<Ve
 }
 
 pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
-    let n = ctx.pick(20usize, 2);
+    let n = crate::benches::kv::list_from_env("BENCH_FAILOVER_TRIALS")
+        .and_then(|l| l.first().copied())
+        .unwrap_or_else(|| ctx.pick(20usize, 2));
     sec.about.push(format!(
         "3 durable servers of each system with equal Raft timings (heartbeat 100 ms, election timeout 1 s: etcd's \
          defaults and consul-rs's at `raft_multiplier` 1). Six writers PUT 256-byte values through all three servers; \

@@ -61,7 +61,15 @@ impl Sys {
 
 /// The concurrency levels; quick mode keeps the two the targets use.
 pub fn concurrencies(ctx: &Ctx) -> Vec<usize> {
-    ctx.pick(vec![1, 16, 64, 256], vec![1, 64])
+    list_from_env("BENCH_KV_CLIENTS").unwrap_or_else(|| ctx.pick(vec![1, 16, 64, 256], vec![1, 64]))
+}
+
+/// A comma-separated list of numbers from `var`, to narrow a run to the
+/// points being worked on (e.g. `BENCH_KV_CLIENTS=1,64 BENCH_KV_SERVERS=3`).
+pub fn list_from_env(var: &str) -> Option<Vec<usize>> {
+    let v = std::env::var(var).ok()?;
+    let list: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    (!list.is_empty()).then_some(list)
 }
 
 /// Runs `clients` KV workers spread round-robin over `addrs`.
@@ -228,7 +236,7 @@ pub async fn kv_put(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             .into(),
     );
     let strace = ctx.tools.strace.clone();
-    for servers in [1usize, 3] {
+    for servers in list_from_env("BENCH_KV_SERVERS").unwrap_or_else(|| vec![1usize, 3]) {
         let mut points = Vec::new();
         let mut durability = Table::new(
             &format!("Sync calls per write, {servers} server(s) (strace sample)"),
