@@ -283,9 +283,6 @@ async fn start(cfg: Arc<RuntimeConfig>, opts: LoadOptions) -> Result<i32, StartE
     println!("==> Log data will now stream in as it occurs:\n");
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter, "consul agent running");
     crate::sdnotify::ready();
-    // Start-up is over: its code and freed heap need not stay resident.
-    let released = crate::memtrim::release_startup_pages();
-    tracing::debug!(target: "agent", mappings = released.mappings, resident_kb = released.resident_kb, refused = released.refused, "released start-up pages");
 
     let code = wait_for_signals(signals, &agent, &cfg).await;
     crate::sdnotify::stopping();

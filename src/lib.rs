@@ -57,7 +57,6 @@ pub mod gossip;
 pub(crate) mod http;
 pub mod inject;
 pub(crate) mod logging;
-pub(crate) mod memtrim;
 pub mod metrics;
 pub(crate) mod proc_group;
 pub mod rpc;

@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &str)] = &[
     // watch plans, the remote-exec layout); see FILE_EXCEPTIONS.
     ("cli", "acl api catalog config config_entry coordinate definition duration event fsutil snapshot version watch"),
     // The composition root of `consul agent`, and the gossip wiring it starts.
-    ("daemon", "agent api cluster config consensus datadir dns http logging memtrim rpc sdnotify server tls version watch"),
+    ("daemon", "agent api cluster config consensus datadir dns http logging rpc sdnotify server tls version watch"),
     ("cluster", "agent config duration gossip server"),
     // Front end: reaches state only through `agent::Agent`.
     ("http", "accept acl agent authmethod catalog config config_entry coordinate definition duration event filter gossip logging metrics rpc snapshot tls version"),
@@ -61,7 +61,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ("accept", ""),
     ("proc_group", ""),
     // Dropping start-up pages after the agent started (Linux madvise).
-    ("memtrim", ""),
     // Test tooling: one entry point per input surface, so it may reach anything.
     ("fuzzing", "acl agent catalog config consensus definition dns filter gossip http rpc snapshot"),
 ];

@@ -257,6 +257,7 @@ fn sim_memory_per_table_entry() {
     assert!((0..n).all(|i| sim.machine(i).swim.num_alive() == n));
     // 32-byte entries plus index slots; was 150-200 bytes.
     assert!(per_entry < 64.0, "{per_entry:.1} bytes per entry");
+}
 
 /// A member joining a formed cluster is seen alive by every member within a
 /// few gossip rounds, whatever the random choices: the newcomer spreads its
