@@ -233,10 +233,18 @@ impl Server {
                 };
                 // Consul names the caller this way in refusals meanwhile.
                 let id = Arc::new(Identity::new("primary-dc-down".into(), fallback, None));
-                self.acl_remote.insert(
-                    secret,
-                    Entry { fetched: Instant::now(), decided: Instant::now(), token: None, id: id.clone() },
-                );
+                // With no known server of the primary (before the WAN join,
+                // or all of them gone from gossip) asking again costs nothing
+                // and the path may appear any moment: the verdict holds for
+                // this call only, not for DOWN_VERDICT_LIFE.
+                let decided = match e {
+                    RpcError::NoPathToDatacenter => {
+                        Instant::now().checked_sub(DOWN_VERDICT_LIFE).unwrap_or_else(Instant::now)
+                    }
+                    _ => Instant::now(),
+                };
+                self.acl_remote
+                    .insert(secret, Entry { fetched: Instant::now(), decided, token: None, id: id.clone() });
                 Ok(id)
             }
         }
