@@ -6,8 +6,9 @@ use super::query::{filter, keep, node_meta, passing, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{health_check, node_service, NodeJson};
 use super::Ctx;
-use crate::filter::schemas;
-use crate::rpc::method;
+use crate::filter::{schemas, Filter};
+use crate::rpc::message::ServiceHealth;
+use crate::rpc::{method, QueryMeta, RequestContext};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use serde_json::{json, Value};
@@ -37,9 +38,24 @@ pub(super) async fn service_entries(
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
     filter.connect = connect;
-    let (mut meta, mut entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
+    let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthService { name, filter }).await?;
+    service_health_reply(&ctx, &rc, &params, expr.as_ref(), meta, entries).await
+}
+
+/// The answer of a `/v1/health/service`-shaped read (also
+/// `/v1/health/ingress`): central config merged when asked, each instance
+/// with its node and checks, then `?filter`, `?peer`, `?near`, and the
+/// query-backend header Consul's handler sends.
+pub(super) async fn service_health_reply(
+    ctx: &Ctx,
+    rc: &RequestContext,
+    params: &Params,
+    expr: Option<&Filter>,
+    mut meta: QueryMeta,
+    mut entries: Vec<ServiceHealth>,
+) -> HttpResult {
     let mut services: Vec<_> = entries.iter_mut().map(|e| &mut e.service).collect();
-    let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
+    let config_index = super::mesh_params::merge_requested(ctx, rc, params, &mut services).await?;
     meta.index = meta.index.max(config_index);
     let mut out: Vec<Value> = entries
         .iter()
@@ -51,12 +67,12 @@ pub(super) async fn service_entries(
             })
         })
         .collect();
-    out.retain(|v| keep(expr.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
+    out.retain(|v| keep(expr, v));
+    if super::mesh_params::peer_requested(params) {
         out.clear();
     }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
-    let mut resp = with_meta(json(&params, &out)?, &meta);
+    ctx.agent.sort_near(rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
+    let mut resp = with_meta(json(params, &out)?, &meta);
     resp.headers_mut()
         .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
     Ok(resp)

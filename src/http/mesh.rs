@@ -7,9 +7,8 @@
 
 use super::catalog::service_filter;
 use super::error::HttpResult;
-use super::query::{filter, keep, passing, request_context, Params};
+use super::query::{filter, passing, request_context, Params};
 use super::response::{json, with_meta};
-use super::views::{health_check, node_service, NodeJson};
 use super::Ctx;
 use crate::filter::schemas;
 use crate::rpc::method;
@@ -54,31 +53,8 @@ pub async fn health_ingress(
     let rc = request_context(&params, &headers)?;
     let mut filter = service_filter(&params)?;
     filter.passing_only = passing(&params)?;
-    let (mut meta, mut entries) =
-        ctx.agent.call(rc.clone(), method::HealthIngress { service, filter }).await?;
-    let mut services: Vec<_> = entries.iter_mut().map(|e| &mut e.service).collect();
-    let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
-    meta.index = meta.index.max(config_index);
-    let mut out: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "Node": NodeJson::new(&e.node),
-                "Service": node_service(&e.service),
-                "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    out.retain(|v| keep(expr.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
-        out.clear();
-    }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
-    let mut resp = with_meta(json(&params, &out)?, &meta);
-    // The same Consul handler as `/v1/health/service`, with its header.
-    resp.headers_mut()
-        .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
-    Ok(resp)
+    let (meta, entries) = ctx.agent.call(rc.clone(), method::HealthIngress { service, filter }).await?;
+    super::health::service_health_reply(&ctx, &rc, &params, expr.as_ref(), meta, entries).await
 }
 
 /// `/v1/catalog/gateway-services/<gateway>`: the services a terminating or
