@@ -227,17 +227,12 @@ async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
 }
 
 /// Drops saved per-run results that the coming measurement supersedes, so
-/// the report never mixes runs of different code: a repeated run starts a
-/// fresh set; a single run of some benchmarks removes only their old runs.
-fn forget_runs(results: &std::path::Path, cmds: &[Cmd], runs: usize) {
-    let dir = results.join("runs");
-    if cmds.is_empty() || !dir.is_dir() {
-        return;
-    }
-    if runs > 1 {
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            eprintln!("consul-bench: failed to clear {}: {e}", dir.display());
-        }
+/// the report never mixes runs of different code: whether the coming
+/// measurement is repeated or single, the earlier runs of the benchmarks it
+/// covers go; other benchmarks keep theirs (each benchmark can be repeated
+/// in its own invocation, e.g. `dns --runs 5` then `kv-put --runs 5`).
+fn forget_runs(results: &std::path::Path, cmds: &[Cmd]) {
+    if cmds.is_empty() {
         return;
     }
     for k in 1.. {
@@ -348,7 +343,7 @@ fn main() {
             }
         }
         let runs = cli.runs as usize;
-        forget_runs(&ctx.results, &cmds, runs);
+        forget_runs(&ctx.results, &cmds);
         for k in 1..=runs {
             for &c in &cmds {
                 if runs > 1 {
@@ -379,4 +374,27 @@ fn main() {
     });
     eprintln!("consul-bench: report written to {}", ctx.doc.display());
     std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forget_runs_drops_only_the_benchmarks_about_to_run() {
+        let dir = std::env::temp_dir().join(format!("consul-bench-forget-{}", std::process::id()));
+        for k in 1..=3 {
+            let d = report::run_dir(&dir, k);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("dns.json"), "{}").unwrap();
+            std::fs::write(d.join("kv-put.json"), "{}").unwrap();
+        }
+        forget_runs(&dir, &[Cmd::Dns]);
+        for k in 1..=3 {
+            let d = report::run_dir(&dir, k);
+            assert!(!d.join("dns.json").exists(), "run {k} kept dns");
+            assert!(d.join("kv-put.json").exists(), "run {k} lost kv-put");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

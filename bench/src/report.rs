@@ -137,6 +137,17 @@ pub fn run_dir(results: &Path, k: usize) -> std::path::PathBuf {
     results.join("runs").join(k.to_string())
 }
 
+/// `id (N runs)` for every benchmark saved in two or more repeated runs.
+fn repeated_benchmarks(runs: &[Vec<Section>]) -> Vec<String> {
+    ORDER
+        .iter()
+        .filter_map(|id| {
+            let n = runs.iter().filter(|r| r.iter().any(|s| s.id == *id)).count();
+            (n >= 2).then(|| format!("`{id}` ({n} runs)"))
+        })
+        .collect()
+}
+
 /// The sections of every repeated run saved under `results/runs/<k>/`, in
 /// run order (empty when the suite ran once).
 fn load_runs(results: &Path) -> Vec<Vec<Section>> {
@@ -222,13 +233,14 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
     }
     out.push_str("## Targets\n\n");
     let runs = load_runs(&ctx.results);
-    if runs.len() >= 2 {
+    let repeated = repeated_benchmarks(&runs);
+    if !repeated.is_empty() {
         let _ = writeln!(
             out,
-            "The suite ran {} times in a row (`--runs {}`): each target below is the median of its per-run values, \
-             ratios formed within each run, with their spread; the sections further down show the last run.\n",
-            runs.len(),
-            runs.len()
+            "Repeated with `--runs N`: {}. For those benchmarks each target below is the median of its per-run \
+             values, ratios formed within each run, with their spread; the sections further down show the last \
+             run. The other benchmarks ran once.\n",
+            repeated.join(", ")
         );
     }
     let metrics = crate::targets::Metrics::with_runs(&sections, &runs);
@@ -350,4 +362,20 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
     }
     std::fs::write(&ctx.doc, out).map_err(|e| format!("failed to write {}: {e}", ctx.doc.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_benchmarks_counts_runs_per_benchmark() {
+        let run = |ids: &[&str]| ids.iter().map(|id| Section::new(id, id)).collect::<Vec<_>>();
+        let runs = vec![run(&["dns", "kv-put"]), run(&["dns", "kv-put"]), run(&["dns"]), run(&["footprint"])];
+        assert_eq!(
+            repeated_benchmarks(&runs),
+            vec!["`kv-put` (2 runs)".to_string(), "`dns` (3 runs)".to_string()]
+        );
+        assert!(repeated_benchmarks(&runs[..1]).is_empty());
+    }
 }
