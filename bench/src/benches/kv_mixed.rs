@@ -66,7 +66,14 @@ struct Point {
     readers: usize,
     writes: Writes,
     r: LoadResult,
-    writes_per_s: f64,
+    /// the writers' own result (`None` without writes)
+    w: Option<LoadResult>,
+}
+
+impl Point {
+    fn writes_per_s(&self) -> f64 {
+        self.w.as_ref().map_or(0.0, |w| w.throughput())
+    }
 }
 
 /// Readers on `leader` while `writes` run against all `addrs` (round-robin,
@@ -79,7 +86,7 @@ async fn point(
     addrs: &[SocketAddr],
     readers: usize,
     writes: Writes,
-) -> (LoadResult, f64) {
+) -> Result<(LoadResult, Option<LoadResult>), String> {
     let warm = ctx.secs(0.5, 0.2);
     let window = ctx.secs(3.0, 0.5);
     let writer = (writes != Writes::None).then(|| {
@@ -98,11 +105,11 @@ async fn point(
     let (r, _) =
         load::run(readers, warm, window, |i| KvWorker::new(api, op, leader, Keys::Fixed(0), 2000 + i as u64))
             .await;
-    let writes_per_s = match writer {
-        Some(w) => w.await.map(|w| w.throughput()).unwrap_or(f64::NAN),
-        None => 0.0,
+    let w = match writer {
+        Some(w) => Some(w.await.map_err(|e| format!("writer task: {e}"))?),
+        None => None,
     };
-    (r, writes_per_s)
+    Ok((r, w))
 }
 
 async fn leader_of(sys: &Sys) -> Result<SocketAddr, String> {
@@ -173,7 +180,9 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                     // Look the leader up for every point: a write load can
                     // cost an election on a loaded machine.
                     let leader = leader_of(&sys).await?;
-                    let (r, writes_per_s) = point(ctx, api, op, leader, &addrs, readers, writes).await;
+                    let (r, w) = point(ctx, api, op, leader, &addrs, readers, writes).await?;
+                    let p = Point { api, kind, readers, writes, r, w };
+                    let (r, writes_per_s) = (&p.r, p.writes_per_s());
                     let m = |what: &str| metric(api.key(), kind, readers, writes.key(), what);
                     sec.metric(m("p50_ms"), r.ms(0.5));
                     sec.metric(m("p99_ms"), r.ms(0.99));
@@ -192,7 +201,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                         writes_per_s,
                         r.errors
                     );
-                    points.push(Point { api, kind, readers, writes, r, writes_per_s });
+                    points.push(p);
                 }
             }
         }
@@ -208,6 +217,17 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     ]);
     sec.tables.push(fs);
     for p in &points {
+        if let Some((true, Some(e))) = p.w.as_ref().map(|w| (w.errors > 0, &w.first_error)) {
+            sec.notes.push(format!(
+                "Writers during the GETs of {} {} with {} reader(s), writes {}: {} errors; first: `{}`",
+                p.api.label(),
+                p.kind,
+                p.readers,
+                p.writes.key(),
+                p.w.as_ref().map_or(0, |w| w.errors),
+                crate::http::truncate(e, 300)
+            ));
+        }
         if let (true, Some(e)) = (p.r.errors > 0, &p.r.first_error) {
             sec.notes.push(format!(
                 "GET under writes, {} {} with {} reader(s), writes {}: {} errors; first: `{}`",
@@ -256,7 +276,7 @@ fn table(points: &[Point], sync50_us: f64) -> Table {
             num(p.r.ms(0.5)),
             num(p.r.ms(0.99)),
             excess,
-            if p.writes == Writes::None { "—".into() } else { num(p.writes_per_s) },
+            if p.writes == Writes::None { "—".into() } else { num(p.writes_per_s()) },
             p.r.errors.to_string(),
         ]);
     }
