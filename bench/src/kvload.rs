@@ -49,6 +49,10 @@ pub enum KvOp {
     Get {
         relaxed: bool,
     },
+    /// consul-rs `?consistent` (leadership always confirmed with a quorum
+    /// round, never a lease); etcd has no stronger read than its default
+    /// linearizable one, so it is that.
+    GetConsistent,
 }
 
 pub const VALUE_SIZE: usize = 256;
@@ -62,6 +66,10 @@ pub fn key_name(i: u64) -> String {
 pub enum Keys {
     /// uniformly random in 0..n
     Random(u64),
+    /// uniformly random in from..to (e.g. every key but a hot one)
+    Range { from: u64, to: u64 },
+    /// always this key
+    Fixed(u64),
     /// start, start + stride, … (preloading: every key written once)
     Sequence { start: u64, stride: u64 },
 }
@@ -97,6 +105,8 @@ impl KvWorker {
     fn pick(&mut self, seq: u64) -> u64 {
         match self.keys {
             Keys::Random(n) => self.rng.random_range(0..n.max(1)),
+            Keys::Range { from, to } => self.rng.random_range(from..to.max(from + 1)),
+            Keys::Fixed(k) => k,
             Keys::Sequence { start, stride } => start + seq * stride,
         }
     }
@@ -115,8 +125,12 @@ impl Worker for KvWorker {
                     return Err(format!("PUT {key}: {} {}", r.status, truncate(&r.text(), 200)));
                 }
             }
-            (Api::Consul, KvOp::Get { relaxed }) => {
-                let path = if relaxed { format!("/v1/kv/{key}?stale") } else { format!("/v1/kv/{key}") };
+            (Api::Consul, KvOp::Get { .. } | KvOp::GetConsistent) => {
+                let path = match self.op {
+                    KvOp::Get { relaxed: true } => format!("/v1/kv/{key}?stale"),
+                    KvOp::GetConsistent => format!("/v1/kv/{key}?consistent"),
+                    _ => format!("/v1/kv/{key}"),
+                };
                 let r = self.http.get(&path).await?;
                 if r.status != 200 {
                     return Err(format!("GET {path}: {} {}", r.status, truncate(&r.text(), 200)));
@@ -129,7 +143,8 @@ impl Worker for KvWorker {
                     return Err(format!("etcd put {key}: {} {}", r.status, truncate(&r.text(), 200)));
                 }
             }
-            (Api::EtcdHttp, KvOp::Get { relaxed }) => {
+            (Api::EtcdHttp, KvOp::Get { .. } | KvOp::GetConsistent) => {
+                let relaxed = self.op == KvOp::Get { relaxed: true };
                 let body = if relaxed {
                     format!(r#"{{"key":"{}","serializable":true}}"#, b64(key.as_bytes()))
                 } else {
@@ -143,7 +158,8 @@ impl Worker for KvWorker {
             (Api::EtcdGrpc, KvOp::Put) => {
                 self.grpc.unary(grpc::PUT, grpc::put_request(key.as_bytes(), &self.value)).await?;
             }
-            (Api::EtcdGrpc, KvOp::Get { relaxed }) => {
+            (Api::EtcdGrpc, KvOp::Get { .. } | KvOp::GetConsistent) => {
+                let relaxed = self.op == KvOp::Get { relaxed: true };
                 let r = self.grpc.unary(grpc::RANGE, grpc::range_request(key.as_bytes(), relaxed)).await?;
                 // A RangeResponse with a key-value has field 2 (kvs); an
                 // empty one only carries the header.

@@ -85,7 +85,7 @@ enum Cmd {
     All,
     /// KV PUT, 256-byte values, 1/16/64/256 clients, 1 and 3 servers.
     KvPut,
-    /// KV GET, default vs linearizable and stale vs serializable.
+    /// KV GET, default vs linearizable and stale vs serializable; GET latency under concurrent writes.
     KvGet,
     /// CAS contention: 64 clients, 8 counters.
     Cas,

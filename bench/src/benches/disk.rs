@@ -9,8 +9,9 @@
 use crate::ctx::Ctx;
 use crate::results::{num, quantile, Section, Table};
 use consul::consensus::wal::Wal;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::time::Instant;
 
 /// A 256-byte KV write's Raft entry is about this large (key, value,
@@ -26,23 +27,44 @@ struct Probe {
     batch_us: Vec<f64>,
 }
 
-fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
+/// Appends `record` at `*off` with `pwrite` and makes it durable with
+/// `fdatasync`; returns the microseconds both took.
+fn append_synced(file: &File, path: &Path, record: &[u8], off: &mut u64) -> Result<f64, String> {
+    let t = Instant::now();
+    file.write_all_at(record, *off).map_err(|e| format!("write {}: {e}", path.display()))?;
+    file.sync_data().map_err(|e| format!("fdatasync {}: {e}", path.display()))?;
+    *off += record.len() as u64;
+    Ok(t.elapsed().as_secs_f64() * 1e6)
+}
+
+fn create(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("failed to open {}: {e}", path.display()))
+}
+
+/// One fsync on the filesystem of `dir`, as other benchmarks need it for
+/// their verdicts: `reps` appends of `bytes` bytes, each with `pwrite` +
+/// `fdatasync` (the raw probe below), in microseconds. Blocking.
+pub fn fsync_us(dir: &Path, bytes: usize, reps: usize) -> Result<Vec<f64>, String> {
+    let path = dir.join("fsync-probe.log");
+    let file = create(&path)?;
+    let record = vec![0x5au8; bytes];
+    let mut off = 0u64;
+    let us = (0..reps).map(|_| append_synced(&file, &path, &record, &mut off)).collect();
+    let _ = std::fs::remove_file(&path);
+    us
+}
+
+fn probe(dir: &Path, reps: usize) -> Result<Probe, String> {
     let raw_path = dir.join("raw.log");
-    let raw = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&raw_path)
-        .map_err(|e| format!("failed to open {}: {e}", raw_path.display()))?;
+    let raw = create(&raw_path)?;
     let pre_path = dir.join("prealloc.log");
-    let pre = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&pre_path)
-        .map_err(|e| format!("failed to open {}: {e}", pre_path.display()))?;
+    let pre = create(&pre_path)?;
     // SAFETY: fallocate(2) on a file descriptor we own, mode 0 (allocate and extend).
     let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&pre), 0, 0, 64 << 20) };
     if rc != 0 {
@@ -65,11 +87,7 @@ fn probe(dir: &std::path::Path, reps: usize) -> Result<Probe, String> {
     while done < reps {
         let n = block.min(reps - done);
         for _ in 0..n {
-            let t = Instant::now();
-            raw.write_all_at(&record, off).map_err(|e| format!("write {}: {e}", raw_path.display()))?;
-            raw.sync_data().map_err(|e| format!("fdatasync {}: {e}", raw_path.display()))?;
-            p.raw_us.push(t.elapsed().as_secs_f64() * 1e6);
-            off += record.len() as u64;
+            p.raw_us.push(append_synced(&raw, &raw_path, &record, &mut off)?);
         }
         for k in 0..n {
             let at = ((done + k) * record.len()) as u64;

@@ -86,7 +86,7 @@ pub async fn kv_point(
     let warm = ctx.secs(1.5, 0.2);
     let window = match op {
         KvOp::Put => ctx.secs(8.0, 0.8),
-        KvOp::Get { .. } => ctx.secs(6.0, 0.5),
+        KvOp::Get { .. } | KvOp::GetConsistent => ctx.secs(6.0, 0.5),
     };
     let addrs = addrs.to_vec();
     let (r, _) = load::run(clients, warm, window, |i| {
@@ -355,7 +355,9 @@ pub async fn kv_get(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
          confirmation) and is compared with etcd's default linearizable range; consul-rs `?stale` (local read on any \
          server) with etcd `serializable: true`. Clients are spread round-robin over the servers."
     ));
-    for servers in [1usize, 3] {
+    // BENCH_KV_GET_MIXED_ONLY=1 runs only the reads-under-writes part.
+    let mixed_only = std::env::var("BENCH_KV_GET_MIXED_ONLY").is_ok_and(|v| !v.is_empty() && v != "0");
+    for servers in if mixed_only { Vec::new() } else { vec![1usize, 3] } {
         let mut by_mode: Vec<(bool, Vec<Point>)> = vec![(false, Vec::new()), (true, Vec::new())];
         for (etcd, apis) in [(false, vec![Api::Consul]), (true, vec![Api::EtcdHttp, Api::EtcdGrpc])] {
             let sys = Sys::start(ctx, etcd, servers, 77, "kv-get").await?;
@@ -414,5 +416,5 @@ pub async fn kv_get(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
             add_plot(ctx, sec, &file, &title.replace('`', ""), &points)?;
         }
     }
-    Ok(())
+    crate::benches::kv_mixed::run(ctx, sec).await
 }

@@ -10,5 +10,6 @@ pub mod footprint;
 pub mod gossip;
 pub mod gossip_sim;
 pub mod kv;
+pub mod kv_mixed;
 pub mod profile;
 pub mod watch;
