@@ -12,3 +12,4 @@ pub mod gossip_sim;
 pub mod kv;
 pub mod profile;
 pub mod watch;
+pub mod watch_h2;
