@@ -303,7 +303,7 @@ fn record(sec: &mut Section, t: &mut Table, s: &Stage, p: &Point) {
     t.row(vec![
         transport.into(),
         num(target as f64),
-        num(s.connections as f64),
+        s.connections.to_string(),
         format!("{:.1} s", s.open_time.as_secs_f64()),
         p.held.map(|h| num(h as f64)).unwrap_or_else(|| "—".into()),
         num(p.rss_kb / 1024.0),
