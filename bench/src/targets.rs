@@ -265,32 +265,52 @@ pub fn table(m: &Metrics) -> Table {
     t
 }
 
-/// Memory per idle blocking query, from the RSS at the smallest and largest
-/// watcher counts the watch benchmark held: ≤ 4 KiB each, at 100,000.
+/// Memory per idle blocking query over HTTP/2 over TLS at 100,000 watchers
+/// (HTTP/1.1 needs a descriptor per watcher, so the open-file limit keeps
+/// it well below that here; its figure stays in the watch section's table):
+/// ≤ 4 KiB each, every watcher of the point opened and held. With repeated
+/// runs, the median of the per-run figures and their spread.
 fn watcher_row(m: &Metrics) -> Row {
-    let target = "idle blocking query ≤ 4 KiB each, 100,000 held by one server".to_string();
-    let mut stages: Vec<u64> =
-        m.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
-    stages.sort_unstable();
-    stages.dedup();
-    let (Some(&n1), Some(&n2)) = (stages.first(), stages.last()) else {
-        return Row { target, measured: "—".into(), met: None };
+    const N: usize = 100_000;
+    let target =
+        format!("idle blocking query ≤ 4 KiB each, {} held by one server (HTTP/2 over TLS)", num(N as f64));
+    let key = |what: &str| format!("watch_h2.{N}.{what}");
+    let Some(kib) = m.get(&key("kib_per_watcher")) else {
+        return Row {
+            target,
+            measured: format!("— (no HTTP/2 point at {} watchers)", num(N as f64)),
+            met: None,
+        };
     };
-    match (m.get(&format!("watch.{n1}.rss_mb")), m.get(&format!("watch.{n2}.rss_mb"))) {
-        (Some(r1), Some(r2)) if n2 > n1 => {
-            let kib = (r2 - r1) * 1024.0 / (n2 - n1) as f64;
-            Row {
-                target,
-                measured: format!(
-                    "{} KiB each (RSS {} → {} MB from {n1} to {n2} watchers)",
-                    num(kib),
-                    num(r1),
-                    num(r2)
-                ),
-                met: Some(kib <= 4.0 && n2 >= 100_000),
-            }
-        }
-        _ => Row { target, measured: "—".into(), met: None },
+    let held = m.get(&key("held")).unwrap_or(0.0);
+    let failed = m.get(&key("failed")).unwrap_or(f64::NAN);
+    let per_run: Vec<f64> = m
+        .runs
+        .iter()
+        .filter_map(|r| r.get(&key("kib_per_watcher")).copied())
+        .filter(|x| x.is_finite())
+        .collect();
+    let spread = if per_run.len() >= 2 {
+        let lo = per_run.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = per_run.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("; median of {} runs, {lo:.2}–{hi:.2} KiB", per_run.len())
+    } else {
+        String::new()
+    };
+    // The points add up (10,000 then 100,000) and each answers its sampled
+    // watchers, so the agent holds slightly fewer than N at the last one.
+    let all_held = failed == 0.0 && held >= 0.99 * N as f64;
+    Row {
+        target,
+        measured: format!(
+            "{} KiB each over HTTP/2 + TLS, {} parked, {} failed; idle CPU {} %, write → wake-up p99 {} ms{spread}",
+            num(kib),
+            num(held),
+            num(failed),
+            v(m, &key("cpu_pct")),
+            v(m, &key("wake_p99_ms")),
+        ),
+        met: Some(kib <= 4.0 && all_held),
     }
 }
 
@@ -698,33 +718,36 @@ pub fn gaps(m: &Metrics) -> Vec<String> {
             ));
         }
     }
-    // Blocking queries: no numeric target, but memory per idle watcher is
-    // what limits how many a server can hold.
-    let mut stages: Vec<u64> =
-        m.keys().filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".rss_mb")?.parse().ok()).collect();
-    stages.sort_unstable();
-    if let (Some(&n1), Some(&n2)) = (stages.first(), stages.last()) {
-        if let (Some(r1), Some(r2)) =
-            (m.get(&format!("watch.{n1}.rss_mb")), m.get(&format!("watch.{n2}.rss_mb")))
-        {
-            if n2 > n1 {
-                let kib = (r2 - r1) * 1024.0 / (n2 - n1) as f64;
-                out.push(format!(
-                    "**Idle blocking queries cost about {} KiB of agent memory each** (RSS {} MB with {n1} watchers, {} MB \
-                     with {n2}; the issue sets no target here, but memory is what limits how many watchers one agent can \
-                     hold). Write → wake-up stayed at {} ms p50 with {n2} watchers and the idle agent used {} % CPU, so \
-                     wake-ups already scale with the watchers affected; at this rate 100,000 watchers would need about \
-                     {} GB. Not profiled in this pass: the candidates are the per-connection HTTP buffers and the state \
-                     each parked blocking query keeps (a heap profile of an agent holding watchers would settle it).",
-                    num(kib),
-                    num(r1),
-                    num(r2),
-                    v(m, &format!("watch.{n2}.wake_p50_ms")),
-                    v(m, &format!("watch.{n2}.cpu_pct")),
-                    num(kib * 100_000.0 / 1024.0 / 1024.0),
-                ));
-            }
+    // Idle watchers: the target is judged over HTTP/2 at 100,000; when it is
+    // missed (or that point is missing although the benchmark ran), say what
+    // the run shows, with HTTP/1.1's figure and its stated cause.
+    let mut h1: Vec<u64> = m
+        .keys()
+        .filter_map(|k| k.strip_prefix("watch.")?.strip_suffix(".kib_per_watcher")?.parse().ok())
+        .collect();
+    h1.sort_unstable();
+    let ran = h1.last().is_some() || m.keys().any(|k| k.starts_with("watch_h2."));
+    let row = watcher_row(m);
+    if row.met == Some(false) || (row.met.is_none() && ran) {
+        let mut p = format!(
+            "**Idle blocking queries: {} (target ≤ 4 KiB each at 100,000, over HTTP/2 over TLS).**",
+            row.measured
+        );
+        if let Some(n) = h1.last() {
+            p.push_str(&format!(
+                " Over HTTP/1.1 each costs {} KiB at {n} watchers: one connection per watcher, and hyper's HTTP/1 \
+                 server keeps a fixed 8 KiB read and 8 KiB write buffer per connection; HTTP/2 shares a connection's \
+                 buffers among its streams.",
+                v(m, &format!("watch.{n}.kib_per_watcher")),
+            ));
         }
+        if m.get("watch_h2.100000.kib_per_watcher").is_some_and(|k| k > 4.0) {
+            p.push_str(
+                " Over HTTP/2 what remains is the state each parked query keeps (its request and HTTP/2 stream in \
+                 the server, the blocking-query waiter); a heap profile of an agent holding watchers would show which.",
+            );
+        }
+        out.push(p);
     }
     // Failover.
     if let Some(a) = m.get("failover.consul.p50_s") {
@@ -882,5 +905,65 @@ mod tests {
         let row = ratio_row(&m, "t".into(), "failover.consul.p50_s", "failover.etcd.p50_s", 1.0, false, "s");
         assert_eq!(row.met, Some(false));
         assert_eq!(row.measured, "1.50 vs 1.00 s = 1.50×");
+    }
+
+    fn watch_run(kib: f64, held: f64, failed: f64) -> Vec<Section> {
+        let mut s = Section::new("watch", "Blocking queries (watchers)");
+        s.metric("watch.19000.kib_per_watcher", 21.5);
+        s.metric("watch.19000.rss_mb", 420.0);
+        s.metric("watch_h2.10000.kib_per_watcher", kib + 1.0);
+        s.metric("watch_h2.100000.kib_per_watcher", kib);
+        s.metric("watch_h2.100000.held", held);
+        s.metric("watch_h2.100000.failed", failed);
+        s.metric("watch_h2.100000.cpu_pct", 0.1);
+        s.metric("watch_h2.100000.wake_p99_ms", 9.0);
+        vec![s]
+    }
+
+    #[test]
+    fn the_watcher_target_judges_http2_at_100000() {
+        let latest = watch_run(2.59, 99_800.0, 0.0);
+        let row = watcher_row(&Metrics::with_runs(&latest, &[]));
+        assert_eq!(row.met, Some(true), "{}", row.measured);
+        assert!(row.target.contains("HTTP/2 over TLS"), "{}", row.target);
+        assert!(row.measured.starts_with("2.59 KiB each over HTTP/2 + TLS"), "{}", row.measured);
+        assert!(gaps(&Metrics::with_runs(&latest, &[])).iter().all(|g| !g.contains("Idle blocking queries")));
+
+        let heavy = watch_run(4.5, 99_800.0, 0.0);
+        let m = Metrics::with_runs(&heavy, &[]);
+        assert_eq!(watcher_row(&m).met, Some(false));
+        let gap = gaps(&m).into_iter().find(|g| g.contains("Idle blocking queries")).unwrap_or_default();
+        assert!(gap.contains("21.5 KiB at 19000 watchers"), "{gap}");
+
+        // Some watchers never opened: not held, whatever the memory.
+        let m = Metrics::with_runs(&watch_run(2.0, 60_000.0, 40_000.0), &[]);
+        assert_eq!(watcher_row(&m).met, Some(false));
+    }
+
+    #[test]
+    fn the_watcher_target_is_not_measured_without_the_http2_point() {
+        let mut s = Section::new("watch", "Blocking queries (watchers)");
+        s.metric("watch.19000.kib_per_watcher", 21.5);
+        s.metric("watch_h2.10000.kib_per_watcher", 2.6);
+        let m = Metrics::with_runs(&[s], &[]);
+        let row = watcher_row(&m);
+        assert_eq!(row.met, None);
+        assert!(row.measured.contains("no HTTP/2 point"), "{}", row.measured);
+        assert!(gaps(&m).iter().any(|g| g.contains("HTTP/1.1 each costs 21.5 KiB")));
+        // The benchmark did not run at all: no verdict and no paragraph.
+        let none = Metrics::with_runs(&[], &[]);
+        assert_eq!(watcher_row(&none).met, None);
+        assert!(gaps(&none).iter().all(|g| !g.contains("Idle blocking queries")));
+    }
+
+    #[test]
+    fn repeated_watch_runs_judge_the_median_figure() {
+        let runs =
+            vec![watch_run(2.5, 99_800.0, 0.0), watch_run(4.5, 99_800.0, 0.0), watch_run(3.0, 99_800.0, 0.0)];
+        let m = Metrics::with_runs(&runs[2], &runs);
+        let row = watcher_row(&m);
+        assert_eq!(row.met, Some(true), "{}", row.measured);
+        assert!(row.measured.starts_with("3.00 KiB each"), "{}", row.measured);
+        assert!(row.measured.contains("median of 3 runs, 2.50–4.50 KiB"), "{}", row.measured);
     }
 }

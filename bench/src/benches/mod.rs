@@ -13,3 +13,4 @@ pub mod kv;
 pub mod kv_mixed;
 pub mod profile;
 pub mod watch;
+pub mod watch_h2;
