@@ -23,7 +23,8 @@ with open(profile, errors="replace") as f:
         kind, ident, name = m.groups()
         table = objects if kind.endswith("ob") else names
         if name:
-            table[ident] = name
+            # `'2`, `'3`: callgrind's marks for a recursive call's levels.
+            table[ident] = re.sub(r"'\d+$", "", name)
         if kind == "ob":
             current = objects.get(ident)
         elif kind == "fn" and current == obj and ident in names:

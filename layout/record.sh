@@ -6,13 +6,15 @@
 # version or of the start-up path, when layout/check.sh reports many names
 # missing; then commit the list.
 #
-#   bash layout/record.sh [release binary]   (default: target/release/consul)
+#   bash layout/record.sh [release binary [list]]
+#   (defaults: target/release/consul, layout/startup-symbols.txt)
 #
 # Needs valgrind. Starts two agents on 127.211.0.1 and .2 (loopback only)
 # and stops them; takes a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/consul}")
+out=${2:-layout/startup-symbols.txt}
 command -v valgrind >/dev/null || { echo "record.sh needs valgrind" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
@@ -70,6 +72,6 @@ python3 $py "$work/server/callgrind.out" "$bin" | sort -u > "$work/server.syms"
 {
   comm -12 "$work/client.syms" "$work/defined"
   comm -23 "$work/server.syms" "$work/client.syms" | comm -12 - "$work/defined"
-} > layout/startup-symbols.txt
-echo "layout/startup-symbols.txt: $(wc -l < layout/startup-symbols.txt) functions" \
+} > "$out"
+echo "$out: $(wc -l < "$out") functions" \
   "($(comm -12 "$work/client.syms" "$work/defined" | wc -l) from the client)"
