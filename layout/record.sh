@@ -26,11 +26,16 @@ cleanup() {
 trap cleanup EXIT
 
 # A traced agent: callgrind with the linker's (mangled) names.
-traced() { # name, config
-  mkdir -p "$work/$1/data"
-  printf '%s\n' "$2" > "$work/$1/agent.hcl"
-  valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$1/callgrind.out" \
-    "$bin" agent -config-file "$work/$1/agent.hcl" > "$work/$1/log" 2>&1 &
+# Configured the ways deployments do: an HCL file, a JSON file and flags
+# (each parser's code is part of every start-up).
+traced() { # name, HCL config, flags...
+  local name=$1 hcl=$2; shift 2
+  mkdir -p "$work/$name/data"
+  printf '%s\n' "$hcl" > "$work/$name/agent.hcl"
+  printf '{"limits": {"http_max_conns_per_client": 1000}}\n' > "$work/$name/limits.json"
+  valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/$name/callgrind.out" \
+    "$bin" agent -config-file "$work/$name/agent.hcl" -config-file "$work/$name/limits.json" \
+    -log-level=warn "$@" > "$work/$name/log" 2>&1 &
   pids+=($!)
 }
 # Until a command succeeds, for at most $1 seconds.
@@ -54,8 +59,16 @@ traced client "data_dir = \"$work/client/data\"
 bind_addr = \"127.211.0.2\"
 client_addr = \"127.211.0.2\"
 node_name = \"layout-client\"
-retry_join = [\"127.211.0.1\"]"
+retry_join = [\"127.211.0.1\"]" -retry-interval=1s
 wait_for 120 joined
+# What operators and tools ask an agent most: its own view, the catalog,
+# health and the KV store (through the client, forwarded to the server).
+at=-http-addr=127.211.0.2:8500
+"$bin" info $at >/dev/null
+"$bin" catalog nodes $at >/dev/null
+"$bin" catalog services $at >/dev/null
+"$bin" kv get $at layout/ready >/dev/null
+"$bin" members $at >/dev/null
 # Idle long enough for every periodic task (anti-entropy, coordinates,
 # gossip probes and push-pull) to have run at least once.
 sleep 45
