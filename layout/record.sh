@@ -61,8 +61,8 @@ client_addr = \"127.211.0.2\"
 node_name = \"layout-client\"
 retry_join = [\"127.211.0.1\"]" -retry-interval=1s
 wait_for 120 joined
-# What operators and tools ask an agent most: its own view, the catalog,
-# health and the KV store (through the client, forwarded to the server).
+# What operators and tools ask an agent most: its own view, the catalog
+# and the KV store (through the client, forwarded to the server).
 at=-http-addr=127.211.0.2:8500
 "$bin" info $at >/dev/null
 "$bin" catalog nodes $at >/dev/null
