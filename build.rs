@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    order_startup_code();
     let root = PathBuf::from(env_var("CARGO_MANIFEST_DIR")).join("ui");
     let out = PathBuf::from(env_var("OUT_DIR"));
     // A directory here makes cargo rescan the whole tree for changes.
@@ -49,6 +50,39 @@ fn main() {
     table.push_str(&format!("pub const TREE_HASH: &str = \"{:012x}\";\n", tree_hash.finish() >> 16));
     let dest = out.join("ui_assets.rs");
     std::fs::write(&dest, table).unwrap_or_else(|e| panic!("writing {}: {e}", dest.display()));
+}
+
+/// Links the functions an agent runs while it starts and idles next to each
+/// other at the front of `.text` (list: `layout/startup-symbols.txt`, how it
+/// is recorded: `layout/README.md`). The kernel maps an executable's pages
+/// into a process in 64 KB windows around each page it executes, so an idle
+/// agent's resident size follows how many windows its code is spread over:
+/// about 2 MB of functions scattered over all of `.text` cost 13–18 MB,
+/// packed they cost a little more than their size.
+///
+/// Only for release builds on x86_64 Linux, whose default linker (rustc's
+/// lld, since Rust 1.90) takes the list; a build that picks its own linker
+/// is left alone, as GNU ld does not know the option. Names the binary no
+/// longer has are skipped silently by lld, so a stale list degrades to the
+/// default layout and never fails the build (`layout/check.sh` tells how
+/// stale it is).
+fn order_startup_code() {
+    let list = PathBuf::from(env_var("CARGO_MANIFEST_DIR")).join("layout/startup-symbols.txt");
+    println!("cargo:rerun-if-changed=layout/startup-symbols.txt");
+    for var in ["RUSTC_LINKER", "CARGO_ENCODED_RUSTFLAGS"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let target_is = |var: &str, want: &str| std::env::var(var).is_ok_and(|v| v == want);
+    let lld_default = target_is("CARGO_CFG_TARGET_ARCH", "x86_64")
+        && target_is("CARGO_CFG_TARGET_OS", "linux")
+        && target_is("CARGO_CFG_TARGET_ENV", "gnu");
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|f| f.contains("link"));
+    if !target_is("PROFILE", "release") || !lld_default || own_linker || !list.is_file() {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bin=consul=-Wl,--symbol-ordering-file={}", list.display());
+    println!("cargo:rustc-link-arg-bin=consul=-Wl,--no-warn-symbol-ordering");
 }
 
 fn env_var(name: &str) -> String {
