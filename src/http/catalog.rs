@@ -7,6 +7,7 @@ use super::input::{CatalogDeregisterIn, CatalogRegisterIn};
 use super::query::{caller, filter, keep, node_meta, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{node_service, service_node, NodeJson};
+use super::views_ser::{ListJson, ServiceNodeJson};
 use super::Ctx;
 use crate::filter::{schemas, Filter};
 use crate::rpc::ServiceFilter;
@@ -154,12 +155,16 @@ pub(super) async fn service_nodes(
     let mut services: Vec<_> = instances.iter_mut().map(|(_, s)| s).collect();
     let config_index = super::mesh_params::merge_requested(&ctx, &rc, &params, &mut services).await?;
     meta.index = meta.index.max(config_index);
-    let mut out: Vec<Value> = instances.iter().map(|(n, s)| service_node(n, s)).collect();
-    out.retain(|v| keep(expr.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
-        out.clear();
+    // `?filter` sees each entry's `Value` shape; the answer is written
+    // straight from the entries (`views_ser`).
+    if let Some(f) = &expr {
+        instances.retain(|(n, s)| f.matches(&service_node(n, s)));
     }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
+    if super::mesh_params::peer_requested(&params) {
+        instances.clear();
+    }
+    ctx.agent.sort_near(&rc, params.get("near"), &mut instances, |(n, _)| Some(n.node.as_str())).await?;
+    let out = ListJson(&instances, |(n, s)| ServiceNodeJson(n, s));
     Ok(with_meta(json(&params, &out)?, &meta))
 }
 

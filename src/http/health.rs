@@ -2,10 +2,12 @@
 
 use super::catalog::service_filter;
 use super::error::{HttpError, HttpResult};
-use super::query::{filter, keep, node_meta, passing, request_context, Params};
+use super::query::{filter, node_meta, passing, request_context, Params};
 use super::response::{json, with_meta};
 use super::views::{health_check, node_service, NodeJson};
+use super::views_ser::{HealthChecksJson, HealthEntryJson, ListJson};
 use super::Ctx;
+use crate::catalog::types::HealthCheck;
 use crate::filter::{schemas, Filter};
 use crate::rpc::message::ServiceHealth;
 use crate::rpc::{method, QueryMeta, RequestContext};
@@ -57,25 +59,30 @@ pub(super) async fn service_health_reply(
     let mut services: Vec<_> = entries.iter_mut().map(|e| &mut e.service).collect();
     let config_index = super::mesh_params::merge_requested(ctx, rc, params, &mut services).await?;
     meta.index = meta.index.max(config_index);
-    let mut out: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "Node": NodeJson::new(&e.node),
-                "Service": node_service(&e.service),
-                "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    out.retain(|v| keep(expr, v));
-    if super::mesh_params::peer_requested(params) {
-        out.clear();
+    // `?filter` is evaluated on the old `Value` shape of each entry (the
+    // filter's selectors walk it); the answer itself is written straight
+    // from the entries (`views_ser`), with or without a filter.
+    if let Some(f) = expr {
+        entries.retain(|e| f.matches(&health_entry_value(e)));
     }
-    ctx.agent.sort_near(rc, params.get("near"), &mut out, |v| v["Node"]["Node"].as_str()).await?;
+    if super::mesh_params::peer_requested(params) {
+        entries.clear();
+    }
+    ctx.agent.sort_near(rc, params.get("near"), &mut entries, |e| Some(e.node.node.as_str())).await?;
+    let out = ListJson(&entries, HealthEntryJson);
     let mut resp = with_meta(json(params, &out)?, &meta);
     resp.headers_mut()
         .insert("X-Consul-Query-Backend", axum::http::HeaderValue::from_static("blocking-query"));
     Ok(resp)
+}
+
+/// A health entry as the `?filter` selectors see it.
+fn health_entry_value(e: &ServiceHealth) -> Value {
+    json!({
+        "Node": NodeJson::new(&e.node),
+        "Service": node_service(&e.service),
+        "Checks": e.checks.iter().map(health_check).collect::<Vec<_>>(),
+    })
 }
 
 pub async fn node(
@@ -88,13 +95,9 @@ pub async fn node(
     ctx.agent.check_dc(params.dc())?;
     let filter = filter(&params, schemas::health_check())?;
     let rc = request_context(&params, &headers)?;
-    let (meta, checks) = ctx.agent.call(rc, method::HealthNode { name }).await?;
-    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
-    out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
-        out.clear();
-    }
-    Ok(with_meta(json(&params, &out)?, &meta))
+    let (meta, mut checks) = ctx.agent.call(rc, method::HealthNode { name }).await?;
+    retain_checks(filter.as_ref(), &params, &mut checks);
+    Ok(with_meta(json(&params, &HealthChecksJson(&checks))?, &meta))
 }
 
 pub async fn checks(
@@ -108,14 +111,10 @@ pub async fn checks(
     let filter = filter(&params, schemas::health_check())?;
     let rc = request_context(&params, &headers)?;
     let args = method::HealthChecks { service: name, node_meta: node_meta(&params)? };
-    let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
-    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
-    out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
-        out.clear();
-    }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
-    Ok(with_meta(json(&params, &out)?, &meta))
+    let (meta, mut checks) = ctx.agent.call(rc.clone(), args).await?;
+    retain_checks(filter.as_ref(), &params, &mut checks);
+    ctx.agent.sort_near(&rc, params.get("near"), &mut checks, |c| Some(c.node.as_str())).await?;
+    Ok(with_meta(json(&params, &HealthChecksJson(&checks))?, &meta))
 }
 
 pub async fn state(
@@ -132,12 +131,19 @@ pub async fn state(
     }
     let rc = request_context(&params, &headers)?;
     let args = method::HealthState { state: state.clone(), node_meta: node_meta(&params)? };
-    let (meta, checks) = ctx.agent.call(rc.clone(), args).await?;
-    let mut out: Vec<Value> = checks.iter().map(health_check).collect();
-    out.retain(|v| keep(filter.as_ref(), v));
-    if super::mesh_params::peer_requested(&params) {
-        out.clear();
+    let (meta, mut checks) = ctx.agent.call(rc.clone(), args).await?;
+    retain_checks(filter.as_ref(), &params, &mut checks);
+    ctx.agent.sort_near(&rc, params.get("near"), &mut checks, |c| Some(c.node.as_str())).await?;
+    Ok(with_meta(json(&params, &HealthChecksJson(&checks))?, &meta))
+}
+
+/// `?filter` (on each check's `Value` shape, as the selectors expect) and
+/// `?peer` (no peers here: nothing) applied to a list of checks.
+fn retain_checks(filter: Option<&Filter>, params: &Params, checks: &mut Vec<HealthCheck>) {
+    if let Some(f) = filter {
+        checks.retain(|c| f.matches(&health_check(c)));
     }
-    ctx.agent.sort_near(&rc, params.get("near"), &mut out, |v| v["Node"].as_str()).await?;
-    Ok(with_meta(json(&params, &out)?, &meta))
+    if super::mesh_params::peer_requested(params) {
+        checks.clear();
+    }
 }

@@ -42,6 +42,7 @@ pub mod status;
 pub mod txn;
 pub mod ui;
 pub mod views;
+pub mod views_ser;
 
 use crate::agent::Agent;
 use axum::body::Body;
