@@ -224,11 +224,14 @@ async fn watch_wakeups(http: SocketAddr, nodes: usize, flips: usize) -> Result<(
     Ok((wake, write))
 }
 
-fn consul_cli(ctx: &Ctx, http: SocketAddr, args: &[&str]) -> Result<f64, String> {
+/// Runs `consul <cmd…> -http-addr=… <file>`: flags go before the positional
+/// argument, as Go's flag parsing (and ours) stops at the first one.
+fn consul_cli(ctx: &Ctx, http: SocketAddr, cmd: &[&str], file: &str) -> Result<f64, String> {
+    let args: Vec<String> =
+        cmd.iter().map(|a| a.to_string()).chain([format!("-http-addr=http://{http}"), file.to_string()]).collect();
     let t0 = Instant::now();
     let out = std::process::Command::new(&ctx.consul)
-        .args(args)
-        .arg(format!("-http-addr=http://{http}"))
+        .args(&args)
         .output()
         .map_err(|e| format!("consul {}: {e}", args.join(" ")))?;
     let secs = t0.elapsed().as_secs_f64();
@@ -417,12 +420,12 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
     let snap = dir.join("scale.snap");
     let snap_s = snap.display().to_string();
     let save_cpu0 = cpu_secs(pid).unwrap_or(0.0);
-    let save_secs = consul_cli(ctx, http, &["snapshot", "save", &snap_s])?;
+    let save_secs = consul_cli(ctx, http, &["snapshot", "save"], &snap_s)?;
     let save_cpu = cpu_secs(pid).unwrap_or(0.0) - save_cpu0;
     let rss3 = rss_mb(&node);
     let size = std::fs::metadata(&snap).map(|m| m.len()).map_err(|e| format!("{snap_s}: {e}"))?;
     let restore_cpu0 = cpu_secs(pid).unwrap_or(0.0);
-    let restore_secs = consul_cli(ctx, http, &["snapshot", "restore", &snap_s])?;
+    let restore_secs = consul_cli(ctx, http, &["snapshot", "restore"], &snap_s)?;
     let restore_cpu = cpu_secs(pid).unwrap_or(0.0) - restore_cpu0;
     let rss4 = rss_mb(&node);
     let (n_after, c_after) = catalog_counts(http).await?;
