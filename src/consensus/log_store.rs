@@ -4,7 +4,9 @@
 //! Durability contract: `append` returns (and calls openraft's flushed
 //! callback) only after the entries are synced to disk; `save_vote` syncs
 //! before returning. The committed pointer is only a hint for faster
-//! restarts and is written without a sync: losing it loses nothing. A node
+//! restarts and is written without a sync, by a task of its own (openraft's
+//! core saves it between a commit and its apply, so a file write there
+//! delayed every write's answer): losing it loses nothing. A node
 //! restarted as leader of its old term may then underestimate what was
 //! committed, so reads wait for the leadership barrier (an entry of the
 //! leader's own term committed and applied, `reads::run_term_barriers`).
@@ -44,6 +46,8 @@ struct Inner {
     disk_full: DiskFull,
     /// Sends a leader's new entries to the voters while it syncs them.
     speculator: std::sync::OnceLock<Arc<super::speculate::Speculator>>,
+    /// The latest committed pointer, for the task that writes the hint.
+    committed_hint: std::sync::OnceLock<tokio::sync::watch::Sender<Option<LogId>>>,
     /// Test hook: while true, appends wait before writing (a held fsync).
     #[cfg(feature = "test-hooks")]
     hold: tokio::sync::watch::Sender<bool>,
@@ -78,6 +82,7 @@ impl LogStore {
                 index: RwLock::default(),
                 disk_full: DiskFull::default(),
                 speculator: std::sync::OnceLock::new(),
+                committed_hint: std::sync::OnceLock::new(),
                 #[cfg(feature = "test-hooks")]
                 hold: tokio::sync::watch::channel(false).0,
             }),
@@ -140,6 +145,7 @@ impl LogStore {
                 index: RwLock::new(idx),
                 disk_full: DiskFull::default(),
                 speculator: std::sync::OnceLock::new(),
+                committed_hint: std::sync::OnceLock::new(),
                 #[cfg(feature = "test-hooks")]
                 hold: tokio::sync::watch::channel(false).0,
             }),
@@ -279,6 +285,27 @@ impl LogStore {
             .map_err(sto_write)
     }
 
+    /// Hands the committed pointer to the task that writes its hint file
+    /// (started on first use), so the caller (openraft's core, between a
+    /// commit and its apply) never waits for a file write. The task writes
+    /// the latest value it has when it gets to it, so values only grow.
+    fn hint_committed(&self, committed: Option<LogId>) {
+        let Some(disk) = &self.inner.disk else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside a runtime (tools and tests): write it here.
+            if let Err(e) = self.save_meta("committed", &committed, false) {
+                tracing::warn!(target: "agent.server.raft", error = %e, "failed to save the committed index hint");
+            }
+            return;
+        };
+        let tx = self.inner.committed_hint.get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(committed);
+            runtime.spawn(write_committed_hints(disk.meta_dir.join("committed"), rx));
+            tx
+        });
+        tx.send_replace(committed);
+    }
+
     fn insert_cached(idx: &mut Index, entries: Vec<(Entry, usize)>, disk_mode: bool) {
         for (e, size) in entries {
             idx.last_log_id = Some(e.log_id);
@@ -291,6 +318,40 @@ impl LogStore {
                 idx.cache_bytes -= size;
             }
         }
+    }
+}
+
+/// Least time between two writes of the committed hint. Each write creates
+/// and renames a file; on ext4 the next WAL `fdatasync` commits that
+/// metadata in its journal transaction, so a hint per write made every
+/// write's sync (on all three servers sharing a disk in the benchmarks)
+/// carry it. A hint at most this old costs a restart nothing but applying
+/// those entries when the leader next says they are committed.
+const HINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Writes the latest committed pointer `rx` holds to `path` (no sync: a
+/// hint, see the module doc), at most once per `HINT_EVERY`; ends when the
+/// log store is gone. Holds only the path, not the store, so it does not
+/// keep the store alive.
+async fn write_committed_hints(path: PathBuf, mut rx: tokio::sync::watch::Receiver<Option<LogId>>) {
+    // The value the channel was created with counts as a change.
+    rx.mark_changed();
+    while rx.changed().await.is_ok() {
+        let committed = *rx.borrow_and_update();
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let bytes = serde_json::to_vec(&committed)?;
+            crate::fsutil::write_atomic(&path, &bytes, false)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(target: "agent.server.raft", error = %e, "failed to save the committed index hint")
+            }
+            Err(_) => return,
+        }
+        tokio::time::sleep(HINT_EVERY).await;
     }
 }
 
@@ -360,10 +421,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.write_index().committed = committed;
-        // A hint only (see the module doc): no sync, and a failure is not fatal.
-        if let Err(e) = self.save_meta("committed", &committed, false) {
-            tracing::warn!(target: "agent.server.raft", error = %e, "failed to save the committed index hint");
-        }
+        self.hint_committed(committed);
         Ok(())
     }
 

@@ -142,20 +142,25 @@ impl Consensus {
         let (sm, store) = StateMachine::open(snapshot_dir, log.disk_full().clone())?;
         let peer_contacts = network::PeerContacts::default();
         let lease_tracker = Arc::new(lease::LeaseTracker::default());
-        let raft = Raft::new(
-            cfg.node_id,
-            raft_config.clone(),
-            network::Network::new(rpc.clone(), peer_contacts.clone(), lease_tracker.clone()),
-            log.clone(),
-            sm,
-        )
-        .await
-        .map_err(|e| format!("starting raft: {e}"))?;
         let speculator = Arc::new(speculate::Speculator::new(
             cfg.node_id,
             rpc.clone(),
             Duration::from_millis(raft_config.election_timeout_min),
         ));
+        let raft = Raft::new(
+            cfg.node_id,
+            raft_config.clone(),
+            network::Network::new(
+                rpc.clone(),
+                peer_contacts.clone(),
+                lease_tracker.clone(),
+                speculator.clone(),
+            ),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| format!("starting raft: {e}"))?;
         speculator.attach(raft.clone());
         log.set_speculator(speculator);
         let mut votes_held_until = votes_held_until;

@@ -6,6 +6,7 @@
 
 use super::lease::LeaseTracker;
 use super::log_store::LogStore;
+use super::speculate::Speculator;
 use super::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, NodeId,
     RaftNode, TypeConfig, Vote, VoteRequest, VoteResponse,
@@ -45,11 +46,17 @@ pub struct Network {
     client: RpcClient,
     contacts: PeerContacts,
     lease: Arc<LeaseTracker>,
+    speculator: Arc<Speculator>,
 }
 
 impl Network {
-    pub fn new(client: RpcClient, contacts: PeerContacts, lease: Arc<LeaseTracker>) -> Network {
-        Network { client, contacts, lease }
+    pub fn new(
+        client: RpcClient,
+        contacts: PeerContacts,
+        lease: Arc<LeaseTracker>,
+        speculator: Arc<Speculator>,
+    ) -> Network {
+        Network { client, contacts, lease, speculator }
     }
 }
 
@@ -59,6 +66,7 @@ pub struct PeerClient {
     addr: Result<SocketAddr, String>,
     contacts: PeerContacts,
     lease: Arc<LeaseTracker>,
+    speculator: Arc<Speculator>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -73,6 +81,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr,
             contacts: self.contacts.clone(),
             lease: self.lease.clone(),
+            speculator: self.speculator.clone(),
         }
     }
 }
@@ -117,7 +126,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         if let Some(c) = rpc.leader_commit {
             self.lease.commit_sent(c.index);
         }
-        let (vote, sent_at) = (rpc.vote, Instant::now());
+        let vote = rpc.vote;
+        // The same entries already went out ahead of the leader's sync
+        // (`speculate`): their answer is this request's answer.
+        let early = self.speculator.take_matching(self.target, &vote, rpc.prev_log_id, &rpc.entries);
+        if let Some(early) = early {
+            if let Some(sent_at) = early.stored(option.soft_ttl()).await {
+                self.contacts.touch(self.target);
+                self.lease.accepted(self.target, vote, sent_at);
+                return Ok(AppendEntriesResponse::Success);
+            }
+        }
+        let sent_at = Instant::now();
         let resp = self.send(RaftRpc::AppendEntries, &rpc, &option).await;
         match &resp {
             Ok(AppendEntriesResponse::HigherVote(_)) => self.lease.higher_vote_seen(),

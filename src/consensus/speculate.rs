@@ -13,18 +13,37 @@
 //! entry appends and syncs them at once; when openraft's own AppendEntries
 //! for the same entries arrives (after the leader's sync), the follower
 //! already holds them and answers without a second sync. The answer to the
-//! early request is not used: a follower that lags or moved on simply
-//! rejects it, and openraft's replication carries on as before.
+//! early request is kept: when openraft's replication then sends exactly
+//! the same entries (same vote, same previous entry, same first and last
+//! entry) to that voter, `network` waits for the early answer instead of
+//! sending them again, so a write costs the longer of the two syncs plus
+//! one round trip, not the leader's sync followed by a round trip. An
+//! early "stored" answer means what the late one would: the follower holds
+//! `prev` and these entries durably under this vote (as with any delayed
+//! answer, Raft counts it only towards entries of the leader's own term,
+//! and the leader still counts itself only after its own sync). Only the
+//! late request's commit index is not delivered; openraft sends it again
+//! with the next AppendEntries (it sends one whenever the commit index
+//! advances). Any other early answer (a lagging follower's conflict, a
+//! higher vote, an error) makes `network` send openraft's request as
+//! before.
 
-use super::typ::{Entry, LogId, NodeId, Raft, Vote};
+use super::typ::{AppendEntriesResponse, Entry, LogId, NodeId, Raft, RaftError, Vote};
 use crate::rpc::client::RpcClient;
 use crate::rpc::message::RaftRpc;
 use crate::rpc::{method, RequestContext};
 use openraft::RaftLogId;
 use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Early requests remembered per voter. A single writer needs one; under
+/// load openraft's replication batches several proposals into one request,
+/// which matches none, so the oldest are simply forgotten.
+const KEPT_PER_VOTER: usize = 8;
 
 /// The AppendEntries request's wire form, borrowing the entries: postcard
 /// encodes it exactly as openraft's `AppendEntriesRequest` (same fields,
@@ -37,17 +56,106 @@ struct AppendRef<'a> {
     leader_commit: Option<LogId>,
 }
 
+/// What an early request carried, to recognise openraft's own request for
+/// the same entries. Entries of one leader's term are contiguous and a log
+/// id names one entry, so the first and last ids and the count name them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    vote: Vote,
+    prev: Option<LogId>,
+    first: LogId,
+    last: LogId,
+    len: usize,
+}
+
+impl Span {
+    fn of(vote: &Vote, prev: Option<LogId>, entries: &[Entry]) -> Option<Span> {
+        Some(Span {
+            vote: *vote,
+            prev,
+            first: *entries.first()?.get_log_id(),
+            last: *entries.last()?.get_log_id(),
+            len: entries.len(),
+        })
+    }
+}
+
+/// One early request in flight or answered: `answer` becomes
+/// `Some(true)` when the voter stored the entries, `Some(false)` for any
+/// other outcome.
+struct Early {
+    span: Span,
+    sent_at: Instant,
+    answer: watch::Receiver<Option<bool>>,
+}
+
+/// An early request matching one openraft is about to send.
+pub struct EarlyAnswer {
+    sent_at: Instant,
+    answer: watch::Receiver<Option<bool>>,
+}
+
+impl EarlyAnswer {
+    /// Waits (at most `limit`) for the early answer; `Some(sent_at)` if the
+    /// voter stored the entries, with the time the early request was sent
+    /// (what the leader lease may count from: earlier than openraft's
+    /// request, so never longer).
+    pub async fn stored(mut self, limit: Duration) -> Option<Instant> {
+        let answer = tokio::time::timeout(limit, self.answer.wait_for(Option::is_some)).await;
+        match answer {
+            Ok(Ok(a)) if *a == Some(true) => Some(self.sent_at),
+            _ => None,
+        }
+    }
+}
+
 pub struct Speculator {
     me: NodeId,
     rpc: RpcClient,
     /// Set once openraft is started (the log store exists before it).
     raft: OnceLock<Raft>,
     timeout: Duration,
+    /// Early requests per voter, oldest first.
+    sent: Mutex<HashMap<NodeId, VecDeque<Early>>>,
 }
 
 impl Speculator {
     pub fn new(me: NodeId, rpc: RpcClient, timeout: Duration) -> Speculator {
-        Speculator { me, rpc, raft: OnceLock::new(), timeout }
+        Speculator { me, rpc, raft: OnceLock::new(), timeout, sent: Mutex::new(HashMap::new()) }
+    }
+
+    /// The early request to `target` carrying exactly `entries` after
+    /// `prev` under `vote`, if there is one; forgets it and every older
+    /// one (openraft sends in log order, so they can no longer match).
+    pub fn take_matching(
+        &self,
+        target: NodeId,
+        vote: &Vote,
+        prev: Option<LogId>,
+        entries: &[Entry],
+    ) -> Option<EarlyAnswer> {
+        let span = Span::of(vote, prev, entries)?;
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = sent.get_mut(&target)?;
+        while let Some(early) = queue.pop_front() {
+            if early.span == span {
+                return Some(EarlyAnswer { sent_at: early.sent_at, answer: early.answer });
+            }
+            if early.span.last.index > span.last.index {
+                queue.push_front(early);
+                return None;
+            }
+        }
+        None
+    }
+
+    fn remember(&self, target: NodeId, early: Early) {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = sent.entry(target).or_default();
+        if queue.len() >= KEPT_PER_VOTER {
+            queue.pop_front();
+        }
+        queue.push_back(early);
     }
 
     pub fn attach(&self, raft: Raft) {
@@ -76,15 +184,24 @@ impl Speculator {
         if targets.is_empty() {
             return;
         }
+        let Some(span) = Span::of(&vote, prev, entries) else { return };
         let req = AppendRef { vote: &vote, prev_log_id: prev, entries, leader_commit: None };
         let Ok(payload) = postcard::to_allocvec(&req) else { return };
         let payload = bytes::Bytes::from(payload);
         for (target, addr) in targets {
             let call = method::Raft { kind: RaftRpc::AppendEntries, target, payload: payload.clone() };
             let (rpc, timeout) = (self.rpc.clone(), self.timeout);
+            let (tell, answer) = watch::channel(None);
+            self.remember(target, Early { span, sent_at: Instant::now(), answer });
             tokio::spawn(async move {
-                // The answer is openraft's replication's business.
-                let _ = rpc.call(addr, RequestContext::default(), &call, timeout).await;
+                let reply = rpc.call(addr, RequestContext::default(), &call, timeout).await;
+                let stored = reply.is_ok_and(|bytes| {
+                    matches!(
+                        postcard::from_bytes::<Result<AppendEntriesResponse, RaftError>>(&bytes),
+                        Ok(Ok(AppendEntriesResponse::Success))
+                    )
+                });
+                let _ = tell.send(Some(stored));
             });
         }
     }
@@ -128,6 +245,68 @@ mod tests {
         assert_eq!(req.entries.len(), 2);
         assert_eq!(req.entries[1].log_id, entries[1].log_id);
         assert_eq!(req.leader_commit, None);
+    }
+
+    fn early(s: &Speculator, target: NodeId, vote: &Vote, prev: Option<LogId>, entries: &[Entry]) {
+        let (tell, answer) = watch::channel(None);
+        let span = Span::of(vote, prev, entries).unwrap();
+        s.remember(target, Early { span, sent_at: Instant::now(), answer });
+        // Answered at once ("stored"), and the sender gone, as after a
+        // real early request's task ends.
+        tell.send_replace(Some(true));
+        drop(tell);
+    }
+
+    #[tokio::test]
+    async fn openrafts_request_for_the_same_entries_takes_the_early_answer() {
+        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let vote = Vote::new_committed(4, 7);
+        let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
+        early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
+        assert!(s.take_matching(3, &vote, prev, &[entry(4, 7, 10)]).is_none(), "another voter's");
+        assert!(s.take_matching(2, &vote, prev, &[]).is_none(), "a heartbeat");
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).expect("same entries");
+        assert!(got.stored(Duration::from_secs(1)).await.is_some());
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).is_none(), "used once");
+        // A request of another vote matches nothing (and the early one
+        // before it can match no later request: it is forgotten).
+        early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
+        let other_vote = Vote::new_committed(5, 7);
+        assert!(s.take_matching(2, &other_vote, prev, &[entry(4, 7, 10)]).is_none(), "another vote");
+    }
+
+    #[tokio::test]
+    async fn a_request_spanning_two_early_ones_sends_its_own() {
+        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let vote = Vote::new_committed(4, 7);
+        let p9 = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
+        let p10 = Some(LogId::new(CommittedLeaderId::new(4, 7), 10));
+        early(&s, 2, &vote, p9, &[entry(4, 7, 10)]);
+        early(&s, 2, &vote, p10, &[entry(4, 7, 11)]);
+        early(&s, 2, &vote, Some(LogId::new(CommittedLeaderId::new(4, 7), 11)), &[entry(4, 7, 12)]);
+        assert!(s.take_matching(2, &vote, p9, &[entry(4, 7, 10), entry(4, 7, 11)]).is_none());
+        // Both it covered are forgotten; the later one is kept.
+        assert!(s.take_matching(2, &vote, p10, &[entry(4, 7, 11)]).is_none());
+        let p11 = Some(LogId::new(CommittedLeaderId::new(4, 7), 11));
+        assert!(s.take_matching(2, &vote, p11, &[entry(4, 7, 12)]).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_early_refusal_or_silence_is_no_answer() {
+        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let vote = Vote::new_committed(4, 7);
+        let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
+        let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
+        let (tell, answer) = watch::channel(None);
+        s.remember(2, Early { span, sent_at: Instant::now(), answer });
+        tell.send_replace(Some(false));
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
+        assert!(got.stored(Duration::from_secs(1)).await.is_none(), "refused");
+        let (tell, answer) = watch::channel(None);
+        s.remember(2, Early { span, sent_at: Instant::now(), answer });
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
+        assert!(got.stored(Duration::from_millis(20)).await.is_none(), "no answer in time");
+        drop(tell);
     }
 
     #[test]
