@@ -227,8 +227,11 @@ async fn watch_wakeups(http: SocketAddr, nodes: usize, flips: usize) -> Result<(
 /// Runs `consul <cmd…> -http-addr=… <file>`: flags go before the positional
 /// argument, as Go's flag parsing (and ours) stops at the first one.
 fn consul_cli(ctx: &Ctx, http: SocketAddr, cmd: &[&str], file: &str) -> Result<f64, String> {
-    let args: Vec<String> =
-        cmd.iter().map(|a| a.to_string()).chain([format!("-http-addr=http://{http}"), file.to_string()]).collect();
+    let args: Vec<String> = cmd
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("-http-addr=http://{http}"), file.to_string()])
+        .collect();
     let t0 = Instant::now();
     let out = std::process::Command::new(&ctx.consul)
         .args(&args)
