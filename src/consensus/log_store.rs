@@ -441,11 +441,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let entries: Vec<Entry> = entries.into_iter().collect();
         if let Some(s) = self.inner.speculator.get() {
-            let (vote, prev) = {
+            let (vote, prev, committed) = {
                 let idx = self.read_index();
-                (idx.vote, idx.last_log_id)
+                (idx.vote, idx.last_log_id, idx.committed)
             };
-            s.appending(vote, prev, &entries);
+            s.appending(vote, prev, committed, &entries);
         }
         let mut encoded = Vec::with_capacity(entries.len());
         for e in &entries {

@@ -129,7 +129,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         let vote = rpc.vote;
         // The same entries already went out ahead of the leader's sync
         // (`speculate`): their answer is this request's answer.
-        let early = self.speculator.take_matching(self.target, &vote, rpc.prev_log_id, &rpc.entries);
+        let early = self.speculator.take_matching(
+            self.target,
+            &vote,
+            rpc.prev_log_id,
+            &rpc.entries,
+            rpc.leader_commit,
+        );
         if let Some(early) = early {
             if let Some(sent_at) = early.stored(option.soft_ttl()).await {
                 self.contacts.touch(self.target);

@@ -22,11 +22,13 @@
 //! `prev` and these entries durably under this vote (as with any delayed
 //! answer, Raft counts it only towards entries of the leader's own term,
 //! and the leader still counts itself only after its own sync). Only the
-//! late request's commit index is not delivered; openraft sends it again
-//! with the next AppendEntries (it sends one whenever the commit index
-//! advances). Any other early answer (a lagging follower's conflict, a
-//! higher vote, an error) makes `network` send openraft's request as
-//! before.
+//! early request carries the commit index the leader had saved when it
+//! sent it, and the late request is skipped only if it would tell the
+//! voter nothing newer: otherwise it is sent, so followers learn of
+//! commits as promptly as before (their `?stale` reads and the reads they
+//! serve at a read index depend on it). Any other early answer (a lagging
+//! follower's conflict, a higher vote, an error) makes `network` send
+//! openraft's request as before.
 
 use super::typ::{AppendEntriesResponse, Entry, LogId, NodeId, Raft, RaftError, Vote};
 use crate::rpc::client::RpcClient;
@@ -85,6 +87,8 @@ impl Span {
 /// other outcome.
 struct Early {
     span: Span,
+    /// The commit index the early request told the voter.
+    commit: Option<u64>,
     sent_at: Instant,
     answer: watch::Receiver<Option<bool>>,
 }
@@ -133,13 +137,16 @@ impl Speculator {
         vote: &Vote,
         prev: Option<LogId>,
         entries: &[Entry],
+        leader_commit: Option<LogId>,
     ) -> Option<EarlyAnswer> {
         let span = Span::of(vote, prev, entries)?;
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         let queue = sent.get_mut(&target)?;
         while let Some(early) = queue.pop_front() {
             if early.span == span {
-                return Some(EarlyAnswer { sent_at: early.sent_at, answer: early.answer });
+                // A newer commit index must reach the voter: send the request.
+                let nothing_newer = leader_commit.map(|c| c.index) <= early.commit;
+                return nothing_newer.then_some(EarlyAnswer { sent_at: early.sent_at, answer: early.answer });
             }
             if early.span.last.index > span.last.index {
                 queue.push_front(early);
@@ -163,9 +170,17 @@ impl Speculator {
     }
 
     /// Called by the log store before it writes `entries` after `prev`,
-    /// with the vote it has saved: sends them on if this server is the
-    /// leader of that vote and they are its own new entries.
-    pub fn appending(&self, vote: Option<Vote>, prev: Option<LogId>, entries: &[Entry]) {
+    /// with the vote and the commit index it has saved: sends them on
+    /// (with that commit index, which openraft saved only once it was
+    /// committed) if this server is the leader of that vote and they are
+    /// its own new entries.
+    pub fn appending(
+        &self,
+        vote: Option<Vote>,
+        prev: Option<LogId>,
+        committed: Option<LogId>,
+        entries: &[Entry],
+    ) {
         let Some(raft) = self.raft.get() else { return };
         let Some(vote) = vote else { return };
         if !own_new_entries(self.me, &vote, prev, entries) {
@@ -185,14 +200,15 @@ impl Speculator {
             return;
         }
         let Some(span) = Span::of(&vote, prev, entries) else { return };
-        let req = AppendRef { vote: &vote, prev_log_id: prev, entries, leader_commit: None };
+        let req = AppendRef { vote: &vote, prev_log_id: prev, entries, leader_commit: committed };
         let Ok(payload) = postcard::to_allocvec(&req) else { return };
         let payload = bytes::Bytes::from(payload);
         for (target, addr) in targets {
             let call = method::Raft { kind: RaftRpc::AppendEntries, target, payload: payload.clone() };
             let (rpc, timeout) = (self.rpc.clone(), self.timeout);
             let (tell, answer) = watch::channel(None);
-            self.remember(target, Early { span, sent_at: Instant::now(), answer });
+            let commit = committed.map(|c| c.index);
+            self.remember(target, Early { span, commit, sent_at: Instant::now(), answer });
             tokio::spawn(async move {
                 let reply = rpc.call(addr, RequestContext::default(), &call, timeout).await;
                 let stored = reply.is_ok_and(|bytes| {
@@ -250,7 +266,7 @@ mod tests {
     fn early(s: &Speculator, target: NodeId, vote: &Vote, prev: Option<LogId>, entries: &[Entry]) {
         let (tell, answer) = watch::channel(None);
         let span = Span::of(vote, prev, entries).unwrap();
-        s.remember(target, Early { span, sent_at: Instant::now(), answer });
+        s.remember(target, Early { span, commit: None, sent_at: Instant::now(), answer });
         // Answered at once ("stored"), and the sender gone, as after a
         // real early request's task ends.
         tell.send_replace(Some(true));
@@ -263,16 +279,16 @@ mod tests {
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
-        assert!(s.take_matching(3, &vote, prev, &[entry(4, 7, 10)]).is_none(), "another voter's");
-        assert!(s.take_matching(2, &vote, prev, &[]).is_none(), "a heartbeat");
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).expect("same entries");
+        assert!(s.take_matching(3, &vote, prev, &[entry(4, 7, 10)], None).is_none(), "another voter's");
+        assert!(s.take_matching(2, &vote, prev, &[], None).is_none(), "a heartbeat");
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).expect("same entries");
         assert!(got.stored(Duration::from_secs(1)).await.is_some());
-        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).is_none(), "used once");
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).is_none(), "used once");
         // A request of another vote matches nothing (and the early one
         // before it can match no later request: it is forgotten).
         early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
         let other_vote = Vote::new_committed(5, 7);
-        assert!(s.take_matching(2, &other_vote, prev, &[entry(4, 7, 10)]).is_none(), "another vote");
+        assert!(s.take_matching(2, &other_vote, prev, &[entry(4, 7, 10)], None).is_none(), "another vote");
     }
 
     #[tokio::test]
@@ -284,11 +300,32 @@ mod tests {
         early(&s, 2, &vote, p9, &[entry(4, 7, 10)]);
         early(&s, 2, &vote, p10, &[entry(4, 7, 11)]);
         early(&s, 2, &vote, Some(LogId::new(CommittedLeaderId::new(4, 7), 11)), &[entry(4, 7, 12)]);
-        assert!(s.take_matching(2, &vote, p9, &[entry(4, 7, 10), entry(4, 7, 11)]).is_none());
+        assert!(s.take_matching(2, &vote, p9, &[entry(4, 7, 10), entry(4, 7, 11)], None).is_none());
         // Both it covered are forgotten; the later one is kept.
-        assert!(s.take_matching(2, &vote, p10, &[entry(4, 7, 11)]).is_none());
+        assert!(s.take_matching(2, &vote, p10, &[entry(4, 7, 11)], None).is_none());
         let p11 = Some(LogId::new(CommittedLeaderId::new(4, 7), 11));
-        assert!(s.take_matching(2, &vote, p11, &[entry(4, 7, 12)]).is_some());
+        assert!(s.take_matching(2, &vote, p11, &[entry(4, 7, 12)], None).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_request_telling_a_newer_commit_index_is_sent() {
+        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let vote = Vote::new_committed(4, 7);
+        let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
+        let c8 = Some(LogId::new(CommittedLeaderId::new(4, 7), 8));
+        let c9 = prev;
+        let remember = |commit: Option<u64>| {
+            let (tell, answer) = watch::channel(Some(true));
+            let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
+            s.remember(2, Early { span, commit, sent_at: Instant::now(), answer });
+            drop(tell);
+        };
+        remember(Some(8));
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c9).is_none(), "commit 9 is news");
+        remember(Some(8));
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c8).is_some(), "commit 8 was told");
+        remember(None);
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c8).is_none(), "nothing was told");
     }
 
     #[tokio::test]
@@ -298,13 +335,13 @@ mod tests {
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
         let (tell, answer) = watch::channel(None);
-        s.remember(2, Early { span, sent_at: Instant::now(), answer });
+        s.remember(2, Early { span, commit: None, sent_at: Instant::now(), answer });
         tell.send_replace(Some(false));
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).unwrap();
         assert!(got.stored(Duration::from_secs(1)).await.is_none(), "refused");
         let (tell, answer) = watch::channel(None);
-        s.remember(2, Early { span, sent_at: Instant::now(), answer });
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
+        s.remember(2, Early { span, commit: None, sent_at: Instant::now(), answer });
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).unwrap();
         assert!(got.stored(Duration::from_millis(20)).await.is_none(), "no answer in time");
         drop(tell);
     }
