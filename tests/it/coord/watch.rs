@@ -56,7 +56,8 @@ async fn key_watch_runs_once_per_change_and_never_on_timeouts() {
     stays(Duration::from_millis(1500), 1, count).await;
 
     a.put("/v1/kv/w/k", b"v1").await;
-    assert!(wait_until(Duration::from_secs(10), || async { count() == 2 }).await);
+    // The handler writes the data file, then the index file.
+    assert!(wait_until(Duration::from_secs(10), || async { count() == 2 && lines(&idx).len() == 2 }).await);
     let got = &json_lines(&data)[1];
     assert_eq!(got["Key"], "w/k");
     assert_eq!(got["Value"], "djE=");
