@@ -351,6 +351,57 @@ fn reads_under_writes_rows(m: &Metrics) -> Vec<Row> {
     rows
 }
 
+/// Why GETs slow down under concurrent writes, from the run's own figures:
+/// whether the read waits for the write (then the key read would suffer
+/// more than other keys) or for a CPU the writers keep busy.
+fn reads_under_writes_gap(m: &Metrics) -> Option<String> {
+    use crate::benches::kv_mixed::{metric, FSYNC_METRIC, WRITERS};
+    let g = |api: &str, kind: &str, writes: &str, what: &str| m.get(&metric(api, kind, 1, writes, what));
+    let (p99_none, p99_other) =
+        (g("consul", "default", "none", "p99_ms")?, g("consul", "default", "other", "p99_ms")?);
+    let fsync_ms = m.get(FSYNC_METRIC)? / 1000.0;
+    if p99_other - p99_none <= fsync_ms {
+        return None;
+    }
+    let p50_none = g("consul", "default", "none", "p50_ms")?;
+    let p50_other = g("consul", "default", "other", "p50_ms")?;
+    let p50_same = g("consul", "default", "same", "p50_ms")?;
+    let writes = g("consul", "default", "other", "writes_per_s")?;
+    let mut p = format!(
+        "**GET p99 under {WRITERS} concurrent writers: +{} ms at 1 reader (default reads, {} → {} ms) against one \
+         fsync of {} ms.** The writers ran {} PUT/s. The median read went {} → {} ms when they wrote other keys and \
+         → {} ms when they wrote the key being read. ",
+        num(p99_other - p99_none),
+        num(p99_none),
+        num(p99_other),
+        num(fsync_ms),
+        num(writes),
+        num(p50_none),
+        num(p50_other),
+        num(p50_same),
+    );
+    if (p50_same - p50_other).abs() <= 0.3 * p50_other.max(p50_same) {
+        p.push_str(
+            "A read that waited for a write would suffer more on the key being written; it suffers the same, so \
+             it waits for a CPU, not for the write: three servers, the writers and the readers share this \
+             machine's cores, and the writes keep them busy (`tests/it/reads.rs` holds the leader's fsync and \
+             shows reads answering at once). ",
+        );
+    } else {
+        p.push_str("Reads of the key being written suffer differently from reads of other keys: not explained here. ");
+    }
+    if let (Some(a), Some(b)) =
+        (g("etcd_grpc", "linearizable", "none", "p99_ms"), g("etcd_grpc", "linearizable", "other", "p99_ms"))
+    {
+        p.push_str(&format!(
+            "etcd's linearizable reads over gRPC went {} → {} ms under the same load.",
+            num(a),
+            num(b)
+        ));
+    }
+    Some(p)
+}
+
 /// `with − without − fsync` (ms; fsync in µs) must be ≤ 0.
 fn excess_row(m: &Metrics, target: String, with: &str, without: &str, fsync_us: &str) -> Row {
     let excess = |w: f64, wo: f64, f: f64| w - wo - f / 1000.0;
@@ -407,6 +458,9 @@ fn label(peer: &str) -> &'static str {
 /// where the evidence points one way or another the wording follows it.
 pub fn gaps(m: &Metrics) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(p) = reads_under_writes_gap(m) {
+        out.push(p);
+    }
     // KV PUT throughput at 64 clients.
     for n in [1, 3] {
         let ours = m.get(&format!("kv_put.n{n}.consul.c64.ops"));
@@ -841,6 +895,28 @@ mod tests {
     const OTHER_DEFAULT_1: &str =
         "GET p99 under 16 concurrent writers (other keys) ≤ p99 without + one fsync (p50) \
                                    (consul-rs default, 1 reader(s)";
+
+    #[test]
+    fn reads_under_writes_gap_tells_cpu_from_write_waits() {
+        use crate::benches::kv_mixed::{metric, FSYNC_METRIC};
+        let run = |p50_same: f64| {
+            vec![section(&[
+                (&metric("consul", "default", 1, "none", "p99_ms"), 0.2),
+                (&metric("consul", "default", 1, "other", "p99_ms"), 1.3),
+                (&metric("consul", "default", 1, "none", "p50_ms"), 0.08),
+                (&metric("consul", "default", 1, "other", "p50_ms"), 0.26),
+                (&metric("consul", "default", 1, "same", "p50_ms"), p50_same),
+                (&metric("consul", "default", 1, "other", "writes_per_s"), 5000.0),
+                (FSYNC_METRIC, 150.0),
+            ])]
+        };
+        let gap = reads_under_writes_gap(&Metrics::with_runs(&run(0.27), &[])).expect("a gap");
+        assert!(gap.contains("waits for a CPU"), "{gap}");
+        let gap = reads_under_writes_gap(&Metrics::with_runs(&run(2.0), &[])).expect("a gap");
+        assert!(gap.contains("not explained"), "{gap}");
+        let met = vec![mixed("default", 1.0, 1.1, 2000.0)];
+        assert!(reads_under_writes_gap(&Metrics::with_runs(&met, &[])).is_none());
+    }
 
     #[test]
     fn reads_under_writes_allow_one_fsync() {
