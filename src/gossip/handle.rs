@@ -181,7 +181,21 @@ impl Gossip {
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, GossipError> {
         let (tx, rx) = oneshot::channel();
         self.inner.cmd.send(make(tx)).await.map_err(|_| GossipError::ShutDown)?;
-        rx.await.map_err(|_| GossipError::ShutDown)
+        self.reply_or_stopped(rx).await
+    }
+
+    /// Waits for the driver's reply, or for the driver to have stopped.
+    /// The second matters: a command sent while the driver exits can be
+    /// accepted into the channel after the driver drained it, and then its
+    /// reply sender is dropped only with the last handle — so waiting on
+    /// the reply alone could wait forever. The driver sends every reply it
+    /// owes before it stops, so polling the reply first loses none.
+    async fn reply_or_stopped<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, GossipError> {
+        tokio::select! {
+            biased;
+            r = rx => r.map_err(|_| GossipError::ShutDown),
+            _ = self.inner.stopped.cancelled() => Err(GossipError::ShutDown),
+        }
     }
 
     /// The address peers reach us at.
@@ -255,9 +269,9 @@ impl Gossip {
     pub async fn leave(&self, timeout: Duration) -> Result<(), GossipError> {
         let (tx, rx) = oneshot::channel();
         self.inner.cmd.send(Command::Leave { reply: tx }).await.map_err(|_| GossipError::ShutDown)?;
-        let r = match tokio::time::timeout(timeout, rx).await {
+        let r = match tokio::time::timeout(timeout, self.reply_or_stopped(rx)).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(GossipError::ShutDown),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(GossipError::LeaveTimeout(timeout)),
         };
         self.shutdown().await;
@@ -365,7 +379,9 @@ impl Gossip {
 
     /// Stops at once without telling anyone (peers will see us fail).
     pub async fn shutdown(&self) {
-        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+        // No need to wait for the reply: the driver's end is what counts.
+        let (reply, _rx) = oneshot::channel();
+        let _ = self.inner.cmd.send(Command::Shutdown { reply }).await;
         self.inner.stopped.cancelled().await;
     }
 }
@@ -388,4 +404,58 @@ async fn resolve(s: &str, default_port: u16) -> Result<SocketAddr, GossipError> 
         .await
         .map_err(|source| GossipError::Resolve { addr: s.to_string(), source })?;
     addrs.next().ok_or_else(|| GossipError::NoAddresses(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gossip::member::MemberStatus;
+    use crate::gossip::runtime::{Counters, View};
+
+    /// A handle in the state the exit race leaves behind: the driver has
+    /// stopped, yet a command sits in the channel where nobody will ever
+    /// answer it (a sender acquired its slot before the driver dropped the
+    /// receiver and pushed after the drain; the message then lives as long
+    /// as the handle). Here the receiver is simply kept and never read.
+    fn stopped_handle() -> (Gossip, mpsc::Receiver<Command>) {
+        let addr: SocketAddr = "127.0.0.1:8301".parse().unwrap();
+        let local = Member::new("n".into(), addr, BTreeMap::new(), MemberStatus::Left);
+        let view = View {
+            local,
+            members: Vec::new(),
+            running: false,
+            coordinate: None,
+            coordinates: HashMap::new(),
+        };
+        let (cmd, cmd_rx) = mpsc::channel(8);
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        let shared = Shared {
+            cmd,
+            view: Arc::new(RwLock::new(view)),
+            members_tx: broadcast::channel(1).0,
+            user_tx: broadcast::channel(1).0,
+            query_tx: broadcast::channel(1).0,
+            crypto: Arc::new(RwLock::new(Crypto {
+                keyring: None,
+                verify_incoming: true,
+                verify_outgoing: true,
+            })),
+            counters: Arc::new(Counters::default()),
+            addr,
+            stopped,
+        };
+        (Gossip { inner: Arc::new(shared), name: "n".into(), default_port: 8301 }, cmd_rx)
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_stopped_driver_return_even_if_their_command_was_never_read() {
+        let (g, _unread) = stopped_handle();
+        let bound = Duration::from_secs(5);
+        let stats = tokio::time::timeout(bound, g.stats()).await.expect("stats hung");
+        assert!(matches!(stats, Err(GossipError::ShutDown)), "{stats:?}");
+        let left = tokio::time::timeout(bound, g.leave(Duration::from_secs(60))).await.expect("leave hung");
+        assert!(matches!(left, Err(GossipError::ShutDown)), "{left:?}");
+        tokio::time::timeout(bound, g.shutdown()).await.expect("shutdown hung");
+    }
 }
