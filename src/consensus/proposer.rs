@@ -36,6 +36,8 @@ struct Pending {
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
+    /// The batching loop's end (see `reply`).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Proposer {
@@ -46,20 +48,23 @@ impl Proposer {
         stop: tokio_util::sync::CancellationToken,
     ) -> Proposer {
         let (tx, rx) = mpsc::channel(64 * 1024);
+        let ended = stop.clone();
         tasks.spawn(async move {
             tokio::select! {
                 _ = drive(raft, rx) => {}
-                _ = stop.cancelled() => {}
+                _ = ended.cancelled() => {}
             }
         });
-        Proposer { tx }
+        Proposer { tx, stop }
     }
 
     /// Proposes one command and waits until it is committed and applied.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Pending { cmd, reply }).await.map_err(|_| ProposeError::ShuttingDown)?;
-        rx.await.map_err(|_| ProposeError::ShuttingDown)?
+        super::reply::reply_or_stop(rx, &self.stop, super::reply::STOP_GRACE)
+            .await
+            .ok_or(ProposeError::ShuttingDown)?
     }
 }
 

@@ -78,6 +78,8 @@ struct Inner {
     /// How long a quorum round waits for answers.
     round_timeout: Duration,
     rounds: mpsc::UnboundedSender<Waiter>,
+    /// The quorum-round loop's end (see `reply`).
+    stop: tokio_util::sync::CancellationToken,
     /// The term in which this node, as leader, has committed and applied an
     /// entry of its own (`run_term_barriers`). Until that is true for the
     /// current term no read is served: a node restarted as leader of its
@@ -129,6 +131,7 @@ impl ReadBarrier {
             rpc: setup.rpc,
             round_timeout: setup.round_timeout,
             rounds: tx,
+            stop: stop.clone(),
             ready_term: AtomicU64::new(0),
             #[cfg(feature = "test-hooks")]
             core_reads: Default::default(),
@@ -178,7 +181,10 @@ impl ReadBarrier {
             _ => {
                 let (reply, rx) = oneshot::channel();
                 inner.rounds.send(reply).map_err(|_| ReadError::ShuttingDown)?;
-                rx.await.map_err(|_| ReadError::ShuttingDown)??.max(arrival_index)
+                super::reply::reply_or_stop(rx, &inner.stop, super::reply::STOP_GRACE)
+                    .await
+                    .ok_or(ReadError::ShuttingDown)??
+                    .max(arrival_index)
             }
         };
         inner.wait_applied(index).await?;
