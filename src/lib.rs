@@ -59,6 +59,7 @@ pub mod inject;
 pub(crate) mod logging;
 pub mod metrics;
 pub(crate) mod proc_group;
+pub(crate) mod reply;
 pub mod rpc;
 pub(crate) mod sdnotify;
 pub mod server;

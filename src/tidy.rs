@@ -26,7 +26,7 @@ const ALLOWED: &[(&str, &str)] = &[
     // `jwt` auth methods: checks a login's bearer token (fetching JWKS keys)
     // and evaluates binding rules; used by the server.
     ("authmethod", "acl duration"),
-    ("consensus", "catalog fsutil gossip inject metrics rpc"),
+    ("consensus", "catalog fsutil gossip inject metrics reply rpc"),
     ("rpc", "accept acl catalog config_entry tls"),
     // The agent's certificates and the rustls settings made from them.
     ("tls", "accept config"),
@@ -38,7 +38,7 @@ const ALLOWED: &[(&str, &str)] = &[
     // pure, below everything that stores or enforces ACLs.
     ("acl", "config"),
     ("dns", "accept config metrics"),
-    ("gossip", "accept config coordinate metrics"),
+    ("gossip", "accept config coordinate metrics reply"),
     ("checks", "api duration metrics proc_group"),
     ("watch", "api checks duration logging"),
     ("logging", "config metrics"),
@@ -60,7 +60,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ("inject", ""),
     ("accept", ""),
     ("proc_group", ""),
-    // Dropping start-up pages after the agent started (Linux madvise).
+    // Waiting on a driver task's reply without hanging when it stops.
+    ("reply", ""),
     // Test tooling: one entry point per input surface, so it may reach anything.
     ("fuzzing", "acl agent catalog config consensus definition dns filter gossip http rpc snapshot"),
 ];

@@ -20,7 +20,6 @@ pub mod network;
 pub mod proposer;
 pub mod reads;
 pub mod recovery;
-mod reply;
 pub mod snapshot;
 mod speculate;
 pub mod state_machine;

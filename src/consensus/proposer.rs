@@ -36,7 +36,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
-    /// The batching loop's end (see `reply`).
+    /// The batching loop's end (see `crate::reply`).
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -62,7 +62,7 @@ impl Proposer {
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Pending { cmd, reply }).await.map_err(|_| ProposeError::ShuttingDown)?;
-        super::reply::reply_or_stop(rx, &self.stop, super::reply::STOP_GRACE)
+        crate::reply::reply_or_stop(rx, &self.stop, crate::reply::STOP_GRACE)
             .await
             .ok_or(ProposeError::ShuttingDown)?
     }

@@ -78,7 +78,7 @@ struct Inner {
     /// How long a quorum round waits for answers.
     round_timeout: Duration,
     rounds: mpsc::UnboundedSender<Waiter>,
-    /// The quorum-round loop's end (see `reply`).
+    /// The quorum-round loop's end (see `crate::reply`).
     stop: tokio_util::sync::CancellationToken,
     /// The term in which this node, as leader, has committed and applied an
     /// entry of its own (`run_term_barriers`). Until that is true for the
@@ -181,7 +181,7 @@ impl ReadBarrier {
             _ => {
                 let (reply, rx) = oneshot::channel();
                 inner.rounds.send(reply).map_err(|_| ReadError::ShuttingDown)?;
-                super::reply::reply_or_stop(rx, &inner.stop, super::reply::STOP_GRACE)
+                crate::reply::reply_or_stop(rx, &inner.stop, crate::reply::STOP_GRACE)
                     .await
                     .ok_or(ReadError::ShuttingDown)??
                     .max(arrival_index)

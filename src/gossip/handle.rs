@@ -184,18 +184,13 @@ impl Gossip {
         self.reply_or_stopped(rx).await
     }
 
-    /// Waits for the driver's reply, or for the driver to have stopped.
-    /// The second matters: a command sent while the driver exits can be
-    /// accepted into the channel after the driver drained it, and then its
-    /// reply sender is dropped only with the last handle — so waiting on
-    /// the reply alone could wait forever. The driver sends every reply it
-    /// owes before it stops, so polling the reply first loses none.
+    /// The driver's reply, or `ShutDown` once it has stopped (see
+    /// `crate::reply`). No grace: the driver sends every reply it owes
+    /// before it stops, and the reply is polled first.
     async fn reply_or_stopped<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, GossipError> {
-        tokio::select! {
-            biased;
-            r = rx => r.map_err(|_| GossipError::ShutDown),
-            _ = self.inner.stopped.cancelled() => Err(GossipError::ShutDown),
-        }
+        crate::reply::reply_or_stop(rx, &self.inner.stopped, Duration::ZERO)
+            .await
+            .ok_or(GossipError::ShutDown)
     }
 
     /// The address peers reach us at.

@@ -1,20 +1,24 @@
-//! Waiting for an answer from a task that ends at shutdown.
+//! Waiting for an answer from a driver task that ends at shutdown.
 //!
-//! The proposer and the read barrier hand requests to a driver task over a
-//! tokio channel and wait on a oneshot reply. When the driver stops, its
-//! receiver drains the channel — but a sender that had already reserved a
-//! slot can push its request after that drain, and the request (with its
-//! reply sender) then lives as long as the last channel sender, which the
-//! waiting caller itself keeps alive: waiting on the reply alone could wait
-//! forever. The gossip handle had exactly this hang (`gossip::handle`).
+//! The gossip handle, the proposer and the read barrier hand requests to a
+//! driver task over a tokio channel and wait on a oneshot reply. When the
+//! driver stops, its receiver drains the channel — but a sender that had
+//! already reserved a slot can push its request after that drain, and the
+//! request (with its reply sender) then lives as long as the last channel
+//! sender, which the waiting caller itself keeps alive: waiting on the
+//! reply alone could wait forever (the gossip handle hung exactly so).
+//!
+//! Owns: that wait. Depends on nothing in the crate.
 
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-/// How long a caller still waits for its answer once the driver stopped:
-/// work the driver already took (a batch being written, a quorum round) is
-/// answered as soon as Raft returns, which at shutdown is quickly.
+/// How long a consensus caller still waits for its answer once the driver
+/// stopped: work the driver already took (a batch being written, a quorum
+/// round) is answered as soon as Raft returns, which at shutdown is quickly.
+/// A driver that answers everything it owes before it stops (gossip's)
+/// needs no grace.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The reply, or `None` when the driver dropped it or stopped without
