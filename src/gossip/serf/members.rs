@@ -24,12 +24,14 @@ impl Serf {
             member: Member::new(name.to_string(), addr, tags.clone(), MemberStatus::Alive),
             status_ltime: 0,
             leave_time: None,
+            prune_when_gone: false,
         });
         entry.member.addr = addr.ip();
         entry.member.port = addr.port();
         entry.member.tags = tags;
         entry.member.status = MemberStatus::Alive;
         entry.leave_time = None;
+        entry.prune_when_gone = false;
         // An intent that arrived before the member did applies now.
         if let Some(i) = intent {
             if i.ltime > entry.status_ltime {
@@ -74,6 +76,7 @@ impl Serf {
             return;
         }
         entry.leave_time = Some(now);
+        let prune = entry.prune_when_gone;
         let ev = if graceful || entry.member.status == MemberStatus::Leaving {
             entry.member.status = MemberStatus::Left;
             glog!(self.cfg.swim.scope, serf, info, member = %name, "EventMemberLeave");
@@ -85,6 +88,9 @@ impl Serf {
         };
         self.touch_members();
         self.out_events.push_back(super::SerfEvent::Member(ev));
+        if prune {
+            self.erase(name);
+        }
     }
 
     /// Records an intent for a node we do not know yet; true if it was new.
@@ -118,11 +124,11 @@ impl Serf {
         entry.status_ltime = ltime;
         match entry.member.status {
             MemberStatus::Alive => {
+                // A force-leave can reach us before SWIM here has declared
+                // the node dead; the prune then waits for that.
                 entry.member.status = MemberStatus::Leaving;
+                entry.prune_when_gone = prune;
                 self.touch_members();
-                if prune {
-                    // Prune only applies once the node is gone.
-                }
                 true
             }
             MemberStatus::Failed => {
@@ -142,6 +148,8 @@ impl Serf {
             MemberStatus::Leaving | MemberStatus::Left => {
                 if prune && entry.member.status == MemberStatus::Left {
                     self.erase(node);
+                } else if prune {
+                    entry.prune_when_gone = true;
                 }
                 true
             }
@@ -161,6 +169,7 @@ impl Serf {
         if entry.member.status == MemberStatus::Leaving {
             // The leave we saw is older than this join.
             entry.member.status = MemberStatus::Alive;
+            entry.prune_when_gone = false;
             self.touch_members();
         }
         true

@@ -179,6 +179,10 @@ struct MemberState {
     status_ltime: u64,
     /// When it failed or left (for reaping).
     leave_time: Option<Time>,
+    /// A force-leave with prune arrived while the member still looked
+    /// alive: erase it once it is gone (unless a newer join intent says it
+    /// stays).
+    prune_when_gone: bool,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -151,6 +151,25 @@ impl BroadcastQueue {
         picked.len()
     }
 
+    /// Copies as many queued messages as fit into `packet` (least sent
+    /// first, as `fill`) without counting a transmission: for a recipient
+    /// that may never read them.
+    pub fn fill_uncounted(&self, packet: &mut PacketBuilder) -> usize {
+        let mut copied = 0;
+        let mut skipped = 0;
+        for item in self.order.values() {
+            if packet.free() < MIN_USEFUL || skipped > MAX_SKIPPED {
+                break;
+            }
+            if packet.try_push(&item.msg) {
+                copied += 1;
+            } else {
+                skipped += 1;
+            }
+        }
+        copied
+    }
+
     /// Drops the most-transmitted messages until at most `max` remain.
     pub fn prune(&mut self, max: usize) {
         while self.order.len() > max {

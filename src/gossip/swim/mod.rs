@@ -461,7 +461,7 @@ impl Swim {
         let msg = Msg::User(payload);
         let bytes = msg.encode();
         if codec::HEADER_LEN + PacketBuilder::framed_len(bytes.len()) <= self.cfg.packet_budget {
-            self.send_encoded(to, &[bytes]);
+            self.send_encoded(to, &[bytes], true);
         } else if let Msg::User(payload) = msg {
             let token = self.token();
             self.outputs.push_back(Output::Stream { to, token, bytes: StreamMsg::User(payload).encode() });
@@ -808,9 +808,19 @@ impl Swim {
                 }
         });
         let limit = self.retransmit_limit();
-        for (_, addr) in targets {
+        for (name, addr) in targets {
             let mut p = PacketBuilder::new(self.cfg.packet_budget);
-            if self.broadcasts.fill(&mut p, limit) == 0 {
+            // A dead node still hears the news (so it can refute), but a
+            // copy it may never read must not use up a retransmission the
+            // live members need: in a small cluster with two members just
+            // declared dead, a force-leave's intent could otherwise be spent
+            // entirely on them and never reach the one live peer.
+            let filled = if self.is_dead_or_left(&name) {
+                self.broadcasts.fill_uncounted(&mut p)
+            } else {
+                self.broadcasts.fill(&mut p, limit)
+            };
+            if filled == 0 {
                 break;
             }
             self.emit_packet(addr, p.finish());
@@ -856,21 +866,33 @@ impl Swim {
         self.outputs.push_back(Output::Timer { at, timer });
     }
 
+    /// Whether our table holds `name` as dead or left.
+    fn is_dead_or_left(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.status.is_dead_or_left())
+    }
+
     /// Sends messages to `to`, filling the rest of the packet with gossip.
     fn send(&mut self, to: SocketAddr, msgs: &[Msg]) {
         let encoded: Vec<Vec<u8>> = msgs.iter().map(Msg::encode).collect();
-        self.send_encoded(to, &encoded);
+        self.send_encoded(to, &encoded, true);
     }
 
-    fn send_encoded(&mut self, to: SocketAddr, msgs: &[Vec<u8>]) {
+    /// Sends messages to `to`, filling the rest of the packet with gossip;
+    /// the gossip counts as a retransmission only if `counted` (a recipient
+    /// we believe alive).
+    fn send_encoded(&mut self, to: SocketAddr, msgs: &[Vec<u8>], counted: bool) {
         let mut p = PacketBuilder::new(self.cfg.packet_budget);
         for m in msgs {
             if !p.try_push(m) {
                 p.push_unchecked(m);
             }
         }
-        let limit = self.retransmit_limit();
-        self.broadcasts.fill(&mut p, limit);
+        if counted {
+            let limit = self.retransmit_limit();
+            self.broadcasts.fill(&mut p, limit);
+        } else {
+            self.broadcasts.fill_uncounted(&mut p);
+        }
         self.emit_packet(to, p.finish());
     }
 

@@ -197,7 +197,10 @@ impl Swim {
     ) {
         let seq = self.next_seq();
         self.acks.insert(seq, AckWait::Relay { requester, orig_seq, nack });
-        self.send(target_addr, &[Msg::Ping { seq, target }]);
+        // The requester may still probe a node we already hold dead: our
+        // gossip rides along, but uncounted (see `gossip_tick`).
+        let counted = !self.is_dead_or_left(&target);
+        self.send_encoded(target_addr, &[Msg::Ping { seq, target }.encode()], counted);
         self.timer(now + self.cfg.probe_timeout, SwimTimer::RelayExpire(seq));
     }
 

@@ -327,3 +327,46 @@ fn a_new_node_introduces_itself_in_its_first_gossip() {
     }
     assert!(introduced, "the first gossip packet did not carry the new node's alive message");
 }
+
+/// Every counted retransmission of a broadcast goes to a member that can
+/// read it: with two of four members just declared dead, the one live peer
+/// still receives the message the full number of times, and the message
+/// then leaves the queue. (Copies sent to the dead used to count, so a
+/// force-leave's intent could be spent on them and never reach the peer.)
+#[test]
+fn copies_gossiped_to_the_dead_do_not_use_up_retransmissions() {
+    for seed in 0..20 {
+        let mut sim = cluster(4, &lan(), 100 + seed);
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), converged).expect("converged");
+        sim.crash(2);
+        sim.crash(3);
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(60), |s| {
+            status(s, 0, 2) == Some(NodeStatus::Dead) && status(s, 0, 3) == Some(NodeStatus::Dead)
+        })
+        .expect("both declared dead");
+        let heard = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let h = heard.clone();
+        let payload = b"news for the living".to_vec();
+        let p2 = payload.clone();
+        sim.observer = Some(Box::new(move |i, _, ev: &SwimEvent| {
+            if let SwimEvent::User { payload, .. } = ev {
+                if i == 1 && *payload == p2 {
+                    h.set(h.get() + 1);
+                }
+            }
+        }));
+        let id = sim.with(0, |m, _| m.swim.queue_broadcast(None, BroadcastClass::Intent, payload));
+        let limit = sim.machine(0).swim.retransmit_limit();
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), |s| {
+            !s.machine(0).swim.broadcast_pending(id)
+        })
+        .expect("the broadcast left the queue");
+        sim.run_for(Duration::from_millis(100));
+        assert_eq!(
+            heard.get(),
+            limit,
+            "seed {seed}: the live peer heard the broadcast {} of {limit} times",
+            heard.get()
+        );
+    }
+}
