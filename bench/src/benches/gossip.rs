@@ -407,6 +407,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         for (sys, f) in [("consul", &ours), ("serf", &theirs)] {
             sec.metric(format!("gossip.n{n}.{sys}.join_s"), f.join_s);
             sec.metric(format!("gossip.n{n}.{sys}.join_worst_s"), f.join_worst_s);
+            sec.metric(format!("gossip.n{n}.{sys}.trials"), f.trials as f64);
             sec.metric(format!("gossip.n{n}.{sys}.fail_s"), f.fail_s);
             sec.metric(format!("gossip.n{n}.{sys}.leave_s"), f.leave_s);
             sec.metric(format!("gossip.n{n}.{sys}.rss_mb"), f.rss_mb);
