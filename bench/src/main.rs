@@ -194,6 +194,7 @@ async fn run_one(ctx: &Ctx, cmd: Cmd) -> Section {
     sec.started = now_utc();
     sec.load_before = loadavg();
     sec.busy_before_pct = results::machine_busy_pct(std::time::Duration::from_secs(1));
+    sec.consul_commit = Some(ctx.consul_commit.clone());
     eprintln!("consul-bench: {} ({})", cmd.id(), if ctx.quick { "quick" } else { "full" });
     let t0 = Instant::now();
     let missing = cmd.missing(&ctx.tools);

@@ -60,7 +60,9 @@ pub fn machine_section(ctx: &Ctx) -> Section {
     t.row(vec!["load average at start".into(), loadavg()]);
     let argv: Vec<String> = std::env::args().skip(1).collect();
     t.row(vec!["command".into(), format!("`consul-bench {}`", argv.join(" "))]);
-    t.row(vec!["consul-rs commit (measured binary)".into(), ctx.consul_commit.clone()]);
+    // Sections kept from earlier runs name their own binary's commit
+    // under each section.
+    t.row(vec!["consul-rs commit (binary of this run)".into(), ctx.consul_commit.clone()]);
     t.row(vec!["consul-rs checkout".into(), ctx.consul_repo.display().to_string()]);
     t.row(vec!["consul-bench commit".into(), crate::ctx::git_commit(&ctx.repo)]);
     t.row(vec!["consul binary".into(), ctx.consul.display().to_string()]);
@@ -348,8 +350,9 @@ pub fn write(ctx: &Ctx, plots: bool) -> Result<(), String> {
         }
         let _ = writeln!(
             out,
-            "<sub>Ran {} for {:.0} s{}; load average before {} → after {}; CPUs busy with other work just before: {}.</sub>\n",
+            "<sub>Ran {}{} for {:.0} s{}; load average before {} → after {}; CPUs busy with other work just before: {}.</sub>\n",
             s.started,
+            s.consul_commit.as_deref().map(|c| format!(" on consul-rs {c}")).unwrap_or_default(),
             s.wall_secs,
             if s.quick { " in quick mode" } else { "" },
             s.load_before,

@@ -38,6 +38,10 @@ pub struct Section {
     /// other work on the machine.
     #[serde(default)]
     pub busy_before_pct: Option<f64>,
+    /// The commit of the consul-rs binary this section measured (the page
+    /// mixes sections from different runs; unknown for older results).
+    #[serde(default)]
+    pub consul_commit: Option<String>,
     pub error: Option<String>,
 }
 
