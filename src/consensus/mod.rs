@@ -257,7 +257,10 @@ impl Consensus {
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<(NodeId, RaftNode)> {
-        let m = self.raft.metrics().borrow().clone();
+        // Server metrics, not the full ones: consistent with `watch_status`
+        // and not cloned whole (this runs on every write).
+        let m = self.raft.server_metrics();
+        let m = m.borrow();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id).cloned()?;
         Some((id, node))
@@ -288,9 +291,11 @@ impl Consensus {
         RaftStatus::from(&*self.raft.metrics().borrow())
     }
 
-    /// Wakes on every change of `status()`.
+    /// Wakes when the role, leader, term or configuration in `status()`
+    /// changes (see `StatusWatch`); `is_leader` reads the same source, so a
+    /// woken loop never sees the leadership from before the change.
     pub fn watch_status(&self) -> StatusWatch {
-        StatusWatch(self.raft.metrics())
+        StatusWatch(self.raft.server_metrics())
     }
 
     /// The configuration the state machine has applied (committed), as
@@ -322,7 +327,7 @@ impl Consensus {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+        self.raft.server_metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// Waits (up to `timeout`) for a leader to be known.

@@ -328,11 +328,13 @@ pub async fn run_term_barriers(
     reads: ReadBarrier,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut metrics = raft.metrics();
+    // Server metrics: they change with leadership and term only, not with
+    // every write (see `status::StatusWatch`).
+    let mut metrics = raft.server_metrics();
     loop {
         let (leading, term) = {
             let m = metrics.borrow_and_update();
-            (m.current_leader == Some(me), m.current_term)
+            (m.current_leader == Some(me), m.vote.leader_id().term)
         };
         if leading && reads.ready_term() < term {
             let write = raft.client_write(crate::catalog::Proposal::timed(super::unix_ms_now(), Vec::new()));

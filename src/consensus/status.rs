@@ -3,7 +3,7 @@
 //! leader) how far each follower has replicated. openraft's metrics are
 //! translated here so nothing outside `consensus` depends on their shape.
 
-use super::typ::{LogId, NodeId, RaftMetrics, RaftNode, StoredMembership};
+use super::typ::{LogId, NodeId, RaftMetrics, RaftNode, RaftServerMetrics, StoredMembership};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::watch;
 
@@ -112,10 +112,13 @@ impl From<&RaftMetrics> for RaftStatus {
 #[error("raft has stopped")]
 pub struct Stopped;
 
-/// Wakes whenever anything in Raft's status changes (leadership included,
-/// but also every applied entry and replication progress), so loops that
-/// follow leadership re-check it without polling.
-pub struct StatusWatch(pub(super) watch::Receiver<RaftMetrics>);
+/// Wakes whenever this server's role, the leader, the term or the
+/// configuration changes, so loops that follow leadership re-check it
+/// without polling. Not on every applied entry or replication step:
+/// openraft republishes its full metrics on every turn of its core (several
+/// per write, and each heartbeat), and waking every leadership loop on each
+/// cost every write a handful of task wake-ups and thread switches.
+pub struct StatusWatch(pub(super) watch::Receiver<RaftServerMetrics>);
 
 impl StatusWatch {
     /// Waits for the next change.
@@ -167,5 +170,53 @@ mod tests {
         assert_eq!(follower.role, Role::Follower);
         assert_eq!(follower.membership, Membership::default());
         assert_eq!(follower.replication, None);
+    }
+
+    /// Writes do not wake the leadership loops (`StatusWatch`): on the old
+    /// full-metrics channel every write woke each of them several times.
+    /// Raft stopping still does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_do_not_wake_the_status_watch() {
+        use crate::catalog::Command;
+        use crate::consensus::{Consensus, ConsensusConfig};
+        use std::time::Duration;
+        let tasks = tokio_util::task::TaskTracker::new();
+        let me = RaftNode { addr: "127.0.0.1:8300".into(), name: "s1".into(), node_id: "id-s1".into() };
+        let c = Consensus::start(
+            ConsensusConfig {
+                raft_dir: None,
+                node_id: 1,
+                node: me,
+                datacenter: "dc1".into(),
+                raft_multiplier: 1,
+                dev: true,
+                snapshot_threshold: 16384,
+                trailing_logs: 10240,
+                bootstrap: true,
+            },
+            crate::rpc::client::RpcClient::new(),
+            &tasks,
+        )
+        .await
+        .unwrap();
+        assert!(c.wait_for_leader(Duration::from_secs(10)).await, "no leader");
+        let set = |i: u32| Command::KvSet { key: format!("k{i}"), value: b"v".to_vec().into(), flags: 0 };
+        // Leadership is settled once a write went through.
+        c.proposer.propose(set(0)).await.unwrap();
+        assert!(c.is_leader());
+        let mut watch = c.watch_status();
+        watch.0.mark_unchanged();
+        let mut full_metrics = c.raft.metrics();
+        full_metrics.mark_unchanged();
+        for i in 1..=20 {
+            c.proposer.propose(set(i)).await.unwrap();
+        }
+        assert!(full_metrics.has_changed().unwrap(), "writes change openraft's full metrics");
+        assert!(!watch.0.has_changed().unwrap(), "20 writes woke the status watch");
+        c.shutdown().await;
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("stopping raft did not wake the status watch")
+            .ok();
     }
 }

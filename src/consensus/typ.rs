@@ -46,6 +46,7 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, RaftNode>;
 pub type Snapshot = openraft::storage::Snapshot<TypeConfig>;
 pub type LogState = openraft::storage::LogState<TypeConfig>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, RaftNode>;
+pub type RaftServerMetrics = openraft::metrics::RaftServerMetrics<NodeId, RaftNode>;
 pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, RaftNode>;
 pub type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
 pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, RaftNode>;

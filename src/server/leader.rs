@@ -35,6 +35,10 @@ pub enum MemberState {
 
 /// How often the leader reconciles even without member events.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
+/// How soon a pass that failed to reconcile a member is retried. (Raft's
+/// status watch no longer wakes this loop on every heartbeat and write,
+/// which used to retry a failure within a heartbeat, and spam its warning.)
+const RECONCILE_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs the loop until `shutdown`; `members` lists the current members.
 pub async fn run(
@@ -61,11 +65,13 @@ pub async fn run(
             server.bootstrap_config_entries().await;
         }
         was_leader = is_leader;
+        let mut failed = false;
         if is_leader {
             let list = members();
             for m in &list {
                 if let Err(e) = reconcile_member(&server, m).await {
                     tracing::warn!(target: "agent.server", member = %m.name, error = %e, "failed to reconcile member");
+                    failed = true;
                 }
             }
             // Member events reconcile one member each; nodes gossip does not
@@ -83,7 +89,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = kick.notified() => {}
             r = raft_status.changed() => { if r.is_err() { return; } }
-            _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            _ = tokio::time::sleep(if failed { RECONCILE_RETRY } else { RECONCILE_INTERVAL }) => {}
         }
     }
 }

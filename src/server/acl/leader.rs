@@ -25,10 +25,10 @@ pub async fn run(server: Arc<Server>, shutdown: CancellationToken) {
     let mut status = server.consensus.watch_status();
     let mut established = false;
     let mut pause_logged: Option<bool> = None;
-    // When the next pass is due while leading. Raft's status changes with
-    // every heartbeat: a pass on each change would re-read the built-ins
-    // and scan every token many times a second, so a change only counts
-    // when it makes this server leader (or not).
+    // When the next pass is due while leading. A pass on every wake of the
+    // status watch would re-read the built-ins and scan every token on
+    // each term or configuration change too, so a change only counts when
+    // it makes this server leader (or not).
     let mut next_pass = tokio::time::Instant::now();
     loop {
         let leader = server.consensus.is_leader();
