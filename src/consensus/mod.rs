@@ -59,6 +59,23 @@ pub struct ConsensusConfig {
 }
 
 impl ConsensusConfig {
+    /// An in-memory (`-dev`) single server that bootstraps itself, with
+    /// Consul's default log settings: the unit tests' consensus.
+    #[cfg(test)]
+    pub fn dev_single(node_id: NodeId, node: RaftNode) -> ConsensusConfig {
+        ConsensusConfig {
+            raft_dir: None,
+            node_id,
+            node,
+            datacenter: "dc1".into(),
+            raft_multiplier: 1,
+            dev: true,
+            snapshot_threshold: 16384,
+            trailing_logs: 10240,
+            bootstrap: true,
+        }
+    }
+
     /// Raft timings. HashiCorp Raft at Consul's multiplier 1 lets a
     /// follower campaign after a randomised [1 s, 2 s) without hearing from
     /// the leader, with heartbeats at a tenth of that. openraft 0.9 waits

@@ -183,17 +183,7 @@ mod tests {
         let tasks = tokio_util::task::TaskTracker::new();
         let me = RaftNode { addr: "127.0.0.1:8300".into(), name: "s1".into(), node_id: "id-s1".into() };
         let c = Consensus::start(
-            ConsensusConfig {
-                raft_dir: None,
-                node_id: 1,
-                node: me,
-                datacenter: "dc1".into(),
-                raft_multiplier: 1,
-                dev: true,
-                snapshot_threshold: 16384,
-                trailing_logs: 10240,
-                bootstrap: true,
-            },
+            ConsensusConfig::dev_single(1, me),
             crate::rpc::client::RpcClient::new(),
             &tasks,
         )

@@ -398,23 +398,10 @@ mod tests {
         let node = RaftNode { addr: "127.0.0.1:1".into(), name: "s1".into(), node_id: uuid.to_string() };
         let tasks = tokio_util::task::TaskTracker::new();
         let rpc = RpcClient::new();
-        let consensus = Consensus::start(
-            ConsensusConfig {
-                raft_dir: None,
-                node_id: raft_id(&uuid),
-                node,
-                datacenter: "dc1".into(),
-                raft_multiplier: 1,
-                dev: true,
-                snapshot_threshold: 16384,
-                trailing_logs: 10240,
-                bootstrap: true,
-            },
-            rpc.clone(),
-            &tasks,
-        )
-        .await
-        .unwrap();
+        let consensus =
+            Consensus::start(ConsensusConfig::dev_single(raft_id(&uuid), node), rpc.clone(), &tasks)
+                .await
+                .unwrap();
         let settings = super::super::ServerSettings {
             datacenter: "dc1".into(),
             default_query_time: Duration::from_secs(300),

@@ -268,17 +268,7 @@ mod tests {
         let node = RaftNode { addr: "127.0.0.1:1".into(), name: "s1".into(), node_id: uuid.to_string() };
         let rpc = RpcClient::new();
         let consensus = Consensus::start(
-            ConsensusConfig {
-                raft_dir: None,
-                node_id: raft_id(&uuid),
-                node,
-                datacenter: "dc1".into(),
-                raft_multiplier: 1,
-                dev: true,
-                snapshot_threshold: 16384,
-                trailing_logs: 10240,
-                bootstrap: true,
-            },
+            ConsensusConfig::dev_single(raft_id(&uuid), node),
             rpc.clone(),
             &tokio_util::task::TaskTracker::new(),
         )
