@@ -48,11 +48,11 @@ impl Metrics {
         self.runs.iter().filter_map(&f).filter(|x| x.is_finite()).collect()
     }
 
-    /// The largest value of `k` over the repeated runs and how many runs
-    /// measured it (None without repeated runs).
-    fn max_over_runs(&self, k: &str) -> Option<(f64, usize)> {
+    /// The largest value of `k` over the repeated runs (None without
+    /// repeated runs).
+    fn max_over_runs(&self, k: &str) -> Option<f64> {
         let v = self.per_run(|r| r.get(k).copied());
-        (v.len() >= 2).then(|| (v.iter().copied().fold(f64::NEG_INFINITY, f64::max), v.len()))
+        (v.len() >= 2).then(|| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
     }
 
     /// The sum of `k` over the repeated runs.
@@ -132,7 +132,7 @@ fn ratio_row(
 fn worst_of_all_trials(m: &Metrics, n: u64) -> String {
     let ours = m.max_over_runs(&format!("gossip.n{n}.consul.join_worst_s"));
     let theirs = m.max_over_runs(&format!("gossip.n{n}.serf.join_worst_s"));
-    let (Some((a, _)), Some((b, _))) = (ours, theirs) else { return String::new() };
+    let (Some(a), Some(b)) = (ours, theirs) else { return String::new() };
     let trials = m.sum_over_runs(&format!("gossip.n{n}.consul.trials"));
     let of = if trials > 0.0 { format!("all {trials:.0} trials") } else { "all runs".to_string() };
     format!("; slowest of {of}: {} vs {} s", num(a), num(b))
