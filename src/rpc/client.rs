@@ -177,7 +177,8 @@ impl RpcClient {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let connect_err = |reason: String| CallError::Connect { addr, reason };
-        let (mut rd, mut wr) = tokio::io::split(stream);
+        let (rd, mut wr) = tokio::io::split(stream);
+        let mut rd = tokio::io::BufReader::with_capacity(frame::READ_BUFFER, rd);
         frame::write_preamble(&mut wr).await.map_err(|e| connect_err(e.to_string()))?;
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Pending = Arc::default();

@@ -77,6 +77,12 @@ pub async fn read_preamble<R: AsyncRead + Unpin>(r: &mut R) -> Result<(), FrameE
     Ok(())
 }
 
+/// Connections read frames through a buffer of this size: a typical frame
+/// (header and a few hundred bytes of payload) then costs one `recv`
+/// instead of two, and frames queued behind it arrive in the same call.
+/// A larger frame's payload bypasses the buffer.
+pub const READ_BUFFER: usize = 4096;
+
 /// Encodes a frame into bytes ready to write.
 pub fn encode(id: u64, kind: Kind, payload: &[u8]) -> Result<Vec<u8>, FrameError> {
     if payload.len() > MAX_FRAME {

@@ -169,7 +169,8 @@ async fn serve_conn(
     shutdown: CancellationToken,
 ) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut rd = tokio::io::BufReader::with_capacity(frame::READ_BUFFER, rd);
     tokio::select! {
         r = frame::read_preamble(&mut rd) => r?,
         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => return Err(FrameError::BadPreamble),

@@ -420,24 +420,28 @@ impl Cluster {
             let marker = consul::inject::synced_marker(seg);
             let Ok(txt) = std::fs::read_to_string(&marker) else { continue };
             let Ok(synced) = txt.trim().parse::<u64>() else { continue };
-            let len = std::fs::metadata(seg).map_err(|e| format!("{}: {e}", seg.display()))?.len();
-            if synced < len {
+            let bytes = std::fs::read(seg).map_err(|e| format!("{}: {e}", seg.display()))?;
+            if synced < bytes.len() as u64 {
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(seg)
                     .map_err(|e| format!("{}: {e}", seg.display()))?;
                 f.set_len(synced).map_err(|e| format!("{}: {e}", seg.display()))?;
-                cut += len - synced;
+                // Record bytes lost (the preallocated zeros go too).
+                cut += records_end(&bytes).saturating_sub(synced);
             }
         }
         let mut added = 0;
         if let Some(last) = segs.last() {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
+            use std::os::unix::fs::FileExt;
+            let bytes = std::fs::read(last).map_err(|e| format!("{}: {e}", last.display()))?;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
                 .open(last)
                 .map_err(|e| format!("{}: {e}", last.display()))?;
-            f.write_all(torn).map_err(|e| format!("{}: {e}", last.display()))?;
+            // Right after the last record: into the segment's preallocated
+            // zeros, or past the file's end when it has none.
+            f.write_all_at(torn, records_end(&bytes)).map_err(|e| format!("{}: {e}", last.display()))?;
             added = torn.len() as u64;
         }
         if drop_hint {
@@ -446,6 +450,19 @@ impl Cluster {
         }
         Ok((cut, added))
     }
+}
+
+/// Where the records of a WAL segment end, walking their length headers
+/// (`[len u32][crc u32][index u64][payload]`); a segment's preallocated
+/// zeros start there (an all-zero header is never a record).
+fn records_end(seg: &[u8]) -> u64 {
+    const HEADER: usize = 16;
+    let mut pos = 0;
+    while pos + HEADER <= seg.len() && seg[pos..pos + HEADER].iter().any(|b| *b != 0) {
+        let len = u32::from_le_bytes([seg[pos], seg[pos + 1], seg[pos + 2], seg[pos + 3]]) as usize;
+        pos = (pos + HEADER + len).min(seg.len());
+    }
+    pos as u64
 }
 
 impl Drop for Cluster {

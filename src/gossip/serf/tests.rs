@@ -530,7 +530,7 @@ fn force_leave_prune_reaches_the_other_survivor_for_every_seed() {
     let mut failed = Vec::new();
     for seed in 0..200u64 {
         let mut sim: Sim<SerfMachine> = Sim::new(seed);
-        let mut start = |sim: &mut Sim<SerfMachine>| {
+        let start = |sim: &mut Sim<SerfMachine>| {
             let i = sim.nodes.len();
             sim.add(|addr, now| {
                 let mut c = config(i, addr);
