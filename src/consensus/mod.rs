@@ -18,6 +18,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod proposer;
+mod read_rounds;
 pub mod reads;
 pub mod recovery;
 pub mod snapshot;
@@ -213,7 +214,7 @@ impl Consensus {
             });
         }
         let proposer = Proposer::spawn(raft.clone(), tasks, stop.clone());
-        let reads = ReadBarrier::spawn(
+        let reads = ReadBarrier::new(
             reads::ReadSetup {
                 raft: raft.clone(),
                 me: cfg.node_id,
@@ -224,7 +225,6 @@ impl Consensus {
                 rpc,
                 round_timeout: Duration::from_millis(raft_config.election_timeout_min),
             },
-            tasks,
             stop.clone(),
         );
         tasks.spawn(reads::run_term_barriers(raft.clone(), cfg.node_id, reads.clone(), stop.clone()));

@@ -30,14 +30,15 @@
 
 use super::lease::LeaseTracker;
 use super::log_store::LogStore;
+use super::read_rounds::Rounds;
 use super::state_machine::Store;
-use super::typ::{NodeId, Raft, RaftNode, Vote};
+use super::typ::{NodeId, Raft, RaftNode, StoredMembership, Vote};
 use crate::rpc::client::RpcClient;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ReadError {
@@ -58,8 +59,6 @@ pub enum Confirm {
     Quorum,
 }
 
-type Waiter = oneshot::Sender<Result<u64, ReadError>>;
-
 #[derive(Clone)]
 pub struct ReadBarrier {
     inner: Arc<Inner>,
@@ -77,7 +76,8 @@ struct Inner {
     rpc: RpcClient,
     /// How long a quorum round waits for answers.
     round_timeout: Duration,
-    rounds: mpsc::UnboundedSender<Waiter>,
+    /// `?consistent` reads' quorum rounds, shared (see `read_rounds`).
+    rounds: Rounds<Result<u64, ReadError>>,
     /// The quorum-round loop's end (see `crate::reply`).
     stop: tokio_util::sync::CancellationToken,
     /// The term in which this node, as leader, has committed and applied an
@@ -97,8 +97,14 @@ struct Inner {
 /// What a leader needs to know about itself to serve a read.
 struct Leading {
     vote: Vote,
-    joint: Vec<BTreeSet<NodeId>>,
-    peers: Vec<(NodeId, String)>,
+    /// Shared with the metrics, not copied: a default read only looks.
+    membership: Arc<StoredMembership>,
+}
+
+impl Leading {
+    fn joint(&self) -> &[BTreeSet<NodeId>] {
+        self.membership.membership().get_joint_config()
+    }
 }
 
 /// What `ReadBarrier::spawn` needs.
@@ -114,13 +120,9 @@ pub struct ReadSetup {
 }
 
 impl ReadBarrier {
-    /// Starts the quorum-round loop; it ends when `stop` is cancelled.
-    pub fn spawn(
-        setup: ReadSetup,
-        tasks: &tokio_util::task::TaskTracker,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> ReadBarrier {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// A barrier whose reads fail with `ShuttingDown` once `stop` is
+    /// cancelled.
+    pub fn new(setup: ReadSetup, stop: tokio_util::sync::CancellationToken) -> ReadBarrier {
         let inner = Arc::new(Inner {
             raft: setup.raft,
             me: setup.me,
@@ -130,18 +132,11 @@ impl ReadBarrier {
             lease_for: setup.lease_for,
             rpc: setup.rpc,
             round_timeout: setup.round_timeout,
-            rounds: tx,
-            stop: stop.clone(),
+            rounds: Rounds::default(),
+            stop,
             ready_term: AtomicU64::new(0),
             #[cfg(feature = "test-hooks")]
             core_reads: Default::default(),
-        });
-        let driver = inner.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = drive(driver, rx) => {}
-                _ = stop.cancelled() => {}
-            }
         });
         ReadBarrier { inner }
     }
@@ -179,12 +174,15 @@ impl ReadBarrier {
                 arrival_index
             }
             _ => {
-                let (reply, rx) = oneshot::channel();
-                inner.rounds.send(reply).map_err(|_| ReadError::ShuttingDown)?;
-                crate::reply::reply_or_stop(rx, &inner.stop, crate::reply::STOP_GRACE)
-                    .await
-                    .ok_or(ReadError::ShuttingDown)??
-                    .max(arrival_index)
+                crate::metrics::incr("consul.raft.read_barrier.reads", 1);
+                let round = inner.rounds.join(|| async {
+                    crate::metrics::incr("consul.raft.read_barrier.rounds", 1);
+                    inner.quorum_round().await
+                });
+                tokio::select! {
+                    r = round => r?.max(arrival_index),
+                    _ = inner.stop.cancelled() => return Err(ReadError::ShuttingDown),
+                }
             }
         };
         inner.wait_applied(index).await?;
@@ -195,7 +193,11 @@ impl ReadBarrier {
 impl Inner {
     /// This server's facts as leader, or why it may not serve reads.
     fn leading(&self) -> Result<Leading, ReadError> {
-        let m = self.raft.metrics().borrow().clone();
+        // The server metrics (role, leader, vote, configuration), borrowed:
+        // this runs on every read, and the full metrics are republished on
+        // every write and would be cloned whole.
+        let m = self.raft.server_metrics();
+        let m = m.borrow();
         if m.current_leader != Some(self.me) {
             let leader = m
                 .current_leader
@@ -203,7 +205,8 @@ impl Inner {
             return Err(ReadError::NotLeader { leader });
         }
         // Not yet safe in this term (see `ready_term`): callers retry.
-        if self.ready_term.load(Ordering::Acquire) < m.current_term {
+        let current_term = m.vote.leader_id().term;
+        if self.ready_term.load(Ordering::Acquire) < current_term {
             return Err(ReadError::NotLeader { leader: None });
         }
         // The saved vote, not the metrics: it changes before this server
@@ -212,20 +215,13 @@ impl Inner {
             Some(v)
                 if v.is_committed()
                     && v.leader_id().node_id == self.me
-                    && v.leader_id().term == m.current_term =>
+                    && v.leader_id().term == current_term =>
             {
                 v
             }
             _ => return Err(ReadError::NotLeader { leader: None }),
         };
-        let membership = m.membership_config.membership();
-        let joint = membership.get_joint_config().clone();
-        let peers = membership
-            .voter_ids()
-            .filter(|id| *id != self.me)
-            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
-            .collect();
-        Ok(Leading { vote, joint, peers })
+        Ok(Leading { vote, membership: m.membership_config.clone() })
     }
 
     /// The commit index now (see the module doc).
@@ -235,7 +231,7 @@ impl Inner {
     }
 
     fn lease_held(&self, l: &Leading) -> bool {
-        self.lease.held(self.me, &l.vote, &l.joint, self.lease_for, Instant::now())
+        self.lease.held(self.me, &l.vote, l.joint(), self.lease_for, Instant::now())
     }
 
     /// One quorum round, started after every read it serves arrived:
@@ -246,20 +242,27 @@ impl Inner {
         let index = self.read_index();
         let mut granted: BTreeSet<NodeId> = BTreeSet::from([self.me]);
         let quorum = |g: &BTreeSet<NodeId>| {
-            l.joint.iter().all(|c| c.iter().filter(|id| g.contains(id)).count() * 2 > c.len())
+            l.joint().iter().all(|c| c.iter().filter(|id| g.contains(id)).count() * 2 > c.len())
         };
         if quorum(&granted) {
             return Ok(index);
         }
-        let mut asks = tokio::task::JoinSet::new();
-        for (id, addr) in l.peers {
-            let (rpc, vote, timeout) = (self.rpc.clone(), l.vote, self.round_timeout);
-            asks.spawn(
-                async move { (id, super::network::leader_check(&rpc, id, &addr, &vote, timeout).await) },
-            );
-        }
-        while let Some(answer) = asks.join_next().await {
-            if let Ok((id, true)) = answer {
+        // Asked from this task, not spawned ones: one hand-over less per
+        // answer (see `read_rounds`).
+        let membership = l.membership.membership();
+        let peers = membership.voter_ids().filter(|id| *id != self.me);
+        let mut asks: FuturesUnordered<_> = peers
+            .filter_map(|id| Some((id, membership.get_node(&id)?)))
+            .map(|(id, node)| async move {
+                (
+                    id,
+                    super::network::leader_check(&self.rpc, id, &node.addr, &l.vote, self.round_timeout)
+                        .await,
+                )
+            })
+            .collect();
+        while let Some(answer) = asks.next().await {
+            if let (id, true) = answer {
                 granted.insert(id);
                 if quorum(&granted) {
                     return Ok(index);
@@ -299,21 +302,6 @@ impl Inner {
             if applied.changed().await.is_err() {
                 return Err(ReadError::ShuttingDown);
             }
-        }
-    }
-}
-
-async fn drive(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
-    while let Some(first) = rx.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w);
-        }
-        let result = inner.quorum_round().await;
-        crate::metrics::incr("consul.raft.read_barrier.rounds", 1);
-        crate::metrics::incr("consul.raft.read_barrier.reads", waiters.len() as u64);
-        for w in waiters {
-            let _ = w.send(result.clone());
         }
     }
 }
