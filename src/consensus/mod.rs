@@ -272,6 +272,21 @@ impl Consensus {
         Some(Duration::from_millis(unix_ms_now().saturating_sub(at)))
     }
 
+    /// The current leader's id as this node knows it (no copy of its node
+    /// record: this runs several times per request).
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.raft.server_metrics().borrow().current_leader
+    }
+
+    /// The current leader's id and RPC address, read in place.
+    pub fn leader_rpc_addr(&self) -> Option<(NodeId, std::net::SocketAddr)> {
+        let m = self.raft.server_metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.parse().ok()?;
+        Some((id, addr))
+    }
+
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<(NodeId, RaftNode)> {
         // Server metrics, not the full ones: consistent with `watch_status`

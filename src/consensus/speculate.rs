@@ -187,7 +187,9 @@ impl Speculator {
             return;
         }
         let targets: Vec<(NodeId, SocketAddr)> = {
-            let m = raft.metrics();
+            // The server metrics: the full ones are republished several
+            // times per write.
+            let m = raft.server_metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
             membership

@@ -144,15 +144,20 @@ impl Server {
                     )
             })
         });
-        if let (Some(p), Some(d)) = (&parking, deadline) {
-            lock(p).deadline = Some(d);
+        // Not a blocking query: read once, registering no watch (most
+        // reads are these).
+        let Some(deadline) = deadline else {
+            let mut meta = Box::pin(self.check_consistency(opts)).await?;
+            let (index, value) = self.consensus.store.read(&query);
+            meta.index = index.max(1);
+            return Ok((meta, value));
+        };
+        if let Some(p) = &parking {
+            lock(p).deadline = Some(deadline);
         }
         // The caller whose token to watch (blocking calls with ACLs on):
         // its expiry also ends the wait.
-        let caller_expires = match deadline {
-            Some(_) => CALLER.try_with(|c| c.seen.expires_ms).ok(),
-            None => None,
-        };
+        let caller_expires = CALLER.try_with(|c| c.seen.expires_ms).ok();
         loop {
             // Registered, and their change counts taken, before the read and
             // before the caller's token is looked at (below), so a change
@@ -171,7 +176,6 @@ impl Server {
             let mut meta = Box::pin(self.check_consistency(opts)).await?;
             let (index, value) = self.consensus.store.read(&query);
             meta.index = index.max(1);
-            let Some(deadline) = deadline else { return Ok((meta, value)) };
             if meta.index > opts.min_index || Instant::now() >= deadline {
                 return Ok((meta, value));
             }

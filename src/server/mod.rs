@@ -141,9 +141,13 @@ impl Server {
         &self.consensus
     }
 
+    /// Where the leader is: `Some((true, _))` for this server (its address
+    /// not looked up), `Some((false, rpc address))` for another.
     fn leader_addr_of(&self) -> Option<(bool, SocketAddr)> {
-        let (id, node) = self.consensus.leader()?;
-        let addr = node.addr.parse().ok()?;
+        if self.consensus.leader_id()? == self.consensus.node_id {
+            return Some((true, SocketAddr::from(([0, 0, 0, 0], 0))));
+        }
+        let (id, addr) = self.consensus.leader_rpc_addr()?;
         Some((id == self.consensus.node_id, addr))
     }
 
@@ -154,7 +158,7 @@ impl Server {
     pub(crate) async fn check_consistency(&self, opts: &QueryOptions) -> Result<QueryMeta, RpcError> {
         let meta = |c: &Consensus| QueryMeta {
             index: 0,
-            known_leader: c.leader().is_some(),
+            known_leader: c.leader_id().is_some(),
             last_contact: c.last_contact().unwrap_or(Duration::ZERO),
             consistency: opts.consistency,
             filtered_by_acls: false,
@@ -174,7 +178,7 @@ impl Server {
         };
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
-            let seen = self.consensus.leader().map(|(id, _)| id);
+            let seen = self.consensus.leader_id();
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => {
                     self.consensus.reads.confirm(confirm).await.map(|_| ()).map_err(read_error)
@@ -231,7 +235,7 @@ impl Server {
     pub(crate) async fn apply(&self, cmd: Command) -> Result<CommandResult, RpcError> {
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
-            let seen = self.consensus.leader().map(|(id, _)| id);
+            let seen = self.consensus.leader_id();
             let attempt = match self.leader_addr_of() {
                 Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
                 Some((false, addr)) => {
