@@ -78,7 +78,7 @@ struct Inner {
     round_timeout: Duration,
     /// `?consistent` reads' quorum rounds, shared (see `read_rounds`).
     rounds: Rounds<Result<u64, ReadError>>,
-    /// The quorum-round loop's end (see `crate::reply`).
+    /// Cancelled at shutdown: reads waiting for a round then fail.
     stop: tokio_util::sync::CancellationToken,
     /// The term in which this node, as leader, has committed and applied an
     /// entry of its own (`run_term_barriers`). Until that is true for the
@@ -107,7 +107,7 @@ impl Leading {
     }
 }
 
-/// What `ReadBarrier::spawn` needs.
+/// What `ReadBarrier::new` needs.
 pub struct ReadSetup {
     pub raft: Raft,
     pub me: NodeId,

@@ -187,12 +187,10 @@ impl Wal {
         let end = start + total as u64;
         // Outgrowing the zeros: extend the file by a step in the same write
         // and sync, so the next appends fit.
-        let allocated = if end > active.allocated {
-            (end + PREALLOC_STEP).next_multiple_of(4096)
-        } else {
-            active.allocated
-        };
-        let mut buf = Vec::with_capacity((allocated.max(end) - start) as usize);
+        let extend = end > active.allocated;
+        let allocated = if extend { (end + PREALLOC_STEP).next_multiple_of(4096) } else { active.allocated };
+        // The records, then (when extending) zeros up to the new end.
+        let mut buf = Vec::with_capacity((if extend { allocated } else { end } - start) as usize);
         let mut locs = Vec::with_capacity(records.len());
         for (index, payload) in records {
             let mut crc = crc32fast::Hasher::new();
@@ -205,7 +203,7 @@ impl Wal {
             locs.push(Loc { segment: seg, offset: offset + HEADER as u64, len: payload.len() as u32 });
             offset += (HEADER + payload.len()) as u64;
         }
-        if allocated > active.allocated {
+        if extend {
             buf.resize((allocated - start) as usize, 0);
         }
         let path = segment_path(&self.dir, seg);
