@@ -461,18 +461,31 @@ async fn full_disk_fails_writes_clearly_and_recovers() {
                 .expect("the agent answers while the disk is full")
         }
     };
-    // The write that meets the full disk waits for its append, which is
-    // retried until space returns: its outcome is unknown, and it says so.
-    let r = put("full0".into()).await;
-    assert_eq!(r.status, 500, "write acknowledged on a full disk: {}", r.text());
-    assert!(
-        r.text().contains("No space left on device") && r.text().contains("if space is freed"),
-        "{}",
-        r.text()
-    );
+    // Writes that fit in the space the log already holds (a segment grows
+    // in zero-filled steps of 1 MiB) are durable, and acknowledged. The
+    // first one that needs more waits for its append, which is retried
+    // until space returns: its outcome is unknown, and it says so.
+    let mut acked = Vec::new();
+    let pending = loop {
+        let key = format!("fits{}", acked.len());
+        let r = put(key.clone()).await;
+        if r.status == 200 {
+            acked.push(key);
+            assert!(acked.len() <= 32, "{} writes of 64 KiB acknowledged on a full disk", acked.len());
+            continue;
+        }
+        assert_eq!(r.status, 500, "{key}: {}", r.text());
+        assert!(
+            r.text().contains("No space left on device") && r.text().contains("if space is freed"),
+            "{}",
+            r.text()
+        );
+        break key;
+    };
     // Later writes are refused at once, before they reach the log.
-    for i in 1..5 {
-        let r = put(format!("full{i}")).await;
+    let refused: Vec<String> = (1..5).map(|i| format!("full{i}")).collect();
+    for key in &refused {
+        let r = put(key.clone()).await;
         assert_eq!(r.status, 500, "write acknowledged on a full disk: {}", r.text());
         assert!(
             r.text().contains("No space left on device") && r.text().contains("not accepted"),
@@ -484,8 +497,8 @@ async fn full_disk_fails_writes_clearly_and_recovers() {
     // Stale reads keep working, and nothing unacknowledged shows up.
     let r = a.get("/v1/kv/before?raw&stale").await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "1".to_string()));
-    for i in 0..5 {
-        assert_eq!(a.get(&format!("/v1/kv/full{i}?stale")).await.status, 404);
+    for key in refused.iter().chain([&pending]) {
+        assert_eq!(a.get(&format!("/v1/kv/{key}?stale")).await.status, 404, "{key}");
     }
 
     // Space returns: the same agent takes writes again, without a restart.
@@ -501,23 +514,34 @@ async fn full_disk_fails_writes_clearly_and_recovers() {
     assert!(a.output_text().contains("raft writes resumed"), "{}", a.output_text());
     let check = |a: &Agent| {
         let client = a.client();
+        let (acked, refused, pending) = (acked.clone(), refused.clone(), pending.clone());
         async move {
             let r = client.request(hyper::Method::GET, "/v1/kv/before?raw", None).await.expect("get");
             assert_eq!((r.status.as_u16(), r.text()), (200, "1".to_string()));
             let r = client.request(hyper::Method::GET, "/v1/kv/after?raw", None).await.expect("get");
             assert_eq!((r.status.as_u16(), r.text()), (200, "2".to_string()));
-            // full0 was pending and may have been applied; if so, intact.
-            let r = client.request(hyper::Method::GET, "/v1/kv/full0?raw", None).await.expect("get");
+            for key in &acked {
+                let r = client
+                    .request(hyper::Method::GET, &format!("/v1/kv/{key}?raw"), None)
+                    .await
+                    .expect("get");
+                assert_eq!((r.status.as_u16(), r.body.len()), (200, 64 * 1024), "acknowledged write {key}");
+            }
+            // The pending write may have been applied; if so, intact.
+            let r = client
+                .request(hyper::Method::GET, &format!("/v1/kv/{pending}?raw"), None)
+                .await
+                .expect("get");
             assert!(
                 r.status == 404 || r.body.len() == 64 * 1024,
-                "full0: {} ({} bytes)",
+                "{pending}: {} ({} bytes)",
                 r.status,
                 r.body.len()
             );
-            for i in 1..5 {
+            for key in &refused {
                 let r =
-                    client.request(hyper::Method::GET, &format!("/v1/kv/full{i}"), None).await.expect("get");
-                assert_eq!(r.status, 404, "refused write full{i} was applied");
+                    client.request(hyper::Method::GET, &format!("/v1/kv/{key}"), None).await.expect("get");
+                assert_eq!(r.status, 404, "refused write {key} was applied");
             }
         }
     };
