@@ -109,7 +109,6 @@ pub fn io_sum(pids: &[u32]) -> IoCounters {
     for p in pids {
         if let Some(c) = io_counters(*p) {
             s.syscw += c.syscw;
-            s.write_bytes += c.write_bytes;
         }
     }
     s

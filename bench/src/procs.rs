@@ -142,14 +142,29 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
 pub struct IoCounters {
     /// write-family system calls
     pub syscw: u64,
-    /// bytes the process caused to be sent to the storage layer
-    pub write_bytes: u64,
+}
+
+/// Bytes written to the block device that holds `path`, from its
+/// counters in /sys/dev/block (the whole device: every writer on it counts).
+/// Used instead of /proc/<pid>/io's `write_bytes`, which the kernel charges
+/// per page-cache folio dirtied: with large folios (up to 1 MiB), a
+/// 300-byte write into a file written in one large piece counts as a whole
+/// folio although only the dirty block reaches the disk.
+pub fn device_bytes_written(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    // Field 7: sectors written (512 bytes each, whatever the device's size).
+    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
 }
 
 pub fn io_counters(pid: u32) -> Option<IoCounters> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     let get = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse::<u64>().ok());
-    Some(IoCounters { syscw: get("syscw:")?, write_bytes: get("write_bytes:")? })
+    Some(IoCounters { syscw: get("syscw:")? })
 }
 
 /// CPU use of a process over `window`, in percent of one core.
