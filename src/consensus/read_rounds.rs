@@ -156,6 +156,12 @@ mod tests {
         .expect("condition within 5 s");
     }
 
+    /// A read joining the rounds in a task of its own.
+    fn read(rounds: &Arc<Rounds<usize>>, gate: &Arc<Gate>) -> tokio::task::JoinHandle<usize> {
+        let (rounds, gate) = (rounds.clone(), gate.clone());
+        tokio::spawn(async move { rounds.join(|| gate.round()).await })
+    }
+
     #[tokio::test]
     async fn a_lone_read_runs_its_own_round() {
         let rounds = Rounds::default();
@@ -170,13 +176,9 @@ mod tests {
     async fn reads_arriving_during_a_round_share_the_next_one() {
         let rounds = Arc::new(Rounds::default());
         let gate = Gate::new();
-        let join = |rounds: &Arc<Rounds<usize>>, gate: &Arc<Gate>| {
-            let (rounds, gate) = (rounds.clone(), gate.clone());
-            tokio::spawn(async move { rounds.join(|| gate.round()).await })
-        };
-        let first = join(&rounds, &gate);
+        let first = read(&rounds, &gate);
         until(|| gate.started.load(Ordering::SeqCst) == 1).await;
-        let later: Vec<_> = (0..5).map(|_| join(&rounds, &gate)).collect();
+        let later: Vec<_> = (0..5).map(|_| read(&rounds, &gate)).collect();
         until(|| rounds.lock().waiting.len() == 5).await;
         gate.release.notify_one();
         assert_eq!(first.await.unwrap(), 1);
@@ -193,11 +195,9 @@ mod tests {
     async fn a_dropped_runner_hands_its_round_on() {
         let rounds = Arc::new(Rounds::default());
         let gate = Gate::new();
-        let (r, g) = (rounds.clone(), gate.clone());
-        let runner = tokio::spawn(async move { r.join(|| g.round()).await });
+        let runner = read(&rounds, &gate);
         until(|| gate.started.load(Ordering::SeqCst) == 1).await;
-        let (r, g) = (rounds.clone(), gate.clone());
-        let waiter = tokio::spawn(async move { r.join(|| g.round()).await });
+        let waiter = read(&rounds, &gate);
         until(|| rounds.lock().waiting.len() == 1).await;
         runner.abort();
         assert!(runner.await.unwrap_err().is_cancelled());
@@ -212,14 +212,11 @@ mod tests {
     async fn a_waiter_that_left_is_skipped() {
         let rounds = Arc::new(Rounds::default());
         let gate = Gate::new();
-        let (r, g) = (rounds.clone(), gate.clone());
-        let runner = tokio::spawn(async move { r.join(|| g.round()).await });
+        let runner = read(&rounds, &gate);
         until(|| gate.started.load(Ordering::SeqCst) == 1).await;
-        let (r, g) = (rounds.clone(), gate.clone());
-        let gone = tokio::spawn(async move { r.join(|| g.round()).await });
+        let gone = read(&rounds, &gate);
         until(|| rounds.lock().waiting.len() == 1).await;
-        let (r, g) = (rounds.clone(), gate.clone());
-        let stays = tokio::spawn(async move { r.join(|| g.round()).await });
+        let stays = read(&rounds, &gate);
         until(|| rounds.lock().waiting.len() == 2).await;
         gone.abort();
         let _ = gone.await;
