@@ -95,7 +95,9 @@ impl<T: Clone> Rounds<T> {
             match runner.send(Turn::Run(queue.collect())) {
                 Ok(()) => return,
                 Err(Turn::Run(rest)) => queue = rest.into_iter(),
-                Err(Turn::Done(_)) => return,
+                // Only `Run` is sent here; were it otherwise, end the round
+                // rather than leave it marked as running.
+                Err(Turn::Done(_)) => break,
             }
         }
         s.running = false;

@@ -113,6 +113,22 @@ impl Server {
         CALLER.try_with(|c| self.caller_seen(c.secret.as_deref()) != c.seen).unwrap_or(false)
     }
 
+    /// The consistency check `opts` asks for, then `query` read once.
+    async fn read_once<T>(
+        &self,
+        opts: &QueryOptions,
+        query: &impl Fn(&State) -> (u64, T),
+    ) -> Result<(QueryMeta, T), RpcError> {
+        // Boxed: a parked query's future is as large as its largest step,
+        // and this one (read index, RPCs to the leader) dwarfs the sleep it
+        // spends its life in; boxed, it is allocated only while it runs
+        // (issue 22: bytes per idle watcher).
+        let mut meta = Box::pin(self.check_consistency(opts)).await?;
+        let (index, value) = self.consensus.store.read(query);
+        meta.index = index.max(1);
+        Ok((meta, value))
+    }
+
     /// Runs `query` under Consul's blocking-query rules. `interest`
     /// registers the watchers for exactly what `query` reads.
     pub async fn blocking<T>(
@@ -146,12 +162,7 @@ impl Server {
         });
         // Not a blocking query: read once, registering no watch (most
         // reads are these).
-        let Some(deadline) = deadline else {
-            let mut meta = Box::pin(self.check_consistency(opts)).await?;
-            let (index, value) = self.consensus.store.read(&query);
-            meta.index = index.max(1);
-            return Ok((meta, value));
-        };
+        let Some(deadline) = deadline else { return self.read_once(opts, &query).await };
         if let Some(p) = &parking {
             lock(p).deadline = Some(deadline);
         }
@@ -169,13 +180,7 @@ impl Server {
                 let c = w.changes();
                 (w, c)
             });
-            // Boxed: a parked query's future is as large as its largest
-            // step, and this one (read index, RPCs to the leader) dwarfs the
-            // sleep it spends its life in; boxed, it is allocated only while
-            // it runs (issue 22: bytes per idle watcher).
-            let mut meta = Box::pin(self.check_consistency(opts)).await?;
-            let (index, value) = self.consensus.store.read(&query);
-            meta.index = index.max(1);
+            let (meta, value) = self.read_once(opts, &query).await?;
             if meta.index > opts.min_index || Instant::now() >= deadline {
                 return Ok((meta, value));
             }

@@ -102,6 +102,13 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(8);
 /// that ends sooner ends the pause).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// Where the Raft leader is, for a call that must run there.
+pub(crate) enum LeaderAt {
+    Here,
+    /// Another server, at this RPC address.
+    Remote(SocketAddr),
+}
+
 impl Server {
     pub fn new(consensus: Consensus, settings: ServerSettings, rpc: RpcClient) -> Server {
         Server {
@@ -141,14 +148,14 @@ impl Server {
         &self.consensus
     }
 
-    /// Where the leader is: `Some((true, _))` for this server (its address
-    /// not looked up), `Some((false, rpc address))` for another.
-    fn leader_addr_of(&self) -> Option<(bool, SocketAddr)> {
+    /// Where the leader is, as this server knows it (`None`: no leader, or
+    /// its address is not known). This server's own address is not looked up.
+    fn leader_at(&self) -> Option<LeaderAt> {
         if self.consensus.leader_id()? == self.consensus.node_id {
-            return Some((true, SocketAddr::from(([0, 0, 0, 0], 0))));
+            return Some(LeaderAt::Here);
         }
         let (id, addr) = self.consensus.leader_rpc_addr()?;
-        Some((id == self.consensus.node_id, addr))
+        Some(if id == self.consensus.node_id { LeaderAt::Here } else { LeaderAt::Remote(addr) })
     }
 
     /// Checks the read guarantee `opts` asks for and reports leader facts.
@@ -179,11 +186,11 @@ impl Server {
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let seen = self.consensus.leader_id();
-            let attempt = match self.leader_addr_of() {
-                Some((true, _)) => {
+            let attempt = match self.leader_at() {
+                Some(LeaderAt::Here) => {
                     self.consensus.reads.confirm(confirm).await.map(|_| ()).map_err(read_error)
                 }
-                Some((false, addr)) => {
+                Some(LeaderAt::Remote(addr)) => {
                     let internal = RequestContext::default();
                     let asked = match confirm {
                         crate::consensus::reads::Confirm::Quorum => {
@@ -236,9 +243,9 @@ impl Server {
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
             let seen = self.consensus.leader_id();
-            let attempt = match self.leader_addr_of() {
-                Some((true, _)) => self.propose_as_leader(cmd.clone()).await,
-                Some((false, addr)) => {
+            let attempt = match self.leader_at() {
+                Some(LeaderAt::Here) => self.propose_as_leader(cmd.clone()).await,
+                Some(LeaderAt::Remote(addr)) => {
                     let propose = method::Propose { command: cmd.clone() };
                     // With ACLs on, the leader takes a raw command only from
                     // a server: one that knows the replicated server secret.

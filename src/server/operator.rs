@@ -2,7 +2,7 @@
 //! a peer, the replicated autopilot configuration and autopilot's health
 //! view. Writes and leader-only answers reach the leader from any server.
 
-use super::Server;
+use super::{LeaderAt, Server};
 use crate::catalog::operator::AutopilotConfig;
 use crate::catalog::{Command, CommandResult};
 use crate::config::runtime::Autopilot as AutopilotSettings;
@@ -162,15 +162,17 @@ impl Server {
         let ctx = RequestContext { leader_only: true, ..ctx.clone() };
         let deadline = Instant::now() + self.settings.rpc_hold_timeout;
         loop {
-            let err = match self.leader_addr_of() {
-                Some((true, _)) => return Ok(None),
-                Some((false, addr)) => match self.rpc.call(addr, ctx.clone(), args, FORWARD_TIMEOUT).await {
-                    Ok(r) => return Ok(Some(r)),
-                    Err(CallError::Remote(e)) => e,
-                    // Down or gone mid-call: as good as no leader; try again.
-                    Err(e) if e.is_unreachable() => RpcError::NoLeader,
-                    Err(e) => RpcError::Internal(format!("rpc error: {e}")),
-                },
+            let err = match self.leader_at() {
+                Some(LeaderAt::Here) => return Ok(None),
+                Some(LeaderAt::Remote(addr)) => {
+                    match self.rpc.call(addr, ctx.clone(), args, FORWARD_TIMEOUT).await {
+                        Ok(r) => return Ok(Some(r)),
+                        Err(CallError::Remote(e)) => e,
+                        // Down or gone mid-call: as good as no leader; try again.
+                        Err(e) if e.is_unreachable() => RpcError::NoLeader,
+                        Err(e) => RpcError::Internal(format!("rpc error: {e}")),
+                    }
+                }
                 None => RpcError::NoLeader,
             };
             if err != RpcError::NoLeader || Instant::now() >= deadline {
