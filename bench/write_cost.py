@@ -5,6 +5,10 @@ their threads), plus hey's p50/p99, for a few write loads.
 
     bench/write_cost.py [--consul PATH] [--secs N] [--base 127.66.1] [SCENARIO...]
 
+Where the binary counts them, also the AppendEntries requests openraft's
+replication sent per write (early requests not included) and the commit
+notices that rode on a later write instead ("rode").
+
 Scenarios: s1c1 (1 server, 1 client), s3c1 (3 servers, 1 client on the
 leader), s3paced (3 servers, ~1,000 PUT/s paced over 3 hey's, 5 clients
 each), s3c64 (3 servers, 64 clients spread over them, throughput).
@@ -103,6 +107,25 @@ class Cluster:
                 p.wait()
 
 
+# Counters (where the binary has them): AppendEntries openraft sent for
+# real, and commit notices that rode on a later early request instead.
+APPEND_SENT = ("consul.raft.append.sent_entries", "consul.raft.append.sent_empty", "consul.raft.commit_notice.sent")
+CARRIED = "consul.raft.commit_notice.carried"
+
+
+def raft_counters(cluster):
+    sent = carried = 0
+    for ip in cluster.ips:
+        try:
+            counters = json.loads(http_get(f"http://{ip}:8500/v1/agent/metrics")).get("Counters") or []
+        except Exception:
+            continue
+        by_name = {c.get("Name"): c.get("Count", 0) for c in counters}
+        sent += sum(by_name.get(n, 0) for n in APPEND_SENT)
+        carried += by_name.get(CARRIED, 0)
+    return sent, carried
+
+
 def parse_hey(out):
     ok = sum(int(n) for n in re.findall(r"\[200\]\s+(\d+) responses", out))
     pct = dict(re.findall(r"\s(\d+)%% in ([\d.]+) secs".replace("%%", "%"), out))
@@ -111,8 +134,10 @@ def parse_hey(out):
 
 
 def run_load(cluster, body, loads, secs):
-    """loads: [(ip, clients, qps_per_client or 0)]; returns (acked, p50, p99, cpu_ms, switches)."""
+    """loads: [(ip, clients, qps_per_client or 0)]; returns (acked, p50, p99, cpu_ms, switches,
+    appends sent, commit notices carried)."""
     pids = [p.pid for p in cluster.procs]
+    sent0, carried0 = raft_counters(cluster)
     cpu0, sw0 = snapshot(pids)
     heys = []
     for n, (ip, c, q) in enumerate(loads):
@@ -123,13 +148,14 @@ def run_load(cluster, body, loads, secs):
         heys.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [h.communicate()[0] for h in heys]
     cpu1, sw1 = snapshot(pids)
+    sent1, carried1 = raft_counters(cluster)
     acked, p50s, p99s = 0, [], []
     for o in outs:
         ok, lat = parse_hey(o)
         acked += ok
         p50s.append(lat.get("50", float("nan")))
         p99s.append(lat.get("99", float("nan")))
-    return acked, max(p50s), max(p99s), cpu1 - cpu0, sw1 - sw0
+    return acked, max(p50s), max(p99s), cpu1 - cpu0, sw1 - sw0, sent1 - sent0, carried1 - carried0
 
 
 SCENARIOS = {
@@ -152,19 +178,19 @@ def main():
     body = os.path.join(tempfile.gettempdir(), "write_cost_body")
     with open(body, "wb") as f:
         f.write(b"v" * 256)
-    print(f"{'label':8} {'scenario':8} {'acked':>7} {'w/s':>7} {'cpu ms/w':>9} {'csw/w':>7} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'label':8} {'scenario':8} {'acked':>7} {'w/s':>7} {'cpu ms/w':>9} {'csw/w':>7} {'p50 ms':>7} {'p99 ms':>7} {'AE/w':>6} {'rode/w':>6}")
     for i, name in enumerate(a.scenarios):
         servers, loads = SCENARIOS[name]
         work = tempfile.mkdtemp(prefix="write_cost.")
         ips = [f"{a.base}.{i * 3 + k + 1}" for k in range(servers)]
         cluster = Cluster(os.path.abspath(a.consul), ips, work)
         try:
-            acked, p50, p99, cpu, sw = run_load(cluster, body, loads(cluster), a.secs)
+            acked, p50, p99, cpu, sw, sent, carried = run_load(cluster, body, loads(cluster), a.secs)
         finally:
             cluster.stop()
             shutil.rmtree(work, ignore_errors=True)
         per = max(acked, 1)
-        print(f"{a.label:8} {name:8} {acked:7} {acked / a.secs:7.0f} {cpu / per:9.3f} {sw / per:7.2f} {p50:7.2f} {p99:7.2f}",
+        print(f"{a.label:8} {name:8} {acked:7} {acked / a.secs:7.0f} {cpu / per:9.3f} {sw / per:7.2f} {p50:7.2f} {p99:7.2f} {sent / per:6.2f} {carried / per:6.2f}",
               flush=True)
 
 

@@ -4,13 +4,15 @@
 //! `log_store`), the state machine and snapshots (`state_machine`,
 //! `snapshot`), write batching (`proposer`), grouped linearizable reads
 //! (`reads`), the Raft transport (`network`), sending a leader's entries
-//! ahead of its own fsync (`speculate`) and campaigning early when the
-//! leader's process is gone (`leader_gone`). Must not define what
-//! commands mean: that is `catalog::State::apply`.
+//! ahead of its own fsync (`speculate`) and the commit index with them
+//! (`commit_notice`), and campaigning early when the leader's process is
+//! gone (`leader_gone`). Must not define what commands mean: that is
+//! `catalog::State::apply`.
 //!
 //! The only door to openraft: the rest of the crate sees Raft through
 //! `Consensus`'s methods, in our own types (`status`, `membership`).
 
+mod commit_notice;
 pub mod disk_full;
 mod leader_gone;
 pub mod lease;
@@ -111,6 +113,8 @@ pub struct Consensus {
     pub log: LogStore,
     pub proposer: Proposer,
     pub reads: ReadBarrier,
+    /// Commit indexes waiting to ride on the next early request.
+    notices: Arc<commit_notice::CommitNotices>,
     pub node_id: NodeId,
     pub node: RaftNode,
     /// When a leader's append last reached this server (unix ms; 0 = never).
@@ -160,10 +164,12 @@ impl Consensus {
         let (sm, store) = StateMachine::open(snapshot_dir, log.disk_full().clone())?;
         let peer_contacts = network::PeerContacts::default();
         let lease_tracker = Arc::new(lease::LeaseTracker::default());
+        let notices = Arc::new(commit_notice::CommitNotices::new(commit_notice::WAIT));
         let speculator = Arc::new(speculate::Speculator::new(
             cfg.node_id,
             rpc.clone(),
             Duration::from_millis(raft_config.election_timeout_min),
+            notices.clone(),
         ));
         let raft = Raft::new(
             cfg.node_id,
@@ -244,6 +250,7 @@ impl Consensus {
             log,
             proposer,
             reads,
+            notices,
             node_id: cfg.node_id,
             node: cfg.node,
             last_contact_ms,
@@ -252,6 +259,15 @@ impl Consensus {
             votes_held_until,
             stop,
         })
+    }
+
+    /// A read index for a follower's read (`confirm` as for a read here);
+    /// the follower waits to apply it, so it is told the commit index now
+    /// rather than with the next write (`commit_notice`).
+    pub async fn read_index_for_follower(&self, confirm: reads::Confirm) -> Result<u64, reads::ReadError> {
+        let index = self.reads.confirm(confirm).await?;
+        self.notices.read_index_given(index);
+        Ok(index)
     }
 
     /// Records that the leader just reached us (an AppendEntries arrived).

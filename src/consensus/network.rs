@@ -4,6 +4,7 @@
 //! openraft backs off from; a timeout or broken connection is a network
 //! error it retries.
 
+use super::commit_notice::Ride;
 use super::lease::LeaseTracker;
 use super::log_store::LogStore;
 use super::speculate::Speculator;
@@ -60,6 +61,7 @@ impl Network {
     }
 }
 
+#[derive(Clone)]
 pub struct PeerClient {
     client: RpcClient,
     target: NodeId,
@@ -91,11 +93,76 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 struct Msg(String);
 
 impl PeerClient {
+    /// The voter accepted `vote` in a request sent at `sent_at`.
+    fn accepted(&self, vote: Vote, sent_at: Instant) {
+        self.contacts.touch(self.target);
+        self.lease.accepted(self.target, vote, sent_at);
+    }
+
+    async fn send_append(
+        &self,
+        rpc: AppendEntriesRequest,
+        timeout: Duration,
+    ) -> Result<AppendEntriesResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
+        let (vote, commit) = (rpc.vote, rpc.leader_commit.map_or(0, |c| c.index));
+        crate::metrics::incr(
+            if rpc.entries.is_empty() {
+                "consul.raft.append.sent_empty"
+            } else {
+                "consul.raft.append.sent_entries"
+            },
+            1,
+        );
+        let sent_at = Instant::now();
+        let resp = self.send(RaftRpc::AppendEntries, &rpc, timeout).await;
+        match &resp {
+            Ok(AppendEntriesResponse::HigherVote(_)) => self.lease.higher_vote_seen(),
+            Ok(r) => {
+                self.contacts.touch(self.target);
+                if vote.is_committed() {
+                    self.lease.accepted(self.target, vote, sent_at);
+                }
+                if matches!(r, AppendEntriesResponse::Success) {
+                    self.speculator.notices().told(self.target, commit);
+                }
+            }
+            Err(_) => {}
+        }
+        resp
+    }
+
+    /// The voter follows this leader but has not been told `rpc`'s commit
+    /// index (an early request stored `rpc`'s entries, or stood in for a
+    /// commit notice, with an older one): tells it with a later early
+    /// request if one comes before `deadline`, else with `rpc` itself
+    /// stripped of its entries (it holds them).
+    fn tell_commit_later(&self, rpc: AppendEntriesRequest, deadline: Instant) {
+        let this = self.clone();
+        let commit = rpc.leader_commit.map_or(0, |c| c.index);
+        tokio::spawn(async move {
+            if this.speculator.notices().carried(this.target, commit, deadline).await {
+                crate::metrics::incr("consul.raft.commit_notice.carried", 1);
+                return;
+            }
+            crate::metrics::incr("consul.raft.commit_notice.sent", 1);
+            let prev_log_id = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+            let notice = AppendEntriesRequest {
+                vote: rpc.vote,
+                prev_log_id,
+                entries: Vec::new(),
+                leader_commit: rpc.leader_commit,
+            };
+            // An answer changes nothing here: a refusal reaches openraft
+            // with its next request.
+            let _ = this.send_append(notice, this.speculator.timeout()).await;
+        });
+    }
+
     async fn send<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
         &self,
         kind: RaftRpc,
         req: &Req,
-        option: &RPCOption,
+        timeout: Duration,
     ) -> Result<Resp, RPCError<NodeId, RaftNode, E>> {
         let addr = match &self.addr {
             Ok(a) => *a,
@@ -103,7 +170,7 @@ impl PeerClient {
         };
         let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let call = method::Raft { kind, target: self.target, payload: payload.into() };
-        let resp = self.client.call(addr, RequestContext::default(), &call, option.hard_ttl()).await;
+        let resp = self.client.call(addr, RequestContext::default(), &call, timeout).await;
         let bytes = match resp {
             Ok(bytes) => bytes,
             Err(e @ CallError::Connect { .. }) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
@@ -127,35 +194,43 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             self.lease.commit_sent(c.index);
         }
         let vote = rpc.vote;
+        let commit = rpc.leader_commit.map_or(0, |c| c.index);
         // The same entries already went out ahead of the leader's sync
         // (`speculate`): their answer is this request's answer.
-        let early = self.speculator.take_matching(
-            self.target,
-            &vote,
-            rpc.prev_log_id,
-            &rpc.entries,
-            rpc.leader_commit,
-        );
+        let early = self.speculator.take_matching(self.target, &vote, rpc.prev_log_id, &rpc.entries);
         if let Some(early) = early {
+            let told = early.commit();
             if let Some(sent_at) = early.stored(option.soft_ttl()).await {
-                self.contacts.touch(self.target);
-                self.lease.accepted(self.target, vote, sent_at);
+                self.accepted(vote, sent_at);
+                // openraft must learn at once that the voter holds the
+                // entries (the leader may commit them); a newer commit index
+                // than the early request carried still has to reach it.
+                if commit > told {
+                    self.tell_commit_later(rpc, self.speculator.notices().deadline());
+                }
                 return Ok(AppendEntriesResponse::Success);
             }
         }
-        let sent_at = Instant::now();
-        let resp = self.send(RaftRpc::AppendEntries, &rpc, &option).await;
-        match &resp {
-            Ok(AppendEntriesResponse::HigherVote(_)) => self.lease.higher_vote_seen(),
-            Ok(_) => {
-                self.contacts.touch(self.target);
-                if vote.is_committed() {
-                    self.lease.accepted(self.target, vote, sent_at);
+        // Only a commit index to tell (and a follower to keep following):
+        // the next early request may carry it (`commit_notice`).
+        if rpc.entries.is_empty() && vote.is_committed() {
+            let notices = self.speculator.notices();
+            let deadline = notices.deadline();
+            match notices.stand_in(self.target, commit, deadline).await {
+                Ride::Carried(sent_at) => {
+                    crate::metrics::incr("consul.raft.commit_notice.carried", 1);
+                    self.accepted(vote, sent_at);
+                    return Ok(AppendEntriesResponse::Success);
                 }
+                Ride::Behind(sent_at) => {
+                    self.accepted(vote, sent_at);
+                    self.tell_commit_later(rpc, deadline);
+                    return Ok(AppendEntriesResponse::Success);
+                }
+                Ride::Send => {}
             }
-            Err(_) => {}
         }
-        resp
+        self.send_append(rpc, option.hard_ttl()).await
     }
 
     async fn install_snapshot(
@@ -164,7 +239,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse, RPCError<NodeId, RaftNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.send(RaftRpc::InstallSnapshot, &rpc, &option).await
+        self.send(RaftRpc::InstallSnapshot, &rpc, option.hard_ttl()).await
     }
 
     async fn vote(
@@ -172,7 +247,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        let resp = self.send(RaftRpc::Vote, &rpc, &option).await;
+        let resp = self.send(RaftRpc::Vote, &rpc, option.hard_ttl()).await;
         // A granted vote is contact too: a leader fresh from its election
         // has heard from its quorum before its first append is answered.
         if resp.as_ref().is_ok_and(|r: &VoteResponse| r.vote_granted) {

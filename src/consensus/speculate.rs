@@ -21,15 +21,16 @@
 //! early "stored" answer means what the late one would: the follower holds
 //! `prev` and these entries durably under this vote (as with any delayed
 //! answer, Raft counts it only towards entries of the leader's own term,
-//! and the leader still counts itself only after its own sync). Only the
-//! early request carries the commit index the leader had saved when it
-//! sent it, and the late request is skipped only if it would tell the
-//! voter nothing newer: otherwise it is sent, so followers learn of
-//! commits as promptly as before (their `?stale` reads and the reads they
-//! serve at a read index depend on it). Any other early answer (a lagging
-//! follower's conflict, a higher vote, an error) makes `network` send
-//! openraft's request as before.
+//! and the leader still counts itself only after its own sync). The early
+//! request carries the commit index the leader had saved when it sent it;
+//! when openraft's late request carries a newer one, `network` still takes
+//! the early answer (openraft learns at once that the voter holds the
+//! entries) and has the newer index told by `commit_notice`: with the next
+//! early request if one comes within a few milliseconds, else by a request
+//! of its own. Any other early answer (a lagging follower's conflict, a
+//! higher vote, an error) makes `network` send openraft's request as before.
 
+use super::commit_notice::CommitNotices;
 use super::typ::{AppendEntriesResponse, Entry, LogId, NodeId, Raft, RaftError, Vote};
 use crate::rpc::client::RpcClient;
 use crate::rpc::message::RaftRpc;
@@ -38,7 +39,7 @@ use openraft::RaftLogId;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -96,10 +97,16 @@ struct Early {
 /// An early request matching one openraft is about to send.
 pub struct EarlyAnswer {
     sent_at: Instant,
+    commit: Option<u64>,
     answer: watch::Receiver<Option<bool>>,
 }
 
 impl EarlyAnswer {
+    /// The commit index the early request carried (0 for none).
+    pub fn commit(&self) -> u64 {
+        self.commit.unwrap_or(0)
+    }
+
     /// Waits (at most `limit`) for the early answer; `Some(sent_at)` if the
     /// voter stored the entries, with the time the early request was sent
     /// (what the leader lease may count from: earlier than openraft's
@@ -121,11 +128,22 @@ pub struct Speculator {
     timeout: Duration,
     /// Early requests per voter, oldest first.
     sent: Mutex<HashMap<NodeId, VecDeque<Early>>>,
+    /// Commit indexes that early requests may carry for openraft.
+    notices: Arc<CommitNotices>,
 }
 
 impl Speculator {
-    pub fn new(me: NodeId, rpc: RpcClient, timeout: Duration) -> Speculator {
-        Speculator { me, rpc, raft: OnceLock::new(), timeout, sent: Mutex::new(HashMap::new()) }
+    pub fn new(me: NodeId, rpc: RpcClient, timeout: Duration, notices: Arc<CommitNotices>) -> Speculator {
+        Speculator { me, rpc, raft: OnceLock::new(), timeout, sent: Mutex::new(HashMap::new()), notices }
+    }
+
+    pub fn notices(&self) -> &CommitNotices {
+        &self.notices
+    }
+
+    /// How long an early request waits for its answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The early request to `target` carrying exactly `entries` after
@@ -137,16 +155,17 @@ impl Speculator {
         vote: &Vote,
         prev: Option<LogId>,
         entries: &[Entry],
-        leader_commit: Option<LogId>,
     ) -> Option<EarlyAnswer> {
         let span = Span::of(vote, prev, entries)?;
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         let queue = sent.get_mut(&target)?;
         while let Some(early) = queue.pop_front() {
             if early.span == span {
-                // A newer commit index must reach the voter: send the request.
-                let nothing_newer = leader_commit.map(|c| c.index) <= early.commit;
-                return nothing_newer.then_some(EarlyAnswer { sent_at: early.sent_at, answer: early.answer });
+                return Some(EarlyAnswer {
+                    sent_at: early.sent_at,
+                    commit: early.commit,
+                    answer: early.answer,
+                });
             }
             if early.span.last.index > span.last.index {
                 queue.push_front(early);
@@ -205,12 +224,15 @@ impl Speculator {
         let req = AppendRef { vote: &vote, prev_log_id: prev, entries, leader_commit: committed };
         let Ok(payload) = postcard::to_allocvec(&req) else { return };
         let payload = bytes::Bytes::from(payload);
+        let commit = committed.map(|c| c.index);
         for (target, addr) in targets {
             let call = method::Raft { kind: RaftRpc::AppendEntries, target, payload: payload.clone() };
             let (rpc, timeout) = (self.rpc.clone(), self.timeout);
             let (tell, answer) = watch::channel(None);
-            let commit = committed.map(|c| c.index);
-            self.remember(target, Early { span, commit, sent_at: Instant::now(), answer });
+            let sent_at = Instant::now();
+            self.remember(target, Early { span, commit, sent_at, answer });
+            self.notices.early_sent(target);
+            let notices = self.notices.clone();
             tokio::spawn(async move {
                 let reply = rpc.call(addr, RequestContext::default(), &call, timeout).await;
                 let stored = reply.is_ok_and(|bytes| {
@@ -220,6 +242,7 @@ impl Speculator {
                     )
                 });
                 let _ = tell.send(Some(stored));
+                notices.early_answered(target, sent_at, commit.unwrap_or(0), stored);
             });
         }
     }
@@ -277,45 +300,58 @@ mod tests {
 
     #[tokio::test]
     async fn openrafts_request_for_the_same_entries_takes_the_early_answer() {
-        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let s = Speculator::new(
+            7,
+            RpcClient::new(),
+            Duration::from_secs(1),
+            Arc::new(CommitNotices::new(Duration::ZERO)),
+        );
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
-        assert!(s.take_matching(3, &vote, prev, &[entry(4, 7, 10)], None).is_none(), "another voter's");
-        assert!(s.take_matching(2, &vote, prev, &[], None).is_none(), "a heartbeat");
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).expect("same entries");
+        assert!(s.take_matching(3, &vote, prev, &[entry(4, 7, 10)]).is_none(), "another voter's");
+        assert!(s.take_matching(2, &vote, prev, &[]).is_none(), "a heartbeat");
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).expect("same entries");
         assert!(got.stored(Duration::from_secs(1)).await.is_some());
-        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).is_none(), "used once");
+        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).is_none(), "used once");
         // A request of another vote matches nothing (and the early one
         // before it can match no later request: it is forgotten).
         early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
         let other_vote = Vote::new_committed(5, 7);
-        assert!(s.take_matching(2, &other_vote, prev, &[entry(4, 7, 10)], None).is_none(), "another vote");
+        assert!(s.take_matching(2, &other_vote, prev, &[entry(4, 7, 10)]).is_none(), "another vote");
     }
 
     #[tokio::test]
     async fn a_request_spanning_two_early_ones_sends_its_own() {
-        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let s = Speculator::new(
+            7,
+            RpcClient::new(),
+            Duration::from_secs(1),
+            Arc::new(CommitNotices::new(Duration::ZERO)),
+        );
         let vote = Vote::new_committed(4, 7);
         let p9 = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let p10 = Some(LogId::new(CommittedLeaderId::new(4, 7), 10));
         early(&s, 2, &vote, p9, &[entry(4, 7, 10)]);
         early(&s, 2, &vote, p10, &[entry(4, 7, 11)]);
         early(&s, 2, &vote, Some(LogId::new(CommittedLeaderId::new(4, 7), 11)), &[entry(4, 7, 12)]);
-        assert!(s.take_matching(2, &vote, p9, &[entry(4, 7, 10), entry(4, 7, 11)], None).is_none());
+        assert!(s.take_matching(2, &vote, p9, &[entry(4, 7, 10), entry(4, 7, 11)]).is_none());
         // Both it covered are forgotten; the later one is kept.
-        assert!(s.take_matching(2, &vote, p10, &[entry(4, 7, 11)], None).is_none());
+        assert!(s.take_matching(2, &vote, p10, &[entry(4, 7, 11)]).is_none());
         let p11 = Some(LogId::new(CommittedLeaderId::new(4, 7), 11));
-        assert!(s.take_matching(2, &vote, p11, &[entry(4, 7, 12)], None).is_some());
+        assert!(s.take_matching(2, &vote, p11, &[entry(4, 7, 12)]).is_some());
     }
 
     #[tokio::test]
-    async fn a_request_telling_a_newer_commit_index_is_sent() {
-        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+    async fn the_early_answer_says_which_commit_index_it_carried() {
+        let s = Speculator::new(
+            7,
+            RpcClient::new(),
+            Duration::from_secs(1),
+            Arc::new(CommitNotices::new(Duration::ZERO)),
+        );
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
-        let c8 = Some(LogId::new(CommittedLeaderId::new(4, 7), 8));
-        let c9 = prev;
         let remember = |commit: Option<u64>| {
             let (tell, answer) = watch::channel(Some(true));
             let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
@@ -323,27 +359,30 @@ mod tests {
             drop(tell);
         };
         remember(Some(8));
-        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c9).is_none(), "commit 9 is news");
-        remember(Some(8));
-        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c8).is_some(), "commit 8 was told");
+        assert_eq!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).map(|e| e.commit()), Some(8));
         remember(None);
-        assert!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], c8).is_none(), "nothing was told");
+        assert_eq!(s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).map(|e| e.commit()), Some(0));
     }
 
     #[tokio::test]
     async fn an_early_refusal_or_silence_is_no_answer() {
-        let s = Speculator::new(7, RpcClient::new(), Duration::from_secs(1));
+        let s = Speculator::new(
+            7,
+            RpcClient::new(),
+            Duration::from_secs(1),
+            Arc::new(CommitNotices::new(Duration::ZERO)),
+        );
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
         let (tell, answer) = watch::channel(None);
         s.remember(2, Early { span, commit: None, sent_at: Instant::now(), answer });
         tell.send_replace(Some(false));
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).unwrap();
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
         assert!(got.stored(Duration::from_secs(1)).await.is_none(), "refused");
         let (tell, answer) = watch::channel(None);
         s.remember(2, Early { span, commit: None, sent_at: Instant::now(), answer });
-        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)], None).unwrap();
+        let got = s.take_matching(2, &vote, prev, &[entry(4, 7, 10)]).unwrap();
         assert!(got.stored(Duration::from_millis(20)).await.is_none(), "no answer in time");
         drop(tell);
     }

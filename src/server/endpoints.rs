@@ -150,7 +150,10 @@ impl Serve for method::ReadIndex {
         if !s.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Lease).await.map_err(super::read_error)
+        s.consensus
+            .read_index_for_follower(crate::consensus::reads::Confirm::Lease)
+            .await
+            .map_err(super::read_error)
     }
 }
 
@@ -159,7 +162,10 @@ impl Serve for method::ReadIndexConsistent {
         if !s.consensus.is_leader() {
             return Err(RpcError::NoLeader);
         }
-        s.consensus.reads.confirm(crate::consensus::reads::Confirm::Quorum).await.map_err(super::read_error)
+        s.consensus
+            .read_index_for_follower(crate::consensus::reads::Confirm::Quorum)
+            .await
+            .map_err(super::read_error)
     }
 }
 

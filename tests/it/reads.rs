@@ -172,6 +172,45 @@ async fn reads_do_not_wait_for_a_write_held_in_fsync() {
     }
 }
 
+/// While writes flow, the request openraft sends only to tell a follower a
+/// new commit index rides on the next write's early request instead
+/// (`consensus::commit_notice`); followers still read their writes at once
+/// (a read index handed out sends waiting notices), and when the writes
+/// stop the last commit index still reaches them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commit_indexes_ride_on_the_next_write_and_followers_still_read_their_writes() {
+    let (leader, followers) = cluster(1).await;
+    let carried = || consul::metrics::get("consul.raft.commit_notice.carried");
+    let before = carried();
+    const WRITES: usize = 200;
+    for i in 0..WRITES {
+        let v = i.to_string();
+        assert!(leader.server.kv_apply(set("k", &v)).await.unwrap());
+        // Every few writes, a follower reads it (default consistency: the
+        // leader's read index, applied on the follower).
+        if i % 10 == 0 {
+            let f = &followers[i / 10 % 2];
+            assert_eq!(value(f, "k", Consistency::Default).await.as_deref(), Some(v.as_bytes()), "write {i}");
+        }
+    }
+    // Two followers, one commit notice each per write: on an idle machine
+    // nearly all of them ride along; demand a small share, so a loaded
+    // machine (writes further apart than the wait) cannot fail the test.
+    let rode = carried() - before;
+    eprintln!("{rode} of ~{} commit notices rode on a later write", 2 * WRITES);
+    assert!(rode >= 20, "only {rode} of ~{} commit notices rode on a later write", 2 * WRITES);
+    // The writes stopped: the last commit index reaches both followers
+    // with nothing after it to carry it.
+    let last = (WRITES - 1).to_string();
+    for f in &followers {
+        let ok = crate::common::wait::wait_until(Duration::from_secs(10), || async {
+            value(f, "k", Consistency::Stale).await.as_deref() == Some(last.as_bytes())
+        })
+        .await;
+        assert!(ok, "follower {} never learnt the last commit", f.addr);
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
