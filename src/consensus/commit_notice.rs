@@ -17,10 +17,10 @@
 //! carries it, and sends a request of its own if none does; openraft gets
 //! its answer at once all the same, because its replication stream sends
 //! one request at a time and the next entries may be waiting behind this
-//! one. Refused, or nothing flowing: the request is sent as before. Either
-//! way the stand-in is a real answer: the voter took this leader's vote in
-//! a request sent within the last `FLOWING` (the lease counts from its
-//! sending), so the follower's election timer stays quiet as well.
+//! one. Refused, or nothing flowing: the request is sent as before. When
+//! it stands in, it is a real answer: the voter took this leader's vote in
+//! a recent request (the lease counts from its sending, not openraft's),
+//! which also keeps the follower's election timer quiet.
 //!
 //! The cost: while writes flow, a follower may learn of a commit up to
 //! `WAIT` later. Its `?stale` reads may lag that much more; a follower
