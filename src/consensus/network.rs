@@ -104,7 +104,7 @@ impl PeerClient {
         rpc: AppendEntriesRequest,
         timeout: Duration,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, RaftNode, RaftError<NodeId>>> {
-        let (vote, commit) = (rpc.vote, rpc.leader_commit.map_or(0, |c| c.index));
+        let (vote, commit) = (rpc.vote, commit_index(&rpc));
         crate::metrics::incr(
             if rpc.entries.is_empty() {
                 "consul.raft.append.sent_empty"
@@ -138,7 +138,7 @@ impl PeerClient {
     /// stripped of its entries (it holds them).
     fn tell_commit_later(&self, rpc: AppendEntriesRequest, deadline: Instant) {
         let this = self.clone();
-        let commit = rpc.leader_commit.map_or(0, |c| c.index);
+        let commit = commit_index(&rpc);
         tokio::spawn(async move {
             if this.speculator.notices().carried(this.target, commit, deadline).await {
                 crate::metrics::incr("consul.raft.commit_notice.carried", 1);
@@ -194,7 +194,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             self.lease.commit_sent(c.index);
         }
         let vote = rpc.vote;
-        let commit = rpc.leader_commit.map_or(0, |c| c.index);
+        let commit = commit_index(&rpc);
         // The same entries already went out ahead of the leader's sync
         // (`speculate`): their answer is this request's answer.
         let early = self.speculator.take_matching(self.target, &vote, rpc.prev_log_id, &rpc.entries);
@@ -265,6 +265,11 @@ pub enum ServeError {
     Malformed(postcard::Error),
     #[error("encoding raft response: {0}")]
     Encode(postcard::Error),
+}
+
+/// The commit index a request tells (0 for none).
+fn commit_index(rpc: &AppendEntriesRequest) -> u64 {
+    rpc.leader_commit.map_or(0, |c| c.index)
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ServeError> {

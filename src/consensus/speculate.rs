@@ -264,6 +264,16 @@ mod tests {
     use crate::consensus::typ::AppendEntriesRequest;
     use openraft::{CommittedLeaderId, EntryPayload};
 
+    /// The leader 7's speculator (sending nothing: no Raft is attached).
+    fn speculator() -> Speculator {
+        Speculator::new(
+            7,
+            RpcClient::new(),
+            Duration::from_secs(1),
+            Arc::new(CommitNotices::new(Duration::ZERO)),
+        )
+    }
+
     fn entry(term: u64, node: NodeId, index: u64) -> Entry {
         Entry { log_id: LogId::new(CommittedLeaderId::new(term, node), index), payload: EntryPayload::Blank }
     }
@@ -300,12 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn openrafts_request_for_the_same_entries_takes_the_early_answer() {
-        let s = Speculator::new(
-            7,
-            RpcClient::new(),
-            Duration::from_secs(1),
-            Arc::new(CommitNotices::new(Duration::ZERO)),
-        );
+        let s = speculator();
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         early(&s, 2, &vote, prev, &[entry(4, 7, 10)]);
@@ -323,12 +328,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_spanning_two_early_ones_sends_its_own() {
-        let s = Speculator::new(
-            7,
-            RpcClient::new(),
-            Duration::from_secs(1),
-            Arc::new(CommitNotices::new(Duration::ZERO)),
-        );
+        let s = speculator();
         let vote = Vote::new_committed(4, 7);
         let p9 = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let p10 = Some(LogId::new(CommittedLeaderId::new(4, 7), 10));
@@ -344,12 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_early_answer_says_which_commit_index_it_carried() {
-        let s = Speculator::new(
-            7,
-            RpcClient::new(),
-            Duration::from_secs(1),
-            Arc::new(CommitNotices::new(Duration::ZERO)),
-        );
+        let s = speculator();
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let remember = |commit: Option<u64>| {
@@ -366,12 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_early_refusal_or_silence_is_no_answer() {
-        let s = Speculator::new(
-            7,
-            RpcClient::new(),
-            Duration::from_secs(1),
-            Arc::new(CommitNotices::new(Duration::ZERO)),
-        );
+        let s = speculator();
         let vote = Vote::new_committed(4, 7);
         let prev = Some(LogId::new(CommittedLeaderId::new(4, 7), 9));
         let span = Span::of(&vote, prev, &[entry(4, 7, 10)]).unwrap();
