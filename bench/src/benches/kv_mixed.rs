@@ -4,7 +4,12 @@
 //! key being read; for consul-rs (default and `?consistent` reads) and etcd
 //! (linearizable ranges over the JSON gateway and gRPC). One fsync on the
 //! data filesystem is measured in the same run: the issue allows a read
-//! under writes to be slower at p99 by at most that.
+//! under writes to be slower at p99 by at most that. A control point sends
+//! the same paced writes to a second 3-server cluster of the same system
+//! on the same machine: the readers' cluster does no write work, yet the
+//! machine's 2 cores are as busy, so the gap between the two tells how
+//! much of the excess is this cluster's writes and how much the shared
+//! cores.
 //!
 //! Owns: the reads-under-writes procedure, its table and metrics. Must not
 //! contain request encodings (kvload.rs) or judge targets (targets.rs).
@@ -41,11 +46,20 @@ enum Writes {
     OtherPaced,
     /// PUTs of the key being read at `PACED_RATE` in all
     SamePaced,
+    /// PUTs at `PACED_RATE` in all to another cluster on the same machine
+    /// (the control: the same CPU load, no writes on the cluster read)
+    ElsewherePaced,
 }
 
 impl Writes {
-    const ALL: [Writes; 5] =
-        [Writes::None, Writes::OtherPaced, Writes::SamePaced, Writes::Other, Writes::Same];
+    const ALL: [Writes; 6] = [
+        Writes::None,
+        Writes::ElsewherePaced,
+        Writes::OtherPaced,
+        Writes::SamePaced,
+        Writes::Other,
+        Writes::Same,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -54,6 +68,7 @@ impl Writes {
             Writes::Same => "same",
             Writes::OtherPaced => "other_paced",
             Writes::SamePaced => "same_paced",
+            Writes::ElsewherePaced => "elsewhere_paced",
         }
     }
 
@@ -64,6 +79,9 @@ impl Writes {
             Writes::Same => format!("{WRITERS} writers, closed loop, the key read"),
             Writes::OtherPaced => format!("{WRITERS} writers, {PACED_RATE} PUT/s in all, other keys"),
             Writes::SamePaced => format!("{WRITERS} writers, {PACED_RATE} PUT/s in all, the key read"),
+            Writes::ElsewherePaced => {
+                format!("{WRITERS} writers, {PACED_RATE} PUT/s in all, to another 3-server cluster (control)")
+            }
         }
     }
 
@@ -73,7 +91,7 @@ impl Writes {
 
     /// Each writer's interval between PUT starts, when paced.
     fn interval(self) -> Option<Duration> {
-        matches!(self, Writes::OtherPaced | Writes::SamePaced)
+        matches!(self, Writes::OtherPaced | Writes::SamePaced | Writes::ElsewherePaced)
             .then(|| Duration::from_secs(1) * WRITERS as u32 / PACED_RATE)
     }
 }
@@ -118,13 +136,16 @@ impl Point {
 }
 
 /// Readers on `leader` while `writes` run against all `addrs` (round-robin,
-/// followers forward to the leader as in the throughput runs).
+/// followers forward to the leader as in the throughput runs), or against
+/// all `elsewhere` (the control cluster's servers).
+#[allow(clippy::too_many_arguments)]
 async fn point(
     ctx: &Ctx,
     api: Api,
     op: KvOp,
     leader: SocketAddr,
     addrs: &[SocketAddr],
+    elsewhere: &[SocketAddr],
     readers: usize,
     writes: Writes,
 ) -> Result<(LoadResult, Option<LoadResult>), String> {
@@ -132,7 +153,7 @@ async fn point(
     let window = ctx.secs(3.0, 0.5);
     let writer = (writes != Writes::None).then(|| {
         let keys = if writes.same_key() { Keys::Fixed(0) } else { Keys::Range { from: 1, to: KEYS } };
-        let addrs = addrs.to_vec();
+        let addrs = if writes == Writes::ElsewherePaced { elsewhere.to_vec() } else { addrs.to_vec() };
         // The writers measure over the readers' warm-up and window, so the
         // readers never see a moment without them.
         tokio::spawn(async move {
@@ -188,14 +209,19 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         "**GET under concurrent writes** (issue 22: a read must not wait for writes it did not follow). 3 servers; \
          {KEYS} keys written first. Readers (closed loop, one connection each) GET one key on the leader: consul-rs \
          default consistency and `?consistent`, etcd's linearizable range (JSON gateway and gRPC). Each point is \
-         measured five times in a row: with no writes; while {WRITERS} writers PUT at {PACED_RATE} PUT/s in all, \
-         first random other keys, then the key being read; and while the same writers PUT as fast as they can \
+         measured six times in a row: with no writes; while {WRITERS} writers PUT at {PACED_RATE} PUT/s in all to \
+         another cluster (the control, below), then to the cluster read, first random other keys, then the key \
+         being read; and while the same writers PUT as fast as they can \
          (closed loop), other keys then the key read (writers use the same API as the readers, spread round-robin \
          over the servers). One fsync on the data filesystem (`pwrite` of {FSYNC_BYTES} bytes + `fdatasync`, the \
          disk benchmark's raw probe) is measured first in the same run; the target allows the p99 under writes to \
          exceed the p99 without them by at most that fsync's p50, and is judged on the paced writes: closed-loop \
          writers keep the 2 shared cores busy, so their excess measures CPU contention more than waiting for \
-         writes (shown for both systems as a stress row)."
+         writes (shown for both systems as a stress row). Control: the same paced writers PUT to a second \
+         3-server cluster of the same system on this machine instead (started beside the first, idle otherwise), \
+         so the readers' cluster does no write work while the machine's cores are as busy; the p99 under writes \
+         to the cluster read minus the p99 under the control, minus one fsync, is the excess the cluster's own \
+         writes cause."
     ));
     let dir = ctx.scratch("kv-get-fsync")?;
     let reps = ctx.pick(200usize, 50);
@@ -225,8 +251,10 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
         ),
     ] {
         let sys = Sys::start(ctx, etcd, 3, 78, "kv-get-mixed").await?;
+        let control = Sys::start(ctx, etcd, 3, 89, "kv-get-control").await?;
         sec.commands.extend(sys.commands(ctx));
         let addrs = sys.addrs();
+        let elsewhere = control.addrs();
         preload(if etcd { Api::EtcdHttp } else { Api::Consul }, &addrs, KEYS, 32).await?;
         for (api, kind, op) in cases {
             for &readers in &readers_list {
@@ -234,7 +262,7 @@ pub async fn run(ctx: &Ctx, sec: &mut Section) -> Result<(), String> {
                     // Look the leader up for every point: a write load can
                     // cost an election on a loaded machine.
                     let leader = leader_of(&sys).await?;
-                    let (r, w) = point(ctx, api, op, leader, &addrs, readers, writes).await?;
+                    let (r, w) = point(ctx, api, op, leader, &addrs, &elsewhere, readers, writes).await?;
                     let p = Point { api, kind, readers, writes, r, w };
                     let (r, writes_per_s) = (&p.r, p.writes_per_s());
                     let m = |what: &str| metric(api.key(), kind, readers, writes.key(), what);
@@ -309,17 +337,26 @@ fn table(points: &[Point], sync50_us: f64) -> Table {
             "p50 ms",
             "p99 ms",
             "p99 − p99 without writes − one fsync (ms; ≤ 0 meets the target)",
+            "p99 − p99 under the control − one fsync (ms)",
             "PUT/s during the point",
             "errors",
         ],
     );
     for p in points {
-        let base = points.iter().find(|q| {
-            q.api == p.api && q.kind == p.kind && q.readers == p.readers && q.writes == Writes::None
-        });
-        let excess = match (p.writes, base) {
-            (Writes::None, _) | (_, None) => String::new(),
-            (_, Some(b)) => format!("{:+.2}", p.r.ms(0.99) - b.r.ms(0.99) - sync50_us / 1000.0),
+        let base = |writes: Writes| {
+            points
+                .iter()
+                .find(|q| q.api == p.api && q.kind == p.kind && q.readers == p.readers && q.writes == writes)
+        };
+        let excess_over = |b: Option<&Point>| match b {
+            Some(b) => format!("{:+.2}", p.r.ms(0.99) - b.r.ms(0.99) - sync50_us / 1000.0),
+            None => String::new(),
+        };
+        let excess = if p.writes == Writes::None { String::new() } else { excess_over(base(Writes::None)) };
+        let over_control = if p.writes.interval().is_some() && p.writes != Writes::ElsewherePaced {
+            excess_over(base(Writes::ElsewherePaced))
+        } else {
+            String::new()
         };
         t.row(vec![
             p.api.label().into(),
@@ -330,6 +367,7 @@ fn table(points: &[Point], sync50_us: f64) -> Table {
             num(p.r.ms(0.5)),
             num(p.r.ms(0.99)),
             excess,
+            over_control,
             if p.writes == Writes::None { "—".into() } else { num(p.writes_per_s()) },
             p.r.errors.to_string(),
         ]);
