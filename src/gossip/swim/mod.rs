@@ -2,7 +2,8 @@
 //! ping via `indirect_checks` peers), suspicion with memberlist's shrinking
 //! timeout, Lifeguard local health awareness, incarnation numbers with
 //! refutation, piggy-backed dissemination with a bounded retransmit count,
-//! periodic gossip, and periodic push-pull full-state exchange.
+//! periodic gossip (plus an early round as soon as news is queued, see
+//! `note_news`), and periodic push-pull full-state exchange.
 //!
 //! It never reads a clock, sleeps, or touches a socket. The driver feeds it
 //! `handle_packet`, `handle_timer`, `handle_stream` and user calls, each with
@@ -111,6 +112,8 @@ pub enum SwimTimer {
     RelayExpire(u32),
     Suspicion(Name),
     Gossip,
+    /// An extra gossip round for news just queued (does not reschedule).
+    GossipNews,
     PushPull,
 }
 
@@ -202,7 +205,16 @@ pub struct Swim {
     /// agents of ours decode `User` and skip what they do not understand,
     /// so the ack itself stays readable to them.
     ack_payload: Option<Vec<u8>>,
+    /// A `GossipNews` round is scheduled and has not run yet.
+    news_round_due: bool,
+    /// The earliest time the next `GossipNews` round may run.
+    news_round_not_before: Time,
 }
+
+/// News rounds run at most once per gossip interval / this (20 ms on
+/// LAN timings): a burst of news shares one round, and a steady stream of
+/// broadcasts cannot turn every message into its own packets.
+const NEWS_ROUNDS_PER_INTERVAL: u32 = 10;
 
 impl Swim {
     /// Creates the core with only itself as a member and schedules the
@@ -236,6 +248,8 @@ impl Swim {
             next_token: 0,
             counters: SwimCounters::default(),
             ack_payload: None,
+            news_round_due: false,
+            news_round_not_before: now,
         };
         // Our own alive message waits in the queue from the start, as
         // memberlist's does: once a join tells us of peers, the first probes
@@ -390,6 +404,7 @@ impl Swim {
             SwimTimer::RelayExpire(seq) => self.relay_expire(seq),
             SwimTimer::Suspicion(name) => self.suspicion_expired(&name, now),
             SwimTimer::Gossip => self.gossip_tick(now),
+            SwimTimer::GossipNews => self.gossip_news(now),
             SwimTimer::PushPull => self.push_pull_tick(now),
         }
     }
@@ -444,7 +459,7 @@ impl Swim {
         class: BroadcastClass,
         payload: Vec<u8>,
     ) -> u64 {
-        let id = self.broadcasts.push(key, class, Msg::User(payload).encode());
+        let id = self.push_broadcast(key, class, Msg::User(payload).encode());
         // Consul's MinQueueDepth rule: keep at least 2 × N messages.
         self.broadcasts.prune(self.cfg.max_broadcasts.max(2 * self.nodes.len()));
         id
@@ -586,11 +601,7 @@ impl Swim {
             None => name.into(),
         };
         let msg = Msg::Alive { incarnation, node: name.to_string(), addr, meta: meta.to_vec() };
-        self.broadcasts.push(
-            Some(BroadcastKey::Node(name.clone())),
-            BroadcastClass::Membership,
-            msg.encode(),
-        );
+        self.push_broadcast(Some(BroadcastKey::Node(name.clone())), BroadcastClass::Membership, msg.encode());
         self.suspicions.remove(&name);
         match prev {
             None => {
@@ -625,7 +636,7 @@ impl Swim {
                 let deadline = s.deadline;
                 self.timer(deadline, SwimTimer::Suspicion(node_name.clone()));
                 let msg = Msg::Suspect { incarnation, node: name.to_string(), from: from.to_string() };
-                self.broadcasts.push(
+                self.push_broadcast(
                     Some(BroadcastKey::Node(node_name)),
                     BroadcastClass::Membership,
                     msg.encode(),
@@ -644,7 +655,7 @@ impl Swim {
         }
         let _ = inc;
         let msg = Msg::Suspect { incarnation, node: name.to_string(), from: from.to_string() };
-        self.broadcasts.push(
+        self.push_broadcast(
             Some(BroadcastKey::Node(node_name.clone())),
             BroadcastClass::Membership,
             msg.encode(),
@@ -687,7 +698,7 @@ impl Swim {
         }
         let left = name == from;
         let msg = Msg::Dead { incarnation, node: name.to_string(), from: from.to_string() };
-        let id = self.broadcasts.push(
+        let id = self.push_broadcast(
             Some(BroadcastKey::Node(node_name.clone())),
             BroadcastClass::Membership,
             msg.encode(),
@@ -746,7 +757,7 @@ impl Swim {
             addr: n.addr,
             meta: n.meta.to_vec(),
         };
-        self.broadcasts.push(
+        self.push_broadcast(
             Some(BroadcastKey::Node(n.name.clone())),
             BroadcastClass::Membership,
             msg.encode(),
@@ -795,6 +806,43 @@ impl Swim {
 
     fn gossip_tick(&mut self, now: Time) {
         self.timer(now + self.cfg.gossip_interval, SwimTimer::Gossip);
+        self.gossip_round(now);
+    }
+
+    /// Queues a broadcast and makes sure news does not wait for the next
+    /// gossip tick: each hop of an infection-style spread would otherwise
+    /// cost half a gossip interval on average (100 ms on LAN timings), so
+    /// a join took several ticks to reach every member of a 10-node
+    /// cluster. The early round only sends sooner what the queue would
+    /// send anyway: every copy counts toward the message's retransmit
+    /// limit, so the number of packets per message does not grow.
+    fn push_broadcast(&mut self, key: Option<BroadcastKey>, class: BroadcastClass, msg: Vec<u8>) -> u64 {
+        let id = self.broadcasts.push(key, class, msg);
+        self.note_news();
+        id
+    }
+
+    /// Schedules a `GossipNews` round (once; at the earliest its rate
+    /// limit allows, which is at once unless one ran very recently).
+    fn note_news(&mut self) {
+        if !self.news_round_due {
+            self.news_round_due = true;
+            self.timer(self.news_round_not_before, SwimTimer::GossipNews);
+        }
+    }
+
+    fn gossip_news(&mut self, now: Time) {
+        if !self.news_round_due {
+            return;
+        }
+        self.news_round_due = false;
+        self.news_round_not_before = now + self.cfg.gossip_interval / NEWS_ROUNDS_PER_INTERVAL;
+        self.gossip_round(now);
+    }
+
+    /// One gossip round: the queue's least-sent messages to `gossip_nodes`
+    /// random members.
+    fn gossip_round(&mut self, now: Time) {
         if self.broadcasts.is_empty() {
             return;
         }

@@ -370,3 +370,59 @@ fn copies_gossiped_to_the_dead_do_not_use_up_retransmissions() {
         );
     }
 }
+
+/// News does not wait for gossip ticks: a member's metadata change on a
+/// converged 10-node cluster reaches every other member within a few
+/// network hops (0.5 ms each here, each member passing the news on as it
+/// hears it), long before the first gossip tick (200 ms on LAN timings)
+/// could have carried it one hop. And a second piece of news right after
+/// the first waits for the rate limit rather than getting its own round
+/// at once.
+#[test]
+fn news_spreads_without_waiting_for_gossip_ticks() {
+    let cfg = lan();
+    for seed in 0..5 {
+        let mut sim = cluster(10, &cfg, 200 + seed);
+        sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), converged).expect("converged");
+        sim.run_for(Duration::from_secs(10));
+        let heard = std::rc::Rc::new(std::cell::RefCell::new(std::collections::HashSet::new()));
+        let h = heard.clone();
+        sim.observer = Some(Box::new(move |i, _, ev: &SwimEvent| {
+            if i != 0 && matches!(ev, SwimEvent::Updated(n) if &*n.name == "n0" && *n.meta == *b"v2") {
+                h.borrow_mut().insert(i);
+            }
+        }));
+        sim.with(0, |m, now| m.swim.set_meta(b"v2".to_vec(), now));
+        let t = sim
+            .run_until_cond(Duration::from_millis(1), Duration::from_secs(5), |_| heard.borrow().len() == 9)
+            .expect("every member heard the news");
+        assert!(t < cfg.gossip_interval / 4, "seed {seed}: news took {t:?} to reach all 9 others");
+    }
+    // The rate limit: a news round just ran, so the next waits its turn.
+    let mut sim = cluster(3, &cfg, 300);
+    sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(20), converged).expect("converged");
+    sim.run_for(Duration::from_secs(10));
+    let (at_first, at_second) = sim.with(0, |m, now| {
+        let s = &mut m.swim;
+        s.queue_broadcast(None, BroadcastClass::Event, b"one".to_vec());
+        let first = news_timer(s).expect("a news round for the first message");
+        s.handle_timer(SwimTimer::GossipNews, now);
+        s.queue_broadcast(None, BroadcastClass::Event, b"two".to_vec());
+        let second = news_timer(s).expect("a news round for the second message");
+        (first.saturating_sub(now), second.saturating_sub(now))
+    });
+    assert_eq!(at_first, Duration::ZERO);
+    assert_eq!(at_second, cfg.gossip_interval / NEWS_ROUNDS_PER_INTERVAL);
+}
+
+/// When the next `GossipNews` round is due, from the core's queued outputs
+/// (which are drained and dropped).
+fn news_timer(s: &mut Swim) -> Option<Time> {
+    let mut at = None;
+    while let Some(o) = s.poll_output() {
+        if let Output::Timer { at: t, timer: SwimTimer::GossipNews } = o {
+            at = Some(t);
+        }
+    }
+    at
+}
