@@ -815,7 +815,8 @@ impl Swim {
     /// a join took several ticks to reach every member of a 10-node
     /// cluster. The early round only sends sooner what the queue would
     /// send anyway: every copy counts toward the message's retransmit
-    /// limit, so the number of packets per message does not grow.
+    /// limit, so no message is sent more often than before (a round may
+    /// carry fewer messages per packet than a tick would).
     fn push_broadcast(&mut self, key: Option<BroadcastKey>, class: BroadcastClass, msg: Vec<u8>) -> u64 {
         let id = self.broadcasts.push(key, class, msg);
         self.note_news();
