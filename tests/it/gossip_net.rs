@@ -276,19 +276,27 @@ async fn key_rotation_under_traffic_fails_no_member() {
         failures.push(g.subscribe());
         user_rx.push(g.subscribe_user_events());
     }
-    // Traffic: a user event every 50 ms during the whole rotation.
+    // Traffic: a user event every 50 ms during the whole rotation, which
+    // starts once a few have gone out and ends a few events after it (the
+    // rotation's queries can finish within a few gossip hops, faster than
+    // the events come).
     let stop = CancellationToken::new();
     let sender = nodes[0].clone();
     let s2 = stop.clone();
+    let sent_so_far = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = sent_so_far.clone();
     let traffic = tokio::spawn(async move {
         let mut k = 0u32;
         while !s2.is_cancelled() {
             sender.user_event("tick", &k.to_be_bytes(), false).await.unwrap();
             k += 1;
+            counter.store(k, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         k
     });
+    let sent_now = || sent_so_far.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(wait_elapsed(Duration::from_secs(10), || sent_now() >= 3).await.is_some(), "no traffic");
 
     let r = nodes[1].keyring_install(K2).await.unwrap();
     assert!(r.all_ok(), "install: {r:?}");
@@ -310,6 +318,11 @@ async fn key_rotation_under_traffic_fails_no_member() {
     // Bad keys are refused before any gossip.
     assert!(nodes[0].keyring_install("YWJj").await.unwrap_err().to_string().contains("16, 24 or 32"));
 
+    let after_rotation = sent_now();
+    assert!(
+        wait_elapsed(Duration::from_secs(10), || sent_now() >= after_rotation + 3).await.is_some(),
+        "traffic stopped during the rotation"
+    );
     stop.cancel();
     let sent = traffic.await.unwrap();
     assert!(sent > 5);
